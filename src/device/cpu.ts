@@ -1,0 +1,66 @@
+// The CPU device: tensors are host tensors, optionally in SharedArrayBuffers so worker ranks
+// can hand them to each other without copies.
+import { type DType } from '../tensor/dtype.js';
+import { castHost, fmtShape, getter, type HostTensor, hostZeros, numel, setter, shapeEq, type Tensor } from '../tensor/host.js';
+import type { Box, Device } from './device.js';
+
+function host(t: Tensor): HostTensor {
+  if (!('data' in t)) throw new Error('cpu device: tensor is not in host memory');
+  return t as HostTensor;
+}
+
+export class CpuDevice implements Device {
+  readonly kind = 'cpu' as const;
+  constructor(private readonly shared = false) {}
+
+  zeros(dtype: DType, shape: readonly number[]): HostTensor {
+    return hostZeros(dtype, shape, this.shared);
+  }
+
+  full(dtype: DType, shape: readonly number[], value: number): HostTensor {
+    const t = this.zeros(dtype, shape);
+    const set = setter(t);
+    for (let i = 0; i < t.data.length; i++) set(i, value);
+    return t;
+  }
+
+  copyBox(srcT: Tensor, dstT: Tensor, box: Box): void {
+    const src = host(srcT), dst = host(dstT);
+    const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
+    const inner = numel(src.shape.slice(2));
+    if (inner !== numel(dst.shape.slice(2))) throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
+    const [na, nb] = box.size;
+    if (box.src[0] + na > sa || box.src[1] + nb > sb || box.dst[0] + na > da || box.dst[1] + nb > db || Math.min(...box.src, ...box.dst, na, nb) < 0)
+      throw new Error(`copyBox: box ${JSON.stringify(box)} outside ${fmtShape(src.shape)} → ${fmtShape(dst.shape)}`);
+    const run = nb * inner;
+    const same = src.dtype === dst.dtype;
+    const get = getter(src), set = setter(dst);
+    for (let a = 0; a < na; a++) {
+      const so = ((box.src[0] + a) * sb + box.src[1]) * inner;
+      const dO = ((box.dst[0] + a) * db + box.dst[1]) * inner;
+      if (same) dst.data.set(src.data.subarray(so, so + run) as never, dO);
+      else for (let i = 0; i < run; i++) set(dO + i, get(so + i));
+    }
+  }
+
+  add(dstT: Tensor, srcT: Tensor): void {
+    const dst = host(dstT), src = host(srcT);
+    if (!shapeEq(dst.shape, src.shape)) throw new Error(`add: ${fmtShape(dst.shape)} += ${fmtShape(src.shape)}`);
+    const get = getter(src), getD = getter(dst), set = setter(dst);
+    for (let i = 0; i < dst.data.length; i++) set(i, getD(i) + get(i));
+  }
+
+  cast(src: Tensor, dtype: DType): HostTensor {
+    return castHost(host(src), dtype, this.shared);
+  }
+
+  upload(t: HostTensor): HostTensor {
+    return this.shared && !(t.data.buffer instanceof SharedArrayBuffer) ? castHost(t, t.dtype, true) : t;
+  }
+
+  async download(t: Tensor): Promise<HostTensor> {
+    return host(t);
+  }
+
+  async synchronize(): Promise<void> {}
+}

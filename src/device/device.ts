@@ -1,0 +1,38 @@
+// The data-movement seam a strategy needs beyond the kernel and the Comm: allocate, copy a box
+// of rows and heads, accumulate, cast, and move to and from the host. The CPU backend does
+// these on typed arrays; the CUDA backend enqueues them on its compute stream.
+import type { DType } from '../tensor/dtype.js';
+import type { HostTensor, Tensor } from '../tensor/host.js';
+
+/**
+ * A region of a tensor viewed as [A, B, rest]: rows [a, a + size[0]) of the first dimension and
+ * [b, b + size[1]) of the second, with every element of the trailing dimensions.
+ * For q/k/v [T, H, D] that is (tokens, heads); for lse [H, T] it is (heads, tokens).
+ */
+export interface Box {
+  src: readonly [number, number];
+  dst: readonly [number, number];
+  size: readonly [number, number];
+}
+
+export interface Device {
+  readonly kind: 'cpu' | 'cuda';
+  /** A zero-filled tensor. */
+  zeros(dtype: DType, shape: readonly number[]): Tensor;
+  /** A tensor filled with one value (−∞ for a fresh lse). */
+  full(dtype: DType, shape: readonly number[], value: number): Tensor;
+  /** dst[box.dst …] ← src[box.src …], converting dtype if they differ. */
+  copyBox(src: Tensor, dst: Tensor, box: Box): void;
+  /** dst += src, elementwise; shapes match. */
+  add(dst: Tensor, src: Tensor): void;
+  cast(src: Tensor, dtype: DType): Tensor;
+  upload(t: HostTensor): Tensor;
+  download(t: Tensor): Promise<HostTensor>;
+  /** Wait for everything enqueued so far (a no-op on the CPU). */
+  synchronize(): Promise<void>;
+}
+
+/** Copy a whole tensor's rows [0, n) into dst at row `at` (both viewed as [A, B, rest]). */
+export function rowsBox(n: number, heads: number, srcRow: number, dstRow: number): Box {
+  return { src: [srcRow, 0], dst: [dstRow, 0], size: [n, heads] };
+}

@@ -1,0 +1,3 @@
+export * from './spec.js';
+export * from './grid.js';
+export * from './view.js';
