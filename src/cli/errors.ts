@@ -1,0 +1,23 @@
+// Bad input is the user's problem to fix, not a crash: it gets one line and exit code 2.
+// Everything that throws UserError (or MaskError) is reported that way; anything else is a bug
+// and keeps its stack trace.
+import { MaskError } from '../mask/spec.js';
+
+export class UserError extends Error {}
+
+export function isUserError(e: unknown): e is Error {
+  return e instanceof UserError || e instanceof MaskError;
+}
+
+/** Run a command body; user errors print `weft: <message>` and exit 2. */
+export async function guard(body: () => Promise<void> | void): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    if (isUserError(e)) {
+      process.stderr.write(`weft: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}

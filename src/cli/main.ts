@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The `weft` command. Each subcommand lives in commands/<name>.ts and registers itself here.
+import { Command, CommanderError } from 'commander';
+
+const program = new Command('weft')
+  .description('exact attention over very long sequences, split across CPU ranks or GPUs')
+  .showHelpAfterError()
+  .exitOverride();
+
+// subcommands (one line each)
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode === 1 ? 2 : e.exitCode);
+  throw e;
+}
