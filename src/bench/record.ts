@@ -1,0 +1,84 @@
+// Benchmark records: one JSON object per measurement, written under bench/results/, carrying
+// what is needed to compare it later — machine, GPU, driver, versions, git revision, the
+// configuration, and the median and spread of the samples (never a single timing).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Summary { n: number; median: number; min: number; max: number; p10: number; p90: number }
+
+export function summarize(samples: readonly number[]): Summary {
+  if (samples.length === 0) throw new Error('summarize: no samples');
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (f: number): number => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))]!;
+  return { n: s.length, median: at(0.5), min: s[0]!, max: s[s.length - 1]!, p10: at(0.1), p90: at(0.9) };
+}
+
+function quiet(cmd: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Environment {
+  host: string; cpus: string; cores: number; node: string; platform: string;
+  gitRevision?: string; gitDirty?: boolean;
+  gpus?: string[]; driver?: string;
+  torch?: string;
+}
+
+let cached: Environment | undefined;
+
+/** What machine and software a record was measured with (looked up once per process). */
+export function environment(): Environment {
+  if (cached) return cached;
+  const env: Environment = {
+    host: os.hostname(), cpus: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
+    node: process.version, platform: `${process.platform}-${process.arch}`,
+  };
+  const rev = quiet('git', ['rev-parse', 'HEAD']);
+  if (rev) { env.gitRevision = rev; env.gitDirty = (quiet('git', ['status', '--porcelain', '--untracked-files=no']) ?? '') !== ''; }
+  const smi = quiet('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader']);
+  if (smi) {
+    const rows = smi.split('\n').map((l) => l.split(',').map((x) => x.trim()));
+    env.gpus = rows.map((r) => r[0]!);
+    env.driver = rows[0]?.[1];
+  }
+  cached = env;
+  return env;
+}
+
+export interface BenchRecord {
+  kind: string; // e.g. 'kernel', 'comm', 'cp'
+  name: string; // what was measured, e.g. 'weft-fwd' or 'torch-sdpa-cudnn'
+  time: string;
+  env: Environment;
+  config: Record<string, unknown>;
+  unit: string; // of the summary, e.g. 'ms'
+  summary: Summary;
+  derived?: Record<string, number>; // e.g. {tflops: 412.5, GBps: 355}
+  extra?: Record<string, unknown>;
+}
+
+export function makeRecord(kind: string, name: string, config: Record<string, unknown>, unit: string,
+  samples: readonly number[], derived?: Record<string, number>, extra?: Record<string, unknown>): BenchRecord {
+  const r: BenchRecord = { kind, name, time: new Date().toISOString(), env: environment(), config, unit, summary: summarize(samples) };
+  if (derived) r.derived = derived;
+  if (extra) r.extra = extra;
+  return r;
+}
+
+/** Append records as JSON lines to `dir/<kind>-<date>-<rev>.jsonl`, atomically per call. */
+export function writeRecords(dir: string, records: readonly BenchRecord[]): string {
+  if (records.length === 0) throw new Error('writeRecords: nothing to write');
+  mkdirSync(dir, { recursive: true });
+  const rev = (records[0]!.env.gitRevision ?? 'norev').slice(0, 8);
+  const file = path.join(dir, `${records[0]!.kind}-${records[0]!.time.slice(0, 19).replace(/[:T]/g, '-')}-${rev}.jsonl`);
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  renameSync(tmp, file);
+  return file;
+}
