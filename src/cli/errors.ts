@@ -1,12 +1,12 @@
 // Bad input is the user's problem to fix, not a crash: it gets one line and exit code 2.
-// Everything that throws UserError (or MaskError) is reported that way; anything else is a bug
-// and keeps its stack trace.
-import { MaskError } from '../mask/spec.js';
+// Everything that throws UserError (MaskError and SafetensorsError are UserErrors) is reported
+// that way; anything else is a bug and keeps its stack trace.
+import { UserError } from '../errors.js';
 
-export class UserError extends Error {}
+export { UserError };
 
-export function isUserError(e: unknown): e is Error {
-  return e instanceof UserError || e instanceof MaskError;
+export function isUserError(e: unknown): e is UserError {
+  return e instanceof UserError;
 }
 
 /** Run a command body; user errors print `weft: <message>` and exit 2. */

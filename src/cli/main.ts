@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `weft` command. Each subcommand lives in commands/<name>.ts and registers itself here.
 import { Command, CommanderError } from 'commander';
+import { registerAttn } from './commands/attn.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
@@ -8,6 +9,7 @@ const program = new Command('weft')
   .exitOverride();
 
 // subcommands (one line each)
+registerAttn(program);
 
 try {
   await program.parseAsync(process.argv);

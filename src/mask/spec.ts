@@ -3,6 +3,8 @@
 // key j for query i when  i' − left ≤ j' ≤ i' + right,  with i', j' measured from the slice's
 // bottom-right-aligned diagonal (FlashAttention's convention). full = (∞, ∞), causal = (∞, 0).
 
+import { UserError } from '../errors.js';
+
 export type MaskSpec =
   | { kind: 'full' }
   | { kind: 'causal' }
@@ -18,7 +20,7 @@ export interface Slice {
   right: number;
 }
 
-export class MaskError extends Error {}
+export class MaskError extends UserError {}
 
 const FULL = { left: Infinity, right: Infinity };
 const CAUSAL = { left: Infinity, right: 0 };
