@@ -25,6 +25,9 @@ function need(ts: Map<string, StTensor>, name: string, path: string): StTensor {
 export function loadProblem(path: string, maskText: string, dtype: 'f64' | 'f32'): AttnProblem {
   const ts = readSafetensors(path);
   const q = toHost(need(ts, 'q', path), 'q'), k = toHost(need(ts, 'k', path), 'k'), v = toHost(need(ts, 'v', path), 'v');
+  const qType = need(ts, 'q', path).dtype;
+  for (const n of ['k', 'v', 'dout'])
+    if (ts.has(n) && ts.get(n)!.dtype !== qType) throw new UserError(`${n} is ${ts.get(n)!.dtype} but q is ${qType}: q, k, v and dout must share one dtype`);
   const rank = q.shape.length;
   if (rank !== 3 && rank !== 4) throw new UserError(`q must be [S,H,D] or [B,S,H,D], not ${fmtShape(q.shape)}`);
   for (const [n, t] of [['k', k], ['v', v]] as const)

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { readSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
+import { parseMask } from '../../src/mask/spec.js';
+import { tempDir, weft } from '../helpers/cli.js';
+import { readOutputs, writeProblem } from '../helpers/files.js';
+import { naiveAttention, rel } from '../helpers/naive.js';
+
+const dir = tempDir();
+
+function compare(outFile: string, p: ReturnType<typeof writeProblem>, S: number, H: number, Hkv: number, D: number, mask: string, tol: number, cu?: number[]): void {
+  const got = readOutputs(outFile);
+  const n = naiveAttention(p.q, p.k, p.v, S, H, Hkv, D, parseMask(mask, cu), 1 / Math.sqrt(D), p.dout);
+  assert.deepEqual(got.get('out')!.shape, [S, H, D]);
+  assert.deepEqual(got.get('lse')!.shape, [H, S]);
+  for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+    const e = rel(got.get(name)!.data, n[name]);
+    assert.ok(e <= tol, `${mask} ${name}: error ${e} > ${tol}`);
+  }
+}
+
+test('weft attn matches the f64 reference within 1e-10 (f64) and 1e-5 (f32) on every mask, odd lengths, GQA', () => {
+  const [S, H, Hkv, D] = [37, 4, 2, 8];
+  const cu = [0, 5, 6, 30, 37];
+  const p = writeProblem(dir, 'main', [S, H, D], [S, Hkv, D], { seed: 5, cuSeqlens: cu });
+  for (const mask of ['full', 'causal', 'sliding:3,2', 'sliding:-1,4', 'prefix:9', 'document', 'document-causal']) {
+    for (const [dtype, tol] of [['f64', 1e-10], ['f32', 1e-5]] as const) {
+      const out = path.join(dir, `out-${mask}-${dtype}.safetensors`);
+      const r = weft(['attn', '--in', p.file, '--out', out, '--mask', mask, '--dtype', dtype]);
+      assert.equal(r.code, 0, r.stderr);
+      compare(out, p, S, H, Hkv, D, mask, tol, cu);
+    }
+  }
+});
+
+test('a leading batch dim runs each sequence on its own; lse comes back [B,H,S]', () => {
+  const [B, S, H, D] = [3, 10, 2, 4];
+  const p = writeProblem(dir, 'batch', [B, S, H, D], [B, S, 1, D], { seed: 6 });
+  const out = path.join(dir, 'batch-out.safetensors');
+  const r = weft(['attn', '--in', p.file, '--out', out, '--mask', 'causal', '--dtype', 'f64', '--scale', '0.4']);
+  assert.equal(r.code, 0, r.stderr);
+  const got = readOutputs(out);
+  assert.deepEqual(got.get('out')!.shape, [B, S, H, D]);
+  assert.deepEqual(got.get('lse')!.shape, [B, H, S]);
+  for (let b = 0; b < B; b++) {
+    const cut = (x: Float64Array, heads: number): Float64Array => x.slice(b * S * heads * D, (b + 1) * S * heads * D);
+    const n = naiveAttention(cut(p.q, H), cut(p.k, 1), cut(p.v, 1), S, H, 1, D, { kind: 'causal' }, 0.4, cut(p.dout, H));
+    assert.ok(rel(cut(got.get('out')!.data, H), n.out) < 1e-12);
+    assert.ok(rel(got.get('lse')!.data.slice(b * H * S, (b + 1) * H * S), n.lse) < 1e-12);
+    assert.ok(rel(cut(got.get('dk')!.data, 1), n.dk) < 1e-12);
+  }
+});
+
+test('bf16 inputs are accepted; without dout only out and lse are written; --json prints a summary', () => {
+  const p = writeProblem(dir, 'bf16', [9, 2, 4], [9, 2, 4], { dtype: 'bf16', dout: false });
+  const out = path.join(dir, 'bf16-out.safetensors');
+  const r = weft(['attn', '--in', p.file, '--out', out, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).seq, 9);
+  const got = readOutputs(out);
+  assert.deepEqual([...got.keys()], ['out', 'lse']);
+  const n = naiveAttention(p.q, p.k, p.v, 9, 2, 2, 4, { kind: 'full' }, 0.5);
+  assert.ok(rel(got.get('out')!.data, n.out) < 1e-5);
+});
+
+test('bad input: one line naming the problem, exit code 2, no stack trace, nothing written', () => {
+  const good = writeProblem(dir, 'good', [8, 4, 4], [8, 2, 4], { cuSeqlens: [0, 3, 8] }).file;
+  const file = (name: string, bytes: Uint8Array | string): string => { const f = path.join(dir, name); writeFileSync(f, bytes); return f; };
+  const goodBytes = readFileSync(good);
+  const cases: [string, string[], RegExp][] = [
+    ['missing file', ['--in', path.join(dir, 'nope.safetensors')], /no such file/],
+    ['truncated file', ['--in', file('trunc.safetensors', goodBytes.subarray(0, goodBytes.length - 10))], /truncated/],
+    ['corrupt file', ['--in', file('corrupt.safetensors', 'this is not a tensor file at all')], /corrupt|not a safetensors/],
+    ['missing q', ['--in', writeProblemWithout('q')], /missing tensor 'q'/],
+    ['missing v', ['--in', writeProblemWithout('v')], /missing tensor 'v'/],
+    ['k length', ['--in', writeProblem(dir, 'klen', [8, 4, 4], [7, 2, 4]).file], /does not match q/],
+    ['head dim', ['--in', writeProblem(dir, 'hd', [8, 4, 4], [8, 2, 3]).file], /head dim/],
+    ['heads', ['--in', writeProblem(dir, 'heads', [8, 3, 4], [8, 2, 4]).file], /not a multiple/],
+    ['dtype mismatch', ['--in', mixedDtypes()], /must share one dtype/],
+    ['q rank', ['--in', writeProblem(dir, 'rank', [8, 4], [8, 2]).file], /must be \[S,H,D\]/],
+    ['cu not increasing', ['--in', writeProblem(dir, 'cu1', [8, 4, 4], [8, 2, 4], { cuSeqlens: [0, 5, 3, 8] }).file, '--mask', 'document'], /strictly increasing/],
+    ['cu end', ['--in', writeProblem(dir, 'cu2', [8, 4, 4], [8, 2, 4], { cuSeqlens: [0, 5, 7] }).file, '--mask', 'document'], /end at the sequence length 8/],
+    ['document without cu', ['--in', writeProblem(dir, 'nocu', [8, 4, 4], [8, 2, 4]).file, '--mask', 'document'], /needs cu_seqlens/],
+    ['unknown mask', ['--in', good, '--mask', 'diagonal'], /unknown mask 'diagonal'/],
+    ['malformed window', ['--in', good, '--mask', 'sliding:3'], /sliding/],
+    ['malformed scale', ['--in', good, '--scale', '1.2.3'], /--scale: '1.2.3' is not a number/],
+    ['negative scale', ['--in', good, '--scale', '-1'], /--scale: must be greater than 0/],
+    ['unknown dtype', ['--in', good, '--dtype', 'f8'], /--dtype: unknown value 'f8'/],
+  ];
+  for (const [name, args, re] of cases) {
+    const out = path.join(dir, `bad-${name.replace(/ /g, '-')}.safetensors`);
+    const r = weft(['attn', ...args, '--out', out]);
+    assert.equal(r.code, 2, `${name}: exit ${r.code}, stderr ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${name}: ${r.stderr}`);
+    assert.match(lines[0]!, /^weft: /);
+    assert.match(lines[0]!, re, name);
+    assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/, `${name}: stack trace`);
+    assert.equal(existsSync(out), false, `${name}: output written`);
+  }
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+});
+
+function writeProblemWithout(name: string): string {
+  const p = writeProblem(dir, `without-${name}`, [8, 4, 4], [8, 2, 4]);
+  const m = new Map([...readRaw(p.file)].filter(([k]) => k !== name));
+  return writeRaw(`without-${name}-2`, m);
+}
+
+function mixedDtypes(): string {
+  const a = readRaw(writeProblem(dir, 'mix-a', [8, 4, 4], [8, 2, 4], { dtype: 'f32' }).file);
+  const b = readRaw(writeProblem(dir, 'mix-b', [8, 4, 4], [8, 2, 4], { dtype: 'f64' }).file);
+  a.set('k', b.get('k')!);
+  return writeRaw('mix', a);
+}
+
+function readRaw(f: string): Map<string, StTensor> { return readSafetensors(f); }
+function writeRaw(name: string, m: Map<string, StTensor>): string { const f = path.join(dir, `${name}.safetensors`); writeSafetensors(f, m); return f; }
