@@ -2,6 +2,7 @@
 // The `weft` command. Each subcommand lives in commands/<name>.ts and registers itself here.
 import { Command, CommanderError } from 'commander';
 import { registerAttn } from './commands/attn.js';
+import { registerDemo } from './commands/demo.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
@@ -10,6 +11,7 @@ const program = new Command('weft')
 
 // subcommands (one line each)
 registerAttn(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);
