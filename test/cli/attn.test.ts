@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
 import { parseMask } from '../../src/mask/spec.js';
 import { tempDir, weft } from '../helpers/cli.js';
@@ -65,7 +65,7 @@ test('bf16 inputs are accepted; without dout only out and lse are written; --jso
   assert.ok(rel(got.get('out')!.data, n.out) < 1e-5);
 });
 
-test('bad input: one line naming the problem, exit code 2, no stack trace, nothing written', () => {
+describe('bad input: one line naming the problem, exit code 2, no stack trace, nothing written', () => {
   const good = writeProblem(dir, 'good', [8, 4, 4], [8, 2, 4], { cuSeqlens: [0, 3, 8] }).file;
   const file = (name: string, bytes: Uint8Array | string): string => { const f = path.join(dir, name); writeFileSync(f, bytes); return f; };
   const goodBytes = readFileSync(good);
@@ -89,7 +89,7 @@ test('bad input: one line naming the problem, exit code 2, no stack trace, nothi
     ['negative scale', ['--in', good, '--scale', '-1'], /--scale: must be greater than 0/],
     ['unknown dtype', ['--in', good, '--dtype', 'f8'], /--dtype: unknown value 'f8'/],
   ];
-  for (const [name, args, re] of cases) {
+  for (const [name, args, re] of cases) test(name, () => {
     const out = path.join(dir, `bad-${name.replace(/ /g, '-')}.safetensors`);
     const r = weft(['attn', ...args, '--out', out]);
     assert.equal(r.code, 2, `${name}: exit ${r.code}, stderr ${r.stderr}`);
@@ -99,8 +99,8 @@ test('bad input: one line naming the problem, exit code 2, no stack trace, nothi
     assert.match(lines[0]!, re, name);
     assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/, `${name}: stack trace`);
     assert.equal(existsSync(out), false, `${name}: output written`);
-  }
-  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+  });
 });
 
 function writeProblemWithout(name: string): string {
