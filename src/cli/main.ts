@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAttn } from './commands/attn.js';
 import { registerDemo } from './commands/demo.js';
+import { registerReport } from './commands/report.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
@@ -12,6 +13,7 @@ const program = new Command('weft')
 // subcommands (one line each)
 registerAttn(program);
 registerDemo(program);
+registerReport(program);
 
 try {
   await program.parseAsync(process.argv);

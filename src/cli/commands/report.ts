@@ -1,0 +1,22 @@
+// `weft report`: turn benchmark records into a Markdown table (stdout) or an HTML page.
+import { renameSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { html, loadRecords, markdown } from '../../report/report.js';
+import { guard, UserError } from '../errors.js';
+
+interface ReportOpts { html?: string }
+
+export function registerReport(program: Command): void {
+  program.command('report')
+    .description('summarise benchmark records (JSON lines) as Markdown tables, or as an HTML page with --html')
+    .argument('[inputs...]', 'record files or folders', ['bench/results'])
+    .option('--html <file>', 'write a self-contained HTML page instead')
+    .action((inputs: string[], o: ReportOpts) => guard(() => {
+      const records = loadRecords(inputs);
+      if (records.length === 0) throw new UserError(`no records in ${inputs.join(', ')}`);
+      if (!o.html) { process.stdout.write(markdown(records)); return; }
+      writeFileSync(`${o.html}.tmp`, html(records));
+      renameSync(`${o.html}.tmp`, o.html);
+      process.stderr.write(`weft report: ${records.length} records → ${o.html}\n`);
+    }));
+}

@@ -1,0 +1,107 @@
+// `weft report`: benchmark records (JSON lines from src/bench/record.ts) → a Markdown table per
+// kind for the README, or one self-contained HTML page with a bar chart per configuration.
+// Peers measured in the same run sit side by side, with ratios against the first-named peer.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import type { BenchRecord } from '../bench/record.js';
+
+export function loadRecords(inputs: readonly string[]): BenchRecord[] {
+  const files: string[] = [];
+  for (const p of inputs) {
+    let st;
+    try { st = statSync(p); } catch { throw new UserError(`${p}: no such file or folder`); }
+    if (st.isDirectory()) files.push(...readdirSync(p).filter((f) => f.endsWith('.jsonl')).sort().map((f) => path.join(p, f)));
+    else files.push(p);
+  }
+  const out: BenchRecord[] = [];
+  for (const f of files) {
+    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+      if (!line.trim()) return;
+      let r: BenchRecord;
+      try { r = JSON.parse(line) as BenchRecord; } catch { throw new UserError(`${f}:${i + 1}: not a JSON record`); }
+      if (typeof r.kind !== 'string' || typeof r.name !== 'string' || !r.summary || typeof r.config !== 'object')
+        throw new UserError(`${f}:${i + 1}: not a weft benchmark record (needs kind, name, config, summary)`);
+      out.push(r);
+    });
+  }
+  return out;
+}
+
+/** The headline number of a record: a derived rate if there is one, else the median. */
+export function headline(r: BenchRecord): { value: number; unit: string } {
+  for (const key of ['tflops', 'tflopsPerGpu', 'GBps', 'busGBps']) {
+    const v = r.derived?.[key];
+    if (typeof v === 'number') return { value: v, unit: key };
+  }
+  return { value: r.summary.median, unit: r.unit };
+}
+
+const configKey = (r: BenchRecord): string => Object.entries(r.config).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+
+interface Group { kind: string; config: string; rows: BenchRecord[] }
+
+export function groupRecords(records: readonly BenchRecord[]): Group[] {
+  const m = new Map<string, Group>();
+  for (const r of records) {
+    const key = `${r.kind}\u0000${configKey(r)}`;
+    const g = m.get(key) ?? { kind: r.kind, config: configKey(r), rows: [] };
+    // a later record of the same name replaces an earlier one (re-runs)
+    g.rows = g.rows.filter((x) => x.name !== r.name);
+    g.rows.push(r);
+    m.set(key, g);
+  }
+  return [...m.values()];
+}
+
+function fmt(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(1) : x.toPrecision(2);
+}
+
+/** One Markdown table per kind: a row per configuration, a column per measured name. */
+export function markdown(records: readonly BenchRecord[]): string {
+  const parts: string[] = [];
+  const groups = groupRecords(records);
+  for (const kind of [...new Set(groups.map((g) => g.kind))]) {
+    const gs = groups.filter((g) => g.kind === kind);
+    const names = [...new Set(gs.flatMap((g) => g.rows.map((r) => r.name)))];
+    const unit = headline(gs[0]!.rows[0]!).unit;
+    parts.push(`### ${kind} (${unit}; ratio = first column ÷ each peer)\n`);
+    parts.push(`| configuration | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`);
+    for (const g of gs) {
+      const base = g.rows.find((r) => r.name === names[0]);
+      const cells = names.map((n) => {
+        const r = g.rows.find((x) => x.name === n);
+        if (!r) return '–';
+        const v = headline(r).value;
+        return base && r !== base ? `${fmt(v)} (${(headline(base).value / v).toFixed(2)}×)` : fmt(v);
+      });
+      parts.push(`| ${g.config} | ${cells.join(' | ')} |`);
+    }
+    const env = gs[0]!.rows[0]!.env;
+    parts.push('', `Measured on ${env.gpus?.join(', ') ?? env.cpus}${env.driver ? `, driver ${env.driver}` : ''}, node ${env.node}, git ${env.gitRevision?.slice(0, 8) ?? 'unknown'}${env.gitDirty ? ' (dirty)' : ''}.`, '');
+  }
+  return parts.join('\n');
+}
+
+const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+/** A self-contained HTML page: per configuration, horizontal bars with median and p10–p90 whiskers. */
+export function html(records: readonly BenchRecord[]): string {
+  const sections = groupRecords(records).map((g) => {
+    const vals = g.rows.map((r) => ({ r, h: headline(r) }));
+    const max = Math.max(...vals.map((v) => v.h.value), 1e-12);
+    const W = 420, rowH = 22;
+    const bars = vals.map(({ r, h }, i) => {
+      const w = (h.value / max) * W;
+      return `<text x="0" y="${i * rowH + 15}" font-size="12">${esc(r.name)}</text>` +
+        `<rect x="180" y="${i * rowH + 4}" width="${w.toFixed(1)}" height="14" fill="#4c78a8"/>` +
+        `<text x="${(185 + w).toFixed(1)}" y="${i * rowH + 15}" font-size="12">${fmt(h.value)} ${esc(h.unit)} (n=${r.summary.n})</text>`;
+    }).join('');
+    return `<section><h3>${esc(g.kind)}: ${esc(g.config)}</h3><svg width="${180 + W + 160}" height="${vals.length * rowH + 6}">${bars}</svg></section>`;
+  }).join('\n');
+  return `<!doctype html><meta charset="utf-8"><title>weft benchmarks</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:900px}h3{font-size:14px;margin:1.5em 0 .3em}</style>
+<h1>weft benchmarks</h1><p>${records.length} records. Bars show the headline rate (or median time); longer is more.</p>
+${sections}\n`;
+}

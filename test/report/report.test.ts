@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { makeRecord, summarize, writeRecords } from '../../src/bench/record.js';
+import { html, loadRecords, markdown } from '../../src/report/report.js';
+import { tempDir, weft } from '../helpers/cli.js';
+
+test('summaries give median and spread, whatever the sample order', () => {
+  assert.deepEqual(summarize([5, 1, 3, 2, 4]), { n: 5, median: 3, min: 1, max: 5, p10: 1, p90: 5 });
+  assert.throws(() => summarize([]));
+});
+
+test('records round-trip through files into a side-by-side table with ratios and an HTML page', () => {
+  const dir = tempDir();
+  const cfg = { S: 8192, mask: 'causal' };
+  const file = writeRecords(dir, [
+    makeRecord('kernel', 'weft-fwd', cfg, 'ms', [1.0, 1.1, 0.9], { tflops: 400 }),
+    makeRecord('kernel', 'sdpa-flash2', cfg, 'ms', [1.2, 1.3], { tflops: 320 }),
+  ]);
+  assert.match(path.basename(file), /^kernel-.*\.jsonl$/);
+  const records = loadRecords([dir]);
+  assert.equal(records.length, 2);
+  assert.equal(records[0]!.summary.median, 1.0);
+  const md = markdown(records);
+  assert.match(md, /\| S=8192 mask=causal \| 400 \| 320 \(1\.25×\) \|/);
+  assert.match(html(records), /<svg[^>]*>.*weft-fwd/s);
+});
+
+test('weft report refuses what is not a record, with exit 2', () => {
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'x.jsonl'), '{"hello": 1}\n');
+  const r = weft(['report', dir]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^weft: .*not a weft benchmark record/);
+  assert.equal(weft(['report', path.join(dir, 'missing')]).code, 2);
+});
