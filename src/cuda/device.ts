@@ -1,0 +1,132 @@
+// The CUDA implementation of the Device seam: everything is enqueued on the runtime's compute
+// stream, so calls return at once and run in order on the GPU. Same-dtype box copies are
+// cuMemcpy2DAsync (one strided copy engine transfer); converting copies, fills, casts and adds
+// are the small kernels of builtins.ts, compiled on first use.
+import type { Box, Device } from '../device/device.js';
+import { bytesPerElement, type DType } from '../tensor/dtype.js';
+import { fmtShape, type HostTensor, hostZeros, numel, shapeEq, type Tensor } from '../tensor/host.js';
+import { BUILTIN_SOURCE, DTYPE_CODE } from './builtins.js';
+import type { Kernel } from './module.js';
+import type { CudaRuntime } from './runtime.js';
+import { asCuda, CudaTensor } from './tensor.js';
+
+const CU_MEMORYTYPE_DEVICE = 2n;
+
+interface Builtins { fill: Kernel; add: Kernel; copyBox: Kernel }
+
+export class CudaDevice implements Device {
+  readonly kind = 'cuda' as const;
+  private builtins?: Builtins;
+
+  constructor(readonly rt: CudaRuntime) {}
+
+  private kernels(): Builtins {
+    if (!this.builtins) {
+      const m = this.rt.compile(BUILTIN_SOURCE, { name: 'weft_builtins.cu' });
+      this.builtins = {
+        fill: m.kernel('weft_fill', ['ptr', 'i32', 'u64', 'f64']),
+        add: m.kernel('weft_add', ['ptr', 'i32', 'ptr', 'i32', 'u64']),
+        copyBox: m.kernel('weft_copy_box', ['ptr', 'i32', 'ptr', 'i32', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64']),
+      };
+    }
+    return this.builtins;
+  }
+
+  /** A grid-stride launch shape for n elements. */
+  private grid(n: number): { grid: number; block: number } {
+    return { grid: Math.max(1, Math.min(Math.ceil(n / 256), this.rt.info.sms * 16)), block: 256 };
+  }
+
+  /** Uninitialised memory (contents undefined until written). */
+  empty(dtype: DType, shape: readonly number[]): CudaTensor {
+    return this.rt.empty(dtype, shape);
+  }
+
+  zeros(dtype: DType, shape: readonly number[]): CudaTensor {
+    const t = this.empty(dtype, shape);
+    if (t.bytes > 0) this.rt.driver.call('cuMemsetD8Async', t.ptr, 0, t.bytes, this.rt.compute.handle);
+    return t;
+  }
+
+  full(dtype: DType, shape: readonly number[], value: number): CudaTensor {
+    const t = this.empty(dtype, shape);
+    if (t.numel > 0) this.kernels().fill.launch(this.grid(t.numel), t, DTYPE_CODE[dtype], t.numel, value);
+    return t;
+  }
+
+  copyBox(srcT: Tensor, dstT: Tensor, box: Box): void {
+    const src = asCuda(srcT, 'copyBox'), dst = asCuda(dstT, 'copyBox');
+    const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
+    const inner = numel(src.shape.slice(2));
+    if (inner !== numel(dst.shape.slice(2))) throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
+    const [na, nb] = box.size;
+    if (box.src[0] + na > sa || box.src[1] + nb > sb || box.dst[0] + na > da || box.dst[1] + nb > db || Math.min(...box.src, ...box.dst, na, nb) < 0)
+      throw new Error(`copyBox: box ${JSON.stringify(box)} outside ${fmtShape(src.shape)} → ${fmtShape(dst.shape)}`);
+    if (na === 0 || nb === 0 || inner === 0) return;
+    if (src.dtype !== dst.dtype) {
+      const n = na * nb * inner;
+      this.kernels().copyBox.launch(this.grid(n), src, DTYPE_CODE[src.dtype], dst, DTYPE_CODE[dst.dtype],
+        na, nb, inner, sb, db, box.src[0], box.src[1], box.dst[0], box.dst[1]);
+      return;
+    }
+    const e = bytesPerElement(src.dtype);
+    const width = nb * inner * e, srcPitch = sb * inner * e, dstPitch = db * inner * e;
+    const srcOff = BigInt((box.src[0] * sb + box.src[1]) * inner * e), dstOff = BigInt((box.dst[0] * db + box.dst[1]) * inner * e);
+    if ((width === srcPitch && width === dstPitch) || na === 1) {
+      this.rt.driver.call('cuMemcpyDtoDAsync', dst.ptr + dstOff, src.ptr + srcOff, width * na, this.rt.compute.handle);
+      return;
+    }
+    // CUDA_MEMCPY2D as 16 eight-byte slots (the two memory-type enums sit in padded slots)
+    const p = new BigUint64Array(16);
+    p[2] = CU_MEMORYTYPE_DEVICE; p[4] = src.ptr + srcOff; p[6] = BigInt(srcPitch);
+    p[9] = CU_MEMORYTYPE_DEVICE; p[11] = dst.ptr + dstOff; p[13] = BigInt(dstPitch);
+    p[14] = BigInt(width); p[15] = BigInt(na);
+    this.rt.driver.call('cuMemcpy2DAsync', p, this.rt.compute.handle);
+  }
+
+  add(dstT: Tensor, srcT: Tensor): void {
+    const dst = asCuda(dstT, 'add'), src = asCuda(srcT, 'add');
+    if (!shapeEq(dst.shape, src.shape)) throw new Error(`add: ${fmtShape(dst.shape)} += ${fmtShape(src.shape)}`);
+    if (dst.numel > 0) this.kernels().add.launch(this.grid(dst.numel), dst, DTYPE_CODE[dst.dtype], src, DTYPE_CODE[src.dtype], dst.numel);
+  }
+
+  cast(srcT: Tensor, dtype: DType): CudaTensor {
+    const src = asCuda(srcT, 'cast');
+    const out = this.empty(dtype, src.shape);
+    if (src.numel === 0) return out;
+    if (dtype === src.dtype) this.rt.driver.call('cuMemcpyDtoDAsync', out.ptr, src.ptr, src.bytes, this.rt.compute.handle);
+    else this.kernels().copyBox.launch(this.grid(src.numel), src, DTYPE_CODE[src.dtype], out, DTYPE_CODE[dtype], 1, 1, src.numel, 1, 1, 0, 0, 0, 0);
+    return out;
+  }
+
+  /**
+   * Host → device. From pageable memory the driver stages the whole buffer before returning,
+   * so the host array may change afterwards.
+   */
+  upload(t: HostTensor): CudaTensor {
+    const out = this.empty(t.dtype, t.shape);
+    if (out.bytes > 0) this.rt.driver.call('cuMemcpyHtoDAsync', out.ptr, t.data, out.bytes, this.rt.compute.handle);
+    return out;
+  }
+
+  /** Device → host, after everything enqueued so far (waits without blocking the event loop). */
+  async download(t: Tensor): Promise<HostTensor> {
+    const src = asCuda(t, 'download');
+    await this.rt.synchronize();
+    const out = hostZeros(src.dtype, src.shape);
+    if (src.bytes > 0) {
+      this.rt.driver.call('cuMemcpyDtoHAsync', out.data, src.ptr, src.bytes, this.rt.compute.handle);
+      this.rt.driver.call('cuStreamSynchronize', this.rt.compute.handle);
+    }
+    return out;
+  }
+
+  async synchronize(): Promise<void> {
+    await this.rt.synchronize();
+  }
+
+  /** Return a tensor's memory to the pool now rather than at garbage collection. */
+  release(t: Tensor): void {
+    asCuda(t, 'release').release();
+  }
+}
