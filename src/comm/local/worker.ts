@@ -1,0 +1,34 @@
+// The entry of one worker rank: connect the transport, import the rank program and run it with
+// the world Comm. The result (or the error) goes to the main thread, which ends all ranks on the
+// first error. This module never loads CUDA code (koffi must not be imported in workers).
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { SplitBoard } from './board.js';
+import { LocalComm } from './group.js';
+import { Transport } from './transport.js';
+
+export interface WorkerInit {
+  rank: number;
+  size: number;
+  ports: (MessagePort | undefined)[];
+  board: SharedArrayBuffer;
+  timeoutMs: number;
+  module: string;
+  fn: string;
+  args: unknown;
+}
+
+export type WorkerReply = { t: 'done'; result: unknown } | { t: 'error'; message: string; stack?: string };
+
+const init = workerData as WorkerInit;
+const reply = (m: WorkerReply): void => parentPort!.postMessage(m);
+
+try {
+  const transport = new Transport(init.rank, init.size, init.ports, init.timeoutMs);
+  const world = new LocalComm(transport, new SplitBoard(init.board, init.size, init.timeoutMs), 'world', Array.from({ length: init.size }, (_, r) => r), init.rank);
+  const mod = (await import(init.module)) as Record<string, unknown>;
+  const program = mod[init.fn];
+  if (typeof program !== 'function') throw new Error(`${init.module} exports no function '${init.fn}'`);
+  reply({ t: 'done', result: await (program as (c: LocalComm, a: unknown) => unknown)(world, init.args) });
+} catch (e) {
+  reply(e instanceof Error ? { t: 'error', message: e.message, stack: e.stack } : { t: 'error', message: String(e) });
+}

@@ -1,0 +1,71 @@
+// The program every worker rank runs for runDistributed: build the CPU kernel, device, mask
+// grid and shard map, wrap Comm and kernel for accounting, run the strategy forward (and
+// backward), and hand back the local results and counts. Several tasks may share one launch.
+import type { Comm } from '../comm/comm.js';
+import { CpuDevice } from '../device/cpu.js';
+import { CpuKernel } from '../kernel/cpu.js';
+import { MaskGrid } from '../mask/grid.js';
+import type { MaskSpec } from '../mask/spec.js';
+import { ShardMap } from '../shard/shard.js';
+import { CommLog, CountingComm, CountingKernel, type StepCount } from '../strategy/accounting.js';
+import type { HostTensor } from '../tensor/host.js';
+import type { ResolvedLayout } from './layout.js';
+import { strategyFor } from './strategies.js';
+
+export interface RankTask {
+  layout: ResolvedLayout;
+  S: number;
+  mask: MaskSpec;
+  scale: number;
+  /** this rank's shards, already in the run's dtype */
+  q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor;
+}
+
+export interface RankOutput {
+  out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor;
+  forwardMs: number; backwardMs: number; computeMs: number; area: number;
+  forwardCalls: number; backwardCalls: number;
+  steps: StepCount[];
+}
+
+export function documentsOf(mask: MaskSpec): readonly number[] | undefined {
+  return mask.kind === 'document' ? mask.cuSeqlens : undefined;
+}
+
+export async function rankMain(comm: Comm, tasks: readonly RankTask[]): Promise<RankOutput[]> {
+  const outputs: RankOutput[] = [];
+  for (const task of tasks) outputs.push(await runTask(comm, task));
+  return outputs;
+}
+
+async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
+  const device = new CpuDevice(true);
+  const log = new CommLog();
+  const kernel = new CountingKernel(new CpuKernel());
+  const ctx = {
+    comm: new CountingComm(comm, log), kernel, device, trace: log, scale: t.scale,
+    mask: MaskGrid.build(t.mask, t.S),
+    shard: ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
+  };
+  const strategy = strategyFor(t.layout);
+  await comm.barrier();
+  const t0 = performance.now();
+  const res = await strategy(ctx, t.q, t.k, t.v);
+  const t1 = performance.now();
+  let grads, t2 = t1;
+  if (t.dout) {
+    await comm.barrier();
+    const tb = performance.now();
+    grads = await res.backward(t.dout);
+    t2 = t1 + performance.now() - tb;
+  }
+  const dl = (x: Parameters<typeof device.download>[0]): Promise<HostTensor> => device.download(x);
+  const out: RankOutput = {
+    out: await dl(res.out), lse: await dl(res.lse),
+    forwardMs: t1 - t0, backwardMs: t2 - t1, computeMs: kernel.count.ms, area: kernel.count.area,
+    forwardCalls: kernel.count.forwardCalls, backwardCalls: kernel.count.backwardCalls,
+    steps: log.list(),
+  };
+  if (grads) { out.dq = await dl(grads.dq); out.dk = await dl(grads.dk); out.dv = await dl(grads.dv); }
+  return out;
+}

@@ -1,0 +1,131 @@
+// Communication and compute accounting, as wrappers around any Comm and AttnKernel. Volumes are
+// the logical bytes each rank sends and receives under the algorithm the backends implement
+// (direct exchange for all-to-all and all-gather, ring volume for reduce-scatter and all-reduce),
+// so a test can assert a strategy's schedule and a silent fallback to another one fails it.
+import type { Comm, P2POp, Work } from '../comm/comm.js';
+import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../kernel/kernel.js';
+import { viewArea } from '../mask/view.js';
+import { evenSplit } from '../shard/split.js';
+import { bytesPerElement } from '../tensor/dtype.js';
+import { numel, type Tensor } from '../tensor/host.js';
+import type { Trace } from './types.js';
+
+export interface StepCount { label: string; messages: number; bytesSent: number; bytesReceived: number }
+
+/** A Trace that also tallies traffic per step label. */
+export class CommLog implements Trace {
+  private label = '';
+  private readonly steps = new Map<string, StepCount>();
+
+  step(label: string): void {
+    this.label = label;
+  }
+
+  add(messages: number, bytesSent: number, bytesReceived: number): void {
+    const s = this.steps.get(this.label) ?? { label: this.label, messages: 0, bytesSent: 0, bytesReceived: 0 };
+    s.messages += messages; s.bytesSent += bytesSent; s.bytesReceived += bytesReceived;
+    this.steps.set(this.label, s);
+  }
+
+  /** Steps in the order they first carried traffic. */
+  list(): StepCount[] {
+    return [...this.steps.values()].map((s) => ({ ...s }));
+  }
+
+  total(): Omit<StepCount, 'label'> {
+    const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };
+    for (const s of this.steps.values()) { t.messages += s.messages; t.bytesSent += s.bytesSent; t.bytesReceived += s.bytesReceived; }
+    return t;
+  }
+}
+
+function bytes(t: Tensor): number {
+  return numel(t.shape) * bytesPerElement(t.dtype);
+}
+
+export class CountingComm implements Comm {
+  constructor(readonly inner: Comm, readonly log: CommLog) {}
+  get rank(): number { return this.inner.rank; }
+  get size(): number { return this.inner.size; }
+
+  sendRecv(ops: readonly P2POp[]): Work {
+    let m = 0, s = 0, r = 0;
+    for (const o of ops) {
+      if (o.send) { m++; s += bytes(o.send.buf); }
+      if (o.recv) r += bytes(o.recv.buf);
+    }
+    this.log.add(m, s, r);
+    return this.inner.sendRecv(ops);
+  }
+
+  allToAll(send: readonly Tensor[], recv: readonly Tensor[]): Work {
+    let m = 0, s = 0, r = 0;
+    send.forEach((t, j) => { if (j !== this.rank) { m++; s += bytes(t); r += bytes(recv[j]!); } });
+    this.log.add(m, s, r);
+    return this.inner.allToAll(send, recv);
+  }
+
+  allGather(send: Tensor, recv: Tensor): Work {
+    const n = this.size - 1;
+    this.log.add(n, n * bytes(send), n * bytes(send));
+    return this.inner.allGather(send, recv);
+  }
+
+  reduceScatter(send: Tensor, recv: Tensor): Work {
+    const n = this.size - 1;
+    this.log.add(n, n * bytes(recv), n * bytes(recv));
+    return this.inner.reduceScatter(send, recv);
+  }
+
+  allReduce(buf: Tensor): Work {
+    // reduce-scatter over evenSplit chunks, then all-gather of the reduced chunks
+    const e = bytesPerElement(buf.dtype), b = evenSplit(numel(buf.shape), this.size);
+    const mine = (b[this.rank + 1]! - b[this.rank]!) * e, all = numel(buf.shape) * e, n = this.size - 1;
+    this.log.add(2 * n, all - mine + n * mine, n * mine + all - mine);
+    return this.inner.allReduce(buf);
+  }
+
+  barrier(): Promise<void> {
+    return this.inner.barrier();
+  }
+
+  split(color: number, key?: number): Comm {
+    return new CountingComm(this.inner.split(color, key), this.log);
+  }
+}
+
+export interface KernelCount {
+  forwardCalls: number; backwardCalls: number;
+  /** unmasked (query, key, query head) triples computed forward */
+  area: number;
+  ms: number;
+}
+
+/** A kernel that records calls, unmasked area and time spent computing. */
+export class CountingKernel implements AttnKernel {
+  readonly count: KernelCount = { forwardCalls: 0, backwardCalls: 0, area: 0, ms: 0 };
+  constructor(readonly inner: AttnKernel) {}
+
+  forward(a: ForwardArgs): AttnState {
+    this.count.forwardCalls++;
+    this.count.area += viewArea(a.view) * a.q.shape[1]!;
+    const t0 = performance.now();
+    const r = this.inner.forward(a);
+    this.count.ms += performance.now() - t0;
+    return r;
+  }
+
+  backward(a: BackwardArgs): AttnGrads {
+    const t0 = performance.now();
+    this.count.backwardCalls++;
+    const r = this.inner.backward(a);
+    this.count.ms += performance.now() - t0;
+    return r;
+  }
+
+  merge(state: AttnState, part: AttnState): void {
+    const t0 = performance.now();
+    this.inner.merge(state, part);
+    this.count.ms += performance.now() - t0;
+  }
+}

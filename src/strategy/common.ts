@@ -1,0 +1,84 @@
+// Pieces every strategy shares: the environment a schedule runs in, the emptiness test that
+// lets a schedule skip a block without a kernel call, fresh running states, the single-block
+// attention, and the final casts (running results stay in the accumulation type until the end).
+import type { Device } from '../device/device.js';
+import type { AttnGrads, AttnKernel, AttnState } from '../kernel/kernel.js';
+import type { MaskGrid } from '../mask/grid.js';
+import { classifyTile, type MaskView, type QueryRows, viewArea } from '../mask/view.js';
+import { accumType, type DType } from '../tensor/dtype.js';
+import type { Tensor } from '../tensor/host.js';
+import { NO_TRACE, type StrategyCtx, type StrategyResult, type Trace } from './types.js';
+
+export interface Env {
+  kernel: AttnKernel;
+  device: Device;
+  mask: MaskGrid;
+  scale: number;
+  trace: Trace;
+}
+
+export function envOf(ctx: StrategyCtx): Env {
+  return { kernel: ctx.kernel, device: ctx.device, mask: ctx.mask, scale: ctx.scale, trace: ctx.trace ?? NO_TRACE };
+}
+
+export function mod(a: number, n: number): number {
+  return ((a % n) + n) % n;
+}
+
+/** True when no query row of the view sees any of its keys (exact; positions only). */
+export function isEmpty(view: MaskView): boolean {
+  if (view.kPos.length === 0 || view.q.lo.length === 0) return true;
+  const c = classifyTile(view, 0, view.q.lo.length / view.q.m, 0, view.kPos.length);
+  return c === 'empty' || (c === 'partial' && viewArea(view) === 0);
+}
+
+/** out = 0, lse = −∞ in the accumulation type: the state before any key block. */
+export function freshState(device: Device, acc: DType, T: number, H: number, D: number): AttnState {
+  return { out: device.zeros(acc, [T, H, D]), lse: device.full(acc, [H, T], -Infinity) };
+}
+
+/** A result over local queries before the final cast: running state and gradients in the accumulation type. */
+export interface Partial {
+  state: AttnState;
+  /** dout in the input dtype; gradients of this rank's q, k, v in the accumulation type */
+  backward(dout: Tensor): Promise<AttnGrads>;
+}
+
+/** Attention of local queries against one local key block (no communication). */
+export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: Tensor, k: Tensor, v: Tensor): Partial {
+  const [T, H, D] = q.shape as [number, number, number];
+  const acc = accumType(q.dtype);
+  const view: MaskView = { q: qRows, kPos };
+  const empty = isEmpty(view);
+  const state = freshState(env.device, acc, T, H, D);
+  if (!empty) env.kernel.forward({ q, k, v, view, scale: env.scale, state });
+  return {
+    state,
+    backward: async (dout) => {
+      const into = { dq: env.device.zeros(acc, q.shape), dk: env.device.zeros(acc, k.shape), dv: env.device.zeros(acc, v.shape) };
+      if (!empty) env.kernel.backward({ q, k, v, out: state.out, lse: state.lse, dout, view, scale: env.scale, into });
+      return into;
+    },
+  };
+}
+
+/** Cast a partial's output and gradients to the input dtype; lse stays in the accumulation type. */
+export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
+  return {
+    out: castTo(env.device, p.state.out, dtype),
+    lse: p.state.lse,
+    backward: async (dout) => {
+      const g = await p.backward(dout);
+      return { dq: castTo(env.device, g.dq, dtype), dk: castTo(env.device, g.dk, dtype), dv: castTo(env.device, g.dv, dtype) };
+    },
+  };
+}
+
+export function castTo(device: Device, t: Tensor, dtype: DType): Tensor {
+  return t.dtype === dtype ? t : device.cast(t, dtype);
+}
+
+/** Same dtype, leading dimension replaced. */
+export function rowsLike(device: Device, t: Tensor, rows: number, dtype: DType = t.dtype): Tensor {
+  return device.zeros(dtype, [rows, ...t.shape.slice(1)]);
+}

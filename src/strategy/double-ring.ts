@@ -1,0 +1,54 @@
+// Double ring (LoongTrain): the world is `outer` inner rings of `inner` consecutive ranks. K/V
+// rotate around the inner ring (fast links); each full inner cycle, every rank's K/V also moves
+// one hop around the outer ring — that transfer is started before the inner cycle and hidden
+// behind all of it. Backward nests the same way: a block's dK/dV go around the inner ring and
+// home to the rank that brought the block in, which adds them to the sum travelling with the
+// block around the outer ring, and the last outer hop brings the total home.
+import { doubleRingMesh } from '../mesh/mesh.js';
+import { type MaskView, queryRows } from '../mask/view.js';
+import { accumType } from '../tensor/dtype.js';
+import { envOf, finish, freshState, isEmpty } from './common.js';
+import { ringBackward, ringForward } from './ring-pass.js';
+import type { Strategy } from './types.js';
+
+export interface DoubleRingOptions { inner: number }
+
+export function doubleRing(opts: DoubleRingOptions): Strategy {
+  return async (ctx, q, k, v) => {
+    const env = envOf(ctx), { device, shard } = ctx, me = ctx.comm.rank;
+    const n = ctx.comm.size;
+    if (n % opts.inner !== 0) throw new Error(`double-ring: inner ring size ${opts.inner} does not divide ${n} ranks`);
+    const mesh = doubleRingMesh(opts.inner, n / opts.inner);
+    const iComm = mesh.group(ctx.comm, 'inner'), oComm = mesh.group(ctx.comm, 'outer');
+    const pos = (i: number, o: number): Int32Array => shard.positions(mesh.rankOf({ inner: i, outer: o }));
+    const myI = iComm.rank;
+    const [T, H, D] = q.shape as [number, number, number];
+    const acc = accumType(q.dtype);
+    const qRows = queryRows(ctx.mask, shard.positions(me));
+    const view = (i: number, o: number): MaskView => ({ q: qRows, kPos: pos(i, o) });
+
+    const state = freshState(device, acc, T, H, D);
+    await ringForward(env, oComm, (o) => pos(myI, o).length, [k, v], async (held, o, t) => {
+      await ringForward(env, iComm, (i) => pos(i, o).length, held, ([kb, vb], i) => {
+        const vw = view(i, o);
+        if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
+      }, `double-ring inner fwd (outer ${t})`);
+    }, 'double-ring outer fwd');
+
+    return finish(env, q.dtype, {
+      state,
+      backward: async (dout) => {
+        const dq = device.zeros(acc, q.shape);
+        const [dk, dv] = await ringBackward(env, oComm, (o) => pos(myI, o).length, [k, v], [acc, acc], (held, o, t) =>
+          ringBackward(env, iComm, (i) => pos(i, o).length, held, [acc, acc], ([kb, vb], i) => {
+            const vw = view(i, o);
+            if (isEmpty(vw)) return null;
+            const into = { dq, dk: device.zeros(acc, kb!.shape), dv: device.zeros(acc, vb!.shape) };
+            env.kernel.backward({ q, k: kb!, v: vb!, out: state.out, lse: state.lse, dout, view: vw, scale: env.scale, into });
+            return [into.dk, into.dv];
+          }, `double-ring inner bwd (outer ${t})`), 'double-ring outer bwd');
+        return { dq, dk: dk!, dv: dv! };
+      },
+    });
+  };
+}

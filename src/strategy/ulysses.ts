@@ -1,0 +1,119 @@
+// Ulysses: an all-to-all turns "my tokens, all heads" into "all tokens of the group, my heads";
+// attention then runs on whole sequences of fewer heads, and a second all-to-all brings the
+// output (and lse) back to the token owners. The attention in the middle is pluggable: one local
+// block for Ulysses, a ring over Ulysses groups for USP.
+import type { Comm } from '../comm/comm.js';
+import { queryRows } from '../mask/view.js';
+import { accumType, type DType } from '../tensor/dtype.js';
+import type { Tensor } from '../tensor/host.js';
+import { castTo, type Env, envOf, localAttention, type Partial } from './common.js';
+import { addHeads, HeadPlan } from './heads.js';
+import type { Strategy, StrategyResult } from './types.js';
+
+/** Attention over the gathered tokens (positions `pos`, in member order) for this member's heads. */
+export type HeadAttention = (qH: Tensor, kH: Tensor, vH: Tensor, pos: Int32Array) => Promise<Partial>;
+
+export async function ulyssesAttention(
+  env: Env, group: Comm, memberPos: (c: number) => Int32Array, q: Tensor, k: Tensor, v: Tensor, inner: HeadAttention, label: string,
+): Promise<StrategyResult> {
+  const { device } = env, u = group.size, me = group.rank;
+  const [T, H, D] = q.shape as [number, number, number];
+  const dtype = q.dtype, acc = accumType(dtype);
+  const plan = new HeadPlan(u, H, k.shape[1]!), Hl = plan.Hl;
+  const len = Array.from({ length: u }, (_, c) => memberPos(c).length);
+  const off = len.map((_, c) => len.slice(0, c).reduce((a, b) => a + b, 0));
+  const Ttot = off[u - 1]! + len[u - 1]!;
+  const pos = new Int32Array(Ttot);
+  for (let c = 0; c < u; c++) pos.set(memberPos(c), off[c]!);
+  const [g0, g1] = plan.kv(me), nR = g1 - g0;
+
+  /** Local tokens, heads [h0, h0 + n) for member c → gathered tokens of this member's heads. */
+  const scatterHeads = (t: Tensor, heads: (c: number) => [number, number], nMine: number): { send: Tensor[]; recv: Tensor[] } => ({
+    send: Array.from({ length: u }, (_, c) => {
+      const [h0, h1] = heads(c);
+      const s = device.zeros(t.dtype, [T, h1 - h0, D]);
+      device.copyBox(t, s, { src: [0, h0], dst: [0, 0], size: [T, h1 - h0] });
+      return s;
+    }),
+    recv: len.map((n) => device.zeros(t.dtype, [n, nMine, D])),
+  });
+  const concat = (parts: readonly Tensor[], n: number, dt: DType): Tensor => {
+    const out = device.zeros(dt, [Ttot, n, D]);
+    parts.forEach((p, c) => device.copyBox(p, out, { src: [0, 0], dst: [off[c]!, 0], size: [len[c]!, n] }));
+    return out;
+  };
+  /** Gathered tokens [Ttot, n, D] → each member's rows; back here: [T, n_c, D] per member. */
+  const splitRows = (t: Tensor, nFrom: (c: number) => number): { send: Tensor[]; recv: Tensor[] } => ({
+    send: len.map((n, c) => {
+      const s = device.zeros(t.dtype, [n, t.shape[1]!, D]);
+      device.copyBox(t, s, { src: [off[c]!, 0], dst: [0, 0], size: [n, t.shape[1]!] });
+      return s;
+    }),
+    recv: len.map((_, c) => device.zeros(t.dtype, [T, nFrom(c), D])),
+  });
+  const qHeads = (c: number): [number, number] => [c * Hl, (c + 1) * Hl];
+
+  env.trace.step(`${label} fwd qkv`);
+  const xq = scatterHeads(q, qHeads, Hl), xk = scatterHeads(k, (c) => plan.kv(c), nR), xv = scatterHeads(v, (c) => plan.kv(c), nR);
+  const works = [xq, xk, xv].map((x) => group.allToAll(x.send, x.recv));
+  for (const w of works) await w.wait();
+  const qH = concat(xq.recv, Hl, dtype);
+  let kH = concat(xk.recv, nR, dtype), vH = concat(xv.recv, nR, dtype);
+  const regular = plan.regular(me);
+  if (!regular) { kH = plan.expand(device, me, kH); vH = plan.expand(device, me, vH); }
+
+  const p = await inner(qH, kH, vH, pos);
+
+  env.trace.step(`${label} fwd out`);
+  const xo = splitRows(castTo(device, p.state.out, dtype), () => Hl);
+  const lseSend = len.map((n, c) => {
+    const s = device.zeros(acc, [Hl, n]);
+    device.copyBox(p.state.lse, s, { src: [0, off[c]!], dst: [0, 0], size: [Hl, n] });
+    return s;
+  });
+  const lseRecv = len.map(() => device.zeros(acc, [Hl, T]));
+  const wo = group.allToAll(xo.send, xo.recv), wl = group.allToAll(lseSend, lseRecv);
+  await wo.wait();
+  await wl.wait();
+  const out = device.zeros(dtype, [T, H, D]), lse = device.zeros(acc, [H, T]);
+  for (let c = 0; c < u; c++) {
+    device.copyBox(xo.recv[c]!, out, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
+    device.copyBox(lseRecv[c]!, lse, { src: [0, 0], dst: [c * Hl, 0], size: [Hl, T] });
+  }
+
+  return {
+    out, lse,
+    backward: async (dout) => {
+      env.trace.step(`${label} bwd dout`);
+      const xd = scatterHeads(dout, qHeads, Hl);
+      await group.allToAll(xd.send, xd.recv).wait();
+      const g = await p.backward(concat(xd.recv, Hl, dtype));
+      const dkR = regular ? g.dk : plan.reduce(device, me, g.dk), dvR = regular ? g.dv : plan.reduce(device, me, g.dv);
+      // a KV head shared by several members gets partial sums: move those in the accumulation type
+      const shared = plan.shared(), gdt = shared ? acc : dtype;
+      env.trace.step(`${label} bwd grads`);
+      const xq2 = splitRows(castTo(device, g.dq, dtype), () => Hl);
+      const xk2 = splitRows(castTo(device, dkR, gdt), (c) => plan.kv(c)[1] - plan.kv(c)[0]);
+      const xv2 = splitRows(castTo(device, dvR, gdt), (c) => plan.kv(c)[1] - plan.kv(c)[0]);
+      const ws = [xq2, xk2, xv2].map((x) => group.allToAll(x.send, x.recv));
+      for (const w of ws) await w.wait();
+      const dq = device.zeros(dtype, [T, H, D]);
+      const dk = device.zeros(gdt, k.shape), dv = device.zeros(gdt, v.shape);
+      for (let c = 0; c < u; c++) {
+        device.copyBox(xq2.recv[c]!, dq, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
+        const [h0, h1] = plan.kv(c);
+        for (const [part, into] of [[xk2.recv[c]!, dk], [xv2.recv[c]!, dv]] as const) {
+          if (shared) addHeads(device, part, into, h0);
+          else device.copyBox(part, into, { src: [0, 0], dst: [0, h0], size: [T, h1 - h0] });
+        }
+      }
+      return { dq, dk: castTo(device, dk, dtype), dv: castTo(device, dv, dtype) };
+    },
+  };
+}
+
+export const ulysses: Strategy = async (ctx, q, k, v) => {
+  const env = envOf(ctx);
+  return ulyssesAttention(env, ctx.comm, (c) => ctx.shard.positions(c), q, k, v,
+    async (qH, kH, vH, pos) => localAttention(env, queryRows(ctx.mask, pos), pos, qH, kH, vH), 'ulysses');
+};
