@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { registerAttn } from './commands/attn.js';
 import { registerDemo } from './commands/demo.js';
 import { registerReport } from './commands/report.js';
+import { registerLaunch } from './commands/launch.js';
+import { registerRun } from './commands/run.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
@@ -14,6 +16,8 @@ const program = new Command('weft')
 registerAttn(program);
 registerDemo(program);
 registerReport(program);
+registerLaunch(program);
+registerRun(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,146 @@
+// `weft run`: random inputs through a context-parallel strategy on N CPU ranks. Prints time,
+// the per-rank work balance and bytes moved, and with --check the error against the f64
+// reference (exit 1 when it exceeds the tolerance of the dtype).
+import type { Command } from 'commander';
+import { referenceAttention } from '../../kernel/reference.js';
+import { MaskGrid } from '../../mask/grid.js';
+import { maskName, parseMask } from '../../mask/spec.js';
+import { type Layout, runDistributed, type RunResult, type StrategyName } from '../../run/index.js';
+import type { ShardKind } from '../../shard/shard.js';
+import type { Placement } from '../../mesh/mesh.js';
+import { type HostTensor, relError } from '../../tensor/host.js';
+import { randn, Rng } from '../../tensor/random.js';
+import { guard, UserError } from '../errors.js';
+
+interface RunOpts {
+  strategy: string; world: string; seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
+  shard?: string; ulysses?: string; ring?: string; inner?: string; placement?: string;
+  dtype: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string; timeout: string;
+  backward: boolean; check?: boolean; json?: boolean;
+}
+
+const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
+
+function int(text: string | undefined, flag: string, min = 1): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min) throw new UserError(`--${flag} must be an integer ≥ ${min}, not '${text}'`);
+  return Number(text);
+}
+
+function need(x: number | undefined, flag: string): number {
+  if (x === undefined) throw new UserError(`--${flag} is required`);
+  return x;
+}
+
+/** Document boundaries: explicit, or N random documents drawn from the seed. */
+function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
+  if (o.cuSeqlens !== undefined && o.docs !== undefined) throw new UserError('give --docs or --cu-seqlens, not both');
+  if (o.cuSeqlens !== undefined) {
+    const cu = o.cuSeqlens.split(',').map((x) => x.trim());
+    if (cu.some((x) => !/^\d+$/.test(x))) throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
+    return cu.map(Number);
+  }
+  const n = int(o.docs, 'docs');
+  if (n === undefined) return undefined;
+  if (n > S) throw new UserError(`--docs ${n} is more documents than the ${S} tokens`);
+  const cuts = new Set<number>();
+  while (cuts.size < n - 1) cuts.add(rng.int(1, S - 1));
+  return [0, ...[...cuts].sort((a, b) => a - b), S];
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let x = bytes, u = 0;
+  while (x >= 1024 && u < units.length - 1) { x /= 1024; u++; }
+  return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
+}
+
+async function run(o: RunOpts): Promise<void> {
+  const S = need(int(o.seq, 'seq'), 'seq'), H = need(int(o.heads, 'heads'), 'heads');
+  const Hkv = int(o.kvHeads, 'kv-heads') ?? H, D = need(int(o.dim, 'dim'), 'dim');
+  if (o.dtype !== 'f64' && o.dtype !== 'f32') throw new UserError(`--dtype must be f64 or f32 on CPU ranks, not '${o.dtype}'`);
+  const dtype = o.dtype;
+  const seed = int(o.seed, 'seed', 0)!;
+  const timeoutS = Number(o.timeout);
+  if (!(timeoutS > 0)) throw new UserError(`--timeout must be a positive number of seconds, not '${o.timeout}'`);
+  const rng = new Rng(seed);
+  const cu = documents(o, S, rng);
+  if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
+  const mask = parseMask(o.mask, cu);
+  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
+  const layout: Layout = {
+    strategy: o.strategy as StrategyName, world: need(int(o.world, 'world'), 'world'),
+    shard: o.shard as ShardKind | undefined, ulysses: int(o.ulysses, 'ulysses'), ring: int(o.ring, 'ring'),
+    inner: int(o.inner, 'inner'), placement: o.placement as Placement | undefined,
+  };
+  const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
+  const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
+  const res = await runDistributed({ q, k, v, dout, mask, scale, dtype }, layout, { timeoutMs: timeoutS * 1000 });
+
+  let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
+  if (o.check) {
+    const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout);
+    const errors: Record<string, number> = {};
+    for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+      const got = res[name] as HostTensor | undefined, want = ref[name];
+      if (got && want) errors[name] = relError(got, want);
+    }
+    const tolerance = TOLERANCE[dtype];
+    check = { errors, tolerance, ok: Object.values(errors).every((e) => e <= tolerance) };
+  }
+
+  const shard = layout.shard ?? (mask.kind === 'document' ? 'doc-zigzag' : 'zigzag');
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ layout: { ...layout, shard }, dims: { S, H, Hkv, D }, mask: maskName(mask), dtype, seed, stats: res.stats, check })}\n`);
+  } else {
+    process.stdout.write(table(layout, shard, { S, H, Hkv, D }, maskName(mask), dtype, res, check));
+  }
+  if (check && !check.ok) process.exitCode = 1;
+}
+
+function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number; D: number }, mask: string, dtype: string, res: RunResult,
+  check?: { errors: Record<string, number>; tolerance: number; ok: boolean }): string {
+  const s = res.stats;
+  const degrees = l.strategy === 'usp' ? ` (ulysses ${l.ulysses ?? l.world / l.ring!} × ring ${l.ring ?? l.world / l.ulysses!}, ${l.placement ?? 'head-first'})`
+    : l.strategy === 'double-ring' ? ` (inner ${l.inner} × outer ${l.world / l.inner!})` : '';
+  const lines = [
+    `${l.strategy}${degrees} on ${l.world} ranks, ${shard} shards, mask ${mask}, S=${d.S} H=${d.H} Hkv=${d.Hkv} D=${d.D} ${dtype}`,
+    `time: forward ${s.forwardMs.toFixed(1)} ms, backward ${s.backwardMs.toFixed(1)} ms (slowest rank)`,
+    `work balance (max/mean unmasked area): ${s.balance.toFixed(3)}`,
+    '',
+    'rank  compute ms        area  messages        sent    received',
+    ...s.perRank.map((r) => `${String(r.rank).padStart(4)}  ${r.computeMs.toFixed(1).padStart(10)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`),
+  ];
+  if (check) {
+    lines.push('', `check against the f64 reference (relative error, tolerance ${check.tolerance}): ` +
+      Object.entries(check.errors).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ') + (check.ok ? ' — ok' : ' — FAILED'));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function registerRun(program: Command): void {
+  program.command('run')
+    .description('run a context-parallel strategy on N CPU ranks with random inputs')
+    .requiredOption('--strategy <name>', 'ring | allgather | ulysses | usp | double-ring | tokenring')
+    .requiredOption('--world <n>', 'number of ranks')
+    .requiredOption('--seq <S>', 'sequence length')
+    .requiredOption('--heads <H>', 'query heads')
+    .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
+    .requiredOption('--dim <D>', 'head dimension')
+    .option('--mask <mask>', 'full, causal, sliding:L,R, prefix:N, document, document-causal, document-sliding:L,R', 'causal')
+    .option('--shard <kind>', 'contiguous | zigzag | striped | doc-zigzag (default: doc-zigzag for document masks, else zigzag)')
+    .option('--ulysses <U>', 'Ulysses degree (ulysses, usp)')
+    .option('--ring <R>', 'ring degree (usp)')
+    .option('--inner <I>', 'inner ring size (double-ring)')
+    .option('--placement <p>', 'usp: head-first (Ulysses groups on consecutive ranks) | context-first')
+    .option('--dtype <t>', 'f64 | f32', 'f32')
+    .option('--docs <N>', 'N random documents (for document masks)')
+    .option('--cu-seqlens <list>', 'document boundaries 0,…,S (for document masks)')
+    .option('--scale <x>', 'softmax scale (default 1/√D)')
+    .option('--seed <n>', 'random seed', '1')
+    .option('--timeout <s>', 'seconds any single communication wait may take', '300')
+    .option('--no-backward', 'forward only')
+    .option('--check', 'compare with the f64 reference')
+    .option('--json', 'one JSON object instead of the table')
+    .action((o: RunOpts) => guard(() => run(o)));
+}
