@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RankError, runRanks } from '../../src/comm/local/index.js';
+import { evenSplit } from '../../src/shard/split.js';
+import { fromBf16, toBf16 } from '../../src/tensor/dtype.js';
+
+const PROGRAMS = new URL('./programs.js', import.meta.url);
+const prog = (fn: string) => ({ module: PROGRAMS, fn });
+
+describe('LocalComm point to point', () => {
+  for (const [world, dtype, shared] of [[2, 'f64', true], [3, 'f32', true], [5, 'bf16', true], [4, 'f64', false]] as const) {
+    it(`ring exchange and FIFO matching: ${world} ranks, ${dtype}${shared ? '' : ', unshared buffers'}`, async () => {
+      const res = await runRanks<{ ring: number[]; fifo: number[][] }>(world, prog('exchange'), () => ({ dtype, shared }));
+      res.forEach((r, me) => {
+        const prev = (me + world - 1) % world;
+        assert.deepEqual(r.ring, [0, 1, 2].map((i) => prev * 10 + i));
+        assert.deepEqual(r.fifo, [0, 1, 2].map((j) => [prev * 16 + j, prev * 16 + j]));
+      });
+    });
+  }
+});
+
+describe('LocalComm collectives', () => {
+  for (const [world, dtype] of [[1, 'f64'], [3, 'f64'], [4, 'f32'], [6, 'bf16']] as const) {
+    it(`all-to-all, all-gather, reduce-scatter, all-reduce: ${world} ranks, ${dtype}`, async () => {
+      const res = await runRanks<Record<string, number[] | number[][]>>(world, prog('collectives'), () => ({ dtype }));
+      const round = (x: number): number => (dtype === 'bf16' ? fromBf16(toBf16(x)) : dtype === 'f32' ? Math.fround(x) : x);
+      const ar = Array.from({ length: 7 }, (_, i) => round(Array.from({ length: world }, (_, r) => round((r + 1) * (i + 1) / 8)).reduce((a, b) => a + b, 0)));
+      res.forEach((r, me) => {
+        assert.deepEqual(r.allToAll, Array.from({ length: world }, (_, j) => new Array(me + 1).fill(j * 10 + me)));
+        assert.deepEqual(r.allGather, Array.from({ length: world }, (_, j) => [j, j + 0.25]).flat());
+        const rs = [0, 1, 2].map((i) => round(Array.from({ length: world }, (_, j) => j + 3 * me + i).reduce((a, b) => a + b, 0)));
+        assert.deepEqual(r.reduceScatter, rs);
+        assert.deepEqual(r.allReduce, ar);
+      });
+    });
+  }
+
+  it('split: nested sub-groups, custom keys, traffic kept apart', async () => {
+    const res = await runRanks<{ half: number[]; quarter: number[]; rev: number[] }>(8, prog('splits'), () => null);
+    res.forEach((r, me) => {
+      const halfSum = [0, 2, 4, 6].map((x) => x + (me % 2)).reduce((a, b) => a + b, 0);
+      assert.deepEqual(r.half, [Math.floor(me / 2), 4, halfSum]);
+      const hr = Math.floor(me / 2), q0 = hr < 2 ? 0 : 2;
+      const mates = [q0, q0 + 1].map((h) => 2 * h + (me % 2));
+      assert.deepEqual(r.quarter, [hr - q0, 2, mates[0]! + mates[1]!]);
+      // reversed group: group rank 7 − me; it receives from the group rank before it, world rank me + 1 (mod 8)
+      assert.deepEqual(r.rev, [7 - me, (me + 1) % 8]);
+    });
+  });
+
+  it('the accounting wrapper counts messages and bytes per labelled step', async () => {
+    const world = 4;
+    const res = await runRanks<{ label: string; messages: number; bytesSent: number; bytesReceived: number }[]>(world, prog('counted'), () => null);
+    res.forEach((steps, me) => {
+      const b = evenSplit(7, world), mine = (b[me + 1]! - b[me]!) * 8;
+      assert.deepEqual(steps, [
+        { label: 'p2p', messages: 1, bytesSent: 40, bytesReceived: 40 },
+        { label: 'a2a', messages: 3, bytesSent: 36, bytesReceived: 36 },
+        { label: 'gather', messages: 3, bytesSent: 48, bytesReceived: 48 },
+        { label: 'rs', messages: 3, bytesSent: 48, bytesReceived: 48 },
+        { label: 'ar', messages: 6, bytesSent: 56 - mine + 3 * mine, bytesReceived: 3 * mine + 56 - mine },
+        { label: 'sub', messages: 1, bytesSent: 8, bytesReceived: 8 },
+      ]);
+    });
+  });
+});
+
+describe('LocalComm failures end every rank, never hang', () => {
+  const rejects = async (p: Promise<unknown>, pattern: RegExp, withinMs: number): Promise<RankError> => {
+    const t0 = Date.now();
+    const err = await p.then(() => assert.fail('expected the run to fail'), (e: unknown) => e);
+    assert.ok(Date.now() - t0 < withinMs, `took ${Date.now() - t0} ms`);
+    assert.ok(err instanceof RankError, String(err));
+    assert.match(err.message, pattern);
+    return err;
+  };
+
+  it('an exception in one rank rejects with that rank and message, quickly', async () => {
+    const err = await rejects(runRanks(6, prog('throwing'), () => ({ rank: 4, delayMs: 50 }), { timeoutMs: 60_000 }), /^rank 4: deliberate failure in rank 4$/, 3000);
+    assert.equal(err.rank, 4);
+  });
+
+  it('a recv that nothing matches times out, naming the op and the peer', async () => {
+    await rejects(runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /^rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived$/, 1500);
+  });
+
+  it('a send nobody receives times out too', async () => {
+    await rejects(runRanks(2, prog('neverReceived'), () => null, { timeoutMs: 150 }), /^rank 1: sendRecv timed out after 150 ms: sendRecv: send to rank 0 not yet received$/, 1500);
+  });
+
+  it('mismatched sizes fail with both sides named', async () => {
+    await rejects(runRanks(2, prog('mismatch'), () => null), /^rank 1: sendRecv: rank 0 sent 4 Float64Array elements .* but rank 1 expected 5 Float64Array elements$/, 3000);
+  });
+
+  it('a split some rank never joins times out', async () => {
+    await rejects(runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank 1 has not called split$/, 1500);
+  });
+
+  it('a worker that exits early is reported', async () => {
+    await rejects(runRanks(2, prog('exits'), () => null), /^rank 1: exited with code 3 before finishing$/, 3000);
+  });
+
+  it('a missing program is an error of every rank, not a hang', async () => {
+    await rejects(runRanks(2, prog('noSuchProgram'), () => null), /^rank \d: .*exports no function 'noSuchProgram'$/, 3000);
+  });
+});
