@@ -101,6 +101,12 @@ describe('LocalComm failures end every rank, never hang', () => {
     await rejects(runRanks(2, prog('exits'), () => null), /^rank 1: exited with code 3 before finishing$/, 3000);
   });
 
+  it('arguments that cannot reach a worker stop the ranks already started', async () => {
+    const t0 = Date.now();
+    await assert.rejects(runRanks(3, prog('exchange'), (r) => (r === 2 ? { dtype: 'f64', shared: true, f: () => 1 } : { dtype: 'f64', shared: true })), /could not be cloned/);
+    assert.ok(Date.now() - t0 < 1000);
+  });
+
   it('a missing program is an error of every rank, not a hang', async () => {
     await rejects(runRanks(2, prog('noSuchProgram'), () => null), /^rank \d: .*exports no function 'noSuchProgram'$/, 3000);
   });

@@ -59,7 +59,15 @@ export function runRanks<R>(world: number, program: RankProgram, args: (rank: nu
       end();
       reject(new RankError(rank, message, stack));
     };
-    for (let r = 0; r < world; r++) {
+    try {
+      for (let r = 0; r < world; r++) start(r);
+    } catch (e) {
+      // e.g. arguments that cannot be cloned: stop the ranks already started
+      end();
+      reject(e instanceof Error ? e : new Error(String(e)));
+    }
+
+    function start(r: number): void {
       const init: WorkerInit = { rank: r, size: world, ports: ports[r]!, board, timeoutMs, module, fn: program.fn, args: args(r) };
       const w = new Worker(WORKER, { workerData: init, transferList: ports[r]!.filter((p): p is MessagePort => p !== undefined) });
       workers.push(w);
