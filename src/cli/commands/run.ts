@@ -68,6 +68,7 @@ async function run(o: RunOpts): Promise<void> {
   if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
   const mask = parseMask(o.mask, cu);
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
+  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
   const layout: Layout = {
     strategy: o.strategy as StrategyName, world: need(int(o.world, 'world'), 'world'),
     shard: o.shard as ShardKind | undefined, ulysses: int(o.ulysses, 'ulysses'), ring: int(o.ring, 'ring'),
@@ -105,7 +106,7 @@ function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number;
     : l.strategy === 'double-ring' ? ` (inner ${l.inner} × outer ${l.world / l.inner!})` : '';
   const lines = [
     `${l.strategy}${degrees} on ${l.world} ranks, ${shard} shards, mask ${mask}, S=${d.S} H=${d.H} Hkv=${d.Hkv} D=${d.D} ${dtype}`,
-    `time: forward ${s.forwardMs.toFixed(1)} ms, backward ${s.backwardMs.toFixed(1)} ms (slowest rank)`,
+    `time: forward ${s.forwardMs.toFixed(1)} ms${res.dq ? `, backward ${s.backwardMs.toFixed(1)} ms` : ''} (slowest rank)`,
     `work balance (max/mean unmasked area): ${s.balance.toFixed(3)}`,
     '',
     'rank  compute ms        area  messages        sent    received',
