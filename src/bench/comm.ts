@@ -11,6 +11,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Work } from '../comm/comm.js';
 import type { CudaTensor } from '../cuda/tensor.js';
+import { ncclVersionString } from '../nccl/bindings.js';
 import { ncclWorld, type World } from '../nccl/world.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
@@ -34,6 +35,8 @@ export interface CommBenchOptions {
   python?: string;
   /** Where rank 0 writes the records (default 'bench/results'); null: do not write. */
   outDir?: string | null;
+  /** Use a blocking NCCL communicator (see NcclOptions.blocking); default non-blocking. */
+  blocking?: boolean;
   /** Print progress and the final table (rank 0; default process.stdout). */
   log?: (line: string) => void;
 }
@@ -131,13 +134,14 @@ export async function benchComm(options: CommBenchOptions = {}): Promise<BenchRe
   const dtype = options.dtype ?? 'bf16';
   const iters = options.iters ?? 20, warmup = options.warmup ?? 5;
   const log = options.log ?? ((l: string) => process.stdout.write(l + '\n'));
-  const w = await ncclWorld();
+  const w = await ncclWorld({ blocking: options.blocking ?? false });
+  const mode = options.blocking ? 'blocking' : 'nonblocking';
   const n = w.comm.size, esz = bytesPerElement(dtype);
   if (n < 2) throw new Error('weft bench comm needs at least 2 ranks (weft launch -n 2 -- bench comm)');
   const sizes = (options.sizes ?? DEFAULT_SIZES).map((b) => fit(b, n, esz));
   const lead = w.dist.rank === 0;
   const say = (l: string): void => { if (lead) log(l); };
-  say(`weft bench comm: ${n} ranks, ${w.rt.info.name}, NCCL ${w.nccl.version}, ${dtype}, ${iters} iterations after ${warmup} warm-up`);
+  say(`weft bench comm: ${n} ranks, ${w.rt.info.name}, NCCL ${ncclVersionString(w.nccl.version)} (${mode} communicator), ${dtype}, ${iters} iterations after ${warmup} warm-up`);
 
   const weft: Measured[] = [];
   for (const op of ops) for (const bytes of sizes) {
@@ -160,14 +164,14 @@ export async function benchComm(options: CommBenchOptions = {}): Promise<BenchRe
   const records: BenchRecord[] = [];
   const rows: string[][] = [['op', 'size', 'weft busbw GB/s', 'torch busbw GB/s', 'weft/torch']];
   for (const m of weft) {
-    const config = { op: m.op, bytes: m.bytes, ranks: n, dtype, iters, warmup };
+    const config = { op: m.op, bytes: m.bytes, ranks: n, dtype, iters, warmup, communicator: mode };
     const med = summarize(m.samples).median;
     const bus = gbps(m.bytes, med) * busFactor(m.op, n);
     const t = torch?.results.find((x) => x.op === m.op && x.bytes === m.bytes);
     const tBus = t ? gbps(t.bytes, summarize(t.samples_ms).median) * busFactor(t.op, n) : undefined;
     const derived: Record<string, number> = { algGBps: gbps(m.bytes, med), busGBps: bus };
     if (tBus) derived.vsTorch = bus / tBus;
-    records.push(makeRecord('comm', `weft-nccl-${m.op}`, config, 'ms', m.samples, derived, { nccl: w.nccl.version, gpu: w.rt.info.name }));
+    records.push(makeRecord('comm', `weft-nccl${options.blocking ? '-blocking' : ''}-${m.op}`, config, 'ms', m.samples, derived, { nccl: ncclVersionString(w.nccl.version), gpu: w.rt.info.name }));
     if (t && tBus) records.push(makeRecord('comm', `torch-nccl-${m.op}`, config, 'ms', t.samples_ms,
       { algGBps: gbps(t.bytes, summarize(t.samples_ms).median), busGBps: tBus }, { torch: torch!.torch, nccl: torch!.nccl, gpu: w.rt.info.name }));
     rows.push([m.op, fmtSize(m.bytes), bus.toFixed(1), tBus ? tBus.toFixed(1) : '-', tBus ? (bus / tBus).toFixed(3) : '-']);

@@ -37,19 +37,24 @@ export const NCCL_SUM = 0;
 
 export const NCCL_DTYPE: Record<DType, number> = { f16: 6, f32: 7, f64: 8, bf16: 9 };
 
+/** NCCL's version code (e.g. 22805) as 2.28.5. */
+export function ncclVersionString(code: number): string {
+  return code >= 10000 ? `${Math.floor(code / 10000)}.${Math.floor(code / 100) % 100}.${code % 100}` : `${Math.floor(code / 1000)}.${Math.floor(code / 100) % 10}.${code % 100}`;
+}
+
 /**
  * An ncclConfig_t in the layout of NCCL 2.17 (size, magic, version, blocking, cgaClusterSize,
  * minCTAs, maxCTAs, netName, splitShare). NCCL reads `size` bytes of it and gives every later
  * field its default, so this layout stays valid for newer libraries.
  */
-export function nonBlockingConfig(): Uint8Array {
+export function commConfig(blocking = false): Uint8Array {
   const buf = new Uint8Array(48);
   const v = new DataView(buf.buffer);
   const UNDEF = -2147483648;
   v.setBigUint64(0, 48n, true);
   v.setUint32(8, 0xcafebeef, true);
   v.setUint32(12, 2 * 10000 + 17 * 100, true); // NCCL_VERSION(2, 17, 0)
-  v.setInt32(16, 0, true); // blocking = 0
+  v.setInt32(16, blocking ? 1 : 0, true);
   for (const off of [20, 24, 28, 40]) v.setInt32(off, UNDEF, true);
   return buf;
 }

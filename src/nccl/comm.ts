@@ -14,13 +14,21 @@ import type { CudaRuntime } from '../cuda/runtime.js';
 import type { CudaEvent } from '../cuda/stream.js';
 import { asCuda, type CudaTensor } from '../cuda/tensor.js';
 import type { Tensor } from '../tensor/host.js';
-import { Nccl, NCCL_DTYPE, NCCL_IN_PROGRESS, NCCL_SUCCESS, NCCL_SUM, nonBlockingConfig } from './bindings.js';
+import { commConfig, Nccl, NCCL_DTYPE, NCCL_IN_PROGRESS, NCCL_SUCCESS, NCCL_SUM } from './bindings.js';
 
 export interface NcclOptions {
   /** An operation (or init/split) not complete after this long aborts the communicator. */
   timeoutMs?: number;
   /** How often the background watchdog looks (it also runs whenever the host waits on the GPU). */
   watchdogMs?: number;
+  /**
+   * Blocking communicator (default false, or WEFT_NCCL_BLOCKING=1). Non-blocking is the safe
+   * choice: no NCCL call can hold the host while a peer is missing. But NCCL then runs every
+   * group launch on a new background thread, which adds host time to each operation; blocking
+   * mode avoids that when operations are small and many, at the price that an init or a first
+   * connection to a dead peer can hang the host (the watchdog still catches stuck transfers).
+   */
+  blocking?: boolean;
 }
 
 /** WEFT_NCCL_TIMEOUT (seconds) or 300 s. */
@@ -76,7 +84,8 @@ export class NcclComm implements Comm {
     const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs();
     rt.makeCurrent();
     const out = new BigUint64Array(1);
-    const code = nccl.fn.ncclCommInitRankConfig(out, size, { internal: id }, rank, nonBlockingConfig()) as number;
+    const blocking = opts.blocking ?? process.env.WEFT_NCCL_BLOCKING === '1';
+    const code = nccl.fn.ncclCommInitRankConfig(out, size, { internal: id }, rank, commConfig(blocking)) as number;
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw nccl.error('ncclCommInitRankConfig', code, null);
     const handle = out[0]!;
     const t0 = Date.now();
@@ -92,7 +101,7 @@ export class NcclComm implements Comm {
       }
       await sleep(2);
     }
-    return new NcclComm(rt, nccl, handle, rank, size, { ...opts, timeoutMs });
+    return new NcclComm(rt, nccl, handle, rank, size, { ...opts, timeoutMs, blocking });
   }
 
   /** Throw the communicator's failure, if any; otherwise run one watchdog step. */
@@ -238,7 +247,7 @@ export class NcclComm implements Comm {
     if (!Number.isInteger(color) || color < 0) throw new Error(`split: color ${color} must be a non-negative integer`);
     this.check();
     const out = new BigUint64Array(1);
-    const code = this.nccl.fn.ncclCommSplit(this.handle, color, key ?? this.rank, out, nonBlockingConfig()) as number;
+    const code = this.nccl.fn.ncclCommSplit(this.handle, color, key ?? this.rank, out, commConfig(this.opts.blocking)) as number;
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw this.nccl.error('ncclCommSplit', code, this.handle);
     const child = out[0]!;
     this.settle('ncclCommSplit', child);
