@@ -118,3 +118,44 @@ function mixedDtypes(): string {
 
 function readRaw(f: string): Map<string, StTensor> { return readSafetensors(f); }
 function writeRaw(name: string, m: Map<string, StTensor>): string { const f = path.join(dir, `${name}.safetensors`); writeSafetensors(f, m); return f; }
+
+describe('weft attn --strategy: the same files from N CPU ranks', () => {
+  const [S, H, Hkv, D] = [29, 4, 2, 4];
+  const cu = [0, 4, 17, 29];
+  const p = writeProblem(dir, 'cp', [S, H, D], [S, Hkv, D], { seed: 8, cuSeqlens: cu });
+  const layouts: string[][] = [
+    ['--strategy', 'ring', '--world', '3'],
+    ['--strategy', 'ring', '--world', '4', '--shard', 'striped'],
+    ['--strategy', 'allgather', '--world', '4', '--shard', 'contiguous'],
+    ['--strategy', 'ulysses', '--world', '4'],
+    ['--strategy', 'usp', '--world', '4', '--ulysses', '2', '--placement', 'context-first'],
+    ['--strategy', 'double-ring', '--world', '4', '--inner', '2'],
+    ['--strategy', 'tokenring', '--world', '3'],
+  ];
+  for (const layout of layouts) for (const mask of ['causal', 'document-causal']) test(`${layout.join(' ')} --mask ${mask}`, () => {
+    const out = path.join(dir, `cp-${layout.join('-')}-${mask}.safetensors`);
+    const r = weft(['attn', '--in', p.file, '--out', out, '--mask', mask, '--dtype', 'f64', ...layout]);
+    assert.equal(r.code, 0, r.stderr);
+    compare(out, p, S, H, Hkv, D, mask, 1e-10, cu);
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ['degrees', ['--strategy', 'usp', '--world', '4', '--ulysses', '3', '--ring', '2'], /is not the world size 4/],
+    ['ulysses above heads', ['--strategy', 'ulysses', '--world', '8'], /Ulysses degree 8/],
+    ['ulysses not dividing heads', ['--strategy', 'ulysses', '--world', '3'], /Ulysses degree 3/],
+    ['world above S', ['--strategy', 'ring', '--world', '30'], /larger than the sequence length 29/],
+    ['unknown strategy', ['--strategy', 'spiral', '--world', '2'], /unknown strategy 'spiral'/],
+    ['unknown shard', ['--strategy', 'ring', '--world', '2', '--shard', 'diagonal'], /unknown shard 'diagonal'/],
+    ['unknown placement', ['--strategy', 'usp', '--world', '4', '--ulysses', '2', '--placement', 'random'], /unknown placement 'random'/],
+    ['world without strategy', ['--world', '2'], /--world needs --strategy/],
+    ['strategy without world', ['--strategy', 'ring'], /--strategy needs --world/],
+  ];
+  for (const [name, args, re] of bad) test(`rejects ${name} before any rank starts`, () => {
+    const out = path.join(dir, `cp-bad-${name.replace(/ /g, '-')}.safetensors`);
+    const r = weft(['attn', '--in', p.file, '--out', out, '--mask', 'causal', ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, re);
+    assert.equal(existsSync(out), false);
+  });
+});

@@ -5,27 +5,20 @@ import type { Command } from 'commander';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName, parseMask } from '../../mask/spec.js';
-import { type Layout, runDistributed, type RunResult, type StrategyName } from '../../run/index.js';
-import type { ShardKind } from '../../shard/shard.js';
-import type { Placement } from '../../mesh/mesh.js';
+import { type Layout, runDistributed, type RunResult } from '../../run/index.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { guard, UserError } from '../errors.js';
+import { addLayoutOptions, layoutFrom, type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
 
-interface RunOpts {
-  strategy: string; world: string; seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
-  shard?: string; ulysses?: string; ring?: string; inner?: string; placement?: string;
-  dtype: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string; timeout: string;
+interface RunOpts extends LayoutOpts {
+  seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
+  dtype: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
   backward: boolean; check?: boolean; json?: boolean;
 }
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
-function int(text: string | undefined, flag: string, min = 1): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min) throw new UserError(`--${flag} must be an integer ≥ ${min}, not '${text}'`);
-  return Number(text);
-}
 
 function need(x: number | undefined, flag: string): number {
   if (x === undefined) throw new UserError(`--${flag} is required`);
@@ -40,7 +33,7 @@ function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
     if (cu.some((x) => !/^\d+$/.test(x))) throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
     return cu.map(Number);
   }
-  const n = int(o.docs, 'docs');
+  const n = optInt(o.docs, 'docs');
   if (n === undefined) return undefined;
   if (n > S) throw new UserError(`--docs ${n} is more documents than the ${S} tokens`);
   const cuts = new Set<number>();
@@ -56,27 +49,21 @@ function human(bytes: number): string {
 }
 
 async function run(o: RunOpts): Promise<void> {
-  const S = need(int(o.seq, 'seq'), 'seq'), H = need(int(o.heads, 'heads'), 'heads');
-  const Hkv = int(o.kvHeads, 'kv-heads') ?? H, D = need(int(o.dim, 'dim'), 'dim');
+  const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
+  const Hkv = optInt(o.kvHeads, 'kv-heads') ?? H, D = need(optInt(o.dim, 'dim'), 'dim');
   if (o.dtype !== 'f64' && o.dtype !== 'f32') throw new UserError(`--dtype must be f64 or f32 on CPU ranks, not '${o.dtype}'`);
   const dtype = o.dtype;
-  const seed = int(o.seed, 'seed', 0)!;
-  const timeoutS = Number(o.timeout);
-  if (!(timeoutS > 0)) throw new UserError(`--timeout must be a positive number of seconds, not '${o.timeout}'`);
+  const seed = optInt(o.seed, 'seed', 0)!;
   const rng = new Rng(seed);
   const cu = documents(o, S, rng);
   if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
   const mask = parseMask(o.mask, cu);
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
   if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-  const layout: Layout = {
-    strategy: o.strategy as StrategyName, world: need(int(o.world, 'world'), 'world'),
-    shard: o.shard as ShardKind | undefined, ulysses: int(o.ulysses, 'ulysses'), ring: int(o.ring, 'ring'),
-    inner: int(o.inner, 'inner'), placement: o.placement as Placement | undefined,
-  };
+  const layout = layoutFrom(o)!;
   const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
-  const res = await runDistributed({ q, k, v, dout, mask, scale, dtype }, layout, { timeoutMs: timeoutS * 1000 });
+  const res = await runDistributed({ q, k, v, dout, mask, scale, dtype }, layout, { timeoutMs: timeoutMs(o) });
 
   let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
   if (o.check) {
@@ -120,26 +107,19 @@ function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number;
 }
 
 export function registerRun(program: Command): void {
-  program.command('run')
-    .description('run a context-parallel strategy on N CPU ranks with random inputs')
-    .requiredOption('--strategy <name>', 'ring | allgather | ulysses | usp | double-ring | tokenring')
-    .requiredOption('--world <n>', 'number of ranks')
+  const cmd = program.command('run')
+    .description('run a context-parallel strategy on N CPU ranks with random inputs');
+  addLayoutOptions(cmd, true)
     .requiredOption('--seq <S>', 'sequence length')
     .requiredOption('--heads <H>', 'query heads')
     .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
     .requiredOption('--dim <D>', 'head dimension')
     .option('--mask <mask>', 'full, causal, sliding:L,R, prefix:N, document, document-causal, document-sliding:L,R', 'causal')
-    .option('--shard <kind>', 'contiguous | zigzag | striped | doc-zigzag (default: doc-zigzag for document masks, else zigzag)')
-    .option('--ulysses <U>', 'Ulysses degree (ulysses, usp)')
-    .option('--ring <R>', 'ring degree (usp)')
-    .option('--inner <I>', 'inner ring size (double-ring)')
-    .option('--placement <p>', 'usp: head-first (Ulysses groups on consecutive ranks) | context-first')
     .option('--dtype <t>', 'f64 | f32', 'f32')
     .option('--docs <N>', 'N random documents (for document masks)')
     .option('--cu-seqlens <list>', 'document boundaries 0,…,S (for document masks)')
     .option('--scale <x>', 'softmax scale (default 1/√D)')
     .option('--seed <n>', 'random seed', '1')
-    .option('--timeout <s>', 'seconds any single communication wait may take', '300')
     .option('--no-backward', 'forward only')
     .option('--check', 'compare with the f64 reference')
     .option('--json', 'one JSON object instead of the table')
