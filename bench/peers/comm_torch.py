@@ -5,6 +5,7 @@ Started by each weft rank with torchrun's environment (RANK, WORLD_SIZE, LOCAL_R
 MASTER_ADDR, MASTER_PORT). Prints one line 'RESULT <json>' on stdout.
 """
 import argparse
+import datetime
 import json
 import os
 
@@ -25,7 +26,7 @@ def main() -> None:
     local = int(os.environ.get("LOCAL_RANK", rank))
     torch.cuda.set_device(local)
     dev = torch.device("cuda", local)
-    dist.init_process_group("nccl", device_id=dev)
+    dist.init_process_group("nccl", device_id=dev, timeout=datetime.timedelta(seconds=int(os.environ.get("WEFT_PEER_TIMEOUT", "300"))))
     dt = {"bf16": torch.bfloat16, "f32": torch.float32}[a.dtype]
     esz = torch.tensor([], dtype=dt).element_size()
 

@@ -153,13 +153,20 @@ export async function benchComm(options: CommBenchOptions = {}): Promise<BenchRe
   w.rt.allocator.emptyCache(); // leave the memory to the PyTorch peer
 
   let torch: TorchOutput | undefined;
+  let torchError: unknown;
   if (options.torch ?? true) {
-    torch = await runTorch(w, { python: options.python ?? 'python3', dtype, iters, warmup }, ops, sizes);
-    for (const t of torch.results) say(`  torch ${t.op.padEnd(9)} ${fmtSize(t.bytes).padStart(8)}  ${(gbps(t.bytes, summarize(t.samples_ms).median) * busFactor(t.op, n)).toFixed(1)} GB/s bus`);
+    try {
+      torch = await runTorch(w, { python: options.python ?? 'python3', dtype, iters, warmup }, ops, sizes);
+    } catch (e) {
+      // keep weft's own figures; the failure is reported (and rethrown) after they are written
+      torchError = e;
+      process.stderr.write(`weft bench comm: ${e instanceof Error ? e.message.split('\n')[0] : e}\n`);
+    }
+    for (const t of torch?.results ?? []) say(`  torch ${t.op.padEnd(9)} ${fmtSize(t.bytes).padStart(8)}  ${(gbps(t.bytes, summarize(t.samples_ms).median) * busFactor(t.op, n)).toFixed(1)} GB/s bus`);
   }
   await w.comm.destroy();
   w.store.close();
-  if (!lead) return [];
+  if (!lead) { if (torchError) throw torchError; return []; }
 
   const records: BenchRecord[] = [];
   const rows: string[][] = [['op', 'size', 'weft busbw GB/s', 'torch busbw GB/s', 'weft/torch']];
@@ -179,5 +186,6 @@ export async function benchComm(options: CommBenchOptions = {}): Promise<BenchRe
   if (options.outDir !== null) say(`records: ${writeRecords(options.outDir ?? 'bench/results', records)}`);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) say(r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  if (torchError) throw torchError;
   return records;
 }
