@@ -1,5 +1,6 @@
-// `weft demo` (what `npm start` runs): a default problem on the CPU, each mask's error against
-// the plain f64 reference and its time — a one-minute look at what weft computes.
+// `weft demo` (what `npm start` runs): a default problem on the CPU, on one rank and split over
+// 4 CPU ranks by each strategy, with every result's error against the plain f64 reference and
+// its time — a short look at what weft computes.
 import type { Command } from 'commander';
 import { attendSingle } from '../../kernel/attend.js';
 import { CpuKernel } from '../../kernel/cpu.js';
@@ -7,6 +8,7 @@ import { defaultScale } from '../../kernel/kernel.js';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName, type MaskSpec } from '../../mask/spec.js';
+import { type Layout, runBatch } from '../../run/index.js';
 import { relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { guard } from '../errors.js';
@@ -17,7 +19,7 @@ interface DemoOpts { seq: string; heads: string; kvHeads: string; dim: string; j
 
 export function registerDemo(program: Command): void {
   program.command('demo')
-    .description('run a default problem on the CPU and check it against the f64 reference')
+    .description('run a default problem on one CPU rank and on 4 ranks per strategy, checked against the f64 reference')
     .option('--seq <S>', 'sequence length', '384')
     .option('--heads <H>', 'query heads', '8')
     .option('--kv-heads <K>', 'key/value heads', '2')
@@ -37,7 +39,7 @@ async function demo(o: DemoOpts): Promise<void> {
     { kind: 'sliding', left: Math.floor(S / 8), right: 0 },
     { kind: 'document', cuSeqlens: docs, inner: { kind: 'causal' } },
   ];
-  if (!o.json) process.stderr.write(`weft demo: S=${S} H=${H} Hkv=${Hkv} D=${D}, f32 CPU kernel vs f64 reference, forward + backward\n`);
+  if (!o.json) process.stderr.write(`weft demo: S=${S} H=${H} Hkv=${Hkv} D=${D}, f32 on the CPU vs the f64 reference, forward + backward\n`);
   const rows: Record<string, string | number>[] = [];
   for (const spec of masks) {
     const grid = MaskGrid.build(spec, S);
@@ -47,13 +49,36 @@ async function demo(o: DemoOpts): Promise<void> {
     const ref = referenceAttention(q, k, v, grid, scale, dout);
     const flops = 4 * grid.area() * H * D * 3.5; // forward + backward (2.5×)
     rows.push({
-      mask: maskName(spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
+      where: 'one rank', mask: maskName(spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
       'GFLOP/s': +(flops / ms / 1e6).toFixed(2),
       out: relError(r.out, ref.out).toExponential(1), lse: relError(r.lse, ref.lse).toExponential(1),
       dq: relError(r.dq!, ref.dq!).toExponential(1), dk: relError(r.dk!, ref.dk!).toExponential(1), dv: relError(r.dv!, ref.dv!).toExponential(1),
     });
     if (!o.json) process.stderr.write(`  ${maskName(spec)} done in ${(ms / 1000).toFixed(2)} s\n`);
   }
+  // the same problem split over 4 CPU ranks, one strategy per mask family
+  const world = 4;
+  const runs: { layout: Layout; spec: MaskSpec; label: string }[] = [
+    { layout: { strategy: 'ring', world, shard: 'zigzag' }, spec: masks[0]!, label: 'ring ×4 zigzag' },
+    { layout: { strategy: 'usp', world, ulysses: 2, ring: 2 }, spec: masks[0]!, label: 'usp 2×2' },
+    { layout: { strategy: 'ulysses', world }, spec: masks[1]!, label: 'ulysses ×4' },
+    { layout: { strategy: 'tokenring', world }, spec: masks[1]!, label: 'tokenring ×4' },
+    { layout: { strategy: 'double-ring', world, inner: 2 }, spec: masks[2]!, label: 'double-ring 2×2' },
+  ];
+  const results = await runBatch(runs.map((r) => ({ problem: { q, k, v, dout, mask: r.spec, scale, dtype: 'f32' as const }, layout: r.layout })));
+  runs.forEach((run, i) => {
+    const res = results[i]!;
+    const grid = MaskGrid.build(run.spec, S);
+    const ref = referenceAttention(q, k, v, grid, scale, dout);
+    const ms = res.stats.forwardMs + res.stats.backwardMs;
+    rows.push({
+      where: run.label, mask: maskName(run.spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
+      'GFLOP/s': +(4 * grid.area() * H * D * 3.5 / ms / 1e6).toFixed(2),
+      out: relError(res.out, ref.out).toExponential(1), lse: relError(res.lse, ref.lse).toExponential(1),
+      dq: relError(res.dq!, ref.dq!).toExponential(1), dk: relError(res.dk!, ref.dk!).toExponential(1), dv: relError(res.dv!, ref.dv!).toExponential(1),
+    });
+    if (!o.json) process.stderr.write(`  ${run.label} ${maskName(run.spec)} done, work balance ${res.stats.balance.toFixed(2)}\n`);
+  });
   if (o.json) process.stdout.write(JSON.stringify({ S, H, Hkv, D, results: rows }) + '\n');
   else process.stdout.write(table(rows) + '\nerrors are ‖weft − f64 reference‖ / ‖reference‖; f32 arithmetic should stay under 1e-5.\n');
 }
