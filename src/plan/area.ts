@@ -1,0 +1,95 @@
+// Unmasked (query, key) pairs in a rectangle of the attention matrix, computed from the mask
+// language's slices in closed form: O(slices touching the rectangle), never O(S). This is what
+// lets the planner price S = 1M tokens per candidate without building a MaskGrid; the tests check
+// it against MaskGrid.area.
+import { MaskGrid } from '../mask/grid.js';
+import { lower, type MaskSpec, type Slice } from '../mask/spec.js';
+
+/** Σ_{q=x0}^{x1-1} max(0, c + m·q) for a slope m ∈ {−1, 0, 1}, exactly. */
+function sumPositiveLinear(x0: number, x1: number, c: number, m: number): number {
+  if (x1 <= x0) return 0;
+  if (m === 0) return c > 0 ? c * (x1 - x0) : 0;
+  // restrict to the q where c + m·q > 0
+  if (m > 0) x0 = Math.max(x0, -c + 1);
+  else x1 = Math.min(x1, c);
+  if (x1 <= x0) return 0;
+  const n = x1 - x0;
+  const first = c + m * x0, last = c + m * (x1 - 1);
+  return ((first + last) * n) / 2;
+}
+
+/**
+ * Pairs of slice `s` inside [q0,q1) × [k0,k1). Row q of the slice sees keys
+ * [max(K0, q + b), min(K1, q + a)) where the diagonal offset and band give a and b; the count
+ * min(A, q+a) − max(B, q+b) is piecewise linear in q with breakpoints at A−a and B−b.
+ */
+export function sliceArea(s: Slice, q0: number, q1: number, k0: number, k1: number): number {
+  const lo = Math.max(q0, s.q[0]), hi = Math.min(q1, s.q[1]);
+  if (hi <= lo) return 0;
+  const A = Math.min(k1, s.k[1]), B = Math.max(k0, s.k[0]);
+  if (A <= B) return 0;
+  // diagonal key of row q: q − q0s + k0s + (klen − qlen)
+  const d = -s.q[0] + s.k[0] + (s.k[1] - s.k[0]) - (s.q[1] - s.q[0]);
+  const a = s.right === Infinity ? Infinity : d + s.right + 1; // upper key bound q + a
+  const b = s.left === Infinity ? -Infinity : d - s.left; // lower key bound q + b
+  // breakpoints where min/max switch branch
+  const cuts = [lo, hi];
+  if (Number.isFinite(a)) cuts.push(Math.min(hi, Math.max(lo, A - a)));
+  if (Number.isFinite(b)) cuts.push(Math.min(hi, Math.max(lo, B - b)));
+  cuts.sort((x, y) => x - y);
+  let n = 0;
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const x0 = cuts[i]!, x1 = cuts[i + 1]!;
+    if (x1 <= x0) continue;
+    // on [x0, x1) each branch is fixed: evaluate which at x0
+    const upperIsA = !Number.isFinite(a) || A <= x0 + a;
+    const lowerIsB = !Number.isFinite(b) || B >= x0 + b;
+    // count(q) = upper − lower = (upperIsA ? A : q + a) − (lowerIsB ? B : q + b)
+    const c = (upperIsA ? A : a) - (lowerIsB ? B : b);
+    const m = (upperIsA ? 0 : 1) - (lowerIsB ? 0 : 1);
+    n += sumPositiveLinear(x0, x1, c, m);
+  }
+  return n;
+}
+
+/**
+ * A mask lowered once for a sequence of S tokens, answering rectangle areas. Slices are kept in
+ * order of their first query row; when their query ranges do not overlap (full, causal, sliding,
+ * documents) a rectangle only visits the slices it touches, in closed form. Overlapping slices
+ * (prefix masks, hand-made unions) would be counted twice, so those fall back to the MaskGrid
+ * and sum rows: exact, O(rows) per rectangle.
+ */
+export class MaskAreas {
+  readonly slices: Slice[];
+  private readonly disjoint: boolean;
+  private readonly starts: number[];
+  private readonly grid?: MaskGrid;
+  readonly total: number;
+
+  constructor(readonly spec: MaskSpec, readonly S: number) {
+    this.slices = lower(spec, S).sort((x, y) => x.q[0] - y.q[0]);
+    this.disjoint = this.slices.every((s, i) => i === 0 || s.q[0] >= this.slices[i - 1]!.q[1]);
+    this.starts = this.slices.map((s) => s.q[1]);
+    if (!this.disjoint) this.grid = MaskGrid.fromSlices(this.slices, S);
+    this.total = this.area(0, S, 0, S);
+  }
+
+  area(q0: number, q1: number, k0: number, k1: number): number {
+    if (q1 <= q0 || k1 <= k0) return 0;
+    let n = 0;
+    if (this.disjoint) {
+      // first slice whose query range ends after q0
+      let lo = 0, hi = this.slices.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (this.starts[mid]! <= q0) lo = mid + 1; else hi = mid; }
+      for (let i = lo; i < this.slices.length && this.slices[i]!.q[0] < q1; i++) n += sliceArea(this.slices[i]!, q0, q1, k0, k1);
+      return n;
+    }
+    for (let q = q0; q < q1; q++) n += this.grid!.rowArea(q, k0, k1);
+    return n;
+  }
+
+  /** Fraction of the S × S square that is unmasked: the FLOP multiplier ("causal counts half"). */
+  density(): number {
+    return this.S === 0 ? 0 : this.total / (this.S * this.S);
+  }
+}

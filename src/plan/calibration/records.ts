@@ -1,0 +1,134 @@
+// Updating a calibration from `weft bench` records (JSON lines, src/bench/record.ts). A record is
+// used when it says what it measured in these fields (others are skipped, with the reason):
+//   kind 'kernel': config.seqLen (or seq/S), config.headDim (or dim/D), config.mask 'causal'|'full',
+//     config.pass 'fwd'|'fwd+bwd' (or mode/direction), derived.tflops; the kernel name is
+//     config.kernel, or the record name up to its first '-' ('weft-fwd' → 'weft'); a record with
+//     config.op 'gemm' (or name starting 'gemm') sets the GEMM rate instead.
+//   kind 'comm': config.op 'sendrecv'|'p2p' with derived.GBps (per direction) sets the point-to-point
+//     efficiency; config.op 'allreduce'|'all-reduce' with derived.busGBps (or GBps) sets the collective one,
+//     both over the measured GPU's nominal NVLink bandwidth.
+// The GPU is env.gpus[0] matched to a preset (e.g. 'NVIDIA H200' → h200); rates measured on
+// another GPU of the class are rescaled by the ratio of datasheet peaks.
+import { readFileSync } from 'node:fs';
+import { UserError } from '../../errors.js';
+import { GPU_PRESETS, type GpuSpec } from '../hardware.js';
+import type { Calibration, KernelPoint } from './types.js';
+import { CLASS_CALIBRATIONS } from './classes.js';
+
+export interface RecordLike {
+  kind?: unknown; name?: unknown; config?: unknown; derived?: unknown; env?: unknown; time?: unknown;
+}
+
+function gpuOfRecord(r: RecordLike): GpuSpec | undefined {
+  const gpus = (r.env as { gpus?: unknown } | undefined)?.gpus;
+  const name = Array.isArray(gpus) && typeof gpus[0] === 'string' ? gpus[0].toLowerCase() : '';
+  // longest preset name first so 'a100-80g' is not mistaken for another part
+  for (const key of Object.keys(GPU_PRESETS).sort((a, b) => b.length - a.length)) {
+    const bare = key.split('-')[0]!;
+    if (name.includes(bare)) return GPU_PRESETS[key];
+  }
+  return undefined;
+}
+
+const num = (o: Record<string, unknown>, ...keys: string[]): number | undefined => {
+  for (const k of keys) if (typeof o[k] === 'number' && Number.isFinite(o[k])) return o[k] as number;
+  return undefined;
+};
+const str = (o: Record<string, unknown>, ...keys: string[]): string | undefined => {
+  for (const k of keys) if (typeof o[k] === 'string') return o[k] as string;
+  return undefined;
+};
+
+/** A copy of `base` with every usable record applied; the reasons records were skipped. */
+export function applyRecords(base: Calibration, records: readonly RecordLike[]): { calibration: Calibration; used: number; skipped: string[] } {
+  const cal: Calibration = { ...base, attention: [...base.attention], gemm: { ...base.gemm }, links: { ...base.links } };
+  const target = GPU_PRESETS[cal.gpu]!;
+  const skipped: string[] = [];
+  let used = 0;
+  records.forEach((r, i) => {
+    const where = `record ${i + 1}${typeof r.name === 'string' ? ` (${r.name})` : ''}`;
+    const gpu = gpuOfRecord(r);
+    if (!gpu) { skipped.push(`${where}: GPU unknown (env.gpus)`); return; }
+    if (gpu.class !== cal.class) { skipped.push(`${where}: measured on ${gpu.name}, not a ${cal.class} GPU`); return; }
+    const config = (r.config ?? {}) as Record<string, unknown>, derived = (r.derived ?? {}) as Record<string, unknown>;
+    const source = `weft bench ${String(r.kind)} ${typeof r.name === 'string' ? r.name : ''} on ${gpu.name}${typeof r.time === 'string' ? `, ${r.time}` : ''}`;
+    const scale = target.bf16Tflops / gpu.bf16Tflops;
+    if (r.kind === 'kernel') {
+      const tflops = num(derived, 'tflops');
+      if (tflops === undefined) { skipped.push(`${where}: no derived.tflops`); return; }
+      const name = typeof r.name === 'string' ? r.name : '';
+      if (str(config, 'op') === 'gemm' || name.startsWith('gemm')) { cal.gemm = { tflops: tflops * scale, source }; used++; return; }
+      const seqLen = num(config, 'seqLen', 'seq', 'S'), headDim = num(config, 'headDim', 'dim', 'D');
+      const mask = str(config, 'mask'), pass = str(config, 'pass', 'mode', 'direction');
+      if (!seqLen || !headDim || (mask !== 'causal' && mask !== 'full') || (pass !== 'fwd' && pass !== 'fwd+bwd')) {
+        skipped.push(`${where}: needs config.seqLen, headDim, mask (causal|full) and pass (fwd|fwd+bwd)`);
+        return;
+      }
+      const kernel = str(config, 'kernel') ?? (name.split('-')[0] || 'weft');
+      const p: KernelPoint = { kernel, pass, seqLen, mask, headDim, tflops: tflops * scale, source };
+      const same = cal.attention.findIndex((q) => q.kernel === kernel && q.pass === pass && q.seqLen === seqLen && q.mask === mask && q.headDim === headDim);
+      if (same >= 0) cal.attention[same] = p; else cal.attention.push(p);
+      used++;
+      return;
+    }
+    if (r.kind === 'comm') {
+      const op = (str(config, 'op') ?? '').toLowerCase();
+      if (op === 'sendrecv' || op === 'p2p') {
+        const g = num(derived, 'GBps');
+        if (g === undefined) { skipped.push(`${where}: no derived.GBps`); return; }
+        cal.links = { ...cal.links, p2pEfficiency: g / gpu.intraNode.GBps, source };
+        used++;
+        return;
+      }
+      if (op === 'allreduce' || op === 'all-reduce') {
+        const g = num(derived, 'busGBps', 'GBps');
+        if (g === undefined) { skipped.push(`${where}: no derived.busGBps`); return; }
+        cal.links = { ...cal.links, collectiveEfficiency: g / gpu.intraNode.GBps, source };
+        used++;
+        return;
+      }
+      skipped.push(`${where}: comm op '${op}' is not sendrecv or allreduce`);
+      return;
+    }
+    skipped.push(`${where}: kind '${String(r.kind)}' is not kernel or comm`);
+  });
+  return { calibration: cal, used, skipped };
+}
+
+/**
+ * Read `--calibration FILE`: a Calibration object (JSON), or bench records (JSON lines) applied
+ * to the shipped calibration of the class they were measured on.
+ */
+export function loadCalibration(file: string): { calibration: Calibration; used: number; skipped: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`--calibration: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const trimmed = text.trim();
+  try {
+    const whole = JSON.parse(trimmed) as unknown;
+    if (whole && typeof whole === 'object' && !Array.isArray(whole) && 'attention' in whole && 'gemm' in whole) {
+      const c = whole as Calibration;
+      if (!GPU_PRESETS[c.gpu]) throw new UserError(`--calibration: gpu '${String(c.gpu)}' is not a preset (${Object.keys(GPU_PRESETS).join(', ')})`);
+      return { calibration: c, used: 0, skipped: [] };
+    }
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    // not one JSON document: JSON lines
+  }
+  const records: RecordLike[] = [];
+  trimmed.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      records.push(JSON.parse(line) as RecordLike);
+    } catch {
+      throw new UserError(`--calibration: ${file} line ${i + 1} is not JSON`);
+    }
+  });
+  const first = records.map(gpuOfRecord).find((g) => g);
+  if (!first) throw new UserError(`--calibration: no record in ${file} names a known GPU (env.gpus)`);
+  const base = { ...CLASS_CALIBRATIONS[first.class], gpu: CLASS_CALIBRATIONS[first.class].gpu };
+  return applyRecords(base, records);
+}

@@ -1,0 +1,188 @@
+// The analytical model: a layout's step time, broken into terms, its memory per GPU, and its model
+// FLOPs. Ring phases run in lock step — each step takes the slowest position's
+// max(compute, transfer) — and collectives are exposed (nothing overlaps them).
+import { elemBytes, type PlanConfig } from './config.js';
+import type { Layout } from './layout.js';
+import { collectiveMs, type LinkClass, p2pMs } from './links.js';
+import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
+import type { Context, Phase, RingPhase, Term } from './schedule.js';
+import { headsOf, layerSchedule, microbatches, savedBytesPerToken, seqsAtOnce, stepPhases } from './schedule.js';
+
+export type Breakdown = Record<Term, number>;
+
+export function emptyBreakdown(): Breakdown {
+  return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0 };
+}
+
+function worstHop(ctx: Context, bytes: number, classes: readonly LinkClass[]): number {
+  if (bytes <= 0) return 0;
+  let t = 0;
+  for (const c of new Set(classes)) t = Math.max(t, p2pMs(ctx.net, bytes, c));
+  return t;
+}
+
+/** A ring phase in lock step: total ms, and the compute of the slowest and of the mean position. */
+export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
+  const u = p.units, outerN = p.r / p.inner;
+  let critical = 0, mean = 0;
+  for (let s = 0; s < p.r; s++) {
+    critical += u.stepMax[s]! > 0 ? p.scale * u.stepMax[s]! + p.overheadMs : 0;
+    mean += p.scale * u.stepMean[s]! + p.overheadMs * u.stepBusy[s]!;
+  }
+  let total = 0;
+  for (const pat of p.patterns) {
+    let t = 0;
+    for (let o = 0; o < outerN; o++) {
+      let round = 0;
+      for (let k = 0; k < p.inner; k++) {
+        const s = o * p.inner + k;
+        const c = u.stepMax[s]! > 0 ? p.scale * u.stepMax[s]! + p.overheadMs : 0;
+        // during step s: K,V for the next step (not after the last of a round) and the
+        // accumulators of the previous step leave on the same port
+        const fwd = (k < p.inner - 1 ? p.preBytes : 0) + (s > 0 ? p.postBytes : 0);
+        const back = s > 0 ? worstHop(ctx, p.backBytes, pat.hops) : 0;
+        round += Math.max(c, worstHop(ctx, fwd, pat.hops), back);
+      }
+      // the block for the next round crosses to the next inner ring while this round computes
+      if (o < outerN - 1) round = Math.max(round, worstHop(ctx, p.preBytes + p.postBytes, pat.outer ?? pat.hops));
+      t += round;
+    }
+    // accumulators go home, partial results come back and are merged
+    t += worstHop(ctx, p.postBytes, pat.hops) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, pat.hops) + p.tailMs : 0);
+    total = Math.max(total, t);
+  }
+  return { total, critical, mean };
+}
+
+/** Milliseconds of a list of phases, adding each phase's share to `acc` scaled by `times`. */
+export function phasesMs(ctx: Context, phases: readonly Phase[], acc: Breakdown, times: number): number {
+  let ms = 0;
+  for (const p of phases) {
+    if (p.kind === 'compute') { ms += p.ms; acc[p.term] += p.ms * times; continue; }
+    if (p.kind === 'collective') { const t = collectiveMs(ctx.net, p.op, p.bytes, p.group); ms += t; acc[p.term] += t * times; continue; }
+    const r = ringPhaseMs(ctx, p);
+    ms += r.total;
+    acc.attention += r.mean * times;
+    acc.imbalance += (r.critical - r.mean) * times;
+    acc['ring-comm'] += (r.total - r.critical) * times;
+  }
+  return ms;
+}
+
+export interface Timing { stepMs: number; layerMs: number; breakdown: Breakdown }
+
+export function timing(ctx: Context, l: Layout): Timing {
+  const cfg = ctx.cfg, breakdown = emptyBreakdown();
+  const layers = cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.model.layers : 1;
+  const micro = microbatches(cfg, l);
+  const sched = layerSchedule(ctx, l);
+  const steps = stepPhases(ctx, l);
+  const layerMs = phasesMs(ctx, sched.fwd, breakdown, layers * micro) + phasesMs(ctx, sched.bwd, breakdown, layers * micro);
+  const microMs = phasesMs(ctx, steps.perMicro, breakdown, micro);
+  const stepOnly = phasesMs(ctx, steps.perStep, breakdown, 1);
+  return { stepMs: micro * (layers * layerMs + microMs) + stepOnly, layerMs, breakdown };
+}
+
+/** Model FLOPs of one step (training: backward = 2 × forward; attention modes: backward = 2.5 × forward). */
+export function stepFlops(ctx: Context): number {
+  const cfg = ctx.cfg, m = cfg.model, S = cfg.seqLen, n = cfg.batchSeqs;
+  const attnFwd = 4 * m.heads * m.headDim * ctx.areas.total; // per sequence per layer; the mask decides: causal counts half
+  switch (cfg.mode) {
+    case 'attention-forward': return n * attnFwd;
+    case 'attention': return n * 3.5 * attnFwd;
+    case 'prefill': return n * (S * m.layers * (layerLinearFlopsPerToken(m) / 3) + m.layers * attnFwd + 2 * m.vocab * m.hidden);
+    case 'training': return n * (S * (m.layers * layerLinearFlopsPerToken(m) + headFlopsPerToken(m)) + m.layers * 3 * attnFwd);
+  }
+}
+
+export interface Memory { totalGiB: number; parts: Record<string, number> }
+
+const GiB = 1024 ** 3;
+/** CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers: an assumption, not measured. */
+export const WORKSPACE_GIB = 1.5;
+/** allocator fragmentation, as a share of the dynamic (activation and buffer) memory: an assumption */
+export const FRAGMENTATION = 0.05;
+
+/** Bytes each GPU holds at its peak. */
+export function memory(ctx: Context, l: Layout): Memory {
+  const cfg = ctx.cfg, m = cfg.model, S = cfg.seqLen, D = m.headDim;
+  const B = seqsAtOnce(cfg, l), h = headsOf(cfg, l), e = elemBytes(cfg);
+  const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
+  const localTokens = (B * S) / (l.ulysses * l.ring);
+  const tokenEquiv = localTokens / l.tp; // activation token-equivalents one GPU keeps
+  const parts: Record<string, number> = {};
+  const dataN = l.ulysses * l.ring * l.dp;
+  const P = totalParams(m) / l.tp;
+  const training = cfg.mode === 'training';
+  const bwd = cfg.mode === 'training' || cfg.mode === 'attention';
+
+  // attention strategy buffers, the larger of forward and backward
+  const kvBlock = T * 2 * h.kv * D;
+  let buffers = 0;
+  switch (l.strategy) {
+    case 'ring': case 'usp': case 'double-ring': {
+      const extra = l.strategy === 'double-ring' ? 1 : 0;
+      const fwd = (2 + extra) * kvBlock * e + T * h.q * (D + 1) * 4;
+      const back = (2 + extra) * kvBlock * (e + 4) + T * h.q * D * 4;
+      buffers = Math.max(fwd, bwd ? back : 0);
+      break;
+    }
+    case 'tokenring': {
+      const fwd = 2 * T * h.q * D * e + 2 * T * h.q * (D + 1) * 4;
+      const back = 2 * T * h.q * (2 * D * e + 8) + 2 * T * h.q * D * 4;
+      buffers = Math.max(fwd, bwd ? back : 0);
+      break;
+    }
+    case 'allgather': buffers = B * S * 2 * h.kv * D * (e + (bwd ? 4 : 0)); break;
+    default: buffers = 0;
+  }
+  if (l.ulysses > 1) buffers += localTokens * (m.heads / l.tp + 2 * h.kvMoved) * D * e; // send-side copy of q,k,v
+
+  const layerAct = (activationBytesPerTokenLayer(m) * e) / 2;
+  if (training) {
+    // mixed precision: bf16 weights, f32 gradients, f32 master weights + Adam m, v (12 bytes);
+    // fp32: f32 weights and gradients, Adam m, v (8 bytes)
+    parts.weights = (P * e) / (cfg.zero >= 3 ? dataN : 1);
+    parts.gradients = (P * 4) / (cfg.zero >= 2 ? dataN : 1);
+    parts.optimizer = (P * (e === 2 ? 12 : 8)) / (cfg.zero >= 1 ? dataN : 1);
+    parts.activations = tokenEquiv * savedBytesPerToken(cfg);
+    parts.logits = (localTokens * m.vocab * (e + 4)) / l.tp;
+    // one layer's gradients of activations in flight during its backward
+    parts.transient = 2 * tokenEquiv * layerAct;
+  } else if (cfg.mode === 'prefill') {
+    parts.weights = P * e;
+    parts.kvCache = m.layers * T * 2 * h.kv * D * e;
+    parts.transient = tokenEquiv * layerAct;
+  } else {
+    // q, k, v, out (and dO, dq, dk, dv), lse in f32, for the local heads and tokens
+    const tensors = T * (2 * h.q + 2 * h.kv) * D * e + T * h.q * 4;
+    parts.tensors = tensors * (bwd ? 2 : 1);
+  }
+  parts.buffers = buffers;
+  const dynamic = (parts.activations ?? 0) + (parts.logits ?? 0) + (parts.transient ?? 0) + (parts.tensors ?? 0) + (parts.kvCache ?? 0) + buffers;
+  parts.workspace = WORKSPACE_GIB * GiB + FRAGMENTATION * dynamic;
+  let total = 0;
+  for (const k of Object.keys(parts)) { parts[k] = parts[k]! / GiB; total += parts[k]!; }
+  return { totalGiB: total, parts };
+}
+
+export interface Prediction {
+  stepMs: number;
+  tflopsPerGpu: number;
+  mfu: number;
+  memGiB: number;
+}
+
+export function predict(ctx: Context, l: Layout): { prediction: Prediction; timing: Timing; memory: Memory } {
+  const t = timing(ctx, l), mem = memory(ctx, l);
+  const tflops = stepFlops(ctx) / (t.stepMs * 1e-3) / ctx.cfg.cluster.world / 1e12;
+  return {
+    prediction: { stepMs: t.stepMs, tflopsPerGpu: tflops, mfu: tflops / ctx.cfg.cluster.gpu.bf16Tflops, memGiB: mem.totalGiB },
+    timing: t, memory: mem,
+  };
+}
+
+/** Does the layout fit in memory? */
+export function fits(cfg: PlanConfig, mem: Memory): boolean {
+  return mem.totalGiB <= cfg.cluster.gpu.memGiB;
+}

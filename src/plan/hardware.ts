@@ -1,0 +1,39 @@
+// GPUs and links by name. Rates are datasheet figures; what a kernel or a link achieves of them is
+// the calibration's business (calibration/), never baked in here.
+
+export type GpuClass = 'hopper' | 'ampere' | 'ada';
+export const GPU_CLASSES: readonly GpuClass[] = ['hopper', 'ampere', 'ada'];
+
+export interface LinkSpec {
+  /** nominal bandwidth per GPU per direction, GB/s (1e9 bytes) */
+  GBps: number;
+  latencyUs: number;
+}
+
+export interface GpuSpec {
+  name: string;
+  class: GpuClass;
+  /** dense bf16 tensor-core peak, TFLOP/s */
+  bf16Tflops: number;
+  /** memory a process can allocate, GiB */
+  memGiB: number;
+  hbmTBs: number;
+  sms: number;
+  /** the GPU-to-GPU link inside a node (NVLink, or PCIe for PCIe cards) */
+  intraNode: LinkSpec;
+}
+
+/**
+ * Datasheet figures (NVIDIA product briefs). memGiB is what nvidia-smi reports as total for the
+ * part (e.g. 143771 MiB for H200, 81920 MiB for A100/A800 80 GB, 46068 MiB for L20). NVLink is
+ * quoted per direction (half the bidirectional figure); L20 has no NVLink: PCIe Gen4 x16.
+ * Latencies are typical NCCL small-message figures, an assumption until `weft bench comm` measures them.
+ */
+export const GPU_PRESETS: Readonly<Record<string, GpuSpec>> = {
+  h200: { name: 'h200', class: 'hopper', bf16Tflops: 989.4, memGiB: 140.4, hbmTBs: 4.8, sms: 132, intraNode: { GBps: 450, latencyUs: 5 } },
+  h100: { name: 'h100', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, sms: 132, intraNode: { GBps: 450, latencyUs: 5 } },
+  h800: { name: 'h800', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, sms: 132, intraNode: { GBps: 200, latencyUs: 5 } },
+  'a100-80g': { name: 'a100-80g', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, sms: 108, intraNode: { GBps: 300, latencyUs: 6 } },
+  a800: { name: 'a800', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, sms: 108, intraNode: { GBps: 200, latencyUs: 6 } },
+  l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, sms: 92, intraNode: { GBps: 32, latencyUs: 10 } },
+};

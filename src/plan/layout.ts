@@ -1,0 +1,200 @@
+// A layout: tensor × Ulysses × ring × data degrees, the attention strategy, where the Ulysses and
+// ring axes sit on the cluster (placement) and how tokens are dealt (shard). Ranks are numbered
+// innermost-first: tp, then ulysses then ring (head-first) or ring then ulysses (context-first),
+// then dp — so head-first keeps the all-to-alls inside a node, context-first the ring hops.
+import type { ShardKind } from '../shard/shard.js';
+import type { CandidateSpec, Cluster, PlanConfig, Placement, Strategy } from './config.js';
+import type { GroupShape, LinkClass } from './links.js';
+
+export interface Layout {
+  tp: number;
+  ulysses: number;
+  ring: number;
+  dp: number;
+  strategy: Strategy;
+  placement: Placement;
+  shard: ShardKind;
+  /** double-ring: ranks of each inner ring */
+  inner?: number;
+}
+
+export function describeLayout(l: Layout): string {
+  const deg = `tp${l.tp} u${l.ulysses} r${l.ring} dp${l.dp}`;
+  const extra = l.ring > 1 ? ` ${l.shard}${l.inner ? ` inner ${l.inner}` : ''}` : '';
+  const place = l.ulysses > 1 && l.ring > 1 ? ` ${l.placement}` : '';
+  return `${l.strategy} ${deg}${extra}${place}`;
+}
+
+export function rankOf(l: Layout, t: number, u: number, r: number, d: number): number {
+  const sp = l.placement === 'head-first' ? u + l.ulysses * r : r + l.ring * u;
+  return t + l.tp * (sp + l.ulysses * l.ring * d);
+}
+
+export function shapeOf(cl: Cluster, ranks: readonly number[]): GroupShape {
+  const perNode = new Map<number, number>();
+  for (const x of ranks) { const n = Math.floor(x / cl.gpusPerNode); perNode.set(n, (perNode.get(n) ?? 0) + 1); }
+  return { size: ranks.length, perNode: Math.max(...perNode.values()), nodes: perNode.size };
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+export function tpGroup(l: Layout, cl: Cluster): GroupShape {
+  return shapeOf(cl, range(l.tp).map((t) => rankOf(l, t, 0, 0, 0)));
+}
+
+export function ulyssesGroup(l: Layout, cl: Cluster): GroupShape {
+  return shapeOf(cl, range(l.ulysses).map((u) => rankOf(l, 0, u, 0, 0)));
+}
+
+export function ringGroup(l: Layout, cl: Cluster): GroupShape {
+  return shapeOf(cl, range(l.ring).map((r) => rankOf(l, 0, 0, r, 0)));
+}
+
+/** The group ZeRO shards over and gradients are reduced in: every rank holding the same tp shard. */
+export function dataGroup(l: Layout, cl: Cluster): GroupShape {
+  const n = l.ulysses * l.ring * l.dp;
+  if (n > 65536) {
+    // shape of a large group from its regular structure instead of listing it
+    const perNode = Math.max(1, Math.floor(cl.gpusPerNode / l.tp));
+    return { size: n, perNode: Math.min(perNode, n), nodes: Math.ceil(n / perNode) };
+  }
+  const ranks: number[] = [];
+  for (let d = 0; d < l.dp; d++) for (let r = 0; r < l.ring; r++) for (let u = 0; u < l.ulysses; u++) ranks.push(rankOf(l, 0, u, r, d));
+  return shapeOf(cl, ranks);
+}
+
+const nodeOf = (cl: Cluster, x: number): number => Math.floor(x / cl.gpusPerNode);
+
+/** The link class between ring positions a and b of the ring group at Ulysses slot u, replica d. */
+export function hopClass(l: Layout, cl: Cluster, u: number, d: number, a: number, b: number): LinkClass {
+  return nodeOf(cl, rankOf(l, 0, u, a, d)) === nodeOf(cl, rankOf(l, 0, u, b, d)) ? 'intra' : 'inter';
+}
+
+/**
+ * The distinct hop patterns of the ring groups: hops[i] is the class of the link from ring
+ * position i to the next (i+1, or for a double ring the next in its inner ring, with `outer[i]`
+ * the link to the same position of the next inner ring). Congruent ring groups behave alike, so
+ * costs and simulations run once per pattern.
+ */
+export interface RingPattern { hops: LinkClass[]; outer?: LinkClass[]; groups: number }
+
+export function ringPatterns(l: Layout, cl: Cluster): RingPattern[] {
+  const seen = new Map<string, RingPattern>();
+  const inner = l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring;
+  const dps = Math.min(l.dp, 64);
+  for (let d = 0; d < dps; d++) {
+    for (let u = 0; u < l.ulysses; u++) {
+      const hops: LinkClass[] = [], outer: LinkClass[] = [];
+      for (let i = 0; i < l.ring; i++) {
+        const base = i - (i % inner);
+        hops.push(hopClass(l, cl, u, d, i, base + ((i - base + 1) % inner)));
+        if (inner < l.ring) outer.push(hopClass(l, cl, u, d, i, (i + inner) % l.ring));
+      }
+      const key = hops.join() + '|' + outer.join();
+      const p = seen.get(key);
+      if (p) p.groups++;
+      else seen.set(key, inner < l.ring ? { hops, outer, groups: 1 } : { hops, groups: 1 });
+    }
+  }
+  return [...seen.values()];
+}
+
+function divisors(n: number): number[] {
+  const out: number[] = [];
+  for (let i = 1; i <= n; i++) if (n % i === 0) out.push(i);
+  return out;
+}
+
+function defaultShard(cfg: PlanConfig): ShardKind {
+  if (cfg.mask.kind === 'document') return 'doc-zigzag';
+  return cfg.mask.kind === 'full' ? 'contiguous' : 'zigzag';
+}
+
+/** Why a layout cannot run here, or undefined when it can (memory is judged later). */
+export function layoutProblem(l: Layout, cfg: PlanConfig): string | undefined {
+  const m = cfg.model, world = cfg.cluster.world;
+  const prod = l.tp * l.ulysses * l.ring * l.dp;
+  if (prod !== world) return `tp × ulysses × ring × dp = ${prod}, not the ${world} GPUs of the cluster`;
+  if (cfg.mode.startsWith('attention') && l.tp !== 1) return 'tensor parallelism applies to training and prefill; attention modes take tp 1';
+  if (m.heads % l.tp !== 0 || m.kvHeads % l.tp !== 0) return `tp ${l.tp} does not divide the ${m.heads} heads and ${m.kvHeads} KV heads`;
+  if ((m.heads / l.tp) % l.ulysses !== 0) return `ulysses ${l.ulysses} does not divide the ${m.heads / l.tp} heads per tensor-parallel rank`;
+  const perReplica = cfg.batchSeqs / l.dp;
+  if (!Number.isInteger(perReplica)) return `dp ${l.dp} does not divide batchSeqs ${cfg.batchSeqs}`;
+  if (cfg.mode === 'training' || cfg.mode === 'prefill') {
+    if (perReplica % cfg.microBatchSeqs !== 0) return `microBatchSeqs ${cfg.microBatchSeqs} does not divide the ${perReplica} sequences per replica`;
+  }
+  const pieces = l.ulysses * l.ring * (l.ring > 1 && l.shard !== 'contiguous' && l.shard !== 'striped' ? 2 : 1);
+  if (cfg.seqLen < pieces) return `seqLen ${cfg.seqLen} is shorter than the ${pieces} pieces this layout cuts it into`;
+  const need = (ok: boolean, what: string): string | undefined => (ok ? undefined : `strategy ${l.strategy} ${what}`);
+  switch (l.strategy) {
+    case 'local': return need(l.ulysses === 1 && l.ring === 1, 'needs ulysses 1 and ring 1');
+    case 'ulysses': return need(l.ulysses > 1 && l.ring === 1, 'needs ulysses > 1 and ring 1 (use usp for both)');
+    case 'ring': return need(l.ring > 1 && l.ulysses === 1, 'needs ring > 1 and ulysses 1 (use usp for both)');
+    case 'usp': return need(l.ring > 1 && l.ulysses > 1, 'needs ulysses > 1 and ring > 1');
+    case 'allgather': case 'tokenring': return need(l.ring > 1, 'needs ring > 1');
+    case 'double-ring': {
+      if (l.ring < 4) return 'strategy double-ring needs ring ≥ 4';
+      const i = l.inner;
+      if (i === undefined || i < 2 || i >= l.ring || l.ring % i !== 0) return `double-ring inner ${i ?? '(unset)'} must divide ring ${l.ring} and lie in [2, ${l.ring / 2}]`;
+      return undefined;
+    }
+  }
+}
+
+/** Inner ring size that keeps an inner ring inside a node (the point of a double ring). */
+function defaultInner(l: Omit<Layout, 'inner'>, cl: Cluster): number | undefined {
+  const perNode = l.placement === 'head-first' ? Math.floor(cl.gpusPerNode / (l.tp * l.ulysses)) : Math.floor(cl.gpusPerNode / l.tp);
+  const ok = divisors(l.ring).filter((i) => i >= 2 && i < l.ring && i <= Math.max(2, perNode));
+  return ok.length ? ok[ok.length - 1] : undefined;
+}
+
+/** Fill a user's partial layout; unset degrees default to 1 with dp (or ring) taking the rest. */
+export function completeLayout(c: CandidateSpec, cfg: PlanConfig): Layout {
+  const world = cfg.cluster.world;
+  const tp = c.tp ?? 1, ulysses = c.ulysses ?? 1;
+  let ring = c.ring, dp = c.dp;
+  if (ring === undefined && dp === undefined) dp = 1;
+  if (ring === undefined) ring = Math.max(1, Math.round(world / (tp * ulysses * dp!)));
+  if (dp === undefined) dp = Math.max(1, Math.round(world / (tp * ulysses * ring)));
+  const strategy: Strategy = c.strategy ?? (ulysses > 1 && ring > 1 ? 'usp' : ulysses > 1 ? 'ulysses' : ring > 1 ? 'ring' : 'local');
+  const base = { tp, ulysses, ring, dp, strategy, placement: c.placement ?? 'head-first', shard: c.shard ?? defaultShard(cfg) } as Layout;
+  if (strategy === 'double-ring') {
+    const inner = c.inner ?? defaultInner(base, cfg.cluster);
+    if (inner !== undefined) base.inner = inner;
+  }
+  return base;
+}
+
+/** Every layout the search considers for this config (valid by divisibility; memory judged later). */
+export function enumerateLayouts(cfg: PlanConfig): Layout[] {
+  const cl = cfg.cluster, m = cfg.model, out: Layout[] = [];
+  const attentionOnly = cfg.mode.startsWith('attention');
+  const tps = attentionOnly ? [1] : divisors(cl.gpusPerNode).filter((t) => m.heads % t === 0 && m.kvHeads % t === 0);
+  const shards: ShardKind[] = cfg.mask.kind === 'full' ? ['contiguous'] : cfg.mask.kind === 'document' ? ['doc-zigzag', 'zigzag', 'contiguous'] : ['zigzag', 'striped', 'contiguous'];
+  const primary = shards[0]!;
+  for (const tp of tps) {
+    for (const dp of divisors(cfg.batchSeqs)) {
+      if (cl.world % (tp * dp) !== 0) continue;
+      for (const ulysses of divisors(m.heads / tp)) {
+        const rest = cl.world / (tp * dp);
+        if (rest % ulysses !== 0) continue;
+        const ring = rest / ulysses;
+        const push = (l: Layout): void => { if (!layoutProblem(l, cfg)) out.push(l); };
+        if (ring === 1) {
+          push({ tp, ulysses, ring, dp, strategy: ulysses > 1 ? 'ulysses' : 'local', placement: 'head-first', shard: primary });
+          continue;
+        }
+        const placements: Layout['placement'][] = ulysses > 1 ? ['head-first', 'context-first'] : ['head-first'];
+        for (const placement of placements) {
+          for (const shard of shards) push({ tp, ulysses, ring, dp, strategy: ulysses > 1 ? 'usp' : 'ring', placement, shard });
+          push({ tp, ulysses, ring, dp, strategy: 'allgather', placement, shard: primary });
+          push({ tp, ulysses, ring, dp, strategy: 'tokenring', placement, shard: primary });
+          const dr = { tp, ulysses, ring, dp, strategy: 'double-ring' as const, placement, shard: primary };
+          const inner = defaultInner(dr, cl);
+          if (inner !== undefined) push({ ...dr, inner });
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,289 @@
+// The schedule of one layer on one GPU, as phases: plain compute, collectives (exposed), and ring
+// phases (per step and ring position: compute, and transfers to the neighbours). The analytical
+// model (cost.ts) and the event-driven simulator (src/sim) read the same phases, so they differ
+// only in how they run them: the model in lock step (each step takes its slowest rank's
+// max(compute, transfer)), the simulator with real dependencies, FIFO streams and shared ports.
+import { elemBytes, type PlanConfig } from './config.js';
+import type { MaskAreas } from './area.js';
+import type { Layout, RingPattern } from './layout.js';
+import { dataGroup, ringGroup, ringPatterns, tpGroup, ulyssesGroup } from './layout.js';
+import type { CollectiveOp, GroupShape, Network } from './links.js';
+import { activationBytesPerTokenLayer, elementwiseBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
+import type { Rates } from './rates.js';
+import { type Block, RingWork } from './work.js';
+
+/** The terms a step time is broken into (the explanation names the largest). */
+export type Term = 'gemm' | 'elementwise' | 'attention' | 'imbalance' | 'ring-comm' | 'all-to-all' | 'gather' | 'tp-comm' | 'grad-sync' | 'optimizer';
+
+export interface ComputePhase { kind: 'compute'; name: string; term: Term; ms: number }
+export interface CollectivePhase { kind: 'collective'; name: string; term: Term; op: CollectiveOp; bytes: number; group: GroupShape }
+export interface RingPhase {
+  kind: 'ring';
+  name: string;
+  r: number;
+  /** ranks of an inner ring (r unless a double ring) */
+  inner: number;
+  units: RingUnits;
+  /** compute ms = scale × unit + overhead when the unit has work */
+  scale: number;
+  overheadMs: number;
+  /** bytes sent at the start of a step to the next position (K,V — or Q for TokenRing) */
+  preBytes: number;
+  /** bytes sent after a step's compute to the next position (dK,dV accumulators) */
+  postBytes: number;
+  /** bytes sent after a step's compute back to the previous position (TokenRing partial results) */
+  backBytes: number;
+  /** ms after the last step on each position (final merge of returned partials) */
+  tailMs: number;
+  patterns: RingPattern[];
+}
+
+/** ms of ring position i at step s. */
+export function ringCompute(p: RingPhase, s: number, i: number): number {
+  const u = p.units.at(s, i);
+  return u > 0 ? p.scale * u + p.overheadMs : 0;
+}
+
+/**
+ * Per-head, per-sequence compute of every (step, position) of a ring — kernel time and merge —
+ * which every layout with the same shard, ring size and schedule shares: the layouts differ only
+ * by a scale (heads × sequences per GPU) and a per-step overhead. Per-step maxima and means over
+ * the priced positions are kept for the analytical model.
+ */
+export class RingUnits {
+  readonly stepMax: Float64Array;
+  readonly stepMean: Float64Array;
+  readonly stepBusy: Float64Array; // fraction of priced positions with work
+
+  constructor(private readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean,
+    private readonly cost: (b: Block, merge: boolean) => number) {
+    this.stepMax = new Float64Array(r);
+    this.stepMean = new Float64Array(r);
+    this.stepBusy = new Float64Array(r);
+    const sample = work.rankSample;
+    for (let s = 0; s < r; s++) {
+      let mx = 0, sum = 0, busy = 0;
+      for (const i of sample) { const u = this.at(s, i); mx = Math.max(mx, u); sum += u; if (u > 0) busy++; }
+      this.stepMax[s] = mx;
+      this.stepMean[s] = sum / sample.length;
+      this.stepBusy[s] = busy / sample.length;
+    }
+  }
+
+  /** Whose queries meet whose keys at step s on position i. */
+  owners(s: number, i: number): [number, number] {
+    const r = this.r, inner = this.inner;
+    if (this.token) return [(((i - s) % r) + r) % r, i];
+    if (inner === r) return [i, (((i - s) % r) + r) % r];
+    const outer = r / inner, o = Math.floor(s / inner), t = s % inner;
+    const g = Math.floor(i / inner), p = i % inner;
+    return [i, ((((g - o) % outer) + outer) % outer) * inner + (((p - t) % inner) + inner) % inner];
+  }
+
+  at(s: number, i: number): number {
+    const [q, k] = this.owners(s, i);
+    return this.cost(this.work.block(q, k), s > 0 && !this.token);
+  }
+}
+
+export type Phase = ComputePhase | CollectivePhase | RingPhase;
+
+export interface LayerSchedule { fwd: Phase[]; bwd: Phase[] }
+
+/** Everything the schedule needs besides the layout. */
+export interface Context {
+  cfg: PlanConfig;
+  rates: Rates;
+  net: Network;
+  areas: MaskAreas;
+  ringWork(shard: Layout['shard'], r: number): RingWork;
+  ringUnits(shard: Layout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd'): RingUnits;
+}
+
+export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: MaskAreas): Context {
+  const works = new Map<string, RingWork>();
+  const units = new Map<string, RingUnits>();
+  const D = cfg.model.headDim;
+  const ctx: Context = {
+    cfg, rates, net, areas,
+    ringWork(shard, r) {
+      const key = `${shard}/${r}`;
+      let w = works.get(key);
+      if (!w) { w = new RingWork(areas, shard, r, cfg.cuSeqlens); works.set(key, w); }
+      return w;
+    },
+    ringUnits(shard, r, inner, token, pass) {
+      const key = `${shard}/${r}/${inner}/${token}/${pass}`;
+      let u = units.get(key);
+      if (!u) {
+        const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
+          : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D) + (merge ? rates.mergeMs(b.rows * D) : 0);
+        u = new RingUnits(ctx.ringWork(shard, r), r, inner, token, cost);
+        units.set(key, u);
+      }
+      return u;
+    },
+  };
+  return ctx;
+}
+
+const F32 = 4;
+
+/** Sequences one replica pushes through the layer at once. */
+export function seqsAtOnce(cfg: PlanConfig, l: Layout): number {
+  return cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.microBatchSeqs : cfg.batchSeqs / l.dp;
+}
+
+/** Microbatches per step. */
+export function microbatches(cfg: PlanConfig, l: Layout): number {
+  return cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.batchSeqs / (l.dp * cfg.microBatchSeqs) : 1;
+}
+
+/** Head counts on one GPU after tensor parallelism and the Ulysses all-to-all. */
+export function headsOf(cfg: PlanConfig, l: Layout): { q: number; kv: number; kvMoved: number } {
+  const m = cfg.model;
+  const q = m.heads / (l.tp * l.ulysses);
+  const kvTp = m.kvHeads / l.tp;
+  // more Ulysses ranks than KV heads: KV heads are replicated after the all-to-all (issue 3)
+  const kv = Math.max(1, kvTp / l.ulysses);
+  return { q, kv, kvMoved: Math.max(kvTp, l.ulysses) };
+}
+
+function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] {
+  const { cfg, rates } = ctx;
+  const BF16 = elemBytes(cfg);
+  const D = cfg.model.headDim, S = cfg.seqLen, B = seqsAtOnce(cfg, l);
+  const h = headsOf(cfg, l);
+  const cl = cfg.cluster;
+  const phases: Phase[] = [];
+  const localTokens = (B * S) / (l.ulysses * l.ring);
+  const qkvBytes = localTokens * (cfg.model.heads / l.tp + 2 * h.kvMoved) * D * BF16;
+  const oBytes = localTokens * (cfg.model.heads / l.tp) * D * BF16;
+  const uGroup = ulyssesGroup(l, cl);
+  if (l.ulysses > 1) {
+    phases.push(pass === 'fwd'
+      ? { kind: 'collective', name: 'all-to-all q,k,v', term: 'all-to-all', op: 'all-to-all', bytes: qkvBytes, group: uGroup }
+      : { kind: 'collective', name: 'all-to-all dO', term: 'all-to-all', op: 'all-to-all', bytes: oBytes, group: uGroup });
+  }
+  const blockMs = (b: Block, merge: boolean): number => {
+    if (b.area <= 0) return 0;
+    const flops = B * h.q * 4 * b.area * D;
+    const kbar = b.area / Math.max(1, b.rows);
+    return rates.attnMs(pass, flops, kbar, D) + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
+  };
+  if (l.ring === 1) {
+    const total = ctx.areas.total;
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S }, false) });
+  } else if (l.strategy === 'allgather') {
+    const w = ctx.ringWork(l.shard, l.ring);
+    const g = ringGroup(l, cl);
+    const kvAll = B * S * 2 * h.kv * D;
+    phases.push({ kind: 'collective', name: 'all-gather k,v', term: 'gather', op: 'all-gather', bytes: kvAll * BF16, group: g });
+    let worst = 0;
+    for (const i of w.rankSample) worst = Math.max(worst, blockMs(w.rowTotal(i), false));
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: worst });
+    if (pass === 'bwd') phases.push({ kind: 'collective', name: 'reduce-scatter dk,dv', term: 'gather', op: 'reduce-scatter', bytes: kvAll * F32, group: g });
+  } else {
+    const r = l.ring, inner = l.strategy === 'double-ring' ? l.inner! : r;
+    const tokens = (B * S) / r; // per ring position (shards may differ by a token; priced at the mean)
+    const token = l.strategy === 'tokenring';
+    const kvBytes = tokens * 2 * h.kv * D * BF16;
+    let preBytes: number, postBytes = 0, backBytes = 0, tailMs = 0;
+    if (token) {
+      // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home
+      preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (2 * D * BF16 + 2 * F32);
+      backBytes = pass === 'fwd' ? tokens * h.q * (D + 1) * F32 : tokens * h.q * D * F32;
+      tailMs = rates.mergeMs(h.q * tokens * D);
+    } else {
+      preBytes = kvBytes;
+      if (pass === 'bwd') postBytes = tokens * 2 * h.kv * D * F32;
+    }
+    phases.push({
+      kind: 'ring', name: `${l.strategy} ${pass}`, r, inner,
+      units: ctx.ringUnits(l.shard, r, inner, token, pass), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
+      preBytes, postBytes, backBytes, tailMs,
+      patterns: ringPatterns(l, cl),
+    });
+  }
+  if (l.ulysses > 1) {
+    phases.push(pass === 'fwd'
+      ? { kind: 'collective', name: 'all-to-all out', term: 'all-to-all', op: 'all-to-all', bytes: oBytes, group: uGroup }
+      : { kind: 'collective', name: 'all-to-all dq,dk,dv', term: 'all-to-all', op: 'all-to-all', bytes: qkvBytes, group: uGroup });
+  }
+  return phases;
+}
+
+/** Weight products, elementwise work and tensor-parallel collectives of one layer. */
+function denseLayerPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] {
+  const { cfg, rates } = ctx, m = cfg.model;
+  const BF16 = elemBytes(cfg);
+  const B = seqsAtOnce(cfg, l);
+  const groupTokens = (B * cfg.seqLen) / (l.ulysses * l.ring); // tokens of this tensor-parallel group
+  const share = pass === 'fwd' ? 1 / 3 : 2 / 3;
+  const phases: Phase[] = [
+    { kind: 'compute', name: `weight products ${pass}`, term: 'gemm', ms: rates.gemmMs((share * layerLinearFlopsPerToken(m) * groupTokens) / l.tp) },
+    { kind: 'compute', name: `norms, RoPE, SwiGLU ${pass}`, term: 'elementwise', ms: rates.hbmMs((share * elementwiseBytesPerTokenLayer(m) * (BF16 / 2) * groupTokens) / l.tp) },
+  ];
+  if (l.tp > 1) {
+    // Megatron sequence parallelism: fwd 2 all-gathers + 2 reduce-scatters, bwd 4 + 2 (USP Table 2: 6 AG + 4 RS)
+    const bytes = groupTokens * m.hidden * BF16;
+    const g = tpGroup(l, cfg.cluster);
+    const ags = pass === 'fwd' ? 2 : 4;
+    for (let i = 0; i < ags; i++) phases.push({ kind: 'collective', name: 'tp all-gather', term: 'tp-comm', op: 'all-gather', bytes, group: g });
+    for (let i = 0; i < 2; i++) phases.push({ kind: 'collective', name: 'tp reduce-scatter', term: 'tp-comm', op: 'reduce-scatter', bytes, group: g });
+  }
+  return phases;
+}
+
+/** One layer, one microbatch: forward and backward (backward empty for forward-only modes). */
+export function layerSchedule(ctx: Context, l: Layout): LayerSchedule {
+  const mode = ctx.cfg.mode;
+  if (mode === 'attention' || mode === 'attention-forward') {
+    return { fwd: attentionPhases(ctx, l, 'fwd'), bwd: mode === 'attention' ? attentionPhases(ctx, l, 'bwd') : [] };
+  }
+  const fwd = [...denseLayerPhases(ctx, l, 'fwd'), ...attentionPhases(ctx, l, 'fwd')];
+  if (mode === 'prefill') return { fwd, bwd: [] };
+  // full recomputation runs the forward again inside the backward
+  const bwd = [...(ctx.cfg.recompute === 'full' ? fwd : []), ...attentionPhases(ctx, l, 'bwd'), ...denseLayerPhases(ctx, l, 'bwd')];
+  return { fwd, bwd };
+}
+
+/** Work outside the layers, per microbatch (LM head, loss) and per step (gradient sync, optimizer). */
+export function stepPhases(ctx: Context, l: Layout): { perMicro: Phase[]; perStep: Phase[] } {
+  const { cfg, rates } = ctx, m = cfg.model;
+  const BF16 = elemBytes(cfg);
+  if (cfg.mode !== 'training' && cfg.mode !== 'prefill') return { perMicro: [], perStep: [] };
+  const B = seqsAtOnce(cfg, l);
+  const groupTokens = (B * cfg.seqLen) / (l.ulysses * l.ring);
+  if (cfg.mode === 'prefill') {
+    // logits for the last token of each sequence only
+    return { perMicro: [{ kind: 'compute', name: 'LM head', term: 'gemm', ms: rates.gemmMs((2 * m.vocab * m.hidden * B) / l.tp) }], perStep: [] };
+  }
+  const perMicro: Phase[] = [
+    { kind: 'compute', name: 'LM head', term: 'gemm', ms: rates.gemmMs((headFlopsPerToken(m) * groupTokens) / l.tp) },
+    // logits in bf16 and f32 softmax, forward and backward
+    { kind: 'compute', name: 'loss', term: 'elementwise', ms: rates.hbmMs((groupTokens * m.vocab * 3 * (BF16 + F32)) / l.tp) },
+  ];
+  const P = totalParams(m) / l.tp;
+  const g = dataGroup(l, cfg.cluster);
+  const perStep: Phase[] = [];
+  if (g.size > 1) {
+    if (cfg.zero >= 1) {
+      perStep.push({ kind: 'collective', name: 'reduce-scatter gradients', term: 'grad-sync', op: 'reduce-scatter', bytes: P * F32, group: g });
+      perStep.push({ kind: 'collective', name: 'all-gather weights', term: 'grad-sync', op: 'all-gather', bytes: P * BF16, group: g });
+    } else {
+      perStep.push({ kind: 'collective', name: 'all-reduce gradients', term: 'grad-sync', op: 'all-reduce', bytes: P * F32, group: g });
+    }
+  }
+  // Adam over the local shard: read master, m, v, grad; write master, m, v (and the bf16 weight)
+  const shard = cfg.zero >= 1 ? P / g.size : P;
+  perStep.push({ kind: 'compute', name: 'optimizer', term: 'optimizer', ms: rates.hbmMs(shard * (7 * F32 + (BF16 === 2 ? 2 : 0))) });
+  return { perMicro, perStep };
+}
+
+/** Bytes one GPU holds per token of the layers' saved activations. */
+export function savedBytesPerToken(cfg: PlanConfig): number {
+  const m = cfg.model, e = elemBytes(cfg);
+  const layer = (activationBytesPerTokenLayer(m) * e) / 2;
+  return cfg.recompute === 'full' ? m.layers * m.hidden * e + layer : m.layers * layer;
+}

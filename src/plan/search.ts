@@ -1,0 +1,106 @@
+// The search: every layout of the config (or exactly its candidates), each priced by the
+// analytical model and judged against memory, ranked fastest first with infeasible ones last.
+import { MaskAreas } from './area.js';
+import { CLASS_CALIBRATIONS } from './calibration/classes.js';
+import { H200 } from './calibration/h200.js';
+import { IMPLEMENTATIONS, type Calibration } from './calibration/types.js';
+import type { PlanConfig } from './config.js';
+import { fits, memory, predict, type Memory, type Prediction, type Timing } from './cost.js';
+import { completeLayout, enumerateLayouts, type Layout, layoutProblem } from './layout.js';
+import type { Network } from './links.js';
+import { fitCalibration, Rates } from './rates.js';
+import { type Context, makeContext } from './schedule.js';
+import { UserError } from '../errors.js';
+
+/** The curve shape (k0) assumed where a calibration has one length only: the mean of the H200 fits. */
+function defaultK0(): number {
+  const fits0 = [...fitCalibration(H200, 700).values()];
+  return fits0.reduce((s, c) => s + c.k0, 0) / fits0.length;
+}
+
+/** The calibration for the config's GPU class: the shipped one, or `override` when it is of that class. */
+export function calibrationFor(cfg: PlanConfig, override?: Calibration): Calibration {
+  const cls = cfg.cluster.gpu.class;
+  if (override && override.class === cls) return override;
+  return CLASS_CALIBRATIONS[cls];
+}
+
+export function buildContext(cfg: PlanConfig, override?: Calibration): Context {
+  const cal = calibrationFor(cfg, override);
+  const curves = fitCalibration(cal, defaultK0());
+  const impl = IMPLEMENTATIONS[cfg.implementation]!;
+  const rates = new Rates(cfg.cluster.gpu, cal, cfg.kernel ?? cal.defaultKernel, impl, curves, cfg.precision === 'fp32' ? 0.5 : 1);
+  const net: Network = {
+    intra: cfg.cluster.intraNode, inter: cfg.cluster.interNode,
+    p2pEfficiency: cal.links.p2pEfficiency, collectiveEfficiency: cal.links.collectiveEfficiency,
+  };
+  return makeContext(cfg, rates, net, new MaskAreas(cfg.mask, cfg.seqLen));
+}
+
+export interface PlanResult {
+  layout: Layout;
+  feasible: boolean;
+  reason: string | null;
+  prediction: Prediction | null;
+  timing: Timing | null;
+  memory: Memory | null;
+  /** per-rank work max / mean of the ring's shard (1 = balanced) */
+  balance: number;
+}
+
+const GiB = (x: number): string => x.toFixed(1);
+
+export function evaluateLayout(ctx: Context, l: Layout): PlanResult {
+  const problem = layoutProblem(l, ctx.cfg);
+  if (problem) return { layout: l, feasible: false, reason: problem, prediction: null, timing: null, memory: null, balance: 1 };
+  const p = predict(ctx, l);
+  const ok = fits(ctx.cfg, p.memory);
+  const balance = l.ring > 1 ? ctx.ringWork(l.shard, l.ring).imbalance() : 1;
+  return {
+    layout: l, feasible: ok,
+    reason: ok ? null : `out of memory: needs ${GiB(p.memory.totalGiB)} GiB of ${GiB(ctx.cfg.cluster.gpu.memGiB)} GiB per GPU`,
+    prediction: p.prediction, timing: p.timing, memory: p.memory, balance,
+  };
+}
+
+// among layouts the model cannot tell apart, the simpler data movement first
+const SHARD_ORDER = ['doc-zigzag', 'zigzag', 'contiguous', 'striped'];
+const STRATEGY_ORDER = ['local', 'ulysses', 'ring', 'usp', 'double-ring', 'allgather', 'tokenring'];
+
+/** Fastest feasible first; infeasible last (those with a prediction by step time, then the rest). */
+function rank(a: PlanResult, b: PlanResult): number {
+  if (a.feasible !== b.feasible) return a.feasible ? -1 : 1;
+  const ta = a.prediction?.stepMs ?? Infinity, tb = b.prediction?.stepMs ?? Infinity;
+  if (Math.abs(ta - tb) > 1e-9 * Math.max(ta, tb)) return ta - tb;
+  return STRATEGY_ORDER.indexOf(a.layout.strategy) - STRATEGY_ORDER.indexOf(b.layout.strategy)
+    || SHARD_ORDER.indexOf(a.layout.shard) - SHARD_ORDER.indexOf(b.layout.shard);
+}
+
+export function plan(cfg: PlanConfig, override?: Calibration): { ctx: Context; results: PlanResult[] } {
+  const ctx = buildContext(cfg, override);
+  const layouts = cfg.candidates ? cfg.candidates.map((c) => completeLayout(c, cfg)) : enumerateLayouts(cfg);
+  if (layouts.length === 0) throw new UserError(`no layout divides ${cfg.cluster.world} GPUs for ${cfg.model.heads} heads and batchSeqs ${cfg.batchSeqs}`);
+  const results = layouts.map((l) => evaluateLayout(ctx, l)).sort(rank);
+  return { ctx, results };
+}
+
+/** The longest sequence (a multiple of `step`) a layout fits in memory, or 0. */
+export function maxSeqLen(cfg: PlanConfig, l: Layout, override?: Calibration, step = 1024, limit = 1 << 26): number {
+  const okAt = (S: number): boolean => {
+    const c = { ...cfg, seqLen: S };
+    if (layoutProblem(l, c)) return false;
+    return fits(c, memory(buildMemoryContext(c, override), l));
+  };
+  if (!okAt(step)) return 0;
+  let lo = step, hi = step * 2;
+  while (hi <= limit && okAt(hi)) { lo = hi; hi *= 2; }
+  if (hi > limit) return lo;
+  while (hi - lo > step) { const mid = Math.floor((lo + hi) / 2 / step) * step; if (okAt(mid)) lo = mid; else hi = mid; }
+  return lo;
+}
+
+/** Memory needs no mask areas: a context whose mask is priced lazily would do, but keep one path. */
+function buildMemoryContext(cfg: PlanConfig, override?: Calibration): Context {
+  const full = { ...cfg, mask: { kind: 'full' as const } };
+  return buildContext(full, override);
+}

@@ -1,0 +1,132 @@
+// Who computes what: the unmasked area of every (query shard × key shard) block of a ring, from
+// the shard kind (the same kinds src/shard builds) and the mask's closed-form areas. Per-rank
+// balance and per-step work of every strategy follow from these blocks.
+import type { ShardKind } from '../shard/shard.js';
+import type { MaskAreas } from './area.js';
+
+type Interval = readonly [number, number];
+
+/** Integer boundaries of an even split of n into k parts (the first n mod k parts one longer). */
+function split(start: number, n: number, k: number): number[] {
+  const b = [start];
+  const q = Math.floor(n / k), rem = n % k;
+  for (let i = 0; i < k; i++) b.push(b[i]! + q + (i < rem ? 1 : 0));
+  return b;
+}
+
+/**
+ * The position intervals each of r ranks holds (striped is handled apart: it is not intervals).
+ * doc-zigzag deals documents shorter than 2r token by token round robin (as src/shard does);
+ * those are returned as `spread`: every rank holds 1/r of each, so they add the same share of
+ * their area to every block instead of one interval per token.
+ */
+function chunks(kind: Exclude<ShardKind, 'striped'>, S: number, r: number, cu: readonly number[]): { parts: Interval[][]; spread: Interval[] } {
+  const parts: Interval[][] = Array.from({ length: r }, () => []);
+  const spread: Interval[] = [];
+  const zig = (s0: number, len: number): void => {
+    const b = split(s0, len, 2 * r);
+    for (let i = 0; i < r; i++) { parts[i]!.push([b[i]!, b[i + 1]!]); parts[i]!.push([b[2 * r - 1 - i]!, b[2 * r - i]!]); }
+  };
+  if (kind === 'contiguous') {
+    const b = split(0, S, r);
+    for (let i = 0; i < r; i++) parts[i]!.push([b[i]!, b[i + 1]!]);
+  } else if (kind === 'zigzag') {
+    zig(0, S);
+  } else {
+    for (let d = 0; d + 1 < cu.length; d++) {
+      const s0 = cu[d]!, len = cu[d + 1]! - s0;
+      if (len >= 2 * r) zig(s0, len);
+      else spread.push([s0, s0 + len]);
+    }
+  }
+  return { parts, spread };
+}
+
+export interface Block { area: number; rows: number }
+
+/** Rings above this size are priced on a sample of ranks (every rank when below). */
+export const EXACT_RING_LIMIT = 256;
+
+/**
+ * Blocks of a ring of r ranks over S tokens. block(i, j) is rank i's queries against rank j's
+ * keys: `area` unmasked pairs, `rows` the query rows that see at least one key (the rows a
+ * kernel call and a merge touch).
+ */
+export class RingWork {
+  private readonly parts?: Interval[][];
+  // documents dealt round robin: their total area and tokens, shared evenly by all blocks
+  private spreadArea = 0;
+  private spreadTokens = 0;
+  private readonly memo = new Map<number, Block>();
+  readonly rankSample: number[];
+
+  constructor(readonly areas: MaskAreas, readonly kind: ShardKind, readonly r: number, cuSeqlens?: readonly number[]) {
+    const S = areas.S;
+    if (kind !== 'striped') {
+      const c = chunks(kind, S, r, cuSeqlens ?? [0, S]);
+      this.parts = c.parts;
+      for (const [a, b] of c.spread) { this.spreadArea += areas.area(a, b, a, b); this.spreadTokens += b - a; }
+    }
+    if (r <= EXACT_RING_LIMIT) this.rankSample = Array.from({ length: r }, (_, i) => i);
+    else {
+      const set = new Set<number>([0, r - 1]);
+      for (let k = 0; k < EXACT_RING_LIMIT; k++) set.add(Math.floor((k * r) / EXACT_RING_LIMIT));
+      this.rankSample = [...set].sort((a, b) => a - b);
+    }
+  }
+
+  /** Tokens rank i holds. */
+  tokens(i: number): number {
+    if (!this.parts) return Math.floor(this.areas.S / this.r) + (i < this.areas.S % this.r ? 1 : 0);
+    let n = this.spreadTokens / this.r;
+    for (const [a, b] of this.parts[i]!) n += b - a;
+    return n;
+  }
+
+  block(i: number, j: number): Block {
+    const key = i * this.r + j;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    const b = this.compute(i, j);
+    if (this.memo.size < 4_000_000) this.memo.set(key, b);
+    return b;
+  }
+
+  private compute(i: number, j: number): Block {
+    if (!this.parts) {
+      // striped: every rank holds every r-th token, so each block sees the mask's average
+      // density; the ±1/n difference between blocks on and off the diagonal is ignored
+      const n = this.tokens(i);
+      const area = this.areas.total / (this.r * this.r);
+      return { area, rows: area > 0 ? n : 0 };
+    }
+    let area = this.spreadArea / (this.r * this.r), rows = area > 0 ? this.spreadTokens / this.r : 0;
+    const ks = this.parts[j]!;
+    for (const [q0, q1] of this.parts[i]!) {
+      let a = 0;
+      for (const [k0, k1] of ks) a += this.areas.area(q0, q1, k0, k1);
+      if (a > 0) rows += q1 - q0;
+      area += a;
+    }
+    return { area, rows };
+  }
+
+  /** Rank i's queries against every key: its whole share of the work. */
+  rowTotal(i: number): Block {
+    if (!this.parts) return { area: this.areas.total / this.r, rows: this.tokens(i) };
+    let area = this.spreadArea / this.r, rows = this.spreadTokens / this.r;
+    for (const [q0, q1] of this.parts[i]!) {
+      const a = this.areas.area(q0, q1, 0, this.areas.S);
+      if (a > 0) rows += q1 - q0;
+      area += a;
+    }
+    return { area, rows };
+  }
+
+  /** max / mean of the per-rank work (1 = perfectly balanced). */
+  imbalance(): number {
+    let max = 0, sum = 0;
+    for (const i of this.rankSample) { const a = this.rowTotal(i).area; max = Math.max(max, a); sum += a; }
+    return sum === 0 ? 1 : max / (sum / this.rankSample.length);
+  }
+}
