@@ -6,6 +6,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerReport } from './commands/report.js';
 import { registerLaunch } from './commands/launch.js';
 import { registerRun } from './commands/run.js';
+import { registerPlan } from './commands/plan.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
@@ -18,6 +19,7 @@ registerDemo(program);
 registerReport(program);
 registerLaunch(program);
 registerRun(program);
+registerPlan(program);
 
 try {
   await program.parseAsync(process.argv);
