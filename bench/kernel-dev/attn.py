@@ -14,7 +14,7 @@ def fwd_smem(d, stages, kernel):
     tile = 128 * d * 2
     if kernel == 'weft_fwd_sync':
         return 1024 + 5 * tile
-    return 1024 + (1 + 2 * stages) * tile + 8 * (1 + 2 * stages)
+    return 1024 + (1 + 2 * stages) * tile + 8 * (1 + 4 * stages)
 
 
 def bwd_smem(d):

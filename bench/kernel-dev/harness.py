@@ -82,20 +82,22 @@ class Phase:
 
 # ---------------------------------------------------------------------------------------------- compile
 VARIANTS = {
-    # name: (d, f16, m, stages, with_checks)
-    'd128-bf16': (128, False, 1, 3, True),
-    'd128-bf16-s2': (128, False, 1, 2, False),
-    'd64-bf16': (64, False, 1, 4, True),
-    'd128-f16': (128, True, 1, 3, False),
-    'd128-bf16-m2': (128, False, 2, 3, False),
+    # name: (d, f16, m, stages, with_checks, backward ablation)
+    'd128-bf16': (128, False, 1, 3, True, 0),
+    'd64-bf16': (64, False, 1, 4, True, 0),
+    'd128-f16': (128, True, 1, 3, False, 0),
+    'd128-bf16-m2': (128, False, 2, 3, False, 0),
+    'd128-bf16-abl1': (128, False, 1, 3, False, 1),
+    'd128-bf16-abl2': (128, False, 1, 3, False, 2),
 }
 
 
 def _compile(item):
-    name, (d, f16, m, stages, checks) = item
+    name, (d, f16, m, stages, checks, abl) = item
     src = cudrv.read_source([os.path.join(HERE, 'gemm_check.cu')] if checks else [])
     t0 = time.time()
-    cubin, text = cudrv.compile_source(src, cudrv.variant_options(d=d, f16=f16, m=m, stages=stages))
+    cubin, text = cudrv.compile_source(src, cudrv.variant_options(d=d, f16=f16, m=m, stages=stages,
+                                                                  extra=(f'-DWEFT_ABL={abl}',)))
     return name, cubin, text, time.time() - t0
 
 
@@ -491,13 +493,18 @@ def time_config(S, H, causal, D=128):
             q, k, v, _ = sets[i % nsets]
             attn.forward(var, q, k, v, attn.View(lo, hi, pos), scale, out, lse, kernel=kern, cache=False)
         record(kern, 'fwd', bench(fwd, wf, rf), fl_fwd)
-    if 'weft_fwd' in KERNELS and S <= 32768:
-        var2 = V['d128-bf16-s2']
-
-        def fwd2(i):
-            q, k, v, _ = sets[i % nsets]
-            attn.forward(var2, q, k, v, attn.View(lo, hi, pos), scale, out, lse, kernel='weft_fwd', cache=False)
-        record('weft_fwd-s2', 'fwd', bench(fwd2, wf, rf), fl_fwd)
+    if BWD_OK and KERNELS:
+        q, k, v, do = sets[0]
+        attn.forward(var, q, k, v, attn.View(lo, hi, pos), scale, out, lse, kernel=KERNELS[0])
+        for vn in ('d128-bf16', 'd128-bf16-abl1', 'd128-bf16-abl2') if S == 32768 else ('d128-bf16',):
+            def bw(i, vn=vn):
+                view = attn.View(lo, hi, pos)
+                attn.delta(V[vn], do, out, dlt)
+                dq.zero_()
+                dk.zero_()
+                dv.zero_()
+                attn.backward(V[vn], q, k, v, do, lse, dlt, view, scale, dq, dk, dv)
+            record('weft_bwd' + vn[9:], 'bwd', bench(bw, wb, rb), 2.5 * fl_fwd)
 
     def fb(i):
         q, k, v, do = sets[i % nsets]

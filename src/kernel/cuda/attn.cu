@@ -30,6 +30,9 @@ typedef unsigned long long u64;
 #ifndef WEFT_STAGES
 #define WEFT_STAGES 2
 #endif
+#ifndef WEFT_ABL  // development ablations of the backward (timing only): 1 drops the dq atomics, 2 all of dQ
+#define WEFT_ABL 0
+#endif
 
 #if WEFT_F16
 #define WGMMA_AB ".f16.f16"
@@ -142,8 +145,23 @@ __device__ __forceinline__ void regs_dec() { asm volatile("setmaxnreg.dec.sync.a
 template <int R>
 __device__ __forceinline__ void regs_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R)); }
 
-__device__ __forceinline__ void red_add2(float* p, float a, float b) {
-  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+__device__ __forceinline__ void red_add4(float* p, float a, float b, float c, float d) {
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+// Adds one n8 block of an accumulator (a0, a1 at row g, columns 2t, 2t + 1; a2, a3 at row g + 8) to
+// global memory with one 16-byte atomic per thread: lanes t and t ^ 1 trade halves so that even
+// lanes hold 4 consecutive columns of row g and odd lanes 4 of row g + 8. rg/rg8 point at column 0.
+__device__ __forceinline__ void red_block(float* rg, float* rg8, bool okg, bool okg8, float a0, float a1, float a2, float a3,
+                                          int t) {
+  const bool odd = t & 1;
+  const float y0 = __shfl_xor_sync(0xffffffffu, odd ? a0 : a2, 1);
+  const float y1 = __shfl_xor_sync(0xffffffffu, odd ? a1 : a3, 1);
+  if (odd) {
+    if (okg8) red_add4(rg8 + 2 * (t - 1), y0, y1, a2, a3);
+  } else if (okg) {
+    red_add4(rg + 2 * t, a0, a1, y0, y1);
+  }
 }
 
 // wgmma shared-memory matrix descriptor, 128-byte swizzle. Byte offsets: lbo = leading-dimension
@@ -447,7 +465,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[64], float (&o)[D / 2], 
     }
     lrow[r] = lrow[r] * corr + sum;
 #pragma unroll
-    for (int i = 0; i < D / 16; i++) {
+    for (int i = 0; i < D / 8; i++) {
       o[4 * i + 2 * r] *= corr;
       o[4 * i + 2 * r + 1] *= corr;
     }
@@ -576,9 +594,10 @@ extern "C" __global__ void __launch_bounds__(256, 1)
 
 // ---------------------------------------------------------------------------------------------
 // Forward, warp-specialized: warpgroup 0 loads (cp.async completing on mbarriers, WEFT_STAGES
-// K/V stages); warpgroups 1 and 2 compute 64 rows each and take turns on the tensor cores
-// (named barriers 1 and 2), so one's softmax overlaps the other's matrix products. Each consumer
-// issues S = Q K_nᵀ together with O += P_{n−1} V_{n−1}.
+// K/V stages, K and V released separately so the next K load starts as soon as S is done);
+// warpgroups 1 and 2 compute 64 rows each and take turns on the tensor cores (named barriers 1
+// and 2), so one's softmax overlaps the other's matrix products. Each consumer issues
+// S = Q K_nᵀ together with O += P_{n−1} V_{n−1}.
 
 constexpr int FWD_WS_THREADS = 384;
 
@@ -591,8 +610,9 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
   extern __shared__ unsigned char smem_raw[];
   const u32 base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const u32 sQ = base, sK = sQ + TILE128, sV = sK + ST * TILE128;
-  const u32 bars = sV + ST * TILE128;  // qfull, full[ST], empty[ST]
-  const u32 qfull = bars;
+  // mbarriers: qfull, kfull[ST], vfull[ST], kempty[ST], vempty[ST]
+  const u32 qfull = sV + ST * TILE128, kfull = qfull + 8, vfull = kfull + 8 * ST, kempty = vfull + 8 * ST,
+            vempty = kempty + 8 * ST;
   const int tid = threadIdx.x, wg = tid >> 7;
   const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, hk = h / (H / Hkv);
   const int q0 = qt * 128;
@@ -602,8 +622,10 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
   if (tid == 0) {
     mbar_init(qfull, 128);
     for (int s = 0; s < ST; s++) {
-      mbar_init(bars + 8 + 8 * s, 128);
-      mbar_init(bars + 8 + 8 * ST + 8 * s, 8);
+      mbar_init(kfull + 8 * s, 128);
+      mbar_init(vfull + 8 * s, 128);
+      mbar_init(kempty + 8 * s, 8);
+      mbar_init(vempty + 8 * s, 8);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -616,55 +638,65 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
     const u16* vh = v + (long long)hk * D;
     load_tile<128, 128>(sQ, q + (long long)h * D, q0, Tq, qstride, tid);
     cp_async_arrive(qfull);
+    int next = cnt > 0 ? lst[0] & TILE_MASK : 0;
     for (int n = 0; n < cnt; n++) {
-      const int st = n % ST;
-      if (n >= ST) mbar_wait(bars + 8 + 8 * ST + 8 * st, ((n / ST) - 1) & 1);
-      const int kt = lst[n] & TILE_MASK;
+      const int st = n % ST, ph = ((n / ST) - 1) & 1, kt = next;
+      if (n + 1 < cnt) next = lst[n + 1] & TILE_MASK;
+      if (n >= ST) mbar_wait(kempty + 8 * st, ph);
       load_tile<128, 128>(sK + st * TILE128, kh, kt * 128, Tk, kstride, tid);
+      cp_async_arrive(kfull + 8 * st);
+      if (n >= ST) mbar_wait(vempty + 8 * st, ph);
       load_tile<128, 128>(sV + st * TILE128, vh, kt * 128, Tk, kstride, tid);
-      cp_async_arrive(bars + 8 + 8 * st);
+      cp_async_arrive(vfull + 8 * st);
     }
     cp_async_wait_all();
   } else {
-  regs_inc<232>();
-  const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const float sl2 = scale * LOG2E;
-  if (cw == 1) named_arrive(1, 256);  // consumer 0 goes first
-  const FwdRows fr = fwd_rows(qlo, qhi, q0 + cw * 64 + warp * 16 + g, Tq);
-  float o[D / 2];
+    regs_inc<232>();
+    const int cw = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const float sl2 = scale * LOG2E;
+    if (cw == 1) named_arrive(1, 256);  // consumer 0 goes first
+    const FwdRows fr = fwd_rows(qlo, qhi, q0 + cw * 64 + warp * 16 + g, Tq);
+    float o[D / 2];
 #pragma unroll
-  for (int i = 0; i < D / 2; i++) o[i] = 0.f;
-  float mrow[2] = {NEG_INF, NEG_INF}, lrow[2] = {0.f, 0.f};
-  u32 p[8][4];
-  float s[64];
-  mbar_wait(qfull, 0);
+    for (int i = 0; i < D / 2; i++) o[i] = 0.f;
+    float mrow[2] = {NEG_INF, NEG_INF}, lrow[2] = {0.f, 0.f};
+    u32 p[8][4];
+    float s[64];
+    mbar_wait(qfull, 0);
 
-  for (int n = 0; n < cnt; n++) {
-    const int st = n % ST;
-    mbar_wait(bars + 8 + 8 * st, (n / ST) & 1);
-    fence_async_smem();
-    named_sync(1 + cw, 256);
-    wg_fence();
-    qk_gemm(s, sQ + cw * 64 * 128, sK + st * TILE128);
-    if (n > 0) pv_gemm<D>(o, p, sV + ((n - 1) % ST) * TILE128);
-    wg_commit();
-    named_arrive(2 - cw, 256);
-    wg_wait<0>();
-    reg_fence(s);
-    reg_fence(o);
-    if (n > 0 && lane == 0) mbar_arrive(bars + 8 + 8 * ST + 8 * ((n - 1) % ST));
-    const int e = lst[n];
-    softmax_step(s, o, mrow, lrow, p, (e >> 30) & 1, fr, kpos, e & TILE_MASK, Tk, t, sl2);
-  }
-  if (cnt > 0) {
-    wg_fence();
-    pv_gemm<D>(o, p, sV + ((cnt - 1) % ST) * TILE128);
-    wg_commit();
-    wg_wait<0>();
-    reg_fence(o);
-  }
-  if (cw == 0) named_sync(1, 256);  // the other consumer's last turn signal
-  fwd_epilogue(o, mrow, lrow, fr, out, lse, Tq, H, h, t, scale, merge);
+    for (int n = 0; n < cnt; n++) {
+      const int st = n % ST, pst = (n + ST - 1) % ST;
+      const int e = lst[n];
+      mbar_wait(kfull + 8 * st, (n / ST) & 1);
+      if (n > 0) mbar_wait(vfull + 8 * pst, ((n - 1) / ST) & 1);
+      fence_async_smem();
+      named_sync(1 + cw, 256);
+      wg_fence();
+      qk_gemm(s, sQ + cw * 64 * 128, sK + st * TILE128);
+      if (n > 0) pv_gemm<D>(o, p, sV + pst * TILE128);
+      wg_commit();
+      named_arrive(2 - cw, 256);
+      wg_wait<0>();
+      reg_fence(s);
+      reg_fence(o);
+      if (lane == 0) {
+        mbar_arrive(kempty + 8 * st);
+        if (n > 0) mbar_arrive(vempty + 8 * pst);
+      }
+      softmax_step(s, o, mrow, lrow, p, (e >> 30) & 1, fr, kpos, e & TILE_MASK, Tk, t, sl2);
+    }
+    if (cnt > 0) {
+      const int pst = (cnt - 1) % ST;
+      mbar_wait(vfull + 8 * pst, ((cnt - 1) / ST) & 1);
+      fence_async_smem();
+      wg_fence();
+      pv_gemm<D>(o, p, sV + pst * TILE128);
+      wg_commit();
+      wg_wait<0>();
+      reg_fence(o);
+    }
+    if (cw == 0) named_sync(1, 256);  // the other consumer's last turn signal
+    fwd_epilogue(o, mrow, lrow, fr, out, lse, Tq, H, h, t, scale, merge);
   }
 }
 
@@ -829,6 +861,7 @@ extern "C" __global__ void __launch_bounds__(256, 1)
     bwd_kv_gemm(dka, da, qs);
     wg_commit();
 
+#if WEFT_ABL < 2
     // dSᵀ → shared memory as [128 keys][64 queries], one swizzled panel
     {
       const int R = wg * 64 + warp * 16 + g;
@@ -850,28 +883,33 @@ extern "C" __global__ void __launch_bounds__(256, 1)
     reg_fence(dqa);
     reg_fence(dva);
     reg_fence(dka);
+#else
+    wg_wait<0>();
+    reg_fence(dva);
+    reg_fence(dka);
+#endif
 
-    const int dcol = (D == 128 ? wg * 64 : 0) + 2 * t;
+#if WEFT_ABL < 1
+    {
+      const int row = qi * 64 + warp * 16 + g;
+      float* rg = dq + ((long long)row * H + h) * D + (D == 128 ? wg * 64 : 0);
+      float* rg8 = rg + 8LL * H * D;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-      const int row = qi * 64 + warp * 16 + g + 8 * r;
-      if (row >= Tq) continue;
-      float* dst = dq + ((long long)row * H + h) * D + dcol;
-#pragma unroll
-      for (int i = 0; i < 8; i++) red_add2(dst + 8 * i, dqa[4 * i + 2 * r] * scale, dqa[4 * i + 2 * r + 1] * scale);
+      for (int i = 0; i < 8; i++)
+        red_block(rg + 8 * i, rg8 + 8 * i, row < Tq, row + 8 < Tq, dqa[4 * i] * scale, dqa[4 * i + 1] * scale,
+                  dqa[4 * i + 2] * scale, dqa[4 * i + 3] * scale, t);
     }
+#endif
   }
 
+  float* kd = dk + ((long long)krow0 * Hkv + hk) * D;
+  float* vd = dv + ((long long)krow0 * Hkv + hk) * D;
+  const long long down8 = 8LL * Hkv * D;
 #pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int row = krow0 + 8 * r;
-    if (row >= Tk) continue;
-    float* kd = dk + ((long long)row * Hkv + hk) * D + 2 * t;
-    float* vd = dv + ((long long)row * Hkv + hk) * D + 2 * t;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-      red_add2(kd + 8 * i, dka[4 * i + 2 * r] * scale, dka[4 * i + 2 * r + 1] * scale);
-      red_add2(vd + 8 * i, dva[4 * i + 2 * r], dva[4 * i + 2 * r + 1]);
-    }
+  for (int i = 0; i < D / 8; i++) {
+    red_block(kd + 8 * i, kd + down8 + 8 * i, krow0 < Tk, krow0 + 8 < Tk, dka[4 * i] * scale, dka[4 * i + 1] * scale,
+              dka[4 * i + 2] * scale, dka[4 * i + 3] * scale, t);
+    red_block(vd + 8 * i, vd + down8 + 8 * i, krow0 < Tk, krow0 + 8 < Tk, dva[4 * i], dva[4 * i + 1], dva[4 * i + 2],
+              dva[4 * i + 3], t);
   }
 }
