@@ -83,7 +83,7 @@ export class NcclComm implements Comm {
     if (id.length !== 128) throw new Error(`NCCL unique id has ${id.length} bytes, not 128`);
     const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs();
     rt.makeCurrent();
-    const out = new BigUint64Array(1);
+    const out = new BigUint64Array(new ArrayBuffer(8));
     const blocking = opts.blocking ?? process.env.WEFT_NCCL_BLOCKING === '1';
     const code = nccl.fn.ncclCommInitRankConfig(out, size, { internal: id }, rank, commConfig(blocking)) as number;
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw nccl.error('ncclCommInitRankConfig', code, null);
@@ -246,11 +246,16 @@ export class NcclComm implements Comm {
   split(color: number, key?: number): NcclComm {
     if (!Number.isInteger(color) || color < 0) throw new Error(`split: color ${color} must be a non-negative integer`);
     this.check();
-    const out = new BigUint64Array(1);
+    // NCCL writes the new handle from its own thread once the split is complete, and reports the
+    // split's progress on the parent: wait on the parent, then read the handle. The handle lives
+    // in an ArrayBuffer's off-heap store, which the garbage collector never moves.
+    const out = new BigUint64Array(new ArrayBuffer(8));
     const code = this.nccl.fn.ncclCommSplit(this.handle, color, key ?? this.rank, out, commConfig(this.opts.blocking)) as number;
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw this.nccl.error('ncclCommSplit', code, this.handle);
+    this.settle('ncclCommSplit', this.handle);
     const child = out[0]!;
-    this.settle('ncclCommSplit', child);
+    if (child === 0n) throw new NcclError(`ncclCommSplit(color ${color}) on rank ${this.rank} of ${this.size} completed without a communicator`);
+    this.settle('ncclCommSplit (child)', child);
     const rank = new Int32Array(1), size = new Int32Array(1);
     this.nccl.check('ncclCommUserRank', this.nccl.fn.ncclCommUserRank(child, rank) as number, child);
     this.nccl.check('ncclCommCount', this.nccl.fn.ncclCommCount(child, size) as number, child);
