@@ -18,7 +18,7 @@ def fwd_smem(d, stages, kernel):
 
 
 def bwd_smem(d):
-    return 1024 + 2 * (128 * d * 2) + 4 * (64 * d * 2) + 128 * 128 + 1024
+    return 1024 + 2 * (128 * d * 2) + 4 * (64 * d * 2) + 128 * 128 + 1024 + 2 * (1 if d == 128 else 2) * 64 * (d * 4 + 32)
 
 
 class Variant:

@@ -1,0 +1,188 @@
+// `weft bench kernel`: weft's CUDA attention kernels (forward, forward+backward) on one GPU,
+// timed with CUDA events on the compute stream after warm-up, then PyTorch SDPA's
+// FlashAttention-2 and cuDNN backends on the same configurations in the same invocation
+// (bench/kernel-dev/sdpa_peer.py), reported as TFLOP/s and as ratios. FLOPs follow the usual
+// convention: forward 4·S²·H·D × the unmasked fraction, backward 2.5 × forward.
+//
+// The mask view of a configuration is built once through the mask language, as a strategy does;
+// its device copy and block lists are made during warm-up and reused, as across ring steps.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { openCuda } from '../cuda/runtime.js';
+import type { CudaTensor } from '../cuda/tensor.js';
+import { CudaKernel } from '../kernel/cuda/kernel.js';
+import { randomSource } from '../kernel/cuda/source.js';
+import { defaultScale } from '../kernel/kernel.js';
+import { MaskGrid } from '../mask/grid.js';
+import { maskView } from '../mask/view.js';
+import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
+
+export type KernelPass = 'fwd' | 'fwd+bwd';
+export type KernelMask = 'causal' | 'full';
+
+export interface KernelBenchOptions {
+  /** Sequence lengths (default 8192, 32768, 131072). */
+  sizes?: readonly number[];
+  /** Query heads (default 32); key/value heads the same. */
+  heads?: number;
+  headDim?: 64 | 128;
+  dtype?: 'bf16' | 'f16';
+  masks?: readonly KernelMask[];
+  passes?: readonly KernelPass[];
+  /** Timed calls per configuration and untimed warm-up calls (defaults shrink with the size). */
+  iters?: number;
+  warmup?: number;
+  /** Also time PyTorch SDPA (FlashAttention-2, cuDNN) in the same invocation (default true). */
+  torch?: boolean;
+  /** Python with torch (default 'python3'). */
+  python?: string;
+  /** Where to write the records (default 'bench/results'); null: do not write. */
+  outDir?: string | null;
+  log?: (line: string) => void;
+}
+
+interface Config { S: number; H: number; D: number; mask: KernelMask; pass: KernelPass; warmup: number; iters: number }
+
+function repeats(S: number, pass: KernelPass, o: KernelBenchOptions): { warmup: number; iters: number } {
+  const big = S >= 65536, mid = S > 8192;
+  return {
+    warmup: o.warmup ?? (big ? 1 : mid ? 2 : 3),
+    iters: o.iters ?? (big ? (pass === 'fwd' ? 3 : 2) : mid ? 5 : 10),
+  };
+}
+
+const PEER = fileURLToPath(new URL('../../../bench/kernel-dev/sdpa_peer.py', import.meta.url));
+
+interface PeerLine { S: number; mask: KernelMask; pass: KernelPass; name: string; samples?: number[]; error?: string }
+
+async function runPeer(python: string, configs: readonly Config[], log: (l: string) => void): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
+  const arg = JSON.stringify({ configs: configs.map(({ S, H, D, mask, pass, warmup, iters }) => ({ S, H, D, mask, pass, warmup, iters })) });
+  const child = spawn(python, [PEER, arg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '', err = '';
+  const lines: PeerLine[] = [];
+  let info: Record<string, unknown> = {};
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (!line) continue;
+      const j = JSON.parse(line) as PeerLine & Record<string, unknown>;
+      if (j.name === undefined) { info = j; continue; }
+      lines.push(j);
+      log(j.samples ? `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: median ${summarize(j.samples).median.toFixed(3)} ms` : `  ${j.name} S=${j.S} ${j.mask} ${j.pass} failed: ${j.error}`);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  if (code !== 0) throw new Error(`the PyTorch peer (${python} ${PEER}) failed with code ${code}: ${err.trim().slice(-500)}`);
+  return { info, lines };
+}
+
+/** Flop count of one forward: 4 · (unmasked pairs) · H · D. */
+function fwdFlops(area: number, H: number, D: number): number {
+  return 4 * area * H * D;
+}
+
+export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchRecord[]> {
+  const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
+  const sizes = o.sizes ?? [8192, 32768, 131072];
+  const H = o.heads ?? 32, D = o.headDim ?? 128, dtype = o.dtype ?? 'bf16';
+  const masks = o.masks ?? ['causal', 'full'], passes = o.passes ?? ['fwd', 'fwd+bwd'];
+  const rt = await openCuda();
+  const kernel = new CudaKernel(rt);
+  const dev = rt.device;
+  const randn = rt.compile(randomSource(), { name: 'random.cu' }).kernel('weft_randn16', ['ptr', 'u64', 'u64', 'f32', 'i32']);
+  const random = (shape: number[], seed: number): CudaTensor => {
+    const t = dev.empty(dtype, shape);
+    randn.launch({ grid: rt.info.sms * 8, block: 256 }, t, t.numel, seed, 1, dtype === 'f16' ? 1 : 0);
+    return t;
+  };
+  log(`weft bench kernel on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}, NVRTC ${rt.info.nvrtcVersion}): B=1 H=${H} D=${D} ${dtype}`);
+  const records: BenchRecord[] = [];
+  const configs: Config[] = [];
+  const flops = new Map<string, number>();
+  const key = (S: number, mask: string, pass: string): string => `${S}/${mask}/${pass}`;
+  const t0 = rt.event(true), t1 = rt.event(true);
+  for (const S of sizes) {
+    const q = random([S, H, D], 1), k = random([S, H, D], 2), v = random([S, H, D], 3), dout = random([S, H, D], 4);
+    const pos = Int32Array.from({ length: S }, (_, i) => i);
+    for (const mask of masks) {
+      const grid = MaskGrid.build({ kind: mask }, S);
+      const view = maskView(grid, pos, pos);
+      const scale = defaultScale(D), fl = fwdFlops(grid.area(), H, D);
+      for (const pass of passes) {
+        const { warmup, iters } = repeats(S, pass, o);
+        const cfg: Config = { S, H, D, mask, pass, warmup, iters };
+        configs.push(cfg);
+        const total = pass === 'fwd' ? fl : 3.5 * fl;
+        flops.set(key(S, mask, pass), total);
+        const once = (): void => {
+          const st = kernel.forward({ q, k, v, view, scale });
+          if (pass === 'fwd+bwd') {
+            const g = kernel.backward({ q, k, v, out: st.out, lse: st.lse, dout, view, scale });
+            for (const x of [g.dq, g.dk, g.dv]) (x as CudaTensor).release();
+          }
+          (st.out as CudaTensor).release();
+          (st.lse as CudaTensor).release();
+        };
+        for (let i = 0; i < warmup; i++) once();
+        await rt.synchronize();
+        const samples: number[] = [];
+        for (let i = 0; i < iters; i++) {
+          t0.record(rt.compute);
+          once();
+          t1.record(rt.compute);
+          await rt.waitEvent(t1);
+          samples.push(t1.since(t0));
+        }
+        const med = summarize(samples).median, tflops = total / (med * 1e-3) / 1e12;
+        log(`  weft       S=${S} ${mask} ${pass}: median ${med.toFixed(3)} ms, ${tflops.toFixed(1)} TFLOP/s`);
+        records.push(makeRecord('kernel', 'weft', { pass, S, B: 1, H, D, mask, dtype, kernel: pass === 'fwd' ? 'weft_fwd' : 'weft_fwd+weft_bwd' },
+          'ms', samples, { tflops }, { warmup, gpu: rt.info.name, nvrtc: rt.info.nvrtcVersion }));
+      }
+    }
+    for (const t of [q, k, v, dout]) t.release();
+  }
+  if (o.torch ?? true) {
+    if (dtype !== 'bf16' || D !== 128) log('  (the PyTorch peer runs bf16, D = 128 only; skipped)');
+    else {
+      log('PyTorch SDPA peers (FlashAttention-2, cuDNN):');
+      try {
+        const { info, lines } = await runPeer(o.python ?? 'python3', configs, log);
+        for (const l of lines) {
+          if (!l.samples) continue;
+          const total = flops.get(key(l.S, l.mask, l.pass))!;
+          const med = summarize(l.samples).median;
+          records.push(makeRecord('kernel', l.name, { pass: l.pass, S: l.S, B: 1, H, D, mask: l.mask, dtype }, 'ms', l.samples,
+            { tflops: total / (med * 1e-3) / 1e12 }, { torch: info.torch, cudnn: info.cudnn }));
+        }
+      } catch (e) {
+        log(`  ${(e as Error).message}`);
+      }
+    }
+  }
+  log(table(records));
+  if (o.outDir !== null && records.length > 0) log(`records: ${writeRecords(o.outDir ?? 'bench/results', records)}`);
+  return records;
+}
+
+/** The summary table: TFLOP/s of weft and the peers per configuration, and weft's ratios. */
+export function table(records: readonly BenchRecord[]): string {
+  const rows = new Map<string, Map<string, number>>();
+  for (const r of records) {
+    const c = r.config as { S: number; mask: string; pass: string };
+    const k = `${String(c.S).padStart(7)}  ${c.mask.padEnd(6)}  ${c.pass.padEnd(7)}`;
+    if (!rows.has(k)) rows.set(k, new Map());
+    rows.get(k)!.set(r.name, r.derived?.tflops ?? NaN);
+  }
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(1)).padStart(10);
+  const ratio = (a?: number, b?: number): string => (a && b ? (a / b).toFixed(2) : '—').padStart(8);
+  const out = [`${'S'.padStart(7)}  ${'mask'.padEnd(6)}  ${'pass'.padEnd(7)}${'weft'.padStart(10)}${'flash-2'.padStart(10)}${'cuDNN'.padStart(10)}${'×flash'.padStart(8)}${'×cuDNN'.padStart(8)}   (TFLOP/s)`];
+  for (const [k, m] of rows) {
+    const w = m.get('weft'), fl = m.get('sdpa-flash'), cu = m.get('sdpa-cudnn');
+    out.push(`${k}${f(w)}${f(fl)}${f(cu)}${ratio(w, fl)}${ratio(w, cu)}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,25 @@
+// Normal random 16-bit tensors made on the GPU, for benchmarks whose inputs are gigabytes
+// (drawing them on the host would take longer than the measurement). Counter-based: element i
+// of a seed is the same on every run. Box–Muller over two 32-bit halves of a splitmix64 hash.
+typedef unsigned short u16;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ u64 splitmix64(u64 x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+extern "C" __global__ void weft_randn16(u16* __restrict__ dst, u64 n, u64 seed, float scale, int f16) {
+  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+    const u64 r = splitmix64(seed * 0x2545f4914f6cdd1dull + i);
+    const float u = ((float)(r >> 40) + 1.f) * (1.f / 16777217.f);  // (0, 1)
+    const float w = (float)((r >> 8) & 0xffffffu) * (1.f / 16777216.f);
+    const float x = scale * sqrtf(-2.f * logf(u)) * cospif(2.f * w);
+    u16 h;
+    if (f16) asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+    else asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
+    dst[i] = h;
+  }
+}
