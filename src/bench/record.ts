@@ -39,8 +39,11 @@ export function environment(): Environment {
     host: os.hostname(), cpus: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
     node: process.version, platform: `${process.platform}-${process.arch}`,
   };
-  const rev = quiet('git', ['rev-parse', 'HEAD']);
-  if (rev) { env.gitRevision = rev; env.gitDirty = (quiet('git', ['status', '--porcelain', '--untracked-files=no']) ?? '') !== ''; }
+  // the GPU machine gets the working tree without .git: the caller passes the revision along
+  const rev = process.env.WEFT_GIT_REVISION ?? quiet('git', ['rev-parse', 'HEAD']);
+  if (rev) env.gitRevision = rev;
+  if (process.env.WEFT_GIT_DIRTY !== undefined) env.gitDirty = process.env.WEFT_GIT_DIRTY === '1';
+  else if (rev) env.gitDirty = (quiet('git', ['status', '--porcelain', '--untracked-files=no']) ?? '') !== '';
   const smi = quiet('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader']);
   if (smi) {
     const rows = smi.split('\n').map((l) => l.split(',').map((x) => x.trim()));

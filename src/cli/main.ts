@@ -2,6 +2,7 @@
 // The `weft` command. Each subcommand lives in commands/<name>.ts and registers itself here.
 import { Command, CommanderError } from 'commander';
 import { registerAttn } from './commands/attn.js';
+import { registerBench } from './commands/bench.js';
 import { registerDemo } from './commands/demo.js';
 import { registerReport } from './commands/report.js';
 import { registerLaunch } from './commands/launch.js';
@@ -15,6 +16,7 @@ const program = new Command('weft')
 
 // subcommands (one line each)
 registerAttn(program);
+registerBench(program);
 registerDemo(program);
 registerReport(program);
 registerLaunch(program);
