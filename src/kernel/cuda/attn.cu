@@ -373,6 +373,19 @@ extern "C" __global__ void weft_attn_delta(const u16* __restrict__ dout, const v
   if (lane == 0) delta[(row % H) * (long long)T + row / H] = acc;
 }
 
+// dq[t, h, :] += acc[h, t, :]: the per-head dQ accumulator of the backward into dq [T, H, D].
+extern "C" __global__ void weft_attn_dq_add(const float* __restrict__ acc, float* __restrict__ dq, int T, int H) {
+  const long long n = (long long)T * H * (D / 4);
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const long long c = i % (D / 4), th = i / (D / 4), t = th / H, h = th % H;
+    const float4 a = ((const float4*)acc)[(h * T + t) * (D / 4) + c];
+    float4* o = (float4*)dq + i;
+    float4 b = *o;
+    b.x += a.x; b.y += a.y; b.z += a.z; b.w += a.w;
+    *o = b;
+  }
+}
+
 // state ← merge(state, part) over rows of [T, H, D] (lse [H, T]); either side may be −∞.
 extern "C" __global__ void weft_attn_merge(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ out_b,
                                            const float* __restrict__ lse_b, int T, int H) {
@@ -700,8 +713,9 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
 //   dV_w += Pᵀ dO, dK_w += dSᵀ Q (registers as the A operand),
 // writes dSᵀ to shared memory, and then dQ (64 rows) += dS K over the tile's 128 keys. dQ goes
 // through shared memory (double-buffered) to global dq by the copy engine's bulk reductions, one
-// per row, issued at the start of the next tile (per-thread fp32 atomics cost a third of the
-// time). dK and dV (fp32) are added to global memory once at the end with vector atomics, so the
+// per row, issued at the start of the next tile. dq's element strides per head (dq_hs) and per
+// row (dq_rs) are parameters: [T, H, D] in place, or a per-head [H, T, D] accumulator that
+// weft_attn_dq_add adds into dq afterwards (FA3's dq_accum layout). dK and dV (fp32) are added to global memory once at the end with vector atomics, so the
 // query heads of a GQA group and ring steps accumulate.
 
 constexpr int PANEL64 = 64 * 128;
@@ -768,7 +782,7 @@ extern "C" __global__ void __launch_bounds__(256, 1)
              const float* __restrict__ lse, const float* __restrict__ delta, float* __restrict__ dq, float* __restrict__ dk,
              float* __restrict__ dv, const int* __restrict__ qlo, const int* __restrict__ qhi, const int* __restrict__ kpos,
              const int* __restrict__ list, const int* __restrict__ count, int Tq, int Tk, int H, int Hkv, int nq,
-             float scale) {
+             float scale, long long dq_hs, long long dq_rs) {
   extern __shared__ unsigned char smem_raw[];
   const u32 base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const u32 sK = base, sV = sK + TILE128, sQ = sV + TILE128, sO = sQ + 2 * TILE64, sS = sO + 2 * TILE64;
@@ -806,7 +820,7 @@ extern "C" __global__ void __launch_bounds__(256, 1)
   auto reduce_dq = [&](int qtile, int buf) {
     if (tid < 64 * DQ_PARTS) {
       const int part = tid >> 6, row = tid & 63, gr = qtile * 64 + row;
-      if (gr < Tq) bulk_reduce_add(dq + ((long long)gr * H + h) * D, sDQ + buf * DQ_BUF + part * 64 * DQ_ROW + row * DQ_ROW, D * 4);
+      if (gr < Tq) bulk_reduce_add(dq + h * dq_hs + gr * dq_rs, sDQ + buf * DQ_BUF + part * 64 * DQ_ROW + row * DQ_ROW, D * 4);
       bulk_commit();
     }
   };

@@ -21,7 +21,15 @@ import {
 } from './source.js';
 
 interface Kernels {
-  fwd: Kernel; bwd: Kernel; qsum: Kernel; ksum: Kernel; list: Kernel; delta: Kernel; merge: Kernel;
+  fwd: Kernel; bwd: Kernel; qsum: Kernel; ksum: Kernel; list: Kernel; delta: Kernel; merge: Kernel; dqAdd: Kernel;
+}
+
+export interface CudaKernelOptions {
+  /**
+   * Accumulate dQ in a per-head [H, T, D] fp32 scratch and add it into dq afterwards (FA3's
+   * dq_accum layout) instead of reducing into dq [T, H, D] directly (default true).
+   */
+  dqScratch?: boolean;
 }
 
 /** One tile layout's block lists: row r of `list` holds count[r] entries (tile | partial << 30). */
@@ -42,7 +50,11 @@ export class CudaKernel implements AttnKernel {
   private readonly modules = new Map<string, Kernels>();
   private readonly views = new WeakMap<MaskView, Prepared>();
 
-  constructor(readonly rt: CudaRuntime) {}
+  private readonly dqScratch: boolean;
+
+  constructor(readonly rt: CudaRuntime, o: CudaKernelOptions = {}) {
+    this.dqScratch = o.dqScratch ?? true;
+  }
 
   private kernels(v: Variant): Kernels {
     const key = `${v.d}/${v.dtype}/${v.m}`;
@@ -52,12 +64,13 @@ export class CudaKernel implements AttnKernel {
       const P = 'ptr' as const, I = 'i32' as const, F = 'f32' as const;
       k = {
         fwd: mod.kernel('weft_fwd', [P, P, P, P, P, P, P, P, P, P, I, I, I, I, I, F, I]),
-        bwd: mod.kernel('weft_bwd', [P, P, P, P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, I, F]),
+        bwd: mod.kernel('weft_bwd', [P, P, P, P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, I, F, 'i64', 'i64']),
         qsum: mod.kernel('weft_mask_qsum', [P, P, I, I, P]),
         ksum: mod.kernel('weft_mask_ksum', [P, I, I, I, P]),
         list: mod.kernel('weft_mask_list', [P, P, I, I, I, P, P]),
         delta: mod.kernel('weft_attn_delta', [P, P, I, I, I, P]),
         merge: mod.kernel('weft_attn_merge', [P, P, P, P, I, I]),
+        dqAdd: mod.kernel('weft_attn_dq_add', [P, P, I, I]),
       };
       k.fwd.setMaxDynamicSharedMemory(fwdSharedBytes(v.d));
       k.bwd.setMaxDynamicSharedMemory(bwdSharedBytes(v.d));
@@ -162,9 +175,14 @@ export class CudaKernel implements AttnKernel {
     const dout = a.dout.dtype === dtype ? asCuda(a.dout, 'backward') : dev.cast(a.dout, dtype);
     const delta = dev.empty('f32', [h, tq]);
     ks.delta.launch({ grid: cdiv(tq * h, 8), block: 256 }, dout, asCuda(a.out, 'backward'), a.out.dtype === 'f32' ? 1 : 0, tq, h, delta);
+    const acc = this.dqScratch ? dev.zeros('f32', [h, tq, d]) : undefined;
     ks.bwd.launch({ grid: [cdiv(tk, KTILE), h], block: BWD_THREADS, shared: bwdSharedBytes(d) },
-      q, k, v, dout, asCuda(a.lse, 'backward'), delta, g.dq, g.dk, g.dv, p.qlo, p.qhi, p.kpos, l.list, l.count,
-      tq, tk, h, hkv, l.stride, a.scale);
+      q, k, v, dout, asCuda(a.lse, 'backward'), delta, acc ?? g.dq, g.dk, g.dv, p.qlo, p.qhi, p.kpos, l.list, l.count,
+      tq, tk, h, hkv, l.stride, a.scale, acc ? tq * d : d, acc ? d : h * d);
+    if (acc) {
+      ks.dqAdd.launch({ grid: this.rt.info.sms * 8, block: 256 }, acc, g.dq, tq, h);
+      acc.release();
+    }
     delta.release();
     if (dout !== a.dout) dout.release();
     return g;

@@ -11,15 +11,30 @@ __device__ __forceinline__ u64 splitmix64(u64 x) {
   return x ^ (x >> 31);
 }
 
+// Element g of the global tensor of `seed`: a normal draw (scale σ) rounded to bf16 or fp16.
+__device__ __forceinline__ u16 randn16_at(u64 g, u64 seed, float scale, int f16) {
+  const u64 r = splitmix64(seed * 0x2545f4914f6cdd1dull + g);
+  const float u = ((float)(r >> 40) + 1.f) * (1.f / 16777217.f);  // (0, 1)
+  const float w = (float)((r >> 8) & 0xffffffu) * (1.f / 16777216.f);
+  const float x = scale * sqrtf(-2.f * logf(u)) * cospif(2.f * w);
+  u16 h;
+  if (f16) asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+  else asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
+  return h;
+}
+
 extern "C" __global__ void weft_randn16(u16* __restrict__ dst, u64 n, u64 seed, float scale, int f16) {
+  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+    dst[i] = randn16_at(i, seed, scale, f16);
+}
+
+// A shard of the same global tensor: local row r is global row positions[r] (rows of rowElems
+// elements), so every rank draws its own rows and no rank ever holds the whole sequence.
+extern "C" __global__ void weft_randn16_rows(u16* __restrict__ dst, const int* __restrict__ positions, u64 rows, u64 rowElems,
+                                             u64 seed, float scale, int f16) {
+  const u64 n = rows * rowElems;
   for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
-    const u64 r = splitmix64(seed * 0x2545f4914f6cdd1dull + i);
-    const float u = ((float)(r >> 40) + 1.f) * (1.f / 16777217.f);  // (0, 1)
-    const float w = (float)((r >> 8) & 0xffffffu) * (1.f / 16777216.f);
-    const float x = scale * sqrtf(-2.f * logf(u)) * cospif(2.f * w);
-    u16 h;
-    if (f16) asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-    else asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
-    dst[i] = h;
+    const u64 r = i / rowElems;
+    dst[i] = randn16_at((u64)positions[r] * rowElems + (i - r * rowElems), seed, scale, f16);
   }
 }

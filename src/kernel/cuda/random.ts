@@ -1,0 +1,37 @@
+// Normal random 16-bit tensors drawn on the GPU (random.cu): a whole global tensor, or the rows
+// of it at given global positions — the same values either way, so a rank's shard and a
+// single-GPU check see one problem.
+import type { Kernel } from '../../cuda/module.js';
+import type { CudaRuntime } from '../../cuda/runtime.js';
+import type { CudaTensor } from '../../cuda/tensor.js';
+import { numel } from '../../tensor/host.js';
+import { randomSource, type HalfType } from './source.js';
+
+export class DeviceRandom {
+  private readonly whole: Kernel;
+  private readonly byRows: Kernel;
+
+  constructor(private readonly rt: CudaRuntime) {
+    const mod = rt.compile(randomSource(), { name: 'random.cu' });
+    this.whole = mod.kernel('weft_randn16', ['ptr', 'u64', 'u64', 'f32', 'i32']);
+    this.byRows = mod.kernel('weft_randn16_rows', ['ptr', 'ptr', 'u64', 'u64', 'u64', 'f32', 'i32']);
+  }
+
+  private grid(): number { return this.rt.info.sms * 8; }
+
+  /** The global tensor of `seed`. */
+  tensor(dtype: HalfType, shape: readonly number[], seed: number, scale = 1): CudaTensor {
+    const t = this.rt.device.empty(dtype, shape);
+    if (t.numel) this.whole.launch({ grid: this.grid(), block: 256 }, t, t.numel, seed, scale, dtype === 'f16' ? 1 : 0);
+    return t;
+  }
+
+  /** Rows `positions` of the global tensor [S, ...rowShape] of `seed`. */
+  rows(dtype: HalfType, positions: Int32Array, rowShape: readonly number[], seed: number, scale = 1): CudaTensor {
+    const t = this.rt.device.empty(dtype, [positions.length, ...rowShape]);
+    if (!t.numel) return t;
+    const pos = this.rt.device.uploadInt32(positions);
+    this.byRows.launch({ grid: this.grid(), block: 256 }, t, pos, positions.length, numel(rowShape), seed, scale, dtype === 'f16' ? 1 : 0);
+    return t;
+  }
+}
