@@ -30,26 +30,25 @@ export function sliceArea(s: Slice, q0: number, q1: number, k0: number, k1: numb
   if (A <= B) return 0;
   // diagonal key of row q: q − q0s + k0s + (klen − qlen)
   const d = -s.q[0] + s.k[0] + (s.k[1] - s.k[0]) - (s.q[1] - s.q[0]);
-  const a = s.right === Infinity ? Infinity : d + s.right + 1; // upper key bound q + a
-  const b = s.left === Infinity ? -Infinity : d - s.left; // lower key bound q + b
-  // breakpoints where min/max switch branch
-  const cuts = [lo, hi];
-  if (Number.isFinite(a)) cuts.push(Math.min(hi, Math.max(lo, A - a)));
-  if (Number.isFinite(b)) cuts.push(Math.min(hi, Math.max(lo, B - b)));
-  cuts.sort((x, y) => x - y);
-  let n = 0;
-  for (let i = 0; i + 1 < cuts.length; i++) {
-    const x0 = cuts[i]!, x1 = cuts[i + 1]!;
-    if (x1 <= x0) continue;
-    // on [x0, x1) each branch is fixed: evaluate which at x0
-    const upperIsA = !Number.isFinite(a) || A <= x0 + a;
-    const lowerIsB = !Number.isFinite(b) || B >= x0 + b;
-    // count(q) = upper − lower = (upperIsA ? A : q + a) − (lowerIsB ? B : q + b)
-    const c = (upperIsA ? A : a) - (lowerIsB ? B : b);
-    const m = (upperIsA ? 0 : 1) - (lowerIsB ? 0 : 1);
-    n += sumPositiveLinear(x0, x1, c, m);
-  }
-  return n;
+  const finiteA = s.right !== Infinity, finiteB = s.left !== Infinity;
+  const a = finiteA ? d + s.right + 1 : 0; // upper key bound q + a
+  const b = finiteB ? d - s.left : 0; // lower key bound q + b
+  // breakpoints where min/max switch branch, clamped into [lo, hi] and sorted
+  let c1 = finiteA ? Math.min(hi, Math.max(lo, A - a)) : hi;
+  let c2 = finiteB ? Math.min(hi, Math.max(lo, B - b)) : hi;
+  if (c2 < c1) { const t = c1; c1 = c2; c2 = t; }
+  return segment(lo, c1, A, a, B, b, finiteA, finiteB) + segment(c1, c2, A, a, B, b, finiteA, finiteB) + segment(c2, hi, A, a, B, b, finiteA, finiteB);
+}
+
+/** The count on [x0, x1), where each of min/max keeps one branch. */
+function segment(x0: number, x1: number, A: number, a: number, B: number, b: number, finiteA: boolean, finiteB: boolean): number {
+  if (x1 <= x0) return 0;
+  const upperIsA = !finiteA || A <= x0 + a;
+  const lowerIsB = !finiteB || B >= x0 + b;
+  // count(q) = (upperIsA ? A : q + a) − (lowerIsB ? B : q + b)
+  const c = (upperIsA ? A : a) - (lowerIsB ? B : b);
+  const m = (upperIsA ? 0 : 1) - (lowerIsB ? 0 : 1);
+  return sumPositiveLinear(x0, x1, c, m);
 }
 
 /**

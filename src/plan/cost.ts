@@ -14,41 +14,67 @@ export function emptyBreakdown(): Breakdown {
   return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0 };
 }
 
-function worstHop(ctx: Context, bytes: number, classes: readonly LinkClass[]): number {
+/** Which link classes a set of hops uses. */
+interface Classes { intra: boolean; inter: boolean }
+
+function classesOf(hops: readonly LinkClass[]): Classes {
+  return { intra: hops.includes('intra'), inter: hops.includes('inter') };
+}
+
+/** The slowest of the hops' transfers of `bytes`. */
+function worstHop(ctx: Context, bytes: number, c: Classes): number {
   if (bytes <= 0) return 0;
-  let t = 0;
-  for (const c of new Set(classes)) t = Math.max(t, p2pMs(ctx.net, bytes, c));
-  return t;
+  return Math.max(c.intra ? p2pMs(ctx.net, bytes, 'intra') : 0, c.inter ? p2pMs(ctx.net, bytes, 'inter') : 0);
 }
 
 /** A ring phase in lock step: total ms, and the compute of the slowest and of the mean position. */
 export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
   const u = p.units, outerN = p.r / p.inner;
+  const stepC = (k: number): number => (u.stepMax[k]! > 0 ? p.scale * u.stepMax[k]! + p.overheadMs : 0);
   let critical = 0, mean = 0;
-  for (let s = 0; s < p.r; s++) {
-    critical += u.stepMax[s]! > 0 ? p.scale * u.stepMax[s]! + p.overheadMs : 0;
-    mean += p.scale * u.stepMean[s]! + p.overheadMs * u.stepBusy[s]!;
+  for (let k = 0; k < u.steps.length; k++) {
+    critical += u.weights[k]! * stepC(k);
+    mean += u.weights[k]! * (p.scale * u.stepMean[k]! + p.overheadMs * u.stepBusy[k]!);
   }
   let total = 0;
   for (const pat of p.patterns) {
-    let t = 0;
-    for (let o = 0; o < outerN; o++) {
-      let round = 0;
-      for (let k = 0; k < p.inner; k++) {
-        const s = o * p.inner + k;
-        const c = u.stepMax[s]! > 0 ? p.scale * u.stepMax[s]! + p.overheadMs : 0;
-        // during step s: K,V for the next step (not after the last of a round) and the
-        // accumulators of the previous step leave on the same port
-        const fwd = (k < p.inner - 1 ? p.preBytes : 0) + (s > 0 ? p.postBytes : 0);
-        const back = s > 0 ? worstHop(ctx, p.backBytes, pat.hops) : 0;
-        round += Math.max(c, worstHop(ctx, fwd, pat.hops), back);
+    const sample = u.sample;
+    const cls = (a: number, b: number): LinkClass => (pat.nodes[a] === pat.nodes[b] ? 'intra' : 'inter');
+    const hops = classesOf(pat.hops), outer = pat.outer ? classesOf(pat.outer) : hops;
+    /**
+     * Step s (priced as `k`) of a round: what leaves one GPU's ports meanwhile — the block for the
+     * next step (not after a round's last), the previous step's accumulators (over the outer hop
+     * at a round's start), TokenRing's partial results going straight to their owners.
+     */
+    const stepMs = (k: number, s: number, t: number): number => {
+      const pre = t < p.inner - 1 ? worstHop(ctx, p.preBytes, hops) : 0;
+      const post = s > 0 ? worstHop(ctx, p.postBytes, t === 0 ? outer : hops) : 0;
+      let out = pre + post;
+      if (p.backBytes > 0 && s > 0) {
+        out = 0;
+        for (const i of sample) {
+          const f = pat.hops[i]!, b = cls(i, (((i - s) % p.r) + p.r) % p.r);
+          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f) : 0, y = p2pMs(ctx.net, p.backBytes, b);
+          out = Math.max(out, f === b ? x + y : Math.max(x, y));
+        }
       }
-      // the block for the next round crosses to the next inner ring while this round computes
-      if (o < outerN - 1) round = Math.max(round, worstHop(ctx, p.preBytes + p.postBytes, pat.outer ?? pat.hops));
-      t += round;
+      return Math.max(stepC(k), out);
+    };
+    let t = 0;
+    if (outerN === 1) {
+      for (let k = 0; k < u.steps.length; k++) t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
+    } else {
+      for (let o = 0; o < outerN; o++) {
+        let round = 0;
+        for (let k = 0; k < p.inner; k++) round += stepMs(o * p.inner + k, o * p.inner + k, k);
+        // the block for the next round crosses to the next inner ring while this round computes
+        if (o < outerN - 1) round = Math.max(round, worstHop(ctx, p.preBytes, outer));
+        t += round;
+      }
     }
-    // accumulators go home, partial results come back and are merged
-    t += worstHop(ctx, p.postBytes, pat.hops) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, pat.hops) + p.tailMs : 0);
+    // accumulators go home, the last partial results come back and are merged
+    const spansNodes = pat.nodes.some((n) => n !== pat.nodes[0]);
+    t += worstHop(ctx, p.postBytes, hops) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }) + p.tailMs : 0);
     total = Math.max(total, t);
   }
   return { total, critical, mean };

@@ -50,17 +50,14 @@ export function ringGroup(l: Layout, cl: Cluster): GroupShape {
   return shapeOf(cl, range(l.ring).map((r) => rankOf(l, 0, 0, r, 0)));
 }
 
-/** The group ZeRO shards over and gradients are reduced in: every rank holding the same tp shard. */
+/**
+ * The group ZeRO shards over and gradients are reduced in: every rank holding the same tp shard.
+ * TP is innermost, so it is every tp-th rank: gpusPerNode/tp of them on each node.
+ */
 export function dataGroup(l: Layout, cl: Cluster): GroupShape {
-  const n = l.ulysses * l.ring * l.dp;
-  if (n > 65536) {
-    // shape of a large group from its regular structure instead of listing it
-    const perNode = Math.max(1, Math.floor(cl.gpusPerNode / l.tp));
-    return { size: n, perNode: Math.min(perNode, n), nodes: Math.ceil(n / perNode) };
-  }
-  const ranks: number[] = [];
-  for (let d = 0; d < l.dp; d++) for (let r = 0; r < l.ring; r++) for (let u = 0; u < l.ulysses; u++) ranks.push(rankOf(l, 0, u, r, d));
-  return shapeOf(cl, ranks);
+  const size = l.ulysses * l.ring * l.dp;
+  const perNode = Math.max(1, Math.min(size, Math.floor(cl.gpusPerNode / l.tp)));
+  return { size, perNode, nodes: Math.ceil(size / perNode) };
 }
 
 const nodeOf = (cl: Cluster, x: number): number => Math.floor(x / cl.gpusPerNode);
@@ -76,25 +73,41 @@ export function hopClass(l: Layout, cl: Cluster, u: number, d: number, a: number
  * the link to the same position of the next inner ring). Congruent ring groups behave alike, so
  * costs and simulations run once per pattern.
  */
-export interface RingPattern { hops: LinkClass[]; outer?: LinkClass[]; groups: number }
+export interface RingPattern {
+  hops: LinkClass[];
+  outer?: LinkClass[];
+  /** node of each ring position, relative to the first */
+  nodes: number[];
+  groups: number;
+}
 
 export function ringPatterns(l: Layout, cl: Cluster): RingPattern[] {
-  const seen = new Map<string, RingPattern>();
   const inner = l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring;
+  // a ring group's ranks are base + stride·i; its node pattern depends on base mod gpusPerNode only
+  const residues = new Map<number, [number, number, number]>(); // residue → (u, d, count)
   const dps = Math.min(l.dp, 64);
   for (let d = 0; d < dps; d++) {
     for (let u = 0; u < l.ulysses; u++) {
-      const hops: LinkClass[] = [], outer: LinkClass[] = [];
-      for (let i = 0; i < l.ring; i++) {
-        const base = i - (i % inner);
-        hops.push(hopClass(l, cl, u, d, i, base + ((i - base + 1) % inner)));
-        if (inner < l.ring) outer.push(hopClass(l, cl, u, d, i, (i + inner) % l.ring));
-      }
-      const key = hops.join() + '|' + outer.join();
-      const p = seen.get(key);
-      if (p) p.groups++;
-      else seen.set(key, inner < l.ring ? { hops, outer, groups: 1 } : { hops, groups: 1 });
+      const res = rankOf(l, 0, u, 0, d) % cl.gpusPerNode;
+      const e = residues.get(res);
+      if (e) e[2]++; else residues.set(res, [u, d, 1]);
     }
+  }
+  const seen = new Map<string, RingPattern>();
+  for (const [u, d, count] of residues.values()) {
+    const hops: LinkClass[] = [], outer: LinkClass[] = [], nodes: number[] = [];
+    const n0 = nodeOf(cl, rankOf(l, 0, u, 0, d));
+    for (let i = 0; i < l.ring; i++) nodes.push(nodeOf(cl, rankOf(l, 0, u, i, d)) - n0);
+    for (let i = 0; i < l.ring; i++) {
+      const base = i - (i % inner);
+      const next = base + ((i - base + 1) % inner);
+      hops.push(nodes[i] === nodes[next] ? 'intra' : 'inter');
+      if (inner < l.ring) outer.push(nodes[i] === nodes[(i + inner) % l.ring] ? 'intra' : 'inter');
+    }
+    const key = nodes.join();
+    const p = seen.get(key);
+    if (p) p.groups += count;
+    else seen.set(key, inner < l.ring ? { hops, outer, nodes, groups: count } : { hops, nodes, groups: count });
   }
   return [...seen.values()];
 }
@@ -185,8 +198,11 @@ export function enumerateLayouts(cfg: PlanConfig): Layout[] {
           continue;
         }
         const placements: Layout['placement'][] = ulysses > 1 ? ['head-first', 'context-first'] : ['head-first'];
+        // above 64 ring positions only the balanced primary shard is priced: under causal masks the
+        // contiguous shard is never faster and the striped one prices the same (docs/plan.md)
+        const ringShards = ring > 64 ? [primary] : shards;
         for (const placement of placements) {
-          for (const shard of shards) push({ tp, ulysses, ring, dp, strategy: ulysses > 1 ? 'usp' : 'ring', placement, shard });
+          for (const shard of ringShards) push({ tp, ulysses, ring, dp, strategy: ulysses > 1 ? 'usp' : 'ring', placement, shard });
           push({ tp, ulysses, ring, dp, strategy: 'allgather', placement, shard: primary });
           push({ tp, ulysses, ring, dp, strategy: 'tokenring', placement, shard: primary });
           const dr = { tp, ulysses, ring, dp, strategy: 'double-ring' as const, placement, shard: primary };

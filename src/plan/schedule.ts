@@ -44,29 +44,52 @@ export function ringCompute(p: RingPhase, s: number, i: number): number {
   return u > 0 ? p.scale * u + p.overheadMs : 0;
 }
 
-/**
- * Per-head, per-sequence compute of every (step, position) of a ring — kernel time and merge —
- * which every layout with the same shard, ring size and schedule shares: the layouts differ only
- * by a scale (heads × sequences per GPU) and a per-step overhead. Per-step maxima and means over
- * the priced positions are kept for the analytical model.
- */
-export class RingUnits {
-  readonly stepMax: Float64Array;
-  readonly stepMean: Float64Array;
-  readonly stepBusy: Float64Array; // fraction of priced positions with work
+/** Plain rings longer than this are priced on an even sample of their steps. */
+export const STEP_LIMIT = 2048;
 
-  constructor(private readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean,
-    private readonly cost: (b: Block, merge: boolean) => number) {
-    this.stepMax = new Float64Array(r);
-    this.stepMean = new Float64Array(r);
-    this.stepBusy = new Float64Array(r);
+/**
+ * The blocks of a ring schedule on its priced (step, position) pairs: whose queries meet whose
+ * keys at each step, and the areas. Shared by the forward and the backward, and by every layout
+ * with the same shard, ring size and schedule.
+ */
+export class RingGrid {
+  /** the steps priced: all of them, or for plain rings above STEP_LIMIT an even sample */
+  readonly steps: Int32Array;
+  /** how many steps each priced step stands for */
+  readonly weights: Float64Array;
+  readonly sample: readonly number[];
+  /** area and rows of the block at (priced step k, sample index j): [k * sample.length + j] */
+  readonly area: Float64Array;
+  readonly rows: Float64Array;
+
+  constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean) {
     const sample = work.rankSample;
-    for (let s = 0; s < r; s++) {
-      let mx = 0, sum = 0, busy = 0;
-      for (const i of sample) { const u = this.at(s, i); mx = Math.max(mx, u); sum += u; if (u > 0) busy++; }
-      this.stepMax[s] = mx;
-      this.stepMean[s] = sum / sample.length;
-      this.stepBusy[s] = busy / sample.length;
+    this.sample = sample;
+    if (r <= STEP_LIMIT || inner !== r || token) {
+      this.steps = Int32Array.from({ length: r }, (_, s) => s);
+      this.weights = new Float64Array(r).fill(1);
+    } else {
+      // first and last steps exactly (no transfer before / after them), the middle by stride
+      const mid = STEP_LIMIT - 2, span = r - 2;
+      const steps = [0], weights = [1];
+      for (let k = 0; k < mid; k++) {
+        const a = 1 + Math.floor((k * span) / mid), b = 1 + Math.floor(((k + 1) * span) / mid);
+        if (b > a) { steps.push(a); weights.push(b - a); }
+      }
+      steps.push(r - 1); weights.push(1);
+      this.steps = Int32Array.from(steps);
+      this.weights = Float64Array.from(weights);
+    }
+    const n = this.steps.length, m = sample.length;
+    this.area = new Float64Array(n * m);
+    this.rows = new Float64Array(n * m);
+    for (let k = 0; k < n; k++) {
+      for (let j = 0; j < m; j++) {
+        const [q, kk] = this.owners(this.steps[k]!, sample[j]!);
+        const b = work.block(q, kk);
+        this.area[k * m + j] = b.area;
+        this.rows[k * m + j] = b.rows;
+      }
     }
   }
 
@@ -79,10 +102,55 @@ export class RingUnits {
     const g = Math.floor(i / inner), p = i % inner;
     return [i, ((((g - o) % outer) + outer) % outer) * inner + (((p - t) % inner) + inner) % inner];
   }
+}
 
+/**
+ * Per-head, per-sequence compute of every (step, position) of a ring — kernel time and merge —
+ * which every layout with the same shard, ring size and schedule shares: the layouts differ only
+ * by a scale (heads × sequences per GPU) and a per-step overhead. Per-step maxima and means over
+ * the priced positions are kept for the analytical model.
+ */
+export class RingUnits {
+  readonly stepMax: Float64Array;
+  readonly stepMean: Float64Array;
+  readonly stepBusy: Float64Array; // fraction of priced positions with work
+
+  constructor(readonly grid: RingGrid, private readonly cost: (b: Block, merge: boolean) => number) {
+    const n = grid.steps.length, m = grid.sample.length;
+    this.stepMax = new Float64Array(n);
+    this.stepMean = new Float64Array(n);
+    this.stepBusy = new Float64Array(n);
+    const b = { area: 0, rows: 0 };
+    for (let k = 0; k < n; k++) {
+      let mx = 0, sum = 0, busy = 0;
+      for (let j = 0; j < m; j++) {
+        b.area = grid.area[k * m + j]!;
+        b.rows = grid.rows[k * m + j]!;
+        // ring: the block's result merges into the running output; TokenRing: the owner merges
+        // the partial that came back (priced on the computing rank: each rank merges one a step)
+        const u = cost(b, grid.steps[k]! > 0);
+        mx = Math.max(mx, u); sum += u; if (u > 0) busy++;
+      }
+      this.stepMax[k] = mx;
+      this.stepMean[k] = sum / m;
+      this.stepBusy[k] = busy / m;
+    }
+  }
+
+  get r(): number { return this.grid.r; }
+  get token(): boolean { return this.grid.token; }
+  get steps(): Int32Array { return this.grid.steps; }
+  get weights(): Float64Array { return this.grid.weights; }
+  get sample(): readonly number[] { return this.grid.sample; }
+
+  owners(s: number, i: number): [number, number] {
+    return this.grid.owners(s, i);
+  }
+
+  /** Any (step, position), priced or not (the simulator runs them all). */
   at(s: number, i: number): number {
-    const [q, k] = this.owners(s, i);
-    return this.cost(this.work.block(q, k), s > 0 && !this.token);
+    const [q, k] = this.grid.owners(s, i);
+    return this.cost(this.grid.work.block(q, k), s > 0);
   }
 }
 
@@ -98,11 +166,14 @@ export interface Context {
   areas: MaskAreas;
   ringWork(shard: Layout['shard'], r: number): RingWork;
   ringUnits(shard: Layout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd'): RingUnits;
+  patterns(l: Layout): RingPattern[];
 }
 
 export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: MaskAreas): Context {
   const works = new Map<string, RingWork>();
+  const grids = new Map<string, RingGrid>();
   const units = new Map<string, RingUnits>();
+  const pats = new Map<string, RingPattern[]>();
   const D = cfg.model.headDim;
   const ctx: Context = {
     cfg, rates, net, areas,
@@ -118,10 +189,19 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       if (!u) {
         const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
           : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D) + (merge ? rates.mergeMs(b.rows * D) : 0);
-        u = new RingUnits(ctx.ringWork(shard, r), r, inner, token, cost);
+        const gk = `${shard}/${r}/${inner}/${token}`;
+        let g = grids.get(gk);
+        if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token); grids.set(gk, g); }
+        u = new RingUnits(g, cost);
         units.set(key, u);
       }
       return u;
+    },
+    patterns(l) {
+      const key = `${l.tp}/${l.ulysses}/${l.ring}/${l.dp}/${l.placement}/${l.strategy === 'double-ring' ? l.inner : 0}`;
+      let p = pats.get(key);
+      if (!p) { p = ringPatterns(l, cfg.cluster); pats.set(key, p); }
+      return p;
     },
   };
   return ctx;
@@ -202,7 +282,7 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
       kind: 'ring', name: `${l.strategy} ${pass}`, r, inner,
       units: ctx.ringUnits(l.shard, r, inner, token, pass), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
       preBytes, postBytes, backBytes, tailMs,
-      patterns: ringPatterns(l, cl),
+      patterns: ctx.patterns(l),
     });
   }
   if (l.ulysses > 1) {

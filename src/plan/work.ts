@@ -44,8 +44,12 @@ function chunks(kind: Exclude<ShardKind, 'striped'>, S: number, r: number, cu: r
 
 export interface Block { area: number; rows: number }
 
-/** Rings above this size are priced on a sample of ranks (every rank when below). */
+/** Rings up to this size are priced on every rank; larger ones on an even sample (ends included). */
 export const EXACT_RING_LIMIT = 256;
+
+function sampleSize(r: number): number {
+  return r <= EXACT_RING_LIMIT ? r : r <= 2048 ? 64 : 32;
+}
 
 /**
  * Blocks of a ring of r ranks over S tokens. block(i, j) is rank i's queries against rank j's
@@ -67,10 +71,11 @@ export class RingWork {
       this.parts = c.parts;
       for (const [a, b] of c.spread) { this.spreadArea += areas.area(a, b, a, b); this.spreadTokens += b - a; }
     }
-    if (r <= EXACT_RING_LIMIT) this.rankSample = Array.from({ length: r }, (_, i) => i);
+    const n = sampleSize(r);
+    if (n === r) this.rankSample = Array.from({ length: r }, (_, i) => i);
     else {
       const set = new Set<number>([0, r - 1]);
-      for (let k = 0; k < EXACT_RING_LIMIT; k++) set.add(Math.floor((k * r) / EXACT_RING_LIMIT));
+      for (let k = 0; k < n; k++) set.add(Math.floor((k * r) / n));
       this.rankSample = [...set].sort((a, b) => a - b);
     }
   }
@@ -88,7 +93,7 @@ export class RingWork {
     const hit = this.memo.get(key);
     if (hit) return hit;
     const b = this.compute(i, j);
-    if (this.memo.size < 4_000_000) this.memo.set(key, b);
+    if (this.r <= EXACT_RING_LIMIT) this.memo.set(key, b);
     return b;
   }
 
@@ -101,10 +106,11 @@ export class RingWork {
       return { area, rows: area > 0 ? n : 0 };
     }
     let area = this.spreadArea / (this.r * this.r), rows = area > 0 ? this.spreadTokens / this.r : 0;
-    const ks = this.parts[j]!;
-    for (const [q0, q1] of this.parts[i]!) {
+    const ks = this.parts[j]!, qs = this.parts[i]!;
+    for (let x = 0; x < qs.length; x++) {
+      const q0 = qs[x]![0], q1 = qs[x]![1];
       let a = 0;
-      for (const [k0, k1] of ks) a += this.areas.area(q0, q1, k0, k1);
+      for (let y = 0; y < ks.length; y++) a += this.areas.area(q0, q1, ks[y]![0], ks[y]![1]);
       if (a > 0) rows += q1 - q0;
       area += a;
     }

@@ -1,0 +1,238 @@
+// Simulate a layout's schedule event by event: the same phases the analytical model prices
+// (src/plan/schedule.ts), run with real dependencies — ring steps start when their block has
+// arrived and the previous step is done, transfers queue on the ports they share, accumulators
+// follow their blocks — so imbalance and exposed transfers propagate as they would on GPUs.
+//
+// Which ranks are simulated: tensor-parallel peers and data-parallel replicas do identical
+// work, and ring groups with the same pattern of intra/inter-node hops are congruent, so one
+// rank stands for each (pattern, ring position); the report names the global rank it stands for.
+// The layers of a step are chained when the task count allows (≤ FULL_STEP_TASKS); otherwise one
+// layer is simulated and the step is assembled from it (said in the result).
+import { UserError } from '../errors.js';
+import { collectiveMs, p2pMs } from '../plan/links.js';
+import { hopClass, type Layout, rankOf, ringPatterns } from '../plan/layout.js';
+import type { Context, Phase, RingPhase } from '../plan/schedule.js';
+import { layerSchedule, microbatches, ringCompute, stepPhases } from '../plan/schedule.js';
+import { timing } from '../plan/cost.js';
+import { COMPUTE, Engine, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
+
+export const FULL_STEP_TASKS = 3_000_000;
+/** ranks whose spans are kept for the timeline */
+export const TRACED_RANKS = 64;
+export const MAX_TASKS = 60_000_000;
+
+export interface SimRank {
+  /** the global rank this simulated rank stands for */
+  rank: number;
+  /** ranks with the same timeline (tensor, data and congruent ring-group peers) */
+  standsFor: number;
+  computeMs: number;
+  /** time its ports carried its ring transfers out / in */
+  sendMs: number;
+  recvMs: number;
+  /** time in collectives (all-to-alls, all-gathers, gradient sync: exposed) */
+  collectiveMs: number;
+  finishMs: number;
+}
+
+export interface SimResult {
+  layerMs: number;
+  stepMs: number;
+  analyticLayerMs: number;
+  analyticStepMs: number;
+  /** true when the step was assembled from one simulated layer */
+  scaled: boolean;
+  tasks: number;
+  ranks: SimRank[];
+  engine: Engine;
+}
+
+interface Member { pattern: number; pos: number; u: number; d: number; node: number }
+
+class Builder {
+  readonly members: Member[] = [];
+  /** when each simulated rank's last task ends (what its next phase waits for) */
+  readonly last: number[];
+  readonly engine: Engine;
+  private readonly r: number;
+
+  constructor(readonly ctx: Context, readonly l: Layout, traced: number) {
+    const cl = ctx.cfg.cluster;
+    this.r = l.ring;
+    // one simulated ring per hop pattern: find a (u, d) that has it
+    const pats = ringPatterns(l, cl);
+    const keyOf = (u: number, d: number): string => {
+      const hops: string[] = [];
+      for (let i = 0; i < l.ring; i++) hops.push(hopClass(l, cl, u, d, i, (i + 1) % l.ring));
+      return hops.join();
+    };
+    const found = new Map<string, [number, number]>();
+    for (let d = 0; d < Math.min(l.dp, 64) && found.size < pats.length; d++) {
+      for (let u = 0; u < l.ulysses && found.size < pats.length; u++) { const k = keyOf(u, d); if (!found.has(k)) found.set(k, [u, d]); }
+    }
+    [...found.values()].forEach(([u, d], p) => {
+      for (let i = 0; i < l.ring; i++) this.members.push({ pattern: p, pos: i, u, d, node: Math.floor(rankOf(l, 0, u, i, d) / cl.gpusPerNode) });
+    });
+    this.engine = new Engine(this.members.length, traced);
+    this.last = this.members.map(() => 0);
+  }
+
+  private id(pattern: number, pos: number): number {
+    return pattern * this.r + (((pos % this.r) + this.r) % this.r);
+  }
+
+  /** A transfer of `bytes` from simulated rank `from` to `to`, ready at `ready`; ms per class cached per phase. */
+  private transfer(label: number, from: number, to: number, ms: { intra: number; inter: number }, ready: number): number {
+    const intra = this.members[from]!.node === this.members[to]!.node;
+    return this.engine.add('transfer', label, from, intra ? OUT_INTRA : OUT_INTER, intra ? ms.intra : ms.inter, ready, to, intra ? IN_INTRA : IN_INTER);
+  }
+
+  private bytesMs(bytes: number): { intra: number; inter: number } {
+    return { intra: p2pMs(this.ctx.net, bytes, 'intra'), inter: p2pMs(this.ctx.net, bytes, 'inter') };
+  }
+
+  phase(p: Phase): void {
+    const e = this.engine, label = e.labelId(p.name);
+    if (p.kind === 'compute') {
+      for (let k = 0; k < this.members.length; k++) this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, this.last[k]!);
+      return;
+    }
+    if (p.kind === 'collective') {
+      const ms = collectiveMs(this.ctx.net, p.op, p.bytes, p.group);
+      // data-group collectives span every ring position: a barrier; the others wait only for this
+      // rank (its Ulysses and tensor peers are congruent images of it)
+      const barrier = p.term === 'grad-sync' ? Math.max(...this.last) : 0;
+      for (let k = 0; k < this.members.length; k++) {
+        this.last[k] = e.addWhole('collective', label, k, ms, Math.max(barrier, this.last[k]!));
+      }
+      return;
+    }
+    this.ring(p);
+  }
+
+  /**
+   * Ring steps, pattern by pattern, issued step by step in program order. The moving block (K,V —
+   * or Q for TokenRing) a position needs at step s comes from whoever held it at step s−1, or
+   * for the first step of a double ring's round, over the outer hop from whoever held it when the
+   * previous round began. Backward accumulators follow their block to its next holder, then home.
+   */
+  private ring(p: RingPhase): void {
+    const e = this.engine, r = p.r, inner = p.inner, u = p.units, token = u.token;
+    const moving = (s: number, i: number): number => u.owners(s, i)[token ? 0 : 1];
+    const holders = (s: number): Int32Array => { const h = new Int32Array(r); for (let i = 0; i < r; i++) h[moving(s, i)] = i; return h; };
+    const pats = new Set(this.members.map((m) => m.pattern));
+    const lKv = e.labelId(token ? 'q block' : 'k,v block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv accumulator');
+    const lHome = e.labelId('dk,dv home'), lBack = e.labelId('partial out,lse'), lDone = e.labelId('ring done'), lMerge = e.labelId('merge last partial');
+    const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes), backMs = this.bytesMs(p.backBytes);
+    for (const pat of pats) {
+      const at = (i: number): number => this.id(pat, i);
+      // end times: blocks arriving (kv), accumulators arriving (acc), computes; [position * r + step]
+      const kv = new Float64Array(r * r), acc = new Float64Array(r * r), comp = new Float64Array(r * r);
+      const start = Array.from({ length: r }, (_, i) => this.last[at(i)]!);
+      const backLast = new Float64Array(r); // when the last partial result reached each owner
+      const home = new Float64Array(r);
+      const holderAt: Int32Array[] = [];
+      const holdersOf = (s: number): Int32Array => (holderAt[s] ??= holders(s));
+      /** issue the transfers that deliver the moving blocks of step s (during step s−1, or a round earlier) */
+      const deliver = (s: number): void => {
+        const fromRound = s % inner === 0;
+        const srcStep = fromRound ? s - inner : s - 1;
+        const src = holdersOf(srcStep);
+        for (let i = 0; i < r; i++) {
+          const from = src[moving(s, i)]!;
+          let ready = srcStep > 0 ? kv[from * r + srcStep]! : start[from]!;
+          if (!fromRound && s >= 2) ready = Math.max(ready, comp[i * r + s - 2]!); // the receiving buffer frees after step s−2
+          kv[i * r + s] = this.transfer(lKv, at(from), at(i), preMs, ready);
+        }
+      };
+      for (let s = 0; s < r; s++) {
+        // program order of a step: start sending what the next step needs, compute, pass accumulators on
+        if (s % inner === 0 && s + inner < r) deliver(s + inner);
+        if ((s + 1) % inner !== 0 && s + 1 < r) deliver(s + 1);
+        for (let i = 0; i < r; i++) {
+          comp[i * r + s] = e.add('compute', lComp, at(i), COMPUTE, ringCompute(p, s, i), s > 0 ? kv[i * r + s]! : start[i]!);
+        }
+        if (p.postBytes > 0) {
+          const next = s + 1 < r ? holdersOf(s + 1) : undefined;
+          for (let i = 0; i < r; i++) {
+            const ready = Math.max(comp[i * r + s]!, acc[i * r + s]!);
+            const b = moving(s, i);
+            if (next) acc[next[b]! * r + s + 1] = this.transfer(lAcc, at(i), at(next[b]!), postMs, ready);
+            else home[b] = this.transfer(lHome, at(i), at(b), postMs, ready);
+          }
+        }
+        if (p.backBytes > 0 && s > 0) {
+          for (let i = 0; i < r; i++) {
+            const owner = moving(s, i);
+            backLast[owner] = Math.max(backLast[owner]!, this.transfer(lBack, at(i), at(owner), backMs, comp[i * r + s]!));
+          }
+        }
+        delete holderAt[s - 1];
+      }
+      for (let i = 0; i < r; i++) {
+        const ready = Math.max(comp[i * r + r - 1]!, home[i]!);
+        // TokenRing: partials merge as they come (in the steps' compute); the last one once it is back
+        this.last[at(i)] = p.backBytes > 0
+          ? e.add('compute', lMerge, at(i), COMPUTE, p.tailMs, Math.max(ready, backLast[i]!))
+          : e.add('compute', lDone, at(i), COMPUTE, 0, ready);
+      }
+    }
+  }
+}
+
+function phaseTasks(p: Phase, ranks: number): number {
+  if (p.kind !== 'ring') return ranks;
+  return p.r * p.r * (2 + (p.postBytes > 0 ? 1 : 0) + (p.backBytes > 0 ? 2 : 0)) * Math.max(1, ranks / p.r);
+}
+
+export function simulate(ctx: Context, l: Layout): SimResult {
+  const cfg = ctx.cfg;
+  const sched = layerSchedule(ctx, l);
+  const steps = stepPhases(ctx, l);
+  const layers = cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.model.layers : 1;
+  const micro = microbatches(cfg, l);
+  const patterns = ringPatterns(l, cfg.cluster).length;
+  const ranks = l.ring * patterns;
+  const perLayer = [...sched.fwd, ...sched.bwd].reduce((s, p) => s + phaseTasks(p, ranks), 0);
+  if (perLayer > MAX_TASKS) {
+    throw new UserError(`simulate: a ring of ${l.ring} positions needs about ${perLayer.toExponential(1)} events per layer, above the simulator's ${MAX_TASKS.toExponential(0)}; simulate a layout with a smaller ring degree`);
+  }
+  const full = perLayer * layers * micro <= FULL_STEP_TASKS;
+  const b = new Builder(ctx, l, TRACED_RANKS);
+  const run = (phases: readonly Phase[]): void => { for (const p of phases) b.phase(p); };
+  let layerMs: number, stepMs: number;
+  if (full) {
+    for (let m = 0; m < micro; m++) {
+      for (let k = 0; k < layers; k++) run(sched.fwd);
+      run(steps.perMicro);
+      for (let k = 0; k < layers; k++) run(sched.bwd);
+    }
+    run(steps.perStep);
+    stepMs = b.engine.makespan();
+    // the layers' share: what is left after the per-microbatch and per-step work
+    layerMs = (stepMs - sumMs(ctx, steps.perStep) - micro * sumMs(ctx, steps.perMicro)) / (layers * micro);
+  } else {
+    run(sched.fwd);
+    run(sched.bwd);
+    layerMs = b.engine.makespan();
+    stepMs = micro * (layers * layerMs + sumMs(ctx, steps.perMicro)) + sumMs(ctx, steps.perStep);
+  }
+  const analytic = timing(ctx, l);
+  const e = b.engine;
+  const standsFor = cfg.cluster.world / ranks;
+  const simRanks: SimRank[] = b.members.map((m, k) => ({
+    rank: rankOf(l, 0, m.u, m.pos, m.d), standsFor,
+    computeMs: e.busyOf(k, COMPUTE), sendMs: e.busyOf(k, OUT_INTRA) + e.busyOf(k, OUT_INTER), recvMs: e.busyOf(k, IN_INTRA) + e.busyOf(k, IN_INTER),
+    collectiveMs: e.collective[k]!, finishMs: e.rankFree(k),
+  }));
+  return { layerMs, stepMs, analyticLayerMs: analytic.layerMs, analyticStepMs: analytic.stepMs, scaled: !full, tasks: e.size, ranks: simRanks, engine: e };
+}
+
+function sumMs(ctx: Context, phases: readonly Phase[]): number {
+  let t = 0;
+  for (const p of phases) {
+    if (p.kind === 'compute') t += p.ms;
+    else if (p.kind === 'collective') t += collectiveMs(ctx.net, p.op, p.bytes, p.group);
+  }
+  return t;
+}
