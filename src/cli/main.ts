@@ -8,6 +8,7 @@ import { registerReport } from './commands/report.js';
 import { registerLaunch } from './commands/launch.js';
 import { registerRun } from './commands/run.js';
 import { registerPlan } from './commands/plan.js';
+import { registerSimulate } from './commands/simulate.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
@@ -22,6 +23,7 @@ registerReport(program);
 registerLaunch(program);
 registerRun(program);
 registerPlan(program);
+registerSimulate(program);
 
 try {
   await program.parseAsync(process.argv);
