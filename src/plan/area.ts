@@ -43,8 +43,10 @@ export function sliceArea(s: Slice, q0: number, q1: number, k0: number, k1: numb
 /** The count on [x0, x1), where each of min/max keeps one branch. */
 function segment(x0: number, x1: number, A: number, a: number, B: number, b: number, finiteA: boolean, finiteB: boolean): number {
   if (x1 <= x0) return 0;
+  // at a breakpoint both branches agree; beyond it the row bound (q + a, q + b) takes over below
+  // and the rectangle bound (A) above, hence the one strict inequality
   const upperIsA = !finiteA || A <= x0 + a;
-  const lowerIsB = !finiteB || B >= x0 + b;
+  const lowerIsB = !finiteB || B > x0 + b;
   // count(q) = (upperIsA ? A : q + a) − (lowerIsB ? B : q + b)
   const c = (upperIsA ? A : a) - (lowerIsB ? B : b);
   const m = (upperIsA ? 0 : 1) - (lowerIsB ? 0 : 1);
