@@ -6,14 +6,12 @@
 // algbw·(n−1)/n for all-to-all and all-gather, where bytes is the per-rank buffer size
 // (send/recv: bytes sent to the next rank; all-to-all: the whole send buffer; all-gather: the
 // gathered output).
-import { spawn } from 'node:child_process';
-import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Work } from '../comm/comm.js';
 import type { CudaTensor } from '../cuda/tensor.js';
 import { ncclVersionString } from '../nccl/bindings.js';
 import { ncclWorld, type World } from '../nccl/world.js';
 import { bytesPerElement } from '../tensor/dtype.js';
+import { peerScript, runPeer } from './peer.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
 
 export type CommOp = 'sendrecv' | 'alltoall' | 'allgather';
@@ -99,32 +97,14 @@ async function measureWeft(w: World, op: CommOp, bytes: number, dtype: 'bf16' | 
   return samples;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-}
-
 interface TorchOutput { torch: string; nccl: string; results: { op: CommOp; bytes: number; samples_ms: number[] }[] }
 
 async function runTorch(w: World, o: Required<Pick<CommBenchOptions, 'python' | 'dtype' | 'iters' | 'warmup'>>, ops: readonly CommOp[], sizes: readonly number[]): Promise<TorchOutput> {
-  const { dist, store } = w;
-  if (dist.rank === 0) await store.set('weft/bench/comm/torch-port', String(await freePort()));
-  const port = await store.getString('weft/bench/comm/torch-port');
-  const script = fileURLToPath(new URL('../../../bench/peers/comm_torch.py', import.meta.url));
-  const args = [script, '--ops', ops.join(','), '--sizes', sizes.join(','), '--dtype', o.dtype, '--iters', String(o.iters), '--warmup', String(o.warmup)];
-  const child = spawn(o.python, args, {
-    env: { ...process.env, MASTER_PORT: port, PYTHONUNBUFFERED: '1' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let stdout = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
-  const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (code !== 0 || !line) throw new Error(`the PyTorch peer (${o.python} ${script}) failed with code ${code}${stdout ? `; its output: ${stdout.trim().slice(-500)}` : ''}`);
-  return JSON.parse(line.slice(7)) as TorchOutput;
+  const script = peerScript('comm_torch.py');
+  const args = ['--ops', ops.join(','), '--sizes', sizes.join(','), '--dtype', o.dtype, '--iters', String(o.iters), '--warmup', String(o.warmup)];
+  const lines = await runPeer<TorchOutput>(w.store, w.dist.rank, 'comm', o.python, script, args);
+  if (!lines.length && w.dist.rank === 0) throw new Error(`the PyTorch peer (${o.python} ${script}) printed no result`);
+  return lines[0]!;
 }
 
 /** Run under `weft launch -n N`; every rank calls it; rank 0 returns (and writes) the records. */

@@ -109,6 +109,15 @@ export class CudaDevice implements Device {
     return out;
   }
 
+  /**
+   * 32-bit integers (positions, mask intervals) as a device buffer of 4-byte words; its dtype
+   * says f32 only because Device tensors are floating point — kernels read it as int.
+   */
+  uploadInt32(a: Int32Array): CudaTensor {
+    const words = a.length > 0 ? new Float32Array(a.buffer, a.byteOffset, a.length) : new Float32Array(1);
+    return this.upload({ dtype: 'f32', shape: [words.length], data: words });
+  }
+
   /** Device → host, after everything enqueued so far (waits without blocking the event loop). */
   async download(t: Tensor): Promise<HostTensor> {
     const src = asCuda(t, 'download');

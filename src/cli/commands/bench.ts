@@ -5,10 +5,53 @@ import type { Command } from 'commander';
 import { resolveBackend } from '../../backend/index.js';
 import { guard, UserError } from '../errors.js';
 import { parseChoice } from '../options.js';
+import { type MaskSpec, parseMask } from '../../mask/spec.js';
+import { PLACEMENTS } from '../../mesh/mesh.js';
+import { type Layout, STRATEGY_NAMES } from '../../run/index.js';
+import { SHARD_KINDS } from '../../shard/shard.js';
+import { Rng } from '../../tensor/random.js';
 
 interface Common { torch: boolean; out: string; iters?: string; warmup?: string; python: string }
 interface KernelOpts extends Common { seqs: string; heads: string; dim: string; dtype: string; masks: string; passes: string }
 interface CommOpts extends Common { ops: string; sizes: string; dtype: string; blocking?: boolean }
+interface CpOpts extends Common { seqs: string; layouts: string; masks: string; heads: string; kvHeads?: string; dim: string; single: boolean }
+
+/** `ring`, `ring:striped`, `allgather`, `ulysses`, `usp:UxR[:context-first]`, `double-ring:I`, `tokenring`. */
+function parseLayouts(text: string): Layout[] {
+  return text.split(',').map((item) => {
+    const [name, a, b] = item.trim().split(':');
+    const strategy = parseChoice(name!, '--layouts', STRATEGY_NAMES);
+    const l: Layout = { strategy, world: 0 };
+    if (strategy === 'usp') {
+      const m = /^(\d+)x(\d+)$/.exec(a ?? '');
+      if (!m) throw new UserError(`--layouts: usp needs its degrees, e.g. usp:2x4 (Ulysses × ring), not '${item}'`);
+      l.ulysses = Number(m[1]); l.ring = Number(m[2]);
+      if (b) l.placement = parseChoice(b, '--layouts', PLACEMENTS);
+    } else if (strategy === 'double-ring') {
+      if (!a || !/^\d+$/.test(a)) throw new UserError(`--layouts: double-ring needs its inner ring size, e.g. double-ring:2, not '${item}'`);
+      l.inner = Number(a);
+    } else if (a) l.shard = parseChoice(a, '--layouts', SHARD_KINDS);
+    return l;
+  });
+}
+
+/** Masks by name at any length: causal, full, sliding:L,R, or document-causal:N (N documents, lengths drawn from a fixed seed). */
+function parseMasks(text: string): { name: string; spec: (S: number) => MaskSpec }[] {
+  return text.split(';').map((item) => {
+    const t = item.trim();
+    const doc = /^document(-causal)?:(\d+)$/.exec(t);
+    if (doc) {
+      const n = Number(doc[2]);
+      return { name: t, spec: (S: number): MaskSpec => {
+        const rng = new Rng(7), cuts = new Set<number>();
+        while (cuts.size < Math.min(n, S) - 1) cuts.add(rng.int(1, S - 1));
+        return { kind: 'document', cuSeqlens: [0, ...[...cuts].sort((x, y) => x - y), S], inner: { kind: doc[1] ? 'causal' : 'full' } };
+      } };
+    }
+    const spec = parseMask(t);
+    return { name: t, spec: () => spec };
+  });
+}
 
 function list<T extends string>(text: string, flag: string, choices: readonly T[]): T[] {
   return text.split(',').map((x) => parseChoice(x.trim(), flag, choices));
@@ -58,6 +101,27 @@ export function registerBench(program: Command): void {
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
         masks: list(o.masks, '--masks', ['causal', 'full'] as const), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
         iters: count(o.iters, '--iters'), warmup: count(o.warmup, '--warmup'), torch: o.torch, python: o.python, outDir: o.out,
+      });
+    }));
+  common(bench.command('cp')
+    .description('context-parallel attention across the GPUs vs one GPU and PyTorch context_parallel; run under `weft launch -n N --`')
+    .option('--seqs <list>', 'global sequence lengths', '32k,128k,256k')
+    .option('--layouts <list>', 'ring[:shard], allgather, ulysses, usp:UxR[:placement], double-ring:I, tokenring', 'ring,allgather,ulysses,tokenring')
+    .option('--masks <list>', 'semicolon-separated: causal; full; sliding:L,R; document-causal:N', 'causal')
+    .option('--heads <H>', 'query heads', '32')
+    .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
+    .option('--dim <D>', 'head dim: 64 | 128', '128')
+    .option('--no-single', 'skip the one-GPU baseline (and the efficiency)'))
+    .action((o: CpOpts) => guard(async () => {
+      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
+      const layouts = parseLayouts(o.layouts), masks = parseMasks(o.masks);
+      const [heads] = ints(o.heads, '--heads');
+      const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
+      await resolveBackend('cuda');
+      const { benchCp } = await import('../../bench/cp.js');
+      await benchCp({
+        seqs: ints(o.seqs, '--seqs'), layouts, masks, heads: heads!, kvHeads, dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        iters: count(o.iters, '--iters'), warmup: count(o.warmup, '--warmup'), single: o.single, torch: o.torch, python: o.python, outDir: o.out,
       });
     }));
   common(bench.command('comm')

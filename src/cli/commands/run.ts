@@ -8,25 +8,29 @@ import { maskName, parseMask } from '../../mask/spec.js';
 import { type Layout, runDistributed, type RunResult } from '../../run/index.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
+import { resolveBackend } from '../../backend/index.js';
+import { distEnv } from '../../launch/env.js';
 import { guard, UserError } from '../errors.js';
+import { parseChoice } from '../options.js';
 import { addLayoutOptions, layoutFrom, type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
 
-interface RunOpts extends LayoutOpts {
+export interface RunOpts extends LayoutOpts {
   seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
-  dtype: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
+  backend: string; dtype?: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
+  iters: string; warmup: string; timeline?: string;
   backward: boolean; check?: boolean; json?: boolean;
 }
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
 
-function need(x: number | undefined, flag: string): number {
+export function need(x: number | undefined, flag: string): number {
   if (x === undefined) throw new UserError(`--${flag} is required`);
   return x;
 }
 
 /** Document boundaries: explicit, or N random documents drawn from the seed. */
-function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
+export function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
   if (o.cuSeqlens !== undefined && o.docs !== undefined) throw new UserError('give --docs or --cu-seqlens, not both');
   if (o.cuSeqlens !== undefined) {
     const cu = o.cuSeqlens.split(',').map((x) => x.trim());
@@ -41,18 +45,31 @@ function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
   return [0, ...[...cuts].sort((a, b) => a - b), S];
 }
 
-function human(bytes: number): string {
+export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let x = bytes, u = 0;
   while (x >= 1024 && u < units.length - 1) { x /= 1024; u++; }
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
+/** The GPU path lives in its own module so that CPU runs never load the CUDA backend. */
+async function runOnGpus(o: RunOpts, dims: { S: number; H: number; Hkv: number; D: number }): Promise<void> {
+  const { runGpu } = await import('./run-gpu.js');
+  await runGpu(o, dims);
+}
+
 async function run(o: RunOpts): Promise<void> {
   const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
   const Hkv = optInt(o.kvHeads, 'kv-heads') ?? H, D = need(optInt(o.dim, 'dim'), 'dim');
-  if (o.dtype !== 'f64' && o.dtype !== 'f32') throw new UserError(`--dtype must be f64 or f32 on CPU ranks, not '${o.dtype}'`);
-  const dtype = o.dtype;
+  const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
+  const launched = distEnv() !== undefined;
+  if (backend === 'cuda' && !launched) throw new UserError('--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda …');
+  if (launched && backend !== 'cpu') {
+    const { backend: b, skipped } = await resolveBackend(backend);
+    if (b.name === 'cuda') return runOnGpus(o, { S, H, Hkv, D });
+    for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
+  }
+  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
   const seed = optInt(o.seed, 'seed', 0)!;
   const rng = new Rng(seed);
   const cu = documents(o, S, rng);
@@ -115,7 +132,11 @@ export function registerRun(program: Command): void {
     .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
     .requiredOption('--dim <D>', 'head dimension')
     .option('--mask <mask>', 'full, causal, sliding:L,R, prefix:N, document, document-causal, document-sliding:L,R', 'causal')
-    .option('--dtype <t>', 'f64 | f32', 'f32')
+    .option('--backend <b>', 'auto | cpu | cuda: cuda (and auto, under weft launch with GPUs) runs one process per GPU', 'auto')
+    .option('--dtype <t>', 'CPU: f64 | f32 (default f32); GPU: bf16 | f16 (default bf16)')
+    .option('--iters <n>', 'GPU: timed iterations', '5')
+    .option('--warmup <n>', 'GPU: untimed iterations first', '2')
+    .option('--timeline <file>', 'GPU: write each rank\'s compute and communication spans of the last iteration (JSON)')
     .option('--docs <N>', 'N random documents (for document masks)')
     .option('--cu-seqlens <list>', 'document boundaries 0,…,S (for document masks)')
     .option('--scale <x>', 'softmax scale (default 1/√D)')

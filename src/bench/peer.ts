@@ -1,0 +1,39 @@
+// PyTorch peers run beside weft in the same invocation: every rank of a `weft launch` job starts
+// the peer script with torchrun's environment (its own port, so the two jobs never meet), and
+// rank 0's 'RESULT <json>' lines come back.
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { StoreClient } from '../launch/store.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** Path of a script under bench/peers/. */
+export function peerScript(name: string): string {
+  return fileURLToPath(new URL(`../../../bench/peers/${name}`, import.meta.url));
+}
+
+/**
+ * Run `python script args` on every rank (collective: all ranks call it with the same `tag`).
+ * Returns the parsed RESULT lines (rank 0's; the other ranks' are usually empty).
+ */
+export async function runPeer<T>(store: StoreClient, rank: number, tag: string, python: string, script: string, args: readonly string[]): Promise<T[]> {
+  const key = `weft/bench/peer-port/${tag}`;
+  if (rank === 0) await store.set(key, String(await freePort()));
+  const port = await store.getString(key);
+  const child = spawn(python, [script, ...args], {
+    env: { ...process.env, MASTER_PORT: port, PYTHONUNBUFFERED: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
+  if (code !== 0) throw new Error(`the PyTorch peer (${python} ${script}) failed with code ${code}${stdout ? `; its output: ${stdout.trim().slice(-500)}` : ''}`);
+  return stdout.split('\n').filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)) as T);
+}

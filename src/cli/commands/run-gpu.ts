@@ -1,0 +1,75 @@
+// `weft run` on GPUs: one process per GPU under `weft launch`, the strategy over NCCL and the
+// flash kernels, timed with CUDA events; rank 0 prints the table (or JSON) for the job.
+import { renameSync, writeFileSync } from 'node:fs';
+import { summarize } from '../../bench/record.js';
+import { MaskGrid } from '../../mask/grid.js';
+import { maskName, parseMask } from '../../mask/spec.js';
+import { GpuRank, type GpuProblem } from '../../run/gpu.js';
+import { resolveLayout } from '../../run/layout.js';
+import { Rng } from '../../tensor/random.js';
+import { UserError } from '../errors.js';
+import { layoutFrom, optInt } from '../layout-options.js';
+import { parseChoice } from '../options.js';
+import { documents, need, type RunOpts } from './run.js';
+
+/** Tolerances of the check: the CP result may be a little further from the reference than one GPU's (more merges, more rounding of transfers). */
+const CHECK = { vsSingle: 2e-2, refFactor: 1.5, refSlack: 1e-3 };
+
+export async function runGpu(o: RunOpts, d: { S: number; H: number; Hkv: number; D: number }): Promise<void> {
+  const dtype = parseChoice(o.dtype ?? 'bf16', '--dtype', ['bf16', 'f16'] as const);
+  if (d.D !== 64 && d.D !== 128) throw new UserError(`--dim ${d.D}: the GPU kernels take head dims 64 and 128`);
+  const rng = new Rng(optInt(o.seed, 'seed', 0)!);
+  const cu = documents(o, d.S, rng);
+  if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${d.S}`);
+  const mask = parseMask(o.mask, cu);
+  const scale = o.scale === undefined ? 1 / Math.sqrt(d.D) : Number(o.scale);
+  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
+  const layout = layoutFrom(o)!;
+  const world = Number(process.env.WORLD_SIZE);
+  if (layout.world !== world) throw new UserError(`--world ${layout.world} differs from the ${world} processes weft launch started`);
+  const l = resolveLayout(layout, d, mask);
+  const p: GpuProblem = { ...d, D: d.D, mask, dtype, scale, seed: 1 };
+  const iters = need(optInt(o.iters, 'iters'), 'iters'), warmup = optInt(o.warmup, 'warmup', 0) ?? 0;
+
+  const rank = await GpuRank.open();
+  const lead = rank.rank === 0;
+  const check = o.check ? await rank.check(p, l) : undefined;
+  const ranks = await rank.time(p, l, { warmup, iters, backward: o.backward, timeline: o.timeline !== undefined });
+  await rank.world.comm.destroy();
+  rank.world.store.close();
+  if (!lead || !ranks) return;
+
+  const area = MaskGrid.build(mask, d.S).area();
+  const flops = 4 * area * d.H * d.D * (o.backward ? 3.5 : 1);
+  const total = ranks[0]!.forwardMs.map((_, i) => Math.max(...ranks.map((r) => r.forwardMs[i]! + (r.backwardMs[i] ?? 0))));
+  const med = summarize(total).median;
+  const tflopsPerGpu = flops / world / (med * 1e-3) / 1e12;
+  let ok = true;
+  if (check) {
+    for (const e of Object.values(check.vsSingle)) if (!(e <= CHECK.vsSingle)) ok = false;
+    if (check.cpVsRef) for (const [n, e] of Object.entries(check.cpVsRef)) if (!(e <= CHECK.refFactor * check.singleVsRef![n]! + CHECK.refSlack)) ok = false;
+  }
+  if (o.timeline) {
+    writeFileSync(`${o.timeline}.tmp`, JSON.stringify(ranks.map((r) => ({ rank: r.rank, spans: r.spans ?? [] }))));
+    renameSync(`${o.timeline}.tmp`, o.timeline);
+  }
+  const summary = { layout: l, dims: d, mask: maskName(mask), dtype, iters, medianMs: med, tflopsPerGpu, perRank: ranks.map((r) => ({ rank: r.rank, forwardMs: summarize(r.forwardMs).median, backwardMs: r.backwardMs.length ? summarize(r.backwardMs).median : null })), check, checkOk: check ? ok : undefined };
+  if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else {
+    const lines = [
+      `${l.strategy} on ${world} GPUs, ${l.shard} shards, mask ${maskName(mask)}, S=${d.S} H=${d.H} Hkv=${d.Hkv} D=${d.D} ${dtype}${o.backward ? ', forward+backward' : ', forward'}`,
+      `median ${med.toFixed(2)} ms (slowest rank), ${tflopsPerGpu.toFixed(1)} TFLOP/s per GPU (unmasked area; backward counted 2.5×)`,
+      '', 'rank  forward ms  backward ms',
+      ...summary.perRank.map((r) => `${String(r.rank).padStart(4)}  ${r.forwardMs.toFixed(2).padStart(10)}  ${r.backwardMs === null ? '-'.padStart(11) : r.backwardMs.toFixed(2).padStart(11)}`),
+    ];
+    if (check) {
+      const f = (x: Record<string, number>): string => Object.entries(x).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ');
+      lines.push('', `vs one GPU: ${f(check.vsSingle)}`);
+      if (check.cpVsRef) lines.push(`vs f64 reference: ${f(check.cpVsRef)}`, `one GPU vs f64 reference: ${f(check.singleVsRef!)}`);
+      else lines.push('(f64 reference skipped: too large for the host)');
+      lines.push(ok ? 'check ok' : 'check FAILED');
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  if (!ok) process.exitCode = 1;
+}

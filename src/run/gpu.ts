@@ -1,0 +1,229 @@
+// One GPU of a context-parallel run (`weft launch -n N -- run --backend cuda …`): the same
+// strategy code as the CPU ranks, over NCCL and the flash kernels. Every rank draws its own shard
+// of the random inputs on its GPU, keyed by global position, so no rank ever holds the whole
+// sequence; a check gathers the outputs on rank 0 and compares them with one GPU's kernel over
+// the whole sequence and, when small enough, with the f64 reference.
+import { MemoComm } from '../comm/memo.js';
+import type { CudaTensor } from '../cuda/tensor.js';
+import { reclaimDeviceMemory } from '../cuda/reclaim.js';
+import { CudaKernel } from '../kernel/cuda/kernel.js';
+import { DeviceRandom } from '../kernel/cuda/random.js';
+import type { HalfType } from '../kernel/cuda/source.js';
+import type { AttnKernel } from '../kernel/kernel.js';
+import { referenceAttention } from '../kernel/reference.js';
+import { MaskGrid } from '../mask/grid.js';
+import type { MaskSpec } from '../mask/spec.js';
+import { maskView } from '../mask/view.js';
+import { ncclWorld, type World } from '../nccl/world.js';
+import { ShardMap } from '../shard/shard.js';
+import { type HostTensor, relError, type Tensor } from '../tensor/host.js';
+import type { ResolvedLayout } from './layout.js';
+import { strategyFor } from './strategies.js';
+import { type Span, TimedComm, TimedKernel, Timeline } from './timeline.js';
+
+export interface GpuProblem { S: number; H: number; Hkv: number; D: 64 | 128; mask: MaskSpec; dtype: HalfType; scale: number; seed: number }
+export interface GpuTiming { warmup: number; iters: number; backward: boolean; timeline: boolean }
+
+export interface RankTiming {
+  rank: number;
+  forwardMs: number[];
+  backwardMs: number[];
+  /** spans of the last iteration (with `timeline`) */
+  spans?: Span[];
+}
+
+export interface GpuCheck {
+  /** ‖CP − one GPU‖/‖one GPU‖ and, when computed, ‖· − f64 reference‖/‖reference‖ per output */
+  vsSingle: Record<string, number>;
+  cpVsRef?: Record<string, number>;
+  singleVsRef?: Record<string, number>;
+}
+
+const SEEDS = { q: 1, k: 2, v: 3, dout: 4 } as const;
+/** The f64 reference runs on the host in JS: only for problems that take it seconds. */
+const REFERENCE_FLOP_LIMIT = 2e10;
+
+function cudaOf(t: Tensor): CudaTensor { return t as CudaTensor; }
+
+export class GpuRank {
+  readonly kernel: CudaKernel;
+  readonly random: DeviceRandom;
+  readonly comm: MemoComm;
+  private readonly timeline: Timeline;
+  private exchanges = 0;
+
+  private constructor(readonly world: World) {
+    this.kernel = new CudaKernel(world.rt);
+    this.random = new DeviceRandom(world.rt);
+    this.comm = new MemoComm(world.comm);
+    this.timeline = new Timeline(world.rt);
+  }
+
+  /** Join the launcher's job (collective). */
+  static async open(): Promise<GpuRank> {
+    return new GpuRank(await ncclWorld());
+  }
+
+  get rank(): number { return this.world.dist.rank; }
+  get size(): number { return this.world.dist.worldSize; }
+
+  shardOf(p: GpuProblem, l: ResolvedLayout): ShardMap {
+    return ShardMap.build(l.shard, p.S, this.size, p.mask.kind === 'document' ? p.mask.cuSeqlens : undefined);
+  }
+
+  /** This rank's rows of the global q, k, v, dout. */
+  inputs(p: GpuProblem, positions: Int32Array): { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout: CudaTensor } {
+    const r = this.random;
+    return {
+      q: r.rows(p.dtype, positions, [p.H, p.D], SEEDS.q), k: r.rows(p.dtype, positions, [p.Hkv, p.D], SEEDS.k),
+      v: r.rows(p.dtype, positions, [p.Hkv, p.D], SEEDS.v), dout: r.rows(p.dtype, positions, [p.H, p.D], SEEDS.dout),
+    };
+  }
+
+  private ctx(grid: MaskGrid, shard: ShardMap, scale: number, timed: boolean): Parameters<ReturnType<typeof strategyFor>>[0] {
+    const kernel: AttnKernel = timed ? new TimedKernel(this.kernel, this.timeline) : this.kernel;
+    return { comm: timed ? new TimedComm(this.comm, this.timeline) : this.comm, kernel, device: this.world.rt.device, mask: grid, shard, scale, trace: this.timeline };
+  }
+
+  /** Time the strategy (collective). The slowest rank's time is the run's; rank 0 gets every rank's. */
+  async time(p: GpuProblem, l: ResolvedLayout, t: GpuTiming): Promise<RankTiming[] | undefined> {
+    const grid = MaskGrid.build(p.mask, p.S);
+    const shard = this.shardOf(p, l);
+    const x = this.inputs(p, shard.positions(this.rank));
+    const strategy = strategyFor(l);
+    const mine: RankTiming = { rank: this.rank, forwardMs: [], backwardMs: [] };
+    for (let i = 0; i < t.warmup + t.iters; i++) {
+      this.timeline.on = t.timeline && i === t.warmup + t.iters - 1;
+      await this.comm.barrier();
+      // one iteration in its own call, so that everything it allocated is garbage afterwards
+      const ms = await this.timed(async () => {
+        const res = await strategy(this.ctx(grid, shard, p.scale, this.timeline.on), x.q, x.k, x.v);
+        return t.backward ? async () => { await res.backward(x.dout); } : undefined;
+      });
+      if (i >= t.warmup) { mine.forwardMs.push(ms.forward); if (t.backward) mine.backwardMs.push(ms.backward); }
+      if (ms.spans) mine.spans = ms.spans;
+      this.timeline.on = false;
+      await reclaimDeviceMemory();
+    }
+    for (const v of Object.values(x)) v.release();
+    return this.gatherJson('timing', mine);
+  }
+
+  /**
+   * Events around a forward (which returns the backward to run, if any) on the compute stream;
+   * the host returns as soon as the work is enqueued, the events measure the GPU.
+   */
+  private async timed(forward: () => Promise<(() => Promise<void>) | undefined>): Promise<{ forward: number; backward: number; spans?: Span[] }> {
+    const rt = this.world.rt;
+    const e0 = rt.event(true).record(rt.compute);
+    const backward = await forward();
+    const e1 = rt.event(true).record(rt.compute);
+    if (backward) await backward();
+    const e2 = rt.event(true).record(rt.compute);
+    await rt.waitEvent(e2);
+    const out = { forward: e1.since(e0), backward: e2.since(e1), spans: this.timeline.on ? this.timeline.collect(e0) : undefined };
+    for (const e of [e0, e1, e2]) e.destroy();
+    return out;
+  }
+
+  /** The single-GPU kernel over the whole sequence: forward and backward milliseconds (rank 0 only; others wait). */
+  async timeSingle(p: GpuProblem, t: GpuTiming): Promise<{ forwardMs: number[]; backwardMs: number[] } | undefined> {
+    let out: { forwardMs: number[]; backwardMs: number[] } | undefined;
+    if (this.rank === 0) {
+      const grid = MaskGrid.build(p.mask, p.S);
+      const pos = Int32Array.from({ length: p.S }, (_, i) => i);
+      const view = maskView(grid, pos, pos);
+      const x = this.wholeInputs(p);
+      out = { forwardMs: [], backwardMs: [] };
+      for (let i = 0; i < t.warmup + t.iters; i++) {
+        const ms = await this.timed(async () => {
+          const st = this.kernel.forward({ q: x.q, k: x.k, v: x.v, view, scale: p.scale });
+          return t.backward ? async () => { this.kernel.backward({ q: x.q, k: x.k, v: x.v, out: st.out, lse: st.lse, dout: x.dout, view, scale: p.scale }); } : undefined;
+        });
+        if (i >= t.warmup) { out.forwardMs.push(ms.forward); if (t.backward) out.backwardMs.push(ms.backward); }
+        await reclaimDeviceMemory();
+      }
+      for (const v of Object.values(x)) v.release();
+    }
+    await this.comm.barrier();
+    await this.world.rt.synchronize();
+    return out;
+  }
+
+  private wholeInputs(p: GpuProblem): { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout: CudaTensor } {
+    const r = this.random;
+    return {
+      q: r.tensor(p.dtype, [p.S, p.H, p.D], SEEDS.q), k: r.tensor(p.dtype, [p.S, p.Hkv, p.D], SEEDS.k),
+      v: r.tensor(p.dtype, [p.S, p.Hkv, p.D], SEEDS.v), dout: r.tensor(p.dtype, [p.S, p.H, p.D], SEEDS.dout),
+    };
+  }
+
+  /** Run once, gather every output on rank 0, compare with one GPU and (small problems) the f64 reference. */
+  async check(p: GpuProblem, l: ResolvedLayout): Promise<GpuCheck | undefined> {
+    const grid = MaskGrid.build(p.mask, p.S);
+    const shard = this.shardOf(p, l);
+    const x = this.inputs(p, shard.positions(this.rank));
+    const res = await strategyFor(l)(this.ctx(grid, shard, p.scale, false), x.q, x.k, x.v);
+    const g = await res.backward(x.dout);
+    const parts = { out: res.out, lse: res.lse, dq: g.dq, dk: g.dk, dv: g.dv };
+    const gathered: Partial<Record<keyof typeof parts, HostTensor>> = {};
+    for (const [name, t] of Object.entries(parts) as [keyof typeof parts, Tensor][]) {
+      const whole = await this.gatherRows(shard, cudaOf(t), name === 'lse' ? 1 : 0);
+      if (whole) gathered[name] = whole;
+    }
+    if (this.rank !== 0) { await this.comm.barrier(); return undefined; }
+    const pos = Int32Array.from({ length: p.S }, (_, i) => i);
+    const view = maskView(grid, pos, pos);
+    const w = this.wholeInputs(p);
+    const st = this.kernel.forward({ q: w.q, k: w.k, v: w.v, view, scale: p.scale });
+    const sg = this.kernel.backward({ q: w.q, k: w.k, v: w.v, out: st.out, lse: st.lse, dout: w.dout, view, scale: p.scale });
+    const dev = this.world.rt.device;
+    // rounded to the input type like the strategy's outputs, so the two compare alike
+    const single: Record<string, HostTensor> = {
+      out: await dev.download(dev.cast(st.out, p.dtype)), lse: await dev.download(st.lse),
+      dq: await dev.download(dev.cast(sg.dq, p.dtype)), dk: await dev.download(dev.cast(sg.dk, p.dtype)), dv: await dev.download(dev.cast(sg.dv, p.dtype)),
+    };
+    const names = ['out', 'lse', 'dq', 'dk', 'dv'] as const;
+    const result: GpuCheck = { vsSingle: Object.fromEntries(names.map((n) => [n, relError(gathered[n]!, single[n]!)])) };
+    if (4 * grid.area() * p.H * p.D * 3.5 <= REFERENCE_FLOP_LIMIT) {
+      const host = { q: await dev.download(w.q), k: await dev.download(w.k), v: await dev.download(w.v), dout: await dev.download(w.dout) };
+      const ref = referenceAttention(host.q, host.k, host.v, grid, p.scale, host.dout);
+      const pick = (n: (typeof names)[number]): HostTensor => ref[n]!;
+      result.cpVsRef = Object.fromEntries(names.map((n) => [n, relError(gathered[n]!, pick(n))]));
+      result.singleVsRef = Object.fromEntries(names.map((n) => [n, relError(single[n]!, pick(n))]));
+    }
+    await this.comm.barrier();
+    return result;
+  }
+
+  /** Rank 0 receives every rank's rows (dimension `axis`) and places them at their global positions. */
+  private async gatherRows(shard: ShardMap, t: CudaTensor, axis: 0 | 1): Promise<HostTensor | undefined> {
+    const dev = this.world.rt.device;
+    if (this.rank !== 0) {
+      await this.comm.sendRecv([{ send: { buf: t, peer: 0 } }]).wait();
+      await this.world.rt.synchronize();
+      return undefined;
+    }
+    const parts: HostTensor[] = [await dev.download(t)];
+    for (let r = 1; r < this.size; r++) {
+      const shape = [...t.shape];
+      shape[axis] = shard.length(r);
+      const buf = dev.empty(t.dtype, shape);
+      await this.comm.sendRecv([{ recv: { buf, peer: r } }]).wait();
+      parts.push(await dev.download(buf));
+      buf.release();
+    }
+    return shard.gather(parts, axis);
+  }
+
+  /** Every rank's JSON value, on rank 0 (through the rendezvous store). */
+  private async gatherJson<T>(what: string, value: T): Promise<T[] | undefined> {
+    const store = this.world.store;
+    const key = `${what}/${this.exchanges++}`; // every rank counts its exchanges alike
+    await store.set(`weft/run/${key}/${this.rank}`, JSON.stringify(value));
+    if (this.rank !== 0) return undefined;
+    const out: T[] = [];
+    for (let r = 0; r < this.size; r++) out.push(JSON.parse(await store.getString(`weft/run/${key}/${r}`)) as T);
+    return out;
+  }
+}
