@@ -2,9 +2,9 @@
 // stream, so calls return at once and run in order on the GPU. Same-dtype box copies are
 // cuMemcpy2DAsync (one strided copy engine transfer); converting copies, fills, casts and adds
 // are the small kernels of builtins.ts, compiled on first use.
-import type { Box, Device } from '../device/device.js';
+import { type Box, checkBox, type Device } from '../device/device.js';
 import { bytesPerElement, type DType } from '../tensor/dtype.js';
-import { fmtShape, type HostTensor, hostZeros, numel, shapeEq, type Tensor } from '../tensor/host.js';
+import { fmtShape, type HostTensor, hostZeros, shapeEq, type Tensor } from '../tensor/host.js';
 import { BUILTIN_SOURCE, DTYPE_CODE } from './builtins.js';
 import type { Kernel } from './module.js';
 import type { CudaRuntime } from './runtime.js';
@@ -56,12 +56,8 @@ export class CudaDevice implements Device {
 
   copyBox(srcT: Tensor, dstT: Tensor, box: Box): void {
     const src = asCuda(srcT, 'copyBox'), dst = asCuda(dstT, 'copyBox');
-    const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
-    const inner = numel(src.shape.slice(2));
-    if (inner !== numel(dst.shape.slice(2))) throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
+    const { sb, db, inner } = checkBox(src, dst, box);
     const [na, nb] = box.size;
-    if (box.src[0] + na > sa || box.src[1] + nb > sb || box.dst[0] + na > da || box.dst[1] + nb > db || Math.min(...box.src, ...box.dst, na, nb) < 0)
-      throw new Error(`copyBox: box ${JSON.stringify(box)} outside ${fmtShape(src.shape)} → ${fmtShape(dst.shape)}`);
     if (na === 0 || nb === 0 || inner === 0) return;
     if (src.dtype !== dst.dtype) {
       const n = na * nb * inner;

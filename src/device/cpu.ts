@@ -1,8 +1,8 @@
 // The CPU device: tensors are host tensors, optionally in SharedArrayBuffers so worker ranks
 // can hand them to each other without copies.
 import { type DType } from '../tensor/dtype.js';
-import { castHost, fmtShape, getter, type HostTensor, hostZeros, numel, setter, shapeEq, type Tensor } from '../tensor/host.js';
-import type { Box, Device } from './device.js';
+import { castHost, fmtShape, getter, type HostTensor, hostZeros, setter, shapeEq, type Tensor } from '../tensor/host.js';
+import { type Box, checkBox, type Device } from './device.js';
 
 function host(t: Tensor): HostTensor {
   if (!('data' in t)) throw new Error('cpu device: tensor is not in host memory');
@@ -26,12 +26,8 @@ export class CpuDevice implements Device {
 
   copyBox(srcT: Tensor, dstT: Tensor, box: Box): void {
     const src = host(srcT), dst = host(dstT);
-    const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
-    const inner = numel(src.shape.slice(2));
-    if (inner !== numel(dst.shape.slice(2))) throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
+    const { sb, db, inner } = checkBox(src, dst, box);
     const [na, nb] = box.size;
-    if (box.src[0] + na > sa || box.src[1] + nb > sb || box.dst[0] + na > da || box.dst[1] + nb > db || Math.min(...box.src, ...box.dst, na, nb) < 0)
-      throw new Error(`copyBox: box ${JSON.stringify(box)} outside ${fmtShape(src.shape)} → ${fmtShape(dst.shape)}`);
     const run = nb * inner;
     const same = src.dtype === dst.dtype;
     const get = getter(src), set = setter(dst);

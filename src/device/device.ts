@@ -2,7 +2,7 @@
 // of rows and heads, accumulate, cast, and move to and from the host. The CPU backend does
 // these on typed arrays; the CUDA backend enqueues them on its compute stream.
 import type { DType } from '../tensor/dtype.js';
-import type { HostTensor, Tensor } from '../tensor/host.js';
+import { fmtShape, type HostTensor, numel, type Tensor } from '../tensor/host.js';
 
 /**
  * A region of a tensor viewed as [A, B, rest]: rows [a, a + size[0]) of the first dimension and
@@ -35,4 +35,15 @@ export interface Device {
 /** Copy a whole tensor's rows [0, n) into dst at row `at` (both viewed as [A, B, rest]). */
 export function rowsBox(n: number, heads: number, srcRow: number, dstRow: number): Box {
   return { src: [srcRow, 0], dst: [dstRow, 0], size: [n, heads] };
+}
+
+/** Validate a box against both tensors; returns the [A, B] extents and the trailing run length. */
+export function checkBox(src: Tensor, dst: Tensor, box: Box): { sb: number; db: number; inner: number } {
+  const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
+  const inner = numel(src.shape.slice(2));
+  if (inner !== numel(dst.shape.slice(2))) throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
+  const [na, nb] = box.size;
+  if (box.src[0] + na > sa || box.src[1] + nb > sb || box.dst[0] + na > da || box.dst[1] + nb > db || Math.min(...box.src, ...box.dst, na, nb) < 0)
+    throw new Error(`copyBox: box ${JSON.stringify(box)} outside ${fmtShape(src.shape)} → ${fmtShape(dst.shape)}`);
+  return { sb, db, inner };
 }

@@ -1,0 +1,47 @@
+// Every strategy on 2 GPUs (under weft launch), forward and backward, for every mask family:
+// the gathered result must match one GPU's kernel over the whole sequence and stay as close to
+// the f64 reference as one GPU does (weft run --check decides; see run-gpu.ts).
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const WEFT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function gpuCount(): number {
+  try { return execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8' }).trim().split('\n').length; } catch { return 0; }
+}
+
+const gpus = gpuCount();
+const skip = gpus < 2 ? `needs 2 GPUs, found ${gpus}` : false;
+
+interface Summary { checkOk: boolean; check: { vsSingle: Record<string, number>; cpVsRef?: Record<string, number>; singleVsRef?: Record<string, number> }; tflopsPerGpu: number }
+
+function run(args: string[]): Summary {
+  const r = spawnSync(process.execPath, [WEFT, 'launch', '-n', '2', '--', 'run', '--backend', 'cuda', '--world', '2', '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
+    { encoding: 'utf8', timeout: 300_000 });
+  const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d\] /, '')).find((l) => l.startsWith('{'));
+  assert.ok(line, `no JSON from weft run (exit ${r.status}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`);
+  return JSON.parse(line) as Summary;
+}
+
+describe('context parallelism on 2 GPUs matches one GPU and the f64 reference', { skip }, () => {
+  const base = ['--seq', '1000', '--heads', '4', '--kv-heads', '2', '--dim', '64'];
+  const cases: [string, string[]][] = [
+    ['ring zigzag causal', ['--strategy', 'ring', '--mask', 'causal']],
+    ['ring contiguous full', ['--strategy', 'ring', '--shard', 'contiguous', '--mask', 'full']],
+    ['ring striped sliding', ['--strategy', 'ring', '--shard', 'striped', '--mask', 'sliding:100,0']],
+    ['allgather prefix', ['--strategy', 'allgather', '--mask', 'prefix:300']],
+    ['ulysses document-causal', ['--strategy', 'ulysses', '--mask', 'document-causal', '--docs', '5']],
+    ['usp 2x1 causal', ['--strategy', 'usp', '--ulysses', '2', '--ring', '1', '--mask', 'causal']],
+    ['usp 1x2 context-first causal', ['--strategy', 'usp', '--ulysses', '1', '--ring', '2', '--placement', 'context-first', '--mask', 'causal']],
+    ['double-ring document', ['--strategy', 'double-ring', '--inner', '1', '--mask', 'document', '--docs', '3']],
+    ['tokenring causal', ['--strategy', 'tokenring', '--mask', 'causal']],
+    ['ring D=128 GQA causal', ['--strategy', 'ring', '--mask', 'causal', '--dim', '128', '--heads', '8', '--kv-heads', '2']],
+  ];
+  for (const [name, args] of cases) test(name, () => {
+    const s = run([...base, ...args]);
+    assert.ok(s.checkOk, `${name}: ${JSON.stringify(s.check)}`);
+    assert.ok(s.check.cpVsRef, 'the f64 reference ran');
+  });
+});
