@@ -1,0 +1,106 @@
+// The event-driven simulator: exact agreement with the analytical model where both describe the
+// same thing (uniform ring steps), close agreement elsewhere, FIFO contention on shared ports,
+// timelines, and 16,384 GPUs within the time the issue allows.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../../src/errors.js';
+import { parseConfig, type CandidateSpec } from '../../src/plan/config.js';
+import { completeLayout } from '../../src/plan/layout.js';
+import { buildContext } from '../../src/plan/search.js';
+import { COMPUTE, Engine, IN_INTRA, OUT_INTRA } from '../../src/sim/engine.js';
+import { simulate } from '../../src/sim/simulate.js';
+
+const node8 = { nodes: 1, gpusPerNode: 8, gpu: 'h200' };
+const two = { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } };
+
+function run(config: Record<string, unknown>, cand: CandidateSpec): { sim: number; ana: number; scaled: boolean } {
+  const cfg = parseConfig({ model: 'llama3-8b', mask: 'causal', ...config });
+  const r = simulate(buildContext(cfg), completeLayout(cand, cfg));
+  return { sim: r.stepMs, ana: r.analyticStepMs, scaled: r.scaled };
+}
+
+test('where every ring step is alike, the simulation reproduces the analytical model exactly', () => {
+  const cases: [Record<string, unknown>, CandidateSpec][] = [
+    [{ mode: 'attention', seqLen: 65536, mask: 'full', cluster: node8 }, { ring: 8, shard: 'contiguous' }],
+    [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'zigzag' }],
+    [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ulysses: 8 }],
+    [{ mode: 'attention-forward', seqLen: 262144, cluster: node8 }, { ulysses: 4, ring: 2 }],
+    [{ mode: 'training', seqLen: 131072, cluster: node8 }, { ulysses: 4, ring: 2 }],
+    [{ mode: 'training', seqLen: 81920, cluster: { ...two, gpu: 'a800' } }, { ulysses: 8, ring: 2 }],
+    [{ mode: 'prefill', seqLen: 262144, cluster: node8 }, { tp: 2, ring: 4 }],
+  ];
+  for (const [config, cand] of cases) {
+    const r = run(config, cand);
+    assert.ok(Math.abs(r.sim / r.ana - 1) < 1e-9, `${JSON.stringify(cand)} ${config.mode}: simulated ${r.sim} vs analytical ${r.ana}`);
+  }
+});
+
+test('elsewhere they agree closely: imbalance, double rings, TokenRing, rings across nodes', () => {
+  const cases: [Record<string, unknown>, CandidateSpec, number][] = [
+    [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'contiguous' }, 0.02],
+    [{ mode: 'attention', seqLen: 65536, cluster: two }, { ulysses: 4, ring: 4 }, 0.05],
+    [{ mode: 'attention', seqLen: 65536, cluster: two }, { ring: 16, strategy: 'double-ring', inner: 8 }, 0.1],
+    [{ mode: 'attention', seqLen: 65536, cluster: two }, { ring: 16, strategy: 'tokenring' }, 0.1],
+    [{ mode: 'attention', seqLen: 65536, cluster: two }, { ring: 16, strategy: 'allgather' }, 0.02],
+  ];
+  for (const [config, cand, tol] of cases) {
+    const r = run(config, cand);
+    assert.ok(Math.abs(r.sim / r.ana - 1) < tol, `${JSON.stringify(cand)}: simulated ${r.sim} vs analytical ${r.ana}`);
+  }
+});
+
+test('transfers through one port queue; through different ports they overlap', () => {
+  const e = new Engine(3);
+  const a = e.add('transfer', e.labelId('x'), 0, OUT_INTRA, 5, 0, 1, IN_INTRA);
+  const b = e.add('transfer', e.labelId('y'), 0, OUT_INTRA, 5, 0, 2, IN_INTRA); // same sender port
+  assert.equal(a, 5);
+  assert.equal(b, 10);
+  const c = e.add('transfer', e.labelId('z'), 2, OUT_INTRA, 5, 0, 1, IN_INTRA); // rank 1's ingress is busy until 5
+  assert.equal(c, 10);
+  const d = e.add('compute', e.labelId('k'), 0, COMPUTE, 3, 0); // compute runs beside the transfers
+  assert.equal(d, 3);
+  assert.equal(e.makespan(), 10);
+  assert.deepEqual(e.spans(1).map((s) => [s.role, s.peer, s.start, s.end]), [['recv', 0, 0, 5], ['recv', 2, 5, 10]]);
+});
+
+test('weft simulate: table, JSON and a per-rank timeline whose spans respect the streams', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'weft-sim-'));
+  const cfgFile = path.join(dir, 'c.json'), tl = path.join(dir, 'timeline.json');
+  writeFileSync(cfgFile, JSON.stringify({ model: 'llama3-8b', mode: 'attention', seqLen: 65536, cluster: two }));
+  const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+  const text = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', tl], { encoding: 'utf8' });
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /simulated step [\d.]+ ms .* analytical [\d.]+ ms/);
+  const t = JSON.parse(readFileSync(tl, 'utf8')) as { ranks: { rank: number; finishMs: number; spans: { kind: string; start: number; end: number; role?: string }[] }[] };
+  assert.equal(t.ranks.length, 8);
+  for (const r of t.ranks) {
+    const compute = r.spans.filter((s) => s.kind === 'compute');
+    assert.ok(compute.length >= 16);
+    for (let i = 1; i < compute.length; i++) assert.ok(compute[i]!.start >= compute[i - 1]!.end - 1e-9, 'one compute stream: no overlap');
+    assert.ok(r.spans.every((s) => s.end <= r.finishMs + 1e-6));
+    assert.ok(r.spans.some((s) => s.role === 'send') && r.spans.some((s) => s.role === 'recv'));
+  }
+  const json = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--json'], { encoding: 'utf8' });
+  assert.equal(json.status, 0, json.stderr);
+  const j = JSON.parse(json.stdout) as { simulated: { stepMs: number }; analytical: { stepMs: number }; ranks: unknown[] };
+  assert.ok(j.simulated.stepMs > 0 && j.analytical.stepMs > 0 && j.ranks.length > 0);
+  const both = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--ring', '4'], { encoding: 'utf8' });
+  assert.equal(both.status, 2);
+});
+
+test('16,384 GPUs: the best plan and a Ulysses 8 × ring 2048 layout simulate in under 10 s each', () => {
+  const big = { model: 'llama3-70b', mode: 'training', seqLen: 1 << 20, batchSeqs: 1, mask: 'causal', cluster: { nodes: 2048, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 50, latencyUs: 10 } } };
+  for (const cand of [{ tp: 8, ulysses: 8, ring: 256 }, { tp: 1, ulysses: 8, ring: 2048 }]) {
+    const t0 = performance.now();
+    const r = run(big, cand);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 10_000, `${JSON.stringify(cand)}: ${ms} ms`);
+    assert.ok(Math.abs(r.sim / r.ana - 1) < 0.02, `${r.sim} vs ${r.ana}`);
+  }
+  assert.throws(() => run(big, { ring: 16384 }), (e: unknown) => e instanceof UserError && /smaller ring degree/.test(e.message));
+});
