@@ -85,9 +85,8 @@ def delta(var, dout, out, d_out):
            [P(dout), P(out), I(int(out.dtype == torch.float32)), I(T), I(H), P(d_out)])
 
 
-def backward(var, q, k, v, dout, lse, dlt, view, scale, dq, dk, dv, cache=True, dq_acc=None):
-    """dq, dk, dv (f32) accumulate; dlt = delta [H,Tq] from delta(). dq_acc: a zeroed [H,Tq,D] f32
-    accumulator for dQ (then added into dq), else dQ goes straight into dq [Tq,H,D]."""
+def backward(var, q, k, v, dout, lse, dlt, view, scale, dq, dk, dv, cache=True):
+    """dq, dk, dv (f32) accumulate; dlt = delta [H,Tq] from delta()."""
     Tq, H, D = q.shape
     Tk, Hkv, _ = k.shape
     if not cache:
@@ -95,12 +94,9 @@ def backward(var, q, k, v, dout, lse, dlt, view, scale, dq, dk, dv, cache=True, 
     lst, cnt, stride = tile_lists(var, view, 64, True)
     nk = (Tk + 127) // 128
     smem = bwd_smem(D)
-    target, hs, rs = (dq, D, H * D) if dq_acc is None else (dq_acc, Tq * D, D)
     launch(var.fn('weft_bwd', smem), (nk, H), 256,
-           [P(q), P(k), P(v), P(dout), P(lse), P(dlt), P(target), P(dk), P(dv), P(view.qlo), P(view.qhi), P(view.kpos), P(lst),
-            P(cnt), I(Tq), I(Tk), I(H), I(Hkv), I(stride), F(scale), L(hs), L(rs)], smem)
-    if dq_acc is not None:
-        launch(var.fn('weft_attn_dq_add'), (132 * 8,), 256, [P(dq_acc), P(dq), I(Tq), I(H)])
+           [P(q), P(k), P(v), P(dout), P(lse), P(dlt), P(dq), P(dk), P(dv), P(view.qlo), P(view.qhi), P(view.kpos), P(lst),
+            P(cnt), I(Tq), I(Tk), I(H), I(Hkv), I(stride), F(scale), L(D), L(H * D)], smem)
 
 
 def merge_states(var, out, lse, out_b, lse_b):

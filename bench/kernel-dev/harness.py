@@ -338,27 +338,20 @@ def check_case(name, var, q, k, v, dout, qlo, qhi, kpos, kernels, blocks=None):
     dq0 = torch.randn(Tq, H, D, device=dev, generator=g)
     dk0 = torch.randn(Tk, Hkv, D, device=dev, generator=g)
     dv0 = torch.randn(Tk, Hkv, D, device=dev, generator=g)
-    for acc in (False, True):
-        dq, dk, dv = dq0.clone(), dk0.clone(), dv0.clone()
-        for (a, b) in blocks:
-            dq_acc = torch.zeros(H, Tq, D, device=dev) if acc else None
-            attn.backward(var, q, k[a:b], v[a:b], dout, lse, dlt, attn.View(qlo, qhi, kpos[a:b]), scale, dq, dk[a:b], dv[a:b],
-                          dq_acc=dq_acc)
-        torch.cuda.synchronize()
-        rec['ours']['bwd-acc' if acc else 'bwd'] = {
-            'dq': rel(dq - dq0, ref_dq), 'dk': rel(dk - dk0, ref_dk), 'dv': rel(dv - dv0, ref_dv),
-            'nan': bool(torch.isnan(dq).any() or torch.isnan(dk).any() or torch.isnan(dv).any())}
+    dq, dk, dv = dq0.clone(), dk0.clone(), dv0.clone()
+    for (a, b) in blocks:
+        attn.backward(var, q, k[a:b], v[a:b], dout, lse, dlt, attn.View(qlo, qhi, kpos[a:b]), scale, dq, dk[a:b], dv[a:b])
+    torch.cuda.synchronize()
+    rec['ours']['bwd'] = {'dq': rel(dq - dq0, ref_dq), 'dk': rel(dk - dk0, ref_dk), 'dv': rel(dv - dv0, ref_dv),
+                          'nan': bool(torch.isnan(dq).any() or torch.isnan(dk).any() or torch.isnan(dv).any())}
     ok = True
     for kern in kernels:
         e = rec['ours'][kern]
         ok &= e['out'] <= 2 * base['out'] + 1e-6 and e['lse'] < 2e-3 and not e['nan'] and e['masked_rows_ok']
         if 'merge_kernel_out' in e:
             ok &= e['merge_kernel_out'] <= 2 * base['out'] + 1e-6
-    for bk in ('bwd', 'bwd-acc'):
-        bw = rec['ours'][bk]
-        ok &= all(bw[x] <= 2 * base[x] + 1e-6 for x in ('dq', 'dk', 'dv')) and not bw['nan']
     bw = rec['ours']['bwd']
-    ba = rec['ours']['bwd-acc']
+    ok &= all(bw[x] <= 2 * base[x] + 1e-6 for x in ('dq', 'dk', 'dv')) and not bw['nan']
     rec['pass'] = bool(ok)
     RESULTS['checks'].append(rec)
     fw = '  '.join(f"{k_}: out {rec['ours'][k_]['out']:.2e} lse {rec['ours'][k_]['lse']:.1e}" +
@@ -367,8 +360,7 @@ def check_case(name, var, q, k, v, dout, qlo, qhi, kpos, kernels, blocks=None):
                    for k_ in kernels)
     log(f"  {'PASS' if ok else 'FAIL'} {name} [{rec['variant']} Tq={Tq} Tk={Tk} H={H}/{Hkv} masked={rec['masked_rows']}]"
         f"  sdpa out {base['out']:.2e} dq {base['dq']:.2e} dk {base['dk']:.2e} dv {base['dv']:.2e} | {fw} |"
-        f" bwd dq {bw['dq']:.2e} dk {bw['dk']:.2e} dv {bw['dv']:.2e}{' NaN' if bw['nan'] else ''}"
-        f" | acc dq {ba['dq']:.2e} dk {ba['dk']:.2e} dv {ba['dv']:.2e}{' NaN' if ba['nan'] else ''}")
+        f" bwd dq {bw['dq']:.2e} dk {bw['dk']:.2e} dv {bw['dv']:.2e}{' NaN' if bw['nan'] else ''}")
     save()
     return ok
 
@@ -503,19 +495,15 @@ def time_config(S, H, causal, D=128):
     if BWD_OK and KERNELS:
         q, k, v, do = sets[0]
         attn.forward(var, q, k, v, attn.View(lo, hi, pos), scale, out, lse, kernel=KERNELS[0])
-        acc = torch.empty(H, S, D, device=dev)
-        for vn, use_acc in [('d128-bf16', False), ('d128-bf16', True)] + ([('d128-bf16-abl1', False)] if S == 32768 else []):
-            def bw(i, vn=vn, use_acc=use_acc):
+        for vn in ('d128-bf16', 'd128-bf16-abl1') if S == 32768 else ('d128-bf16',):
+            def bw(i, vn=vn):
                 view = attn.View(lo, hi, pos)
                 attn.delta(V[vn], do, out, dlt)
                 dq.zero_()
                 dk.zero_()
                 dv.zero_()
-                if use_acc:
-                    acc.zero_()
-                attn.backward(V[vn], q, k, v, do, lse, dlt, view, scale, dq, dk, dv, dq_acc=acc if use_acc else None)
-            record('weft_bwd' + vn[9:] + ('-acc' if use_acc else ''), 'bwd', bench(bw, wb, rb), 2.5 * fl_fwd)
-        del acc
+                attn.backward(V[vn], q, k, v, do, lse, dlt, view, scale, dq, dk, dv)
+            record('weft_bwd' + vn[9:], 'bwd', bench(bw, wb, rb), 2.5 * fl_fwd)
 
     def fb(i):
         q, k, v, do = sets[i % nsets]

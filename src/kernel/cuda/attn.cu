@@ -373,19 +373,6 @@ extern "C" __global__ void weft_attn_delta(const u16* __restrict__ dout, const v
   if (lane == 0) delta[(row % H) * (long long)T + row / H] = acc;
 }
 
-// dq[t, h, :] += acc[h, t, :]: the per-head dQ accumulator of the backward into dq [T, H, D].
-extern "C" __global__ void weft_attn_dq_add(const float* __restrict__ acc, float* __restrict__ dq, int T, int H) {
-  const long long n = (long long)T * H * (D / 4);
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    const long long c = i % (D / 4), th = i / (D / 4), t = th / H, h = th % H;
-    const float4 a = ((const float4*)acc)[(h * T + t) * (D / 4) + c];
-    float4* o = (float4*)dq + i;
-    float4 b = *o;
-    b.x += a.x; b.y += a.y; b.z += a.z; b.w += a.w;
-    *o = b;
-  }
-}
-
 // state ← merge(state, part) over rows of [T, H, D] (lse [H, T]); either side may be −∞.
 extern "C" __global__ void weft_attn_merge(float* __restrict__ out, float* __restrict__ lse, const float* __restrict__ out_b,
                                            const float* __restrict__ lse_b, int T, int H) {
@@ -714,9 +701,9 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
 // writes dSᵀ to shared memory, and then dQ (64 rows) += dS K over the tile's 128 keys. dQ goes
 // through shared memory (double-buffered) to global dq by the copy engine's bulk reductions, one
 // per row, issued at the start of the next tile. dq's element strides per head (dq_hs) and per
-// row (dq_rs) are parameters: [T, H, D] in place, or a per-head [H, T, D] accumulator that
-// weft_attn_dq_add adds into dq afterwards (FA3's dq_accum layout). dK and dV (fp32) are added to global memory once at the end with vector atomics, so the
-// query heads of a GQA group and ring steps accumulate.
+// row (dq_rs) are parameters (CudaKernel passes [T, H, D]; a per-head [H, T, D] accumulator,
+// FA3's dq_accum layout, measured no faster). dK and dV (fp32) are added to global memory once at
+// the end with vector atomics, so the query heads of a GQA group and ring steps accumulate.
 
 constexpr int PANEL64 = 64 * 128;
 constexpr int TILE64 = NP * PANEL64;

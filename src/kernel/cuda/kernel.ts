@@ -21,15 +21,7 @@ import {
 } from './source.js';
 
 interface Kernels {
-  fwd: Kernel; bwd: Kernel; qsum: Kernel; ksum: Kernel; list: Kernel; delta: Kernel; merge: Kernel; dqAdd: Kernel;
-}
-
-export interface CudaKernelOptions {
-  /**
-   * Accumulate dQ in a per-head [H, T, D] fp32 scratch and add it into dq afterwards (FA3's
-   * dq_accum layout) instead of reducing into dq [T, H, D] directly (default true).
-   */
-  dqScratch?: boolean;
+  fwd: Kernel; bwd: Kernel; qsum: Kernel; ksum: Kernel; list: Kernel; delta: Kernel; merge: Kernel;
 }
 
 /** One tile layout's block lists: row r of `list` holds count[r] entries (tile | partial << 30). */
@@ -50,11 +42,7 @@ export class CudaKernel implements AttnKernel {
   private readonly modules = new Map<string, Kernels>();
   private readonly views = new WeakMap<MaskView, Prepared>();
 
-  private readonly dqScratch: boolean;
-
-  constructor(readonly rt: CudaRuntime, o: CudaKernelOptions = {}) {
-    this.dqScratch = o.dqScratch ?? true;
-  }
+  constructor(readonly rt: CudaRuntime) {}
 
   private kernels(v: Variant): Kernels {
     const key = `${v.d}/${v.dtype}/${v.m}`;
@@ -70,7 +58,6 @@ export class CudaKernel implements AttnKernel {
         list: mod.kernel('weft_mask_list', [P, P, I, I, I, P, P]),
         delta: mod.kernel('weft_attn_delta', [P, P, I, I, I, P]),
         merge: mod.kernel('weft_attn_merge', [P, P, P, P, I, I]),
-        dqAdd: mod.kernel('weft_attn_dq_add', [P, P, I, I]),
       };
       k.fwd.setMaxDynamicSharedMemory(fwdSharedBytes(v.d));
       k.bwd.setMaxDynamicSharedMemory(bwdSharedBytes(v.d));
@@ -175,14 +162,10 @@ export class CudaKernel implements AttnKernel {
     const dout = a.dout.dtype === dtype ? asCuda(a.dout, 'backward') : dev.cast(a.dout, dtype);
     const delta = dev.empty('f32', [h, tq]);
     ks.delta.launch({ grid: cdiv(tq * h, 8), block: 256 }, dout, asCuda(a.out, 'backward'), a.out.dtype === 'f32' ? 1 : 0, tq, h, delta);
-    const acc = this.dqScratch ? dev.zeros('f32', [h, tq, d]) : undefined;
+    // dq [T, H, D]: element strides per head and per row
     ks.bwd.launch({ grid: [cdiv(tk, KTILE), h], block: BWD_THREADS, shared: bwdSharedBytes(d) },
-      q, k, v, dout, asCuda(a.lse, 'backward'), delta, acc ?? g.dq, g.dk, g.dv, p.qlo, p.qhi, p.kpos, l.list, l.count,
-      tq, tk, h, hkv, l.stride, a.scale, acc ? tq * d : d, acc ? d : h * d);
-    if (acc) {
-      ks.dqAdd.launch({ grid: this.rt.info.sms * 8, block: 256 }, acc, g.dq, tq, h);
-      acc.release();
-    }
+      q, k, v, dout, asCuda(a.lse, 'backward'), delta, g.dq, g.dk, g.dv, p.qlo, p.qhi, p.kpos, l.list, l.count,
+      tq, tk, h, hkv, l.stride, a.scale, d, h * d);
     delta.release();
     if (dout !== a.dout) dout.release();
     return g;
