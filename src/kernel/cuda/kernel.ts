@@ -4,7 +4,8 @@
 // the forward merges a block into a state inside its epilogue (no bf16 rounding between ring
 // steps), the backward adds into dq, dk, dv.
 //
-// A mask view is uploaded once per MaskView object (views are immutable) together with its
+// A mask view is uploaded once per (query rows, key positions) pair — strategies build a fresh
+// MaskView object per ring step from the same two arrays, so the cache keys on those — together with its
 // block lists: per 128-row query tile the non-empty 128-key tiles (forward) and per key tile the
 // non-empty 64-row query tiles (backward), each marked full or partial, built on the GPU from
 // per-tile summaries of the row intervals and key positions.
@@ -12,8 +13,8 @@ import { UserError } from '../../errors.js';
 import type { CudaModule, Kernel } from '../../cuda/module.js';
 import type { CudaRuntime } from '../../cuda/runtime.js';
 import { asCuda, type CudaTensor } from '../../cuda/tensor.js';
-import type { MaskView } from '../../mask/view.js';
-import { fmtShape, hostTensor, shapeEq, type Tensor } from '../../tensor/host.js';
+import type { MaskView, QueryRows } from '../../mask/view.js';
+import { fmtShape, shapeEq, type Tensor } from '../../tensor/host.js';
 import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../kernel.js';
 import {
   attnSource, BWD_QTILE, BWD_THREADS, bwdSharedBytes, FWD_QTILE, FWD_THREADS, fwdSharedBytes, type HalfType, KTILE,
@@ -40,7 +41,9 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
 export class CudaKernel implements AttnKernel {
   private readonly modules = new Map<string, Kernels>();
-  private readonly views = new WeakMap<MaskView, Prepared>();
+  /** per query-row intervals, per key-position array: the device copies and block lists (arrays are treated as immutable) */
+  private readonly views = new WeakMap<QueryRows, WeakMap<Int32Array, Prepared>>();
+  private readonly arrays = new WeakMap<Int32Array, CudaTensor>();
 
   constructor(readonly rt: CudaRuntime) {}
 
@@ -81,21 +84,23 @@ export class CudaKernel implements AttnKernel {
     return { tq, tk, h, hkv, d, dtype: q.dtype };
   }
 
-  /** Upload 32-bit integers as a 4-byte-element device buffer. */
+  /** 32-bit integers on the device, uploaded once per array. */
   private ints(a: Int32Array): CudaTensor {
-    const n = Math.max(1, a.length);
-    const words = a.length > 0 ? new Float32Array(a.buffer, a.byteOffset, a.length) : new Float32Array(1);
-    return this.rt.device.upload(hostTensor('f32', [n], words));
+    let t = this.arrays.get(a);
+    if (!t) { t = this.rt.device.uploadInt32(a); this.arrays.set(a, t); }
+    return t;
   }
 
   private prepare(view: MaskView): Prepared {
-    let p = this.views.get(view);
+    let byKeys = this.views.get(view.q);
+    if (!byKeys) { byKeys = new WeakMap(); this.views.set(view.q, byKeys); }
+    let p = byKeys.get(view.kPos);
     if (!p) {
       p = {
         m: view.q.m, tq: view.q.lo.length / view.q.m, tk: view.kPos.length,
         qlo: this.ints(view.q.lo), qhi: this.ints(view.q.hi), kpos: this.ints(view.kPos),
       };
-      this.views.set(view, p);
+      byKeys.set(view.kPos, p);
     }
     return p;
   }
