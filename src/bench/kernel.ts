@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { openCuda } from '../cuda/runtime.js';
 import type { CudaTensor } from '../cuda/tensor.js';
 import { CudaKernel } from '../kernel/cuda/kernel.js';
-import { randomSource } from '../kernel/cuda/source.js';
+import { DeviceRandom } from '../kernel/cuda/random.js';
 import { defaultScale } from '../kernel/kernel.js';
 import { MaskGrid } from '../mask/grid.js';
 import { maskView } from '../mask/view.js';
@@ -92,13 +92,8 @@ export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchReco
   const masks = o.masks ?? ['causal', 'full'], passes = o.passes ?? ['fwd', 'fwd+bwd'];
   const rt = await openCuda();
   const kernel = new CudaKernel(rt);
-  const dev = rt.device;
-  const randn = rt.compile(randomSource(), { name: 'random.cu' }).kernel('weft_randn16', ['ptr', 'u64', 'u64', 'f32', 'i32']);
-  const random = (shape: number[], seed: number): CudaTensor => {
-    const t = dev.empty(dtype, shape);
-    randn.launch({ grid: rt.info.sms * 8, block: 256 }, t, t.numel, seed, 1, dtype === 'f16' ? 1 : 0);
-    return t;
-  };
+  const rand = new DeviceRandom(rt);
+  const random = (shape: number[], seed: number): CudaTensor => rand.tensor(dtype, shape, seed);
   log(`weft bench kernel on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}, NVRTC ${rt.info.nvrtcVersion}): B=1 H=${H} D=${D} ${dtype}`);
   const records: BenchRecord[] = [];
   const configs: Config[] = [];
