@@ -89,6 +89,11 @@ export class MaskAreas {
     return n;
   }
 
+  /** No masked pair at all. */
+  isFull(): boolean {
+    return this.total === this.S * this.S;
+  }
+
   /** Fraction of the S × S square that is unmasked: the FLOP multiplier ("causal counts half"). */
   density(): number {
     return this.S === 0 ? 0 : this.total / (this.S * this.S);

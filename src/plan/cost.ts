@@ -172,9 +172,13 @@ export function memory(ctx: Context, l: Layout): Memory {
     parts.gradients = (P * 4) / (cfg.zero >= 2 ? dataN : 1);
     parts.optimizer = (P * (e === 2 ? 12 : 8)) / (cfg.zero >= 1 ? dataN : 1);
     parts.activations = tokenEquiv * savedBytesPerToken(cfg);
-    parts.logits = (localTokens * m.vocab * (e + 4)) / l.tp;
+    // the loss keeps the f32 softmax of the logits (vocab-parallel over tp) for the backward; the
+    // bf16 logits die at the cast. It peaks at the end of the forward, before the backward's
+    // working set exists, so the two are not added: the larger counts
+    const logits = (localTokens * m.vocab * 4) / l.tp;
     // one layer's gradients of activations in flight during its backward
-    parts.transient = 2 * tokenEquiv * layerAct;
+    const working = 2 * tokenEquiv * layerAct;
+    if (logits >= working) parts.logits = logits; else parts.transient = working;
   } else if (cfg.mode === 'prefill') {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;

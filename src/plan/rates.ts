@@ -33,7 +33,7 @@ function fitPoints(points: readonly KernelPoint[], peak: number, k0Default: numb
     const b = sxy / sxx, a = my - b * mx;
     if (a > 0 && b >= 0) return { eInf: 1 / a, k0: b / a };
   }
-  // one length only: keep the default shape, match the level
+  // one length only, or measurements that do not rise with length: keep the default shape, match the level
   const y = ys.reduce((s, v) => s + v) / ys.length, x = xs.reduce((s, v) => s + v) / xs.length;
   const a = y / (1 + k0Default * x);
   return { eInf: 1 / a, k0: k0Default };
@@ -43,23 +43,42 @@ export function kernelNames(cal: Calibration): string[] {
   return [...new Set(cal.attention.map((p) => p.kernel))];
 }
 
-/** The fitted curves of one calibration: per kernel and pass. */
-export function fitCalibration(cal: Calibration, k0Default: number): Map<string, Curve> {
+/** Masks a block can have for the kernel: every tile fully unmasked, or some tiles partial (causal-like). */
+export type BlockMask = 'full' | 'causal';
+const MASKS: readonly BlockMask[] = ['full', 'causal'];
+const PASSES: readonly KernelPass[] = ['fwd', 'fwd+bwd'];
+
+const evalCurve = (c: Curve, kbar: number): number => c.eInf * (kbar / (kbar + c.k0));
+
+/**
+ * Fitted curves of one calibration, per kernel, pass and block mask. A kernel measured under one
+ * mask only gets the other by the ratio the reference calibration (`ref`, H200) measured for the
+ * same kernel at equal keys per row (1 when the reference lacks it): stated in docs/plan.md.
+ */
+export function fitCalibration(cal: Calibration, k0Default: number, ref?: Map<string, Curve>): Map<string, Curve> {
   const peak = GPU_PRESETS[cal.gpu]?.bf16Tflops;
   if (!peak) throw new UserError(`calibration: unknown gpu '${cal.gpu}'`);
   const out = new Map<string, Curve>();
   for (const kernel of kernelNames(cal)) {
-    for (const pass of ['fwd', 'fwd+bwd'] as const) {
-      const pts = cal.attention.filter((p) => p.kernel === kernel && p.pass === pass);
-      if (pts.length) out.set(`${kernel}/${pass}`, fitPoints(pts, peak, k0Default));
+    for (const pass of PASSES) {
+      for (const mask of MASKS) {
+        const pts = cal.attention.filter((p) => p.kernel === kernel && p.pass === pass && p.mask === mask);
+        if (pts.length) out.set(`${kernel}/${pass}/${mask}`, fitPoints(pts, peak, k0Default));
+      }
+      const full = out.get(`${kernel}/${pass}/full`), causal = out.get(`${kernel}/${pass}/causal`);
+      if (full && causal) continue;
+      const rf = ref?.get(`${kernel}/${pass}/full`), rc = ref?.get(`${kernel}/${pass}/causal`);
+      // ratio full ÷ causal at equal keys per row, averaged over 4K–32K
+      const rho = rf && rc ? [4096, 8192, 16384, 32768].reduce((s, k) => s + evalCurve(rf, k) / evalCurve(rc, k), 0) / 4 : 1;
+      if (causal) out.set(`${kernel}/${pass}/full`, { eInf: causal.eInf * rho, k0: causal.k0 });
+      else if (full) out.set(`${kernel}/${pass}/causal`, { eInf: full.eInf / rho, k0: full.k0 });
     }
   }
   return out;
 }
 
 export class Rates {
-  private readonly fwd: Curve;
-  private readonly fwdBwd: Curve;
+  private readonly curves: Map<string, Curve>;
   readonly gemmTflops: number;
   readonly hbmGBps: number;
 
@@ -68,19 +87,19 @@ export class Rates {
    * half the bf16 peak on A100 and H100 datasheets (an approximation for attention kernels).
    */
   constructor(readonly gpu: GpuSpec, readonly cal: Calibration, readonly kernel: string, readonly impl: Implementation, curves: Map<string, Curve>, readonly computeScale = 1) {
-    const f = curves.get(`${kernel}/fwd`), fb = curves.get(`${kernel}/fwd+bwd`);
-    if (!f || !fb) throw new UserError(`kernel: '${kernel}' has no forward and forward+backward measurements for the ${gpu.class} class (known: ${kernelNames(cal).join(', ')})`);
-    this.fwd = f;
-    this.fwdBwd = fb;
+    for (const pass of PASSES) {
+      if (!curves.has(`${kernel}/${pass}/causal`)) throw new UserError(`kernel: '${kernel}' has no forward and forward+backward measurements for the ${gpu.class} class (known: ${kernelNames(cal).join(', ')})`);
+    }
+    this.curves = curves;
     const calPeak = GPU_PRESETS[cal.gpu]!.bf16Tflops;
     this.gemmTflops = (cal.gemm.tflops / calPeak) * gpu.bf16Tflops * computeScale;
     this.hbmGBps = cal.hbmEfficiency.value * gpu.hbmTBs * 1000;
   }
 
-  /** Achieved attention TFLOP/s for a pass when query rows see k̄ keys on average. */
-  attnTflops(pass: KernelPass, kbar: number, headDim: number): number {
-    const c = pass === 'fwd' ? this.fwd : this.fwdBwd;
-    return c.eInf * (kbar / (kbar + c.k0)) * headDimFactor(headDim) * this.gpu.bf16Tflops * this.computeScale;
+  /** Achieved attention TFLOP/s for a pass when query rows see k̄ keys on average, in blocks of the given mask. */
+  attnTflops(pass: KernelPass, kbar: number, headDim: number, mask: BlockMask): number {
+    const c = this.curves.get(`${this.kernel}/${pass}/${mask}`)!;
+    return evalCurve(c, kbar) * headDimFactor(headDim) * this.gpu.bf16Tflops * this.computeScale;
   }
 
   /**
@@ -88,11 +107,11 @@ export class Rates {
    * k̄ keys per row: the forward, or the backward alone (fwd+bwd time − fwd time, the backward
    * counting 2.5 × the forward FLOPs).
    */
-  attnMs(pass: 'fwd' | 'bwd', fwdFlops: number, kbar: number, headDim: number): number {
+  attnMs(pass: 'fwd' | 'bwd', fwdFlops: number, kbar: number, headDim: number, mask: BlockMask): number {
     if (fwdFlops <= 0) return 0;
-    const tf = fwdFlops / (this.attnTflops('fwd', kbar, headDim) * 1e9);
+    const tf = fwdFlops / (this.attnTflops('fwd', kbar, headDim, mask) * 1e9);
     if (pass === 'fwd') return tf;
-    const tfb = (3.5 * fwdFlops) / (this.attnTflops('fwd+bwd', kbar, headDim) * 1e9);
+    const tfb = (3.5 * fwdFlops) / (this.attnTflops('fwd+bwd', kbar, headDim, mask) * 1e9);
     return Math.max(tfb - tf, (2.5 * fwdFlops) / (this.gpu.bf16Tflops * this.computeScale * 1e9));
   }
 

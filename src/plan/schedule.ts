@@ -61,6 +61,7 @@ export class RingGrid {
   /** area and rows of the block at (priced step k, sample index j): [k * sample.length + j] */
   readonly area: Float64Array;
   readonly rows: Float64Array;
+  readonly full: Uint8Array;
 
   constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean) {
     const sample = work.rankSample;
@@ -83,12 +84,14 @@ export class RingGrid {
     const n = this.steps.length, m = sample.length;
     this.area = new Float64Array(n * m);
     this.rows = new Float64Array(n * m);
+    this.full = new Uint8Array(n * m);
     for (let k = 0; k < n; k++) {
       for (let j = 0; j < m; j++) {
         const [q, kk] = this.owners(this.steps[k]!, sample[j]!);
         const b = work.block(q, kk);
         this.area[k * m + j] = b.area;
         this.rows[k * m + j] = b.rows;
+        this.full[k * m + j] = b.full ? 1 : 0;
       }
     }
   }
@@ -120,12 +123,13 @@ export class RingUnits {
     this.stepMax = new Float64Array(n);
     this.stepMean = new Float64Array(n);
     this.stepBusy = new Float64Array(n);
-    const b = { area: 0, rows: 0 };
+    const b = { area: 0, rows: 0, full: false };
     for (let k = 0; k < n; k++) {
       let mx = 0, sum = 0, busy = 0;
       for (let j = 0; j < m; j++) {
         b.area = grid.area[k * m + j]!;
         b.rows = grid.rows[k * m + j]!;
+        b.full = grid.full[k * m + j] === 1;
         // ring: the block's result merges into the running output; TokenRing: the owner merges
         // the partial that came back (priced on the computing rank: each rank merges one a step)
         const u = cost(b, grid.steps[k]! > 0);
@@ -188,7 +192,7 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       let u = units.get(key);
       if (!u) {
         const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
-          : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D) + (merge ? rates.mergeMs(b.rows * D) : 0);
+          : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(b.rows * D) : 0);
         const gk = `${shard}/${r}/${inner}/${token}`;
         let g = grids.get(gk);
         if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token); grids.set(gk, g); }
@@ -249,11 +253,11 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     if (b.area <= 0) return 0;
     const flops = B * h.q * 4 * b.area * D;
     const kbar = b.area / Math.max(1, b.rows);
-    return rates.attnMs(pass, flops, kbar, D) + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
+    return rates.attnMs(pass, flops, kbar, D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
   };
   if (l.ring === 1) {
     const total = ctx.areas.total;
-    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S }, false) });
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false) });
   } else if (l.strategy === 'allgather') {
     const w = ctx.ringWork(l.shard, l.ring);
     const g = ringGroup(l, cl);

@@ -12,10 +12,13 @@ import { fitCalibration, Rates } from './rates.js';
 import { type Context, makeContext } from './schedule.js';
 import { UserError } from '../errors.js';
 
-/** The curve shape (k0) assumed where a calibration has one length only: the mean of the H200 fits. */
+/**
+ * The curve shape (k0) assumed where a calibration has one length only, or lengths that do not
+ * rise: the median of the H200 fits that do rise (sensible, and independent of the fallbacks).
+ */
 function defaultK0(): number {
-  const fits0 = [...fitCalibration(H200, 700).values()];
-  return fits0.reduce((s, c) => s + c.k0, 0) / fits0.length;
+  const ks = [...fitCalibration(H200, 0).values()].map((c) => c.k0).filter((k) => k > 0).sort((a, b) => a - b);
+  return ks.length ? ks[Math.floor(ks.length / 2)]! : 700;
 }
 
 /** The calibration for the config's GPU class: the shipped one, or `override` when it is of that class. */
@@ -27,7 +30,8 @@ export function calibrationFor(cfg: PlanConfig, override?: Calibration): Calibra
 
 export function buildContext(cfg: PlanConfig, override?: Calibration): Context {
   const cal = calibrationFor(cfg, override);
-  const curves = fitCalibration(cal, defaultK0());
+  const k0 = defaultK0();
+  const curves = fitCalibration(cal, k0, fitCalibration(H200, k0));
   const impl = IMPLEMENTATIONS[cfg.implementation]!;
   const rates = new Rates(cfg.cluster.gpu, cal, cfg.kernel ?? cal.defaultKernel, impl, curves, cfg.precision === 'fp32' ? 0.5 : 1);
   const net: Network = {

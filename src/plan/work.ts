@@ -42,7 +42,8 @@ function chunks(kind: Exclude<ShardKind, 'striped'>, S: number, r: number, cu: r
   return { parts, spread };
 }
 
-export interface Block { area: number; rows: number }
+/** `full`: every (query chunk × key chunk) rectangle with work is wholly unmasked (no partial tiles). */
+export interface Block { area: number; rows: number; full: boolean }
 
 /** Rings up to this size are priced on every rank; larger ones on an even sample (ends included). */
 export const EXACT_RING_LIMIT = 256;
@@ -103,30 +104,37 @@ export class RingWork {
       // density; the ±1/n difference between blocks on and off the diagonal is ignored
       const n = this.tokens(i);
       const area = this.areas.total / (this.r * this.r);
-      return { area, rows: area > 0 ? n : 0 };
+      return { area, rows: area > 0 ? n : 0, full: this.areas.isFull() };
     }
     let area = this.spreadArea / (this.r * this.r), rows = area > 0 ? this.spreadTokens / this.r : 0;
+    let full = this.spreadArea === 0;
     const ks = this.parts[j]!, qs = this.parts[i]!;
     for (let x = 0; x < qs.length; x++) {
       const q0 = qs[x]![0], q1 = qs[x]![1];
       let a = 0;
-      for (let y = 0; y < ks.length; y++) a += this.areas.area(q0, q1, ks[y]![0], ks[y]![1]);
+      for (let y = 0; y < ks.length; y++) {
+        const k0 = ks[y]![0], k1 = ks[y]![1];
+        const c = this.areas.area(q0, q1, k0, k1);
+        if (c > 0 && c < (q1 - q0) * (k1 - k0)) full = false;
+        a += c;
+      }
       if (a > 0) rows += q1 - q0;
       area += a;
     }
-    return { area, rows };
+    return { area, rows, full };
   }
 
   /** Rank i's queries against every key: its whole share of the work. */
   rowTotal(i: number): Block {
-    if (!this.parts) return { area: this.areas.total / this.r, rows: this.tokens(i) };
+    const full = this.areas.isFull();
+    if (!this.parts) return { area: this.areas.total / this.r, rows: this.tokens(i), full };
     let area = this.spreadArea / this.r, rows = this.spreadTokens / this.r;
     for (const [q0, q1] of this.parts[i]!) {
       const a = this.areas.area(q0, q1, 0, this.areas.S);
       if (a > 0) rows += q1 - q0;
       area += a;
     }
-    return { area, rows };
+    return { area, rows, full };
   }
 
   /** max / mean of the per-rank work (1 = perfectly balanced). */

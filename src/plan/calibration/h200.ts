@@ -1,28 +1,41 @@
-// H200 defaults, measured on this project's 2× H200 machine on 2026-11-28 (/work/shared/DESIGN.md,
-// "Where the field is"). A .ts module rather than .json so that tsc ships it with the code; the
-// same shape is what `--calibration FILE` reads and what bench records update (records.ts).
-import type { Calibration } from './types.js';
+// H200 defaults, measured on this project's 2× H200 machine on 2026-11-28. A .ts module rather
+// than .json so that tsc ships it with the code; the same shape is what `--calibration FILE`
+// reads and what bench records update (records.ts).
+//
+// Attention kernels: the records of bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl
+// (B=1, H=32, D=128, bf16; median of 10; FLOP convention fwd 4·S²·H·D × unmasked fraction,
+// bwd 2.5 × fwd). They agree with DESIGN.md's ranges except cuDNN fwd+bwd at 32K causal, which
+// the record puts at 554 TFLOP/s (DESIGN.md's upper end, 605, is not a causal 32K figure).
+// GEMM and links: DESIGN.md ("Where the field is"), corroborated by the comm records of
+// bench/results (send/recv peaks at 360.8 GB/s, a 2-rank all-to-all at 331 GB/s bus bandwidth).
+import type { Calibration, KernelPoint } from './types.js';
 
 const DESIGN = 'DESIGN.md, measured on 2× H200, 2026-11-28';
+const REC = 'bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl';
+
+const pt = (kernel: string, record: string, pass: KernelPoint['pass'], seqLen: number, mask: KernelPoint['mask'], tflops: number): KernelPoint =>
+  ({ kernel, pass, seqLen, mask, headDim: 128, tflops, source: `${REC}: ${record} ${pass} S=${seqLen} ${mask}` });
 
 export const H200: Calibration = {
   gpu: 'h200',
   class: 'hopper',
   gemm: { tflops: 790, source: `${DESIGN}: bf16 matrix product ~790 TFLOP/s` },
-  // PyTorch SDPA, B=1 H=32 D=128; DESIGN.md gives the range over S = 8K–32K, so the ends of the
-  // range are taken as the 8K and 32K points. The mask is not stated there; causal is assumed
-  // (the same runs' context-parallel figures are causal).
   attention: [
-    { kernel: 'fa2', pass: 'fwd', seqLen: 8192, mask: 'causal', headDim: 128, tflops: 319, source: `${DESIGN}: SDPA FlashAttention-2 fwd 319–359` },
-    { kernel: 'fa2', pass: 'fwd', seqLen: 32768, mask: 'causal', headDim: 128, tflops: 359, source: `${DESIGN}: SDPA FlashAttention-2 fwd 319–359` },
-    { kernel: 'fa2', pass: 'fwd+bwd', seqLen: 8192, mask: 'causal', headDim: 128, tflops: 293, source: `${DESIGN}: SDPA FlashAttention-2 fwd+bwd 293–325` },
-    { kernel: 'fa2', pass: 'fwd+bwd', seqLen: 32768, mask: 'causal', headDim: 128, tflops: 325, source: `${DESIGN}: SDPA FlashAttention-2 fwd+bwd 293–325` },
-    { kernel: 'cudnn', pass: 'fwd', seqLen: 8192, mask: 'causal', headDim: 128, tflops: 598, source: `${DESIGN}: SDPA cuDNN fwd 598–671` },
-    { kernel: 'cudnn', pass: 'fwd', seqLen: 32768, mask: 'causal', headDim: 128, tflops: 671, source: `${DESIGN}: SDPA cuDNN fwd 598–671` },
-    { kernel: 'cudnn', pass: 'fwd+bwd', seqLen: 8192, mask: 'causal', headDim: 128, tflops: 539, source: `${DESIGN}: SDPA cuDNN fwd+bwd 539–605` },
-    { kernel: 'cudnn', pass: 'fwd+bwd', seqLen: 32768, mask: 'causal', headDim: 128, tflops: 605, source: `${DESIGN}: SDPA cuDNN fwd+bwd 539–605` },
+    pt('cudnn', 'sdpa-cudnn', 'fwd', 8192, 'causal', 589.5), pt('cudnn', 'sdpa-cudnn', 'fwd', 32768, 'causal', 602.3),
+    pt('cudnn', 'sdpa-cudnn', 'fwd', 8192, 'full', 666.5), pt('cudnn', 'sdpa-cudnn', 'fwd', 32768, 'full', 624.1),
+    pt('cudnn', 'sdpa-cudnn', 'fwd+bwd', 8192, 'causal', 547.4), pt('cudnn', 'sdpa-cudnn', 'fwd+bwd', 32768, 'causal', 554.1),
+    pt('cudnn', 'sdpa-cudnn', 'fwd+bwd', 8192, 'full', 588.2), pt('cudnn', 'sdpa-cudnn', 'fwd+bwd', 32768, 'full', 567.7),
+    pt('fa2', 'sdpa-flash', 'fwd', 8192, 'causal', 317.5), pt('fa2', 'sdpa-flash', 'fwd', 32768, 'causal', 336.1),
+    pt('fa2', 'sdpa-flash', 'fwd', 8192, 'full', 356.3), pt('fa2', 'sdpa-flash', 'fwd', 32768, 'full', 351.0),
+    pt('fa2', 'sdpa-flash', 'fwd+bwd', 8192, 'causal', 295.9), pt('fa2', 'sdpa-flash', 'fwd+bwd', 32768, 'causal', 326.2),
+    pt('fa2', 'sdpa-flash', 'fwd+bwd', 8192, 'full', 316.6), pt('fa2', 'sdpa-flash', 'fwd+bwd', 32768, 'full', 324.7),
+    pt('weft', 'weft_fwd', 'fwd', 8192, 'causal', 483.7), pt('weft', 'weft_fwd', 'fwd', 32768, 'causal', 541.1),
+    pt('weft', 'weft_fwd', 'fwd', 8192, 'full', 530.5), pt('weft', 'weft_fwd', 'fwd', 32768, 'full', 541.0),
+    pt('weft', 'weft', 'fwd+bwd', 8192, 'causal', 364.8), pt('weft', 'weft', 'fwd+bwd', 32768, 'causal', 393.7),
+    pt('weft', 'weft', 'fwd+bwd', 8192, 'full', 383.4), pt('weft', 'weft', 'fwd+bwd', 32768, 'full', 391.2),
   ],
-  defaultKernel: 'cudnn',
+  // weft plan plans weft runs: weft's own kernel as measured (the v1 harness); "kernel": "cudnn" or "fa2" for PyTorch's
+  defaultKernel: 'weft',
   links: {
     // NVLink 4 on H200: 450 GB/s per direction nominal
     p2pEfficiency: 360 / 450,

@@ -1,12 +1,15 @@
-// Updating a calibration from `weft bench` records (JSON lines, src/bench/record.ts). A record is
-// used when it says what it measured in these fields (others are skipped, with the reason):
+// Updating a calibration from `weft bench` records (JSON lines, src/bench/record.ts, as the files
+// in bench/results). A record is used when it says what it measured in these fields (others are
+// skipped, with the reason):
 //   kind 'kernel': config.seqLen (or seq/S), config.headDim (or dim/D), config.mask 'causal'|'full',
-//     config.pass 'fwd'|'fwd+bwd' (or mode/direction), derived.tflops; the kernel name is
-//     config.kernel, or the record name up to its first '-' ('weft-fwd' → 'weft'); a record with
-//     config.op 'gemm' (or name starting 'gemm') sets the GEMM rate instead.
-//   kind 'comm': config.op 'sendrecv'|'p2p' with derived.GBps (per direction) sets the point-to-point
-//     efficiency; config.op 'allreduce'|'all-reduce' with derived.busGBps (or GBps) sets the collective one,
-//     both over the measured GPU's nominal NVLink bandwidth.
+//     config.pass 'fwd'|'fwd+bwd' (or mode/direction), derived.tflops. The kernel is config.kernel,
+//     or read from the record name: 'sdpa-cudnn' → cudnn, 'sdpa-flash' → fa2, 'weft', 'weft_fwd' →
+//     weft; names with anything more ('weft_fwd_sync', 'weft_bwd-abl1') are variants and skipped,
+//     as are 'bwd'-only records (the fwd+bwd record of the same shape is used). A record with
+//     config.op 'gemm' (or a name starting 'gemm') sets the GEMM rate instead.
+//   kind 'comm': config.op 'sendrecv'|'p2p' sets the point-to-point efficiency from derived.algGBps
+//     (or GBps); 'allreduce'|'all-reduce'|'alltoall' the collective one from derived.busGBps — each
+//     the best over the message sizes recorded, over the measured GPU's nominal NVLink bandwidth.
 // The GPU is env.gpus[0] matched to a preset (e.g. 'NVIDIA H200' → h200); rates measured on
 // another GPU of the class are rescaled by the ratio of datasheet peaks.
 import { readFileSync } from 'node:fs';
@@ -39,12 +42,21 @@ const str = (o: Record<string, unknown>, ...keys: string[]): string | undefined 
   return undefined;
 };
 
+/** The kernel a bench record name measures, or undefined for a variant (see the header). */
+function kernelOfName(name: string): string | undefined {
+  const tokens = name.toLowerCase().split(/[-_]/).filter((t) => t && !['torch', 'sdpa', 'fwd', 'bwd', 'fwdbwd'].includes(t));
+  if (tokens.length !== 1) return undefined;
+  const t = tokens[0]!;
+  return t === 'flash' || t === 'flashattention' ? 'fa2' : t;
+}
+
 /** A copy of `base` with every usable record applied; the reasons records were skipped. */
 export function applyRecords(base: Calibration, records: readonly RecordLike[]): { calibration: Calibration; used: number; skipped: string[] } {
   const cal: Calibration = { ...base, attention: [...base.attention], gemm: { ...base.gemm }, links: { ...base.links } };
   const target = GPU_PRESETS[cal.gpu]!;
   const skipped: string[] = [];
   let used = 0;
+  const best = { p2p: 0, coll: 0 };
   records.forEach((r, i) => {
     const where = `record ${i + 1}${typeof r.name === 'string' ? ` (${r.name})` : ''}`;
     const gpu = gpuOfRecord(r);
@@ -60,11 +72,13 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
       if (str(config, 'op') === 'gemm' || name.startsWith('gemm')) { cal.gemm = { tflops: tflops * scale, source }; used++; return; }
       const seqLen = num(config, 'seqLen', 'seq', 'S'), headDim = num(config, 'headDim', 'dim', 'D');
       const mask = str(config, 'mask'), pass = str(config, 'pass', 'mode', 'direction');
+      if (pass === 'bwd') { skipped.push(`${where}: a backward-only record (the fwd+bwd record of the same shape is used)`); return; }
       if (!seqLen || !headDim || (mask !== 'causal' && mask !== 'full') || (pass !== 'fwd' && pass !== 'fwd+bwd')) {
         skipped.push(`${where}: needs config.seqLen, headDim, mask (causal|full) and pass (fwd|fwd+bwd)`);
         return;
       }
-      const kernel = str(config, 'kernel') ?? (name.split('-')[0] || 'weft');
+      const kernel = str(config, 'kernel') ?? kernelOfName(name);
+      if (!kernel) { skipped.push(`${where}: a variant of a kernel (name '${name}'), not its plain measurement`); return; }
       const p: KernelPoint = { kernel, pass, seqLen, mask, headDim, tflops: tflops * scale, source };
       const same = cal.attention.findIndex((q) => q.kernel === kernel && q.pass === pass && q.seqLen === seqLen && q.mask === mask && q.headDim === headDim);
       if (same >= 0) cal.attention[same] = p; else cal.attention.push(p);
@@ -72,22 +86,22 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
       return;
     }
     if (r.kind === 'comm') {
-      const op = (str(config, 'op') ?? '').toLowerCase();
+      const op = (str(config, 'op') ?? '').toLowerCase().replace(/[-_]/g, '');
       if (op === 'sendrecv' || op === 'p2p') {
-        const g = num(derived, 'GBps');
-        if (g === undefined) { skipped.push(`${where}: no derived.GBps`); return; }
-        cal.links = { ...cal.links, p2pEfficiency: g / gpu.intraNode.GBps, source };
+        const g = num(derived, 'algGBps', 'GBps');
+        if (g === undefined) { skipped.push(`${where}: no derived.algGBps`); return; }
+        if (g > best.p2p) { best.p2p = g; cal.links = { ...cal.links, p2pEfficiency: g / gpu.intraNode.GBps, source }; }
         used++;
         return;
       }
-      if (op === 'allreduce' || op === 'all-reduce') {
+      if (op === 'allreduce' || op === 'alltoall') {
         const g = num(derived, 'busGBps', 'GBps');
         if (g === undefined) { skipped.push(`${where}: no derived.busGBps`); return; }
-        cal.links = { ...cal.links, collectiveEfficiency: g / gpu.intraNode.GBps, source };
+        if (g > best.coll) { best.coll = g; cal.links = { ...cal.links, collectiveEfficiency: g / gpu.intraNode.GBps, source }; }
         used++;
         return;
       }
-      skipped.push(`${where}: comm op '${op}' is not sendrecv or allreduce`);
+      skipped.push(`${where}: comm op '${op}' is not sendrecv, allreduce or alltoall`);
       return;
     }
     skipped.push(`${where}: kind '${String(r.kind)}' is not kernel or comm`);

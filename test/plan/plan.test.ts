@@ -1,0 +1,155 @@
+// weft plan end to end: the JSON the issue specifies, ranking, exact candidates, memory verdicts,
+// the explanation, calibration updates from bench records, and speed.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { H200 } from '../../src/plan/calibration/h200.js';
+import { applyRecords } from '../../src/plan/calibration/records.js';
+import { parseConfig } from '../../src/plan/config.js';
+import { explain, FLOP_CONVENTION } from '../../src/plan/explain.js';
+import { completeLayout } from '../../src/plan/layout.js';
+import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/search.js';
+
+const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+const cluster = { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } };
+const base = { model: 'llama3-8b', mode: 'training', seqLen: 131072, batchSeqs: 1, mask: 'causal', cluster };
+
+function writeConfig(body: unknown): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'weft-plan-')), 'config.json');
+  writeFileSync(file, JSON.stringify(body));
+  return file;
+}
+
+test('--json prints {"plans": [...]}: best first, every field the issue names, infeasible last', () => {
+  const r = spawnSync(process.execPath, [main, 'plan', '--config', writeConfig(base), '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { plans: Record<string, unknown>[] };
+  assert.deepEqual(Object.keys(out), ['plans']);
+  assert.ok(out.plans.length > 20);
+  for (const p of out.plans) {
+    for (const k of ['tp', 'ulysses', 'ring', 'dp', 'strategy', 'placement', 'shard', 'feasible', 'reason', 'predicted']) assert.ok(k in p, `missing ${k}`);
+    assert.equal((p.tp as number) * (p.ulysses as number) * (p.ring as number) * (p.dp as number), 16);
+    if (p.predicted) assert.deepEqual(Object.keys(p.predicted as object), ['stepMs', 'tflopsPerGpu', 'mfu', 'memGiB']);
+    assert.equal(p.feasible, p.reason === null);
+  }
+  const feasible = out.plans.filter((p) => p.feasible);
+  const firstBad = out.plans.findIndex((p) => !p.feasible);
+  assert.ok(firstBad === -1 || out.plans.slice(firstBad).every((p) => !p.feasible), 'infeasible plans come last');
+  const times = feasible.map((p) => (p.predicted as { stepMs: number }).stepMs);
+  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'best first');
+});
+
+test('the table and the explanation: winner, dominant term, runner-up, FLOP convention', () => {
+  const r = spawnSync(process.execPath, [main, 'plan', '--config', writeConfig(base)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /TFLOP\/s\/GPU/);
+  assert.match(r.stdout, /^Best: /m);
+  assert.match(r.stdout, /The dominant term is /);
+  assert.match(r.stdout, /It beats #2 /);
+  assert.ok(r.stdout.includes('causal counts half'));
+});
+
+test('with candidates it evaluates exactly those, and says why one cannot run', () => {
+  const cfg = parseConfig({ ...base, candidates: [{ tp: 1, ulysses: 4, ring: 4 }, { ulysses: 16 }, { tp: 1, ulysses: 3, ring: 5 }, { tp: 16, ring: 1 }] });
+  const { results } = plan(cfg);
+  assert.equal(results.length, 4);
+  const why = results.filter((r) => !r.feasible).map((r) => r.reason!);
+  assert.ok(why.some((w) => /not the 16 GPUs/.test(w)), why.join('; '));
+  assert.ok(why.some((w) => /tp 16 does not divide the 32 heads and 8 KV heads/.test(w)), why.join('; '));
+  assert.ok(results[0]!.feasible && results[1]!.feasible);
+});
+
+test('memory: a layout too big is flagged with its need, and more sequence parallelism fits longer sequences', () => {
+  const cfg = parseConfig({ ...base, seqLen: 1 << 20, candidates: [{ tp: 1, ulysses: 8, ring: 2 }, { tp: 8, ring: 2 }] });
+  const { results } = plan(cfg);
+  for (const r of results) {
+    assert.equal(r.feasible, r.prediction!.memGiB <= 140.4);
+    if (!r.feasible) assert.match(r.reason!, /^out of memory: needs [\d.]+ GiB of 140\.4 GiB per GPU$/);
+  }
+  const c = parseConfig(base);
+  const S8 = maxSeqLen(c, completeLayout({ ulysses: 8, ring: 1, dp: 2 }, { ...c, batchSeqs: 2 }));
+  const S16 = maxSeqLen(c, completeLayout({ ulysses: 8, ring: 2 }, c));
+  assert.ok(S16 > 1.5 * S8, `${S16} vs ${S8}`);
+});
+
+test('tensor parallelism and ZeRO stages change memory the documented way', () => {
+  const c = parseConfig({ ...base, seqLen: 8192 });
+  const ctx = buildContext(c);
+  const one = evaluateLayout(ctx, completeLayout({ ulysses: 8, ring: 2 }, c)).memory!.parts;
+  const tp8 = evaluateLayout(ctx, completeLayout({ tp: 8, ring: 2 }, c)).memory!.parts;
+  assert.ok(Math.abs(tp8.weights! * 8 - one.weights!) < 1e-9);
+  // ZeRO-1 shards the optimizer state over data × sequence ranks (16 here, 2 with tp 8)
+  assert.ok(Math.abs(one.optimizer! * 16 - tp8.optimizer! * 8 * 2) < 1e-9);
+  const z3 = evaluateLayout(buildContext({ ...c, zero: 3 }), completeLayout({ ulysses: 8, ring: 2 }, c)).memory!.parts;
+  assert.ok(Math.abs(z3.weights! * 16 - one.weights!) < 1e-9 && Math.abs(z3.gradients! * 16 - one.gradients!) < 1e-9);
+});
+
+test('masks: a causal attention layer costs half the FLOPs and about half the time of a full one', () => {
+  // one node: NVLink keeps the ring compute-bound, so the mask's work decides the time
+  const node = { nodes: 1, gpusPerNode: 8, gpu: 'h200' };
+  const mk = (mask: string) => parseConfig({ ...base, cluster: node, mode: 'attention', mask, candidates: [{ ring: 8, shard: mask === 'full' ? 'contiguous' : 'zigzag' }] });
+  const full = plan(mk('full')).results[0]!.prediction!, causal = plan(mk('causal')).results[0]!.prediction!;
+  assert.ok(causal.stepMs < 0.6 * full.stepMs && causal.stepMs > 0.45 * full.stepMs, `${causal.stepMs} vs ${full.stepMs}`);
+  // the same TFLOP/s convention for both: within the kernel-efficiency difference
+  assert.ok(Math.abs(causal.tflopsPerGpu / full.tflopsPerGpu - 1) < 0.15);
+  // one long document and four short ones: contiguous shards leave the long one's tail heavy
+  const cu = [0, 65536, 81920, 98304, 114688, 131072];
+  const docs = parseConfig({ ...base, cluster: node, mode: 'attention', mask: 'document-causal', cuSeqlens: cu, candidates: [{ ring: 8, shard: 'doc-zigzag' }, { ring: 8, shard: 'contiguous' }] });
+  const [a, b] = plan(docs).results;
+  assert.equal(a!.layout.shard, 'doc-zigzag', 'per-document zigzag balances documents');
+  assert.ok(b!.balance > a!.balance);
+});
+
+test('bench records update the calibration: kernel points, GEMM, link efficiencies', () => {
+  // shaped as the records in bench/results
+  const env = { gpus: ['NVIDIA H200', 'NVIDIA H200'] };
+  const k = (name: string, pass: string, S: number, mask: string, tflops: number) => ({ kind: 'kernel', name, env, config: { pass, S, B: 1, H: 32, D: 128, mask }, derived: { tflops } });
+  const c = (name: string, op: string, bytes: number, algGBps: number, busGBps: number) => ({ kind: 'comm', name, env, config: { op, bytes, ranks: 2 }, derived: { algGBps, busGBps } });
+  const records = [
+    k('weft_fwd', 'fwd', 32768, 'causal', 700), k('weft', 'fwd+bwd', 32768, 'causal', 620),
+    k('weft_fwd_sync', 'fwd', 32768, 'causal', 1), k('weft_bwd-abl1', 'bwd', 32768, 'causal', 1), k('weft_bwd', 'bwd', 32768, 'causal', 1),
+    k('sdpa-flash', 'fwd', 65536, 'causal', 340),
+    { kind: 'kernel', name: 'gemm-bf16', env, config: { op: 'gemm' }, derived: { tflops: 800 } },
+    c('weft-nccl-sendrecv', 'sendrecv', 1 << 20, 5.3, 5.3), c('weft-nccl-sendrecv', 'sendrecv', 1 << 30, 378, 378),
+    c('torch-nccl-alltoall', 'alltoall', 1 << 30, 661.8, 350),
+    { kind: 'kernel', name: 'odd', env: { gpus: ['NVIDIA A100-SXM4-80GB'] }, config: {}, derived: { tflops: 1 } },
+    { kind: 'cp', name: 'weft-ring', env, config: {}, derived: {} },
+  ];
+  const { calibration, used, skipped } = applyRecords(H200, records);
+  assert.equal(used, 7);
+  assert.equal(skipped.length, 5);
+  assert.ok(calibration.attention.some((p) => p.kernel === 'weft' && p.pass === 'fwd' && p.seqLen === 32768 && p.mask === 'causal' && p.tflops === 700));
+  assert.ok(calibration.attention.some((p) => p.kernel === 'fa2' && p.seqLen === 65536 && p.tflops === 340));
+  assert.ok(!calibration.attention.some((p) => p.tflops === 1), 'variants and backward-only records are not used');
+  assert.equal(calibration.gemm.tflops, 800);
+  assert.equal(calibration.links.p2pEfficiency, 378 / 450, 'the best message size counts');
+  assert.equal(calibration.links.collectiveEfficiency, 350 / 450);
+  assert.equal(H200.gemm.tflops, 790, 'the shipped calibration is not modified');
+  // a faster kernel and GEMM make training faster
+  const cfg = parseConfig({ ...base, candidates: [{ ulysses: 8, ring: 2 }] });
+  assert.ok(plan(cfg, calibration).results[0]!.prediction!.stepMs < plan(cfg).results[0]!.prediction!.stepMs);
+  assert.throws(() => plan(parseConfig({ ...base, kernel: 'nope' })), /kernel: 'nope' has no forward/);
+});
+
+test('explain says so when nothing fits', () => {
+  const c = parseConfig({ ...base, seqLen: 1 << 23 });
+  const { results } = plan(c);
+  assert.ok(results.every((r) => !r.feasible));
+  assert.match(explain(c, results), /^No layout fits/);
+  assert.ok(FLOP_CONVENTION.includes('causal counts half'));
+});
+
+test('speed: a 16-GPU search takes well under a second, a 16,384-GPU one a few seconds', () => {
+  let t0 = performance.now();
+  plan(parseConfig(base));
+  assert.ok(performance.now() - t0 < 1000);
+  t0 = performance.now();
+  const big = plan(parseConfig({ ...base, model: 'llama3-70b', seqLen: 1 << 20, batchSeqs: 16, cluster: { ...cluster, nodes: 2048 } }));
+  const ms = performance.now() - t0;
+  assert.ok(big.results.length > 500);
+  assert.ok(ms < 8000, `${ms} ms`);
+});

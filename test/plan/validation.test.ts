@@ -1,0 +1,120 @@
+// Validation against published measurements (sources in published.ts; each check names its table):
+//  - USP, arXiv 2405.07719: Tables 5–7 (LLaMA2-7B / LLaMA3-8B training on A800 nodes), Tables 3–4
+//    (attention alone on 8 × L20 PCIe and 8 × A100 NVLink), and its out-of-memory statements;
+//  - zhuzilin/ring-flash-attention README: 8-GPU ring / zigzag / stripe throughput and efficiency;
+//  - Ring Attention, arXiv 2310.01889, Table 3: maximum context lengths;
+//  - this project's 2 × H200 measurement of PyTorch's context parallel (DESIGN.md).
+// The two rows each class calibration was fitted on are excluded from the error statistics.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ADA_ATTENTION_REFERENCE, AMPERE, AMPERE_GEMM_REFERENCE } from '../../src/plan/calibration/classes.js';
+import { completeLayout } from '../../src/plan/layout.js';
+import { buildContext, evaluateLayout } from '../../src/plan/search.js';
+import { USP_OOM, USP_TRAINING } from './published.js';
+import {
+  type Check, layoutFor, median, relErr, rfaChecks, rfaEfficiency, ringAttentionChecks, torchCpChecks, uspAttentionChecks,
+  uspAttentionConfig, uspTrainingChecks, uspTrainingConfig,
+} from './validation.js';
+
+const isCalibrationRow = (c: Check): boolean =>
+  c.label === `${AMPERE_GEMM_REFERENCE.model} ${AMPERE_GEMM_REFERENCE.seqK}K bs${AMPERE_GEMM_REFERENCE.batch} tp${AMPERE_GEMM_REFERENCE.tp} u${AMPERE_GEMM_REFERENCE.ulysses} r${AMPERE_GEMM_REFERENCE.ring}`
+  || c.label === `${ADA_ATTENTION_REFERENCE.gpu} ${ADA_ATTENTION_REFERENCE.seqK}K u${ADA_ATTENTION_REFERENCE.ulysses} r8 ${ADA_ATTENTION_REFERENCE.shard}`;
+
+const checks = {
+  'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
+  'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
+  'ring-flash-attention README (8 GPUs)': rfaChecks(),
+  'PyTorch CP on 2×H200 (DESIGN.md)': torchCpChecks(),
+};
+const all = Object.values(checks).flat();
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+
+test('report: predicted vs published throughput, every check', (t) => {
+  for (const [source, cs] of Object.entries(checks)) {
+    t.diagnostic(`${source}: median |error| ${pct(median(cs.map((c) => Math.abs(relErr(c)))))} over ${cs.length}`);
+    for (const c of cs) t.diagnostic(`  ${c.label.padEnd(46)} published ${c.published.toFixed(2).padStart(8)}  predicted ${c.predicted.toFixed(2).padStart(8)} ${c.unit}  ${pct(relErr(c)).padStart(7)}`);
+  }
+  t.diagnostic(`all ${all.length} checks: median |error| ${pct(median(all.map((c) => Math.abs(relErr(c)))))}`);
+  assert.equal(all.length, 40 - 1 + 40 - 1 + 12 + 3);
+});
+
+test('median error of predicted throughput ≤ 10% (the issue\'s target), overall and on NVLink/InfiniBand clusters', () => {
+  assert.ok(median(all.map((c) => Math.abs(relErr(c)))) <= 0.10);
+  for (const source of ['USP Tables 5–7 (training, A800)', 'ring-flash-attention README (8 GPUs)', 'PyTorch CP on 2×H200 (DESIGN.md)'] as const) {
+    const m = median(checks[source].map((c) => Math.abs(relErr(c))));
+    assert.ok(m <= 0.10, `${source}: median |error| ${pct(m)}`);
+  }
+});
+
+test('the published winner ranks first wherever its margin over the runner-up exceeds 2% on NVLink/InfiniBand hardware', (t) => {
+  const groups = new Map<string, Check[]>();
+  for (const c of all) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
+  let decided = 0, right = 0;
+  for (const [g, cs] of groups) {
+    if (cs.length < 2) continue;
+    const pub = [...cs].sort((a, b) => b.published - a.published);
+    const best = Math.max(...cs.map((c) => c.predicted));
+    const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // ties share first place
+    const ok = first.includes(pub[0]!) || (pub[0]!.label.includes(' r1 ') && first.some((c) => c.label.split(' ').slice(0, -1).join(' ') === pub[0]!.label.split(' ').slice(0, -1).join(' ')));
+    const margin = (pub[0]!.published - pub[1]!.published) / pub[1]!.published;
+    t.diagnostic(`${g.padEnd(24)} published winner ${pub[0]!.label} (by ${pct(margin)}): ${ok ? 'first' : `predicted ${first[0]!.label} first`}`);
+    decided++;
+    if (ok) right++;
+    // L20 PCIe all-to-alls contend on switch uplinks and the CPU root complex, which the two link
+    // classes of the model do not describe (docs/plan.md): those groups are reported, not asserted
+    if (margin > 0.02 && !g.startsWith('USP Table 3')) assert.ok(ok, `${g}: the published winner ${pub[0]!.label} is not predicted first`);
+  }
+  t.diagnostic(`published winner predicted first in ${right} of ${decided} groups`);
+});
+
+test('layouts the USP paper ran fit in memory; those it reports out of memory are flagged', () => {
+  for (const row of USP_TRAINING) {
+    const cfg = uspTrainingConfig(row.model, row.nodes, row.seqK, row.batch);
+    const r = evaluateLayout(buildContext(cfg), layoutFor(cfg, row));
+    assert.ok(r.feasible, `${row.table} ${row.seqK}K tp${row.tp} u${row.ulysses} r${row.ring}: ${r.reason}`);
+  }
+  for (const o of USP_OOM) {
+    const cfg = uspTrainingConfig(o.model, o.nodes, o.seqK, o.batch);
+    const world = cfg.cluster.world;
+    // SP-only: no tensor parallelism, every Ulysses × ring split of the sequence-parallel ranks
+    for (const ulysses of [1, 2, 4, 8, 16].filter((u) => u <= world / o.batch && cfg.model.heads % u === 0)) {
+      const l = completeLayout({ tp: 1, ulysses, ring: world / o.batch / ulysses, dp: o.batch }, cfg);
+      const r = evaluateLayout(buildContext(cfg), l);
+      assert.ok(!r.feasible && /^out of memory/.test(r.reason!), `${o.note}: ${o.seqK}K u${ulysses} predicted to fit (${r.prediction?.memGiB.toFixed(1)} GiB)`);
+    }
+  }
+});
+
+test('Ring Attention, Table 3: the maximum context grows with the device count as published', (t) => {
+  for (const c of ringAttentionChecks()) {
+    t.diagnostic(`${c.label.padEnd(26)} one sequence per GPU: published ${c.baselinePublished}K predicted ${c.baselinePredicted}K; ring over all GPUs: published ${c.published}K predicted ${c.predicted}K`);
+    const gpus = Number(c.label.split('x')[0]);
+    // the paper's claim: ring attention trains sequences device-count times longer than the baseline
+    assert.equal(c.published / c.baselinePublished, gpus);
+    assert.equal(c.predicted / c.baselinePredicted, gpus, `${c.label}: predicted ring/baseline ${c.predicted}/${c.baselinePredicted}`);
+    // absolute lengths: within a factor 4 (powers of two; the paper's JAX memory use is not modelled in detail)
+    assert.ok(c.predicted >= c.published / 4 && c.predicted <= c.published * 4, `${c.label}: ${c.predicted}K vs ${c.published}K`);
+  }
+});
+
+test('ring-flash-attention efficiencies: zigzag and stripe near 0.8–0.9, the unbalanced ring near one half', () => {
+  for (const gpu of ['h800', 'a100-80g'] as const) {
+    for (const pass of ['fwd', 'fwd+bwd'] as const) {
+      const ring = rfaEfficiency(gpu, pass, 'contiguous'), zig = rfaEfficiency(gpu, pass, 'zigzag');
+      assert.ok(ring > 0.45 && ring < 0.6, `${gpu} ${pass} ring ${ring}`);
+      assert.ok(zig > 0.78 && zig < 0.95, `${gpu} ${pass} zigzag ${zig}`);
+      assert.ok(zig > rfaEfficiency(gpu, pass, 'striped'));
+    }
+  }
+});
+
+test('the class calibrations reproduce the rows they were fitted on', () => {
+  const r = AMPERE_GEMM_REFERENCE;
+  const cfg = uspTrainingConfig(r.model, r.nodes, r.seqK, r.batch);
+  const got = evaluateLayout(buildContext(cfg), layoutFor(cfg, r)).prediction!.tflopsPerGpu;
+  assert.ok(Math.abs(got / r.tflops - 1) < 0.005, `Ampere GEMM reference: ${got} vs ${r.tflops} (gemm ${AMPERE.gemm.tflops})`);
+  const a = ADA_ATTENTION_REFERENCE;
+  const acfg = uspAttentionConfig(a.gpu, a.seqK);
+  const it = 1000 / evaluateLayout(buildContext(acfg), layoutFor(acfg, { ulysses: a.ulysses, ring: 8, shard: a.shard })).prediction!.stepMs;
+  assert.ok(Math.abs(it / a.itersPerSec - 1) < 0.005, `Ada attention reference: ${it} vs ${a.itersPerSec}`);
+});
