@@ -133,7 +133,7 @@ function gpu(v: Json): GpuSpec {
     return g;
   }
   const o = object(v, 'cluster.gpu');
-  known(o, 'cluster.gpu', ['name', 'class', 'bf16Tflops', 'memGiB', 'hbmTBs', 'sms']);
+  known(o, 'cluster.gpu', ['name', 'class', 'bf16Tflops', 'memGiB', 'hbmTBs']);
   const cls: GpuClass = o.class === undefined ? 'hopper' : choice(o.class, 'cluster.gpu.class', GPU_CLASSES);
   return {
     name: typeof o.name === 'string' ? o.name : 'custom',
@@ -141,7 +141,6 @@ function gpu(v: Json): GpuSpec {
     bf16Tflops: number(o.bf16Tflops, 'cluster.gpu.bf16Tflops'),
     memGiB: number(o.memGiB, 'cluster.gpu.memGiB'),
     hbmTBs: number(o.hbmTBs, 'cluster.gpu.hbmTBs'),
-    sms: optNumber(o.sms, 'cluster.gpu.sms', { integer: true }, 132),
     intraNode: { GBps: 0, latencyUs: 0 },
   };
 }

@@ -18,7 +18,6 @@ export interface GpuSpec {
   /** memory a process can allocate, GiB */
   memGiB: number;
   hbmTBs: number;
-  sms: number;
   /** the GPU-to-GPU link inside a node (NVLink, or PCIe for PCIe cards) */
   intraNode: LinkSpec;
 }
@@ -30,10 +29,10 @@ export interface GpuSpec {
  * Latencies are typical NCCL small-message figures, an assumption until `weft bench comm` measures them.
  */
 export const GPU_PRESETS: Readonly<Record<string, GpuSpec>> = {
-  h200: { name: 'h200', class: 'hopper', bf16Tflops: 989.4, memGiB: 140.4, hbmTBs: 4.8, sms: 132, intraNode: { GBps: 450, latencyUs: 5 } },
-  h100: { name: 'h100', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, sms: 132, intraNode: { GBps: 450, latencyUs: 5 } },
-  h800: { name: 'h800', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, sms: 132, intraNode: { GBps: 200, latencyUs: 5 } },
-  'a100-80g': { name: 'a100-80g', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, sms: 108, intraNode: { GBps: 300, latencyUs: 6 } },
-  a800: { name: 'a800', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, sms: 108, intraNode: { GBps: 200, latencyUs: 6 } },
-  l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, sms: 92, intraNode: { GBps: 32, latencyUs: 10 } },
+  h200: { name: 'h200', class: 'hopper', bf16Tflops: 989.4, memGiB: 140.4, hbmTBs: 4.8, intraNode: { GBps: 450, latencyUs: 5 } },
+  h100: { name: 'h100', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, intraNode: { GBps: 450, latencyUs: 5 } },
+  h800: { name: 'h800', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, intraNode: { GBps: 200, latencyUs: 5 } },
+  'a100-80g': { name: 'a100-80g', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 300, latencyUs: 6 } },
+  a800: { name: 'a800', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 200, latencyUs: 6 } },
+  l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, intraNode: { GBps: 32, latencyUs: 10 } },
 };

@@ -106,7 +106,7 @@ export function torchCpChecks(): Check[] {
     const cfg = torchCpConfig(row.seqK);
     const res = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' }));
     return {
-      source: 'DESIGN.md (2×H200)', group: 'PyTorch CP H200', label: `h200 ${row.seqK}K ring 2 zigzag (cuDNN)`,
+      source: 'DESIGN.md (2×H200)', group: `PyTorch CP H200 ${row.seqK}K`, label: `h200 ${row.seqK}K ring 2 zigzag (cuDNN)`,
       published: row.tflopsPerGpu, predicted: res.prediction!.tflopsPerGpu, unit: 'TFLOP/s/GPU',
     };
   });
