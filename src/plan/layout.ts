@@ -205,9 +205,10 @@ export function enumerateLayouts(cfg: PlanConfig): Layout[] {
           for (const shard of ringShards) push({ tp, ulysses, ring, dp, strategy: ulysses > 1 ? 'usp' : 'ring', placement, shard });
           push({ tp, ulysses, ring, dp, strategy: 'allgather', placement, shard: primary });
           push({ tp, ulysses, ring, dp, strategy: 'tokenring', placement, shard: primary });
+          // double rings: every inner size for rings up to 64, else the one that fills a node
           const dr = { tp, ulysses, ring, dp, strategy: 'double-ring' as const, placement, shard: primary };
-          const inner = defaultInner(dr, cl);
-          if (inner !== undefined) push({ ...dr, inner });
+          const inners = ring <= 64 ? divisors(ring).filter((i) => i >= 2 && i <= ring / 2) : [defaultInner(dr, cl)].filter((i): i is number => i !== undefined);
+          for (const inner of inners) push({ ...dr, inner });
         }
       }
     }

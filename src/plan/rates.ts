@@ -78,7 +78,11 @@ export function fitCalibration(cal: Calibration, k0Default: number, ref?: Map<st
 }
 
 export class Rates {
-  private readonly curves: Map<string, Curve>;
+  // the kernel's four curves, looked up per call in hot loops: kept as fields
+  private readonly fwdFull: Curve;
+  private readonly fwdCausal: Curve;
+  private readonly fbFull: Curve;
+  private readonly fbCausal: Curve;
   readonly gemmTflops: number;
   readonly hbmGBps: number;
 
@@ -90,7 +94,10 @@ export class Rates {
     for (const pass of PASSES) {
       if (!curves.has(`${kernel}/${pass}/causal`)) throw new UserError(`kernel: '${kernel}' has no forward and forward+backward measurements for the ${gpu.class} class (known: ${kernelNames(cal).join(', ')})`);
     }
-    this.curves = curves;
+    this.fwdFull = curves.get(`${kernel}/fwd/full`)!;
+    this.fwdCausal = curves.get(`${kernel}/fwd/causal`)!;
+    this.fbFull = curves.get(`${kernel}/fwd+bwd/full`)!;
+    this.fbCausal = curves.get(`${kernel}/fwd+bwd/causal`)!;
     const calPeak = GPU_PRESETS[cal.gpu]!.bf16Tflops;
     this.gemmTflops = (cal.gemm.tflops / calPeak) * gpu.bf16Tflops * computeScale;
     this.hbmGBps = cal.hbmEfficiency.value * gpu.hbmTBs * 1000;
@@ -98,7 +105,7 @@ export class Rates {
 
   /** Achieved attention TFLOP/s for a pass when query rows see k̄ keys on average, in blocks of the given mask. */
   attnTflops(pass: KernelPass, kbar: number, headDim: number, mask: BlockMask): number {
-    const c = this.curves.get(`${this.kernel}/${pass}/${mask}`)!;
+    const c = pass === 'fwd' ? (mask === 'full' ? this.fwdFull : this.fwdCausal) : (mask === 'full' ? this.fbFull : this.fbCausal);
     return evalCurve(c, kbar) * headDimFactor(headDim) * this.gpu.bf16Tflops * this.computeScale;
   }
 

@@ -98,12 +98,25 @@ export class RingGrid {
 
   /** Whose queries meet whose keys at step s on position i. */
   owners(s: number, i: number): [number, number] {
+    return [this.qOwner(s, i), this.kOwner(s, i)];
+  }
+
+  qOwner(s: number, i: number): number {
+    return this.token ? (((i - s) % this.r) + this.r) % this.r : i;
+  }
+
+  kOwner(s: number, i: number): number {
     const r = this.r, inner = this.inner;
-    if (this.token) return [(((i - s) % r) + r) % r, i];
-    if (inner === r) return [i, (((i - s) % r) + r) % r];
+    if (this.token) return i;
+    if (inner === r) return (((i - s) % r) + r) % r;
     const outer = r / inner, o = Math.floor(s / inner), t = s % inner;
     const g = Math.floor(i / inner), p = i % inner;
-    return [i, ((((g - o) % outer) + outer) % outer) * inner + (((p - t) % inner) + inner) % inner];
+    return ((((g - o) % outer) + outer) % outer) * inner + (((p - t) % inner) + inner) % inner;
+  }
+
+  /** The block that moves around the ring: K,V (its key owner), or Q for TokenRing (its query owner). */
+  moving(s: number, i: number): number {
+    return this.token ? this.qOwner(s, i) : this.kOwner(s, i);
   }
 }
 
@@ -153,8 +166,11 @@ export class RingUnits {
 
   /** Any (step, position), priced or not (the simulator runs them all). */
   at(s: number, i: number): number {
-    const [q, k] = this.grid.owners(s, i);
-    return this.cost(this.grid.work.block(q, k), s > 0);
+    return this.cost(this.grid.work.block(this.grid.qOwner(s, i), this.grid.kOwner(s, i)), s > 0);
+  }
+
+  moving(s: number, i: number): number {
+    return this.grid.moving(s, i);
   }
 }
 

@@ -118,7 +118,7 @@ class Builder {
    */
   private ring(p: RingPhase): void {
     const e = this.engine, r = p.r, inner = p.inner, u = p.units, token = u.token;
-    const moving = (s: number, i: number): number => u.owners(s, i)[token ? 0 : 1];
+    const moving = (s: number, i: number): number => u.moving(s, i);
     const holders = (s: number): Int32Array => { const h = new Int32Array(r); for (let i = 0; i < r; i++) h[moving(s, i)] = i; return h; };
     const pats = new Set(this.members.map((m) => m.pattern));
     const lKv = e.labelId(token ? 'q block' : 'k,v block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv accumulator');
@@ -126,7 +126,7 @@ class Builder {
     const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes), backMs = this.bytesMs(p.backBytes);
     for (const pat of pats) {
       const at = (i: number): number => this.id(pat, i);
-      // end times: blocks arriving (kv), accumulators arriving (acc), computes; [position * r + step]
+      // end times: blocks arriving (kv), accumulators arriving (acc), computes; [step * r + position]
       const kv = new Float64Array(r * r), acc = new Float64Array(r * r), comp = new Float64Array(r * r);
       const start = Array.from({ length: r }, (_, i) => this.last[at(i)]!);
       const backLast = new Float64Array(r); // when the last partial result reached each owner
@@ -140,9 +140,9 @@ class Builder {
         const src = holdersOf(srcStep);
         for (let i = 0; i < r; i++) {
           const from = src[moving(s, i)]!;
-          let ready = srcStep > 0 ? kv[from * r + srcStep]! : start[from]!;
-          if (!fromRound && s >= 2) ready = Math.max(ready, comp[i * r + s - 2]!); // the receiving buffer frees after step s−2
-          kv[i * r + s] = this.transfer(lKv, at(from), at(i), preMs, ready);
+          let ready = srcStep > 0 ? kv[srcStep * r + from]! : start[from]!;
+          if (!fromRound && s >= 2) ready = Math.max(ready, comp[(s - 2) * r + i]!); // the receiving buffer frees after step s−2
+          kv[s * r + i] = this.transfer(lKv, at(from), at(i), preMs, ready);
         }
       };
       for (let s = 0; s < r; s++) {
@@ -150,27 +150,27 @@ class Builder {
         if (s % inner === 0 && s + inner < r) deliver(s + inner);
         if ((s + 1) % inner !== 0 && s + 1 < r) deliver(s + 1);
         for (let i = 0; i < r; i++) {
-          comp[i * r + s] = e.add('compute', lComp, at(i), COMPUTE, ringCompute(p, s, i), s > 0 ? kv[i * r + s]! : start[i]!);
+          comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ringCompute(p, s, i), s > 0 ? kv[s * r + i]! : start[i]!);
         }
         if (p.postBytes > 0) {
           const next = s + 1 < r ? holdersOf(s + 1) : undefined;
           for (let i = 0; i < r; i++) {
-            const ready = Math.max(comp[i * r + s]!, acc[i * r + s]!);
+            const ready = Math.max(comp[s * r + i]!, acc[s * r + i]!);
             const b = moving(s, i);
-            if (next) acc[next[b]! * r + s + 1] = this.transfer(lAcc, at(i), at(next[b]!), postMs, ready);
+            if (next) acc[(s + 1) * r + next[b]!] = this.transfer(lAcc, at(i), at(next[b]!), postMs, ready);
             else home[b] = this.transfer(lHome, at(i), at(b), postMs, ready);
           }
         }
         if (p.backBytes > 0 && s > 0) {
           for (let i = 0; i < r; i++) {
             const owner = moving(s, i);
-            backLast[owner] = Math.max(backLast[owner]!, this.transfer(lBack, at(i), at(owner), backMs, comp[i * r + s]!));
+            backLast[owner] = Math.max(backLast[owner]!, this.transfer(lBack, at(i), at(owner), backMs, comp[s * r + i]!));
           }
         }
         delete holderAt[s - 1];
       }
       for (let i = 0; i < r; i++) {
-        const ready = Math.max(comp[i * r + r - 1]!, home[i]!);
+        const ready = Math.max(comp[(r - 1) * r + i]!, home[i]!);
         // TokenRing: partials merge as they come (in the steps' compute); the last one once it is back
         this.last[at(i)] = p.backBytes > 0
           ? e.add('compute', lMerge, at(i), COMPUTE, p.tailMs, Math.max(ready, backLast[i]!))

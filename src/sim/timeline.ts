@@ -17,9 +17,10 @@ export interface Timeline {
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** At most `spansPerRank` spans for each of the first `spanRanks` simulated ranks. */
-export function timeline(l: Layout, sim: SimResult, spanRanks = 64, spansPerRank = 50_000): Timeline {
+/** Spans for the first `spanRanks` simulated ranks, at most `maxSpans` in all (in issue order per rank). */
+export function timeline(l: Layout, sim: SimResult, spanRanks = 64, maxSpans = 200_000): Timeline {
   const n = Math.min(spanRanks, sim.ranks.length, sim.engine.traced);
+  const spansPerRank = Math.max(1, Math.floor(maxSpans / Math.max(1, n)));
   const t: Timeline = {
     layout: describeLayout(l),
     scope: sim.scaled ? 'one layer, forward and backward (the step is assembled from it)' : 'the whole step',
@@ -30,6 +31,9 @@ export function timeline(l: Layout, sim: SimResult, spanRanks = 64, spansPerRank
       return row;
     }),
   };
-  if (n < sim.ranks.length) t.note = `spans for the first ${n} of ${sim.ranks.length} simulated ranks; the others are summarised`;
+  const cut = t.ranks.some((r) => r.spans && r.spans.length === spansPerRank);
+  if (n < sim.ranks.length || cut) {
+    t.note = `spans for the first ${n} of ${sim.ranks.length} simulated ranks${cut ? `, the first ${spansPerRank} of each` : ''}; every rank is summarised`;
+  }
   return t;
 }
