@@ -2,10 +2,13 @@
 // than .json so that tsc ships it with the code; the same shape is what `--calibration FILE`
 // reads and what bench records update (records.ts).
 //
-// Attention kernels: the records of bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl
-// (B=1, H=32, D=128, bf16; median of 10; FLOP convention fwd 4·S²·H·D × unmasked fraction,
-// bwd 2.5 × fwd). They agree with DESIGN.md's ranges except cuDNN fwd+bwd at 32K causal, which
-// the record puts at 554 TFLOP/s (DESIGN.md's upper end, 605, is not a causal 32K figure).
+// Attention kernels: weft bench records (B=1, H=32, D=128, bf16; median of 10; FLOP convention
+// fwd 4·S²·H·D × unmasked fraction, bwd 2.5 × fwd) — PyTorch SDPA (cuDNN, FlashAttention-2) from
+// bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl, weft's kernel from the latest file,
+// kernel-2026-11-28-13-27-24-a3163e5f.jsonl. They agree with DESIGN.md's ranges except cuDNN
+// fwd+bwd at 32K causal, which the record puts at 554 TFLOP/s (DESIGN.md's upper end, 605, is not
+// a causal 32K figure). weft's kernel is still changing: re-price with --calibration and the
+// newest records.
 // GEMM and links: DESIGN.md ("Where the field is"), corroborated by the comm records of
 // bench/results (send/recv peaks at 360.8 GB/s, a 2-rank all-to-all at 331 GB/s bus bandwidth).
 import type { Calibration, KernelPoint } from './types.js';
@@ -13,8 +16,10 @@ import type { Calibration, KernelPoint } from './types.js';
 const DESIGN = 'DESIGN.md, measured on 2× H200, 2026-11-28';
 const REC = 'bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl';
 
+const WEFT_REC = 'bench/results/kernel-2026-11-28-13-27-24-a3163e5f.jsonl';
+
 const pt = (kernel: string, record: string, pass: KernelPoint['pass'], seqLen: number, mask: KernelPoint['mask'], tflops: number): KernelPoint =>
-  ({ kernel, pass, seqLen, mask, headDim: 128, tflops, source: `${REC}: ${record} ${pass} S=${seqLen} ${mask}` });
+  ({ kernel, pass, seqLen, mask, headDim: 128, tflops, source: `${kernel === 'weft' ? WEFT_REC : REC}: ${record} ${pass} S=${seqLen} ${mask}` });
 
 export const H200: Calibration = {
   gpu: 'h200',
@@ -29,10 +34,10 @@ export const H200: Calibration = {
     pt('fa2', 'sdpa-flash', 'fwd', 8192, 'full', 356.3), pt('fa2', 'sdpa-flash', 'fwd', 32768, 'full', 351.0),
     pt('fa2', 'sdpa-flash', 'fwd+bwd', 8192, 'causal', 295.9), pt('fa2', 'sdpa-flash', 'fwd+bwd', 32768, 'causal', 326.2),
     pt('fa2', 'sdpa-flash', 'fwd+bwd', 8192, 'full', 316.6), pt('fa2', 'sdpa-flash', 'fwd+bwd', 32768, 'full', 324.7),
-    pt('weft', 'weft_fwd', 'fwd', 8192, 'causal', 483.7), pt('weft', 'weft_fwd', 'fwd', 32768, 'causal', 541.1),
-    pt('weft', 'weft_fwd', 'fwd', 8192, 'full', 530.5), pt('weft', 'weft_fwd', 'fwd', 32768, 'full', 541.0),
-    pt('weft', 'weft', 'fwd+bwd', 8192, 'causal', 364.8), pt('weft', 'weft', 'fwd+bwd', 32768, 'causal', 393.7),
-    pt('weft', 'weft', 'fwd+bwd', 8192, 'full', 383.4), pt('weft', 'weft', 'fwd+bwd', 32768, 'full', 391.2),
+    pt('weft', 'weft', 'fwd', 8192, 'causal', 520.1), pt('weft', 'weft', 'fwd', 32768, 'causal', 545.6),
+    pt('weft', 'weft', 'fwd', 8192, 'full', 568.2), pt('weft', 'weft', 'fwd', 32768, 'full', 530.4),
+    pt('weft', 'weft', 'fwd+bwd', 8192, 'causal', 374.1), pt('weft', 'weft', 'fwd+bwd', 32768, 'causal', 407.2),
+    pt('weft', 'weft', 'fwd+bwd', 8192, 'full', 387.3), pt('weft', 'weft', 'fwd+bwd', 32768, 'full', 392.2),
   ],
   // weft plan plans weft runs: weft's own kernel as measured (the v1 harness); "kernel": "cudnn" or "fa2" for PyTorch's
   defaultKernel: 'weft',
