@@ -10,7 +10,7 @@ import type { Layout } from '../run/layout.js';
 import { resolveLayout } from '../run/layout.js';
 import { GpuRank, type GpuProblem, type RankTiming } from '../run/gpu.js';
 import { peerScript, runPeer } from './peer.js';
-import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
+import { appendRecords, type BenchRecord, makeRecord, recordFile, summarize } from './record.js';
 
 export interface CpBenchOptions {
   seqs: readonly number[];
@@ -41,6 +41,8 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
   const info = rank.world.rt.info;
   log(`weft bench cp: ${N} × ${info.name}, B=1 H=${H} Hkv=${Hkv} D=${D} bf16, forward+backward, ${iters} iterations after ${warmup} warm-up`);
   const records: BenchRecord[] = [];
+  const file = o.outDir === null ? undefined : recordFile(o.outDir ?? 'bench/results', 'cp');
+  const keep = (r: BenchRecord): void => { records.push(r); if (lead && file) appendRecords(file, [r]); };
   for (const S of o.seqs) {
     for (const m of o.masks) {
       const spec = m.spec(S);
@@ -54,7 +56,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         if (one) {
           const samples = one.forwardMs.map((f, i) => f + (one.backwardMs[i] ?? 0));
           singleMs = summarize(samples).median;
-          records.push(makeRecord('cp', 'weft-1gpu', config, 'ms', samples, { tflopsPerGpu: flops / (singleMs * 1e-3) / 1e12 }));
+          keep(makeRecord('cp', 'weft-1gpu', config, 'ms', samples, { tflopsPerGpu: flops / (singleMs * 1e-3) / 1e12 }));
           log(`  S=${S} ${m.name} one GPU: ${singleMs.toFixed(1)} ms, ${(flops / singleMs / 1e9).toFixed(0)} TFLOP/s`);
         }
       }
@@ -67,7 +69,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         const name = `weft-${l.strategy}${l.strategy === 'usp' ? `-${l.ulysses}x${l.ring}` : l.strategy === 'double-ring' ? `-${l.inner}` : ''}-${l.shard}`;
         const derived: Record<string, number> = { tflopsPerGpu: flops / N / (med * 1e-3) / 1e12 };
         if (singleMs !== undefined) derived.efficiency = singleMs / (N * med);
-        records.push(makeRecord('cp', name, config, 'ms', samples, derived, {
+        keep(makeRecord('cp', name, config, 'ms', samples, derived, {
           layout: l, forwardMs: ranks.map((r) => summarize(r.forwardMs).median), backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
           timeline: ranks.map((r) => ({ rank: r.rank, spans: r.spans })),
         }));
@@ -75,13 +77,14 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
       }
     }
     if (o.torch !== false && o.masks.some((m) => m.spec(S).kind === 'causal')) {
+      await rank.releaseMemory(); // the peer needs the GPU's memory that weft's pool still holds
       for (const rotate of ['allgather', 'alltoall']) {
         try {
           const [r] = await runPeer<TorchCp>(rank.world.store, rank.rank, `cp-${S}-${rotate}`, o.python ?? 'python3', peerScript('torch_cp.py'),
             ['--seqs', String(S), '--heads', String(H), '--kv-heads', String(Hkv), '--dim', String(D), '--rotate', rotate, '--iters', String(iters), '--warmup', String(warmup)]);
           if (r) {
             const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: 'causal', world: N, gpu: info.name };
-            records.push(makeRecord('cp', `torch-cp-cudnn-${rotate}`, config, 'ms', r.msSamples, { tflopsPerGpu: r.tflopsPerGpu }, { torch: r.torch }));
+            keep(makeRecord('cp', `torch-cp-cudnn-${rotate}`, config, 'ms', r.msSamples, { tflopsPerGpu: r.tflopsPerGpu }, { torch: r.torch }));
             log(`  S=${S} causal torch context_parallel (cuDNN, ${rotate}): ${r.medianMs.toFixed(1)} ms, ${r.tflopsPerGpu.toFixed(0)} TFLOP/s per GPU`);
           }
         } catch (e) {
@@ -93,6 +96,6 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
   await rank.world.comm.destroy();
   rank.world.store.close();
   if (!lead) return [];
-  if (o.outDir !== null && records.length) log(`records → ${writeRecords(o.outDir ?? 'bench/results', records)}`);
+  if (file && records.length) log(`records → ${file}`);
   return records;
 }

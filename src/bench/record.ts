@@ -2,7 +2,7 @@
 // what is needed to compare it later — machine, GPU, driver, versions, git revision, the
 // configuration, and the median and spread of the samples (never a single timing).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -74,14 +74,25 @@ export function makeRecord(kind: string, name: string, config: Record<string, un
   return r;
 }
 
-/** Append records as JSON lines to `dir/<kind>-<date>-<rev>.jsonl`, atomically per call. */
+/** The file a run's records go to: `dir/<kind>-<date>-<rev>.jsonl`. */
+export function recordFile(dir: string, kind: string): string {
+  const rev = (environment().gitRevision ?? 'norev').slice(0, 8);
+  return path.join(dir, `${kind}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${rev}.jsonl`);
+}
+
+/** Write records as JSON lines to a new file (atomically); returns its path. */
 export function writeRecords(dir: string, records: readonly BenchRecord[]): string {
   if (records.length === 0) throw new Error('writeRecords: nothing to write');
   mkdirSync(dir, { recursive: true });
-  const rev = (records[0]!.env.gitRevision ?? 'norev').slice(0, 8);
-  const file = path.join(dir, `${records[0]!.kind}-${records[0]!.time.slice(0, 19).replace(/[:T]/g, '-')}-${rev}.jsonl`);
+  const file = recordFile(dir, records[0]!.kind);
   const tmp = `${file}.tmp`;
   writeFileSync(tmp, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   renameSync(tmp, file);
   return file;
+}
+
+/** Append records to `file` as they are measured, so a long run that is cut off keeps what it finished. */
+export function appendRecords(file: string, records: readonly BenchRecord[]): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  appendFileSync(file, records.map((r) => JSON.stringify(r) + '\n').join(''));
 }

@@ -16,8 +16,22 @@ export interface MaskView {
   readonly kPos: Int32Array;
 }
 
-/** The intervals of the rows at the given global positions (−1 = padding). */
+const rowsCache = new WeakMap<MaskGrid, WeakMap<Int32Array, QueryRows>>();
+
+/**
+ * The intervals of the rows at the given global positions (−1 = padding). Memoized per (grid,
+ * positions array): grids and position arrays are never changed once made, and the same object
+ * coming back lets kernels reuse what they prepared for it (device copies, block lists).
+ */
 export function queryRows(grid: MaskGrid, positions: Int32Array): QueryRows {
+  let byPos = rowsCache.get(grid);
+  if (!byPos) { byPos = new WeakMap(); rowsCache.set(grid, byPos); }
+  let rows = byPos.get(positions);
+  if (!rows) { rows = computeRows(grid, positions); byPos.set(positions, rows); }
+  return rows;
+}
+
+function computeRows(grid: MaskGrid, positions: Int32Array): QueryRows {
   const m = grid.m, n = positions.length;
   const lo = new Int32Array(n * m), hi = new Int32Array(n * m);
   for (let r = 0; r < n; r++) {

@@ -216,6 +216,13 @@ export class GpuRank {
     return shard.gather(parts, axis);
   }
 
+  /** Give the caching allocator's free blocks back to the driver (before another program needs the GPU). */
+  async releaseMemory(): Promise<void> {
+    await reclaimDeviceMemory();
+    await this.world.rt.synchronize();
+    this.world.rt.allocator.emptyCache();
+  }
+
   /** Every rank's JSON value, on rank 0 (through the rendezvous store). */
   private async gatherJson<T>(what: string, value: T): Promise<T[] | undefined> {
     const store = this.world.store;

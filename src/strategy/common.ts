@@ -25,11 +25,22 @@ export function mod(a: number, n: number): number {
   return ((a % n) + n) % n;
 }
 
-/** True when no query row of the view sees any of its keys (exact; positions only). */
+const emptyCache = new WeakMap<QueryRows, WeakMap<Int32Array, boolean>>();
+
+/**
+ * True when no query row of the view sees any of its keys (exact; positions only). Memoized per
+ * (rows, positions): every ring step of every call asks again.
+ */
 export function isEmpty(view: MaskView): boolean {
-  if (view.kPos.length === 0 || view.q.lo.length === 0) return true;
-  const c = classifyTile(view, 0, view.q.lo.length / view.q.m, 0, view.kPos.length);
-  return c === 'empty' || (c === 'partial' && viewArea(view) === 0);
+  let byKeys = emptyCache.get(view.q);
+  if (!byKeys) { byKeys = new WeakMap(); emptyCache.set(view.q, byKeys); }
+  let empty = byKeys.get(view.kPos);
+  if (empty === undefined) {
+    const c = view.kPos.length === 0 || view.q.lo.length === 0 ? 'empty' : classifyTile(view, 0, view.q.lo.length / view.q.m, 0, view.kPos.length);
+    empty = c === 'empty' || (c === 'partial' && viewArea(view) === 0);
+    byKeys.set(view.kPos, empty);
+  }
+  return empty;
 }
 
 /** out = 0, lse = −∞ in the accumulation type: the state before any key block. */

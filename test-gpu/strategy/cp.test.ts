@@ -19,7 +19,8 @@ interface Summary { checkOk: boolean; check: { vsSingle: Record<string, number>;
 
 function run(args: string[]): Summary {
   const r = spawnSync(process.execPath, [WEFT, 'launch', '-n', '2', '--', 'run', '--backend', 'cuda', '--world', '2', '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
-    { encoding: 'utf8', timeout: 300_000 });
+    // a clean environment for the job: no test-runner context leaking into the ranks
+    { encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
   const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d\] /, '')).find((l) => l.startsWith('{'));
   assert.ok(line, `no JSON from weft run (exit ${r.status}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`);
   return JSON.parse(line) as Summary;
