@@ -37,7 +37,12 @@ export function headline(r: BenchRecord): { value: number; unit: string } {
   return { value: r.summary.median, unit: r.unit };
 }
 
-const configKey = (r: BenchRecord): string => Object.entries(r.config).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+/** Config keys that name how a peer computed, not what: records differing only in these sit in one row. */
+const IMPLEMENTATION_KEYS = new Set(['kernel', 'implementation', 'backend', 'rotate']);
+
+const configKey = (r: BenchRecord): string => Object.entries(r.config)
+  .filter(([k]) => !IMPLEMENTATION_KEYS.has(k))
+  .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
 
 interface Group { kind: string; config: string; rows: BenchRecord[] }
 
