@@ -8,6 +8,7 @@ import { isShardKind, SHARD_KINDS, type ShardKind } from '../shard/shard.js';
 import { GPU_PRESETS, GPU_CLASSES, type GpuClass, type GpuSpec, type LinkSpec } from './hardware.js';
 import { IMPLEMENTATIONS } from './calibration/types.js';
 import { MODEL_PRESETS, type ModelSpec } from './model.js';
+import type { PcieTree } from './pcie.js';
 
 export type Mode = 'training' | 'attention' | 'attention-forward' | 'prefill';
 export const MODES: readonly Mode[] = ['training', 'attention', 'attention-forward', 'prefill'];
@@ -24,6 +25,8 @@ export interface Cluster {
   gpu: GpuSpec;
   intraNode: LinkSpec;
   interNode: LinkSpec;
+  /** PCIe cards: the switches and sockets inside a node (docs/plan.md) */
+  pcie?: PcieTree;
 }
 
 /** A layout as the user may write it: unset fields are derived (dp fills the world, strategy from degrees). */
@@ -145,9 +148,24 @@ function gpu(v: Json): GpuSpec {
   };
 }
 
+/** The PCIe tree of a node: the preset's, replaced field by field by the config's. */
+function pcie(v: Json, dflt: PcieTree | undefined): PcieTree | undefined {
+  if (v === undefined) return dflt;
+  if (v === null) return undefined;
+  const o = object(v, 'cluster.pcie');
+  known(o, 'cluster.pcie', ['gpusPerSwitch', 'switchesPerSocket', 'uplinkGBps', 'rootComplexGBps']);
+  const need = (k: 'gpusPerSwitch' | 'switchesPerSocket' | 'uplinkGBps' | 'rootComplexGBps', integer: boolean): number =>
+    o[k] === undefined && dflt ? dflt[k] : number(o[k], `cluster.pcie.${k}`, { integer });
+  return {
+    gpusPerSwitch: need('gpusPerSwitch', true), switchesPerSocket: need('switchesPerSocket', true),
+    uplinkGBps: need('uplinkGBps', false), rootComplexGBps: need('rootComplexGBps', false),
+    source: dflt && Object.keys(o).length === 0 ? dflt.source : 'config',
+  };
+}
+
 function cluster(v: Json): Cluster {
   const o = object(v ?? fail('cluster', 'missing'), 'cluster');
-  known(o, 'cluster', ['nodes', 'gpusPerNode', 'gpu', 'intraNode', 'interNode']);
+  known(o, 'cluster', ['nodes', 'gpusPerNode', 'gpu', 'intraNode', 'interNode', 'pcie']);
   const nodes = number(o.nodes, 'cluster.nodes', { integer: true });
   const gpusPerNode = number(o.gpusPerNode, 'cluster.gpusPerNode', { integer: true });
   const g = gpu(o.gpu);
@@ -155,7 +173,11 @@ function cluster(v: Json): Cluster {
   const intraNode = gpusPerNode > 1 ? link(o.intraNode, 'cluster.intraNode', presetLink, 'needed with more than one GPU per node and a custom GPU') : (presetLink ?? { GBps: 1, latencyUs: 0 });
   const interNode = nodes > 1 ? link(o.interNode, 'cluster.interNode', undefined, 'needed with more than one node: {"GBps": per GPU per direction, "latencyUs"}') : { GBps: 1, latencyUs: 0 };
   if (nodes * gpusPerNode > 1 << 20) fail('cluster', `${nodes} × ${gpusPerNode} GPUs is beyond what the planner prices (at most 1,048,576)`);
-  return { nodes, gpusPerNode, world: nodes * gpusPerNode, gpu: { ...g, intraNode }, intraNode, interNode };
+  const cl: Cluster = { nodes, gpusPerNode, world: nodes * gpusPerNode, gpu: { ...g, intraNode }, intraNode, interNode };
+  // a PCIe tree matters between GPUs of one node
+  const tree = gpusPerNode > 1 ? pcie(o.pcie, g.pcie) : undefined;
+  if (tree) cl.pcie = tree;
+  return cl;
 }
 
 function candidate(v: Json, path: string): CandidateSpec {

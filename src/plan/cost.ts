@@ -1,6 +1,8 @@
 // The analytical model: a layout's step time, broken into terms, its memory per GPU, and its model
 // FLOPs. Ring phases run in lock step — each step takes the slowest position's
-// max(compute, transfer) — and collectives are exposed (nothing overlaps them).
+// max(compute, transfer) — and collectives are exposed (nothing overlaps them). A host clock runs
+// beside the GPU's: work is issued when the host has prepared it (implementations that prepare
+// mask views on the host), the GPU idles only when it has run out of issued work.
 import { elemBytes, type PlanConfig } from './config.js';
 import type { Layout } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
@@ -11,8 +13,15 @@ import { headsOf, layerSchedule, microbatches, savedBytesPerToken, seqsAtOnce, s
 export type Breakdown = Record<Term, number>;
 
 export function emptyBreakdown(): Breakdown {
-  return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0 };
+  return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0, host: 0 };
 }
+
+/**
+ * Where the GPU's stream and the host stand (ms). The GPU runs what the host has issued, in
+ * order; the host waits for collectives to complete (as the strategies await them) and, in ring
+ * phases whose transfers carry computed results, for each step's transfers.
+ */
+export interface Clock { gpu: number; host: number }
 
 /** Which link classes a set of hops uses. */
 interface Classes { intra: boolean; inter: boolean }
@@ -21,14 +30,19 @@ function classesOf(hops: readonly LinkClass[]): Classes {
   return { intra: hops.includes('intra'), inter: hops.includes('inter') };
 }
 
-/** The slowest of the hops' transfers of `bytes`. */
-function worstHop(ctx: Context, bytes: number, c: Classes): number {
+/** The slowest of the hops' transfers of `bytes`; intra-node hops get `share` of their link. */
+function worstHop(ctx: Context, bytes: number, c: Classes, share = 1): number {
   if (bytes <= 0) return 0;
-  return Math.max(c.intra ? p2pMs(ctx.net, bytes, 'intra') : 0, c.inter ? p2pMs(ctx.net, bytes, 'inter') : 0);
+  return Math.max(c.intra ? p2pMs(ctx.net, bytes, 'intra', share) : 0, c.inter ? p2pMs(ctx.net, bytes, 'inter') : 0);
 }
 
-/** A ring phase in lock step: total ms, and the compute of the slowest and of the mean position. */
-export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
+/**
+ * A ring phase in lock step: total ms, and the compute of the slowest and of the mean position.
+ * With a clock, each step is issued after the host has prepared its view, and `host` is what the
+ * GPU waited for the host (the total includes it); without one the phase starts with the host
+ * ready.
+ */
+export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total: number; critical: number; mean: number; host: number } {
   const u = p.units, outerN = p.r / p.inner;
   const stepC = (k: number): number => (u.stepMax[k]! > 0 ? p.scale * u.stepMax[k]! + p.overheadMs : 0);
   let critical = 0, mean = 0;
@@ -36,63 +50,105 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
     critical += u.weights[k]! * stepC(k);
     mean += u.weights[k]! * (p.scale * u.stepMean[k]! + p.overheadMs * u.stepBusy[k]!);
   }
-  let total = 0;
+  let total = 0, hostIdle = 0;
+  const g0 = clock?.gpu ?? 0, h0 = clock?.host ?? 0;
+  let hostEnd = h0;
+  const prep = p.hostMs > 0 && clock !== undefined;
   for (const pat of p.patterns) {
     const sample = u.sample;
     const cls = (a: number, b: number): LinkClass => (pat.nodes[a] === pat.nodes[b] ? 'intra' : 'inter');
     const hops = classesOf(pat.hops), outer = pat.outer ? classesOf(pat.outer) : hops;
+    // lock step: every intra-node hop as slow as the most shared one (PCIe uplinks)
+    let sh = 1;
+    for (let i = 0; i < pat.hops.length; i++) if (pat.hops[i] === 'intra' && pat.share[i]! < sh) sh = pat.share[i]!;
     /**
      * Step s (priced as `k`) of a round: what leaves one GPU's ports meanwhile — the block for the
      * next step (not after a round's last), the previous step's accumulators (over the outer hop
      * at a round's start), TokenRing's partial results going straight to their owners.
      */
     const stepMs = (k: number, s: number, t: number): number => {
-      const pre = t < p.inner - 1 ? worstHop(ctx, p.preBytes, hops) : 0;
-      const post = s > 0 ? worstHop(ctx, p.postBytes, t === 0 ? outer : hops) : 0;
+      const pre = t < p.inner - 1 ? worstHop(ctx, p.preBytes, hops, sh) : 0;
+      const post = s > 0 ? worstHop(ctx, p.postBytes, t === 0 ? outer : hops, sh) : 0;
       let out = pre + post;
       if (p.backBytes > 0 && s > 0) {
         out = 0;
         for (const i of sample) {
           const f = pat.hops[i]!, b = cls(i, (((i - s) % p.r) + p.r) % p.r);
-          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f) : 0, y = p2pMs(ctx.net, p.backBytes, b);
+          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f, f === 'intra' ? sh : 1) : 0, y = p2pMs(ctx.net, p.backBytes, b, b === 'intra' ? sh : 1);
           out = Math.max(out, f === b ? x + y : Math.max(x, y));
         }
       }
       return Math.max(stepC(k), out);
     };
     let t = 0;
+    // the host clock, relative to the phase start: a step whose view is partially masked is issued
+    // after its preparation; the GPU starts it when it is issued and the previous step is done
+    let host = h0 - g0, idle = 0;
+    const issue = (k: number, ms: number, times: number): void => {
+      for (let n = 0; n < times; n++) {
+        host += u.grid.stepPartial[k] ? p.hostMs : 0;
+        const start = Math.max(t, host);
+        idle += start - t;
+        if (p.hostWaits) host = Math.max(host, start);
+        t = start + ms;
+      }
+    };
     if (outerN === 1) {
-      for (let k = 0; k < u.steps.length; k++) t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
+      for (let k = 0; k < u.steps.length; k++) {
+        if (prep) issue(k, stepMs(k, u.steps[k]!, u.steps[k]!), u.weights[k]!);
+        else t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
+      }
     } else {
       for (let o = 0; o < outerN; o++) {
-        let round = 0;
-        for (let k = 0; k < p.inner; k++) round += stepMs(o * p.inner + k, o * p.inner + k, k);
+        const r0 = t;
+        for (let k = 0; k < p.inner; k++) {
+          if (prep) issue(o * p.inner + k, stepMs(o * p.inner + k, o * p.inner + k, k), 1);
+          else t += stepMs(o * p.inner + k, o * p.inner + k, k);
+        }
         // the block for the next round crosses to the next inner ring while this round computes
-        if (o < outerN - 1) round = Math.max(round, worstHop(ctx, p.preBytes, outer));
-        t += round;
+        if (o < outerN - 1) t = Math.max(t, r0 + worstHop(ctx, p.preBytes, outer, sh));
       }
     }
     // accumulators go home, the last partial results come back and are merged
     const spansNodes = pat.nodes.some((n) => n !== pat.nodes[0]);
-    t += worstHop(ctx, p.postBytes, hops) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }) + p.tailMs : 0);
-    total = Math.max(total, t);
+    t += worstHop(ctx, p.postBytes, hops, sh) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }, sh) + p.tailMs : 0);
+    if (t > total) { total = t; hostIdle = idle; }
+    hostEnd = Math.max(hostEnd, g0 + host);
   }
-  return { total, critical, mean };
+  if (clock) { clock.gpu = g0 + total; clock.host = hostEnd; }
+  return { total, critical, mean, host: hostIdle };
 }
 
-/** Milliseconds of a list of phases, adding each phase's share to `acc` scaled by `times`. */
-export function phasesMs(ctx: Context, phases: readonly Phase[], acc: Breakdown, times: number): number {
-  let ms = 0;
+/**
+ * Milliseconds of a list of phases from `clock` (advanced; a fresh one by default), adding each
+ * phase's share to `acc` scaled by `times`. Without host-side preparation the host never holds
+ * the GPU up and this is the sum of the phases.
+ */
+export function phasesMs(ctx: Context, phases: readonly Phase[], acc: Breakdown, times: number, clock: Clock = { gpu: 0, host: 0 }): number {
+  const g0 = clock.gpu;
   for (const p of phases) {
-    if (p.kind === 'compute') { ms += p.ms; acc[p.term] += p.ms * times; continue; }
-    if (p.kind === 'collective') { const t = collectiveMs(ctx.net, p.op, p.bytes, p.group); ms += t; acc[p.term] += t * times; continue; }
-    const r = ringPhaseMs(ctx, p);
-    ms += r.total;
+    if (p.kind === 'compute') {
+      clock.host += p.hostMs ?? 0;
+      const start = Math.max(clock.gpu, clock.host);
+      acc.host += (start - clock.gpu) * times;
+      clock.gpu = start + p.ms;
+      acc[p.term] += p.ms * times;
+      continue;
+    }
+    if (p.kind === 'collective') {
+      const t = collectiveMs(ctx.net, p.op, p.bytes, p.group);
+      clock.gpu = Math.max(clock.gpu, clock.host) + t;
+      clock.host = clock.gpu;
+      acc[p.term] += t * times;
+      continue;
+    }
+    const r = ringPhaseMs(ctx, p, clock);
     acc.attention += r.mean * times;
     acc.imbalance += (r.critical - r.mean) * times;
-    acc['ring-comm'] += (r.total - r.critical) * times;
+    acc.host += r.host * times;
+    acc['ring-comm'] += (r.total - r.critical - r.host) * times;
   }
-  return ms;
+  return clock.gpu - g0;
 }
 
 export interface Timing { stepMs: number; layerMs: number; breakdown: Breakdown }
@@ -103,7 +159,10 @@ export function timing(ctx: Context, l: Layout): Timing {
   const micro = microbatches(cfg, l);
   const sched = layerSchedule(ctx, l);
   const steps = stepPhases(ctx, l);
-  const layerMs = phasesMs(ctx, sched.fwd, breakdown, layers * micro) + phasesMs(ctx, sched.bwd, breakdown, layers * micro);
+  // a layer's forward and backward on one clock; every layer priced as if it started with the host
+  // in step with the GPU (exact for one layer; for many, an upper bound on exposed host work)
+  const clock: Clock = { gpu: 0, host: 0 };
+  const layerMs = phasesMs(ctx, sched.fwd, breakdown, layers * micro, clock) + phasesMs(ctx, sched.bwd, breakdown, layers * micro, clock);
   const microMs = phasesMs(ctx, steps.perMicro, breakdown, micro);
   const stepOnly = phasesMs(ctx, steps.perStep, breakdown, 1);
   return { stepMs: micro * (layers * layerMs + microMs) + stepOnly, layerMs, breakdown };

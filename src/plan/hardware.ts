@@ -1,5 +1,7 @@
 // GPUs and links by name. Rates are datasheet figures; what a kernel or a link achieves of them is
-// the calibration's business (calibration/), never baked in here.
+// the calibration's business (calibration/), never baked in here — except the PCIe root complex's
+// all-to-all forwarding rate, which no datasheet gives (see L20_BOX).
+import type { PcieTree } from './pcie.js';
 
 export type GpuClass = 'hopper' | 'ampere' | 'ada';
 export const GPU_CLASSES: readonly GpuClass[] = ['hopper', 'ampere', 'ada'];
@@ -20,7 +22,27 @@ export interface GpuSpec {
   hbmTBs: number;
   /** the GPU-to-GPU link inside a node (NVLink, or PCIe for PCIe cards) */
   intraNode: LinkSpec;
+  /** PCIe cards: the tree of switches and sockets inside a node (NVLink parts reach every peer directly) */
+  pcie?: PcieTree;
 }
+
+/**
+ * The 8 × L20 server of USP (arXiv 2405.07719) Table 3: PCIe Gen4 x16 cards, two behind each PCIe
+ * switch, two switches per CPU socket, two sockets (the layout the USP report's L20 topology
+ * figure shows, as transcribed in this project's first validation; the figure's text is not in the
+ * search index, so this reading is not re-checked here). Uplinks are PCIe Gen4 x16. The root
+ * complex's all-to-all forwarding rate is the one figure calibrated on a published run: USP
+ * Table 3, 8K, Ulysses 4 × ring 2 (basic ring, 153.134 iterations/s) — an all-to-all inside one
+ * socket across its two switches, whose time is almost all communication. Those two 8K rows are
+ * excluded from the validation statistics; the Ulysses-8 rows (all-to-alls across sockets) and the
+ * longer sequences test the value.
+ */
+export const L20_BOX_REFERENCE = { table: 'USP Table 3', gpu: 'l20', seqK: 8, ulysses: 4, shard: 'contiguous', itersPerSec: 153.134 } as const;
+
+export const L20_BOX: PcieTree = {
+  gpusPerSwitch: 2, switchesPerSocket: 2, uplinkGBps: 32, rootComplexGBps: 8.11,
+  source: 'USP Table 3 L20 server; root complex rate calibrated on its 8K Ulysses 4 × ring 2 row',
+};
 
 /**
  * Datasheet figures (NVIDIA product briefs). memGiB is what nvidia-smi reports as total for the
@@ -34,5 +56,5 @@ export const GPU_PRESETS: Readonly<Record<string, GpuSpec>> = {
   h800: { name: 'h800', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, intraNode: { GBps: 200, latencyUs: 5 } },
   'a100-80g': { name: 'a100-80g', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 300, latencyUs: 6 } },
   a800: { name: 'a800', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 200, latencyUs: 6 } },
-  l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, intraNode: { GBps: 32, latencyUs: 10 } },
+  l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, intraNode: { GBps: 32, latencyUs: 10 }, pcie: L20_BOX },
 };

@@ -5,6 +5,7 @@
 import type { ShardKind } from '../shard/shard.js';
 import type { CandidateSpec, Cluster, PlanConfig, Placement, Strategy } from './config.js';
 import type { GroupShape, LinkClass } from './links.js';
+import { allToAllLoads, hopShares } from './pcie.js';
 
 export interface Layout {
   tp: number;
@@ -43,7 +44,11 @@ export function tpGroup(l: Layout, cl: Cluster): GroupShape {
 }
 
 export function ulyssesGroup(l: Layout, cl: Cluster): GroupShape {
-  return shapeOf(cl, range(l.ulysses).map((u) => rankOf(l, 0, u, 0, 0)));
+  const ranks = range(l.ulysses).map((u) => rankOf(l, 0, u, 0, 0));
+  const g = shapeOf(cl, ranks);
+  // its all-to-alls cross the PCIe tree (the other groups run ring algorithms over links)
+  if (cl.pcie && l.ulysses > 1) g.pcie = allToAllLoads(cl, ranks);
+  return g;
 }
 
 export function ringGroup(l: Layout, cl: Cluster): GroupShape {
@@ -67,6 +72,33 @@ export function hopClass(l: Layout, cl: Cluster, u: number, d: number, a: number
   return nodeOf(cl, rankOf(l, 0, u, a, d)) === nodeOf(cl, rankOf(l, 0, u, b, d)) ? 'intra' : 'inter';
 }
 
+/** The rank that follows `rank` in its (inner) ring. */
+export function ringSuccessor(l: Layout, rank: number): number {
+  const U = l.ulysses, R = l.ring, inner = l.strategy === 'double-ring' ? l.inner ?? R : R;
+  const t = rank % l.tp, rest = Math.floor(rank / l.tp), sp = rest % (U * R), d = Math.floor(rest / (U * R));
+  const [u, r] = l.placement === 'head-first' ? [sp % U, Math.floor(sp / U)] : [Math.floor(sp / R), sp % R];
+  const base = r - (r % inner);
+  return rankOf(l, t, u, base + ((r - base + 1) % inner), d);
+}
+
+/**
+ * In a PCIe tree, the share of its link's bandwidth each ring hop of a node gets with every GPU
+ * sending to its successor at once (pcie.ts); 1 for every hop elsewhere.
+ */
+export function hopShareOf(l: Layout, cl: Cluster, cache = new Map<number, Float64Array>()): (rank: number) => number {
+  if (!cl.pcie) return () => 1;
+  const n = cl.gpusPerNode;
+  return (rank) => {
+    const node = Math.floor(rank / n);
+    let shares = cache.get(node);
+    if (!shares) {
+      shares = hopShares(cl, (g) => { const b = ringSuccessor(l, node * n + g); return Math.floor(b / n) === node ? b % n : -1; });
+      cache.set(node, shares);
+    }
+    return shares[rank % n]!;
+  };
+}
+
 /**
  * The distinct hop patterns of the ring groups: hops[i] is the class of the link from ring
  * position i to the next (i+1, or for a double ring the next in its inner ring, with `outer[i]`
@@ -78,6 +110,8 @@ export interface RingPattern {
   outer?: LinkClass[];
   /** node of each ring position, relative to the first */
   nodes: number[];
+  /** share of its link's bandwidth the hop from each position gets (below 1 behind a shared PCIe uplink) */
+  share: number[];
   groups: number;
 }
 
@@ -94,20 +128,22 @@ export function ringPatterns(l: Layout, cl: Cluster): RingPattern[] {
     }
   }
   const seen = new Map<string, RingPattern>();
+  const shareOf = hopShareOf(l, cl);
   for (const [u, d, count] of residues.values()) {
-    const hops: LinkClass[] = [], outer: LinkClass[] = [], nodes: number[] = [];
+    const hops: LinkClass[] = [], outer: LinkClass[] = [], nodes: number[] = [], share: number[] = [];
     const n0 = nodeOf(cl, rankOf(l, 0, u, 0, d));
     for (let i = 0; i < l.ring; i++) nodes.push(nodeOf(cl, rankOf(l, 0, u, i, d)) - n0);
+    for (let i = 0; i < l.ring; i++) share.push(shareOf(rankOf(l, 0, u, i, d)));
     for (let i = 0; i < l.ring; i++) {
       const base = i - (i % inner);
       const next = base + ((i - base + 1) % inner);
       hops.push(nodes[i] === nodes[next] ? 'intra' : 'inter');
       if (inner < l.ring) outer.push(nodes[i] === nodes[(i + inner) % l.ring] ? 'intra' : 'inter');
     }
-    const key = nodes.join();
+    const key = `${nodes.join()}|${share.join()}`;
     const p = seen.get(key);
     if (p) p.groups += count;
-    else seen.set(key, inner < l.ring ? { hops, outer, nodes, groups: count } : { hops, nodes, groups: count });
+    else seen.set(key, inner < l.ring ? { hops, outer, nodes, share, groups: count } : { hops, nodes, share, groups: count });
   }
   return [...seen.values()];
 }

@@ -1,7 +1,10 @@
 // Link classes and collective costs. A link is priced as latency + bytes / (nominal GB/s ×
 // measured efficiency); `GBps` is per GPU per direction, so concurrent transfers of different GPUs
-// do not slow each other, while transfers of one GPU in one direction share its port.
+// do not slow each other, while transfers of one GPU in one direction share its port — except in
+// a PCIe tree (pcie.ts), where transfers leaving a switch share its uplink and all-to-alls between
+// switches pass the CPU root complex.
 import type { LinkSpec } from './hardware.js';
+import type { PcieTree } from './pcie.js';
 
 export type LinkClass = 'intra' | 'inter';
 
@@ -10,6 +13,7 @@ export interface Network {
   inter: LinkSpec;
   p2pEfficiency: number;
   collectiveEfficiency: number;
+  pcie?: PcieTree;
 }
 
 /** How a process group lies on the cluster. */
@@ -18,13 +22,16 @@ export interface GroupShape {
   /** most members on one node */
   perNode: number;
   nodes: number;
+  /** in a PCIe tree: the most member pairs of an all-to-all through one switch uplink and one root complex (pcie.ts) */
+  pcie?: { uplinkPairs: number; rcPairs: number };
 }
 
 export type CollectiveOp = 'all-to-all' | 'all-gather' | 'reduce-scatter' | 'all-reduce';
 
-export function p2pMs(net: Network, bytes: number, cls: LinkClass): number {
+/** One transfer; `share` of the link's bandwidth (below 1 where it shares a PCIe uplink). */
+export function p2pMs(net: Network, bytes: number, cls: LinkClass, share = 1): number {
   const l = cls === 'intra' ? net.intra : net.inter;
-  return l.latencyUs / 1000 + bytes / (l.GBps * net.p2pEfficiency * 1e6);
+  return l.latencyUs / 1000 + bytes / (l.GBps * share * net.p2pEfficiency * 1e6);
 }
 
 /**
@@ -42,7 +49,11 @@ export function collectiveMs(net: Network, op: CollectiveOp, bytes: number, g: G
   if (op === 'all-to-all') {
     const share = bytes / n;
     const intraPeers = g.perNode - 1, interPeers = n - g.perNode;
-    const t = Math.max((intraPeers * share) / intraBw, interPeers > 0 ? (interPeers * share) / interBw : 0);
+    let t = Math.max((intraPeers * share) / intraBw, interPeers > 0 ? (interPeers * share) / interBw : 0);
+    if (net.pcie && g.pcie) {
+      // between switches: through the uplinks, and forwarded by the root complexes
+      t = Math.max(t, (g.pcie.uplinkPairs * share) / (net.pcie.uplinkGBps * eff * 1e6), (g.pcie.rcPairs * share) / (net.pcie.rootComplexGBps * 1e6));
+    }
     const lat = interPeers > 0 ? net.inter.latencyUs : net.intra.latencyUs;
     return lat / 1000 + t;
   }

@@ -13,9 +13,10 @@ import type { Rates } from './rates.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
-export type Term = 'gemm' | 'elementwise' | 'attention' | 'imbalance' | 'ring-comm' | 'all-to-all' | 'gather' | 'tp-comm' | 'grad-sync' | 'optimizer';
+export type Term = 'gemm' | 'elementwise' | 'attention' | 'imbalance' | 'ring-comm' | 'all-to-all' | 'gather' | 'tp-comm' | 'grad-sync' | 'optimizer' | 'host';
 
-export interface ComputePhase { kind: 'compute'; name: string; term: Term; ms: number }
+/** `hostMs`: host-side work before the phase can be issued (the implementation's view preparation). */
+export interface ComputePhase { kind: 'compute'; name: string; term: Term; ms: number; hostMs?: number }
 export interface CollectivePhase { kind: 'collective'; name: string; term: Term; op: CollectiveOp; bytes: number; group: GroupShape }
 export interface RingPhase {
   kind: 'ring';
@@ -35,6 +36,10 @@ export interface RingPhase {
   backBytes: number;
   /** ms after the last step on each position (final merge of returned partials) */
   tailMs: number;
+  /** host-side preparation before a step whose view is partially masked (units.partialAt) */
+  hostMs: number;
+  /** the host waits for each step's transfers, which wait for the previous step's compute (accumulators, partials) */
+  hostWaits: boolean;
   patterns: RingPattern[];
 }
 
@@ -62,6 +67,8 @@ export class RingGrid {
   readonly area: Float64Array;
   readonly rows: Float64Array;
   readonly full: Uint8Array;
+  /** per priced step: does any priced position's view have partially masked pairs (neither empty nor all pairs)? */
+  readonly stepPartial: Uint8Array;
 
   constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean) {
     const sample = work.rankSample;
@@ -85,6 +92,7 @@ export class RingGrid {
     this.area = new Float64Array(n * m);
     this.rows = new Float64Array(n * m);
     this.full = new Uint8Array(n * m);
+    this.stepPartial = new Uint8Array(n);
     for (let k = 0; k < n; k++) {
       for (let j = 0; j < m; j++) {
         const [q, kk] = this.owners(this.steps[k]!, sample[j]!);
@@ -92,8 +100,14 @@ export class RingGrid {
         this.area[k * m + j] = b.area;
         this.rows[k * m + j] = b.rows;
         this.full[k * m + j] = b.full ? 1 : 0;
+        if (this.partial(q, kk, b.area)) this.stepPartial[k] = 1;
       }
     }
+  }
+
+  /** Is the view of q-owner's rows against k-owner's keys partially masked (what a per-element check must see)? */
+  partial(q: number, k: number, area: number): boolean {
+    return area > 0 && area < this.work.tokens(q) * this.work.tokens(k) - 0.5;
   }
 
   /** Whose queries meet whose keys at step s on position i. */
@@ -171,6 +185,12 @@ export class RingUnits {
 
   moving(s: number, i: number): number {
     return this.grid.moving(s, i);
+  }
+
+  /** Is the view at (step, position) partially masked? */
+  partialAt(s: number, i: number): boolean {
+    const g = this.grid, q = g.qOwner(s, i), k = g.kOwner(s, i);
+    return g.partial(q, k, g.work.block(q, k).area);
   }
 }
 
@@ -271,9 +291,14 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     const kbar = b.area / Math.max(1, b.rows);
     return rates.attnMs(pass, flops, kbar, D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
   };
+  // the implementation's host-side view preparation: before a ring step's kernel in both passes,
+  // before a single kernel in the forward only (its backward reuses the view), for partially
+  // masked views; rows = query rows + key rows of the views, per sequence
+  const partial = !ctx.areas.isFull() && ctx.areas.total > 0;
+  const prep = (rows: number): number => (pass === 'fwd' && partial ? B * rates.hostPrepMs(rows) : 0);
   if (l.ring === 1) {
     const total = ctx.areas.total;
-    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false) });
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false), hostMs: prep(2 * S) });
   } else if (l.strategy === 'allgather') {
     const w = ctx.ringWork(l.shard, l.ring);
     const g = ringGroup(l, cl);
@@ -281,7 +306,9 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     phases.push({ kind: 'collective', name: 'all-gather k,v', term: 'gather', op: 'all-gather', bytes: kvAll * BF16, group: g });
     let worst = 0;
     for (const i of w.rankSample) worst = Math.max(worst, blockMs(w.rowTotal(i), false));
-    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: worst });
+    // its own block's view and the gathered one's
+    const T = S / l.ring;
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: worst, hostMs: prep(2 * T + T + S) });
     if (pass === 'bwd') phases.push({ kind: 'collective', name: 'reduce-scatter dk,dv', term: 'gather', op: 'reduce-scatter', bytes: kvAll * F32, group: g });
   } else {
     const r = l.ring, inner = l.strategy === 'double-ring' ? l.inner! : r;
@@ -302,6 +329,7 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
       kind: 'ring', name: `${l.strategy} ${pass}`, r, inner,
       units: ctx.ringUnits(l.shard, r, inner, token, pass), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
       preBytes, postBytes, backBytes, tailMs,
+      hostMs: B * rates.hostPrepMs((2 * S) / r), hostWaits: postBytes > 0 || backBytes > 0,
       patterns: ctx.patterns(l),
     });
   }

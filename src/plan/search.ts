@@ -38,6 +38,7 @@ export function buildContext(cfg: PlanConfig, override?: Calibration): Context {
     intra: cfg.cluster.intraNode, inter: cfg.cluster.interNode,
     p2pEfficiency: cal.links.p2pEfficiency, collectiveEfficiency: cal.links.collectiveEfficiency,
   };
+  if (cfg.cluster.pcie) net.pcie = cfg.cluster.pcie;
   return makeContext(cfg, rates, net, new MaskAreas(cfg.mask, cfg.seqLen));
 }
 

@@ -10,11 +10,11 @@
 // layer is simulated and the step is assembled from it (said in the result).
 import { UserError } from '../errors.js';
 import { collectiveMs, p2pMs } from '../plan/links.js';
-import { hopClass, type Layout, rankOf, ringPatterns } from '../plan/layout.js';
+import { hopClass, hopShareOf, type Layout, rankOf, ringPatterns } from '../plan/layout.js';
 import type { Context, Phase, RingPhase } from '../plan/schedule.js';
 import { layerSchedule, microbatches, ringCompute, stepPhases } from '../plan/schedule.js';
 import { timing } from '../plan/cost.js';
-import { COMPUTE, Engine, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
+import { COMPUTE, Engine, HOST, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
 
 export const FULL_STEP_TASKS = 3_000_000;
 /** ranks whose spans are kept for the timeline */
@@ -32,6 +32,8 @@ export interface SimRank {
   recvMs: number;
   /** time in collectives (all-to-alls, all-gathers, gradient sync: exposed) */
   collectiveMs: number;
+  /** host-side preparation (implementations that prepare mask views on the host) */
+  hostMs: number;
   finishMs: number;
 }
 
@@ -47,7 +49,8 @@ export interface SimResult {
   engine: Engine;
 }
 
-interface Member { pattern: number; pos: number; u: number; d: number; node: number }
+/** `share`: of its link's bandwidth, for transfers it sends inside its node (below 1 behind a shared PCIe uplink) */
+interface Member { pattern: number; pos: number; u: number; d: number; node: number; share: number }
 
 class Builder {
   readonly members: Member[] = [];
@@ -61,9 +64,10 @@ class Builder {
     this.r = l.ring;
     // one simulated ring per hop pattern: find a (u, d) that has it
     const pats = ringPatterns(l, cl);
+    const shareOf = hopShareOf(l, cl);
     const keyOf = (u: number, d: number): string => {
       const hops: string[] = [];
-      for (let i = 0; i < l.ring; i++) hops.push(hopClass(l, cl, u, d, i, (i + 1) % l.ring));
+      for (let i = 0; i < l.ring; i++) hops.push(`${hopClass(l, cl, u, d, i, (i + 1) % l.ring)}${shareOf(rankOf(l, 0, u, i, d))}`);
       return hops.join();
     };
     const found = new Map<string, [number, number]>();
@@ -71,7 +75,10 @@ class Builder {
       for (let u = 0; u < l.ulysses && found.size < pats.length; u++) { const k = keyOf(u, d); if (!found.has(k)) found.set(k, [u, d]); }
     }
     [...found.values()].forEach(([u, d], p) => {
-      for (let i = 0; i < l.ring; i++) this.members.push({ pattern: p, pos: i, u, d, node: Math.floor(rankOf(l, 0, u, i, d) / cl.gpusPerNode) });
+      for (let i = 0; i < l.ring; i++) {
+        const rank = rankOf(l, 0, u, i, d);
+        this.members.push({ pattern: p, pos: i, u, d, node: Math.floor(rank / cl.gpusPerNode), share: shareOf(rank) });
+      }
     });
     this.engine = new Engine(this.members.length, traced);
     this.last = this.members.map(() => 0);
@@ -81,20 +88,26 @@ class Builder {
     return pattern * this.r + (((pos % this.r) + this.r) % this.r);
   }
 
-  /** A transfer of `bytes` from simulated rank `from` to `to`, ready at `ready`; ms per class cached per phase. */
-  private transfer(label: number, from: number, to: number, ms: { intra: number; inter: number }, ready: number): number {
-    const intra = this.members[from]!.node === this.members[to]!.node;
-    return this.engine.add('transfer', label, from, intra ? OUT_INTRA : OUT_INTER, intra ? ms.intra : ms.inter, ready, to, intra ? IN_INTRA : IN_INTER);
+  /** A transfer from simulated rank `from` to `to`, ready at `ready`; ms per class cached per phase. */
+  private transfer(label: number, from: number, to: number, ms: { intra: number; inter: number; bytes: number }, ready: number): number {
+    const src = this.members[from]!, intra = src.node === this.members[to]!.node;
+    const t = intra ? (src.share < 1 ? p2pMs(this.ctx.net, ms.bytes, 'intra', src.share) : ms.intra) : ms.inter;
+    return this.engine.add('transfer', label, from, intra ? OUT_INTRA : OUT_INTER, t, ready, to, intra ? IN_INTRA : IN_INTER);
   }
 
-  private bytesMs(bytes: number): { intra: number; inter: number } {
-    return { intra: p2pMs(this.ctx.net, bytes, 'intra'), inter: p2pMs(this.ctx.net, bytes, 'inter') };
+  private bytesMs(bytes: number): { intra: number; inter: number; bytes: number } {
+    return { intra: p2pMs(this.ctx.net, bytes, 'intra'), inter: p2pMs(this.ctx.net, bytes, 'inter'), bytes };
   }
 
   phase(p: Phase): void {
     const e = this.engine, label = e.labelId(p.name);
     if (p.kind === 'compute') {
-      for (let k = 0; k < this.members.length; k++) this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, this.last[k]!);
+      const prep = p.hostMs ?? 0, lPrep = e.labelId(`prepare ${p.name}`);
+      for (let k = 0; k < this.members.length; k++) {
+        // the host prepares it (after whatever it did before), then the GPU runs it
+        const ready = prep > 0 ? Math.max(this.last[k]!, e.add('host', lPrep, k, HOST, prep, 0)) : this.last[k]!;
+        this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, ready);
+      }
       return;
     }
     if (p.kind === 'collective') {
@@ -123,6 +136,7 @@ class Builder {
     const pats = new Set(this.members.map((m) => m.pattern));
     const lKv = e.labelId(token ? 'q block' : 'k,v block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv accumulator');
     const lHome = e.labelId('dk,dv home'), lBack = e.labelId('partial out,lse'), lDone = e.labelId('ring done'), lMerge = e.labelId('merge last partial');
+    const lPrep = e.labelId(`prepare ${p.name}`);
     const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes), backMs = this.bytesMs(p.backBytes);
     for (const pat of pats) {
       const at = (i: number): number => this.id(pat, i);
@@ -131,6 +145,7 @@ class Builder {
       const start = Array.from({ length: r }, (_, i) => this.last[at(i)]!);
       const backLast = new Float64Array(r); // when the last partial result reached each owner
       const home = new Float64Array(r);
+      const hostFrom = new Float64Array(r); // the host may prepare the next step from then on
       const holderAt: Int32Array[] = [];
       const holdersOf = (s: number): Int32Array => (holderAt[s] ??= holders(s));
       /** issue the transfers that deliver the moving blocks of step s (during step s−1, or a round earlier) */
@@ -150,7 +165,13 @@ class Builder {
         if (s % inner === 0 && s + inner < r) deliver(s + inner);
         if ((s + 1) % inner !== 0 && s + 1 < r) deliver(s + 1);
         for (let i = 0; i < r; i++) {
-          comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ringCompute(p, s, i), s > 0 ? kv[s * r + i]! : start[i]!);
+          let ready = s > 0 ? kv[s * r + i]! : start[i]!;
+          if (p.hostMs > 0 && u.partialAt(s, i)) ready = Math.max(ready, e.add('host', lPrep, at(i), HOST, p.hostMs, hostFrom[i]!));
+          const ms = ringCompute(p, s, i);
+          comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ms, ready);
+          // waiting for this step's transfers, which carry the previous step's results, the host
+          // goes on only once this step has started
+          if (p.hostWaits) hostFrom[i] = comp[s * r + i]! - ms;
         }
         if (p.postBytes > 0) {
           const next = s + 1 < r ? holdersOf(s + 1) : undefined;
@@ -181,8 +202,9 @@ class Builder {
 }
 
 function phaseTasks(p: Phase, ranks: number): number {
+  if (p.kind === 'compute') return ranks * (p.hostMs ? 2 : 1);
   if (p.kind !== 'ring') return ranks;
-  return p.r * p.r * (2 + (p.postBytes > 0 ? 1 : 0) + (p.backBytes > 0 ? 2 : 0)) * Math.max(1, ranks / p.r);
+  return p.r * p.r * (2 + (p.postBytes > 0 ? 1 : 0) + (p.backBytes > 0 ? 2 : 0) + (p.hostMs > 0 ? 1 : 0)) * Math.max(1, ranks / p.r);
 }
 
 export function simulate(ctx: Context, l: Layout): SimResult {
@@ -223,7 +245,7 @@ export function simulate(ctx: Context, l: Layout): SimResult {
   const simRanks: SimRank[] = b.members.map((m, k) => ({
     rank: rankOf(l, 0, m.u, m.pos, m.d), standsFor,
     computeMs: e.busyOf(k, COMPUTE), sendMs: e.busyOf(k, OUT_INTRA) + e.busyOf(k, OUT_INTER), recvMs: e.busyOf(k, IN_INTRA) + e.busyOf(k, IN_INTER),
-    collectiveMs: e.collective[k]!, finishMs: e.rankFree(k),
+    collectiveMs: e.collective[k]!, hostMs: e.busyOf(k, HOST), finishMs: e.rankFree(k),
   }));
   return { layerMs, stepMs, analyticLayerMs: analytic.layerMs, analyticStepMs: analytic.stepMs, scaled: !full, tasks: e.size, ranks: simRanks, engine: e };
 }

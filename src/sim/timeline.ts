@@ -11,7 +11,7 @@ export interface Timeline {
   stepMs: number;
   analyticStepMs: number;
   unit: 'ms';
-  ranks: { rank: number; standsFor: number; computeMs: number; sendMs: number; recvMs: number; collectiveMs: number; finishMs: number; spans?: Span[] }[];
+  ranks: { rank: number; standsFor: number; computeMs: number; sendMs: number; recvMs: number; collectiveMs: number; hostMs: number; finishMs: number; spans?: Span[] }[];
   note?: string;
 }
 
@@ -26,7 +26,7 @@ export function timeline(l: Layout, sim: SimResult, spanRanks = 64, maxSpans = 2
     scope: sim.scaled ? 'one layer, forward and backward (the step is assembled from it)' : 'the whole step',
     stepMs: r3(sim.stepMs), analyticStepMs: r3(sim.analyticStepMs), unit: 'ms',
     ranks: sim.ranks.map((x, k) => {
-      const row: Timeline['ranks'][number] = { rank: x.rank, standsFor: x.standsFor, computeMs: r3(x.computeMs), sendMs: r3(x.sendMs), recvMs: r3(x.recvMs), collectiveMs: r3(x.collectiveMs), finishMs: r3(x.finishMs) };
+      const row: Timeline['ranks'][number] = { rank: x.rank, standsFor: x.standsFor, computeMs: r3(x.computeMs), sendMs: r3(x.sendMs), recvMs: r3(x.recvMs), collectiveMs: r3(x.collectiveMs), hostMs: r3(x.hostMs), finishMs: r3(x.finishMs) };
       if (k < n) row.spans = sim.engine.spans(k, spansPerRank).map((s) => ({ ...s, start: r3(s.start), end: r3(s.end) }));
       return row;
     }),

@@ -149,3 +149,62 @@ export const TORCH_CP_H200: { seqK: number; tflopsPerGpu: number }[] = [
   { seqK: 128, tflopsPerGpu: 522 },
   { seqK: 256, tflopsPerGpu: 537 },
 ];
+
+/**
+ * weft's own context-parallel runs on 2 × H200 (NVLink) at revision 127f7f2d: B=1, H=32, D=128,
+ * bf16, forward+backward of one attention layer, median of 3 iterations after 1 warm-up,
+ * TFLOP/s per GPU with the convention above. The causal sweep as `weft bench cp` printed it —
+ * bench/results/cp-2026-11-28-causal-127f7f2d.log (its JSON records were lost to the step's time
+ * limit; PyTorch's 256K run ran out of memory). `layout` null is the kernel alone on one GPU;
+ * `torch` is PyTorch's context_parallel (cuDNN SDPA, load-balanced ring of 2) with its K/V
+ * rotation method. The mask sweep's records (sliding, document, full masks, with per-rank
+ * timelines) are read from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl by validation.ts.
+ */
+export interface WeftCpRow {
+  seqK: number;
+  layout: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring'; shard: 'zigzag' | 'contiguous' } | null;
+  torch?: 'allgather' | 'alltoall';
+  ms: number;
+  tflopsPerGpu: number;
+  efficiency?: number;
+}
+
+export const WEFT_CP_CAUSAL_LOG = 'bench/results/cp-2026-11-28-causal-127f7f2d.log';
+
+const zig = (strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring') => ({ strategy, shard: 'zigzag' as const });
+
+export const WEFT_CP_CAUSAL: WeftCpRow[] = [
+  { seqK: 32, layout: null, ms: 74.0, tflopsPerGpu: 416 },
+  { seqK: 32, layout: zig('ring'), ms: 53.5, tflopsPerGpu: 288, efficiency: 0.691 },
+  { seqK: 32, layout: { strategy: 'ring', shard: 'contiguous' }, ms: 66.5, tflopsPerGpu: 231, efficiency: 0.557 },
+  { seqK: 32, layout: zig('ulysses'), ms: 54.7, tflopsPerGpu: 282, efficiency: 0.677 },
+  { seqK: 32, layout: zig('allgather'), ms: 53.2, tflopsPerGpu: 289, efficiency: 0.695 },
+  { seqK: 32, layout: zig('tokenring'), ms: 54.4, tflopsPerGpu: 283, efficiency: 0.681 },
+  { seqK: 32, layout: null, torch: 'allgather', ms: 33.2, tflopsPerGpu: 464 },
+  { seqK: 32, layout: null, torch: 'alltoall', ms: 33.4, tflopsPerGpu: 461 },
+  { seqK: 128, layout: null, ms: 1201.1, tflopsPerGpu: 410 },
+  { seqK: 128, layout: zig('ring'), ms: 654.1, tflopsPerGpu: 377, efficiency: 0.918 },
+  { seqK: 128, layout: { strategy: 'ring', shard: 'contiguous' }, ms: 957.3, tflopsPerGpu: 257, efficiency: 0.627 },
+  { seqK: 128, layout: zig('ulysses'), ms: 659.7, tflopsPerGpu: 373, efficiency: 0.910 },
+  { seqK: 128, layout: zig('allgather'), ms: 675.1, tflopsPerGpu: 365, efficiency: 0.890 },
+  { seqK: 128, layout: zig('tokenring'), ms: 653.9, tflopsPerGpu: 377, efficiency: 0.918 },
+  { seqK: 128, layout: null, torch: 'allgather', ms: 468.2, tflopsPerGpu: 526 },
+  { seqK: 128, layout: null, torch: 'alltoall', ms: 467.7, tflopsPerGpu: 527 },
+  { seqK: 256, layout: null, ms: 4824.0, tflopsPerGpu: 408 },
+  { seqK: 256, layout: zig('ring'), ms: 2518.3, tflopsPerGpu: 391, efficiency: 0.958 },
+  { seqK: 256, layout: { strategy: 'ring', shard: 'contiguous' }, ms: 3737.1, tflopsPerGpu: 264, efficiency: 0.645 },
+  { seqK: 256, layout: zig('ulysses'), ms: 2530.3, tflopsPerGpu: 389, efficiency: 0.953 },
+  { seqK: 256, layout: zig('allgather'), ms: 2543.1, tflopsPerGpu: 387, efficiency: 0.948 },
+  { seqK: 256, layout: zig('tokenring'), ms: 2513.6, tflopsPerGpu: 392, efficiency: 0.960 },
+];
+
+/**
+ * The 1M-token run (bench/results/cp-2026-11-28-1m-127f7f2d.log): ring of 2, zigzag, causal,
+ * S = 1,048,576, H=32, Hkv=8, D=128, one iteration without warm-up (test-gpu/strategy/device-run.sh:
+ * --iters 1 --warmup 0), slowest rank. Its per-rank timeline
+ * (bench/results/cp-timeline-1m-ring-2xh200-127f7f2d.json) starts the first kernel at 393 ms.
+ */
+export const WEFT_CP_1M = {
+  log: 'bench/results/cp-2026-11-28-1m-127f7f2d.log', timeline: 'bench/results/cp-timeline-1m-ring-2xh200-127f7f2d.json',
+  seq: 1048576, kvHeads: 8, ms: 40186.73, tflopsPerGpu: 392.2,
+} as const;

@@ -3,28 +3,37 @@
 //    (attention alone on 8 × L20 PCIe and 8 × A100 NVLink), and its out-of-memory statements;
 //  - zhuzilin/ring-flash-attention README: 8-GPU ring / zigzag / stripe throughput and efficiency;
 //  - Ring Attention, arXiv 2310.01889, Table 3: maximum context lengths;
-//  - this project's 2 × H200 measurement of PyTorch's context parallel (DESIGN.md).
-// The two rows each class calibration was fitted on are excluded from the error statistics.
+//  - this project's 2 × H200 measurement of PyTorch's context parallel (DESIGN.md);
+//  - weft's own runs on 2 × H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*).
+// The rows each calibration was fitted on are excluded from the error statistics: the Ampere GEMM
+// row, the Ada attention row, and the two L20 rows of the root complex's all-to-all rate.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ADA_ATTENTION_REFERENCE, AMPERE, AMPERE_GEMM_REFERENCE } from '../../src/plan/calibration/classes.js';
+import { L20_BOX, L20_BOX_REFERENCE } from '../../src/plan/hardware.js';
 import { completeLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout } from '../../src/plan/search.js';
 import { USP_OOM, USP_TRAINING } from './published.js';
 import {
-  type Check, layoutFor, median, relErr, rfaChecks, rfaEfficiency, ringAttentionChecks, torchCpChecks, uspAttentionChecks,
-  uspAttentionConfig, uspTrainingChecks, uspTrainingConfig,
+  type Check, layoutFor, median, relErr, repeatSpread, rfaChecks, rfaEfficiency, ringAttentionChecks, torchCpChecks, uspAttentionChecks,
+  uspAttentionConfig, uspTrainingChecks, uspTrainingConfig, weftH200Checks,
 } from './validation.js';
 
+// the L20 root complex was calibrated on the basic-ring row; the lb-ring row of the same Ulysses
+// 4 × ring 2 at 8K measures the same all-to-all, so it is left out too
+const l20Ref = L20_BOX_REFERENCE;
 const isCalibrationRow = (c: Check): boolean =>
   c.label === `${AMPERE_GEMM_REFERENCE.model} ${AMPERE_GEMM_REFERENCE.seqK}K bs${AMPERE_GEMM_REFERENCE.batch} tp${AMPERE_GEMM_REFERENCE.tp} u${AMPERE_GEMM_REFERENCE.ulysses} r${AMPERE_GEMM_REFERENCE.ring}`
-  || c.label === `${ADA_ATTENTION_REFERENCE.gpu} ${ADA_ATTENTION_REFERENCE.seqK}K u${ADA_ATTENTION_REFERENCE.ulysses} r8 ${ADA_ATTENTION_REFERENCE.shard}`;
+  || c.label === `${ADA_ATTENTION_REFERENCE.gpu} ${ADA_ATTENTION_REFERENCE.seqK}K u${ADA_ATTENTION_REFERENCE.ulysses} r8 ${ADA_ATTENTION_REFERENCE.shard}`
+  || c.label.startsWith(`${l20Ref.gpu} ${l20Ref.seqK}K u${l20Ref.ulysses} r${8 / l20Ref.ulysses} `);
 
+const WEFT = 'weft on 2×H200 (bench/results, 127f7f2d)';
 const checks = {
   'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
   'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
   'ring-flash-attention README (8 GPUs)': rfaChecks(),
   'PyTorch CP on 2×H200 (DESIGN.md)': torchCpChecks(),
+  [WEFT]: weftH200Checks(),
 };
 const all = Object.values(checks).flat();
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
@@ -35,36 +44,50 @@ test('report: predicted vs published throughput, every check', (t) => {
     for (const c of cs) t.diagnostic(`  ${c.label.padEnd(46)} published ${c.published.toFixed(2).padStart(8)}  predicted ${c.predicted.toFixed(2).padStart(8)} ${c.unit}  ${pct(relErr(c)).padStart(7)}`);
   }
   t.diagnostic(`all ${all.length} checks: median |error| ${pct(median(all.map((c) => Math.abs(relErr(c)))))}`);
-  assert.equal(all.length, 40 - 1 + 40 - 1 + 12 + 3);
+  assert.equal(all.length, 40 - 1 + 40 - 3 + 12 + 3 + 32);
 });
 
-test('median error of predicted throughput ≤ 10% (the issue\'s target), overall and on NVLink/InfiniBand clusters', () => {
+test('median error of predicted throughput ≤ 10% (the issue\'s target), overall and for every source', () => {
   assert.ok(median(all.map((c) => Math.abs(relErr(c)))) <= 0.10);
-  for (const source of ['USP Tables 5–7 (training, A800)', 'ring-flash-attention README (8 GPUs)', 'PyTorch CP on 2×H200 (DESIGN.md)'] as const) {
-    const m = median(checks[source].map((c) => Math.abs(relErr(c))));
+  for (const [source, cs] of Object.entries(checks)) {
+    const m = median(cs.map((c) => Math.abs(relErr(c))));
     assert.ok(m <= 0.10, `${source}: median |error| ${pct(m)}`);
   }
 });
 
-test('the published winner ranks first wherever its margin over the runner-up exceeds 2% on NVLink/InfiniBand hardware', (t) => {
+/**
+ * The measured winner ranks first. The rule for near ties: a single measurement cannot order two
+ * layouts whose published (or measured) margin is below the run-to-run spread of repeated
+ * measurements — σ, the median over 40 configurations of how much the identical PyTorch SDPA
+ * benchmarks repeated on this project's H200 differ (max/min − 1; repeatSpread(), from
+ * bench/results/kernel-2026-11-28-*.jsonl; the published sources give single numbers without a
+ * spread, so ours stands in). Where the margin exceeds σ, the exact winner must be predicted
+ * first (asserted). Where it does not, the group counts as a tie when the model puts the measured
+ * winner within σ of its own first choice, and as a miss otherwise (reported, not asserted).
+ */
+test('the measured winner ranks first wherever its margin exceeds the run-to-run spread; near ties are counted apart', (t) => {
+  const sigma = repeatSpread().median;
   const groups = new Map<string, Check[]>();
   for (const c of all) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
-  let decided = 0, right = 0;
+  const count = { decided: 0, first: 0, tie: 0, miss: 0 };
   for (const [g, cs] of groups) {
     if (cs.length < 2) continue;
     const pub = [...cs].sort((a, b) => b.published - a.published);
     const best = Math.max(...cs.map((c) => c.predicted));
-    const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // ties share first place
-    const ok = first.includes(pub[0]!) || (pub[0]!.label.includes(' r1 ') && first.some((c) => c.label.split(' ').slice(0, -1).join(' ') === pub[0]!.label.split(' ').slice(0, -1).join(' ')));
-    const margin = (pub[0]!.published - pub[1]!.published) / pub[1]!.published;
-    t.diagnostic(`${g.padEnd(24)} published winner ${pub[0]!.label} (by ${pct(margin)}): ${ok ? 'first' : `predicted ${first[0]!.label} first`}`);
-    decided++;
-    if (ok) right++;
-    // L20 PCIe all-to-alls contend on switch uplinks and the CPU root complex, which the two link
-    // classes of the model do not describe (docs/plan.md): those groups are reported, not asserted
-    if (margin > 0.02 && !g.startsWith('USP Table 3')) assert.ok(ok, `${g}: the published winner ${pub[0]!.label} is not predicted first`);
+    const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // equal predictions share first place
+    const winner = pub[0]!;
+    // Ulysses-only rows of USP Table 3/4 are listed once per shard, the same layout: either counts
+    const same = (c: Check): boolean => c === winner || (winner.label.includes(' r1 ') && c.label.split(' ').slice(0, -1).join(' ') === winner.label.split(' ').slice(0, -1).join(' '));
+    const exact = first.some(same);
+    const margin = (winner.published - pub[1]!.published) / pub[1]!.published;
+    const behind = 1 - Math.max(...cs.filter(same).map((c) => c.predicted)) / best;
+    const verdict = exact ? 'first' : margin <= sigma && behind <= sigma ? 'tie' : 'miss';
+    t.diagnostic(`${g.padEnd(26)} winner ${winner.label} by ${pct(margin)}: ${verdict}${exact ? '' : ` (model: ${first[0]!.label} first, the winner ${pct(behind)} behind)`}`);
+    count.decided++;
+    count[verdict === 'first' ? 'first' : verdict]++;
+    if (margin > sigma) assert.ok(exact, `${g}: the measured winner ${winner.label} (by ${pct(margin)} > σ ${pct(sigma)}) is not predicted first`);
   }
-  t.diagnostic(`published winner predicted first in ${right} of ${decided} groups`);
+  t.diagnostic(`σ = ${pct(sigma)}: winner predicted first in ${count.first} of ${count.decided} groups, ${count.tie} near ties within σ, ${count.miss} misses`);
 });
 
 test('layouts the USP paper ran fit in memory; those it reports out of memory are flagged', () => {
@@ -109,6 +132,9 @@ test('ring-flash-attention efficiencies: zigzag and stripe near 0.8–0.9, the u
 });
 
 test('the class calibrations reproduce the rows they were fitted on', () => {
+  const pc = uspAttentionConfig(l20Ref.gpu, l20Ref.seqK);
+  const pit = 1000 / evaluateLayout(buildContext(pc), layoutFor(pc, { ulysses: l20Ref.ulysses, ring: 8 / l20Ref.ulysses, shard: l20Ref.shard })).prediction!.stepMs;
+  assert.ok(Math.abs(pit / l20Ref.itersPerSec - 1) < 0.005, `L20 root complex reference: ${pit} vs ${l20Ref.itersPerSec} (${L20_BOX.rootComplexGBps} GB/s)`);
   const r = AMPERE_GEMM_REFERENCE;
   const cfg = uspTrainingConfig(r.model, r.nodes, r.seqK, r.batch);
   const got = evaluateLayout(buildContext(cfg), layoutFor(cfg, r)).prediction!.tflopsPerGpu;

@@ -1,9 +1,15 @@
 // Predictions for every published measurement in published.ts, with the configs that describe
 // each published setup. Shared by the validation tests and by docs/plan.md's table.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseConfig, type PlanConfig } from '../../src/plan/config.js';
 import { completeLayout, type Layout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
-import { RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING } from './published.js';
+import { Rng } from '../../src/tensor/random.js';
+import {
+  RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING, WEFT_CP_1M, WEFT_CP_CAUSAL, WEFT_CP_CAUSAL_LOG,
+} from './published.js';
 
 export interface Check { source: string; label: string; group: string; published: number; predicted: number; unit: string }
 
@@ -42,12 +48,8 @@ export function uspTrainingChecks(): Check[] {
   });
 }
 
-/**
- * The L20 box of USP Fig. 4: two sockets, two PCIe switches each, two GPUs per switch. The
- * planner's two link classes are the switch (PCIe Gen4 x16, 32 GB/s) and beyond it (the switch's
- * x16 uplink shared by its two GPUs: 16 GB/s each), so a "node" here is a switch pair.
- */
-const L20_BOX = { nodes: 4, gpusPerNode: 2, gpu: 'l20', intraNode: { GBps: 32, latencyUs: 10 }, interNode: { GBps: 16, latencyUs: 20 } };
+/** The L20 server of USP Table 3: one node of 8 PCIe cards; the l20 preset carries its PCIe tree (hardware.ts L20_BOX). */
+const L20_BOX = { nodes: 1, gpusPerNode: 8, gpu: 'l20' };
 const A100_BOX = { nodes: 1, gpusPerNode: 8, gpu: 'a100-80g' };
 
 export function uspAttentionConfig(gpu: 'l20' | 'a100-80g', seqK: number): PlanConfig {
@@ -146,4 +148,115 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
   return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+/** A file of the repository (tests run compiled from dist/test/plan). */
+export function repoFile(rel: string): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..', rel);
+}
+
+/** The mask sweep of weft's H200 runs (records with per-rank timelines of the last iteration). */
+export const WEFT_CP_MASK_RECORDS = 'bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl';
+
+export interface CpRecord {
+  name: string;
+  config: { seq: number; heads: number; kvHeads: number; dim: number; mask: string; world: number };
+  summary: { median: number; min: number; max: number };
+  derived: { tflopsPerGpu: number; efficiency?: number };
+  extra?: {
+    layout: { strategy: 'ring' | 'ulysses'; shard: Layout['shard']; ulysses: number; ring: number };
+    timeline: { rank: number; spans: { stream: 'compute' | 'comm'; label: string; start: number; end: number }[] }[];
+  };
+}
+
+export function cpRecords(): CpRecord[] {
+  return readFileSync(repoFile(WEFT_CP_MASK_RECORDS), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as CpRecord);
+}
+
+/** The document boundaries `weft bench cp --masks document-causal:8` draws (src/cli/commands/bench.ts: Rng(7)). */
+export function benchDocuments(S: number, n: number): number[] {
+  const rng = new Rng(7), cuts = new Set<number>();
+  while (cuts.size < Math.min(n, S) - 1) cuts.add(rng.int(1, S - 1));
+  return [0, ...[...cuts].sort((x, y) => x - y), S];
+}
+
+/**
+ * One attention layer of weft's benchmark shape on `gpus` H200s. Runs of several GPUs are priced
+ * with the implementation as measured (`weft-127f7f2d`: mask views prepared on the host every
+ * iteration); one GPU with `weft`, since the benchmark timed the kernel alone with its view prepared
+ * before the timed loop (src/run/gpu.ts timeSingle).
+ */
+export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 32, implementation = gpus > 1 ? 'weft-127f7f2d' : 'weft'): PlanConfig {
+  return parseConfig({
+    model: { name: 'attention H32 D128', layers: 1, hidden: 4096, heads: 32, kvHeads, headDim: 128, ffnHidden: 14336, vocab: 32000 },
+    mode: 'attention', seqLen: seq, mask, ...(mask.startsWith('document') ? { cuSeqlens: benchDocuments(seq, 8) } : {}),
+    implementation, cluster: { nodes: 1, gpusPerNode: gpus, gpu: 'h200' },
+  });
+}
+
+const MASK_SHORT: Record<string, string> = { 'sliding:8191,0': 'sliding', 'document-causal': 'doc-causal' };
+
+/**
+ * weft's 2×H200 runs (published.ts, and the records file): predicted vs measured TFLOP/s per GPU,
+ * the measured figure recomputed from the measured milliseconds with the model's FLOP count (the
+ * same convention; `printed` keeps the figure the run printed, rounded, to check that).
+ */
+export function weftH200Checks(): (Check & { printed: number; measuredMs: number; predictedMs: number })[] {
+  const out: (Check & { printed: number; measuredMs: number; predictedMs: number })[] = [];
+  const add = (source: string, seq: number, mask: string, gpus: number, l: Parameters<typeof completeLayout>[0], ms: number, printed: number, kind: string, kvHeads = 32): void => {
+    const cfg = weftCpConfig(seq, mask, gpus, kvHeads);
+    const p = predictOne(cfg, completeLayout(l, cfg)).prediction!;
+    const tag = `${seq >= 1 << 20 ? `${seq >> 20}M` : `${seq >> 10}K`} ${MASK_SHORT[mask] ?? mask}`;
+    out.push({
+      source, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / ms, predicted: p.tflopsPerGpu, printed, measuredMs: ms, predictedMs: p.stepMs,
+      label: `h200 ${tag} ${kind}`,
+      // strategies on two GPUs compete; one GPU stands alone
+      group: gpus > 1 ? `weft H200 ${tag}` : `weft H200 ${tag} one GPU`,
+    });
+  };
+  for (const row of WEFT_CP_CAUSAL) {
+    const S = row.seqK * 1024;
+    if (row.torch) {
+      const cfg = torchCpConfig(row.seqK);
+      const p = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' })).prediction!;
+      out.push({
+        source: WEFT_CP_CAUSAL_LOG, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / row.ms, predicted: p.tflopsPerGpu,
+        printed: row.tflopsPerGpu, measuredMs: row.ms, predictedMs: p.stepMs,
+        label: `h200 ${row.seqK}K causal torch CP (${row.torch})`, group: `PyTorch CP H200 ${row.seqK}K ${row.torch}`,
+      });
+    } else if (!row.layout) add(WEFT_CP_CAUSAL_LOG, S, 'causal', 1, {}, row.ms, row.tflopsPerGpu, 'one GPU');
+    else {
+      const u = row.layout.strategy === 'ulysses';
+      add(WEFT_CP_CAUSAL_LOG, S, 'causal', 2, { ring: u ? 1 : 2, ulysses: u ? 2 : 1, strategy: row.layout.strategy, shard: row.layout.shard }, row.ms, row.tflopsPerGpu, `${row.layout.strategy} ${row.layout.shard}`);
+    }
+  }
+  for (const r of cpRecords()) {
+    const l = r.extra?.layout;
+    if (!l) add(WEFT_CP_MASK_RECORDS, r.config.seq, r.config.mask, 1, {}, r.summary.median, r.derived.tflopsPerGpu, 'one GPU');
+    else add(WEFT_CP_MASK_RECORDS, r.config.seq, r.config.mask, 2, { ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, r.summary.median, r.derived.tflopsPerGpu, `${l.strategy} ${l.shard}`);
+  }
+  add(WEFT_CP_1M.log, WEFT_CP_1M.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, WEFT_CP_1M.ms, WEFT_CP_1M.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', WEFT_CP_1M.kvHeads);
+  return out;
+}
+
+/**
+ * How much repeated measurements of one thing differ on one machine: the PyTorch SDPA kernels
+ * (cuDNN, FlashAttention-2; unchanged between weft revisions) benchmarked again in each kernel
+ * record file of 2026-11-28 on this project's H200 (bench/results/kernel-2026-11-28-*.jsonl), per
+ * configuration max/min − 1.
+ */
+export function repeatSpread(): { median: number; max: number; configs: number } {
+  const dir = repoFile('bench/results');
+  const byConfig = new Map<string, number[]>();
+  for (const f of readdirSync(dir).filter((n) => /^kernel-2026-11-28-.*\.jsonl$/.test(n))) {
+    for (const line of readFileSync(path.join(dir, f), 'utf8').trim().split('\n')) {
+      const r = JSON.parse(line) as { name?: string; config?: Record<string, unknown>; derived?: { tflops?: number } };
+      if ((r.name !== 'sdpa-cudnn' && r.name !== 'sdpa-flash') || !r.derived?.tflops) continue;
+      const c = r.config ?? {};
+      const key = `${r.name} ${String(c.S)} ${String(c.mask)} ${String(c.pass)} ${String(c.harness ?? '')}`;
+      byConfig.set(key, [...(byConfig.get(key) ?? []), r.derived.tflops]);
+    }
+  }
+  const spreads = [...byConfig.values()].filter((v) => v.length > 1).map((v) => Math.max(...v) / Math.min(...v) - 1);
+  return { median: median(spreads), max: Math.max(...spreads), configs: spreads.length };
 }

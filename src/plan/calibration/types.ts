@@ -38,13 +38,30 @@ export interface Implementation {
   mergeBytesPerElement: number;
   /** fixed cost per ring step: kernel launches, host dispatch, synchronisation */
   stepOverheadUs: number;
+  /**
+   * Host-side preparation of a partially masked block's mask view before its kernel is issued,
+   * µs per query row plus key row of the view (0: views are prepared once and reused). The GPU
+   * waits for it only when it has run out of queued work (cost.ts runs a host clock beside the
+   * GPU's). Where it is paid is the implementation's: see `weft-127f7f2d`.
+   */
+  hostPrepUsPerRow: number;
   source: string;
 }
 
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp' },
+  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp' },
+  // weft as measured on 2×H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*): every
+  // iteration re-derived its mask views on the host — queryRows, and per use isEmpty's
+  // classifyTile + viewArea (a sort of the keys and two binary searches per query row) — before the
+  // kernel could be issued; memoized since in 839f0e1 for shard-position views. Paid per ring step
+  // in both passes (each step re-asked isEmpty) and once in the forward of single-kernel schedules
+  // (Ulysses, all-gather, local), whose backward reused the forward's answer. 0.154 µs per row is
+  // the median over the 8 (record, rank) gaps before the first kernel in the timelines of
+  // cp-2026-11-28-13-36-57-127f7f2d.jsonl (sliding and document masks; 0.117–0.166), each gap over
+  // the rows of the first view (test/plan/weft-h200.test.ts re-derives it)
+  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
   // ring-flash-attention / yunchang update_out_and_lse: cast block out bf16→f32 (2+4), then
   // out − σ(·)·(out − block) as three elementwise passes over f32 tensors (3·12), ≈ 38–42 bytes
-  pytorch: { name: 'pytorch', mergeBytesPerElement: 40, stepOverheadUs: 30, source: 'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch' },
+  pytorch: { name: 'pytorch', mergeBytesPerElement: 40, stepOverheadUs: 30, hostPrepUsPerRow: 0, source: 'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch' },
 };
