@@ -84,9 +84,10 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
     // the host clock, relative to the phase start: a step whose view is partially masked is issued
     // after its preparation; the GPU starts it when it is issued and the previous step is done
     let host = h0 - g0, idle = 0;
+    const partial = prep ? u.grid.stepPartial : undefined;
     const issue = (k: number, ms: number, times: number): void => {
       for (let n = 0; n < times; n++) {
-        host += u.grid.stepPartial[k] ? p.hostMs : 0;
+        host += partial![k] ? p.hostMs : 0;
         const start = Math.max(t, host);
         idle += start - t;
         if (p.hostWaits) host = Math.max(host, start);

@@ -67,8 +67,7 @@ export class RingGrid {
   readonly area: Float64Array;
   readonly rows: Float64Array;
   readonly full: Uint8Array;
-  /** per priced step: does any priced position's view have partially masked pairs (neither empty nor all pairs)? */
-  readonly stepPartial: Uint8Array;
+  private partialSteps?: Uint8Array;
 
   constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean) {
     const sample = work.rankSample;
@@ -92,7 +91,6 @@ export class RingGrid {
     this.area = new Float64Array(n * m);
     this.rows = new Float64Array(n * m);
     this.full = new Uint8Array(n * m);
-    this.stepPartial = new Uint8Array(n);
     for (let k = 0; k < n; k++) {
       for (let j = 0; j < m; j++) {
         const [q, kk] = this.owners(this.steps[k]!, sample[j]!);
@@ -100,9 +98,23 @@ export class RingGrid {
         this.area[k * m + j] = b.area;
         this.rows[k * m + j] = b.rows;
         this.full[k * m + j] = b.full ? 1 : 0;
-        if (this.partial(q, kk, b.area)) this.stepPartial[k] = 1;
       }
     }
+  }
+
+  /** Per priced step: does any priced position's view have partially masked pairs (neither empty nor all pairs)? Only host-preparing implementations ask. */
+  get stepPartial(): Uint8Array {
+    if (!this.partialSteps) {
+      const n = this.steps.length, m = this.sample.length;
+      this.partialSteps = new Uint8Array(n);
+      for (let k = 0; k < n; k++) {
+        for (let j = 0; j < m; j++) {
+          const [q, kk] = this.owners(this.steps[k]!, this.sample[j]!);
+          if (this.partial(q, kk, this.area[k * m + j]!)) { this.partialSteps[k] = 1; break; }
+        }
+      }
+    }
+    return this.partialSteps;
   }
 
   /** Is the view of q-owner's rows against k-owner's keys partially masked (what a per-element check must see)? */
