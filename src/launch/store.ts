@@ -33,7 +33,7 @@ function lines(sock: net.Socket, onLine: (line: string) => void): void {
 
 export class StoreServer {
   private readonly data = new Map<string, Buffer>();
-  private readonly waiters = new Set<{ keys: string[]; done: () => void }>();
+  private readonly waiters = new Set<{ keys: string[]; done: () => void; timer: NodeJS.Timeout }>();
   private readonly sockets = new Set<net.Socket>();
   private readonly tokenDigest: Buffer;
 
@@ -57,6 +57,9 @@ export class StoreServer {
   }
 
   close(): Promise<void> {
+    // pending get/wait requests die with their connections; their timers must not keep the process up
+    for (const w of this.waiters) clearTimeout(w.timer);
+    this.waiters.clear();
     for (const s of this.sockets) s.destroy();
     return new Promise((r) => this.server.close(() => r()));
   }
@@ -116,12 +119,12 @@ export class StoreServer {
         const keys = req.op === 'get' ? [req.key!] : req.keys ?? [];
         const answer = (): void => reply(req.op === 'get' ? { id, ok: true, value: this.data.get(req.key!)!.toString('base64') } : { id, ok: true });
         if (keys.every((k) => this.data.has(k))) { answer(); return; }
-        const waiter = { keys, done: () => { clearTimeout(timer); answer(); } };
         const timer = setTimeout(() => {
           this.waiters.delete(waiter);
           const missing = keys.filter((k) => !this.data.has(k));
           reply({ id, ok: false, error: `rendezvous store: timed out after ${(req.timeoutMs ?? 0) / 1000} s waiting for ${missing.join(', ')}` });
         }, req.timeoutMs ?? 300_000);
+        const waiter = { keys, timer, done: () => { clearTimeout(timer); answer(); } };
         this.waiters.add(waiter);
         return;
       }

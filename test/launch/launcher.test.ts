@@ -39,11 +39,21 @@ test('each rank gets torchrun\'s environment, the multicast guards and a prefixe
   assert.deepEqual(r.err.trim().split('\n').sort(), ['[rank 0] to stderr', '[rank 1] to stderr', '[rank 2] to stderr']);
 });
 
-test('a second node computes global ranks from its node rank', async () => {
-  // node 1 of 2 with its own store would be node 0's job; here we only check the numbering, so node 0 runs alone
-  const script = `console.log(process.env.RANK + '/' + process.env.WORLD_SIZE + ' local ' + process.env.LOCAL_RANK + ' node ' + process.env.GROUP_RANK)`;
-  const r = await run(script, { nprocs: 2 });
-  assert.deepEqual(r.out.trim().split('\n').sort(), ['[rank 0] 0/2 local 0 node 0', '[rank 1] 1/2 local 1 node 0']);
+test('two nodes (two launchers on loopback) form one job: global ranks, one store, one token', async () => {
+  const script = `const { distEnv, connectStore } = await import(${JSON.stringify(STORE)});
+    const d = distEnv(); const s = await connectStore(d, 10000);
+    await s.set('seen/' + d.rank, 'node ' + d.nodeRank);
+    await s.barrier('all', d.worldSize);
+    const nodes = []; for (let r = 0; r < d.worldSize; r++) nodes.push(await s.getString('seen/' + r));
+    console.log(d.rank + '/' + d.worldSize + ' local ' + d.localRank + ' of ' + d.localWorldSize + ': ' + nodes.join(',')); s.close();`;
+  const port = 29000 + Math.floor(Math.random() * 2000);
+  const common = { nprocs: 2, nodes: 2, master: { host: '127.0.0.1', port }, token: 'a-shared-secret-for-this-test' };
+  const [a, b] = await Promise.all([run(script, { ...common, nodeRank: 0 }), run(script, { ...common, nodeRank: 1 })]);
+  assert.equal(a.code, 0, a.err);
+  assert.equal(b.code, 0, b.err);
+  const all = 'node 0,node 0,node 1,node 1';
+  assert.deepEqual(a.out.trim().split('\n').sort(), [`[rank 0] 0/4 local 0 of 2: ${all}`, `[rank 1] 1/4 local 1 of 2: ${all}`]);
+  assert.deepEqual(b.out.trim().split('\n').sort(), [`[rank 2] 2/4 local 0 of 2: ${all}`, `[rank 3] 3/4 local 1 of 2: ${all}`]);
 });
 
 test('ranks meet through the store', async () => {
