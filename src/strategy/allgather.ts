@@ -5,15 +5,15 @@
 import { queryRows, type MaskView } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { envOf, finish, freshState, isEmpty, rowsLike } from './common.js';
+import { concatPositions, envOf, finish, freshState, isEmpty, NO_POSITIONS, rowsLike } from './common.js';
 import type { Strategy } from './types.js';
 
 export const allgather: Strategy = async (ctx, q, k, v) => {
   const env = envOf(ctx), { comm, shard, device } = ctx, n = comm.size, me = comm.rank;
   const [T, H, D] = q.shape as [number, number, number];
   const Hkv = k.shape[1]!, acc = accumType(q.dtype), Tmax = shard.maxLength();
-  const kPosAll = new Int32Array(n * Tmax).fill(-1);
-  for (let j = 0; j < n; j++) if (j !== me) kPosAll.set(shard.positions(j), j * Tmax);
+  // every rank's keys at j·Tmax; the own block is computed apart, so its slot stays padding
+  const kPosAll = concatPositions(Array.from({ length: n }, (_, j) => (j === me ? NO_POSITIONS : shard.positions(j))), Tmax);
   const pad = (t: Tensor): Tensor => {
     const p = rowsLike(device, t, Tmax);
     device.copyBox(t, p, { src: [0, 0], dst: [0, 0], size: [T, Hkv] });

@@ -25,6 +25,35 @@ export function mod(a: number, n: number): number {
   return ((a % n) + n) % n;
 }
 
+interface ConcatNode { next: WeakMap<Int32Array, ConcatNode>; value?: Int32Array }
+const concatRoots = new Map<number, ConcatNode>();
+
+/** A part that contributes only padding (−1) to concatPositions. */
+export const NO_POSITIONS = new Int32Array(0);
+
+/**
+ * The positions of several ranks' rows laid end to end — packed, or each part at j·stride with −1
+ * padding — as one array that is the same object whenever the same parts come back (a trie of
+ * WeakMaps on the parts), so that kernels reuse what they prepared for it across calls.
+ */
+export function concatPositions(parts: readonly Int32Array[], stride = 0): Int32Array {
+  let node: ConcatNode | undefined = concatRoots.get(stride);
+  if (!node) { node = { next: new WeakMap() }; concatRoots.set(stride, node); }
+  for (const p of parts) {
+    let child: ConcatNode | undefined = node.next.get(p);
+    if (!child) { child = { next: new WeakMap() }; node.next.set(p, child); }
+    node = child;
+  }
+  if (!node.value) {
+    const total = stride ? stride * parts.length : parts.reduce((a, p) => a + p.length, 0);
+    const out = new Int32Array(total).fill(-1);
+    let at = 0;
+    parts.forEach((p, j) => { out.set(p, stride ? j * stride : at); at += p.length; });
+    node.value = out;
+  }
+  return node.value;
+}
+
 const emptyCache = new WeakMap<QueryRows, WeakMap<Int32Array, boolean>>();
 
 /**

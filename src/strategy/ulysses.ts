@@ -6,7 +6,7 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType, type DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { castTo, type Env, envOf, localAttention, type Partial } from './common.js';
+import { castTo, concatPositions, type Env, envOf, localAttention, type Partial } from './common.js';
 import { addHeads, HeadPlan } from './heads.js';
 import type { Strategy, StrategyResult } from './types.js';
 
@@ -23,8 +23,7 @@ export async function ulyssesAttention(
   const len = Array.from({ length: u }, (_, c) => memberPos(c).length);
   const off = len.map((_, c) => len.slice(0, c).reduce((a, b) => a + b, 0));
   const Ttot = off[u - 1]! + len[u - 1]!;
-  const pos = new Int32Array(Ttot);
-  for (let c = 0; c < u; c++) pos.set(memberPos(c), off[c]!);
+  const pos = concatPositions(Array.from({ length: u }, (_, c) => memberPos(c)));
   const [g0, g1] = plan.kv(me), nR = g1 - g0;
 
   /** Local tokens, heads [h0, h0 + n) for member c → gathered tokens of this member's heads. */
