@@ -125,7 +125,7 @@ function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number;
 
 export function registerRun(program: Command): void {
   const cmd = program.command('run')
-    .description('run a context-parallel strategy on N CPU ranks with random inputs');
+    .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
   addLayoutOptions(cmd, true)
     .requiredOption('--seq <S>', 'sequence length')
     .requiredOption('--heads <H>', 'query heads')
