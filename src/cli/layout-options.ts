@@ -4,6 +4,7 @@ import type { Placement } from '../mesh/mesh.js';
 import type { Layout, StrategyName } from '../run/index.js';
 import type { ShardKind } from '../shard/shard.js';
 import { UserError } from './errors.js';
+import { parseInt } from './options.js';
 
 export interface LayoutOpts {
   strategy?: string; world?: string; shard?: string; ulysses?: string; ring?: string; inner?: string; placement?: string; timeout: string;
@@ -22,10 +23,9 @@ export function addLayoutOptions(cmd: Command, strategyRequired: boolean): Comma
     .option('--timeout <s>', 'seconds any single communication wait may take', '300');
 }
 
+/** An optional whole-number option (`flag` without its dashes). */
 export function optInt(text: string | undefined, flag: string, min = 1): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min) throw new UserError(`--${flag} must be an integer ≥ ${min}, not '${text}'`);
-  return Number(text);
+  return text === undefined ? undefined : parseInt(text, `--${flag}`, min);
 }
 
 /** The layout the options describe, or undefined when no strategy was asked for. */

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { resolveBackend } from '../../backend/index.js';
 import { guard, UserError } from '../errors.js';
+import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
 import { type MaskSpec, parseMask } from '../../mask/spec.js';
 import { PLACEMENTS } from '../../mesh/mesh.js';
@@ -66,13 +67,6 @@ function ints(text: string, flag: string): number[] {
   });
 }
 
-function count(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const [n] = ints(text, flag);
-  if (!n) throw new UserError(`${flag}: must be at least 1`);
-  return n;
-}
-
 function common(cmd: Command): Command {
   return cmd
     .option('--no-torch', 'skip the PyTorch peers')
@@ -93,15 +87,15 @@ export function registerBench(program: Command): void {
     .option('--masks <list>', 'causal,full', 'causal,full')
     .option('--passes <list>', 'fwd,fwd+bwd', 'fwd,fwd+bwd'))
     .action((o: KernelOpts) => guard(async () => {
-      await resolveBackend('cuda'); // one line and exit 2 when there is no GPU
-      const { benchKernel } = await import('../../bench/kernel.js');
       const [heads] = ints(o.heads, '--heads');
-      await benchKernel({
+      const options = {
         sizes: ints(o.seqs, '--seqs'), heads: heads!, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
         masks: list(o.masks, '--masks', ['causal', 'full'] as const), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
-        iters: count(o.iters, '--iters'), warmup: count(o.warmup, '--warmup'), torch: o.torch, python: o.python, outDir: o.out,
-      });
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup'), torch: o.torch, python: o.python, outDir: o.out,
+      };
+      await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
+      await (await import('../../bench/kernel.js')).benchKernel(options);
     }));
   common(bench.command('cp')
     .description('context-parallel attention across the GPUs vs one GPU and PyTorch context_parallel; run under `weft launch -n N --`')
@@ -117,12 +111,12 @@ export function registerBench(program: Command): void {
       const layouts = parseLayouts(o.layouts), masks = parseMasks(o.masks);
       const [heads] = ints(o.heads, '--heads');
       const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
-      await resolveBackend('cuda');
-      const { benchCp } = await import('../../bench/cp.js');
-      await benchCp({
+      const options = {
         seqs: ints(o.seqs, '--seqs'), layouts, masks, heads: heads!, kvHeads, dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
-        iters: count(o.iters, '--iters'), warmup: count(o.warmup, '--warmup'), single: o.single, torch: o.torch, python: o.python, outDir: o.out,
-      });
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup'), single: o.single, torch: o.torch, python: o.python, outDir: o.out,
+      };
+      await resolveBackend('cuda');
+      await (await import('../../bench/cp.js')).benchCp(options);
     }));
   common(bench.command('comm')
     .description('send/recv, all-to-all and all-gather bandwidth vs PyTorch; run under `weft launch -n N --`')
@@ -132,12 +126,12 @@ export function registerBench(program: Command): void {
     .option('--blocking', 'blocking NCCL communicators (lower latency for small messages)'))
     .action((o: CommOpts) => guard(async () => {
       if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
-      await resolveBackend('cuda');
-      const { benchComm } = await import('../../bench/comm.js');
-      await benchComm({
+      const options = {
         ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const), sizes: ints(o.sizes, '--sizes'),
-        dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: count(o.iters, '--iters'), warmup: count(o.warmup, '--warmup'),
+        dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup'),
         torch: o.torch, python: o.python, outDir: o.out, blocking: Boolean(o.blocking),
-      });
+      };
+      await resolveBackend('cuda');
+      await (await import('../../bench/comm.js')).benchComm(options);
     }));
 }

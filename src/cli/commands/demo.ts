@@ -9,7 +9,7 @@ import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName, type MaskSpec } from '../../mask/spec.js';
 import { type Layout, runBatch } from '../../run/index.js';
-import { relError } from '../../tensor/host.js';
+import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
@@ -26,6 +26,13 @@ export function registerDemo(program: Command): void {
     .option('--dim <D>', 'head dim', '64')
     .option('--json', 'print JSON instead of a table')
     .action((o: DemoOpts) => guard(() => demo(o)));
+}
+
+type Outputs = { [K in 'out' | 'lse' | 'dq' | 'dk' | 'dv']?: HostTensor };
+
+/** Each output's relative error against the reference, as table cells. */
+function errors(got: Outputs, ref: Outputs): Record<string, string> {
+  return Object.fromEntries((['out', 'lse', 'dq', 'dk', 'dv'] as const).map((n) => [n, relError(got[n]!, ref[n]!).toExponential(1)]));
 }
 
 async function demo(o: DemoOpts): Promise<void> {
@@ -50,9 +57,7 @@ async function demo(o: DemoOpts): Promise<void> {
     const flops = 4 * grid.area() * H * D * 3.5; // forward + backward (2.5×)
     rows.push({
       where: 'one rank', mask: maskName(spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
-      'GFLOP/s': +(flops / ms / 1e6).toFixed(2),
-      out: relError(r.out, ref.out).toExponential(1), lse: relError(r.lse, ref.lse).toExponential(1),
-      dq: relError(r.dq!, ref.dq!).toExponential(1), dk: relError(r.dk!, ref.dk!).toExponential(1), dv: relError(r.dv!, ref.dv!).toExponential(1),
+      'GFLOP/s': +(flops / ms / 1e6).toFixed(2), ...errors(r, ref),
     });
     if (!o.json) process.stderr.write(`  ${maskName(spec)} done in ${(ms / 1000).toFixed(2)} s\n`);
   }
@@ -73,9 +78,7 @@ async function demo(o: DemoOpts): Promise<void> {
     const ms = res.stats.forwardMs + res.stats.backwardMs;
     rows.push({
       where: run.label, mask: maskName(run.spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
-      'GFLOP/s': +(4 * grid.area() * H * D * 3.5 / ms / 1e6).toFixed(2),
-      out: relError(res.out, ref.out).toExponential(1), lse: relError(res.lse, ref.lse).toExponential(1),
-      dq: relError(res.dq!, ref.dq!).toExponential(1), dk: relError(res.dk!, ref.dk!).toExponential(1), dv: relError(res.dv!, ref.dv!).toExponential(1),
+      'GFLOP/s': +(4 * grid.area() * H * D * 3.5 / ms / 1e6).toFixed(2), ...errors(res, ref),
     });
     if (!o.json) process.stderr.write(`  ${run.label} ${maskName(run.spec)} done, work balance ${res.stats.balance.toFixed(2)}\n`);
   });

@@ -3,28 +3,21 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { summarize } from '../../bench/record.js';
 import { MaskGrid } from '../../mask/grid.js';
-import { maskName, parseMask } from '../../mask/spec.js';
+import { maskName } from '../../mask/spec.js';
 import { GpuRank, type GpuProblem } from '../../run/gpu.js';
 import { resolveLayout } from '../../run/layout.js';
-import { Rng } from '../../tensor/random.js';
 import { UserError } from '../errors.js';
-import { layoutFrom, optInt } from '../layout-options.js';
+import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
-import { documents, need, type RunOpts } from './run.js';
+import { need, type RunOpts, type RunSetup } from './run.js';
 
 /** Tolerances of the check: the CP result may be a little further from the reference than one GPU's (more merges, more rounding of transfers). */
 const CHECK = { vsSingle: 2e-2, refFactor: 1.5, refSlack: 1e-3 };
 
-export async function runGpu(o: RunOpts, d: { S: number; H: number; Hkv: number; D: number }): Promise<void> {
+export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
+  const { mask, scale, layout } = su, d = { S: su.S, H: su.H, Hkv: su.Hkv, D: su.D };
   const dtype = parseChoice(o.dtype ?? 'bf16', '--dtype', ['bf16', 'f16'] as const);
   if (d.D !== 64 && d.D !== 128) throw new UserError(`--dim ${d.D}: the GPU kernels take head dims 64 and 128`);
-  const rng = new Rng(optInt(o.seed, 'seed', 0)!);
-  const cu = documents(o, d.S, rng);
-  if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${d.S}`);
-  const mask = parseMask(o.mask, cu);
-  const scale = o.scale === undefined ? 1 / Math.sqrt(d.D) : Number(o.scale);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-  const layout = layoutFrom(o)!;
   const world = Number(process.env.WORLD_SIZE);
   if (layout.world !== world) throw new UserError(`--world ${layout.world} differs from the ${world} processes weft launch started`);
   const l = resolveLayout(layout, d, mask);

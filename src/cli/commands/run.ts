@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
-import { maskName, parseMask } from '../../mask/spec.js';
+import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
 import { type Layout, runDistributed, type RunResult } from '../../run/index.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
@@ -30,7 +30,7 @@ export function need(x: number | undefined, flag: string): number {
 }
 
 /** Document boundaries: explicit, or N random documents drawn from the seed. */
-export function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
+function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
   if (o.cuSeqlens !== undefined && o.docs !== undefined) throw new UserError('give --docs or --cu-seqlens, not both');
   if (o.cuSeqlens !== undefined) {
     const cu = o.cuSeqlens.split(',').map((x) => x.trim());
@@ -45,39 +45,42 @@ export function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined
   return [0, ...[...cuts].sort((a, b) => a - b), S];
 }
 
-export function human(bytes: number): string {
+function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let x = bytes, u = 0;
   while (x >= 1024 && u < units.length - 1) { x /= 1024; u++; }
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
-/** The GPU path lives in its own module so that CPU runs never load the CUDA backend. */
-async function runOnGpus(o: RunOpts, dims: { S: number; H: number; Hkv: number; D: number }): Promise<void> {
-  const { runGpu } = await import('./run-gpu.js');
-  await runGpu(o, dims);
-}
+/** What both paths take from the options: sizes, the mask (documents drawn first from the seed), scale, layout. */
+export interface RunSetup { S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng }
 
-async function run(o: RunOpts): Promise<void> {
+function setup(o: RunOpts): RunSetup {
   const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
   const Hkv = optInt(o.kvHeads, 'kv-heads') ?? H, D = need(optInt(o.dim, 'dim'), 'dim');
-  const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
-  const launched = distEnv() !== undefined;
-  if (backend === 'cuda' && !launched) throw new UserError('--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda …');
-  if (launched && backend !== 'cpu') {
-    const { backend: b, skipped } = await resolveBackend(backend);
-    if (b.name === 'cuda') return runOnGpus(o, { S, H, Hkv, D });
-    for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
-  }
-  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
-  const seed = optInt(o.seed, 'seed', 0)!;
-  const rng = new Rng(seed);
+  const rng = new Rng(optInt(o.seed, 'seed', 0)!);
   const cu = documents(o, S, rng);
   if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
   const mask = parseMask(o.mask, cu);
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
   if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-  const layout = layoutFrom(o)!;
+  return { S, H, Hkv, D, mask, scale, layout: layoutFrom(o)!, rng };
+}
+
+async function run(o: RunOpts): Promise<void> {
+  const su = setup(o);
+  const { S, H, Hkv, D, mask, scale, layout, rng } = su;
+  const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
+  const launched = distEnv() !== undefined;
+  if (backend === 'cuda' && !launched) throw new UserError('--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda …');
+  if (launched && backend !== 'cpu') {
+    const { backend: b, skipped } = await resolveBackend(backend);
+    // the GPU path lives in its own module so that CPU runs never load the CUDA backend
+    if (b.name === 'cuda') return (await import('./run-gpu.js')).runGpu(o, su);
+    for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
+  }
+  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+  const seed = optInt(o.seed, 'seed', 0)!;
   const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
   const res = await runDistributed({ q, k, v, dout, mask, scale, dtype }, layout, { timeoutMs: timeoutMs(o) });
