@@ -71,6 +71,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         if (singleMs !== undefined) derived.efficiency = singleMs / (N * med);
         keep(makeRecord('cp', name, config, 'ms', samples, derived, {
           layout: l, forwardMs: ranks.map((r) => summarize(r.forwardMs).median), backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
+          peakGiB: ranks.map((r) => r.peakBytes / 2 ** 30),
           timeline: ranks.map((r) => ({ rank: r.rank, spans: r.spans })),
         }));
         log(`  S=${S} ${m.name} ${name}: ${med.toFixed(1)} ms, ${derived.tflopsPerGpu!.toFixed(0)} TFLOP/s per GPU${derived.efficiency ? `, efficiency ${derived.efficiency.toFixed(3)}` : ''}`);

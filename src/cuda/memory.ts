@@ -67,6 +67,11 @@ export class CachingAllocator {
     return { ...this.st };
   }
 
+  /** Start a new peak measurement from what is live now. */
+  resetPeak(): void {
+    this.st.peakAllocated = this.st.allocated;
+  }
+
   alloc(bytes: number, stream: bigint): Block {
     const size = roundSize(bytes);
     this.collect();

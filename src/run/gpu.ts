@@ -30,6 +30,8 @@ export interface RankTiming {
   backwardMs: number[];
   /** spans of the last iteration (with `timeline`) */
   spans?: Span[];
+  /** the caching allocator's peak of live device memory over the timed run, bytes */
+  peakBytes: number;
 }
 
 export interface GpuCheck {
@@ -89,9 +91,10 @@ export class GpuRank {
   async time(p: GpuProblem, l: ResolvedLayout, t: GpuTiming): Promise<RankTiming[] | undefined> {
     const grid = MaskGrid.build(p.mask, p.S);
     const shard = this.shardOf(p, l);
+    this.world.rt.allocator.resetPeak();
     const x = this.inputs(p, shard.positions(this.rank));
     const strategy = strategyFor(l);
-    const mine: RankTiming = { rank: this.rank, forwardMs: [], backwardMs: [] };
+    const mine: RankTiming = { rank: this.rank, forwardMs: [], backwardMs: [], peakBytes: 0 };
     for (let i = 0; i < t.warmup + t.iters; i++) {
       this.timeline.on = t.timeline && i === t.warmup + t.iters - 1;
       await this.comm.barrier();
@@ -105,6 +108,7 @@ export class GpuRank {
       this.timeline.on = false;
       await reclaimDeviceMemory();
     }
+    mine.peakBytes = this.world.rt.allocator.stats().peakAllocated;
     for (const v of Object.values(x)) v.release();
     return this.gatherJson('timing', mine);
   }

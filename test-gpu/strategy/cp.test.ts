@@ -14,15 +14,17 @@ function gpuCount(): number {
 
 const gpus = gpuCount();
 const skip = gpus < 2 ? `needs 2 GPUs, found ${gpus}` : false;
+const skip4 = gpus < 4 ? `needs 4 GPUs, found ${gpus}` : false;
 
 interface Summary { checkOk: boolean; check: { vsSingle: Record<string, number>; cpVsRef?: Record<string, number>; singleVsRef?: Record<string, number> }; tflopsPerGpu: number }
 
-function run(args: string[]): Summary {
-  const r = spawnSync(process.execPath, [WEFT, 'launch', '-n', '2', '--', 'run', '--backend', 'cuda', '--world', '2', '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
+function run(args: string[], world = 2): Summary {
+  const n = String(world);
+  const r = spawnSync(process.execPath, [WEFT, 'launch', '-n', n, '--', 'run', '--backend', 'cuda', '--world', n, '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
     // a clean environment for the job: no test-runner context leaking into the ranks
-    { encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
+    { encoding: 'utf8', timeout: 90_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
   const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d\] /, '')).find((l) => l.startsWith('{'));
-  assert.ok(line, `no JSON from weft run (exit ${r.status}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`);
+  assert.ok(line, `no JSON from weft run (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`);
   return JSON.parse(line) as Summary;
 }
 
@@ -42,6 +44,23 @@ describe('context parallelism on 2 GPUs matches one GPU and the f64 reference', 
   ];
   for (const [name, args] of cases) test(name, () => {
     const s = run([...base, ...args]);
+    assert.ok(s.checkOk, `${name}: ${JSON.stringify(s.check)}`);
+    assert.ok(s.check.cpVsRef, 'the f64 reference ran');
+  });
+});
+
+describe('context parallelism on 4 GPUs: the two-dimensional layouts', { skip: skip4 }, () => {
+  const base = ['--seq', '1000', '--heads', '4', '--kv-heads', '2', '--dim', '64'];
+  const cases: [string, string[]][] = [
+    ['ring zigzag causal', ['--strategy', 'ring', '--mask', 'causal']],
+    ['usp 2x2 head-first causal', ['--strategy', 'usp', '--ulysses', '2', '--ring', '2', '--mask', 'causal']],
+    ['usp 2x2 context-first document-causal', ['--strategy', 'usp', '--ulysses', '2', '--ring', '2', '--placement', 'context-first', '--mask', 'document-causal', '--docs', '4']],
+    ['double-ring 2 sliding', ['--strategy', 'double-ring', '--inner', '2', '--mask', 'sliding:200,0']],
+    ['tokenring document-causal', ['--strategy', 'tokenring', '--mask', 'document-causal', '--docs', '3']],
+    ['ulysses full', ['--strategy', 'ulysses', '--mask', 'full']],
+  ];
+  for (const [name, args] of cases) test(name, () => {
+    const s = run([...base, ...args], 4);
     assert.ok(s.checkOk, `${name}: ${JSON.stringify(s.check)}`);
     assert.ok(s.check.cpVsRef, 'the f64 reference ran');
   });

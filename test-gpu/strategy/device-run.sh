@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# One call on a 2-GPU machine for context parallelism: a smoke run, the strategy GPU tests,
-# `weft bench cp` (causal sweep against PyTorch's context parallel; other masks; 1M tokens).
+# Context parallelism on the GPU machine, in groups that each fit one device call:
+#   check   smoke run with --check, the strategy GPU tests (2 GPUs; 4-GPU cases when there are 4)
+#   causal  `weft bench cp` causal sweep on 2 GPUs beside PyTorch's context parallel
+#   masks   full, sliding-window and document masks on 2 GPUs
+#   length  1M tokens on 2 GPUs (H=32, Hkv=8) with a timeline; LENGTHS adds longer runs
+#   four    the 4-GPU sweep (issue 8's 4-GPU step) beside PyTorch
+# Usage: bash test-gpu/strategy/device-run.sh GROUP... (after `source .device/prelude.sh`).
 # Each step has its own time limit so that one failure cannot eat the call. Logs and records go
-# to $OUT (or ./device-out). Run from the project root after `source .device/prelude.sh`.
+# to $OUT (or ./device-out).
 set -uo pipefail
 out=${OUT:-device-out}
 mkdir -p "$out/results"
@@ -14,16 +19,32 @@ step() { # name seconds command...
   timeout "$secs" "$@" >"$out/$name.log" 2>&1
   echo "== $name: exit $? in $((SECONDS - t0)) s"
 }
+show() { grep -E 'TFLOP|failed|rror|peak|^ +[0-9]+ ' "$out/$1.log" | sed 's/^\[rank 0\] //' | head -n "${2:-40}"; }
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
-step smoke ${SMOKE_SECS:-60} $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 4096 --heads 8 --kv-heads 2 --dim 128 --mask causal --check --iters 3
-tail -n 12 "$out/smoke.log"
-step small-d64 45 $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 1000 --heads 4 --kv-heads 2 --dim 64 --mask causal --check --iters 1 --warmup 0 --json
-tail -n 5 "$out/small-d64.log"
-step causal 200 $weft launch -n 2 -- bench cp --seqs ${SEQS:-32k,128k,256k} --masks causal --layouts ring,ring:contiguous,ulysses,allgather,tokenring --iters 3 --warmup 1 --out "$out/results"
-grep -E 'TFLOP|failed|rror' "$out/causal.log" | sed 's/^\[rank 0\] //' | head -n 40
-step masks 70 $weft launch -n 2 -- bench cp --seqs 128k --masks 'full;sliding:8191,0;document-causal:8' --layouts ring,ulysses --no-torch --iters 3 --warmup 1 --out "$out/results"
-grep -E 'TFLOP|failed|rror' "$out/masks.log" | sed 's/^\[rank 0\] //' | head -n 20
-step million 100 $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 1048576 --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0 --timeline "$out/timeline-1m.json"
-tail -n 8 "$out/million.log"
-step tests ${TESTS_SECS:-150} node --test --test-concurrency=1 dist/test-gpu/strategy/
-grep -E '^(not ok|ok) |^# (pass|fail)' "$out/tests.log"
+
+for group in "$@"; do case $group in
+check)
+  step smoke ${SMOKE_SECS:-60} $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 4096 --heads 8 --kv-heads 2 --dim 128 --mask causal --check --iters 3
+  tail -n 12 "$out/smoke.log"
+  step tests ${TESTS_SECS:-240} node --test --test-concurrency=1 dist/test-gpu/strategy/
+  grep -E '^(not ok|ok) |^# (pass|fail)|^ *(not ok|ok) [0-9]+ - ' "$out/tests.log" ;;
+causal)
+  step causal ${CAUSAL_SECS:-330} $weft launch -n 2 -- bench cp --seqs ${SEQS:-32k,128k,256k} --masks causal --layouts ring,ring:contiguous,ulysses,allgather,tokenring --iters 3 --warmup 1 --out "$out/results"
+  show causal ;;
+masks)
+  step masks 90 $weft launch -n 2 -- bench cp --seqs 128k --masks 'full;sliding:8191,0;document-causal:8' --layouts ring,ring:contiguous,ulysses --no-torch --iters 3 --warmup 1 --out "$out/results"
+  show masks ;;
+length)
+  step million 120 $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 1048576 --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0 --timeline "$out/timeline-1m.json"
+  tail -n 8 "$out/million.log"
+  for S in ${LENGTHS:-}; do
+    step "length-$S" ${LENGTH_SECS:-400} $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq "$S" --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0
+    tail -n 8 "$out/length-$S.log"
+  done ;;
+four)
+  step four-causal ${FOUR_SECS:-300} $weft launch -n 4 -- bench cp --seqs ${FOUR_SEQS:-32k,128k,256k} --masks causal --layouts ring,ulysses,usp:2x2,double-ring:2,tokenring --iters 3 --warmup 1 --out "$out/results"
+  show four-causal 60
+  step four-docs ${FOUR_DOCS_SECS:-120} $weft launch -n 4 -- bench cp --seqs 128k --masks 'document-causal:8' --layouts ring:doc-zigzag,ulysses,usp:2x2,tokenring --no-torch --iters 3 --warmup 1 --out "$out/results"
+  show four-docs ;;
+*) echo "unknown group $group"; exit 2 ;;
+esac; done

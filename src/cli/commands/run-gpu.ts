@@ -46,14 +46,14 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
     writeFileSync(`${o.timeline}.tmp`, JSON.stringify(ranks.map((r) => ({ rank: r.rank, spans: r.spans ?? [] }))));
     renameSync(`${o.timeline}.tmp`, o.timeline);
   }
-  const summary = { layout: l, dims: d, mask: maskName(mask), dtype, iters, medianMs: med, tflopsPerGpu, perRank: ranks.map((r) => ({ rank: r.rank, forwardMs: summarize(r.forwardMs).median, backwardMs: r.backwardMs.length ? summarize(r.backwardMs).median : null })), check, checkOk: check ? ok : undefined };
+  const summary = { layout: l, dims: d, mask: maskName(mask), dtype, iters, medianMs: med, tflopsPerGpu, perRank: ranks.map((r) => ({ rank: r.rank, forwardMs: summarize(r.forwardMs).median, backwardMs: r.backwardMs.length ? summarize(r.backwardMs).median : null, peakGiB: r.peakBytes / 2 ** 30 })), check, checkOk: check ? ok : undefined };
   if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else {
     const lines = [
       `${l.strategy} on ${world} GPUs, ${l.shard} shards, mask ${maskName(mask)}, S=${d.S} H=${d.H} Hkv=${d.Hkv} D=${d.D} ${dtype}${o.backward ? ', forward+backward' : ', forward'}`,
       `median ${med.toFixed(2)} ms (slowest rank), ${tflopsPerGpu.toFixed(1)} TFLOP/s per GPU (unmasked area; backward counted 2.5×)`,
-      '', 'rank  forward ms  backward ms',
-      ...summary.perRank.map((r) => `${String(r.rank).padStart(4)}  ${r.forwardMs.toFixed(2).padStart(10)}  ${r.backwardMs === null ? '-'.padStart(11) : r.backwardMs.toFixed(2).padStart(11)}`),
+      '', 'rank  forward ms  backward ms  peak GiB',
+      ...summary.perRank.map((r) => `${String(r.rank).padStart(4)}  ${r.forwardMs.toFixed(2).padStart(10)}  ${r.backwardMs === null ? '-'.padStart(11) : r.backwardMs.toFixed(2).padStart(11)}  ${r.peakGiB.toFixed(1).padStart(8)}`),
     ];
     if (check) {
       const f = (x: Record<string, number>): string => Object.entries(x).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ');
