@@ -2,9 +2,11 @@
 // the gathered result must match one GPU's kernel over the whole sequence and stay as close to
 // the f64 reference as one GPU does (weft run --check decides; see run-gpu.ts).
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { startLaunch } from '../../src/launch/launcher.js';
 
 const WEFT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -18,13 +20,24 @@ const skip4 = gpus < 4 ? `needs 4 GPUs, found ${gpus}` : false;
 
 interface Summary { checkOk: boolean; check: { vsSingle: Record<string, number>; cpVsRef?: Record<string, number>; singleVsRef?: Record<string, number> }; tflopsPerGpu: number }
 
-function run(args: string[], world = 2): Summary {
+/**
+ * `weft launch -n world -- run --backend cuda --check --json …`, with the launcher in this process
+ * (as test-gpu/runtime does: a job under spawnSync from a test file hung twice), stopped after 90 s.
+ */
+async function run(args: string[], world = 2): Promise<Summary> {
   const n = String(world);
-  const r = spawnSync(process.execPath, [WEFT, 'launch', '-n', n, '--', 'run', '--backend', 'cuda', '--world', n, '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
-    // a clean environment for the job: no test-runner context leaking into the ranks
-    { encoding: 'utf8', timeout: 90_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_TEST_CONTEXT: undefined } });
-  const line = r.stdout.split('\n').map((l) => l.replace(/^\[rank \d\] /, '')).find((l) => l.startsWith('{'));
-  assert.ok(line, `no JSON from weft run (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}): ${r.stderr.slice(-2000)}${r.stdout.slice(-1000)}`);
+  const out = new PassThrough(), err = new PassThrough();
+  let o = '', e = '';
+  out.on('data', (d: Buffer) => { o += d; });
+  err.on('data', (d: Buffer) => { e += d; process.stdout.write(`# ${d}`); });
+  const job = await startLaunch({
+    nprocs: world, stdout: out, stderr: err,
+    command: [process.execPath, WEFT, 'run', '--backend', 'cuda', '--world', n, '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
+  });
+  const timer = setTimeout(() => job.stop('the job ran past 90 s'), 90_000);
+  const r = await job.result.finally(() => clearTimeout(timer));
+  const line = o.split('\n').map((l) => l.replace(/^\[rank \d\] /, '')).find((l) => l.startsWith('{'));
+  assert.ok(line, `no JSON from weft run (exit ${r.code}${r.message ? `: ${r.message}` : ''}): ${e.slice(-2000)}${o.slice(-1000)}`);
   return JSON.parse(line) as Summary;
 }
 
@@ -42,8 +55,8 @@ describe('context parallelism on 2 GPUs matches one GPU and the f64 reference', 
     ['tokenring causal', ['--strategy', 'tokenring', '--mask', 'causal']],
     ['ring D=128 GQA causal', ['--strategy', 'ring', '--mask', 'causal', '--dim', '128', '--heads', '8', '--kv-heads', '2']],
   ];
-  for (const [name, args] of cases) test(name, () => {
-    const s = run([...base, ...args]);
+  for (const [name, args] of cases) test(name, { timeout: 120_000 }, async () => {
+    const s = await run([...base, ...args]);
     assert.ok(s.checkOk, `${name}: ${JSON.stringify(s.check)}`);
     assert.ok(s.check.cpVsRef, 'the f64 reference ran');
   });
@@ -59,8 +72,8 @@ describe('context parallelism on 4 GPUs: the two-dimensional layouts', { skip: s
     ['tokenring document-causal', ['--strategy', 'tokenring', '--mask', 'document-causal', '--docs', '3']],
     ['ulysses full', ['--strategy', 'ulysses', '--mask', 'full']],
   ];
-  for (const [name, args] of cases) test(name, () => {
-    const s = run([...base, ...args], 4);
+  for (const [name, args] of cases) test(name, { timeout: 120_000 }, async () => {
+    const s = await run([...base, ...args], 4);
     assert.ok(s.checkOk, `${name}: ${JSON.stringify(s.check)}`);
     assert.ok(s.check.cpVsRef, 'the f64 reference ran');
   });

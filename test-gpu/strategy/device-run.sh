@@ -21,6 +21,10 @@ step() { # name seconds command...
 }
 show() { grep -E 'TFLOP|failed|rror|peak|^ +[0-9]+ ' "$out/$1.log" | sed 's/^\[rank 0\] //' | head -n "${2:-40}"; }
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
+# clocks, power and throttle reasons every 3 s: a slow GPU shows up here, not only in the times
+nvidia-smi --query-gpu=timestamp,index,clocks.sm,power.draw,temperature.gpu,clocks_event_reasons.active,utilization.gpu --format=csv,noheader -l 3 >"$out/smi-$(date +%H%M%S).csv" 2>&1 &
+smi=$!
+trap 'kill $smi 2>/dev/null' EXIT
 
 for group in "$@"; do case $group in
 check)
