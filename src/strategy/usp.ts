@@ -4,7 +4,7 @@
 // head-first placement puts each Ulysses group on consecutive ranks (its all-to-all on the
 // fastest links); context-first puts each ring there.
 import { uspMesh, type Placement } from '../mesh/mesh.js';
-import { envOf } from './common.js';
+import { concatPositions, envOf } from './common.js';
 import { ringAttention } from './ring.js';
 import type { Strategy } from './types.js';
 import { ulyssesAttention } from './ulysses.js';
@@ -17,19 +17,8 @@ export function usp(opts: UspOptions): Strategy {
     const mesh = uspMesh(opts.ulysses, opts.ring, opts.placement);
     const uComm = mesh.group(ctx.comm, 'ulysses'), rComm = mesh.group(ctx.comm, 'ring');
     const at = (c: number, m: number): Int32Array => ctx.shard.positions(mesh.rankOf({ ulysses: c, ring: m }));
-    const cache = new Map<number, Int32Array>();
-    /** positions of Ulysses group m's gathered tokens, in member order */
-    const groupPos = (m: number): Int32Array => {
-      let p = cache.get(m);
-      if (!p) {
-        const parts = Array.from({ length: opts.ulysses }, (_, c) => at(c, m));
-        p = new Int32Array(parts.reduce((a, x) => a + x.length, 0));
-        let o = 0;
-        for (const x of parts) { p.set(x, o); o += x.length; }
-        cache.set(m, p);
-      }
-      return p;
-    };
+    /** positions of Ulysses group m's gathered tokens, in member order (the same array every call) */
+    const groupPos = (m: number): Int32Array => concatPositions(Array.from({ length: opts.ulysses }, (_, c) => at(c, m)));
     const myRing = mesh.coord(me, 'ring');
     return ulyssesAttention(env, uComm, (c) => at(c, myRing), q, k, v,
       (qH, kH, vH) => ringAttention(env, rComm, groupPos, qH, kH, vH, 'usp ring'), 'usp ulysses');

@@ -32,6 +32,7 @@ async function run(args: string[], world = 2): Promise<Summary> {
   err.on('data', (d: Buffer) => { e += d; process.stdout.write(`# ${d}`); });
   const job = await startLaunch({
     nprocs: world, stdout: out, stderr: err,
+    env: { ...process.env, WEFT_NCCL_TIMEOUT: '30' }, // a stuck collective becomes an error before the job's limit
     command: [process.execPath, WEFT, 'run', '--backend', 'cuda', '--world', n, '--check', '--json', '--iters', '1', '--warmup', '0', ...args],
   });
   const timer = setTimeout(() => job.stop('the job ran past 90 s'), 90_000);

@@ -4,6 +4,7 @@
 #   causal  `weft bench cp` causal sweep on 2 GPUs beside PyTorch's context parallel
 #   masks   full, sliding-window and document masks on 2 GPUs
 #   length  1M tokens on 2 GPUs (H=32, Hkv=8) with a timeline; LENGTHS adds longer runs
+#   diag    one small run per strategy that splits communicators, with short NCCL timeouts
 #   four    the 4-GPU sweep (issue 8's 4-GPU step) beside PyTorch
 # Usage: bash test-gpu/strategy/device-run.sh GROUP... (after `source .device/prelude.sh`).
 # Each step has its own time limit so that one failure cannot eat the call. Logs and records go
@@ -45,10 +46,20 @@ length)
     step "length-$S" ${LENGTH_SECS:-400} $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq "$S" --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0
     tail -n 8 "$out/length-$S.log"
   done ;;
+diag)
+  one="run --backend cuda --world 2 --seq 1000 --heads 4 --kv-heads 2 --dim 64 --mask causal --check --iters 1 --warmup 0"
+  WEFT_NCCL_TIMEOUT=20 NCCL_DEBUG=WARN step diag-usp21 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
+  tail -n 15 "$out/diag-usp21.log"
+  WEFT_NCCL_BLOCKING=1 WEFT_NCCL_TIMEOUT=20 step diag-usp21-blocking 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
+  tail -n 6 "$out/diag-usp21-blocking.log"
+  WEFT_NCCL_TIMEOUT=20 step diag-dring 45 $weft launch -n 2 -- $one --strategy double-ring --inner 1
+  tail -n 6 "$out/diag-dring.log"
+  WEFT_NCCL_TIMEOUT=20 step diag-tokenring 45 $weft launch -n 2 -- $one --strategy tokenring
+  tail -n 4 "$out/diag-tokenring.log" ;;
 four)
-  step four-causal ${FOUR_SECS:-300} $weft launch -n 4 -- bench cp --seqs ${FOUR_SEQS:-32k,128k,256k} --masks causal --layouts ring,ulysses,usp:2x2,double-ring:2,tokenring --iters 3 --warmup 1 --out "$out/results"
+  step four-causal ${FOUR_SECS:-300} $weft launch -n 4 -- bench cp --seqs ${FOUR_SEQS:-32k,128k,256k} --masks causal --layouts ${FOUR_LAYOUTS:-ring,ulysses,usp:2x2,double-ring:2,tokenring} --iters 3 --warmup 1 --out "$out/results"
   show four-causal 60
-  step four-docs ${FOUR_DOCS_SECS:-120} $weft launch -n 4 -- bench cp --seqs 128k --masks 'document-causal:8' --layouts ring:doc-zigzag,ulysses,usp:2x2,tokenring --no-torch --iters 3 --warmup 1 --out "$out/results"
+  step four-docs ${FOUR_DOCS_SECS:-120} $weft launch -n 4 -- bench cp --seqs 128k --masks 'document-causal:8' --layouts ${FOUR_DOC_LAYOUTS:-ring:doc-zigzag,ulysses,usp:2x2,tokenring} --no-torch --iters 3 --warmup 1 --out "$out/results"
   show four-docs ;;
 *) echo "unknown group $group"; exit 2 ;;
 esac; done
