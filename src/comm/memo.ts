@@ -1,5 +1,5 @@
 // Sub-groups made once: strategies ask for their mesh's groups on every call, which is free on
-// worker threads but costs a new NCCL communicator (milliseconds, and collectives) on GPUs. Every rank
+// worker threads but costs an ncclCommSplit (milliseconds, and a collective) on GPUs. Every rank
 // splits in the same order, so caching by (color, key) keeps the ranks consistent.
 import type { Comm, P2POp, Work } from './comm.js';
 import type { Tensor } from '../tensor/host.js';

@@ -13,6 +13,7 @@ const PROTOS = {
   ncclGetErrorString: 'const char *ncclGetErrorString(int result)',
   ncclGetLastError: 'const char *ncclGetLastError(void *comm)',
   ncclCommInitRankConfig: 'int ncclCommInitRankConfig(void *comm, int nranks, weft_ncclUniqueId commId, int rank, void *config)',
+  ncclCommSplit: 'int ncclCommSplit(void *comm, int color, int key, void *newcomm, void *config)',
   ncclCommFinalize: 'int ncclCommFinalize(void *comm)',
   ncclCommDestroy: 'int ncclCommDestroy(void *comm)',
   ncclCommAbort: 'int ncclCommAbort(void *comm)',

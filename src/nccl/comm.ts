@@ -80,13 +80,6 @@ export class NcclComm implements Comm {
    * (rank 0 makes it with nccl.uniqueId() and shares it, e.g. through the rendezvous store).
    */
   static async init(rt: CudaRuntime, nccl: Nccl, rank: number, size: number, id: Uint8Array, opts: NcclOptions = {}): Promise<NcclComm> {
-    const f = NcclComm.form(rt, nccl, rank, size, id, opts);
-    while (!f.poll()) await sleep(2);
-    return f.comm!;
-  }
-
-  /** Start ncclCommInitRankConfig; poll() is true once the communicator is formed (it throws on error or timeout). */
-  private static form(rt: CudaRuntime, nccl: Nccl, rank: number, size: number, id: Uint8Array, opts: NcclOptions): { poll(): boolean; comm?: NcclComm } {
     if (id.length !== 128) throw new Error(`NCCL unique id has ${id.length} bytes, not 128`);
     const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs();
     rt.makeCurrent();
@@ -96,27 +89,19 @@ export class NcclComm implements Comm {
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw nccl.error('ncclCommInitRankConfig', code, null);
     const handle = out[0]!;
     const t0 = Date.now();
-    const f: { poll(): boolean; comm?: NcclComm } = {
-      poll() {
-        if (f.comm) return true;
-        const state = nccl.asyncError(handle);
-        if (state === NCCL_SUCCESS) {
-          f.comm = new NcclComm(rt, nccl, handle, rank, size, { ...opts, timeoutMs, blocking });
-          return true;
-        }
-        if (state !== NCCL_IN_PROGRESS) {
-          const err = nccl.error('ncclCommInitRankConfig', state, handle, `rank ${rank} of ${size}`);
-          nccl.fn.ncclCommAbort(handle);
-          throw err;
-        }
-        if (Date.now() - t0 > timeoutMs) {
-          nccl.fn.ncclCommAbort(handle);
-          throw new NcclError(`NCCL communicator of ${size} ranks not formed within ${timeoutMs / 1000} s on rank ${rank} (are all ranks running, with the same unique id?)`);
-        }
-        return false;
-      },
-    };
-    return f;
+    for (let state = nccl.asyncError(handle); state !== NCCL_SUCCESS; state = nccl.asyncError(handle)) {
+      if (state !== NCCL_IN_PROGRESS) {
+        const err = nccl.error('ncclCommInitRankConfig', state, handle, `rank ${rank} of ${size}`);
+        nccl.fn.ncclCommAbort(handle);
+        throw err;
+      }
+      if (Date.now() - t0 > timeoutMs) {
+        nccl.fn.ncclCommAbort(handle);
+        throw new NcclError(`NCCL communicator of ${size} ranks not formed within ${timeoutMs / 1000} s on rank ${rank} (are all ranks running, with the same unique id?)`);
+      }
+      await sleep(2);
+    }
+    return new NcclComm(rt, nccl, handle, rank, size, { ...opts, timeoutMs, blocking });
   }
 
   /** Throw the communicator's failure, if any; otherwise run one watchdog step. */
@@ -258,47 +243,23 @@ export class NcclComm implements Comm {
     await this.rt.synchronize();
   }
 
-  /**
-   * A sub-communicator, formed the way the world's is: the members learn every rank's (color,
-   * key) and their group's first member's fresh unique id from two all-gathers on this
-   * communicator, then join with ncclCommInitRankConfig. Not ncclCommSplit: with NCCL 2.28 on the
-   * H200 machine, a split child's first all-to-all, or the next split, never completed (blocking
-   * or not). The host waits here, because Comm.split returns its group at once.
-   */
-  split(color: number, key: number = this.rank): NcclComm {
+  split(color: number, key?: number): NcclComm {
     if (!Number.isInteger(color) || color < 0) throw new Error(`split: color ${color} must be a non-negative integer`);
-    if (!Number.isInteger(key)) throw new Error(`split: key ${key} must be an integer`);
     this.check();
-    const all = this.gatherWords(Int32Array.of(color, key));
-    const members = Array.from({ length: this.size }, (_, r) => r).filter((r) => all[2 * r] === color)
-      .sort((a, b) => all[2 * a + 1]! - all[2 * b + 1]! || a - b);
-    const leader = members[0]!;
-    const id = this.rank === leader ? this.nccl.uniqueId() : new Uint8Array(128);
-    const ids = this.gatherWords(new Int32Array(id.buffer));
-    const theirs = new Uint8Array(ids.buffer, leader * 128, 128).slice();
-    const f = NcclComm.form(this.rt, this.nccl, members.indexOf(this.rank), members.length, theirs, this.opts);
-    while (!f.poll()) { /* the members are forming it now; each poll is a cheap query */ }
-    return f.comm!;
-  }
-
-  /** Every rank's `words` (the same count everywhere), rank by rank, waiting on the host within the timeout. */
-  private gatherWords(words: Int32Array): Int32Array {
-    const { rt } = this;
-    const send = rt.device.uploadInt32(words), recv = rt.device.empty('f32', [words.length * this.size]);
-    this.allGather(send, recv);
-    const done = rt.borrowEvent().record(rt.comm);
-    const t0 = Date.now();
-    try {
-      while (!done.done()) {
-        this.check();
-        if (Date.now() - t0 > this.timeoutMs) this.fail(new NcclError(`split on rank ${this.rank} of ${this.size}: the members' all-gather not complete after ${this.timeoutMs / 1000} s; communicator aborted`));
-      }
-    } finally { rt.releaseEvent(done); }
-    const out = new Int32Array(words.length * this.size);
-    rt.driver.call('cuMemcpyDtoHAsync', out, recv.ptr, out.byteLength, rt.comm.handle);
-    rt.driver.call('cuStreamSynchronize', rt.comm.handle);
-    send.release(); recv.release();
-    return out;
+    // NCCL writes the new handle from its own thread once the split is complete, and reports the
+    // split's progress on the parent: wait on the parent, then read the handle. The handle lives
+    // in an ArrayBuffer's off-heap store, which the garbage collector never moves.
+    const out = new BigUint64Array(new ArrayBuffer(8));
+    const code = this.nccl.fn.ncclCommSplit(this.handle, color, key ?? this.rank, out, commConfig(this.opts.blocking)) as number;
+    if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw this.nccl.error('ncclCommSplit', code, this.handle);
+    this.settle('ncclCommSplit', this.handle);
+    const child = out[0]!;
+    if (child === 0n) throw new NcclError(`ncclCommSplit(color ${color}) on rank ${this.rank} of ${this.size} completed without a communicator`);
+    this.settle('ncclCommSplit (child)', child);
+    const rank = new Int32Array(1), size = new Int32Array(1);
+    this.nccl.check('ncclCommUserRank', this.nccl.fn.ncclCommUserRank(child, rank) as number, child);
+    this.nccl.check('ncclCommCount', this.nccl.fn.ncclCommCount(child, size) as number, child);
+    return new NcclComm(this.rt, this.nccl, child, rank[0]!, size[0]!, this.opts);
   }
 
   /** Wait for this communicator's work, then free it (ncclCommFinalize + ncclCommDestroy). */
