@@ -19,6 +19,7 @@ const PROTOS = {
   cuDevicePrimaryCtxRetain: 'int cuDevicePrimaryCtxRetain(void *ctx, int dev)',
   cuDevicePrimaryCtxRelease: 'int cuDevicePrimaryCtxRelease_v2(int dev)',
   cuCtxSetCurrent: 'int cuCtxSetCurrent(void *ctx)',
+  cuCtxGetCurrent: 'int cuCtxGetCurrent(void *ctx)',
   cuCtxSynchronize: 'int cuCtxSynchronize()',
   cuMemGetInfo: 'int cuMemGetInfo_v2(void *free, void *total)',
   cuMemAlloc: 'int cuMemAlloc_v2(void *dptr, size_t bytes)',

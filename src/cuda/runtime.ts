@@ -126,6 +126,21 @@ export class CudaRuntime {
     this.driver.call('cuCtxSetCurrent', this.ctx);
   }
 
+  private contextWarned = false;
+
+  /**
+   * After a foreign library call (NCCL) that may change the calling thread's CUDA context: put
+   * ours back, and say so once on stderr. A changed context would send this rank's later
+   * allocations and launches to another context — possibly another GPU.
+   */
+  keepCurrent(after: string): void {
+    const cur = this.driver.u64('cuCtxGetCurrent');
+    if (cur === this.ctx) return;
+    this.makeCurrent();
+    if (!this.contextWarned) process.stderr.write(`weft: ${after} left another CUDA context current on device ${this.info.ordinal} (0x${cur.toString(16)}); restored\n`);
+    this.contextWarned = true;
+  }
+
   memInfo(): { free: number; total: number } {
     const free = new BigUint64Array(1), total = new BigUint64Array(1);
     this.driver.call('cuMemGetInfo', free, total);

@@ -101,6 +101,7 @@ export class NcclComm implements Comm {
       }
       await sleep(2);
     }
+    rt.keepCurrent('ncclCommInitRankConfig');
     return new NcclComm(rt, nccl, handle, rank, size, { ...opts, timeoutMs, blocking });
   }
 
@@ -165,6 +166,7 @@ export class NcclComm implements Comm {
     let thrown: unknown;
     try { body(rt.comm.handle); } catch (e) { thrown = e; }
     const end = nccl.fn.ncclGroupEnd() as number;
+    rt.keepCurrent(`ncclGroupEnd(${op})`);
     if (thrown) throw thrown;
     if (end === NCCL_IN_PROGRESS) this.settle(`ncclGroupEnd(${op})`, this.handle);
     else if (end !== NCCL_SUCCESS) { const e = nccl.error(`ncclGroupEnd(${op})`, end, this.handle); this.fail(e); throw e; }
@@ -249,6 +251,7 @@ export class NcclComm implements Comm {
     // NCCL writes the new handle from its own thread once the split is complete, and reports the
     // split's progress on the parent: wait on the parent, then read the handle. The handle lives
     // in an ArrayBuffer's off-heap store, which the garbage collector never moves.
+    this.rt.makeCurrent();
     const out = new BigUint64Array(new ArrayBuffer(8));
     const code = this.nccl.fn.ncclCommSplit(this.handle, color, key ?? this.rank, out, commConfig(this.opts.blocking)) as number;
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw this.nccl.error('ncclCommSplit', code, this.handle);
@@ -256,6 +259,7 @@ export class NcclComm implements Comm {
     const child = out[0]!;
     if (child === 0n) throw new NcclError(`ncclCommSplit(color ${color}) on rank ${this.rank} of ${this.size} completed without a communicator`);
     this.settle('ncclCommSplit (child)', child);
+    this.rt.keepCurrent('ncclCommSplit');
     const rank = new Int32Array(1), size = new Int32Array(1);
     this.nccl.check('ncclCommUserRank', this.nccl.fn.ncclCommUserRank(child, rank) as number, child);
     this.nccl.check('ncclCommCount', this.nccl.fn.ncclCommCount(child, size) as number, child);

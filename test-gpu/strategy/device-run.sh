@@ -48,8 +48,9 @@ length)
   done ;;
 diag)
   one="run --backend cuda --world 2 --seq 1000 --heads 4 --kv-heads 2 --dim 64 --mask causal --check --iters 1 --warmup 0"
-  WEFT_NCCL_TIMEOUT=20 NCCL_DEBUG=WARN step diag-usp21 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
-  tail -n 15 "$out/diag-usp21.log"
+  # INIT lines name each communicator's cudaDev and busId: a child on the wrong GPU shows there
+  WEFT_NCCL_TIMEOUT=20 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT step diag-usp21 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
+  grep -E 'weft:|Init COMPLETE|cudaDev|rror|check' "$out/diag-usp21.log" | head -n 30
   WEFT_NCCL_BLOCKING=1 WEFT_NCCL_TIMEOUT=20 step diag-usp21-blocking 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
   tail -n 6 "$out/diag-usp21-blocking.log"
   WEFT_NCCL_TIMEOUT=20 step diag-dring 45 $weft launch -n 2 -- $one --strategy double-ring --inner 1
