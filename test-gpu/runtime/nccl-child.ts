@@ -1,5 +1,5 @@
 // One rank of the NCCL GPU tests (started by nccl.test.ts, two ranks). Mode 'collectives'
-// checks every operation's result; mode 'kill' has rank 1 die and rank 0 report how long it took
+// checks every operation's result; 'splits' replays the mesh strategies' split sequences; mode 'kill' has rank 1 die and rank 0 report how long it took
 // to turn that into an error.
 import { ncclWorld } from '../../src/nccl/world.js';
 import type { CudaTensor } from '../../src/cuda/tensor.js';
@@ -98,6 +98,31 @@ if (mode === 'collectives') {
   }
   await comm.barrier();
   pass('barrier', true);
+  await comm.destroy();
+  w.store.close();
+} else if (mode === 'splits') {
+  // the split sequences of the mesh strategies (USP u×1 and 1×r, double ring with inner 1), each
+  // followed by the collective the strategy then runs — on 2 GPUs these hung inside weft run
+  const a2a = async (c: typeof comm, what: string): Promise<void> => {
+    const send = Array.from({ length: c.size }, (_, j) => dev.upload(ints(5, () => r * 10 + j)));
+    const recv = Array.from({ length: c.size }, () => dev.empty('f32', [5]));
+    await c.allToAll(send, recv).wait();
+    const got = await Promise.all(recv.map(async (t) => (await get(t)).data[0]));
+    pass(what, got.length === c.size);
+    console.log(`rank ${r} ${what}: ${got.join(',')}`);
+  };
+  const usp = comm.split(0, r);
+  console.log(`rank ${r} split 1 done`);
+  const singles = comm.split(r, 0);
+  console.log(`rank ${r} split 2 done`);
+  await a2a(usp, 'all-to-all on the first of two splits (USP 2×1)');
+  await a2a(singles, 'all-to-all on a singleton split');
+  const inner = comm.split(10 + r, 0), outer = comm.split(20, r);
+  await a2a(outer, 'all-to-all after singleton then full splits (double ring, inner 1)');
+  await a2a(inner, 'all-to-all on the inner singleton');
+  await comm.barrier();
+  pass('world barrier after the splits', true);
+  for (const c of [usp, singles, inner, outer]) await c.destroy();
   await comm.destroy();
   w.store.close();
 } else if (mode === 'kill') {

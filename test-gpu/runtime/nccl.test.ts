@@ -14,16 +14,28 @@ const CHILD = fileURLToPath(new URL('./nccl-child.js', import.meta.url));
 const gpus = (spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter((l) => l.startsWith('GPU ')).length;
 const skip = gpus < 2 ? `needs 2 GPUs, found ${gpus}` : false;
 
-test('every collective gives the right result across 2 GPUs (under weft launch)', { skip, timeout: 180_000 }, async () => {
+/** Both ranks of nccl-child.js in `mode` under the launcher; their output is echoed as diagnostics. */
+async function job(mode: string, env?: NodeJS.ProcessEnv): Promise<{ r: Awaited<ReturnType<typeof launch>>; o: string; e: string }> {
   const out = new PassThrough(), err = new PassThrough();
   let o = '', e = '';
   out.on('data', (d: Buffer) => { o += d; process.stdout.write(`# ${d}`); });
   err.on('data', (d: Buffer) => { e += d; process.stdout.write(`# ${d}`); });
-  const r = await launch({ nprocs: 2, command: [process.execPath, CHILD, 'collectives'], stdout: out, stderr: err });
+  const r = await launch({ nprocs: 2, command: [process.execPath, CHILD, mode], stdout: out, stderr: err, env });
+  return { r, o, e };
+}
+
+test('every collective gives the right result across 2 GPUs (under weft launch)', { skip, timeout: 180_000 }, async () => {
+  const { r, o, e } = await job('collectives');
   assert.equal(r.code, 0, `${r.message}\n${e}`);
   for (const name of ['sendRecv ring', 'sendRecv batch', 'allToAll', 'allGather', 'reduceScatter', 'allReduce f32', 'allReduce bf16',
     'wait orders compute after communication', 'split by rank gives singletons', 'split with keys reorders ranks', 'collective on a split communicator', 'barrier'])
     for (const rank of [0, 1]) assert.ok(o.includes(`[rank ${rank}] PASS ${name}\n`), `rank ${rank} ${name}`);
+});
+
+test('the mesh strategies\' split sequences, each followed by an all-to-all on the new groups', { skip, timeout: 120_000 }, async () => {
+  const { r, o, e } = await job('splits', { ...process.env, WEFT_NCCL_TIMEOUT: '20' });
+  assert.equal(r.code, 0, `${r.message}\n${e}`);
+  for (const rank of [0, 1]) assert.ok(o.includes(`[rank ${rank}] PASS world barrier after the splits\n`), `rank ${rank}`);
 });
 
 test('a killed peer becomes a clear error within the timeout', { skip, timeout: 120_000 }, async () => {

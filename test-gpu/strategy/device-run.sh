@@ -47,6 +47,8 @@ length)
     tail -n 8 "$out/length-$S.log"
   done ;;
 diag)
+  step diag-runtime 90 node --test --test-concurrency=1 dist/test-gpu/runtime/nccl.test.js
+  grep -E '^(not ok|ok) |split|cudaDev|weft:' "$out/diag-runtime.log" | head -n 30
   one="run --backend cuda --world 2 --seq 1000 --heads 4 --kv-heads 2 --dim 64 --mask causal --check --iters 1 --warmup 0"
   # INIT lines name each communicator's cudaDev and busId: a child on the wrong GPU shows there
   WEFT_NCCL_TIMEOUT=20 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT step diag-usp21 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
