@@ -1,9 +1,10 @@
 // Double ring (LoongTrain): the world is `outer` inner rings of `inner` consecutive ranks. K/V
 // rotate around the inner ring (fast links); each full inner cycle, every rank's K/V also moves
 // one hop around the outer ring — that transfer is started before the inner cycle and hidden
-// behind all of it. Backward nests the same way: a block's dK/dV go around the inner ring and
-// home to the rank that brought the block in, which adds them to the sum travelling with the
-// block around the outer ring, and the last outer hop brings the total home.
+// behind all of it. Backward nests the same way (ring-pass.ts: passes turn the other way): a
+// block's dK/dV sum goes around the inner ring and completes at the rank that brought the block
+// in, which adds it to the sum travelling with the block around the outer ring; that completes
+// at the block's owner.
 import { doubleRingMesh } from '../mesh/mesh.js';
 import { type MaskView, queryRows } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';

@@ -1,5 +1,5 @@
-// Ring attention: queries stay, K/V rotate around the group; dK/dV travel with their K/V during
-// the backward pass and come home, dQ accumulates where the queries live. Blocks whose view is
+// Ring attention: queries stay, K/V rotate around the group; in the backward pass they rotate
+// back the other way with their dK/dV, which complete at home; dQ accumulates where the queries live. Blocks whose view is
 // empty under the mask are skipped without a kernel call (their K/V still pass through).
 import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
@@ -20,7 +20,9 @@ export async function ringAttention(env: Env, ring: Comm, blocks: (m: number) =>
   const rows = (m: number): number => blocks(m).length;
   const view = (owner: number) => ({ q: qRows, kPos: blocks(owner) });
   const state = freshState(env.device, acc, T, H, D);
-  await ringForward(env, ring, rows, [k, v], ([kb, vb], owner) => {
+  // the forward's last block is where the backward starts: kept, so the backward needs no K/V hop
+  // for it (for a ring of 2, none at all) at the cost of holding one more K/V block until then
+  const last = await ringForward(env, ring, rows, [k, v], ([kb, vb], owner) => {
     const vw = view(owner);
     if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
   }, `${label} fwd`);
@@ -34,7 +36,7 @@ export async function ringAttention(env: Env, ring: Comm, blocks: (m: number) =>
         const into = { dq, dk: env.device.zeros(acc, kb!.shape), dv: env.device.zeros(acc, vb!.shape) };
         env.kernel.backward({ q, k: kb!, v: vb!, out: state.out, lse: state.lse, dout, view: vw, scale: env.scale, into });
         return [into.dk, into.dv];
-      }, `${label} bwd`);
+      }, `${label} bwd`, last);
       return { dq, dk: dk!, dv: dv! };
     },
   };

@@ -28,7 +28,7 @@ async function run(layout: Layout, dims: { S: number; H: number; Hkv: number; D:
 }
 
 describe('communication accounting', () => {
-  it('ring: N − 1 K/V blocks forward; backward adds dK/dV once around and home', async () => {
+  it('ring: N − 1 K/V blocks forward; backward turns back from the last block: N − 2 K/V hops, N − 1 dK/dV hops, none home', async () => {
     const N = 5, S = 23, Hkv = 2, D = 3, kv = Hkv * D * E;
     const res = await run({ strategy: 'ring', world: N, shard: 'zigzag' }, { S, H: 4, Hkv, D });
     const sh = ShardMap.build('zigzag', S, N);
@@ -37,7 +37,11 @@ describe('communication accounting', () => {
       const sent = 2 * kv * sum(Array.from({ length: N - 1 }, (_, s) => T(r - s)));
       const recv = 2 * kv * sum(Array.from({ length: N - 1 }, (_, s) => T(r - s - 1)));
       assert.deepEqual(traffic(res, r, 'ring fwd'), { messages: 2 * (N - 1), bytesSent: sent, bytesReceived: recv });
-      assert.deepEqual(traffic(res, r, 'ring bwd'), { messages: 2 * (N - 1) + 2 * N, bytesSent: sent + 2 * kv * S, bytesReceived: recv + 2 * kv * S });
+      // backward, step s holds member r + 1 + s's block: K/V go to r − 1 for s ≤ N − 3, and the
+      // dK/dV sum of the previous step's block (r + s) follows for s ≥ 1; the last block is r's own
+      const kvSent = 2 * kv * (S - T(r) - T(r - 1)), kvRecv = 2 * kv * (S - T(r) - T(r + 1));
+      const gSent = 2 * kv * (S - T(r)), gRecv = 2 * kv * (S - T(r + 1));
+      assert.deepEqual(traffic(res, r, 'ring bwd'), { messages: 2 * (N - 2) + 2 * (N - 1), bytesSent: kvSent + gSent, bytesReceived: kvRecv + gRecv });
       assert.equal(res.stats.steps.filter((s) => s.rank === r && s.label.startsWith('ring fwd')).length, N - 1);
     }
   });
