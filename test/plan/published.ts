@@ -208,3 +208,32 @@ export const WEFT_CP_1M = {
   log: 'bench/results/cp-2026-11-28-1m-127f7f2d.log', timeline: 'bench/results/cp-timeline-1m-ring-2xh200-127f7f2d.json',
   seq: 1048576, kvHeads: 8, ms: 40186.73, tflopsPerGpu: 392.2,
 } as const;
+
+/**
+ * The 1M-token ring again, after the fix (bench/results/cp-2026-11-28-1m-e4fbcd6c.log): ring of 2,
+ * zigzag, causal, S = 1,048,576, H=32, Hkv=8, D=128, ONE iteration without warm-up, slowest rank.
+ * e4fbcd6c differs from 7c54dd9d only in USP's position arrays and test scripts (git diff
+ * 7c54dd9d e4fbcd6c: src/strategy/usp.ts, test-gpu/), so its ring is the ring of 7c54dd9d —
+ * views prepared once, i.e. in this one iteration. Per-rank timeline:
+ * bench/results/cp-timeline-1m-ring-2xh200-e4fbcd6c.json (first kernel at 444 / 412 ms);
+ * nvidia-smi every 3 s: bench/results/cp-2026-11-28-1m-smi-e4fbcd6c.csv (timestamp, GPU, SM clock,
+ * power, temperature, throttle reasons — 0x4 = SW power cap —, utilisation).
+ */
+export const WEFT_CP_1M_E4FBCD6C = {
+  log: 'bench/results/cp-2026-11-28-1m-e4fbcd6c.log', timeline: 'bench/results/cp-timeline-1m-ring-2xh200-e4fbcd6c.json',
+  smi: 'bench/results/cp-2026-11-28-1m-smi-e4fbcd6c.csv',
+  seq: 1048576, kvHeads: 8, ms: 43069.28, tflopsPerGpu: 366.0,
+  forwardMs: [12447.92, 12112.47], backwardMs: [30611.76, 30956.81],
+} as const;
+
+/**
+ * The planner's predictions for the fixed code (implementation `weft`: views prepared once),
+ * written down before measuring: NOTES.md, commit 71f6cf7 (2026-11-28 14:05:28 UTC), "predicts,
+ * for the fixed code, 128K causal ring zigzag 619.6 ms (efficiency 0.955) and 128K sliding ring
+ * 86.9 ms: the next GPU session checks both". Measured at 7c54dd9d from 14:37
+ * (bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl, cp-2026-11-28-14-40-38-7c54dd9d.jsonl).
+ */
+export const PREREGISTERED: { label: string; seq: number; mask: string; ms: number; efficiency?: number }[] = [
+  { label: '128K causal ring zigzag', seq: 131072, mask: 'causal', ms: 619.6, efficiency: 0.955 },
+  { label: '128K sliding ring zigzag', seq: 131072, mask: 'sliding:8191,0', ms: 86.9 },
+];

@@ -8,7 +8,8 @@ import { completeLayout, type Layout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
 import { Rng } from '../../src/tensor/random.js';
 import {
-  RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING, WEFT_CP_1M, WEFT_CP_CAUSAL, WEFT_CP_CAUSAL_LOG,
+  RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL,
+  WEFT_CP_CAUSAL_LOG,
 } from './published.js';
 
 export interface Check { source: string; label: string; group: string; published: number; predicted: number; unit: string }
@@ -158,19 +159,42 @@ export function repoFile(rel: string): string {
 /** The mask sweep of weft's H200 runs (records with per-rank timelines of the last iteration). */
 export const WEFT_CP_MASK_RECORDS = 'bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl';
 
+/**
+ * weft's H200 runs at 7c54dd9d, after the fix (mask views prepared once; Ulysses and all-gather
+ * reuse their gathered position arrays since 7d64110): GPUs 2 and 3 of a 4-GPU host (NVLink),
+ * B=1, H=32, Hkv=32, D=128, bf16, forward+backward, median of 3 after 1 warm-up; every record with
+ * per-rank timelines of its last iteration. The causal sweep (32K, 128K, 256K: one GPU, ring
+ * zigzag and contiguous, Ulysses, all-gather, TokenRing, and PyTorch's context_parallel with both
+ * K/V rotations) and the 128K mask sweep (full, sliding:8191,0, document-causal:8). Clocks, power
+ * and throttle reasons: bench/results/cp-2026-11-28-14-37-smi-7c54dd9d.csv.
+ */
+export const WEFT_CP_FIXED_RECORDS = ['bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl', 'bench/results/cp-2026-11-28-14-40-38-7c54dd9d.jsonl'] as const;
+
+/**
+ * A run of the same sweep on GPUs 0 and 1 of that host, NOT used for validation: GPU 0 ran the
+ * same kernels ~1.3–1.7× slower than GPU 1 at 128K and 256K (one-GPU baseline 309 TFLOP/s at 128K
+ * instead of ~410; PyTorch's peer slowed to 420 from ~530 as well), a machine fault, not the code.
+ */
+export const WEFT_CP_EXCLUDED = { file: 'bench/results/cp-2026-11-28-14-17-29-cfb39f3f.jsonl', reason: 'GPU 0 of the host ran ~1.3–1.7× slower than GPU 1 at 128K/256K (one-GPU baseline 309 TFLOP/s instead of ~410)' } as const;
+
+export interface Span { stream: 'compute' | 'comm'; label: string; start: number; end: number }
+
 export interface CpRecord {
   name: string;
   config: { seq: number; heads: number; kvHeads: number; dim: number; mask: string; world: number };
   summary: { median: number; min: number; max: number };
   derived: { tflopsPerGpu: number; efficiency?: number };
   extra?: {
-    layout: { strategy: 'ring' | 'ulysses'; shard: Layout['shard']; ulysses: number; ring: number };
-    timeline: { rank: number; spans: { stream: 'compute' | 'comm'; label: string; start: number; end: number }[] }[];
+    layout?: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring'; shard: Layout['shard']; ulysses: number; ring: number };
+    forwardMs?: number[];
+    backwardMs?: number[];
+    timeline?: { rank: number; spans: Span[] }[];
   };
 }
 
-export function cpRecords(): CpRecord[] {
-  return readFileSync(repoFile(WEFT_CP_MASK_RECORDS), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as CpRecord);
+/** The records of one file (the 127f7f2d mask sweep by default). */
+export function cpRecords(file: string = WEFT_CP_MASK_RECORDS): CpRecord[] {
+  return readFileSync(repoFile(file), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as CpRecord);
 }
 
 /** The document boundaries `weft bench cp --masks document-causal:8` draws (src/cli/commands/bench.ts: Rng(7)). */
@@ -181,10 +205,11 @@ export function benchDocuments(S: number, n: number): number[] {
 }
 
 /**
- * One attention layer of weft's benchmark shape on `gpus` H200s. Runs of several GPUs are priced
- * with the implementation as measured (`weft-127f7f2d`: mask views prepared on the host every
- * iteration); one GPU with `weft`, since the benchmark timed the kernel alone with its view prepared
- * before the timed loop (src/run/gpu.ts timeSingle).
+ * One attention layer of weft's benchmark shape on `gpus` H200s. Runs of several GPUs at 127f7f2d
+ * are priced with the implementation as measured (`weft-127f7f2d`: mask views prepared on the
+ * host every iteration, the default here); one GPU with `weft`, since the benchmark timed the
+ * kernel alone with its view prepared before the timed loop (src/run/gpu.ts timeSingle); the
+ * runs after the fix (7c54dd9d, e4fbcd6c) with `weft`.
  */
 export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 32, implementation = gpus > 1 ? 'weft-127f7f2d' : 'weft'): PlanConfig {
   return parseConfig({
@@ -196,47 +221,121 @@ export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 
 
 const MASK_SHORT: Record<string, string> = { 'sliding:8191,0': 'sliding', 'document-causal': 'doc-causal' };
 
+export type WeftCheck = Check & { printed: number; measuredMs: number; predictedMs: number };
+
+/** `${S}K mask` as the labels and groups write it. */
+export function weftTag(seq: number, mask: string): string {
+  return `${seq >= 1 << 20 ? `${seq >> 20}M` : `${seq >> 10}K`} ${MASK_SHORT[mask] ?? mask}`;
+}
+
 /**
- * weft's 2×H200 runs (published.ts, and the records file): predicted vs measured TFLOP/s per GPU,
- * the measured figure recomputed from the measured milliseconds with the model's FLOP count (the
- * same convention; `printed` keeps the figure the run printed, rounded, to check that).
+ * One weft run as a check: predicted vs measured TFLOP/s per GPU, the measured figure recomputed
+ * from the measured milliseconds with the model's FLOP count (the same convention; `printed` keeps
+ * the figure the run printed, to check that). Strategies on two GPUs of one run compete (a group
+ * per sequence, mask and revision); one GPU stands alone.
  */
-export function weftH200Checks(): (Check & { printed: number; measuredMs: number; predictedMs: number })[] {
-  const out: (Check & { printed: number; measuredMs: number; predictedMs: number })[] = [];
-  const add = (source: string, seq: number, mask: string, gpus: number, l: Parameters<typeof completeLayout>[0], ms: number, printed: number, kind: string, kvHeads = 32): void => {
-    const cfg = weftCpConfig(seq, mask, gpus, kvHeads);
-    const p = predictOne(cfg, completeLayout(l, cfg)).prediction!;
-    const tag = `${seq >= 1 << 20 ? `${seq >> 20}M` : `${seq >> 10}K`} ${MASK_SHORT[mask] ?? mask}`;
-    out.push({
-      source, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / ms, predicted: p.tflopsPerGpu, printed, measuredMs: ms, predictedMs: p.stepMs,
-      label: `h200 ${tag} ${kind}`,
-      // strategies on two GPUs compete; one GPU stands alone
-      group: gpus > 1 ? `weft H200 ${tag}` : `weft H200 ${tag} one GPU`,
-    });
+function weftCheck(source: string, seq: number, mask: string, gpus: number, l: Parameters<typeof completeLayout>[0], ms: number, printed: number, kind: string,
+  o: { kvHeads?: number; implementation?: string; revision?: string } = {}): WeftCheck {
+  const cfg = weftCpConfig(seq, mask, gpus, o.kvHeads ?? 32, o.implementation);
+  const p = predictOne(cfg, completeLayout(l, cfg)).prediction!;
+  const tag = weftTag(seq, mask), rev = o.revision ? ` (${o.revision})` : '';
+  return {
+    source, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / ms, predicted: p.tflopsPerGpu, printed, measuredMs: ms, predictedMs: p.stepMs,
+    label: `h200 ${tag} ${kind}`,
+    group: gpus > 1 ? `weft H200 ${tag}${rev}` : `weft H200 ${tag} one GPU${rev}`,
   };
+}
+
+/** PyTorch's context_parallel (cuDNN SDPA, load-balanced ring of 2) as a check, with its K/V rotation method. */
+function torchCheck(source: string, seqK: number, method: string, ms: number, printed: number, revision = ''): WeftCheck {
+  const cfg = torchCpConfig(seqK);
+  const p = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' })).prediction!;
+  const rev = revision ? ` (${revision})` : '';
+  return {
+    source, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / ms, predicted: p.tflopsPerGpu,
+    printed, measuredMs: ms, predictedMs: p.stepMs,
+    label: `h200 ${seqK}K causal torch CP (${method})`, group: `PyTorch CP H200 ${seqK}K ${method}${rev}`,
+  };
+}
+
+/** A record of `weft bench cp` as a check, priced with `implementation` for its two-GPU rows. */
+function recordCheck(file: string, r: CpRecord, implementation: string, revision?: string): WeftCheck {
+  const torch = /^torch-cp-.*-(allgather|alltoall)$/.exec(r.name);
+  if (torch) return torchCheck(file, r.config.seq / 1024, torch[1]!, r.summary.median, r.derived.tflopsPerGpu, revision);
+  const l = r.extra?.layout;
+  const o = { implementation, kvHeads: r.config.kvHeads, ...(revision ? { revision } : {}) };
+  if (!l) return weftCheck(file, r.config.seq, r.config.mask, 1, {}, r.summary.median, r.derived.tflopsPerGpu, 'one GPU', { ...o, implementation: 'weft' });
+  return weftCheck(file, r.config.seq, r.config.mask, 2, { ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, r.summary.median, r.derived.tflopsPerGpu, `${l.strategy} ${l.shard}`, o);
+}
+
+/**
+ * weft's 2×H200 runs at 127f7f2d (published.ts, and the records file): predicted vs measured
+ * TFLOP/s per GPU, two-GPU runs priced with `weft-127f7f2d` (views re-derived every iteration).
+ */
+export function weftH200Checks(): WeftCheck[] {
+  const out: WeftCheck[] = [];
   for (const row of WEFT_CP_CAUSAL) {
     const S = row.seqK * 1024;
-    if (row.torch) {
-      const cfg = torchCpConfig(row.seqK);
-      const p = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' })).prediction!;
-      out.push({
-        source: WEFT_CP_CAUSAL_LOG, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / row.ms, predicted: p.tflopsPerGpu,
-        printed: row.tflopsPerGpu, measuredMs: row.ms, predictedMs: p.stepMs,
-        label: `h200 ${row.seqK}K causal torch CP (${row.torch})`, group: `PyTorch CP H200 ${row.seqK}K ${row.torch}`,
-      });
-    } else if (!row.layout) add(WEFT_CP_CAUSAL_LOG, S, 'causal', 1, {}, row.ms, row.tflopsPerGpu, 'one GPU');
+    if (row.torch) out.push(torchCheck(WEFT_CP_CAUSAL_LOG, row.seqK, row.torch, row.ms, row.tflopsPerGpu));
+    else if (!row.layout) out.push(weftCheck(WEFT_CP_CAUSAL_LOG, S, 'causal', 1, {}, row.ms, row.tflopsPerGpu, 'one GPU'));
     else {
       const u = row.layout.strategy === 'ulysses';
-      add(WEFT_CP_CAUSAL_LOG, S, 'causal', 2, { ring: u ? 1 : 2, ulysses: u ? 2 : 1, strategy: row.layout.strategy, shard: row.layout.shard }, row.ms, row.tflopsPerGpu, `${row.layout.strategy} ${row.layout.shard}`);
+      out.push(weftCheck(WEFT_CP_CAUSAL_LOG, S, 'causal', 2, { ring: u ? 1 : 2, ulysses: u ? 2 : 1, strategy: row.layout.strategy, shard: row.layout.shard }, row.ms, row.tflopsPerGpu, `${row.layout.strategy} ${row.layout.shard}`));
     }
   }
-  for (const r of cpRecords()) {
-    const l = r.extra?.layout;
-    if (!l) add(WEFT_CP_MASK_RECORDS, r.config.seq, r.config.mask, 1, {}, r.summary.median, r.derived.tflopsPerGpu, 'one GPU');
-    else add(WEFT_CP_MASK_RECORDS, r.config.seq, r.config.mask, 2, { ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, r.summary.median, r.derived.tflopsPerGpu, `${l.strategy} ${l.shard}`);
-  }
-  add(WEFT_CP_1M.log, WEFT_CP_1M.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, WEFT_CP_1M.ms, WEFT_CP_1M.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', WEFT_CP_1M.kvHeads);
+  for (const r of cpRecords()) out.push(recordCheck(WEFT_CP_MASK_RECORDS, r, 'weft-127f7f2d'));
+  out.push(weftCheck(WEFT_CP_1M.log, WEFT_CP_1M.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, WEFT_CP_1M.ms, WEFT_CP_1M.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: WEFT_CP_1M.kvHeads }));
   return out;
+}
+
+/**
+ * weft's 2×H200 runs after the fix, priced with `weft` (views prepared once): every record of the
+ * two 7c54dd9d files (PyTorch's peers with `pytorch` and cuDNN, as at 127f7f2d), and the 1M-token
+ * ring of e4fbcd6c (the same ring code; one iteration without warm-up, so it includes the one
+ * preparation of its views and first use, which the model of a warm iteration does not price).
+ * Groups carry the revision, so these compete only with each other.
+ */
+export function weftH200FixedChecks(): WeftCheck[] {
+  const out: WeftCheck[] = [];
+  for (const file of WEFT_CP_FIXED_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, 'weft', '7c54dd9d'));
+  const m = WEFT_CP_1M_E4FBCD6C;
+  out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: m.kvHeads, implementation: 'weft', revision: 'e4fbcd6c' }));
+  return out;
+}
+
+/** The union of spans' intervals (ms). */
+function covered(spans: readonly { start: number; end: number }[]): number {
+  const s = [...spans].sort((a, b) => a.start - b.start);
+  let total = 0, lo = -Infinity, hi = -Infinity;
+  for (const x of s) {
+    if (x.start > hi) { if (hi > lo) total += hi - lo; lo = x.start; hi = x.end; } else hi = Math.max(hi, x.end);
+  }
+  return total + (hi > lo ? hi - lo : 0);
+}
+
+/**
+ * Where a two-GPU record's iteration went, from its per-rank timeline (of the last iteration),
+ * against the model: `kernels` the compute spans summed on the rank that computed longest (the
+ * model: attention + imbalance terms), and the rest of the median iteration — transfers not
+ * hidden under kernels, gaps with nothing on either stream, and what follows the last span
+ * (`exposedComm`, `idle`, `tail`, on that rank); the model's rest is its transfers and collectives.
+ */
+export function timelineSplit(r: CpRecord, implementation: string): {
+  kernels: number; rest: number; exposedComm: number; idle: number; tail: number; modelKernels: number; modelRest: number; predictedMs: number;
+} {
+  const l = r.extra!.layout!;
+  const cfg = weftCpConfig(r.config.seq, r.config.mask, 2, r.config.kvHeads, implementation);
+  const res = predictOne(cfg, completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg));
+  const b = res.timing!.breakdown, predictedMs = res.prediction!.stepMs;
+  const ranks = r.extra!.timeline!.map((rank) => {
+    const compute = rank.spans.filter((s) => s.stream === 'compute');
+    const end = Math.max(...rank.spans.map((s) => s.end));
+    const all = covered(rank.spans), comp = covered(compute);
+    return { kernels: compute.reduce((a, s) => a + s.end - s.start, 0), exposedComm: all - comp, idle: end - all, tail: r.summary.median - end };
+  });
+  const w = ranks.reduce((a, x) => (x.kernels > a.kernels ? x : a));
+  const modelKernels = b.attention + b.imbalance;
+  return { ...w, rest: r.summary.median - w.kernels, modelKernels, modelRest: predictedMs - modelKernels, predictedMs };
 }
 
 /**
