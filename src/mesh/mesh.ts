@@ -1,8 +1,11 @@
 // A device mesh: ranks as coordinates along named axes. The first axis varies fastest, i.e. its
 // groups are runs of consecutive ranks — on real machines, the GPUs of one node, which is where
-// the axis with the most traffic belongs. Sub-groups are made with Comm.split, so the same mesh
+// the axis with the most traffic belongs. A group along an axis runs on its parent's transfers
+// (SubgroupComm): the mesh names the members, so no communicator is negotiated, and the same mesh
 // works over worker threads and over NCCL.
 import type { Comm } from '../comm/comm.js';
+import { SubgroupComm } from '../comm/subgroup.js';
+import type { Device } from '../device/device.js';
 
 export interface Axis { readonly name: string; readonly size: number }
 
@@ -60,12 +63,13 @@ export class Mesh {
   }
 
   /**
-   * The sub-group along `name` containing comm.rank, whose group rank is the coordinate.
-   * Collective over `comm`, which must span the mesh.
+   * The sub-group along `name` containing comm.rank, whose group rank is the coordinate; `comm`
+   * itself when the axis spans it. `comm` must span the mesh; `device` does the group's copies and sums.
    */
-  group(comm: Comm, name: string): Comm {
+  group(comm: Comm, name: string, device: Device): Comm {
     if (comm.size !== this.size) throw new Error(`mesh: ${this.size} ranks, but the group has ${comm.size}`);
-    return comm.split(this.moved(comm.rank, name, 0), this.coord(comm.rank, name));
+    const members = this.members(comm.rank, name);
+    return members.every((r, i) => r === i) && members.length === comm.size ? comm : new SubgroupComm(comm, members, device);
   }
 }
 

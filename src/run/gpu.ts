@@ -3,7 +3,6 @@
 // of the random inputs on its GPU, keyed by global position, so no rank ever holds the whole
 // sequence; a check gathers the outputs on rank 0 and compares them with one GPU's kernel over
 // the whole sequence and, when small enough, with the f64 reference.
-import { MemoComm } from '../comm/memo.js';
 import type { CudaTensor } from '../cuda/tensor.js';
 import { reclaimDeviceMemory } from '../cuda/reclaim.js';
 import { CudaKernel } from '../kernel/cuda/kernel.js';
@@ -15,6 +14,7 @@ import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
 import { ncclWorld, type World } from '../nccl/world.js';
+import type { NcclComm } from '../nccl/comm.js';
 import { ShardMap } from '../shard/shard.js';
 import { type HostTensor, relError, type Tensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
@@ -50,14 +50,14 @@ function cudaOf(t: Tensor): CudaTensor { return t as CudaTensor; }
 export class GpuRank {
   readonly kernel: CudaKernel;
   readonly random: DeviceRandom;
-  readonly comm: MemoComm;
+  readonly comm: NcclComm;
   private readonly timeline: Timeline;
   private exchanges = 0;
 
   private constructor(readonly world: World) {
     this.kernel = new CudaKernel(world.rt);
     this.random = new DeviceRandom(world.rt);
-    this.comm = new MemoComm(world.comm);
+    this.comm = world.comm;
     this.timeline = new Timeline(world.rt);
   }
 

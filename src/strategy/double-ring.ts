@@ -20,7 +20,7 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
     const n = ctx.comm.size;
     if (n % opts.inner !== 0) throw new Error(`double-ring: inner ring size ${opts.inner} does not divide ${n} ranks`);
     const mesh = doubleRingMesh(opts.inner, n / opts.inner);
-    const iComm = mesh.group(ctx.comm, 'inner'), oComm = mesh.group(ctx.comm, 'outer');
+    const iComm = mesh.group(ctx.comm, 'inner', device), oComm = mesh.group(ctx.comm, 'outer', device);
     const pos = (i: number, o: number): Int32Array => shard.positions(mesh.rankOf({ inner: i, outer: o }));
     const myI = iComm.rank;
     const [T, H, D] = q.shape as [number, number, number];

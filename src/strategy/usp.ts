@@ -15,7 +15,7 @@ export function usp(opts: UspOptions): Strategy {
   return async (ctx, q, k, v) => {
     const env = envOf(ctx), me = ctx.comm.rank;
     const mesh = uspMesh(opts.ulysses, opts.ring, opts.placement);
-    const uComm = mesh.group(ctx.comm, 'ulysses'), rComm = mesh.group(ctx.comm, 'ring');
+    const uComm = mesh.group(ctx.comm, 'ulysses', ctx.device), rComm = mesh.group(ctx.comm, 'ring', ctx.device);
     const at = (c: number, m: number): Int32Array => ctx.shard.positions(mesh.rankOf({ ulysses: c, ring: m }));
     /** positions of Ulysses group m's gathered tokens, in member order (the same array every call) */
     const groupPos = (m: number): Int32Array => concatPositions(Array.from({ length: opts.ulysses }, (_, c) => at(c, m)));

@@ -4,7 +4,7 @@
 #   causal  `weft bench cp` causal sweep on 2 GPUs beside PyTorch's context parallel
 #   masks   full, sliding-window and document masks on 2 GPUs
 #   length  1M tokens on 2 GPUs (H=32, Hkv=8) with a timeline; LENGTHS adds longer runs
-#   diag    one small run per strategy that splits communicators, with short NCCL timeouts
+#   diag    the NCCL split replay test, then one small run of each mesh strategy, short NCCL timeouts
 #   four    the 4-GPU sweep (issue 8's 4-GPU step) beside PyTorch
 # Usage: bash test-gpu/strategy/device-run.sh GROUP... (after `source .device/prelude.sh`).
 # Each step has its own time limit so that one failure cannot eat the call. Logs and records go
@@ -50,11 +50,9 @@ diag)
   step diag-runtime 90 node --test --test-concurrency=1 dist/test-gpu/runtime/nccl.test.js
   grep -E '^(not ok|ok) |split|cudaDev|weft:' "$out/diag-runtime.log" | head -n 30
   one="run --backend cuda --world 2 --seq 1000 --heads 4 --kv-heads 2 --dim 64 --mask causal --check --iters 1 --warmup 0"
-  # INIT lines name each communicator's cudaDev and busId: a child on the wrong GPU shows there
+  # INIT lines name each communicator's cudaDev and busId
   WEFT_NCCL_TIMEOUT=20 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT step diag-usp21 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
   grep -E 'weft:|Init COMPLETE|cudaDev|rror|check' "$out/diag-usp21.log" | head -n 30
-  WEFT_NCCL_BLOCKING=1 WEFT_NCCL_TIMEOUT=20 step diag-usp21-blocking 45 $weft launch -n 2 -- $one --strategy usp --ulysses 2 --ring 1
-  tail -n 6 "$out/diag-usp21-blocking.log"
   WEFT_NCCL_TIMEOUT=20 step diag-dring 45 $weft launch -n 2 -- $one --strategy double-ring --inner 1
   tail -n 6 "$out/diag-dring.log"
   WEFT_NCCL_TIMEOUT=20 step diag-tokenring 45 $weft launch -n 2 -- $one --strategy tokenring

@@ -20,18 +20,31 @@ describe('LocalComm point to point', () => {
   }
 });
 
+/** What `collectives` (programs.ts) must return on group rank `me` of `world`. */
+function expectCollectives(r: Record<string, number[] | number[][]>, world: number, me: number, dtype: 'f64' | 'f32' | 'bf16'): void {
+  const round = (x: number): number => (dtype === 'bf16' ? fromBf16(toBf16(x)) : dtype === 'f32' ? Math.fround(x) : x);
+  const ar = Array.from({ length: 7 }, (_, i) => round(Array.from({ length: world }, (_, k) => round((k + 1) * (i + 1) / 8)).reduce((a, b) => a + b, 0)));
+  assert.deepEqual(r.allToAll, Array.from({ length: world }, (_, j) => new Array(me + 1).fill(j * 10 + me)));
+  assert.deepEqual(r.allGather, Array.from({ length: world }, (_, j) => [j, j + 0.25]).flat());
+  const rs = [0, 1, 2].map((i) => round(Array.from({ length: world }, (_, j) => j + 3 * me + i).reduce((a, b) => a + b, 0)));
+  assert.deepEqual(r.reduceScatter, rs);
+  assert.deepEqual(r.allReduce, ar);
+}
+
 describe('LocalComm collectives', () => {
   for (const [world, dtype] of [[1, 'f64'], [3, 'f64'], [4, 'f32'], [6, 'bf16']] as const) {
     it(`all-to-all, all-gather, reduce-scatter, all-reduce: ${world} ranks, ${dtype}`, async () => {
       const res = await runRanks<Record<string, number[] | number[][]>>(world, prog('collectives'), () => ({ dtype }));
-      const round = (x: number): number => (dtype === 'bf16' ? fromBf16(toBf16(x)) : dtype === 'f32' ? Math.fround(x) : x);
-      const ar = Array.from({ length: 7 }, (_, i) => round(Array.from({ length: world }, (_, r) => round((r + 1) * (i + 1) / 8)).reduce((a, b) => a + b, 0)));
+      res.forEach((r, me) => expectCollectives(r, world, me, dtype));
+    });
+  }
+
+  for (const [world, b, dtype] of [[6, 3, 'f64'], [6, 2, 'f32'], [4, 1, 'f64'], [4, 4, 'f32']] as const) {
+    it(`mesh subgroups run every collective on the parent's transfers: ${world} ranks in groups of ${b}, ${dtype}`, async () => {
+      const res = await runRanks<{ rank: number; size: number; res: Record<string, number[] | number[][]> }>(world, prog('subgroupCollectives'), () => ({ dtype, b }));
       res.forEach((r, me) => {
-        assert.deepEqual(r.allToAll, Array.from({ length: world }, (_, j) => new Array(me + 1).fill(j * 10 + me)));
-        assert.deepEqual(r.allGather, Array.from({ length: world }, (_, j) => [j, j + 0.25]).flat());
-        const rs = [0, 1, 2].map((i) => round(Array.from({ length: world }, (_, j) => j + 3 * me + i).reduce((a, b) => a + b, 0)));
-        assert.deepEqual(r.reduceScatter, rs);
-        assert.deepEqual(r.allReduce, ar);
+        assert.deepEqual([r.rank, r.size], [Math.floor(me / (world / b)), b]);
+        expectCollectives(r.res, b, r.rank, dtype);
       });
     });
   }

@@ -1,5 +1,7 @@
 // Rank programs the Comm tests run on worker threads (imported by the workers, so no tests here).
 import type { Comm } from '../../src/comm/comm.js';
+import { CpuDevice } from '../../src/device/cpu.js';
+import { Mesh } from '../../src/mesh/mesh.js';
 import { CommLog, CountingComm } from '../../src/strategy/accounting.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { getter, type HostTensor, hostZeros, setter } from '../../src/tensor/host.js';
@@ -119,4 +121,13 @@ export async function counted(comm: Comm): Promise<ReturnType<CommLog['list']>> 
   const sub = c.split(me % 2);
   await sub.allGather(hostZeros('f64', [1], true), hostZeros('f64', [sub.size], true)).wait();
   return log.list();
+}
+
+/** `collectives` on the group along axis 'b' of a mesh [a: world / b, b] (a SubgroupComm over the world). */
+export async function subgroupCollectives(comm: Comm, a: { dtype: DType; b: number }): Promise<{ rank: number; size: number; res: Record<string, number[] | number[][]> }> {
+  const mesh = new Mesh([{ name: 'a', size: comm.size / a.b }, { name: 'b', size: a.b }]);
+  const g = mesh.group(comm, 'b', new CpuDevice());
+  const res = await collectives(g, a);
+  await g.barrier();
+  return { rank: g.rank, size: g.size, res };
 }

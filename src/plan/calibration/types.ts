@@ -45,12 +45,29 @@ export interface Implementation {
    * GPU's). Where it is paid is the implementation's: see `weft-127f7f2d`.
    */
   hostPrepUsPerRow: number;
+  /**
+   * The ring backward's order (ring, USP's ring, double ring; docs/strategies.md "ring"):
+   * 'home-hop' — K/V rotate the forward way from the own block, the f32 dK/dV sums travel along and
+   * an N-th hop brings every block's total home, exposed after the last kernel (weft up to
+   * 7c54dd9d, ring-flash-attention); 'turn-back' — K/V rotate back the other way from the block the
+   * forward ended with, so step s holds member i+1+s's block, K/V move only before steps 1..N−2
+   * (N−2 hops, none for a ring of 2), each dK/dV sum passes N−1 times under the next step's kernel
+   * and completes at home on the last step (weft since 84c36db). A double ring's nested passes keep
+   * no block from the forward: each fetches its first block (one exposed bf16 K/V hop) first.
+   */
+  ringBackward: 'home-hop' | 'turn-back';
   source: string;
 }
 
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp' },
+  // weft now: views prepared once (839f0e1, 7d64110), the ring backward turned back (84c36db)
+  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; not yet measured on GPUs)' },
+  // weft as measured on 2×H200 at 7c54dd9d (bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl,
+  // -14-40-38-7c54dd9d.jsonl; the 1M ring at e4fbcd6c, the same ring code): views prepared once, the
+  // ring backward with its final dK/dV hop home (before 84c36db). The pre-registered predictions
+  // (NOTES.md, 71f6cf7) were made with this model under the name 'weft'
+  'weft-7c54dd9d': { name: 'weft-7c54dd9d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'home-hop', source: 'weft at 7c54dd9d: views prepared once; ring backward with the final dK/dV hop home (as measured in bench/results/cp-2026-11-28-14-*-7c54dd9d.jsonl)' },
   // weft as measured on 2×H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*): every
   // iteration re-derived its mask views on the host — queryRows, and per use isEmpty's
   // classifyTile + viewArea (a sort of the keys and two binary searches per query row) — before the
@@ -59,9 +76,11 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // (Ulysses, all-gather, local), whose backward reused the forward's answer. 0.154 µs per row is
   // the median over the 8 (record, rank) gaps before the first kernel in the timelines of
   // cp-2026-11-28-13-36-57-127f7f2d.jsonl (sliding and document masks; 0.117–0.166), each gap over
-  // the rows of the first view (test/plan/weft-h200.test.ts re-derives it)
-  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
+  // the rows of the first view (test/plan/weft-h200.test.ts re-derives it). Ring backward with the
+  // final hop home, as at 7c54dd9d
+  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, ringBackward: 'home-hop', source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
   // ring-flash-attention / yunchang update_out_and_lse: cast block out bf16→f32 (2+4), then
-  // out − σ(·)·(out − block) as three elementwise passes over f32 tensors (3·12), ≈ 38–42 bytes
-  pytorch: { name: 'pytorch', mergeBytesPerElement: 40, stepOverheadUs: 30, hostPrepUsPerRow: 0, source: 'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch' },
+  // out − σ(·)·(out − block) as three elementwise passes over f32 tensors (3·12), ≈ 38–42 bytes;
+  // its backward sends dK/dV on with every step and waits for the last hop home (ring_flash_attn.py)
+  pytorch: { name: 'pytorch', mergeBytesPerElement: 40, stepOverheadUs: 30, hostPrepUsPerRow: 0, ringBackward: 'home-hop', source: 'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch' },
 };
