@@ -94,25 +94,55 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
         t = start + ms;
       }
     };
-    if (outerN === 1) {
-      for (let k = 0; k < u.steps.length; k++) {
-        if (prep) issue(k, stepMs(k, u.steps[k]!, u.steps[k]!), u.weights[k]!);
-        else t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
+    if (p.turned) {
+      // a backward turned back: during step t of a pass the K,V for step t+1 (t ≤ inner−3) and the
+      // sum of step t−1 (t ≥ 1) leave for the previous position, and nothing follows the last step
+      // (the sums complete at home). A double ring fetches each pass's first block, exposed: the
+      // outer one once, an inner one at the start of every round; the outer K,V for the next round
+      // (o ≤ outer−3) and the previous round's outer sum (o ≥ 1) travel under the whole round.
+      const kvMs = worstHop(ctx, p.preBytes, hops, sh), accMs = worstHop(ctx, p.postBytes, hops, sh);
+      const step = (k: number, tt: number): number => Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
+      const run = (k: number, tt: number): void => {
+        if (prep) issue(k, step(k, tt), u.weights[k]!);
+        else t += u.weights[k]! * step(k, tt);
+      };
+      // the host awaits a fetch before it issues the first step
+      const fetch = (ms: number): void => { t += ms; host = Math.max(host, t); };
+      const first = p.fetchFirst ? kvMs : 0;
+      if (outerN === 1) {
+        if (first > 0) fetch(first);
+        for (let k = 0; k < u.steps.length; k++) run(k, u.steps[k]!);
+      } else {
+        if (p.fetchFirst) fetch(worstHop(ctx, p.preBytes, outer, sh));
+        for (let o = 0; o < outerN; o++) {
+          const r0 = t;
+          if (first > 0) fetch(first);
+          for (let k = 0; k < p.inner; k++) run(o * p.inner + k, k);
+          const outerMs = (o <= outerN - 3 ? worstHop(ctx, p.preBytes, outer, sh) : 0) + (o >= 1 ? worstHop(ctx, p.postBytes, outer, sh) : 0);
+          t = Math.max(t, r0 + outerMs);
+        }
       }
     } else {
-      for (let o = 0; o < outerN; o++) {
-        const r0 = t;
-        for (let k = 0; k < p.inner; k++) {
-          if (prep) issue(o * p.inner + k, stepMs(o * p.inner + k, o * p.inner + k, k), 1);
-          else t += stepMs(o * p.inner + k, o * p.inner + k, k);
+      if (outerN === 1) {
+        for (let k = 0; k < u.steps.length; k++) {
+          if (prep) issue(k, stepMs(k, u.steps[k]!, u.steps[k]!), u.weights[k]!);
+          else t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
         }
-        // the block for the next round crosses to the next inner ring while this round computes
-        if (o < outerN - 1) t = Math.max(t, r0 + worstHop(ctx, p.preBytes, outer, sh));
+      } else {
+        for (let o = 0; o < outerN; o++) {
+          const r0 = t;
+          for (let k = 0; k < p.inner; k++) {
+            if (prep) issue(o * p.inner + k, stepMs(o * p.inner + k, o * p.inner + k, k), 1);
+            else t += stepMs(o * p.inner + k, o * p.inner + k, k);
+          }
+          // the block for the next round crosses to the next inner ring while this round computes
+          if (o < outerN - 1) t = Math.max(t, r0 + worstHop(ctx, p.preBytes, outer, sh));
+        }
       }
+      // accumulators go home, the last partial results come back and are merged
+      const spansNodes = pat.nodes.some((n) => n !== pat.nodes[0]);
+      t += worstHop(ctx, p.postBytes, hops, sh) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }, sh) + p.tailMs : 0);
     }
-    // accumulators go home, the last partial results come back and are merged
-    const spansNodes = pat.nodes.some((n) => n !== pat.nodes[0]);
-    t += worstHop(ctx, p.postBytes, hops, sh) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }, sh) + p.tailMs : 0);
     if (t > total) { total = t; hostIdle = idle; }
     hostEnd = Math.max(hostEnd, g0 + host);
   }
@@ -239,6 +269,12 @@ export function memory(ctx: Context, l: Layout): Memory {
     // one layer's gradients of activations in flight during its backward
     const working = 2 * tokenEquiv * layerAct;
     if (logits >= working) parts.logits = logits; else parts.transient = working;
+    // a ring backward turned back starts from the block the forward ended with: ring and USP keep
+    // it from each layer's forward to its backward (a double ring fetches it instead; with full
+    // recomputation the forward that keeps it runs inside the backward)
+    if (l.ring > 1 && (l.strategy === 'ring' || l.strategy === 'usp') && cfg.recompute === 'none' && ctx.rates.impl.ringBackward === 'turn-back') {
+      parts.keptKv = m.layers * kvBlock * e;
+    }
   } else if (cfg.mode === 'prefill') {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
@@ -249,7 +285,7 @@ export function memory(ctx: Context, l: Layout): Memory {
     parts.tensors = tensors * (bwd ? 2 : 1);
   }
   parts.buffers = buffers;
-  const dynamic = (parts.activations ?? 0) + (parts.logits ?? 0) + (parts.transient ?? 0) + (parts.tensors ?? 0) + (parts.kvCache ?? 0) + buffers;
+  const dynamic = (parts.activations ?? 0) + (parts.keptKv ?? 0) + (parts.logits ?? 0) + (parts.transient ?? 0) + (parts.tensors ?? 0) + (parts.kvCache ?? 0) + buffers;
   parts.workspace = WORKSPACE_GIB * GiB + FRAGMENTATION * dynamic;
   let total = 0;
   for (const k of Object.keys(parts)) { parts[k] = parts[k]! / GiB; total += parts[k]!; }

@@ -32,6 +32,16 @@ export interface RingPhase {
   preBytes: number;
   /** bytes sent after a step's compute to the next position (dK,dV accumulators) */
   postBytes: number;
+  /**
+   * A backward turned back (the implementation's `ringBackward` 'turn-back'; units on the turned
+   * grid): K,V and the dK,dV sums go to the previous position, step s holds position i+1+s's
+   * block, K,V move only before steps 1..inner−2 of a pass, each sum moves under the next step
+   * and completes at its owner on the last one — no hop home. Otherwise ('home-hop') they follow
+   * the forward's rotation and a final hop brings the sums home.
+   */
+  turned: boolean;
+  /** turned passes keep no block from the forward (double ring): each pass fetches its first block, exposed */
+  fetchFirst: boolean;
   /** bytes sent after a step's compute back to the previous position (TokenRing partial results) */
   backBytes: number;
   /** ms after the last step on each position (final merge of returned partials) */
@@ -69,21 +79,27 @@ export class RingGrid {
   readonly full: Uint8Array;
   private partialSteps?: Uint8Array;
 
-  constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean) {
+  /**
+   * `turned`: the order of a backward turned back (RingPhase.turned): at step s position i holds
+   * the block of position i+1+s (nested: the outer block of group g+1+o, inner position p+1+t).
+   */
+  constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean, readonly turned = false) {
     const sample = work.rankSample;
     this.sample = sample;
     if (r <= STEP_LIMIT || inner !== r || token) {
       this.steps = Int32Array.from({ length: r }, (_, s) => s);
       this.weights = new Float64Array(r).fill(1);
     } else {
-      // first and last steps exactly (no transfer before / after them), the middle by stride
-      const mid = STEP_LIMIT - 2, span = r - 2;
+      // first and last steps exactly (no transfer before / after them), the middle by stride;
+      // turned, the last two (no K,V transfer during either)
+      const tail = turned ? 2 : 1;
+      const mid = STEP_LIMIT - 1 - tail, span = r - 1 - tail;
       const steps = [0], weights = [1];
       for (let k = 0; k < mid; k++) {
         const a = 1 + Math.floor((k * span) / mid), b = 1 + Math.floor(((k + 1) * span) / mid);
         if (b > a) { steps.push(a); weights.push(b - a); }
       }
-      steps.push(r - 1); weights.push(1);
+      for (let s = r - tail; s < r; s++) { steps.push(s); weights.push(1); }
       this.steps = Int32Array.from(steps);
       this.weights = Float64Array.from(weights);
     }
@@ -134,6 +150,12 @@ export class RingGrid {
   kOwner(s: number, i: number): number {
     const r = this.r, inner = this.inner;
     if (this.token) return i;
+    if (this.turned) {
+      if (inner === r) return (i + 1 + s) % r;
+      const outer = r / inner, o = Math.floor(s / inner), t = s % inner;
+      const g = Math.floor(i / inner), p = i % inner;
+      return ((g + 1 + o) % outer) * inner + (p + 1 + t) % inner;
+    }
     if (inner === r) return (((i - s) % r) + r) % r;
     const outer = r / inner, o = Math.floor(s / inner), t = s % inner;
     const g = Math.floor(i / inner), p = i % inner;
@@ -217,7 +239,8 @@ export interface Context {
   net: Network;
   areas: MaskAreas;
   ringWork(shard: Layout['shard'], r: number): RingWork;
-  ringUnits(shard: Layout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd'): RingUnits;
+  /** `turned`: a backward turned back (RingPhase.turned) */
+  ringUnits(shard: Layout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd', turned?: boolean): RingUnits;
   patterns(l: Layout): RingPattern[];
 }
 
@@ -235,15 +258,15 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       if (!w) { w = new RingWork(areas, shard, r, cfg.cuSeqlens); works.set(key, w); }
       return w;
     },
-    ringUnits(shard, r, inner, token, pass) {
-      const key = `${shard}/${r}/${inner}/${token}/${pass}`;
+    ringUnits(shard, r, inner, token, pass, turned = false) {
+      const key = `${shard}/${r}/${inner}/${token}/${pass}/${turned}`;
       let u = units.get(key);
       if (!u) {
         const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
           : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(b.rows * D) : 0);
-        const gk = `${shard}/${r}/${inner}/${token}`;
+        const gk = `${shard}/${r}/${inner}/${token}/${turned}`;
         let g = grids.get(gk);
-        if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token); grids.set(gk, g); }
+        if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token, turned); grids.set(gk, g); }
         u = new RingUnits(g, cost);
         units.set(key, u);
       }
@@ -327,7 +350,7 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     const tokens = (B * S) / r; // per ring position (shards may differ by a token; priced at the mean)
     const token = l.strategy === 'tokenring';
     const kvBytes = tokens * 2 * h.kv * D * BF16;
-    let preBytes: number, postBytes = 0, backBytes = 0, tailMs = 0;
+    let preBytes: number, postBytes = 0, backBytes = 0, tailMs = 0, turned = false;
     if (token) {
       // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home
       preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (2 * D * BF16 + 2 * F32);
@@ -335,12 +358,15 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
       tailMs = rates.mergeMs(h.q * tokens * D);
     } else {
       preBytes = kvBytes;
-      if (pass === 'bwd') postBytes = tokens * 2 * h.kv * D * F32;
+      if (pass === 'bwd') {
+        postBytes = tokens * 2 * h.kv * D * F32;
+        turned = rates.impl.ringBackward === 'turn-back';
+      }
     }
     phases.push({
       kind: 'ring', name: `${l.strategy} ${pass}`, r, inner,
-      units: ctx.ringUnits(l.shard, r, inner, token, pass), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
-      preBytes, postBytes, backBytes, tailMs,
+      units: ctx.ringUnits(l.shard, r, inner, token, pass, turned), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
+      preBytes, postBytes, backBytes, tailMs, turned, fetchFirst: turned && l.strategy === 'double-ring',
       hostMs: B * rates.hostPrepMs((2 * S) / r), hostWaits: postBytes > 0 || backBytes > 0,
       patterns: ctx.patterns(l),
     });

@@ -41,6 +41,15 @@ export interface GpuCheck {
   singleVsRef?: Record<string, number>;
 }
 
+/** Tolerances of the check: the CP result may be a little further from the reference than one GPU's (more merges, more rounding of transfers). */
+const CHECK = { vsSingle: 2e-2, refFactor: 1.5, refSlack: 1e-3 };
+
+/** Whether a check holds: every output within CHECK.vsSingle of one GPU's, and about as close to the f64 reference as one GPU. */
+export function checkPasses(c: GpuCheck): boolean {
+  if (!Object.values(c.vsSingle).every((e) => e <= CHECK.vsSingle)) return false;
+  return !c.cpVsRef || Object.entries(c.cpVsRef).every(([n, e]) => e <= CHECK.refFactor * c.singleVsRef![n]! + CHECK.refSlack);
+}
+
 const SEEDS = { q: 1, k: 2, v: 3, dout: 4 } as const;
 /** The f64 reference runs on the host in JS: only for problems that take it seconds. */
 const REFERENCE_FLOP_LIMIT = 2e10;

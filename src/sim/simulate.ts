@@ -120,7 +120,7 @@ class Builder {
       }
       return;
     }
-    this.ring(p);
+    if (p.turned) this.ringTurned(p); else this.ring(p);
   }
 
   /**
@@ -197,6 +197,97 @@ class Builder {
           ? e.add('compute', lMerge, at(i), COMPUTE, p.tailMs, Math.max(ready, backLast[i]!))
           : e.add('compute', lDone, at(i), COMPUTE, 0, ready);
       }
+    }
+  }
+
+  /**
+   * A backward turned back (RingPhase.turned), pass by pass in program order. At step s position i
+   * holds the block of i+1+s; during step t of a pass it sends the K,V for step t+1 (t ≤ inner−3)
+   * and the sum of step t−1's block (t ≥ 1) to the previous position, which holds that block
+   * next; the last step is the position's own block, whose sum completes there. A double ring's
+   * round o (outer step) starts with the outer transfers — K,V for round o+1 (o ≤ outer−3) and the
+   * sum of round o−1's block to the previous inner ring's position — which the round waits for at
+   * its end; passes without a block kept from the forward (`fetchFirst`) first fetch one.
+   */
+  private ringTurned(p: RingPhase): void {
+    const e = this.engine, r = p.r, inner = p.inner, outerN = r / inner, u = p.units;
+    const pats = new Set(this.members.map((m) => m.pattern));
+    const lKv = e.labelId('k,v block'), lFirst = e.labelId('k,v first block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv sum');
+    const lDone = e.labelId('ring done'), lPrep = e.labelId(`prepare ${p.name}`);
+    const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes);
+    const innerPrev = (i: number): number => i - (i % inner) + ((i % inner) + inner - 1) % inner;
+    const innerNext = (i: number): number => i - (i % inner) + ((i % inner) + 1) % inner;
+    const outerPrev = (i: number): number => (i + r - inner) % r, outerNext = (i: number): number => (i + inner) % r;
+    for (const pat of pats) {
+      const at = (i: number): number => this.id(pat, i);
+      // end times per [step * r + position]: K,V arriving for the step, the sum of the step's block arriving, computes
+      const kv = new Float64Array(r * r), acc = new Float64Array(r * r), comp = new Float64Array(r * r);
+      const hostFrom = new Float64Array(r);
+      /** a pass's first block, fetched from `from(i)` before its first step and awaited: when each position has sent and received it */
+      const fetch = (from: (i: number) => number, ready: Float64Array): Float64Array => {
+        const done = Float64Array.from(ready);
+        for (let i = 0; i < r; i++) {
+          const f = from(i), end = this.transfer(lFirst, at(f), at(i), preMs, Math.max(ready[i]!, ready[f]!));
+          done[i] = Math.max(done[i]!, end);
+          done[f] = Math.max(done[f]!, end);
+        }
+        for (let i = 0; i < r; i++) hostFrom[i] = Math.max(hostFrom[i]!, done[i]!);
+        return done;
+      };
+      // when each position enters the round (its outer block in hand)
+      let round: Float64Array = Float64Array.from({ length: r }, (_, i) => this.last[at(i)]!);
+      if (p.fetchFirst && outerN > 1) round = fetch(outerNext, round);
+      let outerSum: Float64Array = new Float64Array(r); // when the sum of the previous round's block is ready
+      for (let o = 0; o < outerN; o++) {
+        // outer transfers, under the whole round: K,V for the next round, the previous round's sum
+        const outerEnd = Float64Array.from(round), outerIn = new Float64Array(r);
+        if (outerN > 1) {
+          if (o <= outerN - 3) {
+            for (let i = 0; i < r; i++) {
+              const to = outerPrev(i), end = this.transfer(lKv, at(i), at(to), preMs, round[i]!);
+              outerEnd[i] = Math.max(outerEnd[i]!, end); outerEnd[to] = Math.max(outerEnd[to]!, end);
+            }
+          }
+          if (o >= 1) {
+            for (let i = 0; i < r; i++) {
+              const to = outerPrev(i), end = this.transfer(lAcc, at(i), at(to), postMs, Math.max(round[i]!, outerSum[i]!));
+              outerIn[to] = end;
+              outerEnd[i] = Math.max(outerEnd[i]!, end); outerEnd[to] = Math.max(outerEnd[to]!, end);
+            }
+          }
+        }
+        const begin = p.fetchFirst ? fetch(innerNext, round) : round;
+        const done = new Float64Array(r);
+        for (let t = 0; t < inner; t++) {
+          const s = o * inner + t;
+          // program order of a step: start sending the next step's K,V, compute, pass the sum on
+          if (t + 1 <= inner - 2) {
+            for (let i = 0; i < r; i++) {
+              const from = innerNext(i);
+              let ready = t === 0 ? begin[from]! : kv[s * r + from]!;
+              if (t >= 1) ready = Math.max(ready, comp[(s - 1) * r + i]!); // the receiving buffer frees after step t−1
+              kv[(s + 1) * r + i] = this.transfer(lKv, at(from), at(i), preMs, ready);
+            }
+          }
+          for (let i = 0; i < r; i++) {
+            // the first block in hand from the start, the last one the position's own (of this round)
+            let ready = t === 0 ? begin[i]! : t <= inner - 2 ? kv[s * r + i]! : round[i]!;
+            if (p.hostMs > 0 && u.partialAt(s, i)) ready = Math.max(ready, e.add('host', lPrep, at(i), HOST, p.hostMs, hostFrom[i]!));
+            const ms = ringCompute(p, s, i);
+            comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ms, ready);
+            if (p.hostWaits) hostFrom[i] = comp[s * r + i]! - ms;
+          }
+          for (let i = 0; i < r; i++) {
+            const ready = Math.max(comp[s * r + i]!, acc[s * r + i]!);
+            if (t < inner - 1) acc[(s + 1) * r + innerPrev(i)] = this.transfer(lAcc, at(i), at(innerPrev(i)), postMs, ready);
+            else done[i] = ready;
+          }
+        }
+        // the round's sum for its block (with the outer sum that arrived for it), and the round's outer transfers done
+        outerSum = Float64Array.from(done, (d, i) => Math.max(d, outerIn[i]!));
+        round = Float64Array.from(outerSum, (d, i) => Math.max(d, outerEnd[i]!));
+      }
+      for (let i = 0; i < r; i++) this.last[at(i)] = e.add('compute', lDone, at(i), COMPUTE, 0, round[i]!);
     }
   }
 }

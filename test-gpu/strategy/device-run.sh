@@ -31,7 +31,7 @@ for group in "$@"; do case $group in
 check)
   step smoke ${SMOKE_SECS:-60} $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 4096 --heads 8 --kv-heads 2 --dim 128 --mask causal --check --iters 3
   tail -n 12 "$out/smoke.log"
-  step tests ${TESTS_SECS:-240} node --test --test-concurrency=1 dist/test-gpu/strategy/
+  step tests ${TESTS_SECS:-420} node --test --test-concurrency=1 dist/test-gpu/strategy/
   grep -E '^(not ok|ok) |^# (pass|fail)|^ *(not ok|ok) [0-9]+ - ' "$out/tests.log" ;;
 causal)
   step causal ${CAUSAL_SECS:-330} $weft launch -n 2 -- bench cp --seqs ${SEQS:-32k,128k,256k} --masks causal --layouts ring,ring:contiguous,ulysses,allgather,tokenring --iters 3 --warmup 1 --out "$out/results"

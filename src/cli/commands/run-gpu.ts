@@ -4,15 +4,12 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { summarize } from '../../bench/record.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName } from '../../mask/spec.js';
-import { GpuRank, type GpuProblem } from '../../run/gpu.js';
+import { checkPasses, GpuRank, type GpuProblem } from '../../run/gpu.js';
 import { resolveLayout } from '../../run/layout.js';
 import { UserError } from '../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
 import { need, type RunOpts, type RunSetup } from './run.js';
-
-/** Tolerances of the check: the CP result may be a little further from the reference than one GPU's (more merges, more rounding of transfers). */
-const CHECK = { vsSingle: 2e-2, refFactor: 1.5, refSlack: 1e-3 };
 
 export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   const { mask, scale, layout } = su, d = { S: su.S, H: su.H, Hkv: su.Hkv, D: su.D };
@@ -37,11 +34,7 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   const total = ranks[0]!.forwardMs.map((_, i) => Math.max(...ranks.map((r) => r.forwardMs[i]! + (r.backwardMs[i] ?? 0))));
   const med = summarize(total).median;
   const tflopsPerGpu = flops / world / (med * 1e-3) / 1e12;
-  let ok = true;
-  if (check) {
-    for (const e of Object.values(check.vsSingle)) if (!(e <= CHECK.vsSingle)) ok = false;
-    if (check.cpVsRef) for (const [n, e] of Object.entries(check.cpVsRef)) if (!(e <= CHECK.refFactor * check.singleVsRef![n]! + CHECK.refSlack)) ok = false;
-  }
+  const ok = !check || checkPasses(check);
   if (o.timeline) {
     writeFileSync(`${o.timeline}.tmp`, JSON.stringify(ranks.map((r) => ({ rank: r.rank, spans: r.spans ?? [] }))));
     renameSync(`${o.timeline}.tmp`, o.timeline);
