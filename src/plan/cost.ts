@@ -97,8 +97,8 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
     if (p.turned) {
       // a backward turned back: during step t of a pass the K,V for step t+1 (t ≤ inner−3) and the
       // sum of step t−1 (t ≥ 1) leave for the previous position, and nothing follows the last step
-      // (the sums complete at home). A double ring fetches each pass's first block, exposed: the
-      // outer one once, an inner one at the start of every round; the outer K,V for the next round
+      // (the sums complete at home). A double ring keeps the outer pass's first block from the
+      // forward and fetches each inner pass's first, exposed, at the start of every round; the outer K,V for the next round
       // (o ≤ outer−3) and the previous round's outer sum (o ≥ 1) travel under the whole round.
       const kvMs = worstHop(ctx, p.preBytes, hops, sh), accMs = worstHop(ctx, p.postBytes, hops, sh);
       const step = (k: number, tt: number): number => Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
@@ -113,7 +113,6 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
         if (first > 0) fetch(first);
         for (let k = 0; k < u.steps.length; k++) run(k, u.steps[k]!);
       } else {
-        if (p.fetchFirst) fetch(worstHop(ctx, p.preBytes, outer, sh));
         for (let o = 0; o < outerN; o++) {
           const r0 = t;
           if (first > 0) fetch(first);
@@ -270,9 +269,9 @@ export function memory(ctx: Context, l: Layout): Memory {
     const working = 2 * tokenEquiv * layerAct;
     if (logits >= working) parts.logits = logits; else parts.transient = working;
     // a ring backward turned back starts from the block the forward ended with: ring and USP keep
-    // it from each layer's forward to its backward (a double ring fetches it instead; with full
+    // it from each layer's forward to its backward (a double ring its outer pass's; with full
     // recomputation the forward that keeps it runs inside the backward)
-    if (l.ring > 1 && (l.strategy === 'ring' || l.strategy === 'usp') && cfg.recompute === 'none' && ctx.rates.impl.ringBackward === 'turn-back') {
+    if (l.ring > 1 && (l.strategy === 'ring' || l.strategy === 'usp' || l.strategy === 'double-ring') && cfg.recompute === 'none' && ctx.rates.impl.ringBackward === 'turn-back') {
       parts.keptKv = m.layers * kvBlock * e;
     }
   } else if (cfg.mode === 'prefill') {

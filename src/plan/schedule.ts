@@ -40,7 +40,7 @@ export interface RingPhase {
    * the forward's rotation and a final hop brings the sums home.
    */
   turned: boolean;
-  /** turned passes keep no block from the forward (double ring): each pass fetches its first block, exposed */
+  /** double ring, turned back: its inner passes keep no block from the forward, so each fetches its first, exposed */
   fetchFirst: boolean;
   /** bytes sent after a step's compute back to the previous position (TokenRing partial results) */
   backBytes: number;
@@ -81,9 +81,10 @@ export class RingGrid {
 
   /**
    * `turned`: the order of a backward turned back (RingPhase.turned): at step s position i holds
-   * the block of position i+1+s (nested: the outer block of group g+1+o, inner position p+1+t).
+   * the block of position i+1+s (nested: the outer block of group g+1+o, inner position p+1+t) —
+   * the forward's step r−1−s, so with every step priced the blocks are `forward`'s, reversed.
    */
-  constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean, readonly turned = false) {
+  constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean, readonly turned = false, forward?: RingGrid) {
     const sample = work.rankSample;
     this.sample = sample;
     if (r <= STEP_LIMIT || inner !== r || token) {
@@ -104,6 +105,17 @@ export class RingGrid {
       this.weights = Float64Array.from(weights);
     }
     const n = this.steps.length, m = sample.length;
+    if (turned && forward && n === r && forward.steps.length === r) {
+      const rev = <T extends Float64Array | Uint8Array>(a: T): T => {
+        const b = a.slice() as T;
+        for (let k = 0; k < n; k++) b.set(a.subarray((r - 1 - k) * m, (r - k) * m), k * m);
+        return b;
+      };
+      this.area = rev(forward.area);
+      this.rows = rev(forward.rows);
+      this.full = rev(forward.full);
+      return;
+    }
     this.area = new Float64Array(n * m);
     this.rows = new Float64Array(n * m);
     this.full = new Uint8Array(n * m);
@@ -264,9 +276,13 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       if (!u) {
         const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
           : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(b.rows * D) : 0);
-        const gk = `${shard}/${r}/${inner}/${token}/${turned}`;
-        let g = grids.get(gk);
-        if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token, turned); grids.set(gk, g); }
+        const grid = (turn: boolean): RingGrid => {
+          const gk = `${shard}/${r}/${inner}/${token}/${turn}`;
+          let g = grids.get(gk);
+          if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token, turn, turn ? grid(false) : undefined); grids.set(gk, g); }
+          return g;
+        };
+        const g = grid(turned);
         u = new RingUnits(g, cost);
         units.set(key, u);
       }

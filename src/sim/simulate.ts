@@ -207,7 +207,7 @@ class Builder {
    * next; the last step is the position's own block, whose sum completes there. A double ring's
    * round o (outer step) starts with the outer transfers — K,V for round o+1 (o ≤ outer−3) and the
    * sum of round o−1's block to the previous inner ring's position — which the round waits for at
-   * its end; passes without a block kept from the forward (`fetchFirst`) first fetch one.
+   * its end; the inner passes keep no block from the forward (`fetchFirst`): each first fetches one.
    */
   private ringTurned(p: RingPhase): void {
     const e = this.engine, r = p.r, inner = p.inner, outerN = r / inner, u = p.units;
@@ -217,7 +217,7 @@ class Builder {
     const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes);
     const innerPrev = (i: number): number => i - (i % inner) + ((i % inner) + inner - 1) % inner;
     const innerNext = (i: number): number => i - (i % inner) + ((i % inner) + 1) % inner;
-    const outerPrev = (i: number): number => (i + r - inner) % r, outerNext = (i: number): number => (i + inner) % r;
+    const outerPrev = (i: number): number => (i + r - inner) % r;
     for (const pat of pats) {
       const at = (i: number): number => this.id(pat, i);
       // end times per [step * r + position]: K,V arriving for the step, the sum of the step's block arriving, computes
@@ -236,7 +236,6 @@ class Builder {
       };
       // when each position enters the round (its outer block in hand)
       let round: Float64Array = Float64Array.from({ length: r }, (_, i) => this.last[at(i)]!);
-      if (p.fetchFirst && outerN > 1) round = fetch(outerNext, round);
       let outerSum: Float64Array = new Float64Array(r); // when the sum of the previous round's block is ready
       for (let o = 0; o < outerN; o++) {
         // outer transfers, under the whole round: K,V for the next round, the previous round's sum

@@ -29,7 +29,9 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
     const view = (i: number, o: number): MaskView => ({ q: qRows, kPos: pos(i, o) });
 
     const state = freshState(device, acc, T, H, D);
-    await ringForward(env, oComm, (o) => pos(myI, o).length, [k, v], async (held, o, t) => {
+    // the outer pass's last block starts the outer backward (kept, like ring's); the inner
+    // passes keep nothing (one block per round would be O blocks), so each fetches its first
+    const lastOuter = await ringForward(env, oComm, (o) => pos(myI, o).length, [k, v], async (held, o, t) => {
       await ringForward(env, iComm, (i) => pos(i, o).length, held, ([kb, vb], i) => {
         const vw = view(i, o);
         if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
@@ -47,7 +49,7 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
             const into = { dq, dk: device.zeros(acc, kb!.shape), dv: device.zeros(acc, vb!.shape) };
             env.kernel.backward({ q, k: kb!, v: vb!, out: state.out, lse: state.lse, dout, view: vw, scale: env.scale, into });
             return [into.dk, into.dv];
-          }, `double-ring inner bwd (outer ${t})`), 'double-ring outer bwd');
+          }, `double-ring inner bwd (outer ${t})`), 'double-ring outer bwd', lastOuter);
         return { dq, dk: dk!, dv: dv! };
       },
     });

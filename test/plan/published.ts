@@ -237,3 +237,27 @@ export const PREREGISTERED: { label: string; seq: number; mask: string; ms: numb
   { label: '128K causal ring zigzag', seq: 131072, mask: 'causal', ms: 619.6, efficiency: 0.955 },
   { label: '128K sliding ring zigzag', seq: 131072, mask: 'sliding:8191,0', ms: 86.9 },
 ];
+
+/**
+ * The planner's predictions for the next GPU session, for the current code (implementation
+ * `weft`: views prepared once, the ring backward turned back so no dK/dV hop home is exposed —
+ * built in 84c36db; `revision` is the HEAD they were written at, whose ring code is 84c36db's),
+ * written down on 2026-11-28 before anything was measured (docs/plan.md, "Predictions for the next measurement"). 2 × H200, B=1,
+ * H=32, D=128, bf16, forward + backward of one attention layer, ring of 2. `ms`: the `weft` model;
+ * `oldMs`: the same run priced with the schedule measured at 7c54dd9d (`weft-7c54dd9d`, final hop
+ * home); `efficiency`: one GPU's predicted time / (2 × `ms`). Nothing was refitted.
+ */
+export const NEXT_PREDICTIONS: {
+  date: string; revision: string;
+  rows: { label: string; seq: number; mask: string; kvHeads: number; shard: 'zigzag' | 'doc-zigzag'; ms: number; oldMs: number; efficiency?: number }[];
+} = {
+  date: '2026-11-28', revision: '83b0f50',
+  rows: [
+    { label: '32K causal ring zigzag', seq: 32768, mask: 'causal', kvHeads: 32, shard: 'zigzag', ms: 39.8, oldMs: 41.3, efficiency: 0.950 },
+    { label: '128K causal ring zigzag', seq: 131072, mask: 'causal', kvHeads: 32, shard: 'zigzag', ms: 613.7, oldMs: 619.6, efficiency: 0.964 },
+    { label: '256K causal ring zigzag', seq: 262144, mask: 'causal', kvHeads: 32, shard: 'zigzag', ms: 2439.6, oldMs: 2451.6, efficiency: 0.966 },
+    { label: '128K sliding:8191,0 ring zigzag', seq: 131072, mask: 'sliding:8191,0', kvHeads: 32, shard: 'zigzag', ms: 81.4, oldMs: 86.9, efficiency: 0.929 },
+    { label: '128K document-causal:8 ring doc-zigzag', seq: 131072, mask: 'document-causal', kvHeads: 32, shard: 'doc-zigzag', ms: 146.5, oldMs: 152.4, efficiency: 0.949 },
+    { label: '1M causal ring zigzag (Hkv 8)', seq: 1048576, mask: 'causal', kvHeads: 8, shard: 'zigzag', ms: 38854.1, oldMs: 38866.0 },
+  ],
+};

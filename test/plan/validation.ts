@@ -209,7 +209,9 @@ export function benchDocuments(S: number, n: number): number[] {
  * are priced with the implementation as measured (`weft-127f7f2d`: mask views prepared on the
  * host every iteration, the default here); one GPU with `weft`, since the benchmark timed the
  * kernel alone with its view prepared before the timed loop (src/run/gpu.ts timeSingle); the
- * runs after the fix (7c54dd9d, e4fbcd6c) with `weft`.
+ * runs after the fix (7c54dd9d, e4fbcd6c) with `weft-7c54dd9d` (views prepared once, the ring
+ * backward with its final hop home: the code they ran, before 84c36db turned it back); the
+ * current code with `weft`.
  */
 export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 32, implementation = gpus > 1 ? 'weft-127f7f2d' : 'weft'): PlanConfig {
   return parseConfig({
@@ -289,7 +291,8 @@ export function weftH200Checks(): WeftCheck[] {
 }
 
 /**
- * weft's 2×H200 runs after the fix, priced with `weft` (views prepared once): every record of the
+ * weft's 2×H200 runs after the fix, priced with `weft-7c54dd9d` (views prepared once, the ring
+ * backward of that code — what `weft` meant when these predictions were made): every record of the
  * two 7c54dd9d files (PyTorch's peers with `pytorch` and cuDNN, as at 127f7f2d), and the 1M-token
  * ring of e4fbcd6c (the same ring code; one iteration without warm-up, so it includes the one
  * preparation of its views and first use, which the model of a warm iteration does not price).
@@ -297,9 +300,9 @@ export function weftH200Checks(): WeftCheck[] {
  */
 export function weftH200FixedChecks(): WeftCheck[] {
   const out: WeftCheck[] = [];
-  for (const file of WEFT_CP_FIXED_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, 'weft', '7c54dd9d'));
+  for (const file of WEFT_CP_FIXED_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, 'weft-7c54dd9d', '7c54dd9d'));
   const m = WEFT_CP_1M_E4FBCD6C;
-  out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: m.kvHeads, implementation: 'weft', revision: 'e4fbcd6c' }));
+  out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: m.kvHeads, implementation: 'weft-7c54dd9d', revision: 'e4fbcd6c' }));
   return out;
 }
 

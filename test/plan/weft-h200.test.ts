@@ -3,17 +3,20 @@
 // e4fbcd6c), the pre-registered predictions against the measurements and where the larger errors
 // come from in the per-rank timelines. Also that the FLOP conventions agree, that the planner ranks
 // zigzag above contiguous for causal rings as measured, and that the simulator runs the host clock
-// as the analytical model does. The error statistics are in validation.test.ts.
+// as the analytical model does. The 7c54dd9d and e4fbcd6c rows are priced with `weft-7c54dd9d` (the
+// ring backward with its final hop home, as that code ran); the predictions for the next session
+// with `weft` (the backward turned back, 84c36db). The error statistics are in validation.test.ts.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { IMPLEMENTATIONS } from '../../src/plan/calibration/types.js';
 import { emptyBreakdown, phasesMs } from '../../src/plan/cost.js';
 import { completeLayout } from '../../src/plan/layout.js';
+import { p2pMs } from '../../src/plan/links.js';
 import { layerSchedule } from '../../src/plan/schedule.js';
 import { buildContext, evaluateLayout, plan } from '../../src/plan/search.js';
 import { simulate } from '../../src/sim/simulate.js';
-import { PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
+import { NEXT_PREDICTIONS, PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
 import {
   cpRecords, type CpRecord, median, relErr, repoFile, timelineSplit, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, weftCpConfig, weftH200Checks, weftH200FixedChecks, weftTag,
 } from './validation.js';
@@ -74,13 +77,13 @@ test('zigzag beats contiguous for causal rings, by about the measured efficienci
     const measured127 = (shard: string): number => WEFT_CP_CAUSAL.find((r) => r.seqK * 1024 === S && r.layout?.strategy === 'ring' && r.layout.shard === shard)!.efficiency!;
     const measuredFixed = (shard: string): number => cpRecords(WEFT_CP_FIXED_RECORDS[0]).find((r) => r.config.seq === S && r.name === `weft-ring-${shard}`)!.derived.efficiency!;
     const one = evaluateLayout(buildContext(weftCpConfig(S, 'causal', 1)), completeLayout({}, weftCpConfig(S, 'causal', 1))).prediction!.stepMs;
-    for (const implementation of ['weft-127f7f2d', 'weft']) {
+    for (const implementation of ['weft-127f7f2d', 'weft-7c54dd9d']) {
       const cfg = { ...weftCpConfig(S, 'causal', 2, 32, implementation), candidates: [{ ring: 2, shard: 'contiguous' as const }, { ring: 2, shard: 'zigzag' as const }] };
       const { results } = plan(cfg);
       assert.equal(results[0]!.layout.shard, 'zigzag', `${S} ${implementation}`);
       const eff = (shard: string): number => one / (2 * results.find((x) => x.layout.shard === shard)!.prediction!.stepMs);
       const measured = implementation === 'weft-127f7f2d' ? measured127 : measuredFixed;
-      t.diagnostic(`S=${S} ${implementation}: efficiency zigzag ${eff('zigzag').toFixed(3)} contiguous ${eff('contiguous').toFixed(3)} (measured ${implementation === 'weft' ? 'at 7c54dd9d' : 'at 127f7f2d'} ${measured('zigzag').toFixed(3)} / ${measured('contiguous').toFixed(3)})`);
+      t.diagnostic(`S=${S} ${implementation}: efficiency zigzag ${eff('zigzag').toFixed(3)} contiguous ${eff('contiguous').toFixed(3)} (measured at ${implementation.slice(5)} ${measured('zigzag').toFixed(3)} / ${measured('contiguous').toFixed(3)})`);
       for (const shard of ['zigzag', 'contiguous']) assert.ok(Math.abs(eff(shard) - measured(shard)) < 0.1, `${S} ${implementation} ${shard}: ${eff(shard)} vs ${measured(shard)}`);
     }
   }
@@ -122,6 +125,35 @@ test('the predictions written down before measuring the fixed code (NOTES.md, 71
   }
 });
 
+test('predictions for the next measurement: the current code (`weft`, ring backward turned back) against the 7c54dd9d schedule', (t) => {
+  const { date, revision, rows } = NEXT_PREDICTIONS;
+  t.diagnostic(`written down ${date} for ${revision}: 2×H200, B=1 H=32 D=128 bf16 fwd+bwd, ring of 2`);
+  for (const p of rows) {
+    const l = { ring: 2, shard: p.shard } as const;
+    const ms = (implementation: string): number => {
+      const cfg = weftCpConfig(p.seq, p.mask, 2, p.kvHeads, implementation);
+      return evaluateLayout(buildContext(cfg), completeLayout(l, cfg)).prediction!.stepMs;
+    };
+    const now = ms('weft'), old = ms('weft-7c54dd9d');
+    // the model still predicts what was written down, for both schedules
+    assert.ok(Math.abs(now - p.ms) < 0.05, `${p.label}: the model now predicts ${now} ms, not the pre-registered ${p.ms}`);
+    assert.ok(Math.abs(old - p.oldMs) < 0.05, `${p.label}: the 7c54dd9d schedule now gives ${old} ms, not ${p.oldMs}`);
+    // a ring of 2 moves no K/V in the turned backward and exposes no hop home: never slower, and
+    // at most the old hop home (f32 dK/dV of one position) faster
+    const cfg = weftCpConfig(p.seq, p.mask, 2, p.kvHeads);
+    const hop = p2pMs(buildContext(cfg).net, (p.seq / 2) * 2 * p.kvHeads * 128 * 4, 'intra');
+    assert.ok(now < old && old - now <= hop + 1e-9, `${p.label}: ${old} → ${now} ms, hop ${hop} ms`);
+    let eff = '';
+    if (p.efficiency !== undefined) {
+      const c1 = weftCpConfig(p.seq, p.mask, 1, p.kvHeads);
+      const one = evaluateLayout(buildContext(c1), completeLayout({}, c1)).prediction!.stepMs;
+      assert.equal((one / (2 * now)).toFixed(3), p.efficiency.toFixed(3));
+      eff = `, efficiency ${p.efficiency.toFixed(3)} (was ${(one / (2 * old)).toFixed(3)})`;
+    }
+    t.diagnostic(`${p.label.padEnd(40)} weft ${now.toFixed(1).padStart(8)} ms  (7c54dd9d schedule ${old.toFixed(1).padStart(8)} ms, ${(now - old).toFixed(1)} ms; its hop home ${hop.toFixed(2)} ms)${eff}`);
+  }
+});
+
 test('after the fix: predicted vs measured for every new row; the larger errors lie outside the kernels', (t) => {
   for (const c of weftH200FixedChecks()) {
     t.diagnostic(`${c.label.padEnd(52)} ${c.group.endsWith('(e4fbcd6c)') ? 'e4fbcd6c' : '7c54dd9d'}  measured ${c.measuredMs.toFixed(1).padStart(8)} ms  predicted ${c.predictedMs.toFixed(1).padStart(8)} ms  ${pct(relErr(c)).padStart(7)}`);
@@ -132,7 +164,7 @@ test('after the fix: predicted vs measured for every new row; the larger errors 
   const rows: { r: CpRecord; s: ReturnType<typeof timelineSplit> }[] = [];
   for (const file of WEFT_CP_FIXED_RECORDS) {
     for (const r of cpRecords(file).filter((x) => x.extra?.layout && x.extra.timeline)) {
-      const s = timelineSplit(r, 'weft');
+      const s = timelineSplit(r, 'weft-7c54dd9d');
       rows.push({ r, s });
       t.diagnostic(`${weftTag(r.config.seq, r.config.mask).padEnd(14)} ${r.name.padEnd(24)} kernels ${s.kernels.toFixed(1).padStart(7)} (model ${pct(s.modelKernels / s.kernels - 1)})  rest ${s.rest.toFixed(1).padStart(5)} ms [transfers ${s.exposedComm.toFixed(1)}, gaps ${s.idle.toFixed(1)}, after ${s.tail.toFixed(1)}] vs model ${s.modelRest.toFixed(1)}: unpriced ${(s.rest - s.modelRest).toFixed(1)} ms`);
     }
@@ -193,7 +225,7 @@ test('the 1M ring at e4fbcd6c: a cold first iteration whose forward ran power-ca
   assert.ok(capped.length > 0 && lastCapped < firstFree && capped.every((b) => b.mhz < 1980));
   assert.ok(busy.slice(firstFree).every((b) => b.mhz === 1980));
   // the model's backward (a warm, unthrottled iteration's) against the measured one
-  const cfg = weftCpConfig(WEFT_CP_1M_E4FBCD6C.seq, 'causal', 2, WEFT_CP_1M_E4FBCD6C.kvHeads, 'weft');
+  const cfg = weftCpConfig(WEFT_CP_1M_E4FBCD6C.seq, 'causal', 2, WEFT_CP_1M_E4FBCD6C.kvHeads, 'weft-7c54dd9d');
   const c = weftH200FixedChecks().find((x) => x.group === 'weft H200 1M causal (e4fbcd6c)')!;
   const ctx = buildContext(cfg), l = completeLayout({ ring: 2, shard: 'zigzag' }, cfg);
   assert.equal(evaluateLayout(ctx, l).timing!.breakdown.host, 0);
