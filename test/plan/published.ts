@@ -77,6 +77,19 @@ export const USP_OOM: { model: 'llama2-7b' | 'llama3-8b'; nodes: number; seqK: n
  * lb-ring = load-balanced (zigzag). Table 3: 8 × L20 PCIe; Table 4: 8 × A100-SXM4 NVLink.
  * (The text of §5.1 says ulysses 4 × ring 2 is best on L20 and ulysses 8 at both lengths on A100;
  * the tables show ulysses 2 on L20 and, at 128K on A100, ulysses 1. The tables are used.)
+ *
+ * The Table 4 numbers are as printed (re-checked against an independent transcription of the
+ * paper's Tables 3–7, stored in the search index). Its 128K rows contradict the rest of the two
+ * tables (test/plan/validation.test.ts asserts it from these numbers alone): from 32K to 128K the
+ * A100 time grows 39–53× for every layout — 2.4–3.3× the 16× growth of the causal FLOPs, where a
+ * compute-bound kernel grows by at most 16× (its efficiency rises with length) and the L20 rows
+ * grow 5.5–13× — so the A100 box, 2–10× faster than the L20 box at 32K, comes out at 0.5–1.1× of it
+ * at 128K on the same workload and code, though its bf16 peak is 2.6× and its HBM 2.4× the L20's.
+ * The rows are as if each A100 128K iteration did ~3.5–4× the labelled work: a 256K sequence
+ * (yunchang's benchmark_longctx.py takes --seq_len per rank, the global sequence being
+ * 8 × seq_len, and scripts/run_qkvpack_compare.sh sets SEQLEN=32768 "#128K" for 8 GPUs — 256K),
+ * or forward + backward (run without --fwd_only). Which, if either, is not established; the rows
+ * are kept as printed and counted (docs/plan.md, *What the model gets wrong*).
  */
 export interface UspAttentionRow { table: string; gpu: 'l20' | 'a100-80g'; seqK: number; ulysses: number; shard: 'contiguous' | 'zigzag'; itersPerSec: number }
 

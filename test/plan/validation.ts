@@ -70,6 +70,29 @@ export function uspAttentionChecks(): Check[] {
   });
 }
 
+/**
+ * USP Table 4's A100 128K rows priced under readings other than the printed one (published.ts):
+ * `as printed` (128K, forward), `256K forward` (a global sequence of 8 × 32768, as the repository's
+ * benchmark script would run it), `128K forward+backward`. The published iterations per second
+ * are compared with each; nothing is fitted.
+ */
+export function uspTable4Readings(): { label: string; published: number; readings: Record<string, number> }[] {
+  const cfg = (seqK: number, mode: string): PlanConfig =>
+    parseConfig({ model: 'llama3-8b', mode, seqLen: seqK * 1024, mask: 'causal', implementation: 'pytorch', kernel: 'fa2', cluster: A100_BOX });
+  const readings: Record<string, PlanConfig> = {
+    'as printed (128K fwd)': cfg(128, 'attention-forward'),
+    '256K fwd': cfg(256, 'attention-forward'),
+    '128K fwd+bwd': cfg(128, 'attention'),
+  };
+  const ctxs = Object.fromEntries(Object.entries(readings).map(([k, c]) => [k, { c, ctx: buildContext(c) }]));
+  return USP_ATTENTION.filter((r) => r.gpu === 'a100-80g' && r.seqK === 128).map((row) => ({
+    label: `a100-80g 128K u${row.ulysses} r${8 / row.ulysses} ${row.shard}`,
+    published: row.itersPerSec,
+    readings: Object.fromEntries(Object.entries(ctxs).map(([k, { c, ctx }]) =>
+      [k, 1000 / evaluateLayout(ctx, layoutFor(c, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard })).prediction!.stepMs])),
+  }));
+}
+
 export function rfaConfig(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', seqLen = 65536, gpus = 8): PlanConfig {
   return parseConfig({
     model: 'llama3-8b', mode: pass === 'fwd' ? 'attention-forward' : 'attention', seqLen, mask: 'causal',
