@@ -54,24 +54,24 @@ export class SubgroupComm implements Comm {
 
   allGather(send: Tensor, recv: Tensor): Work {
     const n = send.shape[0]!;
-    const parts = Array.from({ length: this.size }, (_, j) => (j === this.rank ? send : this.device.zeros(send.dtype, send.shape)));
+    const parts = Array.from({ length: this.size }, (_, j) => (j === this.rank ? send : this.device.empty(send.dtype, send.shape)));
     const work = this.exchange(() => send, (j) => parts[j]!);
     return { wait: async () => { await work.wait(); parts.forEach((p, j) => copyRows(this.device, p, recv, 0, j * n, n)); } };
   }
 
   reduceScatter(send: Tensor, recv: Tensor): Work {
     const n = recv.shape[0]!;
-    const block = (j: number): Tensor => { const b = this.device.zeros(send.dtype, recv.shape); copyRows(this.device, send, b, j * n, 0, n); return b; };
+    const block = (j: number): Tensor => { const b = this.device.empty(send.dtype, recv.shape); copyRows(this.device, send, b, j * n, 0, n); return b; };
     const out = Array.from({ length: this.size }, (_, j) => (j === this.rank ? null : block(j)));
-    const parts = Array.from({ length: this.size }, (_, j) => (j === this.rank ? block(j) : this.device.zeros(send.dtype, recv.shape)));
+    const parts = Array.from({ length: this.size }, (_, j) => (j === this.rank ? block(j) : this.device.empty(send.dtype, recv.shape)));
     const work = this.exchange((j) => out[j]!, (j) => parts[j]!);
     return { wait: async () => { await work.wait(); this.sumInto(recv, parts); } };
   }
 
   allReduce(buf: Tensor): Work {
-    const mine = this.device.zeros(buf.dtype, buf.shape);
+    const mine = this.device.empty(buf.dtype, buf.shape);
     copyRows(this.device, buf, mine, 0, 0, buf.shape[0]!);
-    const parts = Array.from({ length: this.size }, (_, j) => (j === this.rank ? mine : this.device.zeros(buf.dtype, buf.shape)));
+    const parts = Array.from({ length: this.size }, (_, j) => (j === this.rank ? mine : this.device.empty(buf.dtype, buf.shape)));
     const work = this.exchange(() => mine, (j) => parts[j]!);
     return { wait: async () => { await work.wait(); this.sumInto(buf, parts); } };
   }

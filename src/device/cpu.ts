@@ -17,6 +17,10 @@ export class CpuDevice implements Device {
     return hostZeros(dtype, shape, this.shared);
   }
 
+  empty(dtype: DType, shape: readonly number[]): HostTensor {
+    return this.full(dtype, shape, NaN);
+  }
+
   full(dtype: DType, shape: readonly number[], value: number): HostTensor {
     const t = this.zeros(dtype, shape);
     const set = setter(t);

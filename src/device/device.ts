@@ -19,6 +19,12 @@ export interface Device {
   readonly kind: 'cpu' | 'cuda';
   /** A zero-filled tensor. */
   zeros(dtype: DType, shape: readonly number[]): Tensor;
+  /**
+   * A tensor whose every element the caller writes before reading (a receive buffer, a copy
+   * target): no fill on GPUs. The CPU device fills it with NaN, so a read of an unwritten
+   * element shows up in the CPU tests.
+   */
+  empty(dtype: DType, shape: readonly number[]): Tensor;
   /** A tensor filled with one value (−∞ for a fresh lse). */
   full(dtype: DType, shape: readonly number[], value: number): Tensor;
   /** dst[box.dst …] ← src[box.src …], converting dtype if they differ. */

@@ -118,7 +118,12 @@ export function castTo(device: Device, t: Tensor, dtype: DType): Tensor {
   return t.dtype === dtype ? t : device.cast(t, dtype);
 }
 
-/** Same dtype, leading dimension replaced. */
+/** Same dtype, leading dimension replaced; zero-filled. */
 export function rowsLike(device: Device, t: Tensor, rows: number, dtype: DType = t.dtype): Tensor {
   return device.zeros(dtype, [rows, ...t.shape.slice(1)]);
+}
+
+/** A receive buffer like rowsLike, not filled: the transfer writes all of it. */
+export function recvRows(device: Device, t: Tensor, rows: number, dtype: DType = t.dtype): Tensor {
+  return device.empty(dtype, [rows, ...t.shape.slice(1)]);
 }

@@ -10,7 +10,7 @@ import type { Comm, P2POp, Work } from '../comm/comm.js';
 import { DONE } from '../comm/comm.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type Env, mod, rowsLike } from './common.js';
+import { type Env, mod, recvRows, rowsLike } from './common.js';
 
 /** Rows of the block member m starts with (all travelling tensors share their leading dimension). */
 export type BlockRows = (member: number) => number;
@@ -30,7 +30,7 @@ export async function ringForward(
     const owner = mod(me - s, n);
     let work: Work = DONE, incoming: Tensor[] = [];
     if (s < n - 1) {
-      incoming = held.map((t) => rowsLike(env.device, t, rows(mod(owner - 1, n))));
+      incoming = held.map((t) => recvRows(env.device, t, rows(mod(owner - 1, n))));
       env.trace.step(`${label} ${s + 1}`);
       work = ring.sendRecv(held.map((t, i): P2POp => ({ send: { buf: t, peer: next }, recv: { buf: incoming[i]!, peer: prev } })));
     }
@@ -59,7 +59,7 @@ export async function ringBackward(
   const like = (owner: number): Tensor[] => grads.map((dt, i) => rowsLike(env.device, travel[i]!, rows(owner), dt));
   /** send `out` to the previous member, receive into tensors shaped like member `from`'s block from the next */
   const pass = (out: readonly Tensor[], from: number, dtypes?: readonly DType[]): { ops: P2POp[]; got: Tensor[] } => {
-    const got = out.map((t, i) => rowsLike(env.device, travel[i]!, rows(from), dtypes?.[i] ?? t.dtype));
+    const got = out.map((t, i) => recvRows(env.device, travel[i]!, rows(from), dtypes?.[i] ?? t.dtype));
     return { got, ops: out.map((t, i): P2POp => ({ send: { buf: t, peer: prev }, recv: { buf: got[i]!, peer: next } })) };
   };
   let held = start ?? travel;

@@ -30,25 +30,25 @@ export async function ulyssesAttention(
   const scatterHeads = (t: Tensor, heads: (c: number) => [number, number], nMine: number): { send: Tensor[]; recv: Tensor[] } => ({
     send: Array.from({ length: u }, (_, c) => {
       const [h0, h1] = heads(c);
-      const s = device.zeros(t.dtype, [T, h1 - h0, D]);
+      const s = device.empty(t.dtype, [T, h1 - h0, D]);
       device.copyBox(t, s, { src: [0, h0], dst: [0, 0], size: [T, h1 - h0] });
       return s;
     }),
-    recv: len.map((n) => device.zeros(t.dtype, [n, nMine, D])),
+    recv: len.map((n) => device.empty(t.dtype, [n, nMine, D])),
   });
   const concat = (parts: readonly Tensor[], n: number, dt: DType): Tensor => {
-    const out = device.zeros(dt, [Ttot, n, D]);
+    const out = device.empty(dt, [Ttot, n, D]); // the parts tile it
     parts.forEach((p, c) => device.copyBox(p, out, { src: [0, 0], dst: [off[c]!, 0], size: [len[c]!, n] }));
     return out;
   };
   /** Gathered tokens [Ttot, n, D] → each member's rows; back here: [T, n_c, D] per member. */
   const splitRows = (t: Tensor, nFrom: (c: number) => number): { send: Tensor[]; recv: Tensor[] } => ({
     send: len.map((n, c) => {
-      const s = device.zeros(t.dtype, [n, t.shape[1]!, D]);
+      const s = device.empty(t.dtype, [n, t.shape[1]!, D]);
       device.copyBox(t, s, { src: [off[c]!, 0], dst: [0, 0], size: [n, t.shape[1]!] });
       return s;
     }),
-    recv: len.map((_, c) => device.zeros(t.dtype, [T, nFrom(c), D])),
+    recv: len.map((_, c) => device.empty(t.dtype, [T, nFrom(c), D])),
   });
   const qHeads = (c: number): [number, number] => [c * Hl, (c + 1) * Hl];
 
@@ -66,15 +66,15 @@ export async function ulyssesAttention(
   env.trace.step(`${label} fwd out`);
   const xo = splitRows(castTo(device, p.state.out, dtype), () => Hl);
   const lseSend = len.map((n, c) => {
-    const s = device.zeros(acc, [Hl, n]);
+    const s = device.empty(acc, [Hl, n]);
     device.copyBox(p.state.lse, s, { src: [0, off[c]!], dst: [0, 0], size: [Hl, n] });
     return s;
   });
-  const lseRecv = len.map(() => device.zeros(acc, [Hl, T]));
+  const lseRecv = len.map(() => device.empty(acc, [Hl, T]));
   const wo = group.allToAll(xo.send, xo.recv), wl = group.allToAll(lseSend, lseRecv);
   await wo.wait();
   await wl.wait();
-  const out = device.zeros(dtype, [T, H, D]), lse = device.zeros(acc, [H, T]);
+  const out = device.empty(dtype, [T, H, D]), lse = device.empty(acc, [H, T]); // every member's heads tile them
   for (let c = 0; c < u; c++) {
     device.copyBox(xo.recv[c]!, out, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
     device.copyBox(lseRecv[c]!, lse, { src: [0, 0], dst: [c * Hl, 0], size: [Hl, T] });
@@ -96,8 +96,9 @@ export async function ulyssesAttention(
       const xv2 = splitRows(castTo(device, dvR, gdt), (c) => plan.kv(c)[1] - plan.kv(c)[0]);
       const ws = [xq2, xk2, xv2].map((x) => group.allToAll(x.send, x.recv));
       for (const w of ws) await w.wait();
-      const dq = device.zeros(dtype, [T, H, D]);
-      const dk = device.zeros(gdt, k.shape), dv = device.zeros(gdt, v.shape);
+      const dq = device.empty(dtype, [T, H, D]);
+      // shared KV heads are summed into; otherwise every member's KV heads tile dk, dv
+      const dk = shared ? device.zeros(gdt, k.shape) : device.empty(gdt, k.shape), dv = shared ? device.zeros(gdt, v.shape) : device.empty(gdt, v.shape);
       for (let c = 0; c < u; c++) {
         device.copyBox(xq2.recv[c]!, dq, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
         const [h0, h1] = plan.kv(c);
