@@ -2,40 +2,32 @@
 // turned into an error within the watchdog timeout (ranks started by hand here, since the
 // launcher would stop the survivor as soon as its peer died).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { PassThrough } from 'node:stream';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { gpuCount, type JobResult, runJob } from '../job.js';
 import { rankEnv } from '../../src/launch/env.js';
-import { launch } from '../../src/launch/launcher.js';
 import { StoreServer } from '../../src/launch/store.js';
 
 const CHILD = fileURLToPath(new URL('./nccl-child.js', import.meta.url));
-const gpus = (spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter((l) => l.startsWith('GPU ')).length;
+const gpus = gpuCount();
 const skip = gpus < 2 ? `needs 2 GPUs, found ${gpus}` : false;
 
-/** Both ranks of nccl-child.js in `mode` under the launcher; their output is echoed as diagnostics. */
-async function job(mode: string, env?: NodeJS.ProcessEnv): Promise<{ r: Awaited<ReturnType<typeof launch>>; o: string; e: string }> {
-  const out = new PassThrough(), err = new PassThrough();
-  let o = '', e = '';
-  out.on('data', (d: Buffer) => { o += d; process.stdout.write(`# ${d}`); });
-  err.on('data', (d: Buffer) => { e += d; process.stdout.write(`# ${d}`); });
-  const r = await launch({ nprocs: 2, command: [process.execPath, CHILD, mode], stdout: out, stderr: err, env });
-  return { r, o, e };
-}
+/** Both ranks of nccl-child.js in `mode`; their output is echoed as diagnostics. */
+const job = (mode: string, env?: NodeJS.ProcessEnv): Promise<JobResult> => runJob({ world: 2, command: [CHILD, mode], env, limitMs: 170_000, echo: true });
 
 test('every collective gives the right result across 2 GPUs (under weft launch)', { skip, timeout: 180_000 }, async () => {
-  const { r, o, e } = await job('collectives');
-  assert.equal(r.code, 0, `${r.message}\n${e}`);
+  const r = await job('collectives');
+  assert.equal(r.code, 0, `${r.message}\n${r.err}`);
   for (const name of ['sendRecv ring', 'sendRecv batch', 'allToAll', 'allGather', 'reduceScatter', 'allReduce f32', 'allReduce bf16',
     'wait orders compute after communication', 'split by rank gives singletons', 'split with keys reorders ranks', 'collective on a split communicator', 'barrier'])
-    for (const rank of [0, 1]) assert.ok(o.includes(`[rank ${rank}] PASS ${name}\n`), `rank ${rank} ${name}`);
+    for (const rank of [0, 1]) assert.ok(r.out.includes(`[rank ${rank}] PASS ${name}\n`), `rank ${rank} ${name}`);
 });
 
 test('the mesh strategies\' split sequences, each followed by an all-to-all on the new groups', { skip, timeout: 120_000 }, async () => {
-  const { r, o, e } = await job('splits', { ...process.env, WEFT_NCCL_TIMEOUT: '20' });
-  assert.equal(r.code, 0, `${r.message}\n${e}`);
-  for (const rank of [0, 1]) assert.ok(o.includes(`[rank ${rank}] PASS world barrier after the splits\n`), `rank ${rank}`);
+  const r = await job('splits', { ...process.env, WEFT_NCCL_TIMEOUT: '20' });
+  assert.equal(r.code, 0, `${r.message}\n${r.err}`);
+  for (const rank of [0, 1]) assert.ok(r.out.includes(`[rank ${rank}] PASS world barrier after the splits\n`), `rank ${rank}`);
 });
 
 test('a killed peer becomes a clear error within the timeout', { skip, timeout: 120_000 }, async () => {

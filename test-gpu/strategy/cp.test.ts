@@ -3,39 +3,21 @@
 // f64 reference as one GPU does (checkPasses in src/run/gpu.ts decides). The matrix runs in one
 // NCCL world per GPU count (matrix-child.ts); a few cases go through the `weft run` CLI end to end.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startLaunch } from '../../src/launch/launcher.js';
+import { gpuCount, runJob } from '../job.js';
 
 const WEFT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const MATRIX = fileURLToPath(new URL('./matrix-child.js', import.meta.url));
 
-function gpuCount(): number {
-  try { return execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8' }).trim().split('\n').length; } catch { return 0; }
-}
-
 const gpus = gpuCount();
 const needs = (n: number): string | false => (gpus < n ? `needs ${n} GPUs, found ${gpus}` : false);
 
-/**
- * `command` once per rank under a launcher in this process (a job under spawnSync from a test
- * file hung twice), stopped after `limitMs`; rank 0's stdout lines without their prefix.
- */
+/** `command` per rank on `world` GPUs (a stuck collective becomes an error before `limitMs`); rank 0's stdout lines without their prefix. */
 async function job(command: string[], world: number, limitMs: number): Promise<string[]> {
-  const out = new PassThrough(), err = new PassThrough();
-  let o = '', e = '';
-  out.on('data', (d: Buffer) => { o += d; });
-  err.on('data', (d: Buffer) => { e += d; process.stdout.write(`# ${d}`); });
-  const launched = await startLaunch({
-    nprocs: world, stdout: out, stderr: err, command: [process.execPath, ...command],
-    env: { ...process.env, WEFT_NCCL_TIMEOUT: '30' }, // a stuck collective becomes an error before the job's limit
-  });
-  const timer = setTimeout(() => launched.stop(`the job ran past ${limitMs / 1000} s`), limitMs);
-  const r = await launched.result.finally(() => clearTimeout(timer));
-  assert.equal(r.code, 0, `exit ${r.code}${r.message ? `: ${r.message}` : ''}: ${e.slice(-2000)}${o.slice(-1000)}`);
-  return o.split('\n').filter((l) => l.startsWith('[rank 0] ')).map((l) => l.slice('[rank 0] '.length));
+  const r = await runJob({ world, command, limitMs, env: { ...process.env, WEFT_NCCL_TIMEOUT: '30' } });
+  assert.equal(r.code, 0, `exit ${r.code}${r.message ? `: ${r.message}` : ''}: ${r.err.slice(-2000)}${r.out.slice(-1000)}`);
+  return r.out.split('\n').filter((l) => l.startsWith('[rank 0] ')).map((l) => l.slice('[rank 0] '.length));
 }
 
 for (const world of [2, 4]) {
