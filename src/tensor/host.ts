@@ -75,6 +75,13 @@ export function fmtShape(s: readonly number[]): string {
   return `[${s.join(',')}]`;
 }
 
+/** ‖a‖ (Frobenius): the error against a reference that is exactly zero. */
+export function norm(a: HostTensor): number {
+  let s = 0;
+  for (const x of asF64(a)) s += x * x;
+  return Math.sqrt(s);
+}
+
 /** ‖a − b‖ / ‖b‖ over all elements (Frobenius); 0 when both are zero; NaN anywhere gives NaN. */
 export function relError(a: HostTensor | Float64Array, b: HostTensor | Float64Array): number {
   const x = a instanceof Float64Array ? a : asF64(a);
