@@ -6,6 +6,7 @@
 #   length  1M tokens on 2 GPUs (H=32, Hkv=8) with a timeline; LENGTHS adds longer runs
 #   diag    the NCCL split replay test, then one small run of each mesh strategy, short NCCL timeouts
 #   four    the 4-GPU sweep (issue 8's 4-GPU step) beside PyTorch
+#   eight   the 8-GPU sweep (issue 8): 8K and 32K tokens per GPU, then 1M, then documents
 # Usage: bash test-gpu/strategy/device-run.sh GROUP... (after `source .device/prelude.sh`).
 # Each step has its own time limit so that one failure cannot eat the call. Logs and records go
 # to $OUT (or ./device-out).
@@ -62,5 +63,13 @@ four)
   show four-causal 60
   step four-docs ${FOUR_DOCS_SECS:-120} $weft launch -n 4 -- bench cp --seqs 128k --masks 'document-causal:8' --layouts ${FOUR_DOC_LAYOUTS:-ring:doc-zigzag,ulysses,usp:2x2,tokenring} --no-torch --iters 3 --warmup 1 --out "$out/results"
   show four-docs ;;
+eight)
+  step eight-causal ${EIGHT_SECS:-240} $weft launch -n 8 -- bench cp --seqs ${EIGHT_SEQS:-64k,256k} --masks causal --layouts ${EIGHT_LAYOUTS:-ring,ulysses,usp:2x4,usp:4x2,double-ring:4,double-ring:2,tokenring} --iters 3 --warmup 1 --out "$out/results"
+  show eight-causal 60
+  # one GPU at 1M would take ~5 min: no baseline, efficiency from the planner's one-GPU rate
+  step eight-1m ${EIGHT_1M_SECS:-240} $weft launch -n 8 -- bench cp --seqs 1m --masks causal --layouts ring,ulysses,usp:2x4 --no-single --iters 2 --warmup 1 --out "$out/results"
+  show eight-1m
+  step eight-docs ${EIGHT_DOCS_SECS:-120} $weft launch -n 8 -- bench cp --seqs 256k --masks 'document-causal:8' --layouts ring:doc-zigzag,ulysses,usp:2x4,tokenring --no-torch --iters 3 --warmup 1 --out "$out/results"
+  show eight-docs ;;
 *) echo "unknown group $group"; exit 2 ;;
 esac; done
