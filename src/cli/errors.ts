@@ -1,6 +1,8 @@
 // Bad input is the user's problem to fix, not a crash: it gets one line and exit code 2.
 // Everything that throws UserError (MaskError and SafetensorsError are UserErrors) is reported
-// that way; anything else is a bug and keeps its stack trace.
+// that way. Running out of GPU memory is a limit, not a bug: one line, exit code 1. Anything
+// else is a bug and keeps its stack trace.
+import { CU_OUT_OF_MEMORY, GpuError } from '../cuda/errors.js';
 import { UserError } from '../errors.js';
 
 export { UserError };
@@ -9,7 +11,14 @@ export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;
 }
 
-/** Run a command body; user errors print `weft: <message>` and exit 2. */
+/** The one line for a GPU out-of-memory error, or undefined for any other error. */
+export function outOfMemoryLine(e: unknown): string | undefined {
+  if (!(e instanceof GpuError && e.api === 'cuda' && e.code === CU_OUT_OF_MEMORY)) return undefined;
+  return `weft: ${e.message.replace(/^.*?: out of device memory/, 'out of GPU memory')} — ` +
+    'use a shorter sequence, fewer heads or more GPUs (`weft plan` predicts the memory a layout needs)';
+}
+
+/** Run a command body; user errors print `weft: <message>` and exit 2, running out of GPU memory one line and exit 1. */
 export async function guard(body: () => Promise<void> | void): Promise<void> {
   try {
     await body();
@@ -17,6 +26,11 @@ export async function guard(body: () => Promise<void> | void): Promise<void> {
     if (isUserError(e)) {
       process.stderr.write(`weft: ${e.message}\n`);
       process.exit(2);
+    }
+    const oom = outOfMemoryLine(e);
+    if (oom) {
+      process.stderr.write(`${oom}\n`);
+      process.exit(1);
     }
     throw e;
   }

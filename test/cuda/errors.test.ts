@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Checker, codeName, GpuError, safeDescribe } from '../../src/cuda/errors.js';
+import { outOfMemoryLine } from '../../src/cli/errors.js';
+import { Checker, codeName, CU_OUT_OF_MEMORY, GpuError, safeDescribe } from '../../src/cuda/errors.js';
 
 test('a failed call names the call, the code, its name and its meaning', () => {
   const c = new Checker('cuda', (code) => ({ name: code === 2 ? 'CUDA_ERROR_OUT_OF_MEMORY' : '', text: code === 2 ? 'out of memory' : '' }));
@@ -20,4 +21,14 @@ test('when the library cannot describe a code, the built-in table names it', () 
   const nccl = new Checker('nccl', () => ({ name: '', text: 'remote process exited or there was a network error' }), () => 'NCCL says: peer 1 closed');
   assert.throws(() => nccl.check('ncclGroupEnd', 6), (e: Error) =>
     e.message === 'ncclGroupEnd failed: ncclRemoteError (6): remote process exited or there was a network error; NCCL says: peer 1 closed');
+});
+
+test('running out of GPU memory is one line for the user, other GPU errors are not', () => {
+  const oom = new GpuError('cuda', 'cuMemAlloc_v2', CU_OUT_OF_MEMORY, 'CUDA_ERROR_OUT_OF_MEMORY',
+    'out of device memory allocating 2.75 GiB (137.80 GiB in use by weft, 205.1 MiB free of 139.80 GiB)');
+  const line = outOfMemoryLine(oom)!;
+  assert.match(line, /^weft: out of GPU memory allocating 2\.75 GiB \(137\.80 GiB in use by weft, 205\.1 MiB free of 139\.80 GiB\) — use a shorter sequence/);
+  assert.ok(!line.includes('\n'));
+  assert.equal(outOfMemoryLine(new GpuError('cuda', 'cuLaunchKernel', 700, 'CUDA_ERROR_ILLEGAL_ADDRESS', 'an illegal memory access')), undefined);
+  assert.equal(outOfMemoryLine(new Error('out of device memory')), undefined);
 });
