@@ -6,6 +6,7 @@
 import { elemBytes, type PlanConfig } from './config.js';
 import type { Layout } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
+import { weftFootprint } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Context, Phase, RingPhase, Term } from './schedule.js';
 import { headsOf, layerSchedule, microbatches, savedBytesPerToken, seqsAtOnce, stepPhases } from './schedule.js';
@@ -278,13 +279,22 @@ export function memory(ctx: Context, l: Layout): Memory {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
     parts.transient = tokenEquiv * layerAct;
+  } else if (ctx.rates.impl.footprint === 'weft') {
+    // weft's own code: what one iteration allocates, all of it live at its end (footprint.ts)
+    const f = weftFootprint(cfg, l, ctx.rates.impl);
+    parts.inputs = f.inputs;
+    parts.forward = f.forward;
+    parts.backward = f.backward;
+    parts.blockLists = f.blockLists;
+    buffers = 0;
   } else {
     // q, k, v, out (and dO, dq, dk, dv), lse in f32, for the local heads and tokens
     const tensors = T * (2 * h.q + 2 * h.kv) * D * e + T * h.q * 4;
     parts.tensors = tensors * (bwd ? 2 : 1);
   }
-  parts.buffers = buffers;
-  const dynamic = (parts.activations ?? 0) + (parts.keptKv ?? 0) + (parts.logits ?? 0) + (parts.transient ?? 0) + (parts.tensors ?? 0) + (parts.kvCache ?? 0) + buffers;
+  if (parts.inputs === undefined) parts.buffers = buffers;
+  const dynamic = (parts.activations ?? 0) + (parts.keptKv ?? 0) + (parts.logits ?? 0) + (parts.transient ?? 0) + (parts.tensors ?? 0) + (parts.kvCache ?? 0) + buffers
+    + (parts.inputs ?? 0) + (parts.forward ?? 0) + (parts.backward ?? 0) + (parts.blockLists ?? 0);
   parts.workspace = WORKSPACE_GIB * GiB + FRAGMENTATION * dynamic;
   let total = 0;
   for (const k of Object.keys(parts)) { parts[k] = parts[k]! / GiB; total += parts[k]!; }

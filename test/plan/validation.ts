@@ -122,8 +122,8 @@ export function rfaEfficiency(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd',
   return (8 * one.prediction!.stepMs) / ring.prediction!.stepMs;
 }
 
-export function torchCpConfig(seqK: number): PlanConfig {
-  return parseConfig({ model: 'llama2-7b', mode: 'attention', seqLen: seqK * 1024, mask: 'causal', implementation: 'pytorch', kernel: 'cudnn', cluster: { nodes: 1, gpusPerNode: 2, gpu: 'h200' } });
+export function torchCpConfig(seqK: number, gpus = 2): PlanConfig {
+  return parseConfig({ model: 'llama2-7b', mode: 'attention', seqLen: seqK * 1024, mask: 'causal', implementation: 'pytorch', kernel: 'cudnn', cluster: { nodes: 1, gpusPerNode: gpus, gpu: 'h200' } });
 }
 
 /** PyTorch context parallel on 2 × H200 (DESIGN.md): predicted vs measured TFLOP/s per GPU. */
@@ -198,6 +198,22 @@ export const WEFT_CP_FIXED_RECORDS = ['bench/results/cp-2026-11-28-14-37-24-7c54
  * same kernels ~1.3–1.7× slower than GPU 1 at 128K and 256K (one-GPU baseline 309 TFLOP/s at 128K
  * instead of ~410; PyTorch's peer slowed to 420 from ~530 as well), a machine fault, not the code.
  */
+/**
+ * weft's H200 runs at a57aad4 (the turned-back ring backward and Device.empty: what profile `weft`
+ * describes), GPUs 0–3 of a 4-GPU host (NVLink), B=1, H=32, Hkv=32, D=128, bf16, forward+backward,
+ * median of 3 after 1 warm-up, per-rank timelines of the last iteration and the allocator's peak
+ * per rank (`peakGiB`). Two GPUs (GPUs 0, 1): the causal sweep at 32K/128K/256K (one GPU, ring
+ * zigzag and contiguous, Ulysses, all-gather, TokenRing, PyTorch's context_parallel with both K/V
+ * rotations) and the 128K mask sweep (full, sliding:8191,0, document-causal:8). Four GPUs, the
+ * first 4-GPU runs: causal 32K/128K/256K (one GPU, ring, Ulysses, USP 2×2, double ring of inner 2,
+ * TokenRing, PyTorch) and 128K document-causal:8 (ring doc-zigzag, Ulysses, USP 2×2, TokenRing).
+ * Clocks and power: cp-2026-11-28-15-53-smi-a57aad4.csv, -15-58-smi-a57aad4.csv.
+ */
+export const WEFT_CP_A57AAD4_RECORDS = [
+  'bench/results/cp-2026-11-28-15-58-36-a57aad4.jsonl', 'bench/results/cp-2026-11-28-16-01-54-a57aad4.jsonl',
+  'bench/results/cp-2026-11-28-15-53-11-a57aad4.jsonl', 'bench/results/cp-2026-11-28-15-56-13-a57aad4.jsonl',
+] as const;
+
 export const WEFT_CP_EXCLUDED = { file: 'bench/results/cp-2026-11-28-14-17-29-cfb39f3f.jsonl', reason: 'GPU 0 of the host ran ~1.3–1.7× slower than GPU 1 at 128K/256K (one-GPU baseline 309 TFLOP/s instead of ~410)' } as const;
 
 export interface Span { stream: 'compute' | 'comm'; label: string; start: number; end: number }
@@ -208,10 +224,12 @@ export interface CpRecord {
   summary: { median: number; min: number; max: number };
   derived: { tflopsPerGpu: number; efficiency?: number };
   extra?: {
-    layout?: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring'; shard: Layout['shard']; ulysses: number; ring: number };
+    layout?: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring' | 'usp' | 'double-ring'; shard: Layout['shard']; ulysses: number; ring: number; inner?: number; placement?: Layout['placement'] };
     forwardMs?: number[];
     backwardMs?: number[];
     timeline?: { rank: number; spans: Span[] }[];
+    /** the caching allocator's peak of live device memory per rank, GiB (since a57aad4) */
+    peakGiB?: number[];
   };
 }
 
@@ -250,7 +268,7 @@ export type WeftCheck = Check & { printed: number; measuredMs: number; predicted
 
 /** `${S}K mask` as the labels and groups write it. */
 export function weftTag(seq: number, mask: string): string {
-  return `${seq >= 1 << 20 ? `${seq >> 20}M` : `${seq >> 10}K`} ${MASK_SHORT[mask] ?? mask}`;
+  return `${seq >= 1 << 20 ? `${+(seq / 2 ** 20).toFixed(2)}M` : `${seq >> 10}K`} ${MASK_SHORT[mask] ?? mask}`;
 }
 
 /**
@@ -260,37 +278,50 @@ export function weftTag(seq: number, mask: string): string {
  * per sequence, mask and revision); one GPU stands alone.
  */
 function weftCheck(source: string, seq: number, mask: string, gpus: number, l: Parameters<typeof completeLayout>[0], ms: number, printed: number, kind: string,
-  o: { kvHeads?: number; implementation?: string; revision?: string } = {}): WeftCheck {
+  o: { kvHeads?: number; implementation?: string; revision?: string; world?: number } = {}): WeftCheck {
   const cfg = weftCpConfig(seq, mask, gpus, o.kvHeads ?? 32, o.implementation);
   const p = predictOne(cfg, completeLayout(l, cfg)).prediction!;
   const tag = weftTag(seq, mask), rev = o.revision ? ` (${o.revision})` : '';
+  // runs of a 4-GPU sweep (its one-GPU baseline too) are their own groups: `weft 4×H200 …`
+  const box = o.world && o.world > 2 ? `${o.world}×H200` : 'H200', lab = o.world && o.world > 2 ? `${o.world}×h200` : 'h200';
   return {
     source, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / ms, predicted: p.tflopsPerGpu, printed, measuredMs: ms, predictedMs: p.stepMs,
-    label: `h200 ${tag} ${kind}`,
-    group: gpus > 1 ? `weft H200 ${tag}${rev}` : `weft H200 ${tag} one GPU${rev}`,
+    label: `${lab} ${tag} ${kind}`,
+    group: gpus > 1 ? `weft ${box} ${tag}${rev}` : `weft ${box} ${tag} one GPU${rev}`,
   };
 }
 
-/** PyTorch's context_parallel (cuDNN SDPA, load-balanced ring of 2) as a check, with its K/V rotation method. */
-function torchCheck(source: string, seqK: number, method: string, ms: number, printed: number, revision = ''): WeftCheck {
-  const cfg = torchCpConfig(seqK);
-  const p = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' })).prediction!;
-  const rev = revision ? ` (${revision})` : '';
+/** PyTorch's context_parallel (cuDNN SDPA, load-balanced ring of `gpus`) as a check, with its K/V rotation method. */
+function torchCheck(source: string, seqK: number, method: string, ms: number, printed: number, revision = '', gpus = 2): WeftCheck {
+  const cfg = torchCpConfig(seqK, gpus);
+  const p = predictOne(cfg, layoutFor(cfg, { ring: gpus, shard: 'zigzag' })).prediction!;
+  const rev = revision ? ` (${revision})` : '', box = gpus > 2 ? `${gpus}×H200` : 'H200';
   return {
     source, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / ms, predicted: p.tflopsPerGpu,
     printed, measuredMs: ms, predictedMs: p.stepMs,
-    label: `h200 ${seqK}K causal torch CP (${method})`, group: `PyTorch CP H200 ${seqK}K ${method}${rev}`,
+    label: `${gpus > 2 ? `${gpus}×h200` : 'h200'} ${seqK}K causal torch CP (${method})`, group: `PyTorch CP ${box} ${seqK}K ${method}${rev}`,
+  };
+}
+
+/** The layout a record ran, as the planner writes it (double rings with their inner size, USP with its placement). */
+export function recordLayout(r: CpRecord): Parameters<typeof completeLayout>[0] {
+  const l = r.extra!.layout!;
+  return {
+    ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard,
+    ...(l.placement ? { placement: l.placement } : {}), ...(l.strategy === 'double-ring' && l.inner ? { inner: l.inner } : {}),
   };
 }
 
 /** A record of `weft bench cp` as a check, priced with `implementation` for its two-GPU rows. */
 function recordCheck(file: string, r: CpRecord, implementation: string, revision?: string): WeftCheck {
+  const world = r.config.world;
   const torch = /^torch-cp-.*-(allgather|alltoall)$/.exec(r.name);
-  if (torch) return torchCheck(file, r.config.seq / 1024, torch[1]!, r.summary.median, r.derived.tflopsPerGpu, revision);
+  if (torch) return torchCheck(file, r.config.seq / 1024, torch[1]!, r.summary.median, r.derived.tflopsPerGpu, revision, world);
   const l = r.extra?.layout;
-  const o = { implementation, kvHeads: r.config.kvHeads, ...(revision ? { revision } : {}) };
+  const o = { implementation, kvHeads: r.config.kvHeads, world, ...(revision ? { revision } : {}) };
   if (!l) return weftCheck(file, r.config.seq, r.config.mask, 1, {}, r.summary.median, r.derived.tflopsPerGpu, 'one GPU', { ...o, implementation: 'weft' });
-  return weftCheck(file, r.config.seq, r.config.mask, 2, { ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, r.summary.median, r.derived.tflopsPerGpu, `${l.strategy} ${l.shard}`, o);
+  const kind = l.strategy === 'usp' ? `usp ${l.ulysses}x${l.ring} ${l.shard}` : l.strategy === 'double-ring' ? `double-ring ${l.inner} ${l.shard}` : `${l.strategy} ${l.shard}`;
+  return weftCheck(file, r.config.seq, r.config.mask, world, recordLayout(r), r.summary.median, r.derived.tflopsPerGpu, kind, o);
 }
 
 /**
@@ -329,6 +360,44 @@ export function weftH200FixedChecks(): WeftCheck[] {
   return out;
 }
 
+/**
+ * The ring-of-2 length runs at a57aad4 (`weft bench cp`-style logs; H=32, Hkv=8, D=128, causal,
+ * zigzag, forward+backward, ONE iteration without warm-up, slowest rank): 2M and 2.5M tokens, and
+ * 2.75M out of memory. Both timed runs' forwards ran under the SW power cap (nvidia-smi every 5 s,
+ * bench/results/cp-2026-11-28-length-smi-a57aad4.csv: 1365–1710 MHz, then 1980 MHz through the
+ * backward), like the 1M run at e4fbcd6c.
+ */
+export const WEFT_CP_LENGTH_A57AAD4 = {
+  smi: 'bench/results/cp-2026-11-28-length-smi-a57aad4.csv',
+  runs: [
+    { log: 'bench/results/cp-2026-11-28-2m-a57aad4.log', seq: 2097152, ms: 160192.27, tflopsPerGpu: 393.6, peakGiB: 101.7, forwardMs: [37217.03, 37879.11], backwardMs: [122509.15, 122313.16] },
+    { log: 'bench/results/cp-2026-11-28-2621440-a57aad4.log', seq: 2621440, ms: 250614.68, tflopsPerGpu: 393.1, peakGiB: 127.5, forwardMs: [58010.52, 59033.54], backwardMs: [191191.58, 191581.14] },
+  ],
+  /**
+   * S = 2,883,584: both ranks out of memory in the backward's final casts — the cast of dv
+   * (src/strategy/common.ts finish(), the third cast: dist/src/strategy/common.js:90:100 in the
+   * stack) — allocating 2.75 GiB with 137.80 GiB in use by weft, 205.1 MiB free of 139.80 GiB.
+   */
+  oom: { log: 'bench/results/cp-2026-11-28-2883584-oom-a57aad4.log', seq: 2883584, allocGiB: 2.75, inUseGiB: 137.80, freeMiB: 205.1, totalGiB: 139.80 },
+  kvHeads: 8,
+} as const;
+
+/**
+ * weft's 2- and 4-GPU H200 runs at a57aad4, priced with `weft` (views prepared once, the ring
+ * backward turned back — the code that ran): every record of the four files (PyTorch's peers with
+ * `pytorch` and cuDNN, on a ring of the run's GPU count), and the 2M and 2.5M ring runs (one
+ * iteration without warm-up, like the 1M run of e4fbcd6c). Groups carry the revision and, for
+ * the 4-GPU sweep, `4×H200`, so each sweep's layouts compete only with each other.
+ */
+export function weftH200A57Checks(): WeftCheck[] {
+  const out: WeftCheck[] = [];
+  for (const file of WEFT_CP_A57AAD4_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, 'weft', 'a57aad4'));
+  for (const m of WEFT_CP_LENGTH_A57AAD4.runs) {
+    out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: WEFT_CP_LENGTH_A57AAD4.kvHeads, implementation: 'weft', revision: 'a57aad4' }));
+  }
+  return out;
+}
+
 /** The union of spans' intervals (ms). */
 function covered(spans: readonly { start: number; end: number }[]): number {
   const s = [...spans].sort((a, b) => a.start - b.start);
@@ -340,7 +409,7 @@ function covered(spans: readonly { start: number; end: number }[]): number {
 }
 
 /**
- * Where a two-GPU record's iteration went, from its per-rank timeline (of the last iteration),
+ * Where a record's iteration went, from its per-rank timeline (of the last iteration),
  * against the model: `kernels` the compute spans summed on the rank that computed longest (the
  * model: attention + imbalance terms), and the rest of the median iteration — transfers not
  * hidden under kernels, gaps with nothing on either stream, and what follows the last span
@@ -349,9 +418,8 @@ function covered(spans: readonly { start: number; end: number }[]): number {
 export function timelineSplit(r: CpRecord, implementation: string): {
   kernels: number; rest: number; exposedComm: number; idle: number; tail: number; modelKernels: number; modelRest: number; predictedMs: number;
 } {
-  const l = r.extra!.layout!;
-  const cfg = weftCpConfig(r.config.seq, r.config.mask, 2, r.config.kvHeads, implementation);
-  const res = predictOne(cfg, completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg));
+  const cfg = weftCpConfig(r.config.seq, r.config.mask, r.config.world, r.config.kvHeads, implementation);
+  const res = predictOne(cfg, completeLayout(recordLayout(r), cfg));
   const b = res.timing!.breakdown, predictedMs = res.prediction!.stepMs;
   const ranks = r.extra!.timeline!.map((rank) => {
     const compute = rank.spans.filter((s) => s.stream === 'compute');

@@ -5,20 +5,24 @@
 // zigzag above contiguous for causal rings as measured, and that the simulator runs the host clock
 // as the analytical model does. The 7c54dd9d and e4fbcd6c rows are priced with `weft-7c54dd9d` (the
 // ring backward with its final hop home, as that code ran); the predictions for the next session
-// with `weft` (the backward turned back, 84c36db). The error statistics are in validation.test.ts.
+// with `weft` (the backward turned back, 84c36db), and checked against the a57aad4 runs, which ran
+// that code (2 and 4 GPUs, and 2M–2.75M tokens): times, where the misses lie in the timelines, and
+// the allocator's peak memory against weft's counted footprint (src/plan/footprint.ts), with the
+// longest sequence that fits. The error statistics are in validation.test.ts.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { IMPLEMENTATIONS } from '../../src/plan/calibration/types.js';
-import { emptyBreakdown, phasesMs } from '../../src/plan/cost.js';
+import { emptyBreakdown, memory, phasesMs } from '../../src/plan/cost.js';
 import { completeLayout } from '../../src/plan/layout.js';
 import { p2pMs } from '../../src/plan/links.js';
 import { layerSchedule } from '../../src/plan/schedule.js';
-import { buildContext, evaluateLayout, plan } from '../../src/plan/search.js';
+import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/search.js';
 import { simulate } from '../../src/sim/simulate.js';
-import { NEXT_PREDICTIONS, PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
+import { NEXT_MEMORY_PREDICTIONS, NEXT_PREDICTIONS, PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
 import {
-  cpRecords, type CpRecord, median, relErr, repoFile, timelineSplit, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, weftCpConfig, weftH200Checks, weftH200FixedChecks, weftTag,
+  cpRecords, type CpRecord, median, recordLayout, relErr, repoFile, timelineSplit, WEFT_CP_A57AAD4_RECORDS, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, WEFT_CP_LENGTH_A57AAD4,
+  weftCpConfig, weftH200A57Checks, weftH200Checks, weftH200FixedChecks, weftTag,
 } from './validation.js';
 
 test('the host preparation rate of weft-127f7f2d is the median gap before the first kernel in the mask-sweep timelines', (t) => {
@@ -52,7 +56,10 @@ test('measured TFLOP/s recomputed from milliseconds with the model\'s FLOP count
   const fixed = weftH200FixedChecks();
   // 3 lengths × (one GPU, 5 two-GPU layouts, 2 PyTorch) + 3 masks × (one GPU, 3 layouts) + the 1M ring
   assert.equal(fixed.length, 3 * 8 + 3 * 4 + 1);
-  for (const c of [...cs, ...fixed]) assert.ok(Math.abs(c.published / c.printed - 1) < 0.005, `${c.label}: ${c.published} vs printed ${c.printed}`);
+  // a57aad4: 2 GPUs as at 7c54dd9d; 4 GPUs 3 lengths × (one GPU, 5 layouts, 2 PyTorch) + documents (one GPU, 4 layouts); 2M, 2.5M
+  const a57 = weftH200A57Checks();
+  assert.equal(a57.length, 3 * 8 + 3 * 4 + 3 * 8 + 5 + 2);
+  for (const c of [...cs, ...fixed, ...a57]) assert.ok(Math.abs(c.published / c.printed - 1) < 0.005, `${c.label}: ${c.published} vs printed ${c.printed}`);
   // the excluded run is not among them
   assert.ok(fixed.every((c) => c.source !== WEFT_CP_EXCLUDED.file));
 });
@@ -76,14 +83,16 @@ test('zigzag beats contiguous for causal rings, by about the measured efficienci
   for (const S of [32768, 131072, 262144]) {
     const measured127 = (shard: string): number => WEFT_CP_CAUSAL.find((r) => r.seqK * 1024 === S && r.layout?.strategy === 'ring' && r.layout.shard === shard)!.efficiency!;
     const measuredFixed = (shard: string): number => cpRecords(WEFT_CP_FIXED_RECORDS[0]).find((r) => r.config.seq === S && r.name === `weft-ring-${shard}`)!.derived.efficiency!;
+    const measuredA57 = (shard: string): number => cpRecords(WEFT_CP_A57AAD4_RECORDS[0]).find((r) => r.config.seq === S && r.name === `weft-ring-${shard}`)!.derived.efficiency!;
     const one = evaluateLayout(buildContext(weftCpConfig(S, 'causal', 1)), completeLayout({}, weftCpConfig(S, 'causal', 1))).prediction!.stepMs;
-    for (const implementation of ['weft-127f7f2d', 'weft-7c54dd9d']) {
+    for (const implementation of ['weft-127f7f2d', 'weft-7c54dd9d', 'weft']) {
       const cfg = { ...weftCpConfig(S, 'causal', 2, 32, implementation), candidates: [{ ring: 2, shard: 'contiguous' as const }, { ring: 2, shard: 'zigzag' as const }] };
       const { results } = plan(cfg);
       assert.equal(results[0]!.layout.shard, 'zigzag', `${S} ${implementation}`);
       const eff = (shard: string): number => one / (2 * results.find((x) => x.layout.shard === shard)!.prediction!.stepMs);
-      const measured = implementation === 'weft-127f7f2d' ? measured127 : measuredFixed;
-      t.diagnostic(`S=${S} ${implementation}: efficiency zigzag ${eff('zigzag').toFixed(3)} contiguous ${eff('contiguous').toFixed(3)} (measured at ${implementation.slice(5)} ${measured('zigzag').toFixed(3)} / ${measured('contiguous').toFixed(3)})`);
+      const measured = implementation === 'weft-127f7f2d' ? measured127 : implementation === 'weft' ? measuredA57 : measuredFixed;
+      const rev = implementation === 'weft' ? 'a57aad4' : implementation.slice(5);
+      t.diagnostic(`S=${S} ${implementation}: efficiency zigzag ${eff('zigzag').toFixed(3)} contiguous ${eff('contiguous').toFixed(3)} (measured at ${rev} ${measured('zigzag').toFixed(3)} / ${measured('contiguous').toFixed(3)})`);
       for (const shard of ['zigzag', 'contiguous']) assert.ok(Math.abs(eff(shard) - measured(shard)) < 0.1, `${S} ${implementation} ${shard}: ${eff(shard)} vs ${measured(shard)}`);
     }
   }
@@ -125,9 +134,18 @@ test('the predictions written down before measuring the fixed code (NOTES.md, 71
   }
 });
 
-test('predictions for the next measurement: the current code (`weft`, ring backward turned back) against the 7c54dd9d schedule', (t) => {
-  const { date, revision, rows } = NEXT_PREDICTIONS;
-  t.diagnostic(`written down ${date} for ${revision}: 2×H200, B=1 H=32 D=128 bf16 fwd+bwd, ring of 2`);
+test('the predictions for the turned-back ring (NEXT_PREDICTIONS, 83b0f50) against its measurement at a57aad4', (t) => {
+  const { date, revision, rows, measured } = NEXT_PREDICTIONS;
+  t.diagnostic(`written down ${date} for ${revision}, measured at ${measured.revision}: 2×H200, B=1 H=32 D=128 bf16 fwd+bwd, ring of 2`);
+  const a57 = weftH200A57Checks();
+  // the time outside the kernels at 7c54dd9d, which docs/plan.md said the runs would take longer
+  // than predicted "if that time stays" (the same record at 7c54dd9d, its timeline against the model)
+  const unpriced7c = (seq: number, mask: string, name: string): number => {
+    const r = WEFT_CP_FIXED_RECORDS.flatMap((f) => cpRecords(f)).find((x) => x.config.seq === seq && x.config.mask === mask && x.name === name)!;
+    const sp = timelineSplit(r, 'weft-7c54dd9d');
+    return sp.rest - sp.modelRest;
+  };
+  let checked = 0;
   for (const p of rows) {
     const l = { ring: 2, shard: p.shard } as const;
     const ms = (implementation: string): number => {
@@ -143,14 +161,145 @@ test('predictions for the next measurement: the current code (`weft`, ring backw
     const cfg = weftCpConfig(p.seq, p.mask, 2, p.kvHeads);
     const hop = p2pMs(buildContext(cfg).net, (p.seq / 2) * 2 * p.kvHeads * 128 * 4, 'intra');
     assert.ok(now < old && old - now <= hop + 1e-9, `${p.label}: ${old} → ${now} ms, hop ${hop} ms`);
-    let eff = '';
-    if (p.efficiency !== undefined) {
-      const c1 = weftCpConfig(p.seq, p.mask, 1, p.kvHeads);
-      const one = evaluateLayout(buildContext(c1), completeLayout({}, c1)).prediction!.stepMs;
-      assert.equal((one / (2 * now)).toFixed(3), p.efficiency.toFixed(3));
-      eff = `, efficiency ${p.efficiency.toFixed(3)} (was ${(one / (2 * old)).toFixed(3)})`;
+    if (!p.record) {
+      t.diagnostic(`${p.label.padEnd(40)} predicted ${now.toFixed(1)} ms: not run at ${measured.revision}`);
+      continue;
     }
-    t.diagnostic(`${p.label.padEnd(40)} weft ${now.toFixed(1).padStart(8)} ms  (7c54dd9d schedule ${old.toFixed(1).padStart(8)} ms, ${(now - old).toFixed(1)} ms; its hop home ${hop.toFixed(2)} ms)${eff}`);
+    checked++;
+    const rec = cpRecords(p.record.file).find((x) => x.config.seq === p.seq && x.config.mask === p.mask && x.name === p.record!.name && x.config.world === 2)!;
+    const c = a57.find((x) => x.source === p.record!.file && x.group === `weft H200 ${weftTag(p.seq, p.mask)} (a57aad4)` && x.label.endsWith(`ring ${p.shard}`))!;
+    assert.equal(c.measuredMs, rec.summary.median);
+    assert.ok(Math.abs(c.predictedMs - p.ms) < 0.05);
+    const err = relErr(c); // predicted / measured TFLOP/s − 1: positive = the model too fast
+    // slower than predicted, as the unpriced time outside the kernels says they would be
+    assert.ok(err > 0, `${p.label}: measured ${c.measuredMs} ms, faster than the predicted ${p.ms}`);
+    // the project's 10% target, per row; a row that misses it says why
+    if (p.miss) assert.ok(err > 0.10, `${p.label} is marked a miss but is within 10% (${pct(err)}): drop its miss`);
+    else assert.ok(err <= 0.10, `${p.label}: ${pct(err)} beyond 10%`);
+    // the stated reading: the prediction plus the time left unpriced at 7c54dd9d comes closer than the bare prediction
+    let reading = '';
+    if (p.seq <= 131072) {
+      const plus = p.ms + unpriced7c(p.seq, p.mask, p.record.name);
+      assert.ok(Math.abs(c.measuredMs - plus) < Math.abs(c.measuredMs - p.ms), `${p.label}: ${plus} ms (with the unpriced time) further from ${c.measuredMs} than ${p.ms}`);
+      reading = `; with 7c54dd9d's unpriced time ${plus.toFixed(1)} ms (${pct(c.measuredMs / plus - 1)})`;
+    }
+    const one = a57.find((x) => x.group === `weft H200 ${weftTag(p.seq, p.mask)} one GPU (a57aad4)`)!;
+    const effMeasured = one.measuredMs / (2 * c.measuredMs);
+    t.diagnostic(`${p.label.padEnd(40)} predicted ${p.ms.toFixed(1).padStart(7)} ms → measured ${c.measuredMs.toFixed(1).padStart(7)} ms: ${pct(err)} in TFLOP/s${reading}; efficiency ${p.efficiency?.toFixed(3)} → ${effMeasured.toFixed(3)}${p.miss ? `  MISS (> 10%): ${p.miss}` : ''}`);
+  }
+  assert.equal(checked, 5);
+});
+
+test('a57aad4, 2 and 4 GPUs: the kernels as priced, the misses outside them; the turned-back ring leaves less unpriced than 7c54dd9d', (t) => {
+  const rows: { r: CpRecord; s: ReturnType<typeof timelineSplit> }[] = [];
+  for (const file of WEFT_CP_A57AAD4_RECORDS) {
+    for (const r of cpRecords(file).filter((x) => x.extra?.layout && x.extra.timeline)) {
+      const s = timelineSplit(r, 'weft');
+      rows.push({ r, s });
+      t.diagnostic(`${r.config.world} GPUs ${weftTag(r.config.seq, r.config.mask).padEnd(14)} ${r.name.padEnd(26)} measured ${r.summary.median.toFixed(1).padStart(7)} predicted ${s.predictedMs.toFixed(1).padStart(7)}  kernels ${s.kernels.toFixed(1).padStart(7)} (model ${pct(s.modelKernels / s.kernels - 1)})  rest ${s.rest.toFixed(1).padStart(5)} ms [transfers ${s.exposedComm.toFixed(1)}, gaps ${s.idle.toFixed(1)}, after ${s.tail.toFixed(1)}] vs model ${s.modelRest.toFixed(1)}: unpriced ${(s.rest - s.modelRest).toFixed(1)} ms`);
+    }
+  }
+  assert.equal(rows.length, 3 * 5 + 3 * 3 + 3 * 5 + 4);
+  const unpriced = (x: { s: ReturnType<typeof timelineSplit> }): number => x.s.rest - x.s.modelRest;
+  // the kernels of zigzag-family layouts under causal, full and sliding masks, on 2 and 4 GPUs,
+  // within 5% of the model (documents: Ulysses' permuted order as before; on 4 GPUs every
+  // layout's document kernels run 5–17% over the model, reported above)
+  for (const { r, s } of rows) {
+    if (r.extra!.layout!.shard === 'contiguous' || r.config.mask === 'document-causal') continue;
+    assert.ok(Math.abs(s.modelKernels / s.kernels - 1) < 0.05, `${r.name} ${r.config.world} ${r.config.seq} ${r.config.mask}: kernels ${s.kernels} vs model ${s.modelKernels}`);
+  }
+  // 4 GPUs at 32K (8K tokens per GPU: the 22–40% misses): at least three quarters of each miss lies outside the kernels
+  for (const x of rows.filter((y) => y.r.config.world === 4 && y.r.config.seq === 32768)) {
+    const miss = x.r.summary.median - x.s.predictedMs;
+    assert.ok(miss > 0 && unpriced(x) >= 0.75 * miss, `${x.r.name}: unpriced ${unpriced(x)} of a ${miss} ms miss`);
+  }
+  // the turned-back ring leaves less time outside its kernels than the home-hop ring of 7c54dd9d
+  // (the last kernel → final hop gap is gone) at 32K and on every 128K mask
+  const fixed = WEFT_CP_FIXED_RECORDS.flatMap((f) => cpRecords(f));
+  for (const [seq, mask, name] of [[32768, 'causal', 'weft-ring-zigzag'], [131072, 'causal', 'weft-ring-zigzag'], [131072, 'full', 'weft-ring-zigzag'],
+    [131072, 'sliding:8191,0', 'weft-ring-zigzag'], [131072, 'document-causal', 'weft-ring-doc-zigzag']] as const) {
+    const now = rows.find((x) => x.r.config.world === 2 && x.r.config.seq === seq && x.r.config.mask === mask && x.r.name === name)!;
+    const before = timelineSplit(fixed.find((x) => x.config.seq === seq && x.config.mask === mask && x.name === name)!, 'weft-7c54dd9d');
+    t.diagnostic(`ring ${weftTag(seq, mask)}: unpriced ${(before.rest - before.modelRest).toFixed(1)} ms at 7c54dd9d → ${unpriced(now).toFixed(1)} ms at a57aad4`);
+    assert.ok(unpriced(now) < before.rest - before.modelRest);
+  }
+});
+
+/** Counted allocator peak of a layout, GiB (the model's memory without the workspace and fragmentation allowance). */
+function countedGiB(seq: number, mask: string, gpus: number, kvHeads: number, implementation: string, l: Parameters<typeof completeLayout>[0]): number {
+  const cfg = weftCpConfig(seq, mask, gpus, kvHeads, implementation);
+  const p = evaluateLayout(buildContext(cfg), completeLayout(l, cfg)).memory!.parts;
+  return p.inputs! + p.forward! + p.backward! + p.blockLists!;
+}
+
+test('memory: weft\'s counted footprint against the allocator peak of every record that has one (a57aad4, 7c54dd9d; 2 and 4 GPUs)', (t) => {
+  const errs: number[] = [];
+  for (const [files, implementation] of [[WEFT_CP_A57AAD4_RECORDS, 'weft'], [WEFT_CP_FIXED_RECORDS, 'weft-7c54dd9d']] as const) {
+    for (const file of files) {
+      for (const r of cpRecords(file).filter((x) => x.extra?.peakGiB)) {
+        const measured = Math.max(...r.extra!.peakGiB!);
+        const counted = countedGiB(r.config.seq, r.config.mask, r.config.world, r.config.kvHeads, implementation, recordLayout(r));
+        errs.push(counted / measured - 1);
+        t.diagnostic(`${implementation.padEnd(13)} ${r.config.world} GPUs ${weftTag(r.config.seq, r.config.mask).padEnd(14)} ${r.name.padEnd(26)} peak ${measured.toFixed(2).padStart(6)} GiB, counted ${counted.toFixed(2).padStart(6)} (${pct(counted / measured - 1)})`);
+        // within 1.5% (document shards are a little unequal: the count takes S / ranks rows each)
+        assert.ok(Math.abs(counted / measured - 1) < 0.015, `${r.name} ${r.config.seq} ${r.config.mask} ${r.config.world}: counted ${counted} vs ${measured} GiB`);
+      }
+    }
+  }
+  assert.equal(errs.length, 3 * 5 + 3 * 3 + 3 * 5 + 4 + 3 * 5 + 3 * 3);
+  t.diagnostic(`${errs.length} records: median error ${pct(median(errs))}, largest ${pct(errs.reduce((a, x) => (Math.abs(x) > Math.abs(a) ? x : a)))}`);
+});
+
+test('memory: the ring of 2 at 1M–2.75M tokens (Hkv 8) — the counted peaks, the out-of-memory point and the longest S that fits', (t) => {
+  const L = WEFT_CP_LENGTH_A57AAD4, ring = { ring: 2, shard: 'zigzag' } as const;
+  // the 1M run at e4fbcd6c (home-hop backward: one more K/V block and one more f32 sum than now) and the 2M, 2.5M runs at a57aad4 (logs print 0.1 GiB)
+  const runs = [{ label: '1M (e4fbcd6c)', seq: WEFT_CP_1M_E4FBCD6C.seq, implementation: 'weft-7c54dd9d', peakGiB: WEFT_CP_1M_E4FBCD6C.peakGiB },
+    ...L.runs.map((r) => ({ label: `${weftTag(r.seq, '').trim()} (a57aad4)`, seq: r.seq, implementation: 'weft', peakGiB: r.peakGiB }))];
+  for (const r of runs) {
+    const counted = countedGiB(r.seq, 'causal', 2, L.kvHeads, r.implementation, ring);
+    // the generic count the planner used before footprint.ts (what an implementation that frees eagerly would hold)
+    const gcfg = weftCpConfig(r.seq, 'causal', 2, L.kvHeads, 'pytorch');
+    const gp = memory(buildContext(gcfg), completeLayout(ring, gcfg)).parts;
+    const generic = gp.tensors! + gp.buffers!;
+    t.diagnostic(`${r.label.padEnd(16)} peak ${r.peakGiB} GiB: counted ${counted.toFixed(2)} (${pct(counted / r.peakGiB - 1)}); the generic count ${generic.toFixed(2)} (${pct(generic / r.peakGiB - 1)})`);
+    assert.ok(Math.abs(counted - r.peakGiB) < 0.1, `${r.label}: counted ${counted} vs ${r.peakGiB} GiB`);
+    assert.ok(generic < 0.8 * r.peakGiB);
+  }
+  // 2.75M: out of memory at the cast of dv, the last allocation of the iteration (2.75 GiB, bf16), with
+  // 137.80 GiB in use: the count without that cast
+  const o = L.oom, GiB = 1024 ** 3;
+  const cast = (o.seq / 2) * L.kvHeads * 128 * 2 / GiB;
+  assert.ok(Math.abs(cast - o.allocGiB) < 0.005);
+  const peak = countedGiB(o.seq, 'causal', 2, L.kvHeads, 'weft', ring);
+  const other = o.totalGiB - o.inUseGiB - o.freeMiB / 1024; // CUDA context, NCCL, modules: what weft's allocator does not count
+  t.diagnostic(`2.75M: counted peak ${peak.toFixed(2)} GiB; in use before the dv cast ${(peak - cast).toFixed(2)} (measured ${o.inUseGiB}); the GPU's ${o.totalGiB} GiB less ${other.toFixed(2)} GiB outside weft leave ${(o.totalGiB - other).toFixed(2)}`);
+  assert.ok(Math.abs(peak - cast - o.inUseGiB) < 0.1, `in use before the dv cast: counted ${peak - cast} vs ${o.inUseGiB} GiB`);
+  assert.ok(peak > o.totalGiB - other);
+  // the planner's answer (the count plus its 1.5 GiB workspace and 5% fragmentation, against 140.4 GiB):
+  // 2.5M fits, 2.75M does not — as measured
+  const cfg = weftCpConfig(1 << 20, 'causal', 2, L.kvHeads, 'weft');
+  const longest = maxSeqLen(cfg, completeLayout(ring, cfg));
+  const fitsAt = (S: number, implementation = 'weft'): boolean => { const c = weftCpConfig(S, 'causal', 2, L.kvHeads, implementation); return evaluateLayout(buildContext(c), completeLayout(ring, c)).feasible; };
+  const generic = maxSeqLen(weftCpConfig(1 << 20, 'causal', 2, L.kvHeads, 'pytorch'), completeLayout(ring, cfg));
+  t.diagnostic(`longest S that fits on 2×H200 (ring of 2, H 32, Hkv 8, D 128): planner ${longest} (${(longest / 2 ** 20).toFixed(3)}M); measured: 2.5M fits, 2.75M does not; the generic count said ${generic} (${(generic / 2 ** 20).toFixed(2)}M)`);
+  assert.ok(longest >= L.runs[1]!.seq && longest < o.seq);
+  assert.ok(fitsAt(L.runs[1]!.seq) && !fitsAt(o.seq));
+  assert.ok(generic > o.seq, 'the generic count put the limit beyond the measured out-of-memory point');
+});
+
+test('memory predictions for runs not yet made (NEXT_MEMORY_PREDICTIONS): the model still gives them', (t) => {
+  const { date, code, peaks, longest } = NEXT_MEMORY_PREDICTIONS;
+  t.diagnostic(`written down ${date}, weft's code as of ${code}`);
+  for (const p of peaks) {
+    const counted = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft', { shard: 'zigzag', ...p.layout });
+    assert.ok(Math.abs(counted - p.peakGiB) < 0.005, `${p.label}: the model now counts ${counted} GiB, not ${p.peakGiB}`);
+    t.diagnostic(`${p.label.padEnd(26)} peak ${p.peakGiB.toFixed(2)} GiB per GPU`);
+  }
+  for (const p of longest) {
+    const cfg = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft');
+    const got = maxSeqLen(cfg, completeLayout({ shard: 'zigzag', ...p.layout }, cfg), undefined, 65536);
+    assert.equal(got, p.maxSeq, `${p.label}: the model now says ${got}`);
+    t.diagnostic(`${p.label.padEnd(26)} longest S ${p.maxSeq} (${(p.maxSeq / 2 ** 20).toFixed(3)}M)`);
   }
 });
 
