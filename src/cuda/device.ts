@@ -130,7 +130,6 @@ export class CudaDevice implements Device {
     await this.rt.synchronize();
   }
 
-  /** Return a tensor's memory to the pool now rather than at garbage collection. */
   release(t: Tensor): void {
     asCuda(t, 'release').release();
   }

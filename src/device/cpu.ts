@@ -62,5 +62,10 @@ export class CpuDevice implements Device {
     return host(t);
   }
 
+  release(t: Tensor): void {
+    const h = host(t), set = setter(h);
+    for (let i = 0; i < h.data.length; i++) set(i, NaN);
+  }
+
   async synchronize(): Promise<void> {}
 }

@@ -33,6 +33,13 @@ export interface Device {
   add(dst: Tensor, src: Tensor): void;
   cast(src: Tensor, dtype: DType): Tensor;
   upload(t: HostTensor): Tensor;
+  /**
+   * The caller's tensor is not used again: its memory goes back now (GPUs: stream-ordered, work
+   * already enqueued on it still runs) instead of when the garbage collector finds it. Strategies
+   * release what they allocate per step, so a rank holds O(S/N), not every block it saw. The CPU
+   * device fills it with NaN, so a later read shows up in the CPU tests.
+   */
+  release(t: Tensor): void;
   download(t: Tensor): Promise<HostTensor>;
   /** Wait for everything enqueued so far (a no-op on the CPU). */
   synchronize(): Promise<void>;

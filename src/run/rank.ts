@@ -7,7 +7,7 @@ import { CpuKernel } from '../kernel/cpu.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';
-import { CommLog, CountingComm, CountingKernel, type StepCount } from '../strategy/accounting.js';
+import { CommLog, CountingComm, CountingKernel, MeteredDevice, type StepCount } from '../strategy/accounting.js';
 import type { HostTensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
@@ -26,6 +26,8 @@ export interface RankOutput {
   forwardMs: number; backwardMs: number; computeMs: number; area: number;
   forwardCalls: number; backwardCalls: number;
   steps: StepCount[];
+  /** the most bytes the strategy held at once (allocated, not released) over forward and backward */
+  peakHeldBytes: number;
 }
 
 export function documentsOf(mask: MaskSpec): readonly number[] | undefined {
@@ -39,7 +41,7 @@ export async function rankMain(comm: Comm, tasks: readonly RankTask[]): Promise<
 }
 
 async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
-  const device = new CpuDevice(true);
+  const device = new MeteredDevice(new CpuDevice(true));
   const log = new CommLog();
   const kernel = new CountingKernel(new CpuKernel());
   const ctx = {
@@ -64,7 +66,7 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
     out: await dl(res.out), lse: await dl(res.lse),
     forwardMs: t1 - t0, backwardMs: t2 - t1, computeMs: kernel.count.ms, area: kernel.count.area,
     forwardCalls: kernel.count.forwardCalls, backwardCalls: kernel.count.backwardCalls,
-    steps: log.list(),
+    steps: log.list(), peakHeldBytes: device.peak,
   };
   if (grads) { out.dq = await dl(grads.dq); out.dk = await dl(grads.dk); out.dv = await dl(grads.dv); }
   return out;

@@ -25,6 +25,8 @@ export interface RankStats {
   area: number;
   messages: number; bytesSent: number; bytesReceived: number;
   kernelCalls: number;
+  /** the most bytes the strategy held at once (allocations not yet released), forward and backward */
+  peakHeldBytes: number;
 }
 
 /** Traffic of one rank in one labelled step of the schedule. */
@@ -110,7 +112,7 @@ function statsOf(outs: readonly RankOutput[]): RunStats {
   const perRank: RankStats[] = outs.map((o, rank) => {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };
     for (const s of o.steps) { t.messages += s.messages; t.bytesSent += s.bytesSent; t.bytesReceived += s.bytesReceived; }
-    return { rank, computeMs: o.computeMs, area: o.area, ...t, kernelCalls: o.forwardCalls + o.backwardCalls };
+    return { rank, computeMs: o.computeMs, area: o.area, ...t, kernelCalls: o.forwardCalls + o.backwardCalls, peakHeldBytes: o.peakHeldBytes };
   });
   const areas = perRank.map((r) => r.area), mean = areas.reduce((a, b) => a + b, 0) / areas.length;
   const forwardMs = Math.max(...outs.map((o) => o.forwardMs)), backwardMs = Math.max(...outs.map((o) => o.backwardMs));

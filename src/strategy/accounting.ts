@@ -1,13 +1,17 @@
-// Communication and compute accounting, as wrappers around any Comm and AttnKernel. Volumes are
-// the logical bytes each rank sends and receives under the algorithm the backends implement
-// (direct exchange for all-to-all and all-gather, ring volume for reduce-scatter and all-reduce),
-// so a test can assert a strategy's schedule and a silent fallback to another one fails it.
+// Communication, compute and memory accounting, as wrappers around any Comm, AttnKernel and
+// Device. Volumes are the logical bytes each rank sends and receives under the algorithm the
+// backends implement (direct exchange for all-to-all and all-gather, ring volume for
+// reduce-scatter and all-reduce), so a test can assert a strategy's schedule and a silent
+// fallback to another one fails it. Memory is what a GPU rank would hold if the garbage
+// collector never ran during the call: allocations minus explicit releases.
 import type { Comm, P2POp, Work } from '../comm/comm.js';
+import type { Box, Device } from '../device/device.js';
 import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../kernel/kernel.js';
 import { viewArea } from '../mask/view.js';
 import { evenSplit } from '../shard/split.js';
 import { bytesPerElement } from '../tensor/dtype.js';
-import { numel, type Tensor } from '../tensor/host.js';
+import type { DType } from '../tensor/dtype.js';
+import { type HostTensor, numel, type Tensor } from '../tensor/host.js';
 import type { Trace } from './types.js';
 
 export interface StepCount { label: string; messages: number; bytesSent: number; bytesReceived: number }
@@ -127,5 +131,37 @@ export class CountingKernel implements AttnKernel {
     const t0 = performance.now();
     this.inner.merge(state, part);
     this.count.ms += performance.now() - t0;
+  }
+}
+
+/** A device that counts the bytes its caller holds: allocated and not yet released; and their peak. */
+export class MeteredDevice implements Device {
+  held = 0;
+  peak = 0;
+  private readonly released = new WeakSet<Tensor>();
+  constructor(readonly inner: Device) {}
+  get kind(): Device['kind'] { return this.inner.kind; }
+
+  private hold<T extends Tensor>(t: T): T {
+    this.held += bytes(t);
+    this.peak = Math.max(this.peak, this.held);
+    return t;
+  }
+
+  zeros(dtype: DType, shape: readonly number[]): Tensor { return this.hold(this.inner.zeros(dtype, shape)); }
+  empty(dtype: DType, shape: readonly number[]): Tensor { return this.hold(this.inner.empty(dtype, shape)); }
+  full(dtype: DType, shape: readonly number[], value: number): Tensor { return this.hold(this.inner.full(dtype, shape, value)); }
+  cast(src: Tensor, dtype: DType): Tensor { return this.hold(this.inner.cast(src, dtype)); }
+  copyBox(src: Tensor, dst: Tensor, box: Box): void { this.inner.copyBox(src, dst, box); }
+  add(dst: Tensor, src: Tensor): void { this.inner.add(dst, src); }
+  upload(t: HostTensor): Tensor { return this.inner.upload(t); }
+  download(t: Tensor): Promise<HostTensor> { return this.inner.download(t); }
+  synchronize(): Promise<void> { return this.inner.synchronize(); }
+
+  release(t: Tensor): void {
+    if (this.released.has(t)) throw new Error('release of a released tensor');
+    this.released.add(t);
+    this.held -= bytes(t);
+    this.inner.release(t);
   }
 }

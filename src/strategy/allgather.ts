@@ -21,7 +21,8 @@ export const allgather: Strategy = async (ctx, q, k, v) => {
   };
   const kAll = rowsLike(device, k, n * Tmax), vAll = rowsLike(device, v, n * Tmax);
   env.trace.step('allgather fwd');
-  const wk = comm.allGather(pad(k), kAll), wv = comm.allGather(pad(v), vAll);
+  const kPad = pad(k), vPad = pad(v);
+  const wk = comm.allGather(kPad, kAll), wv = comm.allGather(vPad, vAll);
 
   const qRows = queryRows(ctx.mask, shard.positions(me));
   const own: MaskView = { q: qRows, kPos: shard.positions(me) }, others: MaskView = { q: qRows, kPos: kPosAll };
@@ -30,6 +31,7 @@ export const allgather: Strategy = async (ctx, q, k, v) => {
   if (!ownEmpty) env.kernel.forward({ q, k, v, view: own, scale: env.scale, state });
   await wk.wait();
   await wv.wait();
+  device.release(kPad); device.release(vPad);
   if (!othersEmpty) env.kernel.forward({ q, k: kAll, v: vAll, view: others, scale: env.scale, state });
 
   return finish(env, q.dtype, {
@@ -46,10 +48,13 @@ export const allgather: Strategy = async (ctx, q, k, v) => {
       if (!ownEmpty) env.kernel.backward({ ...common, k, v, view: own, into: { dq, dk, dv } });
       await rk.wait();
       await rv.wait();
+      // the gathered K/V and every gradient buffer go back once reduced (backward runs once)
+      for (const t of [dkAll, dvAll, kAll, vAll]) device.release(t);
       for (const [mine, into] of [[dkMine, dk], [dvMine, dv]] as const) {
         const rows = device.zeros(acc, k.shape);
         device.copyBox(mine, rows, { src: [0, 0], dst: [0, 0], size: [T, Hkv] });
         device.add(into, rows);
+        device.release(rows); device.release(mine);
       }
       return { dq, dk, dv };
     },

@@ -102,14 +102,29 @@ export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: 
   };
 }
 
-/** Cast a partial's output and gradients to the input dtype; lse stays in the accumulation type. */
+/**
+ * Cast a partial's output and gradients to the input dtype; lse stays in the accumulation type.
+ * The backward runs once per forward: after it the accumulation-type output and gradients are
+ * released before each next cast, so the largest cast (dq) does not find them all still held.
+ */
 export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
+  const out = castTo(env.device, p.state.out, dtype);
+  let done = false;
   return {
-    out: castTo(env.device, p.state.out, dtype),
+    out,
     lse: p.state.lse,
     backward: async (dout) => {
+      if (done) throw new Error('backward called twice on one forward result');
+      done = true;
       const g = await p.backward(dout);
-      return { dq: castTo(env.device, g.dq, dtype), dk: castTo(env.device, g.dk, dtype), dv: castTo(env.device, g.dv, dtype) };
+      if (p.state.out !== out) env.device.release(p.state.out);
+      const cast = (t: Tensor): Tensor => {
+        if (t.dtype === dtype) return t;
+        const c = env.device.cast(t, dtype);
+        env.device.release(t);
+        return c;
+      };
+      return { dq: cast(g.dq), dk: cast(g.dk), dv: cast(g.dv) };
     },
   };
 }

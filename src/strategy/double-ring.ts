@@ -32,10 +32,11 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
     // the outer pass's last block starts the outer backward (kept, like ring's); the inner
     // passes keep nothing (one block per round would be O blocks), so each fetches its first
     const lastOuter = await ringForward(env, oComm, (o) => pos(myI, o).length, [k, v], async (held, o, t) => {
-      await ringForward(env, iComm, (i) => pos(i, o).length, held, ([kb, vb], i) => {
+      const lastInner = await ringForward(env, iComm, (i) => pos(i, o).length, held, ([kb, vb], i) => {
         const vw = view(i, o);
         if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
       }, `double-ring inner fwd (outer ${t})`);
+      if (lastInner !== held) for (const b of lastInner) device.release(b);
     }, 'double-ring outer fwd');
 
     return finish(env, q.dtype, {

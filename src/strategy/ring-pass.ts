@@ -5,12 +5,17 @@
 // member i holds the block of member i + 1 + s, so each block's gradient sum, travelling with it,
 // reaches its owner on the last step (no final hop home), and the last K/V hop is skipped (the
 // last block is the member's own). Every step starts the next transfer before visiting the
-// block in hand, then waits: the transfer for step s + 1 overlaps the compute of step s.
+// block in hand, then waits: the transfer for step s + 1 overlaps the compute of step s. Blocks
+// received here are released once visited and passed on, so a member holds two at a time.
 import type { Comm, P2POp, Work } from '../comm/comm.js';
 import { DONE } from '../comm/comm.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
 import { type Env, mod, recvRows, rowsLike } from './common.js';
+
+function releaseAll(env: Env, ts: readonly Tensor[]): void {
+  for (const t of ts) env.device.release(t);
+}
 
 /** Rows of the block member m starts with (all travelling tensors share their leading dimension). */
 export type BlockRows = (member: number) => number;
@@ -36,7 +41,10 @@ export async function ringForward(
     }
     await visit(held, owner, s);
     await work.wait();
-    if (s < n - 1) held = incoming;
+    if (s < n - 1) {
+      if (held !== travel) releaseAll(env, held); // visited and passed on
+      held = incoming;
+    }
   }
   return held;
 }
@@ -84,7 +92,9 @@ export async function ringBackward(
     if (ops.length) { env.trace.step(`${label} ${s + 1}`); work = ring.sendRecv(ops); }
     const local = await visit(held, owner, s);
     await work.wait();
-    if (local && arriving.length) local.forEach((t, i) => env.device.add(t, arriving[i]!));
+    if (carry) releaseAll(env, carry); // passed on
+    if (held !== travel) releaseAll(env, held); // visited and passed on (the kept `start` too)
+    if (local && arriving.length) { local.forEach((t, i) => env.device.add(t, arriving[i]!)); releaseAll(env, arriving); }
     carry = local ?? (arriving.length ? arriving : like(owner));
     held = incoming;
   }

@@ -34,6 +34,8 @@ async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, li
   const lead = (t: Tensor, rows: number): Tensor =>
     // lse [H, T] travels with rows on its second axis
     t.shape.length === 2 ? env.device.zeros(t.dtype, [t.shape[0]!, rows]) : rowsLike(env.device, t, rows);
+  // what arrives or is computed here is released once used and passed on: two blocks at a time
+  const release = (ts: readonly Tensor[]): void => { for (const t of ts) env.device.release(t); };
   let held = p.travel;
   let pending: { owner: number; part: Tensor[] } | null = null;
   const exchange = (ops: P2POp[], s: number): { arriving: Tensor[] | null } => {
@@ -54,18 +56,23 @@ async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, li
     const { arriving } = exchange(ops, s);
     let work: Work = DONE;
     if (ops.length) { env.trace.step(`${label} ${s}`); work = comm.sendRecv(ops); }
+    const sent = pending;
     if (s === 0) { p.own(); pending = null; }
     else if (live(owner, me)) { const part = p.partial(owner); p.visit(held, owner, part); pending = { owner, part }; }
     else pending = null;
     await work.wait();
-    if (arriving) p.combine(arriving);
+    if (arriving) { p.combine(arriving); release(arriving); }
+    if (sent) release(sent.part);
+    if (held !== p.travel) release(held); // visited and passed on
     held = incoming;
   }
   if (n === 1) return;
   const ops: P2POp[] = [];
+  const sent = pending;
   const { arriving } = exchange(ops, n);
   if (ops.length) { env.trace.step(`${label} ${n}`); await comm.sendRecv(ops).wait(); }
-  if (arriving) p.combine(arriving);
+  if (arriving) { p.combine(arriving); release(arriving); }
+  if (sent) release(sent.part);
 }
 
 export const tokenring: Strategy = async (ctx, q, k, v) => {

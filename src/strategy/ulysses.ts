@@ -51,6 +51,13 @@ export async function ulyssesAttention(
     recv: len.map((_, c) => device.empty(t.dtype, [T, nFrom(c), D])),
   });
   const qHeads = (c: number): [number, number] => [c * Hl, (c + 1) * Hl];
+  /** packing buffers and copies are released once used: a member holds O(T · H), not every copy */
+  const release = (...ts: readonly Tensor[]): void => { for (const t of ts) device.release(t); };
+  /** `t` cast to `dt` for packing; `done` releases the cast copy (not `t`) once packed */
+  const castFor = (t: Tensor, dt: DType): { t: Tensor; done: () => void } => {
+    const c = castTo(device, t, dt);
+    return { t: c, done: () => { if (c !== t) device.release(c); } };
+  };
 
   env.trace.step(`${label} fwd qkv`);
   const xq = scatterHeads(q, qHeads, Hl), xk = scatterHeads(k, (c) => plan.kv(c), nR), xv = scatterHeads(v, (c) => plan.kv(c), nR);
@@ -58,13 +65,20 @@ export async function ulyssesAttention(
   for (const w of works) await w.wait();
   const qH = concat(xq.recv, Hl, dtype);
   let kH = concat(xk.recv, nR, dtype), vH = concat(xv.recv, nR, dtype);
+  for (const x of [xq, xk, xv]) release(...x.send, ...x.recv);
   const regular = plan.regular(me);
-  if (!regular) { kH = plan.expand(device, me, kH); vH = plan.expand(device, me, vH); }
+  if (!regular) {
+    const [k0, v0] = [kH, vH];
+    kH = plan.expand(device, me, k0); vH = plan.expand(device, me, v0);
+    release(k0, v0);
+  }
 
   const p = await inner(qH, kH, vH, pos);
 
   env.trace.step(`${label} fwd out`);
-  const xo = splitRows(castTo(device, p.state.out, dtype), () => Hl);
+  const o = castFor(p.state.out, dtype);
+  const xo = splitRows(o.t, () => Hl);
+  o.done();
   const lseSend = len.map((n, c) => {
     const s = device.empty(acc, [Hl, n]);
     device.copyBox(p.state.lse, s, { src: [0, off[c]!], dst: [0, 0], size: [Hl, n] });
@@ -79,6 +93,7 @@ export async function ulyssesAttention(
     device.copyBox(xo.recv[c]!, out, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
     device.copyBox(lseRecv[c]!, lse, { src: [0, 0], dst: [c * Hl, 0], size: [Hl, T] });
   }
+  release(...xo.send, ...xo.recv, ...lseSend, ...lseRecv);
 
   return {
     out, lse,
@@ -86,14 +101,23 @@ export async function ulyssesAttention(
       env.trace.step(`${label} bwd dout`);
       const xd = scatterHeads(dout, qHeads, Hl);
       await group.allToAll(xd.send, xd.recv).wait();
-      const g = await p.backward(concat(xd.recv, Hl, dtype));
+      const doutH = concat(xd.recv, Hl, dtype);
+      release(...xd.send, ...xd.recv);
+      const g = await p.backward(doutH);
+      release(doutH, p.state.out);
       const dkR = regular ? g.dk : plan.reduce(device, me, g.dk), dvR = regular ? g.dv : plan.reduce(device, me, g.dv);
       // a KV head shared by several members gets partial sums: move those in the accumulation type
       const shared = plan.shared(), gdt = shared ? acc : dtype;
       env.trace.step(`${label} bwd grads`);
-      const xq2 = splitRows(castTo(device, g.dq, dtype), () => Hl);
-      const xk2 = splitRows(castTo(device, dkR, gdt), (c) => plan.kv(c)[1] - plan.kv(c)[0]);
-      const xv2 = splitRows(castTo(device, dvR, gdt), (c) => plan.kv(c)[1] - plan.kv(c)[0]);
+      const kvHeads = (c: number): number => plan.kv(c)[1] - plan.kv(c)[0];
+      const split = (t: Tensor, dt: DType, heads: (c: number) => number): { send: Tensor[]; recv: Tensor[] } => {
+        const c = castFor(t, dt), x = splitRows(c.t, heads);
+        c.done();
+        release(t);
+        return x;
+      };
+      if (!regular) release(g.dk, g.dv); // reduced into dkR, dvR
+      const xq2 = split(g.dq, dtype, () => Hl), xk2 = split(dkR, gdt, kvHeads), xv2 = split(dvR, gdt, kvHeads);
       const ws = [xq2, xk2, xv2].map((x) => group.allToAll(x.send, x.recv));
       for (const w of ws) await w.wait();
       const dq = device.empty(dtype, [T, H, D]);
@@ -107,6 +131,7 @@ export async function ulyssesAttention(
           else device.copyBox(part, into, { src: [0, 0], dst: [0, h0], size: [T, h1 - h0] });
         }
       }
+      for (const x of [xq2, xk2, xv2]) release(...x.send, ...x.recv);
       return { dq, dk: castTo(device, dk, dtype), dv: castTo(device, dv, dtype) };
     },
   };
