@@ -22,7 +22,11 @@ import { strategyFor } from './strategies.js';
 import { type Span, TimedComm, TimedKernel, Timeline } from './timeline.js';
 
 export interface GpuProblem { S: number; H: number; Hkv: number; D: 64 | 128; mask: MaskSpec; dtype: HalfType; scale: number; seed: number }
-export interface GpuTiming { warmup: number; iters: number; backward: boolean; timeline: boolean }
+export interface GpuTiming {
+  warmup: number; iters: number; backward: boolean; timeline: boolean;
+  /** called on every rank after each iteration (0-based, warm-ups first) with its milliseconds */
+  progress?: (iteration: number, ms: number) => void;
+}
 
 export interface RankTiming {
   rank: number;
@@ -120,6 +124,7 @@ export class GpuRank {
       });
       if (i >= t.warmup) { mine.forwardMs.push(ms.forward); if (t.backward) mine.backwardMs.push(ms.backward); }
       if (ms.spans) mine.spans = ms.spans;
+      t.progress?.(i, ms.forward + ms.backward);
       this.timeline.on = false;
       await reclaimDeviceMemory();
     }

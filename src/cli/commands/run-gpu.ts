@@ -24,7 +24,12 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   const rank = await GpuRank.open();
   const lead = rank.rank === 0;
   const check = o.check ? await rank.check(p, l) : undefined;
-  const ranks = await rank.time(p, l, { warmup, iters, backward: o.backward, timeline: o.timeline !== undefined });
+  if (lead && check) process.stderr.write(`weft: check done; timing ${warmup} warm-up + ${iters} iterations\n`);
+  // long iterations (a million tokens and up) say when each is done; short ones stay quiet
+  const progress = (i: number, ms: number): void => {
+    if (lead && ms > 2000) process.stderr.write(`weft: iteration ${i + 1} of ${warmup + iters}${i < warmup ? ' (warm-up)' : ''}: ${(ms / 1000).toFixed(1)} s\n`);
+  };
+  const ranks = await rank.time(p, l, { warmup, iters, backward: o.backward, timeline: o.timeline !== undefined, progress });
   await rank.world.comm.destroy();
   rank.world.store.close();
   if (!lead || !ranks) return;
