@@ -279,8 +279,9 @@ export function memory(ctx: Context, l: Layout): Memory {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
     parts.transient = tokenEquiv * layerAct;
-  } else if (ctx.rates.impl.footprint === 'weft') {
-    // weft's own code: what one iteration allocates, all of it live at its end (footprint.ts)
+  } else if (ctx.rates.impl.footprint !== 'generic') {
+    // weft's own code (footprint.ts): what it holds at its peak ('weft', releasing per step since
+    // 90faa7f), or what one iteration allocates, all of it live at its end ('weft-gc', to a57aad4)
     const f = weftFootprint(cfg, l, ctx.rates.impl);
     parts.inputs = f.inputs;
     parts.forward = f.forward;

@@ -1,19 +1,28 @@
 // What weft's own code holds on a GPU for one attention layer (attention modes), counted from the
 // strategy code (src/strategy/*, src/kernel/cuda/kernel.ts, src/run/gpu.ts) rather than assumed.
-// weft frees a device tensor when the garbage collector finalizes it (src/cuda/tensor.ts), which
-// the runs force between iterations (src/cuda/reclaim.ts), not inside one: so everything an
-// iteration allocates — received blocks, per-step gradient blocks, sums already passed on,
-// all-to-all send and receive copies, the final casts — is live at its end, and the peak is their
-// sum. To it come the inputs (q, k, v and dO of the local rows) and the kernel's block lists,
+// Two generations of that code (Implementation.footprint):
+//
+// 'weft-gc' — up to a57aad4 weft freed a device tensor only when the garbage collector finalized
+// it (src/cuda/tensor.ts), which the runs force between iterations (src/cuda/reclaim.ts), not
+// inside one: so everything an iteration allocates — received blocks, per-step gradient blocks,
+// sums already passed on, all-to-all send and receive copies, the final casts — is live at its
+// end, and the peak is their sum. Checked against the allocator peaks of every a57aad4 and
+// 7c54dd9d record and the 1M–2.75M ring runs (test/plan/weft-h200.test.ts).
+//
+// 'weft' — since 90faa7f the strategies release what they allocate per step once it is used and
+// passed on (Device.release): the peak is the highest point of allocations minus releases,
+// followed through the code by held.ts and checked against the CPU ranks' metered peaks
+// (test/plan/held.test.ts).
+//
+// To either come the inputs (q, k, v and dO of the local rows) and the kernel's block lists,
 // cached per mask view across iterations: per view an f32 entry per (128-row query tile, 128-key
 // tile) for the forward and per (128-key tile, 64-row query tile) for the backward, i.e.
 // 3·Tq·Tk/4096 bytes — quadratic in the block, 1.5 GiB per rank for a ring of 2 at S = 2M.
-// Checked against the allocator peaks of every a57aad4 and 7c54dd9d record and the 1M–2.75M
-// ring runs (test/plan/weft-h200.test.ts).
 import { elemBytes, type PlanConfig } from './config.js';
 import type { Layout } from './layout.js';
 import type { Implementation } from './calibration/types.js';
 import { seqsAtOnce } from './schedule.js';
+import { heldPeak } from './held.js';
 
 const FWD_QTILE = 128, KTILE = 128, BWD_QTILE = 64; // src/kernel/cuda/source.ts
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -25,7 +34,11 @@ export function blockListBytes(tq: number, tk: number, backward: boolean): numbe
   return backward ? fwd + 4 * (nk * cdiv(tq, BWD_QTILE) + nk) : fwd;
 }
 
-/** One weft iteration's allocations per GPU, bytes: inputs, forward, backward, block lists. */
+/**
+ * One weft iteration's memory per GPU, bytes: inputs, forward, backward, block lists. 'weft-gc':
+ * what the forward and the backward allocate (all of it live at the end). 'weft': the highest
+ * the forward holds, and how much higher the backward goes; the peak is the sum of the four.
+ */
 export interface Footprint { inputs: number; forward: number; backward: number; blockLists: number }
 
 /**
@@ -75,11 +88,40 @@ function ulyssesHeads(H: number, Hkv: number, u: number): { nR: number; moved: n
   return { nR, moved, shared, regular };
 }
 
+/** weft's memory per GPU for one attention layer of `l` (attention modes; tp 1), for the implementation's code. */
+export function weftFootprint(cfg: PlanConfig, l: Layout, impl: Implementation): Footprint {
+  return impl.footprint === 'weft-gc' ? gcFootprint(cfg, l, impl) : releasedFootprint(cfg, l);
+}
+
+/** The kernel's block lists of one rank (forward and, in attention mode, backward). */
+function blockLists(l: Layout, T: number, bwd: boolean): number {
+  const r = l.ring;
+  switch (l.strategy) {
+    case 'allgather': return blockListBytes(T, T, bwd) + blockListBytes(T, r * T, bwd);
+    case 'ulysses': return blockListBytes(l.ulysses * T, l.ulysses * T, bwd);
+    case 'usp': return r * blockListBytes(l.ulysses * T, l.ulysses * T, bwd);
+    default: return r * blockListBytes(T, T, bwd);
+  }
+}
+
 /**
- * weft's allocations per GPU for one attention layer of `l` (attention modes; tp 1), for the
+ * weft since 90faa7f (strategies release per step): the inputs, the peak the strategy holds
+ * (held.ts; bf16 or fp32 inputs, f32 accumulation, the backward kernel's f32 delta), the block lists.
+ */
+function releasedFootprint(cfg: PlanConfig, l: Layout): Footprint {
+  const m = cfg.model, D = m.headDim, H = m.heads, Hkv = m.kvHeads, e = elemBytes(cfg);
+  const bwd = cfg.mode === 'attention';
+  const B = seqsAtOnce(cfg, l), u = l.ulysses, r = l.ring, T = cfg.seqLen / (u * r);
+  const h = heldPeak({ strategy: l.strategy, T, H, Hkv, D, ring: r, ulysses: u, inner: l.inner ?? r, e, a: 4, kernelTemps: true, backward: bwd });
+  const inputs = bwd ? 2 * T * H * D * e + 2 * T * Hkv * D * e : T * H * D * e + 2 * T * Hkv * D * e;
+  return { inputs: B * inputs, forward: B * h.forward, backward: bwd ? B * (h.peak - h.forward) : 0, blockLists: B * blockLists(l, T, bwd) };
+}
+
+/**
+ * weft up to a57aad4 (nothing released inside an iteration): its allocations per GPU, for the
  * implementation's ring backward. Shards are taken as equal (S / (ulysses · ring) rows each).
  */
-export function weftFootprint(cfg: PlanConfig, l: Layout, impl: Implementation): Footprint {
+function gcFootprint(cfg: PlanConfig, l: Layout, impl: Implementation): Footprint {
   const m = cfg.model, D = m.headDim, H = m.heads, Hkv = m.kvHeads, e = elemBytes(cfg), a = 4;
   const bwd = cfg.mode === 'attention';
   const B = seqsAtOnce(cfg, l), u = l.ulysses, r = l.ring, T = cfg.seqLen / (u * r);

@@ -306,9 +306,11 @@ export const NEXT_PREDICTIONS: {
  * largest rank's), counted; `maxSeq`: the longest S (a multiple of 65,536) `maxSeqLen` says fits
  * (it adds the 1.5 GiB workspace and 5% fragmentation assumptions to the count, against the
  * preset's 140.4 GiB). Valid for the strategy code as of a57aad4: if the strategies start releasing
- * tensors inside an iteration, recount footprint.ts first.
+ * tensors inside an iteration, recount footprint.ts first. Superseded before any was measured:
+ * 90faa7f made the strategies release per step (NEXT_MEMORY_PREDICTIONS below); kept as written,
+ * and still what `weft-a57aad4` gives.
  */
-export const NEXT_MEMORY_PREDICTIONS: {
+export const MEMORY_PREDICTIONS_A57AAD4: {
   date: string; code: string;
   peaks: { label: string; gpus: number; seq: number; kvHeads: number; layout: { ulysses?: number; ring?: number; strategy?: 'ring' | 'ulysses' | 'usp' | 'double-ring' | 'tokenring' | 'allgather'; inner?: number }; peakGiB: number }[];
   longest: { label: string; gpus: number; kvHeads: number; layout: { ulysses?: number; ring?: number }; maxSeq: number }[];
@@ -330,5 +332,58 @@ export const NEXT_MEMORY_PREDICTIONS: {
     { label: '4×H200 Ulysses 4, Hkv 8', gpus: 4, kvHeads: 8, layout: { ulysses: 4 }, maxSeq: 2621440 },
     { label: '8×H200 ring 8, Hkv 8', gpus: 8, kvHeads: 8, layout: { ring: 8 }, maxSeq: 4456448 },
     { label: '8×H200 Ulysses 8, Hkv 8', gpus: 8, kvHeads: 8, layout: { ulysses: 8 }, maxSeq: 4849664 },
+  ],
+};
+
+type PredictedLayout = { ulysses?: number; ring?: number; strategy?: 'ring' | 'ulysses' | 'usp' | 'double-ring' | 'tokenring' | 'allgather'; inner?: number };
+
+/**
+ * The planner's memory predictions for the next GPU session, written down on 2026-11-28 for
+ * weft's strategy code as of 90faa7f, which releases what it allocates per step (the `weft`
+ * profile: src/plan/held.ts follows the code's allocations and releases; its count equals the
+ * metered peak of every CPU rank in test/plan/held.test.ts, exactly; on a GPU it adds the inputs,
+ * the kernel's cached block lists and the backward kernel's f32 delta). No GPU has run this code
+ * yet. B=1, H=32, D=128, bf16, causal, zigzag, forward+backward of one attention layer on one
+ * node of H200s. `peakGiB`: the allocator's peak per GPU (a record's `peakGiB`, its largest rank),
+ * counted; `a57aad4GiB`: the count for the code as measured at a57aad4 (`weft-a57aad4`, which
+ * reproduced the measured peaks within 1.1%: 101.7 GiB at 2M, 127.5 at 2.5M); `maxSeq`: the
+ * longest S (a multiple of `step`) `maxSeqLen` says fits (the count plus the 1.5 GiB workspace and
+ * 5% fragmentation allowance, against the preset's 140.4 GiB), `a57aad4` the same for that code.
+ */
+export const NEXT_MEMORY_PREDICTIONS: {
+  date: string; code: string;
+  peaks: { label: string; gpus: number; seq: number; kvHeads: number; layout: PredictedLayout; peakGiB: number; a57aad4GiB: number }[];
+  longest: { label: string; gpus: number; kvHeads: number; layout: PredictedLayout; step: number; maxSeq: number; a57aad4: number }[];
+} = {
+  date: '2026-11-28', code: '90faa7f',
+  peaks: [
+    { label: '2×H200 1M ring 2, Hkv 8', gpus: 2, seq: 1048576, kvHeads: 8, layout: { ring: 2 }, peakGiB: 42.50, a57aad4GiB: 50.44 },
+    { label: '2×H200 2M ring 2, Hkv 8', gpus: 2, seq: 2097152, kvHeads: 8, layout: { ring: 2 }, peakGiB: 85.75, a57aad4GiB: 101.63 },
+    { label: '2×H200 2.5M ring 2, Hkv 8', gpus: 2, seq: 2621440, kvHeads: 8, layout: { ring: 2 }, peakGiB: 107.66, a57aad4GiB: 127.50 },
+    { label: '4×H200 1M ring 4, Hkv 8', gpus: 4, seq: 1048576, kvHeads: 8, layout: { ring: 4 }, peakGiB: 23.25, a57aad4GiB: 37.22 },
+    { label: '4×H200 1M Ulysses 4, Hkv 8', gpus: 4, seq: 1048576, kvHeads: 8, layout: { ulysses: 4 }, peakGiB: 22.84, a57aad4GiB: 50.88 },
+    { label: '4×H200 1M USP 2×2, Hkv 8', gpus: 4, seq: 1048576, kvHeads: 8, layout: { ulysses: 2, ring: 2 }, peakGiB: 26.47, a57aad4GiB: 55.50 },
+    { label: '8×H200 1M ring 8, Hkv 8', gpus: 8, seq: 1048576, kvHeads: 8, layout: { ring: 8 }, peakGiB: 11.63, a57aad4GiB: 30.61 },
+    { label: '8×H200 1M Ulysses 8, Hkv 8', gpus: 8, seq: 1048576, kvHeads: 8, layout: { ulysses: 8 }, peakGiB: 11.80, a57aad4GiB: 25.81 },
+    { label: '8×H200 1M USP 2×4, Hkv 8', gpus: 8, seq: 1048576, kvHeads: 8, layout: { ulysses: 2, ring: 4 }, peakGiB: 14.23, a57aad4GiB: 33.75 },
+    { label: '8×H200 1M USP 4×2, Hkv 8', gpus: 8, seq: 1048576, kvHeads: 8, layout: { ulysses: 4, ring: 2 }, peakGiB: 13.42, a57aad4GiB: 27.94 },
+    { label: '4×H200 1M ring 4, Hkv 32', gpus: 4, seq: 1048576, kvHeads: 32, layout: { ring: 4 }, peakGiB: 50.25, a57aad4GiB: 100.22 },
+    { label: '4×H200 1M Ulysses 4, Hkv 32', gpus: 4, seq: 1048576, kvHeads: 32, layout: { ulysses: 4 }, peakGiB: 34.84, a57aad4GiB: 80.88 },
+    { label: '4×H200 1M USP 2×2, Hkv 32', gpus: 4, seq: 1048576, kvHeads: 32, layout: { ulysses: 2, ring: 2 }, peakGiB: 50.47, a57aad4GiB: 100.50 },
+    { label: '4×H200 1M double ring 2, Hkv 32', gpus: 4, seq: 1048576, kvHeads: 32, layout: { ring: 4, strategy: 'double-ring', inner: 2 }, peakGiB: 58.25, a57aad4GiB: 100.22 },
+    { label: '4×H200 1M TokenRing, Hkv 32', gpus: 4, seq: 1048576, kvHeads: 32, layout: { ring: 4, strategy: 'tokenring' }, peakGiB: 54.31, a57aad4GiB: 110.50 },
+    { label: '8×H200 1M ring 8, Hkv 32', gpus: 8, seq: 1048576, kvHeads: 32, layout: { ring: 8 }, peakGiB: 25.13, a57aad4GiB: 98.11 },
+    { label: '8×H200 1M Ulysses 8, Hkv 32', gpus: 8, seq: 1048576, kvHeads: 32, layout: { ulysses: 8 }, peakGiB: 17.80, a57aad4GiB: 40.81 },
+    { label: '8×H200 1M USP 2×4, Hkv 32', gpus: 8, seq: 1048576, kvHeads: 32, layout: { ulysses: 2, ring: 4 }, peakGiB: 29.23, a57aad4GiB: 74.25 },
+    { label: '8×H200 1M USP 4×2, Hkv 32', gpus: 8, seq: 1048576, kvHeads: 32, layout: { ulysses: 4, ring: 2 }, peakGiB: 25.42, a57aad4GiB: 50.44 },
+  ],
+  longest: [
+    { label: '2×H200 ring 2, Hkv 8', gpus: 2, kvHeads: 8, layout: { ring: 2 }, step: 1024, maxSeq: 3205120, a57aad4: 2717696 },
+    { label: '4×H200 ring 4, Hkv 8', gpus: 4, kvHeads: 8, layout: { ring: 4 }, step: 65536, maxSeq: 5701632, a57aad4: 3670016 },
+    { label: '4×H200 Ulysses 4, Hkv 8', gpus: 4, kvHeads: 8, layout: { ulysses: 4 }, step: 65536, maxSeq: 5308416, a57aad4: 2621440 },
+    { label: '4×H200 USP 2×2, Hkv 8', gpus: 4, kvHeads: 8, layout: { ulysses: 2, ring: 2 }, step: 65536, maxSeq: 4915200, a57aad4: 2424832 },
+    { label: '8×H200 ring 8, Hkv 8', gpus: 8, kvHeads: 8, layout: { ring: 8 }, step: 65536, maxSeq: 11075584, a57aad4: 4456448 },
+    { label: '8×H200 Ulysses 8, Hkv 8', gpus: 8, kvHeads: 8, layout: { ulysses: 8 }, step: 65536, maxSeq: 8192000, a57aad4: 4849664 },
+    { label: '8×H200 USP 2×4, Hkv 8', gpus: 8, kvHeads: 8, layout: { ulysses: 2, ring: 4 }, step: 65536, maxSeq: 8847360, a57aad4: 3997696 },
   ],
 };

@@ -252,7 +252,8 @@ export function benchDocuments(S: number, n: number): number[] {
  * kernel alone with its view prepared before the timed loop (src/run/gpu.ts timeSingle); the
  * runs after the fix (7c54dd9d, e4fbcd6c) with `weft-7c54dd9d` (views prepared once, the ring
  * backward with its final hop home: the code they ran, before 84c36db turned it back); the
- * current code with `weft`.
+ * a57aad4 runs with `weft-a57aad4` (the backward turned back, nothing released inside an
+ * iteration); the current code with `weft` (the same timing; releases per step since 90faa7f).
  */
 export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 32, implementation = gpus > 1 ? 'weft-127f7f2d' : 'weft'): PlanConfig {
   return parseConfig({
@@ -383,17 +384,17 @@ export const WEFT_CP_LENGTH_A57AAD4 = {
 } as const;
 
 /**
- * weft's 2- and 4-GPU H200 runs at a57aad4, priced with `weft` (views prepared once, the ring
- * backward turned back — the code that ran): every record of the four files (PyTorch's peers with
+ * weft's 2- and 4-GPU H200 runs at a57aad4, priced with `weft-a57aad4` (views prepared once, the
+ * ring backward turned back, every allocation held to the end of the iteration — the code that ran): every record of the four files (PyTorch's peers with
  * `pytorch` and cuDNN, on a ring of the run's GPU count), and the 2M and 2.5M ring runs (one
  * iteration without warm-up, like the 1M run of e4fbcd6c). Groups carry the revision and, for
  * the 4-GPU sweep, `4×H200`, so each sweep's layouts compete only with each other.
  */
 export function weftH200A57Checks(): WeftCheck[] {
   const out: WeftCheck[] = [];
-  for (const file of WEFT_CP_A57AAD4_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, 'weft', 'a57aad4'));
+  for (const file of WEFT_CP_A57AAD4_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, 'weft-a57aad4', 'a57aad4'));
   for (const m of WEFT_CP_LENGTH_A57AAD4.runs) {
-    out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: WEFT_CP_LENGTH_A57AAD4.kvHeads, implementation: 'weft', revision: 'a57aad4' }));
+    out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: WEFT_CP_LENGTH_A57AAD4.kvHeads, implementation: 'weft-a57aad4', revision: 'a57aad4' }));
   }
   return out;
 }

@@ -19,7 +19,7 @@ import { p2pMs } from '../../src/plan/links.js';
 import { layerSchedule } from '../../src/plan/schedule.js';
 import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/search.js';
 import { simulate } from '../../src/sim/simulate.js';
-import { NEXT_MEMORY_PREDICTIONS, NEXT_PREDICTIONS, PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
+import { MEMORY_PREDICTIONS_A57AAD4, NEXT_MEMORY_PREDICTIONS, NEXT_PREDICTIONS, PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
 import {
   cpRecords, type CpRecord, median, recordLayout, relErr, repoFile, timelineSplit, WEFT_CP_A57AAD4_RECORDS, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, WEFT_CP_LENGTH_A57AAD4,
   weftCpConfig, weftH200A57Checks, weftH200Checks, weftH200FixedChecks, weftTag,
@@ -85,13 +85,13 @@ test('zigzag beats contiguous for causal rings, by about the measured efficienci
     const measuredFixed = (shard: string): number => cpRecords(WEFT_CP_FIXED_RECORDS[0]).find((r) => r.config.seq === S && r.name === `weft-ring-${shard}`)!.derived.efficiency!;
     const measuredA57 = (shard: string): number => cpRecords(WEFT_CP_A57AAD4_RECORDS[0]).find((r) => r.config.seq === S && r.name === `weft-ring-${shard}`)!.derived.efficiency!;
     const one = evaluateLayout(buildContext(weftCpConfig(S, 'causal', 1)), completeLayout({}, weftCpConfig(S, 'causal', 1))).prediction!.stepMs;
-    for (const implementation of ['weft-127f7f2d', 'weft-7c54dd9d', 'weft']) {
+    for (const implementation of ['weft-127f7f2d', 'weft-7c54dd9d', 'weft-a57aad4']) {
       const cfg = { ...weftCpConfig(S, 'causal', 2, 32, implementation), candidates: [{ ring: 2, shard: 'contiguous' as const }, { ring: 2, shard: 'zigzag' as const }] };
       const { results } = plan(cfg);
       assert.equal(results[0]!.layout.shard, 'zigzag', `${S} ${implementation}`);
       const eff = (shard: string): number => one / (2 * results.find((x) => x.layout.shard === shard)!.prediction!.stepMs);
-      const measured = implementation === 'weft-127f7f2d' ? measured127 : implementation === 'weft' ? measuredA57 : measuredFixed;
-      const rev = implementation === 'weft' ? 'a57aad4' : implementation.slice(5);
+      const measured = implementation === 'weft-127f7f2d' ? measured127 : implementation === 'weft-a57aad4' ? measuredA57 : measuredFixed;
+      const rev = implementation.slice(5);
       t.diagnostic(`S=${S} ${implementation}: efficiency zigzag ${eff('zigzag').toFixed(3)} contiguous ${eff('contiguous').toFixed(3)} (measured at ${rev} ${measured('zigzag').toFixed(3)} / ${measured('contiguous').toFixed(3)})`);
       for (const shard of ['zigzag', 'contiguous']) assert.ok(Math.abs(eff(shard) - measured(shard)) < 0.1, `${S} ${implementation} ${shard}: ${eff(shard)} vs ${measured(shard)}`);
     }
@@ -194,7 +194,7 @@ test('a57aad4, 2 and 4 GPUs: the kernels as priced, the misses outside them; the
   const rows: { r: CpRecord; s: ReturnType<typeof timelineSplit> }[] = [];
   for (const file of WEFT_CP_A57AAD4_RECORDS) {
     for (const r of cpRecords(file).filter((x) => x.extra?.layout && x.extra.timeline)) {
-      const s = timelineSplit(r, 'weft');
+      const s = timelineSplit(r, 'weft-a57aad4');
       rows.push({ r, s });
       t.diagnostic(`${r.config.world} GPUs ${weftTag(r.config.seq, r.config.mask).padEnd(14)} ${r.name.padEnd(26)} measured ${r.summary.median.toFixed(1).padStart(7)} predicted ${s.predictedMs.toFixed(1).padStart(7)}  kernels ${s.kernels.toFixed(1).padStart(7)} (model ${pct(s.modelKernels / s.kernels - 1)})  rest ${s.rest.toFixed(1).padStart(5)} ms [transfers ${s.exposedComm.toFixed(1)}, gaps ${s.idle.toFixed(1)}, after ${s.tail.toFixed(1)}] vs model ${s.modelRest.toFixed(1)}: unpriced ${(s.rest - s.modelRest).toFixed(1)} ms`);
     }
@@ -234,7 +234,7 @@ function countedGiB(seq: number, mask: string, gpus: number, kvHeads: number, im
 
 test('memory: weft\'s counted footprint against the allocator peak of every record that has one (a57aad4, 7c54dd9d; 2 and 4 GPUs)', (t) => {
   const errs: number[] = [];
-  for (const [files, implementation] of [[WEFT_CP_A57AAD4_RECORDS, 'weft'], [WEFT_CP_FIXED_RECORDS, 'weft-7c54dd9d']] as const) {
+  for (const [files, implementation] of [[WEFT_CP_A57AAD4_RECORDS, 'weft-a57aad4'], [WEFT_CP_FIXED_RECORDS, 'weft-7c54dd9d']] as const) {
     for (const file of files) {
       for (const r of cpRecords(file).filter((x) => x.extra?.peakGiB)) {
         const measured = Math.max(...r.extra!.peakGiB!);
@@ -254,7 +254,7 @@ test('memory: the ring of 2 at 1M–2.75M tokens (Hkv 8) — the counted peaks, 
   const L = WEFT_CP_LENGTH_A57AAD4, ring = { ring: 2, shard: 'zigzag' } as const;
   // the 1M run at e4fbcd6c (home-hop backward: one more K/V block and one more f32 sum than now) and the 2M, 2.5M runs at a57aad4 (logs print 0.1 GiB)
   const runs = [{ label: '1M (e4fbcd6c)', seq: WEFT_CP_1M_E4FBCD6C.seq, implementation: 'weft-7c54dd9d', peakGiB: WEFT_CP_1M_E4FBCD6C.peakGiB },
-    ...L.runs.map((r) => ({ label: `${weftTag(r.seq, '').trim()} (a57aad4)`, seq: r.seq, implementation: 'weft', peakGiB: r.peakGiB }))];
+    ...L.runs.map((r) => ({ label: `${weftTag(r.seq, '').trim()} (a57aad4)`, seq: r.seq, implementation: 'weft-a57aad4', peakGiB: r.peakGiB }))];
   for (const r of runs) {
     const counted = countedGiB(r.seq, 'causal', 2, L.kvHeads, r.implementation, ring);
     // the generic count the planner used before footprint.ts (what an implementation that frees eagerly would hold)
@@ -270,16 +270,16 @@ test('memory: the ring of 2 at 1M–2.75M tokens (Hkv 8) — the counted peaks, 
   const o = L.oom, GiB = 1024 ** 3;
   const cast = (o.seq / 2) * L.kvHeads * 128 * 2 / GiB;
   assert.ok(Math.abs(cast - o.allocGiB) < 0.005);
-  const peak = countedGiB(o.seq, 'causal', 2, L.kvHeads, 'weft', ring);
+  const peak = countedGiB(o.seq, 'causal', 2, L.kvHeads, 'weft-a57aad4', ring);
   const other = o.totalGiB - o.inUseGiB - o.freeMiB / 1024; // CUDA context, NCCL, modules: what weft's allocator does not count
   t.diagnostic(`2.75M: counted peak ${peak.toFixed(2)} GiB; in use before the dv cast ${(peak - cast).toFixed(2)} (measured ${o.inUseGiB}); the GPU's ${o.totalGiB} GiB less ${other.toFixed(2)} GiB outside weft leave ${(o.totalGiB - other).toFixed(2)}`);
   assert.ok(Math.abs(peak - cast - o.inUseGiB) < 0.1, `in use before the dv cast: counted ${peak - cast} vs ${o.inUseGiB} GiB`);
   assert.ok(peak > o.totalGiB - other);
   // the planner's answer (the count plus its 1.5 GiB workspace and 5% fragmentation, against 140.4 GiB):
   // 2.5M fits, 2.75M does not — as measured
-  const cfg = weftCpConfig(1 << 20, 'causal', 2, L.kvHeads, 'weft');
+  const cfg = weftCpConfig(1 << 20, 'causal', 2, L.kvHeads, 'weft-a57aad4');
   const longest = maxSeqLen(cfg, completeLayout(ring, cfg));
-  const fitsAt = (S: number, implementation = 'weft'): boolean => { const c = weftCpConfig(S, 'causal', 2, L.kvHeads, implementation); return evaluateLayout(buildContext(c), completeLayout(ring, c)).feasible; };
+  const fitsAt = (S: number, implementation = 'weft-a57aad4'): boolean => { const c = weftCpConfig(S, 'causal', 2, L.kvHeads, implementation); return evaluateLayout(buildContext(c), completeLayout(ring, c)).feasible; };
   const generic = maxSeqLen(weftCpConfig(1 << 20, 'causal', 2, L.kvHeads, 'pytorch'), completeLayout(ring, cfg));
   t.diagnostic(`longest S that fits on 2×H200 (ring of 2, H 32, Hkv 8, D 128): planner ${longest} (${(longest / 2 ** 20).toFixed(3)}M); measured: 2.5M fits, 2.75M does not; the generic count said ${generic} (${(generic / 2 ** 20).toFixed(2)}M)`);
   assert.ok(longest >= L.runs[1]!.seq && longest < o.seq);
@@ -287,20 +287,51 @@ test('memory: the ring of 2 at 1M–2.75M tokens (Hkv 8) — the counted peaks, 
   assert.ok(generic > o.seq, 'the generic count put the limit beyond the measured out-of-memory point');
 });
 
-test('memory predictions for runs not yet made (NEXT_MEMORY_PREDICTIONS): the model still gives them', (t) => {
-  const { date, code, peaks, longest } = NEXT_MEMORY_PREDICTIONS;
+test('memory predictions written for the a57aad4 code (MEMORY_PREDICTIONS_A57AAD4, superseded by 90faa7f before measured): weft-a57aad4 still gives them', (t) => {
+  const { date, code, peaks, longest } = MEMORY_PREDICTIONS_A57AAD4;
   t.diagnostic(`written down ${date}, weft's code as of ${code}`);
   for (const p of peaks) {
-    const counted = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft', { shard: 'zigzag', ...p.layout });
+    const counted = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4', { shard: 'zigzag', ...p.layout });
     assert.ok(Math.abs(counted - p.peakGiB) < 0.005, `${p.label}: the model now counts ${counted} GiB, not ${p.peakGiB}`);
-    t.diagnostic(`${p.label.padEnd(26)} peak ${p.peakGiB.toFixed(2)} GiB per GPU`);
   }
   for (const p of longest) {
-    const cfg = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft');
-    const got = maxSeqLen(cfg, completeLayout({ shard: 'zigzag', ...p.layout }, cfg), undefined, 65536);
-    assert.equal(got, p.maxSeq, `${p.label}: the model now says ${got}`);
-    t.diagnostic(`${p.label.padEnd(26)} longest S ${p.maxSeq} (${(p.maxSeq / 2 ** 20).toFixed(3)}M)`);
+    const cfg = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4');
+    assert.equal(maxSeqLen(cfg, completeLayout({ shard: 'zigzag', ...p.layout }, cfg), undefined, 65536), p.maxSeq, p.label);
   }
+});
+
+test('memory predictions for the next GPU session (NEXT_MEMORY_PREDICTIONS, the releasing code of 90faa7f): the model still gives them; what the release changed', (t) => {
+  const { date, code, peaks, longest } = NEXT_MEMORY_PREDICTIONS;
+  t.diagnostic(`written down ${date}, weft's code as of ${code} (profile weft); the a57aad4 code's count (weft-a57aad4) beside`);
+  for (const p of peaks) {
+    const l = { shard: 'zigzag' as const, ...p.layout };
+    const counted = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft', l), before = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4', l);
+    assert.ok(Math.abs(counted - p.peakGiB) < 0.005, `${p.label}: the model now counts ${counted} GiB, not ${p.peakGiB}`);
+    assert.ok(Math.abs(before - p.a57aad4GiB) < 0.005, `${p.label}: weft-a57aad4 now counts ${before} GiB, not ${p.a57aad4GiB}`);
+    // releasing never holds more than keeping everything
+    assert.ok(p.peakGiB < p.a57aad4GiB, p.label);
+    t.diagnostic(`${p.label.padEnd(34)} peak ${p.peakGiB.toFixed(2).padStart(6)} GiB per GPU (a57aad4's code ${p.a57aad4GiB.toFixed(2).padStart(6)}: ${pct(p.peakGiB / p.a57aad4GiB - 1)})`);
+  }
+  for (const p of longest) {
+    const cfg = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft'), cfgA = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4');
+    const l = { shard: 'zigzag' as const, ...p.layout };
+    assert.equal(maxSeqLen(cfg, completeLayout(l, cfg), undefined, p.step), p.maxSeq, `${p.label}: the model now says otherwise`);
+    assert.equal(maxSeqLen(cfgA, completeLayout(l, cfgA), undefined, p.step), p.a57aad4, `${p.label}: weft-a57aad4 now says otherwise`);
+    t.diagnostic(`${p.label.padEnd(34)} longest S ${p.maxSeq} (${(p.maxSeq / 2 ** 20).toFixed(3)}M; a57aad4's code ${(p.a57aad4 / 2 ** 20).toFixed(3)}M)`);
+  }
+  // the ring of 2 against what a57aad4 measured: 2M and 2.5M drop below the measured peaks, and the
+  // 2.75M out-of-memory point now fits under the 138.0 GiB weft's allocator had there (139.80 less
+  // the 1.80 outside it); the planner's longest S (allowance kept) lies beyond it
+  const L = WEFT_CP_LENGTH_A57AAD4, o = L.oom, room = o.totalGiB - (o.totalGiB - o.inUseGiB - o.freeMiB / 1024);
+  for (const r of L.runs) {
+    const p = peaks.find((x) => x.gpus === 2 && x.seq === r.seq)!;
+    t.diagnostic(`ring of 2 at ${weftTag(r.seq, '').trim()}: measured at a57aad4 ${r.peakGiB} GiB → predicted ${p.peakGiB} (${pct(p.peakGiB / r.peakGiB - 1)})`);
+    assert.ok(p.peakGiB < 0.9 * r.peakGiB);
+  }
+  const at = (S: number): number => countedGiB(S, 'causal', 2, L.kvHeads, 'weft', { ring: 2, shard: 'zigzag' });
+  t.diagnostic(`ring of 2: 2.75M ${at(o.seq).toFixed(2)} GiB, 3M ${at(3 << 20).toFixed(2)}, 3.25M ${at(3407872).toFixed(2)} against ${room.toFixed(2)} GiB for weft's allocator`);
+  assert.ok(at(o.seq) < room && at(3 << 20) < room && at(3407872) > room);
+  assert.ok(longest[0]!.maxSeq > o.seq);
 });
 
 test('after the fix: predicted vs measured for every new row; the larger errors lie outside the kernels', (t) => {

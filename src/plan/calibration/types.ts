@@ -57,27 +57,32 @@ export interface Implementation {
    */
   ringBackward: 'home-hop' | 'turn-back';
   /**
-   * Device memory of attention modes: 'weft' — what weft's strategy code allocates in one
-   * iteration, all of it live at its end (tensors are freed by the garbage collector between
-   * iterations), plus the kernel's cached block lists, counted from the code (footprint.ts);
-   * 'generic' — q, k, v, out and their gradients plus the larger of the forward's and the
-   * backward's strategy buffers (an implementation that frees what it no longer needs).
-   * Training and prefill use the generic count for every implementation.
+   * Device memory of attention modes, counted from weft's code (footprint.ts), plus the inputs and
+   * the kernel's cached block lists: 'weft-gc' — what the strategy code allocates in one
+   * iteration, all of it live at its end (weft up to a57aad4: tensors freed by the garbage
+   * collector between iterations); 'weft' — the peak of what it holds, allocations minus releases
+   * (since 90faa7f the strategies release per step; held.ts); 'generic' — q, k, v, out and their
+   * gradients plus the larger of the forward's and the backward's strategy buffers (an
+   * implementation that frees what it no longer needs). Training and prefill use the generic
+   * count for every implementation.
    */
-  footprint: 'weft' | 'generic';
+  footprint: 'weft-gc' | 'weft' | 'generic';
   source: string;
 }
 
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
-  // weft now: views prepared once (839f0e1, 7d64110), the ring backward turned back (84c36db); as
-  // measured at a57aad4 (2 and 4 × H200, 2M–2.75M tokens)
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: weft\'s counted footprint (footprint.ts)' },
+  // weft now: views prepared once (839f0e1, 7d64110), the ring backward turned back (84c36db), the
+  // strategies releasing what they allocate per step (90faa7f); timing as measured at a57aad4
+  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds since 90faa7f (per-step releases), counted (held.ts, footprint.ts) and checked against the CPU ranks\' metered peaks; not yet measured on a GPU' },
+  // weft as measured at a57aad4 (2 and 4 × H200, 2M–2.75M tokens): timing as `weft`; memory with
+  // nothing released inside an iteration (the code before 90faa7f). Prices the a57aad4 records
+  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
   // weft as measured on 2×H200 at 7c54dd9d (bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl,
   // -14-40-38-7c54dd9d.jsonl; the 1M ring at e4fbcd6c, the same ring code): views prepared once, the
   // ring backward with its final dK/dV hop home (before 84c36db). The pre-registered predictions
   // (NOTES.md, 71f6cf7) were made with this model under the name 'weft'
-  'weft-7c54dd9d': { name: 'weft-7c54dd9d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'home-hop', footprint: 'weft', source: 'weft at 7c54dd9d: views prepared once; ring backward with the final dK/dV hop home (as measured in bench/results/cp-2026-11-28-14-*-7c54dd9d.jsonl)' },
+  'weft-7c54dd9d': { name: 'weft-7c54dd9d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'home-hop', footprint: 'weft-gc', source: 'weft at 7c54dd9d: views prepared once; ring backward with the final dK/dV hop home (as measured in bench/results/cp-2026-11-28-14-*-7c54dd9d.jsonl)' },
   // weft as measured on 2×H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*): every
   // iteration re-derived its mask views on the host — queryRows, and per use isEmpty's
   // classifyTile + viewArea (a sort of the keys and two binary searches per query row) — before the
@@ -88,7 +93,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // cp-2026-11-28-13-36-57-127f7f2d.jsonl (sliding and document masks; 0.117–0.166), each gap over
   // the rows of the first view (test/plan/weft-h200.test.ts re-derives it). Ring backward with the
   // final hop home, as at 7c54dd9d
-  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, ringBackward: 'home-hop', footprint: 'weft', source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
+  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, ringBackward: 'home-hop', footprint: 'weft-gc', source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
   // ring-flash-attention / yunchang update_out_and_lse: cast block out bf16→f32 (2+4), then
   // out − σ(·)·(out − block) as three elementwise passes over f32 tensors (3·12), ≈ 38–42 bytes;
   // its backward sends dK/dV on with every step and waits for the last hop home (ring_flash_attn.py)
