@@ -82,21 +82,10 @@ function ringBackward(L: Ledger, n: number, kv: number, acc: number, kept: boole
     if (s > 0) L.hold(acc); // the sum arriving for this step's block
     visit();
     if (s > 0) L.drop(acc); // the sum passed on
-    if (s <= n - 2 || (n === 1 && kept && RING_OF_ONE_RELEASES_ITS_TRAVEL)) L.drop(kv); // the block visited (not the own one)
+    if (s <= n - 2) L.drop(kv); // the block visited (not the own one)
     if (s > 0) L.drop(acc); // the arrived sum, added
   }
 }
-
-/**
- * As the code stands (90faa7f), a ring of one member whose backward is given the forward's last
- * block releases its own travelling K,V after visiting them: ringForward returns its `travel`
- * array when it has no other member, ring.ts (and double-ring.ts's outer pass) hand the backward
- * a second `[k, v]` array, and ringBackward's `held !== travel` compares the arrays, not the
- * tensors. So a ring of 1 releases the caller's k, v (ring on one rank, a double ring of one outer
- * round: the inputs; USP with a ring of 1: the Ulysses-gathered K,V, which lowers its later peak).
- * Counted as the code does it; when the code stops doing it, set this false.
- */
-const RING_OF_ONE_RELEASES_ITS_TRAVEL = true;
 
 interface Dims { rows: number; heads: number; kvHeads: number; D: number; e: number; a: number; delta: number }
 
@@ -175,8 +164,8 @@ function ulyssesAttention(L: Ledger, c: HeldCase, me: number): { fwd: number } {
   innerBackward();
   L.drop(Q * e + Q * a);
   if (!p.regular) {
-    // reduce: the sums, its one-head copy and addHeads' temporary per local head (those two are not released)
-    for (let i = 0; i < 2; i++) L.hold(mine * a + Tg * D * a + Hl * Tg * D * a);
+    // reduce: the sums, its one-head copy (released at the end) and addHeads' temporary per local head (released at once)
+    for (let i = 0; i < 2; i++) { L.hold(mine * a + Tg * D * a); L.temp(Tg * D * a); L.drop(Tg * D * a); }
     L.drop(2 * Tg * Hl * D * a);
   }
   // the gradients back: each cast (if its type changes) and split, the cast copy and the original released
@@ -192,9 +181,9 @@ function ulyssesAttention(L: Ledger, c: HeldCase, me: number): { fwd: number } {
     L.drop(mine * a);
   }
   L.hold(Q * e + 2 * K * gdt); // dq, dk, dv
-  if (p.shared) L.hold(2 * sent * gdt); // addHeads' temporaries (not released)
+  if (p.shared) L.temp(T * Math.max(...p.kvOf) * D * gdt); // addHeads' temporary, one member's part at a time
   L.drop(2 * Q * e + 2 * (mine + sent) * gdt);
-  if (p.shared && casts) L.hold(2 * K * e); // dk, dv cast (the f32 sums are not released)
+  if (p.shared && casts) for (let i = 0; i < 2; i++) { L.hold(K * e); L.drop(K * a); } // dk, dv cast, each f32 sum released
   return { fwd };
 }
 

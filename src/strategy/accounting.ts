@@ -139,10 +139,12 @@ export class MeteredDevice implements Device {
   held = 0;
   peak = 0;
   private readonly released = new WeakSet<Tensor>();
+  private readonly allocated = new WeakSet<Tensor>();
   constructor(readonly inner: Device) {}
   get kind(): Device['kind'] { return this.inner.kind; }
 
   private hold<T extends Tensor>(t: T): T {
+    this.allocated.add(t);
     this.held += bytes(t);
     this.peak = Math.max(this.peak, this.held);
     return t;
@@ -160,6 +162,8 @@ export class MeteredDevice implements Device {
 
   release(t: Tensor): void {
     if (this.released.has(t)) throw new Error('release of a released tensor');
+    // a strategy releases only what it allocated, never its caller's inputs
+    if (!this.allocated.has(t)) throw new Error(`release of a tensor this device did not allocate (${JSON.stringify(t.shape)})`);
     this.released.add(t);
     this.held -= bytes(t);
     this.inner.release(t);

@@ -61,6 +61,7 @@ export class HeadPlan {
       device.copyBox(g, one, { src: [0, hl], dst: [0, 0], size: [T, 1] });
       addHeads(device, one, out, this.kvOf(c, hl) - g0);
     }
+    device.release(one);
     return out;
   }
 }
@@ -72,4 +73,5 @@ export function addHeads(device: Device, src: Tensor, dst: Tensor, h0: number): 
   device.copyBox(dst, tmp, { src: [0, h0], dst: [0, 0], size: [T, n] });
   device.add(tmp, src);
   device.copyBox(tmp, dst, { src: [0, 0], dst: [0, h0], size: [T, n] });
+  device.release(tmp);
 }

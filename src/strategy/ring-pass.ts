@@ -17,6 +17,11 @@ function releaseAll(env: Env, ts: readonly Tensor[]): void {
   for (const t of ts) env.device.release(t);
 }
 
+/** Whether a block is the caller's own tensors (compared by tensor: callers pass fresh arrays). */
+export function isOwn(held: readonly Tensor[], travel: readonly Tensor[]): boolean {
+  return held.every((t, i) => t === travel[i]);
+}
+
 /** Rows of the block member m starts with (all travelling tensors share their leading dimension). */
 export type BlockRows = (member: number) => number;
 
@@ -42,7 +47,7 @@ export async function ringForward(
     await visit(held, owner, s);
     await work.wait();
     if (s < n - 1) {
-      if (held !== travel) releaseAll(env, held); // visited and passed on
+      if (!isOwn(held, travel)) releaseAll(env, held); // visited and passed on
       held = incoming;
     }
   }
@@ -93,7 +98,7 @@ export async function ringBackward(
     const local = await visit(held, owner, s);
     await work.wait();
     if (carry) releaseAll(env, carry); // passed on
-    if (held !== travel) releaseAll(env, held); // visited and passed on (the kept `start` too)
+    if (!isOwn(held, travel)) releaseAll(env, held); // visited and passed on (the kept `start` too)
     if (local && arriving.length) { local.forEach((t, i) => env.device.add(t, arriving[i]!)); releaseAll(env, arriving); }
     carry = local ?? (arriving.length ? arriving : like(owner));
     held = incoming;

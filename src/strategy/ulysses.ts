@@ -132,7 +132,8 @@ export async function ulyssesAttention(
         }
       }
       for (const x of [xq2, xk2, xv2]) release(...x.send, ...x.recv);
-      return { dq, dk: castTo(device, dk, dtype), dv: castTo(device, dv, dtype) };
+      const done = (t: Tensor): Tensor => { const c = castFor(t, dtype); if (c.t !== t) release(t); return c.t; };
+      return { dq, dk: done(dk), dv: done(dv) };
     },
   };
 }
