@@ -94,7 +94,7 @@ export function weftFootprint(cfg: PlanConfig, l: Layout, impl: Implementation):
 }
 
 /** The kernel's block lists of one rank (forward and, in attention mode, backward). */
-function blockLists(l: Layout, T: number, bwd: boolean): number {
+function blockLists(l: Pick<Layout, 'strategy' | 'ring' | 'ulysses'>, T: number, bwd: boolean): number {
   const r = l.ring;
   switch (l.strategy) {
     case 'allgather': return blockListBytes(T, T, bwd) + blockListBytes(T, r * T, bwd);
@@ -109,12 +109,20 @@ function blockLists(l: Layout, T: number, bwd: boolean): number {
  * (held.ts; bf16 or fp32 inputs, f32 accumulation, the backward kernel's f32 delta), the block lists.
  */
 function releasedFootprint(cfg: PlanConfig, l: Layout): Footprint {
-  const m = cfg.model, D = m.headDim, H = m.heads, Hkv = m.kvHeads, e = elemBytes(cfg);
-  const bwd = cfg.mode === 'attention';
-  const B = seqsAtOnce(cfg, l), u = l.ulysses, r = l.ring, T = cfg.seqLen / (u * r);
-  const h = heldPeak({ strategy: l.strategy, T, H, Hkv, D, ring: r, ulysses: u, inner: l.inner ?? r, e, a: 4, kernelTemps: true, backward: bwd });
+  const m = cfg.model, B = seqsAtOnce(cfg, l);
+  const f = attentionFootprint({ ...l, S: cfg.seqLen, H: m.heads, Hkv: m.kvHeads, D: m.headDim, e: elemBytes(cfg), backward: cfg.mode === 'attention' });
+  return { inputs: B * f.inputs, forward: B * f.forward, backward: B * f.backward, blockLists: B * f.blockLists };
+}
+
+/** What one rank of weft's current code holds for one attention layer of S tokens (equal shards): `weft run`'s memory check and the planner's. */
+export function attentionFootprint(x: {
+  strategy: Layout['strategy']; S: number; H: number; Hkv: number; D: number; e: number;
+  ulysses: number; ring: number; inner?: number; backward: boolean;
+}): Footprint {
+  const { H, Hkv, D, e, backward: bwd } = x, u = x.ulysses, r = x.ring, T = x.S / (u * r);
+  const h = heldPeak({ strategy: x.strategy, T, H, Hkv, D, ring: r, ulysses: u, inner: x.inner ?? r, e, a: 4, kernelTemps: true, backward: bwd });
   const inputs = bwd ? 2 * T * H * D * e + 2 * T * Hkv * D * e : T * H * D * e + 2 * T * Hkv * D * e;
-  return { inputs: B * inputs, forward: B * h.forward, backward: bwd ? B * (h.peak - h.forward) : 0, blockLists: B * blockLists(l, T, bwd) };
+  return { inputs, forward: h.forward, backward: bwd ? h.peak - h.forward : 0, blockLists: blockLists(x, T, bwd) };
 }
 
 /**

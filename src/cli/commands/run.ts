@@ -18,7 +18,7 @@ export interface RunOpts extends LayoutOpts {
   seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
   backend: string; dtype?: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
   iters: string; warmup: string; timeline?: string;
-  backward: boolean; check?: boolean; json?: boolean;
+  backward: boolean; check?: boolean; json?: boolean; memoryCheck: boolean;
 }
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
@@ -145,6 +145,7 @@ export function registerRun(program: Command): void {
     .option('--scale <x>', 'softmax scale (default 1/√D)')
     .option('--seed <n>', 'random seed', '1')
     .option('--no-backward', 'forward only')
+    .option('--no-memory-check', 'GPU: run even when weft\'s memory count says the layer does not fit')
     .option('--check', 'compare with the f64 reference')
     .option('--json', 'one JSON object instead of the table')
     .action((o: RunOpts) => guard(() => run(o)));
