@@ -5,7 +5,7 @@
 import { queryRows, type MaskView } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { concatPositions, envOf, finish, freshState, isEmpty, NO_POSITIONS, rowsLike } from './common.js';
+import { concatPositions, envOf, finish, freshState, isEmpty, NO_POSITIONS, releaseAll, rowsLike } from './common.js';
 import type { Strategy } from './types.js';
 
 export const allgather: Strategy = async (ctx, q, k, v) => {
@@ -31,7 +31,7 @@ export const allgather: Strategy = async (ctx, q, k, v) => {
   if (!ownEmpty) env.kernel.forward({ q, k, v, view: own, scale: env.scale, state });
   await wk.wait();
   await wv.wait();
-  device.release(kPad); device.release(vPad);
+  releaseAll(device, [kPad, vPad]);
   if (!othersEmpty) env.kernel.forward({ q, k: kAll, v: vAll, view: others, scale: env.scale, state });
 
   return finish(env, q.dtype, {
@@ -49,12 +49,12 @@ export const allgather: Strategy = async (ctx, q, k, v) => {
       await rk.wait();
       await rv.wait();
       // the gathered K/V and every gradient buffer go back once reduced (backward runs once)
-      for (const t of [dkAll, dvAll, kAll, vAll]) device.release(t);
+      releaseAll(device, [dkAll, dvAll, kAll, vAll]);
       for (const [mine, into] of [[dkMine, dk], [dvMine, dv]] as const) {
         const rows = device.zeros(acc, k.shape);
         device.copyBox(mine, rows, { src: [0, 0], dst: [0, 0], size: [T, Hkv] });
         device.add(into, rows);
-        device.release(rows); device.release(mine);
+        releaseAll(device, [rows, mine]);
       }
       return { dq, dk, dv };
     },

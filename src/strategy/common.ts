@@ -129,6 +129,16 @@ export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
   };
 }
 
+/** Whether a block in hand is the caller's own tensors, not a received copy (compared by tensor: callers pass fresh arrays). */
+export function isOwn(held: readonly Tensor[], travel: readonly Tensor[]): boolean {
+  return held.every((t, i) => t === travel[i]);
+}
+
+/** Give tensors this code allocated back to the device (Device.release): each is not used again. */
+export function releaseAll(device: Device, ts: Iterable<Tensor>): void {
+  for (const t of ts) device.release(t);
+}
+
 export function castTo(device: Device, t: Tensor, dtype: DType): Tensor {
   return t.dtype === dtype ? t : device.cast(t, dtype);
 }

@@ -8,8 +8,8 @@
 import { doubleRingMesh } from '../mesh/mesh.js';
 import { type MaskView, queryRows } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
-import { envOf, finish, freshState, isEmpty } from './common.js';
-import { isOwn, ringBackward, ringForward } from './ring-pass.js';
+import { envOf, finish, freshState, isEmpty, isOwn, releaseAll } from './common.js';
+import { ringBackward, ringForward } from './ring-pass.js';
 import type { Strategy } from './types.js';
 
 export interface DoubleRingOptions { inner: number }
@@ -36,7 +36,7 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
         const vw = view(i, o);
         if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
       }, `double-ring inner fwd (outer ${t})`);
-      if (!isOwn(lastInner, held)) for (const b of lastInner) device.release(b);
+      if (!isOwn(lastInner, held)) releaseAll(device, lastInner);
     }, 'double-ring outer fwd');
 
     return finish(env, q.dtype, {

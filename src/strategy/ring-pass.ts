@@ -11,16 +11,7 @@ import type { Comm, P2POp, Work } from '../comm/comm.js';
 import { DONE } from '../comm/comm.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type Env, mod, recvRows, rowsLike } from './common.js';
-
-function releaseAll(env: Env, ts: readonly Tensor[]): void {
-  for (const t of ts) env.device.release(t);
-}
-
-/** Whether a block is the caller's own tensors (compared by tensor: callers pass fresh arrays). */
-export function isOwn(held: readonly Tensor[], travel: readonly Tensor[]): boolean {
-  return held.every((t, i) => t === travel[i]);
-}
+import { type Env, isOwn, mod, recvRows, releaseAll, rowsLike } from './common.js';
 
 /** Rows of the block member m starts with (all travelling tensors share their leading dimension). */
 export type BlockRows = (member: number) => number;
@@ -47,7 +38,7 @@ export async function ringForward(
     await visit(held, owner, s);
     await work.wait();
     if (s < n - 1) {
-      if (!isOwn(held, travel)) releaseAll(env, held); // visited and passed on
+      if (!isOwn(held, travel)) releaseAll(env.device, held); // visited and passed on
       held = incoming;
     }
   }
@@ -97,9 +88,9 @@ export async function ringBackward(
     if (ops.length) { env.trace.step(`${label} ${s + 1}`); work = ring.sendRecv(ops); }
     const local = await visit(held, owner, s);
     await work.wait();
-    if (carry) releaseAll(env, carry); // passed on
-    if (!isOwn(held, travel)) releaseAll(env, held); // visited and passed on (the kept `start` too)
-    if (local && arriving.length) { local.forEach((t, i) => env.device.add(t, arriving[i]!)); releaseAll(env, arriving); }
+    if (carry) releaseAll(env.device, carry); // passed on
+    if (!isOwn(held, travel)) releaseAll(env.device, held); // visited and passed on (the kept `start` too)
+    if (local && arriving.length) { local.forEach((t, i) => env.device.add(t, arriving[i]!)); releaseAll(env.device, arriving); }
     carry = local ?? (arriving.length ? arriving : like(owner));
     held = incoming;
   }

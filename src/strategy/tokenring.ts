@@ -8,7 +8,7 @@ import { DONE } from '../comm/comm.js';
 import { type MaskView, type QueryRows, queryRows } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type Env, envOf, finish, freshState, isEmpty, mod, rowsLike } from './common.js';
+import { type Env, envOf, finish, freshState, isEmpty, isOwn, mod, releaseAll, rowsLike } from './common.js';
 import type { Strategy } from './types.js';
 
 interface QueryPass {
@@ -35,7 +35,7 @@ async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, li
     // lse [H, T] travels with rows on its second axis
     t.shape.length === 2 ? env.device.zeros(t.dtype, [t.shape[0]!, rows]) : rowsLike(env.device, t, rows);
   // what arrives or is computed here is released once used and passed on: two blocks at a time
-  const release = (ts: readonly Tensor[]): void => { for (const t of ts) env.device.release(t); };
+  const release = (ts: readonly Tensor[]): void => releaseAll(env.device, ts);
   let held = p.travel;
   let pending: { owner: number; part: Tensor[] } | null = null;
   const exchange = (ops: P2POp[], s: number): { arriving: Tensor[] | null } => {
@@ -63,7 +63,7 @@ async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, li
     await work.wait();
     if (arriving) { p.combine(arriving); release(arriving); }
     if (sent) release(sent.part);
-    if (held !== p.travel) release(held); // visited and passed on
+    if (!isOwn(held, p.travel)) release(held); // visited and passed on
     held = incoming;
   }
   if (n === 1) return;

@@ -6,7 +6,7 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType, type DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { castTo, concatPositions, type Env, envOf, localAttention, type Partial } from './common.js';
+import { castTo, concatPositions, type Env, envOf, localAttention, type Partial, releaseAll } from './common.js';
 import { addHeads, HeadPlan } from './heads.js';
 import type { Strategy, StrategyResult } from './types.js';
 
@@ -52,7 +52,7 @@ export async function ulyssesAttention(
   });
   const qHeads = (c: number): [number, number] => [c * Hl, (c + 1) * Hl];
   /** packing buffers and copies are released once used: a member holds O(T · H), not every copy */
-  const release = (...ts: readonly Tensor[]): void => { for (const t of ts) device.release(t); };
+  const release = (...ts: readonly Tensor[]): void => releaseAll(device, ts);
   /** `t` cast to `dt` for packing; `done` releases the cast copy (not `t`) once packed */
   const castFor = (t: Tensor, dt: DType): { t: Tensor; done: () => void } => {
     const c = castTo(device, t, dt);
