@@ -7,7 +7,7 @@ import { CpuKernel } from '../kernel/cpu.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';
-import { CommLog, CountingComm, CountingKernel, MeteredDevice, type StepCount } from '../strategy/accounting.js';
+import { CommLog, CountingComm, CountingKernel, type DeviceTraffic, MeteredDevice, type StepCount } from '../strategy/accounting.js';
 import type { HostTensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
@@ -28,6 +28,8 @@ export interface RankOutput {
   steps: StepCount[];
   /** the most bytes the strategy held at once (allocated, not released) over forward and backward */
   peakHeldBytes: number;
+  /** device memory traffic of the Device's elementwise operations (zeros, full, copyBox, add, cast), forward and backward */
+  elementwise: DeviceTraffic;
 }
 
 export function documentsOf(mask: MaskSpec): readonly number[] | undefined {
@@ -66,7 +68,7 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
     out: await dl(res.out), lse: await dl(res.lse),
     forwardMs: t1 - t0, backwardMs: t2 - t1, computeMs: kernel.count.ms, area: kernel.count.area,
     forwardCalls: kernel.count.forwardCalls, backwardCalls: kernel.count.backwardCalls,
-    steps: log.list(), peakHeldBytes: device.peak,
+    steps: log.list(), peakHeldBytes: device.peak, elementwise: device.traffic,
   };
   if (grads) { out.dq = await dl(grads.dq); out.dk = await dl(grads.dk); out.dv = await dl(grads.dv); }
   return out;

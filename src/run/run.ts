@@ -8,6 +8,7 @@ import { ShardMap } from '../shard/shard.js';
 import { castHost, fmtShape, type HostTensor } from '../tensor/host.js';
 import { type Layout, resolveLayout } from './layout.js';
 import { documentsOf, type RankOutput, type RankTask } from './rank.js';
+import type { DeviceTraffic } from '../strategy/accounting.js';
 
 /** q [S,H,D], k/v [S,Hkv,D], dout like q (gradients are computed when it is given). */
 export interface Problem {
@@ -27,6 +28,8 @@ export interface RankStats {
   kernelCalls: number;
   /** the most bytes the strategy held at once (allocations not yet released), forward and backward */
   peakHeldBytes: number;
+  /** device memory traffic of the strategy's elementwise Device operations (MeteredDevice.traffic): per operation and in all */
+  elementwise: DeviceTraffic;
 }
 
 /** Traffic of one rank in one labelled step of the schedule. */
@@ -112,7 +115,7 @@ function statsOf(outs: readonly RankOutput[]): RunStats {
   const perRank: RankStats[] = outs.map((o, rank) => {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };
     for (const s of o.steps) { t.messages += s.messages; t.bytesSent += s.bytesSent; t.bytesReceived += s.bytesReceived; }
-    return { rank, computeMs: o.computeMs, area: o.area, ...t, kernelCalls: o.forwardCalls + o.backwardCalls, peakHeldBytes: o.peakHeldBytes };
+    return { rank, computeMs: o.computeMs, area: o.area, ...t, kernelCalls: o.forwardCalls + o.backwardCalls, peakHeldBytes: o.peakHeldBytes, elementwise: o.elementwise };
   });
   const areas = perRank.map((r) => r.area), mean = areas.reduce((a, b) => a + b, 0) / areas.length;
   const forwardMs = Math.max(...outs.map((o) => o.forwardMs)), backwardMs = Math.max(...outs.map((o) => o.backwardMs));

@@ -134,10 +134,29 @@ export class CountingKernel implements AttnKernel {
   }
 }
 
-/** A device that counts the bytes its caller holds: allocated and not yet released; and their peak. */
+/** HBM traffic of a Device's elementwise operations: calls that move bytes, bytes read, bytes written. */
+export interface OpTraffic { calls: number; readBytes: number; writeBytes: number }
+export type ElementwiseOp = 'zeros' | 'full' | 'copyBox' | 'add' | 'cast';
+/** Per operation, and in all. */
+export type DeviceTraffic = Record<ElementwiseOp | 'total', OpTraffic>;
+
+export function noTraffic(): DeviceTraffic {
+  const z = (): OpTraffic => ({ calls: 0, readBytes: 0, writeBytes: 0 });
+  return { zeros: z(), full: z(), copyBox: z(), add: z(), cast: z(), total: z() };
+}
+
+/**
+ * A device that counts the bytes its caller holds: allocated and not yet released; and their peak.
+ * It also counts the device memory traffic of the elementwise operations (`traffic`), as a GPU
+ * runs them on its compute stream: zeros and full write the tensor (memset, fill kernel); copyBox
+ * reads and writes the box (in each side's dtype); add reads dst and src and writes dst; cast reads
+ * the source and writes the copy; empty, release, upload and download move nothing on the device.
+ * A call counts when it moves any byte (the CUDA device launches nothing for an empty tensor or box).
+ */
 export class MeteredDevice implements Device {
   held = 0;
   peak = 0;
+  readonly traffic: DeviceTraffic = noTraffic();
   private readonly released = new WeakSet<Tensor>();
   private readonly allocated = new WeakSet<Tensor>();
   constructor(readonly inner: Device) {}
@@ -150,12 +169,21 @@ export class MeteredDevice implements Device {
     return t;
   }
 
-  zeros(dtype: DType, shape: readonly number[]): Tensor { return this.hold(this.inner.zeros(dtype, shape)); }
+  private count(op: ElementwiseOp, readBytes: number, writeBytes: number): void {
+    if (readBytes + writeBytes === 0) return;
+    for (const t of [this.traffic[op], this.traffic.total]) { t.calls++; t.readBytes += readBytes; t.writeBytes += writeBytes; }
+  }
+
+  zeros(dtype: DType, shape: readonly number[]): Tensor { const t = this.hold(this.inner.zeros(dtype, shape)); this.count('zeros', 0, bytes(t)); return t; }
   empty(dtype: DType, shape: readonly number[]): Tensor { return this.hold(this.inner.empty(dtype, shape)); }
-  full(dtype: DType, shape: readonly number[], value: number): Tensor { return this.hold(this.inner.full(dtype, shape, value)); }
-  cast(src: Tensor, dtype: DType): Tensor { return this.hold(this.inner.cast(src, dtype)); }
-  copyBox(src: Tensor, dst: Tensor, box: Box): void { this.inner.copyBox(src, dst, box); }
-  add(dst: Tensor, src: Tensor): void { this.inner.add(dst, src); }
+  full(dtype: DType, shape: readonly number[], value: number): Tensor { const t = this.hold(this.inner.full(dtype, shape, value)); this.count('full', 0, bytes(t)); return t; }
+  cast(src: Tensor, dtype: DType): Tensor { const t = this.hold(this.inner.cast(src, dtype)); this.count('cast', bytes(src), bytes(t)); return t; }
+  copyBox(src: Tensor, dst: Tensor, box: Box): void {
+    this.inner.copyBox(src, dst, box);
+    const n = box.size[0] * box.size[1] * numel(src.shape.slice(2));
+    this.count('copyBox', n * bytesPerElement(src.dtype), n * bytesPerElement(dst.dtype));
+  }
+  add(dst: Tensor, src: Tensor): void { this.inner.add(dst, src); this.count('add', bytes(dst) + bytes(src), bytes(dst)); }
   upload(t: HostTensor): Tensor { return this.inner.upload(t); }
   download(t: Tensor): Promise<HostTensor> { return this.inner.download(t); }
   synchronize(): Promise<void> { return this.inner.synchronize(); }

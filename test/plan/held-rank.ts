@@ -11,7 +11,7 @@ import type { MaskSpec } from '../../src/mask/spec.js';
 import type { ResolvedLayout } from '../../src/run/layout.js';
 import { strategyFor } from '../../src/run/strategies.js';
 import { ShardMap } from '../../src/shard/shard.js';
-import { MeteredDevice } from '../../src/strategy/accounting.js';
+import { type DeviceTraffic, MeteredDevice } from '../../src/strategy/accounting.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { randn, Rng } from '../../src/tensor/random.js';
 
@@ -32,6 +32,26 @@ export async function heldRank(comm: Comm, tasks: readonly HeldTask[]): Promise<
     const forward = device.peak;
     await res.backward(dout);
     counts.push({ forward, peak: device.peak, end: device.held });
+  }
+  return counts;
+}
+
+/** The device traffic (MeteredDevice.traffic) after the forward and after the backward, per task (test/plan/elementwise.test.ts). */
+export interface TrafficCount { forward: DeviceTraffic; total: DeviceTraffic }
+
+export async function trafficRank(comm: Comm, tasks: readonly HeldTask[]): Promise<TrafficCount[]> {
+  const counts: TrafficCount[] = [];
+  for (const t of tasks) {
+    const device = new MeteredDevice(new CpuDevice(true));
+    const shard = ShardMap.build(t.layout.shard, t.S, comm.size);
+    const T = shard.length(comm.rank), rng = new Rng(17 + comm.rank);
+    const x = (h: number) => randn(rng, t.dtype, [T, h, t.D], 1, true);
+    const q = x(t.H), k = x(t.Hkv), v = x(t.Hkv), dout = x(t.H);
+    const ctx = { comm, kernel: new CpuKernel(), device, mask: MaskGrid.build(t.mask, t.S), shard, scale: 0.5 };
+    const res = await strategyFor(t.layout)(ctx, q, k, v);
+    const forward = structuredClone(device.traffic);
+    await res.backward(dout);
+    counts.push({ forward, total: device.traffic });
   }
   return counts;
 }
