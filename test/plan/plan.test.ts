@@ -11,7 +11,7 @@ import { H200 } from '../../src/plan/calibration/h200.js';
 import { applyRecords } from '../../src/plan/calibration/records.js';
 import { parseConfig } from '../../src/plan/config.js';
 import { explain, FLOP_CONVENTION } from '../../src/plan/explain.js';
-import { completeLayout } from '../../src/plan/layout.js';
+import { completeLayout, describeLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/search.js';
 
 const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
@@ -51,6 +51,12 @@ test('the table and the explanation: winner, dominant term, runner-up, FLOP conv
   assert.match(r.stdout, /The dominant term is /);
   assert.match(r.stdout, /It beats #2 /);
   assert.ok(r.stdout.includes('causal counts half'));
+  // the longest sequence the winner fits, as maxSeqLen says
+  const m = /^Longest sequence (.+) fits here: ([\d,]+) tokens/m.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  const cfg = parseConfig(base), best = plan(cfg).results[0]!;
+  assert.equal(m[1], describeLayout(best.layout));
+  assert.equal(Number(m[2]!.replaceAll(',', '')), maxSeqLen(cfg, best.layout));
 });
 
 test('with candidates it evaluates exactly those, and says why one cannot run', () => {

@@ -5,7 +5,8 @@ import { loadCalibration } from '../../plan/calibration/records.js';
 import type { Calibration } from '../../plan/calibration/types.js';
 import { loadConfig } from '../../plan/config.js';
 import { explain, jsonPlan, tableRows } from '../../plan/explain.js';
-import { plan } from '../../plan/search.js';
+import { describeLayout } from '../../plan/layout.js';
+import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
 import { table } from '../table.js';
@@ -33,7 +34,8 @@ export function calibrationOption(file: string | undefined): Calibration | undef
 function run(o: PlanOpts): void {
   const top = parseInt(o.top, '--top');
   const cfg = loadConfig(o.config);
-  const { results } = plan(cfg, calibrationOption(o.calibration));
+  const calibration = calibrationOption(o.calibration);
+  const { results } = plan(cfg, calibration);
   if (o.json) {
     process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');
     return;
@@ -44,4 +46,10 @@ function run(o: PlanOpts): void {
   process.stdout.write(table(tableRows(results, top)));
   if (results.length > top) process.stdout.write(`(${results.length - top} more; --top N or --json for all)\n`);
   process.stdout.write('\n' + explain(cfg, results));
+  const best = results[0];
+  if (best?.feasible) {
+    // the question after "which layout": how far can it go on this cluster (memory alone)
+    const S = maxSeqLen(cfg, best.layout, calibration);
+    process.stdout.write(`\nLongest sequence ${describeLayout(best.layout)} fits here: ${S.toLocaleString('en-US')} tokens (memory model, multiples of 1024).\n`);
+  }
 }
