@@ -10,6 +10,7 @@ import { dataGroup, ringGroup, ringPatterns, tpGroup, ulyssesGroup } from './lay
 import type { CollectiveOp, GroupShape, Network } from './links.js';
 import { activationBytesPerTokenLayer, elementwiseBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Rates } from './rates.js';
+import { elementwisePeakMember } from './elementwise.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
@@ -274,8 +275,10 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       const key = `${shard}/${r}/${inner}/${token}/${pass}/${turned}`;
       let u = units.get(key);
       if (!u) {
+        // the backward's adds of arriving sums are Device operations where those are counted (deviceOps)
+        const merges = pass === 'fwd' || !rates.impl.deviceOps;
         const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
-          : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(b.rows * D) : 0);
+          : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
         const grid = (turn: boolean): RingGrid => {
           const gk = `${shard}/${r}/${inner}/${token}/${turn}`;
           let g = grids.get(gk);
@@ -371,7 +374,7 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
       // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home
       preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (2 * D * BF16 + 2 * F32);
       backBytes = pass === 'fwd' ? tokens * h.q * (D + 1) * F32 : tokens * h.q * D * F32;
-      tailMs = rates.mergeMs(h.q * tokens * D);
+      tailMs = pass === 'bwd' && rates.impl.deviceOps ? 0 : rates.mergeMs(h.q * tokens * D);
     } else {
       preBytes = kvBytes;
       if (pass === 'bwd') {
@@ -392,7 +395,29 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
       ? { kind: 'collective', name: 'all-to-all out', term: 'all-to-all', op: 'all-to-all', bytes: oBytes, group: uGroup }
       : { kind: 'collective', name: 'all-to-all dq,dk,dv', term: 'all-to-all', op: 'all-to-all', bytes: qkvBytes, group: uGroup });
   }
+  const ops = deviceOpsMs(ctx, l, pass);
+  if (ops > 0) phases.push({ kind: 'compute', name: `device ops ${pass}`, term: 'elementwise', ms: ops });
   return phases;
+}
+
+/**
+ * The strategy code's elementwise Device work of one pass on one GPU (implementations with
+ * `deviceOps`): elementwise.ts's bytes at the HBM rate plus a launch per call. They run on the
+ * compute stream between the kernels, so they add to them. The one-GPU layout is the kernel alone
+ * (weft's single-GPU timing runs no strategy code).
+ */
+export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): number {
+  const { cfg, rates } = ctx, ops = rates.impl.deviceOps;
+  if (!ops || (l.ring === 1 && l.ulysses === 1)) return 0;
+  const m = cfg.model, B = seqsAtOnce(cfg, l);
+  const H = m.heads / l.tp, Hkv = Math.max(1, m.kvHeads / l.tp);
+  const c = elementwisePeakMember({
+    strategy: l.strategy, T: cfg.seqLen / (l.ulysses * l.ring), H, Hkv, D: m.headDim, ring: l.ring, ulysses: l.ulysses,
+    inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring, e: elemBytes(cfg), a: F32, kernelTemps: false, backward: pass === 'bwd',
+  });
+  const x = c.total.total, f = c.forward.total;
+  const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
+  return B * (rates.hbmMs(bytes) + (calls * ops.opLaunchUs) / 1000);
 }
 
 /** Weight products, elementwise work and tensor-parallel collectives of one layer. */

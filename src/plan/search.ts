@@ -3,7 +3,7 @@
 import { MaskAreas } from './area.js';
 import { CLASS_CALIBRATIONS } from './calibration/classes.js';
 import { H200 } from './calibration/h200.js';
-import { IMPLEMENTATIONS, type Calibration } from './calibration/types.js';
+import { IMPLEMENTATIONS, type Calibration, type Implementation } from './calibration/types.js';
 import type { PlanConfig } from './config.js';
 import { fits, memory, predict, type Memory, type Prediction, type Timing } from './cost.js';
 import { completeLayout, enumerateLayouts, type Layout, layoutProblem } from './layout.js';
@@ -28,11 +28,11 @@ export function calibrationFor(cfg: PlanConfig, override?: Calibration): Calibra
   return CLASS_CALIBRATIONS[cls];
 }
 
-export function buildContext(cfg: PlanConfig, override?: Calibration): Context {
+/** `impl`: an implementation in place of the config's named one (tests: a profile as the model had it before a change). */
+export function buildContext(cfg: PlanConfig, override?: Calibration, impl: Implementation = IMPLEMENTATIONS[cfg.implementation]!): Context {
   const cal = calibrationFor(cfg, override);
   const k0 = defaultK0();
   const curves = fitCalibration(cal, k0, fitCalibration(H200, k0));
-  const impl = IMPLEMENTATIONS[cfg.implementation]!;
   const rates = new Rates(cfg.cluster.gpu, cal, cfg.kernel ?? cal.defaultKernel, impl, curves, cfg.precision === 'fp32' ? 0.5 : 1);
   const net: Network = {
     intra: cfg.cluster.intraNode, inter: cfg.cluster.interNode,

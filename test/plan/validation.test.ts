@@ -93,8 +93,6 @@ const KNOWN_MISSES: Record<string, string> = {
     + 'the model leaves out 2–6 ms of per-iteration work outside the kernels, most for Ulysses (timelines); the winner\'s and runner-up\'s 3 iterations overlap (43.33–43.81 vs 43.76–44.33 ms)',
   'weft H200 128K doc-causal (7c54dd9d)': 'Ulysses predicted first, measured third (4.2% behind the ring): its kernel on the gathered doc-zigzag order runs 7.7% over the '
     + 'model\'s whole-sequence price (so at 127f7f2d too), and it leaves 18 ms outside the kernels unpriced against the ring\'s 11',
-  'weft H200 32K causal (a57aad4)': 'the turned-back ring measured first (42.0 ms, iterations 41.90–42.39) by 3.1% over TokenRing; the model puts Ulysses 0.8% ahead of it '
-    + '(39.5 vs 39.8 ms): both kernels are priced within 2%, but the time outside them is 3.0 ms for the ring and 4.6 ms for Ulysses (its packing around the all-to-alls), unpriced',
   'weft 4×H200 128K doc-causal (a57aad4)': 'USP 2×2 measured first (92.6 ms) by 2.1% over TokenRing and the ring (94.6); Ulysses, predicted first by 2.8%, measured last (97.7): '
     + 'its kernel on the gathered doc-zigzag order of 4 members took 84.0 ms against the model\'s 69.5 for the sequence in natural order (−17%; −9.5% on 2 GPUs), '
     + 'the tile effect of the permuted order that the area model does not see; USP\'s kernels, on 2 members\' order, 77.3 against 73.3',

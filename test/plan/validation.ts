@@ -1,5 +1,6 @@
 // Predictions for every published measurement in published.ts, with the configs that describe
 // each published setup. Shared by the validation tests and by docs/plan.md's table.
+import { type Implementation, IMPLEMENTATIONS } from '../../src/plan/calibration/types.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,8 +33,14 @@ export function layoutFor(cfg: PlanConfig, c: { tp?: number; ulysses?: number; r
   return completeLayout({ ...c, placement: 'head-first' }, cfg);
 }
 
-function predictOne(cfg: PlanConfig, l: Layout): PlanResult {
-  return evaluateLayout(buildContext(cfg), l);
+function predictOne(cfg: PlanConfig, l: Layout, impl?: Implementation): PlanResult {
+  return evaluateLayout(buildContext(cfg, undefined, impl), l);
+}
+
+/** A weft profile as the model priced it before the strategy code's Device operations were counted (elementwise.ts): for the checks written down before. */
+export function withoutDeviceOps(implementation: string): Implementation {
+  const { deviceOps: _, ...rest } = IMPLEMENTATIONS[implementation]!;
+  return rest;
 }
 
 /** USP Tables 5–7: predicted vs published TFLOP/s per GPU (causal counts half). */
@@ -416,11 +423,11 @@ function covered(spans: readonly { start: number; end: number }[]): number {
  * hidden under kernels, gaps with nothing on either stream, and what follows the last span
  * (`exposedComm`, `idle`, `tail`, on that rank); the model's rest is its transfers and collectives.
  */
-export function timelineSplit(r: CpRecord, implementation: string): {
+export function timelineSplit(r: CpRecord, implementation: string, impl?: Implementation): {
   kernels: number; rest: number; exposedComm: number; idle: number; tail: number; modelKernels: number; modelRest: number; predictedMs: number;
 } {
   const cfg = weftCpConfig(r.config.seq, r.config.mask, r.config.world, r.config.kvHeads, implementation);
-  const res = predictOne(cfg, completeLayout(recordLayout(r), cfg));
+  const res = predictOne(cfg, completeLayout(recordLayout(r), cfg), impl);
   const b = res.timing!.breakdown, predictedMs = res.prediction!.stepMs;
   const ranks = r.extra!.timeline!.map((rank) => {
     const compute = rank.spans.filter((s) => s.stream === 'compute');

@@ -23,6 +23,7 @@ import { MEMORY_PREDICTIONS_A57AAD4, NEXT_MEMORY_PREDICTIONS, NEXT_PREDICTIONS, 
 import {
   cpRecords, type CpRecord, median, recordLayout, relErr, repoFile, timelineSplit, WEFT_CP_A57AAD4_RECORDS, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, WEFT_CP_LENGTH_A57AAD4,
   weftCpConfig, weftH200A57Checks, weftH200Checks, weftH200FixedChecks, weftTag,
+  withoutDeviceOps,
 } from './validation.js';
 
 test('the host preparation rate of weft-127f7f2d is the median gap before the first kernel in the mask-sweep timelines', (t) => {
@@ -148,11 +149,12 @@ test('the predictions for the turned-back ring (NEXT_PREDICTIONS, 83b0f50) again
   let checked = 0;
   for (const p of rows) {
     const l = { ring: 2, shard: p.shard } as const;
-    const ms = (implementation: string): number => {
+    // the model as it was when they were written down: the strategy code's Device operations not yet counted
+    const ms = (implementation: string, impl = withoutDeviceOps(implementation)): number => {
       const cfg = weftCpConfig(p.seq, p.mask, 2, p.kvHeads, implementation);
-      return evaluateLayout(buildContext(cfg), completeLayout(l, cfg)).prediction!.stepMs;
+      return evaluateLayout(buildContext(cfg, undefined, impl), completeLayout(l, cfg)).prediction!.stepMs;
     };
-    const now = ms('weft'), old = ms('weft-7c54dd9d');
+    const now = ms('weft'), old = ms('weft-7c54dd9d'), current = ms('weft', IMPLEMENTATIONS.weft);
     // the model still predicts what was written down, for both schedules
     assert.ok(Math.abs(now - p.ms) < 0.05, `${p.label}: the model now predicts ${now} ms, not the pre-registered ${p.ms}`);
     assert.ok(Math.abs(old - p.oldMs) < 0.05, `${p.label}: the 7c54dd9d schedule now gives ${old} ms, not ${p.oldMs}`);
@@ -169,8 +171,8 @@ test('the predictions for the turned-back ring (NEXT_PREDICTIONS, 83b0f50) again
     const rec = cpRecords(p.record.file).find((x) => x.config.seq === p.seq && x.config.mask === p.mask && x.name === p.record!.name && x.config.world === 2)!;
     const c = a57.find((x) => x.source === p.record!.file && x.group === `weft H200 ${weftTag(p.seq, p.mask)} (a57aad4)` && x.label.endsWith(`ring ${p.shard}`))!;
     assert.equal(c.measuredMs, rec.summary.median);
-    assert.ok(Math.abs(c.predictedMs - p.ms) < 0.05);
-    const err = relErr(c); // predicted / measured TFLOP/s − 1: positive = the model too fast
+    assert.ok(Math.abs(c.predictedMs - current) < 0.05);
+    const err = c.measuredMs / p.ms - 1; // the pre-registered figure: predicted / measured TFLOP/s − 1, positive = the model too fast
     // slower than predicted, as the unpriced time outside the kernels says they would be
     assert.ok(err > 0, `${p.label}: measured ${c.measuredMs} ms, faster than the predicted ${p.ms}`);
     // the project's 10% target, per row; a row that misses it says why
@@ -185,7 +187,7 @@ test('the predictions for the turned-back ring (NEXT_PREDICTIONS, 83b0f50) again
     }
     const one = a57.find((x) => x.group === `weft H200 ${weftTag(p.seq, p.mask)} one GPU (a57aad4)`)!;
     const effMeasured = one.measuredMs / (2 * c.measuredMs);
-    t.diagnostic(`${p.label.padEnd(40)} predicted ${p.ms.toFixed(1).padStart(7)} ms → measured ${c.measuredMs.toFixed(1).padStart(7)} ms: ${pct(err)} in TFLOP/s${reading}; efficiency ${p.efficiency?.toFixed(3)} → ${effMeasured.toFixed(3)}${p.miss ? `  MISS (> 10%): ${p.miss}` : ''}`);
+    t.diagnostic(`${p.label.padEnd(40)} predicted ${p.ms.toFixed(1).padStart(7)} ms → measured ${c.measuredMs.toFixed(1).padStart(7)} ms: ${pct(err)} in TFLOP/s${reading}; efficiency ${p.efficiency?.toFixed(3)} → ${effMeasured.toFixed(3)}${p.miss ? `  MISS (> 10%): ${p.miss}` : ''}; the model now (Device operations counted) ${current.toFixed(1)} ms (${pct(relErr(c))})`);
   }
   assert.equal(checked, 5);
 });
@@ -203,24 +205,30 @@ test('a57aad4, 2 and 4 GPUs: the kernels as priced, the misses outside them; the
   const unpriced = (x: { s: ReturnType<typeof timelineSplit> }): number => x.s.rest - x.s.modelRest;
   // the kernels of zigzag-family layouts under causal, full and sliding masks, on 2 and 4 GPUs,
   // within 5% of the model (documents: Ulysses' permuted order as before; on 4 GPUs every
-  // layout's document kernels run 5–17% over the model, reported above)
+  // layout's document kernels run 5–17% over the model, reported above). The 4-GPU 32K ring's
+  // kernels run 6.3% over: within 5% only while the model's kernel term held the backward's adds
+  // of arriving dK,dV sums as merges (they are Device operations, outside the kernel spans)
   for (const { r, s } of rows) {
     if (r.extra!.layout!.shard === 'contiguous' || r.config.mask === 'document-causal') continue;
-    assert.ok(Math.abs(s.modelKernels / s.kernels - 1) < 0.05, `${r.name} ${r.config.world} ${r.config.seq} ${r.config.mask}: kernels ${s.kernels} vs model ${s.modelKernels}`);
+    const tol = r.config.world === 4 && r.config.seq === 32768 ? 0.065 : 0.05;
+    assert.ok(Math.abs(s.modelKernels / s.kernels - 1) < tol, `${r.name} ${r.config.world} ${r.config.seq} ${r.config.mask}: kernels ${s.kernels} vs model ${s.modelKernels}`);
   }
-  // 4 GPUs at 32K (8K tokens per GPU: the 22–40% misses): at least three quarters of each miss lies outside the kernels
+  // 4 GPUs at 32K (8K tokens per GPU: the 16–30% misses): most of each miss lies outside the kernels
+  // (with the Device operations priced, two thirds for the ring: 3.1 of 4.5 ms; 81–103% for the others)
   for (const x of rows.filter((y) => y.r.config.world === 4 && y.r.config.seq === 32768)) {
     const miss = x.r.summary.median - x.s.predictedMs;
-    assert.ok(miss > 0 && unpriced(x) >= 0.75 * miss, `${x.r.name}: unpriced ${unpriced(x)} of a ${miss} ms miss`);
+    assert.ok(miss > 0 && unpriced(x) >= (2 / 3) * miss, `${x.r.name}: unpriced ${unpriced(x)} of a ${miss} ms miss`);
   }
   // the turned-back ring leaves less time outside its kernels than the home-hop ring of 7c54dd9d
   // (the last kernel → final hop gap is gone) at 32K and on every 128K mask
   const fixed = WEFT_CP_FIXED_RECORDS.flatMap((f) => cpRecords(f));
   for (const [seq, mask, name] of [[32768, 'causal', 'weft-ring-zigzag'], [131072, 'causal', 'weft-ring-zigzag'], [131072, 'full', 'weft-ring-zigzag'],
     [131072, 'sliding:8191,0', 'weft-ring-zigzag'], [131072, 'document-causal', 'weft-ring-doc-zigzag']] as const) {
-    const now = rows.find((x) => x.r.config.world === 2 && x.r.config.seq === seq && x.r.config.mask === mask && x.r.name === name)!;
+    // both by the model without the Device operations (not counted for 7c54dd9d's code)
+    const r = rows.find((x) => x.r.config.world === 2 && x.r.config.seq === seq && x.r.config.mask === mask && x.r.name === name)!.r;
+    const now = { s: timelineSplit(r, 'weft-a57aad4', withoutDeviceOps('weft-a57aad4')) };
     const before = timelineSplit(fixed.find((x) => x.config.seq === seq && x.config.mask === mask && x.name === name)!, 'weft-7c54dd9d');
-    t.diagnostic(`ring ${weftTag(seq, mask)}: unpriced ${(before.rest - before.modelRest).toFixed(1)} ms at 7c54dd9d → ${unpriced(now).toFixed(1)} ms at a57aad4`);
+    t.diagnostic(`ring ${weftTag(seq, mask)}: unpriced (Device operations too) ${(before.rest - before.modelRest).toFixed(1)} ms at 7c54dd9d → ${unpriced(now).toFixed(1)} ms at a57aad4; with them priced ${unpriced(rows.find((x) => x.r === r)!).toFixed(1)} ms`);
     assert.ok(unpriced(now) < before.rest - before.modelRest);
   }
 });

@@ -67,17 +67,31 @@ export interface Implementation {
    * count for every implementation.
    */
   footprint: 'weft-gc' | 'weft' | 'generic';
+  /**
+   * The strategy code's own elementwise device work outside the kernels — zero-filled buffers, the
+   * lse fill, the all-to-all packing copies, the adds of arriving gradient sums, the casts —
+   * counted from weft's code (elementwise.ts: bytes and calls per rank) and priced as serial HBM
+   * traffic on the compute stream at the calibration's hbmEfficiency plus `opLaunchUs` per call.
+   * The backward's adds of arriving dK,dV (and TokenRing's dq) sums are among them, so the
+   * backward prices no merge. Absent: not priced (the merges stand for it).
+   */
+  deviceOps?: { opLaunchUs: number; source: string };
   source: string;
 }
+
+// weft's Device operations are the same from a57aad4 to now (90faa7f added releases only, which
+// move nothing); before 9d3ee14 (Device.empty) every receive buffer and copy target was zero-filled,
+// so the older profiles (7c54dd9d, 127f7f2d) are left without them
+const WEFT_DEVICE_OPS = { opLaunchUs: 5, source: 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); priced at the calibration\'s hbmEfficiency (an assumption); 5 µs per call: assumption (a stream-ordered memset, copy or small kernel issued from the host through the driver)' };
 
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
   // weft now: views prepared once (839f0e1, 7d64110), the ring backward turned back (84c36db), the
   // strategies releasing what they allocate per step (90faa7f); timing as measured at a57aad4
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds since 90faa7f (per-step releases), counted (held.ts, footprint.ts) and checked against the CPU ranks\' metered peaks; not yet measured on a GPU' },
+  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: WEFT_DEVICE_OPS, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds since 90faa7f (per-step releases), counted (held.ts, footprint.ts) and checked against the CPU ranks\' metered peaks; not yet measured on a GPU' },
   // weft as measured at a57aad4 (2 and 4 × H200, 2M–2.75M tokens): timing as `weft`; memory with
   // nothing released inside an iteration (the code before 90faa7f). Prices the a57aad4 records
-  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
+  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', deviceOps: WEFT_DEVICE_OPS, source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
   // weft as measured on 2×H200 at 7c54dd9d (bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl,
   // -14-40-38-7c54dd9d.jsonl; the 1M ring at e4fbcd6c, the same ring code): views prepared once, the
   // ring backward with its final dK/dV hop home (before 84c36db). The pre-registered predictions
