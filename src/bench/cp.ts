@@ -9,6 +9,7 @@ import { MaskGrid } from '../mask/grid.js';
 import type { Layout } from '../run/layout.js';
 import { resolveLayout } from '../run/layout.js';
 import { GpuRank, type GpuProblem, type RankTiming } from '../run/gpu.js';
+import { predictRun, type RunLayout, type RunShape } from '../plan/predict-run.js';
 import { peerScript, runPeer } from './peer.js';
 import { appendRecords, type BenchRecord, makeRecord, recordFile, summarize } from './record.js';
 
@@ -28,6 +29,16 @@ export interface CpBenchOptions {
 }
 
 interface TorchCp { seq: number; medianMs: number; msSamples: number[]; tflopsPerGpu: number; torch: string; rotate: string | null; world: number; backend: string }
+
+/** The planner's figure for a row, added to its derived values, and a note for the line printed. */
+function withModel(shape: RunShape, layout: RunLayout, gpu: string, measuredMs: number, derived: Record<string, number>): string {
+  let p;
+  try { p = predictRun(shape, layout, gpu); } catch (e) { return `; model: ${(e as Error).message.split('\n')[0]}`; }
+  if ('none' in p) return `; model: ${p.none}`;
+  derived.predictedMs = p.ms;
+  if (p.peakGiB !== undefined) derived.predictedPeakGiB = p.peakGiB;
+  return `; model ${p.ms.toFixed(1)} ms (${((p.ms / measuredMs - 1) * 100).toFixed(1)}%)`;
+}
 
 const slowest = (ranks: readonly RankTiming[], i: number): number => Math.max(...ranks.map((r) => (r.forwardMs[i] ?? 0) + (r.backwardMs[i] ?? 0)));
 
@@ -50,14 +61,17 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
       const flops = 4 * area * H * D * 3.5; // forward + backward (2.5×); the mask's unmasked area
       const p: GpuProblem = { S, H, Hkv, D, mask: spec, dtype: 'bf16', scale: 1 / Math.sqrt(D), seed: 1 };
       const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: maskName(spec), world: N, gpu: info.name };
+      const shape: RunShape = { S, H, Hkv, D, mask: spec, world: N };
       let singleMs: number | undefined;
       if (o.single !== false) {
         const one = await rank.timeSingle(p, { ...timing, timeline: false });
         if (one) {
           const samples = one.forwardMs.map((f, i) => f + (one.backwardMs[i] ?? 0));
           singleMs = summarize(samples).median;
-          keep(makeRecord('cp', 'weft-1gpu', config, 'ms', samples, { tflopsPerGpu: flops / (singleMs * 1e-3) / 1e12 }));
-          log(`  S=${S} ${m.name} one GPU: ${singleMs.toFixed(1)} ms, ${(flops / singleMs / 1e9).toFixed(0)} TFLOP/s`);
+          const derived: Record<string, number> = { tflopsPerGpu: flops / (singleMs * 1e-3) / 1e12 };
+          const model = withModel(shape, 'one-gpu', info.name, singleMs, derived);
+          keep(makeRecord('cp', 'weft-1gpu', config, 'ms', samples, derived));
+          log(`  S=${S} ${m.name} one GPU: ${singleMs.toFixed(1)} ms, ${(flops / singleMs / 1e9).toFixed(0)} TFLOP/s${model}`);
         }
       }
       for (const layout of o.layouts) {
@@ -69,12 +83,13 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         const name = `weft-${l.strategy}${l.strategy === 'usp' ? `-${l.ulysses}x${l.ring}` : l.strategy === 'double-ring' ? `-${l.inner}` : ''}-${l.shard}`;
         const derived: Record<string, number> = { tflopsPerGpu: flops / N / (med * 1e-3) / 1e12 };
         if (singleMs !== undefined) derived.efficiency = singleMs / (N * med);
+        const model = withModel(shape, l, info.name, med, derived);
         keep(makeRecord('cp', name, config, 'ms', samples, derived, {
           layout: l, forwardMs: ranks.map((r) => summarize(r.forwardMs).median), backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
           peakGiB: ranks.map((r) => r.peakBytes / 2 ** 30),
           timeline: ranks.map((r) => ({ rank: r.rank, spans: r.spans })),
         }));
-        log(`  S=${S} ${m.name} ${name}: ${med.toFixed(1)} ms, ${derived.tflopsPerGpu!.toFixed(0)} TFLOP/s per GPU${derived.efficiency ? `, efficiency ${derived.efficiency.toFixed(3)}` : ''}`);
+        log(`  S=${S} ${m.name} ${name}: ${med.toFixed(1)} ms, ${derived.tflopsPerGpu!.toFixed(0)} TFLOP/s per GPU${derived.efficiency ? `, efficiency ${derived.efficiency.toFixed(3)}` : ''}${model}`);
       }
     }
     if (o.torch !== false && o.masks.some((m) => m.spec(S).kind === 'causal')) {
@@ -85,8 +100,10 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
             ['--seqs', String(S), '--heads', String(H), '--kv-heads', String(Hkv), '--dim', String(D), '--rotate', rotate, '--iters', String(iters), '--warmup', String(warmup)]);
           if (r) {
             const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: 'causal', world: N, gpu: info.name };
-            keep(makeRecord('cp', `torch-cp-cudnn-${rotate}`, config, 'ms', r.msSamples, { tflopsPerGpu: r.tflopsPerGpu }, { torch: r.torch }));
-            log(`  S=${S} causal torch context_parallel (cuDNN, ${rotate}): ${r.medianMs.toFixed(1)} ms, ${r.tflopsPerGpu.toFixed(0)} TFLOP/s per GPU`);
+            const derived: Record<string, number> = { tflopsPerGpu: r.tflopsPerGpu };
+            const model = withModel({ S, H, Hkv, D, mask: { kind: 'causal' }, world: N }, 'pytorch', info.name, r.medianMs, derived);
+            keep(makeRecord('cp', `torch-cp-cudnn-${rotate}`, config, 'ms', r.msSamples, derived, { torch: r.torch }));
+            log(`  S=${S} causal torch context_parallel (cuDNN, ${rotate}): ${r.medianMs.toFixed(1)} ms, ${r.tflopsPerGpu.toFixed(0)} TFLOP/s per GPU${model}`);
           }
         } catch (e) {
           log(`  S=${S} torch context_parallel (${rotate}) failed: ${(e as Error).message.split('\n')[0]}`);
