@@ -10,83 +10,29 @@
 // kernel's f32 delta — is one term, kernelTemps, from src/kernel/cuda/kernel.ts.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runRanks } from '../../src/comm/local/launch.js';
-import { uspMesh } from '../../src/mesh/mesh.js';
 import { heldBytes, type HeldCase } from '../../src/plan/held.js';
-import { type Layout, runBatch } from '../../src/run/index.js';
-import { resolveLayout } from '../../src/run/layout.js';
-import { randn, Rng } from '../../src/tensor/random.js';
-import type { HeldCount, HeldTask } from './held-rank.js';
+import { caseName, cases, member, model, viaRanks, viaRunBatch } from './held-rank.js';
 
-interface Shape { S: number; H: number; Hkv: number; D: number }
-const shapes = (N: number): Shape[] => [
-  { S: 8 * N, H: 8, Hkv: 8, D: 4 },
-  { S: 12 * N, H: 8, Hkv: 2, D: 2 }, // Ulysses 4 and 8: a KV head goes to several members (f32 partial sums)
-  { S: 4 * N, H: 24, Hkv: 3, D: 2 }, // Ulysses 2 and 8: members' KV ranges irregular (expanded, reduced) and shared
-];
-const layouts = (N: number): Layout[] => [
-  { strategy: 'ring', world: N, shard: 'zigzag' },
-  { strategy: 'tokenring', world: N, shard: 'zigzag' },
-  { strategy: 'ulysses', world: N, shard: 'zigzag' },
-  { strategy: 'allgather', world: N, shard: 'zigzag' },
-  ...(N > 1 ? [
-    { strategy: 'usp', world: N, ulysses: 2, ring: N / 2, placement: 'head-first', shard: 'zigzag' },
-    { strategy: 'double-ring', world: N, inner: 2, shard: 'zigzag' },
-  ] as Layout[] : []),
-];
-
-const BYTES = { f64: 8, f32: 4, bf16: 2 } as const;
-type Dt = keyof typeof BYTES;
-
-/** The count's case for a layout and shape on CPU ranks (accumulation f64 for f64, else f32; no kernel temporaries). */
-function model(l: Layout, s: Shape, dtype: Dt): HeldCase {
-  const N = l.world;
-  const u = l.strategy === 'ulysses' ? N : l.strategy === 'usp' ? l.ulysses! : 1;
-  return {
-    strategy: l.strategy, T: s.S / N, H: s.H, Hkv: s.Hkv, D: s.D, ring: N / u, ulysses: u, inner: l.inner ?? N,
-    e: BYTES[dtype], a: dtype === 'f64' ? 8 : 4, kernelTemps: false, backward: true,
-  };
-}
-
-/** The Ulysses member a rank is (its group rank; 0 where there is none). */
-function member(l: Layout, rank: number): number {
-  if (l.strategy === 'ulysses') return rank;
-  if (l.strategy === 'usp') return uspMesh(l.ulysses!, l.ring!, l.placement!).coord(rank, 'ulysses');
-  return 0;
-}
-
-const name = (l: Layout, s: Shape, dtype: string): string =>
-  `${l.strategy}${l.strategy === 'usp' ? ` ${l.ulysses}x${l.ring}` : l.strategy === 'double-ring' ? ` inner ${l.inner}` : ''} N=${l.world} S=${s.S} H=${s.H} Hkv=${s.Hkv} D=${s.D} ${dtype}`;
 const distinct = (xs: readonly (number | string)[]): string => [...new Set(xs)].join('/');
 
 describe('held.ts against the metered CPU ranks', () => {
   for (const N of [1, 2, 4, 8]) {
     it(`world ${N}: every rank's peak held is the count, exactly (runBatch f64, f32; and forward peak, peak and end for f64, f32, bf16)`, async (t) => {
-      const cases = layouts(N).flatMap((l) => shapes(N).flatMap((s) => (['f64', 'f32', 'bf16'] as const).map((dtype) => ({ l, s, dtype }))));
-      const viaRun = cases.filter((c) => c.dtype !== 'bf16');
-      const rng = new Rng(5);
-      const res = await runBatch(viaRun.map(({ l, s, dtype }) => ({
-        layout: l,
-        problem: {
-          q: randn(rng, 'f64', [s.S, s.H, s.D]), k: randn(rng, 'f64', [s.S, s.Hkv, s.D]), v: randn(rng, 'f64', [s.S, s.Hkv, s.D]),
-          dout: randn(rng, 'f64', [s.S, s.H, s.D]), mask: { kind: 'causal' as const }, scale: 0.5, dtype: dtype as 'f64' | 'f32',
-        },
-      })));
-      viaRun.forEach(({ l, s, dtype }, i) => {
+      const all = cases(N), viaRun = all.filter((c) => c.dtype !== 'bf16');
+      const res = await viaRunBatch(viaRun, 5);
+      viaRun.forEach((k, i) => {
         const peaks = res[i]!.stats.perRank.map((p) => p.peakHeldBytes);
-        const c = model(l, s, dtype);
-        assert.deepEqual(peaks, peaks.map((_, r) => heldBytes(c, member(l, r)).peak), `runBatch ${name(l, s, dtype)}`);
+        assert.deepEqual(peaks, peaks.map((_, r) => heldBytes(model(k), member(k.l, r)).peak), `runBatch ${caseName(k)}`);
       });
-      const tasks: HeldTask[] = cases.map(({ l, s, dtype }) => ({ layout: resolveLayout(l, s), ...s, dtype, mask: { kind: 'causal' } }));
-      const counts = await runRanks<HeldCount[]>(N, { module: new URL('./held-rank.js', import.meta.url), fn: 'heldRank' }, () => tasks);
-      cases.forEach(({ l, s, dtype }, i) => {
-        const got = counts.map((x) => x[i]!), c = model(l, s, dtype);
-        const want = got.map((_, r) => heldBytes(c, member(l, r)));
-        const unit = c.T * s.H * s.D * c.e; // one rank's q
-        if (s.Hkv === s.H) t.diagnostic(`${name(l, s, dtype).padEnd(48)} held ${distinct(got.map((x) => (x.peak / unit).toFixed(2)))} × q at the peak (${distinct(got.map((x) => x.peak))} B), ${distinct(got.map((x) => (x.forward / unit).toFixed(2)))} in the forward`);
-        assert.deepEqual(got, want, name(l, s, dtype));
+      const counts = await viaRanks(N, all);
+      all.forEach((k, i) => {
+        const got = counts.map((x) => { const m = x[i]!; return { forward: m.forward, peak: m.peak, end: m.end }; }), c = model(k);
+        const want = got.map((_, r) => heldBytes(c, member(k.l, r)));
+        const unit = c.T * k.s.H * k.s.D * c.e; // one rank's q
+        if (k.s.Hkv === k.s.H) t.diagnostic(`${caseName(k).padEnd(48)} held ${distinct(got.map((x) => (x.peak / unit).toFixed(2)))} × q at the peak (${distinct(got.map((x) => x.peak))} B), ${distinct(got.map((x) => (x.forward / unit).toFixed(2)))} in the forward`);
+        assert.deepEqual(got, want, caseName(k));
       });
-      t.diagnostic(`${viaRun.length} runBatch peaks and ${cases.length} × (forward peak, peak, end) on ${N} ranks each: all exact`);
+      t.diagnostic(`${viaRun.length} runBatch peaks and ${all.length} × (forward peak, peak, end) on ${N} ranks each: all exact`);
     });
   }
 });
