@@ -69,9 +69,10 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
     if (check) {
       const f = (x: Record<string, number>): string => Object.entries(x).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ');
       lines.push('', `vs one GPU: ${f(check.vsSingle)}`);
-      if (check.cpVsRef) lines.push(`vs f64 reference: ${f(check.cpVsRef)}`, `one GPU vs f64 reference: ${f(check.singleVsRef!)}`);
-      if (check.zeroRef) lines.push(`(${check.zeroRef.join(', ')}: exactly zero in the reference; absolute norms, not judged against one GPU)`);
-      else lines.push('(f64 reference skipped: too large for the host)');
+      if (check.cpVsRef) {
+        lines.push(`vs f64 reference: ${f(check.cpVsRef)}`, `one GPU vs f64 reference: ${f(check.singleVsRef!)}`);
+        if (check.zeroRef) lines.push(`(${check.zeroRef.join(', ')}: exactly zero in the reference; absolute norms, not judged against one GPU)`);
+      } else lines.push('(f64 reference skipped: too large for the host)');
       lines.push(ok ? 'check ok' : 'check FAILED');
     }
     process.stdout.write(lines.join('\n') + '\n');
