@@ -118,12 +118,7 @@ export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
       done = true;
       const g = await p.backward(dout);
       if (p.state.out !== out) env.device.release(p.state.out);
-      const cast = (t: Tensor): Tensor => {
-        if (t.dtype === dtype) return t;
-        const c = env.device.cast(t, dtype);
-        env.device.release(t);
-        return c;
-      };
+      const cast = (t: Tensor): Tensor => castReleasing(env.device, t, dtype);
       return { dq: cast(g.dq), dk: cast(g.dk), dv: cast(g.dv) };
     },
   };
@@ -141,6 +136,13 @@ export function releaseAll(device: Device, ts: Iterable<Tensor>): void {
 
 export function castTo(device: Device, t: Tensor, dtype: DType): Tensor {
   return t.dtype === dtype ? t : device.cast(t, dtype);
+}
+
+/** castTo for a tensor not used again: where a copy is made, the source is released at once. */
+export function castReleasing(device: Device, t: Tensor, dtype: DType): Tensor {
+  const c = castTo(device, t, dtype);
+  if (c !== t) device.release(t);
+  return c;
 }
 
 /** Same dtype, leading dimension replaced; zero-filled. */

@@ -6,7 +6,7 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType, type DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { castTo, concatPositions, type Env, envOf, localAttention, type Partial, releaseAll } from './common.js';
+import { castReleasing, castTo, concatPositions, type Env, envOf, localAttention, type Partial, releaseAll } from './common.js';
 import { addHeads, HeadPlan } from './heads.js';
 import type { Strategy, StrategyResult } from './types.js';
 
@@ -132,8 +132,7 @@ export async function ulyssesAttention(
         }
       }
       for (const x of [xq2, xk2, xv2]) release(...x.send, ...x.recv);
-      const done = (t: Tensor): Tensor => { const c = castFor(t, dtype); if (c.t !== t) release(t); return c.t; };
-      return { dq, dk: done(dk), dv: done(dv) };
+      return { dq, dk: castReleasing(device, dk, dtype), dv: castReleasing(device, dv, dtype) };
     },
   };
 }
