@@ -41,6 +41,11 @@ export function blockListBytes(tq: number, tk: number, backward: boolean): numbe
  */
 export interface Footprint { inputs: number; forward: number; backward: number; blockLists: number }
 
+/** A footprint's peak: its four parts together. */
+export function footprintBytes(f: Footprint): number {
+  return f.inputs + f.forward + f.backward + f.blockLists;
+}
+
 /**
  * The allocations of a ring pass (ring-pass.ts) of n members over blocks of `kv` bytes (K and V
  * together, input type) whose gradient sums are `kvAcc` bytes (f32): forward, the n − 1 received

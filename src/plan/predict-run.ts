@@ -5,7 +5,7 @@
 import type { MaskSpec } from '../mask/spec.js';
 import { maskName } from '../mask/spec.js';
 import { parseConfig, type PlanConfig } from './config.js';
-import { attentionFootprint } from './footprint.js';
+import { attentionFootprint, footprintBytes } from './footprint.js';
 import { completeLayout, type Layout } from './layout.js';
 import { buildContext, evaluateLayout } from './search.js';
 
@@ -60,5 +60,5 @@ export function predictRun(x: RunShape, layout: RunLayout, gpuName: string, impl
   const ms = evaluateLayout(buildContext(cfg), l).prediction!.stepMs;
   if (implementation !== 'weft') return { ms };
   const f = attentionFootprint({ ...layout, S: x.S, H: x.H, Hkv: x.Hkv, D: x.D, e: 2, backward: true });
-  return { ms, peakGiB: (f.inputs + f.forward + f.backward + f.blockLists) / 2 ** 30 };
+  return { ms, peakGiB: footprintBytes(f) / 2 ** 30 };
 }

@@ -6,7 +6,7 @@ import { MaskGrid } from '../../mask/grid.js';
 import { maskName } from '../../mask/spec.js';
 import { checkPasses, GpuRank, type GpuProblem } from '../../run/gpu.js';
 import { resolveLayout } from '../../run/layout.js';
-import { attentionFootprint } from '../../plan/footprint.js';
+import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
 import { UserError } from '../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
@@ -30,7 +30,7 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
     // refuse at once what would run out of memory minutes in (the count is exact against the
     // CPU ranks' metered peaks and, for the previous code, within 1.1% of every GPU record)
     const f = attentionFootprint({ ...l, ...d, e: 2, backward: o.backward });
-    const needs = f.inputs + f.forward + f.backward + f.blockLists, { free } = rank.world.rt.memInfo();
+    const needs = footprintBytes(f), { free } = rank.world.rt.memInfo();
     if (needs > free) {
       throw new UserError(`${l.strategy} on ${world} GPUs needs about ${gib(needs)} GiB per GPU for S=${d.S} (weft's memory count, docs/plan.md), ` +
         `${gib(free)} GiB are free: use more GPUs or a shorter sequence (--no-memory-check runs anyway)`);
