@@ -12,7 +12,7 @@ import { ncclVersionString } from '../nccl/bindings.js';
 import { ncclWorld, type World } from '../nccl/world.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { peerScript, runPeer } from './peer.js';
-import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
+import { type BenchRecord, fmtSize, makeRecord, summarize, writeRecords } from './record.js';
 
 export type CommOp = 'sendrecv' | 'alltoall' | 'allgather';
 export const COMM_OPS: readonly CommOp[] = ['sendrecv', 'alltoall', 'allgather'];
@@ -51,9 +51,6 @@ function gbps(bytes: number, ms: number): number {
   return bytes / (ms * 1e-3) / 1e9;
 }
 
-export function fmtSize(b: number): string {
-  return b >= 1 << 30 ? `${b / (1 << 30)} GiB` : b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
-}
 
 /** Round a size down so that it splits evenly into `n` chunks of whole elements. */
 function fit(bytes: number, n: number, esz: number): number {

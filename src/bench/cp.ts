@@ -31,13 +31,14 @@ export interface CpBenchOptions {
 interface TorchCp { seq: number; medianMs: number; msSamples: number[]; tflopsPerGpu: number; torch: string; rotate: string | null; world: number; backend: string }
 
 /** The planner's figure for a row, added to its derived values, and a note for the line printed. */
-function withModel(shape: RunShape, layout: RunLayout, gpu: string, measuredMs: number, derived: Record<string, number>): string {
+function withModel(shape: RunShape, layout: RunLayout, gpu: string, measuredMs: number, derived: Record<string, number>, peakGiB?: number): string {
   let p;
   try { p = predictRun(shape, layout, gpu); } catch (e) { return `; model: ${(e as Error).message.split('\n')[0]}`; }
   if ('none' in p) return `; model: ${p.none}`;
   derived.predictedMs = p.ms;
   if (p.peakGiB !== undefined) derived.predictedPeakGiB = p.peakGiB;
-  return `; model ${p.ms.toFixed(1)} ms (${((p.ms / measuredMs - 1) * 100).toFixed(1)}%)`;
+  const peak = peakGiB !== undefined && p.peakGiB !== undefined ? `, peak ${peakGiB.toFixed(2)} GiB (model ${p.peakGiB.toFixed(2)})` : '';
+  return `; model ${p.ms.toFixed(1)} ms (${((p.ms / measuredMs - 1) * 100).toFixed(1)}%)${peak}`;
 }
 
 const slowest = (ranks: readonly RankTiming[], i: number): number => Math.max(...ranks.map((r) => (r.forwardMs[i] ?? 0) + (r.backwardMs[i] ?? 0)));
@@ -83,10 +84,11 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         const name = `weft-${l.strategy}${l.strategy === 'usp' ? `-${l.ulysses}x${l.ring}` : l.strategy === 'double-ring' ? `-${l.inner}` : ''}-${l.shard}`;
         const derived: Record<string, number> = { tflopsPerGpu: flops / N / (med * 1e-3) / 1e12 };
         if (singleMs !== undefined) derived.efficiency = singleMs / (N * med);
-        const model = withModel(shape, l, info.name, med, derived);
+        const peaks = ranks.map((r) => r.peakBytes / 2 ** 30);
+        const model = withModel(shape, l, info.name, med, derived, Math.max(...peaks));
         keep(makeRecord('cp', name, config, 'ms', samples, derived, {
           layout: l, forwardMs: ranks.map((r) => summarize(r.forwardMs).median), backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
-          peakGiB: ranks.map((r) => r.peakBytes / 2 ** 30),
+          peakGiB: peaks,
           timeline: ranks.map((r) => ({ rank: r.rank, spans: r.spans })),
         }));
         log(`  S=${S} ${m.name} ${name}: ${med.toFixed(1)} ms, ${derived.tflopsPerGpu!.toFixed(0)} TFLOP/s per GPU${derived.efficiency ? `, efficiency ${derived.efficiency.toFixed(3)}` : ''}${model}`);

@@ -15,6 +15,11 @@ export function summarize(samples: readonly number[]): Summary {
   return { n: s.length, median: at(0.5), min: s[0]!, max: s[s.length - 1]!, p10: at(0.1), p90: at(0.9) };
 }
 
+/** Bytes as 1 GiB, 16 MiB, 4 KiB. */
+export function fmtSize(b: number): string {
+  return b >= 1 << 30 ? `${b / (1 << 30)} GiB` : b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
+}
+
 function quiet(cmd: string, args: string[]): string | undefined {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();

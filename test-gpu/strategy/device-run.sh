@@ -3,9 +3,11 @@
 #   check   smoke run with --check, the strategy GPU tests (2 GPUs; 4-GPU cases when there are 4)
 #   causal  `weft bench cp` causal sweep on 2 GPUs beside PyTorch's context parallel
 #   masks   full, sliding-window and document masks on 2 GPUs
-#   length  1M tokens on 2 GPUs (H=32, Hkv=8) with a timeline; LENGTHS adds longer runs
+#   length  1M tokens on 2 GPUs (H=32, Hkv=8) with a timeline (MILLION=0 skips it); LENGTHS adds longer runs
+#   ops     `weft bench ops`: the Device's memsets, copies, adds and casts on one GPU (planner's deviceOps)
 #   diag    the NCCL split replay test, then one small run of each mesh strategy, short NCCL timeouts
 #   four    the 4-GPU sweep (issue 8's 4-GPU step) beside PyTorch
+#   four-1m 1M tokens on 4 GPUs, one iteration per layout: peaks against the planner's memory predictions
 #   eight   the 8-GPU sweep (issue 8): 8K and 32K tokens per GPU, then 1M, then documents
 # Usage: bash test-gpu/strategy/device-run.sh GROUP... (after `source .device/prelude.sh`).
 # Each step has its own time limit so that one failure cannot eat the call. Logs and records go
@@ -40,9 +42,12 @@ causal)
 masks)
   step masks 90 $weft launch -n 2 -- bench cp --seqs 128k --masks 'full;sliding:8191,0;document-causal:8' --layouts ring,ring:contiguous,ulysses --no-torch --iters 3 --warmup 1 --out "$out/results"
   show masks ;;
+ops)
+  step ops 120 $weft bench ops --out "$out/results"
+  tail -n 50 "$out/ops.log" ;;
 length)
-  step million 120 $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 1048576 --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0 --timeline "$out/timeline-1m.json"
-  tail -n 8 "$out/million.log"
+  [ "${MILLION:-1}" = 0 ] || step million 120 $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq 1048576 --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0 --timeline "$out/timeline-1m.json"
+  [ "${MILLION:-1}" = 0 ] || tail -n 8 "$out/million.log"
   for S in ${LENGTHS:-}; do
     step "length-$S" ${LENGTH_SECS:-400} $weft launch -n 2 -- run --backend cuda --strategy ring --world 2 --seq "$S" --heads 32 --kv-heads 8 --dim 128 --mask causal --iters 1 --warmup 0
     tail -n 8 "$out/length-$S.log"
@@ -63,6 +68,11 @@ four)
   show four-causal 60
   step four-docs ${FOUR_DOCS_SECS:-120} $weft launch -n 4 -- bench cp --seqs 128k --masks 'document-causal:8' --layouts ${FOUR_DOC_LAYOUTS:-ring:doc-zigzag,ulysses,usp:2x2,tokenring} --no-torch --iters 3 --warmup 1 --out "$out/results"
   show four-docs ;;
+four-1m)
+  step four-1m-kv8 ${FOUR_1M_SECS:-240} $weft launch -n 4 -- bench cp --seqs 1m --masks causal --kv-heads 8 --layouts ring,ulysses,usp:2x2 --no-single --no-torch --iters 1 --warmup 0 --out "$out/results"
+  show four-1m-kv8
+  step four-1m-kv32 ${FOUR_1M_SECS:-240} $weft launch -n 4 -- bench cp --seqs 1m --masks causal --layouts ring,double-ring:2,tokenring --no-single --no-torch --iters 1 --warmup 0 --out "$out/results"
+  show four-1m-kv32 ;;
 eight)
   step eight-causal ${EIGHT_SECS:-240} $weft launch -n 8 -- bench cp --seqs ${EIGHT_SEQS:-64k,256k} --masks causal --layouts ${EIGHT_LAYOUTS:-ring,ulysses,usp:2x4,usp:4x2,double-ring:4,double-ring:2,tokenring} --iters 3 --warmup 1 --out "$out/results"
   show eight-causal 60

@@ -11,10 +11,12 @@ import { PLACEMENTS } from '../../mesh/mesh.js';
 import { type Layout, STRATEGY_NAMES } from '../../run/index.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { Rng } from '../../tensor/random.js';
+import { DEVICE_OPS } from '../../bench/ops.js'; // names only: ops.ts loads CUDA when it runs
 
 interface Common { torch: boolean; out: string; iters?: string; warmup?: string; python: string }
 interface KernelOpts extends Common { seqs: string; heads: string; dim: string; dtype: string; masks: string; passes: string }
 interface CommOpts extends Common { ops: string; sizes: string; dtype: string; blocking?: boolean }
+interface OpsOpts extends Omit<Common, 'torch' | 'python'> { ops: string; sizes: string }
 interface CpOpts extends Common { seqs: string; layouts: string; masks: string; heads: string; kvHeads?: string; dim: string; single: boolean }
 
 /** `ring`, `ring:striped`, `allgather`, `ulysses`, `usp:UxR[:context-first]`, `double-ring:I`, `tokenring`. */
@@ -92,7 +94,7 @@ export function registerBench(program: Command): void {
         sizes: ints(o.seqs, '--seqs'), heads: heads!, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
         masks: list(o.masks, '--masks', ['causal', 'full'] as const), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup'), torch: o.torch, python: o.python, outDir: o.out,
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: o.out,
       };
       await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
       await (await import('../../bench/kernel.js')).benchKernel(options);
@@ -113,10 +115,22 @@ export function registerBench(program: Command): void {
       const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
       const options = {
         seqs: ints(o.seqs, '--seqs'), layouts, masks, heads: heads!, kvHeads, dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup'), single: o.single, torch: o.torch, python: o.python, outDir: o.out,
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), single: o.single, torch: o.torch, python: o.python, outDir: o.out,
       };
       await resolveBackend('cuda');
       await (await import('../../bench/cp.js')).benchCp(options);
+    }));
+  bench.command('ops')
+    .description("the Device's memsets, fills, box copies, adds and casts on one GPU: GB/s and cost per call (the planner's deviceOps)")
+    .option('--ops <list>', DEVICE_OPS.join(','), DEVICE_OPS.join(','))
+    .option('--sizes <list>', 'destination bytes (k, m suffixes)', '1m,16m,256m,1024m')
+    .option('--iters <n>', 'samples per size', '10')
+    .option('--warmup <n>', 'untimed samples first', '2')
+    .option('--out <dir>', 'where the JSON records go', 'bench/results')
+    .action((o: OpsOpts) => guard(async () => {
+      const options = { ops: list(o.ops, '--ops', DEVICE_OPS), sizes: ints(o.sizes, '--sizes'), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), outDir: o.out };
+      await resolveBackend('cuda');
+      await (await import('../../bench/ops.js')).benchOps(options);
     }));
   common(bench.command('comm')
     .description('send/recv, all-to-all and all-gather bandwidth vs PyTorch; run under `weft launch -n N --`')
@@ -128,7 +142,7 @@ export function registerBench(program: Command): void {
       if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       const options = {
         ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const), sizes: ints(o.sizes, '--sizes'),
-        dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup'),
+        dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0),
         torch: o.torch, python: o.python, outDir: o.out, blocking: Boolean(o.blocking),
       };
       await resolveBackend('cuda');
