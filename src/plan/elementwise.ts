@@ -25,7 +25,8 @@ export type Traffic = Record<ElementwiseOp | 'total', OpTraffic>;
 /** One rank's traffic over the forward, and over forward + backward. */
 export interface ElementwiseCount { forward: Traffic; total: Traffic }
 
-const OPS: readonly (ElementwiseOp | 'total')[] = ['zeros', 'full', 'copyBox', 'add', 'cast', 'total'];
+export const ELEMENTWISE_OPS: readonly ElementwiseOp[] = ['zeros', 'full', 'copyBox', 'add', 'cast'];
+const OPS: readonly (ElementwiseOp | 'total')[] = [...ELEMENTWISE_OPS, 'total'];
 
 export function zeroTraffic(): Traffic {
   return Object.fromEntries(OPS.map((o) => [o, { calls: 0, readBytes: 0, writeBytes: 0 }])) as Traffic;

@@ -10,7 +10,7 @@ import { dataGroup, ringGroup, ringPatterns, tpGroup, ulyssesGroup } from './lay
 import type { CollectiveOp, GroupShape, Network } from './links.js';
 import { activationBytesPerTokenLayer, elementwiseBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Rates } from './rates.js';
-import { elementwisePeakMember } from './elementwise.js';
+import { ELEMENTWISE_OPS, elementwisePeakMember } from './elementwise.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
@@ -402,7 +402,7 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
 
 /**
  * The strategy code's elementwise Device work of one pass on one GPU (implementations with
- * `deviceOps`): elementwise.ts's bytes at the HBM rate plus a launch per call. They run on the
+ * `deviceOps`): elementwise.ts's bytes and calls, each class at its measured rate. They run on the
  * compute stream between the kernels, so they add to them. The one-GPU layout is the kernel alone
  * (weft's single-GPU timing runs no strategy code).
  */
@@ -415,9 +415,13 @@ export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): numbe
     strategy: l.strategy, T: cfg.seqLen / (l.ulysses * l.ring), H, Hkv, D: m.headDim, ring: l.ring, ulysses: l.ulysses,
     inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring, e: elemBytes(cfg), a: F32, kernelTemps: false, backward: pass === 'bwd',
   });
-  const x = c.total.total, f = c.forward.total;
-  const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
-  return B * (rates.hbmMs(bytes) + (calls * ops.opLaunchUs) / 1000);
+  let ms = 0;
+  for (const op of ELEMENTWISE_OPS) {
+    const x = c.total[op], f = c.forward[op], r = ops.ops[op];
+    const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
+    ms += bytes / (r.hbmEfficiency * ctx.rates.gpu.hbmTBs * 1e9) + (calls * r.callUs) / 1000;
+  }
+  return B * ms;
 }
 
 /** Weight products, elementwise work and tensor-parallel collectives of one layer. */

@@ -112,30 +112,33 @@ test('zeros, full, cast, add and copyBox match the CPU device bit for bit', asyn
     assert.deepEqual(bits(await dev.download(dev.full(dt, [5, 7], -Infinity))), bits(cpu.full(dt, [5, 7], -Infinity)), `full -inf ${dt}`);
     assert.deepEqual(bits(await dev.download(dev.full(dt, [1001], 0.1))), bits(cpu.full(dt, [1001], 0.1)), `full 0.1 ${dt}`);
   }
-  for (const from of DTYPES) for (const to of DTYPES) {
-    const h = randn(rng, from, [257, 3], 100);
-    assert.deepEqual(bits(await dev.download(dev.cast(dev.upload(h), to))), bits(castHost(h, to)), `cast ${from}→${to}`);
-    const acc = randn(rng, to, [64, 5]), inc = randn(rng, from, [64, 5]);
+  // shapes of 4k elements take the vectorised rows kernel, the others the generic kernels
+  for (const [castShape, addShape] of [[[257, 3], [64, 5]], [[256, 4], [33, 4]]]) for (const from of DTYPES) for (const to of DTYPES) {
+    const h = randn(rng, from, castShape!, 100);
+    assert.deepEqual(bits(await dev.download(dev.cast(dev.upload(h), to))), bits(castHost(h, to)), `cast ${from}→${to} ${castShape}`);
+    const acc = randn(rng, to, addShape!), inc = randn(rng, from, addShape!);
     const dAcc = dev.upload(acc);
     dev.add(dAcc, dev.upload(inc));
     const hAcc = castHost(acc, to);
     cpu.add(hAcc, inc);
-    assert.deepEqual(bits(await dev.download(dAcc)), bits(hAcc), `add ${to} += ${from}`);
+    assert.deepEqual(bits(await dev.download(dAcc)), bits(hAcc), `add ${to} += ${from} ${addShape}`);
   }
-  // strided boxes: [A, B, rest] views, same dtype (cuMemcpy2DAsync) and converting (kernel)
+  // strided boxes: [A, B, rest] views, same dtype and converting; trailing [3, 2] takes the generic
+  // paths (cuMemcpy2DAsync, the generic kernel), [2, 4] the rows kernel (rows of whole quads)
   const boxes = [
     { src: [1, 1], dst: [2, 3], size: [3, 2] },
     { src: [0, 0], dst: [0, 0], size: [5, 4] },
     { src: [4, 2], dst: [5, 6], size: [1, 1] },
+    { src: [0, 1], dst: [1, 0], size: [4, 3] },
   ] as const;
-  for (const [sd, dd] of [['f32', 'f32'], ['bf16', 'bf16'], ['f32', 'bf16'], ['bf16', 'f32'], ['f64', 'f16']] as [DType, DType][]) {
+  for (const rest of [[3, 2], [2, 4]]) for (const [sd, dd] of [['f32', 'f32'], ['bf16', 'bf16'], ['f16', 'f16'], ['f32', 'bf16'], ['bf16', 'f32'], ['f16', 'f32'], ['f64', 'f16']] as [DType, DType][]) {
     for (const box of boxes) {
-      const src = randn(rng, sd, [5, 4, 3, 2]), dst = randn(rng, dd, [6, 7, 3, 2]);
+      const src = randn(rng, sd, [5, 4, ...rest]), dst = randn(rng, dd, [6, 7, ...rest]);
       const dDst = dev.upload(dst);
       dev.copyBox(dev.upload(src), dDst, box);
       const hDst = castHost(dst, dd);
       cpu.copyBox(src, hDst, box);
-      assert.deepEqual(bits(await dev.download(dDst)), bits(hDst), `copyBox ${sd}→${dd} ${JSON.stringify(box)}`);
+      assert.deepEqual(bits(await dev.download(dDst)), bits(hDst), `copyBox ${sd}→${dd} ${JSON.stringify(box)} rest ${rest}`);
     }
   }
   assert.throws(() => dev.copyBox(dev.zeros('f32', [2, 2]), dev.zeros('f32', [2, 2]), { src: [1, 0], dst: [0, 0], size: [2, 1] }), /outside/);

@@ -37,7 +37,7 @@ check)
   step tests ${TESTS_SECS:-420} node --test --test-concurrency=1 dist/test-gpu/strategy/
   grep -E '^(not ok|ok) |^# (pass|fail)|^ *(not ok|ok) [0-9]+ - ' "$out/tests.log" ;;
 causal)
-  step causal ${CAUSAL_SECS:-330} $weft launch -n 2 -- bench cp --seqs ${SEQS:-32k,128k,256k} --masks causal --layouts ring,ring:contiguous,ulysses,allgather,tokenring --iters 3 --warmup 1 --out "$out/results"
+  step causal ${CAUSAL_SECS:-330} $weft launch -n 2 -- bench cp --seqs ${SEQS:-32k,128k,256k} --masks causal --layouts ring,ring:contiguous,ulysses,allgather,tokenring ${TORCH_FLAG:-} --iters 3 --warmup 1 --out "$out/results"
   show causal ;;
 masks)
   step masks 90 $weft launch -n 2 -- bench cp --seqs 128k --masks 'full;sliding:8191,0;document-causal:8' --layouts ring,ring:contiguous,ulysses --no-torch --iters 3 --warmup 1 --out "$out/results"
@@ -64,8 +64,9 @@ diag)
   WEFT_NCCL_TIMEOUT=20 step diag-tokenring 45 $weft launch -n 2 -- $one --strategy tokenring
   tail -n 4 "$out/diag-tokenring.log" ;;
 four)
-  step four-causal ${FOUR_SECS:-300} $weft launch -n 4 -- bench cp --seqs ${FOUR_SEQS:-32k,128k,256k} --masks causal --layouts ${FOUR_LAYOUTS:-ring,ulysses,usp:2x2,double-ring:2,tokenring} --iters 3 --warmup 1 --out "$out/results"
+  step four-causal ${FOUR_SECS:-300} $weft launch -n 4 -- bench cp --seqs ${FOUR_SEQS:-32k,128k,256k} --masks causal --layouts ${FOUR_LAYOUTS:-ring,ulysses,usp:2x2,double-ring:2,tokenring} ${TORCH_FLAG:-} --iters 3 --warmup 1 --out "$out/results"
   show four-causal 60
+  [ "${FOUR_DOCS:-1}" = 0 ] && continue
   step four-docs ${FOUR_DOCS_SECS:-120} $weft launch -n 4 -- bench cp --seqs 128k --masks 'document-causal:8' --layouts ${FOUR_DOC_LAYOUTS:-ring:doc-zigzag,ulysses,usp:2x2,tokenring} --no-torch --iters 3 --warmup 1 --out "$out/results"
   show four-docs ;;
 four-1m)

@@ -37,8 +37,12 @@ test('which implementations turn the ring backward back: weft now; weft as measu
   const same = { name: '', source: '', ringBackward: 'turn-back' } as const;
   const { deviceOps: _, ...a57 } = IMPLEMENTATIONS['weft-a57aad4']!;
   assert.deepEqual({ ...IMPLEMENTATIONS['weft-7c54dd9d']!, ...same }, { ...a57, ...same });
-  // weft now differs from weft-a57aad4 in its memory only (the strategies release per step since 90faa7f)
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-a57aad4']!, ...same, footprint: 'weft' }, { ...IMPLEMENTATIONS.weft!, ...same });
+  // weft now differs from weft-a57aad4 in its memory (the strategies release per step since 90faa7f)
+  // and its Device operations' rates (the rows kernel after cd1042c); weft-cd1042c is between the two
+  const { deviceOps: opsNow } = IMPLEMENTATIONS.weft!, { deviceOps: opsBefore } = IMPLEMENTATIONS['weft-a57aad4']!;
+  assert.notDeepEqual(opsNow, opsBefore);
+  assert.deepEqual({ ...IMPLEMENTATIONS['weft-a57aad4']!, ...same, footprint: 'weft', deviceOps: opsNow }, { ...IMPLEMENTATIONS.weft!, ...same });
+  assert.deepEqual({ ...IMPLEMENTATIONS['weft-cd1042c']!, ...same, deviceOps: opsNow }, { ...IMPLEMENTATIONS.weft!, ...same });
   for (const [impl, turned] of [['weft', true], ['weft-7c54dd9d', false], ['pytorch', false]] as const) {
     const { ctx, l, ring } = setup({ seqLen: 65536, cluster: node8, implementation: impl }, { ring: 8 });
     assert.equal(ring.turned, turned, impl);

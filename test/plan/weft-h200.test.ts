@@ -154,7 +154,8 @@ test('the predictions for the turned-back ring (NEXT_PREDICTIONS, 83b0f50) again
       const cfg = weftCpConfig(p.seq, p.mask, 2, p.kvHeads, implementation);
       return evaluateLayout(buildContext(cfg, undefined, impl), completeLayout(l, cfg)).prediction!.stepMs;
     };
-    const now = ms('weft'), old = ms('weft-7c54dd9d'), current = ms('weft', IMPLEMENTATIONS.weft);
+    // `current`: the model now for the code that ran (a57aad4's Device builtins, their measured rates)
+    const now = ms('weft'), old = ms('weft-7c54dd9d'), current = ms('weft-a57aad4', IMPLEMENTATIONS['weft-a57aad4']);
     // the model still predicts what was written down, for both schedules
     assert.ok(Math.abs(now - p.ms) < 0.05, `${p.label}: the model now predicts ${now} ms, not the pre-registered ${p.ms}`);
     assert.ok(Math.abs(old - p.oldMs) < 0.05, `${p.label}: the 7c54dd9d schedule now gives ${old} ms, not ${p.oldMs}`);
@@ -214,10 +215,12 @@ test('a57aad4, 2 and 4 GPUs: the kernels as priced, the misses outside them; the
     assert.ok(Math.abs(s.modelKernels / s.kernels - 1) < tol, `${r.name} ${r.config.world} ${r.config.seq} ${r.config.mask}: kernels ${s.kernels} vs model ${s.modelKernels}`);
   }
   // 4 GPUs at 32K (8K tokens per GPU: the 16–30% misses): most of each miss lies outside the kernels
-  // (with the Device operations priced, two thirds for the ring: 3.1 of 4.5 ms; 81–103% for the others)
+  // (with the Device operations priced at their rates measured by `weft bench ops` (cd1042c): the
+  // ring 2.6 of 4.0 ms, 65% — its kernels run 6.3% over the model, the rest of its miss; 79–103% for the others)
   for (const x of rows.filter((y) => y.r.config.world === 4 && y.r.config.seq === 32768)) {
     const miss = x.r.summary.median - x.s.predictedMs;
-    assert.ok(miss > 0 && unpriced(x) >= (2 / 3) * miss, `${x.r.name}: unpriced ${unpriced(x)} of a ${miss} ms miss`);
+    t.diagnostic(`4 GPUs 32K ${x.r.name}: unpriced ${unpriced(x).toFixed(2)} of a ${miss.toFixed(2)} ms miss`);
+    assert.ok(miss > 0 && unpriced(x) >= 0.6 * miss, `${x.r.name}: unpriced ${unpriced(x)} of a ${miss} ms miss`);
   }
   // the turned-back ring leaves less time outside its kernels than the home-hop ring of 7c54dd9d
   // (the last kernel → final hop gap is gone) at 32K and on every 128K mask

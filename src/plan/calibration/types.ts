@@ -1,9 +1,13 @@
 // A calibration says what a GPU class achieves of its datasheet rates, from measurements. Every
 // figure carries its source. Rates are stored as TFLOP/s or GB/s as measured on `gpu` and used
 // as fractions of that GPU's datasheet peak, so one calibration serves every GPU of its class.
+import type { ElementwiseOp } from '../elementwise.js';
 import type { GpuClass } from '../hardware.js';
 
 export type KernelPass = 'fwd' | 'fwd+bwd';
+
+/** One class's rate: achieved / datasheet HBM bandwidth on large tensors, and the time of a small call back to back (µs). */
+export interface DeviceOpRate { hbmEfficiency: number; callUs: number }
 
 /** One measured attention kernel throughput (FLOP convention: fwd 4·S²·H·D × unmasked fraction, bwd 2.5 × fwd). */
 export interface KernelPoint {
@@ -71,27 +75,49 @@ export interface Implementation {
    * The strategy code's own elementwise device work outside the kernels — zero-filled buffers, the
    * lse fill, the all-to-all packing copies, the adds of arriving gradient sums, the casts —
    * counted from weft's code (elementwise.ts: bytes and calls per rank) and priced as serial HBM
-   * traffic on the compute stream at the calibration's hbmEfficiency plus `opLaunchUs` per call.
+   * traffic on the compute stream, each class of operation at its measured share of the GPU's HBM
+   * bandwidth plus its cost per call (`weft bench ops`).
    * The backward's adds of arriving dK,dV (and TokenRing's dq) sums are among them, so the
    * backward prices no merge. Absent: not priced (the merges stand for it).
    */
-  deviceOps?: { opLaunchUs: number; source: string };
+  deviceOps?: { ops: Record<ElementwiseOp, DeviceOpRate>; source: string };
   source: string;
 }
 
-// weft's Device operations are the same from a57aad4 to now (90faa7f added releases only, which
-// move nothing); before 9d3ee14 (Device.empty) every receive buffer and copy target was zero-filled,
-// so the older profiles (7c54dd9d, 127f7f2d) are left without them
-const WEFT_DEVICE_OPS = { opLaunchUs: 5, source: 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); priced at the calibration\'s hbmEfficiency (an assumption); 5 µs per call: assumption (a stream-ordered memset, copy or small kernel issued from the host through the driver)' };
+// weft's Device operations as measured by `weft bench ops` on an H200 (efficiency: the fit's GB/s
+// over the sizes 1 MiB–1 GiB ÷ 4800 GB/s; callUs: a 4 KiB call's time back to back, which the
+// host's enqueue (6–10 µs per call through the FFI) sets). The builtins up to cd1042c
+// (bench/results/ops-2026-11-28-18-17-10-cd1042c.jsonl): memsets for zeros, a scalar fill kernel,
+// box copies by cuMemcpy(2D)Async — contiguous 0.88, strided rows 0.67 (a quarter of the heads):
+// strategies' copies are about half each (Ulysses packs strided boxes and unpacks contiguous
+// ones), so the harmonic mean 0.76 — and adds and casts through a generic kernel whose 64-bit
+// index divisions held casts to 0.26. The timing of every record up to cd1042c ran these.
+const OPS_CD1042C: Record<ElementwiseOp, DeviceOpRate> = {
+  zeros: { hbmEfficiency: 0.93, callUs: 6.0 }, full: { hbmEfficiency: 0.76, callUs: 7.7 },
+  copyBox: { hbmEfficiency: 0.76, callUs: 7.8 }, add: { hbmEfficiency: 0.73, callUs: 7.2 }, cast: { hbmEfficiency: 0.26, callUs: 8.6 },
+};
+const OPS_CD1042C_SOURCE = 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); each class at its rate measured by weft bench ops on an H200 (bench/results/ops-2026-11-28-18-17-10-cd1042c.jsonl: the builtins up to cd1042c)';
+// The rows kernel (vectorised, no index division) for strided and converting box copies, casts and
+// adds, and memsets for constant fills (after cd1042c). PREDICTED before measuring (2026-11-28,
+// written down with NOTES.md's pre-registration): memset 0.93 as zeros; the rows kernel 0.85, its
+// box copies 0.86 (half contiguous cuMemcpy at 0.88); call costs as before (the host sets them).
+const OPS_NOW: Record<ElementwiseOp, DeviceOpRate> = {
+  zeros: { hbmEfficiency: 0.93, callUs: 6.0 }, full: { hbmEfficiency: 0.93, callUs: 6.0 },
+  copyBox: { hbmEfficiency: 0.86, callUs: 7.8 }, add: { hbmEfficiency: 0.85, callUs: 7.2 }, cast: { hbmEfficiency: 0.85, callUs: 8.6 },
+};
+const OPS_NOW_SOURCE = 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); each class at its rate for the builtins after cd1042c: predicted, not yet measured';
 
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
   // weft now: views prepared once (839f0e1, 7d64110), the ring backward turned back (84c36db), the
   // strategies releasing what they allocate per step (90faa7f); timing as measured at a57aad4
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: WEFT_DEVICE_OPS, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds since 90faa7f (per-step releases), counted (held.ts, footprint.ts) and checked against the CPU ranks\' metered peaks; not yet measured on a GPU' },
+  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_NOW, source: OPS_NOW_SOURCE }, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds since 90faa7f (per-step releases), counted (held.ts, footprint.ts), equal to the CPU ranks\' metered peaks and within 0.2% of every GPU peak measured at cd1042c (2 and 4 × H200, up to 3M tokens)' },
+  // weft at cd1042c: the releasing strategies (as `weft`) with the Device builtins up to cd1042c
+  // (as `weft-a57aad4`). Prices the cd1042c records (bench/results/cp-2026-11-28-18-*-cd1042c.jsonl, the 3M log)
+  'weft-cd1042c': { name: 'weft-cd1042c', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_CD1042C, source: OPS_CD1042C_SOURCE }, source: 'weft at cd1042c: per-step releases (90faa7f), Device builtins before the rows kernel (as measured in bench/results/cp-2026-11-28-18-*-cd1042c.jsonl)' },
   // weft as measured at a57aad4 (2 and 4 × H200, 2M–2.75M tokens): timing as `weft`; memory with
   // nothing released inside an iteration (the code before 90faa7f). Prices the a57aad4 records
-  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', deviceOps: WEFT_DEVICE_OPS, source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
+  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', deviceOps: { ops: OPS_CD1042C, source: OPS_CD1042C_SOURCE }, source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
   // weft as measured on 2×H200 at 7c54dd9d (bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl,
   // -14-40-38-7c54dd9d.jsonl; the 1M ring at e4fbcd6c, the same ring code): views prepared once, the
   // ring backward with its final dK/dV hop home (before 84c36db). The pre-registered predictions
