@@ -22,7 +22,7 @@ import { buildContext, evaluateLayout } from '../../src/plan/search.js';
 import { USP_ATTENTION, USP_OOM, USP_TRAINING } from './published.js';
 import {
   type Check, layoutFor, median, relErr, repeatSpread, rfaChecks, rfaEfficiency, ringAttentionChecks, torchCpChecks, uspAttentionChecks,
-  uspAttentionConfig, uspTable4Readings, uspTrainingChecks, uspTrainingConfig, weftH200A57Checks, weftH200Checks, weftH200FixedChecks,
+  uspAttentionConfig, uspTable4Readings, uspTrainingChecks, uspTrainingConfig, weftH200A57Checks, weftH200Checks, weftH200FixedChecks, weftH200Session4Checks, COLD,
 } from './validation.js';
 
 // the L20 root complex was calibrated on the basic-ring row; the lb-ring row of the same Ulysses
@@ -36,6 +36,7 @@ const isCalibrationRow = (c: Check): boolean =>
 const WEFT = 'weft on 2×H200 (bench/results, 127f7f2d)';
 const WEFT_FIXED = 'weft on 2×H200 after the fix (bench/results, 7c54dd9d; 1M e4fbcd6c)';
 const WEFT_A57 = 'weft on 2× and 4×H200, ring backward turned back (bench/results, a57aad4)';
+const WEFT_S4 = 'weft on 2× and 4×H200, releasing per step (cd1042c) and the rows kernel (3c19881)';
 const checks = {
   'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
   'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
@@ -44,6 +45,7 @@ const checks = {
   [WEFT]: weftH200Checks(),
   [WEFT_FIXED]: weftH200FixedChecks(),
   [WEFT_A57]: weftH200A57Checks(),
+  [WEFT_S4]: weftH200Session4Checks(),
 };
 const all = Object.values(checks).flat();
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
@@ -55,9 +57,9 @@ test('report: predicted vs published throughput, every check', (t) => {
   }
   t.diagnostic(`all ${all.length} checks: median |error| ${pct(median(all.map((c) => Math.abs(relErr(c)))))}`);
   const med = (cs: Check[]): string => `${pct(median(cs.map((c) => Math.abs(relErr(c)))))} (${cs.length})`;
-  const before = Object.entries(checks).filter(([s]) => s !== WEFT_FIXED && s !== WEFT_A57).flatMap(([, cs]) => cs);
+  const before = Object.entries(checks).filter(([s]) => s !== WEFT_FIXED && s !== WEFT_A57 && s !== WEFT_S4).flatMap(([, cs]) => cs);
   const fixed = checks[WEFT_FIXED], twoGpu = fixed.filter((c) => !c.group.includes('one GPU'));
-  t.diagnostic(`without the ${fixed.length} rows after the fix and the ${checks[WEFT_A57].length} of a57aad4: ${before.length} checks, median |error| ${pct(median(before.map((c) => Math.abs(relErr(c)))))}; the 7c54dd9d rows alone ${pct(median(fixed.map((c) => Math.abs(relErr(c)))))}, their ${twoGpu.length} two-GPU rows ${pct(median(twoGpu.map((c) => Math.abs(relErr(c)))))}`);
+  t.diagnostic(`without the ${fixed.length} rows after the fix, the ${checks[WEFT_A57].length} of a57aad4 and the ${checks[WEFT_S4].length} of session 4: ${before.length} checks, median |error| ${pct(median(before.map((c) => Math.abs(relErr(c)))))}; the 7c54dd9d rows alone ${pct(median(fixed.map((c) => Math.abs(relErr(c)))))}, their ${twoGpu.length} two-GPU rows ${pct(median(twoGpu.map((c) => Math.abs(relErr(c)))))}`);
   // the a57aad4 rows by group: weft's layouts on 2 and 4 GPUs, PyTorch's, one GPU, the length runs
   const a = checks[WEFT_A57];
   const long = (c: Check): boolean => c.label.includes('Hkv 8'), one = (c: Check): boolean => c.group.includes('one GPU');
@@ -71,7 +73,20 @@ test('report: predicted vs published throughput, every check', (t) => {
   };
   t.diagnostic(`a57aad4: all ${med(a)}; ${Object.entries(groups).map(([k, cs]) => `${k} ${med(cs)}`).join('; ')}`);
   assert.equal(Object.values(groups).reduce((n, cs) => n + cs.length, 0), a.length);
-  assert.equal(all.length, 40 - 1 + 40 - 3 + 12 + 3 + 32 + 37 + 67);
+  // session 4 by revision and box
+  const s4 = checks[WEFT_S4];
+  const s4groups: Record<string, Check[]> = {
+    'cd1042c 2 GPUs weft': s4.filter((c) => c.group.startsWith('weft H200') && c.group.endsWith('(cd1042c)') && !one(c) && !c.group.startsWith('weft H200 3M')),
+    'cd1042c 2 GPUs PyTorch': s4.filter((c) => c.group.startsWith('PyTorch')),
+    'cd1042c 4 GPUs 1M (one cold iteration)': s4.filter((c) => c.group.startsWith('weft 4×H200 1M')),
+    'cd1042c 3M ring': s4.filter((c) => c.group.startsWith('weft H200 3M')),
+    '3c19881 2 GPUs weft': s4.filter((c) => c.group.startsWith('weft H200') && c.group.endsWith('(3c19881)') && !one(c)),
+    '3c19881 4 GPUs weft': s4.filter((c) => c.group.startsWith('weft 4×H200') && c.group.endsWith('(3c19881)') && !one(c)),
+    'one GPU': s4.filter(one),
+  };
+  t.diagnostic(`session 4: all ${med(s4)}; ${Object.entries(s4groups).map(([k, cs]) => `${k} ${med(cs)}`).join('; ')}`);
+  assert.equal(Object.values(s4groups).reduce((n, cs) => n + cs.length, 0), s4.length);
+  assert.equal(all.length, 40 - 1 + 40 - 3 + 12 + 3 + 32 + 37 + 67 + 47);
 });
 
 test('median error of predicted throughput ≤ 10% (the issue\'s target), overall and for every source', () => {
@@ -116,6 +131,13 @@ test('the measured winner ranks first wherever its margin exceeds the run-to-run
   const known: string[] = [];
   for (const [g, cs] of groups) {
     if (cs.length < 2) continue;
+    if (g.includes(COLD)) {
+      // a cold iteration's time includes each layout's one preparation of its views and first use,
+      // which the model of a warm iteration leaves out (weft-h200.test.ts orders these runs from
+      // each rank's first kernel on instead)
+      t.diagnostic(`${g.padEnd(26)} not ranked: ${COLD} per layout`);
+      continue;
+    }
     const pub = [...cs].sort((a, b) => b.published - a.published);
     const best = Math.max(...cs.map((c) => c.predicted));
     const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // equal predictions share first place

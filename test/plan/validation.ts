@@ -228,7 +228,7 @@ export interface Span { stream: 'compute' | 'comm'; label: string; start: number
 export interface CpRecord {
   name: string;
   config: { seq: number; heads: number; kvHeads: number; dim: number; mask: string; world: number };
-  summary: { median: number; min: number; max: number };
+  summary: { n: number; median: number; min: number; max: number };
   derived: { tflopsPerGpu: number; efficiency?: number };
   extra?: {
     layout?: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring' | 'usp' | 'double-ring'; shard: Layout['shard']; ulysses: number; ring: number; inner?: number; placement?: Layout['placement'] };
@@ -270,6 +270,9 @@ export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 
   });
 }
 
+/** Groups of runs timed as one iteration without warm-up carry this in their name. */
+export const COLD = 'one cold iteration';
+
 const MASK_SHORT: Record<string, string> = { 'sliding:8191,0': 'sliding', 'document-causal': 'doc-causal' };
 
 export type WeftCheck = Check & { printed: number; measuredMs: number; predictedMs: number };
@@ -286,10 +289,12 @@ export function weftTag(seq: number, mask: string): string {
  * per sequence, mask and revision); one GPU stands alone.
  */
 function weftCheck(source: string, seq: number, mask: string, gpus: number, l: Parameters<typeof completeLayout>[0], ms: number, printed: number, kind: string,
-  o: { kvHeads?: number; implementation?: string; revision?: string; world?: number } = {}): WeftCheck {
+  o: { kvHeads?: number; implementation?: string; revision?: string; world?: number; cold?: boolean } = {}): WeftCheck {
   const cfg = weftCpConfig(seq, mask, gpus, o.kvHeads ?? 32, o.implementation);
   const p = predictOne(cfg, completeLayout(l, cfg)).prediction!;
-  const tag = weftTag(seq, mask), rev = o.revision ? ` (${o.revision})` : '';
+  // runs with other KV heads are other problems: their own groups
+  // one iteration without warm-up: first use and the one preparation of each view inside the time
+  const tag = `${weftTag(seq, mask)}${o.kvHeads !== undefined && o.kvHeads !== 32 ? ` Hkv ${o.kvHeads}` : ''}${o.cold ? `, ${COLD}` : ''}`, rev = o.revision ? ` (${o.revision})` : '';
   // runs of a 4-GPU sweep (its one-GPU baseline too) are their own groups: `weft 4×H200 …`
   const box = o.world && o.world > 2 ? `${o.world}×H200` : 'H200', lab = o.world && o.world > 2 ? `${o.world}×h200` : 'h200';
   return {
@@ -326,7 +331,7 @@ function recordCheck(file: string, r: CpRecord, implementation: string, revision
   const torch = /^torch-cp-.*-(allgather|alltoall)$/.exec(r.name);
   if (torch) return torchCheck(file, r.config.seq / 1024, torch[1]!, r.summary.median, r.derived.tflopsPerGpu, revision, world);
   const l = r.extra?.layout;
-  const o = { implementation, kvHeads: r.config.kvHeads, world, ...(revision ? { revision } : {}) };
+  const o = { implementation, kvHeads: r.config.kvHeads, world, cold: r.summary.n === 1, ...(revision ? { revision } : {}) };
   if (!l) return weftCheck(file, r.config.seq, r.config.mask, 1, {}, r.summary.median, r.derived.tflopsPerGpu, 'one GPU', { ...o, implementation: 'weft' });
   const kind = l.strategy === 'usp' ? `usp ${l.ulysses}x${l.ring} ${l.shard}` : l.strategy === 'double-ring' ? `double-ring ${l.inner} ${l.shard}` : `${l.strategy} ${l.shard}`;
   return weftCheck(file, r.config.seq, r.config.mask, world, recordLayout(r), r.summary.median, r.derived.tflopsPerGpu, kind, o);
@@ -403,6 +408,44 @@ export function weftH200A57Checks(): WeftCheck[] {
   for (const m of WEFT_CP_LENGTH_A57AAD4.runs) {
     out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: WEFT_CP_LENGTH_A57AAD4.kvHeads, implementation: 'weft-a57aad4', revision: 'a57aad4' }));
   }
+  return out;
+}
+
+/**
+ * weft's runs of session 4 (GPUs 0–3 of a 4 × H200 host), each file priced with the code that ran:
+ * at cd1042c the strategies release per step (90faa7f) and the Device builtins are a57aad4's
+ * (`weft-cd1042c`) — 2 GPUs causal 128K/256K beside PyTorch; 4 GPUs 1M (Hkv 8: ring, Ulysses,
+ * USP 2 × 2; Hkv 32: ring, double ring 2, TokenRing), ONE iteration without warm-up and no one-GPU
+ * baseline; at 3c19881 the rows kernel and memset fills (`weft`) — 2 GPUs causal 32K/128K and
+ * 4 GPUs causal 32K/128K, no PyTorch. Median of 3 after 1 warm-up unless said. Clocks:
+ * cp-2026-11-28-18-17-smi-cd1042c.csv, -18-21-smi-cd1042c.csv, -18-36-smi-3c19881.csv. (A first
+ * 4-GPU 32K sweep at 3c19881, 18-38-13, is lost: the device call returns at most 8 files; its
+ * figures are in NOTES.md and within 2% of the kept one.)
+ */
+export const WEFT_CP_SESSION4_RECORDS = [
+  { file: 'bench/results/cp-2026-11-28-18-19-03-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
+  { file: 'bench/results/cp-2026-11-28-18-21-58-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
+  { file: 'bench/results/cp-2026-11-28-18-23-03-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
+  { file: 'bench/results/cp-2026-11-28-18-37-48-3c19881.jsonl', implementation: 'weft', revision: '3c19881' },
+  { file: 'bench/results/cp-2026-11-28-18-38-45-3c19881.jsonl', implementation: 'weft', revision: '3c19881' },
+] as const;
+
+/**
+ * The ring of 2 at 3M tokens (3,145,728; H=32, Hkv=8, D=128, causal, zigzag, forward+backward,
+ * one iteration without warm-up) at cd1042c: it fits, as NEXT_MEMORY_PREDICTIONS said (129.75 GiB
+ * predicted); the log prints the peak to 0.1 GiB.
+ */
+export const WEFT_CP_3M_CD1042C = {
+  log: 'bench/results/cp-2026-11-28-3m-cd1042c.log', seq: 3145728, kvHeads: 8, ms: 358485.57, tflopsPerGpu: 395.7, peakGiB: 129.8,
+  forwardMs: [82971.45, 83627.34], backwardMs: [275514.13, 273926.03],
+} as const;
+
+/** Every session-4 record as a check (groups carry the revision), and the 3M ring. */
+export function weftH200Session4Checks(): WeftCheck[] {
+  const out: WeftCheck[] = [];
+  for (const { file, implementation, revision } of WEFT_CP_SESSION4_RECORDS) for (const r of cpRecords(file)) out.push(recordCheck(file, r, implementation, revision));
+  const m = WEFT_CP_3M_CD1042C;
+  out.push(weftCheck(m.log, m.seq, 'causal', 2, { ring: 2, shard: 'zigzag' }, m.ms, m.tflopsPerGpu, 'ring zigzag (Hkv 8, no warm-up)', { kvHeads: m.kvHeads, implementation: 'weft-cd1042c', revision: 'cd1042c' }));
   return out;
 }
 

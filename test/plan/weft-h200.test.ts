@@ -417,7 +417,7 @@ test('the 1M ring at e4fbcd6c: a cold first iteration whose forward ran power-ca
   assert.ok(busy.slice(firstFree).every((b) => b.mhz === 1980));
   // the model's backward (a warm, unthrottled iteration's) against the measured one
   const cfg = weftCpConfig(WEFT_CP_1M_E4FBCD6C.seq, 'causal', 2, WEFT_CP_1M_E4FBCD6C.kvHeads, 'weft-7c54dd9d');
-  const c = weftH200FixedChecks().find((x) => x.group === 'weft H200 1M causal (e4fbcd6c)')!;
+  const c = weftH200FixedChecks().find((x) => x.group === 'weft H200 1M causal Hkv 8 (e4fbcd6c)')!;
   const ctx = buildContext(cfg), l = completeLayout({ ring: 2, shard: 'zigzag' }, cfg);
   assert.equal(evaluateLayout(ctx, l).timing!.breakdown.host, 0);
   const bwdModel = phasesMs(ctx, layerSchedule(ctx, l).bwd, emptyBreakdown(), 1);

@@ -91,21 +91,25 @@ export interface Implementation {
 // box copies by cuMemcpy(2D)Async — contiguous 0.88, strided rows 0.67 (a quarter of the heads):
 // strategies' copies are about half each (Ulysses packs strided boxes and unpacks contiguous
 // ones), so the harmonic mean 0.76 — and adds and casts through a generic kernel whose 64-bit
-// index divisions held casts to 0.26. The timing of every record up to cd1042c ran these.
+// index divisions held casts to 0.26. copyBox's call: the mean of a contiguous and a strided
+// 4 KiB box. The timing of every record up to cd1042c ran these.
 const OPS_CD1042C: Record<ElementwiseOp, DeviceOpRate> = {
   zeros: { hbmEfficiency: 0.93, callUs: 6.0 }, full: { hbmEfficiency: 0.76, callUs: 7.7 },
-  copyBox: { hbmEfficiency: 0.76, callUs: 7.8 }, add: { hbmEfficiency: 0.73, callUs: 7.2 }, cast: { hbmEfficiency: 0.26, callUs: 8.6 },
+  copyBox: { hbmEfficiency: 0.76, callUs: 7.6 }, add: { hbmEfficiency: 0.73, callUs: 7.2 }, cast: { hbmEfficiency: 0.26, callUs: 8.6 },
 };
 const OPS_CD1042C_SOURCE = 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); each class at its rate measured by weft bench ops on an H200 (bench/results/ops-2026-11-28-18-17-10-cd1042c.jsonl: the builtins up to cd1042c)';
-// The rows kernel (vectorised, no index division) for strided and converting box copies, casts and
-// adds, and memsets for constant fills (after cd1042c). PREDICTED before measuring (2026-11-28,
-// written down with NOTES.md's pre-registration): memset 0.93 as zeros; the rows kernel 0.85, its
-// box copies 0.86 (half contiguous cuMemcpy at 0.88); call costs as before (the host sets them).
+// The builtins since 3c19881 (bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl): constant fills
+// as memsets, casts, adds and strided or converting box copies through the vectorised rows kernel.
+// copyBox: contiguous cuMemcpy 0.86, strided rows (the rows kernel) 0.70, half each: 0.77. The
+// calls cost 1–3 µs more on the host than before (the rows path's checks and its nine arguments).
+// Predicted before the run (NOTES.md): fills ≥ 0.90, casts and adds ≥ 0.80, strided copies ≥ 0.80
+// (measured 0.70: a bf16 row of 256 threads × 8 bytes per block keeps too little in flight; the
+// miss), converting copies ≥ 0.80 (0.78).
 const OPS_NOW: Record<ElementwiseOp, DeviceOpRate> = {
-  zeros: { hbmEfficiency: 0.93, callUs: 6.0 }, full: { hbmEfficiency: 0.93, callUs: 6.0 },
-  copyBox: { hbmEfficiency: 0.86, callUs: 7.8 }, add: { hbmEfficiency: 0.85, callUs: 7.2 }, cast: { hbmEfficiency: 0.85, callUs: 8.6 },
+  zeros: { hbmEfficiency: 0.93, callUs: 5.1 }, full: { hbmEfficiency: 0.93, callUs: 4.1 },
+  copyBox: { hbmEfficiency: 0.77, callUs: 9.3 }, add: { hbmEfficiency: 0.85, callUs: 9.0 }, cast: { hbmEfficiency: 0.85, callUs: 11.5 },
 };
-const OPS_NOW_SOURCE = 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); each class at its rate for the builtins after cd1042c: predicted, not yet measured';
+const OPS_NOW_SOURCE = 'counted from the strategy code (src/plan/elementwise.ts, equal to MeteredDevice on the CPU ranks); each class at its rate measured by weft bench ops on an H200 (bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl: the rows kernel and memset fills)';
 
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
