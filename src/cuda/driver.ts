@@ -32,6 +32,8 @@ const PROTOS = {
   cuMemsetD16Async: 'int cuMemsetD16Async(uint64_t dst, unsigned short value, size_t n, void *stream)',
   cuMemsetD32Async: 'int cuMemsetD32Async(uint64_t dst, unsigned int value, size_t n, void *stream)',
   cuStreamCreate: 'int cuStreamCreate(void *stream, unsigned int flags)',
+  cuStreamCreateWithPriority: 'int cuStreamCreateWithPriority(void *stream, unsigned int flags, int priority)',
+  cuCtxGetStreamPriorityRange: 'int cuCtxGetStreamPriorityRange(void *least, void *greatest)',
   cuStreamDestroy: 'int cuStreamDestroy_v2(void *stream)',
   cuStreamSynchronize: 'int cuStreamSynchronize(void *stream)',
   cuStreamWaitEvent: 'int cuStreamWaitEvent(void *stream, void *event, unsigned int flags)',

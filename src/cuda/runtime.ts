@@ -87,7 +87,12 @@ export class CudaRuntime {
 
   private constructor(readonly driver: Driver, readonly nvrtc: Nvrtc, readonly info: CudaInfo, readonly ctx: bigint, cacheDir: string | null) {
     this.compute = Stream.create(driver, 'compute');
-    this.comm = Stream.create(driver, 'comm');
+    // transfers first: a kernel on the compute stream fills every SM with its waves of blocks, and
+    // a collective's blocks on a stream of equal priority start only when that kernel's last wave
+    // does — the ring's "overlapped" hop then runs after the kernel (timelines of 3c19881). At the
+    // highest priority the block scheduler gives NCCL the next SM that frees. WEFT_COMM_PRIORITY=0
+    // keeps the normal priority (to measure the difference).
+    this.comm = Stream.create(driver, 'comm', process.env.WEFT_COMM_PRIORITY === '0' ? undefined : Stream.highestPriority(driver));
     const raw: RawMemory = {
       alloc: (bytes) => driver.u64('cuMemAlloc', bytes),
       free: (ptr) => driver.call('cuMemFree', ptr),

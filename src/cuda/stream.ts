@@ -31,8 +31,17 @@ export class CudaEvent {
 export class Stream {
   constructor(private readonly driver: Driver, readonly handle: bigint, readonly name: string) {}
 
-  static create(driver: Driver, name: string): Stream {
-    return new Stream(driver, driver.u64('cuStreamCreate', CU_STREAM_NON_BLOCKING), name);
+  /** A non-blocking stream; `priority` as CUDA numbers it (lower runs first), default the normal one. */
+  static create(driver: Driver, name: string, priority?: number): Stream {
+    const handle = priority === undefined ? driver.u64('cuStreamCreate', CU_STREAM_NON_BLOCKING) : driver.u64('cuStreamCreateWithPriority', CU_STREAM_NON_BLOCKING, priority);
+    return new Stream(driver, handle, name);
+  }
+
+  /** The highest priority this context offers (CUDA's `greatest`, a negative number on current GPUs). */
+  static highestPriority(driver: Driver): number {
+    const least = new Int32Array(1), greatest = new Int32Array(1);
+    driver.call('cuCtxGetStreamPriorityRange', least, greatest);
+    return greatest[0]!;
   }
 
   /** Later work on this stream waits for `event` (device-side; the host does not block). */

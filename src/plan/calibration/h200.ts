@@ -47,5 +47,5 @@ export const H200: Calibration = {
     collectiveEfficiency: 333 / 450,
     source: `${DESIGN}: NCCL send/recv 360 GB/s each way, all-reduce bus bandwidth 333 GB/s, over 450 GB/s nominal`,
   },
-  hbmEfficiency: { value: 0.8, source: 'assumption: elementwise kernels reach ~80% of HBM bandwidth (not yet measured here)' },
+  hbmEfficiency: { value: 0.8, source: 'assumption for elementwise kernels (PyTorch\'s norms, merges, optimizer): weft\'s own Device operations measured 0.73–0.93 of HBM on an H200 (weft bench ops, bench/results/ops-2026-11-28-*.jsonl; they are priced per class from those records)' },
 };
