@@ -417,7 +417,10 @@ export function weftH200A57Checks(): WeftCheck[] {
  * (`weft-cd1042c`) — 2 GPUs causal 128K/256K beside PyTorch; 4 GPUs 1M (Hkv 8: ring, Ulysses,
  * USP 2 × 2; Hkv 32: ring, double ring 2, TokenRing), ONE iteration without warm-up and no one-GPU
  * baseline; at 3c19881 the rows kernel and memset fills (`weft`) — 2 GPUs causal 32K/128K and
- * 4 GPUs causal 32K/128K, no PyTorch. Median of 3 after 1 warm-up unless said. Clocks:
+ * 4 GPUs causal 32K/128K, no PyTorch; at aa4a388 the same sweeps with the comm stream at the
+ * highest priority (the A/B twins with WEFT_COMM_PRIORITY=0, `-prio0.jsonl`, are left out: the
+ * same code with the priority off; cp-2026-11-28-comm-priority-ab-aa4a388.log has both). Median of
+ * 3 after 1 warm-up unless said. Clocks:
  * cp-2026-11-28-18-17-smi-cd1042c.csv, -18-21-smi-cd1042c.csv, -18-36-smi-3c19881.csv. (A first
  * 4-GPU 32K sweep at 3c19881, 18-38-13, is lost: the device call returns at most 8 files; its
  * figures are in NOTES.md and within 2% of the kept one.)
@@ -428,6 +431,8 @@ export const WEFT_CP_SESSION4_RECORDS = [
   { file: 'bench/results/cp-2026-11-28-18-23-03-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
   { file: 'bench/results/cp-2026-11-28-18-37-48-3c19881.jsonl', implementation: 'weft', revision: '3c19881' },
   { file: 'bench/results/cp-2026-11-28-18-38-45-3c19881.jsonl', implementation: 'weft', revision: '3c19881' },
+  { file: 'bench/results/cp-2026-11-28-18-47-06-aa4a388.jsonl', implementation: 'weft', revision: 'aa4a388' },
+  { file: 'bench/results/cp-2026-11-28-18-47-23-aa4a388.jsonl', implementation: 'weft', revision: 'aa4a388' },
 ] as const;
 
 /**
