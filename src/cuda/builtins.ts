@@ -67,27 +67,14 @@ __device__ __forceinline__ void store4(void* p, u64 i, int t, const float v[4]) 
 }
 
 // rows × quads4 quads: row r of src starts ss4·r quads after src, of dst ds4·r after dst.
-// add = 0: dst ← src (converting); add = 1: dst += src. Each thread loads the quads of ROWS4 rows
-// before it stores any: a block of narrow bf16 rows otherwise keeps only 2 KiB in flight, and
-// strided copies stalled at 0.70 of HBM on the latency.
-#define ROWS4 4
+// add = 0: dst ← src (converting); add = 1: dst += src.
 extern "C" __global__ void weft_rows4(const void* src, int st, void* dst, int dt, u64 rows, u64 quads4, u64 ss4, u64 ds4, int add) {
-  const u64 rstep = (u64)gridDim.y * blockDim.y;
-  for (u64 r0 = blockIdx.y * (u64)blockDim.y + threadIdx.y; r0 < rows; r0 += ROWS4 * rstep)
+  for (u64 r = blockIdx.y * (u64)blockDim.y + threadIdx.y; r < rows; r += (u64)gridDim.y * blockDim.y)
     for (u64 c = blockIdx.x * (u64)blockDim.x + threadIdx.x; c < quads4; c += (u64)gridDim.x * blockDim.x) {
-      float v[ROWS4][4];
-#pragma unroll
-      for (int j = 0; j < ROWS4; j++) if (r0 + j * rstep < rows) load4(src, (r0 + j * rstep) * ss4 + c, st, v[j]);
-      if (add) {
-#pragma unroll
-        for (int j = 0; j < ROWS4; j++) if (r0 + j * rstep < rows) {
-          float w[4];
-          load4(dst, (r0 + j * rstep) * ds4 + c, dt, w);
-          for (int k = 0; k < 4; k++) v[j][k] = w[k] + v[j][k];
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < ROWS4; j++) if (r0 + j * rstep < rows) store4(dst, (r0 + j * rstep) * ds4 + c, dt, v[j]);
+      float v[4];
+      load4(src, r * ss4 + c, st, v);
+      if (add) { float w[4]; load4(dst, r * ds4 + c, dt, w); for (int k = 0; k < 4; k++) v[k] = w[k] + v[k]; }
+      store4(dst, r * ds4 + c, dt, v);
     }
 }
 

@@ -80,7 +80,7 @@ export class CudaDevice implements Device {
     if (r.src % BigInt(4 * se) !== 0n || r.dst % BigInt(4 * de) !== 0n) return false;
     const bx = Math.min(256, 2 ** Math.ceil(Math.log2(r.quads))), by = 256 / bx;
     const gx = Math.min(Math.ceil(r.quads / bx), this.rt.info.sms * 16);
-    const gy = Math.min(Math.ceil(r.rows / (by * 4)), 65535, Math.max(1, Math.floor((this.rt.info.sms * 16) / gx))); // 4 rows per thread (ROWS4)
+    const gy = Math.min(Math.ceil(r.rows / by), 65535, Math.max(1, Math.floor((this.rt.info.sms * 16) / gx)));
     this.kernels().rows4.launch({ grid: [gx, gy], block: [bx, by] }, r.src, DTYPE_CODE[st], r.dst, DTYPE_CODE[dt], r.rows, r.quads, r.ss, r.ds, add ? 1 : 0);
     return true;
   }
