@@ -415,9 +415,11 @@ export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): numbe
     strategy: l.strategy, T: cfg.seqLen / (l.ulysses * l.ring), H, Hkv, D: m.headDim, ring: l.ring, ulysses: l.ulysses,
     inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring, e: elemBytes(cfg), a: F32, kernelTemps: false, backward: pass === 'bwd',
   });
+  // rates measured on the planned GPU (--calibration with ops records) describe weft's current code
+  const table = rates.impl.name === 'weft' && rates.cal.deviceOps ? rates.cal.deviceOps.ops : ops.ops;
   let ms = 0;
   for (const op of ELEMENTWISE_OPS) {
-    const x = c.total[op], f = c.forward[op], r = ops.ops[op];
+    const x = c.total[op], f = c.forward[op], r = table[op];
     const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
     ms += bytes / (r.hbmEfficiency * ctx.rates.gpu.hbmTBs * 1e9) + (calls * r.callUs) / 1000;
   }

@@ -2,13 +2,14 @@
 // the explanation, calibration updates from bench records, and speed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { H200 } from '../../src/plan/calibration/h200.js';
 import { applyRecords } from '../../src/plan/calibration/records.js';
+import { type Calibration, IMPLEMENTATIONS } from '../../src/plan/calibration/types.js';
 import { parseConfig } from '../../src/plan/config.js';
 import { explain, FLOP_CONVENTION } from '../../src/plan/explain.js';
 import { completeLayout, describeLayout } from '../../src/plan/layout.js';
@@ -139,6 +140,28 @@ test('bench records update the calibration: kernel points, GEMM, link efficienci
   const cfg = parseConfig({ ...base, candidates: [{ ulysses: 8, ring: 2 }] });
   assert.ok(plan(cfg, calibration).results[0]!.prediction!.stepMs < plan(cfg).results[0]!.prediction!.stepMs);
   assert.throws(() => plan(parseConfig({ ...base, kernel: 'nope' })), /kernel: 'nope' has no forward/);
+});
+
+test('--calibration with `weft bench ops` records: weft\'s Device operation rates as measured, used for the current code', () => {
+  const read = (f: string) => readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const now = applyRecords(H200, read('bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl'));
+  // 8 fits and 8 calls of 4 KiB used, the other sizes skipped silently (they are in the fits)
+  assert.equal(now.used, 16);
+  assert.deepEqual(now.skipped, []);
+  const shipped = IMPLEMENTATIONS.weft!.deviceOps!.ops;
+  for (const [op, r] of Object.entries(now.calibration.deviceOps!.ops)) {
+    const s = shipped[op as keyof typeof shipped];
+    assert.ok(Math.abs(r.hbmEfficiency - s.hbmEfficiency) < 0.006 && Math.abs(r.callUs - s.callUs) < 0.06, `${op}: ${JSON.stringify(r)} vs shipped ${JSON.stringify(s)}`);
+  }
+  // the old builtins' rates (casts at 0.26 of HBM) make weft's ring slower; other profiles keep theirs
+  const old = applyRecords(H200, read('bench/results/ops-2026-11-28-18-17-10-cd1042c.jsonl')).calibration;
+  const attn = (implementation: string) => parseConfig({ model: 'llama3-8b', mode: 'attention', seqLen: 131072, mask: 'causal', implementation,
+    cluster: { nodes: 1, gpusPerNode: 2, gpu: 'h200' }, candidates: [{ ring: 2 }] });
+  const ms = (implementation: string, cal?: Calibration) => plan(attn(implementation), cal).results[0]!.prediction!.stepMs;
+  assert.ok(ms('weft', old) > ms('weft', now.calibration) + 1);
+  assert.equal(ms('weft-a57aad4', now.calibration), ms('weft-a57aad4'));
+  // only complete sets are used
+  assert.equal(applyRecords(H200, read('bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl').filter((r) => r.name !== 'cast-fit')).calibration.deviceOps, undefined);
 });
 
 test('explain says so when nothing fits', () => {

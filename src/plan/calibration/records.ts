@@ -10,16 +10,19 @@
 //   kind 'comm': config.op 'sendrecv'|'p2p' sets the point-to-point efficiency from derived.algGBps
 //     (or GBps); 'allreduce'|'all-reduce'|'alltoall' the collective one from derived.busGBps — each
 //     the best over the message sizes recorded, over the measured GPU's nominal NVLink bandwidth.
+//   kind 'ops' (`weft bench ops`): the '<op>-fit' records' derived.GBps over the GPU's HBM and the
+//     4 KiB records' median µs give the rates of weft's Device operations (calibration.deviceOps).
 // The GPU is env.gpus[0] matched to a preset (e.g. 'NVIDIA H200' → h200); rates measured on
 // another GPU of the class are rescaled by the ratio of datasheet peaks.
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../errors.js';
 import { GPU_PRESETS, type GpuSpec } from '../hardware.js';
-import type { Calibration, KernelPoint } from './types.js';
+import type { ElementwiseOp } from '../elementwise.js';
+import type { Calibration, DeviceOpRate, KernelPoint } from './types.js';
 import { CLASS_CALIBRATIONS } from './classes.js';
 
 export interface RecordLike {
-  kind?: unknown; name?: unknown; config?: unknown; derived?: unknown; env?: unknown; time?: unknown;
+  kind?: unknown; name?: unknown; config?: unknown; derived?: unknown; env?: unknown; time?: unknown; summary?: unknown;
 }
 
 function gpuOfRecord(r: RecordLike): GpuSpec | undefined {
@@ -57,6 +60,8 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
   const skipped: string[] = [];
   let used = 0;
   const best = { p2p: 0, coll: 0 };
+  const ops: Record<string, { eff?: number; callUs?: number }> = {};
+  let opsSource = '';
   records.forEach((r, i) => {
     const where = `record ${i + 1}${typeof r.name === 'string' ? ` (${r.name})` : ''}`;
     const gpu = gpuOfRecord(r);
@@ -104,9 +109,40 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
       skipped.push(`${where}: comm op '${op}' is not sendrecv, allreduce or alltoall`);
       return;
     }
-    skipped.push(`${where}: kind '${String(r.kind)}' is not kernel or comm`);
+    if (r.kind === 'ops') {
+      // `weft bench ops`: '<op>-fit' records give the rate (derived.GBps over this GPU's HBM), the
+      // 4 KiB record of the op its cost per call
+      const op = str(config, 'op'), GBps = num(derived, 'GBps');
+      if (!op || GBps === undefined) { skipped.push(`${where}: needs config.op and derived.GBps`); return; }
+      const name = typeof r.name === 'string' ? r.name : '';
+      const o = (ops[op] ??= {});
+      if (name === `${op}-fit`) o.eff = GBps / (gpu.hbmTBs * 1000);
+      else if (num(config, 'bytes') === 4096) o.callUs = num(r.summary as Record<string, unknown> ?? {}, 'median');
+      else return; // the other sizes are in the fit
+      opsSource = source;
+      used++;
+      return;
+    }
+    skipped.push(`${where}: kind '${String(r.kind)}' is not kernel, comm or ops`);
   });
+  const rates = deviceOpRates(ops);
+  if (rates) cal.deviceOps = { ops: rates, source: `weft bench ops (${opsSource})` };
   return { calibration: cal, used, skipped };
+}
+
+/**
+ * The planner's five classes from `weft bench ops`' operations: box copies are about half
+ * contiguous and half strided rows in the strategies (the harmonic mean of 'copy' and
+ * 'copy-quarter', their mean call); undefined unless every operation needed was measured.
+ */
+function deviceOpRates(m: Record<string, { eff?: number; callUs?: number }>): Record<ElementwiseOp, DeviceOpRate> | undefined {
+  const need = ['zeros', 'full', 'copy', 'copy-quarter', 'add', 'cast'];
+  if (!need.every((k) => m[k]?.eff !== undefined && m[k]?.callUs !== undefined)) return undefined;
+  const r = (k: string): DeviceOpRate => ({ hbmEfficiency: m[k]!.eff!, callUs: m[k]!.callUs! });
+  return {
+    zeros: r('zeros'), full: r('full'), add: r('add'), cast: r('cast'),
+    copyBox: { hbmEfficiency: 2 / (1 / m.copy!.eff! + 1 / m['copy-quarter']!.eff!), callUs: (m.copy!.callUs! + m['copy-quarter']!.callUs!) / 2 },
+  };
 }
 
 /**

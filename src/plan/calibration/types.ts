@@ -33,6 +33,12 @@ export interface Calibration {
   links: { p2pEfficiency: number; collectiveEfficiency: number; source: string };
   /** achieved / datasheet HBM bandwidth of elementwise kernels */
   hbmEfficiency: { value: number; source: string };
+  /**
+   * weft's current Device operations as `weft bench ops` measured them on this class (from records
+   * given to --calibration): used instead of the `weft` profile's shipped H200 rates. Absent: the
+   * profile's rates (shares of HBM, so they carry over to other GPUs as they are).
+   */
+  deviceOps?: { ops: Record<ElementwiseOp, DeviceOpRate>; source: string };
 }
 
 /** How an implementation merges partial attention results and how much each ring step costs it. */
