@@ -13,6 +13,7 @@
 import type { CudaRuntime } from '../cuda/runtime.js';
 import type { CudaTensor } from '../cuda/tensor.js';
 import type { Box } from '../device/device.js';
+import { gpuPresetByName } from '../plan/hardware.js';
 import { bytesPerElement, type DType } from '../tensor/dtype.js';
 import { type BenchRecord, fmtSize, makeRecord, summarize, writeRecords } from './record.js';
 
@@ -82,12 +83,6 @@ function repsFor(bytes: number): number {
   return bytes <= SMALL ? 200 : bytes <= 1 << 20 ? 50 : bytes <= 16 << 20 ? 10 : 2;
 }
 
-/** Datasheet HBM bandwidth of the GPUs weft knows, by name (GB/s); undefined for others. */
-export function hbmGBpsOf(name: string): number | undefined {
-  const n = name.toLowerCase();
-  return n.includes('h200') ? 4800 : n.includes('h100') || n.includes('h800') ? 3350 : n.includes('a100') ? 2039 : undefined;
-}
-
 /** Least squares of time against bytes: the per-byte rate (GB/s) and the time at zero bytes (µs). */
 export function fitLine(points: readonly { bytes: number; us: number }[]): { GBps: number; interceptUs: number } {
   const n = points.length, mx = points.reduce((s, p) => s + p.bytes, 0) / n, my = points.reduce((s, p) => s + p.us, 0) / n;
@@ -102,7 +97,7 @@ export async function benchOps(o: OpsBenchOptions = {}): Promise<BenchRecord[]> 
   const iters = o.iters ?? 10, warmup = o.warmup ?? 2;
   const { openCuda } = await import('../cuda/runtime.js'); // CUDA code loads only when a benchmark runs
   const rt = await openCuda();
-  const peak = hbmGBpsOf(rt.info.name);
+  const preset = gpuPresetByName(rt.info.name), peak = preset ? preset.hbmTBs * 1000 : undefined; // datasheet GB/s
   log(`weft bench ops on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}; HBM ${peak ?? '?'} GB/s datasheet): ${iters} samples per size`);
   const t0 = rt.event(true), t1 = rt.event(true);
   const records: BenchRecord[] = [];

@@ -58,3 +58,13 @@ export const GPU_PRESETS: Readonly<Record<string, GpuSpec>> = {
   a800: { name: 'a800', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 200, latencyUs: 6 } },
   l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, intraNode: { GBps: 32, latencyUs: 10 }, pcie: L20_BOX },
 };
+
+/** The preset a GPU's marketing name ('NVIDIA H200', 'NVIDIA A100-SXM4-80GB') is, if any. */
+export function gpuPresetByName(name: string): GpuSpec | undefined {
+  const n = name.toLowerCase();
+  // longest preset name first so 'a100-80g' is not mistaken for another part
+  for (const key of Object.keys(GPU_PRESETS).sort((a, b) => b.length - a.length)) {
+    if (n.includes(key.split('-')[0]!)) return GPU_PRESETS[key];
+  }
+  return undefined;
+}

@@ -16,7 +16,7 @@
 // another GPU of the class are rescaled by the ratio of datasheet peaks.
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../errors.js';
-import { GPU_PRESETS, type GpuSpec } from '../hardware.js';
+import { GPU_PRESETS, gpuPresetByName, type GpuSpec } from '../hardware.js';
 import type { ElementwiseOp } from '../elementwise.js';
 import type { Calibration, DeviceOpRate, KernelPoint } from './types.js';
 import { CLASS_CALIBRATIONS } from './classes.js';
@@ -27,13 +27,7 @@ export interface RecordLike {
 
 function gpuOfRecord(r: RecordLike): GpuSpec | undefined {
   const gpus = (r.env as { gpus?: unknown } | undefined)?.gpus;
-  const name = Array.isArray(gpus) && typeof gpus[0] === 'string' ? gpus[0].toLowerCase() : '';
-  // longest preset name first so 'a100-80g' is not mistaken for another part
-  for (const key of Object.keys(GPU_PRESETS).sort((a, b) => b.length - a.length)) {
-    const bare = key.split('-')[0]!;
-    if (name.includes(bare)) return GPU_PRESETS[key];
-  }
-  return undefined;
+  return Array.isArray(gpus) && typeof gpus[0] === 'string' ? gpuPresetByName(gpus[0]) : undefined;
 }
 
 const num = (o: Record<string, unknown>, ...keys: string[]): number | undefined => {
