@@ -179,8 +179,8 @@ export function elementwiseTraffic(c: HeldCase, member = 0): ElementwiseCount {
         t.zeros(Q * e, n - 1); t.zeros(Q * a, 2 * (n - 1)); t.full(L * a, 2 * (n - 1));
         return () => {
           t.zeros(Q * a); t.zeros(K * a, 2);
-          // q, dO (input type), out, lse (f32) travel; dq partials per visit and arrival; arrivals added into dq
-          t.zeros(Q * e, 2 * (n - 1)); t.zeros(Q * a, n - 1); t.zeros(L * a, n - 1);
+          // q, dO, out (input type; f32 with heldAccOut), lse (f32) travel; dq partials per visit and arrival; arrivals added into dq
+          t.zeros(Q * e, 2 * (n - 1)); t.zeros(Q * (c.heldAccOut ? a : e), n - 1); t.zeros(L * a, n - 1);
           t.zeros(Q * a, 2 * (n - 1)); t.add(Q * a, n - 1);
         };
       });

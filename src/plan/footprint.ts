@@ -95,7 +95,7 @@ function ulyssesHeads(H: number, Hkv: number, u: number): { nR: number; moved: n
 
 /** weft's memory per GPU for one attention layer of `l` (attention modes; tp 1), for the implementation's code. */
 export function weftFootprint(cfg: PlanConfig, l: Layout, impl: Implementation): Footprint {
-  return impl.footprint === 'weft-gc' ? gcFootprint(cfg, l, impl) : releasedFootprint(cfg, l);
+  return impl.footprint === 'weft-gc' ? gcFootprint(cfg, l, impl) : releasedFootprint(cfg, l, impl.heldAccOut === true);
 }
 
 /** The kernel's block lists of one rank (forward and, in attention mode, backward). */
@@ -113,9 +113,9 @@ function blockLists(l: Pick<Layout, 'strategy' | 'ring' | 'ulysses'>, T: number,
  * weft since 90faa7f (strategies release per step): the inputs, the peak the strategy holds
  * (held.ts; bf16 or fp32 inputs, f32 accumulation, the backward kernel's f32 delta), the block lists.
  */
-function releasedFootprint(cfg: PlanConfig, l: Layout): Footprint {
+function releasedFootprint(cfg: PlanConfig, l: Layout, heldAccOut: boolean): Footprint {
   const m = cfg.model, B = seqsAtOnce(cfg, l);
-  const f = attentionFootprint({ ...l, S: cfg.seqLen, H: m.heads, Hkv: m.kvHeads, D: m.headDim, e: elemBytes(cfg), backward: cfg.mode === 'attention' });
+  const f = attentionFootprint({ ...l, S: cfg.seqLen, H: m.heads, Hkv: m.kvHeads, D: m.headDim, e: elemBytes(cfg), backward: cfg.mode === 'attention', heldAccOut });
   return { inputs: B * f.inputs, forward: B * f.forward, backward: B * f.backward, blockLists: B * f.blockLists };
 }
 
@@ -123,9 +123,11 @@ function releasedFootprint(cfg: PlanConfig, l: Layout): Footprint {
 export function attentionFootprint(x: {
   strategy: Layout['strategy']; S: number; H: number; Hkv: number; D: number; e: number;
   ulysses: number; ring: number; inner?: number; backward: boolean;
+  /** the code up to aa4a388 (held.ts HeldCase.heldAccOut); the current code by default */
+  heldAccOut?: boolean;
 }): Footprint {
   const { H, Hkv, D, e, backward: bwd } = x, u = x.ulysses, r = x.ring, T = x.S / (u * r);
-  const h = heldPeak({ strategy: x.strategy, T, H, Hkv, D, ring: r, ulysses: u, inner: x.inner ?? r, e, a: 4, kernelTemps: true, backward: bwd });
+  const h = heldPeak({ strategy: x.strategy, T, H, Hkv, D, ring: r, ulysses: u, inner: x.inner ?? r, e, a: 4, kernelTemps: true, backward: bwd, heldAccOut: x.heldAccOut });
   const inputs = bwd ? 2 * T * H * D * e + 2 * T * Hkv * D * e : T * H * D * e + 2 * T * Hkv * D * e;
   return { inputs, forward: h.forward, backward: bwd ? h.peak - h.forward : 0, blockLists: blockLists(x, T, bwd) };
 }

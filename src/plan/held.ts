@@ -32,6 +32,12 @@ export interface HeldCase {
   kernelTemps: boolean;
   /** forward and backward (else the forward alone) */
   backward: boolean;
+  /**
+   * The code up to aa4a388: the accumulation-type output is held to the end of the backward, which
+   * reads it (TokenRing's travels in it). Since then the backward reads the output cast to the
+   * input type and the accumulation-type one goes at the cast.
+   */
+  heldAccOut?: boolean;
 }
 
 /** Bytes a rank holds: the peak over the forward, the peak over forward and backward, and what it holds at the end. */
@@ -101,18 +107,18 @@ function ringAttention(L: Ledger, d: Dims, n: number): () => void {
 }
 
 /**
- * common.ts finish: the output cast after the forward; after the backward the accumulation-type
- * output is released and dq, dk, dv are cast one by one, each released after its cast.
+ * common.ts finish: the output cast after the forward, the accumulation-type output released then
+ * (`heldAccOut`: after the backward); dq, dk, dv cast one by one, each released after its cast.
  */
 function finish(L: Ledger, c: HeldCase, forward: () => () => void): { fwd: number } {
   const casts = c.e !== c.a, Q = c.T * c.H * c.D, K = c.T * c.Hkv * c.D;
   const backward = forward();
-  if (casts) L.hold(Q * c.e);
+  if (casts) { L.hold(Q * c.e); if (!c.heldAccOut) L.drop(Q * c.a); }
   const fwd = L.peak;
   if (!c.backward) return { fwd };
   backward();
   if (casts) {
-    L.drop(Q * c.a);
+    if (c.heldAccOut) L.drop(Q * c.a);
     for (const x of [Q, K, K]) { L.hold(x * c.e); L.drop(x * c.a); }
   }
   return { fwd };
@@ -150,19 +156,21 @@ function ulyssesAttention(L: Ledger, c: HeldCase, me: number): { fwd: number } {
     L.hold(Q * a + lse * a); // localAttention's state
     innerBackward = () => { L.hold(Q * a + 2 * Tg * hk * D * a); L.temp(d.delta); };
   } else innerBackward = ringAttention(L, d, c.ring);
-  // the output back: cast copy (released once packed), its send and receive buffers, lse's, the result
-  if (casts) L.hold(Q * e);
+  // the output back: the cast (kept for the backward, the accumulation-type one released; with
+  // `heldAccOut` the cast copy goes once packed), its send and receive buffers, lse's, the result
+  const legacy = c.heldAccOut === true;
+  if (casts) { L.hold(Q * e); if (!legacy) L.drop(Q * a); }
   L.hold(2 * Q * e);
-  if (casts) L.drop(Q * e);
+  if (casts && legacy) L.drop(Q * e);
   L.hold(2 * lse * a);
   L.hold(Q * e + lse * a);
   L.drop(2 * Q * e + 2 * lse * a);
   const fwd = L.peak;
   if (!c.backward) return { fwd };
-  // dO out and in, concatenated; the inner backward; dO's concatenation and the inner f32 output go
+  // dO out and in, concatenated; the inner backward; dO's concatenation and the inner output go
   L.hold(2 * Q * e); L.hold(Q * e); L.drop(2 * Q * e);
   innerBackward();
-  L.drop(Q * e + Q * a);
+  L.drop(Q * e + Q * (legacy ? a : e));
   if (!p.regular) {
     // reduce: the sums, its one-head copy (released at the end) and addHeads' temporary per local head (released at once)
     for (let i = 0; i < 2; i++) { L.hold(mine * a + Tg * D * a); L.temp(Tg * D * a); L.drop(Tg * D * a); }
@@ -246,7 +254,7 @@ export function heldBytes(c: HeldCase, member = 0): Held {
         pass(Q * e, (Q + lse) * a, 0);
         return () => {
           L.hold(Q * a + kv * a);
-          pass(2 * Q * e + (Q + lse) * a, Q * a, delta); // q, dO, out (f32), lse travel; dq partials
+          pass(2 * Q * e + Q * (c.heldAccOut ? a : e) + lse * a, Q * a, delta); // q, dO, out, lse travel; dq partials
         };
       }));
       break;

@@ -371,8 +371,9 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     const kvBytes = tokens * 2 * h.kv * D * BF16;
     let preBytes: number, postBytes = 0, backBytes = 0, tailMs = 0, turned = false;
     if (token) {
-      // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home
-      preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (2 * D * BF16 + 2 * F32);
+      // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home. In
+      // the backward q, dO, the output (f32 in the code up to aa4a388) and lse travel
+      preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (2 * D * BF16 + D * (rates.impl.heldAccOut ? F32 : BF16) + F32);
       backBytes = pass === 'fwd' ? tokens * h.q * (D + 1) * F32 : tokens * h.q * D * F32;
       tailMs = pass === 'bwd' && rates.impl.deviceOps ? 0 : rates.mergeMs(h.q * tokens * D);
     } else {
@@ -414,6 +415,7 @@ export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): numbe
   const c = elementwisePeakMember({
     strategy: l.strategy, T: cfg.seqLen / (l.ulysses * l.ring), H, Hkv, D: m.headDim, ring: l.ring, ulysses: l.ulysses,
     inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring, e: elemBytes(cfg), a: F32, kernelTemps: false, backward: pass === 'bwd',
+    heldAccOut: rates.impl.heldAccOut,
   });
   // rates measured on the planned GPU (--calibration with ops records) describe weft's current code
   const table = rates.impl.name === 'weft' && rates.cal.deviceOps ? rates.cal.deviceOps.ops : ops.ops;

@@ -104,11 +104,14 @@ export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: 
 
 /**
  * Cast a partial's output and gradients to the input dtype; lse stays in the accumulation type.
- * The backward runs once per forward: after it the accumulation-type output and gradients are
- * released before each next cast, so the largest cast (dq) does not find them all still held.
+ * The backward reads the cast output (its delta = rowsum(dO ∘ O), as FlashAttention computes it
+ * from the output it returned), so the accumulation-type output goes at once: in bf16 it is half
+ * of everything a ring of 2 holds through the backward. The backward runs once per forward; its
+ * accumulation-type gradients are released each after its cast.
  */
 export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
   const out = castTo(env.device, p.state.out, dtype);
+  if (out !== p.state.out) { env.device.release(p.state.out); p.state.out = out; }
   let done = false;
   return {
     out,
@@ -117,7 +120,6 @@ export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
       if (done) throw new Error('backward called twice on one forward result');
       done = true;
       const g = await p.backward(dout);
-      if (p.state.out !== out) env.device.release(p.state.out);
       const cast = (t: Tensor): Tensor => castReleasing(env.device, t, dtype);
       return { dq: cast(g.dq), dk: cast(g.dk), dv: cast(g.dv) };
     },

@@ -76,9 +76,11 @@ export async function ulyssesAttention(
   const p = await inner(qH, kH, vH, pos);
 
   env.trace.step(`${label} fwd out`);
-  const o = castFor(p.state.out, dtype);
-  const xo = splitRows(o.t, () => Hl);
-  o.done();
+  // the cast output is packed and kept for the backward's delta (common.ts finish); the
+  // accumulation-type one goes
+  const o = castTo(device, p.state.out, dtype);
+  if (o !== p.state.out) { device.release(p.state.out); p.state.out = o; }
+  const xo = splitRows(o, () => Hl);
   const lseSend = len.map((n, c) => {
     const s = device.empty(acc, [Hl, n]);
     device.copyBox(p.state.lse, s, { src: [0, off[c]!], dst: [0, 0], size: [Hl, n] });

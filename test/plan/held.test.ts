@@ -41,13 +41,15 @@ describe('held.ts on a GPU (bf16 inputs, f32 accumulation, the backward kernel\'
   const gpu = (c: Partial<HeldCase>): HeldCase => ({
     strategy: 'ring', T: 1 << 20, H: 32, Hkv: 8, D: 128, ring: 2, ulysses: 1, inner: 2, e: 2, a: 4, kernelTemps: true, backward: true, ...c,
   });
-  it('rings: state + output cast + dq + three f32 dK,dV pairs (+ the K,V blocks in flight) + delta', () => {
+  it('rings: lse + the bf16 output + dq + three f32 dK,dV pairs (+ the K,V blocks in flight) + delta; up to aa4a388 the f32 output too', () => {
     for (const [r, blocks] of [[2, 0], [3, 1], [4, 2], [8, 2], [64, 2], [1000, 2]] as const) {
       const c = gpu({ ring: r, inner: r, T: 4096 }), q = c.T * c.H * c.D, kv = c.T * c.Hkv * c.D, lse = c.H * c.T * 4;
-      const want = q * 4 + lse + q * 2 + q * 4 + 6 * kv * 4 + blocks * 2 * kv * 2 + lse;
+      const want = lse + q * 2 + q * 4 + 6 * kv * 4 + blocks * 2 * kv * 2 + lse;
       assert.equal(heldBytes(c).peak, want, `ring of ${r}`);
+      assert.equal(heldBytes({ ...c, heldAccOut: true }).peak, want + q * 4, `ring of ${r}, f32 output held`);
     }
-    // the ring of 2 at 2M (T = 1M per rank, Hkv 8): 64.25 GiB beyond the inputs and block lists
-    assert.equal(heldBytes(gpu({})).peak / 2 ** 30, 64.25);
+    // the ring of 2 at 2M (T = 1M per rank, Hkv 8): 48.25 GiB beyond the inputs and block lists (64.25 with the f32 output)
+    assert.equal(heldBytes(gpu({})).peak / 2 ** 30, 48.25);
+    assert.equal(heldBytes(gpu({ heldAccOut: true })).peak / 2 ** 30, 64.25);
   });
 });

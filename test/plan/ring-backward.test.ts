@@ -41,8 +41,13 @@ test('which implementations turn the ring backward back: weft now; weft as measu
   // and its Device operations' rates (the rows kernel after cd1042c); weft-cd1042c is between the two
   const { deviceOps: opsNow } = IMPLEMENTATIONS.weft!, { deviceOps: opsBefore } = IMPLEMENTATIONS['weft-a57aad4']!;
   assert.notDeepEqual(opsNow, opsBefore);
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-a57aad4']!, ...same, footprint: 'weft', deviceOps: opsNow }, { ...IMPLEMENTATIONS.weft!, ...same });
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-cd1042c']!, ...same, deviceOps: opsNow }, { ...IMPLEMENTATIONS.weft!, ...same });
+  // and reads the bf16 output in its backward (heldAccOut off since aa4a388); weft-cd1042c and
+  // weft-aa4a388 are the steps between
+  const now = { ...IMPLEMENTATIONS.weft!, ...same, heldAccOut: true };
+  assert.equal(IMPLEMENTATIONS.weft!.heldAccOut, undefined);
+  assert.deepEqual({ ...IMPLEMENTATIONS['weft-a57aad4']!, ...same, footprint: 'weft', deviceOps: opsNow }, now);
+  assert.deepEqual({ ...IMPLEMENTATIONS['weft-cd1042c']!, ...same, deviceOps: opsNow }, now);
+  assert.deepEqual({ ...IMPLEMENTATIONS['weft-aa4a388']!, ...same }, now);
   for (const [impl, turned] of [['weft', true], ['weft-7c54dd9d', false], ['pytorch', false]] as const) {
     const { ctx, l, ring } = setup({ seqLen: 65536, cluster: node8, implementation: impl }, { ring: 8 });
     assert.equal(ring.turned, turned, impl);

@@ -429,10 +429,10 @@ export const WEFT_CP_SESSION4_RECORDS = [
   { file: 'bench/results/cp-2026-11-28-18-19-03-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
   { file: 'bench/results/cp-2026-11-28-18-21-58-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
   { file: 'bench/results/cp-2026-11-28-18-23-03-cd1042c.jsonl', implementation: 'weft-cd1042c', revision: 'cd1042c' },
-  { file: 'bench/results/cp-2026-11-28-18-37-48-3c19881.jsonl', implementation: 'weft', revision: '3c19881' },
-  { file: 'bench/results/cp-2026-11-28-18-38-45-3c19881.jsonl', implementation: 'weft', revision: '3c19881' },
-  { file: 'bench/results/cp-2026-11-28-18-47-06-aa4a388.jsonl', implementation: 'weft', revision: 'aa4a388' },
-  { file: 'bench/results/cp-2026-11-28-18-47-23-aa4a388.jsonl', implementation: 'weft', revision: 'aa4a388' },
+  { file: 'bench/results/cp-2026-11-28-18-37-48-3c19881.jsonl', implementation: 'weft-aa4a388', revision: '3c19881' },
+  { file: 'bench/results/cp-2026-11-28-18-38-45-3c19881.jsonl', implementation: 'weft-aa4a388', revision: '3c19881' },
+  { file: 'bench/results/cp-2026-11-28-18-47-06-aa4a388.jsonl', implementation: 'weft-aa4a388', revision: 'aa4a388' },
+  { file: 'bench/results/cp-2026-11-28-18-47-23-aa4a388.jsonl', implementation: 'weft-aa4a388', revision: 'aa4a388' },
 ] as const;
 
 /**

@@ -54,7 +54,7 @@ test('the memory predictions written before any GPU ran the releasing code (NEXT
   }
   assert.equal(measured, 6);
   // "3M fits" (129.75 GiB predicted: the written-down table in docs/plan.md; 3.25M would not)
-  const m = WEFT_CP_3M_CD1042C, at3M = countedGiB(m.seq, 2, m.kvHeads, 'weft', { ring: 2, shard: 'zigzag' });
+  const m = WEFT_CP_3M_CD1042C, at3M = countedGiB(m.seq, 2, m.kvHeads, 'weft-aa4a388', { ring: 2, shard: 'zigzag' });
   assert.ok(Math.abs(at3M - 129.75) < 0.005 && Math.abs(m.peakGiB - at3M) < 0.1);
   t.diagnostic(`3M ring of 2: predicted 129.75 GiB (fits), measured ${m.peakGiB} GiB in ${(m.ms / 1000).toFixed(1)} s — the longest run so far (2.5M at a57aad4)`);
 });

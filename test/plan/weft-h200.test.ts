@@ -313,10 +313,10 @@ test('memory predictions written for the a57aad4 code (MEMORY_PREDICTIONS_A57AAD
 
 test('memory predictions for the next GPU session (NEXT_MEMORY_PREDICTIONS, the releasing code of 90faa7f): the model still gives them; what the release changed', (t) => {
   const { date, code, peaks, longest } = NEXT_MEMORY_PREDICTIONS;
-  t.diagnostic(`written down ${date}, weft's code as of ${code} (profile weft); the a57aad4 code's count (weft-a57aad4) beside`);
+  t.diagnostic(`written down ${date}, weft's code as of ${code} (profile weft-aa4a388: the f32 output held through the backward, as that code did); the a57aad4 code's count (weft-a57aad4) beside`);
   for (const p of peaks) {
     const l = { shard: 'zigzag' as const, ...p.layout };
-    const counted = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft', l), before = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4', l);
+    const counted = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft-aa4a388', l), before = countedGiB(p.seq, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4', l);
     assert.ok(Math.abs(counted - p.peakGiB) < 0.005, `${p.label}: the model now counts ${counted} GiB, not ${p.peakGiB}`);
     assert.ok(Math.abs(before - p.a57aad4GiB) < 0.005, `${p.label}: weft-a57aad4 now counts ${before} GiB, not ${p.a57aad4GiB}`);
     // releasing never holds more than keeping everything
@@ -324,7 +324,7 @@ test('memory predictions for the next GPU session (NEXT_MEMORY_PREDICTIONS, the 
     t.diagnostic(`${p.label.padEnd(34)} peak ${p.peakGiB.toFixed(2).padStart(6)} GiB per GPU (a57aad4's code ${p.a57aad4GiB.toFixed(2).padStart(6)}: ${pct(p.peakGiB / p.a57aad4GiB - 1)})`);
   }
   for (const p of longest) {
-    const cfg = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft'), cfgA = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4');
+    const cfg = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft-aa4a388'), cfgA = weftCpConfig(1 << 20, 'causal', p.gpus, p.kvHeads, 'weft-a57aad4');
     const l = { shard: 'zigzag' as const, ...p.layout };
     assert.equal(maxSeqLen(cfg, completeLayout(l, cfg), undefined, p.step), p.maxSeq, `${p.label}: the model now says otherwise`);
     assert.equal(maxSeqLen(cfgA, completeLayout(l, cfgA), undefined, p.step), p.a57aad4, `${p.label}: weft-a57aad4 now says otherwise`);
@@ -339,7 +339,7 @@ test('memory predictions for the next GPU session (NEXT_MEMORY_PREDICTIONS, the 
     t.diagnostic(`ring of 2 at ${weftTag(r.seq, '').trim()}: measured at a57aad4 ${r.peakGiB} GiB → predicted ${p.peakGiB} (${pct(p.peakGiB / r.peakGiB - 1)})`);
     assert.ok(p.peakGiB < 0.9 * r.peakGiB);
   }
-  const at = (S: number): number => countedGiB(S, 'causal', 2, L.kvHeads, 'weft', { ring: 2, shard: 'zigzag' });
+  const at = (S: number): number => countedGiB(S, 'causal', 2, L.kvHeads, 'weft-aa4a388', { ring: 2, shard: 'zigzag' });
   t.diagnostic(`ring of 2: 2.75M ${at(o.seq).toFixed(2)} GiB, 3M ${at(3 << 20).toFixed(2)}, 3.25M ${at(3407872).toFixed(2)} against ${room.toFixed(2)} GiB for weft's allocator`);
   assert.ok(at(o.seq) < room && at(3 << 20) < room && at(3407872) > room);
   assert.ok(longest[0]!.maxSeq > o.seq);

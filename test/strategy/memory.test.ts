@@ -44,21 +44,27 @@ describe('memory a rank holds', () => {
     assert.ok(a8! > 1.5 * a4!, `${a4} → ${a8}`);
   });
 
-  it('finish releases the accumulation-type output and gradients as it casts them, and runs the backward once', async () => {
+  it('finish releases the accumulation-type output once cast (the backward reads the cast), the gradients as it casts them, and runs the backward once', async () => {
     const device = new MeteredDevice(new CpuDevice());
     const env = { device } as unknown as Env;
     const f32 = (x: number) => { const t = device.full('f32', [3, 2, 4], x); return t; };
-    const state = { out: f32(1.5), lse: device.zeros('f32', [2, 3]) };
+    const out32 = f32(1.5), state = { out: out32, lse: device.zeros('f32', [2, 3]) };
     const grads = { dq: f32(2), dk: f32(3), dv: f32(4) };
-    const res = finish(env, 'bf16', { state, backward: async () => grads });
+    const q = 3 * 2 * 4;
+    const start = device.held;
+    let seen: unknown;
+    const res = finish(env, 'bf16', { state, backward: async () => { seen = state.out; return grads; } });
     assert.equal(res.out.dtype, 'bf16');
+    // the f32 output went at the cast: the partial's state now holds the returned bf16 output
+    assert.equal(device.held - start, -q * 4 + q * 2);
+    assert.ok(Number.isNaN(asF64(out32 as never)[0]!) && state.out === res.out);
     const before = device.held;
     const g = await res.backward(hostZeros('bf16', [3, 2, 4]));
+    assert.equal(seen, res.out, 'the backward sees the cast output');
     assert.deepEqual([g.dq, g.dk, g.dv].map((t) => [t.dtype, asF64(t as never)[0]]), [['bf16', 2], ['bf16', 3], ['bf16', 4]]);
-    // four f32 tensors released, three bf16 casts made (half their size)
-    const q = 3 * 2 * 4;
-    assert.equal(device.held - before, -4 * q * 4 + 3 * q * 2);
-    for (const t of [state.out, grads.dq, grads.dk, grads.dv]) assert.ok(Number.isNaN(asF64(t as never)[0]!), 'released tensors are poisoned');
+    // three f32 gradients released, three bf16 casts made (half their size)
+    assert.equal(device.held - before, -3 * q * 4 + 3 * q * 2);
+    for (const t of [grads.dq, grads.dk, grads.dv]) assert.ok(Number.isNaN(asF64(t as never)[0]!), 'released tensors are poisoned');
     assert.ok(!Number.isNaN(asF64(state.lse as never)[0]!), 'lse is part of the result and stays');
     await assert.rejects(res.backward(hostZeros('bf16', [3, 2, 4])), /backward called twice/);
   });

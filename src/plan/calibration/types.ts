@@ -87,6 +87,12 @@ export interface Implementation {
    * backward prices no merge. Absent: not priced (the merges stand for it).
    */
   deviceOps?: { ops: Record<ElementwiseOp, DeviceOpRate>; source: string };
+  /**
+   * weft up to aa4a388: the backward read the accumulation-type output, held to its end
+   * (TokenRing's travelled in it); since then it reads the output cast to the input type
+   * (held.ts HeldCase.heldAccOut).
+   */
+  heldAccOut?: boolean;
   source: string;
 }
 
@@ -121,18 +127,21 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // fused merge: read running out (f32), read the block's out (f32), write out: 12 bytes
   // weft now: views prepared once (839f0e1, 7d64110), the ring backward turned back (84c36db), the
   // strategies releasing what they allocate per step (90faa7f); timing as measured at a57aad4
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_NOW, source: OPS_NOW_SOURCE }, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds since 90faa7f (per-step releases), counted (held.ts, footprint.ts), equal to the CPU ranks\' metered peaks and within 0.2% of every GPU peak measured at cd1042c (2 and 4 × H200, up to 3M tokens)' },
+  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_NOW, source: OPS_NOW_SOURCE }, source: 'assumption: one fused f32 merge kernel per step (DESIGN.md numerics contract); to be replaced by weft bench cp. Ring backward turned back from the forward\'s last block (84c36db; measured at a57aad4: bench/results/cp-2026-11-28-*-a57aad4.jsonl). Memory: what weft\'s code holds (per-step releases since 90faa7f; the backward reads the bf16 output since aa4a388), counted (held.ts, footprint.ts), equal to the CPU ranks\' metered peaks; the same count with the f32 output held (weft-aa4a388, weft-cd1042c) is within 0.35% of every GPU peak of session 4 (2 and 4 × H200, up to 3M tokens)' },
   // weft at cd1042c: the releasing strategies (as `weft`) with the Device builtins up to cd1042c
   // (as `weft-a57aad4`). Prices the cd1042c records (bench/results/cp-2026-11-28-18-*-cd1042c.jsonl, the 3M log)
-  'weft-cd1042c': { name: 'weft-cd1042c', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_CD1042C, source: OPS_CD1042C_SOURCE }, source: 'weft at cd1042c: per-step releases (90faa7f), Device builtins before the rows kernel (as measured in bench/results/cp-2026-11-28-18-*-cd1042c.jsonl)' },
+  'weft-cd1042c': { name: 'weft-cd1042c', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_CD1042C, source: OPS_CD1042C_SOURCE }, heldAccOut: true, source: 'weft at cd1042c: per-step releases (90faa7f), Device builtins before the rows kernel (as measured in bench/results/cp-2026-11-28-18-*-cd1042c.jsonl)' },
+  // weft at aa4a388 (and 3c19881): the rows kernel and comm priority (as `weft`), the backward
+  // reading the f32 output held to its end. Prices bench/results/cp-2026-11-28-18-3*-3c19881.jsonl, -18-47-*-aa4a388.jsonl
+  'weft-aa4a388': { name: 'weft-aa4a388', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: OPS_NOW, source: OPS_NOW_SOURCE }, heldAccOut: true, source: 'weft at aa4a388: per-step releases, the rows kernel, the comm stream at the highest priority; the backward read the f32 output, held to its end (as measured in bench/results/cp-2026-11-28-18-3*-3c19881.jsonl, -18-47-*-aa4a388.jsonl)' },
   // weft as measured at a57aad4 (2 and 4 × H200, 2M–2.75M tokens): timing as `weft`; memory with
   // nothing released inside an iteration (the code before 90faa7f). Prices the a57aad4 records
-  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', deviceOps: { ops: OPS_CD1042C, source: OPS_CD1042C_SOURCE }, source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
+  'weft-a57aad4': { name: 'weft-a57aad4', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'turn-back', footprint: 'weft-gc', deviceOps: { ops: OPS_CD1042C, source: OPS_CD1042C_SOURCE }, heldAccOut: true, source: 'weft at a57aad4: views prepared once, ring backward turned back (84c36db), every allocation of an iteration live until the garbage collector runs between iterations (as measured in bench/results/cp-2026-11-28-*-a57aad4.jsonl and the 2M–2.75M logs)' },
   // weft as measured on 2×H200 at 7c54dd9d (bench/results/cp-2026-11-28-14-37-24-7c54dd9d.jsonl,
   // -14-40-38-7c54dd9d.jsonl; the 1M ring at e4fbcd6c, the same ring code): views prepared once, the
   // ring backward with its final dK/dV hop home (before 84c36db). The pre-registered predictions
   // (NOTES.md, 71f6cf7) were made with this model under the name 'weft'
-  'weft-7c54dd9d': { name: 'weft-7c54dd9d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'home-hop', footprint: 'weft-gc', source: 'weft at 7c54dd9d: views prepared once; ring backward with the final dK/dV hop home (as measured in bench/results/cp-2026-11-28-14-*-7c54dd9d.jsonl)' },
+  'weft-7c54dd9d': { name: 'weft-7c54dd9d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0, ringBackward: 'home-hop', footprint: 'weft-gc', heldAccOut: true, source: 'weft at 7c54dd9d: views prepared once; ring backward with the final dK/dV hop home (as measured in bench/results/cp-2026-11-28-14-*-7c54dd9d.jsonl)' },
   // weft as measured on 2×H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*): every
   // iteration re-derived its mask views on the host — queryRows, and per use isEmpty's
   // classifyTile + viewArea (a sort of the keys and two binary searches per query row) — before the
@@ -143,7 +152,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // cp-2026-11-28-13-36-57-127f7f2d.jsonl (sliding and document masks; 0.117–0.166), each gap over
   // the rows of the first view (test/plan/weft-h200.test.ts re-derives it). Ring backward with the
   // final hop home, as at 7c54dd9d
-  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, ringBackward: 'home-hop', footprint: 'weft-gc', source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
+  'weft-127f7f2d': { name: 'weft-127f7f2d', mergeBytesPerElement: 12, stepOverheadUs: 10, hostPrepUsPerRow: 0.154, ringBackward: 'home-hop', footprint: 'weft-gc', heldAccOut: true, source: 'weft at 127f7f2d: mask views re-derived on the host every iteration (measured from bench/results/cp-2026-11-28-13-36-57-127f7f2d.jsonl timelines)' },
   // ring-flash-attention / yunchang update_out_and_lse: cast block out bf16→f32 (2+4), then
   // out − σ(·)·(out − block) as three elementwise passes over f32 tensors (3·12), ≈ 38–42 bytes;
   // its backward sends dK/dV on with every step and waits for the last hop home (ring_flash_attn.py)
