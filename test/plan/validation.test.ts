@@ -36,7 +36,7 @@ const isCalibrationRow = (c: Check): boolean =>
 const WEFT = 'weft on 2×H200 (bench/results, 127f7f2d)';
 const WEFT_FIXED = 'weft on 2×H200 after the fix (bench/results, 7c54dd9d; 1M e4fbcd6c)';
 const WEFT_A57 = 'weft on 2× and 4×H200, ring backward turned back (bench/results, a57aad4)';
-const WEFT_S4 = 'weft on 2× and 4×H200, releasing per step (cd1042c), the rows kernel (3c19881), comm priority (aa4a388)';
+const WEFT_S4 = 'weft on 2× and 4×H200, releasing per step (cd1042c), the rows kernel (3c19881), comm priority (aa4a388), bf16 output in the backward (b97f63e)';
 const checks = {
   'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
   'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
@@ -78,17 +78,19 @@ test('report: predicted vs published throughput, every check', (t) => {
   const s4groups: Record<string, Check[]> = {
     'cd1042c 2 GPUs weft': s4.filter((c) => c.group.startsWith('weft H200') && c.group.endsWith('(cd1042c)') && !one(c) && !c.group.startsWith('weft H200 3M')),
     'cd1042c 2 GPUs PyTorch': s4.filter((c) => c.group.startsWith('PyTorch')),
-    'cd1042c 4 GPUs 1M (one cold iteration)': s4.filter((c) => c.group.startsWith('weft 4×H200 1M')),
+    'cd1042c 4 GPUs 1M (one cold iteration)': s4.filter((c) => c.group.startsWith('weft 4×H200 1M') && c.group.endsWith('(cd1042c)')),
     'cd1042c 3M ring': s4.filter((c) => c.group.startsWith('weft H200 3M')),
     '3c19881 2 GPUs weft': s4.filter((c) => c.group.startsWith('weft H200') && c.group.endsWith('(3c19881)') && !one(c)),
     '3c19881 4 GPUs weft': s4.filter((c) => c.group.startsWith('weft 4×H200') && c.group.endsWith('(3c19881)') && !one(c)),
     'aa4a388 2 GPUs weft': s4.filter((c) => c.group.startsWith('weft H200') && c.group.endsWith('(aa4a388)') && !one(c)),
     'aa4a388 4 GPUs weft': s4.filter((c) => c.group.startsWith('weft 4×H200') && c.group.endsWith('(aa4a388)') && !one(c)),
+    'b97f63e 2 GPUs weft': s4.filter((c) => c.group.startsWith('weft H200') && c.group.endsWith('(b97f63e)')),
+    'b97f63e 4 GPUs 1M (one cold iteration)': s4.filter((c) => c.group.startsWith('weft 4×H200') && c.group.endsWith('(b97f63e)')),
     'one GPU': s4.filter(one),
   };
   t.diagnostic(`session 4: all ${med(s4)}; ${Object.entries(s4groups).map(([k, cs]) => `${k} ${med(cs)}`).join('; ')}`);
   assert.equal(Object.values(s4groups).reduce((n, cs) => n + cs.length, 0), s4.length);
-  assert.equal(all.length, 40 - 1 + 40 - 3 + 12 + 3 + 32 + 37 + 67 + 69);
+  assert.equal(all.length, 40 - 1 + 40 - 3 + 12 + 3 + 32 + 37 + 67 + 74);
 });
 
 test('median error of predicted throughput ≤ 10% (the issue\'s target), overall and for every source', () => {

@@ -419,7 +419,9 @@ export function weftH200A57Checks(): WeftCheck[] {
  * baseline; at 3c19881 the rows kernel and memset fills (`weft`) — 2 GPUs causal 32K/128K and
  * 4 GPUs causal 32K/128K, no PyTorch; at aa4a388 the same sweeps with the comm stream at the
  * highest priority (the A/B twins with WEFT_COMM_PRIORITY=0, `-prio0.jsonl`, are left out: the
- * same code with the priority off; cp-2026-11-28-comm-priority-ab-aa4a388.log has both). Median of
+ * same code with the priority off; cp-2026-11-28-comm-priority-ab-aa4a388.log has both); at b97f63e
+ * (`weft`: the backward reads the bf16 output) 4 GPUs 1M Hkv 32 ring and TokenRing (one cold
+ * iteration) and 2 GPUs 128K ring, TokenRing, Ulysses (median of 2 after 1 warm-up). Median of
  * 3 after 1 warm-up unless said. Clocks:
  * cp-2026-11-28-18-17-smi-cd1042c.csv, -18-21-smi-cd1042c.csv, -18-36-smi-3c19881.csv. (A first
  * 4-GPU 32K sweep at 3c19881, 18-38-13, is lost: the device call returns at most 8 files; its
@@ -433,6 +435,8 @@ export const WEFT_CP_SESSION4_RECORDS = [
   { file: 'bench/results/cp-2026-11-28-18-38-45-3c19881.jsonl', implementation: 'weft-aa4a388', revision: '3c19881' },
   { file: 'bench/results/cp-2026-11-28-18-47-06-aa4a388.jsonl', implementation: 'weft-aa4a388', revision: 'aa4a388' },
   { file: 'bench/results/cp-2026-11-28-18-47-23-aa4a388.jsonl', implementation: 'weft-aa4a388', revision: 'aa4a388' },
+  { file: 'bench/results/cp-2026-11-28-19-08-07-b97f63e.jsonl', implementation: 'weft', revision: 'b97f63e' },
+  { file: 'bench/results/cp-2026-11-28-19-08-51-b97f63e.jsonl', implementation: 'weft', revision: 'b97f63e' },
 ] as const;
 
 /**

@@ -32,7 +32,7 @@ test('memory: the releasing code\'s count (held.ts) against every allocator peak
       n++;
     }
   }
-  assert.equal(n, 10 + 3 + 3 + 10 + 10 + 10 + 8);
+  assert.equal(n, 10 + 3 + 3 + 10 + 10 + 10 + 8 + 2 + 3);
   const m = WEFT_CP_3M_CD1042C, counted = countedGiB(m.seq, 2, m.kvHeads, 'weft-cd1042c', { ring: 2, shard: 'zigzag' });
   t.diagnostic(`3M ring of 2: peak ${m.peakGiB} GiB (the log's 0.1 GiB), counted ${counted.toFixed(2)}`);
   assert.ok(Math.abs(counted - m.peakGiB) < 0.1);
@@ -105,5 +105,22 @@ test('4 × H200 at 1M, one cold iteration per layout: the first kernels start la
     for (const a of rows) for (const b of rows) {
       if (a.warm * (1 + sigma) < b.warm) assert.ok(a.model < b.model, `${a.name} (${a.warm} ms from its first kernel) before ${b.name} (${b.warm}), the model says otherwise`);
     }
+  }
+});
+
+test('the backward reading the bf16 output (b97f63e): the peaks written down before the run (NOTES.md), against the f32 output held before', (t) => {
+  const recs = WEFT_CP_SESSION4_RECORDS.filter((x) => x.revision === 'b97f63e').flatMap(({ file }) => cpRecords(file));
+  const before = WEFT_CP_SESSION4_RECORDS.filter((x) => x.revision === 'cd1042c' || x.revision === 'aa4a388').flatMap(({ file }) => cpRecords(file));
+  const rows = [
+    { world: 4, seq: 1 << 20, kvHeads: 32, name: 'weft-ring-zigzag', predicted: 46.25 },
+    { world: 4, seq: 1 << 20, kvHeads: 32, name: 'weft-tokenring-zigzag', predicted: 46.31 },
+    { world: 2, seq: 131072, kvHeads: 32, name: 'weft-ring-zigzag', predicted: 9.52 },
+    { world: 2, seq: 131072, kvHeads: 32, name: 'weft-tokenring-zigzag', predicted: 8.03 },
+  ];
+  for (const p of rows) {
+    const find = (rs: typeof recs) => rs.find((r) => r.config.world === p.world && r.config.seq === p.seq && r.config.kvHeads === p.kvHeads && r.name === p.name)!;
+    const peak = Math.max(...find(recs).extra!.peakGiB!), old = Math.max(...find(before).extra!.peakGiB!);
+    t.diagnostic(`${p.world} GPUs ${weftTag(p.seq, 'causal')} ${p.name}: predicted ${p.predicted} GiB, measured ${peak.toFixed(2)} (with the f32 output held: ${old.toFixed(2)})`);
+    assert.ok(Math.abs(peak - p.predicted) < 0.05 && peak < old, p.name);
   }
 });
