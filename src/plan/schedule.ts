@@ -423,7 +423,7 @@ export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): numbe
   for (const op of ELEMENTWISE_OPS) {
     const x = c.total[op], f = c.forward[op], r = table[op];
     const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
-    ms += bytes / (r.hbmEfficiency * ctx.rates.gpu.hbmTBs * 1e9) + (calls * r.callUs) / 1000;
+    ms += bytes / (r.hbmEfficiency * rates.gpu.hbmTBs * 1e9) + (calls * r.callUs) / 1000;
   }
   return B * ms;
 }

@@ -105,8 +105,8 @@ export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: 
 /**
  * Cast a partial's output and gradients to the input dtype; lse stays in the accumulation type.
  * The backward reads the cast output (its delta = rowsum(dO ∘ O), as FlashAttention computes it
- * from the output it returned), so the accumulation-type output goes at once: in bf16 it is half
- * of everything a ring of 2 holds through the backward. The backward runs once per forward; its
+ * from the output it returned), so the accumulation-type output goes at once: for bf16 inputs it
+ * was a quarter of what a ring of 2 holds beyond its inputs. The backward runs once per forward; its
  * accumulation-type gradients are released each after its cast.
  */
 export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {

@@ -115,8 +115,8 @@ const OPS_CD1042C_SOURCE = 'counted from the strategy code (src/plan/elementwise
 // copyBox: contiguous cuMemcpy 0.86, strided rows (the rows kernel) 0.70, half each: 0.77. The
 // calls cost 1–3 µs more on the host than before (the rows path's checks and its nine arguments).
 // Predicted before the run (NOTES.md): fills ≥ 0.90, casts and adds ≥ 0.80, strided copies ≥ 0.80
-// (measured 0.70: a bf16 row of 256 threads × 8 bytes per block keeps too little in flight; the
-// miss), converting copies ≥ 0.80 (0.78).
+// (measured 0.70, the miss: four rows in flight per thread did not help either (4a0bde0); the
+// cause is not known), converting copies ≥ 0.80 (0.78).
 const OPS_NOW: Record<ElementwiseOp, DeviceOpRate> = {
   zeros: { hbmEfficiency: 0.93, callUs: 5.1 }, full: { hbmEfficiency: 0.93, callUs: 4.1 },
   copyBox: { hbmEfficiency: 0.77, callUs: 9.3 }, add: { hbmEfficiency: 0.85, callUs: 9.0 }, cast: { hbmEfficiency: 0.85, callUs: 11.5 },
