@@ -79,6 +79,7 @@ export function freshState(device: Device, acc: DType, T: number, H: number, D: 
 
 /** A result over local queries before the final cast: running state and gradients in the accumulation type. */
 export interface Partial {
+  /** the running state; `finish` (and Ulysses) replace its out by the cast output, which the backward reads */
   state: AttnState;
   /** dout in the input dtype; gradients of this rank's q, k, v in the accumulation type */
   backward(dout: Tensor): Promise<AttnGrads>;
