@@ -62,7 +62,7 @@ export function tableRows(results: readonly PlanResult[], limit: number): Record
 
 const TERM_WORDS: Record<Term, string> = {
   gemm: 'weight products (GEMMs)',
-  elementwise: 'elementwise work (norms, RoPE, SwiGLU, loss)',
+  elementwise: 'elementwise work (norms, RoPE, SwiGLU, loss; the strategy\'s own copies, casts and adds)',
   attention: 'attention kernels and merges',
   imbalance: 'attention load imbalance between ranks',
   'ring-comm': 'ring transfers not hidden behind compute',
