@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
 import { parseConfig } from '../../src/plan/config.js';
+import { gpuPresetByName } from '../../src/plan/hardware.js';
 
 const good = {
   model: 'llama3-8b', mode: 'training', seqLen: 65536, batchSeqs: 1, mask: 'causal',
@@ -83,4 +84,13 @@ test('the CLI answers a bad config with one line naming the field and exit code 
   const r = spawnSync(process.execPath, [main, 'plan', '--config', path.join(dir, 'broken.json')], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /is not JSON/);
+});
+
+test('GPU names as drivers report them map to presets (bench records, weft bench ops)', () => {
+  const name = (n: string) => gpuPresetByName(n)?.name;
+  assert.equal(name('NVIDIA H200'), 'h200');
+  assert.equal(name('NVIDIA H100 80GB HBM3'), 'h100');
+  assert.equal(name('NVIDIA A100-SXM4-80GB'), 'a100-80g');
+  assert.equal(name('NVIDIA L20'), 'l20');
+  assert.equal(name('Tesla V100-SXM2-32GB'), undefined);
 });
