@@ -458,6 +458,13 @@ export function weftH200Session4Checks(): WeftCheck[] {
   return out;
 }
 
+/** What the planner counts a rank of weft's code (`implementation`) holds, GiB: inputs, the strategy's peak, block lists. */
+export function countedGiB(seq: number, mask: string, gpus: number, kvHeads: number, implementation: string, l: Parameters<typeof completeLayout>[0]): number {
+  const cfg = weftCpConfig(seq, mask, gpus, kvHeads, implementation);
+  const p = predictOne(cfg, completeLayout(l, cfg)).memory!.parts;
+  return p.inputs! + p.forward! + p.backward! + p.blockLists!;
+}
+
 /** The union of spans' intervals (ms). */
 function covered(spans: readonly { start: number; end: number }[]): number {
   const s = [...spans].sort((a, b) => a.start - b.start);

@@ -21,7 +21,7 @@ import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/se
 import { simulate } from '../../src/sim/simulate.js';
 import { MEMORY_PREDICTIONS_A57AAD4, NEXT_MEMORY_PREDICTIONS, NEXT_PREDICTIONS, PREREGISTERED, WEFT_CP_1M, WEFT_CP_1M_E4FBCD6C, WEFT_CP_CAUSAL } from './published.js';
 import {
-  cpRecords, type CpRecord, median, recordLayout, relErr, repoFile, timelineSplit, WEFT_CP_A57AAD4_RECORDS, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, WEFT_CP_LENGTH_A57AAD4,
+  countedGiB, cpRecords, type CpRecord, median, recordLayout, relErr, repoFile, timelineSplit, WEFT_CP_A57AAD4_RECORDS, WEFT_CP_EXCLUDED, WEFT_CP_FIXED_RECORDS, WEFT_CP_LENGTH_A57AAD4,
   weftCpConfig, weftH200A57Checks, weftH200Checks, weftH200FixedChecks, weftTag,
   withoutDeviceOps,
 } from './validation.js';
@@ -237,12 +237,6 @@ test('a57aad4, 2 and 4 GPUs: the kernels as priced, the misses outside them; the
 });
 
 /** Counted allocator peak of a layout, GiB (the model's memory without the workspace and fragmentation allowance). */
-function countedGiB(seq: number, mask: string, gpus: number, kvHeads: number, implementation: string, l: Parameters<typeof completeLayout>[0]): number {
-  const cfg = weftCpConfig(seq, mask, gpus, kvHeads, implementation);
-  const p = evaluateLayout(buildContext(cfg), completeLayout(l, cfg)).memory!.parts;
-  return p.inputs! + p.forward! + p.backward! + p.blockLists!;
-}
-
 test('memory: weft\'s counted footprint against the allocator peak of every record that has one (a57aad4, 7c54dd9d; 2 and 4 GPUs)', (t) => {
   const errs: number[] = [];
   for (const [files, implementation] of [[WEFT_CP_A57AAD4_RECORDS, 'weft-a57aad4'], [WEFT_CP_FIXED_RECORDS, 'weft-7c54dd9d']] as const) {
