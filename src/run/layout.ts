@@ -1,6 +1,6 @@
 // A layout says how attention is split: which strategy, over how many ranks, which shard, and
 // the mesh degrees. validateLayout rejects bad ones with one line before any rank starts.
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { type Placement, PLACEMENTS } from '../mesh/mesh.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { isShardKind, SHARD_KINDS, type ShardKind } from '../shard/shard.js';
