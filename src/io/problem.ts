@@ -4,6 +4,7 @@
 // see [T, H, D] with a mask over global positions — no padding anywhere.
 import { UserError } from '../errors.js';
 import { checkCuSeqlens, type MaskSpec, parseMask } from '../mask/spec.js';
+import type { DType } from '../tensor/dtype.js';
 import { castHost, fmtShape, type HostTensor } from '../tensor/host.js';
 import { fromHost, readSafetensors, type StTensor, toHost, toInts, writeSafetensors } from './safetensors.js';
 
@@ -15,7 +16,7 @@ export interface AttnProblem {
   S: number; H: number; Hkv: number; D: number;
 }
 
-function need(ts: Map<string, StTensor>, name: string, path: string): StTensor {
+function need(ts: ReadonlyMap<string, StTensor>, name: string, path: string): StTensor {
   const t = ts.get(name);
   if (!t) throw new UserError(`${path}: missing tensor '${name}' (found: ${[...ts.keys()].join(', ') || 'none'})`);
   return t;
@@ -23,7 +24,11 @@ function need(ts: Map<string, StTensor>, name: string, path: string): StTensor {
 
 /** Load and validate; tensors come back in `dtype` (the arithmetic type). */
 export function loadProblem(path: string, maskText: string, dtype: 'f64' | 'f32'): AttnProblem {
-  const ts = readSafetensors(path);
+  return problemFrom(readSafetensors(path), maskText, dtype, path);
+}
+
+/** Validate named tensors (as a file holds them) into one packed problem; `path` names the source in messages. */
+export function problemFrom(ts: ReadonlyMap<string, StTensor>, maskText: string, dtype: DType, path: string): AttnProblem {
   const q = toHost(need(ts, 'q', path), 'q'), k = toHost(need(ts, 'k', path), 'k'), v = toHost(need(ts, 'v', path), 'v');
   const qType = need(ts, 'q', path).dtype;
   for (const n of ['k', 'v', 'dout'])
@@ -65,22 +70,27 @@ export interface AttnOutputs { out: HostTensor; lse: HostTensor; dq?: HostTensor
 
 /** Unpack to the input's layout (batch restored; lse [H,S] or [B,H,S]) and write atomically. */
 export function saveOutputs(path: string, p: AttnProblem, r: AttnOutputs, dtype: 'f64' | 'f32', metadata: Record<string, string>): void {
+  writeSafetensors(path, new Map([...unpackOutputs(p, r, dtype)].map(([n, t]) => [n, fromHost(t)])), metadata);
+}
+
+/** The outputs in the input's layout (batch restored; lse [H,S] or [B,H,S]), in `dtype`, in file order. */
+export function unpackOutputs(p: AttnProblem, r: AttnOutputs, dtype: DType, lseDtype: DType = dtype): Map<string, HostTensor> {
   const lead = p.batched ? [p.batch, p.S] : [p.S];
   const shaped = (t: HostTensor, heads: number): HostTensor => ({ ...castHost(t, dtype), shape: [...lead, heads, p.D] });
-  const lseT = castHost(r.lse, dtype); // [H, B*S] → [B, H, S]
+  const lseT = castHost(r.lse, lseDtype); // [H, B*S] → [B, H, S]
   let lse: HostTensor = { ...lseT, shape: [p.H, p.S] };
   if (p.batched) {
-    const moved = castHost(lseT, dtype);
+    const moved = castHost(lseT, lseDtype);
     for (let b = 0; b < p.batch; b++)
       for (let h = 0; h < p.H; h++)
         moved.data.set(lseT.data.subarray(h * p.batch * p.S + b * p.S, h * p.batch * p.S + (b + 1) * p.S) as never, (b * p.H + h) * p.S);
     lse = { ...moved, shape: [p.batch, p.H, p.S] };
   }
-  const out = new Map<string, StTensor>([['out', fromHost(shaped(r.out, p.H))], ['lse', fromHost(lse)]]);
+  const out = new Map<string, HostTensor>([['out', shaped(r.out, p.H)], ['lse', lse]]);
   if (r.dq && r.dk && r.dv) {
-    out.set('dq', fromHost(shaped(r.dq, p.H)));
-    out.set('dk', fromHost(shaped(r.dk, p.Hkv)));
-    out.set('dv', fromHost(shaped(r.dv, p.Hkv)));
+    out.set('dq', shaped(r.dq, p.H));
+    out.set('dk', shaped(r.dk, p.Hkv));
+    out.set('dv', shaped(r.dv, p.Hkv));
   }
-  writeSafetensors(path, out, metadata);
+  return out;
 }

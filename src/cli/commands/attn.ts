@@ -2,12 +2,10 @@
 // with --strategy, on N CPU ranks (the command shards, runs the ranks and gathers, so the files
 // are the same either way).
 import type { Command } from 'commander';
-import { attendSingle } from '../../kernel/attend.js';
-import { CpuKernel } from '../../backends/cpu/kernel.js';
+import { solve } from '../../api/attention.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { maskName } from '../../mask/spec.js';
 import { loadProblem, saveOutputs } from '../../io/problem.js';
-import { runDistributed, validateLayout } from '../../run/index.js';
 import { guard } from '../errors.js';
 import { addLayoutOptions, layoutFrom, type LayoutOpts, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
@@ -34,11 +32,8 @@ async function attn(o: AttnOpts): Promise<void> {
   const timeout = timeoutMs(o);
   const p = loadProblem(o.in, o.mask, dtype);
   const scale = scaleArg ?? defaultScale(p.D);
-  if (layout) validateLayout(layout, { S: p.q.shape[0]!, H: p.H, Hkv: p.Hkv }); // before any rank starts
   const t0 = performance.now();
-  const r = layout
-    ? await runDistributed({ q: p.q, k: p.k, v: p.v, dout: p.dout, mask: p.mask, scale, dtype }, layout, { timeoutMs: timeout })
-    : attendSingle(new CpuKernel(), p.q, p.k, p.v, p.mask, scale, p.dout);
+  const r = await solve(p, { scale, dtype, layout, timeoutMs: timeout });
   const ms = performance.now() - t0;
   const where = layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank';
   saveOutputs(o.out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { loadCalibration } from '../../plan/calibration/records.js';
 import type { Calibration } from '../../plan/calibration/types.js';
 import { loadConfig } from '../../plan/config.js';
-import { explain, jsonPlan, tableRows } from '../../plan/explain.js';
+import { planJson } from '../../api/plan.js';
+import { explain, tableRows } from '../../plan/explain.js';
 import { describeLayout } from '../../plan/layout.js';
 import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
@@ -35,11 +36,11 @@ function run(o: PlanOpts): void {
   const top = parseInt(o.top, '--top');
   const cfg = loadConfig(o.config);
   const calibration = calibrationOption(o.calibration);
-  const { results } = plan(cfg, calibration);
   if (o.json) {
-    process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');
+    process.stdout.write(JSON.stringify(planJson(cfg, { calibration })) + '\n');
     return;
   }
+  const { results } = plan(cfg, calibration);
   const m = cfg.model, cl = cfg.cluster;
   process.stdout.write(`${m.name}, ${cfg.mode}, S=${cfg.seqLen}, ${cfg.batchSeqs} sequence(s) per step, mask ${cfg.maskText}; `
     + `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${results.length} layouts\n\n`);

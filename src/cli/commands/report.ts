@@ -1,5 +1,6 @@
 // `weft report`: turn benchmark records into a Markdown table (stdout) or an HTML page.
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { html, loadRecords, markdown } from '../../report/report.js';
 import { UserError } from '../../errors.js';
@@ -10,11 +11,16 @@ interface ReportOpts { html?: string }
 export function registerReport(program: Command): void {
   program.command('report')
     .description('summarise benchmark records (JSON lines) as Markdown tables, or as an HTML page with --html')
-    .argument('[inputs...]', 'record files or folders', ['bench/results'])
+    .argument('[inputs...]', 'record files or folders (default: bench/results in the current folder)')
     .option('--html <file>', 'write a self-contained HTML page instead')
     .action((inputs: string[], o: ReportOpts) => guard(() => {
+      if (inputs.length === 0) {
+        const here = path.resolve('bench/results');
+        if (!existsSync(here)) throw new UserError(`no records: looked in ${here}, which does not exist (give record files or folders: weft report DIR…)`);
+        inputs = [here];
+      }
       const records = loadRecords(inputs);
-      if (records.length === 0) throw new UserError(`no records in ${inputs.join(', ')}`);
+      if (records.length === 0) throw new UserError(`no records in ${inputs.join(', ')} (looked for *.jsonl)`);
       if (!o.html) { process.stdout.write(markdown(records)); return; }
       writeFileSync(`${o.html}.tmp`, html(records));
       renameSync(`${o.html}.tmp`, o.html);
