@@ -145,7 +145,9 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
   return new Promise<R>((resolve, reject) => {
     let settled = false;
     const finished = new Array<boolean>(o.size).fill(false); // peers that said bye
-    const worker = new Worker(WORKER, { workerData: init, transferList: transfer });
+    // (a worker inherits the process's node flags; --input-type, for a `node -e` rank, would refuse its module)
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(WORKER, { workerData: init, transferList: transfer, execArgv });
     const end = (graceful: boolean): void => {
       settled = true;
       void worker.terminate();
