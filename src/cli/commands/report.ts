@@ -2,17 +2,19 @@
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { html, loadRecords, markdown } from '../../report/report.js';
+import { htmlReport, readTimeline, timelinesIn } from '../../report/html.js';
+import { loadRecords, markdown } from '../../report/report.js';
 import { UserError } from '../../errors.js';
 import { guard } from '../errors.js';
 
-interface ReportOpts { html?: string }
+interface ReportOpts { html?: string; timeline?: string[] }
 
 export function registerReport(program: Command): void {
   program.command('report')
     .description('summarise benchmark records (JSON lines) as Markdown tables, or as an HTML page with --html')
     .argument('[inputs...]', 'record files or folders (default: bench/results in the current folder)')
-    .option('--html <file>', 'write a self-contained HTML page instead')
+    .option('--html <file>', 'write a self-contained HTML page of charts instead (works offline)')
+    .option('--timeline <files...>', 'with --html: per-rank timelines to draw (weft run --timeline files or Chrome traces); *timeline*.json files in the input folders are drawn too')
     .action((inputs: string[], o: ReportOpts) => guard(() => {
       if (inputs.length === 0) {
         const here = path.resolve('bench/results');
@@ -22,7 +24,8 @@ export function registerReport(program: Command): void {
       const records = loadRecords(inputs);
       if (records.length === 0) throw new UserError(`no records in ${inputs.join(', ')} (looked for *.jsonl)`);
       if (!o.html) { process.stdout.write(markdown(records)); return; }
-      writeFileSync(`${o.html}.tmp`, html(records));
+      const timelines = [...timelinesIn(inputs), ...(o.timeline ?? [])].map(readTimeline);
+      writeFileSync(`${o.html}.tmp`, htmlReport(records, { timelines, sources: inputs }));
       renameSync(`${o.html}.tmp`, o.html);
       process.stderr.write(`weft report: ${records.length} records → ${o.html}\n`);
     }));
