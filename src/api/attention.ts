@@ -7,13 +7,13 @@ import { attendSingle } from '../kernel/attend.js';
 import { CpuKernel } from '../backends/cpu/kernel.js';
 import { defaultScale } from '../kernel/kernel.js';
 import { type AttnOutputs, type AttnProblem, problemFrom, unpackOutputs } from '../io/problem.js';
-import type { StDType, StTensor } from '../io/safetensors.js';
+import type { StData, StDType, StTensor } from '../io/safetensors.js';
 import { type Layout, runDistributed, validateLayout } from '../run/index.js';
 import type { HostTensor } from '../tensor/host.js';
 
-/** A tensor given by the caller: row-major data and its shape (a safetensors tensor also fits). */
+/** A tensor given by the caller: row-major data and its shape (a safetensors tensor also fits; integer data is refused). */
 export interface InputTensor {
-  data: Float64Array | Float32Array | Uint16Array;
+  data: Float64Array | Float32Array | Uint16Array | StData;
   shape: readonly number[];
   /** only for 16-bit data (BF16 or F16), as readSafetensors gives it */
   dtype?: StDType;

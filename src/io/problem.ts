@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import { checkCuSeqlens, type MaskSpec, parseMask } from '../mask/spec.js';
 import type { DType } from '../tensor/dtype.js';
 import { castHost, fmtShape, type HostTensor } from '../tensor/host.js';
-import { fromHost, readSafetensors, type StTensor, toHost, toInts, writeSafetensors } from './safetensors.js';
+import { fromHost, readSafetensors, type StDType, type StTensor, toHost, toInts, writeSafetensors } from './safetensors.js';
 
 export interface AttnProblem {
   q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor; // [T, H, D], [T, Hkv, D]
@@ -16,19 +16,28 @@ export interface AttnProblem {
   S: number; H: number; Hkv: number; D: number;
 }
 
-function need(ts: ReadonlyMap<string, StTensor>, name: string, path: string): StTensor {
-  const t = ts.get(name);
-  if (!t) throw new UserError(`${path}: missing tensor '${name}' (found: ${[...ts.keys()].join(', ') || 'none'})`);
-  return t;
-}
-
 /** Load and validate; tensors come back in `dtype` (the arithmetic type). */
 export function loadProblem(path: string, maskText: string, dtype: 'f64' | 'f32'): AttnProblem {
   return problemFrom(readSafetensors(path), maskText, dtype, path);
 }
 
-/** Validate named tensors (as a file holds them) into one packed problem; `path` names the source in messages. */
-export function problemFrom(ts: ReadonlyMap<string, StTensor>, maskText: string, dtype: DType, path: string): AttnProblem {
+/** What a problem is without its data: sizes, mask, the inputs' dtype, whether dout is given. */
+export type ProblemShape = Omit<AttnProblem, 'q' | 'k' | 'v' | 'dout'> & { dtype: StDType; backward: boolean };
+
+/** A file's tensor as its header describes it (data only where read, as cu_seqlens must be). */
+export type TensorEntry = Pick<StTensor, 'dtype' | 'shape'> & { data?: StTensor['data'] };
+
+function need(ts: ReadonlyMap<string, TensorEntry>, name: string, path: string): StTensor {
+  const t = ts.get(name);
+  if (!t) throw new UserError(`${path}: missing tensor '${name}' (found: ${[...ts.keys()].join(', ') || 'none'})`);
+  return t as StTensor;
+}
+
+/**
+ * Check every shape and dtype of the named tensors (as a file holds them; only cu_seqlens needs
+ * its data); `path` names the source in messages.
+ */
+export function problemShape(ts: ReadonlyMap<string, TensorEntry>, maskText: string, path: string): ProblemShape {
   const q = toHost(need(ts, 'q', path), 'q'), k = toHost(need(ts, 'k', path), 'k'), v = toHost(need(ts, 'v', path), 'v');
   const qType = need(ts, 'q', path).dtype;
   for (const n of ['k', 'v', 'dout'])
@@ -44,37 +53,42 @@ export function problemFrom(ts: ReadonlyMap<string, StTensor>, maskText: string,
   if (Dk !== D) throw new UserError(`k head dim ${Dk} differs from q head dim ${D}`);
   if (Hkv < 1 || H % Hkv !== 0) throw new UserError(`q has ${H} heads, not a multiple of the ${Hkv} key/value heads`);
   if (v.shape.join() !== k.shape.join()) throw new UserError(`v ${fmtShape(v.shape)} must have the shape of k ${fmtShape(k.shape)}`);
-  let dout: HostTensor | undefined;
   if (ts.has('dout')) {
-    dout = toHost(ts.get('dout')!, 'dout');
+    const dout = toHost(ts.get('dout')! as StTensor, 'dout');
     if (dout.shape.join() !== q.shape.join()) throw new UserError(`dout ${fmtShape(dout.shape)} must have the shape of q ${fmtShape(q.shape)}`);
   }
   let cu: number[] | undefined;
   if (ts.has('cu_seqlens')) {
-    const c = ts.get('cu_seqlens')!;
+    const c = ts.get('cu_seqlens')! as StTensor;
     if (c.shape.length !== 1) throw new UserError(`cu_seqlens must be one-dimensional, not ${fmtShape(c.shape)}`);
     cu = toInts(c, 'cu_seqlens');
     checkCuSeqlens(cu, S);
   }
   const inner = parseMask(maskText, cu);
   if (inner.kind === 'document' && B > 1) throw new UserError('document masks take unbatched inputs: pack the batch into cu_seqlens instead');
-  const T = B * S;
-  const pack = (t: HostTensor, heads: number): HostTensor => castHost({ ...t, shape: [T, heads, D] }, dtype);
   const mask: MaskSpec = B > 1 ? { kind: 'document', cuSeqlens: Array.from({ length: B + 1 }, (_, i) => i * S), inner } : inner;
-  const problem: AttnProblem = { q: pack(q, H), k: pack(k, Hkv), v: pack(v, Hkv), mask, batch: B, batched: rank === 4, S, H, Hkv, D };
-  if (dout) problem.dout = pack(dout, H);
+  return { mask, batch: B, batched: rank === 4, S, H, Hkv, D, dtype: qType, backward: ts.has('dout') };
+}
+
+/** Validate named tensors (as a file holds them) into one packed problem; `path` names the source in messages. */
+export function problemFrom(ts: ReadonlyMap<string, StTensor>, maskText: string, dtype: DType, path: string): AttnProblem {
+  const { mask, batch, batched, S, H, Hkv, D, backward } = problemShape(ts, maskText, path);
+  const T = batch * S;
+  const pack = (name: string, heads: number): HostTensor => castHost({ ...toHost(ts.get(name)!, name), shape: [T, heads, D] }, dtype);
+  const problem: AttnProblem = { q: pack('q', H), k: pack('k', Hkv), v: pack('v', Hkv), mask, batch, batched, S, H, Hkv, D };
+  if (backward) problem.dout = pack('dout', H);
   return problem;
 }
 
 export interface AttnOutputs { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
 
 /** Unpack to the input's layout (batch restored; lse [H,S] or [B,H,S]) and write atomically. */
-export function saveOutputs(path: string, p: AttnProblem, r: AttnOutputs, dtype: 'f64' | 'f32', metadata: Record<string, string>): void {
-  writeSafetensors(path, new Map([...unpackOutputs(p, r, dtype)].map(([n, t]) => [n, fromHost(t)])), metadata);
+export function saveOutputs(path: string, p: Pick<AttnProblem, 'batched' | 'batch' | 'S' | 'H' | 'Hkv' | 'D'>, r: AttnOutputs, dtype: DType, metadata: Record<string, string>, lseDtype: DType = dtype): void {
+  writeSafetensors(path, new Map([...unpackOutputs(p, r, dtype, lseDtype)].map(([n, t]) => [n, fromHost(t)])), metadata);
 }
 
 /** The outputs in the input's layout (batch restored; lse [H,S] or [B,H,S]), in `dtype`, in file order. */
-export function unpackOutputs(p: AttnProblem, r: AttnOutputs, dtype: DType, lseDtype: DType = dtype): Map<string, HostTensor> {
+export function unpackOutputs(p: Pick<AttnProblem, 'batched' | 'batch' | 'S' | 'H' | 'Hkv' | 'D'>, r: AttnOutputs, dtype: DType, lseDtype: DType = dtype): Map<string, HostTensor> {
   const lead = p.batched ? [p.batch, p.S] : [p.S];
   const shaped = (t: HostTensor, heads: number): HostTensor => ({ ...castHost(t, dtype), shape: [...lead, heads, p.D] });
   const lseT = castHost(r.lse, lseDtype); // [H, B*S] → [B, H, S]

@@ -1,16 +1,23 @@
 // `weft attn`: exact attention from a safetensors file to a safetensors file, on one rank or,
 // with --strategy, on N CPU ranks (the command shards, runs the ranks and gathers, so the files
-// are the same either way).
+// are the same either way); with --backend cuda on one GPU, or one GPU per process under a
+// launcher. Under a launcher (weft launch, torchrun, srun, mpirun) every process is one rank:
+// it reads only its own rows of the input, and rank 0 gathers and writes the outputs.
 import type { Command } from 'commander';
 import { solve } from '../../api/attention.js';
+import { UserError } from '../../errors.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { maskName } from '../../mask/spec.js';
 import { loadProblem, saveOutputs } from '../../io/problem.js';
+import { connectStore, type DistEnv, distEnv } from '../../launch/env.js';
+import { readFileShard } from '../../run/file-shards.js';
+import { checkWorld, runRankShards } from '../../run/launched.js';
+import type { Layout } from '../../run/index.js';
 import { guard } from '../errors.js';
 import { addLayoutOptions, layoutFrom, type LayoutOpts, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
 
-interface AttnOpts extends LayoutOpts { in: string; out: string; mask: string; scale?: string; dtype: string; json?: boolean }
+export interface AttnOpts extends LayoutOpts { in: string; out: string; mask: string; scale?: string; dtype: string; backend: string; json?: boolean }
 
 export function registerAttn(program: Command): void {
   const cmd = program.command('attn')
@@ -20,27 +27,53 @@ export function registerAttn(program: Command): void {
     .requiredOption('--out <file>', 'output safetensors: out, lse [H,S], and dq, dk, dv when dout is given')
     .option('--mask <mask>', 'full | causal | sliding:L,R | prefix:N | document | document-causal | document-sliding:L,R', 'full')
     .option('--scale <x>', 'softmax scale (default 1/sqrt(D))')
-    .option('--dtype <t>', 'arithmetic and output type: f64 | f32', 'f32')
+    .option('--dtype <t>', 'CPU arithmetic and output type: f64 | f32 (GPU: the inputs\' bf16/f16, lse f32)', 'f32')
+    .option('--backend <b>', 'cpu | cuda (one GPU; one per process under weft launch, torchrun, srun or mpirun)', 'cpu')
     .option('--json', 'print a JSON summary on stdout')
     .action((o: AttnOpts) => guard(() => attn(o)));
 }
 
+/** What every path reports: sizes, where it ran, how long. */
+export interface AttnRun { batch: number; batched: boolean; S: number; H: number; Hkv: number; D: number; backward: boolean; dtype: string; scale: number; where: string; ms: number }
+
+export function reportAttn(o: AttnOpts, layout: Layout | undefined, r: AttnRun): void {
+  const summary = {
+    in: o.in, out: o.out, batch: r.batch, seq: r.S, heads: r.H, kvHeads: r.Hkv, dim: r.D,
+    mask: o.mask, scale: r.scale, dtype: r.dtype, backward: r.backward, layout: layout ?? null, where: r.where, ms: Math.round(r.ms * 10) / 10,
+  };
+  if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else process.stderr.write(`weft attn: ${r.batched ? `B=${r.batch} ` : ''}S=${r.S} H=${r.H}/${r.Hkv} D=${r.D} mask=${o.mask} ${r.dtype}${r.backward ? ' fwd+bwd' : ' fwd'} on ${r.where} in ${(r.ms / 1000).toFixed(2)} s → ${o.out}\n`);
+}
+
 async function attn(o: AttnOpts): Promise<void> {
-  const dtype = parseChoice(o.dtype, '--dtype', ['f64', 'f32'] as const);
+  const backend = parseChoice(o.backend, '--backend', ['cpu', 'cuda'] as const);
   const scaleArg = o.scale === undefined ? undefined : parseNumber(o.scale, '--scale', { positive: true });
   const layout = layoutFrom(o);
-  const timeout = timeoutMs(o);
+  const dist = distEnv();
+  if (dist && !layout) throw new UserError(`under a launcher (${dist.launcher}) every process is one rank: give --strategy and --world ${dist.worldSize}`);
+  // the GPU path lives in its own module so that CPU runs never load the CUDA backend
+  if (backend === 'cuda') return (await import('./attn-gpu.js')).attnGpu(o, layout, dist, scaleArg);
+  const dtype = parseChoice(o.dtype, '--dtype', ['f64', 'f32'] as const);
+  if (dist) return attnLaunched(o, layout!, dist, dtype, scaleArg);
   const p = loadProblem(o.in, o.mask, dtype);
   const scale = scaleArg ?? defaultScale(p.D);
   const t0 = performance.now();
-  const r = await solve(p, { scale, dtype, layout, timeoutMs: timeout });
+  const r = await solve(p, { scale, dtype, layout, timeoutMs: timeoutMs(o) });
   const ms = performance.now() - t0;
-  const where = layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank';
   saveOutputs(o.out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
-  const summary = {
-    in: o.in, out: o.out, batch: p.batch, seq: p.S, heads: p.H, kvHeads: p.Hkv, dim: p.D,
-    mask: o.mask, scale, dtype, backward: Boolean(p.dout), layout: layout ?? null, ms: Math.round(ms * 10) / 10,
-  };
-  if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
-  else process.stderr.write(`weft attn: ${p.batched ? `B=${p.batch} ` : ''}S=${p.S} H=${p.H}/${p.Hkv} D=${p.D} mask=${o.mask} ${dtype}${p.dout ? ' fwd+bwd' : ' fwd'} on ${where} in ${(ms / 1000).toFixed(2)} s → ${o.out}\n`);
+  reportAttn(o, layout, { ...p, backward: Boolean(p.dout), dtype, scale, where: layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank', ms });
+}
+
+/** One CPU rank of a launched job: this rank's rows from the file, rank 0 writes. */
+async function attnLaunched(o: AttnOpts, layout: Layout, d: DistEnv, dtype: 'f64' | 'f32', scaleArg: number | undefined): Promise<void> {
+  checkWorld(layout, d);
+  const f = readFileShard(o.in, o.mask, layout, d.rank);
+  const scale = scaleArg ?? defaultScale(f.shape.D);
+  const store = await connectStore(d, timeoutMs(o));
+  const t0 = performance.now();
+  const r = await runRankShards(f, { S: f.T, H: f.shape.H, Hkv: f.shape.Hkv, D: f.shape.D, mask: f.shape.mask, scale, dtype, layout: f.layout, shard: f.shard }, d, store, { timeoutMs: timeoutMs(o) });
+  store.close();
+  if (!r) return;
+  saveOutputs(o.out, f.shape, r, dtype, { producer: 'weft attn', mask: maskName(f.shape.mask), scale: String(scale) });
+  reportAttn(o, layout, { ...f.shape, dtype, scale, where: `${layout.strategy} on ${d.worldSize} processes (${d.launcher})`, ms: performance.now() - t0 });
 }
