@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { resolveBackend } from '../../backends/index.js';
 import { UserError } from '../../errors.js';
+import { distEnv } from '../../launch/env.js';
 import { guard } from '../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
@@ -110,7 +111,7 @@ export function registerBench(program: Command): void {
     .option('--dim <D>', 'head dim: 64 | 128', '128')
     .option('--no-single', 'skip the one-GPU baseline (and the efficiency)'))
     .action((o: CpOpts) => guard(async () => {
-      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
+      if (distEnv() === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
       const layouts = parseLayouts(o.layouts), masks = parseMasks(o.masks);
       const [heads] = ints(o.heads, '--heads');
       const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
@@ -140,7 +141,7 @@ export function registerBench(program: Command): void {
     .option('--dtype <t>', 'bf16 | f32', 'bf16')
     .option('--blocking', 'blocking NCCL communicators (lower latency for small messages)'))
     .action((o: CommOpts) => guard(async () => {
-      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
+      if (distEnv() === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       const options = {
         ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const), sizes: ints(o.sizes, '--sizes'),
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0),
