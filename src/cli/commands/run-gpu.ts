@@ -10,7 +10,7 @@ import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
 import { UserError } from '../../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
-import { need, type RunOpts, type RunSetup } from './run.js';
+import { need, type RunOpts, type RunSetup } from '../run-setup.js';
 
 const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
 
