@@ -21,7 +21,7 @@ export const DEVICE_OPS = ['zeros', 'full', 'copy', 'copy-quarter', 'copy-head',
 export type DeviceOpName = (typeof DEVICE_OPS)[number];
 
 /** The planner's operation class (src/plan/elementwise.ts) each measured operation belongs to. */
-export const OP_CLASS: Record<DeviceOpName, 'zeros' | 'full' | 'copyBox' | 'add' | 'cast'> = {
+const OP_CLASS: Record<DeviceOpName, 'zeros' | 'full' | 'copyBox' | 'add' | 'cast'> = {
   zeros: 'zeros', full: 'full', copy: 'copyBox', 'copy-quarter': 'copyBox', 'copy-head': 'copyBox', 'copy-convert': 'copyBox', add: 'add', cast: 'cast',
 };
 

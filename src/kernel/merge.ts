@@ -2,11 +2,11 @@
 // in the log-sigmoid form (DESIGN.md): out ← out − σ(lse_b − lse)(out − out_b),
 // lse ← lse − log σ(lse − lse_b). Written so that −∞ on either side never produces NaN.
 
-export function sigmoid(x: number): number {
+function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
-export function logSigmoid(x: number): number {
+function logSigmoid(x: number): number {
   return x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x));
 }
 
