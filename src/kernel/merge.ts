@@ -1,6 +1,7 @@
 // The online-softmax merge of two partial results of the same queries over disjoint key sets,
-// in the log-sigmoid form (DESIGN.md): out ← out − σ(lse_b − lse)(out − out_b),
-// lse ← lse − log σ(lse − lse_b). Written so that −∞ on either side never produces NaN.
+// in the log-sigmoid form: out ← out − σ(lse_b − lse)(out − out_b), lse ← lse − log σ(lse − lse_b).
+// σ of a difference of log-sum-exps is the share of the second set in the combined softmax, so
+// the running output never leaves the range of its parts, and −∞ on either side never gives NaN.
 
 function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
