@@ -13,12 +13,13 @@ import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { defaultScale } from '../kernel/kernel.js';
-import { attentionFlops } from '../kernel/flops.js';
+import { attentionFlops, type Pass } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import { maskView } from '../mask/view.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
 
-export type KernelPass = 'fwd' | 'fwd+bwd';
+/** The passes the benchmark times (the backward alone needs the forward's outputs). */
+export type KernelPass = Exclude<Pass, 'bwd'>;
 export type KernelMask = 'causal' | 'full';
 
 export interface KernelBenchOptions {
