@@ -34,7 +34,13 @@ export function trackWorkers(): WorkerTracker {
   }).enable();
   return {
     get created() { return created; },
-    exited: (n) => new Promise((resolve) => { waiting.push({ n, resolve }); settle(); }),
+    // a terminated worker's handle may close after the event loop has run dry, so a timer keeps
+    // the loop alive until the count is reached
+    exited: (n) => new Promise<void>((resolve) => {
+      const alive = setInterval(() => {}, 1000);
+      waiting.push({ n, resolve: () => { clearInterval(alive); resolve(); } });
+      settle();
+    }),
     stop: () => void hook.disable(),
   };
 }
