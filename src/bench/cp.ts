@@ -5,6 +5,7 @@
 // iteration (compute and communication spans from CUDA events).
 import type { MaskSpec } from '../mask/spec.js';
 import { maskName } from '../mask/spec.js';
+import { attentionFlops } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { Layout } from '../run/layout.js';
 import { resolveLayout } from '../run/layout.js';
@@ -59,7 +60,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
     for (const m of o.masks) {
       const spec = m.spec(S);
       const area = MaskGrid.build(spec, S).area();
-      const flops = 4 * area * H * D * 3.5; // forward + backward (2.5×); the mask's unmasked area
+      const flops = attentionFlops(area, H, D, 'fwd+bwd');
       const p: GpuProblem = { S, H, Hkv, D, mask: spec, dtype: 'bf16', scale: 1 / Math.sqrt(D), seed: 1 };
       const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: maskName(spec), world: N, gpu: info.name };
       const shape: RunShape = { S, H, Hkv, D, mask: spec, world: N };

@@ -13,11 +13,13 @@ import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { defaultScale } from '../kernel/kernel.js';
+import { attentionFlops, type Pass } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import { maskView } from '../mask/view.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
 
-export type KernelPass = 'fwd' | 'fwd+bwd';
+/** The passes the benchmark times (the backward alone needs the forward's outputs). */
+export type KernelPass = Exclude<Pass, 'bwd'>;
 export type KernelMask = 'causal' | 'full';
 
 export interface KernelBenchOptions {
@@ -80,11 +82,6 @@ async function runPeer(python: string, configs: readonly Config[], log: (l: stri
   return { info, lines };
 }
 
-/** Flop count of one forward: 4 · (unmasked pairs) · H · D. */
-function fwdFlops(area: number, H: number, D: number): number {
-  return 4 * area * H * D;
-}
-
 export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchRecord[]> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
   const sizes = o.sizes ?? [8192, 32768, 131072];
@@ -106,12 +103,12 @@ export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchReco
     for (const mask of masks) {
       const grid = MaskGrid.build({ kind: mask }, S);
       const view = maskView(grid, pos, pos);
-      const scale = defaultScale(D), fl = fwdFlops(grid.area(), H, D);
+      const scale = defaultScale(D);
       for (const pass of passes) {
         const { warmup, iters } = repeats(S, pass, o);
         const cfg: Config = { S, H, D, mask, pass, warmup, iters };
         configs.push(cfg);
-        const total = pass === 'fwd' ? fl : 3.5 * fl;
+        const total = attentionFlops(grid.area(), H, D, pass);
         flops.set(key(S, mask, pass), total);
         const once = (): void => {
           const st = kernel.forward({ q, k, v, view, scale });

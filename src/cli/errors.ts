@@ -5,7 +5,7 @@
 import { CU_OUT_OF_MEMORY, GpuError } from '../backends/cuda/runtime/errors.js';
 import { UserError } from '../errors.js';
 
-export function isUserError(e: unknown): e is UserError {
+function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;
 }
 

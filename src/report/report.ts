@@ -29,7 +29,7 @@ export function loadRecords(inputs: readonly string[]): BenchRecord[] {
 }
 
 /** The headline number of a record: a derived rate if there is one, else the median. */
-export function headline(r: BenchRecord): { value: number; unit: string } {
+function headline(r: BenchRecord): { value: number; unit: string } {
   for (const key of ['tflops', 'tflopsPerGpu', 'GBps', 'busGBps']) {
     const v = r.derived?.[key];
     if (typeof v === 'number') return { value: v, unit: key };
@@ -46,7 +46,7 @@ const configKey = (r: BenchRecord): string => Object.entries(r.config)
 
 interface Group { kind: string; config: string; rows: BenchRecord[] }
 
-export function groupRecords(records: readonly BenchRecord[]): Group[] {
+function groupRecords(records: readonly BenchRecord[]): Group[] {
   const m = new Map<string, Group>();
   for (const r of records) {
     const key = `${r.kind}\u0000${configKey(r)}`;

@@ -4,9 +4,10 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { readSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
 import { parseMask } from '../../src/mask/spec.js';
-import { tempDir, weft } from '../helpers/cli.js';
+import { weft } from '../helpers/cli.js';
 import { readOutputs, writeProblem } from '../helpers/files.js';
 import { naiveAttention, rel } from '../helpers/naive.js';
+import { tempDir } from '../helpers/temp.js';
 
 const dir = tempDir();
 

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseSafetensors, readSafetensors, serializeSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
-import { tempDir } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 const sample = (): Map<string, StTensor> => new Map<string, StTensor>([
   ['a', { dtype: 'F64', shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, -6.5]) }],

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { makeRecord, summarize, writeRecords } from '../../src/bench/record.js';
 import { html, loadRecords, markdown } from '../../src/report/report.js';
-import { tempDir, weft } from '../helpers/cli.js';
+import { weft } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 test('summaries give median and spread, whatever the sample order', () => {
   assert.deepEqual(summarize([5, 1, 3, 2, 4]), { n: 5, median: 3, min: 1, max: 5, p10: 1, p90: 5 });

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
 import { type Layout, resolveLayout, runDistributed, validateLayout } from '../../src/run/index.js';
 import { hostZeros } from '../../src/tensor/host.js';
+import { trackWorkers } from '../helpers/workers.js';
 
 const dims = { S: 64, H: 8, Hkv: 2 };
 const BAD: [Layout, RegExp][] = [
@@ -46,12 +47,13 @@ describe('layouts', () => {
 
   it('runDistributed refuses before starting any rank', async () => {
     const q = hostZeros('f64', [4, 2, 2]), k = hostZeros('f64', [4, 1, 2]);
-    const t0 = Date.now();
+    const workers = trackWorkers();
     await assert.rejects(runDistributed({ q, k, v: k, mask: { kind: 'causal' }, scale: 1, dtype: 'f64' }, { strategy: 'ulysses', world: 4 }),
       (e: unknown) => e instanceof UserError && /^world size 4 is larger|Ulysses degree 4 is above the head count 2$/.test(e.message));
     await assert.rejects(runDistributed({ q, k: hostZeros('f64', [3, 1, 2]), v: k, mask: { kind: 'causal' }, scale: 1, dtype: 'f64' }, { strategy: 'ring', world: 2 }),
       (e: unknown) => e instanceof UserError && e.message === 'k is [3,1,2], expected [4,1,2]');
-    assert.ok(Date.now() - t0 < 200);
+    workers.stop();
+    assert.equal(workers.created, 0, 'no worker thread started');
   });
 });
 

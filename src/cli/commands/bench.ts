@@ -9,7 +9,8 @@ import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
 import { type MaskSpec, parseMask } from '../../mask/spec.js';
 import { PLACEMENTS } from '../../mesh/mesh.js';
-import { type Layout, STRATEGY_NAMES } from '../../run/index.js';
+import type { Layout } from '../../run/index.js';
+import { STRATEGY_NAMES } from '../../strategy/names.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { Rng } from '../../tensor/random.js';
 import { DEVICE_OPS } from '../../bench/ops.js'; // names only: ops.ts loads CUDA when it runs

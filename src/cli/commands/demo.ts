@@ -6,6 +6,7 @@ import { attendSingle } from '../../kernel/attend.js';
 import { CpuKernel } from '../../backends/cpu/kernel.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { referenceAttention } from '../../kernel/reference.js';
+import { attentionFlops } from '../../kernel/flops.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName, type MaskSpec } from '../../mask/spec.js';
 import { type Layout, runBatch } from '../../run/index.js';
@@ -54,7 +55,7 @@ async function demo(o: DemoOpts): Promise<void> {
     const r = attendSingle(new CpuKernel(), q, k, v, grid, scale, dout);
     const ms = performance.now() - t0;
     const ref = referenceAttention(q, k, v, grid, scale, dout);
-    const flops = 4 * grid.area() * H * D * 3.5; // forward + backward (2.5×)
+    const flops = attentionFlops(grid.area(), H, D, 'fwd+bwd');
     rows.push({
       where: 'one rank', mask: maskName(spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
       'GFLOP/s': +(flops / ms / 1e6).toFixed(2), ...errors(r, ref),
@@ -78,7 +79,7 @@ async function demo(o: DemoOpts): Promise<void> {
     const ms = res.stats.forwardMs + res.stats.backwardMs;
     rows.push({
       where: run.label, mask: maskName(run.spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
-      'GFLOP/s': +(4 * grid.area() * H * D * 3.5 / ms / 1e6).toFixed(2), ...errors(res, ref),
+      'GFLOP/s': +(attentionFlops(grid.area(), H, D, 'fwd+bwd') / ms / 1e6).toFixed(2), ...errors(res, ref),
     });
     if (!o.json) process.stderr.write(`  ${run.label} ${maskName(run.spec)} done, work balance ${res.stats.balance.toFixed(2)}\n`);
   });

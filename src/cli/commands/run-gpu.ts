@@ -2,6 +2,7 @@
 // flash kernels, timed with CUDA events; rank 0 prints the table (or JSON) for the job.
 import { renameSync, writeFileSync } from 'node:fs';
 import { summarize } from '../../bench/record.js';
+import { attentionFlops } from '../../kernel/flops.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName } from '../../mask/spec.js';
 import { checkPasses, GpuRank, type GpuProblem } from '../../run/gpu.js';
@@ -10,7 +11,7 @@ import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
 import { UserError } from '../../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
-import { need, type RunOpts, type RunSetup } from './run.js';
+import { need, type RunOpts, type RunSetup } from '../run-setup.js';
 
 const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
 
@@ -48,7 +49,7 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   if (!lead || !ranks) return;
 
   const area = MaskGrid.build(mask, d.S).area();
-  const flops = 4 * area * d.H * d.D * (o.backward ? 3.5 : 1);
+  const flops = attentionFlops(area, d.H, d.D, o.backward ? 'fwd+bwd' : 'fwd');
   const total = ranks[0]!.forwardMs.map((_, i) => Math.max(...ranks.map((r) => r.forwardMs[i]! + (r.backwardMs[i] ?? 0))));
   const med = summarize(total).median;
   const tflopsPerGpu = flops / world / (med * 1e-3) / 1e12;

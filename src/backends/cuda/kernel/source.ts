@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The path of attn.cu: this module is dist/src/backends/cuda/kernel/source.js, the source is src/backends/cuda/kernel/. */
-export const ATTN_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/attn.cu', import.meta.url));
+const ATTN_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/attn.cu', import.meta.url));
 
 /** Device-side normal random 16-bit tensors for benchmarks (random.cu). */
-export const RANDOM_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/random.cu', import.meta.url));
+const RANDOM_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/random.cu', import.meta.url));
 
 let cached: string | undefined;
 
@@ -32,7 +32,7 @@ export interface Variant {
 }
 
 /** K/V shared-memory stages of the warp-specialized forward: as many as fit beside Q. */
-export function fwdStages(d: 64 | 128): number {
+function fwdStages(d: 64 | 128): number {
   return d === 128 ? 3 : 4;
 }
 
