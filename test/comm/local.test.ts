@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RankError, runRanks } from '../../src/backends/cpu/comm/index.js';
+import { failureLine } from '../../src/cli/errors.js';
 import { evenSplit } from '../../src/shard/split.js';
 import { fromBf16, toBf16 } from '../../src/tensor/dtype.js';
 
@@ -98,6 +99,14 @@ describe('LocalComm failures end every rank, never hang', () => {
     await rejects(runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /^rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived$/, 1500);
   });
 
+  it('the CLI reports a timeout as one line and exit code 1 (a run-time failure), a rank\'s bug with its stack', async () => {
+    const timeout = await rejects(runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /timed out/, 1500);
+    assert.equal(timeout.rankErrorName, 'RunFailure');
+    assert.deepEqual(failureLine(timeout), { code: 1, line: 'weft: rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived' });
+    const bug = await rejects(runRanks(6, prog('throwing'), () => ({ rank: 4, delayMs: 0 }), { timeoutMs: 60_000 }), /deliberate/, 3000);
+    assert.equal(failureLine(bug), undefined);
+  });
+
   it('a send nobody receives times out too', async () => {
     await rejects(runRanks(2, prog('neverReceived'), () => null, { timeoutMs: 150 }), /^rank 1: sendRecv timed out after 150 ms: sendRecv: send to rank 0 not yet received$/, 1500);
   });
@@ -107,7 +116,7 @@ describe('LocalComm failures end every rank, never hang', () => {
   });
 
   it('a split some rank never joins times out', async () => {
-    await rejects(runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank 1 has not called split$/, 1500);
+    await rejects(runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank \d has not called split$/, 1500);
   });
 
   it('a worker that exits early is reported', async () => {

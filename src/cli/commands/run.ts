@@ -12,7 +12,8 @@ import { resolveBackend } from '../../backends/index.js';
 import { distEnv } from '../../launch/env.js';
 import { UserError } from '../../errors.js';
 import { guard } from '../errors.js';
-import { parseChoice } from '../options.js';
+import { type OutputTarget, resolveOutput } from '../../io/output.js';
+import { parseChoice, parseNumber } from '../options.js';
 import { addLayoutOptions, layoutFrom, type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
 
 export interface RunOpts extends LayoutOpts {
@@ -53,8 +54,11 @@ function human(bytes: number): string {
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
-/** What both paths take from the options: sizes, the mask (documents drawn first from the seed), scale, layout. */
-export interface RunSetup { S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng }
+/** What both paths take from the options: sizes, the mask (documents drawn first from the seed), scale, layout, iterations, the timeline file. */
+export interface RunSetup {
+  S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng;
+  iters: number; warmup: number; timeline?: OutputTarget;
+}
 
 function setup(o: RunOpts): RunSetup {
   const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
@@ -63,9 +67,12 @@ function setup(o: RunOpts): RunSetup {
   const cu = documents(o, S, rng);
   if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
   const mask = parseMask(o.mask, cu);
-  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-  return { S, H, Hkv, D, mask, scale, layout: layoutFrom(o)!, rng };
+  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : parseNumber(o.scale, '--scale', { positive: true });
+  const iters = need(optInt(o.iters, 'iters'), 'iters'), warmup = optInt(o.warmup, 'warmup', 0) ?? 0;
+  timeoutMs(o);
+  // only the rank that writes the timeline checks its path (other nodes may not have the folder)
+  const timeline = o.timeline === undefined || (distEnv()?.rank ?? 0) !== 0 ? undefined : resolveOutput(o.timeline);
+  return { S, H, Hkv, D, mask, scale, layout: layoutFrom(o)!, rng, iters, warmup, timeline };
 }
 
 async function run(o: RunOpts): Promise<void> {
@@ -81,6 +88,7 @@ async function run(o: RunOpts): Promise<void> {
     for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
   }
   const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+  if (o.timeline !== undefined) throw new UserError('--timeline records GPU runs (CUDA events per stream); CPU ranks keep none: drop it, or run under weft launch with --backend cuda');
   const seed = optInt(o.seed, 'seed', 0)!;
   const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
