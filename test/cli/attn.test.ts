@@ -95,7 +95,7 @@ describe('bad input: one line naming the problem, exit code 2, no stack trace, n
     ['f32 overflow', ['--in', poisoned('big-v', 'v', 3, 1e300)], /v holds 1e\+300 at \[0, 0, 3\], beyond the range of f32: use --dtype f64/],
     // malformed files are refused whole
     ['duplicate names', ['--in', writeRawSafetensors(path.join(dir, 'dup.safetensors'), '{"q":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"q":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 4)], /tensor 'q' is named twice/],
-    ['overlapping ranges', ['--in', writeRawSafetensors(path.join(dir, 'overlap.safetensors'), { q: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, k: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12)], /overlap/],
+    ['overlapping ranges', ['--in', writeRawSafetensors(path.join(dir, 'overlap.safetensors'), { q: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, k: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12)], /the data of tensors 'q' and 'k' overlap/],
     ['a gap in the data', ['--in', writeRawSafetensors(path.join(dir, 'gap.safetensors'), { q: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8)], /belong to no tensor/],
     ['a header that is not an object', ['--in', writeRawSafetensors(path.join(dir, 'str.safetensors'), '"q"', 0)], /not a JSON object/],
   ];
