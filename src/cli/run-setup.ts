@@ -4,7 +4,10 @@ import { type MaskSpec, parseMask } from '../mask/spec.js';
 import type { Layout } from '../run/index.js';
 import { Rng } from '../tensor/random.js';
 import { UserError } from '../errors.js';
-import { layoutFrom, type LayoutOpts, optInt } from './layout-options.js';
+import { type OutputTarget, resolveOutput } from '../io/output.js';
+import { distEnv } from '../launch/env.js';
+import { layoutFrom, type LayoutOpts, optInt, timeoutMs } from './layout-options.js';
+import { parseNumber } from './options.js';
 
 export interface RunOpts extends LayoutOpts {
   seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
@@ -34,7 +37,11 @@ function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
   return [0, ...[...cuts].sort((a, b) => a - b), S];
 }
 
-export interface RunSetup { S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng }
+/** What both paths take from the options: sizes, the mask, scale, layout, iterations, the timeline file. */
+export interface RunSetup {
+  S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng;
+  iters: number; warmup: number; timeline?: OutputTarget;
+}
 
 export function setup(o: RunOpts): RunSetup {
   const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
@@ -43,7 +50,10 @@ export function setup(o: RunOpts): RunSetup {
   const cu = documents(o, S, rng);
   if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
   const mask = parseMask(o.mask, cu);
-  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-  return { S, H, Hkv, D, mask, scale, layout: layoutFrom(o)!, rng };
+  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : parseNumber(o.scale, '--scale', { positive: true });
+  const iters = need(optInt(o.iters, 'iters'), 'iters'), warmup = optInt(o.warmup, 'warmup', 0) ?? 0;
+  timeoutMs(o);
+  // only the rank that writes the timeline checks its path (other nodes may not have the folder)
+  const timeline = o.timeline === undefined || (distEnv()?.rank ?? 0) !== 0 ? undefined : resolveOutput(o.timeline);
+  return { S, H, Hkv, D, mask, scale, layout: layoutFrom(o)!, rng, iters, warmup, timeline };
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RankError, runRanks } from '../../src/backends/cpu/comm/index.js';
+import { failureLine } from '../../src/cli/errors.js';
 import { evenSplit } from '../../src/shard/split.js';
 import { fromBf16, toBf16 } from '../../src/tensor/dtype.js';
 import { trackWorkers } from '../helpers/workers.js';
@@ -107,6 +108,14 @@ describe('LocalComm failures end every rank, never hang', { timeout: 120_000 }, 
     await rejects(2, () => runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /^rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived$/);
   });
 
+  it('the CLI reports a timeout as one line and exit code 1 (a run-time failure), a rank\'s bug with its stack', async () => {
+    const timeout = await rejects(2, () => runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /timed out/);
+    assert.equal(timeout.rankErrorName, 'RunFailure');
+    assert.deepEqual(failureLine(timeout), { code: 1, line: 'weft: rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived' });
+    const bug = await rejects(6, () => runRanks(6, prog('throwing'), () => ({ rank: 4, delayMs: 0 }), { timeoutMs: 60_000 }), /deliberate/);
+    assert.equal(failureLine(bug), undefined);
+  });
+
   it('a send nobody receives times out too', async () => {
     await rejects(2, () => runRanks(2, prog('neverReceived'), () => null, { timeoutMs: 150 }), /^rank 1: sendRecv timed out after 150 ms: sendRecv: send to rank 0 not yet received$/);
   });
@@ -116,7 +125,7 @@ describe('LocalComm failures end every rank, never hang', { timeout: 120_000 }, 
   });
 
   it('a split some rank never joins times out', async () => {
-    await rejects(3, () => runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank 1 has not called split$/);
+    await rejects(3, () => runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank \d has not called split$/);
   });
 
   it('a worker that exits early is reported', async () => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
+import type { ChromeTrace, TraceEvent } from '../../src/io/trace.js';
 import { parseConfig, type CandidateSpec } from '../../src/plan/config.js';
 import { completeLayout } from '../../src/plan/layout.js';
 import { buildContext } from '../../src/plan/search.js';
@@ -68,7 +69,7 @@ test('transfers through one port queue; through different ports they overlap', (
   assert.deepEqual(e.spans(1).map((s) => [s.role, s.peer, s.start, s.end]), [['recv', 0, 0, 5], ['recv', 2, 5, 10]]);
 });
 
-test('weft simulate: table, JSON and a per-rank timeline whose spans respect the streams', () => {
+test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect the streams', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'weft-sim-'));
   const cfgFile = path.join(dir, 'c.json'), tl = path.join(dir, 'timeline.json');
   writeFileSync(cfgFile, JSON.stringify({ model: 'llama3-8b', mode: 'attention', seqLen: 65536, cluster: two }));
@@ -76,14 +77,35 @@ test('weft simulate: table, JSON and a per-rank timeline whose spans respect the
   const text = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', tl], { encoding: 'utf8' });
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /simulated step [\d.]+ ms .* analytical [\d.]+ ms/);
-  const t = JSON.parse(readFileSync(tl, 'utf8')) as { ranks: { rank: number; finishMs: number; spans: { kind: string; start: number; end: number; role?: string }[] }[] };
-  assert.equal(t.ranks.length, 8);
-  for (const r of t.ranks) {
-    const compute = r.spans.filter((s) => s.kind === 'compute');
+  // Chrome trace event JSON: one process per rank, one thread per stream, complete events in µs
+  const t = JSON.parse(readFileSync(tl, 'utf8')) as ChromeTrace;
+  const meta = t.traceEvents.filter((e) => e.ph === 'M') as Extract<TraceEvent, { ph: 'M' }>[];
+  const names = new Map(meta.filter((e) => e.name === 'process_name').map((e) => [e.pid, e.args.name!]));
+  const threads = new Map(meta.filter((e) => e.name === 'thread_name').map((e) => [`${e.pid}/${e.tid}`, e.args.name!]));
+  const spans = t.traceEvents.filter((e) => e.ph === 'X') as Extract<TraceEvent, { ph: 'X' }>[];
+  const ranks = (t.otherData as { ranks: { rank: number; standsFor: number; finishMs: number }[] }).ranks;
+  assert.equal(ranks.length, 8);
+  assert.deepEqual([...names.entries()], ranks.map((r) => [r.rank, `rank ${r.rank} (stands for ${r.standsFor} GPUs)`]));
+  for (const r of ranks) {
+    const mine = spans.filter((e) => e.pid === r.rank);
+    for (const e of mine) assert.ok(threads.has(`${e.pid}/${e.tid}`), 'every span sits on a named thread');
+    const compute = mine.filter((e) => threads.get(`${e.pid}/${e.tid}`) === 'compute');
     assert.ok(compute.length >= 16);
-    for (let i = 1; i < compute.length; i++) assert.ok(compute[i]!.start >= compute[i - 1]!.end - 1e-9, 'one compute stream: no overlap');
-    assert.ok(r.spans.every((s) => s.end <= r.finishMs + 1e-6));
-    assert.ok(r.spans.some((s) => s.role === 'send') && r.spans.some((s) => s.role === 'recv'));
+    assert.ok(mine.every((e) => e.cat === threads.get(`${e.pid}/${e.tid}`)!.split(' ')[0]));
+    // no two spans of one thread overlap (trace viewers need that); compute is one stream
+    const byThread = new Map<number, typeof mine>();
+    for (const e of mine) byThread.set(e.tid, [...(byThread.get(e.tid) ?? []), e]);
+    for (const list of byThread.values()) for (let i = 1; i < list.length; i++) assert.ok(list[i]!.ts >= list[i - 1]!.ts + list[i - 1]!.dur - 1e-3, 'no overlap in a thread');
+    assert.ok(mine.every((e) => e.ts + e.dur <= r.finishMs * 1000 + 1), 'ts and dur are microseconds (finishMs is rounded to 1 µs)');
+    assert.ok(mine.some((e) => e.cat === 'send') && mine.some((e) => e.cat === 'recv'));
+  }
+  // a bad --timeline path fails before the simulation, in one line
+  for (const [bad, re] of [[path.join(dir, 'missing', 't.json'), /folder .*missing does not exist/], [dir, /it is a folder/], [cfgFile, /it is the input/]] as const) {
+    const r = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', bad], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^weft: cannot write [^\n]*\n$/);
+    assert.match(r.stderr, re);
   }
   const json = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--json'], { encoding: 'utf8' });
   assert.equal(json.status, 0, json.stderr);

@@ -8,8 +8,9 @@ import { defaultScale } from '../../kernel/kernel.js';
 import { referenceAttention } from '../../kernel/reference.js';
 import { attentionFlops } from '../../kernel/flops.js';
 import { MaskGrid } from '../../mask/grid.js';
-import { maskName, type MaskSpec } from '../../mask/spec.js';
-import { type Layout, runBatch } from '../../run/index.js';
+import { checkCuSeqlens, maskName, type MaskSpec } from '../../mask/spec.js';
+import { type Layout, runBatch, validateLayout } from '../../run/index.js';
+import { UserError } from '../../errors.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { guard } from '../errors.js';
@@ -37,16 +38,34 @@ function errors(got: Outputs, ref: Outputs): Record<string, string> {
 }
 
 async function demo(o: DemoOpts): Promise<void> {
+  // every option and every run is checked before anything is computed or printed
   const S = parseInt(o.seq, '--seq'), H = parseInt(o.heads, '--heads'), Hkv = parseInt(o.kvHeads, '--kv-heads'), D = parseInt(o.dim, '--dim');
-  const rng = new Rng(2026);
-  const q = randn(rng, 'f32', [S, H, D]), k = randn(rng, 'f32', [S, Hkv, D]), v = randn(rng, 'f32', [S, Hkv, D]), dout = randn(rng, 'f32', [S, H, D]);
-  const scale = defaultScale(D);
+  if (H % Hkv !== 0) throw new UserError(`--heads ${H} is not a multiple of --kv-heads ${Hkv}`);
   const docs = [0, Math.floor(S / 5), Math.floor(S / 2), S];
+  if (S < 5) throw new UserError(`--seq ${S}: the demo's document mask needs at least 5 tokens`);
+  checkCuSeqlens(docs, S);
   const masks: MaskSpec[] = [
     { kind: 'causal' },
     { kind: 'sliding', left: Math.floor(S / 8), right: 0 },
     { kind: 'document', cuSeqlens: docs, inner: { kind: 'causal' } },
   ];
+  // the same problem split over 4 CPU ranks, one strategy per mask family
+  const world = 4;
+  const runs: { layout: Layout; spec: MaskSpec; label: string }[] = [
+    { layout: { strategy: 'ring', world, shard: 'zigzag' }, spec: masks[0]!, label: 'ring ×4 zigzag' },
+    { layout: { strategy: 'usp', world, ulysses: 2, ring: 2 }, spec: masks[0]!, label: 'usp 2×2' },
+    { layout: { strategy: 'ulysses', world }, spec: masks[1]!, label: 'ulysses ×4' },
+    { layout: { strategy: 'tokenring', world }, spec: masks[1]!, label: 'tokenring ×4' },
+    { layout: { strategy: 'double-ring', world, inner: 2 }, spec: masks[2]!, label: 'double-ring 2×2' },
+  ];
+  for (const r of runs) {
+    try { validateLayout(r.layout, { S, H, Hkv }); } catch (e) {
+      throw e instanceof UserError ? new UserError(`the demo runs ${r.label}: ${e.message} (choose --heads and --kv-heads that 4 ranks can split, e.g. the defaults 8 and 2)`) : e;
+    }
+  }
+  const rng = new Rng(2026);
+  const q = randn(rng, 'f32', [S, H, D]), k = randn(rng, 'f32', [S, Hkv, D]), v = randn(rng, 'f32', [S, Hkv, D]), dout = randn(rng, 'f32', [S, H, D]);
+  const scale = defaultScale(D);
   if (!o.json) process.stderr.write(`weft demo: S=${S} H=${H} Hkv=${Hkv} D=${D}, f32 on the CPU vs the f64 reference, forward + backward\n`);
   const rows: Record<string, string | number>[] = [];
   for (const spec of masks) {
@@ -62,15 +81,6 @@ async function demo(o: DemoOpts): Promise<void> {
     });
     if (!o.json) process.stderr.write(`  ${maskName(spec)} done in ${(ms / 1000).toFixed(2)} s\n`);
   }
-  // the same problem split over 4 CPU ranks, one strategy per mask family
-  const world = 4;
-  const runs: { layout: Layout; spec: MaskSpec; label: string }[] = [
-    { layout: { strategy: 'ring', world, shard: 'zigzag' }, spec: masks[0]!, label: 'ring ×4 zigzag' },
-    { layout: { strategy: 'usp', world, ulysses: 2, ring: 2 }, spec: masks[0]!, label: 'usp 2×2' },
-    { layout: { strategy: 'ulysses', world }, spec: masks[1]!, label: 'ulysses ×4' },
-    { layout: { strategy: 'tokenring', world }, spec: masks[1]!, label: 'tokenring ×4' },
-    { layout: { strategy: 'double-ring', world, inner: 2 }, spec: masks[2]!, label: 'double-ring 2×2' },
-  ];
   const results = await runBatch(runs.map((r) => ({ problem: { q, k, v, dout, mask: r.spec, scale, dtype: 'f32' as const }, layout: r.layout })));
   runs.forEach((run, i) => {
     const res = results[i]!;

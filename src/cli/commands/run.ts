@@ -38,6 +38,7 @@ async function run(o: RunOpts): Promise<void> {
     for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
   }
   const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+  if (o.timeline !== undefined) throw new UserError('--timeline records GPU runs (CUDA events per stream); CPU ranks keep none: drop it, or run under weft launch with --backend cuda');
   const seed = optInt(o.seed, 'seed', 0)!;
   const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;

@@ -1,8 +1,8 @@
 // `weft simulate`: run a plan's schedule event by event — per-rank compute and communication,
 // shared link ports — and compare it with the analytical prediction; optionally write the
 // per-rank timeline.
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { resolveOutput, writeOutput } from '../../io/output.js';
 import { completeLayout, describeLayout, type Layout, layoutProblem } from '../../plan/layout.js';
 import { loadConfig, PLACEMENTS, STRATEGIES, type CandidateSpec } from '../../plan/config.js';
 import { buildContext, plan } from '../../plan/search.js';
@@ -34,7 +34,7 @@ export function registerSimulate(program: Command): void {
     .option('--shard <k>', SHARD_KINDS.join(' | '))
     .option('--inner <n>', 'inner ring size of a double ring')
     .option('--json', 'print the result as JSON')
-    .option('--timeline <file>', 'write the per-rank timeline (JSON) to a file')
+    .option('--timeline <file>', 'write the per-rank timeline as Chrome trace JSON (open it in ui.perfetto.dev)')
     .option('--calibration <file>', 'a calibration (JSON) or weft bench records (JSON lines)')
     .action((o: SimOpts) => guard(() => run(o)));
 }
@@ -53,17 +53,18 @@ function layoutFlags(o: SimOpts): CandidateSpec | undefined {
 }
 
 function run(o: SimOpts): void {
-  const cfg = loadConfig(o.config);
-  const cal = calibrationOption(o.calibration);
   const flags = layoutFlags(o);
   if (flags && o.plan !== undefined) throw new UserError('--plan: give either a plan index or layout flags (--tp, --ulysses, ...), not both');
+  const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
+  const out = o.timeline === undefined ? undefined : resolveOutput(o.timeline, [o.config, ...(o.calibration ? [o.calibration] : [])]); // before any work
+  const cfg = loadConfig(o.config);
+  const cal = calibrationOption(o.calibration);
   let l: Layout;
   if (flags) {
     l = completeLayout(flags, cfg);
     const why = layoutProblem(l, cfg);
     if (why) throw new UserError(`layout ${describeLayout(l)}: ${why}`);
   } else {
-    const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
     const { results } = plan(cfg, cal);
     const pick = results[index - 1];
     if (!pick) throw new UserError(`--plan: ${index} is beyond the ${results.length} layouts of this config`);
@@ -75,7 +76,7 @@ function run(o: SimOpts): void {
   const sim = simulate(ctx, l);
   const wallMs = performance.now() - t0;
   const diff = (sim.stepMs - sim.analyticStepMs) / sim.analyticStepMs;
-  if (o.timeline) writeFileSync(o.timeline, JSON.stringify(timeline(l, sim)) + '\n');
+  if (out) writeOutput(out, JSON.stringify(timeline(l, sim)) + '\n');
   if (o.json) {
     process.stdout.write(JSON.stringify({
       layout: { ...l, description: describeLayout(l) },
