@@ -7,6 +7,8 @@
 //   WEFT_F16     0: bf16 inputs, 1: fp16 inputs
 //   WEFT_M       key intervals per query row (mask slots)
 //   WEFT_STAGES  K/V shared-memory stages of the warp-specialized forward
+//   WEFT_DQ_SPLIT  (D = 64) 1: the backward's warpgroups split dQ's columns (default), 0: its keys
+//   WEFT_ABL     development ablation of the backward (timing only)
 //
 // Layouts: q [Tq, H, D], k/v [Tk, Hkv, D] (16-bit), out [Tq, H, D] f32, lse [H, Tq] f32 (natural
 // log), dq [Tq, H, D] f32, dk/dv [Tk, Hkv, D] f32. GQA: query head h reads key head h / (H / Hkv).
@@ -219,15 +221,15 @@ __device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const u32 (&a)[4],
 // Tiles and masks
 
 // Copy rows [row0, row0 + ROWS) of a [T, *, D] tensor (row stride `stride` elements; `src` already
-// points at the head) into swizzled panels of PANEL_ROWS rows at `dst`. Rows at or past T are
-// zero-filled, so they can never carry NaN into a product.
-template <int ROWS, int NT, int PANEL_ROWS = ROWS>
+// points at the head) into swizzled panels at `dst`. Rows at or past T are zero-filled, so they
+// can never carry NaN into a product.
+template <int ROWS, int NT>
 __device__ __forceinline__ void load_tile(u32 dst, const u16* __restrict__ src, int row0, int T, long long stride, int tid) {
   constexpr int CPR = D / 8;        // 16-byte chunks per row
   constexpr int STEP = NT / CPR;    // rows per pass; a multiple of 8 keeps each thread's swizzle fixed
   static_assert(STEP % 8 == 0 && ROWS % STEP == 0, "tile rows must split evenly over the loading threads");
   const int r0 = tid / CPR, ch = tid % CPR;
-  u32 d = dst + (ch >> 3) * (PANEL_ROWS * 128) + r0 * 128 + (((ch & 7) ^ (r0 & 7)) << 4);
+  u32 d = dst + (ch >> 3) * (ROWS * 128) + r0 * 128 + (((ch & 7) ^ (r0 & 7)) << 4);
   const u16* s = src + (long long)(row0 + r0) * stride + ch * 8;
 #pragma unroll 4
   for (int r = row0 + r0; r < row0 + ROWS; r += STEP) {
@@ -704,19 +706,19 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
 
 // ---------------------------------------------------------------------------------------------
 // Backward: one CTA per (128-key tile, query head), 3 warpgroups, looping over the non-empty
-// 64-row query tiles of the key tile's list. Warpgroups 1 and 2 own 64 keys each; per query tile
-// warpgroup w computes
+// 64-row query tiles of the key tile's list. Warpgroups 1 and 2 own 64 keys each; they load Q, dO,
+// lse and delta one tile ahead (cp.async, double-buffered), and per query tile warpgroup w computes
 //   Sᵀ = K_w Qᵀ, dPᵀ = V_w dOᵀ (64 × 64), P = exp(S·scale − lse), dS = P ∘ (dP − delta),
 //   dV_w += Pᵀ dO, dK_w += dSᵀ Q (registers as the A operand),
 // writes dSᵀ to shared memory, then its half of dQ's columns, dQ[:, cols_w] = dS K[:, cols_w] over
-// all 128 keys, and leaves it (fp32, times the scale) in one of two shared-memory buffers.
-// Warpgroup 0 gives its registers away: its warp 0 loads Q, dO, lse and delta (cp.async, two
-// stages, completing on mbarriers); its warp 1 adds each finished dQ tile to global dq with the
-// copy engine's bulk reductions, one per row. The reduction traffic (64 × D fp32 per tile pair,
-// the largest memory stream of the backward) thus runs beside the next tiles' matrix products
-// instead of between them. dq's element strides per head (dq_hs) and per row (dq_rs) are
-// parameters. dK and dV (fp32) are added to global memory once at the end with vector atomics,
-// so the query heads of a GQA group and ring steps accumulate.
+// all 128 keys (so each tile pair reduces one 64 × D partial), and leaves it, fp32 and scaled, in
+// one of two shared-memory buffers. Warpgroup 0 gives its registers to them; its warp 0 is the dQ
+// writer: it adds each staged tile to global dq with the copy engine's bulk reductions (one per
+// row), waits until they have read the buffer and hands it back (mbarriers dqfull, dqempty). The
+// reduction traffic, the largest memory stream of the backward, thus runs beside the next tiles'
+// matrix products instead of between them. dq's element strides per head (dq_hs) and per row
+// (dq_rs) are parameters. dK and dV (fp32) are added to global memory once at the end with vector
+// atomics, so the query heads of a GQA group and ring steps accumulate.
 
 #ifndef WEFT_DQ_SPLIT  // D = 64: 1 splits dQ's columns between the warpgroups (one partial per tile), 0 splits the keys (two)
 #define WEFT_DQ_SPLIT 1
