@@ -7,9 +7,9 @@
 // (send/recv: bytes sent to the next rank; all-to-all: the whole send buffer; all-gather: the
 // gathered output).
 import type { Work } from '../comm/comm.js';
-import type { CudaTensor } from '../cuda/tensor.js';
-import { ncclVersionString } from '../nccl/bindings.js';
-import { ncclWorld, type World } from '../nccl/world.js';
+import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
+import { ncclVersionString } from '../backends/cuda/nccl/bindings.js';
+import { ncclWorld, type World } from '../backends/cuda/nccl/world.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { peerScript, runPeer } from './peer.js';
 import { type BenchRecord, fmtSize, makeRecord, summarize, writeRecords } from './record.js';

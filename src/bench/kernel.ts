@@ -1,17 +1,17 @@
 // `weft bench kernel`: weft's CUDA attention kernels (forward, forward+backward) on one GPU,
 // timed with CUDA events on the compute stream after warm-up, then PyTorch SDPA's
 // FlashAttention-2 and cuDNN backends on the same configurations in the same invocation
-// (bench/kernel-dev/sdpa_peer.py), reported as TFLOP/s and as ratios. FLOPs follow the usual
+// (bench/peers/sdpa_peer.py), reported as TFLOP/s and as ratios. FLOPs follow the usual
 // convention: forward 4·S²·H·D × the unmasked fraction, backward 2.5 × forward.
 //
 // The mask view of a configuration is built once through the mask language, as a strategy does;
 // its device copy and block lists are made during warm-up and reused, as across ring steps.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { openCuda } from '../cuda/runtime.js';
-import type { CudaTensor } from '../cuda/tensor.js';
-import { CudaKernel } from '../kernel/cuda/kernel.js';
-import { DeviceRandom } from '../kernel/cuda/random.js';
+import { openCuda } from '../backends/cuda/runtime/runtime.js';
+import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
+import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
+import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { defaultScale } from '../kernel/kernel.js';
 import { MaskGrid } from '../mask/grid.js';
 import { maskView } from '../mask/view.js';
@@ -51,7 +51,7 @@ function repeats(S: number, pass: KernelPass, o: KernelBenchOptions): { warmup: 
   };
 }
 
-const PEER = fileURLToPath(new URL('../../../bench/kernel-dev/sdpa_peer.py', import.meta.url));
+const PEER = fileURLToPath(new URL('../../../bench/peers/sdpa_peer.py', import.meta.url));
 
 interface PeerLine { S: number; mask: KernelMask; pass: KernelPass; name: string; samples?: number[]; error?: string }
 

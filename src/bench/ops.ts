@@ -1,5 +1,5 @@
 // `weft bench ops`: the Device's elementwise operations on one GPU — the memsets, fills, box
-// copies, adds and casts that strategies run between the attention kernels (src/cuda/device.ts) —
+// copies, adds and casts that strategies run between the attention kernels (src/backends/cuda/runtime/device.ts) —
 // timed with CUDA events on the compute stream, as bytes moved per second and as a cost per call.
 // The planner prices the strategies' Device work from these two figures (src/plan/elementwise.ts:
 // bytes and calls per rank; calibration `deviceOps`), which were assumptions until measured here.
@@ -10,8 +10,8 @@
 // f32 adds of arriving gradient sums, f32 → bf16 casts of the results. Sizes are the destination's
 // bytes. A sample times `reps` back-to-back calls and divides; the per-call cost is the time of a
 // 4 KiB call, back to back (the GPU's cost, the host's enqueue hidden behind it when it is shorter).
-import type { CudaRuntime } from '../cuda/runtime.js';
-import type { CudaTensor } from '../cuda/tensor.js';
+import type { CudaRuntime } from '../backends/cuda/runtime/runtime.js';
+import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import type { Box } from '../device/device.js';
 import { gpuPresetByName } from '../plan/hardware.js';
 import { bytesPerElement, type DType } from '../tensor/dtype.js';
@@ -95,7 +95,7 @@ export async function benchOps(o: OpsBenchOptions = {}): Promise<BenchRecord[]> 
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
   const ops = o.ops ?? DEVICE_OPS, sizes = o.sizes ?? [1 << 20, 16 << 20, 256 << 20, 1 << 30];
   const iters = o.iters ?? 10, warmup = o.warmup ?? 2;
-  const { openCuda } = await import('../cuda/runtime.js'); // CUDA code loads only when a benchmark runs
+  const { openCuda } = await import('../backends/cuda/runtime/runtime.js'); // CUDA code loads only when a benchmark runs
   const rt = await openCuda();
   const preset = gpuPresetByName(rt.info.name), peak = preset ? preset.hbmTBs * 1000 : undefined; // datasheet GB/s
   log(`weft bench ops on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}; HBM ${peak ?? '?'} GB/s datasheet): ${iters} samples per size`);

@@ -2,10 +2,8 @@
 // Everything that throws UserError (MaskError and SafetensorsError are UserErrors) is reported
 // that way. Running out of GPU memory is a limit, not a bug: one line, exit code 1. Anything
 // else is a bug and keeps its stack trace.
-import { CU_OUT_OF_MEMORY, GpuError } from '../cuda/errors.js';
+import { CU_OUT_OF_MEMORY, GpuError } from '../backends/cuda/runtime/errors.js';
 import { UserError } from '../errors.js';
-
-export { UserError };
 
 export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Placement } from '../mesh/mesh.js';
 import type { Layout, StrategyName } from '../run/index.js';
 import type { ShardKind } from '../shard/shard.js';
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 import { parseInt } from './options.js';
 
 export interface LayoutOpts {

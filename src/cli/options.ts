@@ -1,5 +1,5 @@
 // Parsing of numeric and enumerated options into UserErrors that name the option.
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 export function parseNumber(text: string, option: string, { min = -Infinity, integer = false, positive = false } = {}): number {
   const t = text.trim();

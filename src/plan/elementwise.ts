@@ -5,11 +5,11 @@
 // bytes read and written and calls, followed in the code like held.ts follows its allocations.
 // MeteredDevice counts the same on the CPU ranks (runBatch's `elementwise`); test/plan/
 // elementwise.test.ts compares them exactly. On a GPU these run on the compute stream between the
-// kernels (src/cuda/device.ts: memsets, cuMemcpy(2D)Async, the fill/add/convert kernels), so the
+// kernels (src/backends/cuda/runtime/device.ts: memsets, cuMemcpy(2D)Async, the fill/add/convert kernels), so the
 // planner prices them as serial HBM work (schedule.ts, implementations with `deviceOps`).
 //
 // Left out, because they are not on the Device seam: the kernels' own work. CudaKernel
-// (src/kernel/cuda/kernel.ts) per backward call launches weft_attn_delta (reads dO and the output,
+// (src/backends/cuda/kernel/kernel.ts) per backward call launches weft_attn_delta (reads dO and the output,
 // writes the f32 delta [H, Tq]: `kernelDeltaBytes`) — inside the calibrated kernel time, since
 // `weft bench kernel` times kernel.backward, which launches it (and zero-fills its own dq, dk, dv,
 // which the strategies pass in instead); it casts dO only when dO's type differs from q's, which
@@ -201,7 +201,7 @@ export function elementwisePeakMember(c: HeldCase): ElementwiseCount {
   return best!;
 }
 
-/** The backward kernel's delta (src/kernel/cuda/kernel.ts weft_attn_delta): reads dO (input type) and the output (f32), writes f32 [H, Tq]; per call, inside the calibrated kernel time. */
+/** The backward kernel's delta (src/backends/cuda/kernel/kernel.ts weft_attn_delta): reads dO (input type) and the output (f32), writes f32 [H, Tq]; per call, inside the calibrated kernel time. */
 export function kernelDeltaBytes(rows: number, heads: number, D: number, e: number, outBytes: number): number {
   return rows * heads * D * (e + outBytes) + rows * heads * 4;
 }

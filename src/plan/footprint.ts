@@ -1,9 +1,9 @@
 // What weft's own code holds on a GPU for one attention layer (attention modes), counted from the
-// strategy code (src/strategy/*, src/kernel/cuda/kernel.ts, src/run/gpu.ts) rather than assumed.
+// strategy code (src/strategy/*, src/backends/cuda/kernel/kernel.ts, src/run/gpu.ts) rather than assumed.
 // Two generations of that code (Implementation.footprint):
 //
 // 'weft-gc' — up to a57aad4 weft freed a device tensor only when the garbage collector finalized
-// it (src/cuda/tensor.ts), which the runs force between iterations (src/cuda/reclaim.ts), not
+// it (src/backends/cuda/runtime/tensor.ts), which the runs force between iterations (src/backends/cuda/runtime/reclaim.ts), not
 // inside one: so everything an iteration allocates — received blocks, per-step gradient blocks,
 // sums already passed on, all-to-all send and receive copies, the final casts — is live at its
 // end, and the peak is their sum. Checked against the allocator peaks of every a57aad4 and
@@ -24,7 +24,7 @@ import type { Implementation } from './calibration/types.js';
 import { seqsAtOnce } from './schedule.js';
 import { heldPeak } from './held.js';
 
-const FWD_QTILE = 128, KTILE = 128, BWD_QTILE = 64; // src/kernel/cuda/source.ts
+const FWD_QTILE = 128, KTILE = 128, BWD_QTILE = 64; // src/backends/cuda/kernel/source.ts
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
 /** Bytes of the kernel's block lists for one mask view of tq query rows and tk keys (f32 entries and per-row counts). */

@@ -11,7 +11,7 @@
 // in the ring backward but a zero sum, so such masks hold at most as much). The input type has
 // `e` bytes, the accumulation type `a`; a cast allocates only where they differ (bf16 → f32 on
 // GPUs; f64 and f32 on the CPU stay what they are). With `kernelTemps` the GPU kernel's own
-// temporary is held while its backward runs: delta, f32 [H, Tq] (src/kernel/cuda/kernel.ts; its
+// temporary is held while its backward runs: delta, f32 [H, Tq] (src/backends/cuda/kernel/kernel.ts; its
 // block-list scratch, under 1 MiB, is left out).
 
 export type HeldStrategy = 'local' | 'ring' | 'double-ring' | 'tokenring' | 'allgather' | 'ulysses' | 'usp';

@@ -3,18 +3,18 @@
 // of the random inputs on its GPU, keyed by global position, so no rank ever holds the whole
 // sequence; a check gathers the outputs on rank 0 and compares them with one GPU's kernel over
 // the whole sequence and, when small enough, with the f64 reference.
-import type { CudaTensor } from '../cuda/tensor.js';
-import { reclaimDeviceMemory } from '../cuda/reclaim.js';
-import { CudaKernel } from '../kernel/cuda/kernel.js';
-import { DeviceRandom } from '../kernel/cuda/random.js';
-import type { HalfType } from '../kernel/cuda/source.js';
+import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
+import { reclaimDeviceMemory } from '../backends/cuda/runtime/reclaim.js';
+import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
+import { DeviceRandom } from '../backends/cuda/kernel/random.js';
+import type { HalfType } from '../backends/cuda/kernel/source.js';
 import type { AttnKernel } from '../kernel/kernel.js';
 import { referenceAttention } from '../kernel/reference.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
-import { ncclWorld, type World } from '../nccl/world.js';
-import type { NcclComm } from '../nccl/comm.js';
+import { ncclWorld, type World } from '../backends/cuda/nccl/world.js';
+import type { NcclComm } from '../backends/cuda/nccl/comm.js';
 import { ShardMap } from '../shard/shard.js';
 import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';

@@ -1,12 +1,13 @@
 // A layout says how attention is split: which strategy, over how many ranks, which shard, and
 // the mesh degrees. validateLayout rejects bad ones with one line before any rank starts.
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { type Placement, PLACEMENTS } from '../mesh/mesh.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { isShardKind, SHARD_KINDS, type ShardKind } from '../shard/shard.js';
+import { STRATEGY_NAMES, type StrategyName } from '../strategy/names.js';
 
-export type StrategyName = 'ring' | 'allgather' | 'ulysses' | 'usp' | 'double-ring' | 'tokenring';
-export const STRATEGY_NAMES: readonly StrategyName[] = ['ring', 'allgather', 'ulysses', 'usp', 'double-ring', 'tokenring'];
+export { STRATEGY_NAMES, type StrategyName };
+
 
 export interface Layout {
   strategy: StrategyName;

@@ -2,8 +2,8 @@
 // grid and shard map, wrap Comm and kernel for accounting, run the strategy forward (and
 // backward), and hand back the local results and counts. Several tasks may share one launch.
 import type { Comm } from '../comm/comm.js';
-import { CpuDevice } from '../device/cpu.js';
-import { CpuKernel } from '../kernel/cpu.js';
+import { CpuDevice } from '../backends/cpu/device.js';
+import { CpuKernel } from '../backends/cpu/kernel.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';

@@ -1,7 +1,7 @@
 // The host-side runner: global tensors in, global tensors out. It validates the layout, shards
 // the inputs into shared memory, runs N worker ranks, gathers their results and counts.
-import { type LaunchOptions, runRanks } from '../comm/local/launch.js';
-import { UserError } from '../cli/errors.js';
+import { type LaunchOptions, runRanks } from '../backends/cpu/comm/launch.js';
+import { UserError } from '../errors.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';

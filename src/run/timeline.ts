@@ -1,8 +1,8 @@
 // Per-rank timelines of a GPU run: CUDA events around every kernel call (compute stream) and
 // every communication (comm stream), turned into spans in milliseconds from the iteration start.
 import type { Comm, P2POp, Work } from '../comm/comm.js';
-import type { CudaRuntime } from '../cuda/runtime.js';
-import type { CudaEvent } from '../cuda/stream.js';
+import type { CudaRuntime } from '../backends/cuda/runtime/runtime.js';
+import type { CudaEvent } from '../backends/cuda/runtime/stream.js';
 import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../kernel/kernel.js';
 import type { Tensor } from '../tensor/host.js';
 import type { Trace } from '../strategy/types.js';

@@ -7,3 +7,4 @@ export { tokenring } from './tokenring.js';
 export { ulysses, ulyssesAttention } from './ulysses.js';
 export { usp, type UspOptions } from './usp.js';
 export { HeadPlan } from './heads.js';
+export * from './names.js';

@@ -2,18 +2,18 @@
 // mask views: every mask kind, shard views with padding and rows that see nothing, GQA/MQA, head
 // dims 64 and 128, bf16 and f16, a ring of blocks merged into a running fp32 state, gradients
 // accumulated into given tensors. Outputs are poisoned (NaN) before each call. The bounds are
-// twice the error PyTorch's own SDPA shows on such inputs (bench/kernel-dev/harness.py measures
+// twice the error PyTorch's own SDPA shows on such inputs (tools/kernel-dev/harness.py measures
 // that rule side by side: SDPA bf16 ≈ 2–3e-3, weft ≈ 1.2–1.7e-3; f16 ≈ 2.5–3.7e-4).
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { openCuda } from '../../src/cuda/runtime.js';
-import type { CudaTensor } from '../../src/cuda/tensor.js';
+import { openCuda } from '../../src/backends/cuda/runtime/runtime.js';
+import type { CudaTensor } from '../../src/backends/cuda/runtime/tensor.js';
 import { UserError } from '../../src/errors.js';
-import { CpuKernel } from '../../src/kernel/cpu.js';
-import { CudaKernel } from '../../src/kernel/cuda/kernel.js';
+import { CpuKernel } from '../../src/backends/cpu/kernel.js';
+import { CudaKernel } from '../../src/backends/cuda/kernel/kernel.js';
 import { defaultScale } from '../../src/kernel/kernel.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import type { MaskSpec } from '../../src/mask/spec.js';

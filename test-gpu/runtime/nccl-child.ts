@@ -1,8 +1,8 @@
 // One rank of the NCCL GPU tests (started by nccl.test.ts, two ranks). Mode 'collectives'
 // checks every operation's result; 'splits' replays the mesh strategies' split sequences; mode 'kill' has rank 1 die and rank 0 report how long it took
 // to turn that into an error.
-import { ncclWorld } from '../../src/nccl/world.js';
-import type { CudaTensor } from '../../src/cuda/tensor.js';
+import { ncclWorld } from '../../src/backends/cuda/nccl/world.js';
+import type { CudaTensor } from '../../src/backends/cuda/runtime/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { castHost, type HostTensor, hostTensor } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';

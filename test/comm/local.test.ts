@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RankError, runRanks } from '../../src/comm/local/index.js';
+import { RankError, runRanks } from '../../src/backends/cpu/comm/index.js';
 import { evenSplit } from '../../src/shard/split.js';
 import { fromBf16, toBf16 } from '../../src/tensor/dtype.js';
 

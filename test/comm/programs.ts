@@ -1,6 +1,6 @@
 // Rank programs the Comm tests run on worker threads (imported by the workers, so no tests here).
 import type { Comm } from '../../src/comm/comm.js';
-import { CpuDevice } from '../../src/device/cpu.js';
+import { CpuDevice } from '../../src/backends/cpu/device.js';
 import { Mesh } from '../../src/mesh/mesh.js';
 import { CommLog, CountingComm } from '../../src/strategy/accounting.js';
 import type { DType } from '../../src/tensor/dtype.js';

@@ -2,7 +2,7 @@
 // an element of a buffer it never wrote fails the CPU tests (on GPUs `empty` is not filled at all).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CpuDevice } from '../../src/device/cpu.js';
+import { CpuDevice } from '../../src/backends/cpu/device.js';
 import { getter } from '../../src/tensor/host.js';
 
 test('CpuDevice: zeros are zero, empty is NaN in every dtype', () => {

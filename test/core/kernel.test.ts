@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { attendSingle } from '../../src/kernel/attend.js';
-import { CpuKernel } from '../../src/kernel/cpu.js';
+import { CpuKernel } from '../../src/backends/cpu/kernel.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import type { MaskSpec } from '../../src/mask/spec.js';
 import { maskView } from '../../src/mask/view.js';

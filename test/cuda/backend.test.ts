@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { UserError } from '../../src/cli/errors.js';
-import { registerBackend, resolveBackend } from '../../src/backend/index.js';
-import { CpuDevice } from '../../src/device/cpu.js';
+import { UserError } from '../../src/errors.js';
+import { registerBackend, resolveBackend } from '../../src/backends/index.js';
+import { CpuDevice } from '../../src/backends/cpu/device.js';
 
 test('auto skips a backend that cannot start and keeps its reason; asking for it by name fails with that reason', async () => {
   registerBackend('cuda', { priority: 10, init: async () => { throw new Error('CUDA driver library not found (tried libcuda.so.1 by name: nope)\nsecond line'); } });
@@ -21,7 +21,7 @@ test('auto skips a backend that cannot start and keeps its reason; asking for it
 test('the real CUDA backend on this machine either starts or says why in one line', () => {
   // a fresh process, so the registry holds the real factories
   const code = `
-    const { resolveBackend } = await import(${JSON.stringify(new URL('../../src/backend/index.js', import.meta.url).href)});
+    const { resolveBackend } = await import(${JSON.stringify(new URL('../../src/backends/index.js', import.meta.url).href)});
     const r = await resolveBackend('auto');
     console.log(JSON.stringify({ name: r.backend.name, skipped: r.skipped }));`;
   const p = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, WEFT_LIBCUDA: '/nonexistent/libcuda.so.1' }, timeout: 60_000 });

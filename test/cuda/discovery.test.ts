@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LIBCUDA, LIBNCCL, LIBNVRTC, LibraryNotFound, openLibrary } from '../../src/cuda/discovery.js';
+import { LIBCUDA, LIBNCCL, LIBNVRTC, LibraryNotFound, openLibrary } from '../../src/backends/cuda/runtime/discovery.js';
 
 const fail = (why: string) => (p: string): never => { throw new Error(`Failed to load shared library: ${p}: ${why}`); };
 

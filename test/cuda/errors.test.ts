@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { outOfMemoryLine } from '../../src/cli/errors.js';
-import { Checker, codeName, CU_OUT_OF_MEMORY, GpuError, safeDescribe } from '../../src/cuda/errors.js';
+import { Checker, codeName, CU_OUT_OF_MEMORY, GpuError, safeDescribe } from '../../src/backends/cuda/runtime/errors.js';
 
 test('a failed call names the call, the code, its name and its meaning', () => {
   const c = new Checker('cuda', (code) => ({ name: code === 2 ? 'CUDA_ERROR_OUT_OF_MEMORY' : '', text: code === 2 ? 'out of memory' : '' }));

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { compileCached, CubinCache, cubinCacheKey, defaultCacheDir, type CompileRequest, type CompileTarget } from '../../src/cuda/jit.js';
+import { compileCached, CubinCache, cubinCacheKey, defaultCacheDir, type CompileRequest, type CompileTarget } from '../../src/backends/cuda/runtime/jit.js';
 
 const req: CompileRequest = { source: 'extern "C" __global__ void k() {}', name: 'k.cu', options: ['--gpu-architecture=sm_90a'], nameExpressions: [] };
 const target: CompileTarget = { device: 'NVIDIA H200', cc: [9, 0], driver: 13000, nvrtc: '13.0' };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { GpuError } from '../../src/cuda/errors.js';
-import { CachingAllocator, type Marker, type RawMemory, roundSize } from '../../src/cuda/memory.js';
+import { GpuError } from '../../src/backends/cuda/runtime/errors.js';
+import { CachingAllocator, type Marker, type RawMemory, roundSize } from '../../src/backends/cuda/runtime/memory.js';
 
 /** A fake device: a bump allocator with a capacity, and markers completed by hand. */
 function fakeDevice(capacity = 1 << 30) {

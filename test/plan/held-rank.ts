@@ -3,9 +3,9 @@
 // dtype (bf16 too, which runBatch refuses: its casts to and from the f32 accumulation type are
 // the GPU's path). Not a test itself.
 import type { Comm } from '../../src/comm/comm.js';
-import { runRanks } from '../../src/comm/local/launch.js';
-import { CpuDevice } from '../../src/device/cpu.js';
-import { CpuKernel } from '../../src/kernel/cpu.js';
+import { runRanks } from '../../src/backends/cpu/comm/launch.js';
+import { CpuDevice } from '../../src/backends/cpu/device.js';
+import { CpuKernel } from '../../src/backends/cpu/kernel.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import { uspMesh } from '../../src/mesh/mesh.js';
 import type { HeldCase } from '../../src/plan/held.js';

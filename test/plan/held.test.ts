@@ -7,7 +7,7 @@
 // accumulation: the GPU's casts) through a rank program (held-rank.ts) that also reads the peak
 // after the forward and what is held at the end. All must be exact: the count is the code's
 // allocations and releases in the code's order. (What it leaves to the GPU alone — the backward
-// kernel's f32 delta — is one term, kernelTemps, from src/kernel/cuda/kernel.ts.)
+// kernel's f32 delta — is one term, kernelTemps, from src/backends/cuda/kernel/kernel.ts.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { heldBytes, type HeldCase } from '../../src/plan/held.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/errors.js';
 import { type Layout, resolveLayout, runDistributed, validateLayout } from '../../src/run/index.js';
 import { hostZeros } from '../../src/tensor/host.js';
 

@@ -5,7 +5,7 @@
 // released tensors with NaN, so the exactness tests catch a release that comes too early.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CpuDevice } from '../../src/device/cpu.js';
+import { CpuDevice } from '../../src/backends/cpu/device.js';
 import { type Layout, runBatch } from '../../src/run/index.js';
 import { MeteredDevice } from '../../src/strategy/accounting.js';
 import { finish, type Env } from '../../src/strategy/common.js';

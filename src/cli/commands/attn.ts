@@ -3,7 +3,7 @@
 // are the same either way).
 import type { Command } from 'commander';
 import { attendSingle } from '../../kernel/attend.js';
-import { CpuKernel } from '../../kernel/cpu.js';
+import { CpuKernel } from '../../backends/cpu/kernel.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { maskName } from '../../mask/spec.js';
 import { loadProblem, saveOutputs } from '../../io/problem.js';

@@ -2,8 +2,9 @@
 // same invocation, written as JSON records under bench/results/ (see src/bench/record.ts).
 // The benchmark modules load CUDA lazily, so this file costs nothing on a machine without GPUs.
 import type { Command } from 'commander';
-import { resolveBackend } from '../../backend/index.js';
-import { guard, UserError } from '../errors.js';
+import { resolveBackend } from '../../backends/index.js';
+import { UserError } from '../../errors.js';
+import { guard } from '../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
 import { type MaskSpec, parseMask } from '../../mask/spec.js';

@@ -3,7 +3,7 @@
 // its time — a short look at what weft computes.
 import type { Command } from 'commander';
 import { attendSingle } from '../../kernel/attend.js';
-import { CpuKernel } from '../../kernel/cpu.js';
+import { CpuKernel } from '../../backends/cpu/kernel.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';

@@ -2,7 +2,8 @@
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { startLaunch } from '../../launch/launcher.js';
-import { guard, UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
+import { guard } from '../errors.js';
 
 function int(v: string, what: string): number {
   const n = Number(v);

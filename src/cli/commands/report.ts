@@ -2,7 +2,8 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { html, loadRecords, markdown } from '../../report/report.js';
-import { guard, UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
+import { guard } from '../errors.js';
 
 interface ReportOpts { html?: string }
 

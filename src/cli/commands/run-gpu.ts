@@ -7,7 +7,7 @@ import { maskName } from '../../mask/spec.js';
 import { checkPasses, GpuRank, type GpuProblem } from '../../run/gpu.js';
 import { resolveLayout } from '../../run/layout.js';
 import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
 import { need, type RunOpts, type RunSetup } from './run.js';

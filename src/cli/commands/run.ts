@@ -8,9 +8,10 @@ import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
 import { type Layout, runDistributed, type RunResult } from '../../run/index.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
-import { resolveBackend } from '../../backend/index.js';
+import { resolveBackend } from '../../backends/index.js';
 import { distEnv } from '../../launch/env.js';
-import { guard, UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
+import { guard } from '../errors.js';
 import { parseChoice } from '../options.js';
 import { addLayoutOptions, layoutFrom, type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
 

@@ -11,10 +11,10 @@ export WEFT_CACHE_DIR=${WEFT_CACHE_DIR:-/tmp/weft-cubin} PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
 sizes=${WEFT_BENCH_SIZES:-8192,32768,131072}
 if [[ ${WEFT_SKIP_HARNESS:-0} != 1 ]]; then
-  python3 bench/kernel-dev/harness.py --out "$out" --sizes "${WEFT_HARNESS_SIZES:-8192,32768}" >/dev/null 2>&1
+  python3 tools/kernel-dev/harness.py --out "$out" --sizes "${WEFT_HARNESS_SIZES:-8192,32768}" >/dev/null 2>&1
   echo "harness exit $?"
 fi
-[[ ${WEFT_SANITIZE:-0} == 1 ]] && bash bench/kernel-dev/sanitize.sh
+[[ ${WEFT_SANITIZE:-0} == 1 ]] && bash tools/kernel-dev/sanitize.sh
 node --test --test-concurrency=1 dist/test-gpu/kernel/ >"$out/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
 node --input-type=module -e "const m = await import(process.cwd() + '/dist/src/bench/kernel.js'); \

@@ -1,4 +1,4 @@
-"""Python driver of weft's attention kernels (src/kernel/cuda/attn.cu) over torch tensors, for the
+"""Python driver of weft's attention kernels (src/backends/cuda/kernel/attn.cu) over torch tensors, for the
 development harness. Mirrors what the TypeScript CudaKernel does: per mask view, build tile
 summaries and block lists on the device, then launch the forward or backward."""
 import ctypes

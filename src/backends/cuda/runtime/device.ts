@@ -3,9 +3,9 @@
 // memsets; contiguous same-dtype copies cuMemcpyDtoDAsync; strided or converting box copies,
 // casts and adds the vectorised rows kernel of builtins.ts (compiled on first use), or its
 // generic kernels where a tensor is f64 or not 4-element aligned. `weft bench ops` times each.
-import { type Box, checkBox, type Device } from '../device/device.js';
-import { bytesPerElement, type DType, toBf16, toF16 } from '../tensor/dtype.js';
-import { fmtShape, type HostTensor, hostZeros, shapeEq, type Tensor } from '../tensor/host.js';
+import { type Box, checkBox, type Device } from '../../../device/device.js';
+import { bytesPerElement, type DType, toBf16, toF16 } from '../../../tensor/dtype.js';
+import { fmtShape, type HostTensor, hostZeros, shapeEq, type Tensor } from '../../../tensor/host.js';
 import { BUILTIN_SOURCE, DTYPE_CODE } from './builtins.js';
 import type { Kernel } from './module.js';
 import type { CudaRuntime } from './runtime.js';

@@ -4,8 +4,8 @@
 // turn a stuck collective into an error instead of a hang.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { bytesPerElement, type DType } from '../tensor/dtype.js';
-import { numel } from '../tensor/host.js';
+import { bytesPerElement, type DType } from '../../../tensor/dtype.js';
+import { numel } from '../../../tensor/host.js';
 import { CUDA_INCLUDE_DIRS } from './discovery.js';
 import { ATTR, Driver } from './driver.js';
 import { compileCached, CubinCache, defaultCacheDir, type CompileTarget } from './jit.js';

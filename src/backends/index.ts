@@ -1,13 +1,13 @@
 // The built-in backends: CUDA (tried first; loads koffi and the GPU libraries only when asked
 // for) and CPU (always available). Import this module, then call resolveBackend.
-import { CpuDevice } from '../device/cpu.js';
+import { CpuDevice } from './cpu/device.js';
 import { registerBackend } from './registry.js';
 
 export { resolveBackend, registerBackend, type Backend, type BackendName, type Resolved } from './registry.js';
 
 registerBackend('cuda', {
   priority: 10,
-  init: async () => (await import('../cuda/backend.js')).initCudaBackend(),
+  init: async () => (await import('./cuda/runtime/backend.js')).initCudaBackend(),
 });
 
 registerBackend('cpu', {

@@ -1,8 +1,8 @@
 // The communicator of every rank of a `weft launch` job: rank 0 makes the NCCL unique id and
 // publishes it through the rendezvous store; the others read it there.
-import { type CudaRuntime, openCuda } from '../cuda/runtime.js';
-import { connectStore, type DistEnv, distEnv } from '../launch/env.js';
-import type { StoreClient } from '../launch/store.js';
+import { type CudaRuntime, openCuda } from '../runtime/runtime.js';
+import { connectStore, type DistEnv, distEnv } from '../../../launch/env.js';
+import type { StoreClient } from '../../../launch/store.js';
 import { Nccl } from './bindings.js';
 import { NcclComm, type NcclOptions, defaultTimeoutMs } from './comm.js';
 

@@ -2,7 +2,7 @@
 // converts dtype. Conversions go through float exactly as the host's toBf16/toF16 do (round to
 // nearest even, NaN stays quiet), so a cast on the GPU gives the same bits as castHost.
 // No CUDA headers are needed: f16 conversion uses the PTX cvt instruction.
-import type { DType } from '../tensor/dtype.js';
+import type { DType } from '../../../tensor/dtype.js';
 
 export const DTYPE_CODE: Record<DType, number> = { f64: 0, f32: 1, bf16: 2, f16: 3 };
 

@@ -2,7 +2,7 @@
 // registerBackend/resolveBackend. Backends are tried by priority; one that cannot start says why
 // in one line. With 'auto' weft falls back to the next (CUDA → CPU) and keeps the reason to
 // show; a backend asked for by name that cannot start is the user's error (exit 2, that line).
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import type { Device } from '../device/device.js';
 
 export type BackendName = 'cpu' | 'cuda';

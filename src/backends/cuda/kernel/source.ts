@@ -4,11 +4,11 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** The path of attn.cu: this module is dist/src/kernel/cuda/source.js, the source is src/kernel/cuda/. */
-export const ATTN_SOURCE_PATH = fileURLToPath(new URL('../../../../src/kernel/cuda/attn.cu', import.meta.url));
+/** The path of attn.cu: this module is dist/src/backends/cuda/kernel/source.js, the source is src/backends/cuda/kernel/. */
+export const ATTN_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/attn.cu', import.meta.url));
 
 /** Device-side normal random 16-bit tensors for benchmarks (random.cu). */
-export const RANDOM_SOURCE_PATH = fileURLToPath(new URL('../../../../src/kernel/cuda/random.cu', import.meta.url));
+export const RANDOM_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/random.cu', import.meta.url));
 
 let cached: string | undefined;
 

@@ -1,8 +1,8 @@
 // The CPU device: tensors are host tensors, optionally in SharedArrayBuffers so worker ranks
 // can hand them to each other without copies.
-import { type DType } from '../tensor/dtype.js';
-import { castHost, fmtShape, getter, type HostTensor, hostZeros, setter, shapeEq, type Tensor } from '../tensor/host.js';
-import { type Box, checkBox, type Device } from './device.js';
+import { type DType } from '../../tensor/dtype.js';
+import { castHost, fmtShape, getter, type HostTensor, hostZeros, setter, shapeEq, type Tensor } from '../../tensor/host.js';
+import { type Box, checkBox, type Device } from '../../device/device.js';
 
 function host(t: Tensor): HostTensor {
   if (!('data' in t)) throw new Error('cpu device: tensor is not in host memory');

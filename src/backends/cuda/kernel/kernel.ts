@@ -9,13 +9,13 @@
 // block lists: per 128-row query tile the non-empty 128-key tiles (forward) and per key tile the
 // non-empty 64-row query tiles (backward), each marked full or partial, built on the GPU from
 // per-tile summaries of the row intervals and key positions.
-import { UserError } from '../../errors.js';
-import type { CudaModule, Kernel } from '../../cuda/module.js';
-import type { CudaRuntime } from '../../cuda/runtime.js';
-import { asCuda, type CudaTensor } from '../../cuda/tensor.js';
-import type { MaskView, QueryRows } from '../../mask/view.js';
-import { fmtShape, shapeEq, type Tensor } from '../../tensor/host.js';
-import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../kernel.js';
+import { UserError } from '../../../errors.js';
+import type { CudaModule, Kernel } from '../runtime/module.js';
+import type { CudaRuntime } from '../runtime/runtime.js';
+import { asCuda, type CudaTensor } from '../runtime/tensor.js';
+import type { MaskView, QueryRows } from '../../../mask/view.js';
+import { fmtShape, shapeEq, type Tensor } from '../../../tensor/host.js';
+import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../../../kernel/kernel.js';
 import {
   attnSource, BWD_QTILE, BWD_THREADS, bwdSharedBytes, FWD_QTILE, FWD_THREADS, fwdSharedBytes, type HalfType, KTILE,
   type Variant, variantOptions,

@@ -1,6 +1,6 @@
 // The CUDA backend for the registry: opens this process's GPU. Every way it can fail (no koffi,
 // no libcuda, no device, no NVRTC) surfaces as an error whose first line says which.
-import type { Backend } from '../backend/registry.js';
+import type { Backend } from '../../registry.js';
 import type { CudaDevice } from './device.js';
 import { GpuError } from './errors.js';
 import { type CudaRuntime, openCuda } from './runtime.js';

@@ -6,9 +6,9 @@
 //   allReduce            — reduce-scatter then all-gather over evenSplit chunks (the ring volume,
 //                          2(n−1)/n of the buffer per rank), summed in rank order, so every rank
 //                          ends with bit-identical values.
-import type { Comm, P2POp, Work } from '../comm.js';
-import { evenSplit } from '../../shard/split.js';
-import { getter, type HostData, type HostTensor, hostZeros, setter, type Tensor } from '../../tensor/host.js';
+import type { Comm, P2POp, Work } from '../../../comm/comm.js';
+import { evenSplit } from '../../../shard/split.js';
+import { getter, type HostData, type HostTensor, hostZeros, setter, type Tensor } from '../../../tensor/host.js';
 import { SplitBoard, tagOf } from './board.js';
 import { type Channel, type Pending, type Transport, waitFor } from './transport.js';
 

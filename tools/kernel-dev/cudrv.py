@@ -8,7 +8,7 @@ import ctypes.util
 import glob
 import os
 
-SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'src', 'kernel', 'cuda')
+SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'src', 'backends', 'cuda', 'kernel')
 
 
 def _load(names, globs):

@@ -9,11 +9,11 @@
 // operation outlives the timeout (a dead or stuck peer), it aborts the communicator
 // (ncclCommAbort, which also stops NCCL's kernels so the streams drain) and the error is thrown
 // from the next call, wait, download or synchronize.
-import type { Comm, P2POp, Work } from '../comm/comm.js';
-import type { CudaRuntime } from '../cuda/runtime.js';
-import type { CudaEvent } from '../cuda/stream.js';
-import { asCuda, type CudaTensor } from '../cuda/tensor.js';
-import type { Tensor } from '../tensor/host.js';
+import type { Comm, P2POp, Work } from '../../../comm/comm.js';
+import type { CudaRuntime } from '../runtime/runtime.js';
+import type { CudaEvent } from '../runtime/stream.js';
+import { asCuda, type CudaTensor } from '../runtime/tensor.js';
+import type { Tensor } from '../../../tensor/host.js';
 import { commConfig, Nccl, NCCL_DTYPE, NCCL_IN_PROGRESS, NCCL_SUCCESS, NCCL_SUM } from './bindings.js';
 
 export interface NcclOptions {

@@ -1,6 +1,6 @@
 """Build, check and time weft's Hopper attention kernels in one call on the GPU machine.
 
-    python3 bench/kernel-dev/harness.py --out $OUT [--sizes 8192,32768,131072] [--skip-time]
+    python3 tools/kernel-dev/harness.py --out $OUT [--sizes 8192,32768,131072] [--skip-time]
 
 1. compiles the variants with NVRTC (ptxas report kept), dumps SASS counts of the main variant;
 2. checks each matrix-product form alone (gemm_check.cu) against torch;
@@ -599,7 +599,7 @@ for r in RESULTS['timing']:
                          'driver': RESULTS['env']['nvidia_smi'], 'gitRevision': RESULTS['env']['gitRevision'],
                          'cuda': RESULTS['env']['cuda'], 'cudnn': RESULTS['env']['cudnn']},
                  'config': {'pass': r['pass'], 'S': r['S'], 'B': 1, 'H': r['H'], 'D': r['D'], 'mask': r['mask'],
-                            'dtype': 'bf16', 'harness': 'bench/kernel-dev/harness.py'},
+                            'dtype': 'bf16', 'harness': 'tools/kernel-dev/harness.py'},
                  'unit': 'ms', 'summary': r['ms'], 'derived': {'tflops': r['tflops']}})
 if recs:
     with open(os.path.join(args.out, 'records.jsonl'), 'w') as f:

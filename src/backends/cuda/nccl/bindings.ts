@@ -2,10 +2,10 @@
 // value as a struct of uint8_t[128]. Communicators are created non-blocking (ncclConfig_t
 // blocking = 0), so no NCCL call can hang the process: calls return ncclInProgress and weft
 // polls ncclCommGetAsyncError, with a deadline.
-import { LIBNCCL, openLibrary } from '../cuda/discovery.js';
-import { Checker } from '../cuda/errors.js';
-import { bind, koffiSync, loadKoffi, type NativeFn } from '../cuda/ffi.js';
-import type { DType } from '../tensor/dtype.js';
+import { LIBNCCL, openLibrary } from '../runtime/discovery.js';
+import { Checker } from '../runtime/errors.js';
+import { bind, koffiSync, loadKoffi, type NativeFn } from '../runtime/ffi.js';
+import type { DType } from '../../../tensor/dtype.js';
 
 const PROTOS = {
   ncclGetVersion: 'int ncclGetVersion(void *version)',

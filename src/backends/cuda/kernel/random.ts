@@ -1,10 +1,10 @@
 // Normal random 16-bit tensors drawn on the GPU (random.cu): a whole global tensor, or the rows
 // of it at given global positions — the same values either way, so a rank's shard and a
 // single-GPU check see one problem.
-import type { Kernel } from '../../cuda/module.js';
-import type { CudaRuntime } from '../../cuda/runtime.js';
-import type { CudaTensor } from '../../cuda/tensor.js';
-import { numel } from '../../tensor/host.js';
+import type { Kernel } from '../runtime/module.js';
+import type { CudaRuntime } from '../runtime/runtime.js';
+import type { CudaTensor } from '../runtime/tensor.js';
+import { numel } from '../../../tensor/host.js';
 import { randomSource, type HalfType } from './source.js';
 
 export class DeviceRandom {

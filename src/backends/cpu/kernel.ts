@@ -1,12 +1,12 @@
 // The CPU block kernel: tiled exact attention in TypeScript, the oracle the GPU kernels are
 // checked against. Arithmetic runs in f64 (JS numbers); results are stored in the accumulation
 // type of the inputs (f64 for f64, else f32), so the f32 path rounds where a GPU would.
-import { classifyTile, sees, type MaskView } from '../mask/view.js';
-import type { BlockClass } from '../mask/grid.js';
-import { accumType } from '../tensor/dtype.js';
-import { asF64, fmtShape, type HostTensor, hostZeros, type Tensor } from '../tensor/host.js';
-import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from './kernel.js';
-import { mergeRows } from './merge.js';
+import { classifyTile, sees, type MaskView } from '../../mask/view.js';
+import type { BlockClass } from '../../mask/grid.js';
+import { accumType } from '../../tensor/dtype.js';
+import { asF64, fmtShape, type HostTensor, hostZeros, type Tensor } from '../../tensor/host.js';
+import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../../kernel/kernel.js';
+import { mergeRows } from '../../kernel/merge.js';
 
 const BR = 32; // query rows per tile
 const BC = 64; // key columns per tile

@@ -1,8 +1,8 @@
 // Device tensors: a dtype, a row-major shape and a raw device pointer. An owning tensor returns
 // its memory to the caching allocator on release() or, failing that, when it is garbage
 // collected; a view shares its base's memory and keeps the base alive.
-import { bytesPerElement, type DType } from '../tensor/dtype.js';
-import { fmtShape, numel, type Tensor } from '../tensor/host.js';
+import { bytesPerElement, type DType } from '../../../tensor/dtype.js';
+import { fmtShape, numel, type Tensor } from '../../../tensor/host.js';
 import type { Block, CachingAllocator } from './memory.js';
 
 const registry = new FinalizationRegistry<{ allocator: CachingAllocator; block: Block }>(({ allocator, block }) => {

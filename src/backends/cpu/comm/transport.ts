@@ -5,7 +5,7 @@
 // Matching is FIFO per (group, channel, source): the i-th send from a source meets the i-th recv
 // posted for that source. Collectives use their own channel so they never meet p2p traffic.
 import type { MessagePort } from 'node:worker_threads';
-import type { HostData } from '../../tensor/host.js';
+import type { HostData } from '../../../tensor/host.js';
 
 export type Channel = 'p2p' | 'coll';
 
