@@ -41,7 +41,7 @@ function parseLayouts(text: string): Layout[] {
   });
 }
 
-/** Masks by name at any length: causal, full, sliding:L,R, or document-causal:N (N documents, lengths drawn from a fixed seed). */
+/** Masks by name at any length: any mask of the mask language (parseMask), and document:N or document-causal:N (N documents, lengths drawn from a fixed seed). */
 function parseMasks(text: string): { name: string; spec: (S: number) => MaskSpec }[] {
   return text.split(';').map((item) => {
     const t = item.trim();
@@ -91,14 +91,14 @@ export function registerBench(program: Command): void {
     .option('--heads <H>', 'heads', '32')
     .option('--dim <D>', 'head dim: 64 | 128', '128')
     .option('--dtype <t>', 'bf16 | f16', 'bf16')
-    .option('--masks <list>', 'causal,full', 'causal,full')
+    .option('--masks <list>', 'semicolon-separated masks of the mask language (sliding:L,R; prefix:N; document-causal:N, N documents; ...)', 'causal;full')
     .option('--passes <list>', 'fwd,fwd+bwd', 'fwd,fwd+bwd'))
     .action((o: KernelOpts) => guard(async () => {
       const [heads] = ints(o.heads, '--heads');
       const options = {
         sizes: ints(o.seqs, '--seqs'), heads: heads!, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
-        masks: list(o.masks, '--masks', ['causal', 'full'] as const), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
+        masks: parseMasks(o.masks), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
         iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out),
       };
       await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
