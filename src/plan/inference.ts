@@ -6,7 +6,8 @@
 // records moves these predictions as it moves the training ones.
 //
 // Decode, per layer and rank (memory-bound):
-//   read    the rank's K/V rows the new queries see: B·keys/cp·2·Hkv/tp·D·e bytes ÷ the HBM rate
+//   read    the rank's K/V rows the new queries see: B·keys/cp·2·Hkv/tp·D·e bytes ÷ the streaming
+//           rate (streamMs), and the split-K kernel's two launches
 //   gather  one all-gather of the partial (out, lse) in f32 over the cache-parallel group
 //   merge   cp partials folded in f32: mergeBytesPerElement · (cp−1) · B·T·H/tp·D ÷ the HBM rate
 //   weights the layer's weights read once (GEMV): params/tp · e ÷ the HBM rate, and the tensor-
@@ -108,6 +109,18 @@ function hbmMs(rates: Rates, bytes: number): number {
   return bytes / (rates.hbmGBps * 1e6);
 }
 
+/**
+ * A decode step's K/V read: a pure stream, priced at the fill rate `weft bench ops` measured (its
+ * memset, the one streaming operation the Device has; the calibrated elementwise rate where the
+ * implementation has no measured operations), plus two kernel launches — the split-K partials and
+ * their combine. PyTorch SDPA's decode reads on one H200 (test/plan/inference-published.ts) come
+ * within 4% of this from 64K to 1M cached tokens; weft's own decode records are to replace it.
+ */
+function streamMs(rates: Rates, bytes: number): number {
+  const eff = rates.impl.deviceOps?.ops.zeros.hbmEfficiency ?? rates.hbmGBps / (rates.gpu.hbmTBs * 1000);
+  return bytes / (eff * rates.gpu.hbmTBs * 1e9) + (2 * rates.impl.stepOverheadUs) / 1000;
+}
+
 /** The layer's linear work outside attention, per rank: weights (decode reads them) and tensor-parallel all-reduces. */
 function linearTerms(env: Env, l: InferenceLayout, tokensPerRank: number): { gemmMs: number; weightsMs: number; allReduceMs: number } {
   const { cfg, rates, net } = env, m = cfg.base.model, e = elemBytes(cfg.base);
@@ -132,7 +145,7 @@ function decodePlan(env: Env, l: InferenceLayout): InferencePlan {
   const B = cfg.batch, T = cfg.newTokens, H = m.heads / l.tp, Hkv = m.kvHeads / l.tp, D = m.headDim;
   const step = rates.impl.stepOverheadUs / 1000;
   const kvBytes = (B * keysRead(cfg) / l.cp) * 2 * Hkv * D * e;
-  const read = hbmMs(rates, kvBytes + B * T * H * D * (e + 4)) + step;
+  const read = streamMs(rates, kvBytes + B * T * H * D * (e + 4));
   const partial = B * T * H * (D + 1) * 4;
   const gather = l.cp > 1 ? collectiveMs(net, 'all-gather', l.cp * partial, shape(cfg, l.cp, l.tp)) : 0;
   const merge = l.cp > 1 ? hbmMs(rates, rates.impl.mergeBytesPerElement * (l.cp - 1) * B * T * H * D) + step : 0;
