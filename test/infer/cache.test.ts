@@ -5,7 +5,13 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CpuDevice } from '../../src/backends/cpu/device.js';
 import { UserError } from '../../src/errors.js';
-import { CacheMap, KvCache, runInference } from '../../src/infer/index.js';
+import { CpuKernel } from '../../src/backends/cpu/kernel.js';
+import type { Comm } from '../../src/comm/comm.js';
+import { CacheMap, decode, KvCache, prefillPassKv, runInference } from '../../src/infer/index.js';
+import { referenceAttention } from '../../src/kernel/reference.js';
+import { MaskGrid } from '../../src/mask/grid.js';
+import { NO_TRACE } from '../../src/strategy/types.js';
+import { hostZeros, relError } from '../../src/tensor/host.js';
 import { asF64 } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';
 
@@ -80,5 +86,31 @@ describe('KV cache map', () => {
     const req = { mask: { kind: 'causal' } as const, q: randn(rng, 'f64', [10, 1, 2]), k: randn(rng, 'f64', [10, 1, 2]), v: randn(rng, 'f64', [10, 1, 2]) };
     await assert.rejects(runInference({ world: 2, capacity: 4, dtype: 'f64', scale: 1, requests: [req], steps: [{ kind: 'prefill', pass: 'kv', counts: [7] }, { kind: 'decode', counts: [2] }] }),
       (e: Error) => e instanceof UserError && /KV cache full: the step needs 2 rows, 1 of 8 are free/.test(e.message));
+  });
+
+  it('layers are independent: each attends its own K/V over the same placement', async () => {
+    const m = new CacheMap(1, 16);
+    m.open(12, { kind: 'causal' });
+    const dev = new CpuDevice(), rng = new Rng(5);
+    const cache = new KvCache(dev, m, 0, 2, 1, 4, 'f64');
+    const env = { kernel: new CpuKernel(), device: dev, mask: m.grid(), scale: 0.5, trace: NO_TRACE };
+    const one = { rank: 0, size: 1 } as Comm; // world 1: no exchange is issued
+    const q = [0, 1].map(() => randn(rng, 'f64', [12, 2, 4])), k = [0, 1].map(() => randn(rng, 'f64', [12, 1, 4])), v = [0, 1].map(() => randn(rng, 'f64', [12, 1, 4]));
+    const rows = (t: typeof q[0], a: number, b: number): typeof t => ({ ...t, shape: [b - a, ...t.shape.slice(1)], data: t.data.slice(a * 4 * t.shape[1]!, b * 4 * t.shape[1]!) });
+    const p1 = m.place([10]);
+    m.commit(p1);
+    const p2 = m.place([2]);
+    m.commit(p2);
+    for (const l of [0, 1]) {
+      const ref = referenceAttention(q[l]!, k[l]!, v[l]!, MaskGrid.build({ kind: 'causal' }, 12), 0.5);
+      cache.write(l, p1, rows(k[l]!, 0, 10), rows(v[l]!, 0, 10));
+      const pre = await prefillPassKv(env, one, cache, l, rows(q[l]!, 0, 10), p1);
+      cache.write(l, p2, rows(k[l]!, 10, 12), rows(v[l]!, 10, 12));
+      const dec = await decode(env, one, cache, l, rows(q[l]!, 10, 12), p2.pos);
+      const out = hostZeros('f64', [12, 2, 4]);
+      out.data.set(asF64(pre.out as never), 0);
+      out.data.set(asF64(dec.out as never), 10 * 8);
+      assert.ok(relError(out, ref.out) < 1e-14, `layer ${l}`);
+    }
   });
 });
