@@ -12,7 +12,8 @@ import type { HostTensor } from '../tensor/host.js';
 import { decode, type PassKind, pickRows, prefill } from './attend.js';
 import { CacheMap, KvCache } from './cache.js';
 
-export type StepKind = 'prefill' | 'decode';
+/** fill: write cached K/V without attending (a context cached earlier); prefill; decode */
+export type StepKind = 'fill' | 'prefill' | 'decode';
 
 export interface InferStep {
   kind: StepKind;
@@ -65,7 +66,14 @@ async function runTask(comm: Comm, task: InferTask): Promise<InferRankOutput> {
     await comm.barrier();
     const t0 = performance.now();
     let state;
-    if (s.kind === 'decode') {
+    if (s.kind === 'fill') {
+      const mine = p.byRank[me]!, k = pickRows(device, s.k, mine), v = pickRows(device, s.v, mine);
+      cache.write(0, p, k, v, true);
+      device.release(k);
+      device.release(v);
+      const H = s.q.shape[1]!;
+      state = { out: device.zeros(task.dtype, [0, H, task.headDim]), lse: device.zeros(task.dtype, [H, 0]) };
+    } else if (s.kind === 'decode') {
       cache.write(0, p, s.k, s.v);
       state = await decode(env, cc, cache, 0, s.q, p.pos);
     } else {

@@ -33,7 +33,7 @@ export interface StepStats {
 }
 
 export interface InferResult {
-  /** per request: out [L, H, D] and lse [H, L] for every token the script fed (in the run's dtype) */
+  /** per request: out [L, H, D] and lse [H, L] for every token a prefill or decode step attended (in the run's dtype; rows of fill steps stay 0 and −∞) */
   outs: { out: HostTensor; lse: HostTensor }[];
   steps: StepStats[];
   /** every rank returned bit-identical decode results */
@@ -143,6 +143,7 @@ function gather(problem: InferProblem, map: CacheMap, placements: Placement[], l
   };
   problem.steps.forEach((s, k) => {
     const p = placements[k]!;
+    if (s.kind === 'fill') return; // cached without attention: no outputs
     if (s.kind === 'decode') {
       const first = outs[0]!.steps[k]!;
       const same = (a: HostTensor, b: HostTensor): boolean => a.data.every((x, i) => Object.is(x, b.data[i]));

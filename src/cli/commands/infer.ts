@@ -1,6 +1,7 @@
 // The inference side of `weft run` (--mode prefill | decode on CPU ranks) and of `weft plan`
 // (configs with "mode": "decode", or "prefill" with "newTokens"). `weft run --mode` fills a
-// sharded KV cache with --context cached tokens per request (an untimed prefill), then times one
+// sharded KV cache with the K/V of --context cached tokens per request (written, as an earlier
+// prefill would have left them; untimed), then times one
 // step: a prefill of --new-tokens by pass-KV or pass-Q (--pass; auto asks the planner), or a decode
 // step of --new-tokens per request; --check compares that step's rows with the f64 reference.
 import { readFileSync } from 'node:fs';
@@ -85,7 +86,7 @@ export async function runInferMode(o: InferOpts): Promise<void> {
   const pass = passOpt === 'auto' ? planned?.pass ?? 'kv' : passOpt;
   const requests = Array.from({ length: B }, () => ({ mask, q: randn(rng, dtype, [S, H, D]), k: randn(rng, dtype, [S, Hkv, D]), v: randn(rng, dtype, [S, Hkv, D]) }));
   const steps: InferStep[] = [];
-  if (P > 0) steps.push({ kind: 'prefill', pass: 'kv', counts: requests.map(() => P) });
+  if (P > 0) steps.push({ kind: 'fill', counts: requests.map(() => P) });
   steps.push(mode === 'decode' ? { kind: 'decode', counts: requests.map(() => T) } : { kind: 'prefill', pass, counts: requests.map(() => T) });
   const res = await runInference({ world, dtype, scale, requests, steps }, { timeoutMs: timeoutMs(o) });
 
@@ -137,7 +138,7 @@ function describe(s: { mode: string; world: number; dims: { H: number; Hkv: numb
       ? `pass: ${s.pass === 'q' ? 'pass-Q' : 'pass-KV'} (auto: the planner, pricing one node of ${s.world} H200s: pass-KV ${planned.kv.total.toFixed(3)} ms, pass-Q ${planned.q.total.toFixed(3)} ms per layer; arXiv 2411.01783's rule: pass-${planned.paperRule.toUpperCase()})`
       : `pass: ${s.pass === 'q' ? 'pass-Q' : 'pass-KV'} (--pass)`);
   } else lines.push('exchange: one all-gather of the partial (out, lse), merged in the accumulation type on every rank');
-  lines.push(`time: ${s.step.ms.toFixed(1)} ms (the ${s.mode} step, slowest rank; the cached context was filled before, untimed)`, '',
+  lines.push(`time: ${s.step.ms.toFixed(1)} ms (the ${s.mode} step, slowest rank; the cached K/V were written before, untimed)`, '',
     'rank        area  messages        sent    received',
     ...s.step.perRank.map((r) => `${String(r.rank).padStart(4)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`));
   if (s.check) {
