@@ -20,7 +20,7 @@ import type { Comm } from '../comm/comm.js';
 import type { Device } from '../device/device.js';
 import type { AttnState } from '../kernel/kernel.js';
 import { queryRows, type MaskView } from '../mask/view.js';
-import { type Env, freshState, isEmpty, releaseAll } from '../strategy/common.js';
+import { type Env, freshState, isEmpty, isOwn, releaseAll } from '../strategy/common.js';
 import { ringForward } from '../strategy/ring-pass.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
@@ -96,10 +96,11 @@ export async function prefillPassKv(env: Env, comm: Comm, cache: KvCache, layer:
     return c;
   };
   const travel = [prefix(cache.k[layer]!), prefix(cache.v[layer]!)];
-  await ringForward(env, comm, (j) => extent[j]!, travel, ([k, v], owner) => {
+  const last = await ringForward(env, comm, (j) => extent[j]!, travel, ([k, v], owner) => {
     const view: MaskView = { q: qRows, kPos: kPos[owner]! };
     if (!isEmpty(view)) env.kernel.forward({ q, k: k!, v: v!, view, scale: env.scale, state });
   }, 'pass-kv');
+  if (!isOwn(last, travel)) releaseAll(device, last); // the block a backward would start from: none here
   releaseAll(device, travel);
   return state;
 }
@@ -114,9 +115,11 @@ export async function prefillPassQ(env: Env, comm: Comm, cache: KvCache, layer: 
   const acc = accumType(q.dtype);
   const rows = (j: number): number => p.byRank[j]!.length;
   const parts: AttnState[] = new Array(n);
-  await ringForward(env, comm, rows, [q], ([qj], owner) => {
+  const travel = [q];
+  const last = await ringForward(env, comm, rows, travel, ([qj], owner) => {
     parts[owner] = attendLocal(env, cache, layer, qj!, p.posByRank[owner]!);
   }, 'pass-q');
+  if (!isOwn(last, travel)) releaseAll(device, last);
   if (n === 1) return parts[0]!;
   const outs = parts.map(() => device.empty(acc, [T, H, D])), lses = parts.map(() => device.empty(acc, [H, T]));
   env.trace.step('pass-q return');
