@@ -133,7 +133,7 @@ function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number;
 export function registerRun(program: Command): void {
   const cmd = program.command('run')
     .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
-  addLayoutOptions(cmd, false)
+  addLayoutOptions(cmd, false, 'required, except with --mode')
     .option('--seq <S>', 'sequence length')
     .option('--mode <m>', 'prefill | decode: inference over a sharded KV cache (--context, --new-tokens, --batch, --pass)')
     .option('--context <P>', 'inference: cached tokens per request')
