@@ -11,10 +11,11 @@ export interface LayoutOpts {
   strategy?: string; world?: string; shard?: string; ulysses?: string; ring?: string; inner?: string; placement?: string; timeout: string;
 }
 
-export function addLayoutOptions(cmd: Command, strategyRequired: boolean): Command {
+/** `whenOptional`: what it means to leave --strategy out, where it may be left out. */
+export function addLayoutOptions(cmd: Command, strategyRequired: boolean, whenOptional = 'default: one rank, no strategy'): Command {
   const strategyHelp = STRATEGY_NAMES.join(' | ');
   if (strategyRequired) cmd.requiredOption('--strategy <name>', strategyHelp).requiredOption('--world <n>', 'number of ranks');
-  else cmd.option('--strategy <name>', `${strategyHelp} (default: one rank, no strategy)`).option('--world <n>', 'number of ranks (with --strategy)');
+  else cmd.option('--strategy <name>', `${strategyHelp} (${whenOptional})`).option('--world <n>', 'number of ranks (with --strategy)');
   return cmd
     .option('--shard <kind>', `${SHARD_KINDS.join(' | ')} (default: doc-zigzag for document masks, else zigzag)`)
     .option('--ulysses <U>', 'Ulysses degree (ulysses, usp)')

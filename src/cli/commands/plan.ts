@@ -10,6 +10,7 @@ import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
 import { table } from '../table.js';
+import { planInferenceCommand } from './infer.js';
 
 interface PlanOpts { config: string; json?: boolean; top: string; calibration?: string }
 
@@ -33,8 +34,9 @@ export function calibrationOption(file: string | undefined): Calibration | undef
 
 function run(o: PlanOpts): void {
   const top = parseInt(o.top, '--top');
-  const cfg = loadConfig(o.config);
   const calibration = calibrationOption(o.calibration);
+  if (planInferenceCommand(o.config, o.json === true, top, calibration)) return; // decode, or prefill onto a cache (infer.ts)
+  const cfg = loadConfig(o.config);
   const { results } = plan(cfg, calibration);
   if (o.json) {
     process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');

@@ -15,6 +15,7 @@ import { guard } from '../errors.js';
 import { parseChoice } from '../options.js';
 import { addLayoutOptions, optInt, timeoutMs } from '../layout-options.js';
 import { type RunOpts, setup } from '../run-setup.js';
+import { type InferOpts, runInferMode } from './infer.js';
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
@@ -25,7 +26,9 @@ function human(bytes: number): string {
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
-async function run(o: RunOpts): Promise<void> {
+async function run(o: RunOpts & InferOpts): Promise<void> {
+  if (o.mode !== undefined) return runInferMode(o); // inference over a sharded KV cache (infer.ts)
+  if (o.strategy === undefined || o.world === undefined) throw new UserError('--strategy and --world are required');
   const su = setup(o);
   const { S, H, Hkv, D, mask, scale, layout, rng } = su;
   const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
@@ -88,8 +91,13 @@ function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number;
 export function registerRun(program: Command): void {
   const cmd = program.command('run')
     .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
-  addLayoutOptions(cmd, true)
-    .requiredOption('--seq <S>', 'sequence length')
+  addLayoutOptions(cmd, false, 'required, except with --mode')
+    .option('--seq <S>', 'sequence length')
+    .option('--mode <m>', 'prefill | decode: inference over a sharded KV cache (--context, --new-tokens, --batch, --pass)')
+    .option('--context <P>', 'inference: cached tokens per request')
+    .option('--new-tokens <T>', 'inference: new tokens per request (default 1)')
+    .option('--batch <B>', 'inference: requests (default 1)')
+    .option('--pass <p>', 'prefill: kv | q | auto (default auto: the planner\'s choice, printed)')
     .requiredOption('--heads <H>', 'query heads')
     .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
     .requiredOption('--dim <D>', 'head dimension')
@@ -107,5 +115,5 @@ export function registerRun(program: Command): void {
     .option('--no-memory-check', 'GPU: run even when weft\'s memory count says the layer does not fit')
     .option('--check', 'compare with the f64 reference')
     .option('--json', 'one JSON object instead of the table')
-    .action((o: RunOpts) => guard(() => run(o)));
+    .action((o: RunOpts & InferOpts) => guard(() => run(o)));
 }
