@@ -18,8 +18,7 @@
 // weft_attn_merge kernels, priced as merges (mergeBytesPerElement).
 import { headPlan, type HeldCase } from './held.js';
 
-export interface OpTraffic { calls: number; readBytes: number; writeBytes: number }
-export type ElementwiseOp = 'zeros' | 'full' | 'copyBox' | 'add' | 'cast';
+import type { ElementwiseOp, OpTraffic } from '../strategy/accounting.js';
 export type Traffic = Record<ElementwiseOp | 'total', OpTraffic>;
 
 /** One rank's traffic over the forward, and over forward + backward. */

@@ -3,7 +3,7 @@
 // innermost-first: tp, then ulysses then ring (head-first) or ring then ulysses (context-first),
 // then dp — so head-first keeps the all-to-alls inside a node, context-first the ring hops.
 import type { ShardKind } from '../shard/shard.js';
-import type { CandidateSpec, Cluster, PlanConfig, Placement, Strategy } from './config.js';
+import type { CandidateSpec, Cluster, Placement, PlanConfig, PlanStrategy } from './types.js';
 import type { GroupShape, LinkClass } from './links.js';
 import { allToAllLoads, hopShares } from './pcie.js';
 
@@ -12,7 +12,7 @@ export interface Layout {
   ulysses: number;
   ring: number;
   dp: number;
-  strategy: Strategy;
+  strategy: PlanStrategy;
   placement: Placement;
   shard: ShardKind;
   /** double-ring: ranks of each inner ring */
@@ -205,7 +205,7 @@ export function completeLayout(c: CandidateSpec, cfg: PlanConfig): Layout {
   if (ring === undefined && dp === undefined) dp = 1;
   if (ring === undefined) ring = Math.max(1, Math.round(world / (tp * ulysses * dp!)));
   if (dp === undefined) dp = Math.max(1, Math.round(world / (tp * ulysses * ring)));
-  const strategy: Strategy = c.strategy ?? (ulysses > 1 && ring > 1 ? 'usp' : ulysses > 1 ? 'ulysses' : ring > 1 ? 'ring' : 'local');
+  const strategy: PlanStrategy = c.strategy ?? (ulysses > 1 && ring > 1 ? 'usp' : ulysses > 1 ? 'ulysses' : ring > 1 ? 'ring' : 'local');
   const base = { tp, ulysses, ring, dp, strategy, placement: c.placement ?? 'head-first', shard: c.shard ?? defaultShard(cfg) } as Layout;
   if (strategy === 'double-ring') {
     const inner = c.inner ?? defaultInner(base, cfg.cluster);

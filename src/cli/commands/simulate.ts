@@ -4,7 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { completeLayout, describeLayout, type Layout, layoutProblem } from '../../plan/layout.js';
-import { loadConfig, PLACEMENTS, STRATEGIES, type CandidateSpec } from '../../plan/config.js';
+import { PLACEMENTS } from '../../mesh/mesh.js';
+import { loadConfig, PLAN_STRATEGIES, type CandidateSpec } from '../../plan/config.js';
 import { buildContext, plan } from '../../plan/search.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { simulate } from '../../sim/simulate.js';
@@ -29,7 +30,7 @@ export function registerSimulate(program: Command): void {
     .option('--ulysses <n>', 'Ulysses degree')
     .option('--ring <n>', 'ring degree')
     .option('--dp <n>', 'data-parallel degree')
-    .option('--strategy <s>', STRATEGIES.join(' | '))
+    .option('--strategy <s>', PLAN_STRATEGIES.join(' | '))
     .option('--placement <p>', PLACEMENTS.join(' | '))
     .option('--shard <k>', SHARD_KINDS.join(' | '))
     .option('--inner <n>', 'inner ring size of a double ring')
@@ -46,7 +47,7 @@ function layoutFlags(o: SimOpts): CandidateSpec | undefined {
   if (o.ring !== undefined) c.ring = parseInt(o.ring, '--ring');
   if (o.dp !== undefined) c.dp = parseInt(o.dp, '--dp');
   if (o.inner !== undefined) c.inner = parseInt(o.inner, '--inner');
-  if (o.strategy !== undefined) c.strategy = parseChoice(o.strategy, '--strategy', STRATEGIES);
+  if (o.strategy !== undefined) c.strategy = parseChoice(o.strategy, '--strategy', PLAN_STRATEGIES);
   if (o.placement !== undefined) c.placement = parseChoice(o.placement, '--placement', PLACEMENTS);
   if (o.shard !== undefined) c.shard = parseChoice(o.shard, '--shard', SHARD_KINDS);
   return Object.keys(c).length ? c : undefined;
