@@ -1,7 +1,7 @@
 // The per-rank timeline of a simulation, as JSON: every simulated rank's busy time and finish;
 // spans (compute, transfers with their peer, collectives) for the first ranks — all of them on
 // small clusters, a summary per rank beyond.
-import { describeLayout, type Layout } from '../plan/layout.js';
+import { describeLayout, type PlanLayout } from '../plan/layout.js';
 import type { Span } from './engine.js';
 import type { SimResult } from './simulate.js';
 
@@ -18,7 +18,7 @@ export interface Timeline {
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 /** Spans for the first `spanRanks` simulated ranks, at most `maxSpans` in all (in issue order per rank). */
-export function timeline(l: Layout, sim: SimResult, spanRanks = 64, maxSpans = 200_000): Timeline {
+export function timeline(l: PlanLayout, sim: SimResult, spanRanks = 64, maxSpans = 200_000): Timeline {
   const n = Math.min(spanRanks, sim.ranks.length, sim.engine.traced);
   const spansPerRank = Math.max(1, Math.floor(maxSpans / Math.max(1, n)));
   const t: Timeline = {

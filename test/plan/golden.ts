@@ -58,10 +58,10 @@ for (const [world, S] of [[2, 131072], [4, 1 << 20]] as const) {
 export type Snapshot = Record<string, unknown>;
 
 /** Every layout's figures, keyed by its description; maxSeqLen of the best feasible one. */
-export function snapshot(): Snapshot {
+export async function snapshot(): Promise<Snapshot> {
   const out: Snapshot = {};
   for (const [name, body] of Object.entries(GOLDEN_CONFIGS)) {
-    const cfg = parseConfig(body), { results } = plan(cfg);
+    const cfg = parseConfig(body), { results } = await plan(cfg);
     const rows: Record<string, unknown> = {};
     // every row of small searches; of large ones the first 40 and every 25th (the file stays small)
     for (const [i, r] of results.entries()) {
@@ -72,8 +72,8 @@ export function snapshot(): Snapshot {
       };
     }
     const best = results.find((r) => r.feasible);
-    out[name] = { order: results.map((r) => describeLayout(r.layout) + ` ${r.layout.strategy} ${r.layout.shard} ${r.layout.placement}`), rows, maxSeqLen: best && results.length < 300 ? maxSeqLen(cfg, best.layout) : null };
+    out[name] = { order: results.map((r) => describeLayout(r.layout) + ` ${r.layout.strategy} ${r.layout.shard} ${r.layout.placement}`), rows, maxSeqLen: best && results.length < 300 ? await maxSeqLen(cfg, best.layout) : null };
   }
-  for (const g of GOLDEN_RUNS) out[`run ${g.name}`] = predictRun({ ...g.shape, mask: parseMask(g.shape.mask) }, g.layout, 'NVIDIA H200');
+  for (const g of GOLDEN_RUNS) out[`run ${g.name}`] = await predictRun({ ...g.shape, mask: parseMask(g.shape.mask) }, g.layout, 'NVIDIA H200');
   return out;
 }

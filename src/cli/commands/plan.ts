@@ -31,11 +31,11 @@ export function calibrationOption(file: string | undefined): Calibration | undef
   return c.calibration;
 }
 
-function run(o: PlanOpts): void {
+async function run(o: PlanOpts): Promise<void> {
   const top = parseInt(o.top, '--top');
   const cfg = loadConfig(o.config);
   const calibration = calibrationOption(o.calibration);
-  const { results } = plan(cfg, calibration);
+  const { results } = await plan(cfg, calibration);
   if (o.json) {
     process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');
     return;
@@ -49,7 +49,7 @@ function run(o: PlanOpts): void {
   const best = results[0];
   if (best?.feasible) {
     // the question after "which layout": how far can it go on this cluster (memory alone)
-    const S = maxSeqLen(cfg, best.layout, calibration);
+    const S = await maxSeqLen(cfg, best.layout, calibration);
     process.stdout.write(`\nLongest sequence ${describeLayout(best.layout)} fits here: ${S.toLocaleString('en-US')} tokens (memory model, multiples of 1024).\n`);
   }
 }

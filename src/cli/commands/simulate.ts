@@ -3,10 +3,10 @@
 // per-rank timeline.
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { completeLayout, describeLayout, type Layout, layoutProblem } from '../../plan/layout.js';
+import { completeLayout, describeLayout, type PlanLayout, layoutProblem } from '../../plan/layout.js';
 import { PLACEMENTS } from '../../mesh/mesh.js';
 import { loadConfig, PLAN_STRATEGIES, type CandidateSpec } from '../../plan/config.js';
-import { buildContext, plan } from '../../plan/search.js';
+import { buildContext, plan, prepare } from '../../plan/search.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { simulate } from '../../sim/simulate.js';
 import { timeline } from '../../sim/timeline.js';
@@ -53,25 +53,26 @@ function layoutFlags(o: SimOpts): CandidateSpec | undefined {
   return Object.keys(c).length ? c : undefined;
 }
 
-function run(o: SimOpts): void {
+async function run(o: SimOpts): Promise<void> {
   const cfg = loadConfig(o.config);
   const cal = calibrationOption(o.calibration);
   const flags = layoutFlags(o);
   if (flags && o.plan !== undefined) throw new UserError('--plan: give either a plan index or layout flags (--tp, --ulysses, ...), not both');
-  let l: Layout;
+  let l: PlanLayout;
   if (flags) {
     l = completeLayout(flags, cfg);
     const why = layoutProblem(l, cfg);
     if (why) throw new UserError(`layout ${describeLayout(l)}: ${why}`);
   } else {
     const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
-    const { results } = plan(cfg, cal);
+    const { results } = await plan(cfg, cal);
     const pick = results[index - 1];
     if (!pick) throw new UserError(`--plan: ${index} is beyond the ${results.length} layouts of this config`);
     if (!pick.prediction) throw new UserError(`--plan: layout ${index} (${describeLayout(pick.layout)}) cannot run: ${pick.reason}`);
     l = pick.layout;
   }
   const ctx = buildContext(cfg, cal);
+  await prepare(ctx, [l]);
   const t0 = performance.now();
   const sim = simulate(ctx, l);
   const wallMs = performance.now() - t0;
