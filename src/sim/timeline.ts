@@ -2,7 +2,7 @@
 // simulated rank, one thread per stream (compute, host, send, recv, collective), spans for the
 // first ranks — all of them on small clusters; every rank's busy time and finish in otherData.
 import { type ChromeTrace, chromeTrace, type TraceSpan } from '../io/trace.js';
-import { describeLayout, type Layout } from '../plan/layout.js';
+import { describeLayout, type PlanLayout } from '../plan/layout.js';
 import type { SimResult } from './simulate.js';
 
 export interface RankSummary { rank: number; standsFor: number; computeMs: number; sendMs: number; recvMs: number; collectiveMs: number; hostMs: number; finishMs: number }
@@ -11,7 +11,7 @@ const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 const STREAMS = ['compute', 'host', 'send', 'recv', 'collective'];
 
 /** Spans for the first `spanRanks` simulated ranks, at most `maxSpans` in all (in issue order per rank). */
-export function timeline(l: Layout, sim: SimResult, spanRanks = 64, maxSpans = 200_000): ChromeTrace {
+export function timeline(l: PlanLayout, sim: SimResult, spanRanks = 64, maxSpans = 200_000): ChromeTrace {
   const n = Math.min(spanRanks, sim.ranks.length, sim.engine.traced);
   const spansPerRank = Math.max(1, Math.floor(maxSpans / Math.max(1, n)));
   const spans: TraceSpan[] = [];

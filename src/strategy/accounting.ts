@@ -140,7 +140,7 @@ export type ElementwiseOp = 'zeros' | 'full' | 'copyBox' | 'add' | 'cast';
 /** Per operation, and in all. */
 export type DeviceTraffic = Record<ElementwiseOp | 'total', OpTraffic>;
 
-function noTraffic(): DeviceTraffic {
+export function noTraffic(): DeviceTraffic {
   const z = (): OpTraffic => ({ calls: 0, readBytes: 0, writeBytes: 0 });
   return { zeros: z(), full: z(), copyBox: z(), add: z(), cast: z(), total: z() };
 }

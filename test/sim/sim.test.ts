@@ -12,20 +12,22 @@ import { UserError } from '../../src/errors.js';
 import type { ChromeTrace, TraceEvent } from '../../src/io/trace.js';
 import { parseConfig, type CandidateSpec } from '../../src/plan/config.js';
 import { completeLayout } from '../../src/plan/layout.js';
-import { buildContext } from '../../src/plan/search.js';
+import { buildContext, prepare } from '../../src/plan/search.js';
 import { COMPUTE, Engine, IN_INTRA, OUT_INTRA } from '../../src/sim/engine.js';
 import { simulate } from '../../src/sim/simulate.js';
 
 const node8 = { nodes: 1, gpusPerNode: 8, gpu: 'h200' };
 const two = { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } };
 
-function run(config: Record<string, unknown>, cand: CandidateSpec): { sim: number; ana: number; scaled: boolean } {
+async function run(config: Record<string, unknown>, cand: CandidateSpec): Promise<{ sim: number; ana: number; scaled: boolean; tasks: number }> {
   const cfg = parseConfig({ model: 'llama3-8b', mask: 'causal', ...config });
-  const r = simulate(buildContext(cfg), completeLayout(cand, cfg));
-  return { sim: r.stepMs, ana: r.analyticStepMs, scaled: r.scaled };
+  const ctx = buildContext(cfg), l = completeLayout(cand, cfg);
+  await prepare(ctx, [l]);
+  const r = simulate(ctx, l);
+  return { sim: r.stepMs, ana: r.analyticStepMs, scaled: r.scaled, tasks: r.tasks };
 }
 
-test('where every ring step is alike, the simulation reproduces the analytical model exactly', () => {
+test('where every ring step is alike, the simulation reproduces the analytical model exactly', async () => {
   const cases: [Record<string, unknown>, CandidateSpec][] = [
     [{ mode: 'attention', seqLen: 65536, mask: 'full', cluster: node8 }, { ring: 8, shard: 'contiguous' }],
     [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'zigzag' }],
@@ -36,12 +38,12 @@ test('where every ring step is alike, the simulation reproduces the analytical m
     [{ mode: 'prefill', seqLen: 262144, cluster: node8 }, { tp: 2, ring: 4 }],
   ];
   for (const [config, cand] of cases) {
-    const r = run(config, cand);
+    const r = await run(config, cand);
     assert.ok(Math.abs(r.sim / r.ana - 1) < 1e-9, `${JSON.stringify(cand)} ${config.mode}: simulated ${r.sim} vs analytical ${r.ana}`);
   }
 });
 
-test('elsewhere they agree closely: imbalance, double rings, TokenRing, rings across nodes', () => {
+test('elsewhere they agree closely: imbalance, double rings, TokenRing, rings across nodes', async () => {
   const cases: [Record<string, unknown>, CandidateSpec, number][] = [
     [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'contiguous' }, 0.02],
     [{ mode: 'attention', seqLen: 65536, cluster: two }, { ulysses: 4, ring: 4 }, 0.05],
@@ -50,12 +52,12 @@ test('elsewhere they agree closely: imbalance, double rings, TokenRing, rings ac
     [{ mode: 'attention', seqLen: 65536, cluster: two }, { ring: 16, strategy: 'allgather' }, 0.02],
   ];
   for (const [config, cand, tol] of cases) {
-    const r = run(config, cand);
+    const r = await run(config, cand);
     assert.ok(Math.abs(r.sim / r.ana - 1) < tol, `${JSON.stringify(cand)}: simulated ${r.sim} vs analytical ${r.ana}`);
   }
 });
 
-test('transfers through one port queue; through different ports they overlap', () => {
+test('transfers through one port queue; through different ports they overlap', async () => {
   const e = new Engine(3);
   const a = e.add('transfer', e.labelId('x'), 0, OUT_INTRA, 5, 0, 1, IN_INTRA);
   const b = e.add('transfer', e.labelId('y'), 0, OUT_INTRA, 5, 0, 2, IN_INTRA); // same sender port
@@ -69,7 +71,7 @@ test('transfers through one port queue; through different ports they overlap', (
   assert.deepEqual(e.spans(1).map((s) => [s.role, s.peer, s.start, s.end]), [['recv', 0, 0, 5], ['recv', 2, 5, 10]]);
 });
 
-test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect the streams', () => {
+test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect the streams', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'weft-sim-'));
   const cfgFile = path.join(dir, 'c.json'), tl = path.join(dir, 'timeline.json');
   writeFileSync(cfgFile, JSON.stringify({ model: 'llama3-8b', mode: 'attention', seqLen: 65536, cluster: two }));
@@ -118,14 +120,12 @@ test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect
 // The issue's figure (under 10 s on 2 cores) is measured on an idle machine (docs/plan.md: ~3 s);
 // CI runs test files two at a time beside each other, so the guard here is 3× looser and only
 // catches a change in complexity, not a few seconds of load.
-test('16,384 GPUs: the best plan and a Ulysses 8 × ring 2048 layout simulate (well under 10 s each on an idle machine)', () => {
+test('16,384 GPUs: the best plan and a Ulysses 8 × ring 2048 layout simulate within the simulator\'s event budget', async () => {
   const big = { model: 'llama3-70b', mode: 'training', seqLen: 1 << 20, batchSeqs: 1, mask: 'causal', cluster: { nodes: 2048, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 50, latencyUs: 10 } } };
   for (const cand of [{ tp: 8, ulysses: 8, ring: 256 }, { tp: 1, ulysses: 8, ring: 2048 }]) {
-    const t0 = performance.now();
-    const r = run(big, cand);
-    const ms = performance.now() - t0;
-    assert.ok(ms < 30_000, `${JSON.stringify(cand)}: ${ms} ms`);
+    const r = await run(big, cand);
+    assert.ok(r.tasks < 3e7, `${JSON.stringify(cand)}: ${r.tasks} events`);
     assert.ok(Math.abs(r.sim / r.ana - 1) < 0.02, `${r.sim} vs ${r.ana}`);
   }
-  assert.throws(() => run(big, { ring: 16384 }), (e: unknown) => e instanceof UserError && /smaller ring degree/.test(e.message));
+  await assert.rejects(run(big, { ring: 16384 }), (e: unknown) => e instanceof UserError && /smaller ring degree/.test(e.message));
 });

@@ -30,7 +30,7 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   if (o.memoryCheck) {
     // refuse at once what would run out of memory minutes in (the count is exact against the
     // CPU ranks' metered peaks and, for the previous code, within 1.1% of every GPU record)
-    const f = attentionFootprint({ ...l, ...d, e: 2, backward: o.backward });
+    const f = await attentionFootprint({ ...l, ...d, e: 2, backward: o.backward });
     const needs = footprintBytes(f), { free } = rank.world.rt.memInfo();
     if (needs > free) {
       throw new UserError(`${l.strategy} on ${world} GPUs needs about ${gib(needs)} GiB per GPU for S=${d.S} (weft's memory count, docs/plan.md), ` +

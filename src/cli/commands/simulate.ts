@@ -3,9 +3,10 @@
 // per-rank timeline.
 import type { Command } from 'commander';
 import { resolveOutput, writeOutput } from '../../io/output.js';
-import { completeLayout, describeLayout, type Layout, layoutProblem } from '../../plan/layout.js';
-import { loadConfig, PLACEMENTS, STRATEGIES, type CandidateSpec } from '../../plan/config.js';
-import { buildContext, plan } from '../../plan/search.js';
+import { completeLayout, describeLayout, type PlanLayout, layoutProblem } from '../../plan/layout.js';
+import { PLACEMENTS } from '../../mesh/mesh.js';
+import { loadConfig, PLAN_STRATEGIES, type CandidateSpec } from '../../plan/config.js';
+import { buildContext, plan, prepare } from '../../plan/search.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { simulate } from '../../sim/simulate.js';
 import { timeline } from '../../sim/timeline.js';
@@ -29,7 +30,7 @@ export function registerSimulate(program: Command): void {
     .option('--ulysses <n>', 'Ulysses degree')
     .option('--ring <n>', 'ring degree')
     .option('--dp <n>', 'data-parallel degree')
-    .option('--strategy <s>', STRATEGIES.join(' | '))
+    .option('--strategy <s>', PLAN_STRATEGIES.join(' | '))
     .option('--placement <p>', PLACEMENTS.join(' | '))
     .option('--shard <k>', SHARD_KINDS.join(' | '))
     .option('--inner <n>', 'inner ring size of a double ring')
@@ -46,32 +47,33 @@ function layoutFlags(o: SimOpts): CandidateSpec | undefined {
   if (o.ring !== undefined) c.ring = parseInt(o.ring, '--ring');
   if (o.dp !== undefined) c.dp = parseInt(o.dp, '--dp');
   if (o.inner !== undefined) c.inner = parseInt(o.inner, '--inner');
-  if (o.strategy !== undefined) c.strategy = parseChoice(o.strategy, '--strategy', STRATEGIES);
+  if (o.strategy !== undefined) c.strategy = parseChoice(o.strategy, '--strategy', PLAN_STRATEGIES);
   if (o.placement !== undefined) c.placement = parseChoice(o.placement, '--placement', PLACEMENTS);
   if (o.shard !== undefined) c.shard = parseChoice(o.shard, '--shard', SHARD_KINDS);
   return Object.keys(c).length ? c : undefined;
 }
 
-function run(o: SimOpts): void {
+async function run(o: SimOpts): Promise<void> {
   const flags = layoutFlags(o);
   if (flags && o.plan !== undefined) throw new UserError('--plan: give either a plan index or layout flags (--tp, --ulysses, ...), not both');
   const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
   const out = o.timeline === undefined ? undefined : resolveOutput(o.timeline, [o.config, ...(o.calibration ? [o.calibration] : [])]); // before any work
   const cfg = loadConfig(o.config);
   const cal = calibrationOption(o.calibration);
-  let l: Layout;
+  let l: PlanLayout;
   if (flags) {
     l = completeLayout(flags, cfg);
     const why = layoutProblem(l, cfg);
     if (why) throw new UserError(`layout ${describeLayout(l)}: ${why}`);
   } else {
-    const { results } = plan(cfg, cal);
+    const { results } = await plan(cfg, cal);
     const pick = results[index - 1];
     if (!pick) throw new UserError(`--plan: ${index} is beyond the ${results.length} layouts of this config`);
     if (!pick.prediction) throw new UserError(`--plan: layout ${index} (${describeLayout(pick.layout)}) cannot run: ${pick.reason}`);
     l = pick.layout;
   }
   const ctx = buildContext(cfg, cal);
+  await prepare(ctx, [l]);
   const t0 = performance.now();
   const sim = simulate(ctx, l);
   const wallMs = performance.now() - t0;
