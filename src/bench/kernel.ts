@@ -9,7 +9,6 @@
 // The mask view of a configuration is built once through the mask language, as a strategy does;
 // its device copy and block lists are made during warm-up and reused, as across ring steps.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { openCuda } from '../backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
@@ -19,6 +18,7 @@ import { attentionFlops, type Pass } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import { lower, maskName, type MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
+import { peerScript } from './peer.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
 
 /** The passes the benchmark times (the backward alone needs the forward's outputs). */
@@ -65,7 +65,7 @@ function repeats(S: number, pass: KernelPass, o: KernelBenchOptions): { warmup: 
   };
 }
 
-const PEER = fileURLToPath(new URL('../../../bench/peers/sdpa_peer.py', import.meta.url));
+const PEER = peerScript('sdpa_peer.py');
 
 interface PeerLine { S: number; mask: string; pass: KernelPass; name: string; samples?: number[]; error?: string }
 
