@@ -9,6 +9,7 @@ import { defaultScale } from '../kernel/kernel.js';
 import { type AttnOutputs, type AttnProblem, problemFrom, unpackOutputs } from '../io/problem.js';
 import type { StData, StDType, StTensor } from '../io/safetensors.js';
 import { type Layout, runDistributed, validateLayout } from '../run/index.js';
+import type { NonFinite } from '../kernel/finite.js';
 import type { HostTensor } from '../tensor/host.js';
 
 /** A tensor given by the caller: row-major data and its shape (a safetensors tensor also fits; integer data is refused). */
@@ -37,8 +38,8 @@ export interface AttentionInput {
   dtype?: 'f64' | 'f32';
   /** split the work over layout.world CPU ranks with this strategy (default: one rank) */
   layout?: Layout;
-  /** refuse NaN and ±∞ in the inputs with a UserError (default true) */
-  checkFinite?: boolean;
+  /** NaN or ±∞ in the inputs: 'error' (the default, a UserError naming the first) or 'propagate' (IEEE arithmetic: NaN reaches the outputs it touches) */
+  nonFinite?: NonFinite;
   /** the longest any rank waits for another, milliseconds */
   timeoutMs?: number;
 }
@@ -46,13 +47,13 @@ export interface AttentionInput {
 /** out [S,H,D], lse [H,S] (natural log of the softmax denominator; [B,H,S] with a batch), dq/dk/dv with dout. */
 export interface AttentionOutput { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
 
-export interface SolveOptions { scale?: number; dtype: 'f64' | 'f32'; layout?: Layout; timeoutMs?: number }
+export interface SolveOptions { scale?: number; dtype: 'f64' | 'f32'; layout?: Layout; timeoutMs?: number; nonFinite?: NonFinite }
 
-/** Run a validated problem on the CPU: one rank, or the layout's ranks. */
+/** Run a validated problem on the CPU: one rank, or the layout's ranks (problemFrom has applied the non-finite policy). */
 export async function solve(p: AttnProblem, o: SolveOptions): Promise<AttnOutputs> {
   const scale = o.scale ?? defaultScale(p.D);
   if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`scale ${scale} must be a positive number`);
-  if (!o.layout) return attendSingle(new CpuKernel(), p.q, p.k, p.v, p.mask, scale, p.dout);
+  if (!o.layout) return attendSingle(new CpuKernel(), p.q, p.k, p.v, p.mask, scale, p.dout, { nonFinite: 'propagate' });
   validateLayout(o.layout, { S: p.q.shape[0]!, H: p.H, Hkv: p.Hkv }); // before any rank starts
   return runDistributed({ q: p.q, k: p.k, v: p.v, dout: p.dout, mask: p.mask, scale, dtype: o.dtype }, o.layout,
     o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
@@ -76,21 +77,6 @@ function asStTensor(t: InputTensor | undefined, name: string): StTensor | undefi
   return { dtype, shape: [...t.shape], data: t.data };
 }
 
-/** The first NaN or ±∞ of a tensor, as a message, or undefined. */
-export function nonFiniteAt(t: HostTensor, name: string): string | undefined {
-  if (t.dtype !== 'f64' && t.dtype !== 'f32') return undefined; // 16-bit data is checked after its cast
-  const d = t.data as Float64Array | Float32Array;
-  for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i]!)) {
-      const idx: number[] = [];
-      let r = i;
-      for (let a = t.shape.length - 1; a >= 0; a--) { idx.unshift(r % t.shape[a]!); r = Math.floor(r / t.shape[a]!); }
-      return `${name} holds ${d[i]} at [${idx.join(', ')}]: the inputs must be finite`;
-    }
-  }
-  return undefined;
-}
-
 /** Exact attention on host arrays: the numbers `weft attn` writes for the same tensors. */
 export async function attention(input: AttentionInput): Promise<AttentionOutput> {
   if (typeof input !== 'object' || input === null) throw new UserError('attention takes { q, k, v, mask, … }');
@@ -106,13 +92,9 @@ export async function attention(input: AttentionInput): Promise<AttentionOutput>
     if (cu.some((x, i) => x !== Number(input.cuSeqlens![i]))) throw new UserError('cuSeqlens must hold 32-bit integers');
     ts.set('cu_seqlens', { dtype: 'I32', shape: [cu.length], data: cu });
   }
-  const p = problemFrom(ts, input.mask ?? 'full', dtype, 'attention');
-  if (input.checkFinite ?? true) {
-    for (const [n, t] of [['q', p.q], ['k', p.k], ['v', p.v], ['dout', p.dout]] as const) {
-      const bad = t && nonFiniteAt(t, n);
-      if (bad) throw new UserError(bad);
-    }
-  }
-  const r = await solve(p, { scale: input.scale, dtype, layout: input.layout, timeoutMs: input.timeoutMs });
+  const nonFinite = input.nonFinite ?? 'error';
+  if (nonFinite !== 'error' && nonFinite !== 'propagate') throw new UserError(`nonFinite must be 'error' or 'propagate', not '${String(nonFinite)}'`);
+  const p = problemFrom(ts, input.mask ?? 'full', dtype, 'attention', nonFinite);
+  const r = await solve(p, { scale: input.scale, dtype, layout: input.layout, timeoutMs: input.timeoutMs, nonFinite });
   return Object.fromEntries(unpackOutputs(p, r, dtype)) as unknown as AttentionOutput;
 }

@@ -8,9 +8,9 @@ import { plan as search } from '../plan/search.js';
 export interface PlanOutput { plans: JsonPlan[] }
 
 /** Rank every layout for a config object (or config file path): best first, infeasible last. */
-export function planJson(config: PlanConfig | Record<string, unknown> | string, o: { calibration?: Calibration } = {}): PlanOutput {
+export async function planJson(config: PlanConfig | Record<string, unknown> | string, o: { calibration?: Calibration } = {}): Promise<PlanOutput> {
   const cfg = typeof config === 'string' ? loadConfig(config) : isParsed(config) ? config : parseConfig(config);
-  return { plans: search(cfg, o.calibration).results.map(jsonPlan) };
+  return { plans: (await search(cfg, o.calibration)).results.map(jsonPlan) };
 }
 
 function isParsed(c: unknown): c is PlanConfig {

@@ -3,7 +3,8 @@
 // checkout of weft, its git revision), the configuration, and the median and spread of the
 // samples (never a single timing).
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { appendOutput, writeOutput } from '../io/output.js';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot, weftVersion } from '../version.js';
@@ -110,14 +111,12 @@ export function writeRecords(dir: string, records: readonly BenchRecord[]): stri
   if (records.length === 0) throw new Error('writeRecords: nothing to write');
   mkdirSync(dir, { recursive: true });
   const file = recordFile(dir, records[0]!.kind);
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  renameSync(tmp, file);
+  writeOutput(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return file;
 }
 
 /** Append records to `file` as they are measured, so a long run that is cut off keeps what it finished. */
 export function appendRecords(file: string, records: readonly BenchRecord[]): void {
   mkdirSync(path.dirname(file), { recursive: true });
-  appendFileSync(file, records.map((r) => JSON.stringify(r) + '\n').join(''));
+  appendOutput(file, records.map((r) => JSON.stringify(r) + '\n').join(''));
 }

@@ -1,11 +1,15 @@
 // The file-in/file-out contract of `weft attn`: read q, k, v (optionally dout, cu_seqlens) from
 // a safetensors file, check every shape, and give back one packed problem of T tokens. A leading
 // batch dimension B becomes B documents of S tokens each, so kernels and strategies only ever
-// see [T, H, D] with a mask over global positions — no padding anywhere.
+// see [T, H, D] with a mask over global positions — no padding anywhere. NaN and infinite inputs
+// are refused here, before any work (kernel/finite.ts), and so are values the arithmetic type
+// cannot hold; a tensor the problem does not use is named, never dropped without a word.
 import { UserError } from '../errors.js';
+import { checkFinite, firstNonFinite, indexIn, type NonFinite } from '../kernel/finite.js';
 import { checkCuSeqlens, type MaskSpec, parseMask } from '../mask/spec.js';
 import type { DType } from '../tensor/dtype.js';
 import { castHost, fmtShape, type HostTensor } from '../tensor/host.js';
+import type { OutputTarget } from './output.js';
 import { fromHost, readSafetensors, type StDType, type StTensor, toHost, toInts, writeSafetensors } from './safetensors.js';
 
 export interface AttnProblem {
@@ -14,7 +18,11 @@ export interface AttnProblem {
   batch: number; // B (1 when the inputs had no batch dimension)
   batched: boolean; // the inputs had a batch dimension
   S: number; H: number; Hkv: number; D: number;
+  /** tensors in the file that this problem does not use, each with the reason (for a warning) */
+  ignored: string[];
 }
+
+const USED = new Set(['q', 'k', 'v', 'dout', 'cu_seqlens']);
 
 /** Load and validate; tensors come back in `dtype` (the arithmetic type). */
 export function loadProblem(path: string, maskText: string, dtype: 'f64' | 'f32'): AttnProblem {
@@ -66,24 +74,40 @@ export function problemShape(ts: ReadonlyMap<string, TensorEntry>, maskText: str
   }
   const inner = parseMask(maskText, cu);
   if (inner.kind === 'document' && B > 1) throw new UserError('document masks take unbatched inputs: pack the batch into cu_seqlens instead');
+  const ignored = [...ts.keys()].filter((n) => !USED.has(n)).map((n) => `'${n}' (weft reads q, k, v, dout and cu_seqlens)`);
+  if (cu && inner.kind !== 'document') ignored.push(`'cu_seqlens' (mask '${maskText}' is not a document mask)`);
   const mask: MaskSpec = B > 1 ? { kind: 'document', cuSeqlens: Array.from({ length: B + 1 }, (_, i) => i * S), inner } : inner;
-  return { mask, batch: B, batched: rank === 4, S, H, Hkv, D, dtype: qType, backward: ts.has('dout') };
+  return { mask, batch: B, batched: rank === 4, S, H, Hkv, D, ignored, dtype: qType, backward: ts.has('dout') };
 }
 
-/** Validate named tensors (as a file holds them) into one packed problem; `path` names the source in messages. */
-export function problemFrom(ts: ReadonlyMap<string, StTensor>, maskText: string, dtype: DType, path: string): AttnProblem {
-  const { mask, batch, batched, S, H, Hkv, D, backward } = problemShape(ts, maskText, path);
+/**
+ * Validate named tensors (as a file holds them) into one packed problem in `dtype`; `path` names
+ * the source in messages. Non-finite inputs are refused, and so are values `dtype` cannot hold.
+ */
+export function problemFrom(ts: ReadonlyMap<string, StTensor>, maskText: string, dtype: DType, path: string, nonFinite: NonFinite = 'error'): AttnProblem {
+  const { mask, batch, batched, S, H, Hkv, D, ignored, backward } = problemShape(ts, maskText, path);
   const T = batch * S;
-  const pack = (name: string, heads: number): HostTensor => castHost({ ...toHost(ts.get(name)!, name), shape: [T, heads, D] }, dtype);
-  const problem: AttnProblem = { q: pack('q', H), k: pack('k', Hkv), v: pack('v', Hkv), mask, batch, batched, S, H, Hkv, D };
+  const pack = (n: string, heads: number): HostTensor => {
+    const t = toHost(ts.get(n)!, n);
+    if (nonFinite === 'error') checkFinite(n, t);
+    const c = castHost({ ...t, shape: [T, heads, D] }, dtype);
+    const i = nonFinite === 'error' ? firstNonFinite(c) : -1; // finite in the file, so only an overflow of the narrower type
+    if (i >= 0) throw new UserError(`${n} holds ${asF64At(t, i)} at [${indexIn(i, t.shape).join(', ')}], beyond the range of ${dtype}: use --dtype f64`);
+    return c;
+  };
+  const problem: AttnProblem = { q: pack('q', H), k: pack('k', Hkv), v: pack('v', Hkv), mask, batch, batched, S, H, Hkv, D, ignored };
   if (backward) problem.dout = pack('dout', H);
   return problem;
 }
 
+function asF64At(t: HostTensor, i: number): number {
+  return castHost({ ...t, data: t.data.subarray(i, i + 1) as never, shape: [1] }, 'f64').data[0] as number;
+}
+
 export interface AttnOutputs { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
 
-/** Unpack to the input's layout (batch restored; lse [H,S] or [B,H,S]) and write atomically. */
-export function saveOutputs(path: string, p: Pick<AttnProblem, 'batched' | 'batch' | 'S' | 'H' | 'Hkv' | 'D'>, r: AttnOutputs, dtype: DType, metadata: Record<string, string>, lseDtype: DType = dtype): void {
+/** Unpack to the input's layout (batch restored; lse [H,S] or [B,H,S]) and write (output.ts). */
+export function saveOutputs(path: OutputTarget | string, p: Pick<AttnProblem, 'batched' | 'batch' | 'S' | 'H' | 'Hkv' | 'D'>, r: AttnOutputs, dtype: DType, metadata: Record<string, string>, lseDtype: DType = dtype): void {
   writeSafetensors(path, new Map([...unpackOutputs(p, r, dtype, lseDtype)].map(([n, t]) => [n, fromHost(t)])), metadata);
 }
 

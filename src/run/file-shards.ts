@@ -5,7 +5,9 @@ import { RowReader } from '../io/rows.js';
 import { type StTensor, toHost } from '../io/safetensors.js';
 import { MaskGrid } from '../mask/grid.js';
 import { ShardMap } from '../shard/shard.js';
-import type { HostTensor } from '../tensor/host.js';
+import { castHost, type HostTensor } from '../tensor/host.js';
+import { UserError } from '../errors.js';
+import { firstNonFinite, indexIn } from '../kernel/finite.js';
 import { type Layout, resolveLayout, type ResolvedLayout } from './layout.js';
 import { documentsOf } from './rank.js';
 
@@ -17,6 +19,17 @@ export interface FileShard {
   shard: ShardMap;
   /** this rank's rows, in the file's dtype: q, dout [len, H, D]; k, v [len, Hkv, D] */
   q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor;
+}
+
+/** The non-finite policy of the whole-file path (kernel/finite.ts), on a rank's rows, named by their place in the file. */
+function refuseNonFinite(name: string, t: HostTensor, pos: Int32Array, shape: ProblemShape): void {
+  const i = firstNonFinite(t);
+  if (i < 0) return;
+  const [row, h, d] = indexIn(i, t.shape) as [number, number, number];
+  const p = pos[row]!;
+  const at = shape.batched ? [Math.floor(p / shape.S), p % shape.S, h, d] : [p, h, d];
+  const x = castHost({ ...t, data: t.data.subarray(i, i + 1) as never, shape: [1] }, 'f64').data[0];
+  throw new UserError(`${name} holds ${x} at [${at.join(', ')}]: weft refuses NaN and infinite inputs (see "Non-finite values" in the README)`);
 }
 
 /** Validate `path` and read rank `rank`'s rows of a `world`-rank layout. */
@@ -33,7 +46,9 @@ export function readFileShard(path: string, maskText: string, layout: Layout, ra
     const pos = shard.positions(rank);
     const rows = (name: string, heads: number): HostTensor => {
       const t: StTensor = file.rows(name, pos, heads * shape.D);
-      return { ...toHost(t, name), shape: [pos.length, heads, shape.D] };
+      const h: HostTensor = { ...toHost(t, name), shape: [pos.length, heads, shape.D] };
+      refuseNonFinite(name, h, pos, shape);
+      return h;
     };
     const out: FileShard = { shape, T, layout: resolved, shard, q: rows('q', shape.H), k: rows('k', shape.Hkv), v: rows('v', shape.Hkv) };
     if (shape.backward) out.dout = rows('dout', shape.H);

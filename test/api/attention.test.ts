@@ -50,7 +50,7 @@ test('a context-parallel layout on CPU ranks gives the one-rank numbers; f32 inp
   assert.ok(rel(Float64Array.from(r.out.data), one.out.data as Float64Array) < 1e-5);
 });
 
-test('bad input is a UserError with the command\'s message; non-finite inputs are refused unless checkFinite is false', async () => {
+test('bad input is a UserError with the command\'s message; non-finite inputs are refused unless nonFinite is propagate', async () => {
   const x = inputs(8, 4, 2, 4, 5);
   await assert.rejects(attention({ ...x, k: x.q, mask: 'causal' }), (e: unknown) => e instanceof UserError && /shape of k/.test(e.message));
   await assert.rejects(attention({ ...x, mask: 'bogus' }), UserError);
@@ -58,8 +58,8 @@ test('bad input is a UserError with the command\'s message; non-finite inputs ar
   await assert.rejects(attention({ ...x, q: { data: x.q.data, shape: [8, 4, 5] } }), /does not hold/);
   const bad = { data: Float64Array.from(x.q.data), shape: x.q.shape };
   bad.data[13] = Number.NaN;
-  await assert.rejects(attention({ ...x, q: bad }), (e: unknown) => e instanceof UserError && /q holds NaN at \[0, 3, 1\]/.test(e.message));
-  const r = await attention({ ...x, q: bad, checkFinite: false, dtype: 'f64' });
+  await assert.rejects(attention({ ...x, q: bad }), (e: unknown) => e instanceof UserError && /q holds NaN at \[0, 3, 1\]: weft refuses NaN/.test(e.message));
+  const r = await attention({ ...x, q: bad, nonFinite: 'propagate', dtype: 'f64' });
   assert.deepEqual(r.out.shape, [8, 4, 4]); // computed, not refused
 });
 
@@ -76,13 +76,13 @@ test('weft attn writes what attention returns (the command calls the library)', 
   for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) assert.ok(rel(got.get(name)!.data as Float64Array, api[name]!.data as Float64Array) < 1e-13, name);
 });
 
-test('plan(config) returns what weft plan --json prints', () => {
+test('plan(config) returns what weft plan --json prints', async () => {
   const cfg = { model: 'llama3-8b', seqLen: 65536, cluster: { nodes: 1, gpusPerNode: 4, gpu: 'h200' } };
   const file = path.join(dir, 'cfg.json');
   writeFileSync(file, JSON.stringify(cfg));
   const cli = weft(['plan', '--config', file, '--json']);
   assert.equal(cli.code, 0, cli.stderr);
-  assert.deepEqual(plan(cfg), JSON.parse(cli.stdout));
-  assert.deepEqual(plan(file), JSON.parse(cli.stdout));
-  assert.throws(() => plan({ model: 'llama3-8b' }), UserError);
+  assert.deepEqual(await plan(cfg), JSON.parse(cli.stdout));
+  assert.deepEqual(await plan(file), JSON.parse(cli.stdout));
+  await assert.rejects(plan({ model: 'llama3-8b' }), UserError);
 });

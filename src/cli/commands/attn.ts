@@ -8,11 +8,12 @@ import { solve } from '../../api/attention.js';
 import { UserError } from '../../errors.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { maskName } from '../../mask/spec.js';
+import { resolveOutput } from '../../io/output.js';
 import { loadProblem, saveOutputs } from '../../io/problem.js';
 import { connectStore, type DistEnv, distEnv } from '../../launch/env.js';
 import { readFileShard } from '../../run/file-shards.js';
 import { checkWorld, runRankShards } from '../../run/launched.js';
-import type { Layout } from '../../run/index.js';
+import { type Layout, validateLayout } from '../../run/index.js';
 import { guard } from '../errors.js';
 import { addLayoutOptions, layoutFrom, type LayoutOpts, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
@@ -55,25 +56,35 @@ async function attn(o: AttnOpts): Promise<void> {
   if (backend === 'cuda') return (await import('./attn-gpu.js')).attnGpu(o, layout, dist, scaleArg);
   const dtype = parseChoice(o.dtype, '--dtype', ['f64', 'f32'] as const);
   if (dist) return attnLaunched(o, layout!, dist, dtype, scaleArg);
+  const out = resolveOutput(o.out, [o.in]); // before any work: a bad --out fails at once, not after the run
   const p = loadProblem(o.in, o.mask, dtype);
   const scale = scaleArg ?? defaultScale(p.D);
+  if (layout) validateLayout(layout, { S: p.q.shape[0]!, H: p.H, Hkv: p.Hkv }); // before any rank starts, and before warnings
+  warnIgnored(o, p.ignored);
   const t0 = performance.now();
   const r = await solve(p, { scale, dtype, layout, timeoutMs: timeoutMs(o) });
   const ms = performance.now() - t0;
-  saveOutputs(o.out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
+  saveOutputs(out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
   reportAttn(o, layout, { ...p, backward: Boolean(p.dout), dtype, scale, where: layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank', ms });
+}
+
+/** Tensors of the input that the problem does not use, named once it is accepted. */
+export function warnIgnored(o: AttnOpts, ignored: readonly string[]): void {
+  for (const n of ignored) process.stderr.write(`weft attn: ignoring ${n} in ${o.in}\n`);
 }
 
 /** One CPU rank of a launched job: this rank's rows from the file, rank 0 writes. */
 async function attnLaunched(o: AttnOpts, layout: Layout, d: DistEnv, dtype: 'f64' | 'f32', scaleArg: number | undefined): Promise<void> {
   checkWorld(layout, d);
+  const out = d.rank === 0 ? resolveOutput(o.out, [o.in]) : undefined; // rank 0 writes: a bad --out fails before any work
   const f = readFileShard(o.in, o.mask, layout, d.rank);
+  if (d.rank === 0) warnIgnored(o, f.shape.ignored);
   const scale = scaleArg ?? defaultScale(f.shape.D);
   const store = await connectStore(d, timeoutMs(o));
   const t0 = performance.now();
   const r = await runRankShards(f, { S: f.T, H: f.shape.H, Hkv: f.shape.Hkv, D: f.shape.D, mask: f.shape.mask, scale, dtype, layout: f.layout, shard: f.shard }, d, store, { timeoutMs: timeoutMs(o) });
   store.close();
-  if (!r) return;
-  saveOutputs(o.out, f.shape, r, dtype, { producer: 'weft attn', mask: maskName(f.shape.mask), scale: String(scale) });
+  if (!r || !out) return;
+  saveOutputs(out, f.shape, r, dtype, { producer: 'weft attn', mask: maskName(f.shape.mask), scale: String(scale) });
   reportAttn(o, layout, { ...f.shape, dtype, scale, where: `${layout.strategy} on ${d.worldSize} processes (${d.launcher})`, ms: performance.now() - t0 });
 }

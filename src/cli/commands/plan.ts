@@ -11,6 +11,7 @@ import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
 import { table } from '../table.js';
+import { planInferenceCommand } from './infer.js';
 
 interface PlanOpts { config: string; json?: boolean; top: string; calibration?: string }
 
@@ -32,15 +33,16 @@ export function calibrationOption(file: string | undefined): Calibration | undef
   return c.calibration;
 }
 
-function run(o: PlanOpts): void {
+async function run(o: PlanOpts): Promise<void> {
   const top = parseInt(o.top, '--top');
-  const cfg = loadConfig(o.config);
   const calibration = calibrationOption(o.calibration);
+  if (planInferenceCommand(o.config, o.json === true, top, calibration)) return; // decode, or prefill onto a cache (infer.ts)
+  const cfg = loadConfig(o.config);
   if (o.json) {
-    process.stdout.write(JSON.stringify(planJson(cfg, { calibration })) + '\n');
+    process.stdout.write(JSON.stringify(await planJson(cfg, { calibration })) + '\n');
     return;
   }
-  const { results } = plan(cfg, calibration);
+  const { results } = await plan(cfg, calibration);
   const m = cfg.model, cl = cfg.cluster;
   process.stdout.write(`${m.name}, ${cfg.mode}, S=${cfg.seqLen}, ${cfg.batchSeqs} sequence(s) per step, mask ${cfg.maskText}; `
     + `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${results.length} layouts\n\n`);
@@ -50,7 +52,7 @@ function run(o: PlanOpts): void {
   const best = results[0];
   if (best?.feasible) {
     // the question after "which layout": how far can it go on this cluster (memory alone)
-    const S = maxSeqLen(cfg, best.layout, calibration);
+    const S = await maxSeqLen(cfg, best.layout, calibration);
     process.stdout.write(`\nLongest sequence ${describeLayout(best.layout)} fits here: ${S.toLocaleString('en-US')} tokens (memory model, multiples of 1024).\n`);
   }
 }

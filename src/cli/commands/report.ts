@@ -1,7 +1,8 @@
 // `weft report`: turn benchmark records into a Markdown table (stdout) or an HTML page.
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { resolveOutput, writeOutput } from '../../io/output.js';
 import { htmlReport, readTimeline, timelinesIn } from '../../report/html.js';
 import { loadRecords, markdown } from '../../report/report.js';
 import { UserError } from '../../errors.js';
@@ -21,12 +22,12 @@ export function registerReport(program: Command): void {
         if (!existsSync(here)) throw new UserError(`no records: looked in ${here}, which does not exist (give record files or folders: weft report DIR…)`);
         inputs = [here];
       }
+      const page = o.html === undefined ? undefined : resolveOutput(o.html, [...inputs, ...(o.timeline ?? [])]); // before reading
       const records = loadRecords(inputs);
       if (records.length === 0) throw new UserError(`no records in ${inputs.join(', ')} (looked for *.jsonl)`);
-      if (!o.html) { process.stdout.write(markdown(records)); return; }
+      if (!page) { process.stdout.write(markdown(records)); return; }
       const timelines = [...timelinesIn(inputs), ...(o.timeline ?? [])].map(readTimeline);
-      writeFileSync(`${o.html}.tmp`, htmlReport(records, { timelines, sources: inputs }));
-      renameSync(`${o.html}.tmp`, o.html);
+      writeOutput(page, htmlReport(records, { timelines, sources: inputs }));
       process.stderr.write(`weft report: ${records.length} records → ${o.html}\n`);
     }));
 }

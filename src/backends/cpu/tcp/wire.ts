@@ -15,7 +15,7 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { StoreClient } from '../../../launch/store.js';
 import { SplitBoard } from '../comm/board.js';
 import { DEFAULT_TIMEOUT_MS, RankError, type RankProgram } from '../comm/launch.js';
-import type { WorkerInit, WorkerReply } from '../comm/worker.js';
+import type { ErrorKind, WorkerInit, WorkerReply } from '../comm/worker.js';
 
 const WORKER = new URL('../comm/worker.js', import.meta.url);
 const ARRAYS = { Float64Array, Float32Array, Uint16Array, Int32Array } as const;
@@ -156,14 +156,14 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
       // a finished rank's sends are all on the wire before its bye
       for (const s of socks) if (s) { if (graceful) s.end(Buffer.concat(frame({ t: 'bye' }))); else s.destroy(); }
     };
-    const fail = (rank: number, message: string, stack?: string): void => {
+    const fail = (rank: number, message: string, stack?: string, kind?: ErrorKind): void => {
       if (settled) return;
       end(false);
-      reject(new RankError(rank, message, stack));
+      reject(new RankError(rank, message, stack, kind));
     };
     worker.on('message', (m: WorkerReply) => {
       if (settled) return;
-      if (m.t === 'error') { fail(o.rank, m.message, m.stack); return; }
+      if (m.t === 'error') { fail(o.rank, m.message, m.stack, m.kind); return; }
       end(true);
       resolve(m.result as R);
     });
