@@ -11,7 +11,7 @@ import { readFileShard } from '../../run/file-shards.js';
 import { attnGpuRank, attnOneGpu, checkDims, gpuInputType } from '../../run/gpu-attn.js';
 import type { Layout } from '../../run/index.js';
 import { checkWorld } from '../../run/launched.js';
-import { type AttnOpts, reportAttn, warnIgnored } from './attn.js';
+import { type AttnOpts, reportAttn, warnIgnored } from '../attn-setup.js';
 
 export async function attnGpu(o: AttnOpts, layout: Layout | undefined, d: DistEnv | undefined, scaleArg: number | undefined): Promise<void> {
   if (!d && layout && layout.world > 1) throw new UserError(`--strategy ${layout.strategy} on ${layout.world} GPUs runs one process per GPU: weft launch -n ${layout.world} -- attn --backend cuda …`);

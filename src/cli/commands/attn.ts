@@ -14,11 +14,11 @@ import { connectStore, type DistEnv, distEnv } from '../../launch/env.js';
 import { readFileShard } from '../../run/file-shards.js';
 import { checkWorld, runRankShards } from '../../run/launched.js';
 import { type Layout, validateLayout } from '../../run/index.js';
+import { type AttnOpts, reportAttn, warnIgnored } from '../attn-setup.js';
 import { guard } from '../errors.js';
-import { addLayoutOptions, layoutFrom, type LayoutOpts, timeoutMs } from '../layout-options.js';
+import { addLayoutOptions, layoutFrom, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
 
-export interface AttnOpts extends LayoutOpts { in: string; out: string; mask: string; scale?: string; dtype: string; backend: string; json?: boolean }
 
 export function registerAttn(program: Command): void {
   const cmd = program.command('attn')
@@ -32,18 +32,6 @@ export function registerAttn(program: Command): void {
     .option('--backend <b>', 'cpu | cuda (one GPU; one per process under weft launch, torchrun, srun or mpirun)', 'cpu')
     .option('--json', 'print a JSON summary on stdout')
     .action((o: AttnOpts) => guard(() => attn(o)));
-}
-
-/** What every path reports: sizes, where it ran, how long. */
-export interface AttnRun { batch: number; batched: boolean; S: number; H: number; Hkv: number; D: number; backward: boolean; dtype: string; scale: number; where: string; ms: number }
-
-export function reportAttn(o: AttnOpts, layout: Layout | undefined, r: AttnRun): void {
-  const summary = {
-    in: o.in, out: o.out, batch: r.batch, seq: r.S, heads: r.H, kvHeads: r.Hkv, dim: r.D,
-    mask: o.mask, scale: r.scale, dtype: r.dtype, backward: r.backward, layout: layout ?? null, where: r.where, ms: Math.round(r.ms * 10) / 10,
-  };
-  if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
-  else process.stderr.write(`weft attn: ${r.batched ? `B=${r.batch} ` : ''}S=${r.S} H=${r.H}/${r.Hkv} D=${r.D} mask=${o.mask} ${r.dtype}${r.backward ? ' fwd+bwd' : ' fwd'} on ${r.where} in ${(r.ms / 1000).toFixed(2)} s → ${o.out}\n`);
 }
 
 async function attn(o: AttnOpts): Promise<void> {
@@ -66,11 +54,6 @@ async function attn(o: AttnOpts): Promise<void> {
   const ms = performance.now() - t0;
   saveOutputs(out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
   reportAttn(o, layout, { ...p, backward: Boolean(p.dout), dtype, scale, where: layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank', ms });
-}
-
-/** Tensors of the input that the problem does not use, named once it is accepted. */
-export function warnIgnored(o: AttnOpts, ignored: readonly string[]): void {
-  for (const n of ignored) process.stderr.write(`weft attn: ignoring ${n} in ${o.in}\n`);
 }
 
 /** One CPU rank of a launched job: this rank's rows from the file, rank 0 writes. */
