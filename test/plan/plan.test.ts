@@ -2,8 +2,7 @@
 // the explanation, calibration updates from bench records, and speed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,13 +14,14 @@ import { explain, FLOP_CONVENTION } from '../../src/plan/explain.js';
 import { completeLayout, describeLayout } from '../../src/plan/layout.js';
 import { countStats } from '../../src/plan/counts.js';
 import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/search.js';
+import { tempDir } from '../helpers/temp.js';
 
 const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const cluster = { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } };
 const base = { model: 'llama3-8b', mode: 'training', seqLen: 131072, batchSeqs: 1, mask: 'causal', cluster };
 
 function writeConfig(body: unknown): string {
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'weft-plan-')), 'config.json');
+  const file = path.join(tempDir('weft-plan-'), 'config.json');
   writeFileSync(file, JSON.stringify(body));
   return file;
 }

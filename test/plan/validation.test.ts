@@ -3,16 +3,11 @@
 //    (attention alone on 8 × L20 PCIe and 8 × A100 NVLink), and its out-of-memory statements;
 //  - zhuzilin/ring-flash-attention README: 8-GPU ring / zigzag / stripe throughput and efficiency;
 //  - Ring Attention, arXiv 2310.01889, Table 3: maximum context lengths;
-//  - this project's 2 × H200 measurement of PyTorch's context parallel (DESIGN.md);
-//  - weft's own runs on 2 × H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*), and
-//    after the fix at 7c54dd9d (cp-2026-11-28-14-37-24-7c54dd9d.jsonl, -14-40-38-7c54dd9d.jsonl) with
-//    the 1M ring at e4fbcd6c (cp-2026-11-28-1m-e4fbcd6c.log); cp-2026-11-28-14-17-29-cfb39f3f.jsonl
-//    is excluded (a GPU of that pair ran 1.3–1.7× slow: WEFT_CP_EXCLUDED in validation.ts);
-//  - weft's runs at a57aad4 (the turned-back ring backward), on 2 and — the first — 4 × H200
-//    (cp-2026-11-28-15-58-36, -16-01-54, -15-53-11, -15-56-13-a57aad4.jsonl) and the 2M / 2.5M
-//    ring runs (cp-2026-11-28-2m-a57aad4.log, -2621440-a57aad4.log).
+//  - this project's 2 × H200 measurement of PyTorch's context parallel;
+//  - the newest `weft bench cp` records of the current code (validation.ts WEFT_RECORDS).
 // The rows each calibration was fitted on are excluded from the error statistics: the Ampere GEMM
 // row, the Ada attention row, and the two L20 rows of the root complex's all-to-all rate.
+// docs/validation.md prints these checks (tools/validation-table.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ADA_ATTENTION_REFERENCE, AMPERE, AMPERE_GEMM_REFERENCE } from '../../src/plan/calibration/classes.js';
@@ -21,24 +16,12 @@ import { completeLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout } from '../../src/plan/search.js';
 import { USP_ATTENTION, USP_OOM, USP_TRAINING } from './published.js';
 import {
-  type Check, layoutFor, median, relErr, repeatSpread, rfaChecks, rfaEfficiency, ringAttentionChecks, torchCpChecks, uspAttentionChecks,
-  uspAttentionConfig, uspTable4Readings, uspTrainingChecks, uspTrainingConfig, COLD,
+  type Check, COLD, layoutFor, median, relErr, repeatSpread, rfaEfficiency, ringAttentionChecks, uspAttentionConfig, uspTable4Readings,
+  uspTrainingConfig, validationChecks,
 } from './validation.js';
 
-// the L20 root complex was calibrated on the basic-ring row; the lb-ring row of the same Ulysses
-// 4 × ring 2 at 8K measures the same all-to-all, so it is left out too
 const l20Ref = L20_BOX_REFERENCE;
-const isCalibrationRow = (c: Check): boolean =>
-  c.label === `${AMPERE_GEMM_REFERENCE.model} ${AMPERE_GEMM_REFERENCE.seqK}K bs${AMPERE_GEMM_REFERENCE.batch} tp${AMPERE_GEMM_REFERENCE.tp} u${AMPERE_GEMM_REFERENCE.ulysses} r${AMPERE_GEMM_REFERENCE.ring}`
-  || c.label === `${ADA_ATTENTION_REFERENCE.gpu} ${ADA_ATTENTION_REFERENCE.seqK}K u${ADA_ATTENTION_REFERENCE.ulysses} r8 ${ADA_ATTENTION_REFERENCE.shard}`
-  || c.label.startsWith(`${l20Ref.gpu} ${l20Ref.seqK}K u${l20Ref.ulysses} r${8 / l20Ref.ulysses} `);
-
-const checks = {
-  'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
-  'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
-  'ring-flash-attention README (8 GPUs)': rfaChecks(),
-  'PyTorch CP on 2×H200 (DESIGN.md)': torchCpChecks(),
-};
+const checks = await validationChecks();
 const all = Object.values(checks).flat();
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
@@ -64,15 +47,7 @@ test('median error of predicted throughput ≤ 10% (the issue\'s target), overal
  * reported and asserted to still be a miss (when the model gets one right, take it off this
  * list); a miss not listed here fails the test.
  */
-const KNOWN_MISSES: Record<string, string> = {
-  'weft H200 32K causal (7c54dd9d)': 'the four zigzag layouts measured within 1.6 ms (43.4–45.1 ms) and predicted in the opposite order; '
-    + 'the model leaves out 2–6 ms of per-iteration work outside the kernels, most for Ulysses (timelines); the winner\'s and runner-up\'s 3 iterations overlap (43.33–43.81 vs 43.76–44.33 ms)',
-  'weft H200 128K doc-causal (7c54dd9d)': 'Ulysses predicted first, measured third (4.2% behind the ring): its kernel on the gathered doc-zigzag order runs 7.7% over the '
-    + 'model\'s whole-sequence price (so at 127f7f2d too), and it leaves 18 ms outside the kernels unpriced against the ring\'s 11',
-  'weft 4×H200 128K doc-causal (a57aad4)': 'USP 2×2 measured first (92.6 ms) by 2.1% over TokenRing and the ring (94.6); Ulysses, predicted first by 2.8%, measured last (97.7): '
-    + 'its kernel on the gathered doc-zigzag order of 4 members took 84.0 ms against the model\'s 69.5 for the sequence in natural order (−17%; −9.5% on 2 GPUs), '
-    + 'the tile effect of the permuted order that the area model does not see; USP\'s kernels, on 2 members\' order, 77.3 against 73.3',
-};
+const KNOWN_MISSES: Record<string, string> = {};
 
 /**
  * The measured winner ranks first. The rule for near ties: a single measurement cannot order two
