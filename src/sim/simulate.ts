@@ -15,7 +15,7 @@ import type { Context, Phase, RingPhase } from '../plan/schedule.js';
 import { layerSchedule, microbatches, ringCompute, stepPhases } from '../plan/schedule.js';
 import { timing } from '../plan/cost.js';
 import type { Progress } from '../plan/progress.js';
-import { COMPUTE, Engine, HOST, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
+import { COMPUTE, Engine, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
 
 export const FULL_STEP_TASKS = 3_000_000;
 /** ranks whose spans are kept for the timeline */
@@ -33,8 +33,6 @@ export interface SimRank {
   recvMs: number;
   /** time in collectives (all-to-alls, all-gathers, gradient sync: exposed) */
   collectiveMs: number;
-  /** host-side preparation (implementations that prepare mask views on the host) */
-  hostMs: number;
   finishMs: number;
 }
 
@@ -327,7 +325,7 @@ export function simulate(ctx: Context, l: PlanLayout, progress?: (total: number)
   const simRanks: SimRank[] = b.members.map((m, k) => ({
     rank: rankOf(l, 0, m.u, m.pos, m.d), standsFor,
     computeMs: e.busyOf(k, COMPUTE), sendMs: e.busyOf(k, OUT_INTRA) + e.busyOf(k, OUT_INTER), recvMs: e.busyOf(k, IN_INTRA) + e.busyOf(k, IN_INTER),
-    collectiveMs: e.collective[k]!, hostMs: e.busyOf(k, HOST), finishMs: e.rankFree(k),
+    collectiveMs: e.collective[k]!, finishMs: e.rankFree(k),
   }));
   return { layerMs, stepMs, analyticLayerMs: analytic.layerMs, analyticStepMs: analytic.stepMs, scaled: !full, tasks: e.size, ranks: simRanks, engine: e };
 }

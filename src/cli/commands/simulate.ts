@@ -94,10 +94,8 @@ async function run(o: SimOpts): Promise<void> {
   process.stdout.write(`simulated step ${f(sim.stepMs)} ms (layer ${f(sim.layerMs)} ms); analytical ${f(sim.analyticStepMs)} ms (layer ${f(sim.analyticLayerMs)} ms): ${diff >= 0 ? '+' : ''}${(100 * diff).toFixed(2)}%\n`);
   process.stdout.write(`${sim.tasks.toLocaleString('en')} events over ${sim.ranks.length} simulated rank(s), each standing for ${sim.ranks[0]!.standsFor} GPU(s) with the same timeline; `
     + `${sim.scaled ? 'one layer simulated, the step assembled from it' : 'the whole step simulated'}; ${Math.round(wallMs)} ms\n\n`);
-  const host = sim.ranks.some((x) => x.hostMs > 0);
   const row = (x: (typeof sim.ranks)[number]): Record<string, string | number> => ({
     rank: x.rank, 'finish ms': f(x.finishMs), 'compute ms': f(x.computeMs), 'collective ms': f(x.collectiveMs), 'ring send ms': f(x.sendMs), 'ring recv ms': f(x.recvMs),
-    ...(host ? { 'host prep ms': f(x.hostMs) } : {}),
   });
   const rows = sim.ranks.map(row);
   if (rows.length <= 16) process.stdout.write(table(rows));
