@@ -16,8 +16,8 @@ import { completeLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout } from '../../src/plan/search.js';
 import { USP_ATTENTION, USP_OOM, USP_TRAINING } from './published.js';
 import {
-  type Check, COLD, layoutFor, median, relErr, repeatSpread, rfaEfficiency, ringAttentionChecks, uspAttentionConfig, uspTable4Readings,
-  uspTrainingConfig, validationChecks,
+  layoutFor, median, relErr, repeatSpread, rfaEfficiency, ringAttentionChecks, uspAttentionConfig, uspTable4Readings,
+  rankGroups, uspTrainingConfig, validationChecks,
 } from './validation.js';
 
 const l20Ref = L20_BOX_REFERENCE;
@@ -61,40 +61,19 @@ const KNOWN_MISSES: Record<string, string> = {};
  */
 test('the measured winner ranks first wherever its margin exceeds the run-to-run spread; near ties are counted apart', (t) => {
   const sigma = repeatSpread().median;
-  const groups = new Map<string, Check[]>();
-  for (const c of all) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
-  const count = { decided: 0, first: 0, tie: 0, miss: 0 };
+  const ranks = rankGroups(all, sigma);
   const known: string[] = [];
-  for (const [g, cs] of groups) {
-    if (cs.length < 2) continue;
-    if (g.includes(COLD)) {
-      // a cold iteration's time includes each layout's one preparation of its views and first use,
-      // which the model of a warm iteration leaves out (weft-h200.test.ts orders these runs from
-      // each rank's first kernel on instead)
-      t.diagnostic(`${g.padEnd(26)} not ranked: ${COLD} per layout`);
-      continue;
-    }
-    const pub = [...cs].sort((a, b) => b.published - a.published);
-    const best = Math.max(...cs.map((c) => c.predicted));
-    const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // equal predictions share first place
-    const winner = pub[0]!;
-    // Ulysses-only rows of USP Table 3/4 are listed once per shard, the same layout: either counts
-    const same = (c: Check): boolean => c === winner || (winner.label.includes(' r1 ') && c.label.split(' ').slice(0, -1).join(' ') === winner.label.split(' ').slice(0, -1).join(' '));
-    const exact = first.some(same);
-    const margin = (winner.published - pub[1]!.published) / pub[1]!.published;
-    const behind = 1 - Math.max(...cs.filter(same).map((c) => c.predicted)) / best;
-    const verdict = exact ? 'first' : margin <= sigma && behind <= sigma ? 'tie' : 'miss';
-    t.diagnostic(`${g.padEnd(26)} winner ${winner.label} by ${pct(margin)}: ${verdict}${exact ? '' : ` (model: ${first[0]!.label} first, the winner ${pct(behind)} behind)`}`);
-    count.decided++;
-    count[verdict === 'first' ? 'first' : verdict]++;
+  for (const { group: g, winner, margin, first, behind, verdict } of ranks) {
+    t.diagnostic(`${g.padEnd(26)} winner ${winner.label} by ${pct(margin)}: ${verdict}${verdict === 'first' ? '' : ` (model: ${first.label} first, the winner ${pct(behind)} behind)`}`);
     if (KNOWN_MISSES[g] !== undefined) {
-      assert.ok(!exact && margin > sigma, `${g} is listed as a known miss but is ${exact ? 'now predicted first' : 'a near tie'}: take it off KNOWN_MISSES`);
+      assert.ok(verdict !== 'first' && margin > sigma, `${g} is listed as a known miss but is ${verdict === 'first' ? 'now predicted first' : 'a near tie'}: take it off KNOWN_MISSES`);
       known.push(g);
       t.diagnostic(`  known miss: ${KNOWN_MISSES[g]}`);
-    } else if (margin > sigma) assert.ok(exact, `${g}: the measured winner ${winner.label} (by ${pct(margin)} > σ ${pct(sigma)}) is not predicted first`);
+    } else if (margin > sigma) assert.equal(verdict, 'first', `${g}: the measured winner ${winner.label} (by ${pct(margin)} > σ ${pct(sigma)}) is not predicted first`);
   }
+  const n = (v: string): number => ranks.filter((r) => r.verdict === v).length;
   assert.deepEqual(known.sort(), Object.keys(KNOWN_MISSES).sort());
-  t.diagnostic(`σ = ${pct(sigma)}: winner predicted first in ${count.first} of ${count.decided} groups, ${count.tie} near ties within σ, ${count.miss} misses (${known.length} of them with margins above σ, listed)`);
+  t.diagnostic(`σ = ${pct(sigma)}: winner predicted first in ${n('first')} of ${ranks.length} groups, ${n('tie')} near ties within σ, ${n('miss')} misses (${known.length} of them with margins above σ, listed)`);
 });
 
 test('layouts the USP paper ran fit in memory; those it reports out of memory are flagged', () => {

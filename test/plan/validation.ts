@@ -276,3 +276,41 @@ export async function validationChecks(): Promise<Record<string, Check[]>> {
     'weft bench cp records (H200)': await weftRecordChecks(),
   };
 }
+
+export interface GroupRank {
+  group: string;
+  winner: Check;
+  /** the measured winner's margin over the runner-up */
+  margin: number;
+  /** the model's first choice */
+  first: Check;
+  /** how far behind the model's first choice it puts the measured winner */
+  behind: number;
+  verdict: 'first' | 'tie' | 'miss';
+}
+
+/**
+ * Each group of competing layouts (two or more, timed warm): does the model put the measured
+ * winner first? Within σ both ways (the run-to-run spread) the group is a near tie, else a miss.
+ */
+export function rankGroups(checks: readonly Check[], sigma: number): GroupRank[] {
+  const groups = new Map<string, Check[]>();
+  for (const c of checks) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
+  const out: GroupRank[] = [];
+  for (const [group, cs] of groups) {
+    // a cold iteration's time includes each layout's first use, which a warm model leaves out
+    if (cs.length < 2 || group.includes(COLD)) continue;
+    const pub = [...cs].sort((a, b) => b.published - a.published);
+    const best = Math.max(...cs.map((c) => c.predicted));
+    const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // equal predictions share first place
+    const winner = pub[0]!;
+    // Ulysses-only rows of USP Table 3/4 are listed once per shard, the same layout: either counts
+    const stem = (c: Check): string => c.label.split(' ').slice(0, -1).join(' ');
+    const same = (c: Check): boolean => c === winner || (winner.label.includes(' r1 ') && stem(c) === stem(winner));
+    const exact = first.some(same);
+    const margin = (winner.published - pub[1]!.published) / pub[1]!.published;
+    const behind = 1 - Math.max(...cs.filter(same).map((c) => c.predicted)) / best;
+    out.push({ group, winner, margin, first: first[0]!, behind, verdict: exact ? 'first' : margin <= sigma && behind <= sigma ? 'tie' : 'miss' });
+  }
+  return out;
+}
