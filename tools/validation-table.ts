@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { RING_ATTENTION_MAX } from '../test/plan/published.js';
-import { type Check, median, rankGroups, relErr, repeatSpread, repoFile, ringAttentionChecks, validationChecks, WEFT_RECORDS } from '../test/plan/validation.js';
+import { type Check, median, rankGroups, relErr, repeatSpread, repoFile, ringAttentionChecks, validationChecks, weftMemoryChecks, WEFT_RECORDS } from '../test/plan/validation.js';
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 const num = (x: number): string => x.toFixed(x < 10 ? 2 : 1);
@@ -45,6 +45,12 @@ export async function validationTable(): Promise<string> {
   md += mdTable(['group', 'measured winner', 'margin', 'model', 'verdict'], ranks.map((r) => [
     r.group, r.winner.label, pct(r.margin), r.verdict === 'first' ? 'first' : `${r.first.label} first, winner ${pct(r.behind)} behind`, r.verdict,
   ]));
+  const mem = await weftMemoryChecks();
+  const worst = Math.max(...mem.map((c) => Math.abs(relErr(c))));
+  md += '\n## Memory\n\n';
+  md += `weft's counted footprint per GPU (inputs, the strategy code's peak from the dry run, the kernel's block lists) against the `
+    + `allocator's peak each record measured (largest rank): ${mem.length} runs, every one within **${pct(worst)}**.\n\n`;
+  md += mdTable(['run', 'measured GiB', 'counted GiB', 'error'], mem.map((c) => [c.label, c.published.toFixed(2), c.predicted.toFixed(2), pct(relErr(c))]));
   md += '\n## Maximum context (Ring Attention, arXiv 2310.01889, Table 3)\n\n';
   md += 'The longest power-of-two context that fits, one sequence per GPU and one sequence ringed over all GPUs (K tokens).\n\n';
   md += mdTable(['hardware', 'model', 'per GPU: published', 'predicted', 'ring: published', 'predicted'], ra.map((c, i) => [

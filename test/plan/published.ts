@@ -89,7 +89,7 @@ export const USP_OOM: { model: 'llama2-7b' | 'llama3-8b'; nodes: number; seqK: n
  * (yunchang's benchmark_longctx.py takes --seq_len per rank, the global sequence being
  * 8 × seq_len, and scripts/run_qkvpack_compare.sh sets SEQLEN=32768 "#128K" for 8 GPUs — 256K),
  * or forward + backward (run without --fwd_only). Which, if either, is not established; the rows
- * are kept as printed and counted (docs/plan.md, *What the model gets wrong*).
+ * are kept as printed and counted (docs/validation.md).
  */
 export interface UspAttentionRow { table: string; gpu: 'l20' | 'a100-80g'; seqK: number; ulysses: number; shard: 'contiguous' | 'zigzag'; itersPerSec: number }
 

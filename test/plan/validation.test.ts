@@ -17,7 +17,7 @@ import { buildContext, evaluateLayout } from '../../src/plan/search.js';
 import { USP_ATTENTION, USP_OOM, USP_TRAINING } from './published.js';
 import {
   layoutFor, median, relErr, repeatSpread, rfaEfficiency, ringAttentionChecks, uspAttentionConfig, uspTable4Readings,
-  rankGroups, uspTrainingConfig, validationChecks,
+  rankGroups, uspTrainingConfig, validationChecks, weftMemoryChecks,
 } from './validation.js';
 
 const l20Ref = L20_BOX_REFERENCE;
@@ -43,7 +43,7 @@ test('median error of predicted throughput ≤ 10% (the issue\'s target), overal
 
 /**
  * Groups whose measured margin exceeds σ and whose winner the model does not put first — misses
- * the model makes, not ties — with what the records show (docs/plan.md, *Winners*). Each is
+ * the model makes, not ties — with what the records show. Each is
  * reported and asserted to still be a miss (when the model gets one right, take it off this
  * list); a miss not listed here fails the test.
  */
@@ -169,7 +169,7 @@ test('USP Table 4 at 128K: the A100 rows contradict the same tables at 32K and t
  * USP Table 6, 64K and 80K: Ulysses 4 × ring 4 measured 0.9% / 1.0% ahead of Ulysses 8 × ring 2,
  * the model puts it 2.7% / 2.4% behind. Not the borrowed H200 all-to-all efficiency: both layouts
  * run all-to-alls of nearly the same volume inside a node ((u−1)/u of the same buffer), so even a
- * tenth of it leaves Ulysses 8 ahead. The gap is the per-ring-step work of ring 4 (docs/plan.md).
+ * tenth of it leaves Ulysses 8 ahead. The gap is the per-ring-step work of ring 4.
  */
 test('USP Table 6 64K/80K: the Ampere all-to-all efficiency does not decide Ulysses 8 × ring 2 against Ulysses 4 × ring 4', (t) => {
   for (const eff of [AMPERE.links.collectiveEfficiency, 0.3, 0.15, 0.08]) {
@@ -182,5 +182,14 @@ test('USP Table 6 64K/80K: the Ampere all-to-all efficiency does not decide Ulys
       t.diagnostic(`collective efficiency ${eff.toFixed(2)}, ${seqK}K: u8 r2 ${u8.toFixed(1)}, u4 r4 ${u4.toFixed(1)} TFLOP/s (u8 r2 ahead by ${pct(u8 / u4 - 1)})`);
       assert.ok(u8 > u4);
     }
+  }
+});
+
+test('weft\'s counted memory (the strategy code run dry, inputs, block lists) is within 0.5% of every recorded allocator peak', async (t) => {
+  const cs = await weftMemoryChecks();
+  assert.ok(cs.length >= 5);
+  for (const c of cs) {
+    t.diagnostic(`${c.label.padEnd(40)} measured ${c.published.toFixed(2)} GiB, counted ${c.predicted.toFixed(2)} GiB (${pct(relErr(c))})`);
+    assert.ok(Math.abs(relErr(c)) < 0.005, `${c.label}: ${pct(relErr(c))}`);
   }
 });

@@ -192,7 +192,11 @@ export interface CpRecord {
   config: { seq: number; heads: number; kvHeads: number; dim: number; mask: string; world: number };
   summary: { n: number; median: number };
   derived: { tflopsPerGpu: number };
-  extra?: { layout?: { strategy: PlanLayout['strategy']; shard: PlanLayout['shard']; ulysses: number; ring: number; inner?: number; placement?: PlanLayout['placement'] } };
+  extra?: {
+    layout?: { strategy: PlanLayout['strategy']; shard: PlanLayout['shard']; ulysses: number; ring: number; inner?: number; placement?: PlanLayout['placement'] };
+    /** the caching allocator's peak of live device memory per rank, GiB */
+    peakGiB?: number[];
+  };
 }
 
 /** The records of one file. */
@@ -227,6 +231,29 @@ export async function recordCheck(file: string, r: CpRecord): Promise<Check> {
     source: file, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / r.summary.median, predicted: p.tflopsPerGpu,
     label: `${world}×h200 ${size} ${mask} ${l.strategy} ${l.shard}`, group: `weft ${world}×H200 ${size} ${mask}${cold}`,
   };
+}
+
+/**
+ * weft's counted footprint (inputs, the strategy code's peak from the dry run, block lists) against
+ * the allocator's peak each record measured (the largest over its ranks), GiB.
+ */
+export async function weftMemoryChecks(): Promise<Check[]> {
+  const out: Check[] = [];
+  for (const f of WEFT_RECORDS) {
+    for (const r of cpRecords(f)) {
+      const l = r.extra?.layout, peaks = r.extra?.peakGiB;
+      if (!l || !peaks) continue;
+      const { seq, mask, world, kvHeads } = r.config;
+      const cfg = weftCpConfig(seq, mask, world, kvHeads);
+      const p = (await evaluate(buildContext(cfg), completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg))).memory!.parts;
+      const size = seq >= 1 << 20 ? `${seq / 2 ** 20}M` : `${seq >> 10}K`;
+      out.push({
+        source: f, unit: 'GiB', published: Math.max(...peaks), predicted: p.inputs! + p.forward! + p.backward! + p.blockLists!,
+        label: `${world}×h200 ${size} ${mask} ${l.strategy} ${l.shard}`, group: 'weft memory',
+      });
+    }
+  }
+  return out;
 }
 
 /** Every record of WEFT_RECORDS as a check. */
