@@ -37,7 +37,7 @@ async function run(o: PlanOpts): Promise<void> {
   const calibration = calibrationOption(o.calibration);
   if (planInferenceCommand(o.config, o.json === true, top, calibration)) return; // decode, or prefill onto a cache (infer.ts)
   const cfg = loadConfig(o.config);
-  const { results } = await plan(cfg, calibration);
+  const { results } = await plan(cfg, calibration, {}); // progress on stderr past 2 s
   if (o.json) {
     process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');
     return;
