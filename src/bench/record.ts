@@ -1,11 +1,13 @@
 // Benchmark records: one JSON object per measurement, written under bench/results/, carrying
-// what is needed to compare it later — machine, GPU, driver, versions, git revision, the
-// configuration, and the median and spread of the samples (never a single timing).
+// what is needed to compare it later — machine, GPU, driver, versions (weft's own and, from a
+// checkout of weft, its git revision), the configuration, and the median and spread of the
+// samples (never a single timing).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { appendOutput, writeOutput } from '../io/output.js';
 import os from 'node:os';
 import path from 'node:path';
+import { packageRoot, weftVersion } from '../version.js';
 
 export interface Summary { n: number; median: number; min: number; max: number; p10: number; p90: number }
 
@@ -21,9 +23,9 @@ export function fmtSize(b: number): string {
   return b >= 1 << 30 ? `${b / (1 << 30)} GiB` : b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
 }
 
-function quiet(cmd: string, args: string[]): string | undefined {
+function quiet(cmd: string, args: string[], cwd?: string): string | undefined {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000, cwd }).trim();
   } catch {
     return undefined;
   }
@@ -31,12 +33,34 @@ function quiet(cmd: string, args: string[]): string | undefined {
 
 export interface Environment {
   host: string; cpus: string; cores: number; node: string; platform: string;
-  gitRevision?: string; gitDirty?: boolean;
+  /** weft's version (package.json) */
+  weft: string;
+  /** weft's own git revision when it runs from its checkout (or WEFT_GIT_REVISION), else 'unknown' */
+  gitRevision: string;
+  /** uncommitted changes to tracked files of that checkout (absent when the revision is unknown) */
+  gitDirty?: boolean;
   gpus?: string[]; driver?: string;
   torch?: string;
 }
 
 let cached: Environment | undefined;
+
+/**
+ * The revision of the code that runs: WEFT_GIT_REVISION (and WEFT_GIT_DIRTY=1|0) when set — the
+ * GPU machine gets the working tree without .git — else, only when weft's package root is the
+ * top level of a git work tree (weft's own checkout, not a copy inside another repository), its
+ * HEAD and whether tracked files changed; else 'unknown'.
+ */
+export function gitProvenance(env: NodeJS.ProcessEnv = process.env, root: string = packageRoot()): { gitRevision: string; gitDirty?: boolean } {
+  if (env.WEFT_GIT_REVISION) {
+    return env.WEFT_GIT_DIRTY === undefined ? { gitRevision: env.WEFT_GIT_REVISION } : { gitRevision: env.WEFT_GIT_REVISION, gitDirty: env.WEFT_GIT_DIRTY === '1' };
+  }
+  const top = quiet('git', ['rev-parse', '--show-toplevel'], root);
+  const real = (p: string): string => { try { return realpathSync(p); } catch { return p; } };
+  const rev = top !== undefined && real(top) === real(root) ? quiet('git', ['rev-parse', 'HEAD'], root) : undefined;
+  if (!rev) return { gitRevision: 'unknown' };
+  return { gitRevision: rev, gitDirty: (quiet('git', ['status', '--porcelain', '--untracked-files=no'], root) ?? '') !== '' };
+}
 
 /** What machine and software a record was measured with (looked up once per process). */
 export function environment(): Environment {
@@ -44,12 +68,8 @@ export function environment(): Environment {
   const env: Environment = {
     host: os.hostname(), cpus: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
     node: process.version, platform: `${process.platform}-${process.arch}`,
+    weft: weftVersion(), ...gitProvenance(),
   };
-  // the GPU machine gets the working tree without .git: the caller passes the revision along
-  const rev = process.env.WEFT_GIT_REVISION ?? quiet('git', ['rev-parse', 'HEAD']);
-  if (rev) env.gitRevision = rev;
-  if (process.env.WEFT_GIT_DIRTY !== undefined) env.gitDirty = process.env.WEFT_GIT_DIRTY === '1';
-  else if (rev) env.gitDirty = (quiet('git', ['status', '--porcelain', '--untracked-files=no']) ?? '') !== '';
   const smi = quiet('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader']);
   if (smi) {
     const rows = smi.split('\n').map((l) => l.split(',').map((x) => x.trim()));
@@ -82,7 +102,7 @@ export function makeRecord(kind: string, name: string, config: Record<string, un
 
 /** The file a run's records go to: `dir/<kind>-<date>-<rev>.jsonl`. */
 export function recordFile(dir: string, kind: string): string {
-  const rev = (environment().gitRevision ?? 'norev').slice(0, 8);
+  const rev = environment().gitRevision.slice(0, 8);
   return path.join(dir, `${kind}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${rev}.jsonl`);
 }
 

@@ -9,9 +9,11 @@ import { registerLaunch } from './commands/launch.js';
 import { registerRun } from './commands/run.js';
 import { registerPlan } from './commands/plan.js';
 import { registerSimulate } from './commands/simulate.js';
+import { weftVersion } from '../version.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
+  .version(weftVersion(), '-V, --version', 'print weft\'s version')
   .showHelpAfterError()
   .exitOverride();
 

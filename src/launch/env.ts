@@ -1,18 +1,13 @@
-// The environment contract between `weft launch` and its ranks: torchrun's variables (RANK,
-// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, GROUP_RANK) plus the
-// store's token, WEFT_STORE_TOKEN. NVLink multicast is kept off in every rank.
-import { StoreClient } from './store.js';
+// The environment contract between a launcher and weft's ranks (which launchers, and how their
+// variables are read: cluster.ts), the variables weft launch sets (torchrun's plus the store's
+// token, WEFT_STORE_TOKEN), and joining the job's rendezvous store. NVLink multicast is kept off
+// in every rank.
+import net from 'node:net';
+import type { DistEnv } from './cluster.js';
+import { StoreClient, StoreServer } from './store.js';
+import { UserError } from '../errors.js';
 
-export interface DistEnv {
-  rank: number;
-  worldSize: number;
-  localRank: number;
-  localWorldSize: number;
-  nodeRank: number;
-  masterAddr: string;
-  masterPort: number;
-  token: string;
-}
+export { type DistEnv, detectLaunch as distEnv, firstHost, LaunchEnvError, type LauncherName } from './cluster.js';
 
 /** Variables that must stay set in every process weft starts (multicast can take shared GPUs down). */
 const SAFE_GPU_ENV: Readonly<Record<string, string>> = {
@@ -21,7 +16,8 @@ const SAFE_GPU_ENV: Readonly<Record<string, string>> = {
   NVSHMEM_DISABLE_NVLS: '1',
 };
 
-export function rankEnv(d: DistEnv): Record<string, string> {
+/** What weft launch gives each rank. */
+export function rankEnv(d: Omit<DistEnv, 'launcher' | 'hostsStore'>): Record<string, string> {
   return {
     RANK: String(d.rank), WORLD_SIZE: String(d.worldSize), LOCAL_RANK: String(d.localRank),
     LOCAL_WORLD_SIZE: String(d.localWorldSize), GROUP_RANK: String(d.nodeRank), NODE_RANK: String(d.nodeRank),
@@ -30,29 +26,24 @@ export function rankEnv(d: DistEnv): Record<string, string> {
   };
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, min: number): number {
-  const v = env[name];
-  const n = Number(v);
-  if (v === undefined || v === '' || !Number.isInteger(n) || n < min) throw new Error(`${name}=${v ?? '(unset)'} is not an integer ≥ ${min} (run under weft launch)`);
-  return n;
+let hosted: Promise<StoreServer> | undefined;
+
+/**
+ * Rank 0 of a job whose launcher hosts no weft store starts one. It lives as long as rank 0's
+ * process (unreferenced: it never keeps the process up), so the other ranks' store calls fail
+ * once rank 0 is gone — fail-fast, as under weft launch.
+ */
+function hostStore(d: DistEnv): Promise<StoreServer> {
+  const loopback = net.isIP(d.masterAddr) ? /^127\.|^::1$/.test(d.masterAddr) : d.masterAddr === 'localhost';
+  hosted ??= StoreServer.listen(loopback ? d.masterAddr : '0.0.0.0', d.masterPort, d.token).then((s) => { s.unref(); return s; }, (e: NodeJS.ErrnoException) => {
+    hosted = undefined;
+    throw new UserError(`rank 0 cannot host weft's store on ${d.masterAddr}:${d.masterPort} (${e.code ?? e.message}; ${d.launcher}): set WEFT_STORE_PORT to a free port`);
+  });
+  return hosted;
 }
 
-/** The launch environment of this process, or undefined when it was not started by a launcher. */
-export function distEnv(env: NodeJS.ProcessEnv = process.env): DistEnv | undefined {
-  if (env.RANK === undefined && env.WORLD_SIZE === undefined) return undefined;
-  const d: DistEnv = {
-    rank: int(env, 'RANK', 0), worldSize: int(env, 'WORLD_SIZE', 1),
-    localRank: env.LOCAL_RANK === undefined ? int(env, 'RANK', 0) : int(env, 'LOCAL_RANK', 0),
-    localWorldSize: env.LOCAL_WORLD_SIZE === undefined ? int(env, 'WORLD_SIZE', 1) : int(env, 'LOCAL_WORLD_SIZE', 1),
-    nodeRank: env.GROUP_RANK === undefined ? 0 : int(env, 'GROUP_RANK', 0),
-    masterAddr: env.MASTER_ADDR ?? '127.0.0.1', masterPort: int(env, 'MASTER_PORT', 1),
-    token: env.WEFT_STORE_TOKEN ?? '',
-  };
-  if (d.rank >= d.worldSize) throw new Error(`RANK=${d.rank} is not below WORLD_SIZE=${d.worldSize}`);
-  return d;
-}
-
-/** Connect to the job's rendezvous store. */
-export function connectStore(d: DistEnv, timeoutMs?: number): Promise<StoreClient> {
+/** Connect to the job's rendezvous store (rank 0 starts it first where the launcher has none). */
+export async function connectStore(d: DistEnv, timeoutMs?: number): Promise<StoreClient> {
+  if (d.hostsStore && d.rank === 0) await hostStore(d);
   return StoreClient.connect({ host: d.masterAddr, port: d.masterPort, token: d.token, ...(timeoutMs ? { timeoutMs } : {}) });
 }

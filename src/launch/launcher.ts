@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import readline from 'node:readline';
-import { type DistEnv, rankEnv } from './env.js';
+import { rankEnv } from './env.js';
 import { StoreClient, StoreServer } from './store.js';
 
 export interface LaunchOptions {
@@ -132,7 +132,7 @@ export async function startLaunch(o: LaunchOptions): Promise<Launch> {
     }
 
     for (let local = 0; local < o.nprocs; local++) {
-      const d: DistEnv = {
+      const d: Parameters<typeof rankEnv>[0] = {
         rank: nodeRank * o.nprocs + local, worldSize: nodes * o.nprocs, localRank: local, localWorldSize: o.nprocs,
         nodeRank, masterAddr: host, masterPort: port, token,
       };

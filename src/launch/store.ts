@@ -36,6 +36,7 @@ export class StoreServer {
   private readonly waiters = new Set<{ keys: string[]; done: () => void; timer: NodeJS.Timeout }>();
   private readonly sockets = new Set<net.Socket>();
   private readonly tokenDigest: Buffer;
+  private unreferenced = false;
 
   private constructor(private readonly server: net.Server, token: string) {
     this.tokenDigest = digest(token);
@@ -50,6 +51,13 @@ export class StoreServer {
       server.once('error', reject);
       server.listen(port, host, () => { server.off('error', reject); resolve(store); });
     });
+  }
+
+  /** Never keep the process up for the store's sake (a store that lives as long as its host). */
+  unref(): void {
+    this.unreferenced = true;
+    this.server.unref();
+    for (const s of this.sockets) s.unref();
   }
 
   get port(): number {
@@ -70,6 +78,7 @@ export class StoreServer {
 
   private serve(sock: net.Socket): void {
     this.sockets.add(sock);
+    if (this.unreferenced) sock.unref();
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => sock.destroy());
     let authed = false;

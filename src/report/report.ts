@@ -1,5 +1,5 @@
 // `weft report`: benchmark records (JSON lines from src/bench/record.ts) → a Markdown table per
-// kind for the README, or one self-contained HTML page with a bar chart per configuration.
+// kind for the README (the HTML page of charts is html.ts).
 // Peers measured in the same run sit side by side, with ratios against the first-named peer.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -38,7 +38,7 @@ export function loadRecords(inputs: readonly string[], warn: (message: string) =
 }
 
 /** The headline number of a record: a derived rate if there is one, else the median. */
-function headline(r: BenchRecord): { value: number; unit: string } {
+export function headline(r: BenchRecord): { value: number; unit: string } {
   for (const key of ['tflops', 'tflopsPerGpu', 'GBps', 'busGBps']) {
     const v = r.derived?.[key];
     if (typeof v === 'number') return { value: v, unit: key };
@@ -55,7 +55,7 @@ const configKey = (r: BenchRecord): string => Object.entries(r.config)
 
 interface Group { kind: string; config: string; rows: BenchRecord[] }
 
-function groupRecords(records: readonly BenchRecord[]): Group[] {
+export function groupRecords(records: readonly BenchRecord[]): Group[] {
   const m = new Map<string, Group>();
   for (const r of records) {
     const key = `${r.kind}\u0000${configKey(r)}`;
@@ -96,26 +96,4 @@ export function markdown(records: readonly BenchRecord[]): string {
     parts.push('', `Measured on ${env.gpus?.join(', ') ?? env.cpus}${env.driver ? `, driver ${env.driver}` : ''}, node ${env.node}, git ${env.gitRevision?.slice(0, 8) ?? 'unknown'}${env.gitDirty ? ' (dirty)' : ''}.`, '');
   }
   return parts.join('\n');
-}
-
-const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
-/** A self-contained HTML page: per configuration, horizontal bars with median and p10–p90 whiskers. */
-export function html(records: readonly BenchRecord[]): string {
-  const sections = groupRecords(records).map((g) => {
-    const vals = g.rows.map((r) => ({ r, h: headline(r) }));
-    const max = Math.max(...vals.map((v) => v.h.value), 1e-12);
-    const W = 420, rowH = 22;
-    const bars = vals.map(({ r, h }, i) => {
-      const w = (h.value / max) * W;
-      return `<text x="0" y="${i * rowH + 15}" font-size="12">${esc(r.name)}</text>` +
-        `<rect x="180" y="${i * rowH + 4}" width="${w.toFixed(1)}" height="14" fill="#4c78a8"/>` +
-        `<text x="${(185 + w).toFixed(1)}" y="${i * rowH + 15}" font-size="12">${fmt(h.value)} ${esc(h.unit)} (n=${r.summary.n})</text>`;
-    }).join('');
-    return `<section><h3>${esc(g.kind)}: ${esc(g.config)}</h3><svg width="${180 + W + 160}" height="${vals.length * rowH + 6}">${bars}</svg></section>`;
-  }).join('\n');
-  return `<!doctype html><meta charset="utf-8"><title>weft benchmarks</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:900px}h3{font-size:14px;margin:1.5em 0 .3em}</style>
-<h1>weft benchmarks</h1><p>${records.length} records. Bars show the headline rate (or median time); longer is more.</p>
-${sections}\n`;
 }

@@ -223,6 +223,26 @@ export class GpuRank {
     return result;
   }
 
+  /**
+   * The strategy on this rank's rows (a user's tensors, already on the GPU; released here), forward
+   * and, with dout, backward (collective). Rank 0 gets every output gathered to global positions.
+   */
+  async attendRows(shard: ShardMap, grid: MaskGrid, l: ResolvedLayout, scale: number,
+    x: { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout?: CudaTensor | undefined }): Promise<{ out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor } | undefined> {
+    const res = await strategyFor(l)(this.ctx(grid, shard, scale, false), x.q, x.k, x.v);
+    const g = x.dout ? await res.backward(x.dout) : undefined;
+    const parts: [string, Tensor][] = [['out', res.out], ['lse', res.lse]];
+    if (g) parts.push(['dq', g.dq], ['dk', g.dk], ['dv', g.dv]);
+    const gathered: Record<string, HostTensor> = {};
+    for (const [name, t] of parts) {
+      const whole = await this.gatherRows(shard, cudaOf(t), name === 'lse' ? 1 : 0);
+      if (whole) gathered[name] = whole;
+    }
+    for (const t of Object.values(x)) t?.release();
+    await this.comm.barrier();
+    return this.rank === 0 ? (gathered as { out: HostTensor; lse: HostTensor }) : undefined;
+  }
+
   /** Rank 0 receives every rank's rows (dimension `axis`) and places them at their global positions. */
   private async gatherRows(shard: ShardMap, t: CudaTensor, axis: 0 | 1): Promise<HostTensor | undefined> {
     const dev = this.world.rt.device;

@@ -110,7 +110,7 @@ export async function runDistributed(problem: Problem, layout: Layout, options: 
   return (await runBatch([{ problem, layout }], options))[0]!;
 }
 
-function statsOf(outs: readonly RankOutput[]): RunStats {
+export function statsOf(outs: readonly RankOutput[]): RunStats {
   const steps: StepStats[] = outs.flatMap((o, rank) => o.steps.map((s) => ({ rank, ...s })));
   const perRank: RankStats[] = outs.map((o, rank) => {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };

@@ -3,7 +3,8 @@ import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { makeRecord, summarize, writeRecords } from '../../src/bench/record.js';
-import { html, loadRecords, markdown } from '../../src/report/report.js';
+import { htmlReport } from '../../src/report/html.js';
+import { loadRecords, markdown } from '../../src/report/report.js';
 import { weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -25,7 +26,7 @@ test('records round-trip through files into a side-by-side table with ratios and
   assert.equal(records[0]!.summary.median, 1.0);
   const md = markdown(records);
   assert.match(md, /\| S=8192 mask=causal \| 400 \| 320 \(1\.25×\) \|/);
-  assert.match(html(records), /<svg[^>]*>.*weft-fwd/s);
+  assert.match(htmlReport(records), /"name":"weft-fwd".*vegaEmbed/s);
 });
 
 test('weft report refuses what is not a record, with exit 2', () => {

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { loadCalibration } from '../../plan/calibration/records.js';
 import type { Calibration } from '../../plan/calibration/types.js';
 import { loadConfig } from '../../plan/config.js';
-import { explain, jsonPlan, tableRows } from '../../plan/explain.js';
+import { planJson } from '../../api/plan.js';
+import { explain, tableRows } from '../../plan/explain.js';
 import { describeLayout } from '../../plan/layout.js';
 import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
@@ -37,11 +38,11 @@ async function run(o: PlanOpts): Promise<void> {
   const calibration = calibrationOption(o.calibration);
   if (planInferenceCommand(o.config, o.json === true, top, calibration)) return; // decode, or prefill onto a cache (infer.ts)
   const cfg = loadConfig(o.config);
-  const { results } = await plan(cfg, calibration, {}); // progress on stderr past 2 s
   if (o.json) {
-    process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');
+    process.stdout.write(JSON.stringify(await planJson(cfg, { calibration })) + '\n');
     return;
   }
+  const { results } = await plan(cfg, calibration, {}); // progress on stderr past 2 s
   const m = cfg.model, cl = cfg.cluster;
   process.stdout.write(`${m.name}, ${cfg.mode}, S=${cfg.seqLen}, ${cfg.batchSeqs} sequence(s) per step, mask ${cfg.maskText}; `
     + `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${results.length} layouts\n\n`);

@@ -10,6 +10,7 @@ import { resolveLayout } from '../../run/layout.js';
 import { runTrace } from '../../run/timeline.js';
 import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
 import { UserError } from '../../errors.js';
+import { distEnv } from '../../launch/env.js';
 import { parseChoice } from '../options.js';
 import type { RunOpts, RunSetup } from '../run-setup.js';
 
@@ -19,8 +20,9 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   const { mask, scale, layout } = su, d = { S: su.S, H: su.H, Hkv: su.Hkv, D: su.D };
   const dtype = parseChoice(o.dtype ?? 'bf16', '--dtype', ['bf16', 'f16'] as const);
   if (d.D !== 64 && d.D !== 128) throw new UserError(`--dim ${d.D}: the GPU kernels take head dims 64 and 128`);
-  const world = Number(process.env.WORLD_SIZE);
-  if (layout.world !== world) throw new UserError(`--world ${layout.world} differs from the ${world} processes weft launch started`);
+  const dist = distEnv()!;
+  const world = dist.worldSize;
+  if (layout.world !== world) throw new UserError(`--world ${layout.world} differs from the ${world} processes the launcher (${dist.launcher}) started`);
   const l = resolveLayout(layout, d, mask);
   const p: GpuProblem = { ...d, D: d.D, mask, dtype, scale, seed: 1 };
   const { iters, warmup } = su;

@@ -9,7 +9,8 @@ import { type Layout, runDistributed, type RunResult } from '../../run/index.js'
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn } from '../../tensor/random.js';
 import { resolveBackend } from '../../backends/index.js';
-import { distEnv } from '../../launch/env.js';
+import { connectStore, distEnv } from '../../launch/env.js';
+import { runLaunched } from '../../run/launched.js';
 import { UserError } from '../../errors.js';
 import { guard } from '../errors.js';
 import { parseChoice } from '../options.js';
@@ -32,8 +33,9 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
   const su = setup(o);
   const { S, H, Hkv, D, mask, scale, layout, rng } = su;
   const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
-  const launched = distEnv() !== undefined;
-  if (backend === 'cuda' && !launched) throw new UserError('--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda …');
+  const dist = distEnv();
+  const launched = dist !== undefined;
+  if (backend === 'cuda' && !launched) throw new UserError('--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda … (or torchrun, srun, mpirun)');
   if (launched && backend !== 'cpu') {
     const { backend: b, skipped } = await resolveBackend(backend);
     // the GPU path lives in its own module so that CPU runs never load the CUDA backend
@@ -45,7 +47,18 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
   const seed = optInt(o.seed, 'seed', 0)!;
   const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
-  const res = await runDistributed({ q, k, v, dout, mask, scale, dtype }, layout, { timeoutMs: timeoutMs(o) });
+  const problem = { q, k, v, dout, mask, scale, dtype };
+  let res: RunResult;
+  if (dist) {
+    // one CPU rank per launched process, over TCP; rank 0 reports
+    const store = await connectStore(dist, timeoutMs(o));
+    const r = await runLaunched(problem, layout, dist, store, { timeoutMs: timeoutMs(o) });
+    store.close();
+    if (!r) return;
+    res = r;
+  } else {
+    res = await runDistributed(problem, layout, { timeoutMs: timeoutMs(o) });
+  }
 
   let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
   if (o.check) {

@@ -3,6 +3,7 @@
 // (group tag, color, key) to its own append-only log in shared memory and blocks in
 // Atomics.wait until every member of the parent group has published the same tag. Logs are
 // never overwritten, so a fast rank moving on to its next split cannot disturb a slow reader.
+import type { MessagePort } from 'node:worker_threads';
 import { CommTimeout } from './transport.js';
 
 const CAP = 4096; // splits one rank may make in one run
@@ -43,6 +44,18 @@ export class SplitBoard {
         throw new CommTimeout(`${what} timed out after ${this.timeoutMs} ms: rank ${member} has not called split`);
       }
     }
+  }
+}
+
+/** A board whose own entries also go to `relay`: the TCP wire (../tcp) forwards them to the other processes, which publish them on their boards. */
+export class RelayedBoard extends SplitBoard {
+  constructor(sab: SharedArrayBuffer, world: number, timeoutMs: number, private readonly relay: MessagePort) {
+    super(sab, world, timeoutMs);
+  }
+
+  override publish(rank: number, tag: number, color: number, key: number): void {
+    super.publish(rank, tag, color, key);
+    this.relay.postMessage([tag, color, key]);
   }
 }
 

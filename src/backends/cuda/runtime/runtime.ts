@@ -2,6 +2,7 @@
 // CUDA runtime, so NCCL works on the same context), a compute and a communication stream, the
 // caching allocator, NVRTC with its cubin cache, and the health monitors that let a host-side wait
 // turn a stuck collective into an error instead of a hang.
+import { detectLaunch } from '../../../launch/cluster.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { bytesPerElement, type DType } from '../../../tensor/dtype.js';
@@ -33,7 +34,7 @@ export interface CudaInfo {
 }
 
 export interface OpenOptions {
-  /** Device ordinal; default LOCAL_RANK, else 0. */
+  /** Device ordinal; default the launcher's local rank, else 0. */
   device?: number;
   /** Cubin cache directory; null disables the cache; default defaultCacheDir(). */
   cacheDir?: string | null;
@@ -64,7 +65,7 @@ let openedOrdinal: number | undefined;
 
 /** The process's CUDA runtime (one GPU per process; opened once). */
 export function openCuda(opts: OpenOptions = {}): Promise<CudaRuntime> {
-  const ordinal = opts.device ?? Number(process.env.LOCAL_RANK ?? 0);
+  const ordinal = opts.device ?? detectLaunch()?.localRank ?? 0; // the launcher's local rank (torchrun, srun, mpirun)
   if (opened) {
     if (ordinal !== openedOrdinal) throw new Error(`this process already uses CUDA device ${openedOrdinal}; one device per process`);
     return opened;
