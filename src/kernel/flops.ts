@@ -4,7 +4,8 @@
 
 export type Pass = 'fwd' | 'bwd' | 'fwd+bwd';
 
-const PASS_FACTOR: Record<Pass, number> = { fwd: 1, bwd: 2.5, 'fwd+bwd': 3.5 };
+/** FLOPs of each pass in forwards. */
+export const PASS_FACTOR: Record<Pass, number> = { fwd: 1, bwd: 2.5, 'fwd+bwd': 3.5 };
 
 /** FLOPs of attention over `area` unmasked (query, key) pairs with `heads` query heads of `headDim`. */
 export function attentionFlops(area: number, heads: number, headDim: number, pass: Pass): number {

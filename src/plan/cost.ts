@@ -1,6 +1,7 @@
 // The analytical model: a layout's step time, broken into terms, its memory per GPU, and its model
 // FLOPs. Ring phases run in lock step — each step takes the slowest position's
 // max(compute, transfer) — and collectives are exposed (nothing overlaps them).
+import { attentionFlops } from '../kernel/flops.js';
 import { elemBytes, type PlanConfig } from './config.js';
 import type { PlanLayout } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
@@ -152,10 +153,10 @@ export function timing(ctx: Context, l: PlanLayout): Timing {
 /** Model FLOPs of one step (training: backward = 2 × forward; attention modes: backward = 2.5 × forward). */
 export function stepFlops(ctx: Context): number {
   const cfg = ctx.cfg, m = cfg.model, S = cfg.seqLen, n = cfg.batchSeqs;
-  const attnFwd = 4 * m.heads * m.headDim * ctx.areas.total; // per sequence per layer; the mask decides: causal counts half
+  const attnFwd = attentionFlops(ctx.areas.total, m.heads, m.headDim, 'fwd'); // per sequence per layer; the mask decides: causal counts half
   switch (cfg.mode) {
     case 'attention-forward': return n * attnFwd;
-    case 'attention': return n * 3.5 * attnFwd;
+    case 'attention': return n * attentionFlops(ctx.areas.total, m.heads, m.headDim, 'fwd+bwd');
     case 'prefill': return n * (S * m.layers * (layerLinearFlopsPerToken(m) / 3) + m.layers * attnFwd + 2 * m.vocab * m.hidden);
     case 'training': return n * (S * (m.layers * layerLinearFlopsPerToken(m) + headFlopsPerToken(m)) + m.layers * 3 * attnFwd);
   }

@@ -19,6 +19,7 @@
 //   and then returns (cp−1) partials of B·T/cp·H/tp·(D+1)·4 bytes by one all-to-all, and merges.
 // The faster pass is chosen (arXiv 2411.01783's rule falls out: pass-Q wins when T/(T+P) is below
 // about 2·Hkv/H and the K/V transfers do not hide behind compute); their rule is reported beside.
+import { attentionFlops } from '../kernel/flops.js';
 import { UserError } from '../errors.js';
 import { lower, sliceRow } from '../mask/spec.js';
 import { MaskAreas } from './area.js';
@@ -203,7 +204,7 @@ export function choosePass(cfg: InferenceConfig, rates: Rates, net: Network, l: 
   const B = cfg.batch, T = cfg.newTokens, P = cfg.context, S = P + T, H = m.heads / l.tp, D = m.headDim;
   const area = new MaskAreas(cfg.base.mask, S).area(P, S, 0, S);
   const kbar = Math.max(1, area / T);
-  const attnMs = ((4 * B * area * H * D) / l.cp) / (rates.attnTflops('fwd', kbar, D, 'causal') * 1e9);
+  const attnMs = (attentionFlops(area, B * H, D, 'fwd') / l.cp) / (rates.attnTflops('fwd', kbar, D, 'causal') * 1e9);
   const kv = passMs(env, l, 'kv', attnMs), q = passMs(env, l, 'q', attnMs);
   return { pass: q.total < kv.total ? 'q' : 'kv', attnMs, kv, q, paperRule: paperRule(cfg, l, env) };
 }

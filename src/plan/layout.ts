@@ -163,7 +163,7 @@ function defaultShard(cfg: PlanConfig): ShardKind {
 export function layoutProblem(l: PlanLayout, cfg: PlanConfig): string | undefined {
   const m = cfg.model, world = cfg.cluster.world;
   const prod = l.tp * l.ulysses * l.ring * l.dp;
-  if (prod !== world) return `tp × ulysses × ring × dp = ${prod}, not the ${world} GPUs of the cluster`;
+  if (prod !== world) return `ulysses ${l.ulysses} × ring ${l.ring} × tp ${l.tp} × dp ${l.dp} = ${prod}, not the ${world} GPUs of the cluster`;
   if (cfg.mode.startsWith('attention') && l.tp !== 1) return 'tensor parallelism applies to training and prefill; attention modes take tp 1';
   if (m.heads % l.tp !== 0 || m.kvHeads % l.tp !== 0) return `tp ${l.tp} does not divide the ${m.heads} heads and ${m.kvHeads} KV heads`;
   if ((m.heads / l.tp) % l.ulysses !== 0) return `ulysses ${l.ulysses} does not divide the ${m.heads / l.tp} heads per tensor-parallel rank`;

@@ -1,5 +1,6 @@
 // What one GPU achieves: attention kernel throughput as a curve in the keys each query row sees,
 // GEMM and HBM rates, link efficiencies — a calibration scaled to the GPU's datasheet peak.
+import { PASS_FACTOR } from '../kernel/flops.js';
 import type { Calibration, Implementation, KernelPass, KernelPoint } from './calibration/types.js';
 import { GPU_PRESETS, type GpuSpec } from './hardware.js';
 import { UserError } from '../errors.js';
@@ -118,8 +119,8 @@ export class Rates {
     if (fwdFlops <= 0) return 0;
     const tf = fwdFlops / (this.attnTflops('fwd', kbar, headDim, mask) * 1e9);
     if (pass === 'fwd') return tf;
-    const tfb = (3.5 * fwdFlops) / (this.attnTflops('fwd+bwd', kbar, headDim, mask) * 1e9);
-    return Math.max(tfb - tf, (2.5 * fwdFlops) / (this.gpu.bf16Tflops * this.computeScale * 1e9));
+    const tfb = (PASS_FACTOR['fwd+bwd'] * fwdFlops) / (this.attnTflops('fwd+bwd', kbar, headDim, mask) * 1e9);
+    return Math.max(tfb - tf, (PASS_FACTOR.bwd * fwdFlops) / (this.gpu.bf16Tflops * this.computeScale * 1e9));
   }
 
   gemmMs(flops: number): number {

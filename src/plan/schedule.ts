@@ -3,6 +3,7 @@
 // model (cost.ts) and the event-driven simulator (src/sim) read the same phases, so they differ
 // only in how they run them: the model in lock step (each step takes its slowest rank's
 // max(compute, transfer)), the simulator with real dependencies, FIFO streams and shared ports.
+import { attentionFlops } from '../kernel/flops.js';
 import { elemBytes, type PlanConfig } from './config.js';
 import type { MaskAreas } from './area.js';
 import type { PlanLayout, RingPattern } from './layout.js';
@@ -273,7 +274,7 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
         // the backward's adds of arriving sums are Device operations where those are counted (deviceOps)
         const merges = pass === 'fwd' || !rates.impl.deviceOps;
         const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
-          : rates.attnMs(pass, 4 * b.area * D, b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
+          : rates.attnMs(pass, attentionFlops(b.area, 1, D, 'fwd'), b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
         const grid = (turn: boolean): RingGrid => {
           const gk = `${shard}/${r}/${inner}/${token}/${turn}`;
           let g = grids.get(gk);
@@ -336,7 +337,7 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
   }
   const blockMs = (b: Block, merge: boolean): number => {
     if (b.area <= 0) return 0;
-    const flops = B * h.q * 4 * b.area * D;
+    const flops = attentionFlops(b.area, B * h.q, D, 'fwd');
     const kbar = b.area / Math.max(1, b.rows);
     return rates.attnMs(pass, flops, kbar, D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
   };

@@ -7,7 +7,9 @@ import { IMPLEMENTATIONS, type Calibration, type Implementation } from './calibr
 import type { PlanConfig } from './config.js';
 import { countCases, fits, memory, predict, type Memory, type Prediction, type Timing } from './cost.js';
 import { prepareCounts } from './counts.js';
+import type { CandidateSpec } from './types.js';
 import { completeLayout, enumerateLayouts, type PlanLayout, layoutProblem } from './layout.js';
+import { Progress, type ProgressOptions } from './progress.js';
 import type { Network } from './links.js';
 import { fitCalibration, Rates } from './rates.js';
 import { type Context, makeContext } from './schedule.js';
@@ -57,8 +59,11 @@ export interface PlanResult {
 const GiB = (x: number): string => x.toFixed(1);
 
 /** Run the strategy code the layouts' pricing needs (counts.ts), once per distinct case. */
-export async function prepare(ctx: Context, layouts: readonly PlanLayout[]): Promise<void> {
-  await prepareCounts(layouts.flatMap((l) => countCases(ctx, l)));
+export async function prepare(ctx: Context, layouts: readonly PlanLayout[], progress?: Progress): Promise<void> {
+  for (const l of layouts) {
+    await prepareCounts(countCases(ctx, l));
+    progress?.tick();
+  }
 }
 
 /** evaluateLayout with its counts prepared. */
@@ -94,13 +99,44 @@ function rank(a: PlanResult, b: PlanResult): number {
     || SHARD_ORDER.indexOf(a.layout.shard) - SHARD_ORDER.indexOf(b.layout.shard);
 }
 
-export async function plan(cfg: PlanConfig, override?: Calibration): Promise<{ ctx: Context; results: PlanResult[] }> {
+/**
+ * Every layout of the config (or its candidates), ranked. `progress` (ProgressOptions): a line on
+ * stderr past 2 s, counting the layouts whose strategy code has run and the layouts priced.
+ */
+export async function plan(cfg: PlanConfig, override?: Calibration, progress?: ProgressOptions): Promise<{ ctx: Context; results: PlanResult[] }> {
   const ctx = buildContext(cfg, override);
-  const layouts = cfg.candidates ? cfg.candidates.map((c) => completeLayout(c, cfg)) : enumerateLayouts(cfg);
-  if (layouts.length === 0) throw new UserError(`no layout divides ${cfg.cluster.world} GPUs for ${cfg.model.heads} heads and batchSeqs ${cfg.batchSeqs}`);
-  await prepare(ctx, layouts.filter((l) => !layoutProblem(l, cfg)));
-  const results = layouts.map((l) => evaluateLayout(ctx, l)).sort(rank);
+  const layouts = cfg.candidates ? cfg.candidates.map((c, i) => candidateLayout(c, i, cfg)) : enumerateLayouts(cfg);
+  if (layouts.length === 0) throw new UserError(noLayoutReason(cfg));
+  const valid = layouts.filter((l) => !layoutProblem(l, cfg));
+  const tell = progress ? new Progress('layouts run and priced', valid.length + layouts.length, progress) : undefined;
+  await prepare(ctx, valid, tell);
+  const results = layouts.map((l) => { tell?.tick(); return evaluateLayout(ctx, l); }).sort(rank);
   return { ctx, results };
+}
+
+/** A candidate of the config, completed; its degrees must multiply to the GPU count (a UserError naming them otherwise). */
+function candidateLayout(c: CandidateSpec, i: number, cfg: PlanConfig): PlanLayout {
+  const l = completeLayout(c, cfg), world = cfg.cluster.world;
+  const prod = l.ulysses * l.ring * l.tp * l.dp;
+  if (prod !== world) throw new UserError(`candidates[${i}]: ulysses ${l.ulysses} × ring ${l.ring} × tp ${l.tp} × dp ${l.dp} = ${prod}, not the ${world} GPUs of the cluster`);
+  return l;
+}
+
+/** Why no layout of the config can run: the sequence too short to split, or the degrees that do not divide. */
+function noLayoutReason(cfg: PlanConfig): string {
+  const world = cfg.cluster.world, S = cfg.seqLen;
+  // the fewest pieces any split of the GPUs cuts a sequence into: the sequence-parallel GPUs left
+  // once tensor parallelism (a node at most) and data parallelism (one sequence each) take theirs
+  const attentionOnly = cfg.mode.startsWith('attention');
+  const tpMax = attentionOnly ? 1 : Math.max(...[...Array(cfg.cluster.gpusPerNode).keys()].map((t) => t + 1)
+    .filter((t) => cfg.cluster.gpusPerNode % t === 0 && cfg.model.heads % t === 0 && cfg.model.kvHeads % t === 0));
+  const dpMax = Math.max(...[...Array(cfg.batchSeqs).keys()].map((d) => d + 1).filter((d) => cfg.batchSeqs % d === 0 && world % d === 0));
+  const fewest = Math.ceil(world / (tpMax * dpMax));
+  if (S < fewest) {
+    return `the sequence of ${S.toLocaleString('en-US')} tokens is too short to split over ${world.toLocaleString('en-US')} GPUs: `
+      + `with tp ≤ ${tpMax} and dp ≤ ${dpMax} (batchSeqs ${cfg.batchSeqs}), every layout cuts it into at least ${fewest.toLocaleString('en-US')} pieces`;
+  }
+  return `no layout divides ${world.toLocaleString('en-US')} GPUs for ${cfg.model.heads} heads, ${cfg.model.kvHeads} KV heads, batchSeqs ${cfg.batchSeqs} and a sequence of ${S.toLocaleString('en-US')} tokens`;
 }
 
 /** The longest sequence (a multiple of `step`) a layout fits in memory, or 0. */

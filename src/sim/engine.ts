@@ -1,6 +1,5 @@
 // A discrete-event engine for schedules whose tasks are issued in program order: every rank has
-// a compute stream, four link ports (egress and ingress, intra- and inter-node) and its host
-// (preparing work before issuing it, for implementations that do); a task holds
+// a compute stream and four link ports (egress and ingress, intra- and inter-node); a task holds
 // one or more of these resources for its duration and starts when its dependencies have ended
 // and each resource has finished the tasks issued to it before (CUDA streams and NCCL channels
 // are FIFO). Transfers hold the sender's egress port and the receiver's ingress port, so two
@@ -11,12 +10,12 @@
 // is added, in O(1), and the caller keeps the end times it depends on. That keeps 10^7 tasks
 // within seconds; spans are kept for the ranks a timeline will show (`traced`).
 
-export type SpanKind = 'compute' | 'transfer' | 'collective' | 'host';
-const KINDS: readonly SpanKind[] = ['compute', 'transfer', 'collective', 'host'];
+export type SpanKind = 'compute' | 'transfer' | 'collective';
+const KINDS: readonly SpanKind[] = ['compute', 'transfer', 'collective'];
 
 /** Resource slots of a rank. */
-export const COMPUTE = 0, OUT_INTRA = 1, OUT_INTER = 2, IN_INTRA = 3, IN_INTER = 4, HOST = 5;
-const SLOTS = 6;
+export const COMPUTE = 0, OUT_INTRA = 1, OUT_INTER = 2, IN_INTRA = 3, IN_INTER = 4;
+const SLOTS = 5;
 
 export interface Span { kind: SpanKind; name: string; start: number; end: number; peer?: number; role?: 'send' | 'recv' }
 
@@ -93,7 +92,7 @@ export class Engine {
     return e;
   }
 
-  /** A task holding every resource of the rank (a collective: its compute waits, its ports are busy, its host waits for it); returns its end. */
+  /** A task holding every resource of the rank (a collective: its compute waits, its ports are busy); returns its end. */
   addWhole(kind: SpanKind, label: number, rank: number, ms: number, ready: number): number {
     let t = ready;
     for (let s = 0; s < SLOTS; s++) t = Math.max(t, this.free[rank * SLOTS + s]!);

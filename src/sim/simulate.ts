@@ -14,7 +14,8 @@ import { hopClass, hopShareOf, type PlanLayout, rankOf, ringPatterns } from '../
 import type { Context, Phase, RingPhase } from '../plan/schedule.js';
 import { layerSchedule, microbatches, ringCompute, stepPhases } from '../plan/schedule.js';
 import { timing } from '../plan/cost.js';
-import { COMPUTE, Engine, HOST, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
+import type { Progress } from '../plan/progress.js';
+import { COMPUTE, Engine, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
 
 export const FULL_STEP_TASKS = 3_000_000;
 /** ranks whose spans are kept for the timeline */
@@ -32,8 +33,6 @@ export interface SimRank {
   recvMs: number;
   /** time in collectives (all-to-alls, all-gathers, gradient sync: exposed) */
   collectiveMs: number;
-  /** host-side preparation (implementations that prepare mask views on the host) */
-  hostMs: number;
   finishMs: number;
 }
 
@@ -280,7 +279,8 @@ function phaseTasks(p: Phase, ranks: number): number {
   return p.r * p.r * (2 + (p.postBytes > 0 ? 1 : 0) + (p.backBytes > 0 ? 2 : 0)) * Math.max(1, ranks / p.r);
 }
 
-export function simulate(ctx: Context, l: PlanLayout): SimResult {
+/** `progress`: told of each phase's events as they are simulated (Progress: a line on stderr past 2 s). */
+export function simulate(ctx: Context, l: PlanLayout, progress?: (total: number) => Progress): SimResult {
   const cfg = ctx.cfg;
   const sched = layerSchedule(ctx, l);
   const steps = stepPhases(ctx, l);
@@ -294,7 +294,14 @@ export function simulate(ctx: Context, l: PlanLayout): SimResult {
   }
   const full = perLayer * layers * micro <= FULL_STEP_TASKS;
   const b = new Builder(ctx, l, TRACED_RANKS);
-  const run = (phases: readonly Phase[]): void => { for (const p of phases) b.phase(p); };
+  const tell = progress?.(full ? perLayer * layers * micro : perLayer);
+  const run = (phases: readonly Phase[]): void => {
+    for (const p of phases) {
+      const before = b.engine.size;
+      b.phase(p);
+      tell?.tick(b.engine.size - before);
+    }
+  };
   let layerMs: number, stepMs: number;
   if (full) {
     for (let m = 0; m < micro; m++) {
@@ -318,7 +325,7 @@ export function simulate(ctx: Context, l: PlanLayout): SimResult {
   const simRanks: SimRank[] = b.members.map((m, k) => ({
     rank: rankOf(l, 0, m.u, m.pos, m.d), standsFor,
     computeMs: e.busyOf(k, COMPUTE), sendMs: e.busyOf(k, OUT_INTRA) + e.busyOf(k, OUT_INTER), recvMs: e.busyOf(k, IN_INTRA) + e.busyOf(k, IN_INTER),
-    collectiveMs: e.collective[k]!, hostMs: e.busyOf(k, HOST), finishMs: e.rankFree(k),
+    collectiveMs: e.collective[k]!, finishMs: e.rankFree(k),
   }));
   return { layerMs, stepMs, analyticLayerMs: analytic.layerMs, analyticStepMs: analytic.stepMs, scaled: !full, tasks: e.size, ranks: simRanks, engine: e };
 }

@@ -1,14 +1,14 @@
 // The per-rank timeline of a simulation as Chrome trace event JSON (io/trace.ts): one process per
-// simulated rank, one thread per stream (compute, host, send, recv, collective), spans for the
+// simulated rank, one thread per stream (compute, send, recv, collective), spans for the
 // first ranks — all of them on small clusters; every rank's busy time and finish in otherData.
 import { type ChromeTrace, chromeTrace, type TraceSpan } from '../io/trace.js';
 import { describeLayout, type PlanLayout } from '../plan/layout.js';
 import type { SimResult } from './simulate.js';
 
-export interface RankSummary { rank: number; standsFor: number; computeMs: number; sendMs: number; recvMs: number; collectiveMs: number; hostMs: number; finishMs: number }
+export interface RankSummary { rank: number; standsFor: number; computeMs: number; sendMs: number; recvMs: number; collectiveMs: number; finishMs: number }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const STREAMS = ['compute', 'host', 'send', 'recv', 'collective'];
+const STREAMS = ['compute', 'send', 'recv', 'collective'];
 
 /** Spans for the first `spanRanks` simulated ranks, at most `maxSpans` in all (in issue order per rank). */
 export function timeline(l: PlanLayout, sim: SimResult, spanRanks = 64, maxSpans = 200_000): ChromeTrace {
@@ -27,7 +27,7 @@ export function timeline(l: PlanLayout, sim: SimResult, spanRanks = 64, maxSpans
   }
   const ranks: RankSummary[] = sim.ranks.map((x) => ({
     rank: x.rank, standsFor: x.standsFor, computeMs: r3(x.computeMs), sendMs: r3(x.sendMs), recvMs: r3(x.recvMs),
-    collectiveMs: r3(x.collectiveMs), hostMs: r3(x.hostMs), finishMs: r3(x.finishMs),
+    collectiveMs: r3(x.collectiveMs), finishMs: r3(x.finishMs),
   }));
   const other: Record<string, unknown> = {
     layout: describeLayout(l),

@@ -39,10 +39,9 @@ test('rectangle areas equal the MaskGrid row sums for every mask kind', () => {
 test('causal counts half: the density of a causal mask is (S+1)/2S', () => {
   for (const S of [1, 7, 1000, 1 << 20]) assert.equal(new MaskAreas({ kind: 'causal' }, S).density(), (S + 1) / (2 * S));
   // a million-token causal mask costs no grid: closed form only
-  const t0 = performance.now();
   const big = new MaskAreas({ kind: 'causal' }, 1 << 20);
   assert.equal(big.area(0, 1 << 19, 1 << 19, 1 << 20), 0);
-  assert.ok(performance.now() - t0 < 50);
+  assert.equal((big as unknown as { grid?: unknown }).grid, undefined);
 });
 
 /** Brute force over the shard map of the strategies: pairs and rows seen by rank i's queries in rank j's keys. */

@@ -1,14 +1,14 @@
 // Configs: presets resolve, explicit figures are taken, and every bad field is named (exit 2 on the CLI).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
 import { parseConfig } from '../../src/plan/config.js';
 import { gpuPresetByName } from '../../src/plan/hardware.js';
+import { tempDir } from '../helpers/temp.js';
 
 const good = {
   model: 'llama3-8b', mode: 'training', seqLen: 65536, batchSeqs: 1, mask: 'causal',
@@ -65,7 +65,7 @@ for (const [name, mutate, want] of bad) {
 }
 
 test('the CLI answers a bad config with one line naming the field and exit code 2', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'weft-plan-'));
+  const dir = tempDir('weft-plan-');
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
   const cases: [string, unknown, RegExp][] = [
     ['preset.json', { ...good, model: 'gpt-5' }, /^weft: model: unknown preset/],

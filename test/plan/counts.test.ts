@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { countStats, dryRank, strategyCounts, type CountCase } from '../../src/plan/counts.js';
-import { caseName, cases, viaRanks } from './held-rank.js';
+import { caseName, cases, viaRanks } from './metered-cases.js';
 
 describe('dry-run counts against the metered CPU ranks', () => {
   for (const N of [1, 2, 4, 8]) {

@@ -3,16 +3,11 @@
 //    (attention alone on 8 × L20 PCIe and 8 × A100 NVLink), and its out-of-memory statements;
 //  - zhuzilin/ring-flash-attention README: 8-GPU ring / zigzag / stripe throughput and efficiency;
 //  - Ring Attention, arXiv 2310.01889, Table 3: maximum context lengths;
-//  - this project's 2 × H200 measurement of PyTorch's context parallel (DESIGN.md);
-//  - weft's own runs on 2 × H200 at revision 127f7f2d (bench/results/cp-2026-11-28-*-127f7f2d*), and
-//    after the fix at 7c54dd9d (cp-2026-11-28-14-37-24-7c54dd9d.jsonl, -14-40-38-7c54dd9d.jsonl) with
-//    the 1M ring at e4fbcd6c (cp-2026-11-28-1m-e4fbcd6c.log); cp-2026-11-28-14-17-29-cfb39f3f.jsonl
-//    is excluded (a GPU of that pair ran 1.3–1.7× slow: WEFT_CP_EXCLUDED in validation.ts);
-//  - weft's runs at a57aad4 (the turned-back ring backward), on 2 and — the first — 4 × H200
-//    (cp-2026-11-28-15-58-36, -16-01-54, -15-53-11, -15-56-13-a57aad4.jsonl) and the 2M / 2.5M
-//    ring runs (cp-2026-11-28-2m-a57aad4.log, -2621440-a57aad4.log).
+//  - this project's 2 × H200 measurement of PyTorch's context parallel;
+//  - the newest `weft bench cp` records of the current code (validation.ts WEFT_RECORDS).
 // The rows each calibration was fitted on are excluded from the error statistics: the Ampere GEMM
 // row, the Ada attention row, and the two L20 rows of the root complex's all-to-all rate.
+// docs/validation.md prints these checks (tools/validation-table.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ADA_ATTENTION_REFERENCE, AMPERE, AMPERE_GEMM_REFERENCE } from '../../src/plan/calibration/classes.js';
@@ -21,24 +16,12 @@ import { completeLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout } from '../../src/plan/search.js';
 import { USP_ATTENTION, USP_OOM, USP_TRAINING } from './published.js';
 import {
-  type Check, layoutFor, median, relErr, repeatSpread, rfaChecks, rfaEfficiency, ringAttentionChecks, torchCpChecks, uspAttentionChecks,
-  uspAttentionConfig, uspTable4Readings, uspTrainingChecks, uspTrainingConfig, COLD,
+  layoutFor, median, relErr, repeatSpread, rfaEfficiency, ringAttentionChecks, uspAttentionConfig, uspTable4Readings,
+  rankGroups, uspTrainingConfig, validationChecks, weftMemoryChecks,
 } from './validation.js';
 
-// the L20 root complex was calibrated on the basic-ring row; the lb-ring row of the same Ulysses
-// 4 × ring 2 at 8K measures the same all-to-all, so it is left out too
 const l20Ref = L20_BOX_REFERENCE;
-const isCalibrationRow = (c: Check): boolean =>
-  c.label === `${AMPERE_GEMM_REFERENCE.model} ${AMPERE_GEMM_REFERENCE.seqK}K bs${AMPERE_GEMM_REFERENCE.batch} tp${AMPERE_GEMM_REFERENCE.tp} u${AMPERE_GEMM_REFERENCE.ulysses} r${AMPERE_GEMM_REFERENCE.ring}`
-  || c.label === `${ADA_ATTENTION_REFERENCE.gpu} ${ADA_ATTENTION_REFERENCE.seqK}K u${ADA_ATTENTION_REFERENCE.ulysses} r8 ${ADA_ATTENTION_REFERENCE.shard}`
-  || c.label.startsWith(`${l20Ref.gpu} ${l20Ref.seqK}K u${l20Ref.ulysses} r${8 / l20Ref.ulysses} `);
-
-const checks = {
-  'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
-  'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
-  'ring-flash-attention README (8 GPUs)': rfaChecks(),
-  'PyTorch CP on 2×H200 (DESIGN.md)': torchCpChecks(),
-};
+const checks = await validationChecks();
 const all = Object.values(checks).flat();
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
@@ -60,19 +43,11 @@ test('median error of predicted throughput ≤ 10% (the issue\'s target), overal
 
 /**
  * Groups whose measured margin exceeds σ and whose winner the model does not put first — misses
- * the model makes, not ties — with what the records show (docs/plan.md, *Winners*). Each is
+ * the model makes, not ties — with what the records show. Each is
  * reported and asserted to still be a miss (when the model gets one right, take it off this
  * list); a miss not listed here fails the test.
  */
-const KNOWN_MISSES: Record<string, string> = {
-  'weft H200 32K causal (7c54dd9d)': 'the four zigzag layouts measured within 1.6 ms (43.4–45.1 ms) and predicted in the opposite order; '
-    + 'the model leaves out 2–6 ms of per-iteration work outside the kernels, most for Ulysses (timelines); the winner\'s and runner-up\'s 3 iterations overlap (43.33–43.81 vs 43.76–44.33 ms)',
-  'weft H200 128K doc-causal (7c54dd9d)': 'Ulysses predicted first, measured third (4.2% behind the ring): its kernel on the gathered doc-zigzag order runs 7.7% over the '
-    + 'model\'s whole-sequence price (so at 127f7f2d too), and it leaves 18 ms outside the kernels unpriced against the ring\'s 11',
-  'weft 4×H200 128K doc-causal (a57aad4)': 'USP 2×2 measured first (92.6 ms) by 2.1% over TokenRing and the ring (94.6); Ulysses, predicted first by 2.8%, measured last (97.7): '
-    + 'its kernel on the gathered doc-zigzag order of 4 members took 84.0 ms against the model\'s 69.5 for the sequence in natural order (−17%; −9.5% on 2 GPUs), '
-    + 'the tile effect of the permuted order that the area model does not see; USP\'s kernels, on 2 members\' order, 77.3 against 73.3',
-};
+const KNOWN_MISSES: Record<string, string> = {};
 
 /**
  * The measured winner ranks first. The rule for near ties: a single measurement cannot order two
@@ -86,40 +61,19 @@ const KNOWN_MISSES: Record<string, string> = {
  */
 test('the measured winner ranks first wherever its margin exceeds the run-to-run spread; near ties are counted apart', (t) => {
   const sigma = repeatSpread().median;
-  const groups = new Map<string, Check[]>();
-  for (const c of all) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
-  const count = { decided: 0, first: 0, tie: 0, miss: 0 };
+  const ranks = rankGroups(all, sigma);
   const known: string[] = [];
-  for (const [g, cs] of groups) {
-    if (cs.length < 2) continue;
-    if (g.includes(COLD)) {
-      // a cold iteration's time includes each layout's one preparation of its views and first use,
-      // which the model of a warm iteration leaves out (weft-h200.test.ts orders these runs from
-      // each rank's first kernel on instead)
-      t.diagnostic(`${g.padEnd(26)} not ranked: ${COLD} per layout`);
-      continue;
-    }
-    const pub = [...cs].sort((a, b) => b.published - a.published);
-    const best = Math.max(...cs.map((c) => c.predicted));
-    const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // equal predictions share first place
-    const winner = pub[0]!;
-    // Ulysses-only rows of USP Table 3/4 are listed once per shard, the same layout: either counts
-    const same = (c: Check): boolean => c === winner || (winner.label.includes(' r1 ') && c.label.split(' ').slice(0, -1).join(' ') === winner.label.split(' ').slice(0, -1).join(' '));
-    const exact = first.some(same);
-    const margin = (winner.published - pub[1]!.published) / pub[1]!.published;
-    const behind = 1 - Math.max(...cs.filter(same).map((c) => c.predicted)) / best;
-    const verdict = exact ? 'first' : margin <= sigma && behind <= sigma ? 'tie' : 'miss';
-    t.diagnostic(`${g.padEnd(26)} winner ${winner.label} by ${pct(margin)}: ${verdict}${exact ? '' : ` (model: ${first[0]!.label} first, the winner ${pct(behind)} behind)`}`);
-    count.decided++;
-    count[verdict === 'first' ? 'first' : verdict]++;
+  for (const { group: g, winner, margin, first, behind, verdict } of ranks) {
+    t.diagnostic(`${g.padEnd(26)} winner ${winner.label} by ${pct(margin)}: ${verdict}${verdict === 'first' ? '' : ` (model: ${first.label} first, the winner ${pct(behind)} behind)`}`);
     if (KNOWN_MISSES[g] !== undefined) {
-      assert.ok(!exact && margin > sigma, `${g} is listed as a known miss but is ${exact ? 'now predicted first' : 'a near tie'}: take it off KNOWN_MISSES`);
+      assert.ok(verdict !== 'first' && margin > sigma, `${g} is listed as a known miss but is ${verdict === 'first' ? 'now predicted first' : 'a near tie'}: take it off KNOWN_MISSES`);
       known.push(g);
       t.diagnostic(`  known miss: ${KNOWN_MISSES[g]}`);
-    } else if (margin > sigma) assert.ok(exact, `${g}: the measured winner ${winner.label} (by ${pct(margin)} > σ ${pct(sigma)}) is not predicted first`);
+    } else if (margin > sigma) assert.equal(verdict, 'first', `${g}: the measured winner ${winner.label} (by ${pct(margin)} > σ ${pct(sigma)}) is not predicted first`);
   }
+  const n = (v: string): number => ranks.filter((r) => r.verdict === v).length;
   assert.deepEqual(known.sort(), Object.keys(KNOWN_MISSES).sort());
-  t.diagnostic(`σ = ${pct(sigma)}: winner predicted first in ${count.first} of ${count.decided} groups, ${count.tie} near ties within σ, ${count.miss} misses (${known.length} of them with margins above σ, listed)`);
+  t.diagnostic(`σ = ${pct(sigma)}: winner predicted first in ${n('first')} of ${ranks.length} groups, ${n('tie')} near ties within σ, ${n('miss')} misses (${known.length} of them with margins above σ, listed)`);
 });
 
 test('layouts the USP paper ran fit in memory; those it reports out of memory are flagged', () => {
@@ -215,7 +169,7 @@ test('USP Table 4 at 128K: the A100 rows contradict the same tables at 32K and t
  * USP Table 6, 64K and 80K: Ulysses 4 × ring 4 measured 0.9% / 1.0% ahead of Ulysses 8 × ring 2,
  * the model puts it 2.7% / 2.4% behind. Not the borrowed H200 all-to-all efficiency: both layouts
  * run all-to-alls of nearly the same volume inside a node ((u−1)/u of the same buffer), so even a
- * tenth of it leaves Ulysses 8 ahead. The gap is the per-ring-step work of ring 4 (docs/plan.md).
+ * tenth of it leaves Ulysses 8 ahead. The gap is the per-ring-step work of ring 4.
  */
 test('USP Table 6 64K/80K: the Ampere all-to-all efficiency does not decide Ulysses 8 × ring 2 against Ulysses 4 × ring 4', (t) => {
   for (const eff of [AMPERE.links.collectiveEfficiency, 0.3, 0.15, 0.08]) {
@@ -228,5 +182,14 @@ test('USP Table 6 64K/80K: the Ampere all-to-all efficiency does not decide Ulys
       t.diagnostic(`collective efficiency ${eff.toFixed(2)}, ${seqK}K: u8 r2 ${u8.toFixed(1)}, u4 r4 ${u4.toFixed(1)} TFLOP/s (u8 r2 ahead by ${pct(u8 / u4 - 1)})`);
       assert.ok(u8 > u4);
     }
+  }
+});
+
+test('weft\'s counted memory (the strategy code run dry, inputs, block lists) is within 0.5% of every recorded allocator peak', async (t) => {
+  const cs = await weftMemoryChecks();
+  assert.ok(cs.length >= 5);
+  for (const c of cs) {
+    t.diagnostic(`${c.label.padEnd(40)} measured ${c.published.toFixed(2)} GiB, counted ${c.predicted.toFixed(2)} GiB (${pct(relErr(c))})`);
+    assert.ok(Math.abs(relErr(c)) < 0.005, `${c.label}: ${pct(relErr(c))}`);
   }
 });

@@ -42,7 +42,7 @@ async function run(o: PlanOpts): Promise<void> {
     process.stdout.write(JSON.stringify(await planJson(cfg, { calibration })) + '\n');
     return;
   }
-  const { results } = await plan(cfg, calibration);
+  const { results } = await plan(cfg, calibration, {}); // progress on stderr past 2 s
   const m = cfg.model, cl = cfg.cluster;
   process.stdout.write(`${m.name}, ${cfg.mode}, S=${cfg.seqLen}, ${cfg.batchSeqs} sequence(s) per step, mask ${cfg.maskText}; `
     + `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${results.length} layouts\n\n`);

@@ -6,6 +6,7 @@ import { resolveOutput, writeOutput } from '../../io/output.js';
 import { completeLayout, describeLayout, type PlanLayout, layoutProblem } from '../../plan/layout.js';
 import { PLACEMENTS } from '../../mesh/mesh.js';
 import { loadConfig, PLAN_STRATEGIES, type CandidateSpec } from '../../plan/config.js';
+import { Progress } from '../../plan/progress.js';
 import { buildContext, plan, prepare } from '../../plan/search.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { simulate } from '../../sim/simulate.js';
@@ -66,7 +67,7 @@ async function run(o: SimOpts): Promise<void> {
     const why = layoutProblem(l, cfg);
     if (why) throw new UserError(`layout ${describeLayout(l)}: ${why}`);
   } else {
-    const { results } = await plan(cfg, cal);
+    const { results } = await plan(cfg, cal, {}); // progress on stderr past 2 s
     const pick = results[index - 1];
     if (!pick) throw new UserError(`--plan: ${index} is beyond the ${results.length} layouts of this config`);
     if (!pick.prediction) throw new UserError(`--plan: layout ${index} (${describeLayout(pick.layout)}) cannot run: ${pick.reason}`);
@@ -75,7 +76,7 @@ async function run(o: SimOpts): Promise<void> {
   const ctx = buildContext(cfg, cal);
   await prepare(ctx, [l]);
   const t0 = performance.now();
-  const sim = simulate(ctx, l);
+  const sim = simulate(ctx, l, (total) => new Progress('events simulated', total));
   const wallMs = performance.now() - t0;
   const diff = (sim.stepMs - sim.analyticStepMs) / sim.analyticStepMs;
   if (out) writeOutput(out, JSON.stringify(timeline(l, sim)) + '\n');
@@ -93,10 +94,8 @@ async function run(o: SimOpts): Promise<void> {
   process.stdout.write(`simulated step ${f(sim.stepMs)} ms (layer ${f(sim.layerMs)} ms); analytical ${f(sim.analyticStepMs)} ms (layer ${f(sim.analyticLayerMs)} ms): ${diff >= 0 ? '+' : ''}${(100 * diff).toFixed(2)}%\n`);
   process.stdout.write(`${sim.tasks.toLocaleString('en')} events over ${sim.ranks.length} simulated rank(s), each standing for ${sim.ranks[0]!.standsFor} GPU(s) with the same timeline; `
     + `${sim.scaled ? 'one layer simulated, the step assembled from it' : 'the whole step simulated'}; ${Math.round(wallMs)} ms\n\n`);
-  const host = sim.ranks.some((x) => x.hostMs > 0);
   const row = (x: (typeof sim.ranks)[number]): Record<string, string | number> => ({
     rank: x.rank, 'finish ms': f(x.finishMs), 'compute ms': f(x.computeMs), 'collective ms': f(x.collectiveMs), 'ring send ms': f(x.sendMs), 'ring recv ms': f(x.recvMs),
-    ...(host ? { 'host prep ms': f(x.hostMs) } : {}),
   });
   const rows = sim.ranks.map(row);
   if (rows.length <= 16) process.stdout.write(table(rows));

@@ -5,15 +5,13 @@
 // Attention kernels: weft bench records (B=1, H=32, D=128, bf16; median of 10; FLOP convention
 // fwd 4·S²·H·D × unmasked fraction, bwd 2.5 × fwd) — PyTorch SDPA (cuDNN, FlashAttention-2) from
 // bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl, weft's kernel from the latest file,
-// kernel-2026-11-28-13-27-24-a3163e5f.jsonl. They agree with DESIGN.md's ranges except cuDNN
-// fwd+bwd at 32K causal, which the record puts at 554 TFLOP/s (DESIGN.md's upper end, 605, is not
-// a causal 32K figure). weft's kernel is still changing: re-price with --calibration and the
+// kernel-2026-11-28-13-27-24-a3163e5f.jsonl. weft's kernel is still changing: re-price with --calibration and the
 // newest records.
-// GEMM and links: DESIGN.md ("Where the field is"), corroborated by the comm records of
+// GEMM and links: this project's measurements on that machine, corroborated by the comm records of
 // bench/results (send/recv peaks at 360.8 GB/s, a 2-rank all-to-all at 331 GB/s bus bandwidth).
 import type { Calibration, KernelPoint } from './types.js';
 
-const DESIGN = 'DESIGN.md, measured on 2× H200, 2026-11-28';
+const MEASURED = 'measured on 2× H200, 2026-11-28';
 const REC = 'bench/results/kernel-2026-11-28-13-10-33-28b642f8.jsonl';
 
 const WEFT_REC = 'bench/results/kernel-2026-11-28-13-27-24-a3163e5f.jsonl';
@@ -24,7 +22,7 @@ const pt = (kernel: string, record: string, pass: KernelPoint['pass'], seqLen: n
 export const H200: Calibration = {
   gpu: 'h200',
   class: 'hopper',
-  gemm: { tflops: 790, source: `${DESIGN}: bf16 matrix product ~790 TFLOP/s` },
+  gemm: { tflops: 790, source: `${MEASURED}: bf16 matrix product ~790 TFLOP/s` },
   attention: [
     pt('cudnn', 'sdpa-cudnn', 'fwd', 8192, 'causal', 589.5), pt('cudnn', 'sdpa-cudnn', 'fwd', 32768, 'causal', 602.3),
     pt('cudnn', 'sdpa-cudnn', 'fwd', 8192, 'full', 666.5), pt('cudnn', 'sdpa-cudnn', 'fwd', 32768, 'full', 624.1),
@@ -45,7 +43,7 @@ export const H200: Calibration = {
     // NVLink 4 on H200: 450 GB/s per direction nominal
     p2pEfficiency: 360 / 450,
     collectiveEfficiency: 333 / 450,
-    source: `${DESIGN}: NCCL send/recv 360 GB/s each way, all-reduce bus bandwidth 333 GB/s, over 450 GB/s nominal`,
+    source: `${MEASURED}: NCCL send/recv 360 GB/s each way, all-reduce bus bandwidth 333 GB/s, over 450 GB/s nominal`,
   },
   hbmEfficiency: { value: 0.8, source: 'assumption for elementwise kernels (PyTorch\'s norms, merges, optimizer): weft\'s own Device operations measured 0.73–0.93 of HBM on an H200 (weft bench ops, bench/results/ops-2026-11-28-*.jsonl; they are priced per class from those records)' },
 };

@@ -74,7 +74,7 @@ export interface Metered { forward: number; peak: number; end: number; trafficFo
 /** Every case on N ranks through meteredRank; per rank, per case. */
 export function viaRanks(N: number, cs: readonly MeteredCase[]): Promise<Metered[][]> {
   const tasks = cs.map(({ l, s, dtype }) => ({ layout: resolveLayout(l, s), ...s, dtype }));
-  return runRanks<Metered[]>(N, { module: new URL('./held-rank.js', import.meta.url), fn: 'meteredRank' }, () => tasks);
+  return runRanks<Metered[]>(N, { module: new URL('./metered-cases.js', import.meta.url), fn: 'meteredRank' }, () => tasks);
 }
 
 export async function meteredRank(comm: Comm, tasks: readonly (Shape & { layout: ReturnType<typeof resolveLayout>; dtype: Dt })[]): Promise<Metered[]> {
