@@ -171,6 +171,11 @@ export function parseTimeline(json: unknown, title: string): Timeline {
   const spans: TimelineSpan[] = [];
   let trace = false; // Chrome-trace times are absolute: shifted to start at 0
   const rankOf = (x: unknown): number => (typeof x === 'number' ? x : Number(/(\d+)/.exec(String(x))?.[1] ?? 0));
+  // a trace names its lanes in metadata events (weft's: "compute", "comm 2"); else the category or the thread id
+  const lanes = new Map<string, string>();
+  for (const e of events as Record<string, unknown>[]) {
+    if (e?.ph === 'M' && e.name === 'thread_name') lanes.set(`${e.pid}/${e.tid}`, String((e.args as { name?: unknown })?.name ?? e.tid));
+  }
   for (const e of events as Record<string, unknown>[]) {
     if (Array.isArray(e?.spans)) {
       for (const s of e.spans as Record<string, unknown>[]) {
@@ -178,7 +183,7 @@ export function parseTimeline(json: unknown, title: string): Timeline {
       }
     } else if (e?.ph === 'X' && num(e.ts) !== undefined && num(e.dur) !== undefined) {
       trace = true;
-      spans.push({ rank: rankOf(e.pid), stream: String(e.tid ?? 'compute'), label: String(e.name ?? ''), start: (e.ts as number) / 1000, end: ((e.ts as number) + (e.dur as number)) / 1000 });
+      spans.push({ rank: rankOf(e.pid), stream: lanes.get(`${e.pid}/${e.tid}`) ?? String(e.cat ?? e.tid ?? 'compute'), label: String(e.name ?? ''), start: (e.ts as number) / 1000, end: ((e.ts as number) + (e.dur as number)) / 1000 });
     }
   }
   if (spans.length === 0) throw new UserError(`${title}: the timeline holds no spans`);

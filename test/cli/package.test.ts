@@ -19,7 +19,7 @@ test('npm pack ships dist with types, the command, the peers and the licence; it
   for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/src/api/attention.d.ts', 'LICENSE', 'README.md', 'package.json', 'bench/peers/sdpa_peer.py', 'bench/peers/torch_cp.py', 'bench/peers/comm_torch.py'])
     assert.ok(files.has(f), `the package lacks ${f}`);
   assert.ok(![...files].some((f) => f.startsWith('dist/test')), 'no tests in the package');
-  assert.match(pkg.scripts.prepack!, /build/);
+  assert.match(pkg.scripts.prepare ?? '', /build/, 'prepare builds dist: on npm ci in a clone and before npm pack');
   const dot = pkg.exports['.'] as { types: string; default: string };
   for (const f of [pkg.types, dot.types, dot.default, pkg.bin.weft!]) assert.ok(existsSync(path.join(ROOT, f)), f);
   assert.match(readFileSync(path.join(ROOT, 'LICENSE'), 'utf8'), /MIT License[\s\S]*Copyright \(c\) 2026 weft contributors/);

@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { parseTimeline } from '../../src/report/html.js';
+import { runTrace } from '../../src/run/timeline.js';
 import { weft } from '../helpers/cli.js';
 
 const env = { host: 'h', cpus: 'c', cores: 2, node: 'v20', platform: 'linux-x64', weft: '0.1.0', gitRevision: 'unknown' };
@@ -49,6 +51,18 @@ function chromium(): string | undefined {
 }
 
 const exe = chromium();
+
+test('a --timeline file of weft run and its spans give the same Gantt rows', () => {
+  const ranks = [0, 1].map((rank) => ({ rank, spans: [
+    { stream: 'comm' as const, label: 'ring fwd 0', start: 0, end: 1.5 },
+    { stream: 'compute' as const, label: 'ring fwd 0', start: 0.25, end: 4 + rank },
+    { stream: 'compute' as const, label: 'ring bwd 0', start: 5, end: 9 },
+  ] }));
+  const key = (t: { spans: { rank: number; stream: string; label: string; start: number; end: number }[] }) =>
+    t.spans.map((s) => `${s.rank} ${s.stream} ${s.label} ${s.start.toFixed(3)} ${s.end.toFixed(3)}`).sort();
+  assert.deepEqual(key(parseTimeline(runTrace(ranks), 'trace')), key(parseTimeline(ranks, 'spans')));
+  assert.throws(() => parseTimeline({ nothing: 1 }, 'x.json'), /x\.json: not a timeline/);
+});
 
 test('weft report --html draws every chart offline in headless Chromium, with no console error', { skip: exe ? false : 'no chromium (Debian\'s chromium; .ci/run installs it)', timeout: 180_000 }, async () => {
   const { chromium: browserType } = await import('playwright-core');

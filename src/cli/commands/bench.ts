@@ -115,7 +115,6 @@ export function registerBench(program: Command): void {
     .option('--dim <D>', 'head dim: 64 | 128', '128')
     .option('--no-single', 'skip the one-GPU baseline (and the efficiency)'))
     .action((o: CpOpts) => guard(async () => {
-      if (distEnv() === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
       const layouts = parseLayouts(o.layouts), masks = parseMasks(o.masks);
       const [heads] = ints(o.heads, '--heads');
       const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
@@ -123,6 +122,7 @@ export function registerBench(program: Command): void {
         seqs: ints(o.seqs, '--seqs'), layouts, masks, heads: heads!, kvHeads, dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), single: o.single, torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out),
       };
+      if (distEnv() === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
       await resolveBackend('cuda');
       await (await import('../../bench/cp.js')).benchCp(options);
     }));
@@ -145,12 +145,12 @@ export function registerBench(program: Command): void {
     .option('--dtype <t>', 'bf16 | f32', 'bf16')
     .option('--blocking', 'blocking NCCL communicators (lower latency for small messages)'))
     .action((o: CommOpts) => guard(async () => {
-      if (distEnv() === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       const options = {
         ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const), sizes: ints(o.sizes, '--sizes'),
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0),
         torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out), blocking: Boolean(o.blocking),
       };
+      if (distEnv() === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       await resolveBackend('cuda');
       await (await import('../../bench/comm.js')).benchComm(options);
     }));
