@@ -1,7 +1,7 @@
 """PyTorch peers for `weft bench decode`: one decode step — B sequences, T new query tokens each,
 attending to P cached + T new keys (causal, aligned at the bottom right) — through
 scaled_dot_product_attention's FlashAttention-2 and cuDNN backends and FlexAttention, timed like
-weft (CUDA events around each call after warm-up). One JSON line per measurement, or per peer
+weft (CUDA events around `reps` back-to-back calls after warm-up, divided by reps). One JSON line per measurement, or per peer
 that cannot run with the reason.
 
     python3 decode_peer.py '{"configs": [{"B": 1, "P": 131072, "T": 1, "H": 32, "Hkv": 8, "D": 128,
@@ -27,18 +27,19 @@ print(json.dumps({'torch': torch.__version__, 'cudnn': torch.backends.cudnn.vers
 BACKENDS = {'sdpa-flash': SDPBackend.FLASH_ATTENTION, 'sdpa-cudnn': SDPBackend.CUDNN_ATTENTION}
 
 
-def timed(fn, warmup, iters):
-    for _ in range(warmup):
+def timed(fn, warmup, iters, reps):
+    for _ in range(warmup * reps):
         fn()
     torch.cuda.synchronize()
     ms = []
     for _ in range(iters):
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         e0.record()
-        fn()
+        for _ in range(reps):
+            fn()
         e1.record()
         e1.synchronize()
-        ms.append(e0.elapsed_time(e1))
+        ms.append(e0.elapsed_time(e1) / reps)
     return ms
 
 
@@ -50,7 +51,7 @@ flex_compiled = None
 
 for c in req['configs']:
     B, P, T, H, Hkv, D = c['B'], c['P'], c['T'], c['H'], c['Hkv'], c['D']
-    warmup, iters = c.get('warmup', 3), c.get('iters', 20)
+    warmup, iters, reps = c.get('warmup', 3), c.get('iters', 20), c.get('reps', 1)
     S = P + T
     key = {'B': B, 'P': P, 'T': T}
     try:
@@ -80,18 +81,17 @@ for c in req['configs']:
             except torch.OutOfMemoryError as e:
                 errors.append('expanded K/V: out of memory')
                 break
-            for _ in (0,):
-                try:
-                    form, mask = mask_for(name)
-                    def run():
-                        with sdpa_kernel([backend]):
-                            F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, enable_gqa=gqa)
-                    ms = timed(run, warmup, iters)
-                    print(json.dumps({**key, 'name': name, 'samples': ms, 'form': f'{form}, {"enable_gqa" if gqa else "K/V expanded to H heads"}'}), flush=True)
-                    done = True
-                    break
-                except Exception as e:  # noqa: BLE001
-                    errors.append(f'{"enable_gqa" if gqa else "expanded K/V"}: {short(e)}')
+            try:
+                form, mask = mask_for(name)
+
+                def run():
+                    with sdpa_kernel([backend]):
+                        F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, enable_gqa=gqa)
+                ms = timed(run, warmup, iters, reps)
+                print(json.dumps({**key, 'name': name, 'samples': ms, 'form': f'{form}, {"enable_gqa" if gqa else "K/V expanded to H heads"}'}), flush=True)
+                done = True
+            except Exception as e:  # noqa: BLE001
+                errors.append(f'{"enable_gqa" if gqa else "expanded K/V"}: {short(e)}')
             del kk, vv
             torch.cuda.empty_cache()
         if not done:
@@ -106,7 +106,7 @@ for c in req['configs']:
             def causal(b, h, qi, ki):
                 return ki <= qi + off
             bm = create_block_mask(causal, B, None, T, S, device='cuda')
-            ms = timed(lambda: flex_compiled(q, k, v, block_mask=bm, enable_gqa=True), warmup, iters)
+            ms = timed(lambda: flex_compiled(q, k, v, block_mask=bm, enable_gqa=True), warmup, iters, reps)
             print(json.dumps({**key, 'name': 'flex', 'samples': ms, 'form': 'compiled, block mask, enable_gqa'}), flush=True)
         except Exception as e:  # noqa: BLE001
             print(json.dumps({**key, 'name': 'flex', 'error': short(e)}), flush=True)

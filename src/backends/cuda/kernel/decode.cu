@@ -41,7 +41,7 @@ typedef unsigned long long u64;
 #define WEFT_WM 1
 #endif
 #ifndef WEFT_STAGES
-#define WEFT_STAGES 3
+#define WEFT_STAGES 4
 #endif
 
 #define NEG_INF (__int_as_float(0xff800000))
@@ -244,6 +244,12 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   const int t0 = tr.x + (int)(((long long)ntr * split) / splits), t1 = tr.x + (int)(((long long)ntr * (split + 1)) / splits);
   const int n = t1 - t0;
   const u32 sbase = smem_addr(smem);
+  // the first tiles are on their way before the query fragments load
+#pragma unroll
+  for (int i = 0; i < STAGES - 1; i++) {
+    if (i < n) load_stage(sbase + i * STAGE_BYTES, k, v, kpos, (t0 + i) * KT, Tk, Hkv, hk, tid);
+    cp_async_commit();
+  }
 
   // Q fragments and row masks of this warp's m-tile: m-rows lane/4 and lane/4 + 8
   const int va = wm * 16 + (lane >> 2), vb = va + 8;
@@ -269,11 +275,6 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   float mrow[2] = {NEG_INF, NEG_INF}, lrow[2] = {0.f, 0.f};
   const float sl2 = scale * LOG2E;
 
-#pragma unroll
-  for (int i = 0; i < STAGES - 1; i++) {
-    if (i < n) load_stage(sbase + i * STAGE_BYTES, k, v, kpos, (t0 + i) * KT, Tk, Hkv, hk, tid);
-    cp_async_commit();
-  }
   for (int i = 0; i < n; i++) {
     cp_async_wait<STAGES - 2>();
     __syncthreads();
@@ -413,60 +414,56 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   if (tid == 0) counters[grp] = 0;
   const float* gpo = part_o + grp * splits * VB * D;
   const float* gpl = part_lse + grp * splits * VB;
-  constexpr int DL = D / 32;  // dims per lane
-  for (int vi = warp; vi < VB; vi += WARPS) {
-    const int r = rr.x + vi / G, h = hk * G + vi % G;
-    if (r >= rr.y) break;
+  const int nv = min(VB, (rr.y - rr.x) * G);  // vectors of real rows
+  float* lv = (float*)smem;                   // [VB] merged lse of each vector
+  float* ls = lv + VB;                        // [VB] the running state's lse (merge)
+  for (int vi = warp; vi < nv; vi += WARPS) {
     float M = NEG_INF;
     for (int s2 = lane; s2 < splits; s2 += 32) M = fmaxf(M, __ldcg(gpl + s2 * VB + vi));
 #pragma unroll
     for (int o2 = 16; o2; o2 >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o2));
-    float acc[DL];
-#pragma unroll
-    for (int j = 0; j < DL; j++) acc[j] = 0.f;
-    float L = NEG_INF;
-    if (M != NEG_INF) {
-      float sum = 0.f;
+    float sum = 0.f;
+    if (M != NEG_INF)
       for (int s2 = lane; s2 < splits; s2 += 32) sum += __expf(__ldcg(gpl + s2 * VB + vi) - M);
 #pragma unroll
-      for (int o2 = 16; o2; o2 >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o2);
-      L = M + __logf(sum);
+    for (int o2 = 16; o2; o2 >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o2);
+    if (lane == 0) {
+      lv[vi] = M == NEG_INF ? NEG_INF : M + __logf(sum);
+      ls[vi] = merge ? lse[(long long)(hk * G + vi % G) * Tq + rr.x + vi / G] : NEG_INF;
+    }
+  }
+  __syncthreads();
+  // every thread takes (vector, 4 columns) items; the splits' loads are independent, so they overlap
+  constexpr int C4 = D / 4;
+  for (int it = tid; it < nv * C4; it += THREADS) {
+    const int vi = it / C4, c = it % C4, r = rr.x + vi / G, h = hk * G + vi % G;
+    const float L = lv[vi];
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (L != NEG_INF) {
+      const float* pls = gpl + vi;
+      const float4* pos = (const float4*)(gpo + vi * D) + c;
+#pragma unroll 8
       for (int s2 = 0; s2 < splits; s2++) {
-        const float ls = __ldcg(gpl + s2 * VB + vi);
-        if (ls == NEG_INF) continue;
-        const float w = __expf(ls - L);
-        const float* src = gpo + ((long long)s2 * VB + vi) * D + lane * DL;
-#if WEFT_D == 128
-        const float4 x = __ldcg((const float4*)src);
-        acc[0] += w * x.x; acc[1] += w * x.y; acc[2] += w * x.z; acc[3] += w * x.w;
-#else
-        const float2 x = __ldcg((const float2*)src);
-        acc[0] += w * x.x; acc[1] += w * x.y;
-#endif
+        const float w = __expf(__ldcg(pls + s2 * VB) - L);  // a split that saw nothing: exp(−∞) = 0
+        const float4 x = __ldcg(pos + s2 * (VB * C4));
+        acc.x += w * x.x; acc.y += w * x.y; acc.z += w * x.z; acc.w += w * x.w;
       }
     }
-    float* dst = out + ((long long)r * H + h) * D + lane * DL;
+    float4* dst = (float4*)(out + ((long long)r * H + h) * D) + c;
     float* dl = lse + (long long)h * Tq + r;
-    if (merge) {
-      // state ← merge(state, part) in log-sigmoid form; a −∞ side leaves the other unchanged
-      const float ls = *dl;
-      if (L == NEG_INF) continue;
-      if (ls == NEG_INF) {
-#pragma unroll
-        for (int j = 0; j < DL; j++) dst[j] = acc[j];
-        if (lane == 0) *dl = L;
-        continue;
-      }
-      const float x = L - ls;  // weight of the part: σ(L − ls)
+    const float lst = ls[vi];
+    if (!merge || lst == NEG_INF) {
+      if (merge && L == NEG_INF) continue;
+      *dst = acc;
+      if (c == 0) *dl = L;
+    } else if (L != NEG_INF) {
+      // state ← merge(state, part) in log-sigmoid form: out −= σ(L − lst)·(out − part)
+      const float x = L - lst;
       const float sg = x >= 0.f ? 1.f / (1.f + __expf(-x)) : __expf(x) / (1.f + __expf(x));
-#pragma unroll
-      for (int j = 0; j < DL; j++) dst[j] = dst[j] - sg * (dst[j] - acc[j]);
-      const float lsig = x <= 0.f ? -log1pf(__expf(x)) : -x - log1pf(__expf(-x));  // log σ(ls − L)
-      if (lane == 0) *dl = ls - lsig;
-    } else {
-#pragma unroll
-      for (int j = 0; j < DL; j++) dst[j] = acc[j];
-      if (lane == 0) *dl = L;
+      float4 o4 = *dst;
+      o4.x -= sg * (o4.x - acc.x); o4.y -= sg * (o4.y - acc.y); o4.z -= sg * (o4.z - acc.z); o4.w -= sg * (o4.w - acc.w);
+      *dst = o4;
+      if (c == 0) *dl = lst - (x <= 0.f ? -log1pf(__expf(x)) : -x - log1pf(__expf(-x)));  // lst − log σ(lst − L)
     }
   }
 }
