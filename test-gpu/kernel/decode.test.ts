@@ -150,6 +150,21 @@ const CASES: Case[] = [
     view: maskView(MaskGrid.build({ kind: 'causal' }, S), qPos, kPos), tq: 3, tk: kPos.length });
 }
 
+// a cache as the sharded KV cache lays a batch out after some decode steps: each sequence's
+// prefill contiguous, then the generated tokens of all sequences interleaved
+{
+  const lens = [2100, 3000, 1500], gen = 150, T = 2;
+  const cu = [0];
+  for (const l of lens) cu.push(cu[cu.length - 1]! + l + gen);
+  const S = cu[cu.length - 1]!;
+  const k: number[] = lens.flatMap((l, b) => iota(cu[b]!, cu[b]! + l));
+  for (let g = 0; g < gen; g++) lens.forEach((l, b) => k.push(cu[b]! + l + g));
+  const qPos = Int32Array.from(lens.flatMap((_, b) => iota(cu[b + 1]! - T, cu[b + 1]!)));
+  const grid = MaskGrid.build({ kind: 'document', cuSeqlens: cu, inner: { kind: 'causal' } }, S);
+  CASES.push({ name: 'batch of 3 in a cache with interleaved generated tokens, 2 new each', dtype: 'bf16', d: 128, h: 8, hkv: 2,
+    view: maskView(grid, qPos, Int32Array.from(k)), tq: qPos.length, tk: k.length, sdpa: true });
+}
+
 for (const [i, c] of CASES.entries()) test(`decode kernel matches the CPU kernel: ${c.name}`, () => check(c, 200 + i));
 
 test('decode rows that see nothing: out 0 and lse −∞, no NaN; merging them leaves a state unchanged', async () => {

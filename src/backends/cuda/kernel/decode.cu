@@ -17,9 +17,10 @@
 // Work split. A "row block" is a run of consecutive query rows (the host groups the rows of one
 // sequence together); its vectors are (row, query head of the GQA group) pairs, up to 16·WM of
 // them, so every K/V tile a CTA loads serves all the query heads that share it. Grid: (split,
-// row block, kv head); the row block's key-tile range (weft_decode_range, once per mask view) is
-// cut into `splits` equal parts. Masking is per element, so any view is exact; tiles outside
-// the range are never read.
+// row block, kv head); the row block's list of key tiles it may see (weft_decode_tiles, _count,
+// _list, once per mask view) is cut into `splits` equal parts. Masking is per element, so any
+// view is exact; tiles no row of the block sees are never read (a batch whose sequences'
+// tokens interleave in the cache reads each sequence's tiles once).
 //
 // Shared-memory tiles: 64 key rows × D, the 16-byte chunk c of row r stored at chunk c ^ (r % 8)
 // (conflict-free ldmatrix).
@@ -147,14 +148,12 @@ __device__ __forceinline__ bool sees(const RowMask& m, int p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per mask view, before the decode: the key-tile range of every row block.
+// Per mask view, before the decode: the list of key tiles each row block may see, in order.
 
-// Per 64-key tile: (min, max) key position, (INT_MAX, −1) when the tile holds only padding.
-// One warp per tile. Block 0 also resets the row-block ranges the next kernel narrows.
-extern "C" __global__ void weft_decode_tiles(const int* __restrict__ kpos, int Tk, int ntiles, int2* __restrict__ tiles,
-                                             int2* __restrict__ range, int nblocks) {
-  if (blockIdx.x == 0)
-    for (int i = threadIdx.x; i < nblocks; i += blockDim.x) range[i] = make_int2(0x7fffffff, -1);
+constexpr int LIST_CHUNK = 2048;  // tiles per CTA of the list kernels: 256 threads × 8
+
+// Per 64-key tile: (min, max) key position, (INT_MAX, −1) when the tile holds only padding. One warp per tile.
+extern "C" __global__ void weft_decode_tiles(const int* __restrict__ kpos, int Tk, int ntiles, int2* __restrict__ tiles) {
   const int lane = threadIdx.x & 31, t = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (t >= ntiles) return;
   int mn = 0x7fffffff, mx = -1;
@@ -171,35 +170,76 @@ extern "C" __global__ void weft_decode_tiles(const int* __restrict__ kpos, int T
   if (lane == 0) tiles[t] = make_int2(mn, mx);
 }
 
-// range[b] = (first, last) tile that some row of row block b may see; grid (row blocks, parts of
-// the tiles). A tile counts when a row's interval meets [min, max] of its positions (a superset:
-// the decode masks per element).
-extern "C" __global__ void weft_decode_range(const int* __restrict__ qlo, const int* __restrict__ qhi, const int2* __restrict__ rows,
-                                             const int2* __restrict__ tiles, int ntiles, int2* __restrict__ range) {
-  const int b = blockIdx.x;
-  const int2 rr = rows[b];
-  int first = 0x7fffffff, last = -1;
-  for (int t = blockIdx.y * blockDim.x + threadIdx.x; t < ntiles; t += gridDim.y * blockDim.x) {
-    const int2 s = tiles[t];
-    if (s.x > s.y) continue;
-    bool hit = false;
-    for (int r = rr.x; r < rr.y && !hit; r++)
+// Whether some row of [r0, r1) may see a key of the tile: an interval meets [min, max] of its
+// positions (a superset: the decode masks per element).
+__device__ __forceinline__ bool tile_hit(const int* __restrict__ qlo, const int* __restrict__ qhi, int r0, int r1, int2 s) {
+  if (s.x > s.y) return false;
+  for (int r = r0; r < r1; r++)
 #pragma unroll
-      for (int i = 0; i < WEFT_M; i++) {
-        const int lo = qlo[r * WEFT_M + i], hi = qhi[r * WEFT_M + i];
-        hit |= lo < hi && lo <= s.y && s.x < hi;
-      }
-    if (hit) { first = min(first, t); last = max(last, t); }
-  }
+    for (int i = 0; i < WEFT_M; i++) {
+      const int lo = qlo[r * WEFT_M + i], hi = qhi[r * WEFT_M + i];
+      if (lo < hi && lo <= s.y && s.x < hi) return true;
+    }
+  return false;
+}
+
+// this thread's 8 tiles of chunk blockIdx.y: a bit per tile the row block may see
+__device__ __forceinline__ u32 chunk_hits(const int* __restrict__ qlo, const int* __restrict__ qhi, int2 rr, const int2* __restrict__ tiles, int ntiles) {
+  u32 bits = 0;
+  const int t0 = blockIdx.y * LIST_CHUNK + threadIdx.x * 8;
 #pragma unroll
-  for (int o = 16; o; o >>= 1) {
-    first = min(first, __shfl_xor_sync(0xffffffffu, first, o));
-    last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
+  for (int j = 0; j < 8; j++)
+    if (t0 + j < ntiles && tile_hit(qlo, qhi, rr.x, rr.y, tiles[t0 + j])) bits |= 1u << j;
+  return bits;
+}
+
+// sum over the 256 threads of a block (all threads get it)
+__device__ __forceinline__ int block_sum(int x, int* red) {
+#pragma unroll
+  for (int o = 16; o; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+  __syncthreads();
+  int t = 0;
+#pragma unroll
+  for (int w = 0; w < 8; w++) t += red[w];
+  return t;
+}
+
+// grid (row blocks, chunks of 2048 tiles), 256 threads: counts[b][chunk] = tiles block b may see there
+extern "C" __global__ void weft_decode_count(const int* __restrict__ qlo, const int* __restrict__ qhi, const int2* __restrict__ rows,
+                                             const int2* __restrict__ tiles, int ntiles, int* __restrict__ counts) {
+  __shared__ int red[8];
+  const int n = block_sum(__popc(chunk_hits(qlo, qhi, rows[blockIdx.x], tiles, ntiles)), red);
+  if (threadIdx.x == 0) counts[blockIdx.x * gridDim.y + blockIdx.y] = n;
+}
+
+// grid as weft_decode_count: list[b][..] = the tiles block b may see, in key order; total[b] their number
+extern "C" __global__ void weft_decode_list(const int* __restrict__ qlo, const int* __restrict__ qhi, const int2* __restrict__ rows,
+                                            const int2* __restrict__ tiles, int ntiles, const int* __restrict__ counts,
+                                            int* __restrict__ list, int* __restrict__ total, int stride) {
+  __shared__ int red[8];
+  __shared__ int scan[256];
+  const int b = blockIdx.x, ch = blockIdx.y, nch = gridDim.y, tid = threadIdx.x;
+  int before = 0;
+  for (int j = tid; j < ch; j += 256) before += counts[b * nch + j];
+  const int off = block_sum(before, red);
+  const u32 bits = chunk_hits(qlo, qhi, rows[b], tiles, ntiles);
+  // exclusive scan of the threads' hit counts, in thread order
+  scan[tid] = __popc(bits);
+  __syncthreads();
+  for (int d = 1; d < 256; d <<= 1) {
+    const int x = tid >= d ? scan[tid - d] : 0;
+    __syncthreads();
+    scan[tid] += x;
+    __syncthreads();
   }
-  if ((threadIdx.x & 31) == 0 && last >= 0) {
-    atomicMin(&range[b].x, first);
-    atomicMax(&range[b].y, last);
-  }
+  int at = off + scan[tid] - __popc(bits);
+  const int t0 = ch * LIST_CHUNK + tid * 8;
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+    if (bits >> j & 1) list[(long long)b * stride + at++] = t0 + j;
+  if (ch == nch - 1 && tid == 255) total[b] = at;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +269,7 @@ __device__ __forceinline__ void load_stage(u32 st, const u16* __restrict__ k, co
 extern "C" __global__ void __launch_bounds__(THREADS, 2)
 weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
             const int* __restrict__ qlo, const int* __restrict__ qhi, const int* __restrict__ kpos,
-            const int2* __restrict__ rows, const int2* __restrict__ range,
+            const int2* __restrict__ rows, const int* __restrict__ list, const int* __restrict__ total, int stride,
             float* __restrict__ part_o, float* __restrict__ part_lse, int* __restrict__ counters,
             float* __restrict__ out, float* __restrict__ lse, int Tq, int Tk, int H, int Hkv, float scale, int merge) {
   extern __shared__ __align__(128) unsigned char smem[];
@@ -238,16 +278,15 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.y, nb = gridDim.y, hk = blockIdx.z;
   const int G = H / Hkv;
   const int2 rr = rows[b];
-  const int2 tr = range[b];
-  // this split's tiles: an equal share of the row block's range
-  const int ntr = tr.y >= tr.x ? tr.y - tr.x + 1 : 0;
-  const int t0 = tr.x + (int)(((long long)ntr * split) / splits), t1 = tr.x + (int)(((long long)ntr * (split + 1)) / splits);
-  const int n = t1 - t0;
+  // this split's tiles: an equal share of the row block's list
+  const int ntr = total[b];
+  const int i0 = (int)(((long long)ntr * split) / splits), n = (int)(((long long)ntr * (split + 1)) / splits) - i0;
+  const int* tl = list + (long long)b * stride + i0;
   const u32 sbase = smem_addr(smem);
   // the first tiles are on their way before the query fragments load
 #pragma unroll
   for (int i = 0; i < STAGES - 1; i++) {
-    if (i < n) load_stage(sbase + i * STAGE_BYTES, k, v, kpos, (t0 + i) * KT, Tk, Hkv, hk, tid);
+    if (i < n) load_stage(sbase + i * STAGE_BYTES, k, v, kpos, tl[i] * KT, Tk, Hkv, hk, tid);
     cp_async_commit();
   }
 
@@ -280,12 +319,12 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
     __syncthreads();
     {
       const int nx = i + STAGES - 1;
-      if (nx < n) load_stage(sbase + (nx % STAGES) * STAGE_BYTES, k, v, kpos, (t0 + nx) * KT, Tk, Hkv, hk, tid);
+      if (nx < n) load_stage(sbase + (nx % STAGES) * STAGE_BYTES, k, v, kpos, tl[nx] * KT, Tk, Hkv, hk, tid);
       cp_async_commit();
     }
     const u32 ks = sbase + (i % STAGES) * STAGE_BYTES, vs = ks + TILE_BYTES;
     const int* kp = (const int*)(smem + (i % STAGES) * STAGE_BYTES + 2 * TILE_BYTES);
-    const int kw = wn * NK, c0 = (t0 + i) * KT;
+    const int kw = wn * NK, c0 = tl[i] * KT;
 
     // S = Q Kᵀ over this warp's NK keys
     float s[NT][4];

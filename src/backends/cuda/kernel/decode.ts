@@ -3,11 +3,11 @@
 // the view is decode-shaped (decodePlan): the query rows fall into runs that share keys — the T new
 // tokens of one sequence — and a run's rows × the GQA group's query heads fit one CTA (≤ 64
 // vectors). A batch of sequences is one packed block with a document-style view; runs of
-// different sequences are packed into row blocks, each of which reads only its key-tile range.
+// different sequences are packed into row blocks, each of which reads only the key tiles its rows see.
 //
 // Per mask view (memoized like CudaKernel's block lists): the row-block table, per 64-key tile the
-// range of positions, and per row block the range of tiles it may see — two small kernels, then
-// every call only launches the decode.
+// range of positions, and per row block the ordered list of tiles it may see — three small
+// kernels, then every call only launches the decode.
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import type { CudaModule, Kernel } from '../runtime/module.js';
@@ -23,6 +23,8 @@ export const DECODE_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/back
 export const DECODE_MAX_VECTORS = 64;
 const KT = 64;
 const THREADS = 128;
+/** tiles per CTA of the list kernels */
+const LIST_CHUNK = 2048;
 
 /** How the query rows of a view are cut into row blocks for a GQA group of `group` heads. */
 export interface DecodePlan {
@@ -81,10 +83,10 @@ export interface DecodeOptions {
   ctasPerSm?: number;
 }
 
-interface Kernels { decode: Kernel; tiles: Kernel; range: Kernel; shared: number }
+interface Kernels { decode: Kernel; tiles: Kernel; count: Kernel; list: Kernel; shared: number }
 
-/** A view prepared for one GQA group size: the row-block table and the tile range of each block. */
-interface Prepared { plan: DecodePlan; nb: number; rows: CudaTensor; range: CudaTensor }
+/** A view prepared for one GQA group size: the row-block table and each block's list of key tiles. */
+interface Prepared { plan: DecodePlan; nb: number; rows: CudaTensor; list: CudaTensor; total: CudaTensor; stride: number }
 
 export interface DecodeDims { tq: number; tk: number; h: number; hkv: number; d: 64 | 128; dtype: HalfType }
 
@@ -127,9 +129,10 @@ export class DecodeKernel {
       const P = 'ptr' as const, I = 'i32' as const, F = 'f32' as const;
       const shared = this.stages * (2 * KT * d * 2 + KT * 4);
       k = {
-        decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, F, I]),
-        tiles: mod.kernel('weft_decode_tiles', [P, I, I, P, P, I]),
-        range: mod.kernel('weft_decode_range', [P, P, P, P, I, P]),
+        decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, P, P, P, P, P, I, I, I, I, F, I]),
+        tiles: mod.kernel('weft_decode_tiles', [P, I, I, P]),
+        count: mod.kernel('weft_decode_count', [P, P, P, P, I, P]),
+        list: mod.kernel('weft_decode_list', [P, P, P, P, I, P, P, P, I]),
         shared,
       };
       k.decode.setMaxDynamicSharedMemory(shared);
@@ -144,7 +147,7 @@ export class DecodeKernel {
     return t;
   }
 
-  /** Upload a view and find each row block's key-tile range (once per view and group size). */
+  /** Upload a view and list each row block's key tiles (once per view and group size). */
   prepare(view: MaskView, group: number, ks: Kernels): Prepared {
     const plan = this.plan(view, group);
     if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
@@ -155,13 +158,17 @@ export class DecodeKernel {
     let p = byGroup.get(group);
     if (!p) {
       const dev = this.rt.device, tk = view.kPos.length, ntiles = Math.ceil(tk / KT), nb = plan.blocks.length / 2;
-      const rows = this.ints(plan.blocks), range = dev.empty('f32', [nb, 2]), tiles = dev.empty('f32', [Math.max(1, ntiles), 2]);
+      const rows = this.ints(plan.blocks), tiles = dev.empty('f32', [ntiles, 2]);
       const qlo = this.ints(view.q.lo), qhi = this.ints(view.q.hi), kpos = this.ints(view.kPos);
-      ks.tiles.launch({ grid: Math.max(1, Math.ceil(ntiles / 8)), block: 256 }, kpos, tk, ntiles, tiles, range, nb);
-      const parts = Math.max(1, Math.min(Math.ceil(ntiles / (256 * 8)), Math.ceil((this.rt.info.sms * 8) / nb)));
-      ks.range.launch({ grid: [nb, parts], block: 256 }, qlo, qhi, rows, tiles, ntiles, range);
+      const chunks = Math.ceil(ntiles / LIST_CHUNK), counts = dev.empty('f32', [nb, chunks]);
+      // int32 contents in f32-typed buffers, as CudaKernel's block lists
+      const list = dev.empty('f32', [nb, ntiles]), total = dev.empty('f32', [nb]);
+      ks.tiles.launch({ grid: Math.ceil(ntiles / 8), block: 256 }, kpos, tk, ntiles, tiles);
+      ks.count.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts);
+      ks.list.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts, list, total, ntiles);
       tiles.release();
-      p = { plan, nb, rows, range };
+      counts.release();
+      p = { plan, nb, rows, list, total, stride: ntiles };
       byGroup.set(group, p);
     }
     return p;
@@ -192,7 +199,7 @@ export class DecodeKernel {
     const merge = state !== undefined;
     state ??= { out: dev.empty('f32', [tq, h, d]), lse: dev.empty('f32', [h, tq]) };
     ks.decode.launch({ grid: [splits, p.nb, hkv], block: THREADS, shared: ks.shared },
-      q, k, v, this.ints(view.q.lo), this.ints(view.q.hi), this.ints(view.kPos), p.rows, p.range, po, pl, this.counters,
+      q, k, v, this.ints(view.q.lo), this.ints(view.q.hi), this.ints(view.kPos), p.rows, p.list, p.total, p.stride, po, pl, this.counters,
       asCuda(state.out, 'decode'), asCuda(state.lse, 'decode'), tq, tk, h, hkv, scale, merge ? 1 : 0);
     po.release();
     pl.release();
