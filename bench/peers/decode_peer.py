@@ -44,7 +44,8 @@ def timed(fn, warmup, iters, reps):
 
 
 def short(e):
-    return ' '.join(str(e).split())[:300]
+    text = ' '.join(str(e).split())
+    return text if len(text) <= 400 else text[:150] + ' … ' + text[-250:]  # the last line names the cause
 
 
 flex_compiled = None
@@ -111,6 +112,6 @@ for c in req['configs']:
         except Exception as e:  # noqa: BLE001
             print(json.dumps({**key, 'name': 'flex', 'error': short(e)}), flush=True)
     else:
-        print(json.dumps({**key, 'name': 'flex', 'error': 'not run at this context (each shape compiles; see --flex-contexts)'}), flush=True)
+        print(json.dumps({**key, 'name': 'flex', 'error': 'not asked for at this context (--flex-contexts)'}), flush=True)
     del q, k, v
     torch.cuda.empty_cache()

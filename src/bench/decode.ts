@@ -33,7 +33,7 @@ export interface DecodeBenchOptions {
   kvHeads?: number;
   headDim?: 64 | 128;
   dtype?: 'bf16' | 'f16';
-  /** contexts at which FlexAttention runs too (each shape compiles; default 131072 only) */
+  /** contexts at which FlexAttention runs too (each shape compiles; default: all) */
   flexContexts?: readonly number[];
   iters?: number;
   warmup?: number;
@@ -98,7 +98,7 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
   const batches = o.batches ?? [1, 4, 16], contexts = o.contexts ?? [32768, 131072, 1048576], news = o.newTokens ?? [1, 4, 8];
   const H = o.heads ?? 32, Hkv = o.kvHeads ?? 8, D = o.headDim ?? 128, dtype = o.dtype ?? 'bf16';
-  const flexAt = new Set(o.flexContexts ?? [131072]);
+  const flexAt = new Set(o.flexContexts ?? contexts);
   const rt = await openCuda();
   log(`weft bench decode on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}, NVRTC ${rt.info.nvrtcVersion}): H=${H} Hkv=${Hkv} D=${D} ${dtype}`);
 
@@ -116,7 +116,12 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
   const scale = defaultScale(D);
   for (const P of contexts) {
     for (const B of batches) {
-      const S = B * (P + Math.max(...news));
+      const S = B * (P + Math.max(...news)), need = 2 * S * Hkv * D * 2;
+      rt.allocator.emptyCache();
+      if (need > 0.9 * rt.memInfo().free) {
+        log(`  B=${B} P=${P}: skipped, its K/V (${(need / 2 ** 30).toFixed(1)} GiB) does not fit the GPU's free memory`);
+        continue;
+      }
       const k = rand.tensor(dtype, [S, Hkv, D], 2), v = rand.tensor(dtype, [S, Hkv, D], 3);
       for (const T of news) {
         const warmup = o.warmup ?? 3, iters = o.iters ?? 20, bytes = decodeBytes({ B, P, T, Hkv, D }), reps = repsFor(bytes);

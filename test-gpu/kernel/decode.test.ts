@@ -192,15 +192,3 @@ test('decode rows that see nothing: out 0 and lse −∞, no NaN; merging them l
   gpu.forward({ q: gq, k: gk, v: gv, view: { q: view.q, kPos: none }, scale: 0.088, state: st });
   assert.deepEqual([...(await dev.download(st.out)).data], before);
 });
-
-test('decode-shaped views: short runs of rows that share keys; prefill and training views are not', () => {
-  const S = 1024;
-  const grid = MaskGrid.build({ kind: 'causal' }, S);
-  const all = Int32Array.from(iota(0, S));
-  assert.equal(decodePlan(maskView(grid, Int32Array.from(iota(S - 16, S)), all).q, 4)?.wm, 4);
-  assert.equal(decodePlan(maskView(grid, Int32Array.from(iota(S - 17, S)), all).q, 4), undefined); // 17 rows × 4 heads > 64
-  assert.equal(decodePlan(maskView(grid, all, all).q, 4), undefined); // a prefill
-  // 8 sequences with one new token each: runs of 1, packed 4 to a block (16 vectors)
-  const b = batch('', [100, 200, 300, 400, 500, 600, 700, 800], 1);
-  assert.deepEqual([...decodePlan(b.view.q, 4)!.blocks], [0, 4, 4, 8]);
-});

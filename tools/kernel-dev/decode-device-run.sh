@@ -13,6 +13,7 @@ if [[ ${WEFT_SKIP_TESTS:-0} != 1 ]]; then
   echo "decode tests exit $?"
   grep -E '^(not ok|ok) |^# (tests|pass|fail) |^# [a-z0-9].*: out ' "$out/decode-tests.log" | cut -c1-170
   grep -A12 '^not ok' "$out/decode-tests.log" | head -n 40
+  grep -q '^# fail 0' "$out/decode-tests.log" || { echo "decode tests failed: no benchmark"; exit 1; }
 fi
 if [[ ${WEFT_SWEEP:-1} == 1 ]]; then
   timeout 90 node tools/kernel-dev/decode-dev.mjs sweep >"$out/sweep.log" 2>&1

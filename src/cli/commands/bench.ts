@@ -18,7 +18,7 @@ interface Common { torch: boolean; out: string; iters?: string; warmup?: string;
 interface KernelOpts extends Common { seqs: string; heads: string; dim: string; dtype: string; masks: string; passes: string }
 interface CommOpts extends Common { ops: string; sizes: string; dtype: string; blocking?: boolean }
 interface OpsOpts extends Omit<Common, 'torch' | 'python'> { ops: string; sizes: string }
-interface DecodeOpts extends Common { batches: string; contexts: string; newTokens: string; heads: string; kvHeads: string; dim: string; flexContexts: string }
+interface DecodeOpts extends Common { batches: string; contexts: string; newTokens: string; heads: string; kvHeads: string; dim: string; flexContexts?: string }
 interface CpOpts extends Common { seqs: string; layouts: string; masks: string; heads: string; kvHeads?: string; dim: string; single: boolean }
 
 /** `ring`, `ring:striped`, `allgather`, `ulysses`, `usp:UxR[:context-first]`, `double-ring:I`, `tokenring`. */
@@ -109,14 +109,14 @@ export function registerBench(program: Command): void {
     .option('--heads <H>', 'query heads', '32')
     .option('--kv-heads <K>', 'key/value heads', '8')
     .option('--dim <D>', 'head dim: 64 | 128', '128')
-    .option('--flex-contexts <list>', 'contexts at which FlexAttention runs too (each shape compiles)', '128k'))
+    .option('--flex-contexts <list>', 'contexts at which FlexAttention runs too (each shape compiles; default: all)'))
     .action((o: DecodeOpts) => guard(async () => {
       const [heads] = ints(o.heads, '--heads'), [kvHeads] = ints(o.kvHeads, '--kv-heads');
       if (!heads || !kvHeads || heads % kvHeads !== 0) throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
       const options = {
         batches: ints(o.batches, '--batches'), contexts: ints(o.contexts, '--contexts'), newTokens: ints(o.newTokens, '--new-tokens'),
         heads, kvHeads, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
-        flexContexts: ints(o.flexContexts, '--flex-contexts'),
+        flexContexts: o.flexContexts === undefined ? undefined : ints(o.flexContexts, '--flex-contexts'),
         iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: o.out,
       };
       for (const [flag, xs] of [['--batches', options.batches], ['--contexts', options.contexts], ['--new-tokens', options.newTokens]] as const)
