@@ -46,7 +46,7 @@ export interface DecodeBenchOptions {
 export interface DecodeConfig { B: number; P: number; T: number; H: number; Hkv: number; D: number; flex: boolean; warmup: number; iters: number; reps: number }
 
 /** Calls per sample: about a millisecond of reading at 4 TB/s. */
-function repsFor(bytes: number): number {
+export function repsFor(bytes: number): number {
   return Math.max(1, Math.min(64, Math.round(1e-3 / (bytes / 4e12))));
 }
 

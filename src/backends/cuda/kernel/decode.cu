@@ -42,7 +42,7 @@ typedef unsigned long long u64;
 #define WEFT_WM 1
 #endif
 #ifndef WEFT_STAGES
-#define WEFT_STAGES 4
+#define WEFT_STAGES 3
 #endif
 
 #define NEG_INF (__int_as_float(0xff800000))

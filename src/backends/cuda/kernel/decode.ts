@@ -77,9 +77,9 @@ export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined 
 }
 
 export interface DecodeOptions {
-  /** K/V pipeline stages (default 4: one CTA of 129 KiB per SM at D = 128) */
+  /** K/V pipeline stages (default 3: two CTAs of 97 KiB per SM at D = 128) */
   stages?: number;
-  /** resident CTAs per SM the split count aims at (default 1) */
+  /** resident CTAs per SM the split count aims at (default 2) */
   ctasPerSm?: number;
 }
 
@@ -101,8 +101,8 @@ export class DecodeKernel {
   private source: string | undefined;
 
   constructor(readonly rt: CudaRuntime, o: DecodeOptions = {}) {
-    this.stages = o.stages ?? 4;
-    this.ctasPerSm = o.ctasPerSm ?? 1;
+    this.stages = o.stages ?? 3;
+    this.ctasPerSm = o.ctasPerSm ?? 2;
   }
 
   /**
