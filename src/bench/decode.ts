@@ -22,7 +22,7 @@ import { MaskGrid } from '../mask/grid.js';
 import { maskView, type MaskView } from '../mask/view.js';
 import { benchOps } from './ops.js';
 import { peerScript } from './peer.js';
-import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
+import { type BenchRecord, makeRecord, recordFile, summarize, writeRecords } from './record.js';
 import { spawn } from 'node:child_process';
 
 export interface DecodeBenchOptions {
@@ -112,6 +112,9 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
   const rand = new DeviceRandom(rt);
   const records: BenchRecord[] = [];
   const configs: DecodeConfig[] = [];
+  // weft's records are on disk before the peers start; the file is rewritten whole at the end
+  const dir = o.outDir ?? 'bench/results', file = o.outDir === null ? undefined : recordFile(dir, 'decode');
+  const save = (): void => { if (file && records.length) writeRecords(dir, [...records, copy], file); };
   const t0 = rt.event(true), t1 = rt.event(true);
   const scale = defaultScale(D);
   for (const P of contexts) {
@@ -163,6 +166,7 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
       v.release();
     }
   }
+  save();
   if (o.torch ?? true) {
     if (dtype !== 'bf16') log('  (the PyTorch peer runs bf16 only; skipped)');
     else {
@@ -190,9 +194,10 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
       }
     }
   }
-  records.push(copy); // the copy rate the ratios refer to (kind 'ops')
+  save();
   log(decodeTable(records));
-  if (o.outDir !== null && records.length > 0) log(`records: ${writeRecords(o.outDir ?? 'bench/results', records)}`);
+  if (file) log(`records: ${file}`);
+  records.push(copy); // the copy rate the ratios refer to (kind 'ops'), last in the file too
   return records;
 }
 

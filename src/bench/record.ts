@@ -85,11 +85,10 @@ export function recordFile(dir: string, kind: string): string {
   return path.join(dir, `${kind}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${rev}.jsonl`);
 }
 
-/** Write records as JSON lines to a new file (atomically); returns its path. */
-export function writeRecords(dir: string, records: readonly BenchRecord[]): string {
+/** Write records as JSON lines to a new file, or over `file` (atomically); returns its path. */
+export function writeRecords(dir: string, records: readonly BenchRecord[], file = recordFile(dir, records[0]?.kind ?? '')): string {
   if (records.length === 0) throw new Error('writeRecords: nothing to write');
   mkdirSync(dir, { recursive: true });
-  const file = recordFile(dir, records[0]!.kind);
   const tmp = `${file}.tmp`;
   writeFileSync(tmp, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   renameSync(tmp, file);
