@@ -3,3 +3,9 @@
 export class UserError extends Error {
   override name = 'UserError';
 }
+
+// A RunFailure is a failure at run time that is not a bug (a communication timeout, a disk that
+// filled while writing): the CLI prints its one-line message and exits 1.
+export class RunFailure extends Error {
+  override name = 'RunFailure';
+}

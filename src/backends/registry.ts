@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import type { Device } from '../device/device.js';
 
 export type BackendName = 'cpu' | 'cuda';
-export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'cuda'];
+const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'cuda'];
 
 export interface Backend {
   readonly name: BackendName;
@@ -36,7 +36,7 @@ export function registerBackend(name: BackendName, factory: BackendFactory): voi
 }
 
 /** The first line of an error's message: why a backend could not start. */
-export function reasonOf(e: unknown): string {
+function reasonOf(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.trim();
 }
 

@@ -15,7 +15,7 @@ import { peerScript, runPeer } from './peer.js';
 import { type BenchRecord, fmtSize, makeRecord, summarize, writeRecords } from './record.js';
 
 export type CommOp = 'sendrecv' | 'alltoall' | 'allgather';
-export const COMM_OPS: readonly CommOp[] = ['sendrecv', 'alltoall', 'allgather'];
+const COMM_OPS: readonly CommOp[] = ['sendrecv', 'alltoall', 'allgather'];
 
 export interface CommBenchOptions {
   /** Default: all three. */
@@ -39,7 +39,7 @@ export interface CommBenchOptions {
   log?: (line: string) => void;
 }
 
-export const DEFAULT_SIZES = [1 << 20, 16 << 20, 256 << 20, 1 << 30];
+const DEFAULT_SIZES = [1 << 20, 16 << 20, 256 << 20, 1 << 30];
 
 interface Measured { op: CommOp; bytes: number; samples: number[] }
 

@@ -5,6 +5,7 @@
 // iteration (compute and communication spans from CUDA events).
 import type { MaskSpec } from '../mask/spec.js';
 import { maskName } from '../mask/spec.js';
+import { attentionFlops } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { Layout } from '../run/layout.js';
 import { resolveLayout } from '../run/layout.js';
@@ -31,9 +32,9 @@ export interface CpBenchOptions {
 interface TorchCp { seq: number; medianMs: number; msSamples: number[]; tflopsPerGpu: number; torch: string; rotate: string | null; world: number; backend: string }
 
 /** The planner's figure for a row, added to its derived values, and a note for the line printed. */
-function withModel(shape: RunShape, layout: RunLayout, gpu: string, measuredMs: number, derived: Record<string, number>, peakGiB?: number): string {
+async function withModel(shape: RunShape, layout: RunLayout, gpu: string, measuredMs: number, derived: Record<string, number>, peakGiB?: number): Promise<string> {
   let p;
-  try { p = predictRun(shape, layout, gpu); } catch (e) { return `; model: ${(e as Error).message.split('\n')[0]}`; }
+  try { p = await predictRun(shape, layout, gpu); } catch (e) { return `; model: ${(e as Error).message.split('\n')[0]}`; }
   if ('none' in p) return `; model: ${p.none}`;
   derived.predictedMs = p.ms;
   if (p.peakGiB !== undefined) derived.predictedPeakGiB = p.peakGiB;
@@ -59,7 +60,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
     for (const m of o.masks) {
       const spec = m.spec(S);
       const area = MaskGrid.build(spec, S).area();
-      const flops = 4 * area * H * D * 3.5; // forward + backward (2.5×); the mask's unmasked area
+      const flops = attentionFlops(area, H, D, 'fwd+bwd');
       const p: GpuProblem = { S, H, Hkv, D, mask: spec, dtype: 'bf16', scale: 1 / Math.sqrt(D), seed: 1 };
       const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: maskName(spec), world: N, gpu: info.name };
       const shape: RunShape = { S, H, Hkv, D, mask: spec, world: N };
@@ -70,7 +71,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
           const samples = one.forwardMs.map((f, i) => f + (one.backwardMs[i] ?? 0));
           singleMs = summarize(samples).median;
           const derived: Record<string, number> = { tflopsPerGpu: flops / (singleMs * 1e-3) / 1e12 };
-          const model = withModel(shape, 'one-gpu', info.name, singleMs, derived);
+          const model = await withModel(shape, 'one-gpu', info.name, singleMs, derived);
           keep(makeRecord('cp', 'weft-1gpu', config, 'ms', samples, derived));
           log(`  S=${S} ${m.name} one GPU: ${singleMs.toFixed(1)} ms, ${(flops / singleMs / 1e9).toFixed(0)} TFLOP/s${model}`);
         }
@@ -85,7 +86,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         const derived: Record<string, number> = { tflopsPerGpu: flops / N / (med * 1e-3) / 1e12 };
         if (singleMs !== undefined) derived.efficiency = singleMs / (N * med);
         const peaks = ranks.map((r) => r.peakBytes / 2 ** 30);
-        const model = withModel(shape, l, info.name, med, derived, Math.max(...peaks));
+        const model = await withModel(shape, l, info.name, med, derived, Math.max(...peaks));
         keep(makeRecord('cp', name, config, 'ms', samples, derived, {
           layout: l, forwardMs: ranks.map((r) => summarize(r.forwardMs).median), backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
           peakGiB: peaks,
@@ -103,7 +104,7 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
           if (r) {
             const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: 'causal', world: N, gpu: info.name };
             const derived: Record<string, number> = { tflopsPerGpu: r.tflopsPerGpu };
-            const model = withModel({ S, H, Hkv, D, mask: { kind: 'causal' }, world: N }, 'pytorch', info.name, r.medianMs, derived);
+            const model = await withModel({ S, H, Hkv, D, mask: { kind: 'causal' }, world: N }, 'pytorch', info.name, r.medianMs, derived);
             keep(makeRecord('cp', `torch-cp-cudnn-${rotate}`, config, 'ms', r.msSamples, derived, { torch: r.torch }));
             log(`  S=${S} causal torch context_parallel (cuDNN, ${rotate}): ${r.medianMs.toFixed(1)} ms, ${r.tflopsPerGpu.toFixed(0)} TFLOP/s per GPU${model}`);
           }

@@ -1,24 +1,33 @@
 // `weft bench kernel`: weft's CUDA attention kernels (forward, forward+backward) on one GPU,
-// timed with CUDA events on the compute stream after warm-up, then PyTorch SDPA's
-// FlashAttention-2 and cuDNN backends on the same configurations in the same invocation
-// (bench/peers/sdpa_peer.py), reported as TFLOP/s and as ratios. FLOPs follow the usual
-// convention: forward 4·S²·H·D × the unmasked fraction, backward 2.5 × forward.
+// timed with CUDA events on the compute stream after warm-up, then the PyTorch peers on the same
+// configurations in the same invocation (bench/peers/sdpa_peer.py): SDPA's FlashAttention-2 and
+// cuDNN backends (causal and full masks) and FlexAttention (torch.compile'd flex_attention with a
+// block mask built from the same mask, any mask but full); a peer that cannot run a
+// configuration says why. Reported as TFLOP/s and as ratios. FLOPs follow the usual convention:
+// forward 4·S²·H·D × the unmasked fraction, backward 2.5 × forward.
 //
 // The mask view of a configuration is built once through the mask language, as a strategy does;
 // its device copy and block lists are made during warm-up and reused, as across ring steps.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { openCuda } from '../backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { defaultScale } from '../kernel/kernel.js';
+import { attentionFlops, type Pass } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
+import { lower, maskName, type MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
+import { peerScript } from './peer.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
 
-export type KernelPass = 'fwd' | 'fwd+bwd';
-export type KernelMask = 'causal' | 'full';
+/** The passes the benchmark times (the backward alone needs the forward's outputs). */
+export type KernelPass = Exclude<Pass, 'bwd'>;
+
+/** A mask of the mask language at any length (document masks place their boundaries per length). */
+export interface KernelMask { name: string; spec: (S: number) => MaskSpec }
+
+const named = (spec: MaskSpec): KernelMask => ({ name: maskName(spec), spec: () => spec });
 
 export interface KernelBenchOptions {
   /** Sequence lengths (default 8192, 32768, 131072). */
@@ -27,12 +36,13 @@ export interface KernelBenchOptions {
   heads?: number;
   headDim?: 64 | 128;
   dtype?: 'bf16' | 'f16';
+  /** Default: causal and full. */
   masks?: readonly KernelMask[];
   passes?: readonly KernelPass[];
   /** Timed calls per configuration and untimed warm-up calls (defaults shrink with the size). */
   iters?: number;
   warmup?: number;
-  /** Also time PyTorch SDPA (FlashAttention-2, cuDNN) in the same invocation (default true). */
+  /** Also time the PyTorch peers (SDPA FlashAttention-2 and cuDNN, FlexAttention) in the same invocation (default true). */
   torch?: boolean;
   /** Python with torch (default 'python3'). */
   python?: string;
@@ -41,7 +51,11 @@ export interface KernelBenchOptions {
   log?: (line: string) => void;
 }
 
-interface Config { S: number; H: number; D: number; mask: KernelMask; pass: KernelPass; warmup: number; iters: number }
+/** One timed configuration; `kind` and `slices` tell the peers the mask (slices: [q0, q1, k0, k1, left, right], −1 unbounded). */
+interface Config {
+  S: number; H: number; D: number; dtype: string; mask: string; kind: 'causal' | 'full' | 'other';
+  slices: number[][]; pass: KernelPass; warmup: number; iters: number;
+}
 
 function repeats(S: number, pass: KernelPass, o: KernelBenchOptions): { warmup: number; iters: number } {
   const big = S >= 65536, mid = S > 8192;
@@ -51,12 +65,17 @@ function repeats(S: number, pass: KernelPass, o: KernelBenchOptions): { warmup: 
   };
 }
 
-const PEER = fileURLToPath(new URL('../../../bench/peers/sdpa_peer.py', import.meta.url));
+const PEER = peerScript('sdpa_peer.py');
 
-interface PeerLine { S: number; mask: KernelMask; pass: KernelPass; name: string; samples?: number[]; error?: string }
+interface PeerLine { S: number; mask: string; pass: KernelPass; name: string; samples?: number[]; error?: string }
+
+/** The peers that apply to a mask: SDPA's fused backends for causal and full, FlexAttention for every mask but full. */
+function peersFor(kind: Config['kind']): string[] {
+  return kind === 'full' ? ['sdpa-flash', 'sdpa-cudnn'] : ['sdpa-flash', 'sdpa-cudnn', 'flex'];
+}
 
 async function runPeer(python: string, configs: readonly Config[], log: (l: string) => void): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
-  const arg = JSON.stringify({ configs: configs.map(({ S, H, D, mask, pass, warmup, iters }) => ({ S, H, D, mask, pass, warmup, iters })) });
+  const arg = JSON.stringify({ configs: configs.map((c) => ({ ...c, peers: peersFor(c.kind) })) });
   const child = spawn(python, [PEER, arg], { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '', err = '';
   const lines: PeerLine[] = [];
@@ -71,7 +90,7 @@ async function runPeer(python: string, configs: readonly Config[], log: (l: stri
       const j = JSON.parse(line) as PeerLine & Record<string, unknown>;
       if (j.name === undefined) { info = j; continue; }
       lines.push(j);
-      log(j.samples ? `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: median ${summarize(j.samples).median.toFixed(3)} ms` : `  ${j.name} S=${j.S} ${j.mask} ${j.pass} failed: ${j.error}`);
+      log(j.samples ? `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: median ${summarize(j.samples).median.toFixed(3)} ms` : `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: not run — ${j.error}`);
     }
   });
   child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
@@ -80,16 +99,11 @@ async function runPeer(python: string, configs: readonly Config[], log: (l: stri
   return { info, lines };
 }
 
-/** Flop count of one forward: 4 · (unmasked pairs) · H · D. */
-function fwdFlops(area: number, H: number, D: number): number {
-  return 4 * area * H * D;
-}
-
 export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchRecord[]> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
   const sizes = o.sizes ?? [8192, 32768, 131072];
   const H = o.heads ?? 32, D = o.headDim ?? 128, dtype = o.dtype ?? 'bf16';
-  const masks = o.masks ?? ['causal', 'full'], passes = o.passes ?? ['fwd', 'fwd+bwd'];
+  const masks = o.masks ?? [named({ kind: 'causal' }), named({ kind: 'full' })], passes = o.passes ?? ['fwd', 'fwd+bwd'];
   const rt = await openCuda();
   const kernel = new CudaKernel(rt);
   const rand = new DeviceRandom(rt);
@@ -103,15 +117,18 @@ export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchReco
   for (const S of sizes) {
     const q = random([S, H, D], 1), k = random([S, H, D], 2), v = random([S, H, D], 3), dout = random([S, H, D], 4);
     const pos = Int32Array.from({ length: S }, (_, i) => i);
-    for (const mask of masks) {
-      const grid = MaskGrid.build({ kind: mask }, S);
+    for (const m of masks) {
+      const spec = m.spec(S), mask = m.name;
+      const grid = MaskGrid.build(spec, S);
       const view = maskView(grid, pos, pos);
-      const scale = defaultScale(D), fl = fwdFlops(grid.area(), H, D);
+      const scale = defaultScale(D);
+      const kind = spec.kind === 'causal' || spec.kind === 'full' ? spec.kind : 'other';
+      const slices = lower(spec, S).map((x) => [x.q[0], x.q[1], x.k[0], x.k[1], x.left === Infinity ? -1 : x.left, x.right === Infinity ? -1 : x.right]);
       for (const pass of passes) {
         const { warmup, iters } = repeats(S, pass, o);
-        const cfg: Config = { S, H, D, mask, pass, warmup, iters };
+        const cfg: Config = { S, H, D, dtype, mask, kind, slices, pass, warmup, iters };
         configs.push(cfg);
-        const total = pass === 'fwd' ? fl : 3.5 * fl;
+        const total = attentionFlops(grid.area(), H, D, pass);
         flops.set(key(S, mask, pass), total);
         const once = (): void => {
           const st = kernel.forward({ q, k, v, view, scale });
@@ -141,21 +158,18 @@ export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchReco
     for (const t of [q, k, v, dout]) t.release();
   }
   if (o.torch ?? true) {
-    if (dtype !== 'bf16' || D !== 128) log('  (the PyTorch peer runs bf16, D = 128 only; skipped)');
-    else {
-      log('PyTorch SDPA peers (FlashAttention-2, cuDNN):');
-      try {
-        const { info, lines } = await runPeer(o.python ?? 'python3', configs, log);
-        for (const l of lines) {
-          if (!l.samples) continue;
-          const total = flops.get(key(l.S, l.mask, l.pass))!;
-          const med = summarize(l.samples).median;
-          records.push(makeRecord('kernel', l.name, { pass: l.pass, S: l.S, B: 1, H, D, mask: l.mask, dtype }, 'ms', l.samples,
-            { tflops: total / (med * 1e-3) / 1e12 }, { torch: info.torch, cudnn: info.cudnn }));
-        }
-      } catch (e) {
-        log(`  ${(e as Error).message}`);
+    log('PyTorch peers (SDPA FlashAttention-2 and cuDNN for causal and full masks, FlexAttention for masks other than full):');
+    try {
+      const { info, lines } = await runPeer(o.python ?? 'python3', configs, log);
+      for (const l of lines) {
+        if (!l.samples) continue;
+        const total = flops.get(key(l.S, l.mask, l.pass))!;
+        const med = summarize(l.samples).median;
+        records.push(makeRecord('kernel', l.name, { pass: l.pass, S: l.S, B: 1, H, D, mask: l.mask, dtype }, 'ms', l.samples,
+          { tflops: total / (med * 1e-3) / 1e12 }, { torch: info.torch, cudnn: info.cudnn }));
       }
+    } catch (e) {
+      log(`  no PyTorch peers: ${(e as Error).message}`);
     }
   }
   log(table(records));
@@ -166,18 +180,19 @@ export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchReco
 /** The summary table: TFLOP/s of weft and the peers per configuration, and weft's ratios. */
 export function table(records: readonly BenchRecord[]): string {
   const rows = new Map<string, Map<string, number>>();
+  const mw = Math.max(6, ...records.map((r) => String((r.config as { mask: string }).mask).length));
   for (const r of records) {
     const c = r.config as { S: number; mask: string; pass: string };
-    const k = `${String(c.S).padStart(7)}  ${c.mask.padEnd(6)}  ${c.pass.padEnd(7)}`;
+    const k = `${String(c.S).padStart(7)}  ${c.mask.padEnd(mw)}  ${c.pass.padEnd(7)}`;
     if (!rows.has(k)) rows.set(k, new Map());
     rows.get(k)!.set(r.name, r.derived?.tflops ?? NaN);
   }
   const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(1)).padStart(10);
   const ratio = (a?: number, b?: number): string => (a && b ? (a / b).toFixed(2) : '—').padStart(8);
-  const out = [`${'S'.padStart(7)}  ${'mask'.padEnd(6)}  ${'pass'.padEnd(7)}${'weft'.padStart(10)}${'flash-2'.padStart(10)}${'cuDNN'.padStart(10)}${'×flash'.padStart(8)}${'×cuDNN'.padStart(8)}   (TFLOP/s)`];
+  const out = [`${'S'.padStart(7)}  ${'mask'.padEnd(mw)}  ${'pass'.padEnd(7)}${'weft'.padStart(10)}${'flash-2'.padStart(10)}${'cuDNN'.padStart(10)}${'flex'.padStart(10)}${'×flash'.padStart(8)}${'×cuDNN'.padStart(8)}${'×flex'.padStart(8)}   (TFLOP/s; — = not run, see above)`];
   for (const [k, m] of rows) {
-    const w = m.get('weft'), fl = m.get('sdpa-flash'), cu = m.get('sdpa-cudnn');
-    out.push(`${k}${f(w)}${f(fl)}${f(cu)}${ratio(w, fl)}${ratio(w, cu)}`);
+    const w = m.get('weft'), fl = m.get('sdpa-flash'), cu = m.get('sdpa-cudnn'), fx = m.get('flex');
+    out.push(`${k}${f(w)}${f(fl)}${f(cu)}${f(fx)}${ratio(w, fl)}${ratio(w, cu)}${ratio(w, fx)}`);
   }
   return out.join('\n');
 }

@@ -14,14 +14,15 @@ import type { CudaRuntime } from '../backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import type { Box } from '../device/device.js';
 import { gpuPresetByName } from '../plan/hardware.js';
+import type { ElementwiseOp } from '../strategy/accounting.js';
 import { bytesPerElement, type DType } from '../tensor/dtype.js';
 import { type BenchRecord, fmtSize, makeRecord, summarize, writeRecords } from './record.js';
 
 export const DEVICE_OPS = ['zeros', 'full', 'copy', 'copy-quarter', 'copy-head', 'copy-convert', 'add', 'cast'] as const;
 export type DeviceOpName = (typeof DEVICE_OPS)[number];
 
-/** The planner's operation class (src/plan/elementwise.ts) each measured operation belongs to. */
-export const OP_CLASS: Record<DeviceOpName, 'zeros' | 'full' | 'copyBox' | 'add' | 'cast'> = {
+/** The Device operation (the class the planner prices) each measured operation belongs to. */
+const OP_CLASS: Record<DeviceOpName, ElementwiseOp> = {
   zeros: 'zeros', full: 'full', copy: 'copyBox', 'copy-quarter': 'copyBox', 'copy-head': 'copyBox', 'copy-convert': 'copyBox', add: 'add', cast: 'cast',
 };
 

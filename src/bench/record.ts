@@ -2,7 +2,8 @@
 // what is needed to compare it later — machine, GPU, driver, versions, git revision, the
 // configuration, and the median and spread of the samples (never a single timing).
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { appendOutput, writeOutput } from '../io/output.js';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -89,14 +90,12 @@ export function recordFile(dir: string, kind: string): string {
 export function writeRecords(dir: string, records: readonly BenchRecord[], file = recordFile(dir, records[0]?.kind ?? '')): string {
   if (records.length === 0) throw new Error('writeRecords: nothing to write');
   mkdirSync(dir, { recursive: true });
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  renameSync(tmp, file);
+  writeOutput(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return file;
 }
 
 /** Append records to `file` as they are measured, so a long run that is cut off keeps what it finished. */
 export function appendRecords(file: string, records: readonly BenchRecord[]): void {
   mkdirSync(path.dirname(file), { recursive: true });
-  appendFileSync(file, records.map((r) => JSON.stringify(r) + '\n').join(''));
+  appendOutput(file, records.map((r) => JSON.stringify(r) + '\n').join(''));
 }

@@ -1,8 +1,9 @@
 // The options that choose a context-parallel layout, shared by `weft run` and `weft attn`.
 import type { Command } from 'commander';
 import type { Placement } from '../mesh/mesh.js';
-import type { Layout, StrategyName } from '../run/index.js';
-import type { ShardKind } from '../shard/shard.js';
+import type { Layout } from '../run/index.js';
+import { SHARD_KINDS, type ShardKind } from '../shard/shard.js';
+import { STRATEGY_NAMES, type StrategyName } from '../strategy/names.js';
 import { UserError } from '../errors.js';
 import { parseInt } from './options.js';
 
@@ -10,12 +11,13 @@ export interface LayoutOpts {
   strategy?: string; world?: string; shard?: string; ulysses?: string; ring?: string; inner?: string; placement?: string; timeout: string;
 }
 
-export function addLayoutOptions(cmd: Command, strategyRequired: boolean): Command {
-  const strategyHelp = 'ring | allgather | ulysses | usp | double-ring | tokenring';
+/** `whenOptional`: what it means to leave --strategy out, where it may be left out. */
+export function addLayoutOptions(cmd: Command, strategyRequired: boolean, whenOptional = 'default: one rank, no strategy'): Command {
+  const strategyHelp = STRATEGY_NAMES.join(' | ');
   if (strategyRequired) cmd.requiredOption('--strategy <name>', strategyHelp).requiredOption('--world <n>', 'number of ranks');
-  else cmd.option('--strategy <name>', `${strategyHelp} (default: one rank, no strategy)`).option('--world <n>', 'number of ranks (with --strategy)');
+  else cmd.option('--strategy <name>', `${strategyHelp} (${whenOptional})`).option('--world <n>', 'number of ranks (with --strategy)');
   return cmd
-    .option('--shard <kind>', 'contiguous | zigzag | striped | doc-zigzag (default: doc-zigzag for document masks, else zigzag)')
+    .option('--shard <kind>', `${SHARD_KINDS.join(' | ')} (default: doc-zigzag for document masks, else zigzag)`)
     .option('--ulysses <U>', 'Ulysses degree (ulysses, usp)')
     .option('--ring <R>', 'ring degree (usp)')
     .option('--inner <I>', 'inner ring size (double-ring)')

@@ -36,8 +36,3 @@ export interface Comm {
 
 /** A Work that is already complete. */
 export const DONE: Work = { wait: async () => {} };
-
-/** Wait for several works in order. */
-export async function waitAll(works: readonly Work[]): Promise<void> {
-  for (const w of works) await w.wait();
-}

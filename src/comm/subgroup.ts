@@ -1,7 +1,7 @@
 // A sub-group named by its members, run on the parent group's point-to-point transfers — as JAX's
 // axis_index_groups run a collective over given groups of one communicator. A mesh knows its
 // groups without asking anyone, so no communicator has to be formed: nothing to negotiate, no
-// NCCL split (whose children hung on the H200 machine, NOTES.md), the same on every backend.
+// NCCL split (whose children hung on the H200 machine, docs/decisions.md), the same on every backend.
 // Two ranks share at most one group of a mesh, so their transfers cannot be confused with
 // another group's. Collectives are direct exchanges with every member; sums are taken in member
 // order, so every member ends with the same bits.

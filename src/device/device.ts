@@ -45,11 +45,6 @@ export interface Device {
   synchronize(): Promise<void>;
 }
 
-/** Copy a whole tensor's rows [0, n) into dst at row `at` (both viewed as [A, B, rest]). */
-export function rowsBox(n: number, heads: number, srcRow: number, dstRow: number): Box {
-  return { src: [srcRow, 0], dst: [dstRow, 0], size: [n, heads] };
-}
-
 /** Validate a box against both tensors; returns the [A, B] extents and the trailing run length. */
 export function checkBox(src: Tensor, dst: Tensor, box: Box): { sb: number; db: number; inner: number } {
   const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];

@@ -1,10 +1,14 @@
 // The file-in/file-out contract of `weft attn`: read q, k, v (optionally dout, cu_seqlens) from
 // a safetensors file, check every shape, and give back one packed problem of T tokens. A leading
 // batch dimension B becomes B documents of S tokens each, so kernels and strategies only ever
-// see [T, H, D] with a mask over global positions — no padding anywhere.
+// see [T, H, D] with a mask over global positions — no padding anywhere. NaN and infinite inputs
+// are refused here, before any work (kernel/finite.ts), and so are values the arithmetic type
+// cannot hold; a tensor the problem does not use is named, never dropped without a word.
 import { UserError } from '../errors.js';
+import { checkFinite, firstNonFinite, indexIn } from '../kernel/finite.js';
 import { checkCuSeqlens, type MaskSpec, parseMask } from '../mask/spec.js';
 import { castHost, fmtShape, type HostTensor } from '../tensor/host.js';
+import type { OutputTarget } from './output.js';
 import { fromHost, readSafetensors, type StTensor, toHost, toInts, writeSafetensors } from './safetensors.js';
 
 export interface AttnProblem {
@@ -13,7 +17,11 @@ export interface AttnProblem {
   batch: number; // B (1 when the inputs had no batch dimension)
   batched: boolean; // the inputs had a batch dimension
   S: number; H: number; Hkv: number; D: number;
+  /** tensors in the file that this problem does not use, each with the reason (for a warning) */
+  ignored: string[];
 }
+
+const USED = new Set(['q', 'k', 'v', 'dout', 'cu_seqlens']);
 
 function need(ts: Map<string, StTensor>, name: string, path: string): StTensor {
   const t = ts.get(name);
@@ -53,18 +61,30 @@ export function loadProblem(path: string, maskText: string, dtype: 'f64' | 'f32'
   }
   const inner = parseMask(maskText, cu);
   if (inner.kind === 'document' && B > 1) throw new UserError('document masks take unbatched inputs: pack the batch into cu_seqlens instead');
+  const ignored = [...ts.keys()].filter((n) => !USED.has(n)).map((n) => `'${n}' (weft reads q, k, v, dout and cu_seqlens)`);
+  if (cu && inner.kind !== 'document') ignored.push(`'cu_seqlens' (mask '${maskText}' is not a document mask)`);
+  for (const [n, t] of [['q', q], ['k', k], ['v', v], ['dout', dout]] as const) if (t) checkFinite(n, t);
   const T = B * S;
-  const pack = (t: HostTensor, heads: number): HostTensor => castHost({ ...t, shape: [T, heads, D] }, dtype);
+  const pack = (t: HostTensor, heads: number, n: string): HostTensor => {
+    const c = castHost({ ...t, shape: [T, heads, D] }, dtype);
+    const i = firstNonFinite(c); // finite in the file, so only an overflow of the narrower type
+    if (i >= 0) throw new UserError(`${n} holds ${asF64At(t, i)} at [${indexIn(i, t.shape).join(', ')}], beyond the range of ${dtype}: use --dtype f64`);
+    return c;
+  };
   const mask: MaskSpec = B > 1 ? { kind: 'document', cuSeqlens: Array.from({ length: B + 1 }, (_, i) => i * S), inner } : inner;
-  const problem: AttnProblem = { q: pack(q, H), k: pack(k, Hkv), v: pack(v, Hkv), mask, batch: B, batched: rank === 4, S, H, Hkv, D };
-  if (dout) problem.dout = pack(dout, H);
+  const problem: AttnProblem = { q: pack(q, H, 'q'), k: pack(k, Hkv, 'k'), v: pack(v, Hkv, 'v'), mask, batch: B, batched: rank === 4, S, H, Hkv, D, ignored };
+  if (dout) problem.dout = pack(dout, H, 'dout');
   return problem;
+}
+
+function asF64At(t: HostTensor, i: number): number {
+  return castHost({ ...t, data: t.data.subarray(i, i + 1) as never, shape: [1] }, 'f64').data[0] as number;
 }
 
 export interface AttnOutputs { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
 
-/** Unpack to the input's layout (batch restored; lse [H,S] or [B,H,S]) and write atomically. */
-export function saveOutputs(path: string, p: AttnProblem, r: AttnOutputs, dtype: 'f64' | 'f32', metadata: Record<string, string>): void {
+/** Unpack to the input's layout (batch restored; lse [H,S] or [B,H,S]) and write (output.ts). */
+export function saveOutputs(path: OutputTarget | string, p: AttnProblem, r: AttnOutputs, dtype: 'f64' | 'f32', metadata: Record<string, string>): void {
   const lead = p.batched ? [p.batch, p.S] : [p.S];
   const shaped = (t: HostTensor, heads: number): HostTensor => ({ ...castHost(t, dtype), shape: [...lead, heads, p.D] });
   const lseT = castHost(r.lse, dtype); // [H, B*S] → [B, H, S]

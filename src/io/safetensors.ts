@@ -1,12 +1,13 @@
 // The Hugging Face safetensors format: an 8-byte little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {str: str}}, then the raw
-// little-endian tensor bytes. Reading validates everything a truncated or corrupt file can get
-// wrong; writing goes to a temporary file that is renamed into place, so a failed run never
-// leaves half a file behind.
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+// little-endian tensor bytes. Reading is strict, as the format's own reader is: a header that is
+// not one JSON object, a name given twice, or data ranges that overlap, leave gaps or stop short
+// of the end are refused, never half accepted. Writing goes through writeOutput (output.ts).
+import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { type HostTensor, numel } from '../tensor/host.js';
+import { type OutputTarget, writeOutput } from './output.js';
 
 export type StDType = 'F64' | 'F32' | 'BF16' | 'F16' | 'I32' | 'I64';
 export type StData = Float64Array | Float32Array | Uint16Array | Int32Array | BigInt64Array;
@@ -35,20 +36,50 @@ function viewOf(dtype: StDType, bytes: Uint8Array): StData {
   }
 }
 
+/**
+ * The first name that appears twice among the header object's own keys (JSON.parse would keep the
+ * last silently). A scan of the top level only: strings are skipped whole, nesting is counted.
+ */
+function duplicateKey(json: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      let k = j + 1;
+      while (k < json.length && ' \t\n\r'.includes(json[k]!)) k++;
+      if (depth === 1 && json[k] === ':') {
+        const key = JSON.parse(json.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+      }
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return undefined;
+}
+
 /** Parse a whole file's bytes; `name` is used in messages. */
 export function parseSafetensors(bytes: Uint8Array, name = 'input'): Map<string, StTensor> {
   if (bytes.length < 8) throw new SafetensorsError(`${name}: not a safetensors file (only ${bytes.length} bytes)`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (n > MAX_HEADER || 8 + n > bytes.length) throw new SafetensorsError(`${name}: truncated or corrupt (header of ${n} bytes in a file of ${bytes.length})`);
-  let header: unknown;
+  let header: unknown, text: string;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    header = JSON.parse(text);
   } catch {
     throw new SafetensorsError(`${name}: corrupt header (not valid JSON)`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(`${name}: corrupt header (not a JSON object)`);
+  const twice = duplicateKey(text);
+  if (twice !== undefined) throw new SafetensorsError(`${name}: corrupt header (tensor '${twice}' is named twice)`);
   const data = bytes.subarray(8 + n);
   const out = new Map<string, StTensor>();
+  const ranges: [number, number, string][] = [];
   for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') continue;
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -63,7 +94,17 @@ export function parseSafetensors(bytes: Uint8Array, name = 'input'): Map<string,
     if (end - b !== want) throw new SafetensorsError(`${name}: tensor '${key}' holds ${end - b} bytes but ${e.dtype} [${e.shape}] needs ${want}`);
     if (end > data.length) throw new SafetensorsError(`${name}: truncated (tensor '${key}' ends at byte ${end} of ${data.length})`);
     out.set(key, { dtype: e.dtype, shape: [...(e.shape as number[])], data: viewOf(e.dtype, data.subarray(b, end)) });
+    ranges.push([b, end, key]);
   }
+  // the ranges, in offset order, must tile the data exactly: no overlap, no gap, nothing after
+  ranges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  let at = 0, last = '';
+  for (const [b, end, key] of ranges) {
+    if (b < at) throw new SafetensorsError(`${name}: corrupt (the data of tensors '${last}' and '${key}' overlap)`);
+    if (b > at) throw new SafetensorsError(`${name}: corrupt (bytes ${at}–${b} of the data belong to no tensor${last ? `, after '${last}'` : ''})`);
+    at = end; last = key;
+  }
+  if (at !== data.length) throw new SafetensorsError(`${name}: corrupt (${data.length - at} bytes after the last tensor's data)`);
   return out;
 }
 
@@ -103,18 +144,9 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, StTensor>, met
   return out;
 }
 
-/** Write atomically: a temporary file beside the target, then rename. */
-export function writeSafetensors(path: string, tensors: ReadonlyMap<string, StTensor>, metadata?: Record<string, string>): void {
-  const bytes = serializeSafetensors(tensors, metadata);
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    const fd = openSync(tmp, 'w');
-    try { writeSync(fd, bytes); } finally { closeSync(fd); }
-    renameSync(tmp, path);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* it may not exist */ }
-    throw new SafetensorsError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+/** Write to a checked output (output.ts: atomic for regular files, through symbolic links). */
+export function writeSafetensors(target: OutputTarget | string, tensors: ReadonlyMap<string, StTensor>, metadata?: Record<string, string>): void {
+  writeOutput(target, serializeSafetensors(tensors, metadata));
 }
 
 export function fromHost(t: HostTensor): StTensor {

@@ -4,11 +4,21 @@ import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
 import type { HostTensor } from '../tensor/host.js';
+import { checkFinite, type NonFinite } from './finite.js';
 import type { AttnKernel } from './kernel.js';
 
 export interface Attended { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
 
-export function attendSingle(kernel: AttnKernel, q: HostTensor, k: HostTensor, v: HostTensor, mask: MaskSpec | MaskGrid, scale: number, dout?: HostTensor): Attended {
+export interface AttendOptions {
+  /** what a NaN or ±∞ among the inputs does (finite.ts); default 'error' */
+  nonFinite?: NonFinite;
+}
+
+export function attendSingle(kernel: AttnKernel, q: HostTensor, k: HostTensor, v: HostTensor, mask: MaskSpec | MaskGrid, scale: number, dout?: HostTensor,
+  opts: AttendOptions = {}): Attended {
+  if ((opts.nonFinite ?? 'error') === 'error') {
+    for (const [name, t] of [['q', q], ['k', k], ['v', v], ['dout', dout]] as const) if (t) checkFinite(name, t);
+  }
   const T = q.shape[0]!;
   const grid = mask instanceof MaskGrid ? mask : MaskGrid.build(mask, T);
   const pos = Int32Array.from({ length: T }, (_, i) => i);

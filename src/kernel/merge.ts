@@ -1,12 +1,13 @@
 // The online-softmax merge of two partial results of the same queries over disjoint key sets,
-// in the log-sigmoid form (DESIGN.md): out ← out − σ(lse_b − lse)(out − out_b),
-// lse ← lse − log σ(lse − lse_b). Written so that −∞ on either side never produces NaN.
+// in the log-sigmoid form: out ← out − σ(lse_b − lse)(out − out_b), lse ← lse − log σ(lse − lse_b).
+// σ of a difference of log-sum-exps is the share of the second set in the combined softmax, so
+// the running output never leaves the range of its parts, and −∞ on either side never gives NaN.
 
-export function sigmoid(x: number): number {
+function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
-export function logSigmoid(x: number): number {
+function logSigmoid(x: number): number {
   return x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x));
 }
 

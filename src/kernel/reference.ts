@@ -5,9 +5,13 @@ import { asF64, type HostTensor, hostTensor } from '../tensor/host.js';
 
 export interface Reference { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
 
-/** q [S,H,D], k/v [S,Hkv,D]; when dout is given, gradients too. All results are f64. */
+/**
+ * q [S,H,D], k/v [S,Hkv,D]; when dout is given, gradients too. All results are f64. `rows`: only
+ * the query rows [r0, r1) (the others stay out 0, lse −∞): a check of a few new tokens after a
+ * long cached context.
+ */
 export function referenceAttention(
-  qT: HostTensor, kT: HostTensor, vT: HostTensor, mask: MaskGrid, scale: number, doutT?: HostTensor,
+  qT: HostTensor, kT: HostTensor, vT: HostTensor, mask: MaskGrid, scale: number, doutT?: HostTensor, rows?: readonly [number, number],
 ): Reference {
   const [S, H, D] = qT.shape as [number, number, number];
   const Hkv = kT.shape[1]!, group = H / Hkv;
@@ -17,7 +21,7 @@ export function referenceAttention(
   const p = new Float64Array(S);
   for (let h = 0; h < H; h++) {
     const g = Math.floor(h / group);
-    for (let i = 0; i < S; i++) {
+    for (let i = rows?.[0] ?? 0; i < (rows?.[1] ?? S); i++) {
       const qb = (i * H + h) * D;
       let mx = -Infinity;
       for (let j = 0; j < S; j++) {

@@ -15,7 +15,7 @@ export interface DistEnv {
 }
 
 /** Variables that must stay set in every process weft starts (multicast can take shared GPUs down). */
-export const SAFE_GPU_ENV: Readonly<Record<string, string>> = {
+const SAFE_GPU_ENV: Readonly<Record<string, string>> = {
   NCCL_NVLS_ENABLE: '0',
   TORCH_SYMM_MEM_DISABLE_MULTICAST: '1',
   NVSHMEM_DISABLE_NVLS: '1',

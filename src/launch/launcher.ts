@@ -68,7 +68,7 @@ function tellingLine(recent: readonly string[]): string | undefined {
   return recent.at(-1)?.trim();
 }
 
-export function validateLaunch(o: LaunchOptions): void {
+function validateLaunch(o: LaunchOptions): void {
   const nodes = o.nodes ?? 1, nodeRank = o.nodeRank ?? 0;
   if (!Number.isInteger(o.nprocs) || o.nprocs < 1) throw new Error(`-n must be a positive integer, got ${o.nprocs}`);
   if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`--nodes must be a positive integer, got ${nodes}`);

@@ -4,62 +4,21 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { parseMask, type MaskSpec } from '../mask/spec.js';
-import { isShardKind, SHARD_KINDS, type ShardKind } from '../shard/shard.js';
-import { GPU_PRESETS, GPU_CLASSES, type GpuClass, type GpuSpec, type LinkSpec } from './hardware.js';
+import { isShardKind, SHARD_KINDS } from '../shard/shard.js';
+import { PLACEMENTS } from '../mesh/mesh.js';
+import { STRATEGY_NAMES } from '../strategy/names.js';
+import { GPU_PRESETS, GPU_CLASSES } from './hardware.js';
 import { IMPLEMENTATIONS } from './calibration/types.js';
 import { MODEL_PRESETS, type ModelSpec } from './model.js';
-import type { PcieTree } from './pcie.js';
+import { MODES, type CandidateSpec, type Cluster, type GpuClass, type GpuSpec, type LinkSpec, type PcieTree, type PlanConfig, type PlanStrategy } from './types.js';
 
-export type Mode = 'training' | 'attention' | 'attention-forward' | 'prefill';
-export const MODES: readonly Mode[] = ['training', 'attention', 'attention-forward', 'prefill'];
+export type { CandidateSpec, Cluster, Mode, PlanConfig, PlanStrategy } from './types.js';
 
-export type Strategy = 'local' | 'ulysses' | 'ring' | 'usp' | 'allgather' | 'double-ring' | 'tokenring';
-export const STRATEGIES: readonly Strategy[] = ['local', 'ulysses', 'ring', 'usp', 'allgather', 'double-ring', 'tokenring'];
-export type Placement = 'head-first' | 'context-first';
-export const PLACEMENTS: readonly Placement[] = ['head-first', 'context-first'];
+/** The strategies a layout may name: the context-parallel ones and `local`. */
+export const PLAN_STRATEGIES: readonly PlanStrategy[] = ['local', ...STRATEGY_NAMES];
 
-export interface Cluster {
-  nodes: number;
-  gpusPerNode: number;
-  world: number;
-  gpu: GpuSpec;
-  intraNode: LinkSpec;
-  interNode: LinkSpec;
-  /** PCIe cards: the switches and sockets inside a node (docs/plan.md) */
-  pcie?: PcieTree;
-}
 
-/** A layout as the user may write it: unset fields are derived (dp fills the world, strategy from degrees). */
-export interface CandidateSpec {
-  tp?: number;
-  ulysses?: number;
-  ring?: number;
-  dp?: number;
-  strategy?: Strategy;
-  placement?: Placement;
-  shard?: ShardKind;
-  inner?: number;
-}
 
-export interface PlanConfig {
-  model: ModelSpec;
-  mode: Mode;
-  seqLen: number;
-  batchSeqs: number;
-  microBatchSeqs: number;
-  maskText: string;
-  mask: MaskSpec;
-  cuSeqlens?: number[];
-  cluster: Cluster;
-  candidates?: CandidateSpec[];
-  /** ZeRO stage over data × sequence ranks: 1 shards optimizer state, 2 also gradients, 3 also weights */
-  zero: 0 | 1 | 2 | 3;
-  recompute: 'none' | 'full';
-  /** bf16 mixed precision (bf16 weights and activations, f32 master weights and Adam state), or fp32 throughout */
-  precision: 'bf16' | 'fp32';
-  kernel?: string;
-  implementation: string;
-}
 
 type Json = unknown;
 
@@ -185,7 +144,7 @@ function candidate(v: Json, path: string): CandidateSpec {
   known(o, path, ['tp', 'ulysses', 'ring', 'dp', 'strategy', 'placement', 'shard', 'inner']);
   const c: CandidateSpec = {};
   for (const k of ['tp', 'ulysses', 'ring', 'dp', 'inner'] as const) if (o[k] !== undefined) c[k] = number(o[k], `${path}.${k}`, { integer: true });
-  if (o.strategy !== undefined) c.strategy = choice(o.strategy, `${path}.strategy`, STRATEGIES);
+  if (o.strategy !== undefined) c.strategy = choice(o.strategy, `${path}.strategy`, PLAN_STRATEGIES);
   if (o.placement !== undefined) c.placement = choice(o.placement, `${path}.placement`, PLACEMENTS);
   if (o.shard !== undefined) {
     if (typeof o.shard !== 'string' || !isShardKind(o.shard)) fail(`${path}.shard`, `expected one of ${SHARD_KINDS.join(', ')}`, o.shard);

@@ -1,28 +1,21 @@
 // The analytical model: a layout's step time, broken into terms, its memory per GPU, and its model
 // FLOPs. Ring phases run in lock step — each step takes the slowest position's
-// max(compute, transfer) — and collectives are exposed (nothing overlaps them). A host clock runs
-// beside the GPU's: work is issued when the host has prepared it (implementations that prepare
-// mask views on the host), the GPU idles only when it has run out of issued work.
+// max(compute, transfer) — and collectives are exposed (nothing overlaps them).
 import { elemBytes, type PlanConfig } from './config.js';
-import type { Layout } from './layout.js';
+import type { PlanLayout } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
-import { weftFootprint } from './footprint.js';
+import type { CountCase } from './counts.js';
+import { footprintCase, weftFootprint } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Context, Phase, RingPhase, Term } from './schedule.js';
-import { headsOf, layerSchedule, microbatches, savedBytesPerToken, seqsAtOnce, stepPhases } from './schedule.js';
+import { deviceOpsCase, headsOf, layerSchedule, microbatches, savedBytesPerToken, seqsAtOnce, stepPhases } from './schedule.js';
 
 export type Breakdown = Record<Term, number>;
 
 export function emptyBreakdown(): Breakdown {
-  return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0, host: 0 };
+  return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0 };
 }
 
-/**
- * Where the GPU's stream and the host stand (ms). The GPU runs what the host has issued, in
- * order; the host waits for collectives to complete (as the strategies await them) and, in ring
- * phases whose transfers carry computed results, for each step's transfers.
- */
-export interface Clock { gpu: number; host: number }
 
 /** Which link classes a set of hops uses. */
 interface Classes { intra: boolean; inter: boolean }
@@ -39,11 +32,8 @@ function worstHop(ctx: Context, bytes: number, c: Classes, share = 1): number {
 
 /**
  * A ring phase in lock step: total ms, and the compute of the slowest and of the mean position.
- * With a clock, each step is issued after the host has prepared its view, and `host` is what the
- * GPU waited for the host (the total includes it); without one the phase starts with the host
- * ready.
  */
-export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total: number; critical: number; mean: number; host: number } {
+export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
   const u = p.units, outerN = p.r / p.inner;
   const stepC = (k: number): number => (u.stepMax[k]! > 0 ? p.scale * u.stepMax[k]! + p.overheadMs : 0);
   let critical = 0, mean = 0;
@@ -51,10 +41,7 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
     critical += u.weights[k]! * stepC(k);
     mean += u.weights[k]! * (p.scale * u.stepMean[k]! + p.overheadMs * u.stepBusy[k]!);
   }
-  let total = 0, hostIdle = 0;
-  const g0 = clock?.gpu ?? 0, h0 = clock?.host ?? 0;
-  let hostEnd = h0;
-  const prep = p.hostMs > 0 && clock !== undefined;
+  let total = 0;
   for (const pat of p.patterns) {
     const sample = u.sample;
     const cls = (a: number, b: number): LinkClass => (pat.nodes[a] === pat.nodes[b] ? 'intra' : 'inter');
@@ -82,19 +69,6 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
       return Math.max(stepC(k), out);
     };
     let t = 0;
-    // the host clock, relative to the phase start: a step whose view is partially masked is issued
-    // after its preparation; the GPU starts it when it is issued and the previous step is done
-    let host = h0 - g0, idle = 0;
-    const partial = prep ? u.grid.stepPartial : undefined;
-    const issue = (k: number, ms: number, times: number): void => {
-      for (let n = 0; n < times; n++) {
-        host += partial![k] ? p.hostMs : 0;
-        const start = Math.max(t, host);
-        idle += start - t;
-        if (p.hostWaits) host = Math.max(host, start);
-        t = start + ms;
-      }
-    };
     if (p.turned) {
       // a backward turned back: during step t of a pass the K,V for step t+1 (t ≤ inner−3) and the
       // sum of step t−1 (t ≥ 1) leave for the previous position, and nothing follows the last step
@@ -103,20 +77,15 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
       // (o ≤ outer−3) and the previous round's outer sum (o ≥ 1) travel under the whole round.
       const kvMs = worstHop(ctx, p.preBytes, hops, sh), accMs = worstHop(ctx, p.postBytes, hops, sh);
       const step = (k: number, tt: number): number => Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
-      const run = (k: number, tt: number): void => {
-        if (prep) issue(k, step(k, tt), u.weights[k]!);
-        else t += u.weights[k]! * step(k, tt);
-      };
-      // the host awaits a fetch before it issues the first step
-      const fetch = (ms: number): void => { t += ms; host = Math.max(host, t); };
+      const run = (k: number, tt: number): void => { t += u.weights[k]! * step(k, tt); };
       const first = p.fetchFirst ? kvMs : 0;
       if (outerN === 1) {
-        if (first > 0) fetch(first);
+        if (first > 0) t += first;
         for (let k = 0; k < u.steps.length; k++) run(k, u.steps[k]!);
       } else {
         for (let o = 0; o < outerN; o++) {
           const r0 = t;
-          if (first > 0) fetch(first);
+          if (first > 0) t += first;
           for (let k = 0; k < p.inner; k++) run(o * p.inner + k, k);
           const outerMs = (o <= outerN - 3 ? worstHop(ctx, p.preBytes, outer, sh) : 0) + (o >= 1 ? worstHop(ctx, p.postBytes, outer, sh) : 0);
           t = Math.max(t, r0 + outerMs);
@@ -124,17 +93,11 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
       }
     } else {
       if (outerN === 1) {
-        for (let k = 0; k < u.steps.length; k++) {
-          if (prep) issue(k, stepMs(k, u.steps[k]!, u.steps[k]!), u.weights[k]!);
-          else t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
-        }
+        for (let k = 0; k < u.steps.length; k++) t += u.weights[k]! * stepMs(k, u.steps[k]!, u.steps[k]!);
       } else {
         for (let o = 0; o < outerN; o++) {
           const r0 = t;
-          for (let k = 0; k < p.inner; k++) {
-            if (prep) issue(o * p.inner + k, stepMs(o * p.inner + k, o * p.inner + k, k), 1);
-            else t += stepMs(o * p.inner + k, o * p.inner + k, k);
-          }
+          for (let k = 0; k < p.inner; k++) t += stepMs(o * p.inner + k, o * p.inner + k, k);
           // the block for the next round crosses to the next inner ring while this round computes
           if (o < outerN - 1) t = Math.max(t, r0 + worstHop(ctx, p.preBytes, outer, sh));
         }
@@ -143,57 +106,44 @@ export function ringPhaseMs(ctx: Context, p: RingPhase, clock?: Clock): { total:
       const spansNodes = pat.nodes.some((n) => n !== pat.nodes[0]);
       t += worstHop(ctx, p.postBytes, hops, sh) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }, sh) + p.tailMs : 0);
     }
-    if (t > total) { total = t; hostIdle = idle; }
-    hostEnd = Math.max(hostEnd, g0 + host);
+    if (t > total) total = t;
   }
-  if (clock) { clock.gpu = g0 + total; clock.host = hostEnd; }
-  return { total, critical, mean, host: hostIdle };
+  return { total, critical, mean };
 }
 
-/**
- * Milliseconds of a list of phases from `clock` (advanced; a fresh one by default), adding each
- * phase's share to `acc` scaled by `times`. Without host-side preparation the host never holds
- * the GPU up and this is the sum of the phases.
- */
-export function phasesMs(ctx: Context, phases: readonly Phase[], acc: Breakdown, times: number, clock: Clock = { gpu: 0, host: 0 }): number {
-  const g0 = clock.gpu;
+/** Milliseconds of a list of phases, adding each phase's share to `acc` scaled by `times`. */
+export function phasesMs(ctx: Context, phases: readonly Phase[], acc: Breakdown, times: number): number {
+  let ms = 0;
   for (const p of phases) {
     if (p.kind === 'compute') {
-      clock.host += p.hostMs ?? 0;
-      const start = Math.max(clock.gpu, clock.host);
-      acc.host += (start - clock.gpu) * times;
-      clock.gpu = start + p.ms;
+      ms += p.ms;
       acc[p.term] += p.ms * times;
       continue;
     }
     if (p.kind === 'collective') {
       const t = collectiveMs(ctx.net, p.op, p.bytes, p.group);
-      clock.gpu = Math.max(clock.gpu, clock.host) + t;
-      clock.host = clock.gpu;
+      ms += t;
       acc[p.term] += t * times;
       continue;
     }
-    const r = ringPhaseMs(ctx, p, clock);
+    const r = ringPhaseMs(ctx, p);
+    ms += r.total;
     acc.attention += r.mean * times;
     acc.imbalance += (r.critical - r.mean) * times;
-    acc.host += r.host * times;
-    acc['ring-comm'] += (r.total - r.critical - r.host) * times;
+    acc['ring-comm'] += (r.total - r.critical) * times;
   }
-  return clock.gpu - g0;
+  return ms;
 }
 
 export interface Timing { stepMs: number; layerMs: number; breakdown: Breakdown }
 
-export function timing(ctx: Context, l: Layout): Timing {
+export function timing(ctx: Context, l: PlanLayout): Timing {
   const cfg = ctx.cfg, breakdown = emptyBreakdown();
   const layers = cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.model.layers : 1;
   const micro = microbatches(cfg, l);
   const sched = layerSchedule(ctx, l);
   const steps = stepPhases(ctx, l);
-  // a layer's forward and backward on one clock; every layer priced as if it started with the host
-  // in step with the GPU (exact for one layer; for many, an upper bound on exposed host work)
-  const clock: Clock = { gpu: 0, host: 0 };
-  const layerMs = phasesMs(ctx, sched.fwd, breakdown, layers * micro, clock) + phasesMs(ctx, sched.bwd, breakdown, layers * micro, clock);
+  const layerMs = phasesMs(ctx, sched.fwd, breakdown, layers * micro) + phasesMs(ctx, sched.bwd, breakdown, layers * micro);
   const microMs = phasesMs(ctx, steps.perMicro, breakdown, micro);
   const stepOnly = phasesMs(ctx, steps.perStep, breakdown, 1);
   return { stepMs: micro * (layers * layerMs + microMs) + stepOnly, layerMs, breakdown };
@@ -220,7 +170,7 @@ export const WORKSPACE_GIB = 1.5;
 export const FRAGMENTATION = 0.05;
 
 /** Bytes each GPU holds at its peak. */
-export function memory(ctx: Context, l: Layout): Memory {
+export function memory(ctx: Context, l: PlanLayout): Memory {
   const cfg = ctx.cfg, m = cfg.model, S = cfg.seqLen, D = m.headDim;
   const B = seqsAtOnce(cfg, l), h = headsOf(cfg, l), e = elemBytes(cfg);
   const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
@@ -280,9 +230,8 @@ export function memory(ctx: Context, l: Layout): Memory {
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
     parts.transient = tokenEquiv * layerAct;
   } else if (ctx.rates.impl.footprint !== 'generic') {
-    // weft's own code (footprint.ts): what it holds at its peak ('weft', releasing per step since
-    // 90faa7f), or what one iteration allocates, all of it live at its end ('weft-gc', to a57aad4)
-    const f = weftFootprint(cfg, l, ctx.rates.impl);
+    // weft's own code (footprint.ts): what it holds at its peak
+    const f = weftFootprint(cfg, l);
     parts.inputs = f.inputs;
     parts.forward = f.forward;
     parts.backward = f.backward;
@@ -309,7 +258,7 @@ export interface Prediction {
   memGiB: number;
 }
 
-export function predict(ctx: Context, l: Layout): { prediction: Prediction; timing: Timing; memory: Memory } {
+export function predict(ctx: Context, l: PlanLayout): { prediction: Prediction; timing: Timing; memory: Memory } {
   const t = timing(ctx, l), mem = memory(ctx, l);
   const tflops = stepFlops(ctx) / (t.stepMs * 1e-3) / ctx.cfg.cluster.world / 1e12;
   return {
@@ -321,4 +270,12 @@ export function predict(ctx: Context, l: Layout): { prediction: Prediction; timi
 /** Does the layout fit in memory? */
 export function fits(cfg: PlanConfig, mem: Memory): boolean {
   return mem.totalGiB <= cfg.cluster.gpu.memGiB;
+}
+
+/** The strategy-code runs (counts.ts) pricing `l` needs: its Device operations, and in attention modes its memory. */
+export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
+  const { cfg, rates } = ctx, out: CountCase[] = [];
+  if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
+  if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward')) out.push(footprintCase(cfg, l));
+  return out;
 }

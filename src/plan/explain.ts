@@ -71,7 +71,6 @@ const TERM_WORDS: Record<Term, string> = {
   'tp-comm': 'tensor-parallel all-gathers and reduce-scatters (exposed)',
   'grad-sync': 'gradient reduce-scatter and weight all-gather (exposed)',
   optimizer: 'the optimizer step',
-  host: 'host-side preparation the GPU waited for',
 };
 
 function shares(b: Breakdown): [Term, number][] {

@@ -1,30 +1,11 @@
 // GPUs and links by name. Rates are datasheet figures; what a kernel or a link achieves of them is
 // the calibration's business (calibration/), never baked in here — except the PCIe root complex's
 // all-to-all forwarding rate, which no datasheet gives (see L20_BOX).
-import type { PcieTree } from './pcie.js';
+import type { GpuClass, GpuSpec, PcieTree } from './types.js';
 
-export type GpuClass = 'hopper' | 'ampere' | 'ada';
+export type { GpuClass, GpuSpec, LinkSpec } from './types.js';
 export const GPU_CLASSES: readonly GpuClass[] = ['hopper', 'ampere', 'ada'];
 
-export interface LinkSpec {
-  /** nominal bandwidth per GPU per direction, GB/s (1e9 bytes) */
-  GBps: number;
-  latencyUs: number;
-}
-
-export interface GpuSpec {
-  name: string;
-  class: GpuClass;
-  /** dense bf16 tensor-core peak, TFLOP/s */
-  bf16Tflops: number;
-  /** memory a process can allocate, GiB */
-  memGiB: number;
-  hbmTBs: number;
-  /** the GPU-to-GPU link inside a node (NVLink, or PCIe for PCIe cards) */
-  intraNode: LinkSpec;
-  /** PCIe cards: the tree of switches and sockets inside a node (NVLink parts reach every peer directly) */
-  pcie?: PcieTree;
-}
 
 /**
  * The 8 × L20 server of USP (arXiv 2405.07719) Table 3: PCIe Gen4 x16 cards, two behind each PCIe

@@ -3,30 +3,30 @@
 // innermost-first: tp, then ulysses then ring (head-first) or ring then ulysses (context-first),
 // then dp — so head-first keeps the all-to-alls inside a node, context-first the ring hops.
 import type { ShardKind } from '../shard/shard.js';
-import type { CandidateSpec, Cluster, PlanConfig, Placement, Strategy } from './config.js';
+import type { CandidateSpec, Cluster, Placement, PlanConfig, PlanStrategy } from './types.js';
 import type { GroupShape, LinkClass } from './links.js';
 import { allToAllLoads, hopShares } from './pcie.js';
 
-export interface Layout {
+export interface PlanLayout {
   tp: number;
   ulysses: number;
   ring: number;
   dp: number;
-  strategy: Strategy;
+  strategy: PlanStrategy;
   placement: Placement;
   shard: ShardKind;
   /** double-ring: ranks of each inner ring */
   inner?: number;
 }
 
-export function describeLayout(l: Layout): string {
+export function describeLayout(l: PlanLayout): string {
   const deg = `tp${l.tp} u${l.ulysses} r${l.ring} dp${l.dp}`;
   const extra = l.ring > 1 ? ` ${l.shard}${l.inner ? ` inner ${l.inner}` : ''}` : '';
   const place = l.ulysses > 1 && l.ring > 1 ? ` ${l.placement}` : '';
   return `${l.strategy} ${deg}${extra}${place}`;
 }
 
-export function rankOf(l: Layout, t: number, u: number, r: number, d: number): number {
+export function rankOf(l: PlanLayout, t: number, u: number, r: number, d: number): number {
   const sp = l.placement === 'head-first' ? u + l.ulysses * r : r + l.ring * u;
   return t + l.tp * (sp + l.ulysses * l.ring * d);
 }
@@ -39,11 +39,11 @@ export function shapeOf(cl: Cluster, ranks: readonly number[]): GroupShape {
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-export function tpGroup(l: Layout, cl: Cluster): GroupShape {
+export function tpGroup(l: PlanLayout, cl: Cluster): GroupShape {
   return shapeOf(cl, range(l.tp).map((t) => rankOf(l, t, 0, 0, 0)));
 }
 
-export function ulyssesGroup(l: Layout, cl: Cluster): GroupShape {
+export function ulyssesGroup(l: PlanLayout, cl: Cluster): GroupShape {
   const ranks = range(l.ulysses).map((u) => rankOf(l, 0, u, 0, 0));
   const g = shapeOf(cl, ranks);
   // its all-to-alls cross the PCIe tree (the other groups run ring algorithms over links)
@@ -51,7 +51,7 @@ export function ulyssesGroup(l: Layout, cl: Cluster): GroupShape {
   return g;
 }
 
-export function ringGroup(l: Layout, cl: Cluster): GroupShape {
+export function ringGroup(l: PlanLayout, cl: Cluster): GroupShape {
   return shapeOf(cl, range(l.ring).map((r) => rankOf(l, 0, 0, r, 0)));
 }
 
@@ -59,7 +59,7 @@ export function ringGroup(l: Layout, cl: Cluster): GroupShape {
  * The group ZeRO shards over and gradients are reduced in: every rank holding the same tp shard.
  * TP is innermost, so it is every tp-th rank: gpusPerNode/tp of them on each node.
  */
-export function dataGroup(l: Layout, cl: Cluster): GroupShape {
+export function dataGroup(l: PlanLayout, cl: Cluster): GroupShape {
   const size = l.ulysses * l.ring * l.dp;
   const perNode = Math.max(1, Math.min(size, Math.floor(cl.gpusPerNode / l.tp)));
   return { size, perNode, nodes: Math.ceil(size / perNode) };
@@ -68,12 +68,12 @@ export function dataGroup(l: Layout, cl: Cluster): GroupShape {
 const nodeOf = (cl: Cluster, x: number): number => Math.floor(x / cl.gpusPerNode);
 
 /** The link class between ring positions a and b of the ring group at Ulysses slot u, replica d. */
-export function hopClass(l: Layout, cl: Cluster, u: number, d: number, a: number, b: number): LinkClass {
+export function hopClass(l: PlanLayout, cl: Cluster, u: number, d: number, a: number, b: number): LinkClass {
   return nodeOf(cl, rankOf(l, 0, u, a, d)) === nodeOf(cl, rankOf(l, 0, u, b, d)) ? 'intra' : 'inter';
 }
 
 /** The rank that follows `rank` in its (inner) ring. */
-export function ringSuccessor(l: Layout, rank: number): number {
+export function ringSuccessor(l: PlanLayout, rank: number): number {
   const U = l.ulysses, R = l.ring, inner = l.strategy === 'double-ring' ? l.inner ?? R : R;
   const t = rank % l.tp, rest = Math.floor(rank / l.tp), sp = rest % (U * R), d = Math.floor(rest / (U * R));
   const [u, r] = l.placement === 'head-first' ? [sp % U, Math.floor(sp / U)] : [Math.floor(sp / R), sp % R];
@@ -85,7 +85,7 @@ export function ringSuccessor(l: Layout, rank: number): number {
  * In a PCIe tree, the share of its link's bandwidth each ring hop of a node gets with every GPU
  * sending to its successor at once (pcie.ts); 1 for every hop elsewhere.
  */
-export function hopShareOf(l: Layout, cl: Cluster, cache = new Map<number, Float64Array>()): (rank: number) => number {
+export function hopShareOf(l: PlanLayout, cl: Cluster, cache = new Map<number, Float64Array>()): (rank: number) => number {
   if (!cl.pcie) return () => 1;
   const n = cl.gpusPerNode;
   return (rank) => {
@@ -115,7 +115,7 @@ export interface RingPattern {
   groups: number;
 }
 
-export function ringPatterns(l: Layout, cl: Cluster): RingPattern[] {
+export function ringPatterns(l: PlanLayout, cl: Cluster): RingPattern[] {
   const inner = l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring;
   // a ring group's ranks are base + stride·i; its node pattern depends on base mod gpusPerNode only
   const residues = new Map<number, [number, number, number]>(); // residue → (u, d, count)
@@ -160,7 +160,7 @@ function defaultShard(cfg: PlanConfig): ShardKind {
 }
 
 /** Why a layout cannot run here, or undefined when it can (memory is judged later). */
-export function layoutProblem(l: Layout, cfg: PlanConfig): string | undefined {
+export function layoutProblem(l: PlanLayout, cfg: PlanConfig): string | undefined {
   const m = cfg.model, world = cfg.cluster.world;
   const prod = l.tp * l.ulysses * l.ring * l.dp;
   if (prod !== world) return `tp × ulysses × ring × dp = ${prod}, not the ${world} GPUs of the cluster`;
@@ -191,22 +191,22 @@ export function layoutProblem(l: Layout, cfg: PlanConfig): string | undefined {
 }
 
 /** Inner ring size that keeps an inner ring inside a node (the point of a double ring). */
-function defaultInner(l: Omit<Layout, 'inner'>, cl: Cluster): number | undefined {
+function defaultInner(l: Omit<PlanLayout, 'inner'>, cl: Cluster): number | undefined {
   const perNode = l.placement === 'head-first' ? Math.floor(cl.gpusPerNode / (l.tp * l.ulysses)) : Math.floor(cl.gpusPerNode / l.tp);
   const ok = divisors(l.ring).filter((i) => i >= 2 && i < l.ring && i <= Math.max(2, perNode));
   return ok.length ? ok[ok.length - 1] : undefined;
 }
 
 /** Fill a user's partial layout; unset degrees default to 1 with dp (or ring) taking the rest. */
-export function completeLayout(c: CandidateSpec, cfg: PlanConfig): Layout {
+export function completeLayout(c: CandidateSpec, cfg: PlanConfig): PlanLayout {
   const world = cfg.cluster.world;
   const tp = c.tp ?? 1, ulysses = c.ulysses ?? 1;
   let ring = c.ring, dp = c.dp;
   if (ring === undefined && dp === undefined) dp = 1;
   if (ring === undefined) ring = Math.max(1, Math.round(world / (tp * ulysses * dp!)));
   if (dp === undefined) dp = Math.max(1, Math.round(world / (tp * ulysses * ring)));
-  const strategy: Strategy = c.strategy ?? (ulysses > 1 && ring > 1 ? 'usp' : ulysses > 1 ? 'ulysses' : ring > 1 ? 'ring' : 'local');
-  const base = { tp, ulysses, ring, dp, strategy, placement: c.placement ?? 'head-first', shard: c.shard ?? defaultShard(cfg) } as Layout;
+  const strategy: PlanStrategy = c.strategy ?? (ulysses > 1 && ring > 1 ? 'usp' : ulysses > 1 ? 'ulysses' : ring > 1 ? 'ring' : 'local');
+  const base = { tp, ulysses, ring, dp, strategy, placement: c.placement ?? 'head-first', shard: c.shard ?? defaultShard(cfg) } as PlanLayout;
   if (strategy === 'double-ring') {
     const inner = c.inner ?? defaultInner(base, cfg.cluster);
     if (inner !== undefined) base.inner = inner;
@@ -215,8 +215,8 @@ export function completeLayout(c: CandidateSpec, cfg: PlanConfig): Layout {
 }
 
 /** Every layout the search considers for this config (valid by divisibility; memory judged later). */
-export function enumerateLayouts(cfg: PlanConfig): Layout[] {
-  const cl = cfg.cluster, m = cfg.model, out: Layout[] = [];
+export function enumerateLayouts(cfg: PlanConfig): PlanLayout[] {
+  const cl = cfg.cluster, m = cfg.model, out: PlanLayout[] = [];
   const attentionOnly = cfg.mode.startsWith('attention');
   const tps = attentionOnly ? [1] : divisors(cl.gpusPerNode).filter((t) => m.heads % t === 0 && m.kvHeads % t === 0);
   const shards: ShardKind[] = cfg.mask.kind === 'full' ? ['contiguous'] : cfg.mask.kind === 'document' ? ['doc-zigzag', 'zigzag', 'contiguous'] : ['zigzag', 'striped', 'contiguous'];
@@ -228,12 +228,12 @@ export function enumerateLayouts(cfg: PlanConfig): Layout[] {
         const rest = cl.world / (tp * dp);
         if (rest % ulysses !== 0) continue;
         const ring = rest / ulysses;
-        const push = (l: Layout): void => { if (!layoutProblem(l, cfg)) out.push(l); };
+        const push = (l: PlanLayout): void => { if (!layoutProblem(l, cfg)) out.push(l); };
         if (ring === 1) {
           push({ tp, ulysses, ring, dp, strategy: ulysses > 1 ? 'ulysses' : 'local', placement: 'head-first', shard: primary });
           continue;
         }
-        const placements: Layout['placement'][] = ulysses > 1 ? ['head-first', 'context-first'] : ['head-first'];
+        const placements: PlanLayout['placement'][] = ulysses > 1 ? ['head-first', 'context-first'] : ['head-first'];
         // above 64 ring positions only the balanced primary shard is priced: under causal masks the
         // contiguous shard is never faster and the striped one prices the same (docs/plan.md)
         const ringShards = ring > 64 ? [primary] : shards;

@@ -10,17 +10,10 @@
 //    traffic that goes back through the CPU uses the CPU–switch link in both directions
 //    (github.com/NVIDIA/nccl/issues/1086). So all-to-alls are priced against a root-complex
 //    forwarding rate, ring (point-to-point) traffic against links and uplinks only.
-import type { Cluster } from './config.js';
+import type { Cluster, PcieTree } from './types.js';
 
-export interface PcieTree {
-  gpusPerSwitch: number;
-  switchesPerSocket: number;
-  /** a switch's uplink to the root complex, GB/s per direction (nominal) */
-  uplinkGBps: number;
-  /** bytes per second a socket's root complex forwards of all-to-all traffic between its switches and to the other socket, GB/s in all */
-  rootComplexGBps: number;
-  source: string;
-}
+export type { PcieTree } from './types.js';
+
 
 const switchOf = (t: PcieTree, local: number): number => Math.floor(local / t.gpusPerSwitch);
 const socketOf = (t: PcieTree, local: number): number => Math.floor(switchOf(t, local) / t.switchesPerSocket);

@@ -6,12 +6,12 @@ import type { MaskSpec } from '../mask/spec.js';
 import { maskName } from '../mask/spec.js';
 import { parseConfig, type PlanConfig } from './config.js';
 import { attentionFootprint, footprintBytes } from './footprint.js';
-import { completeLayout, type Layout } from './layout.js';
-import { buildContext, evaluateLayout } from './search.js';
+import { completeLayout, type PlanLayout } from './layout.js';
+import { buildContext, evaluate } from './search.js';
 
 /** A weft layout as `weft run` resolves it (src/run/layout.ts), or a peer. */
 export type RunLayout =
-  | { strategy: Layout['strategy']; ulysses: number; ring: number; inner?: number; placement?: Layout['placement']; shard: Layout['shard'] }
+  | { strategy: PlanLayout['strategy']; ulysses: number; ring: number; inner?: number; placement?: PlanLayout['placement']; shard: PlanLayout['shard'] }
   | 'one-gpu' | 'pytorch';
 
 export interface RunShape { S: number; H: number; Hkv: number; D: number; mask: MaskSpec; world: number }
@@ -39,26 +39,24 @@ function config(x: RunShape, gpus: number, gpu: string, implementation: string, 
 
 /**
  * The planner's prediction for a forward+backward row measured on `gpuName` GPUs, or a reason it
- * has none (a GPU without calibration, a mask the planner does not price). `implementation`: the
- * profile of the code that ran (default `weft`, the current code).
+ * has none (a GPU without calibration, a mask the planner does not price).
  */
-export function predictRun(x: RunShape, layout: RunLayout, gpuName: string, implementation = 'weft'): RunPrediction | { none: string } {
+export async function predictRun(x: RunShape, layout: RunLayout, gpuName: string): Promise<RunPrediction | { none: string }> {
   const gpu = plannerGpu(gpuName);
   if (!gpu) return { none: `no calibration for ${gpuName}` };
   if (x.mask.kind === 'slices') return { none: 'explicit slices are not priced' };
   if (layout === 'pytorch') {
     const cfg = config(x, x.world, gpu, 'pytorch', 'cudnn');
-    return { ms: evaluateLayout(buildContext(cfg), completeLayout({ ring: x.world, shard: 'zigzag' }, cfg)).prediction!.stepMs };
+    return { ms: (await evaluate(buildContext(cfg), completeLayout({ ring: x.world, shard: 'zigzag' }, cfg))).prediction!.stepMs };
   }
   if (layout === 'one-gpu') {
     const cfg = config(x, 1, gpu, 'weft');
-    return { ms: evaluateLayout(buildContext(cfg), completeLayout({}, cfg)).prediction!.stepMs };
+    return { ms: (await evaluate(buildContext(cfg), completeLayout({}, cfg))).prediction!.stepMs };
   }
-  const cfg = config(x, x.world, gpu, implementation);
+  const cfg = config(x, x.world, gpu, 'weft');
   const { strategy, ulysses, ring, shard, placement, inner } = layout;
   const l = completeLayout({ strategy, ulysses, ring, shard, ...(placement ? { placement } : {}), ...(strategy === 'double-ring' && inner ? { inner } : {}) }, cfg);
-  const ms = evaluateLayout(buildContext(cfg), l).prediction!.stepMs;
-  if (implementation !== 'weft') return { ms };
-  const f = attentionFootprint({ ...layout, S: x.S, H: x.H, Hkv: x.Hkv, D: x.D, e: 2, backward: true });
+  const ms = (await evaluate(buildContext(cfg), l)).prediction!.stepMs;
+  const f = await attentionFootprint({ ...layout, S: x.S, H: x.H, Hkv: x.Hkv, D: x.D, e: 2, backward: true });
   return { ms, peakGiB: footprintBytes(f) / 2 ** 30 };
 }

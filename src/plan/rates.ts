@@ -139,8 +139,4 @@ export class Rates {
     return this.impl.stepOverheadUs / 1000;
   }
 
-  /** Host-side preparation of a partially masked view of `rows` query plus key rows. */
-  hostPrepMs(rows: number): number {
-    return (this.impl.hostPrepUsPerRow * rows) / 1000;
-  }
 }

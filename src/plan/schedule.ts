@@ -5,19 +5,18 @@
 // max(compute, transfer)), the simulator with real dependencies, FIFO streams and shared ports.
 import { elemBytes, type PlanConfig } from './config.js';
 import type { MaskAreas } from './area.js';
-import type { Layout, RingPattern } from './layout.js';
+import type { PlanLayout, RingPattern } from './layout.js';
 import { dataGroup, ringGroup, ringPatterns, tpGroup, ulyssesGroup } from './layout.js';
 import type { CollectiveOp, GroupShape, Network } from './links.js';
 import { activationBytesPerTokenLayer, elementwiseBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Rates } from './rates.js';
-import { ELEMENTWISE_OPS, elementwisePeakMember } from './elementwise.js';
+import { type CountCase, ELEMENTWISE_OPS, preparedCounts } from './counts.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
-export type Term = 'gemm' | 'elementwise' | 'attention' | 'imbalance' | 'ring-comm' | 'all-to-all' | 'gather' | 'tp-comm' | 'grad-sync' | 'optimizer' | 'host';
+export type Term = 'gemm' | 'elementwise' | 'attention' | 'imbalance' | 'ring-comm' | 'all-to-all' | 'gather' | 'tp-comm' | 'grad-sync' | 'optimizer';
 
-/** `hostMs`: host-side work before the phase can be issued (the implementation's view preparation). */
-export interface ComputePhase { kind: 'compute'; name: string; term: Term; ms: number; hostMs?: number }
+export interface ComputePhase { kind: 'compute'; name: string; term: Term; ms: number }
 export interface CollectivePhase { kind: 'collective'; name: string; term: Term; op: CollectiveOp; bytes: number; group: GroupShape }
 export interface RingPhase {
   kind: 'ring';
@@ -47,10 +46,6 @@ export interface RingPhase {
   backBytes: number;
   /** ms after the last step on each position (final merge of returned partials) */
   tailMs: number;
-  /** host-side preparation before a step whose view is partially masked (units.partialAt) */
-  hostMs: number;
-  /** the host waits for each step's transfers, which wait for the previous step's compute (accumulators, partials) */
-  hostWaits: boolean;
   patterns: RingPattern[];
 }
 
@@ -251,10 +246,10 @@ export interface Context {
   rates: Rates;
   net: Network;
   areas: MaskAreas;
-  ringWork(shard: Layout['shard'], r: number): RingWork;
+  ringWork(shard: PlanLayout['shard'], r: number): RingWork;
   /** `turned`: a backward turned back (RingPhase.turned) */
-  ringUnits(shard: Layout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd', turned?: boolean): RingUnits;
-  patterns(l: Layout): RingPattern[];
+  ringUnits(shard: PlanLayout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd', turned?: boolean): RingUnits;
+  patterns(l: PlanLayout): RingPattern[];
 }
 
 export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: MaskAreas): Context {
@@ -304,17 +299,17 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
 const F32 = 4;
 
 /** Sequences one replica pushes through the layer at once. */
-export function seqsAtOnce(cfg: PlanConfig, l: Layout): number {
+export function seqsAtOnce(cfg: PlanConfig, l: PlanLayout): number {
   return cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.microBatchSeqs : cfg.batchSeqs / l.dp;
 }
 
 /** Microbatches per step. */
-export function microbatches(cfg: PlanConfig, l: Layout): number {
+export function microbatches(cfg: PlanConfig, l: PlanLayout): number {
   return cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.batchSeqs / (l.dp * cfg.microBatchSeqs) : 1;
 }
 
 /** Head counts on one GPU after tensor parallelism and the Ulysses all-to-all. */
-export function headsOf(cfg: PlanConfig, l: Layout): { q: number; kv: number; kvMoved: number } {
+export function headsOf(cfg: PlanConfig, l: PlanLayout): { q: number; kv: number; kvMoved: number } {
   const m = cfg.model;
   const q = m.heads / (l.tp * l.ulysses);
   const kvTp = m.kvHeads / l.tp;
@@ -323,7 +318,7 @@ export function headsOf(cfg: PlanConfig, l: Layout): { q: number; kv: number; kv
   return { q, kv, kvMoved: Math.max(kvTp, l.ulysses) };
 }
 
-function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] {
+function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phase[] {
   const { cfg, rates } = ctx;
   const BF16 = elemBytes(cfg);
   const D = cfg.model.headDim, S = cfg.seqLen, B = seqsAtOnce(cfg, l);
@@ -345,14 +340,9 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     const kbar = b.area / Math.max(1, b.rows);
     return rates.attnMs(pass, flops, kbar, D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
   };
-  // the implementation's host-side view preparation: before a ring step's kernel in both passes,
-  // before a single kernel in the forward only (its backward reuses the view), for partially
-  // masked views; rows = query rows + key rows of the views, per sequence
-  const partial = !ctx.areas.isFull() && ctx.areas.total > 0;
-  const prep = (rows: number): number => (pass === 'fwd' && partial ? B * rates.hostPrepMs(rows) : 0);
   if (l.ring === 1) {
     const total = ctx.areas.total;
-    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false), hostMs: prep(2 * S) });
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false) });
   } else if (l.strategy === 'allgather') {
     const w = ctx.ringWork(l.shard, l.ring);
     const g = ringGroup(l, cl);
@@ -360,9 +350,7 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     phases.push({ kind: 'collective', name: 'all-gather k,v', term: 'gather', op: 'all-gather', bytes: kvAll * BF16, group: g });
     let worst = 0;
     for (const i of w.rankSample) worst = Math.max(worst, blockMs(w.rowTotal(i), false));
-    // its own block's view and the gathered one's
-    const T = S / l.ring;
-    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: worst, hostMs: prep(2 * T + T + S) });
+    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: worst });
     if (pass === 'bwd') phases.push({ kind: 'collective', name: 'reduce-scatter dk,dv', term: 'gather', op: 'reduce-scatter', bytes: kvAll * F32, group: g });
   } else {
     const r = l.ring, inner = l.strategy === 'double-ring' ? l.inner! : r;
@@ -372,8 +360,8 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
     let preBytes: number, postBytes = 0, backBytes = 0, tailMs = 0, turned = false;
     if (token) {
       // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home. In
-      // the backward q, dO, the output (f32 in the code up to aa4a388) and lse travel
-      preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (2 * D * BF16 + D * (rates.impl.heldAccOut ? F32 : BF16) + F32);
+      // the backward q, dO, the output and lse travel
+      preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (3 * D * BF16 + F32);
       backBytes = pass === 'fwd' ? tokens * h.q * (D + 1) * F32 : tokens * h.q * D * F32;
       tailMs = pass === 'bwd' && rates.impl.deviceOps ? 0 : rates.mergeMs(h.q * tokens * D);
     } else {
@@ -387,7 +375,6 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
       kind: 'ring', name: `${l.strategy} ${pass}`, r, inner,
       units: ctx.ringUnits(l.shard, r, inner, token, pass, turned), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
       preBytes, postBytes, backBytes, tailMs, turned, fetchFirst: turned && l.strategy === 'double-ring',
-      hostMs: B * rates.hostPrepMs((2 * S) / r), hostWaits: postBytes > 0 || backBytes > 0,
       patterns: ctx.patterns(l),
     });
   }
@@ -403,25 +390,29 @@ function attentionPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] 
 
 /**
  * The strategy code's elementwise Device work of one pass on one GPU (implementations with
- * `deviceOps`): elementwise.ts's bytes and calls, each class at its measured rate. They run on the
+ * `deviceOps`): the bytes and calls counts.ts counts by running the strategy code, each class at its measured rate. They run on the
  * compute stream between the kernels, so they add to them. The one-GPU layout is the kernel alone
  * (weft's single-GPU timing runs no strategy code).
  */
-export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): number {
+/** The dry run deviceOpsMs needs (counts.ts): the layout's strategy on its tensor-parallel share of the heads. */
+export function deviceOpsCase(cfg: PlanConfig, l: PlanLayout): CountCase {
+  const m = cfg.model;
+  return {
+    strategy: l.strategy, ulysses: l.ulysses, ring: l.ring, inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring,
+    placement: l.placement, H: m.heads / l.tp, Hkv: Math.max(1, m.kvHeads / l.tp), D: m.headDim, e: elemBytes(cfg) === 4 ? 4 : 2,
+  };
+}
+
+export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {
   const { cfg, rates } = ctx, ops = rates.impl.deviceOps;
   if (!ops || (l.ring === 1 && l.ulysses === 1)) return 0;
-  const m = cfg.model, B = seqsAtOnce(cfg, l);
-  const H = m.heads / l.tp, Hkv = Math.max(1, m.kvHeads / l.tp);
-  const c = elementwisePeakMember({
-    strategy: l.strategy, T: cfg.seqLen / (l.ulysses * l.ring), H, Hkv, D: m.headDim, ring: l.ring, ulysses: l.ulysses,
-    inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring, e: elemBytes(cfg), a: F32, kernelTemps: false, backward: pass === 'bwd',
-    heldAccOut: rates.impl.heldAccOut,
-  });
+  const B = seqsAtOnce(cfg, l);
+  const c = preparedCounts(deviceOpsCase(cfg, l), cfg.seqLen / (l.ulysses * l.ring));
   // rates measured on the planned GPU (--calibration with ops records) describe weft's current code
   const table = rates.impl.name === 'weft' && rates.cal.deviceOps ? rates.cal.deviceOps.ops : ops.ops;
   let ms = 0;
   for (const op of ELEMENTWISE_OPS) {
-    const x = c.total[op], f = c.forward[op], r = table[op];
+    const x = c.traffic[op], f = c.trafficForward[op], r = table[op];
     const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
     ms += bytes / (r.hbmEfficiency * rates.gpu.hbmTBs * 1e9) + (calls * r.callUs) / 1000;
   }
@@ -429,7 +420,7 @@ export function deviceOpsMs(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): numbe
 }
 
 /** Weight products, elementwise work and tensor-parallel collectives of one layer. */
-function denseLayerPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[] {
+function denseLayerPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phase[] {
   const { cfg, rates } = ctx, m = cfg.model;
   const BF16 = elemBytes(cfg);
   const B = seqsAtOnce(cfg, l);
@@ -451,7 +442,7 @@ function denseLayerPhases(ctx: Context, l: Layout, pass: 'fwd' | 'bwd'): Phase[]
 }
 
 /** One layer, one microbatch: forward and backward (backward empty for forward-only modes). */
-export function layerSchedule(ctx: Context, l: Layout): LayerSchedule {
+export function layerSchedule(ctx: Context, l: PlanLayout): LayerSchedule {
   const mode = ctx.cfg.mode;
   if (mode === 'attention' || mode === 'attention-forward') {
     return { fwd: attentionPhases(ctx, l, 'fwd'), bwd: mode === 'attention' ? attentionPhases(ctx, l, 'bwd') : [] };
@@ -464,7 +455,7 @@ export function layerSchedule(ctx: Context, l: Layout): LayerSchedule {
 }
 
 /** Work outside the layers, per microbatch (LM head, loss) and per step (gradient sync, optimizer). */
-export function stepPhases(ctx: Context, l: Layout): { perMicro: Phase[]; perStep: Phase[] } {
+export function stepPhases(ctx: Context, l: PlanLayout): { perMicro: Phase[]; perStep: Phase[] } {
   const { cfg, rates } = ctx, m = cfg.model;
   const BF16 = elemBytes(cfg);
   if (cfg.mode !== 'training' && cfg.mode !== 'prefill') return { perMicro: [], perStep: [] };

@@ -5,8 +5,9 @@ import { CLASS_CALIBRATIONS } from './calibration/classes.js';
 import { H200 } from './calibration/h200.js';
 import { IMPLEMENTATIONS, type Calibration, type Implementation } from './calibration/types.js';
 import type { PlanConfig } from './config.js';
-import { fits, memory, predict, type Memory, type Prediction, type Timing } from './cost.js';
-import { completeLayout, enumerateLayouts, type Layout, layoutProblem } from './layout.js';
+import { countCases, fits, memory, predict, type Memory, type Prediction, type Timing } from './cost.js';
+import { prepareCounts } from './counts.js';
+import { completeLayout, enumerateLayouts, type PlanLayout, layoutProblem } from './layout.js';
 import type { Network } from './links.js';
 import { fitCalibration, Rates } from './rates.js';
 import { type Context, makeContext } from './schedule.js';
@@ -43,7 +44,7 @@ export function buildContext(cfg: PlanConfig, override?: Calibration, impl: Impl
 }
 
 export interface PlanResult {
-  layout: Layout;
+  layout: PlanLayout;
   feasible: boolean;
   reason: string | null;
   prediction: Prediction | null;
@@ -55,7 +56,19 @@ export interface PlanResult {
 
 const GiB = (x: number): string => x.toFixed(1);
 
-export function evaluateLayout(ctx: Context, l: Layout): PlanResult {
+/** Run the strategy code the layouts' pricing needs (counts.ts), once per distinct case. */
+export async function prepare(ctx: Context, layouts: readonly PlanLayout[]): Promise<void> {
+  await prepareCounts(layouts.flatMap((l) => countCases(ctx, l)));
+}
+
+/** evaluateLayout with its counts prepared. */
+export async function evaluate(ctx: Context, l: PlanLayout): Promise<PlanResult> {
+  if (!layoutProblem(l, ctx.cfg)) await prepare(ctx, [l]);
+  return evaluateLayout(ctx, l);
+}
+
+/** A layout's prediction; its counts must be prepared (prepare, evaluate). */
+export function evaluateLayout(ctx: Context, l: PlanLayout): PlanResult {
   const problem = layoutProblem(l, ctx.cfg);
   if (problem) return { layout: l, feasible: false, reason: problem, prediction: null, timing: null, memory: null, balance: 1 };
   const p = predict(ctx, l);
@@ -81,16 +94,19 @@ function rank(a: PlanResult, b: PlanResult): number {
     || SHARD_ORDER.indexOf(a.layout.shard) - SHARD_ORDER.indexOf(b.layout.shard);
 }
 
-export function plan(cfg: PlanConfig, override?: Calibration): { ctx: Context; results: PlanResult[] } {
+export async function plan(cfg: PlanConfig, override?: Calibration): Promise<{ ctx: Context; results: PlanResult[] }> {
   const ctx = buildContext(cfg, override);
   const layouts = cfg.candidates ? cfg.candidates.map((c) => completeLayout(c, cfg)) : enumerateLayouts(cfg);
   if (layouts.length === 0) throw new UserError(`no layout divides ${cfg.cluster.world} GPUs for ${cfg.model.heads} heads and batchSeqs ${cfg.batchSeqs}`);
+  await prepare(ctx, layouts.filter((l) => !layoutProblem(l, cfg)));
   const results = layouts.map((l) => evaluateLayout(ctx, l)).sort(rank);
   return { ctx, results };
 }
 
 /** The longest sequence (a multiple of `step`) a layout fits in memory, or 0. */
-export function maxSeqLen(cfg: PlanConfig, l: Layout, override?: Calibration, step = 1024, limit = 1 << 26): number {
+export async function maxSeqLen(cfg: PlanConfig, l: PlanLayout, override?: Calibration, step = 1024, limit = 1 << 26): Promise<number> {
+  // the counts scale with the sequence (counts.ts): one run serves every length
+  if (!layoutProblem(l, cfg)) await prepare(buildMemoryContext(cfg, override), [l]);
   const okAt = (S: number): boolean => {
     const c = { ...cfg, seqLen: S };
     if (layoutProblem(l, c)) return false;

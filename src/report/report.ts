@@ -6,7 +6,11 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import type { BenchRecord } from '../bench/record.js';
 
-export function loadRecords(inputs: readonly string[]): BenchRecord[] {
+/**
+ * Every record in the files and folders named (folders: their *.jsonl files). A line that is not a
+ * record is skipped and named to `warn` as file:line, so one truncated line never blocks a report.
+ */
+export function loadRecords(inputs: readonly string[], warn: (message: string) => void = (m) => process.stderr.write(`weft: ${m}\n`)): BenchRecord[] {
   const files: string[] = [];
   for (const p of inputs) {
     let st;
@@ -16,12 +20,17 @@ export function loadRecords(inputs: readonly string[]): BenchRecord[] {
   }
   const out: BenchRecord[] = [];
   for (const f of files) {
-    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+    let text: string;
+    try { text = readFileSync(f, 'utf8'); } catch (e) { warn(`skipped ${f}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); continue; }
+    text.split('\n').forEach((line, i) => {
       if (!line.trim()) return;
       let r: BenchRecord;
-      try { r = JSON.parse(line) as BenchRecord; } catch { throw new UserError(`${f}:${i + 1}: not a JSON record`); }
-      if (typeof r.kind !== 'string' || typeof r.name !== 'string' || !r.summary || typeof r.config !== 'object')
-        throw new UserError(`${f}:${i + 1}: not a weft benchmark record (needs kind, name, config, summary)`);
+      try { r = JSON.parse(line) as BenchRecord; } catch { warn(`skipped ${f}:${i + 1}: not a JSON record`); return; }
+      if (typeof r !== 'object' || r === null || typeof r.kind !== 'string' || typeof r.name !== 'string' || !r.summary || typeof r.summary.median !== 'number'
+        || typeof r.config !== 'object' || r.config === null || typeof r.env !== 'object' || r.env === null) {
+        warn(`skipped ${f}:${i + 1}: not a weft benchmark record (needs kind, name, config, env, summary)`);
+        return;
+      }
       out.push(r);
     });
   }
@@ -29,7 +38,7 @@ export function loadRecords(inputs: readonly string[]): BenchRecord[] {
 }
 
 /** The headline number of a record: a derived rate if there is one, else the median. */
-export function headline(r: BenchRecord): { value: number; unit: string } {
+function headline(r: BenchRecord): { value: number; unit: string } {
   for (const key of ['tflops', 'tflopsPerGpu', 'GBps', 'busGBps']) {
     const v = r.derived?.[key];
     if (typeof v === 'number') return { value: v, unit: key };
@@ -46,7 +55,7 @@ const configKey = (r: BenchRecord): string => Object.entries(r.config)
 
 interface Group { kind: string; config: string; rows: BenchRecord[] }
 
-export function groupRecords(records: readonly BenchRecord[]): Group[] {
+function groupRecords(records: readonly BenchRecord[]): Group[] {
   const m = new Map<string, Group>();
   for (const r of records) {
     const key = `${r.kind}\u0000${configKey(r)}`;

@@ -10,6 +10,7 @@ import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import type { HalfType } from '../backends/cuda/kernel/source.js';
 import type { AttnKernel } from '../kernel/kernel.js';
 import { referenceAttention } from '../kernel/reference.js';
+import { attentionFlops } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
@@ -209,7 +210,7 @@ export class GpuRank {
     };
     const names = ['out', 'lse', 'dq', 'dk', 'dv'] as const;
     const result: GpuCheck = { vsSingle: Object.fromEntries(names.map((n) => [n, relError(gathered[n]!, single[n]!)])) };
-    if (4 * grid.area() * p.H * p.D * 3.5 <= REFERENCE_FLOP_LIMIT) {
+    if (attentionFlops(grid.area(), p.H, p.D, 'fwd+bwd') <= REFERENCE_FLOP_LIMIT) {
       const host = { q: await dev.download(w.q), k: await dev.download(w.k), v: await dev.download(w.v), dout: await dev.download(w.dout) };
       const ref = referenceAttention(host.q, host.k, host.v, grid, p.scale, host.dout);
       const zero = names.filter((n) => asF64(ref[n]!).every((x) => x === 0));

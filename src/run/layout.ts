@@ -4,10 +4,7 @@ import { UserError } from '../errors.js';
 import { type Placement, PLACEMENTS } from '../mesh/mesh.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { isShardKind, SHARD_KINDS, type ShardKind } from '../shard/shard.js';
-import { STRATEGY_NAMES, type StrategyName } from '../strategy/names.js';
-
-export { STRATEGY_NAMES, type StrategyName };
-
+import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '../strategy/names.js';
 
 export interface Layout {
   strategy: StrategyName;
@@ -45,7 +42,7 @@ function positiveInt(x: unknown, what: string): number {
 /** Throws UserError naming the first problem; returns the layout with defaults filled in. */
 export function resolveLayout(layout: Layout, dims: Dims, mask?: MaskSpec): ResolvedLayout {
   const { strategy } = layout;
-  if (!(STRATEGY_NAMES as readonly string[]).includes(strategy)) throw new UserError(`unknown strategy '${String(strategy)}' (known: ${STRATEGY_NAMES.join(', ')})`);
+  if (!isStrategyName(strategy)) throw new UserError(`unknown strategy '${String(strategy)}' (known: ${STRATEGY_NAMES.join(', ')})`);
   const world = positiveInt(layout.world, 'the world size');
   const S = positiveInt(dims.S, 'the sequence length'), H = positiveInt(dims.H, 'the head count'), Hkv = positiveInt(dims.Hkv, 'the KV head count');
   if (H % Hkv !== 0) throw new UserError(`${H} heads are not a multiple of ${Hkv} KV heads`);

@@ -1,6 +1,8 @@
 // Per-rank timelines of a GPU run: CUDA events around every kernel call (compute stream) and
-// every communication (comm stream), turned into spans in milliseconds from the iteration start.
+// every communication (comm stream), turned into spans in milliseconds from the iteration start,
+// and written as Chrome trace event JSON (io/trace.ts): one process per rank, one thread per stream.
 import type { Comm, P2POp, Work } from '../comm/comm.js';
+import { type ChromeTrace, chromeTrace } from '../io/trace.js';
 import type { CudaRuntime } from '../backends/cuda/runtime/runtime.js';
 import type { CudaEvent } from '../backends/cuda/runtime/stream.js';
 import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from '../kernel/kernel.js';
@@ -8,6 +10,12 @@ import type { Tensor } from '../tensor/host.js';
 import type { Trace } from '../strategy/types.js';
 
 export interface Span { stream: 'compute' | 'comm'; label: string; start: number; end: number }
+
+/** The trace of one iteration: each rank's spans as a process with a compute and a comm thread. */
+export function runTrace(ranks: readonly { rank: number; spans: readonly Span[] }[], about?: Record<string, unknown>): ChromeTrace {
+  const spans = ranks.flatMap((r) => r.spans.map((s) => ({ pid: r.rank, stream: s.stream, name: s.label || s.stream, startMs: s.start, endMs: s.end })));
+  return chromeTrace(ranks.map((r) => ({ pid: r.rank, name: `rank ${r.rank}` })), ['compute', 'comm'], spans, about);
+}
 
 interface Pending { stream: 'compute' | 'comm'; label: string; s: CudaEvent; e: CudaEvent }
 

@@ -10,7 +10,7 @@
 // layer is simulated and the step is assembled from it (said in the result).
 import { UserError } from '../errors.js';
 import { collectiveMs, p2pMs } from '../plan/links.js';
-import { hopClass, hopShareOf, type Layout, rankOf, ringPatterns } from '../plan/layout.js';
+import { hopClass, hopShareOf, type PlanLayout, rankOf, ringPatterns } from '../plan/layout.js';
 import type { Context, Phase, RingPhase } from '../plan/schedule.js';
 import { layerSchedule, microbatches, ringCompute, stepPhases } from '../plan/schedule.js';
 import { timing } from '../plan/cost.js';
@@ -59,7 +59,7 @@ class Builder {
   readonly engine: Engine;
   private readonly r: number;
 
-  constructor(readonly ctx: Context, readonly l: Layout, traced: number) {
+  constructor(readonly ctx: Context, readonly l: PlanLayout, traced: number) {
     const cl = ctx.cfg.cluster;
     this.r = l.ring;
     // one simulated ring per hop pattern: find a (u, d) that has it
@@ -102,12 +102,7 @@ class Builder {
   phase(p: Phase): void {
     const e = this.engine, label = e.labelId(p.name);
     if (p.kind === 'compute') {
-      const prep = p.hostMs ?? 0, lPrep = e.labelId(`prepare ${p.name}`);
-      for (let k = 0; k < this.members.length; k++) {
-        // the host prepares it (after whatever it did before), then the GPU runs it
-        const ready = prep > 0 ? Math.max(this.last[k]!, e.add('host', lPrep, k, HOST, prep, 0)) : this.last[k]!;
-        this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, ready);
-      }
+      for (let k = 0; k < this.members.length; k++) this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, this.last[k]!);
       return;
     }
     if (p.kind === 'collective') {
@@ -136,7 +131,6 @@ class Builder {
     const pats = new Set(this.members.map((m) => m.pattern));
     const lKv = e.labelId(token ? 'q block' : 'k,v block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv accumulator');
     const lHome = e.labelId('dk,dv home'), lBack = e.labelId('partial out,lse'), lDone = e.labelId('ring done'), lMerge = e.labelId('merge last partial');
-    const lPrep = e.labelId(`prepare ${p.name}`);
     const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes), backMs = this.bytesMs(p.backBytes);
     for (const pat of pats) {
       const at = (i: number): number => this.id(pat, i);
@@ -145,7 +139,6 @@ class Builder {
       const start = Array.from({ length: r }, (_, i) => this.last[at(i)]!);
       const backLast = new Float64Array(r); // when the last partial result reached each owner
       const home = new Float64Array(r);
-      const hostFrom = new Float64Array(r); // the host may prepare the next step from then on
       const holderAt: Int32Array[] = [];
       const holdersOf = (s: number): Int32Array => (holderAt[s] ??= holders(s));
       /** issue the transfers that deliver the moving blocks of step s (during step s−1, or a round earlier) */
@@ -165,13 +158,8 @@ class Builder {
         if (s % inner === 0 && s + inner < r) deliver(s + inner);
         if ((s + 1) % inner !== 0 && s + 1 < r) deliver(s + 1);
         for (let i = 0; i < r; i++) {
-          let ready = s > 0 ? kv[s * r + i]! : start[i]!;
-          if (p.hostMs > 0 && u.partialAt(s, i)) ready = Math.max(ready, e.add('host', lPrep, at(i), HOST, p.hostMs, hostFrom[i]!));
-          const ms = ringCompute(p, s, i);
-          comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ms, ready);
-          // waiting for this step's transfers, which carry the previous step's results, the host
-          // goes on only once this step has started
-          if (p.hostWaits) hostFrom[i] = comp[s * r + i]! - ms;
+          const ready = s > 0 ? kv[s * r + i]! : start[i]!;
+          comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ringCompute(p, s, i), ready);
         }
         if (p.postBytes > 0) {
           const next = s + 1 < r ? holdersOf(s + 1) : undefined;
@@ -210,10 +198,10 @@ class Builder {
    * its end; the inner passes keep no block from the forward (`fetchFirst`): each first fetches one.
    */
   private ringTurned(p: RingPhase): void {
-    const e = this.engine, r = p.r, inner = p.inner, outerN = r / inner, u = p.units;
+    const e = this.engine, r = p.r, inner = p.inner, outerN = r / inner;
     const pats = new Set(this.members.map((m) => m.pattern));
     const lKv = e.labelId('k,v block'), lFirst = e.labelId('k,v first block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv sum');
-    const lDone = e.labelId('ring done'), lPrep = e.labelId(`prepare ${p.name}`);
+    const lDone = e.labelId('ring done');
     const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes);
     const innerPrev = (i: number): number => i - (i % inner) + ((i % inner) + inner - 1) % inner;
     const innerNext = (i: number): number => i - (i % inner) + ((i % inner) + 1) % inner;
@@ -222,7 +210,6 @@ class Builder {
       const at = (i: number): number => this.id(pat, i);
       // end times per [step * r + position]: K,V arriving for the step, the sum of the step's block arriving, computes
       const kv = new Float64Array(r * r), acc = new Float64Array(r * r), comp = new Float64Array(r * r);
-      const hostFrom = new Float64Array(r);
       /** a pass's first block, fetched from `from(i)` before its first step and awaited: when each position has sent and received it */
       const fetch = (from: (i: number) => number, ready: Float64Array): Float64Array => {
         const done = Float64Array.from(ready);
@@ -231,7 +218,6 @@ class Builder {
           done[i] = Math.max(done[i]!, end);
           done[f] = Math.max(done[f]!, end);
         }
-        for (let i = 0; i < r; i++) hostFrom[i] = Math.max(hostFrom[i]!, done[i]!);
         return done;
       };
       // when each position enters the round (its outer block in hand)
@@ -270,11 +256,8 @@ class Builder {
           }
           for (let i = 0; i < r; i++) {
             // the first block in hand from the start, the last one the position's own (of this round)
-            let ready = t === 0 ? begin[i]! : t <= inner - 2 ? kv[s * r + i]! : round[i]!;
-            if (p.hostMs > 0 && u.partialAt(s, i)) ready = Math.max(ready, e.add('host', lPrep, at(i), HOST, p.hostMs, hostFrom[i]!));
-            const ms = ringCompute(p, s, i);
-            comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ms, ready);
-            if (p.hostWaits) hostFrom[i] = comp[s * r + i]! - ms;
+            const ready = t === 0 ? begin[i]! : t <= inner - 2 ? kv[s * r + i]! : round[i]!;
+            comp[s * r + i] = e.add('compute', lComp, at(i), COMPUTE, ringCompute(p, s, i), ready);
           }
           for (let i = 0; i < r; i++) {
             const ready = Math.max(comp[s * r + i]!, acc[s * r + i]!);
@@ -292,12 +275,12 @@ class Builder {
 }
 
 function phaseTasks(p: Phase, ranks: number): number {
-  if (p.kind === 'compute') return ranks * (p.hostMs ? 2 : 1);
+  if (p.kind === 'compute') return ranks;
   if (p.kind !== 'ring') return ranks;
-  return p.r * p.r * (2 + (p.postBytes > 0 ? 1 : 0) + (p.backBytes > 0 ? 2 : 0) + (p.hostMs > 0 ? 1 : 0)) * Math.max(1, ranks / p.r);
+  return p.r * p.r * (2 + (p.postBytes > 0 ? 1 : 0) + (p.backBytes > 0 ? 2 : 0)) * Math.max(1, ranks / p.r);
 }
 
-export function simulate(ctx: Context, l: Layout): SimResult {
+export function simulate(ctx: Context, l: PlanLayout): SimResult {
   const cfg = ctx.cfg;
   const sched = layerSchedule(ctx, l);
   const steps = stepPhases(ctx, l);

@@ -78,7 +78,7 @@ export function freshState(device: Device, acc: DType, T: number, H: number, D: 
 }
 
 /** A result over local queries before the final cast: running state and gradients in the accumulation type. */
-export interface Partial {
+export interface PartialResult {
   /** the running state; `finish` (and Ulysses) replace its out by the cast output, which the backward reads */
   state: AttnState;
   /** dout in the input dtype; gradients of this rank's q, k, v in the accumulation type */
@@ -86,7 +86,7 @@ export interface Partial {
 }
 
 /** Attention of local queries against one local key block (no communication). */
-export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: Tensor, k: Tensor, v: Tensor): Partial {
+export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: Tensor, k: Tensor, v: Tensor): PartialResult {
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
   const view: MaskView = { q: qRows, kPos };
@@ -110,7 +110,7 @@ export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: 
  * was a quarter of what a ring of 2 holds beyond its inputs. The backward runs once per forward; its
  * accumulation-type gradients are released each after its cast.
  */
-export function finish(env: Env, dtype: DType, p: Partial): StrategyResult {
+export function finish(env: Env, dtype: DType, p: PartialResult): StrategyResult {
   const out = castTo(env.device, p.state.out, dtype);
   if (out !== p.state.out) { env.device.release(p.state.out); p.state.out = out; }
   let done = false;

@@ -5,7 +5,7 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type Env, envOf, finish, freshState, isEmpty, type Partial } from './common.js';
+import { type Env, envOf, finish, freshState, isEmpty, type PartialResult } from './common.js';
 import { ringBackward, ringForward } from './ring-pass.js';
 import type { Strategy } from './types.js';
 
@@ -13,7 +13,7 @@ import type { Strategy } from './types.js';
  * Attention of this member's queries against the K/V blocks of every ring member.
  * `blocks(m)` gives the global positions of member m's rows (its queries and its K/V).
  */
-export async function ringAttention(env: Env, ring: Comm, blocks: (m: number) => Int32Array, q: Tensor, k: Tensor, v: Tensor, label: string): Promise<Partial> {
+export async function ringAttention(env: Env, ring: Comm, blocks: (m: number) => Int32Array, q: Tensor, k: Tensor, v: Tensor, label: string): Promise<PartialResult> {
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
   const qRows = queryRows(env.mask, blocks(ring.rank));

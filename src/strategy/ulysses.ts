@@ -6,12 +6,12 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType, type DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { castReleasing, castTo, concatPositions, type Env, envOf, localAttention, type Partial, releaseAll } from './common.js';
+import { castReleasing, castTo, concatPositions, type Env, envOf, localAttention, type PartialResult, releaseAll } from './common.js';
 import { addHeads, HeadPlan } from './heads.js';
 import type { Strategy, StrategyResult } from './types.js';
 
 /** Attention over the gathered tokens (positions `pos`, in member order) for this member's heads. */
-export type HeadAttention = (qH: Tensor, kH: Tensor, vH: Tensor, pos: Int32Array) => Promise<Partial>;
+export type HeadAttention = (qH: Tensor, kH: Tensor, vH: Tensor, pos: Int32Array) => Promise<PartialResult>;
 
 export async function ulyssesAttention(
   env: Env, group: Comm, memberPos: (c: number) => Int32Array, q: Tensor, k: Tensor, v: Tensor, inner: HeadAttention, label: string,

@@ -3,10 +3,6 @@
 export type DType = 'f64' | 'f32' | 'bf16' | 'f16';
 export const DTYPES: readonly DType[] = ['f64', 'f32', 'bf16', 'f16'];
 
-export function isDType(s: string): s is DType {
-  return (DTYPES as readonly string[]).includes(s);
-}
-
 export function bytesPerElement(dtype: DType): number {
   return dtype === 'f64' ? 8 : dtype === 'f32' ? 4 : 2;
 }

@@ -5,9 +5,6 @@
 // twice the error PyTorch's own SDPA shows on such inputs (tools/kernel-dev/harness.py measures
 // that rule side by side: SDPA bf16 ≈ 2–3e-3, weft ≈ 1.2–1.7e-3; f16 ≈ 2.5–3.7e-4).
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { openCuda } from '../../src/backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../../src/backends/cuda/runtime/tensor.js';
@@ -21,8 +18,9 @@ import { type MaskView, maskView } from '../../src/mask/view.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { asF64, type HostTensor, relError } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';
+import { tempDir } from '../../test/helpers/temp.js';
 
-const rt = await openCuda({ device: 0, cacheDir: mkdtempSync(path.join(os.tmpdir(), 'weft-kernel-cubin-')) });
+const rt = await openCuda({ device: 0, cacheDir: tempDir('weft-kernel-cubin-') });
 const dev = rt.device;
 const gpu = new CudaKernel(rt);
 const cpu = new CpuKernel();

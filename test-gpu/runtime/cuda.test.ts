@@ -1,9 +1,6 @@
 // GPU tests of the CUDA runtime on one device: allocation, JIT (and its cache), kernel launches,
 // and the CudaDevice operations against the CPU device.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { CompileError } from '../../src/backends/cuda/runtime/nvrtc.js';
 import { openCuda } from '../../src/backends/cuda/runtime/runtime.js';
@@ -11,8 +8,9 @@ import { CpuDevice } from '../../src/backends/cpu/device.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { castHost, type HostTensor, hostTensor } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';
+import { tempDir } from '../../test/helpers/temp.js';
 
-const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'weft-gpu-cubin-'));
+const cacheDir = tempDir('weft-gpu-cubin-');
 const rt = await openCuda({ device: 0, cacheDir });
 const dev = rt.device;
 const cpu = new CpuDevice();

@@ -46,10 +46,9 @@ describe('weft run --backend cuda --check, end to end on 2 GPUs', { skip: needs(
 });
 
 test('a layer that does not fit is refused at once: exit 2, one line, before any kernel runs', { skip: needs(2), timeout: 120_000 }, async () => {
-  const t0 = Date.now();
   const r = await runJob({ world: 2, limitMs: 90_000, command: [WEFT, 'run', '--backend', 'cuda', '--world', '2', '--strategy', 'ring', '--seq', String(8 << 20), '--heads', '32', '--kv-heads', '8', '--dim', '128', '--iters', '1', '--warmup', '0'] });
   assert.equal(r.code, 2, r.err);
   assert.match(r.err, /weft: ring on 2 GPUs needs about [\d.]+ GiB per GPU for S=8388608/);
   assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
-  assert.ok(Date.now() - t0 < 60_000, 'refused before running');
+  assert.doesNotMatch(r.err, /check done|iteration \d/, 'refused before any iteration');
 });

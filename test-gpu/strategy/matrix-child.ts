@@ -7,6 +7,7 @@ import { type Layout, resolveLayout } from '../../src/run/layout.js';
 import { SHARD_KINDS } from '../../src/shard/shard.js';
 import { Rng } from '../../src/tensor/random.js';
 import { divisors, maskOf, MASKS } from '../../test/strategy/cases.js';
+import { PLACEMENTS } from '../../src/mesh/mesh.js';
 
 const rank = await GpuRank.open();
 const N = rank.size;
@@ -15,7 +16,7 @@ const S = 333, H = 4, Hkv = 2, D = 64; // odd and small: the f64 reference runs 
 const layouts: Layout[] = [
   ...SHARD_KINDS.map((shard): Layout => ({ strategy: 'ring', world: N, shard })),
   { strategy: 'allgather', world: N }, { strategy: 'ulysses', world: N }, { strategy: 'tokenring', world: N },
-  ...divisors(N).flatMap((u) => (['head-first', 'context-first'] as const).map((placement): Layout => ({ strategy: 'usp', world: N, ulysses: u, ring: N / u, placement }))),
+  ...divisors(N).flatMap((u) => PLACEMENTS.map((placement): Layout => ({ strategy: 'usp', world: N, ulysses: u, ring: N / u, placement }))),
   ...divisors(N).map((inner): Layout => ({ strategy: 'double-ring', world: N, inner })),
 ];
 

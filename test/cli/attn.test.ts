@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { readSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
 import { parseMask } from '../../src/mask/spec.js';
-import { tempDir, weft } from '../helpers/cli.js';
-import { readOutputs, writeProblem } from '../helpers/files.js';
+import { weft } from '../helpers/cli.js';
+import { readOutputs, writeProblem, writeRawSafetensors } from '../helpers/files.js';
 import { naiveAttention, rel } from '../helpers/naive.js';
+import { tempDir } from '../helpers/temp.js';
 
 const dir = tempDir();
 
@@ -88,6 +89,16 @@ describe('bad input: one line naming the problem, exit code 2, no stack trace, n
     ['malformed scale', ['--in', good, '--scale', '1.2.3'], /--scale: '1.2.3' is not a number/],
     ['negative scale', ['--in', good, '--scale', '-1'], /--scale: must be greater than 0/],
     ['unknown dtype', ['--in', good, '--dtype', 'f8'], /--dtype: unknown value 'f8'/],
+    // non-finite values are refused before computing, naming the tensor and the first index
+    ['NaN in q', ['--in', poisoned('nan-q', 'q', 5, NaN)], /^weft: q holds NaN at \[0, 1, 1\]/],
+    ['-Inf in k', ['--in', poisoned('inf-k', 'k', 17, -Infinity)], /^weft: k holds -Infinity at \[2, 0, 1\]/],
+    ['Inf in dout', ['--in', poisoned('inf-dout', 'dout', 127, Infinity)], /^weft: dout holds Infinity at \[7, 3, 3\]/],
+    ['f32 overflow', ['--in', poisoned('big-v', 'v', 3, 1e300)], /v holds 1e\+300 at \[0, 0, 3\], beyond the range of f32: use --dtype f64/],
+    // malformed files are refused whole
+    ['duplicate names', ['--in', writeRawSafetensors(path.join(dir, 'dup.safetensors'), '{"q":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"q":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 4)], /tensor 'q' is named twice/],
+    ['overlapping ranges', ['--in', writeRawSafetensors(path.join(dir, 'overlap.safetensors'), { q: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, k: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12)], /the data of tensors 'q' and 'k' overlap/],
+    ['a gap in the data', ['--in', writeRawSafetensors(path.join(dir, 'gap.safetensors'), { q: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8)], /belong to no tensor/],
+    ['a header that is not an object', ['--in', writeRawSafetensors(path.join(dir, 'str.safetensors'), '"q"', 0)], /not a JSON object/],
   ];
   for (const [name, args, re] of cases) test(name, () => {
     const out = path.join(dir, `bad-${name.replace(/ /g, '-')}.safetensors`);
@@ -101,6 +112,70 @@ describe('bad input: one line naming the problem, exit code 2, no stack trace, n
     assert.equal(existsSync(out), false, `${name}: output written`);
     assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
   });
+});
+
+/** The good problem [8,4,4] / [8,2,4] with one value of `name` replaced. */
+function poisoned(file: string, name: string, index: number, value: number): string {
+  const m = readRaw(writeProblem(dir, `${file}-src`, [8, 4, 4], [8, 2, 4]).file);
+  (m.get(name)!.data as Float64Array)[index] = value;
+  return writeRaw(file, m);
+}
+
+describe('a bad --out: one line, exit code 2, before any work, and the file is left as it was', () => {
+  const p = writeProblem(dir, 'outs', [8, 4, 4], [8, 2, 4]).file;
+  const outs = path.join(dir, 'outs');
+  mkdirSync(outs);
+  const ro = path.join(outs, 'readonly.safetensors');
+  writeFileSync(ro, 'keep me');
+  chmodSync(ro, 0o444);
+  symlinkSync(p, path.join(outs, 'link-to-input'));
+  symlinkSync('nowhere', path.join(outs, 'dangling'));
+  const cases: [string, string[], RegExp][] = [
+    ['--out is --in', ['--in', p, '--out', p], /it is the input/],
+    ['--out links to --in', ['--in', p, '--out', path.join(outs, 'link-to-input')], /it is the input/],
+    ['--out is read-only', ['--in', p, '--out', ro], /read-only/],
+    ['--out is a device', ['--in', p, '--out', '/dev/null'], /not a regular file/],
+    ['--out is a folder', ['--in', p, '--out', outs], /it is a folder/],
+    ['--out is a dangling link', ['--in', p, '--out', path.join(outs, 'dangling')], /dangling/],
+    ['--out in a missing folder', ['--in', p, '--out', path.join(outs, 'missing', 'o.safetensors')], /folder .*missing does not exist/],
+    // checked first: a bad --out is named even when the input is bad too
+    ['--out checked before --in is read', ['--in', path.join(dir, 'nope.safetensors'), '--out', path.join(outs, 'missing', 'o.safetensors')], /folder .*missing does not exist/],
+  ];
+  for (const [name, args, re] of cases) test(name, () => {
+    const before = readdirSync(outs).sort(), input = readFileSync(p);
+    const r = weft(['attn', ...args]);
+    assert.equal(r.code, 2, `${name}: exit ${r.code}, stderr ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^weft: cannot write /);
+    assert.match(r.stderr, re);
+    assert.deepEqual(readdirSync(outs).sort(), before);
+    assert.deepEqual(readFileSync(p), input);
+    assert.equal(readFileSync(ro, 'utf8'), 'keep me');
+  });
+
+  test('a symbolic link --out is written through to its target', () => {
+    const target = path.join(outs, 'target.safetensors'), link = path.join(outs, 'link.safetensors');
+    writeFileSync(target, 'old');
+    symlinkSync('target.safetensors', link);
+    const r = weft(['attn', '--in', p, '--out', link]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(lstatSync(link).isSymbolicLink());
+    assert.ok(statSync(target).isFile());
+    assert.deepEqual([...readOutputs(target).keys()], ['out', 'lse', 'dq', 'dk', 'dv']);
+  });
+});
+
+test('a tensor the problem does not use is named on stderr: cu_seqlens under a non-document mask, unknown names', () => {
+  const m = readRaw(writeProblem(dir, 'extra-src', [8, 4, 4], [8, 2, 4], { cuSeqlens: [0, 3, 8] }).file);
+  m.set('bias', { dtype: 'F32', shape: [1], data: Float32Array.from([1]) });
+  const f = writeRaw('extra', m);
+  const r = weft(['attn', '--in', f, '--out', path.join(dir, 'extra-out.safetensors'), '--mask', 'causal']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /ignoring 'bias'/);
+  assert.match(r.stderr, /ignoring 'cu_seqlens' \(mask 'causal' is not a document mask\)/);
+  const doc = weft(['attn', '--in', f, '--out', path.join(dir, 'extra-out.safetensors'), '--mask', 'document']);
+  assert.equal(doc.code, 0, doc.stderr);
+  assert.doesNotMatch(doc.stderr, /ignoring 'cu_seqlens'/);
 });
 
 function writeProblemWithout(name: string): string {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RankError, runRanks } from '../../src/backends/cpu/comm/index.js';
+import { failureLine } from '../../src/cli/errors.js';
 import { evenSplit } from '../../src/shard/split.js';
 import { fromBf16, toBf16 } from '../../src/tensor/dtype.js';
+import { trackWorkers } from '../helpers/workers.js';
 
 const PROGRAMS = new URL('./programs.js', import.meta.url);
 const prog = (fn: string) => ({ module: PROGRAMS, fn });
@@ -79,48 +81,71 @@ describe('LocalComm collectives', () => {
   });
 });
 
-describe('LocalComm failures end every rank, never hang', () => {
-  const rejects = async (p: Promise<unknown>, pattern: RegExp, withinMs: number): Promise<RankError> => {
-    const t0 = Date.now();
-    const err = await p.then(() => assert.fail('expected the run to fail'), (e: unknown) => e);
-    assert.ok(Date.now() - t0 < withinMs, `took ${Date.now() - t0} ms`);
-    assert.ok(err instanceof RankError, String(err));
-    assert.match(err.message, pattern);
-    return err;
+// Every case counts the worker threads it started and waits until all of them have exited. The
+// hang guard (two minutes) is far shorter than the ten-minute communication timeout of the first
+// case, so a failure that did not end the other ranks would trip it.
+describe('LocalComm failures end every rank, never hang', { timeout: 120_000 }, () => {
+  const rejects = async (world: number, run: () => Promise<unknown>, pattern: RegExp): Promise<RankError> => {
+    const workers = trackWorkers();
+    try {
+      const err = await run().then(() => assert.fail('expected the run to fail'), (e: unknown) => e);
+      assert.ok(err instanceof RankError, String(err));
+      assert.match(err.message, pattern);
+      assert.equal(workers.created, world);
+      await workers.exited(world);
+      return err;
+    } finally {
+      workers.stop();
+    }
   };
 
-  it('an exception in one rank rejects with that rank and message, quickly', async () => {
-    const err = await rejects(runRanks(6, prog('throwing'), () => ({ rank: 4, delayMs: 50 }), { timeoutMs: 60_000 }), /^rank 4: deliberate failure in rank 4$/, 3000);
+  it('an exception in one rank rejects with that rank and message, and ends the others', async () => {
+    const err = await rejects(6, () => runRanks(6, prog('throwing'), () => ({ rank: 4, delayMs: 50 }), { timeoutMs: 600_000 }), /^rank 4: deliberate failure in rank 4$/);
     assert.equal(err.rank, 4);
   });
 
   it('a recv that nothing matches times out, naming the op and the peer', async () => {
-    await rejects(runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /^rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived$/, 1500);
+    await rejects(2, () => runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /^rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived$/);
+  });
+
+  it('the CLI reports a timeout as one line and exit code 1 (a run-time failure), a rank\'s bug with its stack', async () => {
+    const timeout = await rejects(2, () => runRanks(2, prog('neverSent'), () => null, { timeoutMs: 150 }), /timed out/);
+    assert.equal(timeout.rankErrorName, 'RunFailure');
+    assert.deepEqual(failureLine(timeout), { code: 1, line: 'weft: rank 0: sendRecv timed out after 150 ms: sendRecv: recv from rank 1 not yet arrived' });
+    const bug = await rejects(6, () => runRanks(6, prog('throwing'), () => ({ rank: 4, delayMs: 0 }), { timeoutMs: 60_000 }), /deliberate/);
+    assert.equal(failureLine(bug), undefined);
   });
 
   it('a send nobody receives times out too', async () => {
-    await rejects(runRanks(2, prog('neverReceived'), () => null, { timeoutMs: 150 }), /^rank 1: sendRecv timed out after 150 ms: sendRecv: send to rank 0 not yet received$/, 1500);
+    await rejects(2, () => runRanks(2, prog('neverReceived'), () => null, { timeoutMs: 150 }), /^rank 1: sendRecv timed out after 150 ms: sendRecv: send to rank 0 not yet received$/);
   });
 
   it('mismatched sizes fail with both sides named', async () => {
-    await rejects(runRanks(2, prog('mismatch'), () => null), /^rank 1: sendRecv: rank 0 sent 4 Float64Array elements .* but rank 1 expected 5 Float64Array elements$/, 3000);
+    await rejects(2, () => runRanks(2, prog('mismatch'), () => null), /^rank 1: sendRecv: rank 0 sent 4 Float64Array elements .* but rank 1 expected 5 Float64Array elements$/);
   });
 
   it('a split some rank never joins times out', async () => {
-    await rejects(runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank 1 has not called split$/, 1500);
+    await rejects(3, () => runRanks(3, prog('splitMissing'), () => null, { timeoutMs: 150 }), /^rank [02]: split timed out after 150 ms: rank \d has not called split$/);
   });
 
   it('a worker that exits early is reported', async () => {
-    await rejects(runRanks(2, prog('exits'), () => null), /^rank 1: exited with code 3 before finishing$/, 3000);
+    await rejects(2, () => runRanks(2, prog('exits'), () => null), /^rank 1: exited with code 3 before finishing$/);
   });
 
   it('arguments that cannot reach a worker stop the ranks already started', async () => {
-    const t0 = Date.now();
-    await assert.rejects(runRanks(3, prog('exchange'), (r) => (r === 2 ? { dtype: 'f64', shared: true, f: () => 1 } : { dtype: 'f64', shared: true })), /could not be cloned/);
-    assert.ok(Date.now() - t0 < 1000);
+    const workers = trackWorkers();
+    try {
+      // ranks 0 and 1 start and wait for rank 2, whose arguments fail to clone
+      await assert.rejects(runRanks(3, prog('exchange'), (r) => (r === 2 ? { dtype: 'f64', shared: true, f: () => 1 } : { dtype: 'f64', shared: true }), { timeoutMs: 600_000 }), /could not be cloned/);
+      // three Workers created, the third failing in its constructor: the other two must exit
+      assert.equal(workers.created, 3);
+      await workers.exited(2);
+    } finally {
+      workers.stop();
+    }
   });
 
   it('a missing program is an error of every rank, not a hang', async () => {
-    await rejects(runRanks(2, prog('noSuchProgram'), () => null), /^rank \d: .*exports no function 'noSuchProgram'$/, 3000);
+    await rejects(2, () => runRanks(2, prog('noSuchProgram'), () => null), /^rank \d: .*exports no function 'noSuchProgram'$/);
   });
 });

@@ -93,6 +93,53 @@ test('fully masked rows give out 0, lse −∞ and zero gradients — never NaN'
   check(c, 'f64', 1e-12);
 });
 
+test('non-finite inputs: refused by default; with nonFinite propagate, NaN reaches the outputs — a poisoned row is never a masked one', () => {
+  // rows 0..3 see nothing; rows 4.. see keys [0, 4)
+  const spec: MaskSpec = { kind: 'slices', slices: [{ q: [4, 9], k: [0, 4], left: Infinity, right: Infinity }] };
+  const [S, H, D] = [9, 2, 4];
+  const x = inputs({ S, H, Hkv: 1, D, spec, seed: 3 });
+  const clean = attendSingle(kernel, x.q, x.k, x.v, spec, 0.5, x.dout);
+  const row = (t: HostTensor, r: number, h: number): number[] => Array.from(t.data.slice((r * H + h) * D, (r * H + h + 1) * D));
+  const masked = (r: { out: HostTensor; lse: HostTensor }): void => {
+    for (let h = 0; h < H; h++) for (let i = 0; i < 4; i++) { assert.equal(r.lse.data[h * S + i], -Infinity); assert.deepEqual(row(r.out, i, h), [0, 0, 0, 0]); }
+  };
+  const poison = (t: HostTensor, i: number, value: number): HostTensor => { const c = castHost(t, 'f64'); c.data[i] = value; return c; };
+
+  assert.throws(() => attendSingle(kernel, poison(x.q, (6 * H + 0) * D + 2, NaN), x.k, x.v, spec, 0.5), /^UserError: q holds NaN at \[6, 0, 2\]/);
+  assert.throws(() => attendSingle(kernel, x.q, x.k, x.v, spec, 0.5, poison(x.dout, 0, Infinity), { nonFinite: 'error' }), /dout holds Infinity at \[0, 0, 0\]/);
+
+  for (const [what, value] of [['NaN', NaN], ['+Inf', Infinity], ['-Inf', -Infinity]] as const) {
+    // one query row poisoned: that row's out and lse are NaN, every other row exactly as before
+    const q = poison(x.q, (6 * H + 0) * D + 2, value);
+    const r = attendSingle(kernel, q, x.k, x.v, spec, 0.5, x.dout, { nonFinite: 'propagate' });
+    assert.ok(Number.isNaN(r.lse.data[0 * S + 6]!), `${what} in q: lse ${r.lse.data[6]}`);
+    assert.ok(row(r.out, 6, 0).every(Number.isNaN), `${what} in q: out ${row(r.out, 6, 0)}`);
+    assert.ok(row(r.dq!, 6, 0).every(Number.isNaN), `${what} in q: dq`);
+    for (let i = 4; i < S; i++) for (let h = 0; h < H; h++) if (i !== 6 || h !== 0) {
+      assert.deepEqual(row(r.out, i, h), row(clean.out, i, h));
+      assert.equal(r.lse.data[h * S + i], clean.lse.data[h * S + i]);
+    }
+    masked(r);
+  }
+  // one key entry poisoned (the audit's −∞ in k): every row that sees it has a NaN or an exact IEEE
+  // result, never lse −∞; the rows that see nothing stay out 0, lse −∞
+  for (const value of [NaN, -Infinity, Infinity]) {
+    const k = poison(x.k, (1 * 1 + 0) * D + 3, value);
+    const r = attendSingle(kernel, x.q, k, x.v, spec, 0.5, x.dout, { nonFinite: 'propagate' });
+    for (let h = 0; h < H; h++) for (let i = 4; i < S; i++) {
+      const l = r.lse.data[h * S + i]!;
+      assert.notEqual(l, -Infinity, `k ${value}: row ${i} head ${h} looks masked`);
+      if (Number.isNaN(l)) assert.ok(row(r.out, i, h).every(Number.isNaN));
+    }
+    if (Number.isNaN(value)) for (let h = 0; h < H; h++) for (let i = 4; i < S; i++) assert.ok(Number.isNaN(r.lse.data[h * S + i]!));
+    masked(r);
+  }
+  // a NaN in v reaches the outputs of the rows that see it, and only those
+  const r = attendSingle(kernel, x.q, x.k, poison(x.v, 2 * D, NaN), spec, 0.5, undefined, { nonFinite: 'propagate' });
+  for (let h = 0; h < H; h++) for (let i = 4; i < S; i++) assert.ok(Number.isNaN(r.out.data[(i * H + h) * D]!));
+  masked(r);
+});
+
 test('gradients agree with central finite differences of sum(out · dout)', () => {
   const c = { S: 11, H: 2, Hkv: 1, D: 3, spec: { kind: 'sliding', left: 3, right: 1 } as MaskSpec, seed: 11 };
   const x = inputs(c);

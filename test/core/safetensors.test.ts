@@ -3,7 +3,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseSafetensors, readSafetensors, serializeSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
-import { tempDir } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 const sample = (): Map<string, StTensor> => new Map<string, StTensor>([
   ['a', { dtype: 'F64', shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, -6.5]) }],
@@ -44,8 +44,8 @@ test('corrupt and truncated files are refused with a message naming the problem'
     ['truncated data', good.subarray(0, good.length - 3), /truncated/],
     ['not json', (() => { const b = good.slice(); b[10] = 0x7b; b[11] = 0x7b; return b; })(), /not valid JSON|malformed/],
   ];
-  const bad = (header: object): Uint8Array => {
-    const h = Buffer.from(JSON.stringify(header));
+  const bad = (header: object | string): Uint8Array => {
+    const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
     const b = new Uint8Array(8 + h.length + 8);
     new DataView(b.buffer).setBigUint64(0, BigInt(h.length), true);
     b.set(h, 8);
@@ -56,13 +56,26 @@ test('corrupt and truncated files are refused with a message naming the problem'
   cases.push(['offsets', bad({ x: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }), /malformed data_offsets/]);
   cases.push(['beyond', bad({ x: { dtype: 'F64', shape: [2], data_offsets: [0, 16] } }), /truncated/]);
   cases.push(['array', bad([1, 2]), /not a JSON object/]);
+  cases.push(['string header', bad('"x"'), /not a JSON object/]);
+  cases.push(['number header', bad('8'), /not a JSON object/]);
+  // strict as the format's own reader: one entry per name, ranges that tile the data exactly
+  const x = '{"dtype":"F32","shape":[2],"data_offsets":[0,8]}';
+  cases.push(['duplicate name', bad(`{"x":${x},"x":${x}}`), /tensor 'x' is named twice/]);
+  cases.push(['duplicate after nesting', bad(`{"__metadata__":{"x":"1"},"x":${x}, "x" :${x}}`), /tensor 'x' is named twice/]);
+  cases.push(['overlap', bad({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }), /'x' and 'y' overlap/]);
+  cases.push(['same range twice', bad({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }), /overlap/]);
+  cases.push(['gap', bad({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }), /bytes 0–4 of the data belong to no tensor/]);
+  cases.push(['trailing bytes', bad({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }), /4 bytes after the last tensor/]);
   for (const [name, bytes, re] of cases) assert.throws(() => parseSafetensors(bytes, 'f.safetensors'), re, name);
+  // ranges may be listed in any order, as long as together they tile the data
+  const any = parseSafetensors(bad({ y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] }, x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] } }));
+  assert.deepEqual([...any.keys()], ['y', 'x', 'e']);
 });
 
 test('writing is atomic: a failed write leaves neither the target nor a temporary file', () => {
   const dir = tempDir();
   const target = path.join(dir, 'missing-dir', 'x.safetensors');
-  assert.throws(() => writeSafetensors(target, sample()), /cannot write/);
+  assert.throws(() => writeSafetensors(target, sample()), /cannot write .*folder .*missing-dir does not exist/);
   assert.equal(existsSync(target), false);
   const ok = path.join(dir, 'ok.safetensors');
   writeSafetensors(ok, sample());

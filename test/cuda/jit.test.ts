@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { compileCached, CubinCache, cubinCacheKey, defaultCacheDir, type CompileRequest, type CompileTarget } from '../../src/backends/cuda/runtime/jit.js';
+import { tempDir } from '../helpers/temp.js';
 
 const req: CompileRequest = { source: 'extern "C" __global__ void k() {}', name: 'k.cu', options: ['--gpu-architecture=sm_90a'], nameExpressions: [] };
 const target: CompileTarget = { device: 'NVIDIA H200', cc: [9, 0], driver: 13000, nvrtc: '13.0' };
@@ -20,7 +20,7 @@ test('the cache key changes with source, options, device and driver', () => {
 });
 
 test('a second compile of the same request is a cache hit with the same cubin', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-cubin-'));
+  const dir = tempDir('weft-cubin-');
   let compiles = 0;
   const compile = (): { cubin: Uint8Array; log: string; lowered: Record<string, string> } => {
     compiles++;

@@ -1,8 +1,5 @@
 // Run the built `weft` command as a user would, and make input files for it.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const WEFT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -12,8 +9,4 @@ export interface CliResult { code: number | null; stdout: string; stderr: string
 export function weft(args: string[], timeoutMs = 120_000): CliResult {
   const r = spawnSync(process.execPath, [WEFT, ...args], { encoding: 'utf8', timeout: timeoutMs });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-export function tempDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'weft-test-'));
 }

@@ -1,4 +1,5 @@
 // Problem files for CLI tests: random q, k, v, dout written as safetensors.
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fromHost, readSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
 import { asF64, castHost, type HostTensor } from '../../src/tensor/host.js';
@@ -24,4 +25,16 @@ export function readOutputs(file: string): Map<string, { shape: number[]; data: 
   const out = new Map<string, { shape: number[]; data: Float64Array }>();
   for (const [k, t] of readSafetensors(file)) out.set(k, { shape: t.shape, data: asF64(castHost({ dtype: t.dtype === 'F32' ? 'f32' : 'f64', shape: t.shape, data: t.data } as HostTensor, 'f64')) });
   return out;
+}
+
+/** A safetensors file with a header of your own (for malformed files): `data` bytes follow it. */
+export function writeRawSafetensors(file: string, header: unknown, data: Uint8Array | number): string {
+  const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+  const d = typeof data === 'number' ? new Uint8Array(data) : data;
+  const b = new Uint8Array(8 + h.length + d.length);
+  new DataView(b.buffer).setBigUint64(0, BigInt(h.length), true);
+  b.set(h, 8);
+  b.set(d, 8 + h.length);
+  writeFileSync(file, b);
+  return file;
 }

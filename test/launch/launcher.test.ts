@@ -68,12 +68,12 @@ test('ranks meet through the store', async () => {
   assert.deepEqual(r.out.trim().split('\n').map((l) => l.replace(/^\[rank \d\] /, '')), Array(4).fill('hello from 0 true'));
 });
 
-test('fail-fast: one rank fails, the others are stopped, the first error is reported', async () => {
+// The other ranks would print after ten minutes; the two-minute hang guard fails the test first
+// if they are not stopped, and their silence shows they were.
+test('fail-fast: one rank fails, the others are stopped, the first error is reported', { timeout: 120_000 }, async () => {
   const script = `if (process.env.RANK === '1') { console.error('Error: rank one broke'); process.exit(3); }
-    setTimeout(() => console.log('should not finish'), 30000);`;
-  const t0 = Date.now();
+    setTimeout(() => console.log('should not finish'), 600000);`;
   const r = await run(script, { nprocs: 3 });
-  assert.ok(Date.now() - t0 < 10_000, 'stopped promptly');
   assert.equal(r.code, 3);
   assert.equal(r.failure?.rank, 1);
   assert.equal(r.message, 'rank 1 exited with code 3: Error: rank one broke; stopped the other ranks');

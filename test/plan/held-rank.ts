@@ -1,4 +1,4 @@
-// The cases test/plan/held.test.ts and elementwise.test.ts share, and the worker rank they run:
+// The cases test/plan/counts.test.ts runs, and the worker rank it runs them on:
 // a strategy's forward and backward on a CPU device metered by MeteredDevice, with inputs of any
 // dtype (bf16 too, which runBatch refuses: its casts to and from the f32 accumulation type are
 // the GPU's path). Not a test itself.
@@ -8,7 +8,6 @@ import { CpuDevice } from '../../src/backends/cpu/device.js';
 import { CpuKernel } from '../../src/backends/cpu/kernel.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import { uspMesh } from '../../src/mesh/mesh.js';
-import type { HeldCase } from '../../src/plan/held.js';
 import { type Layout, runBatch, type RunResult } from '../../src/run/index.js';
 import { resolveLayout } from '../../src/run/layout.js';
 import { strategyFor } from '../../src/run/strategies.js';
@@ -46,16 +45,6 @@ export interface MeteredCase { l: Layout; s: Shape; dtype: Dt }
 /** Every layout × shape × dtype on N ranks. */
 export const cases = (N: number, more = false): MeteredCase[] =>
   layouts(N, more).flatMap((l) => shapes(N).flatMap((s) => (['f64', 'f32', 'bf16'] as const).map((dtype) => ({ l, s, dtype }))));
-
-/** The count's case on CPU ranks (accumulation f64 for f64, else f32; no kernel temporaries). */
-export function model({ l, s, dtype }: MeteredCase): HeldCase {
-  const N = l.world;
-  const u = l.strategy === 'ulysses' ? N : l.strategy === 'usp' ? l.ulysses! : 1;
-  return {
-    strategy: l.strategy, T: s.S / N, H: s.H, Hkv: s.Hkv, D: s.D, ring: N / u, ulysses: u, inner: l.inner ?? N,
-    e: BYTES[dtype], a: dtype === 'f64' ? 8 : 4, kernelTemps: false, backward: true,
-  };
-}
 
 /** The Ulysses member a rank is (its group rank; 0 where there is none). */
 export function member(l: Layout, rank: number): number {

@@ -8,13 +8,13 @@ import { parseConfig } from '../../src/plan/config.js';
 import { L20_BOX } from '../../src/plan/hardware.js';
 import { completeLayout, ringPatterns, ulyssesGroup } from '../../src/plan/layout.js';
 import { allToAllLoads, hopShares } from '../../src/plan/pcie.js';
-import { buildContext, evaluateLayout } from '../../src/plan/search.js';
+import { buildContext, evaluate, prepare } from '../../src/plan/search.js';
 import { simulate } from '../../src/sim/simulate.js';
 
 const l20 = (extra: Record<string, unknown> = {}, seqLen = 32768) =>
   parseConfig({ model: 'llama3-8b', mode: 'attention-forward', seqLen, mask: 'causal', implementation: 'pytorch', kernel: 'fa2', cluster: { nodes: 1, gpusPerNode: 8, gpu: 'l20', ...extra } });
 
-test('all-to-all pairs through uplinks and root complexes: inside a switch none, across a socket both complexes', () => {
+test('all-to-all pairs through uplinks and root complexes: inside a switch none, across a socket both complexes', async () => {
   const cl = l20().cluster;
   assert.deepEqual(cl.pcie, L20_BOX);
   assert.deepEqual(allToAllLoads(cl, [0, 1]), { uplinkPairs: 0, rcPairs: 0 });
@@ -27,7 +27,7 @@ test('all-to-all pairs through uplinks and root complexes: inside a switch none,
   assert.deepEqual(allToAllLoads(cl, [0, 2]), { uplinkPairs: 1, rcPairs: 2 });
 });
 
-test('ring hops share a switch uplink only with the hops that cross it at the same time', () => {
+test('ring hops share a switch uplink only with the hops that cross it at the same time', async () => {
   const cfg = l20();
   const cl = cfg.cluster;
   // a ring over the 8 GPUs in order: one hop leaves each switch, at the link's full rate
@@ -43,19 +43,19 @@ test('ring hops share a switch uplink only with the hops that cross it at the sa
   assert.equal(ulyssesGroup(completeLayout({ ulysses: 8 }, h), h.cluster).pcie, undefined);
 });
 
-test('the root complex prices all-to-alls, not ring transfers', () => {
+test('the root complex prices all-to-alls, not ring transfers', async () => {
   const slow = { pcie: { rootComplexGBps: L20_BOX.rootComplexGBps / 4 } };
-  const ms = (extra: Record<string, unknown>, l: Parameters<typeof completeLayout>[0]): number => {
+  const ms = async (extra: Record<string, unknown>, l: Parameters<typeof completeLayout>[0]): Promise<number> => {
     const cfg = l20(extra);
-    return evaluateLayout(buildContext(cfg), completeLayout(l, cfg)).prediction!.stepMs;
+    return (await evaluate(buildContext(cfg), completeLayout(l, cfg))).prediction!.stepMs;
   };
-  assert.equal(ms(slow, { ring: 8 }), ms({}, { ring: 8 }));
-  assert.ok(ms(slow, { ulysses: 8 }) > 2 * ms({}, { ulysses: 8 }));
+  assert.equal(await ms(slow, { ring: 8 }), await ms({}, { ring: 8 }));
+  assert.ok(await ms(slow, { ulysses: 8 }) > 2 * await ms({}, { ulysses: 8 }));
   // and Ulysses inside one switch never reaches it
-  assert.equal(ms(slow, { ulysses: 2, ring: 4 }), ms({}, { ulysses: 2, ring: 4 }));
+  assert.equal(await ms(slow, { ulysses: 2, ring: 4 }), await ms({}, { ulysses: 2, ring: 4 }));
 });
 
-test('cluster.pcie: the preset\'s tree, replaced field by field, removed with null; bad fields are named', () => {
+test('cluster.pcie: the preset\'s tree, replaced field by field, removed with null; bad fields are named', async () => {
   assert.equal(l20({ pcie: { gpusPerSwitch: 4 } }).cluster.pcie!.gpusPerSwitch, 4);
   assert.equal(l20({ pcie: { gpusPerSwitch: 4 } }).cluster.pcie!.rootComplexGBps, L20_BOX.rootComplexGBps);
   assert.equal(l20({ pcie: null }).cluster.pcie, undefined);
@@ -72,10 +72,12 @@ test('cluster.pcie: the preset\'s tree, replaced field by field, removed with nu
   assert.equal(c.cluster.pcie!.source, 'config');
 });
 
-test('the simulator agrees with the analytical model on the PCIe box', () => {
+test('the simulator agrees with the analytical model on the PCIe box', async () => {
   for (const l of [{ ring: 8 }, { ulysses: 2, ring: 4 }, { ulysses: 4, ring: 2 }, { ulysses: 8 }] as Parameters<typeof completeLayout>[0][]) {
     const cfg = parseConfig({ model: 'llama3-8b', mode: 'attention', seqLen: 65536, mask: 'full', kernel: 'fa2', cluster: { nodes: 1, gpusPerNode: 8, gpu: 'l20' } });
-    const sim = simulate(buildContext(cfg), completeLayout({ ...l, shard: 'contiguous' }, cfg));
+    const ctx = buildContext(cfg), pl = completeLayout({ ...l, shard: 'contiguous' }, cfg);
+    await prepare(ctx, [pl]);
+    const sim = simulate(ctx, pl);
     assert.ok(Math.abs(sim.stepMs / sim.analyticStepMs - 1) < 1e-9, `${JSON.stringify(l)}: ${sim.stepMs} vs ${sim.analyticStepMs}`);
   }
 });

@@ -12,57 +12,39 @@ import { emptyBreakdown, phasesMs } from '../../src/plan/cost.js';
 import { completeLayout } from '../../src/plan/layout.js';
 import { p2pMs } from '../../src/plan/links.js';
 import { layerSchedule, type RingPhase, ringCompute, RingGrid } from '../../src/plan/schedule.js';
-import { buildContext, evaluateLayout } from '../../src/plan/search.js';
+import { buildContext, evaluate, prepare } from '../../src/plan/search.js';
 import { simulate } from '../../src/sim/simulate.js';
 
 const node8 = { nodes: 1, gpusPerNode: 8, gpu: 'h200' };
 const slow = (nodes: number, gpusPerNode = 1) => ({ nodes, gpusPerNode, gpu: 'h200', interNode: { GBps: 5, latencyUs: 10 } });
 
-function setup(config: Record<string, unknown>, cand: CandidateSpec) {
+async function setup(config: Record<string, unknown>, cand: CandidateSpec) {
   const cfg = parseConfig({ model: 'llama3-8b', mode: 'attention', mask: 'causal', ...config });
   const ctx = buildContext(cfg), l = completeLayout(cand, cfg);
+  await prepare(ctx, [l]);
   const bwd = layerSchedule(ctx, l).bwd;
   const ring = bwd.find((p): p is RingPhase => p.kind === 'ring')!;
   return { cfg, ctx, l, bwd, ring };
 }
 
-test('which implementations turn the ring backward back: weft now; weft as measured (127f7f2d, 7c54dd9d) and PyTorch do not', () => {
+test('which implementations turn the ring backward back: weft does, PyTorch does not', async () => {
   assert.equal(IMPLEMENTATIONS.weft!.ringBackward, 'turn-back');
-  for (const name of ['weft-7c54dd9d', 'weft-127f7f2d', 'pytorch']) assert.equal(IMPLEMENTATIONS[name]!.ringBackward, 'home-hop', name);
-  // the two weft profiles of the fixed code differ in the ring backward only (as measured, both
-  // held every allocation until the garbage collector: weft-a57aad4 is weft's timing with that memory),
-  // and in the Device operations, counted for the code since Device.empty (9d3ee14) only
-  assert.equal(IMPLEMENTATIONS['weft-a57aad4']!.ringBackward, 'turn-back');
-  assert.ok(IMPLEMENTATIONS['weft-a57aad4']!.deviceOps && !IMPLEMENTATIONS['weft-7c54dd9d']!.deviceOps);
-  const same = { name: '', source: '', ringBackward: 'turn-back' } as const;
-  const { deviceOps: _, ...a57 } = IMPLEMENTATIONS['weft-a57aad4']!;
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-7c54dd9d']!, ...same }, { ...a57, ...same });
-  // weft now differs from weft-a57aad4 in its memory (the strategies release per step since 90faa7f)
-  // and its Device operations' rates (the rows kernel after cd1042c); weft-cd1042c is between the two
-  const { deviceOps: opsNow } = IMPLEMENTATIONS.weft!, { deviceOps: opsBefore } = IMPLEMENTATIONS['weft-a57aad4']!;
-  assert.notDeepEqual(opsNow, opsBefore);
-  // and reads the bf16 output in its backward (heldAccOut off since aa4a388); weft-cd1042c and
-  // weft-aa4a388 are the steps between
-  const now = { ...IMPLEMENTATIONS.weft!, ...same, heldAccOut: true };
-  assert.equal(IMPLEMENTATIONS.weft!.heldAccOut, undefined);
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-a57aad4']!, ...same, footprint: 'weft', deviceOps: opsNow }, now);
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-cd1042c']!, ...same, deviceOps: opsNow }, now);
-  assert.deepEqual({ ...IMPLEMENTATIONS['weft-aa4a388']!, ...same }, now);
-  for (const [impl, turned] of [['weft', true], ['weft-7c54dd9d', false], ['pytorch', false]] as const) {
-    const { ctx, l, ring } = setup({ seqLen: 65536, cluster: node8, implementation: impl }, { ring: 8 });
+  assert.equal(IMPLEMENTATIONS.pytorch!.ringBackward, 'home-hop');
+  for (const [impl, turned] of [['weft', true], ['pytorch', false]] as const) {
+    const { ctx, l, ring } = await setup({ seqLen: 65536, cluster: node8, implementation: impl }, { ring: 8 });
     assert.equal(ring.turned, turned, impl);
     // the forward never turns
     assert.equal(layerSchedule(ctx, l).fwd.find((p): p is RingPhase => p.kind === 'ring')!.turned, false);
   }
 });
 
-test('the turned order: step s holds position i+1+s\'s block (nested: outer g+1+o, inner p+1+t) — the forward\'s step r−1−s, its blocks reversed', () => {
+test('the turned order: step s holds position i+1+s\'s block (nested: outer g+1+o, inner p+1+t) — the forward\'s step r−1−s, its blocks reversed', async () => {
   for (const [config, cand] of [
     [{ seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'zigzag' }],
     [{ seqLen: 65536, cluster: node8, mask: 'sliding:4095,0' }, { ring: 6, shard: 'contiguous' }],
     [{ seqLen: 131072, cluster: { ...node8, nodes: 2, interNode: { GBps: 25, latencyUs: 10 } }, mask: 'document-causal', documentLength: 16384 }, { ring: 16, strategy: 'double-ring', inner: 4, shard: 'doc-zigzag' }],
   ] as [Record<string, unknown>, CandidateSpec][]) {
-    const { ring: p } = setup(config, cand);
+    const { ring: p } = await setup(config, cand);
     const g = p.units.grid, r = g.r, inner = g.inner, outer = r / inner;
     assert.ok(g.turned);
     for (let s = 0; s < r; s++) {
@@ -82,19 +64,19 @@ test('the turned order: step s holds position i+1+s\'s block (nested: outer g+1+
   }
   // a plain ring above STEP_LIMIT is priced on a sample of its steps: turned, the last two (which
   // move no K/V) are priced exactly, as the first
-  const work = setup({ seqLen: 1 << 20, cluster: node8 }, { ring: 8 }).ctx.ringWork('zigzag', 4096);
+  const work = (await setup({ seqLen: 1 << 20, cluster: node8 }, { ring: 8 })).ctx.ringWork('zigzag', 4096);
   const sampled = new RingGrid(work, 4096, 4096, false, true);
   assert.deepEqual([sampled.steps[0], ...sampled.steps.slice(-2)], [0, 4094, 4095]);
   assert.deepEqual([sampled.weights[0], ...sampled.weights.slice(-2)], [1, 1, 1]);
   assert.equal(sampled.weights.reduce((a, w) => a + w, 0), 4096);
 });
 
-test('transfer-bound rings: the turned backward costs N−2 K/V hops and N−1 sum hops, the old one N−1 and N (the last after the last kernel)', () => {
+test('transfer-bound rings: the turned backward costs N−2 K/V hops and N−1 sum hops, the old one N−1 and N (the last after the last kernel)', async () => {
   // one GPU per node behind a 5 GB/s link, full mask: every step is alike and transfers dominate
   for (const N of [2, 3, 4, 6]) {
     const ms: Record<string, number> = {};
-    for (const impl of ['weft', 'weft-7c54dd9d']) {
-      const { ctx, bwd, ring: p } = setup({ seqLen: 4096 * N, mask: 'full', cluster: slow(N), implementation: impl }, { ring: N, shard: 'contiguous' });
+    for (const impl of ['weft', 'pytorch']) {
+      const { ctx, bwd, ring: p } = await setup({ seqLen: 4096 * N, mask: 'full', cluster: slow(N), implementation: impl }, { ring: N, shard: 'contiguous' });
       const kv = p2pMs(ctx.net, p.preBytes, 'inter'), acc = p2pMs(ctx.net, p.postBytes, 'inter');
       assert.equal(p.preBytes * 4, p.postBytes * 2); // bf16 K,V out, f32 dK,dV sums
       const C = Array.from({ length: N }, (_, s) => ringCompute(p, s, 0));
@@ -106,19 +88,19 @@ test('transfer-bound rings: the turned backward costs N−2 K/V hops and N−1 s
       // N ≥ 3: all transfer — (N−2)·kv + (N−1)·acc turned, (N−1)·kv + N·acc before
       if (N >= 3) assert.ok(Math.abs(turned - ((N - 2) * kv + (N - 1) * acc)) < 1e-9 && Math.abs(home - ((N - 1) * kv + N * acc)) < 1e-9);
     }
-    assert.ok(ms.weft! < ms['weft-7c54dd9d']!);
+    assert.ok(ms.weft! < ms.pytorch!);
   }
 });
 
-test('the simulator sends what the strategy code sends: per rank N−2 K/V blocks and N−1 sums in a turned backward; a double ring\'s inner passes fetch their first blocks', () => {
+test('the simulator sends what the strategy code sends: per rank N−2 K/V blocks and N−1 sums in a turned backward; a double ring\'s inner passes fetch their first blocks', async () => {
   const sends = (r: ReturnType<typeof simulate>, rank: number): Record<string, number> => {
     const out: Record<string, number> = {};
     for (const s of r.engine.spans(rank)) if (s.role === 'send') out[s.name] = (out[s.name] ?? 0) + 1;
     return out;
   };
   for (const N of [2, 3, 5]) {
-    for (const impl of ['weft', 'weft-7c54dd9d']) {
-      const { ctx, l } = setup({ seqLen: 2048 * N, cluster: node8, implementation: impl }, { ring: N });
+    for (const impl of ['weft', 'pytorch']) {
+      const { ctx, l } = await setup({ seqLen: 2048 * N, cluster: node8, implementation: impl }, { ring: N });
       const sim = simulate(ctx, l);
       for (let rank = 0; rank < N; rank++) {
         // forward: N−1 K/V blocks; backward as in test/strategy/accounting.test.ts
@@ -133,7 +115,7 @@ test('the simulator sends what the strategy code sends: per rank N−2 K/V block
   // outer−2 outer K/V and outer−1 outer sums
   for (const [outer, inner] of [[2, 4], [3, 4], [4, 2]]) {
     const r = outer * inner;
-    const { ctx, l } = setup({ seqLen: 2048 * r, cluster: { nodes: outer, gpusPerNode: inner, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } } }, { ring: r, strategy: 'double-ring', inner });
+    const { ctx, l } = await setup({ seqLen: 2048 * r, cluster: { nodes: outer, gpusPerNode: inner, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } } }, { ring: r, strategy: 'double-ring', inner });
     const sim = simulate(ctx, l);
     const kvFwd = outer * (inner - 1) + outer - 1, kvBwd = outer * (inner - 2) + outer - 2;
     for (let rank = 0; rank < r; rank++) {
@@ -143,7 +125,7 @@ test('the simulator sends what the strategy code sends: per rank N−2 K/V block
   }
 });
 
-test('the simulator reproduces the turned backward of the model exactly where steps are alike, across nodes too', () => {
+test('the simulator reproduces the turned backward of the model exactly where steps are alike, across nodes too', async () => {
   const cases: [Record<string, unknown>, CandidateSpec][] = [
     [{ seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'zigzag' }],
     [{ seqLen: 16384, mask: 'full', cluster: slow(4) }, { ring: 4, shard: 'contiguous' }],
@@ -156,25 +138,25 @@ test('the simulator reproduces the turned backward of the model exactly where st
     [{ seqLen: 65536, cluster: { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } } }, { ring: 16, strategy: 'double-ring', inner: 8 }],
   ];
   for (const [config, cand] of cases) {
-    const { ctx, l, ring } = setup(config, cand);
+    const { ctx, l, ring } = await setup(config, cand);
     assert.ok(ring.turned && ring.fetchFirst === (l.strategy === 'double-ring'));
     const sim = simulate(ctx, l);
     assert.ok(Math.abs(sim.stepMs / sim.analyticStepMs - 1) < 1e-9, `${JSON.stringify(cand)}: simulated ${sim.stepMs} vs analytical ${sim.analyticStepMs}`);
   }
 });
 
-test('ring, USP and double ring keep one K/V block per layer from the forward to the backward in training; full recomputation and the old order do not', () => {
+test('ring, USP and double ring keep one K/V block per layer from the forward to the backward in training; full recomputation and the old order do not', async () => {
   const base = { model: 'llama3-8b', mode: 'training', seqLen: 131072, mask: 'causal', cluster: { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } } };
-  const kept = (extra: Record<string, unknown>, cand: CandidateSpec): number | undefined => {
+  const kept = async (extra: Record<string, unknown>, cand: CandidateSpec): Promise<number | undefined> => {
     const cfg = parseConfig({ ...base, ...extra });
-    return evaluateLayout(buildContext(cfg), completeLayout(cand, cfg)).memory!.parts.keptKv;
+    return (await evaluate(buildContext(cfg), completeLayout(cand, cfg))).memory!.parts.keptKv;
   };
   // ring of 16: 8192 tokens × K,V × 8 KV heads × 128 × bf16, for each of 32 layers
-  assert.ok(Math.abs(kept({}, { ring: 16 })! - (32 * 8192 * 2 * 8 * 128 * 2) / 1024 ** 3) < 1e-12);
+  assert.ok(Math.abs((await kept({}, { ring: 16 }))! - (32 * 8192 * 2 * 8 * 128 * 2) / 1024 ** 3) < 1e-12);
   // USP 8 × 2: 65536 gathered tokens of one KV head per GPU
-  assert.ok(Math.abs(kept({}, { ulysses: 8, ring: 2 })! - (32 * 65536 * 2 * 1 * 128 * 2) / 1024 ** 3) < 1e-12);
-  assert.equal(kept({}, { ring: 16, strategy: 'double-ring', inner: 8 }), kept({}, { ring: 16 }));
-  assert.equal(kept({ recompute: 'full' }, { ring: 16 }), undefined);
-  assert.equal(kept({ implementation: 'weft-7c54dd9d' }, { ring: 16 }), undefined);
-  assert.equal(kept({}, { ulysses: 16 }), undefined);
+  assert.ok(Math.abs((await kept({}, { ulysses: 8, ring: 2 }))! - (32 * 65536 * 2 * 1 * 128 * 2) / 1024 ** 3) < 1e-12);
+  assert.equal(await kept({}, { ring: 16, strategy: 'double-ring', inner: 8 }), await kept({}, { ring: 16 }));
+  assert.equal(await kept({ recompute: 'full' }, { ring: 16 }), undefined);
+  assert.equal(await kept({ implementation: 'pytorch', kernel: 'cudnn' }, { ring: 16 }), undefined);
+  assert.equal(await kept({}, { ulysses: 16 }), undefined);
 });

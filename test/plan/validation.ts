@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, type PlanConfig } from '../../src/plan/config.js';
-import { completeLayout, type Layout } from '../../src/plan/layout.js';
+import { completeLayout, type PlanLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluateLayout, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
 import { Rng } from '../../src/tensor/random.js';
 import {
@@ -29,11 +29,11 @@ export function uspTrainingConfig(model: string, nodes: number, seqK: number, ba
   return parseConfig({ model, mode: 'training', seqLen: seqK * 1024, batchSeqs: batch, mask: 'causal', implementation: 'pytorch', kernel: 'fa2', cluster: A800_NODES(nodes) });
 }
 
-export function layoutFor(cfg: PlanConfig, c: { tp?: number; ulysses?: number; ring?: number; shard?: Layout['shard']; dp?: number }): Layout {
+export function layoutFor(cfg: PlanConfig, c: { tp?: number; ulysses?: number; ring?: number; shard?: PlanLayout['shard']; dp?: number }): PlanLayout {
   return completeLayout({ ...c, placement: 'head-first' }, cfg);
 }
 
-function predictOne(cfg: PlanConfig, l: Layout, impl?: Implementation): PlanResult {
+function predictOne(cfg: PlanConfig, l: PlanLayout, impl?: Implementation): PlanResult {
   return evaluateLayout(buildContext(cfg, undefined, impl), l);
 }
 
@@ -121,7 +121,7 @@ export function rfaChecks(): Check[] {
 }
 
 /** The README's efficiency: ring throughput over (single-GPU flash_attn on 8K) / 8, both predicted. */
-export function rfaEfficiency(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', shard: Layout['shard']): number {
+export function rfaEfficiency(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', shard: PlanLayout['shard']): number {
   const ringCfg = rfaConfig(gpu, pass);
   const ring = predictOne(ringCfg, layoutFor(ringCfg, { ring: 8, shard }));
   const oneCfg = rfaConfig(gpu, pass, 8192, 1);
@@ -160,19 +160,19 @@ export function ringAttentionConfig(model: '3B' | '7B' | '13B', gpus: number): P
 }
 
 /** Ring Attention Table 3: the longest power-of-two context (K tokens) predicted to fit. */
-export function ringAttentionChecks(): (Check & { baselinePublished: number; baselinePredicted: number })[] {
+export async function ringAttentionChecks(): Promise<(Check & { baselinePublished: number; baselinePredicted: number })[]> {
   const pow2 = (n: number): number => (n <= 0 ? 0 : 2 ** Math.floor(Math.log2(n)));
-  return RING_ATTENTION_MAX.map((row) => {
+  return Promise.all(RING_ATTENTION_MAX.map(async (row) => {
     const cfg = ringAttentionConfig(row.model, row.gpus);
     // baseline: one sequence per GPU (FSDP over all GPUs); Ring Attention: one sequence over all GPUs
-    const base = pow2(maxSeqLen(cfg, completeLayout({ dp: row.gpus, ring: 1 }, cfg)) / 1024);
+    const base = pow2(await maxSeqLen(cfg, completeLayout({ dp: row.gpus, ring: 1 }, cfg)) / 1024);
     const ringCfg = { ...cfg, batchSeqs: 1 };
-    const ring = pow2(maxSeqLen(ringCfg, completeLayout({ ring: row.gpus, dp: 1 }, ringCfg)) / 1024);
+    const ring = pow2(await maxSeqLen(ringCfg, completeLayout({ ring: row.gpus, dp: 1 }, ringCfg)) / 1024);
     return {
       source: 'Ring Attention Table 3', group: 'Ring Attention max context', label: `${row.hardware} ${row.model}`,
       published: row.ringK, predicted: ring, unit: 'K tokens', baselinePublished: row.baselineK, baselinePredicted: base,
     };
-  });
+  }));
 }
 
 export function median(xs: readonly number[]): number {
@@ -231,7 +231,7 @@ export interface CpRecord {
   summary: { n: number; median: number; min: number; max: number };
   derived: { tflopsPerGpu: number; efficiency?: number };
   extra?: {
-    layout?: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring' | 'usp' | 'double-ring'; shard: Layout['shard']; ulysses: number; ring: number; inner?: number; placement?: Layout['placement'] };
+    layout?: { strategy: 'ring' | 'ulysses' | 'allgather' | 'tokenring' | 'usp' | 'double-ring'; shard: PlanLayout['shard']; ulysses: number; ring: number; inner?: number; placement?: PlanLayout['placement'] };
     forwardMs?: number[];
     backwardMs?: number[];
     timeline?: { rank: number; spans: Span[] }[];

@@ -7,6 +7,7 @@ import { ShardMap } from '../../src/shard/shard.js';
 import { HeadPlan } from '../../src/strategy/heads.js';
 import { Rng } from '../../src/tensor/random.js';
 import { makeCase } from './cases.js';
+import { PLACEMENTS } from '../../src/mesh/mesh.js';
 
 const E = 8; // f64 bytes; the accumulation type is f64 too
 
@@ -96,7 +97,7 @@ describe('communication accounting', () => {
 
   it('usp: Ulysses all-to-alls inside groups of u, a ring of r − 1 gathered blocks across', async () => {
     const u = 2, rr = 3, S = 24, H = 4, Hkv = 2, D = 2;
-    for (const placement of ['head-first', 'context-first'] as const) {
+    for (const placement of PLACEMENTS) {
       const res = await run({ strategy: 'usp', world: u * rr, ulysses: u, ring: rr, placement, shard: 'contiguous' }, { S, H, Hkv, D });
       for (let r = 0; r < u * rr; r++) {
         const T = S / (u * rr), block = u * T * (Hkv / u) * D * E; // a gathered K block: u shards, Hkv/u heads

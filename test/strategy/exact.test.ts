@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import { type Layout, runBatch, type RunResult } from '../../src/run/index.js';
 import { SHARD_KINDS } from '../../src/shard/shard.js';
 import { relError } from '../../src/tensor/host.js';
-import { Rng } from '../../src/tensor/random.js';
+import { randn, Rng } from '../../src/tensor/random.js';
+import { CpuKernel } from '../../src/backends/cpu/kernel.js';
+import { attendSingle } from '../../src/kernel/attend.js';
 import { type Case, divisors, makeCase, MASKS } from './cases.js';
 
 const VARIANTS = ['ring', 'allgather', 'ulysses', 'usp head-first', 'usp context-first', 'double-ring', 'tokenring'] as const;
@@ -87,5 +89,22 @@ describe('strategies match the f64 reference (1e-10 relative), forward and backw
     assert.equal(res!.dq, undefined);
     assert.ok(relError(res!.out, c.ref.out) < 1e-12);
     assert.ok(res!.stats.steps.every((s) => s.label.startsWith('ring fwd')));
+  });
+});
+
+describe('non-finite inputs across ranks', () => {
+  it('a NaN in one query row reaches exactly the outputs it reaches on one rank, in every strategy', async () => {
+    const rng = new Rng(3), [S, H, D] = [24, 4, 4];
+    const q = randn(rng, 'f64', [S, H, D]), k = randn(rng, 'f64', [S, 2, D]), v = randn(rng, 'f64', [S, 2, D]), dout = randn(rng, 'f64', [S, H, D]);
+    q.data[(10 * H + 1) * D] = NaN;
+    const mask = { kind: 'causal' } as const;
+    const one = attendSingle(new CpuKernel(), q, k, v, mask, 0.5, dout, { nonFinite: 'propagate' });
+    const nan = (t: { data: ArrayLike<number> }): string => Array.from(t.data, (x) => (Number.isNaN(x) ? '1' : '0')).join('');
+    assert.ok(nan(one.out).includes('1') && nan(one.dk!).includes('1') && !nan(one.lse).startsWith('1'));
+    const layouts: Layout[] = [{ strategy: 'ring', world: 4 }, { strategy: 'ulysses', world: 4 }, { strategy: 'usp', world: 4, ulysses: 2 }, { strategy: 'tokenring', world: 4 }, { strategy: 'allgather', world: 4 }, { strategy: 'double-ring', world: 4, inner: 2 }];
+    const results = await runBatch(layouts.map((layout) => ({ problem: { q, k, v, dout, mask, scale: 0.5, dtype: 'f64' as const }, layout })));
+    results.forEach((r, i) => {
+      for (const n of ['out', 'lse', 'dq', 'dk', 'dv'] as const) assert.equal(nan(r[n]!), nan(one[n]!), `${layouts[i]!.strategy} ${n}`);
+    });
   });
 });

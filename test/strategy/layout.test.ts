@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
 import { type Layout, resolveLayout, runDistributed, validateLayout } from '../../src/run/index.js';
 import { hostZeros } from '../../src/tensor/host.js';
+import { trackWorkers } from '../helpers/workers.js';
 
 const dims = { S: 64, H: 8, Hkv: 2 };
 const BAD: [Layout, RegExp][] = [
@@ -46,12 +49,13 @@ describe('layouts', () => {
 
   it('runDistributed refuses before starting any rank', async () => {
     const q = hostZeros('f64', [4, 2, 2]), k = hostZeros('f64', [4, 1, 2]);
-    const t0 = Date.now();
+    const workers = trackWorkers();
     await assert.rejects(runDistributed({ q, k, v: k, mask: { kind: 'causal' }, scale: 1, dtype: 'f64' }, { strategy: 'ulysses', world: 4 }),
       (e: unknown) => e instanceof UserError && /^world size 4 is larger|Ulysses degree 4 is above the head count 2$/.test(e.message));
     await assert.rejects(runDistributed({ q, k: hostZeros('f64', [3, 1, 2]), v: k, mask: { kind: 'causal' }, scale: 1, dtype: 'f64' }, { strategy: 'ring', world: 2 }),
       (e: unknown) => e instanceof UserError && e.message === 'k is [3,1,2], expected [4,1,2]');
-    assert.ok(Date.now() - t0 < 200);
+    workers.stop();
+    assert.equal(workers.created, 0, 'no worker thread started');
   });
 });
 
@@ -67,11 +71,23 @@ describe('weft run', () => {
       [['--strategy', 'ring', '--world', '30'], 'weft: world size 30 is larger than the sequence length 24 (every rank needs a token)\n'],
       [['--strategy', 'ring', '--world', '2', '--shard', 'diagonal'], "weft: unknown shard 'diagonal' (known: contiguous, zigzag, striped, doc-zigzag)\n"],
       [['--strategy', 'ring', '--world', '2', '--mask', 'document'], "weft: mask 'document' needs document boundaries: --docs N or --cu-seqlens 0,…,24\n"],
+      // checked up front on the CPU too, not only where the GPU path reads them
+      [['--strategy', 'ring', '--world', '2', '--iters', '0'], 'weft: --iters: must be at least 1, not 0\n'],
+      [['--strategy', 'ring', '--world', '2', '--scale', '0x10'], "weft: --scale: '0x10' is not a number\n"],
+      [['--strategy', 'ring', '--world', '2', '--timeline', '/no/such/folder/t.json'], 'weft: cannot write /no/such/folder/t.json: folder /no/such/folder does not exist\n'],
+      [['--strategy', 'ring', '--world', '2', '--timeline', '/dev/null'], 'weft: cannot write /dev/null: not a regular file (a device, FIFO or socket); weft replaces only regular files\n'],
     ] as const) {
       const r = weft(...base, ...args);
       assert.equal(r.status, 2, r.stderr);
       assert.equal(r.stderr, msg);
     }
+  });
+
+  it('--timeline on CPU ranks is refused, not ignored', () => {
+    const r = weft(...base, '--strategy', 'ring', '--world', '2', '--backend', 'cpu', '--timeline', path.join(tmpdir(), `weft-cpu-timeline-${process.pid}.json`));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^weft: --timeline records GPU runs .*\n$/);
+    assert.equal(r.stdout, '');
   });
 
   it('runs, checks against the reference and reports JSON', () => {

@@ -18,7 +18,8 @@ def fwd_smem(d, stages, kernel):
 
 
 def bwd_smem(d):
-    return 1024 + 2 * (128 * d * 2) + 4 * (64 * d * 2) + 128 * 128 + 1024 + 2 * (1 if d == 128 else 2) * 64 * (d * 4 + 32)
+    """the most any build needs: D = 64 with WEFT_DQ_SPLIT=0 stages two dQ partials per buffer"""
+    return 1024 + 2 * (128 * d * 2) + 4 * (64 * d * 2) + 128 * 128 + 2 * (1 if d == 128 else 2) * 64 * (d * 4 + 32) + 1024 + 64
 
 
 class Variant:
@@ -94,7 +95,7 @@ def backward(var, q, k, v, dout, lse, dlt, view, scale, dq, dk, dv, cache=True):
     lst, cnt, stride = tile_lists(var, view, 64, True)
     nk = (Tk + 127) // 128
     smem = bwd_smem(D)
-    launch(var.fn('weft_bwd', smem), (nk, H), 256,
+    launch(var.fn('weft_bwd', smem), (nk, H), 384,
            [P(q), P(k), P(v), P(dout), P(lse), P(dlt), P(dq), P(dk), P(dv), P(view.qlo), P(view.qhi), P(view.kpos), P(lst),
             P(cnt), I(Tq), I(Tk), I(H), I(Hkv), I(stride), F(scale), L(D), L(H * D)], smem)
 

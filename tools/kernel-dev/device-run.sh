@@ -17,8 +17,11 @@ fi
 [[ ${WEFT_SANITIZE:-0} == 1 ]] && bash tools/kernel-dev/sanitize.sh
 node --test --test-concurrency=1 dist/test-gpu/kernel/ >"$out/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
+# D = 128 causal and full at every size; D = 64 at 32K; the masks FlexAttention is the peer for, at 32K
 node --input-type=module -e "const m = await import(process.cwd() + '/dist/src/bench/kernel.js'); \
   await m.benchKernel({ sizes: [$sizes], outDir: '$out/results' })" >"$out/bench.log" 2>&1
+node dist/src/cli/main.js bench kernel --seqs 32k --dim 64 --out "$out/results" >>"$out/bench.log" 2>&1
+node dist/src/cli/main.js bench kernel --seqs 32k --masks 'sliding:4095,0;document-causal:8;causal' --out "$out/results" >>"$out/bench.log" 2>&1
 echo "bench exit $?"
 if [[ -f $out/harness.log ]]; then
   grep -E '^  (PASS|FAIL|ERROR)|checks:|^!!' "$out/harness.log" | cut -c1-150
@@ -26,4 +29,4 @@ if [[ -f $out/harness.log ]]; then
 fi
 grep -E '^(not ok|ok) |^# (tests|pass|fail) |^# [a-z].*: out ' "$out/gpu-tests.log" | cut -c1-160
 grep -A15 '^not ok' "$out/gpu-tests.log" | head -n 40
-tail -n 20 "$out/bench.log"
+grep -E "^ +[0-9]+  |not run|no PyTorch" "$out/bench.log" | tail -n 40

@@ -2,7 +2,8 @@
 // the harness). One warpgroup runs one form and writes its fp32 accumulator as row-major [64][N].
 //   mode 0: S = Q Kᵀ        (qk_gemm: K-major A and B, 128-row tiles)        a = Q [128][D], b = K [128][D], N = 128
 //   mode 1: O = P V         (pv_gemm: A from registers, B N-major)           a = P [64][128],  b = V [128][D], N = D
-//   mode 2: dQ = dS K       (bwd_dq_gemm, warpgroup 0: A M-major, B N-major) a = dSᵀ [128][64], b = K [128][D], N = 64
+//   mode 2: dQ = dS K       (bwd_dq_gemm, warpgroup 0: A M-major, B N-major) a = dSᵀ [128][64], b = K [128][D], N = D / 2
+//   mode 5: the same for warpgroup 1 (columns D / 2 .. D)
 //   mode 3: Sᵀ = K Qᵀ       (bwd_t_gemm: B a 64-row tile)                    a = K [128][D], b = Q [64][D],   N = 64
 //   mode 4: dV = Pᵀ dO      (bwd_kv_gemm: A from registers, B N-major 64-row) a = Pᵀ [64][64], b = dO [64][D], N = D
 
@@ -45,7 +46,7 @@ extern "C" __global__ void __launch_bounds__(128) weft_check_gemm(int mode, cons
     check_store_tile(sB, b, 128, D);
   } else if (mode == 1) {
     check_store_tile(sB, b, 128, D);
-  } else if (mode == 2) {
+  } else if (mode == 2 || mode == 5) {
     check_store_tile(sA, a, 128, 64);
     check_store_tile(sB, b, 128, D);
   } else if (mode == 3) {
@@ -75,14 +76,14 @@ extern "C" __global__ void __launch_bounds__(128) weft_check_gemm(int mode, cons
     wg_wait<0>();
     reg_fence(o);
     check_write<D>(c, o, warp, g, t);
-  } else if (mode == 2) {
-    float acc[32];
+  } else if (mode == 2 || mode == 5) {
+    float acc[DQ_N / 2];
     wg_fence();
-    bwd_dq_gemm(acc, sA, sB, 0);
+    bwd_dq_gemm<DQ_N>(acc, sA, sB, mode == 5);
     wg_commit();
     wg_wait<0>();
     reg_fence(acc);
-    check_write<64>(c, acc, warp, g, t);
+    check_write<DQ_N>(c, acc, warp, g, t);
   } else if (mode == 3) {
     float acc[32];
     wg_fence();

@@ -82,21 +82,22 @@ class Phase:
 
 # ---------------------------------------------------------------------------------------------- compile
 VARIANTS = {
-    # name: (d, f16, m, stages, with_checks, backward ablation)
-    'd128-bf16': (128, False, 1, 3, True, 0),
-    'd64-bf16': (64, False, 1, 4, True, 0),
-    'd128-f16': (128, True, 1, 3, False, 0),
-    'd128-bf16-m2': (128, False, 2, 3, False, 0),
-    'd128-bf16-abl1': (128, False, 1, 3, False, 1),
+    # name: (d, f16, m, stages, with_checks, extra compile flags)
+    'd128-bf16': (128, False, 1, 3, True, ()),
+    'd64-bf16': (64, False, 1, 4, True, ()),
+    'd128-f16': (128, True, 1, 3, False, ()),
+    'd128-bf16-m2': (128, False, 2, 3, False, ()),
+    'd128-bf16-abl1': (128, False, 1, 3, False, ('-DWEFT_ABL=1',)),
+    'd64-bf16-keysplit': (64, False, 1, 4, False, ('-DWEFT_DQ_SPLIT=0',)),
+    'd64-bf16-abl1': (64, False, 1, 4, False, ('-DWEFT_ABL=1',)),
 }
 
 
 def _compile(item):
-    name, (d, f16, m, stages, checks, abl) = item
+    name, (d, f16, m, stages, checks, extra) = item
     src = cudrv.read_source([os.path.join(HERE, 'gemm_check.cu')] if checks else [])
     t0 = time.time()
-    cubin, text = cudrv.compile_source(src, cudrv.variant_options(d=d, f16=f16, m=m, stages=stages,
-                                                                  extra=(f'-DWEFT_ABL={abl}',)))
+    cubin, text = cudrv.compile_source(src, cudrv.variant_options(d=d, f16=f16, m=m, stages=stages, extra=extra))
     return name, cubin, text, time.time() - t0
 
 
@@ -205,8 +206,8 @@ if not args.skip_check:
             cases = {
                 0: (r(128, d), r(128, d), lambda a, b: a[:64].double() @ b.double().T, 128),
                 1: (r(64, 128), r(128, d), lambda a, b: a.double() @ b.double(), d),
-                2: (r(128, 64), r(128, d), (lambda a, b: a.double().T @ b[:, :64].double()) if d == 128
-                    else (lambda a, b: a[:64].double().T @ b[:64].double()), 64),
+                2: (r(128, 64), r(128, d), lambda a, b: a.double().T @ b[:, :d // 2].double(), d // 2),
+                5: (r(128, 64), r(128, d), lambda a, b: a.double().T @ b[:, d // 2:].double(), d // 2),
                 3: (r(128, d), r(64, d), lambda a, b: a[:64].double() @ b.double().T, 64),
                 4: (r(64, 64), r(64, d), lambda a, b: a.double() @ b.double(), d),
             }
@@ -542,6 +543,35 @@ def time_config(S, H, causal, D=128):
     return res
 
 
+def time_bwd64(S, H, causal):
+    """the D = 64 backward builds alone (column split, key split, without the dq reduction)"""
+    scale = 1 / math.sqrt(64)
+    q, k, v, do = make_inputs(S, S, H, H, 64, torch.bfloat16, 200)
+    pos = torch.arange(S, device=dev)
+    lo = torch.zeros(S, 1, dtype=torch.int32, device=dev)
+    hi = (pos + 1 if causal else torch.full_like(pos, S)).to(torch.int32)[:, None]
+    area = S * (S + 1) / 2 if causal else S * S
+    out = torch.empty(S, H, 64, device=dev)
+    lse = torch.empty(H, S, device=dev)
+    dlt = torch.empty(H, S, device=dev)
+    dq, dk, dv = (torch.empty(S, H, 64, device=dev) for _ in range(3))
+    attn.forward(V['d64-bf16'], q, k, v, attn.View(lo, hi, pos), scale, out, lse)
+    for vn in ('d64-bf16', 'd64-bf16-abl1'):
+        def bw(i, vn=vn):
+            attn.delta(V[vn], do, out, dlt)
+            for x in (dq, dk, dv):
+                x.zero_()
+            attn.backward(V[vn], q, k, v, do, lse, dlt, attn.View(lo, hi, pos), scale, dq, dk, dv)
+        ts = bench(bw, 2, 4)
+        st = stats(ts)
+        tf = 2.5 * 4 * area * H * 64 / (st['median'] * 1e-3) / 1e12
+        r = {'name': 'weft_bwd64' + vn[8:], 'pass': 'bwd', 'S': S, 'H': H, 'D': 64, 'mask': 'causal' if causal else 'full',
+             'ms': st, 'tflops': tf}
+        RESULTS['timing'].append(r)
+        log(f'  S={S:6d} H={H} D=64 {r["mask"]:6s} bwd {r["name"]:20s} {st["median"]:9.3f} ms  {tf:6.1f} TFLOP/s')
+    save()
+
+
 if not args.skip_time:
     sizes = [int(s) for s in args.sizes.split(',') if s]
     with Phase('timing', 560):
@@ -553,6 +583,11 @@ if not args.skip_time:
                 except Exception as e:  # noqa: BLE001
                     log(f'  timing S={S} causal={causal} failed: {e}')
                     torch.cuda.synchronize()
+        for causal in (True, False) if BWD_OK else ():
+            try:
+                time_bwd64(32768, 32, causal)
+            except Exception as e:  # noqa: BLE001
+                log(f'  D=64 backward timing failed: {e}')
 
 # ---------------------------------------------------------------------------------------------- records + table
 RESULTS['finished'] = datetime.now(timezone.utc).isoformat()

@@ -53,7 +53,7 @@ export class CpuKernel implements AttnKernel {
       for (let r0 = 0, rt = 0; r0 < Tq; r0 += BR, rt++) {
         const r1 = Math.min(Tq, r0 + BR);
         for (let r = r0; r < r1; r++) {
-          let mx = -Infinity, l = 0;
+          let mx = -Infinity, l = 0, poisoned = false;
           o.fill(0);
           const qb = (r * H + h) * D;
           for (let c0 = 0, ct = 0; c0 < Tk; c0 += BC, ct++) {
@@ -69,6 +69,7 @@ export class CpuKernel implements AttnKernel {
               const x = dot * scale;
               s[c - c0] = x;
               if (x > tmax) tmax = x;
+              else if (x !== x) poisoned = true; // a NaN score: the tile may look empty, the row is not
             }
             if (tmax === -Infinity) continue;
             const nm = Math.max(mx, tmax);
@@ -85,7 +86,10 @@ export class CpuKernel implements AttnKernel {
             }
             mx = nm;
           }
-          if (l > 0) {
+          // l = 0 only for a fully masked row (out 0, lse −∞); a non-finite input makes l NaN, which
+          // reaches out and lse as IEEE arithmetic would carry it
+          if (poisoned) l = NaN;
+          if (l > 0 || l !== l) {
             for (let d = 0; d < D; d++) O[qb + d] = o[d]! / l;
             L[h * Tq + r] = mx + Math.log(l);
           }
@@ -117,7 +121,7 @@ export class CpuKernel implements AttnKernel {
         const r1 = Math.min(Tq, r0 + BR);
         for (let r = r0; r < r1; r++) {
           const L = lse[h * Tq + r]!;
-          if (L === -Infinity) continue; // fully masked row: no gradient flows
+          if (L === -Infinity) continue; // fully masked row: no gradient flows (a NaN row passes on its NaN)
           const qb = (r * H + h) * D;
           let delta = 0;
           for (let d = 0; d < D; d++) delta += dout[qb + d]! * out[qb + d]!;

@@ -6,6 +6,7 @@ import { attendSingle } from '../../kernel/attend.js';
 import { CpuKernel } from '../../backends/cpu/kernel.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { maskName } from '../../mask/spec.js';
+import { resolveOutput } from '../../io/output.js';
 import { loadProblem, saveOutputs } from '../../io/problem.js';
 import { runDistributed, validateLayout } from '../../run/index.js';
 import { guard } from '../errors.js';
@@ -32,16 +33,18 @@ async function attn(o: AttnOpts): Promise<void> {
   const scaleArg = o.scale === undefined ? undefined : parseNumber(o.scale, '--scale', { positive: true });
   const layout = layoutFrom(o);
   const timeout = timeoutMs(o);
+  const out = resolveOutput(o.out, [o.in]); // before any work: a bad --out fails at once, not after the run
   const p = loadProblem(o.in, o.mask, dtype);
   const scale = scaleArg ?? defaultScale(p.D);
   if (layout) validateLayout(layout, { S: p.q.shape[0]!, H: p.H, Hkv: p.Hkv }); // before any rank starts
+  for (const n of p.ignored) process.stderr.write(`weft attn: ignoring ${n} in ${o.in}\n`); // once the input is accepted
   const t0 = performance.now();
   const r = layout
     ? await runDistributed({ q: p.q, k: p.k, v: p.v, dout: p.dout, mask: p.mask, scale, dtype }, layout, { timeoutMs: timeout })
-    : attendSingle(new CpuKernel(), p.q, p.k, p.v, p.mask, scale, p.dout);
+    : attendSingle(new CpuKernel(), p.q, p.k, p.v, p.mask, scale, p.dout, { nonFinite: 'propagate' }); // loadProblem refused them
   const ms = performance.now() - t0;
   const where = layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank';
-  saveOutputs(o.out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
+  saveOutputs(out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
   const summary = {
     in: o.in, out: o.out, batch: p.batch, seq: p.S, heads: p.H, kvHeads: p.Hkv, dim: p.D,
     mask: o.mask, scale, dtype, backward: Boolean(p.dout), layout: layout ?? null, ms: Math.round(ms * 10) / 10,

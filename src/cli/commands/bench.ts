@@ -4,12 +4,14 @@
 import type { Command } from 'commander';
 import { resolveBackend } from '../../backends/index.js';
 import { UserError } from '../../errors.js';
+import { resolveOutputDir } from '../../io/output.js';
 import { guard } from '../errors.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
 import { type MaskSpec, parseMask } from '../../mask/spec.js';
 import { PLACEMENTS } from '../../mesh/mesh.js';
-import { type Layout, STRATEGY_NAMES } from '../../run/index.js';
+import type { Layout } from '../../run/index.js';
+import { STRATEGY_NAMES } from '../../strategy/names.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { Rng } from '../../tensor/random.js';
 import { DEVICE_OPS } from '../../bench/ops.js'; // names only: ops.ts loads CUDA when it runs
@@ -40,7 +42,7 @@ function parseLayouts(text: string): Layout[] {
   });
 }
 
-/** Masks by name at any length: causal, full, sliding:L,R, or document-causal:N (N documents, lengths drawn from a fixed seed). */
+/** Masks by name at any length: any mask of the mask language (parseMask), and document:N or document-causal:N (N documents, lengths drawn from a fixed seed). */
 function parseMasks(text: string): { name: string; spec: (S: number) => MaskSpec }[] {
   return text.split(';').map((item) => {
     const t = item.trim();
@@ -67,7 +69,9 @@ function ints(text: string, flag: string): number[] {
     const t = x.trim().toLowerCase();
     const m = /^(\d+)([km]?)$/.exec(t);
     if (!m) throw new UserError(`${flag}: '${x}' is not a whole number (suffixes k and m mean ×1024 and ×1024²)`);
-    return Number(m[1]) * (m[2] === 'k' ? 1024 : m[2] === 'm' ? 1024 * 1024 : 1);
+    const n = Number(m[1]) * (m[2] === 'k' ? 1024 : m[2] === 'm' ? 1024 * 1024 : 1);
+    if (n < 1) throw new UserError(`${flag}: must be at least 1, not '${x}'`);
+    return n;
   });
 }
 
@@ -88,15 +92,15 @@ export function registerBench(program: Command): void {
     .option('--heads <H>', 'heads', '32')
     .option('--dim <D>', 'head dim: 64 | 128', '128')
     .option('--dtype <t>', 'bf16 | f16', 'bf16')
-    .option('--masks <list>', 'causal,full', 'causal,full')
+    .option('--masks <list>', 'semicolon-separated masks of the mask language (sliding:L,R; prefix:N; document-causal:N, N documents; ...)', 'causal;full')
     .option('--passes <list>', 'fwd,fwd+bwd', 'fwd,fwd+bwd'))
     .action((o: KernelOpts) => guard(async () => {
       const [heads] = ints(o.heads, '--heads');
       const options = {
         sizes: ints(o.seqs, '--seqs'), heads: heads!, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
-        masks: list(o.masks, '--masks', ['causal', 'full'] as const), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: o.out,
+        masks: parseMasks(o.masks), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out),
       };
       await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
       await (await import('../../bench/kernel.js')).benchKernel(options);
@@ -134,14 +138,14 @@ export function registerBench(program: Command): void {
     .option('--dim <D>', 'head dim: 64 | 128', '128')
     .option('--no-single', 'skip the one-GPU baseline (and the efficiency)'))
     .action((o: CpOpts) => guard(async () => {
-      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
       const layouts = parseLayouts(o.layouts), masks = parseMasks(o.masks);
       const [heads] = ints(o.heads, '--heads');
       const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
       const options = {
         seqs: ints(o.seqs, '--seqs'), layouts, masks, heads: heads!, kvHeads, dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), single: o.single, torch: o.torch, python: o.python, outDir: o.out,
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), single: o.single, torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out),
       };
+      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
       await resolveBackend('cuda');
       await (await import('../../bench/cp.js')).benchCp(options);
     }));
@@ -153,7 +157,7 @@ export function registerBench(program: Command): void {
     .option('--warmup <n>', 'untimed samples first', '2')
     .option('--out <dir>', 'where the JSON records go', 'bench/results')
     .action((o: OpsOpts) => guard(async () => {
-      const options = { ops: list(o.ops, '--ops', DEVICE_OPS), sizes: ints(o.sizes, '--sizes'), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), outDir: o.out };
+      const options = { ops: list(o.ops, '--ops', DEVICE_OPS), sizes: ints(o.sizes, '--sizes'), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), outDir: resolveOutputDir(o.out) };
       await resolveBackend('cuda');
       await (await import('../../bench/ops.js')).benchOps(options);
     }));
@@ -164,12 +168,12 @@ export function registerBench(program: Command): void {
     .option('--dtype <t>', 'bf16 | f32', 'bf16')
     .option('--blocking', 'blocking NCCL communicators (lower latency for small messages)'))
     .action((o: CommOpts) => guard(async () => {
-      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       const options = {
         ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const), sizes: ints(o.sizes, '--sizes'),
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0),
-        torch: o.torch, python: o.python, outDir: o.out, blocking: Boolean(o.blocking),
+        torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out), blocking: Boolean(o.blocking),
       };
+      if (process.env.WORLD_SIZE === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       await resolveBackend('cuda');
       await (await import('../../bench/comm.js')).benchComm(options);
     }));

@@ -6,9 +6,11 @@ import { attendSingle } from '../../kernel/attend.js';
 import { CpuKernel } from '../../backends/cpu/kernel.js';
 import { defaultScale } from '../../kernel/kernel.js';
 import { referenceAttention } from '../../kernel/reference.js';
+import { attentionFlops } from '../../kernel/flops.js';
 import { MaskGrid } from '../../mask/grid.js';
-import { maskName, type MaskSpec } from '../../mask/spec.js';
-import { type Layout, runBatch } from '../../run/index.js';
+import { checkCuSeqlens, maskName, type MaskSpec } from '../../mask/spec.js';
+import { type Layout, runBatch, validateLayout } from '../../run/index.js';
+import { UserError } from '../../errors.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { guard } from '../errors.js';
@@ -36,31 +38,17 @@ function errors(got: Outputs, ref: Outputs): Record<string, string> {
 }
 
 async function demo(o: DemoOpts): Promise<void> {
+  // every option and every run is checked before anything is computed or printed
   const S = parseInt(o.seq, '--seq'), H = parseInt(o.heads, '--heads'), Hkv = parseInt(o.kvHeads, '--kv-heads'), D = parseInt(o.dim, '--dim');
-  const rng = new Rng(2026);
-  const q = randn(rng, 'f32', [S, H, D]), k = randn(rng, 'f32', [S, Hkv, D]), v = randn(rng, 'f32', [S, Hkv, D]), dout = randn(rng, 'f32', [S, H, D]);
-  const scale = defaultScale(D);
+  if (H % Hkv !== 0) throw new UserError(`--heads ${H} is not a multiple of --kv-heads ${Hkv}`);
   const docs = [0, Math.floor(S / 5), Math.floor(S / 2), S];
+  if (S < 5) throw new UserError(`--seq ${S}: the demo's document mask needs at least 5 tokens`);
+  checkCuSeqlens(docs, S);
   const masks: MaskSpec[] = [
     { kind: 'causal' },
     { kind: 'sliding', left: Math.floor(S / 8), right: 0 },
     { kind: 'document', cuSeqlens: docs, inner: { kind: 'causal' } },
   ];
-  if (!o.json) process.stderr.write(`weft demo: S=${S} H=${H} Hkv=${Hkv} D=${D}, f32 on the CPU vs the f64 reference, forward + backward\n`);
-  const rows: Record<string, string | number>[] = [];
-  for (const spec of masks) {
-    const grid = MaskGrid.build(spec, S);
-    const t0 = performance.now();
-    const r = attendSingle(new CpuKernel(), q, k, v, grid, scale, dout);
-    const ms = performance.now() - t0;
-    const ref = referenceAttention(q, k, v, grid, scale, dout);
-    const flops = 4 * grid.area() * H * D * 3.5; // forward + backward (2.5×)
-    rows.push({
-      where: 'one rank', mask: maskName(spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
-      'GFLOP/s': +(flops / ms / 1e6).toFixed(2), ...errors(r, ref),
-    });
-    if (!o.json) process.stderr.write(`  ${maskName(spec)} done in ${(ms / 1000).toFixed(2)} s\n`);
-  }
   // the same problem split over 4 CPU ranks, one strategy per mask family
   const world = 4;
   const runs: { layout: Layout; spec: MaskSpec; label: string }[] = [
@@ -70,6 +58,29 @@ async function demo(o: DemoOpts): Promise<void> {
     { layout: { strategy: 'tokenring', world }, spec: masks[1]!, label: 'tokenring ×4' },
     { layout: { strategy: 'double-ring', world, inner: 2 }, spec: masks[2]!, label: 'double-ring 2×2' },
   ];
+  for (const r of runs) {
+    try { validateLayout(r.layout, { S, H, Hkv }); } catch (e) {
+      throw e instanceof UserError ? new UserError(`the demo runs ${r.label}: ${e.message} (choose --heads and --kv-heads that 4 ranks can split, e.g. the defaults 8 and 2)`) : e;
+    }
+  }
+  const rng = new Rng(2026);
+  const q = randn(rng, 'f32', [S, H, D]), k = randn(rng, 'f32', [S, Hkv, D]), v = randn(rng, 'f32', [S, Hkv, D]), dout = randn(rng, 'f32', [S, H, D]);
+  const scale = defaultScale(D);
+  if (!o.json) process.stderr.write(`weft demo: S=${S} H=${H} Hkv=${Hkv} D=${D}, f32 on the CPU vs the f64 reference, forward + backward\n`);
+  const rows: Record<string, string | number>[] = [];
+  for (const spec of masks) {
+    const grid = MaskGrid.build(spec, S);
+    const t0 = performance.now();
+    const r = attendSingle(new CpuKernel(), q, k, v, grid, scale, dout);
+    const ms = performance.now() - t0;
+    const ref = referenceAttention(q, k, v, grid, scale, dout);
+    const flops = attentionFlops(grid.area(), H, D, 'fwd+bwd');
+    rows.push({
+      where: 'one rank', mask: maskName(spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
+      'GFLOP/s': +(flops / ms / 1e6).toFixed(2), ...errors(r, ref),
+    });
+    if (!o.json) process.stderr.write(`  ${maskName(spec)} done in ${(ms / 1000).toFixed(2)} s\n`);
+  }
   const results = await runBatch(runs.map((r) => ({ problem: { q, k, v, dout, mask: r.spec, scale, dtype: 'f32' as const }, layout: r.layout })));
   runs.forEach((run, i) => {
     const res = results[i]!;
@@ -78,7 +89,7 @@ async function demo(o: DemoOpts): Promise<void> {
     const ms = res.stats.forwardMs + res.stats.backwardMs;
     rows.push({
       where: run.label, mask: maskName(run.spec), density: +grid.density().toFixed(3), ms: Math.round(ms),
-      'GFLOP/s': +(4 * grid.area() * H * D * 3.5 / ms / 1e6).toFixed(2), ...errors(res, ref),
+      'GFLOP/s': +(attentionFlops(grid.area(), H, D, 'fwd+bwd') / ms / 1e6).toFixed(2), ...errors(res, ref),
     });
     if (!o.json) process.stderr.write(`  ${run.label} ${maskName(run.spec)} done, work balance ${res.stats.balance.toFixed(2)}\n`);
   });

@@ -11,7 +11,7 @@ function int(v: string, what: string): number {
   return n;
 }
 
-export function parseMaster(s: string): { host: string; port: number } {
+function parseMaster(s: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(s.trim());
   if (!m) throw new UserError(`--master must be ADDR:PORT, got '${s}'`);
   const port = Number(m[2]);

@@ -10,6 +10,7 @@ import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
 import { table } from '../table.js';
+import { planInferenceCommand } from './infer.js';
 
 interface PlanOpts { config: string; json?: boolean; top: string; calibration?: string }
 
@@ -31,11 +32,12 @@ export function calibrationOption(file: string | undefined): Calibration | undef
   return c.calibration;
 }
 
-function run(o: PlanOpts): void {
+async function run(o: PlanOpts): Promise<void> {
   const top = parseInt(o.top, '--top');
-  const cfg = loadConfig(o.config);
   const calibration = calibrationOption(o.calibration);
-  const { results } = plan(cfg, calibration);
+  if (planInferenceCommand(o.config, o.json === true, top, calibration)) return; // decode, or prefill onto a cache (infer.ts)
+  const cfg = loadConfig(o.config);
+  const { results } = await plan(cfg, calibration);
   if (o.json) {
     process.stdout.write(JSON.stringify({ plans: results.map(jsonPlan) }) + '\n');
     return;
@@ -49,7 +51,7 @@ function run(o: PlanOpts): void {
   const best = results[0];
   if (best?.feasible) {
     // the question after "which layout": how far can it go on this cluster (memory alone)
-    const S = maxSeqLen(cfg, best.layout, calibration);
+    const S = await maxSeqLen(cfg, best.layout, calibration);
     process.stdout.write(`\nLongest sequence ${describeLayout(best.layout)} fits here: ${S.toLocaleString('en-US')} tokens (memory model, multiples of 1024).\n`);
   }
 }

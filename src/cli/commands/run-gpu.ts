@@ -1,16 +1,17 @@
 // `weft run` on GPUs: one process per GPU under `weft launch`, the strategy over NCCL and the
 // flash kernels, timed with CUDA events; rank 0 prints the table (or JSON) for the job.
-import { renameSync, writeFileSync } from 'node:fs';
+import { writeOutput } from '../../io/output.js';
 import { summarize } from '../../bench/record.js';
+import { attentionFlops } from '../../kernel/flops.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName } from '../../mask/spec.js';
 import { checkPasses, GpuRank, type GpuProblem } from '../../run/gpu.js';
 import { resolveLayout } from '../../run/layout.js';
+import { runTrace } from '../../run/timeline.js';
 import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
 import { UserError } from '../../errors.js';
-import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
-import { need, type RunOpts, type RunSetup } from './run.js';
+import type { RunOpts, RunSetup } from '../run-setup.js';
 
 const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
 
@@ -22,14 +23,14 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   if (layout.world !== world) throw new UserError(`--world ${layout.world} differs from the ${world} processes weft launch started`);
   const l = resolveLayout(layout, d, mask);
   const p: GpuProblem = { ...d, D: d.D, mask, dtype, scale, seed: 1 };
-  const iters = need(optInt(o.iters, 'iters'), 'iters'), warmup = optInt(o.warmup, 'warmup', 0) ?? 0;
+  const { iters, warmup } = su;
 
   const rank = await GpuRank.open();
   const lead = rank.rank === 0;
   if (o.memoryCheck) {
     // refuse at once what would run out of memory minutes in (the count is exact against the
     // CPU ranks' metered peaks and, for the previous code, within 1.1% of every GPU record)
-    const f = attentionFootprint({ ...l, ...d, e: 2, backward: o.backward });
+    const f = await attentionFootprint({ ...l, ...d, e: 2, backward: o.backward });
     const needs = footprintBytes(f), { free } = rank.world.rt.memInfo();
     if (needs > free) {
       throw new UserError(`${l.strategy} on ${world} GPUs needs about ${gib(needs)} GiB per GPU for S=${d.S} (weft's memory count, docs/plan.md), ` +
@@ -48,14 +49,14 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   if (!lead || !ranks) return;
 
   const area = MaskGrid.build(mask, d.S).area();
-  const flops = 4 * area * d.H * d.D * (o.backward ? 3.5 : 1);
+  const flops = attentionFlops(area, d.H, d.D, o.backward ? 'fwd+bwd' : 'fwd');
   const total = ranks[0]!.forwardMs.map((_, i) => Math.max(...ranks.map((r) => r.forwardMs[i]! + (r.backwardMs[i] ?? 0))));
   const med = summarize(total).median;
   const tflopsPerGpu = flops / world / (med * 1e-3) / 1e12;
   const ok = !check || checkPasses(check);
-  if (o.timeline) {
-    writeFileSync(`${o.timeline}.tmp`, JSON.stringify(ranks.map((r) => ({ rank: r.rank, spans: r.spans ?? [] }))));
-    renameSync(`${o.timeline}.tmp`, o.timeline);
+  if (su.timeline) {
+    const about = { layout: l, dims: d, mask: maskName(mask), dtype, iteration: 'the last', unit: 'spans from CUDA events on each rank\'s compute and comm streams' };
+    writeOutput(su.timeline, JSON.stringify(runTrace(ranks.map((r) => ({ rank: r.rank, spans: r.spans ?? [] })), about)) + '\n');
   }
   const summary = { layout: l, dims: d, mask: maskName(mask), dtype, iters, medianMs: med, tflopsPerGpu, perRank: ranks.map((r) => ({ rank: r.rank, forwardMs: summarize(r.forwardMs).median, backwardMs: r.backwardMs.length ? summarize(r.backwardMs).median : null, peakGiB: r.peakBytes / 2 ** 30 })), check, checkOk: check ? ok : undefined };
   if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');

@@ -4,47 +4,20 @@
 import type { Command } from 'commander';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
-import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
+import { maskName } from '../../mask/spec.js';
 import { type Layout, runDistributed, type RunResult } from '../../run/index.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
-import { randn, Rng } from '../../tensor/random.js';
+import { randn } from '../../tensor/random.js';
 import { resolveBackend } from '../../backends/index.js';
 import { distEnv } from '../../launch/env.js';
 import { UserError } from '../../errors.js';
 import { guard } from '../errors.js';
 import { parseChoice } from '../options.js';
-import { addLayoutOptions, layoutFrom, type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
-
-export interface RunOpts extends LayoutOpts {
-  seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
-  backend: string; dtype?: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
-  iters: string; warmup: string; timeline?: string;
-  backward: boolean; check?: boolean; json?: boolean; memoryCheck: boolean;
-}
+import { addLayoutOptions, optInt, timeoutMs } from '../layout-options.js';
+import { type RunOpts, setup } from '../run-setup.js';
+import { type InferOpts, runInferMode } from './infer.js';
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
-
-
-export function need(x: number | undefined, flag: string): number {
-  if (x === undefined) throw new UserError(`--${flag} is required`);
-  return x;
-}
-
-/** Document boundaries: explicit, or N random documents drawn from the seed. */
-function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
-  if (o.cuSeqlens !== undefined && o.docs !== undefined) throw new UserError('give --docs or --cu-seqlens, not both');
-  if (o.cuSeqlens !== undefined) {
-    const cu = o.cuSeqlens.split(',').map((x) => x.trim());
-    if (cu.some((x) => !/^\d+$/.test(x))) throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
-    return cu.map(Number);
-  }
-  const n = optInt(o.docs, 'docs');
-  if (n === undefined) return undefined;
-  if (n > S) throw new UserError(`--docs ${n} is more documents than the ${S} tokens`);
-  const cuts = new Set<number>();
-  while (cuts.size < n - 1) cuts.add(rng.int(1, S - 1));
-  return [0, ...[...cuts].sort((a, b) => a - b), S];
-}
 
 function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
@@ -53,22 +26,9 @@ function human(bytes: number): string {
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
-/** What both paths take from the options: sizes, the mask (documents drawn first from the seed), scale, layout. */
-export interface RunSetup { S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng }
-
-function setup(o: RunOpts): RunSetup {
-  const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
-  const Hkv = optInt(o.kvHeads, 'kv-heads') ?? H, D = need(optInt(o.dim, 'dim'), 'dim');
-  const rng = new Rng(optInt(o.seed, 'seed', 0)!);
-  const cu = documents(o, S, rng);
-  if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
-  const mask = parseMask(o.mask, cu);
-  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-  return { S, H, Hkv, D, mask, scale, layout: layoutFrom(o)!, rng };
-}
-
-async function run(o: RunOpts): Promise<void> {
+async function run(o: RunOpts & InferOpts): Promise<void> {
+  if (o.mode !== undefined) return runInferMode(o); // inference over a sharded KV cache (infer.ts)
+  if (o.strategy === undefined || o.world === undefined) throw new UserError('--strategy and --world are required');
   const su = setup(o);
   const { S, H, Hkv, D, mask, scale, layout, rng } = su;
   const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
@@ -81,6 +41,7 @@ async function run(o: RunOpts): Promise<void> {
     for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
   }
   const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+  if (o.timeline !== undefined) throw new UserError('--timeline records GPU runs (CUDA events per stream); CPU ranks keep none: drop it, or run under weft launch with --backend cuda');
   const seed = optInt(o.seed, 'seed', 0)!;
   const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
@@ -130,8 +91,13 @@ function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number;
 export function registerRun(program: Command): void {
   const cmd = program.command('run')
     .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
-  addLayoutOptions(cmd, true)
-    .requiredOption('--seq <S>', 'sequence length')
+  addLayoutOptions(cmd, false, 'required, except with --mode')
+    .option('--seq <S>', 'sequence length')
+    .option('--mode <m>', 'prefill | decode: inference over a sharded KV cache (--context, --new-tokens, --batch, --pass)')
+    .option('--context <P>', 'inference: cached tokens per request')
+    .option('--new-tokens <T>', 'inference: new tokens per request (default 1)')
+    .option('--batch <B>', 'inference: requests (default 1)')
+    .option('--pass <p>', 'prefill: kv | q | auto (default auto: the planner\'s choice, printed)')
     .requiredOption('--heads <H>', 'query heads')
     .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
     .requiredOption('--dim <D>', 'head dimension')
@@ -149,5 +115,5 @@ export function registerRun(program: Command): void {
     .option('--no-memory-check', 'GPU: run even when weft\'s memory count says the layer does not fit')
     .option('--check', 'compare with the f64 reference')
     .option('--json', 'one JSON object instead of the table')
-    .action((o: RunOpts) => guard(() => run(o)));
+    .action((o: RunOpts & InferOpts) => guard(() => run(o)));
 }

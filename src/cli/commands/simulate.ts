@@ -1,11 +1,12 @@
 // `weft simulate`: run a plan's schedule event by event — per-rank compute and communication,
 // shared link ports — and compare it with the analytical prediction; optionally write the
 // per-rank timeline.
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { completeLayout, describeLayout, type Layout, layoutProblem } from '../../plan/layout.js';
-import { loadConfig, PLACEMENTS, STRATEGIES, type CandidateSpec } from '../../plan/config.js';
-import { buildContext, plan } from '../../plan/search.js';
+import { resolveOutput, writeOutput } from '../../io/output.js';
+import { completeLayout, describeLayout, type PlanLayout, layoutProblem } from '../../plan/layout.js';
+import { PLACEMENTS } from '../../mesh/mesh.js';
+import { loadConfig, PLAN_STRATEGIES, type CandidateSpec } from '../../plan/config.js';
+import { buildContext, plan, prepare } from '../../plan/search.js';
 import { SHARD_KINDS } from '../../shard/shard.js';
 import { simulate } from '../../sim/simulate.js';
 import { timeline } from '../../sim/timeline.js';
@@ -29,12 +30,12 @@ export function registerSimulate(program: Command): void {
     .option('--ulysses <n>', 'Ulysses degree')
     .option('--ring <n>', 'ring degree')
     .option('--dp <n>', 'data-parallel degree')
-    .option('--strategy <s>', STRATEGIES.join(' | '))
+    .option('--strategy <s>', PLAN_STRATEGIES.join(' | '))
     .option('--placement <p>', PLACEMENTS.join(' | '))
     .option('--shard <k>', SHARD_KINDS.join(' | '))
     .option('--inner <n>', 'inner ring size of a double ring')
     .option('--json', 'print the result as JSON')
-    .option('--timeline <file>', 'write the per-rank timeline (JSON) to a file')
+    .option('--timeline <file>', 'write the per-rank timeline as Chrome trace JSON (open it in ui.perfetto.dev)')
     .option('--calibration <file>', 'a calibration (JSON) or weft bench records (JSON lines)')
     .action((o: SimOpts) => guard(() => run(o)));
 }
@@ -46,36 +47,38 @@ function layoutFlags(o: SimOpts): CandidateSpec | undefined {
   if (o.ring !== undefined) c.ring = parseInt(o.ring, '--ring');
   if (o.dp !== undefined) c.dp = parseInt(o.dp, '--dp');
   if (o.inner !== undefined) c.inner = parseInt(o.inner, '--inner');
-  if (o.strategy !== undefined) c.strategy = parseChoice(o.strategy, '--strategy', STRATEGIES);
+  if (o.strategy !== undefined) c.strategy = parseChoice(o.strategy, '--strategy', PLAN_STRATEGIES);
   if (o.placement !== undefined) c.placement = parseChoice(o.placement, '--placement', PLACEMENTS);
   if (o.shard !== undefined) c.shard = parseChoice(o.shard, '--shard', SHARD_KINDS);
   return Object.keys(c).length ? c : undefined;
 }
 
-function run(o: SimOpts): void {
-  const cfg = loadConfig(o.config);
-  const cal = calibrationOption(o.calibration);
+async function run(o: SimOpts): Promise<void> {
   const flags = layoutFlags(o);
   if (flags && o.plan !== undefined) throw new UserError('--plan: give either a plan index or layout flags (--tp, --ulysses, ...), not both');
-  let l: Layout;
+  const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
+  const out = o.timeline === undefined ? undefined : resolveOutput(o.timeline, [o.config, ...(o.calibration ? [o.calibration] : [])]); // before any work
+  const cfg = loadConfig(o.config);
+  const cal = calibrationOption(o.calibration);
+  let l: PlanLayout;
   if (flags) {
     l = completeLayout(flags, cfg);
     const why = layoutProblem(l, cfg);
     if (why) throw new UserError(`layout ${describeLayout(l)}: ${why}`);
   } else {
-    const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
-    const { results } = plan(cfg, cal);
+    const { results } = await plan(cfg, cal);
     const pick = results[index - 1];
     if (!pick) throw new UserError(`--plan: ${index} is beyond the ${results.length} layouts of this config`);
     if (!pick.prediction) throw new UserError(`--plan: layout ${index} (${describeLayout(pick.layout)}) cannot run: ${pick.reason}`);
     l = pick.layout;
   }
   const ctx = buildContext(cfg, cal);
+  await prepare(ctx, [l]);
   const t0 = performance.now();
   const sim = simulate(ctx, l);
   const wallMs = performance.now() - t0;
   const diff = (sim.stepMs - sim.analyticStepMs) / sim.analyticStepMs;
-  if (o.timeline) writeFileSync(o.timeline, JSON.stringify(timeline(l, sim)) + '\n');
+  if (out) writeOutput(out, JSON.stringify(timeline(l, sim)) + '\n');
   if (o.json) {
     process.stdout.write(JSON.stringify({
       layout: { ...l, description: describeLayout(l) },

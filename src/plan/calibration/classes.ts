@@ -1,7 +1,7 @@
 // Calibrations for GPU classes measured elsewhere than on this project's machine. Each figure is a
 // published single-GPU measurement; everything not measured is inherited from the H200
 // calibration as an efficiency (fraction of datasheet peak) and says so.
-import type { GpuClass } from '../hardware.js';
+import type { GpuClass } from '../types.js';
 import { H200 } from './h200.js';
 import type { Calibration } from './types.js';
 

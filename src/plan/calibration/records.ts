@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../errors.js';
 import { GPU_PRESETS, gpuPresetByName, type GpuSpec } from '../hardware.js';
-import type { ElementwiseOp } from '../elementwise.js';
+import type { ElementwiseOp } from '../../strategy/accounting.js';
 import type { Calibration, DeviceOpRate, KernelPoint } from './types.js';
 import { CLASS_CALIBRATIONS } from './classes.js';
 

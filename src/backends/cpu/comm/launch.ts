@@ -3,7 +3,7 @@
 // worker and rejects with `rank r: <message>`, so a failing run never hangs.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { SplitBoard } from './board.js';
-import type { WorkerInit, WorkerReply } from './worker.js';
+import type { ErrorKind, WorkerInit, WorkerReply } from './worker.js';
 
 /** How long any single wait (a Work, a barrier, a split) may block before it fails. */
 export const DEFAULT_TIMEOUT_MS = 300_000;
@@ -21,9 +21,9 @@ export interface LaunchOptions {
   timeoutMs?: number;
 }
 
-/** An error raised in one rank, carrying that rank's own stack. */
+/** An error raised in one rank, carrying that rank's own stack and whether it was bad input or a run-time failure. */
 export class RankError extends Error {
-  constructor(readonly rank: number, readonly rankMessage: string, rankStack?: string) {
+  constructor(readonly rank: number, readonly rankMessage: string, rankStack?: string, readonly rankErrorName?: ErrorKind) {
     super(`rank ${rank}: ${rankMessage}`);
     if (rankStack) this.stack = `${this.message}\n  in rank ${rank}: ${rankStack}`;
   }
@@ -54,10 +54,10 @@ export function runRanks<R>(world: number, program: RankProgram, args: (rank: nu
     const finished = new Array<boolean>(world).fill(false);
     let left = world, settled = false;
     const end = (): void => { settled = true; for (const w of workers) void w.terminate(); };
-    const fail = (rank: number, message: string, stack?: string): void => {
+    const fail = (rank: number, message: string, stack?: string, kind?: ErrorKind): void => {
       if (settled) return;
       end();
-      reject(new RankError(rank, message, stack));
+      reject(new RankError(rank, message, stack, kind));
     };
     try {
       for (let r = 0; r < world; r++) start(r);
@@ -72,7 +72,7 @@ export function runRanks<R>(world: number, program: RankProgram, args: (rank: nu
       const w = new Worker(WORKER, { workerData: init, transferList: ports[r]!.filter((p): p is MessagePort => p !== undefined) });
       workers.push(w);
       w.on('message', (m: WorkerReply) => {
-        if (m.t === 'error') { fail(r, m.message, m.stack); return; }
+        if (m.t === 'error') { fail(r, m.message, m.stack, m.kind); return; }
         if (finished[r]) return;
         finished[r] = true;
         results[r] = m.result as R;

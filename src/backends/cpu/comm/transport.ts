@@ -5,6 +5,7 @@
 // Matching is FIFO per (group, channel, source): the i-th send from a source meets the i-th recv
 // posted for that source. Collectives use their own channel so they never meet p2p traffic.
 import type { MessagePort } from 'node:worker_threads';
+import { RunFailure } from '../../../errors.js';
 import type { HostData } from '../../../tensor/host.js';
 
 export type Channel = 'p2p' | 'coll';
@@ -18,7 +19,8 @@ interface Posted { dst: HostData; done: () => void; what: string }
 /** One transfer in flight, as a wait can report it. */
 export interface Pending { readonly promise: Promise<void>; readonly what: string; done: boolean }
 
-export class CommTimeout extends Error {}
+/** A wait that ran past the timeout: a run-time failure (one line, exit 1), not a bug. */
+export class CommTimeout extends RunFailure {}
 
 export class Transport {
   private readonly inbox = new Map<string, SendMsg[]>();

@@ -2,6 +2,7 @@
 // the world Comm. The result (or the error) goes to the main thread, which ends all ranks on the
 // first error. This module never loads CUDA code (koffi must not be imported in workers).
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { RunFailure, UserError } from '../../../errors.js';
 import { SplitBoard } from './board.js';
 import { LocalComm } from './group.js';
 import { Transport } from './transport.js';
@@ -17,7 +18,10 @@ export interface WorkerInit {
   args: unknown;
 }
 
-export type WorkerReply = { t: 'done'; result: unknown } | { t: 'error'; message: string; stack?: string };
+/** Which of the errors the CLI reports as one line an error was (the class does not cross threads). */
+export type ErrorKind = 'UserError' | 'RunFailure' | undefined;
+
+export type WorkerReply = { t: 'done'; result: unknown } | { t: 'error'; message: string; stack?: string; kind?: ErrorKind };
 
 const init = workerData as WorkerInit;
 const reply = (m: WorkerReply): void => parentPort!.postMessage(m);
@@ -30,5 +34,6 @@ try {
   if (typeof program !== 'function') throw new Error(`${init.module} exports no function '${init.fn}'`);
   reply({ t: 'done', result: await (program as (c: LocalComm, a: unknown) => unknown)(world, init.args) });
 } catch (e) {
-  reply(e instanceof Error ? { t: 'error', message: e.message, stack: e.stack } : { t: 'error', message: String(e) });
+  const kind: ErrorKind = e instanceof UserError ? 'UserError' : e instanceof RunFailure ? 'RunFailure' : undefined;
+  reply(e instanceof Error ? { t: 'error', message: e.message, stack: e.stack, kind } : { t: 'error', message: String(e) });
 }

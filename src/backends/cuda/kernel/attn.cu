@@ -7,6 +7,8 @@
 //   WEFT_F16     0: bf16 inputs, 1: fp16 inputs
 //   WEFT_M       key intervals per query row (mask slots)
 //   WEFT_STAGES  K/V shared-memory stages of the warp-specialized forward
+//   WEFT_DQ_SPLIT  (D = 64) 1: the backward's warpgroups split dQ's columns (default), 0: its keys
+//   WEFT_ABL     development ablation of the backward (timing only)
 //
 // Layouts: q [Tq, H, D], k/v [Tk, Hkv, D] (16-bit), out [Tq, H, D] f32, lse [H, Tq] f32 (natural
 // log), dq [Tq, H, D] f32, dk/dv [Tk, Hkv, D] f32. GQA: query head h reads key head h / (H / Hkv).
@@ -30,7 +32,7 @@ typedef unsigned long long u64;
 #ifndef WEFT_STAGES
 #define WEFT_STAGES 2
 #endif
-#ifndef WEFT_ABL  // development ablations of the backward (timing only): 1 drops the dq atomics, 2 all of dQ
+#ifndef WEFT_ABL  // development ablation of the backward (timing only): 1 drops the dq reductions
 #define WEFT_ABL 0
 #endif
 
@@ -176,6 +178,15 @@ __device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], u64 da, u64 db, int
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32" WGMMA_AB " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB));
+}
+
+template <int TA, int TB>
+__device__ __forceinline__ void wgmma_ss_n32(float (&d)[16], u64 da, u64 db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32" WGMMA_AB " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, %19, %20;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
       : "l"(da), "l"(db), "r"(accumulate), "n"(TA), "n"(TB));
 }
 
@@ -694,23 +705,32 @@ extern "C" __global__ void __launch_bounds__(FWD_WS_THREADS, 1)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backward: one CTA per (128-key tile, query head), 2 warpgroups × 64 keys, looping over the
-// non-empty 64-row query tiles of its list. Per query tile, warpgroup w computes
+// Backward: one CTA per (128-key tile, query head), 3 warpgroups, looping over the non-empty
+// 64-row query tiles of the key tile's list. Warpgroups 1 and 2 own 64 keys each; they load Q, dO,
+// lse and delta one tile ahead (cp.async, double-buffered), and per query tile warpgroup w computes
 //   Sᵀ = K_w Qᵀ, dPᵀ = V_w dOᵀ (64 × 64), P = exp(S·scale − lse), dS = P ∘ (dP − delta),
 //   dV_w += Pᵀ dO, dK_w += dSᵀ Q (registers as the A operand),
-// writes dSᵀ to shared memory, and then dQ (64 rows) += dS K over the tile's 128 keys. dQ goes
-// through shared memory (double-buffered) to global dq by the copy engine's bulk reductions, one
-// per row, issued at the start of the next tile. dq's element strides per head (dq_hs) and per
-// row (dq_rs) are parameters (CudaKernel passes [T, H, D]; a per-head [H, T, D] accumulator,
-// FA3's dq_accum layout, measured no faster). dK and dV (fp32) are added to global memory once at
-// the end with vector atomics, so the query heads of a GQA group and ring steps accumulate.
+// writes dSᵀ to shared memory, then its half of dQ's columns, dQ[:, cols_w] = dS K[:, cols_w] over
+// all 128 keys (so each tile pair reduces one 64 × D partial), and leaves it, fp32 and scaled, in
+// one of two shared-memory buffers. Warpgroup 0 gives its registers to them; its warp 0 is the dQ
+// writer: it adds each staged tile to global dq with the copy engine's bulk reductions (one per
+// row), waits until they have read the buffer and hands it back (mbarriers dqfull, dqempty). The
+// reduction traffic, the largest memory stream of the backward, thus runs beside the next tiles'
+// matrix products instead of between them. dq's element strides per head (dq_hs) and per row
+// (dq_rs) are parameters. dK and dV (fp32) are added to global memory once at the end with vector
+// atomics, so the query heads of a GQA group and ring steps accumulate.
 
+#ifndef WEFT_DQ_SPLIT  // D = 64: 1 splits dQ's columns between the warpgroups (one partial per tile), 0 splits the keys (two)
+#define WEFT_DQ_SPLIT 1
+#endif
+
+constexpr int BWD_THREADS = 384;
 constexpr int PANEL64 = 64 * 128;
 constexpr int TILE64 = NP * PANEL64;
-// dQ staging: [parts][64 rows][D fp32 + 32 bytes of padding (conflict-free float2 stores)];
-// D = 128: one part (warpgroup w fills columns [64w, 64w + 64)); D = 64: one part per warpgroup.
-constexpr int DQ_ROW = D * 4 + 32;
-constexpr int DQ_PARTS = D == 128 ? 1 : 2;
+constexpr bool DQ_COLSPLIT = D == 128 || WEFT_DQ_SPLIT;
+constexpr int DQ_N = DQ_COLSPLIT ? D / 2 : 64;  // dQ columns per warpgroup
+constexpr int DQ_PARTS = DQ_COLSPLIT ? 1 : 2;   // partial sums per tile, each reduced into dq
+constexpr int DQ_ROW = D * 4 + 32;              // staged row: D fp32 + 32 bytes (conflict-free float2 stores)
 constexpr int DQ_BUF = DQ_PARTS * 64 * DQ_ROW;
 
 __device__ __forceinline__ void bwd_load_rows(float* sl, float* sd, const float* __restrict__ lse,
@@ -747,15 +767,20 @@ __device__ __forceinline__ void bwd_kv_gemm(float (&acc)[D / 2], const u32 (&a)[
   for (int kk = 0; kk < 4; kk++) rs_acc<D>(acc, a[kk], make_desc(bs + kk * 2048, PANEL64, 1024));
 }
 
-// dQ (64 queries × 64 columns) = dS K: dSᵀ stored [128 keys][64 queries] at `ss` (read M-major), K the
-// 128-row tile at `ks` (read N-major). D = 128: warpgroup w takes columns [64w, 64w + 64) over all 128
-// keys; D = 64: all columns over its own 64 keys (the two partial sums both go to dq).
-__device__ __forceinline__ void bwd_dq_gemm(float (&acc)[32], u32 ss, u32 ks, int wg) {
+// dQ (64 queries × DQ_N columns) = dS K: dSᵀ stored [128 keys][64 queries] at `ss` (read M-major), K the
+// 128-row tile at `ks` (read N-major). Column split: warpgroup w takes columns [w·DQ_N, (w + 1)·DQ_N)
+// over all 128 keys; key split (D = 64, WEFT_DQ_SPLIT 0): all 64 columns over its own 64 keys.
+template <int DN>
+__device__ __forceinline__ void bwd_dq_gemm(float (&acc)[DN / 2], u32 ss, u32 ks, int wg) {
   if constexpr (D == 128) {
 #pragma unroll
     for (int kk = 0; kk < 8; kk++)
       wgmma_ss_n64<1, 1>(acc, make_desc(ss + kk * 2048, PANEL128, 1024), make_desc(ks + wg * PANEL128 + kk * 2048, PANEL128, 1024),
                          kk > 0);
+  } else if constexpr (DN == 32) {
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+      wgmma_ss_n32<1, 1>(acc, make_desc(ss + kk * 2048, PANEL128, 1024), make_desc(ks + kk * 2048 + wg * 64, PANEL128, 1024), kk > 0);
   } else {
 #pragma unroll
     for (int kk = 0; kk < 4; kk++)
@@ -764,7 +789,7 @@ __device__ __forceinline__ void bwd_dq_gemm(float (&acc)[32], u32 ss, u32 ks, in
   }
 }
 
-extern "C" __global__ void __launch_bounds__(256, 1)
+extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1)
     weft_bwd(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v, const u16* __restrict__ dout,
              const float* __restrict__ lse, const float* __restrict__ delta, float* __restrict__ dq, float* __restrict__ dk,
              float* __restrict__ dv, const int* __restrict__ qlo, const int* __restrict__ qhi, const int* __restrict__ kpos,
@@ -773,174 +798,186 @@ extern "C" __global__ void __launch_bounds__(256, 1)
   extern __shared__ unsigned char smem_raw[];
   const u32 base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const u32 sK = base, sV = sK + TILE128, sQ = sV + TILE128, sO = sQ + 2 * TILE64, sS = sO + 2 * TILE64;
-  float* sLse = (float*)(smem_raw + (sS + PANEL128 - smem_addr(smem_raw)));  // [2][64]
-  float* sDel = sLse + 128;                                                   // [2][64]
-  const u32 sDQ = sS + PANEL128 + 1024;                                       // [2][DQ_BUF]
-  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const u32 sDQ = sS + PANEL128;      // [2][DQ_BUF]
+  const u32 sRow = sDQ + 2 * DQ_BUF;  // lse·log2(e) [2][64], delta [2][64]
+  const u32 dqfull = sRow + 1024, dqempty = dqfull + 16;  // mbarriers [2] each
+  float* sLse = (float*)(smem_raw + (sRow - smem_addr(smem_raw)));
+  float* sDel = sLse + 128;
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
   const int kt = blockIdx.x, h = blockIdx.y, hk = h / (H / Hkv);
-  const long long qstride = (long long)H * D, kstride = (long long)Hkv * D;
-  const u16* qh = q + (long long)h * D;
-  const u16* oh = dout + (long long)h * D;
   const int* lst = list + (long long)kt * nq;
   const int cnt = count[kt];
-  const float sl2 = scale * LOG2E;
 
-  load_tile<128, 256>(sK, k + (long long)hk * D, kt * 128, Tk, kstride, tid);
-  load_tile<128, 256>(sV, v + (long long)hk * D, kt * 128, Tk, kstride, tid);
-  if (cnt > 0) {
-    const int qi = lst[0] & TILE_MASK;
-    load_tile<64, 256>(sQ, qh, qi * 64, Tq, qstride, tid);
-    load_tile<64, 256>(sO, oh, qi * 64, Tq, qstride, tid);
-    bwd_load_rows(sLse, sDel, lse, delta, h, Tq, qi * 64, tid);
+  if (tid == 0) {
+    for (int s = 0; s < 2; s++) {
+      mbar_init(dqfull + 8 * s, 256);
+      mbar_init(dqempty + 8 * s, 1);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  cp_async_commit();
+  __syncthreads();
 
-  const int krow0 = kt * 128 + wg * 64 + warp * 16 + g;
-  const int kp[2] = {key_pos(kpos, krow0, Tk), key_pos(kpos, krow0 + 8, Tk)};
-  float dva[D / 2], dka[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; i++) dva[i] = dka[i] = 0.f;
-  float sT[32], dpT[32], dqa[32];
-  u32 pa[4][4], da[4][4];
-
-  // one bulk reduction per (part, row) of a staged dQ tile, by threads [0, 64 · DQ_PARTS)
-  auto reduce_dq = [&](int qtile, int buf) {
-    if (tid < 64 * DQ_PARTS) {
-      const int part = tid >> 6, row = tid & 63, gr = qtile * 64 + row;
-      if (gr < Tq) bulk_reduce_add(dq + h * dq_hs + gr * dq_rs, sDQ + buf * DQ_BUF + part * 64 * DQ_ROW + row * DQ_ROW, D * 4);
-      bulk_commit();
-    }
-  };
-
-  int prev_qi = 0;
-  for (int n = 0; n < cnt; n++) {
-    cp_async_wait_all();
-    fence_async_smem();
-    __syncthreads();
-    const int st = n & 1;
-    const u32 qs = sQ + st * TILE64, os = sO + st * TILE64;
+  // register budget: 24 · 128 + 240 · 256 = 168 · 384, exactly what the launch allocated (a warpgroup
+  // asking for more than the others give back would wait forever in setmaxnreg)
+  if (wg == 0) {
+    regs_dec<24>();
+    if (warp == 0) {  // dQ writer: bulk reductions of each staged tile into dq
+      float* dqh = dq + h * dq_hs;
+      (void)dqh;
+      for (int n = 0; n < cnt; n++) {
+        const int st = n & 1, q0 = (lst[n] & TILE_MASK) * 64;
+        mbar_wait(dqfull + 8 * st, (n >> 1) & 1);
 #if WEFT_ABL < 1
-    if (n > 0) {
-      if (tid < 64 * DQ_PARTS) bulk_wait_read();  // the buffer written in this tile has been read
-      reduce_dq(prev_qi, (n - 1) & 1);
-    }
+        for (int j = lane; j < 64 * DQ_PARTS; j += 32) {
+          const int row = j & 63;
+          if (q0 + row < Tq) bulk_reduce_add(dqh + (q0 + row) * dq_rs, sDQ + st * DQ_BUF + (j >> 6) * 64 * DQ_ROW + row * DQ_ROW, D * 4);
+        }
+        bulk_commit();
+        bulk_wait_read();
 #endif
-    if (n + 1 < cnt) {
-      const int qi1 = lst[n + 1] & TILE_MASK;
-      load_tile<64, 256>(sQ + (st ^ 1) * TILE64, qh, qi1 * 64, Tq, qstride, tid);
-      load_tile<64, 256>(sO + (st ^ 1) * TILE64, oh, qi1 * 64, Tq, qstride, tid);
-      bwd_load_rows(sLse + 64 * (st ^ 1), sDel + 64 * (st ^ 1), lse, delta, h, Tq, qi1 * 64, tid);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(dqempty + 8 * st);
+      }
+      bulk_wait_all();
+    }
+  } else {
+    regs_inc<240>();
+    const int cw = wg - 1, ctid = tid - 128, g = lane >> 2, t = lane & 3;
+    const long long qstride = (long long)H * D, kstride = (long long)Hkv * D;
+    const u16* qh = q + (long long)h * D;
+    const u16* oh = dout + (long long)h * D;
+    const float sl2 = scale * LOG2E;
+
+    load_tile<128, 256>(sK, k + (long long)hk * D, kt * 128, Tk, kstride, ctid);
+    load_tile<128, 256>(sV, v + (long long)hk * D, kt * 128, Tk, kstride, ctid);
+    if (cnt > 0) {
+      const int qi = lst[0] & TILE_MASK;
+      load_tile<64, 256>(sQ, qh, qi * 64, Tq, qstride, ctid);
+      load_tile<64, 256>(sO, oh, qi * 64, Tq, qstride, ctid);
+      bwd_load_rows(sLse, sDel, lse, delta, h, Tq, qi * 64, ctid);
     }
     cp_async_commit();
-    const int e = lst[n], qi = e & TILE_MASK;
 
-    wg_fence();
-    bwd_t_gemm(sT, sK + wg * 64 * 128, qs);
-    bwd_t_gemm(dpT, sV + wg * 64 * 128, os);
-    wg_commit();
-    wg_wait<0>();
-    reg_fence(sT);
-    reg_fence(dpT);
+    const int krow0 = kt * 128 + cw * 64 + warp * 16 + g;
+    const int kp[2] = {key_pos(kpos, krow0, Tk), key_pos(kpos, krow0 + 8, Tk)};
+    float dva[D / 2], dka[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dva[i] = dka[i] = 0.f;
+    float sT[32], dpT[32], dqa[DQ_N / 2];
+    u32 pa[4][4], da[4][4];
 
-    const float* L2 = sLse + 64 * st;
-    const float* Dl = sDel + 64 * st;
-    const bool partial = (e >> 30) & 1;
+    for (int n = 0; n < cnt; n++) {
+      // this tile's Q, dO, lse, delta have landed, and both warpgroups are done with the previous
+      // tile (its dQ product read dSᵀ and K; its buffers are reloaded next)
+      cp_async_wait_all();
+      fence_async_smem();
+      named_sync(1, 256);
+      const int st = n & 1;
+      const u32 qs = sQ + st * TILE64, os = sO + st * TILE64;
+      if (n + 1 < cnt) {
+        const int qi1 = lst[n + 1] & TILE_MASK;
+        load_tile<64, 256>(sQ + (st ^ 1) * TILE64, qh, qi1 * 64, Tq, qstride, ctid);
+        load_tile<64, 256>(sO + (st ^ 1) * TILE64, oh, qi1 * 64, Tq, qstride, ctid);
+        bwd_load_rows(sLse + 64 * (st ^ 1), sDel + 64 * (st ^ 1), lse, delta, h, Tq, qi1 * 64, ctid);
+      }
+      cp_async_commit();
+      const int e = lst[n], qi = e & TILE_MASK;
+
+      wg_fence();
+      bwd_t_gemm(sT, sK + cw * 64 * 128, qs);
+      bwd_t_gemm(dpT, sV + cw * 64 * 128, os);
+      wg_commit();
+      wg_wait<0>();
+      reg_fence(sT);
+      reg_fence(dpT);
+
+      const float* L2 = sLse + 64 * st;
+      const float* Dl = sDel + 64 * st;
+      const bool partial = (e >> 30) & 1;
 #pragma unroll
-    for (int i = 0; i < 8; i++) {
+      for (int i = 0; i < 8; i++) {
 #pragma unroll
-      for (int j = 0; j < 2; j++) {
-        const int c = 8 * i + 2 * t + j;
-        const float lc = L2[c], dc = Dl[c];
-        bool see0 = true, see1 = true;
-        if (partial) {
-          const RowMask m = row_mask(qlo, qhi, qi * 64 + c, Tq);
-          see0 = sees(m, kp[0]);
-          see1 = sees(m, kp[1]);
+        for (int j = 0; j < 2; j++) {
+          const int c = 8 * i + 2 * t + j;
+          const float lc = L2[c], dc = Dl[c];
+          bool see0 = true, see1 = true;
+          if (partial) {
+            const RowMask m = row_mask(qlo, qhi, qi * 64 + c, Tq);
+            see0 = sees(m, kp[0]);
+            see1 = sees(m, kp[1]);
+          }
+          const float p0 = see0 ? ex2(fmaf(sT[4 * i + j], sl2, -lc)) : 0.f;
+          const float p1 = see1 ? ex2(fmaf(sT[4 * i + 2 + j], sl2, -lc)) : 0.f;
+          sT[4 * i + j] = p0;
+          sT[4 * i + 2 + j] = p1;
+          dpT[4 * i + j] = p0 * (dpT[4 * i + j] - dc);
+          dpT[4 * i + 2 + j] = p1 * (dpT[4 * i + 2 + j] - dc);
         }
-        const float p0 = see0 ? ex2(fmaf(sT[4 * i + j], sl2, -lc)) : 0.f;
-        const float p1 = see1 ? ex2(fmaf(sT[4 * i + 2 + j], sl2, -lc)) : 0.f;
-        sT[4 * i + j] = p0;
-        sT[4 * i + 2 + j] = p1;
-        dpT[4 * i + j] = p0 * (dpT[4 * i + j] - dc);
-        dpT[4 * i + 2 + j] = p1 * (dpT[4 * i + 2 + j] - dc);
       }
-    }
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
+      for (int kk = 0; kk < 4; kk++) {
 #pragma unroll
-      for (int j = 0; j < 4; j++) {
-        pa[kk][j] = pack2(sT[8 * kk + 2 * j], sT[8 * kk + 2 * j + 1]);
-        da[kk][j] = pack2(dpT[8 * kk + 2 * j], dpT[8 * kk + 2 * j + 1]);
+        for (int j = 0; j < 4; j++) {
+          pa[kk][j] = pack2(sT[8 * kk + 2 * j], sT[8 * kk + 2 * j + 1]);
+          da[kk][j] = pack2(dpT[8 * kk + 2 * j], dpT[8 * kk + 2 * j + 1]);
+        }
       }
-    }
 
-    wg_fence();
-    bwd_kv_gemm(dva, pa, os);
-    bwd_kv_gemm(dka, da, qs);
-    wg_commit();
+      wg_fence();
+      bwd_kv_gemm(dva, pa, os);
+      bwd_kv_gemm(dka, da, qs);
+      wg_commit();
 
-#if WEFT_ABL < 2
-    // dSᵀ → shared memory as [128 keys][64 queries], one swizzled panel
-    {
-      const int R = wg * 64 + warp * 16 + g;
+      // dSᵀ → shared memory as [128 keys][64 queries], one swizzled panel
+      {
+        const int R = cw * 64 + warp * 16 + g;
 #pragma unroll
-      for (int i = 0; i < 8; i++) {
-        const u32 a0 = sS + R * 128 + ((i ^ g) << 4) + 4 * t;
-        const u32 v0 = da[i >> 1][2 * (i & 1)], v1 = da[i >> 1][2 * (i & 1) + 1];
-        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a0), "r"(v0) : "memory");
-        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(v1) : "memory");
-      }
-    }
-    fence_async_smem();
-    __syncthreads();
-
-    wg_fence();
-    bwd_dq_gemm(dqa, sS, sK, wg);
-    wg_commit();
-    wg_wait<0>();
-    reg_fence(dqa);
-    reg_fence(dva);
-    reg_fence(dka);
-#else
-    wg_wait<0>();
-    reg_fence(dva);
-    reg_fence(dka);
-#endif
-
-#if WEFT_ABL < 1
-    {  // stage dQ·scale for the bulk reductions issued at the next tile
-      const int row = warp * 16 + g;
-      const u32 b = sDQ + st * DQ_BUF + (D == 128 ? wg * 256 : wg * 64 * DQ_ROW) + row * DQ_ROW + 8 * t;
-#pragma unroll
-      for (int i = 0; i < 8; i++) {
-        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(b + 32 * i), "f"(dqa[4 * i] * scale), "f"(dqa[4 * i + 1] * scale)
-                     : "memory");
-        asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(b + 8 * DQ_ROW + 32 * i), "f"(dqa[4 * i + 2] * scale),
-                     "f"(dqa[4 * i + 3] * scale)
-                     : "memory");
+        for (int i = 0; i < 8; i++) {
+          const u32 a0 = sS + R * 128 + ((i ^ g) << 4) + 4 * t;
+          const u32 v0 = da[i >> 1][2 * (i & 1)], v1 = da[i >> 1][2 * (i & 1) + 1];
+          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a0), "r"(v0) : "memory");
+          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(v1) : "memory");
+        }
       }
       fence_async_smem();
-    }
-#endif
-    prev_qi = qi;
-  }
-#if WEFT_ABL < 1
-  if (cnt > 0) {
-    __syncthreads();
-    if (tid < 64 * DQ_PARTS) bulk_wait_read();
-    reduce_dq(prev_qi, (cnt - 1) & 1);
-  }
-  if (tid < 64 * DQ_PARTS) bulk_wait_all();
-#endif
+      named_sync(1, 256);
+      // the writer has read this dQ buffer's previous tile
+      if (n >= 2) mbar_wait(dqempty + 8 * st, ((n >> 1) - 1) & 1);
 
-  float* kd = dk + ((long long)krow0 * Hkv + hk) * D;
-  float* vd = dv + ((long long)krow0 * Hkv + hk) * D;
-  const long long down8 = 8LL * Hkv * D;
+      wg_fence();
+      bwd_dq_gemm<DQ_N>(dqa, sS, sK, cw);
+      wg_commit();
+      wg_wait<0>();
+      reg_fence(dqa);
+      reg_fence(dva);
+      reg_fence(dka);
+
+      // stage dQ·scale for the writer
+      {
+        const int row = warp * 16 + g;
+        const u32 b = sDQ + st * DQ_BUF + (DQ_PARTS == 2 ? cw * 64 * DQ_ROW : cw * DQ_N * 4) + row * DQ_ROW + 8 * t;
 #pragma unroll
-  for (int i = 0; i < D / 8; i++) {
-    red_block(kd + 8 * i, kd + down8 + 8 * i, krow0 < Tk, krow0 + 8 < Tk, dka[4 * i] * scale, dka[4 * i + 1] * scale,
-              dka[4 * i + 2] * scale, dka[4 * i + 3] * scale, t);
-    red_block(vd + 8 * i, vd + down8 + 8 * i, krow0 < Tk, krow0 + 8 < Tk, dva[4 * i], dva[4 * i + 1], dva[4 * i + 2],
-              dva[4 * i + 3], t);
+        for (int i = 0; i < DQ_N / 8; i++) {
+          asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(b + 32 * i), "f"(dqa[4 * i] * scale), "f"(dqa[4 * i + 1] * scale)
+                       : "memory");
+          asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(b + 8 * DQ_ROW + 32 * i), "f"(dqa[4 * i + 2] * scale),
+                       "f"(dqa[4 * i + 3] * scale)
+                       : "memory");
+        }
+      }
+      fence_async_smem();
+      mbar_arrive(dqfull + 8 * st);
+    }
+
+    float* kd = dk + ((long long)krow0 * Hkv + hk) * D;
+    float* vd = dv + ((long long)krow0 * Hkv + hk) * D;
+    const long long down8 = 8LL * Hkv * D;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+      red_block(kd + 8 * i, kd + down8 + 8 * i, krow0 < Tk, krow0 + 8 < Tk, dka[4 * i] * scale, dka[4 * i + 1] * scale,
+                dka[4 * i + 2] * scale, dka[4 * i + 3] * scale, t);
+      red_block(vd + 8 * i, vd + down8 + 8 * i, krow0 < Tk, krow0 + 8 < Tk, dva[4 * i], dva[4 * i + 1], dva[4 * i + 2],
+                dva[4 * i + 3], t);
+    }
   }
 }

@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The path of attn.cu: this module is dist/src/backends/cuda/kernel/source.js, the source is src/backends/cuda/kernel/. */
-export const ATTN_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/attn.cu', import.meta.url));
+const ATTN_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/attn.cu', import.meta.url));
 
 /** Device-side normal random 16-bit tensors for benchmarks (random.cu). */
-export const RANDOM_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/random.cu', import.meta.url));
+const RANDOM_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/random.cu', import.meta.url));
 
 let cached: string | undefined;
 
@@ -32,7 +32,7 @@ export interface Variant {
 }
 
 /** K/V shared-memory stages of the warp-specialized forward: as many as fit beside Q. */
-export function fwdStages(d: 64 | 128): number {
+function fwdStages(d: 64 | 128): number {
   return d === 128 ? 3 : 4;
 }
 
@@ -41,7 +41,7 @@ export function variantOptions(v: Variant): string[] {
 }
 
 export const FWD_THREADS = 384;
-export const BWD_THREADS = 256;
+export const BWD_THREADS = 384;
 /** Query rows per forward tile; key rows per tile everywhere. */
 export const FWD_QTILE = 128;
 export const KTILE = 128;
@@ -54,7 +54,7 @@ export function fwdSharedBytes(d: 64 | 128): number {
   return 1024 + (1 + 2 * st) * tile + 8 * (1 + 4 * st);
 }
 
-/** Dynamic shared memory of the backward: K, V, 2 × (Q, dO), dSᵀ, lse/delta, 2 × dQ staging. */
+/** Dynamic shared memory of the backward: K, V, 2 × (Q, dO), dSᵀ, 2 × dQ staging, 2 × lse/delta, mbarriers. */
 export function bwdSharedBytes(d: 64 | 128): number {
-  return 1024 + 2 * (128 * d * 2) + 4 * (64 * d * 2) + 128 * 128 + 1024 + 2 * (d === 128 ? 1 : 2) * 64 * (d * 4 + 32);
+  return 1024 + 2 * (128 * d * 2) + 4 * (64 * d * 2) + 128 * 128 + 2 * 64 * (d * 4 + 32) + 1024 + 64;
 }

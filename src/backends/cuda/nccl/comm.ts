@@ -37,7 +37,7 @@ export function defaultTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(s) && s > 0 ? s * 1000 : 300_000;
 }
 
-export class NcclError extends Error {
+class NcclError extends Error {
   constructor(message: string) { super(message); this.name = 'NcclError'; }
 }
 

@@ -17,7 +17,7 @@ export interface World {
 let generation = 0;
 let ncclLib: Promise<Nccl> | undefined;
 
-export function openNccl(): Promise<Nccl> {
+function openNccl(): Promise<Nccl> {
   ncclLib ??= Nccl.open().catch((e) => { ncclLib = undefined; throw e; });
   return ncclLib;
 }

@@ -7,9 +7,20 @@ import { type Box, checkBox, type Device } from '../../../device/device.js';
 import { bytesPerElement, type DType, toBf16, toF16 } from '../../../tensor/dtype.js';
 import { fmtShape, type HostTensor, hostZeros, shapeEq, type Tensor } from '../../../tensor/host.js';
 import { BUILTIN_SOURCE, DTYPE_CODE } from './builtins.js';
-import type { Kernel } from './module.js';
-import type { CudaRuntime } from './runtime.js';
+import type { Driver } from './driver.js';
+import type { CudaModule, Kernel } from './module.js';
+import type { Stream } from './stream.js';
 import { asCuda, CudaTensor } from './tensor.js';
+
+/** What the device uses of its runtime; runtime.ts builds the one device over itself. */
+export interface DeviceRuntime {
+  readonly driver: Driver;
+  readonly compute: Stream;
+  readonly info: { readonly sms: number };
+  compile(source: string, opts: { name: string }): CudaModule;
+  empty(dtype: DType, shape: readonly number[]): CudaTensor;
+  synchronize(): Promise<void>;
+}
 
 const CU_MEMORYTYPE_DEVICE = 2n;
 
@@ -30,7 +41,7 @@ export class CudaDevice implements Device {
   readonly kind = 'cuda' as const;
   private builtins?: Builtins;
 
-  constructor(readonly rt: CudaRuntime) {}
+  constructor(readonly rt: DeviceRuntime) {}
 
   private kernels(): Builtins {
     if (!this.builtins) {

@@ -20,7 +20,7 @@ export interface Koffi {
 
 let koffi: Koffi | undefined;
 
-export class FfiUnavailable extends Error {}
+class FfiUnavailable extends Error {}
 
 /** koffi, imported on first use. Throws FfiUnavailable with one line when it is missing. */
 export async function loadKoffi(): Promise<Koffi> {

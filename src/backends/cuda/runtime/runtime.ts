@@ -89,7 +89,7 @@ export class CudaRuntime {
     this.compute = Stream.create(driver, 'compute');
     // transfers first: a kernel on the compute stream fills every SM with its waves of blocks, and
     // a collective's blocks on a stream of equal priority start only when that kernel's last wave
-    // does — the ring's "overlapped" hop then runs after the kernel (timelines of 3c19881). At the
+    // does — the ring's "overlapped" hop then runs after the kernel (docs/runtime.md). At the
     // highest priority the block scheduler gives NCCL the next SM that frees. WEFT_COMM_PRIORITY=0
     // keeps the normal priority (to measure the difference).
     this.comm = Stream.create(driver, 'comm', process.env.WEFT_COMM_PRIORITY === '0' ? undefined : Stream.highestPriority(driver));

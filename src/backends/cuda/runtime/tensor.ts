@@ -50,10 +50,6 @@ export class CudaTensor implements Tensor {
   }
 }
 
-export function isCudaTensor(t: unknown): t is CudaTensor {
-  return t instanceof CudaTensor;
-}
-
 /** The tensor as a CudaTensor, or an error naming the operation. */
 export function asCuda(t: Tensor, what: string): CudaTensor {
   if (!(t instanceof CudaTensor)) throw new Error(`${what}: expected a CUDA tensor, got ${'data' in t ? 'a host tensor' : typeof t}`);

@@ -1,0 +1,3 @@
+export { DryComm } from './comm.js';
+export { DryDevice, type DryTensor } from './device.js';
+export { DryKernel, type DryKernelOptions } from './kernel.js';
