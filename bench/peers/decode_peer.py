@@ -48,7 +48,6 @@ def short(e):
     return text if len(text) <= 400 else text[:150] + ' … ' + text[-250:]  # the last line names the cause
 
 
-flex_compiled = None
 
 for c in req['configs']:
     B, P, T, H, Hkv, D = c['B'], c['P'], c['T'], c['H'], c['Hkv'], c['D']
@@ -100,8 +99,9 @@ for c in req['configs']:
     if c.get('flex'):
         try:
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-            if flex_compiled is None:
-                flex_compiled = torch.compile(flex_attention, dynamic=False)
+            # a fresh compile per shape: past dynamo's recompile limit (8) it would fall back to eager
+            torch._dynamo.reset()
+            flex_compiled = torch.compile(flex_attention, dynamic=False)
             off = P
 
             def causal(b, h, qi, ki):
