@@ -106,11 +106,10 @@ export function recordFile(dir: string, kind: string): string {
   return path.join(dir, `${kind}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${rev}.jsonl`);
 }
 
-/** Write records as JSON lines to a new file (atomically); returns its path. */
-export function writeRecords(dir: string, records: readonly BenchRecord[]): string {
+/** Write records as JSON lines to a new file, or over `file` (atomically); returns its path. */
+export function writeRecords(dir: string, records: readonly BenchRecord[], file = recordFile(dir, records[0]?.kind ?? '')): string {
   if (records.length === 0) throw new Error('writeRecords: nothing to write');
   mkdirSync(dir, { recursive: true });
-  const file = recordFile(dir, records[0]!.kind);
   writeOutput(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return file;
 }

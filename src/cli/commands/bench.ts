@@ -21,6 +21,7 @@ interface Common { torch: boolean; out: string; iters?: string; warmup?: string;
 interface KernelOpts extends Common { seqs: string; heads: string; dim: string; dtype: string; masks: string; passes: string }
 interface CommOpts extends Common { ops: string; sizes: string; dtype: string; blocking?: boolean }
 interface OpsOpts extends Omit<Common, 'torch' | 'python'> { ops: string; sizes: string }
+interface DecodeOpts extends Common { batches: string; contexts: string; newTokens: string; heads: string; kvHeads: string; dim: string; flexContexts?: string }
 interface CpOpts extends Common { seqs: string; layouts: string; masks: string; heads: string; kvHeads?: string; dim: string; single: boolean }
 
 /** `ring`, `ring:striped`, `allgather`, `ulysses`, `usp:UxR[:context-first]`, `double-ring:I`, `tokenring`. */
@@ -104,6 +105,29 @@ export function registerBench(program: Command): void {
       };
       await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
       await (await import('../../bench/kernel.js')).benchKernel(options);
+    }));
+  common(bench.command('decode')
+    .description('one decode step (new tokens onto a KV cache) on one GPU vs PyTorch SDPA (FlashAttention-2, cuDNN) and FlexAttention: TB/s of K/V read beside the copy rate')
+    .option('--batches <list>', 'sequences per batch', '1,4,16')
+    .option('--contexts <list>', 'cached tokens per sequence', '32k,128k,1m')
+    .option('--new-tokens <list>', 'new tokens per sequence', '1,4,8')
+    .option('--heads <H>', 'query heads', '32')
+    .option('--kv-heads <K>', 'key/value heads', '8')
+    .option('--dim <D>', 'head dim: 64 | 128', '128')
+    .option('--flex-contexts <list>', 'contexts at which FlexAttention runs too (each shape compiles; default: all)'))
+    .action((o: DecodeOpts) => guard(async () => {
+      const [heads] = ints(o.heads, '--heads'), [kvHeads] = ints(o.kvHeads, '--kv-heads');
+      if (!heads || !kvHeads || heads % kvHeads !== 0) throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
+      const options = {
+        batches: ints(o.batches, '--batches'), contexts: ints(o.contexts, '--contexts'), newTokens: ints(o.newTokens, '--new-tokens'),
+        heads, kvHeads, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        flexContexts: o.flexContexts === undefined ? undefined : ints(o.flexContexts, '--flex-contexts'),
+        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: o.out,
+      };
+      for (const [flag, xs] of [['--batches', options.batches], ['--contexts', options.contexts], ['--new-tokens', options.newTokens]] as const)
+        if (xs.some((x) => x < 1)) throw new UserError(`${flag}: every entry must be at least 1`);
+      await resolveBackend('cuda');
+      await (await import('../../bench/decode.js')).benchDecode(options);
     }));
   common(bench.command('cp')
     .description('context-parallel attention across the GPUs vs one GPU and PyTorch context_parallel; run under `weft launch -n N --`')

@@ -20,6 +20,7 @@ import {
   attnSource, BWD_QTILE, BWD_THREADS, bwdSharedBytes, FWD_QTILE, FWD_THREADS, fwdSharedBytes, type HalfType, KTILE,
   type Variant, variantOptions,
 } from './source.js';
+import { DecodeKernel } from './decode.js';
 
 interface Kernels {
   fwd: Kernel; bwd: Kernel; qsum: Kernel; ksum: Kernel; list: Kernel; delta: Kernel; merge: Kernel;
@@ -45,7 +46,12 @@ export class CudaKernel implements AttnKernel {
   private readonly views = new WeakMap<QueryRows, WeakMap<Int32Array, Prepared>>();
   private readonly arrays = new WeakMap<Int32Array, CudaTensor>();
 
-  constructor(readonly rt: CudaRuntime) {}
+  /** few query rows per sequence against many keys: the split-K decode kernel (decode.ts) */
+  private readonly decode: DecodeKernel;
+
+  constructor(readonly rt: CudaRuntime) {
+    this.decode = new DecodeKernel(rt);
+  }
 
   private kernels(v: Variant): Kernels {
     const key = `${v.d}/${v.dtype}/${v.m}`;
@@ -135,6 +141,7 @@ export class CudaKernel implements AttnKernel {
     }
     if (tq === 0) return state ?? { out: dev.empty('f32', [0, h, d]), lse: dev.empty('f32', [h, 0]) };
     if (tk === 0) return state ?? { out: dev.zeros('f32', [tq, h, d]), lse: dev.full('f32', [h, tq], -Infinity) };
+    if (this.decode.plan(a.view, h / hkv)) return this.decode.forward(q, k, v, a.view, a.scale, { tq, tk, h, hkv, d, dtype }, state);
     const ks = this.kernels({ d, dtype, m: a.view.q.m });
     const p = this.prepare(a.view);
     const l = this.lists(ks, p, false);

@@ -28,10 +28,17 @@ export class DeviceRandom {
 
   /** Rows `positions` of the global tensor [S, ...rowShape] of `seed`. */
   rows(dtype: HalfType, positions: Int32Array, rowShape: readonly number[], seed: number, scale = 1): CudaTensor {
-    const t = this.rt.device.empty(dtype, [positions.length, ...rowShape]);
+    return this.rowsInto(this.rt.device.empty(dtype, [positions.length, ...rowShape]), positions, seed, scale);
+  }
+
+  /** The same rows written into `t` [positions.length, ...] (bf16 or f16), in place; returns it. */
+  rowsInto(t: CudaTensor, positions: Int32Array, seed: number, scale = 1): CudaTensor {
+    if (t.dtype !== 'bf16' && t.dtype !== 'f16') throw new Error(`DeviceRandom: ${t.dtype} is not a 16-bit type`);
+    if (t.shape[0] !== positions.length) throw new Error(`DeviceRandom: ${positions.length} positions for ${t.shape[0]} rows`);
     if (!t.numel) return t;
     const pos = this.rt.device.uploadInt32(positions);
-    this.byRows.launch({ grid: this.grid(), block: 256 }, t, pos, positions.length, numel(rowShape), seed, scale, dtype === 'f16' ? 1 : 0);
+    this.byRows.launch({ grid: this.grid(), block: 256 }, t, pos, positions.length, numel(t.shape.slice(1)), seed, scale, t.dtype === 'f16' ? 1 : 0);
+    pos.release();
     return t;
   }
 }

@@ -1,0 +1,208 @@
+// The split-K decode kernel (decode.cu) behind CudaKernel.forward: few query rows per sequence
+// against a long key/value block, where time is the K/V read. CudaKernel hands a forward here when
+// the view is decode-shaped (decodePlan): the query rows fall into runs that share keys — the T new
+// tokens of one sequence — and a run's rows × the GQA group's query heads fit one CTA (≤ 64
+// vectors). A batch of sequences is one packed block with a document-style view; runs of
+// different sequences are packed into row blocks, each of which reads only the key tiles its rows see.
+//
+// Per mask view (memoized like CudaKernel's block lists): the row-block table, per 64-key tile the
+// range of positions, and per row block the ordered list of tiles it may see — three small
+// kernels, then every call only launches the decode.
+import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import type { CudaModule, Kernel } from '../runtime/module.js';
+import type { CudaRuntime } from '../runtime/runtime.js';
+import { asCuda, type CudaTensor } from '../runtime/tensor.js';
+import type { MaskView, QueryRows } from '../../../mask/view.js';
+import type { AttnState } from '../../../kernel/kernel.js';
+import type { HalfType } from './source.js';
+
+export const DECODE_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/decode.cu', import.meta.url));
+
+/** Query vectors (row, head of a GQA group) one CTA holds: 16 per m-tile, at most 4 m-tiles. */
+export const DECODE_MAX_VECTORS = 64;
+const KT = 64;
+const THREADS = 128;
+/** tiles per CTA of the list kernels */
+const LIST_CHUNK = 2048;
+
+/** How the query rows of a view are cut into row blocks for a GQA group of `group` heads. */
+export interface DecodePlan {
+  /** m-tiles per CTA (1, 2, 4) */
+  wm: 1 | 2 | 4;
+  /** row blocks as [start, end) pairs */
+  blocks: Int32Array;
+  /** the longest run of rows that share keys */
+  run: number;
+}
+
+/** The key hull [lo, hi) of row r, or undefined when it sees nothing. */
+function hull(q: QueryRows, r: number): [number, number] | undefined {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < q.m; i++) {
+    const a = q.lo[r * q.m + i]!, b = q.hi[r * q.m + i]!;
+    if (a < b) { lo = Math.min(lo, a); hi = Math.max(hi, b); }
+  }
+  return lo < hi ? [lo, hi] : undefined;
+}
+
+/**
+ * Row blocks for the decode kernel, or undefined when the view is not decode-shaped. A run is a
+ * stretch of consecutive rows whose key hulls overlap their predecessor's (the new tokens of one
+ * sequence; rows that see nothing join any run); runs go whole into blocks of ⌊16·wm / group⌋ rows.
+ */
+export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined {
+  const rows = q.lo.length / q.m;
+  if (rows === 0 || group > DECODE_MAX_VECTORS) return undefined;
+  const runs: [number, number][] = [];
+  let start = 0, prev: [number, number] | undefined;
+  for (let r = 0; r < rows; r++) {
+    const h = hull(q, r);
+    if (!h) continue;
+    if (prev && !(h[0] < prev[1] && prev[0] < h[1])) { runs.push([start, r]); start = r; }
+    prev = h;
+  }
+  runs.push([start, rows]);
+  const run = Math.max(...runs.map(([a, b]) => b - a));
+  if (run * group > DECODE_MAX_VECTORS) return undefined;
+  const wm = run * group <= 16 ? 1 : run * group <= 32 ? 2 : 4;
+  const cap = Math.floor((16 * wm) / group);
+  const blocks: number[] = [];
+  let b0 = 0;
+  for (const [a, b] of runs) {
+    if (b - b0 > cap) { blocks.push(b0, a); b0 = a; }
+  }
+  blocks.push(b0, rows);
+  return { wm, blocks: Int32Array.from(blocks), run };
+}
+
+export interface DecodeOptions {
+  /** K/V pipeline stages (default 3: two CTAs of 97 KiB per SM at D = 128) */
+  stages?: number;
+  /** resident CTAs per SM the split count aims at (default 2) */
+  ctasPerSm?: number;
+}
+
+interface Kernels { decode: Kernel; tiles: Kernel; count: Kernel; list: Kernel; shared: number }
+
+/** A view prepared for one GQA group size: the row-block table and each block's list of key tiles. */
+interface Prepared { plan: DecodePlan; nb: number; rows: CudaTensor; list: CudaTensor; total: CudaTensor; stride: number }
+
+export interface DecodeDims { tq: number; tk: number; h: number; hkv: number; d: 64 | 128; dtype: HalfType }
+
+export class DecodeKernel {
+  private readonly modules = new Map<string, Kernels>();
+  private readonly plans = new WeakMap<QueryRows, Map<number, DecodePlan | null>>();
+  private readonly views = new WeakMap<QueryRows, WeakMap<Int32Array, Map<number, Prepared>>>();
+  private readonly arrays = new WeakMap<Int32Array, CudaTensor>();
+  private counters: CudaTensor | undefined;
+  private readonly stages: number;
+  private readonly ctasPerSm: number;
+  private source: string | undefined;
+
+  constructor(readonly rt: CudaRuntime, o: DecodeOptions = {}) {
+    this.stages = o.stages ?? 3;
+    this.ctasPerSm = o.ctasPerSm ?? 2;
+  }
+
+  /**
+   * The decode plan of a view for `group` query heads per key head (memoized), or undefined when
+   * the flash forward suits it better: rows that do not fall into short runs, or keys fewer than
+   * four times the rows (then tiles would be read by many row blocks).
+   */
+  plan(view: MaskView, group: number): DecodePlan | undefined {
+    if (view.kPos.length < 4 * (view.q.lo.length / view.q.m)) return undefined;
+    let byGroup = this.plans.get(view.q);
+    if (!byGroup) { byGroup = new Map(); this.plans.set(view.q, byGroup); }
+    let p = byGroup.get(group);
+    if (p === undefined) { p = decodePlan(view.q, group) ?? null; byGroup.set(group, p); }
+    return p ?? undefined;
+  }
+
+  private kernels(d: 64 | 128, dtype: HalfType, m: number, wm: number): Kernels {
+    const key = `${d}/${dtype}/${m}/${wm}`;
+    let k = this.modules.get(key);
+    if (!k) {
+      this.source ??= readFileSync(DECODE_SOURCE_PATH, 'utf8');
+      const options = ['-std=c++17', `-DWEFT_D=${d}`, `-DWEFT_F16=${dtype === 'f16' ? 1 : 0}`, `-DWEFT_M=${m}`, `-DWEFT_WM=${wm}`, `-DWEFT_STAGES=${this.stages}`];
+      const mod: CudaModule = this.rt.compile(this.source, { name: 'decode.cu', options });
+      const P = 'ptr' as const, I = 'i32' as const, F = 'f32' as const;
+      const shared = this.stages * (2 * KT * d * 2 + KT * 4);
+      k = {
+        decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, P, P, P, P, P, I, I, I, I, F, I]),
+        tiles: mod.kernel('weft_decode_tiles', [P, I, I, P]),
+        count: mod.kernel('weft_decode_count', [P, P, P, P, I, P]),
+        list: mod.kernel('weft_decode_list', [P, P, P, P, I, P, P, P, I]),
+        shared,
+      };
+      k.decode.setMaxDynamicSharedMemory(shared);
+      this.modules.set(key, k);
+    }
+    return k;
+  }
+
+  private ints(a: Int32Array): CudaTensor {
+    let t = this.arrays.get(a);
+    if (!t) { t = this.rt.device.uploadInt32(a); this.arrays.set(a, t); }
+    return t;
+  }
+
+  /** Upload a view and list each row block's key tiles (once per view and group size). */
+  prepare(view: MaskView, group: number, ks: Kernels): Prepared {
+    const plan = this.plan(view, group);
+    if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
+    let byKeys = this.views.get(view.q);
+    if (!byKeys) { byKeys = new WeakMap(); this.views.set(view.q, byKeys); }
+    let byGroup = byKeys.get(view.kPos);
+    if (!byGroup) { byGroup = new Map(); byKeys.set(view.kPos, byGroup); }
+    let p = byGroup.get(group);
+    if (!p) {
+      const dev = this.rt.device, tk = view.kPos.length, ntiles = Math.ceil(tk / KT), nb = plan.blocks.length / 2;
+      const rows = this.ints(plan.blocks), tiles = dev.empty('f32', [ntiles, 2]);
+      const qlo = this.ints(view.q.lo), qhi = this.ints(view.q.hi), kpos = this.ints(view.kPos);
+      const chunks = Math.ceil(ntiles / LIST_CHUNK), counts = dev.empty('f32', [nb, chunks]);
+      // int32 contents in f32-typed buffers, as CudaKernel's block lists
+      const list = dev.empty('f32', [nb, ntiles]), total = dev.empty('f32', [nb]);
+      ks.tiles.launch({ grid: Math.ceil(ntiles / 8), block: 256 }, kpos, tk, ntiles, tiles);
+      ks.count.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts);
+      ks.list.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts, list, total, ntiles);
+      tiles.release();
+      counts.release();
+      p = { plan, nb, rows, list, total, stride: ntiles };
+      byGroup.set(group, p);
+    }
+    return p;
+  }
+
+  /** Splits per (row block, kv head): enough CTAs to fill the GPU, at least two tiles each. */
+  splits(nb: number, hkv: number, tk: number): number {
+    const fill = Math.floor((this.rt.info.sms * this.ctasPerSm) / (nb * hkv));
+    const tilesPerBlock = Math.ceil(tk / KT) / nb;
+    return Math.max(1, Math.min(fill, Math.floor(tilesPerBlock / 2), 4096));
+  }
+
+  /** out, lse of the view's queries over these keys, or merged into `state` (f32, checked by the caller). */
+  forward(q: CudaTensor, k: CudaTensor, v: CudaTensor, view: MaskView, scale: number, dims: DecodeDims, state?: AttnState): AttnState {
+    const { tq, tk, h, hkv, d, dtype } = dims;
+    const group = h / hkv;
+    const plan = this.plan(view, group);
+    if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
+    const ks = this.kernels(d, dtype, view.q.m, plan.wm);
+    const p = this.prepare(view, group, ks);
+    const dev = this.rt.device;
+    const splits = this.splits(p.nb, hkv, tk), vb = 16 * plan.wm, groups = p.nb * hkv;
+    if (!this.counters || this.counters.numel < groups) {
+      this.counters?.release();
+      this.counters = dev.zeros('f32', [Math.max(groups, 256)]); // int 0 bits; the kernel leaves them 0
+    }
+    const po = dev.empty('f32', [groups * splits * vb * d]), pl = dev.empty('f32', [groups * splits * vb]);
+    const merge = state !== undefined;
+    state ??= { out: dev.empty('f32', [tq, h, d]), lse: dev.empty('f32', [h, tq]) };
+    ks.decode.launch({ grid: [splits, p.nb, hkv], block: THREADS, shared: ks.shared },
+      q, k, v, this.ints(view.q.lo), this.ints(view.q.hi), this.ints(view.kPos), p.rows, p.list, p.total, p.stride, po, pl, this.counters,
+      asCuda(state.out, 'decode'), asCuda(state.lse, 'decode'), tq, tk, h, hkv, scale, merge ? 1 : 0);
+    po.release();
+    pl.release();
+    return state;
+  }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One call on the GPU machine for the decode kernel: its GPU tests (against the CPU kernel and
+# PyTorch SDPA's error), a pipeline sweep, compute-sanitizer (memcheck, racecheck) on small cases,
+# and `weft bench decode`. Logs and records go to $OUT. Run from the project root after
+# `source .device/prelude.sh`; needs dist/ (npx tsc -p .).
+set -uo pipefail
+out=${OUT:-device-out}
+mkdir -p "$out/results"
+export WEFT_CACHE_DIR=${WEFT_CACHE_DIR:-/tmp/weft-cubin} PYTHONUNBUFFERED=1
+export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
+if [[ ${WEFT_SKIP_TESTS:-0} != 1 ]]; then
+  timeout 150 node --test --test-concurrency=1 dist/test-gpu/kernel/decode.test.js >"$out/decode-tests.log" 2>&1
+  echo "decode tests exit $?"
+  grep -E '^(not ok|ok) |^# (tests|pass|fail) |^# [a-z0-9].*: out ' "$out/decode-tests.log" | cut -c1-170
+  grep -A12 '^not ok' "$out/decode-tests.log" | head -n 40
+  grep -q '^# fail 0' "$out/decode-tests.log" || { echo "decode tests failed: no benchmark"; exit 1; }
+fi
+if [[ ${WEFT_SWEEP:-1} == 1 ]]; then
+  timeout 90 node tools/kernel-dev/decode-dev.mjs sweep >"$out/sweep.log" 2>&1
+  echo "sweep exit $?"; cat "$out/sweep.log" | tail -n 8
+fi
+if [[ ${WEFT_SANITIZE:-1} == 1 ]]; then
+  for tool in memcheck racecheck; do
+    timeout 120 compute-sanitizer --tool $tool node tools/kernel-dev/decode-dev.mjs smoke >"$out/sanitizer-$tool.log" 2>&1
+    echo "compute-sanitizer $tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^smoke' "$out/sanitizer-$tool.log" | tr '\n' ' ')"
+  done
+fi
+timeout ${WEFT_BENCH_TIMEOUT:-330} node dist/src/cli/main.js bench decode --out "$out/results" ${WEFT_BENCH_ARGS:-} >"$out/bench.log" 2>&1
+echo "bench exit $?"
+grep -v '^  weft\|^  sdpa\|^  flex' "$out/bench.log" | tail -n 45
+grep 'cannot run' "$out/bench.log" | cut -c1-220 | head -n 12
