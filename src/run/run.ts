@@ -53,9 +53,9 @@ export interface RunResult {
 
 export type RunOptions = LaunchOptions;
 
-const RANK_PROGRAM = { module: new URL('./rank.js', import.meta.url), fn: 'rankMain' };
+export const RANK_PROGRAM = { module: new URL('./rank.js', import.meta.url), fn: 'rankMain' };
 
-function checkProblem(p: Problem): { S: number; H: number; Hkv: number; D: number } {
+export function checkProblem(p: Problem): { S: number; H: number; Hkv: number; D: number } {
   const [S, H, D] = p.q.shape as [number, number, number];
   const want = (t: HostTensor | undefined, name: string, shape: number[]): void => {
     if (t && fmtShape(t.shape) !== fmtShape(shape)) throw new UserError(`${name} is ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
@@ -110,7 +110,7 @@ export async function runDistributed(problem: Problem, layout: Layout, options: 
   return (await runBatch([{ problem, layout }], options))[0]!;
 }
 
-function statsOf(outs: readonly RankOutput[]): RunStats {
+export function statsOf(outs: readonly RankOutput[]): RunStats {
   const steps: StepStats[] = outs.flatMap((o, rank) => o.steps.map((s) => ({ rank, ...s })));
   const perRank: RankStats[] = outs.map((o, rank) => {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };

@@ -20,6 +20,8 @@ export interface RunOpts extends LayoutOpts {
   backend: string; dtype?: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
   iters: string; warmup: string; timeline?: string;
   backward: boolean; check?: boolean; json?: boolean; memoryCheck: boolean;
+  /** --strategy varlen (commands/varlen.ts) */
+  dist?: string; lengths?: string; dryPlan?: boolean; rankTokens?: string; tokenSlack?: string;
 }
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
@@ -69,6 +71,7 @@ function setup(o: RunOpts): RunSetup {
 }
 
 async function run(o: RunOpts): Promise<void> {
+  if (o.strategy === 'varlen') return (await import('./varlen.js')).runVarlenCommand(o);
   const su = setup(o);
   const { S, H, Hkv, D, mask, scale, layout, rng } = su;
   const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
@@ -131,7 +134,7 @@ export function registerRun(program: Command): void {
   const cmd = program.command('run')
     .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
   addLayoutOptions(cmd, true)
-    .requiredOption('--seq <S>', 'sequence length')
+    .option('--seq <S>', 'sequence length (varlen: the tokens a --dist draw fills)')
     .requiredOption('--heads <H>', 'query heads')
     .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
     .requiredOption('--dim <D>', 'head dimension')
@@ -143,6 +146,11 @@ export function registerRun(program: Command): void {
     .option('--timeline <file>', 'GPU: write each rank\'s compute and communication spans of the last iteration (JSON)')
     .option('--docs <N>', 'N random documents (for document masks)')
     .option('--cu-seqlens <list>', 'document boundaries 0,…,S (for document masks)')
+    .option('--lengths <file>', 'varlen: document lengths, one per line or comma separated')
+    .option('--dist <name>', 'varlen: longtail | magi, drawn from --seed for --docs N or --seq S')
+    .option('--rank-tokens <n>', 'varlen: most tokens one rank may hold (default: 5% above an even share)')
+    .option('--token-slack <x>', 'varlen: the default limit\'s headroom over an even share (default 0.05)')
+    .option('--dry-plan', 'varlen: print the dispatch plan and run nothing')
     .option('--scale <x>', 'softmax scale (default 1/√D)')
     .option('--seed <n>', 'random seed', '1')
     .option('--no-backward', 'forward only')

@@ -1,0 +1,258 @@
+// The dispatcher: which rank holds which tokens of a packed batch. Documents are cut into pieces
+// small in tokens and in area, and the pieces are placed densest first, each on the rank where
+// max(area / mean area, tokens / mean tokens) ends lowest — a greedy vector schedule that balances
+// the attention area (quadratic work) and the tokens (linear work, memory) together, under a hard
+// per-rank token limit. A piece goes to a rank that already holds a neighbouring piece of its
+// document whenever that costs no balance, so a short document stays whole on one rank (data
+// parallel) and a long one spreads over as few ranks as balance allows (a group). A last pass
+// moves whole units off the busiest rank while that lowers the maximum. The plan is deterministic:
+// ties break by rank and position, nothing is random.
+//
+// What a rank then needs from its group is exact, from the mask: the keys the rows of its pieces
+// see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
+import { UserError } from '../errors.js';
+import { type Batch, cuSeqlensOf, type DocMask, docMaskName, keySpan, pairArea } from './batch.js';
+
+export interface DispatchOptions {
+  world: number;
+  /** most tokens a rank may hold (its queries, keys and values); default ⌈S/N · (1 + slack)⌉ */
+  maxTokens?: number;
+  /** default 0.05 */
+  slack?: number;
+  /** longest piece a document is cut into; default ⌈S / (8N)⌉ (pieces are also cut to at most 1/8 of a rank's mean area) */
+  granularity?: number;
+}
+
+/** Tokens [start, end) (global positions) of one document, held by one rank. */
+export interface Piece { doc: number; start: number; end: number; rank: number }
+
+export interface DocPlacement {
+  doc: number; start: number; length: number; mask: string;
+  /** the ranks holding its pieces, ascending: one = local (data parallel), more = a group */
+  ranks: number[];
+  /** how the group attends: queries stay, only the K/V rows the mask needs travel, point to point */
+  mode: 'local' | 'group';
+}
+
+/** K/V rows [start, end) of `from` that queries on `to` see. */
+export interface Transfer { from: number; to: number; ranges: [number, number][]; rows: number }
+
+export interface RankLoad {
+  rank: number;
+  tokens: number;
+  /** unmasked (query, key) pairs of its queries (per head) */
+  area: number;
+  /** of which against its own keys (computed while the transfers run) */
+  localArea: number;
+  recvRows: number; sendRows: number;
+  /** tokens held at the peak: own rows plus every received K/V row (kept for the backward) */
+  peakRows: number;
+}
+
+export interface DispatchPlan {
+  world: number; S: number; maxTokens: number; granularity: number;
+  lengths: readonly number[]; masks: readonly DocMask[];
+  /** every piece, by start position */
+  pieces: Piece[];
+  docs: DocPlacement[];
+  ranks: RankLoad[];
+  transfers: Transfer[];
+  /** max / mean of the ranks' area and tokens */
+  balance: { area: number; tokens: number };
+}
+
+/** Pieces per rank the cuts aim at (in tokens and in area): enough for the greedy placement to even out. */
+const PIECES_PER_RANK = 8;
+
+interface Unit { doc: number; start: number; end: number; area: number }
+
+/** The global positions each rank holds, ascending. */
+export function rankPositions(plan: DispatchPlan): Int32Array[] {
+  const lists: number[][] = Array.from({ length: plan.world }, () => []);
+  for (const p of plan.pieces) for (let x = p.start; x < p.end; x++) lists[p.rank]!.push(x);
+  return lists.map((l) => Int32Array.from(l.sort((a, b) => a - b)));
+}
+
+export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
+  const N = o.world, lengths = batch.lengths, masks = batch.masks;
+  if (!Number.isInteger(N) || N < 1) throw new UserError(`the world size must be a positive integer, not ${N}`);
+  if (lengths.length === 0) throw new UserError('the batch has no documents');
+  if (masks.length !== lengths.length) throw new Error(`dispatch: ${masks.length} masks for ${lengths.length} documents`);
+  const cu = cuSeqlensOf(lengths), S = cu[cu.length - 1]!;
+  if (S < N) throw new UserError(`${S} tokens cannot give each of ${N} ranks one`);
+  const maxTokens = o.maxTokens ?? Math.ceil((S / N) * (1 + (o.slack ?? 0.05)));
+  if (maxTokens * N < S) throw new UserError(`a limit of ${maxTokens} tokens per rank holds ${maxTokens * N} of the ${S} tokens on ${N} ranks`);
+  const g = Math.max(1, Math.min(o.granularity ?? Math.ceil(S / (PIECES_PER_RANK * N)), maxTokens));
+
+  const area = (d: number, a: number, b: number): number => pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!);
+  let totalArea = 0;
+  lengths.forEach((L, d) => { totalArea += area(d, cu[d]!, cu[d]! + L); });
+  const meanArea = Math.max(totalArea / N, 1), meanTok = S / N;
+  // pieces small in tokens and in area, so that a heavy document's rows can spread evenly
+  const areaCap = Math.max(1, meanArea / PIECES_PER_RANK);
+  const units: Unit[] = [];
+  lengths.forEach((L, d) => {
+    const s0 = cu[d]!;
+    for (let a = s0; a < s0 + L;) {
+      let lo = a + 1, hi = Math.min(a + g, s0 + L); // the longest piece within both caps (at least one row)
+      while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (area(d, a, mid) <= areaCap) lo = mid; else hi = mid - 1; }
+      units.push({ doc: d, start: a, end: lo, area: area(d, a, lo) });
+      a = lo;
+    }
+  });
+  // densest first (area per token): the heavy rows spread evenly in area while every rank still has
+  // room for tokens, and the light rows placed last even out the tokens at little cost in area
+  const density = (u: Unit): number => u.area / (u.end - u.start);
+  units.sort((x, y) => density(y) - density(x) || x.start - y.start);
+
+  const rArea = new Float64Array(N), rTok = new Float64Array(N);
+  const placed: Piece[] = [];
+  const holder = new Map<number, number>(); // a piece boundary position → the rank holding the token beside it
+  const score = (r: number, u: Unit): number => Math.max((rArea[r]! + u.area) / meanArea, (rTok[r]! + u.end - u.start) / meanTok);
+  const put = (u: Unit, r: number): void => {
+    placed.push({ doc: u.doc, start: u.start, end: u.end, rank: r });
+    rArea[r]! += u.area; rTok[r]! += u.end - u.start;
+    holder.set(u.start, r); holder.set(u.end - 1, r);
+  };
+  const queue = [...units];
+  for (let qi = 0; qi < queue.length; qi++) {
+    const u = queue[qi]!, len = u.end - u.start;
+    let best = -1;
+    for (let r = 0; r < N; r++) if (rTok[r]! + len <= maxTokens && (best < 0 || score(r, u) < score(best, u))) best = r;
+    if (best < 0) {
+      // no rank has room for the whole unit: fill the roomiest, the rest goes back in the queue
+      let roomy = 0;
+      for (let r = 1; r < N; r++) if (rTok[r]! < rTok[roomy]!) roomy = r;
+      const fit = maxTokens - rTok[roomy]!, cut = u.start + fit;
+      put({ ...u, end: cut, area: area(u.doc, u.start, cut) }, roomy);
+      queue.push({ ...u, start: cut, area: area(u.doc, cut, u.end) });
+      continue;
+    }
+    // a neighbour of this piece in its document, if it costs no balance
+    const docStart = cu[u.doc]!, docEnd = cu[u.doc + 1]!;
+    for (const nb of [u.end < docEnd ? holder.get(u.end) : undefined, u.start > docStart ? holder.get(u.start - 1) : undefined]) {
+      if (nb !== undefined && nb !== best && rTok[nb]! + len <= maxTokens && score(nb, u) <= Math.max(1, score(best, u))) { best = nb; break; }
+    }
+    put(u, best);
+  }
+  rebalance(placed, rArea, rTok, maxTokens, area);
+  fillEmpty(placed, rTok, rArea, area);
+  return finishPlan(batch, N, S, maxTokens, g, cu, merge(placed));
+}
+
+/** Move (or swap) whole pieces between the ranks of most and least area while that narrows their gap. */
+function rebalance(placed: Piece[], rArea: Float64Array, rTok: Float64Array, maxTokens: number, area: (d: number, a: number, b: number) => number): void {
+  const N = rArea.length, areas = placed.map((p) => area(p.doc, p.start, p.end));
+  const held: number[][] = Array.from({ length: N }, () => []);
+  placed.forEach((p, i) => held[p.rank]!.push(i));
+  for (let pass = 0; pass < 4 * N + 16; pass++) {
+    let hi = 0, lo = 0;
+    for (let r = 1; r < N; r++) { if (rArea[r]! > rArea[hi]!) hi = r; if (rArea[r]! < rArea[lo]!) lo = r; }
+    const gap = rArea[hi]! - rArea[lo]!;
+    let pick = -1, pickArea = 0;
+    for (const i of held[hi]!) {
+      const p = placed[i]!, a = areas[i]!;
+      // the move must lower the larger of the two ranks and respect the token limit; closest to half the gap wins
+      if (a > 0 && a < gap && rTok[lo]! + p.end - p.start <= maxTokens && Math.abs(gap - 2 * a) < Math.abs(gap - 2 * pickArea)) { pick = i; pickArea = a; }
+    }
+    let swap = -1;
+    if (pick < 0) {
+      // no single move fits the token limit: swap a piece of the busiest rank for a lighter one of the idlest
+      let bestGap = gap;
+      for (const i of held[hi]!) for (const j of held[lo]!) {
+        const d = areas[i]! - areas[j]!, t = placed[i]!.end - placed[i]!.start - (placed[j]!.end - placed[j]!.start);
+        if (d <= 0 || d >= gap || rTok[lo]! + t > maxTokens || rTok[hi]! - t > maxTokens) continue;
+        const after = Math.abs(gap - 2 * d);
+        if (after < bestGap) { bestGap = after; pick = i; swap = j; pickArea = d; }
+      }
+      if (pick < 0) return;
+    }
+    const move = (i: number, from: number, to: number): void => {
+      const p = placed[i]!;
+      rArea[from]! -= areas[i]!; rArea[to]! += areas[i]!; rTok[from]! -= p.end - p.start; rTok[to]! += p.end - p.start;
+      held[from]!.splice(held[from]!.indexOf(i), 1); held[to]!.push(i);
+      p.rank = to;
+    };
+    move(pick, hi, lo);
+    if (swap >= 0) move(swap, lo, hi);
+  }
+}
+
+/** Every rank holds a token: an empty rank takes the last token of the longest piece. */
+function fillEmpty(placed: Piece[], rTok: Float64Array, rArea: Float64Array, area: (d: number, a: number, b: number) => number): void {
+  for (let r = 0; r < rTok.length; r++) {
+    if (rTok[r]! > 0) continue;
+    let longest = 0;
+    placed.forEach((p, i) => { if (p.end - p.start > placed[longest]!.end - placed[longest]!.start) longest = i; });
+    const p = placed[longest]!;
+    if (p.end - p.start < 2) throw new Error('dispatch: no piece to split for an empty rank');
+    const moved = { doc: p.doc, start: p.end - 1, end: p.end, rank: r };
+    const a = area(p.doc, moved.start, moved.end);
+    rArea[p.rank]! -= a; rTok[p.rank]! -= 1; rArea[r]! += a; rTok[r]! += 1;
+    p.end -= 1;
+    placed.push(moved);
+  }
+}
+
+/** Pieces by start, neighbours of one document on one rank joined. */
+function merge(placed: readonly Piece[]): Piece[] {
+  const sorted = [...placed].sort((a, b) => a.start - b.start);
+  const out: Piece[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.rank === p.rank && last.doc === p.doc && last.end === p.start) last.end = p.end;
+    else out.push({ ...p });
+  }
+  return out;
+}
+
+function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: number, cu: readonly number[], pieces: Piece[]): DispatchPlan {
+  const { lengths, masks } = batch;
+  const byDoc: Piece[][] = lengths.map(() => []);
+  for (const p of pieces) byDoc[p.doc]!.push(p);
+  const ranks: RankLoad[] = Array.from({ length: N }, (_, rank) => ({ rank, tokens: 0, area: 0, localArea: 0, recvRows: 0, sendRows: 0, peakRows: 0 }));
+  const need = new Map<string, [number, number][]>(); // `${from}>${to}` → ranges
+  byDoc.forEach((ps, d) => {
+    const m = masks[d]!, L = lengths[d]!, s0 = cu[d]!;
+    for (const p of ps) {
+      const r = ranks[p.rank]!;
+      r.tokens += p.end - p.start;
+      r.area += pairArea(m, L, p.start - s0, p.end - s0, 0, L);
+      // keys this piece sees: own pieces are local, others' travel
+      const [lo, hi] = keySpan(m, L, p.start - s0, p.end - s0);
+      for (const k of ps) {
+        const a = Math.max(lo + s0, k.start), b = Math.min(hi + s0, k.end);
+        if (a >= b) continue;
+        if (k.rank === p.rank) { r.localArea += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0); continue; }
+        const key = `${k.rank}>${p.rank}`;
+        const list = need.get(key) ?? [];
+        list.push([a, b]);
+        need.set(key, list);
+      }
+    }
+  });
+  const transfers: Transfer[] = [];
+  for (const [key, list] of need) {
+    const [from, to] = key.split('>').map(Number) as [number, number];
+    list.sort((x, y) => x[0] - y[0]);
+    const ranges: [number, number][] = [];
+    for (const [a, b] of list) {
+      const last = ranges[ranges.length - 1];
+      if (last && a <= last[1]) last[1] = Math.max(last[1], b); else ranges.push([a, b]);
+    }
+    const rows = ranges.reduce((s, [a, b]) => s + b - a, 0);
+    transfers.push({ from, to, ranges, rows });
+    ranks[from]!.sendRows += rows; ranks[to]!.recvRows += rows;
+  }
+  transfers.sort((x, y) => x.from - y.from || x.to - y.to);
+  for (const r of ranks) r.peakRows = r.tokens + r.recvRows;
+  const docs: DocPlacement[] = byDoc.map((ps, d) => {
+    const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
+    return { doc: d, start: cu[d]!, length: lengths[d]!, mask: docMaskName(masks[d]!), ranks: rs, mode: rs.length === 1 ? 'local' : 'group' };
+  });
+  const ratio = (xs: number[]): number => { const mean = xs.reduce((a, b) => a + b, 0) / xs.length; return mean > 0 ? Math.max(...xs) / mean : 1; };
+  return {
+    world: N, S, maxTokens, granularity: g, lengths, masks, pieces, docs, ranks, transfers,
+    balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
+  };
+}
