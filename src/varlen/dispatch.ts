@@ -34,8 +34,8 @@ export interface DocPlacement {
   mode: 'local' | 'group';
 }
 
-/** K/V rows [start, end) of `from` that queries on `to` see. */
-export interface Transfer { from: number; to: number; ranges: [number, number][]; rows: number }
+/** K/V rows [start, end) of `from` that queries on `to` see; `area`: the pairs those queries compute against them. */
+export interface Transfer { from: number; to: number; ranges: [number, number][]; rows: number; area: number }
 
 export interface RankLoad {
   rank: number;
@@ -140,41 +140,63 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
   return finishPlan(batch, N, S, maxTokens, g, cu, merge(placed));
 }
 
-/** Move (or swap) whole pieces between the ranks of most and least area while that narrows their gap. */
+/**
+ * Move (or swap) whole pieces off the rank of most area, to the least loaded rank where that
+ * lowers the maximum within the token limit; stop when no such move is left.
+ */
 function rebalance(placed: Piece[], rArea: Float64Array, rTok: Float64Array, maxTokens: number, area: (d: number, a: number, b: number) => number): void {
   const N = rArea.length, areas = placed.map((p) => area(p.doc, p.start, p.end));
   const held: number[][] = Array.from({ length: N }, () => []);
   placed.forEach((p, i) => held[p.rank]!.push(i));
-  for (let pass = 0; pass < 4 * N + 16; pass++) {
-    let hi = 0, lo = 0;
-    for (let r = 1; r < N; r++) { if (rArea[r]! > rArea[hi]!) hi = r; if (rArea[r]! < rArea[lo]!) lo = r; }
+  const tokens = (i: number): number => placed[i]!.end - placed[i]!.start;
+  /**
+   * The exchange that best narrows the gap between hi and lo: piece i of hi moves to lo and, when lo
+   * has no room for it, as many tokens of the front of a piece j of lo (its lightest rows when
+   * causal) move back to hi — a swap, splitting j where it is longer.
+   */
+  const bestMove = (hi: number, lo: number): { i: number; j: number; after: number } | undefined => {
     const gap = rArea[hi]! - rArea[lo]!;
-    let pick = -1, pickArea = 0;
-    for (const i of held[hi]!) {
-      const p = placed[i]!, a = areas[i]!;
-      // the move must lower the larger of the two ranks and respect the token limit; closest to half the gap wins
-      if (a > 0 && a < gap && rTok[lo]! + p.end - p.start <= maxTokens && Math.abs(gap - 2 * a) < Math.abs(gap - 2 * pickArea)) { pick = i; pickArea = a; }
-    }
-    let swap = -1;
-    if (pick < 0) {
-      // no single move fits the token limit: swap a piece of the busiest rank for a lighter one of the idlest
-      let bestGap = gap;
-      for (const i of held[hi]!) for (const j of held[lo]!) {
-        const d = areas[i]! - areas[j]!, t = placed[i]!.end - placed[i]!.start - (placed[j]!.end - placed[j]!.start);
-        if (d <= 0 || d >= gap || rTok[lo]! + t > maxTokens || rTok[hi]! - t > maxTokens) continue;
-        const after = Math.abs(gap - 2 * d);
-        if (after < bestGap) { bestGap = after; pick = i; swap = j; pickArea = d; }
-      }
-      if (pick < 0) return;
-    }
-    const move = (i: number, from: number, to: number): void => {
-      const p = placed[i]!;
-      rArea[from]! -= areas[i]!; rArea[to]! += areas[i]!; rTok[from]! -= p.end - p.start; rTok[to]! += p.end - p.start;
-      held[from]!.splice(held[from]!.indexOf(i), 1); held[to]!.push(i);
-      p.rank = to;
+    let best: { i: number; j: number; after: number } | undefined;
+    const consider = (i: number, j: number, d: number): void => {
+      if (d > 0 && d < gap && (!best || Math.abs(gap - 2 * d) < best.after)) best = { i, j, after: Math.abs(gap - 2 * d) };
     };
-    move(pick, hi, lo);
-    if (swap >= 0) move(swap, lo, hi);
+    for (const i of held[hi]!) if (rTok[lo]! + tokens(i) <= maxTokens) consider(i, -1, areas[i]!);
+    if (best) return best;
+    for (const i of held[hi]!) for (const j of held[lo]!) {
+      const t = tokens(i), pj = placed[j]!;
+      if (tokens(j) < t) continue;
+      consider(i, j, areas[i]! - area(pj.doc, pj.start, pj.start + t));
+    }
+    return best;
+  };
+  const move = (i: number, from: number, to: number): void => {
+    rArea[from]! -= areas[i]!; rArea[to]! += areas[i]!; rTok[from]! -= tokens(i); rTok[to]! += tokens(i);
+    held[from]!.splice(held[from]!.indexOf(i), 1); held[to]!.push(i);
+    placed[i]!.rank = to;
+  };
+  /** the first t tokens of piece j become a piece of their own (on j's rank) */
+  const splitFront = (j: number, t: number): number => {
+    const pj = placed[j]!;
+    if (tokens(j) === t) return j;
+    const front: Piece = { doc: pj.doc, start: pj.start, end: pj.start + t, rank: pj.rank };
+    pj.start += t;
+    placed.push(front);
+    areas.push(area(front.doc, front.start, front.end));
+    areas[j] = area(pj.doc, pj.start, pj.end);
+    held[front.rank]!.push(placed.length - 1);
+    return placed.length - 1;
+  };
+  const order = Array.from({ length: N }, (_, r) => r);
+  for (let pass = 0, budget = 4 * placed.length + 8 * N; pass < budget; pass++) {
+    let hi = 0;
+    for (let r = 1; r < N; r++) if (rArea[r]! > rArea[hi]!) hi = r;
+    order.sort((x, y) => rArea[x]! - rArea[y]! || x - y);
+    let m: { i: number; j: number } | undefined, lo = -1;
+    for (const r of order.slice(0, 8)) { if (r === hi) break; m = bestMove(hi, r); if (m) { lo = r; break; } }
+    if (!m) return;
+    const back = m.j >= 0 ? splitFront(m.j, tokens(m.i)) : -1;
+    move(m.i, hi, lo);
+    if (back >= 0) move(back, lo, hi);
   }
 }
 
@@ -211,7 +233,7 @@ function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: nu
   const byDoc: Piece[][] = lengths.map(() => []);
   for (const p of pieces) byDoc[p.doc]!.push(p);
   const ranks: RankLoad[] = Array.from({ length: N }, (_, rank) => ({ rank, tokens: 0, area: 0, localArea: 0, recvRows: 0, sendRows: 0, peakRows: 0 }));
-  const need = new Map<string, [number, number][]>(); // `${from}>${to}` → ranges
+  const need = new Map<string, { ranges: [number, number][]; area: number }>(); // `${from}>${to}`
   byDoc.forEach((ps, d) => {
     const m = masks[d]!, L = lengths[d]!, s0 = cu[d]!;
     for (const p of ps) {
@@ -225,14 +247,15 @@ function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: nu
         if (a >= b) continue;
         if (k.rank === p.rank) { r.localArea += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0); continue; }
         const key = `${k.rank}>${p.rank}`;
-        const list = need.get(key) ?? [];
-        list.push([a, b]);
-        need.set(key, list);
+        const n = need.get(key) ?? { ranges: [], area: 0 };
+        n.ranges.push([a, b]);
+        n.area += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0);
+        need.set(key, n);
       }
     }
   });
   const transfers: Transfer[] = [];
-  for (const [key, list] of need) {
+  for (const [key, { ranges: list, area }] of need) {
     const [from, to] = key.split('>').map(Number) as [number, number];
     list.sort((x, y) => x[0] - y[0]);
     const ranges: [number, number][] = [];
@@ -241,7 +264,7 @@ function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: nu
       if (last && a <= last[1]) last[1] = Math.max(last[1], b); else ranges.push([a, b]);
     }
     const rows = ranges.reduce((s, [a, b]) => s + b - a, 0);
-    transfers.push({ from, to, ranges, rows });
+    transfers.push({ from, to, ranges, rows, area });
     ranks[from]!.sendRows += rows; ranks[to]!.recvRows += rows;
   }
   transfers.sort((x, y) => x.from - y.from || x.to - y.to);
