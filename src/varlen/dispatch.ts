@@ -19,6 +19,8 @@ export interface DispatchOptions {
   maxTokens?: number;
   /** default 0.05 */
   slack?: number;
+  /** ranks per node (consecutive ranks share a node's fast links); default 8 */
+  nodeSize?: number;
   /** longest piece a document is cut into; default ⌈S / (8N)⌉ (pieces are also cut to at most 1/8 of a rank's mean area) */
   granularity?: number;
 }
@@ -85,34 +87,61 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
   const g = Math.max(1, Math.min(o.granularity ?? Math.ceil(S / (PIECES_PER_RANK * N)), maxTokens));
 
   const area = (d: number, a: number, b: number): number => pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!);
-  let totalArea = 0;
-  lengths.forEach((L, d) => { totalArea += area(d, cu[d]!, cu[d]! + L); });
+  const docs: Seg[] = lengths.map((L, d) => ({ doc: d, start: cu[d]!, end: cu[d]! + L }));
+  const nodeSize = Math.max(1, o.nodeSize ?? 8);
+  let placed: Piece[];
+  if (N <= nodeSize || N % nodeSize !== 0) placed = place(docs, N, maxTokens, g, area);
+  else {
+    // two levels: documents onto nodes first (a group then stays on one node's fast links unless
+    // it outgrows the node), then each node's share onto its ranks
+    const nodes = N / nodeSize;
+    placed = [];
+    const onNodes = place(docs, nodes, maxTokens * nodeSize, g * nodeSize, area);
+    for (let n = 0; n < nodes; n++) {
+      const mine = onNodes.filter((p) => p.rank === n).map(({ doc, start, end }) => ({ doc, start, end }));
+      for (const p of place(mine, nodeSize, maxTokens, g, area)) placed.push({ ...p, rank: n * nodeSize + p.rank });
+    }
+  }
+  return finishPlan(batch, N, S, maxTokens, g, cu, merge(placed));
+}
+
+/** Tokens [start, end) of one document, before placement. */
+interface Seg { doc: number; start: number; end: number }
+
+/**
+ * Place segments of documents on N bins (ranks, or nodes): cut them into pieces small in tokens
+ * (≤ g) and area (≤ 1/8 of a bin's mean), place them densest first on the bin where
+ * max(area / mean, tokens / mean) ends lowest within the token limit (beside a neighbouring piece
+ * when that costs no balance), rebalance, and give every bin a token.
+ */
+function place(segs: readonly Seg[], N: number, maxTokens: number, g: number, area: (d: number, a: number, b: number) => number): Piece[] {
+  const S = segs.reduce((s, x) => s + x.end - x.start, 0);
+  const totalArea = segs.reduce((s, x) => s + area(x.doc, x.start, x.end), 0);
   const meanArea = Math.max(totalArea / N, 1), meanTok = S / N;
   // pieces small in tokens and in area, so that a heavy document's rows can spread evenly
   const areaCap = Math.max(1, meanArea / PIECES_PER_RANK);
   const units: Unit[] = [];
-  lengths.forEach((L, d) => {
-    const s0 = cu[d]!;
-    for (let a = s0; a < s0 + L;) {
-      let lo = a + 1, hi = Math.min(a + g, s0 + L); // the longest piece within both caps (at least one row)
+  for (const { doc: d, start, end } of segs) {
+    for (let a = start; a < end;) {
+      let lo = a + 1, hi = Math.min(a + g, end); // the longest piece within both caps (at least one row)
       while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (area(d, a, mid) <= areaCap) lo = mid; else hi = mid - 1; }
       units.push({ doc: d, start: a, end: lo, area: area(d, a, lo) });
       a = lo;
     }
-  });
-  // densest first (area per token): the heavy rows spread evenly in area while every rank still has
+  }
+  // densest first (area per token): the heavy rows spread evenly in area while every bin still has
   // room for tokens, and the light rows placed last even out the tokens at little cost in area
   const density = (u: Unit): number => u.area / (u.end - u.start);
   units.sort((x, y) => density(y) - density(x) || x.start - y.start);
 
   const rArea = new Float64Array(N), rTok = new Float64Array(N);
   const placed: Piece[] = [];
-  const holder = new Map<number, number>(); // a piece boundary position → the rank holding the token beside it
+  const holder = new Map<number, { bin: number; doc: number }>(); // a placed piece's first and last position → its bin
   const score = (r: number, u: Unit): number => Math.max((rArea[r]! + u.area) / meanArea, (rTok[r]! + u.end - u.start) / meanTok);
   const put = (u: Unit, r: number): void => {
     placed.push({ doc: u.doc, start: u.start, end: u.end, rank: r });
     rArea[r]! += u.area; rTok[r]! += u.end - u.start;
-    holder.set(u.start, r); holder.set(u.end - 1, r);
+    holder.set(u.start, { bin: r, doc: u.doc }); holder.set(u.end - 1, { bin: r, doc: u.doc });
   };
   const queue = [...units];
   for (let qi = 0; qi < queue.length; qi++) {
@@ -120,7 +149,7 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
     let best = -1;
     for (let r = 0; r < N; r++) if (rTok[r]! + len <= maxTokens && (best < 0 || score(r, u) < score(best, u))) best = r;
     if (best < 0) {
-      // no rank has room for the whole unit: fill the roomiest, the rest goes back in the queue
+      // no bin has room for the whole unit: fill the roomiest, the rest goes back in the queue
       let roomy = 0;
       for (let r = 1; r < N; r++) if (rTok[r]! < rTok[roomy]!) roomy = r;
       const fit = maxTokens - rTok[roomy]!, cut = u.start + fit;
@@ -129,15 +158,15 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
       continue;
     }
     // a neighbour of this piece in its document, if it costs no balance
-    const docStart = cu[u.doc]!, docEnd = cu[u.doc + 1]!;
-    for (const nb of [u.end < docEnd ? holder.get(u.end) : undefined, u.start > docStart ? holder.get(u.start - 1) : undefined]) {
+    for (const h of [holder.get(u.end), holder.get(u.start - 1)]) {
+      const nb = h?.doc === u.doc ? h.bin : undefined;
       if (nb !== undefined && nb !== best && rTok[nb]! + len <= maxTokens && score(nb, u) <= Math.max(1, score(best, u))) { best = nb; break; }
     }
     put(u, best);
   }
   rebalance(placed, rArea, rTok, maxTokens, area);
   fillEmpty(placed, rTok, rArea, area);
-  return finishPlan(batch, N, S, maxTokens, g, cu, merge(placed));
+  return placed;
 }
 
 /**
