@@ -24,6 +24,7 @@ import { randn, Rng } from '../tensor/random.js';
 import { batchMaskSpec, type Batch, cuSeqlensOf } from '../varlen/batch.js';
 import { dispatch } from '../varlen/dispatch.js';
 import { type DistName, fillPack } from '../varlen/distributions.js';
+import { table } from '../cli/table.js';
 import { type BenchRecord, makeRecord, writeRecords } from './record.js';
 
 export interface VarlenBenchOptions {
@@ -42,6 +43,9 @@ export interface VarlenBenchOptions {
 const SHAPE = { H: 64, Hkv: 8, D: 128 } as const;
 /** Across nodes: one 400 Gb/s NIC per GPU (50 GB/s a direction), an assumption of a typical H200 cluster. */
 const INTER = { GBps: 50, latencyUs: 10 };
+
+/** Static layouts on document masks are priced up to this many tokens in all (see priced()). */
+export const STATIC_PRICED_UP_TO = 64 * 8192;
 
 const causalBatch = (lengths: number[]): Batch => ({ lengths, masks: lengths.map(() => ({ kind: 'causal' as const })) });
 
@@ -112,13 +116,14 @@ function priced(world: number, perGpu: number, dist: DistName, seed: number, sim
     groups: plan.docs.filter((d) => d.mode === 'group').length, peakRows: Math.max(...plan.ranks.map((r) => r.peakRows)),
   }))];
   let best: { name: string; layout: Layout; tflops: number } | undefined;
-  for (const { name, layout } of staticLayouts(docCfg, 'doc-zigzag')) {
+  // the planner prices a ring over a document mask block by block: minutes beyond 512K tokens
+  for (const { name, layout } of S <= STATIC_PRICED_UP_TO ? staticLayouts(docCfg, 'doc-zigzag') : []) {
     const p = evaluateLayout(ctx, layout).prediction;
     if (!p) continue;
     out.push(makeRecord('varlen', `priced ${name}`, config, 'ms', [p.stepMs], withErr({ tflopsPerGpu: p.tflopsPerGpu })));
     if (!best || p.tflopsPerGpu > best.tflops) best = { name, layout, tflops: p.tflopsPerGpu };
   }
-  if (best && world <= 256) {
+  if (best) {
     const sim = simulate(ctx, best.layout);
     out.push(makeRecord('varlen', `simulated ${best.name}`, config, 'ms', [sim.stepMs], withErr({ tflopsPerGpu: (best.tflops * evaluateLayout(ctx, best.layout).prediction!.stepMs) / sim.stepMs })));
   }
@@ -184,4 +189,56 @@ export async function benchVarlen(o: VarlenBenchOptions): Promise<string> {
     records.push(...priced(world, perGpu, dist, seed, v.meanAbs.simulated));
   }
   return writeRecords(o.outDir, records);
+}
+
+/** Tables for people from a run's records: the validation, the counted comparison, the priced one. */
+export function varlenTables(records: readonly BenchRecord[]): string {
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const out: string[] = [];
+  const val = records.filter((r) => r.name.startsWith('validation '));
+  if (val.length) {
+    const a = val.map((r) => r.derived!.analyticError!), s = val.map((r) => r.derived!.simulatedError!);
+    const mean = (xs: number[]): number => xs.reduce((p, x) => p + Math.abs(x), 0) / xs.length;
+    out.push(`model against weft's ${val.length} measured multi-GPU document runs (2–4 × H200): analytic mean |error| ${pct(mean(a))} (${pct(Math.min(...a))} to ${pct(Math.max(...a))}), ` +
+      `simulated ${pct(mean(s))} (${pct(Math.min(...s))} to ${pct(Math.max(...s))})\n`);
+  }
+  const counted = records.filter((r) => r.name.startsWith('counted '));
+  for (const key of [...new Set(counted.map((r) => `${r.config.dist} seed ${r.config.seed}`))]) {
+    const rows = counted.filter((r) => `${r.config.dist} seed ${r.config.seed}` === key);
+    const ring = rows.find((r) => r.name === 'counted ring doc-zigzag');
+    const c = rows[0]!.config;
+    out.push(`counted on ${c.world} CPU ranks, ${key}: ${c.S} tokens in ${c.documents} documents, causal, H ${c.heads}:${c.kvHeads}, D ${c.dim}, ${c.dtype}`);
+    out.push(table(rows.map((r) => ({
+      layout: r.name.slice(8), 'sent KiB': (r.derived!.bytesSent! / 1024).toFixed(0), 'fwd sent KiB': (r.derived!.fwdBytesSent! / 1024).toFixed(0),
+      '÷ ring (fwd)': ring ? (r.derived!.fwdBytesSent! / ring.derived!.fwdBytesSent!).toFixed(3) : '-',
+      '÷ ring (all)': ring ? (r.derived!.bytesSent! / ring.derived!.bytesSent!).toFixed(3) : '-',
+      'area balance': r.derived!.areaBalance!.toFixed(3), 'peak held KiB': (r.derived!.peakHeldBytes! / 1024).toFixed(0), 'max rel error': r.derived!.maxRelError!.toExponential(1),
+    }))));
+  }
+  const priced = records.filter((r) => /^(priced|simulated) /.test(r.name));
+  for (const key of [...new Set(priced.map((r) => `${r.config.dist} ${Number(r.config.perGpu) >> 10}K`))]) {
+    const rows = priced.filter((r) => `${r.config.dist} ${Number(r.config.perGpu) >> 10}K` === key);
+    const err = rows[0]!.derived!.modelErrorOnDocRuns;
+    out.push(`priced on H200s, ${key} tokens a GPU, document-causal, GQA 64:8, D 128 (TFLOP/s per GPU, fwd+bwd${err !== undefined ? `; the model's mean |error| on measured document runs: ±${pct(err)}` : ''})`);
+    out.push(table([...new Set(rows.map((r) => Number(r.config.world)))].sort((x, y) => x - y).map((w) => {
+      const at = rows.filter((r) => r.config.world === w);
+      const v = at.find((r) => r.name === 'priced varlen')!, plain = at.find((r) => r.name.startsWith('priced plain causal'));
+      const stat = at.filter((r) => r.name.startsWith('priced ') && r.name !== 'priced varlen' && !r.name.startsWith('priced plain'));
+      const best = stat.reduce<BenchRecord | undefined>((b, r) => (!b || r.derived!.tflopsPerGpu! > b.derived!.tflopsPerGpu! ? r : b), undefined);
+      const sim = at.find((r) => r.name.startsWith('simulated '));
+      const tv = v.derived!.tflopsPerGpu!;
+      return {
+        GPUs: w, docs: Number(v.config.documents), varlen: tv.toFixed(0), 'area bal': v.derived!.areaBalance!.toFixed(3),
+        'best static': best ? `${best.name.slice(7)} ${best.derived!.tflopsPerGpu!.toFixed(0)}` : '-', 'simulated': sim ? sim.derived!.tflopsPerGpu!.toFixed(0) : '-',
+        '÷ static': best ? (tv / best.derived!.tflopsPerGpu!).toFixed(2) : '-',
+        'plain causal': plain ? plain.derived!.tflopsPerGpu!.toFixed(0) : '-', '÷ causal': plain ? (tv / plain.derived!.tflopsPerGpu!).toFixed(2) : '-',
+      };
+    })));
+  }
+  return out.join('\n');
+}
+
+/** The records of a file written by benchVarlen. */
+export function readVarlenRecords(file: string): BenchRecord[] {
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as BenchRecord);
 }

@@ -5,8 +5,10 @@
 // per-rank token limit. A piece goes to a rank that already holds a neighbouring piece of its
 // document whenever that costs no balance, so a short document stays whole on one rank (data
 // parallel) and a long one spreads over as few ranks as balance allows (a group). A last pass
-// moves whole units off the busiest rank while that lowers the maximum. The plan is deterministic:
-// ties break by rank and position, nothing is random.
+// moves pieces off the busiest rank (or swaps them for the front of a piece there) while that
+// narrows the gap. On several nodes this runs twice: documents onto nodes, then each node's share
+// onto its ranks, so that a group stays on one node's fast links unless it outgrows the node.
+// The plan is deterministic: ties break by rank and position, nothing is random.
 //
 // What a rank then needs from its group is exact, from the mask: the keys the rows of its pieces
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
