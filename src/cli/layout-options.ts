@@ -11,7 +11,7 @@ export interface LayoutOpts {
 }
 
 export function addLayoutOptions(cmd: Command, strategyRequired: boolean): Command {
-  const strategyHelp = 'ring | allgather | ulysses | usp | double-ring | tokenring';
+  const strategyHelp = 'ring | allgather | ulysses | usp | double-ring | tokenring (weft run: also varlen, docs/varlen.md)';
   if (strategyRequired) cmd.requiredOption('--strategy <name>', strategyHelp).requiredOption('--world <n>', 'number of ranks');
   else cmd.option('--strategy <name>', `${strategyHelp} (default: one rank, no strategy)`).option('--world <n>', 'number of ranks (with --strategy)');
   return cmd
