@@ -13,7 +13,7 @@ export interface LayoutOpts {
 
 /** `whenOptional`: what it means to leave --strategy out, where it may be left out. */
 export function addLayoutOptions(cmd: Command, strategyRequired: boolean, whenOptional = 'default: one rank, no strategy'): Command {
-  const strategyHelp = STRATEGY_NAMES.join(' | ');
+  const strategyHelp = `${STRATEGY_NAMES.join(' | ')} (weft run: also varlen, docs/varlen.md)`;
   if (strategyRequired) cmd.requiredOption('--strategy <name>', strategyHelp).requiredOption('--world <n>', 'number of ranks');
   else cmd.option('--strategy <name>', `${strategyHelp} (${whenOptional})`).option('--world <n>', 'number of ranks (with --strategy)');
   return cmd

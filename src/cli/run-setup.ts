@@ -14,6 +14,8 @@ export interface RunOpts extends LayoutOpts {
   backend: string; dtype?: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
   iters: string; warmup: string; timeline?: string;
   backward: boolean; check?: boolean; json?: boolean; memoryCheck: boolean;
+  /** --strategy varlen (commands/varlen.ts) */
+  dist?: string; lengths?: string; dryPlan?: boolean; rankTokens?: string; tokenSlack?: string;
 }
 
 export function need(x: number | undefined, flag: string): number {

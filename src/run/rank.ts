@@ -11,9 +11,11 @@ import { CommLog, CountingComm, CountingKernel, type DeviceTraffic, MeteredDevic
 import type { HostTensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
+import { sparseKV } from '../varlen/execute.js';
 
 export interface RankTask {
-  layout: ResolvedLayout;
+  /** a layout, or a dispatcher's placement run by the sparse K/V executor (src/varlen) */
+  layout: ResolvedLayout | { strategy: 'varlen'; positions: Int32Array[] };
   S: number;
   mask: MaskSpec;
   scale: number;
@@ -49,9 +51,9 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
   const ctx = {
     comm: new CountingComm(comm, log), kernel, device, trace: log, scale: t.scale,
     mask: MaskGrid.build(t.mask, t.S),
-    shard: ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
+    shard: t.layout.strategy === 'varlen' ? ShardMap.fromPositions(t.S, t.layout.positions) : ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
   };
-  const strategy = strategyFor(t.layout);
+  const strategy = t.layout.strategy === 'varlen' ? sparseKV : strategyFor(t.layout);
   await comm.barrier();
   const t0 = performance.now();
   const res = await strategy(ctx, t.q, t.k, t.v);

@@ -53,9 +53,9 @@ export interface RunResult {
 
 export type RunOptions = LaunchOptions;
 
-const RANK_PROGRAM = { module: new URL('./rank.js', import.meta.url), fn: 'rankMain' };
+export const RANK_PROGRAM = { module: new URL('./rank.js', import.meta.url), fn: 'rankMain' };
 
-function checkProblem(p: Problem): { S: number; H: number; Hkv: number; D: number } {
+export function checkProblem(p: Problem): { S: number; H: number; Hkv: number; D: number } {
   const [S, H, D] = p.q.shape as [number, number, number];
   const want = (t: HostTensor | undefined, name: string, shape: number[]): void => {
     if (t && fmtShape(t.shape) !== fmtShape(shape)) throw new UserError(`${name} is ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);

@@ -13,7 +13,7 @@ export function isShardKind(s: string): s is ShardKind {
 }
 
 export class ShardMap {
-  private constructor(readonly kind: ShardKind, readonly S: number, readonly world: number, private readonly pos: readonly Int32Array[]) {}
+  private constructor(readonly kind: ShardKind | 'dispatched', readonly S: number, readonly world: number, private readonly pos: readonly Int32Array[]) {}
 
   /**
    * `cuSeqlens` (document boundaries) only matters for doc-zigzag; without it the whole sequence
@@ -46,6 +46,17 @@ export class ShardMap {
       }
     }
     return new ShardMap(kind, S, world, lists.map((l) => Int32Array.from(l)));
+  }
+
+  /** A placement a dispatcher chose (src/varlen): each rank's positions, ascending; together every position once. */
+  static fromPositions(S: number, lists: readonly Int32Array[]): ShardMap {
+    const seen = new Uint8Array(S);
+    for (const l of lists) l.forEach((p, i) => {
+      if (p < 0 || p >= S || seen[p] || (i > 0 && p <= l[i - 1]!)) throw new Error(`shard: position ${p} repeated, out of order or outside [0, ${S})`);
+      seen[p] = 1;
+    });
+    if (seen.includes(0)) throw new Error(`shard: the placement leaves position ${seen.indexOf(0)} on no rank`);
+    return new ShardMap('dispatched', S, lists.length, lists);
   }
 
   /** Global positions of the rank's local rows, in local order. */

@@ -32,7 +32,7 @@ test('a decode configuration: the last T tokens of each sequence see their own c
 
 test('the decode table: TB/s per peer, weft over the best peer, weft over the copy rate', () => {
   const rec = (name: string, GBps: number, copyRatio?: number): BenchRecord => ({
-    kind: 'decode', name, time: '', env: { host: '', cpus: '', cores: 1, node: '', platform: '' }, config: { B: 1, P: 1024, T: 4 }, unit: 'ms',
+    kind: 'decode', name, time: '', env: { host: '', cpus: '', cores: 1, node: '', platform: '', weft: '', gitRevision: 'unknown' }, config: { B: 1, P: 1024, T: 4 }, unit: 'ms',
     summary: { n: 1, median: 1, min: 1, max: 1, p10: 1, p90: 1 }, derived: { GBps, ...(copyRatio === undefined ? {} : { copyRatio }) },
   });
   const t = decodeTable([rec('weft', 4000, 0.95), rec('sdpa-flash', 1000), rec('sdpa-cudnn', 500), rec('flex', 2000)]);

@@ -150,6 +150,24 @@ export function registerBench(program: Command): void {
       await resolveBackend('cuda');
       await (await import('../../bench/cp.js')).benchCp(options);
     }));
+  bench.command('varlen')
+    .description('varlen dispatch vs the static layouts on packed batches: counted on CPU ranks, priced on 8–1024 H200s (records)')
+    .option('--worlds <list>', 'GPUs priced', '8,16,32,64,128,256,512,1024')
+    .option('--per-gpu <list>', 'tokens per GPU priced', '8k,32k')
+    .option('--seeds <list>', 'batches drawn per setting', '1,2,3')
+    .option('--cpu-world <n>', 'ranks of the counted CPU comparison', '8')
+    .option('--cpu-per-rank <n>', 'tokens per rank of the counted CPU comparison', '512')
+    .option('--out <dir>', 'where the JSON records go (and the measured runs are read from)', 'bench/results')
+    .option('--summary <file>', 'print the tables of a varlen records file and run nothing')
+    .action((o: { worlds: string; perGpu: string; seeds: string; cpuWorld: string; cpuPerRank: string; out: string; summary?: string }) => guard(async () => {
+      const v = await import('../../bench/varlen.js');
+      if (o.summary) { process.stdout.write(v.varlenTables(v.readVarlenRecords(o.summary))); return; }
+      const file = await v.benchVarlen({
+        outDir: o.out, worlds: ints(o.worlds, '--worlds'), perGpu: ints(o.perGpu, '--per-gpu'), seeds: ints(o.seeds, '--seeds'),
+        cpuWorld: optInt(o.cpuWorld, 'cpu-world')!, cpuPerRank: optInt(o.cpuPerRank, 'cpu-per-rank')!, progress: (l) => process.stderr.write(`${l}\n`),
+      });
+      process.stdout.write(`${v.varlenTables(v.readVarlenRecords(file))}\nrecords: ${file}\n`);
+    }));
   bench.command('ops')
     .description("the Device's memsets, fills, box copies, adds and casts on one GPU: GB/s and cost per call (the planner's deviceOps)")
     .option('--ops <list>', DEVICE_OPS.join(','), DEVICE_OPS.join(','))

@@ -28,6 +28,7 @@ function human(bytes: number): string {
 }
 
 async function run(o: RunOpts & InferOpts): Promise<void> {
+  if (o.strategy === 'varlen') return (await import('./varlen.js')).runVarlenCommand(o);
   if (o.mode !== undefined) return runInferMode(o); // inference over a sharded KV cache (infer.ts)
   if (o.strategy === undefined || o.world === undefined) throw new UserError('--strategy and --world are required');
   const su = setup(o);
@@ -105,7 +106,7 @@ export function registerRun(program: Command): void {
   const cmd = program.command('run')
     .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
   addLayoutOptions(cmd, false, 'required, except with --mode')
-    .option('--seq <S>', 'sequence length')
+    .option('--seq <S>', 'sequence length (varlen: the tokens a --dist draw fills)')
     .option('--mode <m>', 'prefill | decode: inference over a sharded KV cache (--context, --new-tokens, --batch, --pass)')
     .option('--context <P>', 'inference: cached tokens per request')
     .option('--new-tokens <T>', 'inference: new tokens per request (default 1)')
@@ -122,6 +123,11 @@ export function registerRun(program: Command): void {
     .option('--timeline <file>', 'GPU: write each rank\'s compute and communication spans of the last iteration (JSON)')
     .option('--docs <N>', 'N random documents (for document masks)')
     .option('--cu-seqlens <list>', 'document boundaries 0,…,S (for document masks)')
+    .option('--lengths <file>', 'varlen: document lengths, one per line or comma separated')
+    .option('--dist <name>', 'varlen: longtail | magi, drawn from --seed for --docs N or --seq S')
+    .option('--rank-tokens <n>', 'varlen: most tokens one rank may hold (default: 5% above an even share)')
+    .option('--token-slack <x>', 'varlen: the default limit\'s headroom over an even share (default 0.05)')
+    .option('--dry-plan', 'varlen: print the dispatch plan and run nothing')
     .option('--scale <x>', 'softmax scale (default 1/√D)')
     .option('--seed <n>', 'random seed', '1')
     .option('--no-backward', 'forward only')
