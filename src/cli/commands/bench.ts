@@ -107,7 +107,7 @@ export function registerBench(program: Command): void {
       await (await import('../../bench/kernel.js')).benchKernel(options);
     }));
   common(bench.command('decode')
-    .description('one decode step (new tokens onto a KV cache) on one GPU vs PyTorch SDPA (FlashAttention-2, cuDNN) and FlexAttention: TB/s of K/V read beside the copy rate')
+    .description('one decode step (new tokens onto a KV cache) on one GPU vs PyTorch SDPA (FlashAttention-2, cuDNN) and FlexAttention: TB/s of K/V read beside the copy rate; under `weft launch -n N --`, the sharded KV cache\'s decode over the N GPUs')
     .option('--batches <list>', 'sequences per batch', '1,4,16')
     .option('--contexts <list>', 'cached tokens per sequence', '32k,128k,1m')
     .option('--new-tokens <list>', 'new tokens per sequence', '1,4,8')
@@ -127,7 +127,9 @@ export function registerBench(program: Command): void {
       for (const [flag, xs] of [['--batches', options.batches], ['--contexts', options.contexts], ['--new-tokens', options.newTokens]] as const)
         if (xs.some((x) => x < 1)) throw new UserError(`${flag}: every entry must be at least 1`);
       await resolveBackend('cuda');
-      await (await import('../../bench/decode.js')).benchDecode(options);
+      // under `weft launch`: the decode step of the sharded KV cache over the job's GPUs
+      if (process.env.WORLD_SIZE !== undefined) await (await import('../../bench/decode-cache.js')).benchDecodeCache(options);
+      else await (await import('../../bench/decode.js')).benchDecode(options);
     }));
   common(bench.command('cp')
     .description('context-parallel attention across the GPUs vs one GPU and PyTorch context_parallel; run under `weft launch -n N --`')
