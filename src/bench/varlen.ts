@@ -23,7 +23,7 @@ import { randn, Rng } from '../tensor/random.js';
 import { batchMaskSpec, type Batch, cuSeqlensOf } from '../varlen/batch.js';
 import { dispatch } from '../varlen/dispatch.js';
 import { type DistName, fillPack } from '../varlen/distributions.js';
-import { table } from '../cli/table.js';
+import { table } from '../report/table.js';
 import { type BenchRecord, makeRecord, writeRecords } from './record.js';
 
 export interface VarlenBenchOptions {

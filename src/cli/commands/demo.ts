@@ -15,7 +15,7 @@ import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
-import { table } from '../table.js';
+import { table } from '../../report/table.js';
 
 interface DemoOpts { seq: string; heads: string; kvHeads: string; dim: string; json?: boolean }
 

@@ -18,7 +18,7 @@ import { asF64, type HostTensor } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { parseChoice } from '../options.js';
 import { type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
-import { table } from '../table.js';
+import { table } from '../../report/table.js';
 
 export const INFER_MODES = ['prefill', 'decode'] as const;
 

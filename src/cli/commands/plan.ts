@@ -10,7 +10,7 @@ import { describeLayout } from '../../plan/layout.js';
 import { maxSeqLen, plan } from '../../plan/search.js';
 import { guard } from '../errors.js';
 import { parseInt } from '../options.js';
-import { table } from '../table.js';
+import { table } from '../../report/table.js';
 import { planInferenceCommand } from './infer.js';
 
 interface PlanOpts { config: string; json?: boolean; top: string; calibration?: string }

@@ -14,7 +14,7 @@ import { timeline } from '../../sim/timeline.js';
 import { UserError } from '../../errors.js';
 import { guard } from '../errors.js';
 import { parseChoice, parseInt } from '../options.js';
-import { table } from '../table.js';
+import { table } from '../../report/table.js';
 import { calibrationOption } from './plan.js';
 
 interface SimOpts {

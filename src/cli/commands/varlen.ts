@@ -15,7 +15,7 @@ import { type Batch, batchMaskSpec, docMaskOf, lengthsFrom } from '../../varlen/
 import { dispatch, type DispatchPlan } from '../../varlen/dispatch.js';
 import { optInt, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
-import { table } from '../table.js';
+import { table } from '../../report/table.js';
 import { need, type RunOpts } from '../run-setup.js';
 
 export type VarlenOpts = RunOpts;
