@@ -12,7 +12,9 @@ export function packageRoot(): string {
     try {
       const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
       if (pkg.name === 'weft') return dir;
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
     const up = path.dirname(dir);
     if (up === dir) throw new Error('weft: cannot find its own package.json');
     dir = up;
@@ -23,6 +25,7 @@ let version: string | undefined;
 
 /** weft's version, from its package.json. */
 export function weftVersion(): string {
-  version ??= (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  version ??= (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+    .version;
   return version;
 }

@@ -45,9 +45,21 @@ export interface AttentionInput {
 }
 
 /** out [S,H,D], lse [H,S] (natural log of the softmax denominator; [B,H,S] with a batch), dq/dk/dv with dout. */
-export interface AttentionOutput { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
+export interface AttentionOutput {
+  out: HostTensor;
+  lse: HostTensor;
+  dq?: HostTensor;
+  dk?: HostTensor;
+  dv?: HostTensor;
+}
 
-export interface SolveOptions { scale?: number; dtype: 'f64' | 'f32'; layout?: Layout; timeoutMs?: number; nonFinite?: NonFinite }
+export interface SolveOptions {
+  scale?: number;
+  dtype: 'f64' | 'f32';
+  layout?: Layout;
+  timeoutMs?: number;
+  nonFinite?: NonFinite;
+}
 
 /** Run a validated problem on the CPU: one rank, or the layout's ranks (problemFrom has applied the non-finite policy). */
 export async function solve(p: AttnProblem, o: SolveOptions): Promise<AttnOutputs> {
@@ -55,8 +67,11 @@ export async function solve(p: AttnProblem, o: SolveOptions): Promise<AttnOutput
   if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`scale ${scale} must be a positive number`);
   if (!o.layout) return attendSingle(new CpuKernel(), p.q, p.k, p.v, p.mask, scale, p.dout, { nonFinite: 'propagate' });
   validateLayout(o.layout, { S: p.q.shape[0]!, H: p.H, Hkv: p.Hkv }); // before any rank starts
-  return runDistributed({ q: p.q, k: p.k, v: p.v, dout: p.dout, mask: p.mask, scale, dtype: o.dtype }, o.layout,
-    o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
+  return runDistributed(
+    { q: p.q, k: p.k, v: p.v, dout: p.dout, mask: p.mask, scale, dtype: o.dtype },
+    o.layout,
+    o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs },
+  );
 }
 
 const FLOAT: Record<string, StDType> = { Float64Array: 'F64', Float32Array: 'F32' };
@@ -89,11 +104,13 @@ export async function attention(input: AttentionInput): Promise<AttentionOutput>
   }
   if (input.cuSeqlens !== undefined) {
     const cu = Int32Array.from(input.cuSeqlens as ArrayLike<number>);
-    if (cu.some((x, i) => x !== Number(input.cuSeqlens![i]))) throw new UserError('cuSeqlens must hold 32-bit integers');
+    if (cu.some((x, i) => x !== Number(input.cuSeqlens![i])))
+      throw new UserError('cuSeqlens must hold 32-bit integers');
     ts.set('cu_seqlens', { dtype: 'I32', shape: [cu.length], data: cu });
   }
   const nonFinite = input.nonFinite ?? 'error';
-  if (nonFinite !== 'error' && nonFinite !== 'propagate') throw new UserError(`nonFinite must be 'error' or 'propagate', not '${String(nonFinite)}'`);
+  if (nonFinite !== 'error' && nonFinite !== 'propagate')
+    throw new UserError(`nonFinite must be 'error' or 'propagate', not '${String(nonFinite)}'`);
   const p = problemFrom(ts, input.mask ?? 'full', dtype, 'attention', nonFinite);
   const r = await solve(p, { scale: input.scale, dtype, layout: input.layout, timeoutMs: input.timeoutMs, nonFinite });
   return Object.fromEntries(unpackOutputs(p, r, dtype)) as unknown as AttentionOutput;

@@ -54,7 +54,8 @@ function start(name: BackendName): Promise<Backend> {
 
 export async function resolveBackend(request: BackendName | 'auto' = 'auto'): Promise<Resolved> {
   if (request !== 'auto') {
-    if (!BACKEND_NAMES.includes(request)) throw new UserError(`unknown backend '${request}' (expected auto, ${BACKEND_NAMES.join(', ')})`);
+    if (!BACKEND_NAMES.includes(request))
+      throw new UserError(`unknown backend '${request}' (expected auto, ${BACKEND_NAMES.join(', ')})`);
     try {
       return { backend: await start(request), skipped: [] };
     } catch (e) {

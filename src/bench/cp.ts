@@ -18,8 +18,11 @@ export interface CpBenchOptions {
   seqs: readonly number[];
   layouts: readonly Layout[];
   masks: readonly { name: string; spec: (S: number) => MaskSpec }[];
-  heads?: number; kvHeads?: number; dim?: 64 | 128;
-  iters?: number; warmup?: number;
+  heads?: number;
+  kvHeads?: number;
+  dim?: 64 | 128;
+  iters?: number;
+  warmup?: number;
   /** time the same kernel on one GPU for the efficiency (default true) */
   single?: boolean;
   /** run PyTorch's context parallel for causal masks (default true) */
@@ -29,33 +32,68 @@ export interface CpBenchOptions {
   log?: (line: string) => void;
 }
 
-interface TorchCp { seq: number; medianMs: number; msSamples: number[]; tflopsPerGpu: number; torch: string; rotate: string | null; world: number; backend: string }
+interface TorchCp {
+  seq: number;
+  medianMs: number;
+  msSamples: number[];
+  tflopsPerGpu: number;
+  torch: string;
+  rotate: string | null;
+  world: number;
+  backend: string;
+}
 
 /** The planner's figure for a row, added to its derived values, and a note for the line printed. */
-async function withModel(shape: RunShape, layout: RunLayout, gpu: string, measuredMs: number, derived: Record<string, number>, peakGiB?: number): Promise<string> {
+async function withModel(
+  shape: RunShape,
+  layout: RunLayout,
+  gpu: string,
+  measuredMs: number,
+  derived: Record<string, number>,
+  peakGiB?: number,
+): Promise<string> {
   let p;
-  try { p = await predictRun(shape, layout, gpu); } catch (e) { return `; model: ${(e as Error).message.split('\n')[0]}`; }
+  try {
+    p = await predictRun(shape, layout, gpu);
+  } catch (e) {
+    return `; model: ${(e as Error).message.split('\n')[0]}`;
+  }
   if ('none' in p) return `; model: ${p.none}`;
   derived.predictedMs = p.ms;
   if (p.peakGiB !== undefined) derived.predictedPeakGiB = p.peakGiB;
-  const peak = peakGiB !== undefined && p.peakGiB !== undefined ? `, peak ${peakGiB.toFixed(2)} GiB (model ${p.peakGiB.toFixed(2)})` : '';
+  const peak =
+    peakGiB !== undefined && p.peakGiB !== undefined
+      ? `, peak ${peakGiB.toFixed(2)} GiB (model ${p.peakGiB.toFixed(2)})`
+      : '';
   return `; model ${p.ms.toFixed(1)} ms (${((p.ms / measuredMs - 1) * 100).toFixed(1)}%)${peak}`;
 }
 
-const slowest = (ranks: readonly RankTiming[], i: number): number => Math.max(...ranks.map((r) => (r.forwardMs[i] ?? 0) + (r.backwardMs[i] ?? 0)));
+const slowest = (ranks: readonly RankTiming[], i: number): number =>
+  Math.max(...ranks.map((r) => (r.forwardMs[i] ?? 0) + (r.backwardMs[i] ?? 0)));
 
 export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
   const rank = await GpuRank.open();
-  const lead = rank.rank === 0, N = rank.size;
-  const log = (l: string): void => { if (lead) (o.log ?? ((x: string) => process.stdout.write(x + '\n')))(l); };
-  const H = o.heads ?? 32, Hkv = o.kvHeads ?? H, D = o.dim ?? 128;
-  const iters = o.iters ?? 5, warmup = o.warmup ?? 2;
+  const lead = rank.rank === 0,
+    N = rank.size;
+  const log = (l: string): void => {
+    if (lead) (o.log ?? ((x: string) => process.stdout.write(x + '\n')))(l);
+  };
+  const H = o.heads ?? 32,
+    Hkv = o.kvHeads ?? H,
+    D = o.dim ?? 128;
+  const iters = o.iters ?? 5,
+    warmup = o.warmup ?? 2;
   const timing = { warmup, iters, backward: true, timeline: true };
   const info = rank.world.rt.info;
-  log(`weft bench cp: ${N} × ${info.name}, B=1 H=${H} Hkv=${Hkv} D=${D} bf16, forward+backward, ${iters} iterations after ${warmup} warm-up`);
+  log(
+    `weft bench cp: ${N} × ${info.name}, B=1 H=${H} Hkv=${Hkv} D=${D} bf16, forward+backward, ${iters} iterations after ${warmup} warm-up`,
+  );
   const records: BenchRecord[] = [];
   const file = o.outDir === null ? undefined : recordFile(o.outDir ?? 'bench/results', 'cp');
-  const keep = (r: BenchRecord): void => { records.push(r); if (lead && file) appendRecords(file, [r]); };
+  const keep = (r: BenchRecord): void => {
+    records.push(r);
+    if (lead && file) appendRecords(file, [r]);
+  };
   for (const S of o.seqs) {
     for (const m of o.masks) {
       const spec = m.spec(S);
@@ -73,7 +111,9 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
           const derived: Record<string, number> = { tflopsPerGpu: flops / (singleMs * 1e-3) / 1e12 };
           const model = await withModel(shape, 'one-gpu', info.name, singleMs, derived);
           keep(makeRecord('cp', 'weft-1gpu', config, 'ms', samples, derived));
-          log(`  S=${S} ${m.name} one GPU: ${singleMs.toFixed(1)} ms, ${(flops / singleMs / 1e9).toFixed(0)} TFLOP/s${model}`);
+          log(
+            `  S=${S} ${m.name} one GPU: ${singleMs.toFixed(1)} ms, ${(flops / singleMs / 1e9).toFixed(0)} TFLOP/s${model}`,
+          );
         }
       }
       for (const layout of o.layouts) {
@@ -87,26 +127,61 @@ export async function benchCp(o: CpBenchOptions): Promise<BenchRecord[]> {
         if (singleMs !== undefined) derived.efficiency = singleMs / (N * med);
         const peaks = ranks.map((r) => r.peakBytes / 2 ** 30);
         const model = await withModel(shape, l, info.name, med, derived, Math.max(...peaks));
-        keep(makeRecord('cp', name, config, 'ms', samples, derived, {
-          layout: l, forwardMs: ranks.map((r) => summarize(r.forwardMs).median), backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
-          peakGiB: peaks,
-          timeline: ranks.map((r) => ({ rank: r.rank, spans: r.spans })),
-        }));
-        log(`  S=${S} ${m.name} ${name}: ${med.toFixed(1)} ms, ${derived.tflopsPerGpu!.toFixed(0)} TFLOP/s per GPU${derived.efficiency ? `, efficiency ${derived.efficiency.toFixed(3)}` : ''}${model}`);
+        keep(
+          makeRecord('cp', name, config, 'ms', samples, derived, {
+            layout: l,
+            forwardMs: ranks.map((r) => summarize(r.forwardMs).median),
+            backwardMs: ranks.map((r) => summarize(r.backwardMs).median),
+            peakGiB: peaks,
+            timeline: ranks.map((r) => ({ rank: r.rank, spans: r.spans })),
+          }),
+        );
+        log(
+          `  S=${S} ${m.name} ${name}: ${med.toFixed(1)} ms, ${derived.tflopsPerGpu!.toFixed(0)} TFLOP/s per GPU${derived.efficiency ? `, efficiency ${derived.efficiency.toFixed(3)}` : ''}${model}`,
+        );
       }
     }
     if (o.torch !== false && o.masks.some((m) => m.spec(S).kind === 'causal')) {
       await rank.releaseMemory(); // the peer needs the GPU's memory that weft's pool still holds
       for (const rotate of ['allgather', 'alltoall']) {
         try {
-          const [r] = await runPeer<TorchCp>(rank.world.store, rank.rank, `cp-${S}-${rotate}`, o.python ?? 'python3', peerScript('torch_cp.py'),
-            ['--seqs', String(S), '--heads', String(H), '--kv-heads', String(Hkv), '--dim', String(D), '--rotate', rotate, '--iters', String(iters), '--warmup', String(warmup)]);
+          const [r] = await runPeer<TorchCp>(
+            rank.world.store,
+            rank.rank,
+            `cp-${S}-${rotate}`,
+            o.python ?? 'python3',
+            peerScript('torch_cp.py'),
+            [
+              '--seqs',
+              String(S),
+              '--heads',
+              String(H),
+              '--kv-heads',
+              String(Hkv),
+              '--dim',
+              String(D),
+              '--rotate',
+              rotate,
+              '--iters',
+              String(iters),
+              '--warmup',
+              String(warmup),
+            ],
+          );
           if (r) {
             const config = { seq: S, heads: H, kvHeads: Hkv, dim: D, mask: 'causal', world: N, gpu: info.name };
             const derived: Record<string, number> = { tflopsPerGpu: r.tflopsPerGpu };
-            const model = await withModel({ S, H, Hkv, D, mask: { kind: 'causal' }, world: N }, 'pytorch', info.name, r.medianMs, derived);
+            const model = await withModel(
+              { S, H, Hkv, D, mask: { kind: 'causal' }, world: N },
+              'pytorch',
+              info.name,
+              r.medianMs,
+              derived,
+            );
             keep(makeRecord('cp', `torch-cp-cudnn-${rotate}`, config, 'ms', r.msSamples, derived, { torch: r.torch }));
-            log(`  S=${S} causal torch context_parallel (cuDNN, ${rotate}): ${r.medianMs.toFixed(1)} ms, ${r.tflopsPerGpu.toFixed(0)} TFLOP/s per GPU${model}`);
+            log(
+              `  S=${S} causal torch context_parallel (cuDNN, ${rotate}): ${r.medianMs.toFixed(1)} ms, ${r.tflopsPerGpu.toFixed(0)} TFLOP/s per GPU${model}`,
+            );
           }
         } catch (e) {
           log(`  S=${S} torch context_parallel (${rotate}) failed: ${(e as Error).message.split('\n')[0]}`);

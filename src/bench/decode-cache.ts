@@ -20,16 +20,29 @@ import { appendRecords, type BenchRecord, makeRecord, recordFile, summarize } fr
 
 export async function benchDecodeCache(o: DecodeBenchOptions = {}): Promise<BenchRecord[]> {
   const world = await ncclWorld();
-  const { rt, comm } = world, N = world.dist.worldSize, lead = world.dist.rank === 0;
-  const log = (l: string): void => { if (lead) (o.log ?? ((x: string) => process.stdout.write(x + '\n')))(l); };
-  const batches = o.batches ?? [1, 4, 16], contexts = o.contexts ?? [32768, 131072, 1048576], news = o.newTokens ?? [1, 4, 8];
-  const H = o.heads ?? 32, Hkv = o.kvHeads ?? 8, D = o.headDim ?? 128, dtype = o.dtype ?? 'bf16', scale = defaultScale(D);
-  const warmup = o.warmup ?? 3, iters = o.iters ?? 20;
+  const { rt, comm } = world,
+    N = world.dist.worldSize,
+    lead = world.dist.rank === 0;
+  const log = (l: string): void => {
+    if (lead) (o.log ?? ((x: string) => process.stdout.write(x + '\n')))(l);
+  };
+  const batches = o.batches ?? [1, 4, 16],
+    contexts = o.contexts ?? [32768, 131072, 1048576],
+    news = o.newTokens ?? [1, 4, 8];
+  const H = o.heads ?? 32,
+    Hkv = o.kvHeads ?? 8,
+    D = o.headDim ?? 128,
+    dtype = o.dtype ?? 'bf16',
+    scale = defaultScale(D);
+  const warmup = o.warmup ?? 3,
+    iters = o.iters ?? 20;
   log(`weft bench decode over the sharded KV cache: ${N} × ${rt.info.name}, H=${H} Hkv=${Hkv} D=${D} ${dtype}`);
-  const kernel = new CudaKernel(rt), rand = new DeviceRandom(rt);
+  const kernel = new CudaKernel(rt),
+    rand = new DeviceRandom(rt);
   const records: BenchRecord[] = [];
   const file = o.outDir === null ? undefined : recordFile(o.outDir ?? 'bench/results', 'decode');
-  const t0 = rt.event(true), t1 = rt.event(true);
+  const t0 = rt.event(true),
+    t1 = rt.event(true);
   for (const P of contexts) {
     for (const B of batches) {
       for (const T of news) {
@@ -37,7 +50,9 @@ export async function benchDecodeCache(o: DecodeBenchOptions = {}): Promise<Benc
         const need = 2 * capacity * Hkv * D * 2;
         rt.allocator.emptyCache();
         if (need > 0.9 * rt.memInfo().free) {
-          log(`  B=${B} P=${P} T=${T}: skipped, a rank's cache (${(need / 2 ** 30).toFixed(1)} GiB) does not fit its GPU's free memory`);
+          log(
+            `  B=${B} P=${P} T=${T}: skipped, a rank's cache (${(need / 2 ** 30).toFixed(1)} GiB) does not fit its GPU's free memory`,
+          );
           continue;
         }
         const map = new CacheMap(N, capacity);
@@ -55,7 +70,8 @@ export async function benchDecodeCache(o: DecodeBenchOptions = {}): Promise<Benc
           (st.out as CudaTensor).release();
           (st.lse as CudaTensor).release();
         };
-        const bytes = decodeBytes({ B, P, T, Hkv, D }), reps = repsFor(bytes / N);
+        const bytes = decodeBytes({ B, P, T, Hkv, D }),
+          reps = repsFor(bytes / N);
         for (let i = 0; i < warmup * reps; i++) await once();
         const samples: number[] = [];
         for (let i = 0; i < iters; i++) {
@@ -67,10 +83,20 @@ export async function benchDecodeCache(o: DecodeBenchOptions = {}): Promise<Benc
           samples.push(t1.since(t0) / reps);
         }
         for (const t of [q, cache.k[0]!, cache.v[0]!]) (t as CudaTensor).release();
-        const med = summarize(samples).median, GBps = bytes / (med * 1e-3) / 1e9;
-        log(`  weft-cache  B=${B} P=${P} T=${T}: median ${med.toFixed(3)} ms per step, ${(GBps / 1000).toFixed(2)} TB/s over ${N} GPU${N > 1 ? 's' : ''} (${(GBps / N / 1000).toFixed(2)} per GPU)`);
-        const r = makeRecord('decode', 'weft-cache', { B, P, T, H, Hkv, D, dtype, world: N }, 'ms', samples,
-          { GBps, GBpsPerGpu: GBps / N }, { warmup, reps, capacity, gpu: rt.info.name });
+        const med = summarize(samples).median,
+          GBps = bytes / (med * 1e-3) / 1e9;
+        log(
+          `  weft-cache  B=${B} P=${P} T=${T}: median ${med.toFixed(3)} ms per step, ${(GBps / 1000).toFixed(2)} TB/s over ${N} GPU${N > 1 ? 's' : ''} (${(GBps / N / 1000).toFixed(2)} per GPU)`,
+        );
+        const r = makeRecord(
+          'decode',
+          'weft-cache',
+          { B, P, T, H, Hkv, D, dtype, world: N },
+          'ms',
+          samples,
+          { GBps, GBpsPerGpu: GBps / N },
+          { warmup, reps, capacity, gpu: rt.info.name },
+        );
         records.push(r);
         if (lead && file) appendRecords(file, [r]);
       }

@@ -43,7 +43,18 @@ export interface DecodeBenchOptions {
   log?: (line: string) => void;
 }
 
-export interface DecodeConfig { B: number; P: number; T: number; H: number; Hkv: number; D: number; flex: boolean; warmup: number; iters: number; reps: number }
+export interface DecodeConfig {
+  B: number;
+  P: number;
+  T: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  flex: boolean;
+  warmup: number;
+  iters: number;
+  reps: number;
+}
 
 /** Calls per sample: about a millisecond of reading at 4 TB/s. */
 export function repsFor(bytes: number): number {
@@ -57,21 +68,36 @@ export function decodeBytes(c: { B: number; P: number; T: number; Hkv: number; D
 
 /** The packed view of a configuration: the last T positions of each of B documents of P + T tokens. */
 export function decodeView(B: number, P: number, T: number): MaskView {
-  const L = P + T, S = B * L;
+  const L = P + T,
+    S = B * L;
   const cu = Array.from({ length: B + 1 }, (_, i) => i * L);
   const grid = MaskGrid.build({ kind: 'document', cuSeqlens: cu, inner: { kind: 'causal' } }, S);
-  const qPos = new Int32Array(B * T), kPos = new Int32Array(S);
+  const qPos = new Int32Array(B * T),
+    kPos = new Int32Array(S);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) qPos[b * T + t] = b * L + P + t;
   for (let i = 0; i < S; i++) kPos[i] = i;
   return maskView(grid, qPos, kPos);
 }
 
-interface PeerLine { B: number; P: number; T: number; name: string; samples?: number[]; error?: string; form?: string }
+interface PeerLine {
+  B: number;
+  P: number;
+  T: number;
+  name: string;
+  samples?: number[];
+  error?: string;
+  form?: string;
+}
 
-async function runPeer(python: string, configs: readonly DecodeConfig[], log: (l: string) => void): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
+async function runPeer(
+  python: string,
+  configs: readonly DecodeConfig[],
+  log: (l: string) => void,
+): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
   const script = peerScript('decode_peer.py');
   const child = spawn(python, [script, JSON.stringify({ configs })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '', err = '';
+  let buf = '',
+    err = '';
   const lines: PeerLine[] = [];
   let info: Record<string, unknown> = {};
   child.stdout.on('data', (d: Buffer) => {
@@ -82,28 +108,51 @@ async function runPeer(python: string, configs: readonly DecodeConfig[], log: (l
       buf = buf.slice(i + 1);
       if (!line) continue;
       const j = JSON.parse(line) as PeerLine & Record<string, unknown>;
-      if (j.name === undefined) { info = j; continue; }
+      if (j.name === undefined) {
+        info = j;
+        continue;
+      }
       lines.push(j);
-      log(j.samples ? `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: median ${summarize(j.samples).median.toFixed(3)} ms (${j.form})`
-        : `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: cannot run: ${j.error}`);
+      log(
+        j.samples
+          ? `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: median ${summarize(j.samples).median.toFixed(3)} ms (${j.form})`
+          : `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: cannot run: ${j.error}`,
+      );
     }
   });
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   const code = await new Promise<number | null>((res) => child.on('close', res));
-  if (code !== 0) throw new Error(`the PyTorch peer (${python} ${script}) failed with code ${code}: ${err.trim().slice(-500)}`);
+  if (code !== 0)
+    throw new Error(`the PyTorch peer (${python} ${script}) failed with code ${code}: ${err.trim().slice(-500)}`);
   return { info, lines };
 }
 
 export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchRecord[]> {
   const log = o.log ?? ((l: string) => process.stdout.write(l + '\n'));
-  const batches = o.batches ?? [1, 4, 16], contexts = o.contexts ?? [32768, 131072, 1048576], news = o.newTokens ?? [1, 4, 8];
-  const H = o.heads ?? 32, Hkv = o.kvHeads ?? 8, D = o.headDim ?? 128, dtype = o.dtype ?? 'bf16';
+  const batches = o.batches ?? [1, 4, 16],
+    contexts = o.contexts ?? [32768, 131072, 1048576],
+    news = o.newTokens ?? [1, 4, 8];
+  const H = o.heads ?? 32,
+    Hkv = o.kvHeads ?? 8,
+    D = o.headDim ?? 128,
+    dtype = o.dtype ?? 'bf16';
   const flexAt = new Set(o.flexContexts ?? contexts);
   const rt = await openCuda();
-  log(`weft bench decode on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}, NVRTC ${rt.info.nvrtcVersion}): H=${H} Hkv=${Hkv} D=${D} ${dtype}`);
+  log(
+    `weft bench decode on ${rt.info.name} (${rt.info.sms} SMs, driver ${rt.info.driverVersion}, NVRTC ${rt.info.nvrtcVersion}): H=${H} Hkv=${Hkv} D=${D} ${dtype}`,
+  );
 
   // the copy rate of this device, in this run
-  const ops = await benchOps({ ops: ['copy'], sizes: [1 << 30], iters: 10, warmup: 2, outDir: null, log: () => undefined });
+  const ops = await benchOps({
+    ops: ['copy'],
+    sizes: [1 << 30],
+    iters: 10,
+    warmup: 2,
+    outDir: null,
+    log: () => undefined,
+  });
   const copy = ops.find((r) => r.name === 'copy' && (r.config as { bytes: number }).bytes === 1 << 30)!;
   const copyGBps = copy.derived!.GBps!;
   log(`device copy rate (1 GiB copy, read + write): ${(copyGBps / 1000).toFixed(2)} TB/s`);
@@ -113,26 +162,39 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
   const records: BenchRecord[] = [];
   const configs: DecodeConfig[] = [];
   // weft's records are on disk before the peers start; the file is rewritten whole at the end
-  const dir = o.outDir ?? 'bench/results', file = o.outDir === null ? undefined : recordFile(dir, 'decode');
-  const save = (): void => { if (file && records.length) writeRecords(dir, [...records, copy], file); };
-  const t0 = rt.event(true), t1 = rt.event(true);
+  const dir = o.outDir ?? 'bench/results',
+    file = o.outDir === null ? undefined : recordFile(dir, 'decode');
+  const save = (): void => {
+    if (file && records.length) writeRecords(dir, [...records, copy], file);
+  };
+  const t0 = rt.event(true),
+    t1 = rt.event(true);
   const scale = defaultScale(D);
   for (const P of contexts) {
     for (const B of batches) {
-      const S = B * (P + Math.max(...news)), need = 2 * S * Hkv * D * 2;
+      const S = B * (P + Math.max(...news)),
+        need = 2 * S * Hkv * D * 2;
       rt.allocator.emptyCache();
       if (need > 0.9 * rt.memInfo().free) {
-        log(`  B=${B} P=${P}: skipped, its K/V (${(need / 2 ** 30).toFixed(1)} GiB) does not fit the GPU's free memory`);
+        log(
+          `  B=${B} P=${P}: skipped, its K/V (${(need / 2 ** 30).toFixed(1)} GiB) does not fit the GPU's free memory`,
+        );
         continue;
       }
-      const k = rand.tensor(dtype, [S, Hkv, D], 2), v = rand.tensor(dtype, [S, Hkv, D], 3);
+      const k = rand.tensor(dtype, [S, Hkv, D], 2),
+        v = rand.tensor(dtype, [S, Hkv, D], 3);
       for (const T of news) {
-        const warmup = o.warmup ?? 3, iters = o.iters ?? 20, bytes = decodeBytes({ B, P, T, Hkv, D }), reps = repsFor(bytes);
+        const warmup = o.warmup ?? 3,
+          iters = o.iters ?? 20,
+          bytes = decodeBytes({ B, P, T, Hkv, D }),
+          reps = repsFor(bytes);
         const cfg: DecodeConfig = { B, P, T, H, Hkv, D, flex: flexAt.has(P), warmup, iters, reps };
         configs.push(cfg);
-        const view = decodeView(B, P, T), tk = B * (P + T);
+        const view = decodeView(B, P, T),
+          tk = B * (P + T);
         const q = rand.tensor(dtype, [B * T, H, D], 1);
-        const kb = k.view(0, [tk, Hkv, D]), vb = v.view(0, [tk, Hkv, D]);
+        const kb = k.view(0, [tk, Hkv, D]),
+          vb = v.view(0, [tk, Hkv, D]);
         const once = (): void => {
           const st = kernel.forward({ q, k: kb, v: vb, view, scale });
           (st.out as CudaTensor).release();
@@ -146,7 +208,8 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
         const firstMs = t1.since(t0);
         for (let i = 0; i < warmup * reps; i++) once();
         await rt.synchronize();
-        const samples: number[] = [], host: number[] = [];
+        const samples: number[] = [],
+          host: number[] = [];
         for (let i = 0; i < iters; i++) {
           t0.record(rt.compute);
           const h0 = performance.now();
@@ -157,10 +220,30 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
           samples.push(t1.since(t0) / reps);
         }
         q.release();
-        const med = summarize(samples).median, GBps = bytes / (med * 1e-3) / 1e9;
-        log(`  weft        B=${B} P=${P} T=${T}: median ${med.toFixed(3)} ms, ${(GBps / 1000).toFixed(2)} TB/s (${(GBps / copyGBps).toFixed(2)} × copy)`);
-        records.push(makeRecord('decode', 'weft', { B, P, T, H, Hkv, D, dtype }, 'ms', samples,
-          { GBps, copyRatio: GBps / copyGBps }, { warmup, reps, firstCallMs: firstMs, hostUsPerCall: summarize(host).median, copyGBps, gpu: rt.info.name, nvrtc: rt.info.nvrtcVersion }));
+        const med = summarize(samples).median,
+          GBps = bytes / (med * 1e-3) / 1e9;
+        log(
+          `  weft        B=${B} P=${P} T=${T}: median ${med.toFixed(3)} ms, ${(GBps / 1000).toFixed(2)} TB/s (${(GBps / copyGBps).toFixed(2)} × copy)`,
+        );
+        records.push(
+          makeRecord(
+            'decode',
+            'weft',
+            { B, P, T, H, Hkv, D, dtype },
+            'ms',
+            samples,
+            { GBps, copyRatio: GBps / copyGBps },
+            {
+              warmup,
+              reps,
+              firstCallMs: firstMs,
+              hostUsPerCall: summarize(host).median,
+              copyGBps,
+              gpu: rt.info.name,
+              nvrtc: rt.info.nvrtcVersion,
+            },
+          ),
+        );
       }
       k.release();
       v.release();
@@ -178,16 +261,35 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
           const cfg = { B: l.B, P: l.P, T: l.T, H, Hkv, D, dtype };
           if (!l.samples) {
             // a peer that cannot run: its reason goes beside weft's measurement
-            const w = records.find((r) => r.name === 'weft' && r.config.B === l.B && r.config.P === l.P && r.config.T === l.T);
+            const w = records.find(
+              (r) => r.name === 'weft' && r.config.B === l.B && r.config.P === l.P && r.config.T === l.T,
+            );
             if (w) {
-              const extra = (w.extra ??= {}), unavailable = (extra.unavailable ??= {}) as Record<string, string | undefined>;
+              const extra = (w.extra ??= {}),
+                unavailable = (extra.unavailable ??= {}) as Record<string, string | undefined>;
               unavailable[l.name] = l.error;
             }
             continue;
           }
-          const med = summarize(l.samples).median, GBps = decodeBytes({ B: l.B, P: l.P, T: l.T, Hkv, D }) / (med * 1e-3) / 1e9;
-          records.push(makeRecord('decode', l.name, cfg, 'ms', l.samples, { GBps, copyRatio: GBps / copyGBps },
-            { form: l.form, reps: configs.find((c) => c.B === l.B && c.P === l.P && c.T === l.T)?.reps, torch: info.torch, cudnn: info.cudnn, copyGBps }));
+          const med = summarize(l.samples).median,
+            GBps = decodeBytes({ B: l.B, P: l.P, T: l.T, Hkv, D }) / (med * 1e-3) / 1e9;
+          records.push(
+            makeRecord(
+              'decode',
+              l.name,
+              cfg,
+              'ms',
+              l.samples,
+              { GBps, copyRatio: GBps / copyGBps },
+              {
+                form: l.form,
+                reps: configs.find((c) => c.B === l.B && c.P === l.P && c.T === l.T)?.reps,
+                torch: info.torch,
+                cudnn: info.cudnn,
+                copyGBps,
+              },
+            ),
+          );
         }
       } catch (e) {
         log(`  ${(e as Error).message}`);
@@ -213,12 +315,18 @@ export function decodeTable(records: readonly BenchRecord[]): string {
     if (r.name === 'weft') rows.get(k)!.set('copy', r.derived!.copyRatio!);
   }
   const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(2)).padStart(8);
-  const out = [`${'B'.padStart(3)} ${'P'.padStart(8)} ${'T'.padStart(3)}${'weft'.padStart(8)}${'flash-2'.padStart(8)}${'cuDNN'.padStart(8)}${'flex'.padStart(8)}${'×best'.padStart(8)}${'×copy'.padStart(8)}   (TB/s of K/V read)`];
+  const out = [
+    `${'B'.padStart(3)} ${'P'.padStart(8)} ${'T'.padStart(3)}${'weft'.padStart(8)}${'flash-2'.padStart(8)}${'cuDNN'.padStart(8)}${'flex'.padStart(8)}${'×best'.padStart(8)}${'×copy'.padStart(8)}   (TB/s of K/V read)`,
+  ];
   for (const [k, m] of rows) {
     const w = m.get('weft');
-    const peers = ['sdpa-flash', 'sdpa-cudnn', 'flex'].map((n) => m.get(n)).filter((x): x is number => x !== undefined && !Number.isNaN(x));
+    const peers = ['sdpa-flash', 'sdpa-cudnn', 'flex']
+      .map((n) => m.get(n))
+      .filter((x): x is number => x !== undefined && !Number.isNaN(x));
     const best = peers.length ? Math.max(...peers) : undefined;
-    out.push(`${k}${f(w)}${f(m.get('sdpa-flash'))}${f(m.get('sdpa-cudnn'))}${f(m.get('flex'))}${f(w && best ? w / best : undefined)}${f(m.get('copy'))}`);
+    out.push(
+      `${k}${f(w)}${f(m.get('sdpa-flash'))}${f(m.get('sdpa-cudnn'))}${f(m.get('flex'))}${f(w && best ? w / best : undefined)}${f(m.get('copy'))}`,
+    );
   }
   return out.join('\n');
 }

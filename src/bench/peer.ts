@@ -10,7 +10,10 @@ function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
   });
 }
 
@@ -23,7 +26,14 @@ export function peerScript(name: string): string {
  * Run `python script args` on every rank (collective: all ranks call it with the same `tag`).
  * Returns the parsed RESULT lines (rank 0's; the other ranks' are usually empty).
  */
-export async function runPeer<T>(store: StoreClient, rank: number, tag: string, python: string, script: string, args: readonly string[]): Promise<T[]> {
+export async function runPeer<T>(
+  store: StoreClient,
+  rank: number,
+  tag: string,
+  python: string,
+  script: string,
+  args: readonly string[],
+): Promise<T[]> {
   const key = `weft/bench/peer-port/${tag}`;
   if (rank === 0) await store.set(key, String(await freePort()));
   const port = await store.getString(key);
@@ -32,8 +42,19 @@ export async function runPeer<T>(store: StoreClient, rank: number, tag: string, 
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let stdout = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
-  if (code !== 0) throw new Error(`the PyTorch peer (${python} ${script}) failed with code ${code}${stdout ? `; its output: ${stdout.trim().slice(-500)}` : ''}`);
-  return stdout.split('\n').filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)) as T);
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0)
+    throw new Error(
+      `the PyTorch peer (${python} ${script}) failed with code ${code}${stdout ? `; its output: ${stdout.trim().slice(-500)}` : ''}`,
+    );
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('RESULT '))
+    .map((l) => JSON.parse(l.slice(7)) as T);
 }

@@ -9,7 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { packageRoot, weftVersion } from '../version.js';
 
-export interface Summary { n: number; median: number; min: number; max: number; p10: number; p90: number }
+export interface Summary {
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+  p10: number;
+  p90: number;
+}
 
 export function summarize(samples: readonly number[]): Summary {
   if (samples.length === 0) throw new Error('summarize: no samples');
@@ -20,26 +27,42 @@ export function summarize(samples: readonly number[]): Summary {
 
 /** Bytes as 1 GiB, 16 MiB, 4 KiB. */
 export function fmtSize(b: number): string {
-  return b >= 1 << 30 ? `${b / (1 << 30)} GiB` : b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
+  return b >= 1 << 30
+    ? `${b / (1 << 30)} GiB`
+    : b >= 1 << 20
+      ? `${b / (1 << 20)} MiB`
+      : b >= 1024
+        ? `${b / 1024} KiB`
+        : `${b} B`;
 }
 
 function quiet(cmd: string, args: string[], cwd?: string): string | undefined {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000, cwd }).trim();
+    return execFileSync(cmd, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+      cwd,
+    }).trim();
   } catch {
     return undefined;
   }
 }
 
 export interface Environment {
-  host: string; cpus: string; cores: number; node: string; platform: string;
+  host: string;
+  cpus: string;
+  cores: number;
+  node: string;
+  platform: string;
   /** weft's version (package.json) */
   weft: string;
   /** weft's own git revision when it runs from its checkout (or WEFT_GIT_REVISION), else 'unknown' */
   gitRevision: string;
   /** uncommitted changes to tracked files of that checkout (absent when the revision is unknown) */
   gitDirty?: boolean;
-  gpus?: string[]; driver?: string;
+  gpus?: string[];
+  driver?: string;
   torch?: string;
 }
 
@@ -51,24 +74,42 @@ let cached: Environment | undefined;
  * top level of a git work tree (weft's own checkout, not a copy inside another repository), its
  * HEAD and whether tracked files changed; else 'unknown'.
  */
-export function gitProvenance(env: NodeJS.ProcessEnv = process.env, root: string = packageRoot()): { gitRevision: string; gitDirty?: boolean } {
+export function gitProvenance(
+  env: NodeJS.ProcessEnv = process.env,
+  root: string = packageRoot(),
+): { gitRevision: string; gitDirty?: boolean } {
   if (env.WEFT_GIT_REVISION) {
-    return env.WEFT_GIT_DIRTY === undefined ? { gitRevision: env.WEFT_GIT_REVISION } : { gitRevision: env.WEFT_GIT_REVISION, gitDirty: env.WEFT_GIT_DIRTY === '1' };
+    return env.WEFT_GIT_DIRTY === undefined
+      ? { gitRevision: env.WEFT_GIT_REVISION }
+      : { gitRevision: env.WEFT_GIT_REVISION, gitDirty: env.WEFT_GIT_DIRTY === '1' };
   }
   const top = quiet('git', ['rev-parse', '--show-toplevel'], root);
-  const real = (p: string): string => { try { return realpathSync(p); } catch { return p; } };
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
   const rev = top !== undefined && real(top) === real(root) ? quiet('git', ['rev-parse', 'HEAD'], root) : undefined;
   if (!rev) return { gitRevision: 'unknown' };
-  return { gitRevision: rev, gitDirty: (quiet('git', ['status', '--porcelain', '--untracked-files=no'], root) ?? '') !== '' };
+  return {
+    gitRevision: rev,
+    gitDirty: (quiet('git', ['status', '--porcelain', '--untracked-files=no'], root) ?? '') !== '',
+  };
 }
 
 /** What machine and software a record was measured with (looked up once per process). */
 export function environment(): Environment {
   if (cached) return cached;
   const env: Environment = {
-    host: os.hostname(), cpus: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length,
-    node: process.version, platform: `${process.platform}-${process.arch}`,
-    weft: weftVersion(), ...gitProvenance(),
+    host: os.hostname(),
+    cpus: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    weft: weftVersion(),
+    ...gitProvenance(),
   };
   const smi = quiet('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader']);
   if (smi) {
@@ -92,9 +133,24 @@ export interface BenchRecord {
   extra?: Record<string, unknown>;
 }
 
-export function makeRecord(kind: string, name: string, config: Record<string, unknown>, unit: string,
-  samples: readonly number[], derived?: Record<string, number>, extra?: Record<string, unknown>): BenchRecord {
-  const r: BenchRecord = { kind, name, time: new Date().toISOString(), env: environment(), config, unit, summary: summarize(samples) };
+export function makeRecord(
+  kind: string,
+  name: string,
+  config: Record<string, unknown>,
+  unit: string,
+  samples: readonly number[],
+  derived?: Record<string, number>,
+  extra?: Record<string, unknown>,
+): BenchRecord {
+  const r: BenchRecord = {
+    kind,
+    name,
+    time: new Date().toISOString(),
+    env: environment(),
+    config,
+    unit,
+    summary: summarize(samples),
+  };
   if (derived) r.derived = derived;
   if (extra) r.extra = extra;
   return r;
@@ -107,7 +163,11 @@ export function recordFile(dir: string, kind: string): string {
 }
 
 /** Write records as JSON lines to a new file, or over `file` (atomically); returns its path. */
-export function writeRecords(dir: string, records: readonly BenchRecord[], file = recordFile(dir, records[0]?.kind ?? '')): string {
+export function writeRecords(
+  dir: string,
+  records: readonly BenchRecord[],
+  file = recordFile(dir, records[0]?.kind ?? ''),
+): string {
   if (records.length === 0) throw new Error('writeRecords: nothing to write');
   mkdirSync(dir, { recursive: true });
   writeOutput(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');

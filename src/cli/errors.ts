@@ -14,7 +14,8 @@ export function isUserError(e: unknown): e is UserError {
 /** The one line and exit code for a failure that is not a bug, or undefined for a bug. */
 export function failureLine(e: unknown): { line: string; code: 1 | 2 } | undefined {
   if (isUserError(e)) return { line: `weft: ${(e as Error).message}`, code: 2 };
-  if (e instanceof RunFailure || (e instanceof RankError && e.rankErrorName === 'RunFailure')) return { line: `weft: ${e.message}`, code: 1 };
+  if (e instanceof RunFailure || (e instanceof RankError && e.rankErrorName === 'RunFailure'))
+    return { line: `weft: ${e.message}`, code: 1 };
   const oom = outOfMemoryLine(e);
   return oom ? { line: oom, code: 1 } : undefined;
 }
@@ -22,8 +23,10 @@ export function failureLine(e: unknown): { line: string; code: 1 | 2 } | undefin
 /** The one line for a GPU out-of-memory error, or undefined for any other error. */
 export function outOfMemoryLine(e: unknown): string | undefined {
   if (!(e instanceof GpuError && e.api === 'cuda' && e.code === CU_OUT_OF_MEMORY)) return undefined;
-  return `weft: ${e.message.replace(/^.*?: out of device memory/, 'out of GPU memory')} — ` +
-    'use a shorter sequence, fewer heads or more GPUs (`weft plan` predicts the memory a layout needs)';
+  return (
+    `weft: ${e.message.replace(/^.*?: out of device memory/, 'out of GPU memory')} — ` +
+    'use a shorter sequence, fewer heads or more GPUs (`weft plan` predicts the memory a layout needs)'
+  );
 }
 
 /** Run a command body; user errors print `weft: <message>` and exit 2, run-time failures one line and exit 1. */

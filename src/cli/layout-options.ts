@@ -8,14 +8,29 @@ import { UserError } from '../errors.js';
 import { parseInt } from './options.js';
 
 export interface LayoutOpts {
-  strategy?: string; world?: string; shard?: string; ulysses?: string; ring?: string; inner?: string; placement?: string; timeout: string;
+  strategy?: string;
+  world?: string;
+  shard?: string;
+  ulysses?: string;
+  ring?: string;
+  inner?: string;
+  placement?: string;
+  timeout: string;
 }
 
 /** `whenOptional`: what it means to leave --strategy out, where it may be left out. */
-export function addLayoutOptions(cmd: Command, strategyRequired: boolean, whenOptional = 'default: one rank, no strategy'): Command {
+export function addLayoutOptions(
+  cmd: Command,
+  strategyRequired: boolean,
+  whenOptional = 'default: one rank, no strategy',
+): Command {
   const strategyHelp = `${STRATEGY_NAMES.join(' | ')} (weft run: also varlen, docs/varlen.md)`;
-  if (strategyRequired) cmd.requiredOption('--strategy <name>', strategyHelp).requiredOption('--world <n>', 'number of ranks');
-  else cmd.option('--strategy <name>', `${strategyHelp} (${whenOptional})`).option('--world <n>', 'number of ranks (with --strategy)');
+  if (strategyRequired)
+    cmd.requiredOption('--strategy <name>', strategyHelp).requiredOption('--world <n>', 'number of ranks');
+  else
+    cmd
+      .option('--strategy <name>', `${strategyHelp} (${whenOptional})`)
+      .option('--world <n>', 'number of ranks (with --strategy)');
   return cmd
     .option('--shard <kind>', `${SHARD_KINDS.join(' | ')} (default: doc-zigzag for document masks, else zigzag)`)
     .option('--ulysses <U>', 'Ulysses degree (ulysses, usp)')
@@ -40,14 +55,19 @@ export function layoutFrom(o: LayoutOpts): Layout | undefined {
   const world = optInt(o.world, 'world');
   if (world === undefined) throw new UserError('--strategy needs --world');
   return {
-    strategy: o.strategy as StrategyName, world,
-    shard: o.shard as ShardKind | undefined, ulysses: optInt(o.ulysses, 'ulysses'), ring: optInt(o.ring, 'ring'),
-    inner: optInt(o.inner, 'inner'), placement: o.placement as Placement | undefined,
+    strategy: o.strategy as StrategyName,
+    world,
+    shard: o.shard as ShardKind | undefined,
+    ulysses: optInt(o.ulysses, 'ulysses'),
+    ring: optInt(o.ring, 'ring'),
+    inner: optInt(o.inner, 'inner'),
+    placement: o.placement as Placement | undefined,
   };
 }
 
 export function timeoutMs(o: LayoutOpts): number {
   const s = Number(o.timeout);
-  if (!(s > 0) || !Number.isFinite(s)) throw new UserError(`--timeout must be a positive number of seconds, not '${o.timeout}'`);
+  if (!(s > 0) || !Number.isFinite(s))
+    throw new UserError(`--timeout must be a positive number of seconds, not '${o.timeout}'`);
   return s * 1000;
 }

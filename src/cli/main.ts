@@ -13,7 +13,7 @@ import { weftVersion } from '../version.js';
 
 const program = new Command('weft')
   .description('exact attention over very long sequences, split across CPU ranks or GPUs')
-  .version(weftVersion(), '-V, --version', 'print weft\'s version')
+  .version(weftVersion(), '-V, --version', "print weft's version")
   .showHelpAfterError()
   .exitOverride();
 

@@ -1,7 +1,11 @@
 // Parsing of numeric and enumerated options into UserErrors that name the option.
 import { UserError } from '../errors.js';
 
-export function parseNumber(text: string, option: string, { min = -Infinity, integer = false, positive = false } = {}): number {
+export function parseNumber(
+  text: string,
+  option: string,
+  { min = -Infinity, integer = false, positive = false } = {},
+): number {
   const t = text.trim();
   const x = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t) ? Number(t) : NaN;
   if (!Number.isFinite(x)) throw new UserError(`${option}: '${text}' is not a number`);
@@ -16,6 +20,7 @@ export function parseInt(text: string, option: string, min = 1): number {
 }
 
 export function parseChoice<T extends string>(text: string, option: string, choices: readonly T[]): T {
-  if (!(choices as readonly string[]).includes(text)) throw new UserError(`${option}: unknown value '${text}' (choose one of ${choices.join(', ')})`);
+  if (!(choices as readonly string[]).includes(text))
+    throw new UserError(`${option}: unknown value '${text}' (choose one of ${choices.join(', ')})`);
   return text as T;
 }

@@ -10,12 +10,30 @@ import { layoutFrom, type LayoutOpts, optInt, timeoutMs } from './layout-options
 import { parseNumber } from './options.js';
 
 export interface RunOpts extends LayoutOpts {
-  seq: string; heads: string; kvHeads?: string; dim: string; mask: string;
-  backend: string; dtype?: string; docs?: string; cuSeqlens?: string; scale?: string; seed: string;
-  iters: string; warmup: string; timeline?: string;
-  backward: boolean; check?: boolean; json?: boolean; memoryCheck: boolean;
+  seq: string;
+  heads: string;
+  kvHeads?: string;
+  dim: string;
+  mask: string;
+  backend: string;
+  dtype?: string;
+  docs?: string;
+  cuSeqlens?: string;
+  scale?: string;
+  seed: string;
+  iters: string;
+  warmup: string;
+  timeline?: string;
+  backward: boolean;
+  check?: boolean;
+  json?: boolean;
+  memoryCheck: boolean;
   /** --strategy varlen (commands/varlen.ts) */
-  dist?: string; lengths?: string; dryPlan?: boolean; rankTokens?: string; tokenSlack?: string;
+  dist?: string;
+  lengths?: string;
+  dryPlan?: boolean;
+  rankTokens?: string;
+  tokenSlack?: string;
 }
 
 export function need(x: number | undefined, flag: string): number {
@@ -28,7 +46,8 @@ function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
   if (o.cuSeqlens !== undefined && o.docs !== undefined) throw new UserError('give --docs or --cu-seqlens, not both');
   if (o.cuSeqlens !== undefined) {
     const cu = o.cuSeqlens.split(',').map((x) => x.trim());
-    if (cu.some((x) => !/^\d+$/.test(x))) throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
+    if (cu.some((x) => !/^\d+$/.test(x)))
+      throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
     return cu.map(Number);
   }
   const n = optInt(o.docs, 'docs');
@@ -41,19 +60,32 @@ function documents(o: RunOpts, S: number, rng: Rng): number[] | undefined {
 
 /** What both paths take from the options: sizes, the mask, scale, layout, iterations, the timeline file. */
 export interface RunSetup {
-  S: number; H: number; Hkv: number; D: number; mask: MaskSpec; scale: number; layout: Layout; rng: Rng;
-  iters: number; warmup: number; timeline?: OutputTarget;
+  S: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  mask: MaskSpec;
+  scale: number;
+  layout: Layout;
+  rng: Rng;
+  iters: number;
+  warmup: number;
+  timeline?: OutputTarget;
 }
 
 export function setup(o: RunOpts): RunSetup {
-  const S = need(optInt(o.seq, 'seq'), 'seq'), H = need(optInt(o.heads, 'heads'), 'heads');
-  const Hkv = optInt(o.kvHeads, 'kv-heads') ?? H, D = need(optInt(o.dim, 'dim'), 'dim');
+  const S = need(optInt(o.seq, 'seq'), 'seq'),
+    H = need(optInt(o.heads, 'heads'), 'heads');
+  const Hkv = optInt(o.kvHeads, 'kv-heads') ?? H,
+    D = need(optInt(o.dim, 'dim'), 'dim');
   const rng = new Rng(optInt(o.seed, 'seed', 0)!);
   const cu = documents(o, S, rng);
-  if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
+  if (o.mask.startsWith('document') && !cu)
+    throw new UserError(`mask '${o.mask}' needs document boundaries: --docs N or --cu-seqlens 0,…,${S}`);
   const mask = parseMask(o.mask, cu);
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : parseNumber(o.scale, '--scale', { positive: true });
-  const iters = need(optInt(o.iters, 'iters'), 'iters'), warmup = optInt(o.warmup, 'warmup', 0) ?? 0;
+  const iters = need(optInt(o.iters, 'iters'), 'iters'),
+    warmup = optInt(o.warmup, 'warmup', 0) ?? 0;
   timeoutMs(o);
   // only the rank that writes the timeline checks its path (other nodes may not have the folder)
   const timeline = o.timeline === undefined || (distEnv()?.rank ?? 0) !== 0 ? undefined : resolveOutput(o.timeline);

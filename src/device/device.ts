@@ -47,11 +47,19 @@ export interface Device {
 
 /** Validate a box against both tensors; returns the [A, B] extents and the trailing run length. */
 export function checkBox(src: Tensor, dst: Tensor, box: Box): { sb: number; db: number; inner: number } {
-  const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1], [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
+  const [sa, sb] = [src.shape[0]!, src.shape[1] ?? 1],
+    [da, db] = [dst.shape[0]!, dst.shape[1] ?? 1];
   const inner = numel(src.shape.slice(2));
-  if (inner !== numel(dst.shape.slice(2))) throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
+  if (inner !== numel(dst.shape.slice(2)))
+    throw new Error(`copyBox: trailing dims of ${fmtShape(src.shape)} and ${fmtShape(dst.shape)} differ`);
   const [na, nb] = box.size;
-  if (box.src[0] + na > sa || box.src[1] + nb > sb || box.dst[0] + na > da || box.dst[1] + nb > db || Math.min(...box.src, ...box.dst, na, nb) < 0)
+  if (
+    box.src[0] + na > sa ||
+    box.src[1] + nb > sb ||
+    box.dst[0] + na > da ||
+    box.dst[1] + nb > db ||
+    Math.min(...box.src, ...box.dst, na, nb) < 0
+  )
     throw new Error(`copyBox: box ${JSON.stringify(box)} outside ${fmtShape(src.shape)} → ${fmtShape(dst.shape)}`);
   return { sb, db, inner };
 }

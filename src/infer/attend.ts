@@ -62,14 +62,23 @@ function mergeGathered(env: Env, n: number, outs: Tensor, lses: Tensor, T: numbe
  * Decode: q [Tq, H, D] holds the new queries of the whole batch (the same on every rank), at
  * global positions qPos. Returns the exact attention of every new query, the same on every rank.
  */
-export async function decode(env: Env, comm: Comm, cache: KvCache, layer: number, q: Tensor, qPos: Int32Array): Promise<AttnState> {
+export async function decode(
+  env: Env,
+  comm: Comm,
+  cache: KvCache,
+  layer: number,
+  q: Tensor,
+  qPos: Int32Array,
+): Promise<AttnState> {
   const part = attendLocal(env, cache, layer, q, qPos);
   const n = comm.size;
   if (n === 1) return part;
   const [T, H, D] = q.shape as [number, number, number];
-  const outs = env.device.empty(part.out.dtype, [n * T, H, D]), lses = env.device.empty(part.lse.dtype, [n * H, T]);
+  const outs = env.device.empty(part.out.dtype, [n * T, H, D]),
+    lses = env.device.empty(part.lse.dtype, [n * H, T]);
   env.trace.step('decode exchange');
-  const wo = comm.allGather(part.out, outs), wl = comm.allGather(part.lse, lses);
+  const wo = comm.allGather(part.out, outs),
+    wl = comm.allGather(part.lse, lses);
   await wo.wait();
   await wl.wait();
   releaseAll(env.device, [part.out, part.lse]);
@@ -82,8 +91,18 @@ export async function decode(env: Env, comm: Comm, cache: KvCache, layer: number
  * Prefill, pass-KV: q [T_me, H, D] are this rank's new queries (placement p's rows of this rank,
  * in order). The cache shards rotate; returns this rank's rows of the result.
  */
-export async function prefillPassKv(env: Env, comm: Comm, cache: KvCache, layer: number, q: Tensor, p: Placement): Promise<AttnState> {
-  const me = comm.rank, n = comm.size, map = cache.map, device = env.device;
+export async function prefillPassKv(
+  env: Env,
+  comm: Comm,
+  cache: KvCache,
+  layer: number,
+  q: Tensor,
+  p: Placement,
+): Promise<AttnState> {
+  const me = comm.rank,
+    n = comm.size,
+    map = cache.map,
+    device = env.device;
   const [T, H, D] = q.shape as [number, number, number];
   const state = freshState(device, accumType(q.dtype), T, H, D);
   const qRows = queryRows(env.mask, p.posByRank[me]!);
@@ -96,10 +115,17 @@ export async function prefillPassKv(env: Env, comm: Comm, cache: KvCache, layer:
     return c;
   };
   const travel = [prefix(cache.k[layer]!), prefix(cache.v[layer]!)];
-  const last = await ringForward(env, comm, (j) => extent[j]!, travel, ([k, v], owner) => {
-    const view: MaskView = { q: qRows, kPos: kPos[owner]! };
-    if (!isEmpty(view)) env.kernel.forward({ q, k: k!, v: v!, view, scale: env.scale, state });
-  }, 'pass-kv');
+  const last = await ringForward(
+    env,
+    comm,
+    (j) => extent[j]!,
+    travel,
+    ([k, v], owner) => {
+      const view: MaskView = { q: qRows, kPos: kPos[owner]! };
+      if (!isEmpty(view)) env.kernel.forward({ q, k: k!, v: v!, view, scale: env.scale, state });
+    },
+    'pass-kv',
+  );
   if (!isOwn(last, travel)) releaseAll(device, last); // the block a backward would start from: none here
   releaseAll(device, travel);
   return state;
@@ -109,24 +135,50 @@ export async function prefillPassKv(env: Env, comm: Comm, cache: KvCache, layer:
  * Prefill, pass-Q: as prefillPassKv, but the queries rotate and the partial results return to
  * their owners in one allToAll.
  */
-export async function prefillPassQ(env: Env, comm: Comm, cache: KvCache, layer: number, q: Tensor, p: Placement): Promise<AttnState> {
-  const n = comm.size, device = env.device;
+export async function prefillPassQ(
+  env: Env,
+  comm: Comm,
+  cache: KvCache,
+  layer: number,
+  q: Tensor,
+  p: Placement,
+): Promise<AttnState> {
+  const n = comm.size,
+    device = env.device;
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
   const rows = (j: number): number => p.byRank[j]!.length;
   const parts: AttnState[] = new Array(n);
   const travel = [q];
-  const last = await ringForward(env, comm, rows, travel, ([qj], owner) => {
-    parts[owner] = attendLocal(env, cache, layer, qj!, p.posByRank[owner]!);
-  }, 'pass-q');
+  const last = await ringForward(
+    env,
+    comm,
+    rows,
+    travel,
+    ([qj], owner) => {
+      parts[owner] = attendLocal(env, cache, layer, qj!, p.posByRank[owner]!);
+    },
+    'pass-q',
+  );
   if (!isOwn(last, travel)) releaseAll(device, last);
   if (n === 1) return parts[0]!;
-  const outs = parts.map(() => device.empty(acc, [T, H, D])), lses = parts.map(() => device.empty(acc, [H, T]));
+  const outs = parts.map(() => device.empty(acc, [T, H, D])),
+    lses = parts.map(() => device.empty(acc, [H, T]));
   env.trace.step('pass-q return');
-  const wo = comm.allToAll(parts.map((s) => s.out), outs), wl = comm.allToAll(parts.map((s) => s.lse), lses);
+  const wo = comm.allToAll(
+      parts.map((s) => s.out),
+      outs,
+    ),
+    wl = comm.allToAll(
+      parts.map((s) => s.lse),
+      lses,
+    );
   await wo.wait();
   await wl.wait();
-  releaseAll(device, parts.flatMap((s) => [s.out, s.lse]));
+  releaseAll(
+    device,
+    parts.flatMap((s) => [s.out, s.lse]),
+  );
   const state = freshState(device, acc, T, H, D);
   for (let j = 0; j < n; j++) env.kernel.merge(state, { out: outs[j]!, lse: lses[j]! });
   releaseAll(device, [...outs, ...lses]);
@@ -134,6 +186,14 @@ export async function prefillPassQ(env: Env, comm: Comm, cache: KvCache, layer: 
 }
 
 /** Prefill with either pass. */
-export function prefill(pass: PassKind, env: Env, comm: Comm, cache: KvCache, layer: number, q: Tensor, p: Placement): Promise<AttnState> {
+export function prefill(
+  pass: PassKind,
+  env: Env,
+  comm: Comm,
+  cache: KvCache,
+  layer: number,
+  q: Tensor,
+  p: Placement,
+): Promise<AttnState> {
   return (pass === 'kv' ? prefillPassKv : prefillPassQ)(env, comm, cache, layer, q, p);
 }

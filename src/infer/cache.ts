@@ -51,8 +51,12 @@ function checkCausal(mask: MaskSpec, limit: number): void {
   const g = MaskGrid.build(mask, limit);
   for (let q = 0; q < limit; q++) {
     for (let i = 0; i < g.m; i++) {
-      const lo = g.lo[q * g.m + i]!, hi = g.hi[q * g.m + i]!;
-      if (lo < hi && hi > q + 1) throw new UserError(`mask '${maskName(mask)}' lets token ${q} see later tokens; a KV cache needs a mask where no token sees a later one (causal, sliding:L,0, document-causal, document-sliding:L,0)`);
+      const lo = g.lo[q * g.m + i]!,
+        hi = g.hi[q * g.m + i]!;
+      if (lo < hi && hi > q + 1)
+        throw new UserError(
+          `mask '${maskName(mask)}' lets token ${q} see later tokens; a KV cache needs a mask where no token sees a later one (causal, sliding:L,0, document-causal, document-sliding:L,0)`,
+        );
     }
   }
 }
@@ -67,9 +71,13 @@ export class CacheMap {
   private gridCache?: MaskGrid;
 
   /** `capacity`: rows per rank, the same on every rank, reserved up front. */
-  constructor(readonly world: number, readonly capacity: number) {
+  constructor(
+    readonly world: number,
+    readonly capacity: number,
+  ) {
     if (!Number.isInteger(world) || world < 1) throw new UserError(`world size ${world} must be a positive integer`);
-    if (!Number.isInteger(capacity) || capacity < 1) throw new UserError(`cache capacity ${capacity} rows per rank must be a positive integer`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new UserError(`cache capacity ${capacity} rows per rank must be a positive integer`);
     this.slots = Array.from({ length: world }, () => new Int32Array(capacity).fill(-1));
     this.used = new Array<number>(world).fill(0);
     this.held = Array.from({ length: world }, () => []);
@@ -77,7 +85,8 @@ export class CacheMap {
 
   /** Add a request that may hold up to `limit` tokens under `mask`; returns its index. */
   open(limit: number, mask: MaskSpec): number {
-    if (!Number.isInteger(limit) || limit < 1) throw new UserError(`request limit ${limit} must be a positive number of tokens`);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new UserError(`request limit ${limit} must be a positive number of tokens`);
     checkCausal(mask, limit);
     const base = this.requests.reduce((a, r) => a + r.limit, 0);
     this.requests.push({ base, limit, mask, length: 0 });
@@ -96,7 +105,8 @@ export class CacheMap {
     if (!this.gridCache) {
       const slices: Slice[] = [];
       for (const r of this.requests) {
-        for (const s of lower(r.mask, r.limit)) slices.push({ ...s, q: [s.q[0] + r.base, s.q[1] + r.base], k: [s.k[0] + r.base, s.k[1] + r.base] });
+        for (const s of lower(r.mask, r.limit))
+          slices.push({ ...s, q: [s.q[0] + r.base, s.q[1] + r.base], k: [s.k[0] + r.base, s.k[1] + r.base] });
       }
       this.gridCache = MaskGrid.fromSlices(slices, this.span);
     }
@@ -109,7 +119,9 @@ export class CacheMap {
   }
 
   /** Rows rank r holds, and the highest used slot + 1 (the prefix a transfer must carry). */
-  usedRows(r: number): number { return this.used[r]!; }
+  usedRows(r: number): number {
+    return this.used[r]!;
+  }
   extent(r: number): number {
     const s = this.slots[r]!;
     let e = s.length;
@@ -131,21 +143,32 @@ export class CacheMap {
    * UserError and leaves the cache as it was.
    */
   place(counts: readonly number[]): Placement {
-    if (counts.length !== this.requests.length) throw new Error(`place: ${counts.length} counts for ${this.requests.length} requests`);
+    if (counts.length !== this.requests.length)
+      throw new Error(`place: ${counts.length} counts for ${this.requests.length} requests`);
     const total = counts.reduce((a, b) => a + b, 0);
     counts.forEach((c, b) => {
       const r = this.requests[b]!;
       if (!Number.isInteger(c) || c < 0) throw new UserError(`request ${b}: ${c} new tokens is not a whole number ≥ 0`);
-      if (r.length + c > r.limit) throw new UserError(`request ${b}: ${r.length} cached + ${c} new tokens exceed its limit of ${r.limit} tokens`);
+      if (r.length + c > r.limit)
+        throw new UserError(`request ${b}: ${r.length} cached + ${c} new tokens exceed its limit of ${r.limit} tokens`);
     });
     if (total > this.free) {
-      throw new UserError(`KV cache full: the step needs ${total} rows, ${this.free} of ${this.world * this.capacity} are free `
-        + `(${this.world} ranks × ${this.capacity} rows reserved up front); nothing was written`);
+      throw new UserError(
+        `KV cache full: the step needs ${total} rows, ${this.free} of ${this.world * this.capacity} are free ` +
+          `(${this.world} ranks × ${this.capacity} rows reserved up front); nothing was written`,
+      );
     }
-    const used = [...this.used], held = this.held.map((h) => [...h]);
-    const nextFree = this.slots.map((s) => { let i = 0; while (i < s.length && s[i]! >= 0) i++; return i; });
+    const used = [...this.used],
+      held = this.held.map((h) => [...h]);
+    const nextFree = this.slots.map((s) => {
+      let i = 0;
+      while (i < s.length && s[i]! >= 0) i++;
+      return i;
+    });
     const taken: Set<number>[] = this.slots.map(() => new Set());
-    const pos = new Int32Array(total), rank = new Int32Array(total), slot = new Int32Array(total);
+    const pos = new Int32Array(total),
+      rank = new Int32Array(total),
+      slot = new Int32Array(total);
     let t = 0;
     counts.forEach((c, b) => {
       const r = this.requests[b]!;
@@ -153,18 +176,24 @@ export class CacheMap {
         let best = -1;
         for (let j = 0; j < this.world; j++) {
           if (used[j]! >= this.capacity) continue;
-          if (best < 0 || held[j]![b]! < held[best]![b]! || (held[j]![b] === held[best]![b] && used[j]! < used[best]!)) best = j;
+          if (best < 0 || held[j]![b]! < held[best]![b]! || (held[j]![b] === held[best]![b] && used[j]! < used[best]!))
+            best = j;
         }
         const s = this.slots[best]!;
         let f = nextFree[best]!;
         while (s[f]! >= 0 || taken[best]!.has(f)) f++;
         taken[best]!.add(f);
         nextFree[best] = f + 1;
-        pos[t] = r.base + r.length + i; rank[t] = best; slot[t] = f;
-        used[best]!++; held[best]![b]!++;
+        pos[t] = r.base + r.length + i;
+        rank[t] = best;
+        slot[t] = f;
+        used[best]!++;
+        held[best]![b]!++;
       }
     });
-    const byRank = Array.from({ length: this.world }, (_, j) => Int32Array.from({ length: total }, (_, i) => i).filter((i) => rank[i] === j));
+    const byRank = Array.from({ length: this.world }, (_, j) =>
+      Int32Array.from({ length: total }, (_, i) => i).filter((i) => rank[i] === j),
+    );
     return { counts: [...counts], pos, rank, slot, byRank, posByRank: byRank.map((ix) => ix.map((i) => pos[i]!)) };
   }
 
@@ -177,7 +206,9 @@ export class CacheMap {
       this.slots[j]![p.slot[i]!] = p.pos[i]!;
       this.used[j]!++;
     }
-    p.counts.forEach((c, b) => { this.requests[b]!.length += c; });
+    p.counts.forEach((c, b) => {
+      this.requests[b]!.length += c;
+    });
     for (let i = 0; i < p.pos.length; i++) this.held[p.rank[i]!]![this.requestOf(p.pos[i]!)]!++;
   }
 
@@ -186,7 +217,11 @@ export class CacheMap {
     const r = this.requests[b]!;
     for (let j = 0; j < this.world; j++) {
       const s = Int32Array.from(this.slots[j]!);
-      for (let i = 0; i < s.length; i++) if (s[i]! >= r.base && s[i]! < r.base + r.limit) { s[i] = -1; this.used[j]!--; }
+      for (let i = 0; i < s.length; i++)
+        if (s[i]! >= r.base && s[i]! < r.base + r.limit) {
+          s[i] = -1;
+          this.used[j]!--;
+        }
       this.slots[j] = s;
       this.held[j]![b] = 0;
     }
@@ -208,8 +243,15 @@ export class KvCache {
   readonly k: Tensor[];
   readonly v: Tensor[];
 
-  constructor(readonly device: Device, readonly map: CacheMap, readonly rank: number,
-    readonly layers: number, readonly kvHeads: number, readonly headDim: number, readonly dtype: DType) {
+  constructor(
+    readonly device: Device,
+    readonly map: CacheMap,
+    readonly rank: number,
+    readonly layers: number,
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly dtype: DType,
+  ) {
     const shape = [map.capacity, kvHeads, headDim];
     this.k = Array.from({ length: layers }, () => device.zeros(dtype, shape));
     this.v = Array.from({ length: layers }, () => device.zeros(dtype, shape));

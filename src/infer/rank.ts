@@ -24,11 +24,16 @@ export interface InferStep {
 }
 
 /** A step with its inputs: the new rows of every request, request after request ([Tstep, …], shared memory). */
-export interface StepInputs extends InferStep { q: HostTensor; k: HostTensor; v: HostTensor }
+export interface StepInputs extends InferStep {
+  q: HostTensor;
+  k: HostTensor;
+  v: HostTensor;
+}
 
 export interface InferTask {
   capacity: number;
-  kvHeads: number; headDim: number;
+  kvHeads: number;
+  headDim: number;
   dtype: 'f64' | 'f32';
   scale: number;
   requests: { limit: number; mask: MaskSpec }[];
@@ -67,7 +72,9 @@ async function runTask(comm: Comm, task: InferTask): Promise<InferRankOutput> {
     const t0 = performance.now();
     let state;
     if (s.kind === 'fill') {
-      const mine = p.byRank[me]!, k = pickRows(device, s.k, mine), v = pickRows(device, s.v, mine);
+      const mine = p.byRank[me]!,
+        k = pickRows(device, s.k, mine),
+        v = pickRows(device, s.v, mine);
       cache.write(0, p, k, v, true);
       device.release(k);
       device.release(v);
@@ -78,14 +85,22 @@ async function runTask(comm: Comm, task: InferTask): Promise<InferRankOutput> {
       state = await decode(env, cc, cache, 0, s.q, p.pos);
     } else {
       const mine = p.byRank[me]!;
-      const k = pickRows(device, s.k, mine), v = pickRows(device, s.v, mine), q = pickRows(device, s.q, mine);
+      const k = pickRows(device, s.k, mine),
+        v = pickRows(device, s.v, mine),
+        q = pickRows(device, s.q, mine);
       cache.write(0, p, k, v, true);
       device.release(k);
       device.release(v);
       state = await prefill(s.pass ?? 'kv', env, cc, cache, 0, q, p);
     }
     const ms = performance.now() - t0;
-    steps.push({ out: await device.download(state.out), lse: await device.download(state.lse), ms, area: kernel.count.area - area0, comm: log.list() });
+    steps.push({
+      out: await device.download(state.out),
+      lse: await device.download(state.lse),
+      ms,
+      area: kernel.count.area - area0,
+      comm: log.list(),
+    });
   }
   return { steps, computeMs: kernel.count.ms, peakHeldBytes: device.peak };
 }

@@ -12,7 +12,9 @@ import type { InferRankOutput, InferStep, InferTask, StepInputs } from './rank.j
 export interface InferRequestInput {
   mask: MaskSpec;
   /** the request's whole sequence: q [L, H, D], k/v [L, Hkv, D]; the script feeds its rows in order */
-  q: HostTensor; k: HostTensor; v: HostTensor;
+  q: HostTensor;
+  k: HostTensor;
+  v: HostTensor;
 }
 
 export interface InferProblem {
@@ -26,7 +28,9 @@ export interface InferProblem {
 }
 
 export interface StepStats {
-  kind: InferStep['kind']; pass?: InferStep['pass']; counts: number[];
+  kind: InferStep['kind'];
+  pass?: InferStep['pass'];
+  counts: number[];
   /** the slowest rank (after a barrier) */
   ms: number;
   perRank: { rank: number; area: number; messages: number; bytesSent: number; bytesReceived: number }[];
@@ -54,17 +58,28 @@ function dims(p: InferProblem): { H: number; Hkv: number; D: number } {
     const L = r.q.shape[0]!;
     const bad = (t: HostTensor, want: number[]): boolean => fmtShape(t.shape) !== fmtShape(want);
     if (bad(r.q, [L, H, D]) || bad(r.k, [L, Hkv, D]) || bad(r.v, [L, Hkv, D]))
-      throw new UserError(`request ${b}: q ${fmtShape(r.q.shape)}, k ${fmtShape(r.k.shape)}, v ${fmtShape(r.v.shape)} do not match [L, ${H}, ${D}] and [L, ${Hkv}, ${D}]`);
+      throw new UserError(
+        `request ${b}: q ${fmtShape(r.q.shape)}, k ${fmtShape(r.k.shape)}, v ${fmtShape(r.v.shape)} do not match [L, ${H}, ${D}] and [L, ${Hkv}, ${D}]`,
+      );
   });
   if (H % Hkv !== 0) throw new UserError(`heads ${H} must be a multiple of kv heads ${Hkv}`);
   return { H, Hkv, D };
 }
 
 /** Placements of the whole script on a map of the given capacity (throws the cache's UserError when it does not fit). */
-function planScript(world: number, capacity: number, problem: InferProblem, limits: number[]): { map: CacheMap; placements: Placement[] } {
+function planScript(
+  world: number,
+  capacity: number,
+  problem: InferProblem,
+  limits: number[],
+): { map: CacheMap; placements: Placement[] } {
   const map = new CacheMap(world, capacity);
   problem.requests.forEach((r, b) => map.open(limits[b]!, r.mask));
-  const placements = problem.steps.map((s) => { const p = map.place(s.counts); map.commit(p); return p; });
+  const placements = problem.steps.map((s) => {
+    const p = map.place(s.counts);
+    map.commit(p);
+    return p;
+  });
   return { map, placements };
 }
 
@@ -81,7 +96,10 @@ export async function runInference(problem: InferProblem, options: LaunchOptions
 }
 
 /** Several problems of one world size on one launch of the ranks. */
-export async function runInferenceBatch(problems: readonly InferProblem[], options: LaunchOptions = {}): Promise<InferResult[]> {
+export async function runInferenceBatch(
+  problems: readonly InferProblem[],
+  options: LaunchOptions = {},
+): Promise<InferResult[]> {
   if (problems.length === 0) return [];
   const world = problems[0]!.world;
   if (problems.some((p) => p.world !== world)) throw new Error('runInferenceBatch: one world size per batch');
@@ -90,13 +108,17 @@ export async function runInferenceBatch(problems: readonly InferProblem[], optio
   return prepared.map((p, i) => p.finish(perRank.map((o) => o[i]!)));
 }
 
-interface Prepared { task: InferTask; finish(outs: InferRankOutput[]): InferResult }
+interface Prepared {
+  task: InferTask;
+  finish(outs: InferRankOutput[]): InferResult;
+}
 
 function prepare(problem: InferProblem): Prepared {
   const { world } = problem;
   const { H, Hkv, D } = dims(problem);
   const B = problem.requests.length;
-  for (const s of problem.steps) if (s.counts.length !== B) throw new UserError(`a ${s.kind} step has ${s.counts.length} counts for ${B} requests`);
+  for (const s of problem.steps)
+    if (s.counts.length !== B) throw new UserError(`a ${s.kind} step has ${s.counts.length} counts for ${B} requests`);
   const limits = problem.requests.map((_, b) => problem.steps.reduce((a, s) => a + s.counts[b]!, 0));
   limits.forEach((l, b) => {
     const L = problem.requests[b]!.q.shape[0]!;
@@ -106,7 +128,11 @@ function prepare(problem: InferProblem): Prepared {
   const capacity = problem.capacity ?? rowsNeeded(world, problem, limits);
   const { map, placements } = planScript(world, capacity, problem, limits);
 
-  const cast = problem.requests.map((r) => ({ q: castHost(r.q, problem.dtype), k: castHost(r.k, problem.dtype), v: castHost(r.v, problem.dtype) }));
+  const cast = problem.requests.map((r) => ({
+    q: castHost(r.q, problem.dtype),
+    k: castHost(r.k, problem.dtype),
+    v: castHost(r.v, problem.dtype),
+  }));
   const fed = new Array<number>(B).fill(0);
   const steps: StepInputs[] = problem.steps.map((s) => {
     const total = s.counts.reduce((a, b) => a + b, 0);
@@ -114,29 +140,52 @@ function prepare(problem: InferProblem): Prepared {
       const t = hostZeros(problem.dtype, [total, heads, D], true);
       let at = 0;
       s.counts.forEach((c, b) => {
-        const src = cast[b]![name].data, w = heads * D;
+        const src = cast[b]![name].data,
+          w = heads * D;
         t.data.set(src.subarray(fed[b]! * w, (fed[b]! + c) * w) as never, at * w);
         at += c;
       });
       return t;
     };
     const inputs = { ...s, counts: [...s.counts], q: rows('q', H), k: rows('k', Hkv), v: rows('v', Hkv) };
-    s.counts.forEach((c, b) => { fed[b] = fed[b]! + c; });
+    s.counts.forEach((c, b) => {
+      fed[b] = fed[b]! + c;
+    });
     return inputs;
   });
-  const task: InferTask = { capacity, kvHeads: Hkv, headDim: D, dtype: problem.dtype, scale: problem.scale, requests: problem.requests.map((r, b) => ({ limit: limits[b]!, mask: r.mask })), steps };
+  const task: InferTask = {
+    capacity,
+    kvHeads: Hkv,
+    headDim: D,
+    dtype: problem.dtype,
+    scale: problem.scale,
+    requests: problem.requests.map((r, b) => ({ limit: limits[b]!, mask: r.mask })),
+    steps,
+  };
   return { task, finish: (outs) => gather(problem, map, placements, limits, capacity, { H, Hkv, D }, outs) };
 }
 
 /** Every rank's step results back into per-request outputs, and the step counts. */
-function gather(problem: InferProblem, map: CacheMap, placements: Placement[], limits: number[], capacity: number,
-  { H, Hkv, D }: { H: number; Hkv: number; D: number }, outs: InferRankOutput[]): InferResult {
-
-  const result = problem.requests.map((_, b) => ({ out: hostZeros(problem.dtype, [limits[b]!, H, D]), lse: hostZeros(problem.dtype, [H, limits[b]!]) }));
+function gather(
+  problem: InferProblem,
+  map: CacheMap,
+  placements: Placement[],
+  limits: number[],
+  capacity: number,
+  { H, Hkv, D }: { H: number; Hkv: number; D: number },
+  outs: InferRankOutput[],
+): InferResult {
+  const result = problem.requests.map((_, b) => ({
+    out: hostZeros(problem.dtype, [limits[b]!, H, D]),
+    lse: hostZeros(problem.dtype, [H, limits[b]!]),
+  }));
   result.forEach((r) => r.lse.data.fill(-Infinity));
   let decodeAgree = true;
   const put = (p: Placement, t: number, src: { out: HostTensor; lse: HostTensor }, row: number, Tsrc: number): void => {
-    const pos = p.pos[t]!, b = map.requestOf(pos), i = pos - map.requests[b]!.base, L = limits[b]!;
+    const pos = p.pos[t]!,
+      b = map.requestOf(pos),
+      i = pos - map.requests[b]!.base,
+      L = limits[b]!;
     const dst = result[b]!;
     dst.out.data.set(src.out.data.subarray(row * H * D, (row + 1) * H * D) as never, i * H * D);
     for (let h = 0; h < H; h++) dst.lse.data[h * L + i] = src.lse.data[h * Tsrc + row]!;
@@ -150,19 +199,34 @@ function gather(problem: InferProblem, map: CacheMap, placements: Placement[], l
       decodeAgree &&= outs.every((o) => same(o.steps[k]!.out, first.out) && same(o.steps[k]!.lse, first.lse));
       for (let t = 0; t < p.pos.length; t++) put(p, t, first, t, p.pos.length);
     } else {
-      outs.forEach((o, r) => { const rows = p.byRank[r]!; rows.forEach((t, i) => put(p, t, o.steps[k]!, i, rows.length)); });
+      outs.forEach((o, r) => {
+        const rows = p.byRank[r]!;
+        rows.forEach((t, i) => put(p, t, o.steps[k]!, i, rows.length));
+      });
     }
   });
   const stepStats: StepStats[] = problem.steps.map((s, k) => ({
-    kind: s.kind, pass: s.kind === 'prefill' ? s.pass ?? 'kv' : undefined, counts: [...s.counts],
+    kind: s.kind,
+    pass: s.kind === 'prefill' ? (s.pass ?? 'kv') : undefined,
+    counts: [...s.counts],
     ms: Math.max(...outs.map((o) => o.steps[k]!.ms)),
     perRank: outs.map((o, rank) => {
-      const c = o.steps[k]!.comm.reduce((a, x) => ({ messages: a.messages + x.messages, bytesSent: a.bytesSent + x.bytesSent, bytesReceived: a.bytesReceived + x.bytesReceived }), { messages: 0, bytesSent: 0, bytesReceived: 0 });
+      const c = o.steps[k]!.comm.reduce(
+        (a, x) => ({
+          messages: a.messages + x.messages,
+          bytesSent: a.bytesSent + x.bytesSent,
+          bytesReceived: a.bytesReceived + x.bytesReceived,
+        }),
+        { messages: 0, bytesSent: 0, bytesReceived: 0 },
+      );
       return { rank, area: o.steps[k]!.area, ...c };
     }),
   }));
   return {
-    outs: result, steps: stepStats, decodeAgree, capacity,
+    outs: result,
+    steps: stepStats,
+    decodeAgree,
+    capacity,
     cacheBytesPerRank: cacheBytes(capacity, 1, Hkv, D, problem.dtype),
     peakHeldBytes: outs.map((o) => o.peakHeldBytes),
   };

@@ -5,7 +5,21 @@
 // is refused, and so is a read-only file. A regular file is replaced atomically: written to a
 // temporary file beside it, given the old file's permissions, then renamed over it, so a failed
 // run leaves neither half a file nor a temporary one.
-import { accessSync, appendFileSync, chmodSync, closeSync, constants, lstatSync, openSync, realpathSync, renameSync, statSync, type Stats, unlinkSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  constants,
+  lstatSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  type Stats,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { RunFailure, UserError } from '../errors.js';
 
@@ -23,14 +37,21 @@ export interface OutputTarget {
 const code = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
 
 function statOrUndefined(p: string, stat: (p: string) => Stats, fail: (why: string) => never): Stats | undefined {
-  try { return stat(p); } catch (e) {
+  try {
+    return stat(p);
+  } catch (e) {
     if (code(e) === 'ENOENT') return undefined;
     return fail(code(e) === 'ENOTDIR' ? 'a part of the path is not a folder' : code(e));
   }
 }
 
 function writable(p: string): boolean {
-  try { accessSync(p, constants.W_OK); return true; } catch { return false; }
+  try {
+    accessSync(p, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -38,12 +59,18 @@ function writable(p: string): boolean {
  * the result to writeOutput. `inputs` are files the run reads (the output must not be one of them).
  */
 export function resolveOutput(given: string, inputs: readonly string[] = []): OutputTarget {
-  const fail = (why: string): never => { throw new UserError(`cannot write ${given}: ${why}`); };
+  const fail = (why: string): never => {
+    throw new UserError(`cannot write ${given}: ${why}`);
+  };
   if (given === '') fail('empty path');
   let file = given;
   const link = statOrUndefined(given, lstatSync, fail);
   if (link?.isSymbolicLink()) {
-    try { file = realpathSync(given); } catch { fail('a symbolic link to nothing; weft does not write through a dangling link'); }
+    try {
+      file = realpathSync(given);
+    } catch {
+      fail('a symbolic link to nothing; weft does not write through a dangling link');
+    }
   }
   const st = link?.isSymbolicLink() ? statOrUndefined(file, statSync, fail) : link;
   if (st) {
@@ -53,7 +80,11 @@ export function resolveOutput(given: string, inputs: readonly string[] = []): Ou
     if ((st.mode & 0o222) === 0 || !writable(file)) fail('the file is read-only');
     for (const input of inputs) {
       let i: Stats | undefined;
-      try { i = statSync(input); } catch { continue; } // an input that cannot be read is its reader's to report
+      try {
+        i = statSync(input);
+      } catch {
+        continue;
+      } // an input that cannot be read is its reader's to report
       if (i.dev === st.dev && i.ino === st.ino) fail(`it is the input ${input}`);
     }
   }
@@ -67,7 +98,9 @@ export function resolveOutput(given: string, inputs: readonly string[] = []): Ou
 
 /** Check a folder that files will be created in (made, with its parents, when missing). */
 export function resolveOutputDir(given: string): string {
-  const fail = (why: string): never => { throw new UserError(`cannot write into ${given}: ${why}`); };
+  const fail = (why: string): never => {
+    throw new UserError(`cannot write into ${given}: ${why}`);
+  };
   let p = path.resolve(given);
   for (;;) {
     const st = statOrUndefined(p, statSync, fail);
@@ -82,13 +115,17 @@ export function resolveOutputDir(given: string): string {
   }
 }
 
-const asTarget = (t: OutputTarget | string): OutputTarget => (typeof t === 'string' ? resolveOutput(t) : resolveOutput(t.given, t.inputs));
+const asTarget = (t: OutputTarget | string): OutputTarget =>
+  typeof t === 'string' ? resolveOutput(t) : resolveOutput(t.given, t.inputs);
 
 /** Write `data` to a checked output (checked again now: the file system may have changed). */
 export function writeOutput(target: OutputTarget | string, data: string | Uint8Array): void {
   const t = asTarget(target);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const tmp = path.join(path.dirname(t.file), `.${path.basename(t.file)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`);
+  const tmp = path.join(
+    path.dirname(t.file),
+    `.${path.basename(t.file)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`,
+  );
   let fd: number | undefined;
   try {
     fd = openSync(tmp, 'wx', 0o666);
@@ -98,8 +135,17 @@ export function writeOutput(target: OutputTarget | string, data: string | Uint8A
     if (t.mode !== undefined) chmodSync(tmp, t.mode);
     renameSync(tmp, t.file);
   } catch (e) {
-    if (fd !== undefined) try { closeSync(fd); } catch { /* already failing */ }
-    try { unlinkSync(tmp); } catch { /* it may not exist */ }
+    if (fd !== undefined)
+      try {
+        closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* it may not exist */
+    }
     throw new RunFailure(`cannot write ${t.given}: ${code(e)}`);
   }
 }
@@ -107,5 +153,9 @@ export function writeOutput(target: OutputTarget | string, data: string | Uint8A
 /** Append to a checked output (records kept as they are measured; a new file is created). */
 export function appendOutput(target: OutputTarget | string, data: string): void {
   const t = asTarget(target);
-  try { appendFileSync(t.file, data); } catch (e) { throw new RunFailure(`cannot write ${t.given}: ${code(e)}`); }
+  try {
+    appendFileSync(t.file, data);
+  } catch (e) {
+    throw new RunFailure(`cannot write ${t.given}: ${code(e)}`);
+  }
 }

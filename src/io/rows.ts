@@ -11,7 +11,10 @@ const BYTES: Record<StDType, number> = { F64: 8, F32: 4, BF16: 2, F16: 2, I32: 4
 const MAX_HEADER = 100 * 1024 * 1024;
 
 /** A tensor of the file: dtype, shape and its bytes' absolute offsets in the file. */
-export interface FileTensor extends TensorEntry { begin: number; end: number }
+export interface FileTensor extends TensorEntry {
+  begin: number;
+  end: number;
+}
 
 function readAt(fd: number, length: number, position: number, path: string): Uint8Array {
   const buf = new Uint8Array(length);
@@ -27,11 +30,17 @@ function readAt(fd: number, length: number, position: number, path: string): Uin
 function typed(dtype: StDType, bytes: Uint8Array): StData {
   const b = bytes.buffer as ArrayBuffer;
   switch (dtype) {
-    case 'F64': return new Float64Array(b);
-    case 'F32': return new Float32Array(b);
-    case 'BF16': case 'F16': return new Uint16Array(b);
-    case 'I32': return new Int32Array(b);
-    case 'I64': return new BigInt64Array(b);
+    case 'F64':
+      return new Float64Array(b);
+    case 'F32':
+      return new Float32Array(b);
+    case 'BF16':
+    case 'F16':
+      return new Uint16Array(b);
+    case 'I32':
+      return new Int32Array(b);
+    case 'I64':
+      return new BigInt64Array(b);
   }
 }
 
@@ -45,7 +54,9 @@ export class RowReader {
       this.fd = openSync(path, 'r');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new SafetensorsError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${code ?? (e as Error).message})`);
+      throw new SafetensorsError(
+        code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${code ?? (e as Error).message})`,
+      );
     }
     try {
       this.index();
@@ -59,26 +70,44 @@ export class RowReader {
     const size = fstatSync(this.fd).size;
     if (size < 8) throw new SafetensorsError(`${this.path}: not a safetensors file (only ${size} bytes)`);
     const n = Number(new DataView(readAt(this.fd, 8, 0, this.path).buffer).getBigUint64(0, true));
-    if (n > MAX_HEADER || 8 + n > size) throw new SafetensorsError(`${this.path}: truncated or corrupt (header of ${n} bytes in a file of ${size})`);
+    if (n > MAX_HEADER || 8 + n > size)
+      throw new SafetensorsError(`${this.path}: truncated or corrupt (header of ${n} bytes in a file of ${size})`);
     let header: unknown;
     try {
       header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(readAt(this.fd, n, 8, this.path)));
     } catch {
       throw new SafetensorsError(`${this.path}: corrupt header (not valid JSON)`);
     }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(`${this.path}: corrupt header (not a JSON object)`);
-    const base = 8 + n, dataLen = size - base;
+    if (typeof header !== 'object' || header === null || Array.isArray(header))
+      throw new SafetensorsError(`${this.path}: corrupt header (not a JSON object)`);
+    const base = 8 + n,
+      dataLen = size - base;
     for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
       if (key === '__metadata__') continue;
       const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !(e.dtype in BYTES)) throw new SafetensorsError(`${this.path}: tensor '${key}' has unsupported dtype ${JSON.stringify(e?.dtype)} (supported: ${Object.keys(BYTES).join(', ')})`);
-      if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(`${this.path}: tensor '${key}' has a malformed shape`);
+      if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !(e.dtype in BYTES))
+        throw new SafetensorsError(
+          `${this.path}: tensor '${key}' has unsupported dtype ${JSON.stringify(e?.dtype)} (supported: ${Object.keys(BYTES).join(', ')})`,
+        );
+      if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+        throw new SafetensorsError(`${this.path}: tensor '${key}' has a malformed shape`);
       const off = e.data_offsets;
-      if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0) || off[0] > off[1]) throw new SafetensorsError(`${this.path}: tensor '${key}' has malformed data_offsets`);
-      const dtype = e.dtype as StDType, shape = e.shape as number[];
+      if (
+        !Array.isArray(off) ||
+        off.length !== 2 ||
+        !off.every((x) => Number.isSafeInteger(x) && x >= 0) ||
+        off[0] > off[1]
+      )
+        throw new SafetensorsError(`${this.path}: tensor '${key}' has malformed data_offsets`);
+      const dtype = e.dtype as StDType,
+        shape = e.shape as number[];
       const want = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
-      if (off[1] - off[0] !== want) throw new SafetensorsError(`${this.path}: tensor '${key}' holds ${off[1] - off[0]} bytes but ${dtype} [${shape}] needs ${want}`);
-      if (off[1] > dataLen) throw new SafetensorsError(`${this.path}: truncated (tensor '${key}' ends at byte ${off[1]} of ${dataLen})`);
+      if (off[1] - off[0] !== want)
+        throw new SafetensorsError(
+          `${this.path}: tensor '${key}' holds ${off[1] - off[0]} bytes but ${dtype} [${shape}] needs ${want}`,
+        );
+      if (off[1] > dataLen)
+        throw new SafetensorsError(`${this.path}: truncated (tensor '${key}' ends at byte ${off[1]} of ${dataLen})`);
       this.tensors.set(key, { dtype, shape: [...shape], begin: base + off[0], end: base + off[1] });
     }
   }
@@ -87,7 +116,11 @@ export class RowReader {
   whole(name: string): StTensor {
     const t = this.tensors.get(name);
     if (!t) throw new UserError(`${this.path}: missing tensor '${name}'`);
-    return { dtype: t.dtype, shape: t.shape, data: typed(t.dtype, readAt(this.fd, t.end - t.begin, t.begin, this.path)) };
+    return {
+      dtype: t.dtype,
+      shape: t.shape,
+      data: typed(t.dtype, readAt(this.fd, t.end - t.begin, t.begin, this.path)),
+    };
   }
 
   /**

@@ -11,7 +11,11 @@ import { type OutputTarget, writeOutput } from './output.js';
 
 export type StDType = 'F64' | 'F32' | 'BF16' | 'F16' | 'I32' | 'I64';
 export type StData = Float64Array | Float32Array | Uint16Array | Int32Array | BigInt64Array;
-export interface StTensor { dtype: StDType; shape: number[]; data: StData }
+export interface StTensor {
+  dtype: StDType;
+  shape: number[];
+  data: StData;
+}
 
 const SIZE: Record<StDType, number> = { F64: 8, F32: 4, BF16: 2, F16: 2, I32: 4, I64: 8 };
 const FROM_DTYPE: Record<DType, StDType> = { f64: 'F64', f32: 'F32', bf16: 'BF16', f16: 'F16' };
@@ -28,11 +32,17 @@ function viewOf(dtype: StDType, bytes: Uint8Array): StData {
   // copy so the typed array is aligned whatever the header length was
   const buf = bytes.slice().buffer;
   switch (dtype) {
-    case 'F64': return new Float64Array(buf);
-    case 'F32': return new Float32Array(buf);
-    case 'BF16': case 'F16': return new Uint16Array(buf);
-    case 'I32': return new Int32Array(buf);
-    case 'I64': return new BigInt64Array(buf);
+    case 'F64':
+      return new Float64Array(buf);
+    case 'F32':
+      return new Float32Array(buf);
+    case 'BF16':
+    case 'F16':
+      return new Uint16Array(buf);
+    case 'I32':
+      return new Int32Array(buf);
+    case 'I64':
+      return new BigInt64Array(buf);
   }
 }
 
@@ -66,7 +76,8 @@ function duplicateKey(json: string): string | undefined {
 export function parseSafetensors(bytes: Uint8Array, name = 'input'): Map<string, StTensor> {
   if (bytes.length < 8) throw new SafetensorsError(`${name}: not a safetensors file (only ${bytes.length} bytes)`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-  if (n > MAX_HEADER || 8 + n > bytes.length) throw new SafetensorsError(`${name}: truncated or corrupt (header of ${n} bytes in a file of ${bytes.length})`);
+  if (n > MAX_HEADER || 8 + n > bytes.length)
+    throw new SafetensorsError(`${name}: truncated or corrupt (header of ${n} bytes in a file of ${bytes.length})`);
   let header: unknown, text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
@@ -74,7 +85,8 @@ export function parseSafetensors(bytes: Uint8Array, name = 'input'): Map<string,
   } catch {
     throw new SafetensorsError(`${name}: corrupt header (not valid JSON)`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new SafetensorsError(`${name}: corrupt header (not a JSON object)`);
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new SafetensorsError(`${name}: corrupt header (not a JSON object)`);
   const twice = duplicateKey(text);
   if (twice !== undefined) throw new SafetensorsError(`${name}: corrupt header (tensor '${twice}' is named twice)`);
   const data = bytes.subarray(8 + n);
@@ -83,28 +95,48 @@ export function parseSafetensors(bytes: Uint8Array, name = 'input'): Map<string,
   for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') continue;
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e !== 'object' || e === null) throw new SafetensorsError(`${name}: tensor '${key}' has a malformed entry`);
-    if (!isStDType(e.dtype)) throw new SafetensorsError(`${name}: tensor '${key}' has unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(SIZE).join(', ')})`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(`${name}: tensor '${key}' has a malformed shape`);
+    if (typeof e !== 'object' || e === null)
+      throw new SafetensorsError(`${name}: tensor '${key}' has a malformed entry`);
+    if (!isStDType(e.dtype))
+      throw new SafetensorsError(
+        `${name}: tensor '${key}' has unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(SIZE).join(', ')})`,
+      );
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new SafetensorsError(`${name}: tensor '${key}' has a malformed shape`);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0) || off[0] > off[1])
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((x) => Number.isSafeInteger(x) && x >= 0) ||
+      off[0] > off[1]
+    )
       throw new SafetensorsError(`${name}: tensor '${key}' has malformed data_offsets`);
     const [b, end] = off as [number, number];
     const want = numel(e.shape as number[]) * SIZE[e.dtype];
-    if (end - b !== want) throw new SafetensorsError(`${name}: tensor '${key}' holds ${end - b} bytes but ${e.dtype} [${e.shape}] needs ${want}`);
-    if (end > data.length) throw new SafetensorsError(`${name}: truncated (tensor '${key}' ends at byte ${end} of ${data.length})`);
+    if (end - b !== want)
+      throw new SafetensorsError(
+        `${name}: tensor '${key}' holds ${end - b} bytes but ${e.dtype} [${e.shape}] needs ${want}`,
+      );
+    if (end > data.length)
+      throw new SafetensorsError(`${name}: truncated (tensor '${key}' ends at byte ${end} of ${data.length})`);
     out.set(key, { dtype: e.dtype, shape: [...(e.shape as number[])], data: viewOf(e.dtype, data.subarray(b, end)) });
     ranges.push([b, end, key]);
   }
   // the ranges, in offset order, must tile the data exactly: no overlap, no gap, nothing after
   ranges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-  let at = 0, last = '';
+  let at = 0,
+    last = '';
   for (const [b, end, key] of ranges) {
     if (b < at) throw new SafetensorsError(`${name}: corrupt (the data of tensors '${last}' and '${key}' overlap)`);
-    if (b > at) throw new SafetensorsError(`${name}: corrupt (bytes ${at}–${b} of the data belong to no tensor${last ? `, after '${last}'` : ''})`);
-    at = end; last = key;
+    if (b > at)
+      throw new SafetensorsError(
+        `${name}: corrupt (bytes ${at}–${b} of the data belong to no tensor${last ? `, after '${last}'` : ''})`,
+      );
+    at = end;
+    last = key;
   }
-  if (at !== data.length) throw new SafetensorsError(`${name}: corrupt (${data.length - at} bytes after the last tensor's data)`);
+  if (at !== data.length)
+    throw new SafetensorsError(`${name}: corrupt (${data.length - at} bytes after the last tensor's data)`);
   return out;
 }
 
@@ -114,19 +146,25 @@ export function readSafetensors(path: string): Map<string, StTensor> {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SafetensorsError(code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${code ?? (e as Error).message})`);
+    throw new SafetensorsError(
+      code === 'ENOENT' ? `${path}: no such file` : `${path}: cannot read (${code ?? (e as Error).message})`,
+    );
   }
   return parseSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), path);
 }
 
 /** Serialise tensors (in insertion order) to bytes. */
-export function serializeSafetensors(tensors: ReadonlyMap<string, StTensor>, metadata?: Record<string, string>): Uint8Array {
+export function serializeSafetensors(
+  tensors: ReadonlyMap<string, StTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const [k, t] of tensors) {
     const bytes = t.data.byteLength;
-    if (bytes !== numel(t.shape) * SIZE[t.dtype]) throw new Error(`safetensors: '${k}' data does not match ${t.dtype} [${t.shape}]`);
+    if (bytes !== numel(t.shape) * SIZE[t.dtype])
+      throw new Error(`safetensors: '${k}' data does not match ${t.dtype} [${t.shape}]`);
     header[k] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -145,7 +183,11 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, StTensor>, met
 }
 
 /** Write to a checked output (output.ts: atomic for regular files, through symbolic links). */
-export function writeSafetensors(target: OutputTarget | string, tensors: ReadonlyMap<string, StTensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  target: OutputTarget | string,
+  tensors: ReadonlyMap<string, StTensor>,
+  metadata?: Record<string, string>,
+): void {
   writeOutput(target, serializeSafetensors(tensors, metadata));
 }
 
@@ -156,16 +198,19 @@ export function fromHost(t: HostTensor): StTensor {
 /** A floating-point safetensors tensor as a host tensor (integers are refused). */
 export function toHost(t: StTensor, name: string): HostTensor {
   const dtype = TO_DTYPE[t.dtype];
-  if (!dtype) throw new SafetensorsError(`tensor '${name}' must be floating point (F64, F32, BF16, F16), not ${t.dtype}`);
+  if (!dtype)
+    throw new SafetensorsError(`tensor '${name}' must be floating point (F64, F32, BF16, F16), not ${t.dtype}`);
   return { dtype, shape: [...t.shape], data: t.data as HostTensor['data'] };
 }
 
 /** An integer tensor as plain numbers (for cu_seqlens). */
 export function toInts(t: StTensor, name: string): number[] {
   if (t.dtype === 'I32') return Array.from(t.data as Int32Array);
-  if (t.dtype === 'I64') return Array.from(t.data as BigInt64Array, (x) => {
-    if (x > BigInt(Number.MAX_SAFE_INTEGER) || x < -BigInt(Number.MAX_SAFE_INTEGER)) throw new SafetensorsError(`tensor '${name}' holds an integer too large (${x})`);
-    return Number(x);
-  });
+  if (t.dtype === 'I64')
+    return Array.from(t.data as BigInt64Array, (x) => {
+      if (x > BigInt(Number.MAX_SAFE_INTEGER) || x < -BigInt(Number.MAX_SAFE_INTEGER))
+        throw new SafetensorsError(`tensor '${name}' holds an integer too large (${x})`);
+      return Number(x);
+    });
   throw new SafetensorsError(`tensor '${name}' must be an integer tensor (I32 or I64), not ${t.dtype}`);
 }

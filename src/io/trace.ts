@@ -16,8 +16,23 @@ export interface TraceSpan {
 }
 
 export type TraceEvent =
-  | { ph: 'X'; name: string; cat: string; pid: number; tid: number; ts: number; dur: number; args?: Record<string, unknown> }
-  | { ph: 'M'; name: 'process_name' | 'thread_name' | 'process_sort_index' | 'thread_sort_index'; pid: number; tid?: number; args: { name?: string; sort_index?: number } };
+  | {
+      ph: 'X';
+      name: string;
+      cat: string;
+      pid: number;
+      tid: number;
+      ts: number;
+      dur: number;
+      args?: Record<string, unknown>;
+    }
+  | {
+      ph: 'M';
+      name: 'process_name' | 'thread_name' | 'process_sort_index' | 'thread_sort_index';
+      pid: number;
+      tid?: number;
+      args: { name?: string; sort_index?: number };
+    };
 
 export interface ChromeTrace {
   traceEvents: TraceEvent[];
@@ -32,8 +47,12 @@ const us = (ms: number): number => Math.round(ms * 1e6) / 1e3; // microseconds, 
  * `processes` names each rank (pid) in display order; `streams` gives the order of the threads;
  * spans of a stream not listed come after.
  */
-export function chromeTrace(processes: readonly { pid: number; name: string }[], streams: readonly string[], spans: readonly TraceSpan[],
-  otherData?: Record<string, unknown>): ChromeTrace {
+export function chromeTrace(
+  processes: readonly { pid: number; name: string }[],
+  streams: readonly string[],
+  spans: readonly TraceSpan[],
+  otherData?: Record<string, unknown>,
+): ChromeTrace {
   const events: TraceEvent[] = [];
   processes.forEach((p, i) => {
     events.push({ ph: 'M', name: 'process_name', pid: p.pid, args: { name: p.name } });
@@ -57,7 +76,15 @@ export function chromeTrace(processes: readonly { pid: number; name: string }[],
       events.push({ ph: 'M', name: 'thread_sort_index', pid: s.pid, tid: lane.tid, args: { sort_index: lane.tid } });
     }
     lane.end = s.endMs;
-    const e: TraceEvent = { ph: 'X', name: s.name, cat: s.stream, pid: s.pid, tid: lane.tid, ts: us(s.startMs), dur: Math.max(0, Math.round((us(s.endMs) - us(s.startMs)) * 1e3) / 1e3) };
+    const e: TraceEvent = {
+      ph: 'X',
+      name: s.name,
+      cat: s.stream,
+      pid: s.pid,
+      tid: lane.tid,
+      ts: us(s.startMs),
+      dur: Math.max(0, Math.round((us(s.endMs) - us(s.startMs)) * 1e3) / 1e3),
+    };
     if (s.args) e.args = s.args;
     events.push(e);
   }

@@ -10,7 +10,7 @@ export type NonFinite = 'error' | 'propagate';
 
 /** The flat index of the first NaN or ±∞ in `t`, or −1. */
 export function firstNonFinite(t: HostTensor): number {
-  const x = t.dtype === 'f64' || t.dtype === 'f32' ? t.data as Float64Array | Float32Array : asF64(t);
+  const x = t.dtype === 'f64' || t.dtype === 'f32' ? (t.data as Float64Array | Float32Array) : asF64(t);
   for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return i;
   return -1;
 }
@@ -18,7 +18,10 @@ export function firstNonFinite(t: HostTensor): number {
 /** A flat index as [i, j, …] in `shape`. */
 export function indexIn(flat: number, shape: readonly number[]): number[] {
   const idx = new Array<number>(shape.length);
-  for (let d = shape.length - 1; d >= 0; d--) { idx[d] = flat % shape[d]!; flat = Math.floor(flat / shape[d]!); }
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = flat % shape[d]!;
+    flat = Math.floor(flat / shape[d]!);
+  }
   return idx;
 }
 
@@ -27,5 +30,7 @@ export function checkFinite(name: string, t: HostTensor): void {
   const i = firstNonFinite(t);
   if (i < 0) return;
   const x = t.dtype === 'f64' || t.dtype === 'f32' ? (t.data as Float64Array)[i]! : asF64(t)[i]!;
-  throw new UserError(`${name} holds ${x} at [${indexIn(i, t.shape).join(', ')}]: weft refuses NaN and infinite inputs (see "Non-finite values" in the README)`);
+  throw new UserError(
+    `${name} holds ${x} at [${indexIn(i, t.shape).join(', ')}]: weft refuses NaN and infinite inputs (see "Non-finite values" in the README)`,
+  );
 }

@@ -5,11 +5,20 @@ import type { MaskView } from '../mask/view.js';
 import type { Tensor } from '../tensor/host.js';
 
 /** A running softmax result: out in the accumulation type (f32, or f64 on the f64 path), and lse. */
-export interface AttnState { out: Tensor; lse: Tensor }
-export interface AttnGrads { dq: Tensor; dk: Tensor; dv: Tensor }
+export interface AttnState {
+  out: Tensor;
+  lse: Tensor;
+}
+export interface AttnGrads {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
 
 export interface ForwardArgs {
-  q: Tensor; k: Tensor; v: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
   view: MaskView;
   scale: number;
   /** continue from this running state: the block's result is merged into it, in place */
@@ -17,9 +26,13 @@ export interface ForwardArgs {
 }
 
 export interface BackwardArgs {
-  q: Tensor; k: Tensor; v: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
   /** the final output and lse over all key blocks */
-  out: Tensor; lse: Tensor; dout: Tensor;
+  out: Tensor;
+  lse: Tensor;
+  dout: Tensor;
   view: MaskView;
   scale: number;
   /** accumulate into these (accumulation type) instead of returning fresh tensors */

@@ -15,13 +15,18 @@ function logSigmoid(x: number): number {
  * Merge rows in place. out/outB: [T, H, D] flat; lse/lseB: [H, T] flat.
  */
 export function mergeRows(
-  out: Float64Array | Float32Array, lse: Float64Array | Float32Array,
-  outB: ArrayLike<number>, lseB: ArrayLike<number>,
-  T: number, H: number, D: number,
+  out: Float64Array | Float32Array,
+  lse: Float64Array | Float32Array,
+  outB: ArrayLike<number>,
+  lseB: ArrayLike<number>,
+  T: number,
+  H: number,
+  D: number,
 ): void {
   for (let h = 0; h < H; h++) {
     for (let r = 0; r < T; r++) {
-      const la = lse[h * T + r]!, lb = lseB[h * T + r]!;
+      const la = lse[h * T + r]!,
+        lb = lseB[h * T + r]!;
       if (lb === -Infinity) continue;
       const base = (r * H + h) * D;
       if (la === -Infinity) {
@@ -30,7 +35,10 @@ export function mergeRows(
         continue;
       }
       const w = sigmoid(lb - la);
-      for (let d = 0; d < D; d++) { const o = out[base + d]!; out[base + d] = o - w * (o - outB[base + d]!); }
+      for (let d = 0; d < D; d++) {
+        const o = out[base + d]!;
+        out[base + d] = o - w * (o - outB[base + d]!);
+      }
       lse[h * T + r] = la - logSigmoid(la - lb);
     }
   }

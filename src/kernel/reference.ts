@@ -3,7 +3,13 @@
 import type { MaskGrid } from '../mask/grid.js';
 import { asF64, type HostTensor, hostTensor } from '../tensor/host.js';
 
-export interface Reference { out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor }
+export interface Reference {
+  out: HostTensor;
+  lse: HostTensor;
+  dq?: HostTensor;
+  dk?: HostTensor;
+  dv?: HostTensor;
+}
 
 /**
  * q [S,H,D], k/v [S,Hkv,D]; when dout is given, gradients too. All results are f64. `rows`: only
@@ -11,13 +17,26 @@ export interface Reference { out: HostTensor; lse: HostTensor; dq?: HostTensor; 
  * long cached context.
  */
 export function referenceAttention(
-  qT: HostTensor, kT: HostTensor, vT: HostTensor, mask: MaskGrid, scale: number, doutT?: HostTensor, rows?: readonly [number, number],
+  qT: HostTensor,
+  kT: HostTensor,
+  vT: HostTensor,
+  mask: MaskGrid,
+  scale: number,
+  doutT?: HostTensor,
+  rows?: readonly [number, number],
 ): Reference {
   const [S, H, D] = qT.shape as [number, number, number];
-  const Hkv = kT.shape[1]!, group = H / Hkv;
-  const q = asF64(qT), k = asF64(kT), v = asF64(vT), dout = doutT ? asF64(doutT) : undefined;
-  const out = new Float64Array(S * H * D), lse = new Float64Array(H * S).fill(-Infinity);
-  const dq = new Float64Array(S * H * D), dk = new Float64Array(S * Hkv * D), dv = new Float64Array(S * Hkv * D);
+  const Hkv = kT.shape[1]!,
+    group = H / Hkv;
+  const q = asF64(qT),
+    k = asF64(kT),
+    v = asF64(vT),
+    dout = doutT ? asF64(doutT) : undefined;
+  const out = new Float64Array(S * H * D),
+    lse = new Float64Array(H * S).fill(-Infinity);
+  const dq = new Float64Array(S * H * D),
+    dk = new Float64Array(S * Hkv * D),
+    dv = new Float64Array(S * Hkv * D);
   const p = new Float64Array(S);
   for (let h = 0; h < H; h++) {
     const g = Math.floor(h / group);
@@ -25,7 +44,10 @@ export function referenceAttention(
       const qb = (i * H + h) * D;
       let mx = -Infinity;
       for (let j = 0; j < S; j++) {
-        if (!mask.allowed(i, j)) { p[j] = -Infinity; continue; }
+        if (!mask.allowed(i, j)) {
+          p[j] = -Infinity;
+          continue;
+        }
         let s = 0;
         for (let d = 0; d < D; d++) s += q[qb + d]! * k[(j * Hkv + g) * D + d]!;
         p[j] = s * scale;
@@ -33,7 +55,10 @@ export function referenceAttention(
       }
       if (mx === -Infinity) continue; // fully masked: out 0, lse −∞, no gradient
       let sum = 0;
-      for (let j = 0; j < S; j++) { p[j] = p[j] === -Infinity ? 0 : Math.exp(p[j]! - mx); sum += p[j]!; }
+      for (let j = 0; j < S; j++) {
+        p[j] = p[j] === -Infinity ? 0 : Math.exp(p[j]! - mx);
+        sum += p[j]!;
+      }
       lse[h * S + i] = mx + Math.log(sum);
       for (let j = 0; j < S; j++) {
         if (p[j] === 0) continue;

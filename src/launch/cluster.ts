@@ -39,7 +39,8 @@ function int(env: NodeJS.ProcessEnv, name: string, min: number, fallback?: numbe
   const v = env[name];
   if ((v === undefined || v === '') && fallback !== undefined) return fallback;
   const n = Number(v);
-  if (v === undefined || v === '' || !Number.isInteger(n) || n < min) throw new LaunchEnvError(`${name}=${v ?? '(unset)'} is not an integer ≥ ${min}`);
+  if (v === undefined || v === '' || !Number.isInteger(n) || n < min)
+    throw new LaunchEnvError(`${name}=${v ?? '(unset)'} is not an integer ≥ ${min}`);
   return n;
 }
 
@@ -65,26 +66,41 @@ export function firstHost(nodelist: string): string {
 }
 
 function check(d: DistEnv): DistEnv {
-  if (d.rank >= d.worldSize) throw new LaunchEnvError(`rank ${d.rank} is not below the world size ${d.worldSize} (${d.launcher})`);
-  if (d.localRank >= d.localWorldSize) throw new LaunchEnvError(`local rank ${d.localRank} is not below the local world size ${d.localWorldSize} (${d.launcher})`);
+  if (d.rank >= d.worldSize)
+    throw new LaunchEnvError(`rank ${d.rank} is not below the world size ${d.worldSize} (${d.launcher})`);
+  if (d.localRank >= d.localWorldSize)
+    throw new LaunchEnvError(
+      `local rank ${d.localRank} is not below the local world size ${d.localWorldSize} (${d.launcher})`,
+    );
   return d;
 }
 
 function torchLike(env: NodeJS.ProcessEnv): DistEnv {
   const weft = env.WEFT_STORE_TOKEN !== undefined;
-  const worldSize = int(env, 'WORLD_SIZE', 1), rank = int(env, 'RANK', 0);
+  const worldSize = int(env, 'WORLD_SIZE', 1),
+    rank = int(env, 'RANK', 0);
   const master = env.MASTER_PORT === undefined && !weft ? undefined : int(env, 'MASTER_PORT', 1);
   return check({
-    rank, worldSize,
-    localRank: int(env, 'LOCAL_RANK', 0, rank), localWorldSize: int(env, 'LOCAL_WORLD_SIZE', 1, worldSize),
+    rank,
+    worldSize,
+    localRank: int(env, 'LOCAL_RANK', 0, rank),
+    localWorldSize: int(env, 'LOCAL_WORLD_SIZE', 1, worldSize),
     nodeRank: int(env, 'GROUP_RANK', 0, 0),
     masterAddr: env.MASTER_ADDR || '127.0.0.1',
-    masterPort: weft ? master! : port(env, () => {
-      if (master === undefined) throw new LaunchEnvError('MASTER_PORT is unset: start under torchrun or weft launch, or set WEFT_STORE_PORT');
-      return master + 1;
-    }),
-    token: env.WEFT_STORE_TOKEN ?? `torchrun/${env.TORCHELASTIC_RUN_ID ?? ''}/${env.MASTER_ADDR ?? ''}:${env.MASTER_PORT ?? ''}`,
-    launcher: weft ? 'weft' : 'torchrun', hostsStore: !weft,
+    masterPort: weft
+      ? master!
+      : port(env, () => {
+          if (master === undefined)
+            throw new LaunchEnvError(
+              'MASTER_PORT is unset: start under torchrun or weft launch, or set WEFT_STORE_PORT',
+            );
+          return master + 1;
+        }),
+    token:
+      env.WEFT_STORE_TOKEN ??
+      `torchrun/${env.TORCHELASTIC_RUN_ID ?? ''}/${env.MASTER_ADDR ?? ''}:${env.MASTER_PORT ?? ''}`,
+    launcher: weft ? 'weft' : 'torchrun',
+    hostsStore: !weft,
   });
 }
 
@@ -92,17 +108,23 @@ function slurm(env: NodeJS.ProcessEnv): DistEnv {
   const worldSize = int(env, 'SLURM_NTASKS', 1, env.SLURM_NPROCS ? int(env, 'SLURM_NPROCS', 1) : undefined);
   const list = env.SLURM_STEP_NODELIST ?? env.SLURM_JOB_NODELIST ?? env.SLURM_NODELIST;
   const host = env.MASTER_ADDR || (list ? firstHost(list) : undefined);
-  if (!host) throw new LaunchEnvError('neither MASTER_ADDR nor SLURM_STEP_NODELIST is set: cannot tell where rank 0 runs');
+  if (!host)
+    throw new LaunchEnvError('neither MASTER_ADDR nor SLURM_STEP_NODELIST is set: cannot tell where rank 0 runs');
   const tasksOnNode = env.SLURM_STEP_TASKS_PER_NODE ?? env.SLURM_TASKS_PER_NODE;
   const nodeRank = int(env, 'SLURM_NODEID', 0, 0);
   return check({
-    rank: int(env, 'SLURM_PROCID', 0), worldSize,
+    rank: int(env, 'SLURM_PROCID', 0),
+    worldSize,
     localRank: int(env, 'SLURM_LOCALID', 0, 0),
     localWorldSize: tasksOnNode ? tasksPerNode(tasksOnNode, nodeRank) : worldSize,
-    nodeRank, masterAddr: host,
-    masterPort: port(env, () => (env.MASTER_PORT ? int(env, 'MASTER_PORT', 1) : derivedPort('slurm', env.SLURM_JOB_ID, env.SLURM_STEP_ID))),
+    nodeRank,
+    masterAddr: host,
+    masterPort: port(env, () =>
+      env.MASTER_PORT ? int(env, 'MASTER_PORT', 1) : derivedPort('slurm', env.SLURM_JOB_ID, env.SLURM_STEP_ID),
+    ),
     token: env.WEFT_STORE_TOKEN ?? `slurm/${env.SLURM_JOB_ID ?? ''}.${env.SLURM_STEP_ID ?? ''}`,
-    launcher: 'slurm', hostsStore: true,
+    launcher: 'slurm',
+    hostsStore: true,
   });
 }
 
@@ -119,17 +141,28 @@ export function tasksPerNode(spec: string, node: number): number {
 }
 
 function openMpi(env: NodeJS.ProcessEnv): DistEnv {
-  const worldSize = int(env, 'OMPI_COMM_WORLD_SIZE', 1), localWorldSize = int(env, 'OMPI_COMM_WORLD_LOCAL_SIZE', 1, worldSize);
-  if (!env.MASTER_ADDR && localWorldSize !== worldSize) throw new LaunchEnvError('mpirun over several nodes: set MASTER_ADDR to the host of rank 0 (mpirun -x MASTER_ADDR=…)');
-  const job = env.OMPI_MCA_ess_base_jobid ?? env.OMPI_MCA_orte_ess_jobid ?? env.PMIX_NAMESPACE ?? env.OMPI_MCA_orte_hnp_uri?.split(';')[0];
+  const worldSize = int(env, 'OMPI_COMM_WORLD_SIZE', 1),
+    localWorldSize = int(env, 'OMPI_COMM_WORLD_LOCAL_SIZE', 1, worldSize);
+  if (!env.MASTER_ADDR && localWorldSize !== worldSize)
+    throw new LaunchEnvError(
+      'mpirun over several nodes: set MASTER_ADDR to the host of rank 0 (mpirun -x MASTER_ADDR=…)',
+    );
+  const job =
+    env.OMPI_MCA_ess_base_jobid ??
+    env.OMPI_MCA_orte_ess_jobid ??
+    env.PMIX_NAMESPACE ??
+    env.OMPI_MCA_orte_hnp_uri?.split(';')[0];
   return check({
-    rank: int(env, 'OMPI_COMM_WORLD_RANK', 0), worldSize,
-    localRank: int(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0, 0), localWorldSize,
+    rank: int(env, 'OMPI_COMM_WORLD_RANK', 0),
+    worldSize,
+    localRank: int(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0, 0),
+    localWorldSize,
     nodeRank: int(env, 'OMPI_COMM_WORLD_NODE_RANK', 0, 0),
     masterAddr: env.MASTER_ADDR || '127.0.0.1',
     masterPort: port(env, () => (env.MASTER_PORT ? int(env, 'MASTER_PORT', 1) : derivedPort('mpirun', job))),
     token: env.WEFT_STORE_TOKEN ?? `mpirun/${job ?? ''}`,
-    launcher: 'mpirun', hostsStore: true,
+    launcher: 'mpirun',
+    hostsStore: true,
   });
 }
 

@@ -19,9 +19,15 @@ const SAFE_GPU_ENV: Readonly<Record<string, string>> = {
 /** What weft launch gives each rank. */
 export function rankEnv(d: Omit<DistEnv, 'launcher' | 'hostsStore'>): Record<string, string> {
   return {
-    RANK: String(d.rank), WORLD_SIZE: String(d.worldSize), LOCAL_RANK: String(d.localRank),
-    LOCAL_WORLD_SIZE: String(d.localWorldSize), GROUP_RANK: String(d.nodeRank), NODE_RANK: String(d.nodeRank),
-    MASTER_ADDR: d.masterAddr, MASTER_PORT: String(d.masterPort), WEFT_STORE_TOKEN: d.token,
+    RANK: String(d.rank),
+    WORLD_SIZE: String(d.worldSize),
+    LOCAL_RANK: String(d.localRank),
+    LOCAL_WORLD_SIZE: String(d.localWorldSize),
+    GROUP_RANK: String(d.nodeRank),
+    NODE_RANK: String(d.nodeRank),
+    MASTER_ADDR: d.masterAddr,
+    MASTER_PORT: String(d.masterPort),
+    WEFT_STORE_TOKEN: d.token,
     ...SAFE_GPU_ENV,
   };
 }
@@ -35,15 +41,28 @@ let hosted: Promise<StoreServer> | undefined;
  */
 function hostStore(d: DistEnv): Promise<StoreServer> {
   const loopback = net.isIP(d.masterAddr) ? /^127\.|^::1$/.test(d.masterAddr) : d.masterAddr === 'localhost';
-  hosted ??= StoreServer.listen(loopback ? d.masterAddr : '0.0.0.0', d.masterPort, d.token).then((s) => { s.unref(); return s; }, (e: NodeJS.ErrnoException) => {
-    hosted = undefined;
-    throw new UserError(`rank 0 cannot host weft's store on ${d.masterAddr}:${d.masterPort} (${e.code ?? e.message}; ${d.launcher}): set WEFT_STORE_PORT to a free port`);
-  });
+  hosted ??= StoreServer.listen(loopback ? d.masterAddr : '0.0.0.0', d.masterPort, d.token).then(
+    (s) => {
+      s.unref();
+      return s;
+    },
+    (e: NodeJS.ErrnoException) => {
+      hosted = undefined;
+      throw new UserError(
+        `rank 0 cannot host weft's store on ${d.masterAddr}:${d.masterPort} (${e.code ?? e.message}; ${d.launcher}): set WEFT_STORE_PORT to a free port`,
+      );
+    },
+  );
   return hosted;
 }
 
 /** Connect to the job's rendezvous store (rank 0 starts it first where the launcher has none). */
 export async function connectStore(d: DistEnv, timeoutMs?: number): Promise<StoreClient> {
   if (d.hostsStore && d.rank === 0) await hostStore(d);
-  return StoreClient.connect({ host: d.masterAddr, port: d.masterPort, token: d.token, ...(timeoutMs ? { timeoutMs } : {}) });
+  return StoreClient.connect({
+    host: d.masterAddr,
+    port: d.masterPort,
+    token: d.token,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }

@@ -30,7 +30,12 @@ export interface LaunchOptions {
   graceMs?: number;
 }
 
-export interface RankFailure { rank: number; code: number | null; signal: NodeJS.Signals | null; line?: string }
+export interface RankFailure {
+  rank: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  line?: string;
+}
 
 export interface LaunchResult {
   /** 0 when every rank succeeded; else the first failure's exit code (128 + signal number if killed). */
@@ -64,25 +69,32 @@ function describe(f: RankFailure): string {
 
 /** The most telling recent stderr line: the last one naming an error, else the last one. */
 function tellingLine(recent: readonly string[]): string | undefined {
-  for (let i = recent.length - 1; i >= 0; i--) if (/(Error|error:|weft:|Exception)/.test(recent[i]!)) return recent[i]!.trim();
+  for (let i = recent.length - 1; i >= 0; i--)
+    if (/(Error|error:|weft:|Exception)/.test(recent[i]!)) return recent[i]!.trim();
   return recent.at(-1)?.trim();
 }
 
 function validateLaunch(o: LaunchOptions): void {
-  const nodes = o.nodes ?? 1, nodeRank = o.nodeRank ?? 0;
+  const nodes = o.nodes ?? 1,
+    nodeRank = o.nodeRank ?? 0;
   if (!Number.isInteger(o.nprocs) || o.nprocs < 1) throw new Error(`-n must be a positive integer, got ${o.nprocs}`);
   if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`--nodes must be a positive integer, got ${nodes}`);
-  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nodes) throw new Error(`--node-rank must be in 0..${nodes - 1}, got ${nodeRank}`);
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nodes)
+    throw new Error(`--node-rank must be in 0..${nodes - 1}, got ${nodeRank}`);
   if (o.command.length === 0) throw new Error('no command to launch (put it after --)');
-  if (nodes > 1 && !(o.master && o.master.port > 0)) throw new Error('several nodes need --master ADDR:PORT with a fixed port');
-  if (nodes > 1 && !o.token) throw new Error('several nodes need a shared token (--token or WEFT_STORE_TOKEN), the same on every node');
+  if (nodes > 1 && !(o.master && o.master.port > 0))
+    throw new Error('several nodes need --master ADDR:PORT with a fixed port');
+  if (nodes > 1 && !o.token)
+    throw new Error('several nodes need a shared token (--token or WEFT_STORE_TOKEN), the same on every node');
 }
 
 export async function startLaunch(o: LaunchOptions): Promise<Launch> {
   validateLaunch(o);
-  const nodes = o.nodes ?? 1, nodeRank = o.nodeRank ?? 0;
+  const nodes = o.nodes ?? 1,
+    nodeRank = o.nodeRank ?? 0;
   const token = o.token ?? randomBytes(24).toString('hex');
-  const out = o.stdout ?? process.stdout, err = o.stderr ?? process.stderr;
+  const out = o.stdout ?? process.stdout,
+    err = o.stderr ?? process.stderr;
   const host = o.master?.host ?? '127.0.0.1';
   let port = o.master?.port ?? 0;
   const server = nodeRank === 0 ? await StoreServer.listen(host, port, token) : undefined;
@@ -98,7 +110,9 @@ export async function startLaunch(o: LaunchOptions): Promise<Launch> {
     if (stopping) return;
     stopping = true;
     for (const c of children.values()) c.kill('SIGTERM');
-    const kill = setTimeout(() => { for (const c of children.values()) c.kill('SIGKILL'); }, o.graceMs ?? 5000);
+    const kill = setTimeout(() => {
+      for (const c of children.values()) c.kill('SIGKILL');
+    }, o.graceMs ?? 5000);
     kill.unref();
   };
 
@@ -110,7 +124,9 @@ export async function startLaunch(o: LaunchOptions): Promise<Launch> {
         if (server) {
           // node 0 hosts the store: keep it up until every node is done (or one failed)
           const all = Array.from({ length: nodes }, (_, i) => finishedKey(i));
-          await Promise.race([client.wait(all, 7 * 24 * 3600_000), client.wait([FAILED_KEY], 7 * 24 * 3600_000)]).catch(() => {});
+          await Promise.race([client.wait(all, 7 * 24 * 3600_000), client.wait([FAILED_KEY], 7 * 24 * 3600_000)]).catch(
+            () => {},
+          );
         }
         client.close();
       }
@@ -126,18 +142,32 @@ export async function startLaunch(o: LaunchOptions): Promise<Launch> {
     };
 
     if (client) {
-      client.get(FAILED_KEY, 7 * 24 * 3600_000).then((v) => {
-        if (!failure && !stopReason) { stopReason = `stopped: ${v.toString('utf8')}`; stopAll(); }
-      }, () => {});
+      client.get(FAILED_KEY, 7 * 24 * 3600_000).then(
+        (v) => {
+          if (!failure && !stopReason) {
+            stopReason = `stopped: ${v.toString('utf8')}`;
+            stopAll();
+          }
+        },
+        () => {},
+      );
     }
 
     for (let local = 0; local < o.nprocs; local++) {
       const d: Parameters<typeof rankEnv>[0] = {
-        rank: nodeRank * o.nprocs + local, worldSize: nodes * o.nprocs, localRank: local, localWorldSize: o.nprocs,
-        nodeRank, masterAddr: host, masterPort: port, token,
+        rank: nodeRank * o.nprocs + local,
+        worldSize: nodes * o.nprocs,
+        localRank: local,
+        localWorldSize: o.nprocs,
+        nodeRank,
+        masterAddr: host,
+        masterPort: port,
+        token,
       };
       const child = spawn(o.command[0]!, o.command.slice(1), {
-        env: { ...(o.env ?? process.env), ...rankEnv(d) }, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...(o.env ?? process.env), ...rankEnv(d) },
+        cwd: o.cwd,
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.set(d.rank, child);
       const recent: string[] = [];
@@ -162,19 +192,32 @@ export async function startLaunch(o: LaunchOptions): Promise<Launch> {
         }
         if (--running === 0) void finish();
       };
-      child.stdout!.on('close', () => { streamsOpen--; settle(); });
-      child.stderr!.on('close', () => { streamsOpen--; settle(); });
+      child.stdout!.on('close', () => {
+        streamsOpen--;
+        settle();
+      });
+      child.stderr!.on('close', () => {
+        streamsOpen--;
+        settle();
+      });
       child.on('error', (e) => {
         err.write(`${prefix}cannot start ${o.command[0]}: ${e.message}\n`);
         recent.push(`cannot start ${o.command[0]}: ${e.message}`);
       });
-      child.on('close', (code, signal) => { exit = { code: code ?? (signal ? null : 1), signal }; settle(); });
+      child.on('close', (code, signal) => {
+        exit = { code: code ?? (signal ? null : 1), signal };
+        settle();
+      });
     }
   });
 
   return {
     result,
-    stop: (reason) => { if (!failure && !stopReason) stopReason = reason; client?.set(FAILED_KEY, `node ${nodeRank}: ${reason}`).catch(() => {}); stopAll(); },
+    stop: (reason) => {
+      if (!failure && !stopReason) stopReason = reason;
+      client?.set(FAILED_KEY, `node ${nodeRank}: ${reason}`).catch(() => {});
+      stopAll();
+    },
     master: { host, port },
   };
 }

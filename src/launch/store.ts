@@ -8,8 +8,22 @@ import net from 'node:net';
 
 const MAX_LINE = 16 << 20;
 
-interface Request { id: number; op: string; key?: string; keys?: string[]; value?: string; delta?: number; timeoutMs?: number; token?: string }
-interface Reply { id: number; ok: boolean; value?: string | number | boolean; error?: string }
+interface Request {
+  id: number;
+  op: string;
+  key?: string;
+  keys?: string[];
+  value?: string;
+  delta?: number;
+  timeoutMs?: number;
+  token?: string;
+}
+interface Reply {
+  id: number;
+  ok: boolean;
+  value?: string | number | boolean;
+  error?: string;
+}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -38,7 +52,10 @@ export class StoreServer {
   private readonly tokenDigest: Buffer;
   private unreferenced = false;
 
-  private constructor(private readonly server: net.Server, token: string) {
+  private constructor(
+    private readonly server: net.Server,
+    token: string,
+  ) {
     this.tokenDigest = digest(token);
     server.on('connection', (s) => this.serve(s));
   }
@@ -49,7 +66,10 @@ export class StoreServer {
       const server = net.createServer();
       const store = new StoreServer(server, token);
       server.once('error', reject);
-      server.listen(port, host, () => { server.off('error', reject); resolve(store); });
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve(store);
+      });
     });
   }
 
@@ -73,7 +93,11 @@ export class StoreServer {
   }
 
   private notify(): void {
-    for (const w of [...this.waiters]) if (w.keys.every((k) => this.data.has(k))) { this.waiters.delete(w); w.done(); }
+    for (const w of [...this.waiters])
+      if (w.keys.every((k) => this.data.has(k))) {
+        this.waiters.delete(w);
+        w.done();
+      }
   }
 
   private serve(sock: net.Socket): void {
@@ -82,10 +106,17 @@ export class StoreServer {
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => sock.destroy());
     let authed = false;
-    const reply = (r: Reply): void => { if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n'); };
+    const reply = (r: Reply): void => {
+      if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
+    };
     lines(sock, (line) => {
       let req: Request;
-      try { req = JSON.parse(line) as Request; } catch { sock.destroy(); return; }
+      try {
+        req = JSON.parse(line) as Request;
+      } catch {
+        sock.destroy();
+        return;
+      }
       if (!authed) {
         const given = digest(String(req.token ?? ''));
         if (req.op !== 'auth' || !timingSafeEqual(given, this.tokenDigest)) {
@@ -125,15 +156,32 @@ export class StoreServer {
         return;
       case 'get':
       case 'wait': {
-        const keys = req.op === 'get' ? [req.key!] : req.keys ?? [];
-        const answer = (): void => reply(req.op === 'get' ? { id, ok: true, value: this.data.get(req.key!)!.toString('base64') } : { id, ok: true });
-        if (keys.every((k) => this.data.has(k))) { answer(); return; }
+        const keys = req.op === 'get' ? [req.key!] : (req.keys ?? []);
+        const answer = (): void =>
+          reply(
+            req.op === 'get' ? { id, ok: true, value: this.data.get(req.key!)!.toString('base64') } : { id, ok: true },
+          );
+        if (keys.every((k) => this.data.has(k))) {
+          answer();
+          return;
+        }
         const timer = setTimeout(() => {
           this.waiters.delete(waiter);
           const missing = keys.filter((k) => !this.data.has(k));
-          reply({ id, ok: false, error: `rendezvous store: timed out after ${(req.timeoutMs ?? 0) / 1000} s waiting for ${missing.join(', ')}` });
+          reply({
+            id,
+            ok: false,
+            error: `rendezvous store: timed out after ${(req.timeoutMs ?? 0) / 1000} s waiting for ${missing.join(', ')}`,
+          });
         }, req.timeoutMs ?? 300_000);
-        const waiter = { keys, timer, done: () => { clearTimeout(timer); answer(); } };
+        const waiter = {
+          keys,
+          timer,
+          done: () => {
+            clearTimeout(timer);
+            answer();
+          },
+        };
         this.waiters.add(waiter);
         return;
       }
@@ -160,23 +208,33 @@ export class StoreClient {
   private readonly calls = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private closed = false;
 
-  private constructor(private readonly sock: net.Socket, readonly timeoutMs: number) {
+  private constructor(
+    private readonly sock: net.Socket,
+    readonly timeoutMs: number,
+  ) {
     lines(sock, (line) => {
       const r = JSON.parse(line) as Reply;
       const c = this.calls.get(r.id);
-      if (c) { this.calls.delete(r.id); this.refresh(); c.resolve(r); }
+      if (c) {
+        this.calls.delete(r.id);
+        this.refresh();
+        c.resolve(r);
+      }
     });
     const failAll = (why: string): void => {
       for (const c of this.calls.values()) c.reject(new StoreError(why));
       this.calls.clear();
     };
     sock.on('error', (e) => failAll(`rendezvous store connection failed: ${e.message}`));
-    sock.on('close', () => failAll(this.closed ? 'rendezvous store client closed' : 'rendezvous store closed the connection'));
+    sock.on('close', () =>
+      failAll(this.closed ? 'rendezvous store client closed' : 'rendezvous store closed the connection'),
+    );
   }
 
   /** Keep the process alive only while a request is outstanding. */
   private refresh(): void {
-    if (this.calls.size) this.sock.ref(); else this.sock.unref();
+    if (this.calls.size) this.sock.ref();
+    else this.sock.unref();
   }
 
   static async connect(opts: ConnectOptions): Promise<StoreClient> {
@@ -185,7 +243,10 @@ export class StoreClient {
     for (;;) {
       try {
         const sock = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect(opts.port, opts.host, () => { s.off('error', reject); resolve(s); });
+          const s = net.connect(opts.port, opts.host, () => {
+            s.off('error', reject);
+            resolve(s);
+          });
           s.once('error', reject);
         });
         sock.setNoDelay(true);
@@ -195,7 +256,8 @@ export class StoreClient {
       } catch (e) {
         last = e instanceof Error ? e.message : String(e);
         if (e instanceof StoreError && /wrong token/.test(last)) throw e;
-        if (Date.now() > deadline) throw new StoreError(`cannot reach the rendezvous store at ${opts.host}:${opts.port}: ${last}`);
+        if (Date.now() > deadline)
+          throw new StoreError(`cannot reach the rendezvous store at ${opts.host}:${opts.port}: ${last}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }

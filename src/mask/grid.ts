@@ -7,23 +7,38 @@ export type BlockClass = 'empty' | 'full' | 'partial';
 
 export class MaskGrid {
   /** intervals of row q are lo[q*m + i], hi[q*m + i], i < m; unused ones are [0, 0) */
-  constructor(readonly S: number, readonly m: number, readonly lo: Int32Array, readonly hi: Int32Array) {}
+  constructor(
+    readonly S: number,
+    readonly m: number,
+    readonly lo: Int32Array,
+    readonly hi: Int32Array,
+  ) {}
 
   static build(spec: MaskSpec, S: number): MaskGrid {
     return MaskGrid.fromSlices(lower(spec, S), S);
   }
 
   static fromSlices(slices: readonly Slice[], S: number): MaskGrid {
-    const lo1 = new Int32Array(S), hi1 = new Int32Array(S);
+    const lo1 = new Int32Array(S),
+      hi1 = new Int32Array(S);
     let extra: Map<number, [number, number][]> | undefined;
     const has = new Uint8Array(S);
     for (const s of slices) {
       for (let q = s.q[0]; q < s.q[1]; q++) {
         const [lo, hi] = sliceRow(s, q);
         if (lo >= hi) continue;
-        if (!has[q]) { has[q] = 1; lo1[q] = lo; hi1[q] = hi; continue; }
+        if (!has[q]) {
+          has[q] = 1;
+          lo1[q] = lo;
+          hi1[q] = hi;
+          continue;
+        }
         // overlapping or touching the first interval: widen it; else keep it aside to merge later
-        if (lo <= hi1[q]! && hi >= lo1[q]! && !extra?.has(q)) { lo1[q] = Math.min(lo1[q]!, lo); hi1[q] = Math.max(hi1[q]!, hi); continue; }
+        if (lo <= hi1[q]! && hi >= lo1[q]! && !extra?.has(q)) {
+          lo1[q] = Math.min(lo1[q]!, lo);
+          hi1[q] = Math.max(hi1[q]!, hi);
+          continue;
+        }
         extra ??= new Map();
         const list = extra.get(q) ?? [[lo1[q]!, hi1[q]!]];
         list.push([lo, hi]);
@@ -43,24 +58,34 @@ export class MaskGrid {
       merged.set(q, out);
       m = Math.max(m, out.length);
     }
-    const lo = new Int32Array(S * m), hi = new Int32Array(S * m);
+    const lo = new Int32Array(S * m),
+      hi = new Int32Array(S * m);
     for (let q = 0; q < S; q++) {
       const list = merged.get(q);
-      if (list) list.forEach(([a, b], i) => { lo[q * m + i] = a; hi[q * m + i] = b; });
-      else if (has[q]) { lo[q * m] = lo1[q]!; hi[q * m] = hi1[q]!; }
+      if (list)
+        list.forEach(([a, b], i) => {
+          lo[q * m + i] = a;
+          hi[q * m + i] = b;
+        });
+      else if (has[q]) {
+        lo[q * m] = lo1[q]!;
+        hi[q * m] = hi1[q]!;
+      }
     }
     return new MaskGrid(S, m, lo, hi);
   }
 
   allowed(q: number, k: number): boolean {
-    const m = this.m, b = q * m;
+    const m = this.m,
+      b = q * m;
     for (let i = 0; i < m; i++) if (this.lo[b + i]! <= k && k < this.hi[b + i]!) return true;
     return false;
   }
 
   /** Keys row q sees inside [k0, k1). */
   rowArea(q: number, k0 = 0, k1 = this.S): number {
-    const m = this.m, b = q * m;
+    const m = this.m,
+      b = q * m;
     let n = 0;
     for (let i = 0; i < m; i++) n += Math.max(0, Math.min(k1, this.hi[b + i]!) - Math.max(k0, this.lo[b + i]!));
     return n;

@@ -25,20 +25,31 @@ const rowsCache = new WeakMap<MaskGrid, WeakMap<Int32Array, QueryRows>>();
  */
 export function queryRows(grid: MaskGrid, positions: Int32Array): QueryRows {
   let byPos = rowsCache.get(grid);
-  if (!byPos) { byPos = new WeakMap(); rowsCache.set(grid, byPos); }
+  if (!byPos) {
+    byPos = new WeakMap();
+    rowsCache.set(grid, byPos);
+  }
   let rows = byPos.get(positions);
-  if (!rows) { rows = computeRows(grid, positions); byPos.set(positions, rows); }
+  if (!rows) {
+    rows = computeRows(grid, positions);
+    byPos.set(positions, rows);
+  }
   return rows;
 }
 
 function computeRows(grid: MaskGrid, positions: Int32Array): QueryRows {
-  const m = grid.m, n = positions.length;
-  const lo = new Int32Array(n * m), hi = new Int32Array(n * m);
+  const m = grid.m,
+    n = positions.length;
+  const lo = new Int32Array(n * m),
+    hi = new Int32Array(n * m);
   for (let r = 0; r < n; r++) {
     const p = positions[r]!;
     if (p < 0) continue;
     if (p >= grid.S) throw new Error(`position ${p} outside the sequence of ${grid.S}`);
-    for (let i = 0; i < m; i++) { lo[r * m + i] = grid.lo[p * m + i]!; hi[r * m + i] = grid.hi[p * m + i]!; }
+    for (let i = 0; i < m; i++) {
+      lo[r * m + i] = grid.lo[p * m + i]!;
+      hi[r * m + i] = grid.hi[p * m + i]!;
+    }
   }
   return { m, lo, hi };
 }
@@ -50,7 +61,8 @@ export function maskView(grid: MaskGrid, qPos: Int32Array, kPos: Int32Array): Ma
 /** Does query row r see key position p? */
 export function sees(q: QueryRows, r: number, p: number): boolean {
   if (p < 0) return false;
-  const m = q.m, b = r * m;
+  const m = q.m,
+    b = r * m;
   for (let i = 0; i < m; i++) if (q.lo[b + i]! <= p && p < q.hi[b + i]!) return true;
   return false;
 }
@@ -60,20 +72,27 @@ export function sees(q: QueryRows, r: number, p: number): boolean {
  * are exact claims, 'partial' means "evaluate per element".
  */
 export function classifyTile(view: MaskView, r0: number, r1: number, c0: number, c1: number): BlockClass {
-  let kmin = Infinity, kmax = -Infinity, pad = false;
+  let kmin = Infinity,
+    kmax = -Infinity,
+    pad = false;
   for (let c = c0; c < c1; c++) {
     const p = view.kPos[c]!;
-    if (p < 0) { pad = true; continue; }
+    if (p < 0) {
+      pad = true;
+      continue;
+    }
     if (p < kmin) kmin = p;
     if (p > kmax) kmax = p;
   }
   if (kmin > kmax) return 'empty';
   const { m, lo, hi } = view.q;
-  let anyHit = false, allCover = !pad;
+  let anyHit = false,
+    allCover = !pad;
   for (let r = r0; r < r1; r++) {
     let cover = false;
     for (let i = 0; i < m; i++) {
-      const a = lo[r * m + i]!, b = hi[r * m + i]!;
+      const a = lo[r * m + i]!,
+        b = hi[r * m + i]!;
       if (a >= b) continue;
       if (a <= kmax && kmin < b) anyHit = true;
       if (a <= kmin && kmax < b) cover = true;
@@ -85,17 +104,26 @@ export function classifyTile(view: MaskView, r0: number, r1: number, c0: number,
 
 /** Unmasked pairs in the whole view (for work accounting and load balance). */
 export function viewArea(view: MaskView): number {
-  const keys = Int32Array.from(view.kPos).filter((p) => p >= 0).sort();
-  const below = (x: number): number => { // keys < x
-    let a = 0, b = keys.length;
-    while (a < b) { const mid = (a + b) >> 1; if (keys[mid]! < x) a = mid + 1; else b = mid; }
+  const keys = Int32Array.from(view.kPos)
+    .filter((p) => p >= 0)
+    .sort();
+  const below = (x: number): number => {
+    // keys < x
+    let a = 0,
+      b = keys.length;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (keys[mid]! < x) a = mid + 1;
+      else b = mid;
+    }
     return a;
   };
   const { m, lo, hi } = view.q;
   let n = 0;
   for (let r = 0; r < lo.length / m; r++) {
     for (let i = 0; i < m; i++) {
-      const a = lo[r * m + i]!, b = hi[r * m + i]!;
+      const a = lo[r * m + i]!,
+        b = hi[r * m + i]!;
       if (a < b) n += below(b) - below(a);
     }
   }

@@ -7,7 +7,10 @@ import type { Comm } from '../comm/comm.js';
 import { SubgroupComm } from '../comm/subgroup.js';
 import type { Device } from '../device/device.js';
 
-export interface Axis { readonly name: string; readonly size: number }
+export interface Axis {
+  readonly name: string;
+  readonly size: number;
+}
 
 export type Placement = 'head-first' | 'context-first';
 export const PLACEMENTS: readonly Placement[] = ['head-first', 'context-first'];
@@ -31,7 +34,8 @@ export class Mesh {
 
   private axis(name: string): { stride: number; size: number } {
     const stride = this.stride.get(name);
-    if (stride === undefined) throw new Error(`mesh: no axis '${name}' (axes: ${this.axes.map((a) => a.name).join(', ')})`);
+    if (stride === undefined)
+      throw new Error(`mesh: no axis '${name}' (axes: ${this.axes.map((a) => a.name).join(', ')})`);
     return { stride, size: this.axes.find((a) => a.name === name)!.size };
   }
 
@@ -45,7 +49,8 @@ export class Mesh {
     let r = 0;
     for (const a of this.axes) {
       const c = coords[a.name];
-      if (c === undefined || !Number.isInteger(c) || c < 0 || c >= a.size) throw new Error(`mesh: coordinate ${a.name}=${c} outside [0, ${a.size})`);
+      if (c === undefined || !Number.isInteger(c) || c < 0 || c >= a.size)
+        throw new Error(`mesh: coordinate ${a.name}=${c} outside [0, ${a.size})`);
       r += c * this.stride.get(a.name)!;
     }
     return r;
@@ -69,17 +74,23 @@ export class Mesh {
   group(comm: Comm, name: string, device: Device): Comm {
     if (comm.size !== this.size) throw new Error(`mesh: ${this.size} ranks, but the group has ${comm.size}`);
     const members = this.members(comm.rank, name);
-    return members.every((r, i) => r === i) && members.length === comm.size ? comm : new SubgroupComm(comm, members, device);
+    return members.every((r, i) => r === i) && members.length === comm.size
+      ? comm
+      : new SubgroupComm(comm, members, device);
   }
 }
 
 /** USP: ulysses × ring; head-first keeps each Ulysses group on consecutive ranks. */
 export function uspMesh(ulysses: number, ring: number, placement: Placement): Mesh {
-  const u = { name: 'ulysses', size: ulysses }, r = { name: 'ring', size: ring };
+  const u = { name: 'ulysses', size: ulysses },
+    r = { name: 'ring', size: ring };
   return new Mesh(placement === 'head-first' ? [u, r] : [r, u]);
 }
 
 /** Double ring: inner rings on consecutive ranks, joined by an outer ring. */
 export function doubleRingMesh(inner: number, outer: number): Mesh {
-  return new Mesh([{ name: 'inner', size: inner }, { name: 'outer', size: outer }]);
+  return new Mesh([
+    { name: 'inner', size: inner },
+    { name: 'outer', size: outer },
+  ]);
 }

@@ -14,7 +14,8 @@ function sumPositiveLinear(x0: number, x1: number, c: number, m: number): number
   else x1 = Math.min(x1, c);
   if (x1 <= x0) return 0;
   const n = x1 - x0;
-  const first = c + m * x0, last = c + m * (x1 - 1);
+  const first = c + m * x0,
+    last = c + m * (x1 - 1);
   return ((first + last) * n) / 2;
 }
 
@@ -24,24 +25,44 @@ function sumPositiveLinear(x0: number, x1: number, c: number, m: number): number
  * min(A, q+a) − max(B, q+b) is piecewise linear in q with breakpoints at A−a and B−b.
  */
 export function sliceArea(s: Slice, q0: number, q1: number, k0: number, k1: number): number {
-  const lo = Math.max(q0, s.q[0]), hi = Math.min(q1, s.q[1]);
+  const lo = Math.max(q0, s.q[0]),
+    hi = Math.min(q1, s.q[1]);
   if (hi <= lo) return 0;
-  const A = Math.min(k1, s.k[1]), B = Math.max(k0, s.k[0]);
+  const A = Math.min(k1, s.k[1]),
+    B = Math.max(k0, s.k[0]);
   if (A <= B) return 0;
   // diagonal key of row q: q − q0s + k0s + (klen − qlen)
   const d = -s.q[0] + s.k[0] + (s.k[1] - s.k[0]) - (s.q[1] - s.q[0]);
-  const finiteA = s.right !== Infinity, finiteB = s.left !== Infinity;
+  const finiteA = s.right !== Infinity,
+    finiteB = s.left !== Infinity;
   const a = finiteA ? d + s.right + 1 : 0; // upper key bound q + a
   const b = finiteB ? d - s.left : 0; // lower key bound q + b
   // breakpoints where min/max switch branch, clamped into [lo, hi] and sorted
   let c1 = finiteA ? Math.min(hi, Math.max(lo, A - a)) : hi;
   let c2 = finiteB ? Math.min(hi, Math.max(lo, B - b)) : hi;
-  if (c2 < c1) { const t = c1; c1 = c2; c2 = t; }
-  return segment(lo, c1, A, a, B, b, finiteA, finiteB) + segment(c1, c2, A, a, B, b, finiteA, finiteB) + segment(c2, hi, A, a, B, b, finiteA, finiteB);
+  if (c2 < c1) {
+    const t = c1;
+    c1 = c2;
+    c2 = t;
+  }
+  return (
+    segment(lo, c1, A, a, B, b, finiteA, finiteB) +
+    segment(c1, c2, A, a, B, b, finiteA, finiteB) +
+    segment(c2, hi, A, a, B, b, finiteA, finiteB)
+  );
 }
 
 /** The count on [x0, x1), where each of min/max keeps one branch. */
-function segment(x0: number, x1: number, A: number, a: number, B: number, b: number, finiteA: boolean, finiteB: boolean): number {
+function segment(
+  x0: number,
+  x1: number,
+  A: number,
+  a: number,
+  B: number,
+  b: number,
+  finiteA: boolean,
+  finiteB: boolean,
+): number {
   if (x1 <= x0) return 0;
   // at a breakpoint both branches agree; beyond it the row bound (q + a, q + b) takes over below
   // and the rectangle bound (A) above, hence the one strict inequality
@@ -67,7 +88,10 @@ export class MaskAreas {
   private readonly grid?: MaskGrid;
   readonly total: number;
 
-  constructor(readonly spec: MaskSpec, readonly S: number) {
+  constructor(
+    readonly spec: MaskSpec,
+    readonly S: number,
+  ) {
     this.slices = lower(spec, S).sort((x, y) => x.q[0] - y.q[0]);
     this.disjoint = this.slices.every((s, i) => i === 0 || s.q[0] >= this.slices[i - 1]!.q[1]);
     this.starts = this.slices.map((s) => s.q[1]);
@@ -80,9 +104,15 @@ export class MaskAreas {
     let n = 0;
     if (this.disjoint) {
       // first slice whose query range ends after q0
-      let lo = 0, hi = this.slices.length;
-      while (lo < hi) { const mid = (lo + hi) >> 1; if (this.starts[mid]! <= q0) lo = mid + 1; else hi = mid; }
-      for (let i = lo; i < this.slices.length && this.slices[i]!.q[0] < q1; i++) n += sliceArea(this.slices[i]!, q0, q1, k0, k1);
+      let lo = 0,
+        hi = this.slices.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.starts[mid]! <= q0) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < this.slices.length && this.slices[i]!.q[0] < q1; i++)
+        n += sliceArea(this.slices[i]!, q0, q1, k0, k1);
       return n;
     }
     for (let q = q0; q < q1; q++) n += this.grid!.rowArea(q, k0, k1);

@@ -10,15 +10,22 @@ import { STRATEGY_NAMES } from '../strategy/names.js';
 import { GPU_PRESETS, GPU_CLASSES } from './hardware.js';
 import { IMPLEMENTATIONS } from './calibration/types.js';
 import { MODEL_PRESETS, type ModelSpec } from './model.js';
-import { MODES, type CandidateSpec, type Cluster, type GpuClass, type GpuSpec, type LinkSpec, type PcieTree, type PlanConfig, type PlanStrategy } from './types.js';
+import {
+  MODES,
+  type CandidateSpec,
+  type Cluster,
+  type GpuClass,
+  type GpuSpec,
+  type LinkSpec,
+  type PcieTree,
+  type PlanConfig,
+  type PlanStrategy,
+} from './types.js';
 
 export type { CandidateSpec, Cluster, Mode, PlanConfig, PlanStrategy } from './types.js';
 
 /** The strategies a layout may name: the context-parallel ones and `local`. */
 export const PLAN_STRATEGIES: readonly PlanStrategy[] = ['local', ...STRATEGY_NAMES];
-
-
-
 
 type Json = unknown;
 
@@ -36,22 +43,33 @@ function object(v: Json, path: string): Record<string, Json> {
 }
 
 function known(o: Record<string, Json>, path: string, keys: readonly string[]): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${path ? `${path}.` : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!keys.includes(k)) fail(`${path ? `${path}.` : ''}${k}`, `unknown field (known: ${keys.join(', ')})`);
 }
 
 function number(v: Json, path: string, { integer = false, min = 0, exclusive = true } = {}): number {
   if (v === undefined) fail(path, 'missing');
-  const ok = typeof v === 'number' && Number.isFinite(v) && (integer ? Number.isInteger(v) : true) && (exclusive ? v > min : v >= min);
+  const ok =
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    (integer ? Number.isInteger(v) : true) &&
+    (exclusive ? v > min : v >= min);
   if (!ok) fail(path, `expected ${integer ? 'an integer' : 'a number'} ${exclusive ? '>' : '≥'} ${min}`, v);
   return v as number;
 }
 
-function optNumber(v: Json, path: string, opts: { integer?: boolean; min?: number; exclusive?: boolean }, dflt: number): number {
+function optNumber(
+  v: Json,
+  path: string,
+  opts: { integer?: boolean; min?: number; exclusive?: boolean },
+  dflt: number,
+): number {
   return v === undefined ? dflt : number(v, path, opts);
 }
 
 function choice<T extends string>(v: Json, path: string, choices: readonly T[]): T {
-  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) fail(path, `expected one of ${choices.join(', ')}`, v);
+  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v))
+    fail(path, `expected one of ${choices.join(', ')}`, v);
   return v as T;
 }
 
@@ -68,7 +86,13 @@ function model(v: Json): ModelSpec {
   const n = (k: (typeof keys)[number]): number => number(o[k], `model.${k}`, { integer: true });
   const m: ModelSpec = {
     name: typeof o.name === 'string' ? o.name : 'custom',
-    layers: n('layers'), hidden: n('hidden'), heads: n('heads'), kvHeads: n('kvHeads'), headDim: n('headDim'), ffnHidden: n('ffnHidden'), vocab: n('vocab'),
+    layers: n('layers'),
+    hidden: n('hidden'),
+    heads: n('heads'),
+    kvHeads: n('kvHeads'),
+    headDim: n('headDim'),
+    ffnHidden: n('ffnHidden'),
+    vocab: n('vocab'),
   };
   if (m.heads % m.kvHeads !== 0) fail('model.kvHeads', `must divide heads (${m.heads})`, m.kvHeads);
   return m;
@@ -113,11 +137,15 @@ function pcie(v: Json, dflt: PcieTree | undefined): PcieTree | undefined {
   if (v === null) return undefined;
   const o = object(v, 'cluster.pcie');
   known(o, 'cluster.pcie', ['gpusPerSwitch', 'switchesPerSocket', 'uplinkGBps', 'rootComplexGBps']);
-  const need = (k: 'gpusPerSwitch' | 'switchesPerSocket' | 'uplinkGBps' | 'rootComplexGBps', integer: boolean): number =>
-    o[k] === undefined && dflt ? dflt[k] : number(o[k], `cluster.pcie.${k}`, { integer });
+  const need = (
+    k: 'gpusPerSwitch' | 'switchesPerSocket' | 'uplinkGBps' | 'rootComplexGBps',
+    integer: boolean,
+  ): number => (o[k] === undefined && dflt ? dflt[k] : number(o[k], `cluster.pcie.${k}`, { integer }));
   return {
-    gpusPerSwitch: need('gpusPerSwitch', true), switchesPerSocket: need('switchesPerSocket', true),
-    uplinkGBps: need('uplinkGBps', false), rootComplexGBps: need('rootComplexGBps', false),
+    gpusPerSwitch: need('gpusPerSwitch', true),
+    switchesPerSocket: need('switchesPerSocket', true),
+    uplinkGBps: need('uplinkGBps', false),
+    rootComplexGBps: need('rootComplexGBps', false),
     source: dflt && Object.keys(o).length === 0 ? dflt.source : 'config',
   };
 }
@@ -129,10 +157,29 @@ function cluster(v: Json): Cluster {
   const gpusPerNode = number(o.gpusPerNode, 'cluster.gpusPerNode', { integer: true });
   const g = gpu(o.gpu);
   const presetLink = g.intraNode.GBps > 0 ? g.intraNode : undefined;
-  const intraNode = gpusPerNode > 1 ? link(o.intraNode, 'cluster.intraNode', presetLink, 'needed with more than one GPU per node and a custom GPU') : (presetLink ?? { GBps: 1, latencyUs: 0 });
-  const interNode = nodes > 1 ? link(o.interNode, 'cluster.interNode', undefined, 'needed with more than one node: {"GBps": per GPU per direction, "latencyUs"}') : { GBps: 1, latencyUs: 0 };
-  if (nodes * gpusPerNode > 1 << 20) fail('cluster', `${nodes} × ${gpusPerNode} GPUs is beyond what the planner prices (at most 1,048,576)`);
-  const cl: Cluster = { nodes, gpusPerNode, world: nodes * gpusPerNode, gpu: { ...g, intraNode }, intraNode, interNode };
+  const intraNode =
+    gpusPerNode > 1
+      ? link(o.intraNode, 'cluster.intraNode', presetLink, 'needed with more than one GPU per node and a custom GPU')
+      : (presetLink ?? { GBps: 1, latencyUs: 0 });
+  const interNode =
+    nodes > 1
+      ? link(
+          o.interNode,
+          'cluster.interNode',
+          undefined,
+          'needed with more than one node: {"GBps": per GPU per direction, "latencyUs"}',
+        )
+      : { GBps: 1, latencyUs: 0 };
+  if (nodes * gpusPerNode > 1 << 20)
+    fail('cluster', `${nodes} × ${gpusPerNode} GPUs is beyond what the planner prices (at most 1,048,576)`);
+  const cl: Cluster = {
+    nodes,
+    gpusPerNode,
+    world: nodes * gpusPerNode,
+    gpu: { ...g, intraNode },
+    intraNode,
+    interNode,
+  };
   // a PCIe tree matters between GPUs of one node
   const tree = gpusPerNode > 1 ? pcie(o.pcie, g.pcie) : undefined;
   if (tree) cl.pcie = tree;
@@ -143,11 +190,13 @@ function candidate(v: Json, path: string): CandidateSpec {
   const o = object(v, path);
   known(o, path, ['tp', 'ulysses', 'ring', 'dp', 'strategy', 'placement', 'shard', 'inner']);
   const c: CandidateSpec = {};
-  for (const k of ['tp', 'ulysses', 'ring', 'dp', 'inner'] as const) if (o[k] !== undefined) c[k] = number(o[k], `${path}.${k}`, { integer: true });
+  for (const k of ['tp', 'ulysses', 'ring', 'dp', 'inner'] as const)
+    if (o[k] !== undefined) c[k] = number(o[k], `${path}.${k}`, { integer: true });
   if (o.strategy !== undefined) c.strategy = choice(o.strategy, `${path}.strategy`, PLAN_STRATEGIES);
   if (o.placement !== undefined) c.placement = choice(o.placement, `${path}.placement`, PLACEMENTS);
   if (o.shard !== undefined) {
-    if (typeof o.shard !== 'string' || !isShardKind(o.shard)) fail(`${path}.shard`, `expected one of ${SHARD_KINDS.join(', ')}`, o.shard);
+    if (typeof o.shard !== 'string' || !isShardKind(o.shard))
+      fail(`${path}.shard`, `expected one of ${SHARD_KINDS.join(', ')}`, o.shard);
     c.shard = o.shard;
   }
   return c;
@@ -157,7 +206,8 @@ function documents(o: Record<string, Json>, S: number): number[] | undefined {
   if (o.cuSeqlens !== undefined) {
     if (!Array.isArray(o.cuSeqlens)) fail('cuSeqlens', 'expected an array of document boundaries', o.cuSeqlens);
     const cu = o.cuSeqlens.map((x, i) => number(x, `cuSeqlens[${i}]`, { integer: true, min: 0, exclusive: false }));
-    if (cu[0] !== 0 || cu[cu.length - 1] !== S || cu.some((x, i) => i > 0 && x <= cu[i - 1]!)) fail('cuSeqlens', `must rise strictly from 0 to seqLen (${S})`);
+    if (cu[0] !== 0 || cu[cu.length - 1] !== S || cu.some((x, i) => i > 0 && x <= cu[i - 1]!))
+      fail('cuSeqlens', `must rise strictly from 0 to seqLen (${S})`);
     return cu;
   }
   if (o.documentLength !== undefined) {
@@ -172,33 +222,81 @@ function documents(o: Record<string, Json>, S: number): number[] | undefined {
 /** Validate a parsed JSON config. */
 export function parseConfig(json: Json): PlanConfig {
   const o = object(json, 'config');
-  known(o, '', ['model', 'mode', 'seqLen', 'batchSeqs', 'microBatchSeqs', 'mask', 'cuSeqlens', 'documentLength', 'cluster', 'candidates', 'zero', 'recompute', 'precision', 'kernel', 'implementation']);
+  known(o, '', [
+    'model',
+    'mode',
+    'seqLen',
+    'batchSeqs',
+    'microBatchSeqs',
+    'mask',
+    'cuSeqlens',
+    'documentLength',
+    'cluster',
+    'candidates',
+    'zero',
+    'recompute',
+    'precision',
+    'kernel',
+    'implementation',
+  ]);
   const m = model(o.model);
   const mode = o.mode === undefined ? 'training' : choice(o.mode, 'mode', MODES);
   const seqLen = number(o.seqLen, 'seqLen', { integer: true });
   const batchSeqs = optNumber(o.batchSeqs, 'batchSeqs', { integer: true }, 1);
   const microBatchSeqs = optNumber(o.microBatchSeqs, 'microBatchSeqs', { integer: true }, 1);
   if (batchSeqs % microBatchSeqs !== 0) fail('microBatchSeqs', `must divide batchSeqs (${batchSeqs})`, microBatchSeqs);
-  const maskText = o.mask === undefined ? 'causal' : typeof o.mask === 'string' ? o.mask : fail('mask', 'expected a mask name such as "causal" or "document-causal"', o.mask);
+  const maskText =
+    o.mask === undefined
+      ? 'causal'
+      : typeof o.mask === 'string'
+        ? o.mask
+        : fail('mask', 'expected a mask name such as "causal" or "document-causal"', o.mask);
   const cuSeqlens = documents(o, seqLen);
   let mask: MaskSpec;
   try {
     mask = parseMask(maskText, cuSeqlens);
   } catch (e) {
-    throw new UserError(`mask: ${(e as Error).message}${maskText.startsWith('document') ? ' (give "cuSeqlens" or "documentLength")' : ''}`);
+    throw new UserError(
+      `mask: ${(e as Error).message}${maskText.startsWith('document') ? ' (give "cuSeqlens" or "documentLength")' : ''}`,
+    );
   }
   const cl = cluster(o.cluster);
   let candidates: CandidateSpec[] | undefined;
   if (o.candidates !== undefined) {
-    if (!Array.isArray(o.candidates) || o.candidates.length === 0) fail('candidates', 'expected a non-empty array of layouts', o.candidates);
+    if (!Array.isArray(o.candidates) || o.candidates.length === 0)
+      fail('candidates', 'expected a non-empty array of layouts', o.candidates);
     candidates = o.candidates.map((c, i) => candidate(c, `candidates[${i}]`));
   }
-  const zero = o.zero === undefined ? 1 : ([0, 1, 2, 3].includes(o.zero as number) ? (o.zero as 0 | 1 | 2 | 3) : fail('zero', 'expected 0, 1, 2 or 3', o.zero));
+  const zero =
+    o.zero === undefined
+      ? 1
+      : [0, 1, 2, 3].includes(o.zero as number)
+        ? (o.zero as 0 | 1 | 2 | 3)
+        : fail('zero', 'expected 0, 1, 2 or 3', o.zero);
   const recompute = o.recompute === undefined ? 'none' : choice(o.recompute, 'recompute', ['none', 'full'] as const);
   const precision = o.precision === undefined ? 'bf16' : choice(o.precision, 'precision', ['bf16', 'fp32'] as const);
-  const kernel = o.kernel === undefined ? undefined : typeof o.kernel === 'string' ? o.kernel : fail('kernel', 'expected a kernel name', o.kernel);
-  const implementation = o.implementation === undefined ? 'weft' : choice(o.implementation, 'implementation', Object.keys(IMPLEMENTATIONS));
-  const cfg: PlanConfig = { model: m, mode, seqLen, batchSeqs, microBatchSeqs, maskText, mask, cluster: cl, zero, recompute, precision, implementation };
+  const kernel =
+    o.kernel === undefined
+      ? undefined
+      : typeof o.kernel === 'string'
+        ? o.kernel
+        : fail('kernel', 'expected a kernel name', o.kernel);
+  const implementation =
+    o.implementation === undefined ? 'weft' : choice(o.implementation, 'implementation', Object.keys(IMPLEMENTATIONS));
+  const cfg: PlanConfig = {
+    model: m,
+    mode,
+    seqLen,
+    batchSeqs,
+    microBatchSeqs,
+    maskText,
+    mask,
+    cluster: cl,
+    zero,
+    recompute,
+    precision,
+    implementation,
+  };
   if (cuSeqlens) cfg.cuSeqlens = cuSeqlens;
   if (candidates) cfg.candidates = candidates;
   if (kernel) cfg.kernel = kernel;

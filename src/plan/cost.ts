@@ -9,17 +9,38 @@ import type { CountCase } from './counts.js';
 import { footprintCase, weftFootprint } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Context, Phase, RingPhase, Term } from './schedule.js';
-import { deviceOpsCase, headsOf, layerSchedule, microbatches, savedBytesPerToken, seqsAtOnce, stepPhases } from './schedule.js';
+import {
+  deviceOpsCase,
+  headsOf,
+  layerSchedule,
+  microbatches,
+  savedBytesPerToken,
+  seqsAtOnce,
+  stepPhases,
+} from './schedule.js';
 
 export type Breakdown = Record<Term, number>;
 
 export function emptyBreakdown(): Breakdown {
-  return { gemm: 0, elementwise: 0, attention: 0, imbalance: 0, 'ring-comm': 0, 'all-to-all': 0, gather: 0, 'tp-comm': 0, 'grad-sync': 0, optimizer: 0 };
+  return {
+    gemm: 0,
+    elementwise: 0,
+    attention: 0,
+    imbalance: 0,
+    'ring-comm': 0,
+    'all-to-all': 0,
+    gather: 0,
+    'tp-comm': 0,
+    'grad-sync': 0,
+    optimizer: 0,
+  };
 }
 
-
 /** Which link classes a set of hops uses. */
-interface Classes { intra: boolean; inter: boolean }
+interface Classes {
+  intra: boolean;
+  inter: boolean;
+}
 
 function classesOf(hops: readonly LinkClass[]): Classes {
   return { intra: hops.includes('intra'), inter: hops.includes('inter') };
@@ -35,9 +56,11 @@ function worstHop(ctx: Context, bytes: number, c: Classes, share = 1): number {
  * A ring phase in lock step: total ms, and the compute of the slowest and of the mean position.
  */
 export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
-  const u = p.units, outerN = p.r / p.inner;
+  const u = p.units,
+    outerN = p.r / p.inner;
   const stepC = (k: number): number => (u.stepMax[k]! > 0 ? p.scale * u.stepMax[k]! + p.overheadMs : 0);
-  let critical = 0, mean = 0;
+  let critical = 0,
+    mean = 0;
   for (let k = 0; k < u.steps.length; k++) {
     critical += u.weights[k]! * stepC(k);
     mean += u.weights[k]! * (p.scale * u.stepMean[k]! + p.overheadMs * u.stepBusy[k]!);
@@ -46,7 +69,8 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
   for (const pat of p.patterns) {
     const sample = u.sample;
     const cls = (a: number, b: number): LinkClass => (pat.nodes[a] === pat.nodes[b] ? 'intra' : 'inter');
-    const hops = classesOf(pat.hops), outer = pat.outer ? classesOf(pat.outer) : hops;
+    const hops = classesOf(pat.hops),
+      outer = pat.outer ? classesOf(pat.outer) : hops;
     // lock step: every intra-node hop as slow as the most shared one (PCIe uplinks)
     let sh = 1;
     for (let i = 0; i < pat.hops.length; i++) if (pat.hops[i] === 'intra' && pat.share[i]! < sh) sh = pat.share[i]!;
@@ -62,8 +86,10 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
       if (p.backBytes > 0 && s > 0) {
         out = 0;
         for (const i of sample) {
-          const f = pat.hops[i]!, b = cls(i, (((i - s) % p.r) + p.r) % p.r);
-          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f, f === 'intra' ? sh : 1) : 0, y = p2pMs(ctx.net, p.backBytes, b, b === 'intra' ? sh : 1);
+          const f = pat.hops[i]!,
+            b = cls(i, (((i - s) % p.r) + p.r) % p.r);
+          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f, f === 'intra' ? sh : 1) : 0,
+            y = p2pMs(ctx.net, p.backBytes, b, b === 'intra' ? sh : 1);
           out = Math.max(out, f === b ? x + y : Math.max(x, y));
         }
       }
@@ -76,9 +102,13 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
       // (the sums complete at home). A double ring keeps the outer pass's first block from the
       // forward and fetches each inner pass's first, exposed, at the start of every round; the outer K,V for the next round
       // (o ≤ outer−3) and the previous round's outer sum (o ≥ 1) travel under the whole round.
-      const kvMs = worstHop(ctx, p.preBytes, hops, sh), accMs = worstHop(ctx, p.postBytes, hops, sh);
-      const step = (k: number, tt: number): number => Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
-      const run = (k: number, tt: number): void => { t += u.weights[k]! * step(k, tt); };
+      const kvMs = worstHop(ctx, p.preBytes, hops, sh),
+        accMs = worstHop(ctx, p.postBytes, hops, sh);
+      const step = (k: number, tt: number): number =>
+        Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
+      const run = (k: number, tt: number): void => {
+        t += u.weights[k]! * step(k, tt);
+      };
       const first = p.fetchFirst ? kvMs : 0;
       if (outerN === 1) {
         if (first > 0) t += first;
@@ -88,7 +118,9 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
           const r0 = t;
           if (first > 0) t += first;
           for (let k = 0; k < p.inner; k++) run(o * p.inner + k, k);
-          const outerMs = (o <= outerN - 3 ? worstHop(ctx, p.preBytes, outer, sh) : 0) + (o >= 1 ? worstHop(ctx, p.postBytes, outer, sh) : 0);
+          const outerMs =
+            (o <= outerN - 3 ? worstHop(ctx, p.preBytes, outer, sh) : 0) +
+            (o >= 1 ? worstHop(ctx, p.postBytes, outer, sh) : 0);
           t = Math.max(t, r0 + outerMs);
         }
       }
@@ -105,7 +137,9 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
       }
       // accumulators go home, the last partial results come back and are merged
       const spansNodes = pat.nodes.some((n) => n !== pat.nodes[0]);
-      t += worstHop(ctx, p.postBytes, hops, sh) + (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }, sh) + p.tailMs : 0);
+      t +=
+        worstHop(ctx, p.postBytes, hops, sh) +
+        (p.backBytes > 0 ? worstHop(ctx, p.backBytes, { intra: !spansNodes, inter: spansNodes }, sh) + p.tailMs : 0);
     }
     if (t > total) total = t;
   }
@@ -136,15 +170,21 @@ export function phasesMs(ctx: Context, phases: readonly Phase[], acc: Breakdown,
   return ms;
 }
 
-export interface Timing { stepMs: number; layerMs: number; breakdown: Breakdown }
+export interface Timing {
+  stepMs: number;
+  layerMs: number;
+  breakdown: Breakdown;
+}
 
 export function timing(ctx: Context, l: PlanLayout): Timing {
-  const cfg = ctx.cfg, breakdown = emptyBreakdown();
+  const cfg = ctx.cfg,
+    breakdown = emptyBreakdown();
   const layers = cfg.mode === 'training' || cfg.mode === 'prefill' ? cfg.model.layers : 1;
   const micro = microbatches(cfg, l);
   const sched = layerSchedule(ctx, l);
   const steps = stepPhases(ctx, l);
-  const layerMs = phasesMs(ctx, sched.fwd, breakdown, layers * micro) + phasesMs(ctx, sched.bwd, breakdown, layers * micro);
+  const layerMs =
+    phasesMs(ctx, sched.fwd, breakdown, layers * micro) + phasesMs(ctx, sched.bwd, breakdown, layers * micro);
   const microMs = phasesMs(ctx, steps.perMicro, breakdown, micro);
   const stepOnly = phasesMs(ctx, steps.perStep, breakdown, 1);
   return { stepMs: micro * (layers * layerMs + microMs) + stepOnly, layerMs, breakdown };
@@ -152,17 +192,27 @@ export function timing(ctx: Context, l: PlanLayout): Timing {
 
 /** Model FLOPs of one step (training: backward = 2 × forward; attention modes: backward = 2.5 × forward). */
 export function stepFlops(ctx: Context): number {
-  const cfg = ctx.cfg, m = cfg.model, S = cfg.seqLen, n = cfg.batchSeqs;
+  const cfg = ctx.cfg,
+    m = cfg.model,
+    S = cfg.seqLen,
+    n = cfg.batchSeqs;
   const attnFwd = attentionFlops(ctx.areas.total, m.heads, m.headDim, 'fwd'); // per sequence per layer; the mask decides: causal counts half
   switch (cfg.mode) {
-    case 'attention-forward': return n * attnFwd;
-    case 'attention': return n * attentionFlops(ctx.areas.total, m.heads, m.headDim, 'fwd+bwd');
-    case 'prefill': return n * (S * m.layers * (layerLinearFlopsPerToken(m) / 3) + m.layers * attnFwd + 2 * m.vocab * m.hidden);
-    case 'training': return n * (S * (m.layers * layerLinearFlopsPerToken(m) + headFlopsPerToken(m)) + m.layers * 3 * attnFwd);
+    case 'attention-forward':
+      return n * attnFwd;
+    case 'attention':
+      return n * attentionFlops(ctx.areas.total, m.heads, m.headDim, 'fwd+bwd');
+    case 'prefill':
+      return n * (S * m.layers * (layerLinearFlopsPerToken(m) / 3) + m.layers * attnFwd + 2 * m.vocab * m.hidden);
+    case 'training':
+      return n * (S * (m.layers * layerLinearFlopsPerToken(m) + headFlopsPerToken(m)) + m.layers * 3 * attnFwd);
   }
 }
 
-export interface Memory { totalGiB: number; parts: Record<string, number> }
+export interface Memory {
+  totalGiB: number;
+  parts: Record<string, number>;
+}
 
 const GiB = 1024 ** 3;
 /** CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers: an assumption, not measured. */
@@ -172,8 +222,13 @@ export const FRAGMENTATION = 0.05;
 
 /** Bytes each GPU holds at its peak. */
 export function memory(ctx: Context, l: PlanLayout): Memory {
-  const cfg = ctx.cfg, m = cfg.model, S = cfg.seqLen, D = m.headDim;
-  const B = seqsAtOnce(cfg, l), h = headsOf(cfg, l), e = elemBytes(cfg);
+  const cfg = ctx.cfg,
+    m = cfg.model,
+    S = cfg.seqLen,
+    D = m.headDim;
+  const B = seqsAtOnce(cfg, l),
+    h = headsOf(cfg, l),
+    e = elemBytes(cfg);
   const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
   const localTokens = (B * S) / (l.ulysses * l.ring);
   const tokenEquiv = localTokens / l.tp; // activation token-equivalents one GPU keeps
@@ -187,7 +242,9 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
   const kvBlock = T * 2 * h.kv * D;
   let buffers = 0;
   switch (l.strategy) {
-    case 'ring': case 'usp': case 'double-ring': {
+    case 'ring':
+    case 'usp':
+    case 'double-ring': {
       const extra = l.strategy === 'double-ring' ? 1 : 0;
       const fwd = (2 + extra) * kvBlock * e + T * h.q * (D + 1) * 4;
       const back = (2 + extra) * kvBlock * (e + 4) + T * h.q * D * 4;
@@ -200,8 +257,11 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
       buffers = Math.max(fwd, bwd ? back : 0);
       break;
     }
-    case 'allgather': buffers = B * S * 2 * h.kv * D * (e + (bwd ? 4 : 0)); break;
-    default: buffers = 0;
+    case 'allgather':
+      buffers = B * S * 2 * h.kv * D * (e + (bwd ? 4 : 0));
+      break;
+    default:
+      buffers = 0;
   }
   if (l.ulysses > 1) buffers += localTokens * (m.heads / l.tp + 2 * h.kvMoved) * D * e; // send-side copy of q,k,v
 
@@ -219,11 +279,17 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
     const logits = (localTokens * m.vocab * 4) / l.tp;
     // one layer's gradients of activations in flight during its backward
     const working = 2 * tokenEquiv * layerAct;
-    if (logits >= working) parts.logits = logits; else parts.transient = working;
+    if (logits >= working) parts.logits = logits;
+    else parts.transient = working;
     // a ring backward turned back starts from the block the forward ended with: ring and USP keep
     // it from each layer's forward to its backward (a double ring its outer pass's; with full
     // recomputation the forward that keeps it runs inside the backward)
-    if (l.ring > 1 && (l.strategy === 'ring' || l.strategy === 'usp' || l.strategy === 'double-ring') && cfg.recompute === 'none' && ctx.rates.impl.ringBackward === 'turn-back') {
+    if (
+      l.ring > 1 &&
+      (l.strategy === 'ring' || l.strategy === 'usp' || l.strategy === 'double-ring') &&
+      cfg.recompute === 'none' &&
+      ctx.rates.impl.ringBackward === 'turn-back'
+    ) {
       parts.keptKv = m.layers * kvBlock * e;
     }
   } else if (cfg.mode === 'prefill') {
@@ -244,11 +310,24 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
     parts.tensors = tensors * (bwd ? 2 : 1);
   }
   if (parts.inputs === undefined) parts.buffers = buffers;
-  const dynamic = (parts.activations ?? 0) + (parts.keptKv ?? 0) + (parts.logits ?? 0) + (parts.transient ?? 0) + (parts.tensors ?? 0) + (parts.kvCache ?? 0) + buffers
-    + (parts.inputs ?? 0) + (parts.forward ?? 0) + (parts.backward ?? 0) + (parts.blockLists ?? 0);
+  const dynamic =
+    (parts.activations ?? 0) +
+    (parts.keptKv ?? 0) +
+    (parts.logits ?? 0) +
+    (parts.transient ?? 0) +
+    (parts.tensors ?? 0) +
+    (parts.kvCache ?? 0) +
+    buffers +
+    (parts.inputs ?? 0) +
+    (parts.forward ?? 0) +
+    (parts.backward ?? 0) +
+    (parts.blockLists ?? 0);
   parts.workspace = WORKSPACE_GIB * GiB + FRAGMENTATION * dynamic;
   let total = 0;
-  for (const k of Object.keys(parts)) { parts[k] = parts[k]! / GiB; total += parts[k]!; }
+  for (const k of Object.keys(parts)) {
+    parts[k] = parts[k]! / GiB;
+    total += parts[k]!;
+  }
   return { totalGiB: total, parts };
 }
 
@@ -260,11 +339,18 @@ export interface Prediction {
 }
 
 export function predict(ctx: Context, l: PlanLayout): { prediction: Prediction; timing: Timing; memory: Memory } {
-  const t = timing(ctx, l), mem = memory(ctx, l);
+  const t = timing(ctx, l),
+    mem = memory(ctx, l);
   const tflops = stepFlops(ctx) / (t.stepMs * 1e-3) / ctx.cfg.cluster.world / 1e12;
   return {
-    prediction: { stepMs: t.stepMs, tflopsPerGpu: tflops, mfu: tflops / ctx.cfg.cluster.gpu.bf16Tflops, memGiB: mem.totalGiB },
-    timing: t, memory: mem,
+    prediction: {
+      stepMs: t.stepMs,
+      tflopsPerGpu: tflops,
+      mfu: tflops / ctx.cfg.cluster.gpu.bf16Tflops,
+      memGiB: mem.totalGiB,
+    },
+    timing: t,
+    memory: mem,
   };
 }
 
@@ -275,8 +361,10 @@ export function fits(cfg: PlanConfig, mem: Memory): boolean {
 
 /** The strategy-code runs (counts.ts) pricing `l` needs: its Device operations, and in attention modes its memory. */
 export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
-  const { cfg, rates } = ctx, out: CountCase[] = [];
+  const { cfg, rates } = ctx,
+    out: CountCase[] = [];
   if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
-  if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward')) out.push(footprintCase(cfg, l));
+  if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward'))
+    out.push(footprintCase(cfg, l));
   return out;
 }

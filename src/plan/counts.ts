@@ -29,7 +29,9 @@ export interface CountCase {
   /** inner ring size (double ring) */
   inner: number;
   placement: Placement;
-  H: number; Hkv: number; D: number;
+  H: number;
+  Hkv: number;
+  D: number;
   /** bytes per element of the inputs: 2 (bf16) or 4 (f32); the accumulation type is f32 */
   e: 2 | 4;
 }
@@ -55,24 +57,36 @@ export const countStats = { runs: 0, steps: 0, cached: 0 };
 // the counts as vectors: held forward, held peak, then calls, read and write bytes of each op, forward and in all
 function toVec(c: StrategyCounts): number[] {
   const v = [c.heldForward, c.heldPeak];
-  for (const t of [c.trafficForward, c.traffic]) for (const o of OPS) v.push(t[o].calls, t[o].readBytes, t[o].writeBytes);
+  for (const t of [c.trafficForward, c.traffic])
+    for (const o of OPS) v.push(t[o].calls, t[o].readBytes, t[o].writeBytes);
   return v;
 }
 function fromVec(v: readonly number[]): StrategyCounts {
   const t = [noTraffic(), noTraffic()];
   let i = 2;
-  for (const x of t) for (const o of OPS) { x[o] = { calls: v[i]!, readBytes: v[i + 1]!, writeBytes: v[i + 2]! }; i += 3; }
+  for (const x of t)
+    for (const o of OPS) {
+      x[o] = { calls: v[i]!, readBytes: v[i + 1]!, writeBytes: v[i + 2]! };
+      i += 3;
+    }
   return { heldForward: v[0]!, heldPeak: v[1]!, trafficForward: t[0]!, traffic: t[1]! };
 }
 
 function strategyOf(c: CountCase, inner: number): Strategy {
   switch (c.strategy) {
-    case 'local': case 'ring': return ring;
-    case 'allgather': return allgather;
-    case 'tokenring': return tokenring;
-    case 'ulysses': return ulysses;
-    case 'usp': return usp({ ulysses: c.ulysses, ring: c.ring, placement: c.placement });
-    case 'double-ring': return doubleRing({ inner });
+    case 'local':
+    case 'ring':
+      return ring;
+    case 'allgather':
+      return allgather;
+    case 'tokenring':
+      return tokenring;
+    case 'ulysses':
+      return ulysses;
+    case 'usp':
+      return usp({ ulysses: c.ulysses, ring: c.ring, placement: c.placement });
+    case 'double-ring':
+      return doubleRing({ inner });
   }
 }
 
@@ -88,23 +102,52 @@ function memberRanks(c: CountCase, ringN: number): number[] {
  * One rank's forward and backward on the dry-run backend, T rows per rank (zigzag shards of a
  * full mask); `kernelTemps`: hold the GPU kernel's backward delta (off to compare with CPU ranks).
  */
-export async function dryRank(c: CountCase, world: number, rank: number, T = T0, kernelTemps = true): Promise<StrategyCounts> {
+export async function dryRank(
+  c: CountCase,
+  world: number,
+  rank: number,
+  T = T0,
+  kernelTemps = true,
+): Promise<StrategyCounts> {
   return runRank(c, strategyOf(c, c.inner), world, rank, T, kernelTemps);
 }
 
-async function runRank(c: CountCase, strategy: Strategy, world: number, rank: number, T = T0, kernelTemps = true): Promise<StrategyCounts> {
-  const dry = new DryDevice(), device = new MeteredDevice(dry);
+async function runRank(
+  c: CountCase,
+  strategy: Strategy,
+  world: number,
+  rank: number,
+  T = T0,
+  kernelTemps = true,
+): Promise<StrategyCounts> {
+  const dry = new DryDevice(),
+    device = new MeteredDevice(dry);
   const kernel = new DryKernel(device, { kernelTemps });
-  const S = T * world, dtype = c.e === 2 ? 'bf16' : 'f32';
+  const S = T * world,
+    dtype = c.e === 2 ? 'bf16' : 'f32';
   const input = (h: number): Tensor => dry.empty(dtype, [T, h, c.D]);
-  const q = input(c.H), k = input(c.Hkv), v = input(c.Hkv), dout = input(c.H);
+  const q = input(c.H),
+    k = input(c.Hkv),
+    v = input(c.Hkv),
+    dout = input(c.H);
   const ctx = {
-    comm: new DryComm(rank, world), kernel, device, mask: MaskGrid.build({ kind: 'full' }, S),
-    shard: ShardMap.build('zigzag', S, world), scale: 1, trace: { step: (l: string) => { countStats.steps++; kernel.step(l); } },
+    comm: new DryComm(rank, world),
+    kernel,
+    device,
+    mask: MaskGrid.build({ kind: 'full' }, S),
+    shard: ShardMap.build('zigzag', S, world),
+    scale: 1,
+    trace: {
+      step: (l: string) => {
+        countStats.steps++;
+        kernel.step(l);
+      },
+    },
   };
   countStats.runs++;
   const res = await strategy(ctx, q, k, v);
-  const heldForward = device.peak, trafficForward = structuredClone(device.traffic);
+  const heldForward = device.peak,
+    trafficForward = structuredClone(device.traffic);
   await res.backward(dout);
   return { heldForward, heldPeak: device.peak, trafficForward, traffic: device.traffic };
 }
@@ -122,15 +165,24 @@ async function runAt(c: CountCase, n: number, inner: number): Promise<number[]> 
     if (!traffic || bytes(x) > bytes(traffic)) traffic = x;
   }
   const v = toVec(traffic!);
-  v[0] = peak!.heldForward; v[1] = peak!.heldPeak;
+  v[0] = peak!.heldForward;
+  v[1] = peak!.heldPeak;
   return v;
 }
 
 /** f at `x` from f at a and a + 1, f affine past LONG; `check` is f at a + 2, which must agree. */
-function extend(fa: readonly number[], fb: readonly number[], fc: readonly number[], a: number, x: number, what: string): number[] {
+function extend(
+  fa: readonly number[],
+  fb: readonly number[],
+  fc: readonly number[],
+  a: number,
+  x: number,
+  what: string,
+): number[] {
   const out = fa.map((y, i) => y + (x - a) * (fb[i]! - y));
   fc.forEach((y, i) => {
-    if (Math.abs(fa[i]! + 2 * (fb[i]! - fa[i]!) - y) > 1e-9 * Math.max(1, Math.abs(y))) throw new Error(`counts: ${what} are not affine in the ring length past ${LONG} (entry ${i})`);
+    if (Math.abs(fa[i]! + 2 * (fb[i]! - fa[i]!) - y) > 1e-9 * Math.max(1, Math.abs(y)))
+      throw new Error(`counts: ${what} are not affine in the ring length past ${LONG} (entry ${i})`);
   });
   return out;
 }
@@ -142,17 +194,25 @@ const settled = new Map<string, number[]>();
 function countsAtT0(c: CountCase): Promise<number[]> {
   const key = JSON.stringify(c);
   const hit = cache.get(key);
-  if (hit) { countStats.cached++; return hit; }
+  if (hit) {
+    countStats.cached++;
+    return hit;
+  }
   const p = (async (): Promise<number[]> => {
     if (c.strategy === 'local' || c.strategy === 'ulysses') return runAt(c, 1, 1);
     const what = `${c.strategy} counts`;
     if (c.strategy !== 'double-ring') {
       if (c.ring <= LONG + 2) return runAt(c, c.ring, c.ring);
-      const [fa, fb, fc] = [await runAt(c, LONG, LONG), await runAt(c, LONG + 1, LONG + 1), await runAt(c, LONG + 2, LONG + 2)];
+      const [fa, fb, fc] = [
+        await runAt(c, LONG, LONG),
+        await runAt(c, LONG + 1, LONG + 1),
+        await runAt(c, LONG + 2, LONG + 2),
+      ];
       return extend(fa, fb, fc, LONG, c.ring, what);
     }
     // double ring: affine in the inner length for a fixed outer one, and in the outer for a fixed inner
-    const i = c.inner, o = c.ring / c.inner;
+    const i = c.inner,
+      o = c.ring / c.inner;
     const at = (x: number, y: number): Promise<number[]> => runAt(c, x * y, x);
     const alongOuter = async (x: number): Promise<number[]> => {
       if (o <= LONG + 2) return at(x, o);
@@ -161,7 +221,13 @@ function countsAtT0(c: CountCase): Promise<number[]> {
     if (i <= LONG + 2) return alongOuter(i);
     return extend(await alongOuter(LONG), await alongOuter(LONG + 1), await alongOuter(LONG + 2), LONG, i, what);
   })();
-  cache.set(key, p.then((v) => { settled.set(key, v); return v; }));
+  cache.set(
+    key,
+    p.then((v) => {
+      settled.set(key, v);
+      return v;
+    }),
+  );
   return cache.get(key)!;
 }
 

@@ -6,7 +6,6 @@ import type { GpuClass, GpuSpec, PcieTree } from './types.js';
 export type { GpuClass, GpuSpec, LinkSpec } from './types.js';
 export const GPU_CLASSES: readonly GpuClass[] = ['hopper', 'ampere', 'ada'];
 
-
 /**
  * The 8 × L20 server of USP (arXiv 2405.07719) Table 3: PCIe Gen4 x16 cards, two behind each PCIe
  * switch, two switches per CPU socket, two sockets (the layout the USP report's L20 topology
@@ -18,10 +17,20 @@ export const GPU_CLASSES: readonly GpuClass[] = ['hopper', 'ampere', 'ada'];
  * excluded from the validation statistics; the Ulysses-8 rows (all-to-alls across sockets) and the
  * longer sequences test the value.
  */
-export const L20_BOX_REFERENCE = { table: 'USP Table 3', gpu: 'l20', seqK: 8, ulysses: 4, shard: 'contiguous', itersPerSec: 153.134 } as const;
+export const L20_BOX_REFERENCE = {
+  table: 'USP Table 3',
+  gpu: 'l20',
+  seqK: 8,
+  ulysses: 4,
+  shard: 'contiguous',
+  itersPerSec: 153.134,
+} as const;
 
 export const L20_BOX: PcieTree = {
-  gpusPerSwitch: 2, switchesPerSocket: 2, uplinkGBps: 32, rootComplexGBps: 8.11,
+  gpusPerSwitch: 2,
+  switchesPerSocket: 2,
+  uplinkGBps: 32,
+  rootComplexGBps: 8.11,
   source: 'USP Table 3 L20 server; root complex rate calibrated on its 8K Ulysses 4 × ring 2 row',
 };
 
@@ -32,12 +41,55 @@ export const L20_BOX: PcieTree = {
  * Latencies are typical NCCL small-message figures, an assumption until `weft bench comm` measures them.
  */
 export const GPU_PRESETS: Readonly<Record<string, GpuSpec>> = {
-  h200: { name: 'h200', class: 'hopper', bf16Tflops: 989.4, memGiB: 140.4, hbmTBs: 4.8, intraNode: { GBps: 450, latencyUs: 5 } },
-  h100: { name: 'h100', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, intraNode: { GBps: 450, latencyUs: 5 } },
-  h800: { name: 'h800', class: 'hopper', bf16Tflops: 989.4, memGiB: 79.6, hbmTBs: 3.35, intraNode: { GBps: 200, latencyUs: 5 } },
-  'a100-80g': { name: 'a100-80g', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 300, latencyUs: 6 } },
-  a800: { name: 'a800', class: 'ampere', bf16Tflops: 312, memGiB: 80, hbmTBs: 2.039, intraNode: { GBps: 200, latencyUs: 6 } },
-  l20: { name: 'l20', class: 'ada', bf16Tflops: 119.5, memGiB: 45, hbmTBs: 0.864, intraNode: { GBps: 32, latencyUs: 10 }, pcie: L20_BOX },
+  h200: {
+    name: 'h200',
+    class: 'hopper',
+    bf16Tflops: 989.4,
+    memGiB: 140.4,
+    hbmTBs: 4.8,
+    intraNode: { GBps: 450, latencyUs: 5 },
+  },
+  h100: {
+    name: 'h100',
+    class: 'hopper',
+    bf16Tflops: 989.4,
+    memGiB: 79.6,
+    hbmTBs: 3.35,
+    intraNode: { GBps: 450, latencyUs: 5 },
+  },
+  h800: {
+    name: 'h800',
+    class: 'hopper',
+    bf16Tflops: 989.4,
+    memGiB: 79.6,
+    hbmTBs: 3.35,
+    intraNode: { GBps: 200, latencyUs: 5 },
+  },
+  'a100-80g': {
+    name: 'a100-80g',
+    class: 'ampere',
+    bf16Tflops: 312,
+    memGiB: 80,
+    hbmTBs: 2.039,
+    intraNode: { GBps: 300, latencyUs: 6 },
+  },
+  a800: {
+    name: 'a800',
+    class: 'ampere',
+    bf16Tflops: 312,
+    memGiB: 80,
+    hbmTBs: 2.039,
+    intraNode: { GBps: 200, latencyUs: 6 },
+  },
+  l20: {
+    name: 'l20',
+    class: 'ada',
+    bf16Tflops: 119.5,
+    memGiB: 45,
+    hbmTBs: 0.864,
+    intraNode: { GBps: 32, latencyUs: 10 },
+    pcie: L20_BOX,
+  },
 };
 
 /** The preset a GPU's marketing name ('NVIDIA H200', 'NVIDIA A100-SXM4-80GB') is, if any. */

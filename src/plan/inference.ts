@@ -44,7 +44,10 @@ export interface InferenceConfig {
   batch: number;
 }
 
-export interface InferenceLayout { tp: number; cp: number }
+export interface InferenceLayout {
+  tp: number;
+  cp: number;
+}
 
 export interface InferencePlan {
   layout: InferenceLayout & { pass?: Pass };
@@ -72,7 +75,8 @@ const GiB = 1024 ** 3;
 
 /** Keys the new rows P … P+T−1 see together (the K/V a decode step reads), per request. */
 export function keysRead(cfg: InferenceConfig): number {
-  const S = cfg.context + cfg.newTokens, iv: [number, number][] = [];
+  const S = cfg.context + cfg.newTokens,
+    iv: [number, number][] = [];
   for (const s of lower(cfg.base.mask, S)) {
     for (let q = Math.max(cfg.context, s.q[0]); q < Math.min(S, s.q[1]); q++) {
       const [lo, hi] = sliceRow(s, q);
@@ -80,14 +84,21 @@ export function keysRead(cfg: InferenceConfig): number {
     }
   }
   iv.sort((a, b) => a[0] - b[0]);
-  let n = 0, end = -Infinity;
-  for (const [lo, hi] of iv) { if (hi <= end) continue; n += hi - Math.max(lo, end); end = hi; }
+  let n = 0,
+    end = -Infinity;
+  for (const [lo, hi] of iv) {
+    if (hi <= end) continue;
+    n += hi - Math.max(lo, end);
+    end = hi;
+  }
   return n;
 }
 
 /** (tp, cp) splits of the cluster: tp a power of two within a node dividing the KV heads, cp any count of what is left. */
 export function inferenceLayouts(cfg: InferenceConfig): InferenceLayout[] {
-  const cl = cfg.base.cluster, m = cfg.base.model, out: InferenceLayout[] = [];
+  const cl = cfg.base.cluster,
+    m = cfg.base.model,
+    out: InferenceLayout[] = [];
   for (let tp = 1; tp <= cl.gpusPerNode && tp <= m.kvHeads; tp *= 2) {
     if (m.kvHeads % tp !== 0 || cl.world % tp !== 0) continue;
     const cps = new Set<number>();
@@ -104,7 +115,11 @@ function shape(cfg: InferenceConfig, size: number, stride: number): GroupShape {
   return { size, perNode, nodes: Math.ceil(size / perNode) };
 }
 
-interface Env { cfg: InferenceConfig; rates: Rates; net: Network }
+interface Env {
+  cfg: InferenceConfig;
+  rates: Rates;
+  net: Network;
+}
 
 function hbmMs(rates: Rates, bytes: number): number {
   return bytes / (rates.hbmGBps * 1e6);
@@ -123,69 +138,115 @@ function streamMs(rates: Rates, bytes: number): number {
 }
 
 /** The layer's linear work outside attention, per rank: weights (decode reads them) and tensor-parallel all-reduces. */
-function linearTerms(env: Env, l: InferenceLayout, tokensPerRank: number): { gemmMs: number; weightsMs: number; allReduceMs: number } {
-  const { cfg, rates, net } = env, m = cfg.base.model, e = elemBytes(cfg.base);
+function linearTerms(
+  env: Env,
+  l: InferenceLayout,
+  tokensPerRank: number,
+): { gemmMs: number; weightsMs: number; allReduceMs: number } {
+  const { cfg, rates, net } = env,
+    m = cfg.base.model,
+    e = elemBytes(cfg.base);
   const params = (layerParams(m) - 2 * m.hidden) / l.tp;
   const gemmMs = (2 * params * tokensPerRank) / (rates.gemmTflops * 1e9);
   const weightsMs = hbmMs(rates, params * e);
   // attention output and MLP output projections each end in an all-reduce over the tp group
-  const allReduceMs = l.tp > 1 ? 2 * collectiveMs(net, 'all-reduce', tokensPerRank * m.hidden * e, shape(cfg, l.tp, 1)) : 0;
+  const allReduceMs =
+    l.tp > 1 ? 2 * collectiveMs(net, 'all-reduce', tokensPerRank * m.hidden * e, shape(cfg, l.tp, 1)) : 0;
   return { gemmMs, weightsMs, allReduceMs };
 }
 
 function memory(env: Env, l: InferenceLayout): InferencePlan['memory'] {
-  const { cfg } = env, m = cfg.base.model, e = elemBytes(cfg.base);
+  const { cfg } = env,
+    m = cfg.base.model,
+    e = elemBytes(cfg.base);
   const rows = (cfg.batch * (cfg.context + cfg.newTokens)) / l.cp;
   const kvCacheGiB = (m.layers * rows * 2 * (m.kvHeads / l.tp) * m.headDim * e) / GiB;
-  const weightsGiB = ((m.layers * layerParams(m) + 2 * m.vocab * m.hidden) / l.tp) * e / GiB;
+  const weightsGiB = (((m.layers * layerParams(m) + 2 * m.vocab * m.hidden) / l.tp) * e) / GiB;
   return { kvCacheGiB, weightsGiB, totalGiB: kvCacheGiB + weightsGiB + 1.5 };
 }
 
 function decodePlan(env: Env, l: InferenceLayout): InferencePlan {
-  const { cfg, rates, net } = env, m = cfg.base.model, e = elemBytes(cfg.base);
-  const B = cfg.batch, T = cfg.newTokens, H = m.heads / l.tp, Hkv = m.kvHeads / l.tp, D = m.headDim;
+  const { cfg, rates, net } = env,
+    m = cfg.base.model,
+    e = elemBytes(cfg.base);
+  const B = cfg.batch,
+    T = cfg.newTokens,
+    H = m.heads / l.tp,
+    Hkv = m.kvHeads / l.tp,
+    D = m.headDim;
   const step = rates.impl.stepOverheadUs / 1000;
-  const kvBytes = (B * keysRead(cfg) / l.cp) * 2 * Hkv * D * e;
+  const kvBytes = ((B * keysRead(cfg)) / l.cp) * 2 * Hkv * D * e;
   const read = streamMs(rates, kvBytes + B * T * H * D * (e + 4));
   const partial = B * T * H * (D + 1) * 4;
   const gather = l.cp > 1 ? collectiveMs(net, 'all-gather', l.cp * partial, shape(cfg, l.cp, l.tp)) : 0;
   const merge = l.cp > 1 ? hbmMs(rates, rates.impl.mergeBytesPerElement * (l.cp - 1) * B * T * H * D) + step : 0;
   const lin = linearTerms(env, l, B * T);
-  const layer = { 'kv read': read, 'partial gather': gather, merge, weights: Math.max(lin.weightsMs, lin.gemmMs), 'tp all-reduce': lin.allReduceMs };
+  const layer = {
+    'kv read': read,
+    'partial gather': gather,
+    merge,
+    weights: Math.max(lin.weightsMs, lin.gemmMs),
+    'tp all-reduce': lin.allReduceMs,
+  };
   const head = hbmMs(rates, (m.vocab * m.hidden * e) / l.tp);
   const breakdown = Object.fromEntries(Object.entries(layer).map(([k, v]) => [k, m.layers * v]));
   breakdown['lm head'] = head;
   const stepMs = Object.values(breakdown).reduce((a, b) => a + b, 0);
   return {
-    layout: l, feasible: true, reason: null,
-    predicted: { stepMs, tokensPerSecond: (B * T) / (stepMs / 1000), kvBytesPerRank: m.layers * kvBytes, achievedTBs: kvBytes / (read * 1e9) },
-    breakdown, memory: memory(env, l),
+    layout: l,
+    feasible: true,
+    reason: null,
+    predicted: {
+      stepMs,
+      tokensPerSecond: (B * T) / (stepMs / 1000),
+      kvBytesPerRank: m.layers * kvBytes,
+      achievedTBs: kvBytes / (read * 1e9),
+    },
+    breakdown,
+    memory: memory(env, l),
   };
 }
 
 /** One pass's attention time per layer: the ring of ring-pass.ts, then pass-Q's return and merge. */
 function passMs(env: Env, l: InferenceLayout, pass: Pass, attnMs: number): { total: number; exposed: number } {
-  const { cfg, rates, net } = env, m = cfg.base.model, e = elemBytes(cfg.base);
-  const B = cfg.batch, T = cfg.newTokens, P = cfg.context, H = m.heads / l.tp, Hkv = m.kvHeads / l.tp, D = m.headDim;
-  const n = l.cp, stepOver = rates.impl.stepOverheadUs / 1000;
+  const { cfg, rates, net } = env,
+    m = cfg.base.model,
+    e = elemBytes(cfg.base);
+  const B = cfg.batch,
+    T = cfg.newTokens,
+    P = cfg.context,
+    H = m.heads / l.tp,
+    Hkv = m.kvHeads / l.tp,
+    D = m.headDim;
+  const n = l.cp,
+    stepOver = rates.impl.stepOverheadUs / 1000;
   if (n === 1) return { total: attnMs + stepOver, exposed: 0 };
-  const g = shape(cfg, n, l.tp), cls = g.nodes > 1 ? 'inter' : 'intra';
-  const msg = pass === 'kv' ? (B * (P + T) / n) * 2 * Hkv * D * e : (B * T / n) * H * D * e;
-  const c = attnMs / n + stepOver, x = p2pMs(net, msg, cls);
+  const g = shape(cfg, n, l.tp),
+    cls = g.nodes > 1 ? 'inter' : 'intra';
+  const msg = pass === 'kv' ? ((B * (P + T)) / n) * 2 * Hkv * D * e : ((B * T) / n) * H * D * e;
+  const c = attnMs / n + stepOver,
+    x = p2pMs(net, msg, cls);
   let total = (n - 1) * Math.max(c, x) + c;
   if (pass === 'q') {
-    const part = (B * T / n) * H * (D + 1) * 4;
-    total += collectiveMs(net, 'all-to-all', n * part, g) + hbmMs(rates, rates.impl.mergeBytesPerElement * (n - 1) * (B * T / n) * H * D) + stepOver;
+    const part = ((B * T) / n) * H * (D + 1) * 4;
+    total +=
+      collectiveMs(net, 'all-to-all', n * part, g) +
+      hbmMs(rates, rates.impl.mergeBytesPerElement * (n - 1) * ((B * T) / n) * H * D) +
+      stepOver;
   }
   return { total, exposed: total - attnMs };
 }
 
 /** arXiv 2411.01783's rule (its section on choosing the pass): pass-KV when the miss rate T/(T+P) ≥ 2·Hkv/H, or when T is large enough for the K/V transfer to hide. */
 function paperRule(cfg: InferenceConfig, l: InferenceLayout, env: Env): Pass {
-  const m = cfg.base.model, T = cfg.newTokens, P = cfg.context, e = elemBytes(cfg.base);
+  const m = cfg.base.model,
+    T = cfg.newTokens,
+    P = cfg.context,
+    e = elemBytes(cfg.base);
   if (T / (T + P) >= (2 * m.kvHeads) / m.heads) return 'kv';
   const link = shape(cfg, l.cp, l.tp).nodes > 1 ? env.net.inter : env.net.intra;
-  const C = env.rates.attnTflops('fwd', (T + P) / 2, m.headDim, 'causal') * 1e12, BW = link.GBps * 1e9;
+  const C = env.rates.attnTflops('fwd', (T + P) / 2, m.headDim, 'causal') * 1e12,
+    BW = link.GBps * 1e9;
   return T >= (l.cp * C * m.kvHeads * e) / (2 * m.heads * BW) ? 'kv' : 'q';
 }
 
@@ -200,42 +261,71 @@ export interface PassChoice {
 
 /** The pass a prefill of this layout should use: the one the model prices faster. */
 export function choosePass(cfg: InferenceConfig, rates: Rates, net: Network, l: InferenceLayout): PassChoice {
-  const env: Env = { cfg, rates, net }, m = cfg.base.model;
-  const B = cfg.batch, T = cfg.newTokens, P = cfg.context, S = P + T, H = m.heads / l.tp, D = m.headDim;
+  const env: Env = { cfg, rates, net },
+    m = cfg.base.model;
+  const B = cfg.batch,
+    T = cfg.newTokens,
+    P = cfg.context,
+    S = P + T,
+    H = m.heads / l.tp,
+    D = m.headDim;
   const area = new MaskAreas(cfg.base.mask, S).area(P, S, 0, S);
   const kbar = Math.max(1, area / T);
-  const attnMs = (attentionFlops(area, B * H, D, 'fwd') / l.cp) / (rates.attnTflops('fwd', kbar, D, 'causal') * 1e9);
-  const kv = passMs(env, l, 'kv', attnMs), q = passMs(env, l, 'q', attnMs);
+  const attnMs = attentionFlops(area, B * H, D, 'fwd') / l.cp / (rates.attnTflops('fwd', kbar, D, 'causal') * 1e9);
+  const kv = passMs(env, l, 'kv', attnMs),
+    q = passMs(env, l, 'q', attnMs);
   return { pass: q.total < kv.total ? 'q' : 'kv', attnMs, kv, q, paperRule: paperRule(cfg, l, env) };
 }
 
 function prefillPlan(env: Env, l: InferenceLayout): InferencePlan {
-  const { cfg, rates } = env, m = cfg.base.model;
-  const B = cfg.batch, T = cfg.newTokens;
+  const { cfg, rates } = env,
+    m = cfg.base.model;
+  const B = cfg.batch,
+    T = cfg.newTokens;
   const { pass, attnMs, kv, q, paperRule: rule } = choosePass(cfg, rates, env.net, l);
   const lin = linearTerms(env, l, (B * T) / l.cp);
-  const layer = { attention: attnMs, [`pass-${pass} exposed`]: (pass === 'q' ? q : kv).exposed, linear: Math.max(lin.gemmMs, lin.weightsMs), 'tp all-reduce': lin.allReduceMs };
+  const layer = {
+    attention: attnMs,
+    [`pass-${pass} exposed`]: (pass === 'q' ? q : kv).exposed,
+    linear: Math.max(lin.gemmMs, lin.weightsMs),
+    'tp all-reduce': lin.allReduceMs,
+  };
   const breakdown = Object.fromEntries(Object.entries(layer).map(([k, v]) => [k, m.layers * v]));
   // the first token's logits: one row per request through the LM head
-  breakdown['lm head'] = Math.max(hbmMs(rates, (m.vocab * m.hidden * elemBytes(cfg.base)) / l.tp), (2 * B * m.vocab * m.hidden / l.tp) / (rates.gemmTflops * 1e9));
+  breakdown['lm head'] = Math.max(
+    hbmMs(rates, (m.vocab * m.hidden * elemBytes(cfg.base)) / l.tp),
+    (2 * B * m.vocab * m.hidden) / l.tp / (rates.gemmTflops * 1e9),
+  );
   const stepMs = Object.values(breakdown).reduce((a, b) => a + b, 0);
   const other = stepMs - m.layers * (pass === 'q' ? q.total : kv.total);
   return {
-    layout: { ...l, pass }, feasible: true, reason: null,
+    layout: { ...l, pass },
+    feasible: true,
+    reason: null,
     predicted: { stepMs, passKvMs: other + m.layers * kv.total, passQMs: other + m.layers * q.total, paperRule: rule },
-    breakdown, memory: memory(env, l),
+    breakdown,
+    memory: memory(env, l),
   };
 }
 
 /** Every layout, fastest feasible first. */
-export function planInference(cfg: InferenceConfig, rates: Rates, net: Network, layouts = inferenceLayouts(cfg)): InferencePlan[] {
+export function planInference(
+  cfg: InferenceConfig,
+  rates: Rates,
+  net: Network,
+  layouts = inferenceLayouts(cfg),
+): InferencePlan[] {
   if (cfg.newTokens < 1) throw new UserError('newTokens: expected at least 1 new token');
   const env: Env = { cfg, rates, net };
   const plans = layouts.map((l) => {
     const p = cfg.mode === 'decode' ? decodePlan(env, l) : prefillPlan(env, l);
     const mem = p.memory!;
     if (mem.totalGiB > cfg.base.cluster.gpu.memGiB) {
-      return { ...p, feasible: false, reason: `needs ${mem.totalGiB.toFixed(1)} GiB per GPU (K/V cache ${mem.kvCacheGiB.toFixed(1)}, weights ${mem.weightsGiB.toFixed(1)}), ${cfg.base.cluster.gpu.memGiB} GiB there` };
+      return {
+        ...p,
+        feasible: false,
+        reason: `needs ${mem.totalGiB.toFixed(1)} GiB per GPU (K/V cache ${mem.kvCacheGiB.toFixed(1)}, weights ${mem.weightsGiB.toFixed(1)}), ${cfg.base.cluster.gpu.memGiB} GiB there`,
+      };
     }
     return p;
   });
@@ -254,10 +344,12 @@ export function inferenceConfig(json: unknown): InferenceConfig | undefined {
   const { mode, newTokens, seqLen, ...rest } = json as Record<string, unknown>;
   if (!(mode === 'decode' || (mode === 'prefill' && newTokens !== undefined))) return undefined;
   const whole = (v: unknown, path: string, min: number): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new UserError(`${path}: expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+      throw new UserError(`${path}: expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
     return v;
   };
-  const P = whole(seqLen, 'seqLen', 0), T = newTokens === undefined ? 1 : whole(newTokens, 'newTokens', 1);
+  const P = whole(seqLen, 'seqLen', 0),
+    T = newTokens === undefined ? 1 : whole(newTokens, 'newTokens', 1);
   const base = parseConfig({ ...rest, mode: 'prefill', seqLen: P + T });
   return { base, mode, context: P, newTokens: T, batch: base.batchSeqs };
 }

@@ -45,14 +45,20 @@ export function collectiveMs(net: Network, op: CollectiveOp, bytes: number, g: G
   const n = g.size;
   if (n <= 1 || bytes <= 0) return 0;
   const eff = net.collectiveEfficiency;
-  const intraBw = net.intra.GBps * eff * 1e6, interBw = net.inter.GBps * eff * 1e6;
+  const intraBw = net.intra.GBps * eff * 1e6,
+    interBw = net.inter.GBps * eff * 1e6;
   if (op === 'all-to-all') {
     const share = bytes / n;
-    const intraPeers = g.perNode - 1, interPeers = n - g.perNode;
+    const intraPeers = g.perNode - 1,
+      interPeers = n - g.perNode;
     let t = Math.max((intraPeers * share) / intraBw, interPeers > 0 ? (interPeers * share) / interBw : 0);
     if (net.pcie && g.pcie) {
       // between switches: through the uplinks, and forwarded by the root complexes
-      t = Math.max(t, (g.pcie.uplinkPairs * share) / (net.pcie.uplinkGBps * eff * 1e6), (g.pcie.rcPairs * share) / (net.pcie.rootComplexGBps * 1e6));
+      t = Math.max(
+        t,
+        (g.pcie.uplinkPairs * share) / (net.pcie.uplinkGBps * eff * 1e6),
+        (g.pcie.rcPairs * share) / (net.pcie.rootComplexGBps * 1e6),
+      );
     }
     const lat = interPeers > 0 ? net.inter.latencyUs : net.intra.latencyUs;
     return lat / 1000 + t;

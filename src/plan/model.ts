@@ -15,15 +15,52 @@ export interface ModelSpec {
 
 /** Shapes from the models' published config.json files. */
 export const MODEL_PRESETS: Readonly<Record<string, ModelSpec>> = {
-  'llama2-7b': { name: 'llama2-7b', layers: 32, hidden: 4096, heads: 32, kvHeads: 32, headDim: 128, ffnHidden: 11008, vocab: 32000 },
-  'llama2-13b': { name: 'llama2-13b', layers: 40, hidden: 5120, heads: 40, kvHeads: 40, headDim: 128, ffnHidden: 13824, vocab: 32000 },
-  'llama3-8b': { name: 'llama3-8b', layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, ffnHidden: 14336, vocab: 128256 },
-  'llama3-70b': { name: 'llama3-70b', layers: 80, hidden: 8192, heads: 64, kvHeads: 8, headDim: 128, ffnHidden: 28672, vocab: 128256 },
+  'llama2-7b': {
+    name: 'llama2-7b',
+    layers: 32,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 32,
+    headDim: 128,
+    ffnHidden: 11008,
+    vocab: 32000,
+  },
+  'llama2-13b': {
+    name: 'llama2-13b',
+    layers: 40,
+    hidden: 5120,
+    heads: 40,
+    kvHeads: 40,
+    headDim: 128,
+    ffnHidden: 13824,
+    vocab: 32000,
+  },
+  'llama3-8b': {
+    name: 'llama3-8b',
+    layers: 32,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    ffnHidden: 14336,
+    vocab: 128256,
+  },
+  'llama3-70b': {
+    name: 'llama3-70b',
+    layers: 80,
+    hidden: 8192,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    ffnHidden: 28672,
+    vocab: 128256,
+  },
 };
 
 /** Weights of one transformer layer (norm weights included). */
 export function layerParams(m: ModelSpec): number {
-  const q = m.heads * m.headDim, kv = m.kvHeads * m.headDim;
+  const q = m.heads * m.headDim,
+    kv = m.kvHeads * m.headDim;
   return m.hidden * q + 2 * m.hidden * kv + q * m.hidden + 3 * m.hidden * m.ffnHidden + 2 * m.hidden;
 }
 
@@ -52,7 +89,10 @@ export function headFlopsPerToken(m: ModelSpec): number {
  * output (2F). The count of Korthikanti et al. (arXiv 2205.05198) adapted to GQA and SwiGLU.
  */
 export function activationBytesPerTokenLayer(m: ModelSpec): number {
-  const h = m.hidden, hq = m.heads * m.headDim, hkv = m.kvHeads * m.headDim, F = m.ffnHidden;
+  const h = m.hidden,
+    hq = m.heads * m.headDim,
+    hkv = m.kvHeads * m.headDim,
+    F = m.ffnHidden;
   return 2 * (4 * h + 2 * hq + 2 * hkv) + 2 * 3 * F;
 }
 
@@ -61,8 +101,14 @@ export function activationBytesPerTokenLayer(m: ModelSpec): number {
  * one layer, forward + backward (backward ≈ 2 × forward): memory-bound, priced at HBM speed.
  */
 export function elementwiseBytesPerTokenLayer(m: ModelSpec): number {
-  const h = m.hidden, hq = m.heads * m.headDim, hkv = m.kvHeads * m.headDim, F = m.ffnHidden;
-  const fwdElems = 2 * 3 * h /* two norms: read x, write y, read weight (amortised) */ + 2 * 3 * h /* two residual adds */
-    + 2 * (hq + hkv) /* RoPE on q and k */ + 3 * F /* SwiGLU: read gate, up; write out */;
+  const h = m.hidden,
+    hq = m.heads * m.headDim,
+    hkv = m.kvHeads * m.headDim,
+    F = m.ffnHidden;
+  const fwdElems =
+    2 * 3 * h /* two norms: read x, write y, read weight (amortised) */ +
+    2 * 3 * h /* two residual adds */ +
+    2 * (hq + hkv) /* RoPE on q and k */ +
+    3 * F; /* SwiGLU: read gate, up; write out */
   return 3 * 2 * fwdElems;
 }

@@ -14,7 +14,6 @@ import type { Cluster, PcieTree } from './types.js';
 
 export type { PcieTree } from './types.js';
 
-
 const switchOf = (t: PcieTree, local: number): number => Math.floor(local / t.gpusPerSwitch);
 const socketOf = (t: PcieTree, local: number): number => Math.floor(switchOf(t, local) / t.switchesPerSocket);
 
@@ -26,13 +25,19 @@ const socketOf = (t: PcieTree, local: number): number => Math.floor(switchOf(t, 
  */
 export function allToAllLoads(cl: Cluster, ranks: readonly number[]): { uplinkPairs: number; rcPairs: number } {
   const t = cl.pcie!;
-  const out = new Map<string, number>(), into = new Map<string, number>(), rc = new Map<string, number>();
-  const bump = (m: Map<string, number>, k: string): void => { m.set(k, (m.get(k) ?? 0) + 1); };
+  const out = new Map<string, number>(),
+    into = new Map<string, number>(),
+    rc = new Map<string, number>();
+  const bump = (m: Map<string, number>, k: string): void => {
+    m.set(k, (m.get(k) ?? 0) + 1);
+  };
   for (const a of ranks) {
     for (const b of ranks) {
-      const na = Math.floor(a / cl.gpusPerNode), nb = Math.floor(b / cl.gpusPerNode);
+      const na = Math.floor(a / cl.gpusPerNode),
+        nb = Math.floor(b / cl.gpusPerNode);
       if (a === b || na !== nb) continue;
-      const la = a % cl.gpusPerNode, lb = b % cl.gpusPerNode;
+      const la = a % cl.gpusPerNode,
+        lb = b % cl.gpusPerNode;
       if (switchOf(t, la) === switchOf(t, lb)) continue;
       bump(out, `${na}/${switchOf(t, la)}`);
       bump(into, `${na}/${switchOf(t, lb)}`);
@@ -50,8 +55,10 @@ export function allToAllLoads(cl: Cluster, ranks: readonly number[]): { uplinkPa
  * both switches are split among the transfers crossing them.
  */
 export function hopShares(cl: Cluster, next: (local: number) => number): Float64Array {
-  const t = cl.pcie!, n = cl.gpusPerNode;
-  const out = new Map<number, number>(), into = new Map<number, number>();
+  const t = cl.pcie!,
+    n = cl.gpusPerNode;
+  const out = new Map<number, number>(),
+    into = new Map<number, number>();
   for (let g = 0; g < n; g++) {
     const h = next(g);
     if (h < 0 || switchOf(t, g) === switchOf(t, h)) continue;

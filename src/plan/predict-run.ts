@@ -11,10 +11,25 @@ import { buildContext, evaluate } from './search.js';
 
 /** A weft layout as `weft run` resolves it (src/run/layout.ts), or a peer. */
 export type RunLayout =
-  | { strategy: PlanLayout['strategy']; ulysses: number; ring: number; inner?: number; placement?: PlanLayout['placement']; shard: PlanLayout['shard'] }
-  | 'one-gpu' | 'pytorch';
+  | {
+      strategy: PlanLayout['strategy'];
+      ulysses: number;
+      ring: number;
+      inner?: number;
+      placement?: PlanLayout['placement'];
+      shard: PlanLayout['shard'];
+    }
+  | 'one-gpu'
+  | 'pytorch';
 
-export interface RunShape { S: number; H: number; Hkv: number; D: number; mask: MaskSpec; world: number }
+export interface RunShape {
+  S: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  mask: MaskSpec;
+  world: number;
+}
 
 export interface RunPrediction {
   /** forward + backward, ms */
@@ -31,8 +46,22 @@ function plannerGpu(name: string): string | undefined {
 function config(x: RunShape, gpus: number, gpu: string, implementation: string, kernel?: string): PlanConfig {
   const docs = x.mask.kind === 'document' ? { cuSeqlens: [...x.mask.cuSeqlens] } : {};
   return parseConfig({
-    model: { name: `attention H${x.H} D${x.D}`, layers: 1, hidden: x.H * x.D, heads: x.H, kvHeads: x.Hkv, headDim: x.D, ffnHidden: 4 * x.H * x.D, vocab: 32000 },
-    mode: 'attention', seqLen: x.S, mask: maskName(x.mask), ...docs, implementation, ...(kernel ? { kernel } : {}),
+    model: {
+      name: `attention H${x.H} D${x.D}`,
+      layers: 1,
+      hidden: x.H * x.D,
+      heads: x.H,
+      kvHeads: x.Hkv,
+      headDim: x.D,
+      ffnHidden: 4 * x.H * x.D,
+      vocab: 32000,
+    },
+    mode: 'attention',
+    seqLen: x.S,
+    mask: maskName(x.mask),
+    ...docs,
+    implementation,
+    ...(kernel ? { kernel } : {}),
     cluster: { nodes: 1, gpusPerNode: gpus, gpu },
   });
 }
@@ -41,13 +70,20 @@ function config(x: RunShape, gpus: number, gpu: string, implementation: string, 
  * The planner's prediction for a forward+backward row measured on `gpuName` GPUs, or a reason it
  * has none (a GPU without calibration, a mask the planner does not price).
  */
-export async function predictRun(x: RunShape, layout: RunLayout, gpuName: string): Promise<RunPrediction | { none: string }> {
+export async function predictRun(
+  x: RunShape,
+  layout: RunLayout,
+  gpuName: string,
+): Promise<RunPrediction | { none: string }> {
   const gpu = plannerGpu(gpuName);
   if (!gpu) return { none: `no calibration for ${gpuName}` };
   if (x.mask.kind === 'slices') return { none: 'explicit slices are not priced' };
   if (layout === 'pytorch') {
     const cfg = config(x, x.world, gpu, 'pytorch', 'cudnn');
-    return { ms: (await evaluate(buildContext(cfg), completeLayout({ ring: x.world, shard: 'zigzag' }, cfg))).prediction!.stepMs };
+    return {
+      ms: (await evaluate(buildContext(cfg), completeLayout({ ring: x.world, shard: 'zigzag' }, cfg))).prediction!
+        .stepMs,
+    };
   }
   if (layout === 'one-gpu') {
     const cfg = config(x, 1, gpu, 'weft');
@@ -55,7 +91,17 @@ export async function predictRun(x: RunShape, layout: RunLayout, gpuName: string
   }
   const cfg = config(x, x.world, gpu, 'weft');
   const { strategy, ulysses, ring, shard, placement, inner } = layout;
-  const l = completeLayout({ strategy, ulysses, ring, shard, ...(placement ? { placement } : {}), ...(strategy === 'double-ring' && inner ? { inner } : {}) }, cfg);
+  const l = completeLayout(
+    {
+      strategy,
+      ulysses,
+      ring,
+      shard,
+      ...(placement ? { placement } : {}),
+      ...(strategy === 'double-ring' && inner ? { inner } : {}),
+    },
+    cfg,
+  );
   const ms = (await evaluate(buildContext(cfg), l)).prediction!.stepMs;
   const f = await attentionFootprint({ ...layout, S: x.S, H: x.H, Hkv: x.Hkv, D: x.D, e: 2, backward: true });
   return { ms, peakGiB: footprintBytes(f) / 2 ** 30 };

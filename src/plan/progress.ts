@@ -19,7 +19,11 @@ export class Progress {
   private readonly write: (line: string) => void;
 
   /** `what`: the unit counted, plural ("layouts priced", "events simulated"); `total`: the work expected. */
-  constructor(private readonly what: string, private readonly total: number, o: ProgressOptions = {}) {
+  constructor(
+    private readonly what: string,
+    private readonly total: number,
+    o: ProgressOptions = {},
+  ) {
     this.afterMs = o.afterMs ?? 2000;
     this.everyMs = o.everyMs ?? 1000;
     this.now = o.now ?? (() => performance.now());
@@ -40,6 +44,8 @@ export class Progress {
     this.shownAt = t;
     this.lines++;
     const pct = this.total > 0 ? ` (${Math.min(100, Math.floor((100 * this.done) / this.total))}%)` : '';
-    this.write(`weft: ${this.done.toLocaleString('en-US')} of ${this.total.toLocaleString('en-US')} ${this.what}${pct}`);
+    this.write(
+      `weft: ${this.done.toLocaleString('en-US')} of ${this.total.toLocaleString('en-US')} ${this.what}${pct}`,
+    );
   }
 }

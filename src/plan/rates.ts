@@ -11,11 +11,14 @@ import { UserError } from '../errors.js';
  * replace it through the fit, which divides it out.
  */
 export function headDimFactor(D: number): number {
-  return (D / (D + 32)) / (128 / 160);
+  return D / (D + 32) / (128 / 160);
 }
 
 /** eff(k̄) = eInf · k̄ / (k̄ + k0): fraction of peak when each query row sees k̄ keys. */
-export interface Curve { eInf: number; k0: number }
+export interface Curve {
+  eInf: number;
+  k0: number;
+}
 
 /** Keys per query row of a measured point: S × unmasked fraction (causal ≈ S/2). */
 function keysPerRow(p: KernelPoint): number {
@@ -28,14 +31,22 @@ function fitPoints(points: readonly KernelPoint[], peak: number, k0Default: numb
   const distinct = new Set(xs).size;
   if (distinct >= 2) {
     // 1/eff = 1/eInf + (k0/eInf) · (1/k̄): least squares on the linear form
-    const n = xs.length, mx = xs.reduce((a, b) => a + b) / n, my = ys.reduce((a, b) => a + b) / n;
-    let sxy = 0, sxx = 0;
-    for (let i = 0; i < n; i++) { sxy += (xs[i]! - mx) * (ys[i]! - my); sxx += (xs[i]! - mx) ** 2; }
-    const b = sxy / sxx, a = my - b * mx;
+    const n = xs.length,
+      mx = xs.reduce((a, b) => a + b) / n,
+      my = ys.reduce((a, b) => a + b) / n;
+    let sxy = 0,
+      sxx = 0;
+    for (let i = 0; i < n; i++) {
+      sxy += (xs[i]! - mx) * (ys[i]! - my);
+      sxx += (xs[i]! - mx) ** 2;
+    }
+    const b = sxy / sxx,
+      a = my - b * mx;
     if (a > 0 && b >= 0) return { eInf: 1 / a, k0: b / a };
   }
   // one length only, or measurements that do not rise with length: keep the default shape, match the level
-  const y = ys.reduce((s, v) => s + v) / ys.length, x = xs.reduce((s, v) => s + v) / xs.length;
+  const y = ys.reduce((s, v) => s + v) / ys.length,
+    x = xs.reduce((s, v) => s + v) / xs.length;
   const a = y / (1 + k0Default * x);
   return { eInf: 1 / a, k0: k0Default };
 }
@@ -66,11 +77,14 @@ export function fitCalibration(cal: Calibration, k0Default: number, ref?: Map<st
         const pts = cal.attention.filter((p) => p.kernel === kernel && p.pass === pass && p.mask === mask);
         if (pts.length) out.set(`${kernel}/${pass}/${mask}`, fitPoints(pts, peak, k0Default));
       }
-      const full = out.get(`${kernel}/${pass}/full`), causal = out.get(`${kernel}/${pass}/causal`);
+      const full = out.get(`${kernel}/${pass}/full`),
+        causal = out.get(`${kernel}/${pass}/causal`);
       if (full && causal) continue;
-      const rf = ref?.get(`${kernel}/${pass}/full`), rc = ref?.get(`${kernel}/${pass}/causal`);
+      const rf = ref?.get(`${kernel}/${pass}/full`),
+        rc = ref?.get(`${kernel}/${pass}/causal`);
       // ratio full ÷ causal at equal keys per row, averaged over 4K–32K
-      const rho = rf && rc ? [4096, 8192, 16384, 32768].reduce((s, k) => s + evalCurve(rf, k) / evalCurve(rc, k), 0) / 4 : 1;
+      const rho =
+        rf && rc ? [4096, 8192, 16384, 32768].reduce((s, k) => s + evalCurve(rf, k) / evalCurve(rc, k), 0) / 4 : 1;
       if (causal) out.set(`${kernel}/${pass}/full`, { eInf: causal.eInf * rho, k0: causal.k0 });
       else if (full) out.set(`${kernel}/${pass}/causal`, { eInf: full.eInf / rho, k0: full.k0 });
     }
@@ -91,9 +105,19 @@ export class Rates {
    * `computeScale` multiplies every compute rate: 0.5 for fp32, which runs on TF32 tensor cores at
    * half the bf16 peak on A100 and H100 datasheets (an approximation for attention kernels).
    */
-  constructor(readonly gpu: GpuSpec, readonly cal: Calibration, readonly kernel: string, readonly impl: Implementation, curves: Map<string, Curve>, readonly computeScale = 1) {
+  constructor(
+    readonly gpu: GpuSpec,
+    readonly cal: Calibration,
+    readonly kernel: string,
+    readonly impl: Implementation,
+    curves: Map<string, Curve>,
+    readonly computeScale = 1,
+  ) {
     for (const pass of PASSES) {
-      if (!curves.has(`${kernel}/${pass}/causal`)) throw new UserError(`kernel: '${kernel}' has no forward and forward+backward measurements for the ${gpu.class} class (known: ${kernelNames(cal).join(', ')})`);
+      if (!curves.has(`${kernel}/${pass}/causal`))
+        throw new UserError(
+          `kernel: '${kernel}' has no forward and forward+backward measurements for the ${gpu.class} class (known: ${kernelNames(cal).join(', ')})`,
+        );
     }
     this.fwdFull = curves.get(`${kernel}/fwd/full`)!;
     this.fwdCausal = curves.get(`${kernel}/fwd/causal`)!;
@@ -106,7 +130,14 @@ export class Rates {
 
   /** Achieved attention TFLOP/s for a pass when query rows see k̄ keys on average, in blocks of the given mask. */
   attnTflops(pass: KernelPass, kbar: number, headDim: number, mask: BlockMask): number {
-    const c = pass === 'fwd' ? (mask === 'full' ? this.fwdFull : this.fwdCausal) : (mask === 'full' ? this.fbFull : this.fbCausal);
+    const c =
+      pass === 'fwd'
+        ? mask === 'full'
+          ? this.fwdFull
+          : this.fwdCausal
+        : mask === 'full'
+          ? this.fbFull
+          : this.fbCausal;
     return evalCurve(c, kbar) * headDimFactor(headDim) * this.gpu.bf16Tflops * this.computeScale;
   }
 
@@ -139,5 +170,4 @@ export class Rates {
   stepOverheadMs(): number {
     return this.impl.stepOverheadUs / 1000;
   }
-
 }

@@ -9,16 +9,44 @@ import type { MaskAreas } from './area.js';
 import type { PlanLayout, RingPattern } from './layout.js';
 import { dataGroup, ringGroup, ringPatterns, tpGroup, ulyssesGroup } from './layout.js';
 import type { CollectiveOp, GroupShape, Network } from './links.js';
-import { activationBytesPerTokenLayer, elementwiseBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
+import {
+  activationBytesPerTokenLayer,
+  elementwiseBytesPerTokenLayer,
+  headFlopsPerToken,
+  layerLinearFlopsPerToken,
+  totalParams,
+} from './model.js';
 import type { Rates } from './rates.js';
 import { type CountCase, ELEMENTWISE_OPS, preparedCounts } from './counts.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
-export type Term = 'gemm' | 'elementwise' | 'attention' | 'imbalance' | 'ring-comm' | 'all-to-all' | 'gather' | 'tp-comm' | 'grad-sync' | 'optimizer';
+export type Term =
+  | 'gemm'
+  | 'elementwise'
+  | 'attention'
+  | 'imbalance'
+  | 'ring-comm'
+  | 'all-to-all'
+  | 'gather'
+  | 'tp-comm'
+  | 'grad-sync'
+  | 'optimizer';
 
-export interface ComputePhase { kind: 'compute'; name: string; term: Term; ms: number }
-export interface CollectivePhase { kind: 'collective'; name: string; term: Term; op: CollectiveOp; bytes: number; group: GroupShape }
+export interface ComputePhase {
+  kind: 'compute';
+  name: string;
+  term: Term;
+  ms: number;
+}
+export interface CollectivePhase {
+  kind: 'collective';
+  name: string;
+  term: Term;
+  op: CollectiveOp;
+  bytes: number;
+  group: GroupShape;
+}
 export interface RingPhase {
   kind: 'ring';
   name: string;
@@ -81,7 +109,14 @@ export class RingGrid {
    * the block of position i+1+s (nested: the outer block of group g+1+o, inner position p+1+t) —
    * the forward's step r−1−s, so with every step priced the blocks are `forward`'s, reversed.
    */
-  constructor(readonly work: RingWork, readonly r: number, readonly inner: number, readonly token: boolean, readonly turned = false, forward?: RingGrid) {
+  constructor(
+    readonly work: RingWork,
+    readonly r: number,
+    readonly inner: number,
+    readonly token: boolean,
+    readonly turned = false,
+    forward?: RingGrid,
+  ) {
     const sample = work.rankSample;
     this.sample = sample;
     if (r <= STEP_LIMIT || inner !== r || token) {
@@ -91,17 +126,27 @@ export class RingGrid {
       // first and last steps exactly (no transfer before / after them), the middle by stride;
       // turned, the last two (no K,V transfer during either)
       const tail = turned ? 2 : 1;
-      const mid = STEP_LIMIT - 1 - tail, span = r - 1 - tail;
-      const steps = [0], weights = [1];
+      const mid = STEP_LIMIT - 1 - tail,
+        span = r - 1 - tail;
+      const steps = [0],
+        weights = [1];
       for (let k = 0; k < mid; k++) {
-        const a = 1 + Math.floor((k * span) / mid), b = 1 + Math.floor(((k + 1) * span) / mid);
-        if (b > a) { steps.push(a); weights.push(b - a); }
+        const a = 1 + Math.floor((k * span) / mid),
+          b = 1 + Math.floor(((k + 1) * span) / mid);
+        if (b > a) {
+          steps.push(a);
+          weights.push(b - a);
+        }
       }
-      for (let s = r - tail; s < r; s++) { steps.push(s); weights.push(1); }
+      for (let s = r - tail; s < r; s++) {
+        steps.push(s);
+        weights.push(1);
+      }
       this.steps = Int32Array.from(steps);
       this.weights = Float64Array.from(weights);
     }
-    const n = this.steps.length, m = sample.length;
+    const n = this.steps.length,
+      m = sample.length;
     if (turned && forward && n === r && forward.steps.length === r) {
       const rev = <T extends Float64Array | Uint8Array>(a: T): T => {
         const b = a.slice() as T;
@@ -130,12 +175,16 @@ export class RingGrid {
   /** Per priced step: does any priced position's view have partially masked pairs (neither empty nor all pairs)? Only host-preparing implementations ask. */
   get stepPartial(): Uint8Array {
     if (!this.partialSteps) {
-      const n = this.steps.length, m = this.sample.length;
+      const n = this.steps.length,
+        m = this.sample.length;
       this.partialSteps = new Uint8Array(n);
       for (let k = 0; k < n; k++) {
         for (let j = 0; j < m; j++) {
           const [q, kk] = this.owners(this.steps[k]!, this.sample[j]!);
-          if (this.partial(q, kk, this.area[k * m + j]!)) { this.partialSteps[k] = 1; break; }
+          if (this.partial(q, kk, this.area[k * m + j]!)) {
+            this.partialSteps[k] = 1;
+            break;
+          }
         }
       }
     }
@@ -157,18 +206,25 @@ export class RingGrid {
   }
 
   kOwner(s: number, i: number): number {
-    const r = this.r, inner = this.inner;
+    const r = this.r,
+      inner = this.inner;
     if (this.token) return i;
     if (this.turned) {
       if (inner === r) return (i + 1 + s) % r;
-      const outer = r / inner, o = Math.floor(s / inner), t = s % inner;
-      const g = Math.floor(i / inner), p = i % inner;
-      return ((g + 1 + o) % outer) * inner + (p + 1 + t) % inner;
+      const outer = r / inner,
+        o = Math.floor(s / inner),
+        t = s % inner;
+      const g = Math.floor(i / inner),
+        p = i % inner;
+      return ((g + 1 + o) % outer) * inner + ((p + 1 + t) % inner);
     }
     if (inner === r) return (((i - s) % r) + r) % r;
-    const outer = r / inner, o = Math.floor(s / inner), t = s % inner;
-    const g = Math.floor(i / inner), p = i % inner;
-    return ((((g - o) % outer) + outer) % outer) * inner + (((p - t) % inner) + inner) % inner;
+    const outer = r / inner,
+      o = Math.floor(s / inner),
+      t = s % inner;
+    const g = Math.floor(i / inner),
+      p = i % inner;
+    return ((((g - o) % outer) + outer) % outer) * inner + ((((p - t) % inner) + inner) % inner);
   }
 
   /** The block that moves around the ring: K,V (its key owner), or Q for TokenRing (its query owner). */
@@ -188,14 +244,20 @@ export class RingUnits {
   readonly stepMean: Float64Array;
   readonly stepBusy: Float64Array; // fraction of priced positions with work
 
-  constructor(readonly grid: RingGrid, private readonly cost: (b: Block, merge: boolean) => number) {
-    const n = grid.steps.length, m = grid.sample.length;
+  constructor(
+    readonly grid: RingGrid,
+    private readonly cost: (b: Block, merge: boolean) => number,
+  ) {
+    const n = grid.steps.length,
+      m = grid.sample.length;
     this.stepMax = new Float64Array(n);
     this.stepMean = new Float64Array(n);
     this.stepBusy = new Float64Array(n);
     const b = { area: 0, rows: 0, full: false };
     for (let k = 0; k < n; k++) {
-      let mx = 0, sum = 0, busy = 0;
+      let mx = 0,
+        sum = 0,
+        busy = 0;
       for (let j = 0; j < m; j++) {
         b.area = grid.area[k * m + j]!;
         b.rows = grid.rows[k * m + j]!;
@@ -203,7 +265,9 @@ export class RingUnits {
         // ring: the block's result merges into the running output; TokenRing: the owner merges
         // the partial that came back (priced on the computing rank: each rank merges one a step)
         const u = cost(b, grid.steps[k]! > 0);
-        mx = Math.max(mx, u); sum += u; if (u > 0) busy++;
+        mx = Math.max(mx, u);
+        sum += u;
+        if (u > 0) busy++;
       }
       this.stepMax[k] = mx;
       this.stepMean[k] = sum / m;
@@ -211,11 +275,21 @@ export class RingUnits {
     }
   }
 
-  get r(): number { return this.grid.r; }
-  get token(): boolean { return this.grid.token; }
-  get steps(): Int32Array { return this.grid.steps; }
-  get weights(): Float64Array { return this.grid.weights; }
-  get sample(): readonly number[] { return this.grid.sample; }
+  get r(): number {
+    return this.grid.r;
+  }
+  get token(): boolean {
+    return this.grid.token;
+  }
+  get steps(): Int32Array {
+    return this.grid.steps;
+  }
+  get weights(): Float64Array {
+    return this.grid.weights;
+  }
+  get sample(): readonly number[] {
+    return this.grid.sample;
+  }
 
   owners(s: number, i: number): [number, number] {
     return this.grid.owners(s, i);
@@ -232,14 +306,19 @@ export class RingUnits {
 
   /** Is the view at (step, position) partially masked? */
   partialAt(s: number, i: number): boolean {
-    const g = this.grid, q = g.qOwner(s, i), k = g.kOwner(s, i);
+    const g = this.grid,
+      q = g.qOwner(s, i),
+      k = g.kOwner(s, i);
     return g.partial(q, k, g.work.block(q, k).area);
   }
 }
 
 export type Phase = ComputePhase | CollectivePhase | RingPhase;
 
-export interface LayerSchedule { fwd: Phase[]; bwd: Phase[] }
+export interface LayerSchedule {
+  fwd: Phase[];
+  bwd: Phase[];
+}
 
 /** Everything the schedule needs besides the layout. */
 export interface Context {
@@ -249,7 +328,14 @@ export interface Context {
   areas: MaskAreas;
   ringWork(shard: PlanLayout['shard'], r: number): RingWork;
   /** `turned`: a backward turned back (RingPhase.turned) */
-  ringUnits(shard: PlanLayout['shard'], r: number, inner: number, token: boolean, pass: 'fwd' | 'bwd', turned?: boolean): RingUnits;
+  ringUnits(
+    shard: PlanLayout['shard'],
+    r: number,
+    inner: number,
+    token: boolean,
+    pass: 'fwd' | 'bwd',
+    turned?: boolean,
+  ): RingUnits;
   patterns(l: PlanLayout): RingPattern[];
 }
 
@@ -260,11 +346,17 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
   const pats = new Map<string, RingPattern[]>();
   const D = cfg.model.headDim;
   const ctx: Context = {
-    cfg, rates, net, areas,
+    cfg,
+    rates,
+    net,
+    areas,
     ringWork(shard, r) {
       const key = `${shard}/${r}`;
       let w = works.get(key);
-      if (!w) { w = new RingWork(areas, shard, r, cfg.cuSeqlens); works.set(key, w); }
+      if (!w) {
+        w = new RingWork(areas, shard, r, cfg.cuSeqlens);
+        works.set(key, w);
+      }
       return w;
     },
     ringUnits(shard, r, inner, token, pass, turned = false) {
@@ -273,12 +365,23 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       if (!u) {
         // the backward's adds of arriving sums are Device operations where those are counted (deviceOps)
         const merges = pass === 'fwd' || !rates.impl.deviceOps;
-        const cost = (b: Block, merge: boolean): number => b.area <= 0 ? 0
-          : rates.attnMs(pass, attentionFlops(b.area, 1, D, 'fwd'), b.area / Math.max(1, b.rows), D, b.full ? 'full' : 'causal') + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
+        const cost = (b: Block, merge: boolean): number =>
+          b.area <= 0
+            ? 0
+            : rates.attnMs(
+                pass,
+                attentionFlops(b.area, 1, D, 'fwd'),
+                b.area / Math.max(1, b.rows),
+                D,
+                b.full ? 'full' : 'causal',
+              ) + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
         const grid = (turn: boolean): RingGrid => {
           const gk = `${shard}/${r}/${inner}/${token}/${turn}`;
           let g = grids.get(gk);
-          if (!g) { g = new RingGrid(ctx.ringWork(shard, r), r, inner, token, turn, turn ? grid(false) : undefined); grids.set(gk, g); }
+          if (!g) {
+            g = new RingGrid(ctx.ringWork(shard, r), r, inner, token, turn, turn ? grid(false) : undefined);
+            grids.set(gk, g);
+          }
           return g;
         };
         const g = grid(turned);
@@ -290,7 +393,10 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
     patterns(l) {
       const key = `${l.tp}/${l.ulysses}/${l.ring}/${l.dp}/${l.placement}/${l.strategy === 'double-ring' ? l.inner : 0}`;
       let p = pats.get(key);
-      if (!p) { p = ringPatterns(l, cfg.cluster); pats.set(key, p); }
+      if (!p) {
+        p = ringPatterns(l, cfg.cluster);
+        pats.set(key, p);
+      }
       return p;
     },
   };
@@ -322,7 +428,9 @@ export function headsOf(cfg: PlanConfig, l: PlanLayout): { q: number; kv: number
 function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phase[] {
   const { cfg, rates } = ctx;
   const BF16 = elemBytes(cfg);
-  const D = cfg.model.headDim, S = cfg.seqLen, B = seqsAtOnce(cfg, l);
+  const D = cfg.model.headDim,
+    S = cfg.seqLen,
+    B = seqsAtOnce(cfg, l);
   const h = headsOf(cfg, l);
   const cl = cfg.cluster;
   const phases: Phase[] = [];
@@ -331,34 +439,79 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
   const oBytes = localTokens * (cfg.model.heads / l.tp) * D * BF16;
   const uGroup = ulyssesGroup(l, cl);
   if (l.ulysses > 1) {
-    phases.push(pass === 'fwd'
-      ? { kind: 'collective', name: 'all-to-all q,k,v', term: 'all-to-all', op: 'all-to-all', bytes: qkvBytes, group: uGroup }
-      : { kind: 'collective', name: 'all-to-all dO', term: 'all-to-all', op: 'all-to-all', bytes: oBytes, group: uGroup });
+    phases.push(
+      pass === 'fwd'
+        ? {
+            kind: 'collective',
+            name: 'all-to-all q,k,v',
+            term: 'all-to-all',
+            op: 'all-to-all',
+            bytes: qkvBytes,
+            group: uGroup,
+          }
+        : {
+            kind: 'collective',
+            name: 'all-to-all dO',
+            term: 'all-to-all',
+            op: 'all-to-all',
+            bytes: oBytes,
+            group: uGroup,
+          },
+    );
   }
   const blockMs = (b: Block, merge: boolean): number => {
     if (b.area <= 0) return 0;
     const flops = attentionFlops(b.area, B * h.q, D, 'fwd');
     const kbar = b.area / Math.max(1, b.rows);
-    return rates.attnMs(pass, flops, kbar, D, b.full ? 'full' : 'causal') + (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) + rates.stepOverheadMs();
+    return (
+      rates.attnMs(pass, flops, kbar, D, b.full ? 'full' : 'causal') +
+      (merge ? rates.mergeMs(B * h.q * b.rows * D) : 0) +
+      rates.stepOverheadMs()
+    );
   };
   if (l.ring === 1) {
     const total = ctx.areas.total;
-    phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false) });
+    phases.push({
+      kind: 'compute',
+      name: `attention ${pass}`,
+      term: 'attention',
+      ms: blockMs({ area: total, rows: S, full: ctx.areas.isFull() }, false),
+    });
   } else if (l.strategy === 'allgather') {
     const w = ctx.ringWork(l.shard, l.ring);
     const g = ringGroup(l, cl);
     const kvAll = B * S * 2 * h.kv * D;
-    phases.push({ kind: 'collective', name: 'all-gather k,v', term: 'gather', op: 'all-gather', bytes: kvAll * BF16, group: g });
+    phases.push({
+      kind: 'collective',
+      name: 'all-gather k,v',
+      term: 'gather',
+      op: 'all-gather',
+      bytes: kvAll * BF16,
+      group: g,
+    });
     let worst = 0;
     for (const i of w.rankSample) worst = Math.max(worst, blockMs(w.rowTotal(i), false));
     phases.push({ kind: 'compute', name: `attention ${pass}`, term: 'attention', ms: worst });
-    if (pass === 'bwd') phases.push({ kind: 'collective', name: 'reduce-scatter dk,dv', term: 'gather', op: 'reduce-scatter', bytes: kvAll * F32, group: g });
+    if (pass === 'bwd')
+      phases.push({
+        kind: 'collective',
+        name: 'reduce-scatter dk,dv',
+        term: 'gather',
+        op: 'reduce-scatter',
+        bytes: kvAll * F32,
+        group: g,
+      });
   } else {
-    const r = l.ring, inner = l.strategy === 'double-ring' ? l.inner! : r;
+    const r = l.ring,
+      inner = l.strategy === 'double-ring' ? l.inner! : r;
     const tokens = (B * S) / r; // per ring position (shards may differ by a token; priced at the mean)
     const token = l.strategy === 'tokenring';
     const kvBytes = tokens * 2 * h.kv * D * BF16;
-    let preBytes: number, postBytes = 0, backBytes = 0, tailMs = 0, turned = false;
+    let preBytes: number,
+      postBytes = 0,
+      backBytes = 0,
+      tailMs = 0,
+      turned = false;
     if (token) {
       // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home. In
       // the backward q, dO, the output and lse travel
@@ -373,16 +526,42 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
       }
     }
     phases.push({
-      kind: 'ring', name: `${l.strategy} ${pass}`, r, inner,
-      units: ctx.ringUnits(l.shard, r, inner, token, pass, turned), scale: B * h.q, overheadMs: rates.stepOverheadMs(),
-      preBytes, postBytes, backBytes, tailMs, turned, fetchFirst: turned && l.strategy === 'double-ring',
+      kind: 'ring',
+      name: `${l.strategy} ${pass}`,
+      r,
+      inner,
+      units: ctx.ringUnits(l.shard, r, inner, token, pass, turned),
+      scale: B * h.q,
+      overheadMs: rates.stepOverheadMs(),
+      preBytes,
+      postBytes,
+      backBytes,
+      tailMs,
+      turned,
+      fetchFirst: turned && l.strategy === 'double-ring',
       patterns: ctx.patterns(l),
     });
   }
   if (l.ulysses > 1) {
-    phases.push(pass === 'fwd'
-      ? { kind: 'collective', name: 'all-to-all out', term: 'all-to-all', op: 'all-to-all', bytes: oBytes, group: uGroup }
-      : { kind: 'collective', name: 'all-to-all dq,dk,dv', term: 'all-to-all', op: 'all-to-all', bytes: qkvBytes, group: uGroup });
+    phases.push(
+      pass === 'fwd'
+        ? {
+            kind: 'collective',
+            name: 'all-to-all out',
+            term: 'all-to-all',
+            op: 'all-to-all',
+            bytes: oBytes,
+            group: uGroup,
+          }
+        : {
+            kind: 'collective',
+            name: 'all-to-all dq,dk,dv',
+            term: 'all-to-all',
+            op: 'all-to-all',
+            bytes: qkvBytes,
+            group: uGroup,
+          },
+    );
   }
   const ops = deviceOpsMs(ctx, l, pass);
   if (ops > 0) phases.push({ kind: 'compute', name: `device ops ${pass}`, term: 'elementwise', ms: ops });
@@ -399,13 +578,21 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
 export function deviceOpsCase(cfg: PlanConfig, l: PlanLayout): CountCase {
   const m = cfg.model;
   return {
-    strategy: l.strategy, ulysses: l.ulysses, ring: l.ring, inner: l.strategy === 'double-ring' ? l.inner ?? l.ring : l.ring,
-    placement: l.placement, H: m.heads / l.tp, Hkv: Math.max(1, m.kvHeads / l.tp), D: m.headDim, e: elemBytes(cfg) === 4 ? 4 : 2,
+    strategy: l.strategy,
+    ulysses: l.ulysses,
+    ring: l.ring,
+    inner: l.strategy === 'double-ring' ? (l.inner ?? l.ring) : l.ring,
+    placement: l.placement,
+    H: m.heads / l.tp,
+    Hkv: Math.max(1, m.kvHeads / l.tp),
+    D: m.headDim,
+    e: elemBytes(cfg) === 4 ? 4 : 2,
   };
 }
 
 export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {
-  const { cfg, rates } = ctx, ops = rates.impl.deviceOps;
+  const { cfg, rates } = ctx,
+    ops = rates.impl.deviceOps;
   if (!ops || (l.ring === 1 && l.ulysses === 1)) return 0;
   const B = seqsAtOnce(cfg, l);
   const c = preparedCounts(deviceOpsCase(cfg, l), cfg.seqLen / (l.ulysses * l.ring));
@@ -413,8 +600,13 @@ export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): n
   const table = rates.impl.name === 'weft' && rates.cal.deviceOps ? rates.cal.deviceOps.ops : ops.ops;
   let ms = 0;
   for (const op of ELEMENTWISE_OPS) {
-    const x = c.traffic[op], f = c.trafficForward[op], r = table[op];
-    const [bytes, calls] = pass === 'fwd' ? [f.readBytes + f.writeBytes, f.calls] : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
+    const x = c.traffic[op],
+      f = c.trafficForward[op],
+      r = table[op];
+    const [bytes, calls] =
+      pass === 'fwd'
+        ? [f.readBytes + f.writeBytes, f.calls]
+        : [x.readBytes + x.writeBytes - f.readBytes - f.writeBytes, x.calls - f.calls];
     ms += bytes / (r.hbmEfficiency * rates.gpu.hbmTBs * 1e9) + (calls * r.callUs) / 1000;
   }
   return B * ms;
@@ -422,22 +614,42 @@ export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): n
 
 /** Weight products, elementwise work and tensor-parallel collectives of one layer. */
 function denseLayerPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phase[] {
-  const { cfg, rates } = ctx, m = cfg.model;
+  const { cfg, rates } = ctx,
+    m = cfg.model;
   const BF16 = elemBytes(cfg);
   const B = seqsAtOnce(cfg, l);
   const groupTokens = (B * cfg.seqLen) / (l.ulysses * l.ring); // tokens of this tensor-parallel group
   const share = pass === 'fwd' ? 1 / 3 : 2 / 3;
   const phases: Phase[] = [
-    { kind: 'compute', name: `weight products ${pass}`, term: 'gemm', ms: rates.gemmMs((share * layerLinearFlopsPerToken(m) * groupTokens) / l.tp) },
-    { kind: 'compute', name: `norms, RoPE, SwiGLU ${pass}`, term: 'elementwise', ms: rates.hbmMs((share * elementwiseBytesPerTokenLayer(m) * (BF16 / 2) * groupTokens) / l.tp) },
+    {
+      kind: 'compute',
+      name: `weight products ${pass}`,
+      term: 'gemm',
+      ms: rates.gemmMs((share * layerLinearFlopsPerToken(m) * groupTokens) / l.tp),
+    },
+    {
+      kind: 'compute',
+      name: `norms, RoPE, SwiGLU ${pass}`,
+      term: 'elementwise',
+      ms: rates.hbmMs((share * elementwiseBytesPerTokenLayer(m) * (BF16 / 2) * groupTokens) / l.tp),
+    },
   ];
   if (l.tp > 1) {
     // Megatron sequence parallelism: fwd 2 all-gathers + 2 reduce-scatters, bwd 4 + 2 (USP Table 2: 6 AG + 4 RS)
     const bytes = groupTokens * m.hidden * BF16;
     const g = tpGroup(l, cfg.cluster);
     const ags = pass === 'fwd' ? 2 : 4;
-    for (let i = 0; i < ags; i++) phases.push({ kind: 'collective', name: 'tp all-gather', term: 'tp-comm', op: 'all-gather', bytes, group: g });
-    for (let i = 0; i < 2; i++) phases.push({ kind: 'collective', name: 'tp reduce-scatter', term: 'tp-comm', op: 'reduce-scatter', bytes, group: g });
+    for (let i = 0; i < ags; i++)
+      phases.push({ kind: 'collective', name: 'tp all-gather', term: 'tp-comm', op: 'all-gather', bytes, group: g });
+    for (let i = 0; i < 2; i++)
+      phases.push({
+        kind: 'collective',
+        name: 'tp reduce-scatter',
+        term: 'tp-comm',
+        op: 'reduce-scatter',
+        bytes,
+        group: g,
+      });
   }
   return phases;
 }
@@ -451,46 +663,88 @@ export function layerSchedule(ctx: Context, l: PlanLayout): LayerSchedule {
   const fwd = [...denseLayerPhases(ctx, l, 'fwd'), ...attentionPhases(ctx, l, 'fwd')];
   if (mode === 'prefill') return { fwd, bwd: [] };
   // full recomputation runs the forward again inside the backward
-  const bwd = [...(ctx.cfg.recompute === 'full' ? fwd : []), ...attentionPhases(ctx, l, 'bwd'), ...denseLayerPhases(ctx, l, 'bwd')];
+  const bwd = [
+    ...(ctx.cfg.recompute === 'full' ? fwd : []),
+    ...attentionPhases(ctx, l, 'bwd'),
+    ...denseLayerPhases(ctx, l, 'bwd'),
+  ];
   return { fwd, bwd };
 }
 
 /** Work outside the layers, per microbatch (LM head, loss) and per step (gradient sync, optimizer). */
 export function stepPhases(ctx: Context, l: PlanLayout): { perMicro: Phase[]; perStep: Phase[] } {
-  const { cfg, rates } = ctx, m = cfg.model;
+  const { cfg, rates } = ctx,
+    m = cfg.model;
   const BF16 = elemBytes(cfg);
   if (cfg.mode !== 'training' && cfg.mode !== 'prefill') return { perMicro: [], perStep: [] };
   const B = seqsAtOnce(cfg, l);
   const groupTokens = (B * cfg.seqLen) / (l.ulysses * l.ring);
   if (cfg.mode === 'prefill') {
     // logits for the last token of each sequence only
-    return { perMicro: [{ kind: 'compute', name: 'LM head', term: 'gemm', ms: rates.gemmMs((2 * m.vocab * m.hidden * B) / l.tp) }], perStep: [] };
+    return {
+      perMicro: [
+        { kind: 'compute', name: 'LM head', term: 'gemm', ms: rates.gemmMs((2 * m.vocab * m.hidden * B) / l.tp) },
+      ],
+      perStep: [],
+    };
   }
   const perMicro: Phase[] = [
     { kind: 'compute', name: 'LM head', term: 'gemm', ms: rates.gemmMs((headFlopsPerToken(m) * groupTokens) / l.tp) },
     // logits in bf16 and f32 softmax, forward and backward
-    { kind: 'compute', name: 'loss', term: 'elementwise', ms: rates.hbmMs((groupTokens * m.vocab * 3 * (BF16 + F32)) / l.tp) },
+    {
+      kind: 'compute',
+      name: 'loss',
+      term: 'elementwise',
+      ms: rates.hbmMs((groupTokens * m.vocab * 3 * (BF16 + F32)) / l.tp),
+    },
   ];
   const P = totalParams(m) / l.tp;
   const g = dataGroup(l, cfg.cluster);
   const perStep: Phase[] = [];
   if (g.size > 1) {
     if (cfg.zero >= 1) {
-      perStep.push({ kind: 'collective', name: 'reduce-scatter gradients', term: 'grad-sync', op: 'reduce-scatter', bytes: P * F32, group: g });
-      perStep.push({ kind: 'collective', name: 'all-gather weights', term: 'grad-sync', op: 'all-gather', bytes: P * BF16, group: g });
+      perStep.push({
+        kind: 'collective',
+        name: 'reduce-scatter gradients',
+        term: 'grad-sync',
+        op: 'reduce-scatter',
+        bytes: P * F32,
+        group: g,
+      });
+      perStep.push({
+        kind: 'collective',
+        name: 'all-gather weights',
+        term: 'grad-sync',
+        op: 'all-gather',
+        bytes: P * BF16,
+        group: g,
+      });
     } else {
-      perStep.push({ kind: 'collective', name: 'all-reduce gradients', term: 'grad-sync', op: 'all-reduce', bytes: P * F32, group: g });
+      perStep.push({
+        kind: 'collective',
+        name: 'all-reduce gradients',
+        term: 'grad-sync',
+        op: 'all-reduce',
+        bytes: P * F32,
+        group: g,
+      });
     }
   }
   // Adam over the local shard: read master, m, v, grad; write master, m, v (and the bf16 weight)
   const shard = cfg.zero >= 1 ? P / g.size : P;
-  perStep.push({ kind: 'compute', name: 'optimizer', term: 'optimizer', ms: rates.hbmMs(shard * (7 * F32 + (BF16 === 2 ? 2 : 0))) });
+  perStep.push({
+    kind: 'compute',
+    name: 'optimizer',
+    term: 'optimizer',
+    ms: rates.hbmMs(shard * (7 * F32 + (BF16 === 2 ? 2 : 0))),
+  });
   return { perMicro, perStep };
 }
 
 /** Bytes one GPU holds per token of the layers' saved activations. */
 export function savedBytesPerToken(cfg: PlanConfig): number {
-  const m = cfg.model, e = elemBytes(cfg);
+  const m = cfg.model,
+    e = elemBytes(cfg);
   const layer = (activationBytesPerTokenLayer(m) * e) / 2;
   return cfg.recompute === 'full' ? m.layers * m.hidden * e + layer : m.layers * layer;
 }

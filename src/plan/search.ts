@@ -20,7 +20,10 @@ import { UserError } from '../errors.js';
  * rise: the median of the H200 fits that do rise (sensible, and independent of the fallbacks).
  */
 function defaultK0(): number {
-  const ks = [...fitCalibration(H200, 0).values()].map((c) => c.k0).filter((k) => k > 0).sort((a, b) => a - b);
+  const ks = [...fitCalibration(H200, 0).values()]
+    .map((c) => c.k0)
+    .filter((k) => k > 0)
+    .sort((a, b) => a - b);
   return ks.length ? ks[Math.floor(ks.length / 2)]! : 700;
 }
 
@@ -32,14 +35,27 @@ export function calibrationFor(cfg: PlanConfig, override?: Calibration): Calibra
 }
 
 /** `impl`: an implementation in place of the config's named one (tests: a profile as the model had it before a change). */
-export function buildContext(cfg: PlanConfig, override?: Calibration, impl: Implementation = IMPLEMENTATIONS[cfg.implementation]!): Context {
+export function buildContext(
+  cfg: PlanConfig,
+  override?: Calibration,
+  impl: Implementation = IMPLEMENTATIONS[cfg.implementation]!,
+): Context {
   const cal = calibrationFor(cfg, override);
   const k0 = defaultK0();
   const curves = fitCalibration(cal, k0, fitCalibration(H200, k0));
-  const rates = new Rates(cfg.cluster.gpu, cal, cfg.kernel ?? cal.defaultKernel, impl, curves, cfg.precision === 'fp32' ? 0.5 : 1);
+  const rates = new Rates(
+    cfg.cluster.gpu,
+    cal,
+    cfg.kernel ?? cal.defaultKernel,
+    impl,
+    curves,
+    cfg.precision === 'fp32' ? 0.5 : 1,
+  );
   const net: Network = {
-    intra: cfg.cluster.intraNode, inter: cfg.cluster.interNode,
-    p2pEfficiency: cal.links.p2pEfficiency, collectiveEfficiency: cal.links.collectiveEfficiency,
+    intra: cfg.cluster.intraNode,
+    inter: cfg.cluster.interNode,
+    p2pEfficiency: cal.links.p2pEfficiency,
+    collectiveEfficiency: cal.links.collectiveEfficiency,
   };
   if (cfg.cluster.pcie) net.pcie = cfg.cluster.pcie;
   return makeContext(cfg, rates, net, new MaskAreas(cfg.mask, cfg.seqLen));
@@ -75,14 +91,21 @@ export async function evaluate(ctx: Context, l: PlanLayout): Promise<PlanResult>
 /** A layout's prediction; its counts must be prepared (prepare, evaluate). */
 export function evaluateLayout(ctx: Context, l: PlanLayout): PlanResult {
   const problem = layoutProblem(l, ctx.cfg);
-  if (problem) return { layout: l, feasible: false, reason: problem, prediction: null, timing: null, memory: null, balance: 1 };
+  if (problem)
+    return { layout: l, feasible: false, reason: problem, prediction: null, timing: null, memory: null, balance: 1 };
   const p = predict(ctx, l);
   const ok = fits(ctx.cfg, p.memory);
   const balance = l.ring > 1 ? ctx.ringWork(l.shard, l.ring).imbalance() : 1;
   return {
-    layout: l, feasible: ok,
-    reason: ok ? null : `out of memory: needs ${GiB(p.memory.totalGiB)} GiB of ${GiB(ctx.cfg.cluster.gpu.memGiB)} GiB per GPU`,
-    prediction: p.prediction, timing: p.timing, memory: p.memory, balance,
+    layout: l,
+    feasible: ok,
+    reason: ok
+      ? null
+      : `out of memory: needs ${GiB(p.memory.totalGiB)} GiB of ${GiB(ctx.cfg.cluster.gpu.memGiB)} GiB per GPU`,
+    prediction: p.prediction,
+    timing: p.timing,
+    memory: p.memory,
+    balance,
   };
 }
 
@@ -93,54 +116,86 @@ const STRATEGY_ORDER = ['local', 'ulysses', 'ring', 'usp', 'double-ring', 'allga
 /** Fastest feasible first; infeasible last (those with a prediction by step time, then the rest). */
 function rank(a: PlanResult, b: PlanResult): number {
   if (a.feasible !== b.feasible) return a.feasible ? -1 : 1;
-  const ta = a.prediction?.stepMs ?? Infinity, tb = b.prediction?.stepMs ?? Infinity;
+  const ta = a.prediction?.stepMs ?? Infinity,
+    tb = b.prediction?.stepMs ?? Infinity;
   if (Math.abs(ta - tb) > 1e-9 * Math.max(ta, tb)) return ta - tb;
-  return STRATEGY_ORDER.indexOf(a.layout.strategy) - STRATEGY_ORDER.indexOf(b.layout.strategy)
-    || SHARD_ORDER.indexOf(a.layout.shard) - SHARD_ORDER.indexOf(b.layout.shard);
+  return (
+    STRATEGY_ORDER.indexOf(a.layout.strategy) - STRATEGY_ORDER.indexOf(b.layout.strategy) ||
+    SHARD_ORDER.indexOf(a.layout.shard) - SHARD_ORDER.indexOf(b.layout.shard)
+  );
 }
 
 /**
  * Every layout of the config (or its candidates), ranked. `progress` (ProgressOptions): a line on
  * stderr past 2 s, counting the layouts whose strategy code has run and the layouts priced.
  */
-export async function plan(cfg: PlanConfig, override?: Calibration, progress?: ProgressOptions): Promise<{ ctx: Context; results: PlanResult[] }> {
+export async function plan(
+  cfg: PlanConfig,
+  override?: Calibration,
+  progress?: ProgressOptions,
+): Promise<{ ctx: Context; results: PlanResult[] }> {
   const ctx = buildContext(cfg, override);
   const layouts = cfg.candidates ? cfg.candidates.map((c, i) => candidateLayout(c, i, cfg)) : enumerateLayouts(cfg);
   if (layouts.length === 0) throw new UserError(noLayoutReason(cfg));
   const valid = layouts.filter((l) => !layoutProblem(l, cfg));
   const tell = progress ? new Progress('layouts run and priced', valid.length + layouts.length, progress) : undefined;
   await prepare(ctx, valid, tell);
-  const results = layouts.map((l) => { tell?.tick(); return evaluateLayout(ctx, l); }).sort(rank);
+  const results = layouts
+    .map((l) => {
+      tell?.tick();
+      return evaluateLayout(ctx, l);
+    })
+    .sort(rank);
   return { ctx, results };
 }
 
 /** A candidate of the config, completed; its degrees must multiply to the GPU count (a UserError naming them otherwise). */
 function candidateLayout(c: CandidateSpec, i: number, cfg: PlanConfig): PlanLayout {
-  const l = completeLayout(c, cfg), world = cfg.cluster.world;
+  const l = completeLayout(c, cfg),
+    world = cfg.cluster.world;
   const prod = l.ulysses * l.ring * l.tp * l.dp;
-  if (prod !== world) throw new UserError(`candidates[${i}]: ulysses ${l.ulysses} × ring ${l.ring} × tp ${l.tp} × dp ${l.dp} = ${prod}, not the ${world} GPUs of the cluster`);
+  if (prod !== world)
+    throw new UserError(
+      `candidates[${i}]: ulysses ${l.ulysses} × ring ${l.ring} × tp ${l.tp} × dp ${l.dp} = ${prod}, not the ${world} GPUs of the cluster`,
+    );
   return l;
 }
 
 /** Why no layout of the config can run: the sequence too short to split, or the degrees that do not divide. */
 function noLayoutReason(cfg: PlanConfig): string {
-  const world = cfg.cluster.world, S = cfg.seqLen;
+  const world = cfg.cluster.world,
+    S = cfg.seqLen;
   // the fewest pieces any split of the GPUs cuts a sequence into: the sequence-parallel GPUs left
   // once tensor parallelism (a node at most) and data parallelism (one sequence each) take theirs
   const attentionOnly = cfg.mode.startsWith('attention');
-  const tpMax = attentionOnly ? 1 : Math.max(...[...Array(cfg.cluster.gpusPerNode).keys()].map((t) => t + 1)
-    .filter((t) => cfg.cluster.gpusPerNode % t === 0 && cfg.model.heads % t === 0 && cfg.model.kvHeads % t === 0));
-  const dpMax = Math.max(...[...Array(cfg.batchSeqs).keys()].map((d) => d + 1).filter((d) => cfg.batchSeqs % d === 0 && world % d === 0));
+  const tpMax = attentionOnly
+    ? 1
+    : Math.max(
+        ...[...Array(cfg.cluster.gpusPerNode).keys()]
+          .map((t) => t + 1)
+          .filter((t) => cfg.cluster.gpusPerNode % t === 0 && cfg.model.heads % t === 0 && cfg.model.kvHeads % t === 0),
+      );
+  const dpMax = Math.max(
+    ...[...Array(cfg.batchSeqs).keys()].map((d) => d + 1).filter((d) => cfg.batchSeqs % d === 0 && world % d === 0),
+  );
   const fewest = Math.ceil(world / (tpMax * dpMax));
   if (S < fewest) {
-    return `the sequence of ${S.toLocaleString('en-US')} tokens is too short to split over ${world.toLocaleString('en-US')} GPUs: `
-      + `with tp ≤ ${tpMax} and dp ≤ ${dpMax} (batchSeqs ${cfg.batchSeqs}), every layout cuts it into at least ${fewest.toLocaleString('en-US')} pieces`;
+    return (
+      `the sequence of ${S.toLocaleString('en-US')} tokens is too short to split over ${world.toLocaleString('en-US')} GPUs: ` +
+      `with tp ≤ ${tpMax} and dp ≤ ${dpMax} (batchSeqs ${cfg.batchSeqs}), every layout cuts it into at least ${fewest.toLocaleString('en-US')} pieces`
+    );
   }
   return `no layout divides ${world.toLocaleString('en-US')} GPUs for ${cfg.model.heads} heads, ${cfg.model.kvHeads} KV heads, batchSeqs ${cfg.batchSeqs} and a sequence of ${S.toLocaleString('en-US')} tokens`;
 }
 
 /** The longest sequence (a multiple of `step`) a layout fits in memory, or 0. */
-export async function maxSeqLen(cfg: PlanConfig, l: PlanLayout, override?: Calibration, step = 1024, limit = 1 << 26): Promise<number> {
+export async function maxSeqLen(
+  cfg: PlanConfig,
+  l: PlanLayout,
+  override?: Calibration,
+  step = 1024,
+  limit = 1 << 26,
+): Promise<number> {
   // the counts scale with the sequence (counts.ts): one run serves every length
   if (!layoutProblem(l, cfg)) await prepare(buildMemoryContext(cfg, override), [l]);
   const okAt = (S: number): boolean => {
@@ -149,10 +204,18 @@ export async function maxSeqLen(cfg: PlanConfig, l: PlanLayout, override?: Calib
     return fits(c, memory(buildMemoryContext(c, override), l));
   };
   if (!okAt(step)) return 0;
-  let lo = step, hi = step * 2;
-  while (hi <= limit && okAt(hi)) { lo = hi; hi *= 2; }
+  let lo = step,
+    hi = step * 2;
+  while (hi <= limit && okAt(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
   if (hi > limit) return lo;
-  while (hi - lo > step) { const mid = Math.floor((lo + hi) / 2 / step) * step; if (okAt(mid)) lo = mid; else hi = mid; }
+  while (hi - lo > step) {
+    const mid = Math.floor((lo + hi) / 2 / step) * step;
+    if (okAt(mid)) lo = mid;
+    else hi = mid;
+  }
   return lo;
 }
 

@@ -9,7 +9,8 @@ type Interval = readonly [number, number];
 /** Integer boundaries of an even split of n into k parts (the first n mod k parts one longer). */
 function split(start: number, n: number, k: number): number[] {
   const b = [start];
-  const q = Math.floor(n / k), rem = n % k;
+  const q = Math.floor(n / k),
+    rem = n % k;
   for (let i = 0; i < k; i++) b.push(b[i]! + q + (i < rem ? 1 : 0));
   return b;
 }
@@ -20,12 +21,20 @@ function split(start: number, n: number, k: number): number[] {
  * those are returned as `spread`: every rank holds 1/r of each, so they add the same share of
  * their area to every block instead of one interval per token.
  */
-function chunks(kind: Exclude<ShardKind, 'striped'>, S: number, r: number, cu: readonly number[]): { parts: Interval[][]; spread: Interval[] } {
+function chunks(
+  kind: Exclude<ShardKind, 'striped'>,
+  S: number,
+  r: number,
+  cu: readonly number[],
+): { parts: Interval[][]; spread: Interval[] } {
   const parts: Interval[][] = Array.from({ length: r }, () => []);
   const spread: Interval[] = [];
   const zig = (s0: number, len: number): void => {
     const b = split(s0, len, 2 * r);
-    for (let i = 0; i < r; i++) { parts[i]!.push([b[i]!, b[i + 1]!]); parts[i]!.push([b[2 * r - 1 - i]!, b[2 * r - i]!]); }
+    for (let i = 0; i < r; i++) {
+      parts[i]!.push([b[i]!, b[i + 1]!]);
+      parts[i]!.push([b[2 * r - 1 - i]!, b[2 * r - i]!]);
+    }
   };
   if (kind === 'contiguous') {
     const b = split(0, S, r);
@@ -34,7 +43,8 @@ function chunks(kind: Exclude<ShardKind, 'striped'>, S: number, r: number, cu: r
     zig(0, S);
   } else {
     for (let d = 0; d + 1 < cu.length; d++) {
-      const s0 = cu[d]!, len = cu[d + 1]! - s0;
+      const s0 = cu[d]!,
+        len = cu[d + 1]! - s0;
       if (len >= 2 * r) zig(s0, len);
       else spread.push([s0, s0 + len]);
     }
@@ -43,7 +53,11 @@ function chunks(kind: Exclude<ShardKind, 'striped'>, S: number, r: number, cu: r
 }
 
 /** `full`: every (query chunk × key chunk) rectangle with work is wholly unmasked (no partial tiles). */
-export interface Block { area: number; rows: number; full: boolean }
+export interface Block {
+  area: number;
+  rows: number;
+  full: boolean;
+}
 
 /** Rings up to this size are priced on every rank; larger ones on an even sample (ends included). */
 export const EXACT_RING_LIMIT = 256;
@@ -65,12 +79,20 @@ export class RingWork {
   private readonly memo = new Map<number, Block>();
   readonly rankSample: number[];
 
-  constructor(readonly areas: MaskAreas, readonly kind: ShardKind, readonly r: number, cuSeqlens?: readonly number[]) {
+  constructor(
+    readonly areas: MaskAreas,
+    readonly kind: ShardKind,
+    readonly r: number,
+    cuSeqlens?: readonly number[],
+  ) {
     const S = areas.S;
     if (kind !== 'striped') {
       const c = chunks(kind, S, r, cuSeqlens ?? [0, S]);
       this.parts = c.parts;
-      for (const [a, b] of c.spread) { this.spreadArea += areas.area(a, b, a, b); this.spreadTokens += b - a; }
+      for (const [a, b] of c.spread) {
+        this.spreadArea += areas.area(a, b, a, b);
+        this.spreadTokens += b - a;
+      }
     }
     const n = sampleSize(r);
     if (n === r) this.rankSample = Array.from({ length: r }, (_, i) => i);
@@ -106,14 +128,18 @@ export class RingWork {
       const area = this.areas.total / (this.r * this.r);
       return { area, rows: area > 0 ? n : 0, full: this.areas.isFull() };
     }
-    let area = this.spreadArea / (this.r * this.r), rows = area > 0 ? this.spreadTokens / this.r : 0;
+    let area = this.spreadArea / (this.r * this.r),
+      rows = area > 0 ? this.spreadTokens / this.r : 0;
     let full = this.spreadArea === 0;
-    const ks = this.parts[j]!, qs = this.parts[i]!;
+    const ks = this.parts[j]!,
+      qs = this.parts[i]!;
     for (let x = 0; x < qs.length; x++) {
-      const q0 = qs[x]![0], q1 = qs[x]![1];
+      const q0 = qs[x]![0],
+        q1 = qs[x]![1];
       let a = 0;
       for (let y = 0; y < ks.length; y++) {
-        const k0 = ks[y]![0], k1 = ks[y]![1];
+        const k0 = ks[y]![0],
+          k1 = ks[y]![1];
         const c = this.areas.area(q0, q1, k0, k1);
         if (c > 0 && c < (q1 - q0) * (k1 - k0)) full = false;
         a += c;
@@ -128,7 +154,8 @@ export class RingWork {
   rowTotal(i: number): Block {
     const full = this.areas.isFull();
     if (!this.parts) return { area: this.areas.total / this.r, rows: this.tokens(i), full };
-    let area = this.spreadArea / this.r, rows = this.spreadTokens / this.r;
+    let area = this.spreadArea / this.r,
+      rows = this.spreadTokens / this.r;
     for (const [q0, q1] of this.parts[i]!) {
       const a = this.areas.area(q0, q1, 0, this.areas.S);
       if (a > 0) rows += q1 - q0;
@@ -139,8 +166,13 @@ export class RingWork {
 
   /** max / mean of the per-rank work (1 = perfectly balanced). */
   imbalance(): number {
-    let max = 0, sum = 0;
-    for (const i of this.rankSample) { const a = this.rowTotal(i).area; max = Math.max(max, a); sum += a; }
+    let max = 0,
+      sum = 0;
+    for (const i of this.rankSample) {
+      const a = this.rowTotal(i).area;
+      max = Math.max(max, a);
+      sum += a;
+    }
     return sum === 0 ? 1 : max / (sum / this.rankSample.length);
   }
 }

@@ -10,24 +10,57 @@ import type { BenchRecord } from '../bench/record.js';
  * Every record in the files and folders named (folders: their *.jsonl files). A line that is not a
  * record is skipped and named to `warn` as file:line, so one truncated line never blocks a report.
  */
-export function loadRecords(inputs: readonly string[], warn: (message: string) => void = (m) => process.stderr.write(`weft: ${m}\n`)): BenchRecord[] {
+export function loadRecords(
+  inputs: readonly string[],
+  warn: (message: string) => void = (m) => process.stderr.write(`weft: ${m}\n`),
+): BenchRecord[] {
   const files: string[] = [];
   for (const p of inputs) {
     let st;
-    try { st = statSync(p); } catch { throw new UserError(`${p}: no such file or folder`); }
-    if (st.isDirectory()) files.push(...readdirSync(p).filter((f) => f.endsWith('.jsonl')).sort().map((f) => path.join(p, f)));
+    try {
+      st = statSync(p);
+    } catch {
+      throw new UserError(`${p}: no such file or folder`);
+    }
+    if (st.isDirectory())
+      files.push(
+        ...readdirSync(p)
+          .filter((f) => f.endsWith('.jsonl'))
+          .sort()
+          .map((f) => path.join(p, f)),
+      );
     else files.push(p);
   }
   const out: BenchRecord[] = [];
   for (const f of files) {
     let text: string;
-    try { text = readFileSync(f, 'utf8'); } catch (e) { warn(`skipped ${f}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); continue; }
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      warn(`skipped ${f}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      continue;
+    }
     text.split('\n').forEach((line, i) => {
       if (!line.trim()) return;
       let r: BenchRecord;
-      try { r = JSON.parse(line) as BenchRecord; } catch { warn(`skipped ${f}:${i + 1}: not a JSON record`); return; }
-      if (typeof r !== 'object' || r === null || typeof r.kind !== 'string' || typeof r.name !== 'string' || !r.summary || typeof r.summary.median !== 'number'
-        || typeof r.config !== 'object' || r.config === null || typeof r.env !== 'object' || r.env === null) {
+      try {
+        r = JSON.parse(line) as BenchRecord;
+      } catch {
+        warn(`skipped ${f}:${i + 1}: not a JSON record`);
+        return;
+      }
+      if (
+        typeof r !== 'object' ||
+        r === null ||
+        typeof r.kind !== 'string' ||
+        typeof r.name !== 'string' ||
+        !r.summary ||
+        typeof r.summary.median !== 'number' ||
+        typeof r.config !== 'object' ||
+        r.config === null ||
+        typeof r.env !== 'object' ||
+        r.env === null
+      ) {
         warn(`skipped ${f}:${i + 1}: not a weft benchmark record (needs kind, name, config, env, summary)`);
         return;
       }
@@ -49,11 +82,17 @@ export function headline(r: BenchRecord): { value: number; unit: string } {
 /** Config keys that name how a peer computed, not what: records differing only in these sit in one row. */
 const IMPLEMENTATION_KEYS = new Set(['kernel', 'implementation', 'backend', 'rotate']);
 
-const configKey = (r: BenchRecord): string => Object.entries(r.config)
-  .filter(([k]) => !IMPLEMENTATION_KEYS.has(k))
-  .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ');
+const configKey = (r: BenchRecord): string =>
+  Object.entries(r.config)
+    .filter(([k]) => !IMPLEMENTATION_KEYS.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
+    .join(' ');
 
-interface Group { kind: string; config: string; rows: BenchRecord[] }
+interface Group {
+  kind: string;
+  config: string;
+  rows: BenchRecord[];
+}
 
 export function groupRecords(records: readonly BenchRecord[]): Group[] {
   const m = new Map<string, Group>();
@@ -93,7 +132,11 @@ export function markdown(records: readonly BenchRecord[]): string {
       parts.push(`| ${g.config} | ${cells.join(' | ')} |`);
     }
     const env = gs[0]!.rows[0]!.env;
-    parts.push('', `Measured on ${env.gpus?.join(', ') ?? env.cpus}${env.driver ? `, driver ${env.driver}` : ''}, node ${env.node}, git ${env.gitRevision?.slice(0, 8) ?? 'unknown'}${env.gitDirty ? ' (dirty)' : ''}.`, '');
+    parts.push(
+      '',
+      `Measured on ${env.gpus?.join(', ') ?? env.cpus}${env.driver ? `, driver ${env.driver}` : ''}, node ${env.node}, git ${env.gitRevision?.slice(0, 8) ?? 'unknown'}${env.gitDirty ? ' (dirty)' : ''}.`,
+      '',
+    );
   }
   return parts.join('\n');
 }

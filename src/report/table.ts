@@ -6,7 +6,27 @@ export function table(rows: readonly Record<string, string | number | boolean | 
   const cols = Object.keys(rows[0]!);
   const cell = (v: unknown): string => (v === undefined || v === null ? '-' : String(v));
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[], right: boolean[]): string => vals.map((v, i) => (right[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!))).join('  ').trimEnd();
-  const numeric = cols.map((c) => rows.every((r) => typeof r[c] === 'number' || r[c] === undefined || /^-?[\d.]+(e[-+]?\d+)?$/.test(cell(r[c]))));
-  return [line(cols, numeric), line(width.map((w) => '─'.repeat(w)), numeric), ...rows.map((r) => line(cols.map((c) => cell(r[c])), numeric))].join('\n') + '\n';
+  const line = (vals: string[], right: boolean[]): string =>
+    vals
+      .map((v, i) => (right[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!)))
+      .join('  ')
+      .trimEnd();
+  const numeric = cols.map((c) =>
+    rows.every((r) => typeof r[c] === 'number' || r[c] === undefined || /^-?[\d.]+(e[-+]?\d+)?$/.test(cell(r[c]))),
+  );
+  return (
+    [
+      line(cols, numeric),
+      line(
+        width.map((w) => '─'.repeat(w)),
+        numeric,
+      ),
+      ...rows.map((r) =>
+        line(
+          cols.map((c) => cell(r[c])),
+          numeric,
+        ),
+      ),
+    ].join('\n') + '\n'
+  );
 }

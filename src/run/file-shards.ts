@@ -18,7 +18,10 @@ export interface FileShard {
   layout: ResolvedLayout;
   shard: ShardMap;
   /** this rank's rows, in the file's dtype: q, dout [len, H, D]; k, v [len, Hkv, D] */
-  q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor;
+  q: HostTensor;
+  k: HostTensor;
+  v: HostTensor;
+  dout?: HostTensor;
 }
 
 /** The non-finite policy of the whole-file path (kernel/finite.ts), on a rank's rows, named by their place in the file. */
@@ -29,7 +32,9 @@ function refuseNonFinite(name: string, t: HostTensor, pos: Int32Array, shape: Pr
   const p = pos[row]!;
   const at = shape.batched ? [Math.floor(p / shape.S), p % shape.S, h, d] : [p, h, d];
   const x = castHost({ ...t, data: t.data.subarray(i, i + 1) as never, shape: [1] }, 'f64').data[0];
-  throw new UserError(`${name} holds ${x} at [${at.join(', ')}]: weft refuses NaN and infinite inputs (see "Non-finite values" in the README)`);
+  throw new UserError(
+    `${name} holds ${x} at [${at.join(', ')}]: weft refuses NaN and infinite inputs (see "Non-finite values" in the README)`,
+  );
 }
 
 /** Validate `path` and read rank `rank`'s rows of a `world`-rank layout. */
@@ -50,7 +55,15 @@ export function readFileShard(path: string, maskText: string, layout: Layout, ra
       refuseNonFinite(name, h, pos, shape);
       return h;
     };
-    const out: FileShard = { shape, T, layout: resolved, shard, q: rows('q', shape.H), k: rows('k', shape.Hkv), v: rows('v', shape.Hkv) };
+    const out: FileShard = {
+      shape,
+      T,
+      layout: resolved,
+      shard,
+      q: rows('q', shape.H),
+      k: rows('k', shape.Hkv),
+      v: rows('v', shape.Hkv),
+    };
     if (shape.backward) out.dout = rows('dout', shape.H);
     return out;
   } finally {

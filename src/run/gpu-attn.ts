@@ -19,16 +19,26 @@ import { GpuRank } from './gpu.js';
 export function gpuInputType(dtype: StDType): { half: HalfType; note?: string } {
   if (dtype === 'BF16') return { half: 'bf16' };
   if (dtype === 'F16') return { half: 'f16' };
-  return { half: 'bf16', note: `the inputs are ${dtype}; the GPU kernels take 16-bit inputs, so they are cast to bf16 (outputs in bf16, lse in f32)` };
+  return {
+    half: 'bf16',
+    note: `the inputs are ${dtype}; the GPU kernels take 16-bit inputs, so they are cast to bf16 (outputs in bf16, lse in f32)`,
+  };
 }
 
 export function checkDims(f: FileShard): void {
-  if (f.shape.D !== 64 && f.shape.D !== 128) throw new UserError(`head dim ${f.shape.D}: the GPU kernels take head dims 64 and 128 (weft attn on the CPU takes any)`);
+  if (f.shape.D !== 64 && f.shape.D !== 128)
+    throw new UserError(
+      `head dim ${f.shape.D}: the GPU kernels take head dims 64 and 128 (weft attn on the CPU takes any)`,
+    );
 }
 
 const outputsIn = (half: HalfType, r: AttnOutputs): AttnOutputs => {
   const o: AttnOutputs = { out: castHost(r.out, half), lse: castHost(r.lse, 'f32') };
-  if (r.dq && r.dk && r.dv) { o.dq = castHost(r.dq, half); o.dk = castHost(r.dk, half); o.dv = castHost(r.dv, half); }
+  if (r.dq && r.dk && r.dv) {
+    o.dq = castHost(r.dq, half);
+    o.dk = castHost(r.dk, half);
+    o.dv = castHost(r.dv, half);
+  }
   return o;
 };
 
@@ -37,9 +47,13 @@ export async function attnOneGpu(f: FileShard, scale: number, device = 0): Promi
   checkDims(f);
   const { half } = gpuInputType(f.shape.dtype);
   const rt = await openCuda({ device });
-  const dev = rt.device, kernel = new CudaKernel(rt);
+  const dev = rt.device,
+    kernel = new CudaKernel(rt);
   const up = (t: HostTensor) => dev.upload(castHost(t, half));
-  const q = up(f.q), k = up(f.k), v = up(f.v), dout = f.dout && up(f.dout);
+  const q = up(f.q),
+    k = up(f.k),
+    v = up(f.v),
+    dout = f.dout && up(f.dout);
   const pos = f.shard.positions(0); // a one-rank layout: every row, in the shard's order
   const view = maskView(MaskGrid.build(f.shape.mask, f.T), pos, pos);
   const st = kernel.forward({ q, k, v, view, scale });
@@ -53,7 +67,11 @@ export async function attnOneGpu(f: FileShard, scale: number, device = 0): Promi
   await rt.synchronize();
   const global = (t: HostTensor, axis: 0 | 1 = 0): HostTensor => f.shard.gather([t], axis);
   const g: AttnOutputs = { out: global(r.out), lse: global(r.lse, 1) };
-  if (r.dq && r.dk && r.dv) { g.dq = global(r.dq); g.dk = global(r.dk); g.dv = global(r.dv); }
+  if (r.dq && r.dk && r.dv) {
+    g.dq = global(r.dq);
+    g.dk = global(r.dk);
+    g.dv = global(r.dv);
+  }
   return outputsIn(half, g);
 }
 
@@ -63,9 +81,15 @@ export async function attnGpuRank(f: FileShard, scale: number): Promise<AttnOutp
   const { half } = gpuInputType(f.shape.dtype);
   const rank = await GpuRank.open();
   try {
-    if (rank.size !== f.layout.world) throw new UserError(`--world ${f.layout.world} differs from the ${rank.size} processes the launcher started`);
+    if (rank.size !== f.layout.world)
+      throw new UserError(`--world ${f.layout.world} differs from the ${rank.size} processes the launcher started`);
     const up = (t: HostTensor) => rank.world.rt.device.upload(castHost(t, half));
-    const r = await rank.attendRows(f.shard, MaskGrid.build(f.shape.mask, f.T), f.layout, scale, { q: up(f.q), k: up(f.k), v: up(f.v), dout: f.dout && up(f.dout) });
+    const r = await rank.attendRows(f.shard, MaskGrid.build(f.shape.mask, f.T), f.layout, scale, {
+      q: up(f.q),
+      k: up(f.k),
+      v: up(f.v),
+      dout: f.dout && up(f.dout),
+    });
     return r && outputsIn(half, r);
   } finally {
     await rank.world.comm.destroy();

@@ -22,9 +22,21 @@ import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
 import { type Span, TimedComm, TimedKernel, Timeline } from './timeline.js';
 
-export interface GpuProblem { S: number; H: number; Hkv: number; D: 64 | 128; mask: MaskSpec; dtype: HalfType; scale: number; seed: number }
+export interface GpuProblem {
+  S: number;
+  H: number;
+  Hkv: number;
+  D: 64 | 128;
+  mask: MaskSpec;
+  dtype: HalfType;
+  scale: number;
+  seed: number;
+}
 export interface GpuTiming {
-  warmup: number; iters: number; backward: boolean; timeline: boolean;
+  warmup: number;
+  iters: number;
+  backward: boolean;
+  timeline: boolean;
   /** called on every rank after each iteration (0-based, warm-ups first) with its milliseconds */
   progress?: (iteration: number, ms: number) => void;
 }
@@ -58,14 +70,19 @@ const CHECK = { vsSingle: 2e-2, refFactor: 1.5, refSlack: 1e-3 };
 /** Whether a check holds: every output within CHECK.vsSingle of one GPU's, and about as close to the f64 reference as one GPU. */
 export function checkPasses(c: GpuCheck): boolean {
   if (!Object.entries(c.vsSingle).every(([n, e]) => e <= CHECK.vsSingle || c.zeroRef?.includes(n))) return false;
-  return !c.cpVsRef || Object.entries(c.cpVsRef).every(([n, e]) => e <= CHECK.refFactor * c.singleVsRef![n]! + CHECK.refSlack);
+  return (
+    !c.cpVsRef ||
+    Object.entries(c.cpVsRef).every(([n, e]) => e <= CHECK.refFactor * c.singleVsRef![n]! + CHECK.refSlack)
+  );
 }
 
 const SEEDS = { q: 1, k: 2, v: 3, dout: 4 } as const;
 /** The f64 reference runs on the host in JS: only for problems that take it seconds. */
 const REFERENCE_FLOP_LIMIT = 2e10;
 
-function cudaOf(t: Tensor): CudaTensor { return t as CudaTensor; }
+function cudaOf(t: Tensor): CudaTensor {
+  return t as CudaTensor;
+}
 
 export class GpuRank {
   readonly kernel: CudaKernel;
@@ -86,8 +103,12 @@ export class GpuRank {
     return new GpuRank(await ncclWorld());
   }
 
-  get rank(): number { return this.world.dist.rank; }
-  get size(): number { return this.world.dist.worldSize; }
+  get rank(): number {
+    return this.world.dist.rank;
+  }
+  get size(): number {
+    return this.world.dist.worldSize;
+  }
 
   shardOf(p: GpuProblem, l: ResolvedLayout): ShardMap {
     return ShardMap.build(l.shard, p.S, this.size, p.mask.kind === 'document' ? p.mask.cuSeqlens : undefined);
@@ -97,14 +118,29 @@ export class GpuRank {
   inputs(p: GpuProblem, positions: Int32Array): { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout: CudaTensor } {
     const r = this.random;
     return {
-      q: r.rows(p.dtype, positions, [p.H, p.D], SEEDS.q), k: r.rows(p.dtype, positions, [p.Hkv, p.D], SEEDS.k),
-      v: r.rows(p.dtype, positions, [p.Hkv, p.D], SEEDS.v), dout: r.rows(p.dtype, positions, [p.H, p.D], SEEDS.dout),
+      q: r.rows(p.dtype, positions, [p.H, p.D], SEEDS.q),
+      k: r.rows(p.dtype, positions, [p.Hkv, p.D], SEEDS.k),
+      v: r.rows(p.dtype, positions, [p.Hkv, p.D], SEEDS.v),
+      dout: r.rows(p.dtype, positions, [p.H, p.D], SEEDS.dout),
     };
   }
 
-  private ctx(grid: MaskGrid, shard: ShardMap, scale: number, timed: boolean): Parameters<ReturnType<typeof strategyFor>>[0] {
+  private ctx(
+    grid: MaskGrid,
+    shard: ShardMap,
+    scale: number,
+    timed: boolean,
+  ): Parameters<ReturnType<typeof strategyFor>>[0] {
     const kernel: AttnKernel = timed ? new TimedKernel(this.kernel, this.timeline) : this.kernel;
-    return { comm: timed ? new TimedComm(this.comm, this.timeline) : this.comm, kernel, device: this.world.rt.device, mask: grid, shard, scale, trace: this.timeline };
+    return {
+      comm: timed ? new TimedComm(this.comm, this.timeline) : this.comm,
+      kernel,
+      device: this.world.rt.device,
+      mask: grid,
+      shard,
+      scale,
+      trace: this.timeline,
+    };
   }
 
   /** Time the strategy (collective). The slowest rank's time is the run's; rank 0 gets every rank's. */
@@ -121,9 +157,16 @@ export class GpuRank {
       // one iteration in its own call, so that everything it allocated is garbage afterwards
       const ms = await this.timed(async () => {
         const res = await strategy(this.ctx(grid, shard, p.scale, this.timeline.on), x.q, x.k, x.v);
-        return t.backward ? async () => { await res.backward(x.dout); } : undefined;
+        return t.backward
+          ? async () => {
+              await res.backward(x.dout);
+            }
+          : undefined;
       });
-      if (i >= t.warmup) { mine.forwardMs.push(ms.forward); if (t.backward) mine.backwardMs.push(ms.backward); }
+      if (i >= t.warmup) {
+        mine.forwardMs.push(ms.forward);
+        if (t.backward) mine.backwardMs.push(ms.backward);
+      }
       if (ms.spans) mine.spans = ms.spans;
       t.progress?.(i, ms.forward + ms.backward);
       this.timeline.on = false;
@@ -138,7 +181,9 @@ export class GpuRank {
    * Events around a forward (which returns the backward to run, if any) on the compute stream;
    * the host returns as soon as the work is enqueued, the events measure the GPU.
    */
-  private async timed(forward: () => Promise<(() => Promise<void>) | undefined>): Promise<{ forward: number; backward: number; spans?: Span[] }> {
+  private async timed(
+    forward: () => Promise<(() => Promise<void>) | undefined>,
+  ): Promise<{ forward: number; backward: number; spans?: Span[] }> {
     const rt = this.world.rt;
     const e0 = rt.event(true).record(rt.compute);
     const backward = await forward();
@@ -146,7 +191,11 @@ export class GpuRank {
     if (backward) await backward();
     const e2 = rt.event(true).record(rt.compute);
     await rt.waitEvent(e2);
-    const out = { forward: e1.since(e0), backward: e2.since(e1), spans: this.timeline.on ? this.timeline.collect(e0) : undefined };
+    const out = {
+      forward: e1.since(e0),
+      backward: e2.since(e1),
+      spans: this.timeline.on ? this.timeline.collect(e0) : undefined,
+    };
     for (const e of [e0, e1, e2]) e.destroy();
     return out;
   }
@@ -163,9 +212,25 @@ export class GpuRank {
       for (let i = 0; i < t.warmup + t.iters; i++) {
         const ms = await this.timed(async () => {
           const st = this.kernel.forward({ q: x.q, k: x.k, v: x.v, view, scale: p.scale });
-          return t.backward ? async () => { this.kernel.backward({ q: x.q, k: x.k, v: x.v, out: st.out, lse: st.lse, dout: x.dout, view, scale: p.scale }); } : undefined;
+          return t.backward
+            ? async () => {
+                this.kernel.backward({
+                  q: x.q,
+                  k: x.k,
+                  v: x.v,
+                  out: st.out,
+                  lse: st.lse,
+                  dout: x.dout,
+                  view,
+                  scale: p.scale,
+                });
+              }
+            : undefined;
         });
-        if (i >= t.warmup) { out.forwardMs.push(ms.forward); if (t.backward) out.backwardMs.push(ms.backward); }
+        if (i >= t.warmup) {
+          out.forwardMs.push(ms.forward);
+          if (t.backward) out.backwardMs.push(ms.backward);
+        }
         await reclaimDeviceMemory();
       }
       for (const v of Object.values(x)) v.release();
@@ -178,8 +243,10 @@ export class GpuRank {
   private wholeInputs(p: GpuProblem): { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout: CudaTensor } {
     const r = this.random;
     return {
-      q: r.tensor(p.dtype, [p.S, p.H, p.D], SEEDS.q), k: r.tensor(p.dtype, [p.S, p.Hkv, p.D], SEEDS.k),
-      v: r.tensor(p.dtype, [p.S, p.Hkv, p.D], SEEDS.v), dout: r.tensor(p.dtype, [p.S, p.H, p.D], SEEDS.dout),
+      q: r.tensor(p.dtype, [p.S, p.H, p.D], SEEDS.q),
+      k: r.tensor(p.dtype, [p.S, p.Hkv, p.D], SEEDS.k),
+      v: r.tensor(p.dtype, [p.S, p.Hkv, p.D], SEEDS.v),
+      dout: r.tensor(p.dtype, [p.S, p.H, p.D], SEEDS.dout),
     };
   }
 
@@ -196,25 +263,48 @@ export class GpuRank {
       const whole = await this.gatherRows(shard, cudaOf(t), name === 'lse' ? 1 : 0);
       if (whole) gathered[name] = whole;
     }
-    if (this.rank !== 0) { await this.comm.barrier(); return undefined; }
+    if (this.rank !== 0) {
+      await this.comm.barrier();
+      return undefined;
+    }
     const pos = Int32Array.from({ length: p.S }, (_, i) => i);
     const view = maskView(grid, pos, pos);
     const w = this.wholeInputs(p);
     const st = this.kernel.forward({ q: w.q, k: w.k, v: w.v, view, scale: p.scale });
-    const sg = this.kernel.backward({ q: w.q, k: w.k, v: w.v, out: st.out, lse: st.lse, dout: w.dout, view, scale: p.scale });
+    const sg = this.kernel.backward({
+      q: w.q,
+      k: w.k,
+      v: w.v,
+      out: st.out,
+      lse: st.lse,
+      dout: w.dout,
+      view,
+      scale: p.scale,
+    });
     const dev = this.world.rt.device;
     // rounded to the input type like the strategy's outputs, so the two compare alike
     const single: Record<string, HostTensor> = {
-      out: await dev.download(dev.cast(st.out, p.dtype)), lse: await dev.download(st.lse),
-      dq: await dev.download(dev.cast(sg.dq, p.dtype)), dk: await dev.download(dev.cast(sg.dk, p.dtype)), dv: await dev.download(dev.cast(sg.dv, p.dtype)),
+      out: await dev.download(dev.cast(st.out, p.dtype)),
+      lse: await dev.download(st.lse),
+      dq: await dev.download(dev.cast(sg.dq, p.dtype)),
+      dk: await dev.download(dev.cast(sg.dk, p.dtype)),
+      dv: await dev.download(dev.cast(sg.dv, p.dtype)),
     };
     const names = ['out', 'lse', 'dq', 'dk', 'dv'] as const;
-    const result: GpuCheck = { vsSingle: Object.fromEntries(names.map((n) => [n, relError(gathered[n]!, single[n]!)])) };
+    const result: GpuCheck = {
+      vsSingle: Object.fromEntries(names.map((n) => [n, relError(gathered[n]!, single[n]!)])),
+    };
     if (attentionFlops(grid.area(), p.H, p.D, 'fwd+bwd') <= REFERENCE_FLOP_LIMIT) {
-      const host = { q: await dev.download(w.q), k: await dev.download(w.k), v: await dev.download(w.v), dout: await dev.download(w.dout) };
+      const host = {
+        q: await dev.download(w.q),
+        k: await dev.download(w.k),
+        v: await dev.download(w.v),
+        dout: await dev.download(w.dout),
+      };
       const ref = referenceAttention(host.q, host.k, host.v, grid, p.scale, host.dout);
       const zero = names.filter((n) => asF64(ref[n]!).every((x) => x === 0));
-      const err = (a: HostTensor, n: (typeof names)[number]): number => (zero.includes(n) ? norm(a) : relError(a, ref[n]!));
+      const err = (a: HostTensor, n: (typeof names)[number]): number =>
+        zero.includes(n) ? norm(a) : relError(a, ref[n]!);
       result.cpVsRef = Object.fromEntries(names.map((n) => [n, err(gathered[n]!, n)]));
       result.singleVsRef = Object.fromEntries(names.map((n) => [n, err(single[n]!, n)]));
       if (zero.length) result.zeroRef = zero;
@@ -227,11 +317,19 @@ export class GpuRank {
    * The strategy on this rank's rows (a user's tensors, already on the GPU; released here), forward
    * and, with dout, backward (collective). Rank 0 gets every output gathered to global positions.
    */
-  async attendRows(shard: ShardMap, grid: MaskGrid, l: ResolvedLayout, scale: number,
-    x: { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout?: CudaTensor | undefined }): Promise<{ out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor } | undefined> {
+  async attendRows(
+    shard: ShardMap,
+    grid: MaskGrid,
+    l: ResolvedLayout,
+    scale: number,
+    x: { q: CudaTensor; k: CudaTensor; v: CudaTensor; dout?: CudaTensor | undefined },
+  ): Promise<{ out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor } | undefined> {
     const res = await strategyFor(l)(this.ctx(grid, shard, scale, false), x.q, x.k, x.v);
     const g = x.dout ? await res.backward(x.dout) : undefined;
-    const parts: [string, Tensor][] = [['out', res.out], ['lse', res.lse]];
+    const parts: [string, Tensor][] = [
+      ['out', res.out],
+      ['lse', res.lse],
+    ];
     if (g) parts.push(['dq', g.dq], ['dk', g.dk], ['dv', g.dv]);
     const gathered: Record<string, HostTensor> = {};
     for (const [name, t] of parts) {

@@ -18,10 +18,19 @@ import { type Problem, type RunResult, statsOf } from './run.js';
 
 const OUTPUTS = ['out', 'lse', 'dq', 'dk', 'dv'] as const;
 
-interface GatherTask { task: RankTask; lengths: number[]; H: number; Hkv: number; D: number }
+interface GatherTask {
+  task: RankTask;
+  lengths: number[];
+  H: number;
+  Hkv: number;
+  D: number;
+}
 
 /** The rank program: run the task, then every rank's outputs go to rank 0 (which returns them all). */
-export async function gatherMain(comm: Comm, a: GatherTask): Promise<{ mine: RankOutput; all?: Partial<Record<(typeof OUTPUTS)[number], HostTensor>>[] }> {
+export async function gatherMain(
+  comm: Comm,
+  a: GatherTask,
+): Promise<{ mine: RankOutput; all?: Partial<Record<(typeof OUTPUTS)[number], HostTensor>>[] }> {
   const [mine] = await rankMain(comm, [a.task]);
   const present = OUTPUTS.filter((n) => mine![n] !== undefined);
   const stripped = { ...mine! };
@@ -33,11 +42,13 @@ export async function gatherMain(comm: Comm, a: GatherTask): Promise<{ mine: Ran
   const all = [Object.fromEntries(present.map((n) => [n, mine![n]!]))];
   for (let r = 1; r < comm.size; r++) {
     const len = a.lengths[r]!;
-    const parts = Object.fromEntries(present.map((n) => {
-      const like = mine![n]!;
-      const shape = n === 'lse' ? [a.H, len] : [len, n === 'dk' || n === 'dv' ? a.Hkv : a.H, a.D];
-      return [n, hostZeros(like.dtype, shape)];
-    }));
+    const parts = Object.fromEntries(
+      present.map((n) => {
+        const like = mine![n]!;
+        const shape = n === 'lse' ? [a.H, len] : [len, n === 'dk' || n === 'dv' ? a.Hkv : a.H, a.D];
+        return [n, hostZeros(like.dtype, shape)];
+      }),
+    );
     await comm.sendRecv(present.map((n) => ({ recv: { buf: parts[n]!, peer: r } }))).wait();
     all.push(parts);
   }
@@ -51,7 +62,13 @@ let runs = 0;
  * This process's rank of a launched CPU run; rank 0 gets the gathered result, the others
  * undefined. Every rank of the job calls it with the same problem and layout.
  */
-export async function runLaunched(problem: Problem, layout: Layout, d: DistEnv, store: StoreClient, o: { timeoutMs?: number } = {}): Promise<RunResult | undefined> {
+export async function runLaunched(
+  problem: Problem,
+  layout: Layout,
+  d: DistEnv,
+  store: StoreClient,
+  o: { timeoutMs?: number } = {},
+): Promise<RunResult | undefined> {
   checkWorld(layout, d);
   const [S, H, D] = problem.q.shape as [number, number, number];
   const Hkv = problem.k.shape[1]!;
@@ -59,38 +76,84 @@ export async function runLaunched(problem: Problem, layout: Layout, d: DistEnv, 
   MaskGrid.build(problem.mask, S);
   const shard = ShardMap.build(resolved.shard, S, d.worldSize, documentsOf(problem.mask));
   const mine = (t: HostTensor): HostTensor => shard.scatter(t, d.rank, 0);
-  const local = { q: mine(problem.q), k: mine(problem.k), v: mine(problem.v), dout: problem.dout && mine(problem.dout) };
-  return runRankShards(local, { S, H, Hkv, D, mask: problem.mask, scale: problem.scale, dtype: problem.dtype, layout: resolved, shard }, d, store, o);
+  const local = {
+    q: mine(problem.q),
+    k: mine(problem.k),
+    v: mine(problem.v),
+    dout: problem.dout && mine(problem.dout),
+  };
+  return runRankShards(
+    local,
+    { S, H, Hkv, D, mask: problem.mask, scale: problem.scale, dtype: problem.dtype, layout: resolved, shard },
+    d,
+    store,
+    o,
+  );
 }
 
 export function checkWorld(layout: Layout, d: DistEnv): void {
-  if (layout.world !== d.worldSize) throw new UserError(`--world ${layout.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`);
+  if (layout.world !== d.worldSize)
+    throw new UserError(
+      `--world ${layout.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
+    );
 }
 
 export interface ShardRun {
-  S: number; H: number; Hkv: number; D: number;
-  mask: MaskSpec; scale: number; dtype: 'f64' | 'f32';
-  layout: ResolvedLayout; shard: ShardMap;
+  S: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  mask: MaskSpec;
+  scale: number;
+  dtype: 'f64' | 'f32';
+  layout: ResolvedLayout;
+  shard: ShardMap;
 }
 
 /**
  * Run this rank's rows (any dtype; cast to the run's) and gather every rank's outputs on rank 0,
  * which gets the global result; the others get undefined.
  */
-export async function runRankShards(local: { q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor | undefined }, m: ShardRun,
-  d: DistEnv, store: StoreClient, o: { timeoutMs?: number } = {}): Promise<RunResult | undefined> {
+export async function runRankShards(
+  local: { q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor | undefined },
+  m: ShardRun,
+  d: DistEnv,
+  store: StoreClient,
+  o: { timeoutMs?: number } = {},
+): Promise<RunResult | undefined> {
   const cast = (t: HostTensor): HostTensor => castHost(t, m.dtype, true);
-  const task: RankTask = { layout: m.layout, S: m.S, mask: m.mask, scale: m.scale, q: cast(local.q), k: cast(local.k), v: cast(local.v), dout: local.dout && cast(local.dout) };
-  const { shard } = m, r = d.rank;
+  const task: RankTask = {
+    layout: m.layout,
+    S: m.S,
+    mask: m.mask,
+    scale: m.scale,
+    q: cast(local.q),
+    k: cast(local.k),
+    v: cast(local.v),
+    dout: local.dout && cast(local.dout),
+  };
+  const { shard } = m,
+    r = d.rank;
   const lengths = Array.from({ length: d.worldSize }, (_, j) => shard.length(j));
   const tag = String(runs++);
-  const res = await runTcpRank<Awaited<ReturnType<typeof gatherMain>>>(PROGRAM, { task, lengths, H: m.H, Hkv: m.Hkv, D: m.D } satisfies GatherTask,
-    { rank: r, size: d.worldSize, store, token: d.token, tag, timeoutMs: o.timeoutMs });
+  const res = await runTcpRank<Awaited<ReturnType<typeof gatherMain>>>(
+    PROGRAM,
+    { task, lengths, H: m.H, Hkv: m.Hkv, D: m.D } satisfies GatherTask,
+    { rank: r, size: d.worldSize, store, token: d.token, tag, timeoutMs: o.timeoutMs },
+  );
   await store.set(`weft/cpu/${tag}/stats/${r}`, JSON.stringify(res.mine));
   if (r !== 0) return undefined;
   const outs: RankOutput[] = [];
-  for (let j = 0; j < d.worldSize; j++) outs.push({ ...(JSON.parse(await store.getString(`weft/cpu/${tag}/stats/${j}`)) as RankOutput), ...res.all![j]! });
-  const result: RunResult = { out: shard.gather(outs.map((x) => x.out)), lse: shard.gather(outs.map((x) => x.lse), 1), stats: statsOf(outs) };
+  for (let j = 0; j < d.worldSize; j++)
+    outs.push({ ...(JSON.parse(await store.getString(`weft/cpu/${tag}/stats/${j}`)) as RankOutput), ...res.all![j]! });
+  const result: RunResult = {
+    out: shard.gather(outs.map((x) => x.out)),
+    lse: shard.gather(
+      outs.map((x) => x.lse),
+      1,
+    ),
+    stats: statsOf(outs),
+  };
   if (local.dout) {
     result.dq = shard.gather(outs.map((x) => x.dq!));
     result.dk = shard.gather(outs.map((x) => x.dk!));

@@ -7,7 +7,14 @@ import { CpuKernel } from '../backends/cpu/kernel.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';
-import { CommLog, CountingComm, CountingKernel, type DeviceTraffic, MeteredDevice, type StepCount } from '../strategy/accounting.js';
+import {
+  CommLog,
+  CountingComm,
+  CountingKernel,
+  type DeviceTraffic,
+  MeteredDevice,
+  type StepCount,
+} from '../strategy/accounting.js';
 import type { HostTensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
@@ -20,13 +27,24 @@ export interface RankTask {
   mask: MaskSpec;
   scale: number;
   /** this rank's shards, already in the run's dtype */
-  q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor;
+  q: HostTensor;
+  k: HostTensor;
+  v: HostTensor;
+  dout?: HostTensor;
 }
 
 export interface RankOutput {
-  out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor;
-  forwardMs: number; backwardMs: number; computeMs: number; area: number;
-  forwardCalls: number; backwardCalls: number;
+  out: HostTensor;
+  lse: HostTensor;
+  dq?: HostTensor;
+  dk?: HostTensor;
+  dv?: HostTensor;
+  forwardMs: number;
+  backwardMs: number;
+  computeMs: number;
+  area: number;
+  forwardCalls: number;
+  backwardCalls: number;
   steps: StepCount[];
   /** the most bytes the strategy held at once (allocated, not released) over forward and backward */
   peakHeldBytes: number;
@@ -49,16 +67,24 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
   const log = new CommLog();
   const kernel = new CountingKernel(new CpuKernel());
   const ctx = {
-    comm: new CountingComm(comm, log), kernel, device, trace: log, scale: t.scale,
+    comm: new CountingComm(comm, log),
+    kernel,
+    device,
+    trace: log,
+    scale: t.scale,
     mask: MaskGrid.build(t.mask, t.S),
-    shard: t.layout.strategy === 'varlen' ? ShardMap.fromPositions(t.S, t.layout.positions) : ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
+    shard:
+      t.layout.strategy === 'varlen'
+        ? ShardMap.fromPositions(t.S, t.layout.positions)
+        : ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
   };
   const strategy = t.layout.strategy === 'varlen' ? sparseKV : strategyFor(t.layout);
   await comm.barrier();
   const t0 = performance.now();
   const res = await strategy(ctx, t.q, t.k, t.v);
   const t1 = performance.now();
-  let grads, t2 = t1;
+  let grads,
+    t2 = t1;
   if (t.dout) {
     await comm.barrier();
     const tb = performance.now();
@@ -67,11 +93,22 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
   }
   const dl = (x: Parameters<typeof device.download>[0]): Promise<HostTensor> => device.download(x);
   const out: RankOutput = {
-    out: await dl(res.out), lse: await dl(res.lse),
-    forwardMs: t1 - t0, backwardMs: t2 - t1, computeMs: kernel.count.ms, area: kernel.count.area,
-    forwardCalls: kernel.count.forwardCalls, backwardCalls: kernel.count.backwardCalls,
-    steps: log.list(), peakHeldBytes: device.peak, elementwise: device.traffic,
+    out: await dl(res.out),
+    lse: await dl(res.lse),
+    forwardMs: t1 - t0,
+    backwardMs: t2 - t1,
+    computeMs: kernel.count.ms,
+    area: kernel.count.area,
+    forwardCalls: kernel.count.forwardCalls,
+    backwardCalls: kernel.count.backwardCalls,
+    steps: log.list(),
+    peakHeldBytes: device.peak,
+    elementwise: device.traffic,
   };
-  if (grads) { out.dq = await dl(grads.dq); out.dk = await dl(grads.dk); out.dv = await dl(grads.dv); }
+  if (grads) {
+    out.dq = await dl(grads.dq);
+    out.dk = await dl(grads.dk);
+    out.dv = await dl(grads.dv);
+  }
   return out;
 }

@@ -12,7 +12,10 @@ import type { DeviceTraffic } from '../strategy/accounting.js';
 
 /** q [S,H,D], k/v [S,Hkv,D], dout like q (gradients are computed when it is given). */
 export interface Problem {
-  q: HostTensor; k: HostTensor; v: HostTensor; dout?: HostTensor;
+  q: HostTensor;
+  k: HostTensor;
+  v: HostTensor;
+  dout?: HostTensor;
   mask: MaskSpec;
   scale: number;
   dtype: 'f64' | 'f32';
@@ -24,7 +27,9 @@ export interface RankStats {
   computeMs: number;
   /** unmasked (query, key, query head) triples this rank computed in the forward pass */
   area: number;
-  messages: number; bytesSent: number; bytesReceived: number;
+  messages: number;
+  bytesSent: number;
+  bytesReceived: number;
   kernelCalls: number;
   /** the most bytes the strategy held at once (allocations not yet released), forward and backward */
   peakHeldBytes: number;
@@ -33,7 +38,13 @@ export interface RankStats {
 }
 
 /** Traffic of one rank in one labelled step of the schedule. */
-export interface StepStats { rank: number; label: string; messages: number; bytesSent: number; bytesReceived: number }
+export interface StepStats {
+  rank: number;
+  label: string;
+  messages: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
 
 export interface RunStats {
   /** forward + backward, the slowest rank (after a barrier; excludes starting the workers) */
@@ -47,7 +58,11 @@ export interface RunStats {
 }
 
 export interface RunResult {
-  out: HostTensor; lse: HostTensor; dq?: HostTensor; dk?: HostTensor; dv?: HostTensor;
+  out: HostTensor;
+  lse: HostTensor;
+  dq?: HostTensor;
+  dk?: HostTensor;
+  dv?: HostTensor;
   stats: RunStats;
 }
 
@@ -58,14 +73,16 @@ export const RANK_PROGRAM = { module: new URL('./rank.js', import.meta.url), fn:
 export function checkProblem(p: Problem): { S: number; H: number; Hkv: number; D: number } {
   const [S, H, D] = p.q.shape as [number, number, number];
   const want = (t: HostTensor | undefined, name: string, shape: number[]): void => {
-    if (t && fmtShape(t.shape) !== fmtShape(shape)) throw new UserError(`${name} is ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
+    if (t && fmtShape(t.shape) !== fmtShape(shape))
+      throw new UserError(`${name} is ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
   };
   if (p.q.shape.length !== 3) throw new UserError(`q is ${fmtShape(p.q.shape)}, expected [S, H, D]`);
   const Hkv = p.k.shape[1] ?? 0;
   want(p.k, 'k', [S, Hkv, D]);
   want(p.v, 'v', [S, Hkv, D]);
   want(p.dout, 'dout', [S, H, D]);
-  if (p.dtype !== 'f64' && p.dtype !== 'f32') throw new UserError(`dtype '${String(p.dtype)}' is not supported on CPU ranks (f64 or f32)`);
+  if (p.dtype !== 'f64' && p.dtype !== 'f32')
+    throw new UserError(`dtype '${String(p.dtype)}' is not supported on CPU ranks (f64 or f32)`);
   if (!(p.scale > 0) || !Number.isFinite(p.scale)) throw new UserError(`scale ${p.scale} must be a positive number`);
   return { S, H, Hkv, D };
 }
@@ -74,7 +91,10 @@ export function checkProblem(p: Problem): { S: number; H: number; Hkv: number; D
  * Several problems on one launch of `world` ranks (all layouts must share the world size):
  * starting workers costs more than a small problem, so tests batch.
  */
-export async function runBatch(items: readonly { problem: Problem; layout: Layout }[], options: RunOptions = {}): Promise<RunResult[]> {
+export async function runBatch(
+  items: readonly { problem: Problem; layout: Layout }[],
+  options: RunOptions = {},
+): Promise<RunResult[]> {
   if (items.length === 0) return [];
   const world = items[0]!.layout.world;
   const prepared = items.map(({ problem, layout }) => {
@@ -86,8 +106,13 @@ export async function runBatch(items: readonly { problem: Problem; layout: Layou
     const cast = (t: HostTensor): HostTensor => castHost(t, problem.dtype);
     const g = { q: cast(problem.q), k: cast(problem.k), v: cast(problem.v), dout: problem.dout && cast(problem.dout) };
     const tasks: RankTask[] = Array.from({ length: world }, (_, r) => ({
-      layout: resolved, S: dims.S, mask: problem.mask, scale: problem.scale,
-      q: shard.scatter(g.q, r, 0, true), k: shard.scatter(g.k, r, 0, true), v: shard.scatter(g.v, r, 0, true),
+      layout: resolved,
+      S: dims.S,
+      mask: problem.mask,
+      scale: problem.scale,
+      q: shard.scatter(g.q, r, 0, true),
+      k: shard.scatter(g.k, r, 0, true),
+      v: shard.scatter(g.v, r, 0, true),
       dout: g.dout && shard.scatter(g.dout, r, 0, true),
     }));
     return { shard, tasks, grads: problem.dout !== undefined };
@@ -95,7 +120,14 @@ export async function runBatch(items: readonly { problem: Problem; layout: Layou
   const perRank = await runRanks<RankOutput[]>(world, RANK_PROGRAM, (r) => prepared.map((p) => p.tasks[r]!), options);
   return prepared.map((p, i) => {
     const outs = perRank.map((o) => o[i]!);
-    const res: RunResult = { out: p.shard.gather(outs.map((o) => o.out)), lse: p.shard.gather(outs.map((o) => o.lse), 1), stats: statsOf(outs) };
+    const res: RunResult = {
+      out: p.shard.gather(outs.map((o) => o.out)),
+      lse: p.shard.gather(
+        outs.map((o) => o.lse),
+        1,
+      ),
+      stats: statsOf(outs),
+    };
     if (p.grads) {
       res.dq = p.shard.gather(outs.map((o) => o.dq!));
       res.dk = p.shard.gather(outs.map((o) => o.dk!));
@@ -114,13 +146,31 @@ export function statsOf(outs: readonly RankOutput[]): RunStats {
   const steps: StepStats[] = outs.flatMap((o, rank) => o.steps.map((s) => ({ rank, ...s })));
   const perRank: RankStats[] = outs.map((o, rank) => {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };
-    for (const s of o.steps) { t.messages += s.messages; t.bytesSent += s.bytesSent; t.bytesReceived += s.bytesReceived; }
-    return { rank, computeMs: o.computeMs, area: o.area, ...t, kernelCalls: o.forwardCalls + o.backwardCalls, peakHeldBytes: o.peakHeldBytes, elementwise: o.elementwise };
+    for (const s of o.steps) {
+      t.messages += s.messages;
+      t.bytesSent += s.bytesSent;
+      t.bytesReceived += s.bytesReceived;
+    }
+    return {
+      rank,
+      computeMs: o.computeMs,
+      area: o.area,
+      ...t,
+      kernelCalls: o.forwardCalls + o.backwardCalls,
+      peakHeldBytes: o.peakHeldBytes,
+      elementwise: o.elementwise,
+    };
   });
-  const areas = perRank.map((r) => r.area), mean = areas.reduce((a, b) => a + b, 0) / areas.length;
-  const forwardMs = Math.max(...outs.map((o) => o.forwardMs)), backwardMs = Math.max(...outs.map((o) => o.backwardMs));
+  const areas = perRank.map((r) => r.area),
+    mean = areas.reduce((a, b) => a + b, 0) / areas.length;
+  const forwardMs = Math.max(...outs.map((o) => o.forwardMs)),
+    backwardMs = Math.max(...outs.map((o) => o.backwardMs));
   return {
-    wallMs: Math.max(...outs.map((o) => o.forwardMs + o.backwardMs)), forwardMs, backwardMs,
-    perRank, balance: mean > 0 ? Math.max(...areas) / mean : 1, steps,
+    wallMs: Math.max(...outs.map((o) => o.forwardMs + o.backwardMs)),
+    forwardMs,
+    backwardMs,
+    perRank,
+    balance: mean > 0 ? Math.max(...areas) / mean : 1,
+    steps,
   };
 }

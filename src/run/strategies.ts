@@ -4,11 +4,17 @@ import type { ResolvedLayout } from './layout.js';
 
 export function strategyFor(l: ResolvedLayout): Strategy {
   switch (l.strategy) {
-    case 'ring': return ring;
-    case 'allgather': return allgather;
-    case 'ulysses': return ulysses;
-    case 'usp': return usp({ ulysses: l.ulysses, ring: l.ring, placement: l.placement });
-    case 'double-ring': return doubleRing({ inner: l.inner });
-    case 'tokenring': return tokenring;
+    case 'ring':
+      return ring;
+    case 'allgather':
+      return allgather;
+    case 'ulysses':
+      return ulysses;
+    case 'usp':
+      return usp({ ulysses: l.ulysses, ring: l.ring, placement: l.placement });
+    case 'double-ring':
+      return doubleRing({ inner: l.inner });
+    case 'tokenring':
+      return tokenring;
   }
 }

@@ -7,7 +7,16 @@ import { ShardMap } from '../shard/shard.js';
 import { castHost, type HostTensor } from '../tensor/host.js';
 import { type DispatchPlan, rankPositions } from '../varlen/dispatch.js';
 import type { RankOutput, RankTask } from './rank.js';
-import { checkProblem, type Problem, RANK_PROGRAM, type RankStats, type RunOptions, type RunResult, type RunStats, statsOf } from './run.js';
+import {
+  checkProblem,
+  type Problem,
+  RANK_PROGRAM,
+  type RankStats,
+  type RunOptions,
+  type RunResult,
+  type RunStats,
+  statsOf,
+} from './run.js';
 
 export interface VarlenRankStats extends RankStats {
   tokens: number;
@@ -21,7 +30,9 @@ export interface VarlenStats extends RunStats {
   tokenBalance: number;
 }
 
-export interface VarlenResult extends Omit<RunResult, 'stats'> { stats: VarlenStats }
+export interface VarlenResult extends Omit<RunResult, 'stats'> {
+  stats: VarlenStats;
+}
 
 export async function runVarlen(problem: Problem, plan: DispatchPlan, options: RunOptions = {}): Promise<VarlenResult> {
   const { S } = checkProblem(problem);
@@ -32,16 +43,30 @@ export async function runVarlen(problem: Problem, plan: DispatchPlan, options: R
   const cast = (t: HostTensor): HostTensor => castHost(t, problem.dtype);
   const g = { q: cast(problem.q), k: cast(problem.k), v: cast(problem.v), dout: problem.dout && cast(problem.dout) };
   const tasks: RankTask[] = positions.map((_, r) => ({
-    layout: { strategy: 'varlen', positions }, S, mask: problem.mask, scale: problem.scale,
-    q: shard.scatter(g.q, r, 0, true), k: shard.scatter(g.k, r, 0, true), v: shard.scatter(g.v, r, 0, true),
+    layout: { strategy: 'varlen', positions },
+    S,
+    mask: problem.mask,
+    scale: problem.scale,
+    q: shard.scatter(g.q, r, 0, true),
+    k: shard.scatter(g.k, r, 0, true),
+    v: shard.scatter(g.v, r, 0, true),
     dout: g.dout && shard.scatter(g.dout, r, 0, true),
   }));
   const outs = (await runRanks<RankOutput[]>(plan.world, RANK_PROGRAM, (r) => [tasks[r]!], options)).map((o) => o[0]!);
   const base = statsOf(outs);
-  const perRank = base.perRank.map((s, r) => ({ ...s, tokens: positions[r]!.length, recvRows: plan.ranks[r]!.recvRows }));
-  const toks = perRank.map((r) => r.tokens), mean = S / plan.world;
+  const perRank = base.perRank.map((s, r) => ({
+    ...s,
+    tokens: positions[r]!.length,
+    recvRows: plan.ranks[r]!.recvRows,
+  }));
+  const toks = perRank.map((r) => r.tokens),
+    mean = S / plan.world;
   const res: VarlenResult = {
-    out: shard.gather(outs.map((o) => o.out)), lse: shard.gather(outs.map((o) => o.lse), 1),
+    out: shard.gather(outs.map((o) => o.out)),
+    lse: shard.gather(
+      outs.map((o) => o.lse),
+      1,
+    ),
     stats: { ...base, perRank, tokenBalance: Math.max(...toks) / mean },
   };
   if (problem.dout) {

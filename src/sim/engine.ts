@@ -14,10 +14,21 @@ export type SpanKind = 'compute' | 'transfer' | 'collective';
 const KINDS: readonly SpanKind[] = ['compute', 'transfer', 'collective'];
 
 /** Resource slots of a rank. */
-export const COMPUTE = 0, OUT_INTRA = 1, OUT_INTER = 2, IN_INTRA = 3, IN_INTER = 4;
+export const COMPUTE = 0,
+  OUT_INTRA = 1,
+  OUT_INTER = 2,
+  IN_INTRA = 3,
+  IN_INTER = 4;
 const SLOTS = 5;
 
-export interface Span { kind: SpanKind; name: string; start: number; end: number; peer?: number; role?: 'send' | 'recv' }
+export interface Span {
+  kind: SpanKind;
+  name: string;
+  start: number;
+  end: number;
+  peer?: number;
+  role?: 'send' | 'recv';
+}
 
 export class Engine {
   private n = 0;
@@ -38,7 +49,10 @@ export class Engine {
   private last = 0;
 
   /** `traced`: ranks below this number keep their spans for a timeline */
-  constructor(readonly ranks: number, readonly traced = ranks) {
+  constructor(
+    readonly ranks: number,
+    readonly traced = ranks,
+  ) {
     const capacity = 1024;
     this.start = new Float64Array(capacity);
     this.end = new Float64Array(capacity);
@@ -58,20 +72,36 @@ export class Engine {
 
   private grow(): void {
     const cap = this.start.length * 2;
-    const f64 = (a: Float64Array): Float64Array => { const b = new Float64Array(cap); b.set(a); return b; };
+    const f64 = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
     this.start = f64(this.start);
     this.end = f64(this.end);
-    const i32 = (a: Int32Array): Int32Array => { const b = new Int32Array(cap); b.set(a); return b; };
+    const i32 = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
     this.rank = i32(this.rank);
     this.peer = i32(this.peer);
-    const k = new Uint8Array(cap); k.set(this.kind); this.kind = k;
-    const l = new Uint16Array(cap); l.set(this.label); this.label = l;
+    const k = new Uint8Array(cap);
+    k.set(this.kind);
+    this.kind = k;
+    const l = new Uint16Array(cap);
+    l.set(this.label);
+    this.label = l;
   }
 
   /** The id of a task name (names are interned: spans store a small number). */
   labelId(name: string): number {
     let id = this.labelIds.get(name);
-    if (id === undefined) { id = this.labels.length; this.labels.push(name); this.labelIds.set(name, id); }
+    if (id === undefined) {
+      id = this.labels.length;
+      this.labels.push(name);
+      this.labelIds.set(name, id);
+    }
     return id;
   }
 
@@ -79,15 +109,28 @@ export class Engine {
    * Add a task of `rank` holding its resource `slot` (and `peerSlot` of `peer`, for a transfer)
    * for `ms`, ready at `ready` (the end of its dependencies); returns its end.
    */
-  add(kind: SpanKind, label: number, rank: number, slot: number, ms: number, ready: number, peer = -1, peerSlot = -1): number {
-    const a = rank * SLOTS + slot, b = peer * SLOTS + peerSlot;
+  add(
+    kind: SpanKind,
+    label: number,
+    rank: number,
+    slot: number,
+    ms: number,
+    ready: number,
+    peer = -1,
+    peerSlot = -1,
+  ): number {
+    const a = rank * SLOTS + slot,
+      b = peer * SLOTS + peerSlot;
     let t = ready;
     if (this.free[a]! > t) t = this.free[a]!;
     if (peer >= 0 && this.free[b]! > t) t = this.free[b]!;
     const e = t + ms;
     this.free[a] = e;
     this.busy[a] += ms;
-    if (peer >= 0) { this.free[b] = e; this.busy[b] += ms; }
+    if (peer >= 0) {
+      this.free[b] = e;
+      this.busy[b] += ms;
+    }
     this.record(kind, label, rank, peer, t, e);
     return e;
   }
@@ -136,10 +179,19 @@ export class Engine {
   spans(rank: number, limit = Infinity): Span[] {
     const out: Span[] = [];
     for (let i = 0; i < this.spansKept && out.length < limit; i++) {
-      const own = this.rank[i] === rank, recv = this.peer[i] === rank;
+      const own = this.rank[i] === rank,
+        recv = this.peer[i] === rank;
       if (!own && !recv) continue;
-      const s: Span = { kind: KINDS[this.kind[i]!]!, name: this.labels[this.label[i]!]!, start: this.start[i]!, end: this.end[i]! };
-      if (this.peer[i]! >= 0) { s.peer = own ? this.peer[i]! : this.rank[i]!; s.role = own ? 'send' : 'recv'; }
+      const s: Span = {
+        kind: KINDS[this.kind[i]!]!,
+        name: this.labels[this.label[i]!]!,
+        start: this.start[i]!,
+        end: this.end[i]!,
+      };
+      if (this.peer[i]! >= 0) {
+        s.peer = own ? this.peer[i]! : this.rank[i]!;
+        s.role = own ? 'send' : 'recv';
+      }
       out.push(s);
     }
     return out;

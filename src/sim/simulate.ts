@@ -49,7 +49,14 @@ export interface SimResult {
 }
 
 /** `share`: of its link's bandwidth, for transfers it sends inside its node (below 1 behind a shared PCIe uplink) */
-interface Member { pattern: number; pos: number; u: number; d: number; node: number; share: number }
+interface Member {
+  pattern: number;
+  pos: number;
+  u: number;
+  d: number;
+  node: number;
+  share: number;
+}
 
 class Builder {
   readonly members: Member[] = [];
@@ -58,7 +65,11 @@ class Builder {
   readonly engine: Engine;
   private readonly r: number;
 
-  constructor(readonly ctx: Context, readonly l: PlanLayout, traced: number) {
+  constructor(
+    readonly ctx: Context,
+    readonly l: PlanLayout,
+    traced: number,
+  ) {
     const cl = ctx.cfg.cluster;
     this.r = l.ring;
     // one simulated ring per hop pattern: find a (u, d) that has it
@@ -66,12 +77,16 @@ class Builder {
     const shareOf = hopShareOf(l, cl);
     const keyOf = (u: number, d: number): string => {
       const hops: string[] = [];
-      for (let i = 0; i < l.ring; i++) hops.push(`${hopClass(l, cl, u, d, i, (i + 1) % l.ring)}${shareOf(rankOf(l, 0, u, i, d))}`);
+      for (let i = 0; i < l.ring; i++)
+        hops.push(`${hopClass(l, cl, u, d, i, (i + 1) % l.ring)}${shareOf(rankOf(l, 0, u, i, d))}`);
       return hops.join();
     };
     const found = new Map<string, [number, number]>();
     for (let d = 0; d < Math.min(l.dp, 64) && found.size < pats.length; d++) {
-      for (let u = 0; u < l.ulysses && found.size < pats.length; u++) { const k = keyOf(u, d); if (!found.has(k)) found.set(k, [u, d]); }
+      for (let u = 0; u < l.ulysses && found.size < pats.length; u++) {
+        const k = keyOf(u, d);
+        if (!found.has(k)) found.set(k, [u, d]);
+      }
     }
     [...found.values()].forEach(([u, d], p) => {
       for (let i = 0; i < l.ring; i++) {
@@ -88,10 +103,26 @@ class Builder {
   }
 
   /** A transfer from simulated rank `from` to `to`, ready at `ready`; ms per class cached per phase. */
-  private transfer(label: number, from: number, to: number, ms: { intra: number; inter: number; bytes: number }, ready: number): number {
-    const src = this.members[from]!, intra = src.node === this.members[to]!.node;
+  private transfer(
+    label: number,
+    from: number,
+    to: number,
+    ms: { intra: number; inter: number; bytes: number },
+    ready: number,
+  ): number {
+    const src = this.members[from]!,
+      intra = src.node === this.members[to]!.node;
     const t = intra ? (src.share < 1 ? p2pMs(this.ctx.net, ms.bytes, 'intra', src.share) : ms.intra) : ms.inter;
-    return this.engine.add('transfer', label, from, intra ? OUT_INTRA : OUT_INTER, t, ready, to, intra ? IN_INTRA : IN_INTER);
+    return this.engine.add(
+      'transfer',
+      label,
+      from,
+      intra ? OUT_INTRA : OUT_INTER,
+      t,
+      ready,
+      to,
+      intra ? IN_INTRA : IN_INTER,
+    );
   }
 
   private bytesMs(bytes: number): { intra: number; inter: number; bytes: number } {
@@ -99,9 +130,11 @@ class Builder {
   }
 
   phase(p: Phase): void {
-    const e = this.engine, label = e.labelId(p.name);
+    const e = this.engine,
+      label = e.labelId(p.name);
     if (p.kind === 'compute') {
-      for (let k = 0; k < this.members.length; k++) this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, this.last[k]!);
+      for (let k = 0; k < this.members.length; k++)
+        this.last[k] = e.add('compute', label, k, COMPUTE, p.ms, this.last[k]!);
       return;
     }
     if (p.kind === 'collective') {
@@ -114,7 +147,8 @@ class Builder {
       }
       return;
     }
-    if (p.turned) this.ringTurned(p); else this.ring(p);
+    if (p.turned) this.ringTurned(p);
+    else this.ring(p);
   }
 
   /**
@@ -124,17 +158,34 @@ class Builder {
    * previous round began. Backward accumulators follow their block to its next holder, then home.
    */
   private ring(p: RingPhase): void {
-    const e = this.engine, r = p.r, inner = p.inner, u = p.units, token = u.token;
+    const e = this.engine,
+      r = p.r,
+      inner = p.inner,
+      u = p.units,
+      token = u.token;
     const moving = (s: number, i: number): number => u.moving(s, i);
-    const holders = (s: number): Int32Array => { const h = new Int32Array(r); for (let i = 0; i < r; i++) h[moving(s, i)] = i; return h; };
+    const holders = (s: number): Int32Array => {
+      const h = new Int32Array(r);
+      for (let i = 0; i < r; i++) h[moving(s, i)] = i;
+      return h;
+    };
     const pats = new Set(this.members.map((m) => m.pattern));
-    const lKv = e.labelId(token ? 'q block' : 'k,v block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv accumulator');
-    const lHome = e.labelId('dk,dv home'), lBack = e.labelId('partial out,lse'), lDone = e.labelId('ring done'), lMerge = e.labelId('merge last partial');
-    const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes), backMs = this.bytesMs(p.backBytes);
+    const lKv = e.labelId(token ? 'q block' : 'k,v block'),
+      lComp = e.labelId(p.name),
+      lAcc = e.labelId('dk,dv accumulator');
+    const lHome = e.labelId('dk,dv home'),
+      lBack = e.labelId('partial out,lse'),
+      lDone = e.labelId('ring done'),
+      lMerge = e.labelId('merge last partial');
+    const preMs = this.bytesMs(p.preBytes),
+      postMs = this.bytesMs(p.postBytes),
+      backMs = this.bytesMs(p.backBytes);
     for (const pat of pats) {
       const at = (i: number): number => this.id(pat, i);
       // end times: blocks arriving (kv), accumulators arriving (acc), computes; [step * r + position]
-      const kv = new Float64Array(r * r), acc = new Float64Array(r * r), comp = new Float64Array(r * r);
+      const kv = new Float64Array(r * r),
+        acc = new Float64Array(r * r),
+        comp = new Float64Array(r * r);
       const start = Array.from({ length: r }, (_, i) => this.last[at(i)]!);
       const backLast = new Float64Array(r); // when the last partial result reached each owner
       const home = new Float64Array(r);
@@ -172,7 +223,10 @@ class Builder {
         if (p.backBytes > 0 && s > 0) {
           for (let i = 0; i < r; i++) {
             const owner = moving(s, i);
-            backLast[owner] = Math.max(backLast[owner]!, this.transfer(lBack, at(i), at(owner), backMs, comp[s * r + i]!));
+            backLast[owner] = Math.max(
+              backLast[owner]!,
+              this.transfer(lBack, at(i), at(owner), backMs, comp[s * r + i]!),
+            );
           }
         }
         delete holderAt[s - 1];
@@ -180,9 +234,10 @@ class Builder {
       for (let i = 0; i < r; i++) {
         const ready = Math.max(comp[(r - 1) * r + i]!, home[i]!);
         // TokenRing: partials merge as they come (in the steps' compute); the last one once it is back
-        this.last[at(i)] = p.backBytes > 0
-          ? e.add('compute', lMerge, at(i), COMPUTE, p.tailMs, Math.max(ready, backLast[i]!))
-          : e.add('compute', lDone, at(i), COMPUTE, 0, ready);
+        this.last[at(i)] =
+          p.backBytes > 0
+            ? e.add('compute', lMerge, at(i), COMPUTE, p.tailMs, Math.max(ready, backLast[i]!))
+            : e.add('compute', lDone, at(i), COMPUTE, 0, ready);
       }
     }
   }
@@ -197,23 +252,33 @@ class Builder {
    * its end; the inner passes keep no block from the forward (`fetchFirst`): each first fetches one.
    */
   private ringTurned(p: RingPhase): void {
-    const e = this.engine, r = p.r, inner = p.inner, outerN = r / inner;
+    const e = this.engine,
+      r = p.r,
+      inner = p.inner,
+      outerN = r / inner;
     const pats = new Set(this.members.map((m) => m.pattern));
-    const lKv = e.labelId('k,v block'), lFirst = e.labelId('k,v first block'), lComp = e.labelId(p.name), lAcc = e.labelId('dk,dv sum');
+    const lKv = e.labelId('k,v block'),
+      lFirst = e.labelId('k,v first block'),
+      lComp = e.labelId(p.name),
+      lAcc = e.labelId('dk,dv sum');
     const lDone = e.labelId('ring done');
-    const preMs = this.bytesMs(p.preBytes), postMs = this.bytesMs(p.postBytes);
-    const innerPrev = (i: number): number => i - (i % inner) + ((i % inner) + inner - 1) % inner;
-    const innerNext = (i: number): number => i - (i % inner) + ((i % inner) + 1) % inner;
+    const preMs = this.bytesMs(p.preBytes),
+      postMs = this.bytesMs(p.postBytes);
+    const innerPrev = (i: number): number => i - (i % inner) + (((i % inner) + inner - 1) % inner);
+    const innerNext = (i: number): number => i - (i % inner) + (((i % inner) + 1) % inner);
     const outerPrev = (i: number): number => (i + r - inner) % r;
     for (const pat of pats) {
       const at = (i: number): number => this.id(pat, i);
       // end times per [step * r + position]: K,V arriving for the step, the sum of the step's block arriving, computes
-      const kv = new Float64Array(r * r), acc = new Float64Array(r * r), comp = new Float64Array(r * r);
+      const kv = new Float64Array(r * r),
+        acc = new Float64Array(r * r),
+        comp = new Float64Array(r * r);
       /** a pass's first block, fetched from `from(i)` before its first step and awaited: when each position has sent and received it */
       const fetch = (from: (i: number) => number, ready: Float64Array): Float64Array => {
         const done = Float64Array.from(ready);
         for (let i = 0; i < r; i++) {
-          const f = from(i), end = this.transfer(lFirst, at(f), at(i), preMs, Math.max(ready[i]!, ready[f]!));
+          const f = from(i),
+            end = this.transfer(lFirst, at(f), at(i), preMs, Math.max(ready[i]!, ready[f]!));
           done[i] = Math.max(done[i]!, end);
           done[f] = Math.max(done[f]!, end);
         }
@@ -224,19 +289,24 @@ class Builder {
       let outerSum: Float64Array = new Float64Array(r); // when the sum of the previous round's block is ready
       for (let o = 0; o < outerN; o++) {
         // outer transfers, under the whole round: K,V for the next round, the previous round's sum
-        const outerEnd = Float64Array.from(round), outerIn = new Float64Array(r);
+        const outerEnd = Float64Array.from(round),
+          outerIn = new Float64Array(r);
         if (outerN > 1) {
           if (o <= outerN - 3) {
             for (let i = 0; i < r; i++) {
-              const to = outerPrev(i), end = this.transfer(lKv, at(i), at(to), preMs, round[i]!);
-              outerEnd[i] = Math.max(outerEnd[i]!, end); outerEnd[to] = Math.max(outerEnd[to]!, end);
+              const to = outerPrev(i),
+                end = this.transfer(lKv, at(i), at(to), preMs, round[i]!);
+              outerEnd[i] = Math.max(outerEnd[i]!, end);
+              outerEnd[to] = Math.max(outerEnd[to]!, end);
             }
           }
           if (o >= 1) {
             for (let i = 0; i < r; i++) {
-              const to = outerPrev(i), end = this.transfer(lAcc, at(i), at(to), postMs, Math.max(round[i]!, outerSum[i]!));
+              const to = outerPrev(i),
+                end = this.transfer(lAcc, at(i), at(to), postMs, Math.max(round[i]!, outerSum[i]!));
               outerIn[to] = end;
-              outerEnd[i] = Math.max(outerEnd[i]!, end); outerEnd[to] = Math.max(outerEnd[to]!, end);
+              outerEnd[i] = Math.max(outerEnd[i]!, end);
+              outerEnd[to] = Math.max(outerEnd[to]!, end);
             }
           }
         }
@@ -260,7 +330,8 @@ class Builder {
           }
           for (let i = 0; i < r; i++) {
             const ready = Math.max(comp[s * r + i]!, acc[s * r + i]!);
-            if (t < inner - 1) acc[(s + 1) * r + innerPrev(i)] = this.transfer(lAcc, at(i), at(innerPrev(i)), postMs, ready);
+            if (t < inner - 1)
+              acc[(s + 1) * r + innerPrev(i)] = this.transfer(lAcc, at(i), at(innerPrev(i)), postMs, ready);
             else done[i] = ready;
           }
         }
@@ -290,7 +361,9 @@ export function simulate(ctx: Context, l: PlanLayout, progress?: (total: number)
   const ranks = l.ring * patterns;
   const perLayer = [...sched.fwd, ...sched.bwd].reduce((s, p) => s + phaseTasks(p, ranks), 0);
   if (perLayer > MAX_TASKS) {
-    throw new UserError(`simulate: a ring of ${l.ring} positions needs about ${perLayer.toExponential(1)} events per layer, above the simulator's ${MAX_TASKS.toExponential(0)}; simulate a layout with a smaller ring degree`);
+    throw new UserError(
+      `simulate: a ring of ${l.ring} positions needs about ${perLayer.toExponential(1)} events per layer, above the simulator's ${MAX_TASKS.toExponential(0)}; simulate a layout with a smaller ring degree`,
+    );
   }
   const full = perLayer * layers * micro <= FULL_STEP_TASKS;
   const b = new Builder(ctx, l, TRACED_RANKS);
@@ -323,11 +396,24 @@ export function simulate(ctx: Context, l: PlanLayout, progress?: (total: number)
   const e = b.engine;
   const standsFor = cfg.cluster.world / ranks;
   const simRanks: SimRank[] = b.members.map((m, k) => ({
-    rank: rankOf(l, 0, m.u, m.pos, m.d), standsFor,
-    computeMs: e.busyOf(k, COMPUTE), sendMs: e.busyOf(k, OUT_INTRA) + e.busyOf(k, OUT_INTER), recvMs: e.busyOf(k, IN_INTRA) + e.busyOf(k, IN_INTER),
-    collectiveMs: e.collective[k]!, finishMs: e.rankFree(k),
+    rank: rankOf(l, 0, m.u, m.pos, m.d),
+    standsFor,
+    computeMs: e.busyOf(k, COMPUTE),
+    sendMs: e.busyOf(k, OUT_INTRA) + e.busyOf(k, OUT_INTER),
+    recvMs: e.busyOf(k, IN_INTRA) + e.busyOf(k, IN_INTER),
+    collectiveMs: e.collective[k]!,
+    finishMs: e.rankFree(k),
   }));
-  return { layerMs, stepMs, analyticLayerMs: analytic.layerMs, analyticStepMs: analytic.stepMs, scaled: !full, tasks: e.size, ranks: simRanks, engine: e };
+  return {
+    layerMs,
+    stepMs,
+    analyticLayerMs: analytic.layerMs,
+    analyticStepMs: analytic.stepMs,
+    scaled: !full,
+    tasks: e.size,
+    ranks: simRanks,
+    engine: e,
+  };
 }
 
 function sumMs(ctx: Context, phases: readonly Phase[]): number {

@@ -14,7 +14,12 @@ import type { DType } from '../tensor/dtype.js';
 import { type HostTensor, numel, type Tensor } from '../tensor/host.js';
 import type { Trace } from './types.js';
 
-export interface StepCount { label: string; messages: number; bytesSent: number; bytesReceived: number }
+export interface StepCount {
+  label: string;
+  messages: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
 
 /** A Trace that also tallies traffic per step label. */
 export class CommLog implements Trace {
@@ -27,7 +32,9 @@ export class CommLog implements Trace {
 
   add(messages: number, bytesSent: number, bytesReceived: number): void {
     const s = this.steps.get(this.label) ?? { label: this.label, messages: 0, bytesSent: 0, bytesReceived: 0 };
-    s.messages += messages; s.bytesSent += bytesSent; s.bytesReceived += bytesReceived;
+    s.messages += messages;
+    s.bytesSent += bytesSent;
+    s.bytesReceived += bytesReceived;
     this.steps.set(this.label, s);
   }
 
@@ -38,7 +45,11 @@ export class CommLog implements Trace {
 
   total(): Omit<StepCount, 'label'> {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };
-    for (const s of this.steps.values()) { t.messages += s.messages; t.bytesSent += s.bytesSent; t.bytesReceived += s.bytesReceived; }
+    for (const s of this.steps.values()) {
+      t.messages += s.messages;
+      t.bytesSent += s.bytesSent;
+      t.bytesReceived += s.bytesReceived;
+    }
     return t;
   }
 }
@@ -48,14 +59,26 @@ function bytes(t: Tensor): number {
 }
 
 export class CountingComm implements Comm {
-  constructor(readonly inner: Comm, readonly log: CommLog) {}
-  get rank(): number { return this.inner.rank; }
-  get size(): number { return this.inner.size; }
+  constructor(
+    readonly inner: Comm,
+    readonly log: CommLog,
+  ) {}
+  get rank(): number {
+    return this.inner.rank;
+  }
+  get size(): number {
+    return this.inner.size;
+  }
 
   sendRecv(ops: readonly P2POp[]): Work {
-    let m = 0, s = 0, r = 0;
+    let m = 0,
+      s = 0,
+      r = 0;
     for (const o of ops) {
-      if (o.send) { m++; s += bytes(o.send.buf); }
+      if (o.send) {
+        m++;
+        s += bytes(o.send.buf);
+      }
       if (o.recv) r += bytes(o.recv.buf);
     }
     this.log.add(m, s, r);
@@ -63,8 +86,16 @@ export class CountingComm implements Comm {
   }
 
   allToAll(send: readonly Tensor[], recv: readonly Tensor[]): Work {
-    let m = 0, s = 0, r = 0;
-    send.forEach((t, j) => { if (j !== this.rank) { m++; s += bytes(t); r += bytes(recv[j]!); } });
+    let m = 0,
+      s = 0,
+      r = 0;
+    send.forEach((t, j) => {
+      if (j !== this.rank) {
+        m++;
+        s += bytes(t);
+        r += bytes(recv[j]!);
+      }
+    });
     this.log.add(m, s, r);
     return this.inner.allToAll(send, recv);
   }
@@ -83,8 +114,11 @@ export class CountingComm implements Comm {
 
   allReduce(buf: Tensor): Work {
     // reduce-scatter over evenSplit chunks, then all-gather of the reduced chunks
-    const e = bytesPerElement(buf.dtype), b = evenSplit(numel(buf.shape), this.size);
-    const mine = (b[this.rank + 1]! - b[this.rank]!) * e, all = numel(buf.shape) * e, n = this.size - 1;
+    const e = bytesPerElement(buf.dtype),
+      b = evenSplit(numel(buf.shape), this.size);
+    const mine = (b[this.rank + 1]! - b[this.rank]!) * e,
+      all = numel(buf.shape) * e,
+      n = this.size - 1;
     this.log.add(2 * n, all - mine + n * mine, n * mine + all - mine);
     return this.inner.allReduce(buf);
   }
@@ -99,7 +133,8 @@ export class CountingComm implements Comm {
 }
 
 export interface KernelCount {
-  forwardCalls: number; backwardCalls: number;
+  forwardCalls: number;
+  backwardCalls: number;
   /** unmasked (query, key, query head) triples computed forward */
   area: number;
   ms: number;
@@ -135,7 +170,11 @@ export class CountingKernel implements AttnKernel {
 }
 
 /** HBM traffic of a Device's elementwise operations: calls that move bytes, bytes read, bytes written. */
-export interface OpTraffic { calls: number; readBytes: number; writeBytes: number }
+export interface OpTraffic {
+  calls: number;
+  readBytes: number;
+  writeBytes: number;
+}
 export type ElementwiseOp = 'zeros' | 'full' | 'copyBox' | 'add' | 'cast';
 /** Per operation, and in all. */
 export type DeviceTraffic = Record<ElementwiseOp | 'total', OpTraffic>;
@@ -160,7 +199,9 @@ export class MeteredDevice implements Device {
   private readonly released = new WeakSet<Tensor>();
   private readonly allocated = new WeakSet<Tensor>();
   constructor(readonly inner: Device) {}
-  get kind(): Device['kind'] { return this.inner.kind; }
+  get kind(): Device['kind'] {
+    return this.inner.kind;
+  }
 
   private hold<T extends Tensor>(t: T): T {
     this.allocated.add(t);
@@ -171,27 +212,55 @@ export class MeteredDevice implements Device {
 
   private count(op: ElementwiseOp, readBytes: number, writeBytes: number): void {
     if (readBytes + writeBytes === 0) return;
-    for (const t of [this.traffic[op], this.traffic.total]) { t.calls++; t.readBytes += readBytes; t.writeBytes += writeBytes; }
+    for (const t of [this.traffic[op], this.traffic.total]) {
+      t.calls++;
+      t.readBytes += readBytes;
+      t.writeBytes += writeBytes;
+    }
   }
 
-  zeros(dtype: DType, shape: readonly number[]): Tensor { const t = this.hold(this.inner.zeros(dtype, shape)); this.count('zeros', 0, bytes(t)); return t; }
-  empty(dtype: DType, shape: readonly number[]): Tensor { return this.hold(this.inner.empty(dtype, shape)); }
-  full(dtype: DType, shape: readonly number[], value: number): Tensor { const t = this.hold(this.inner.full(dtype, shape, value)); this.count('full', 0, bytes(t)); return t; }
-  cast(src: Tensor, dtype: DType): Tensor { const t = this.hold(this.inner.cast(src, dtype)); this.count('cast', bytes(src), bytes(t)); return t; }
+  zeros(dtype: DType, shape: readonly number[]): Tensor {
+    const t = this.hold(this.inner.zeros(dtype, shape));
+    this.count('zeros', 0, bytes(t));
+    return t;
+  }
+  empty(dtype: DType, shape: readonly number[]): Tensor {
+    return this.hold(this.inner.empty(dtype, shape));
+  }
+  full(dtype: DType, shape: readonly number[], value: number): Tensor {
+    const t = this.hold(this.inner.full(dtype, shape, value));
+    this.count('full', 0, bytes(t));
+    return t;
+  }
+  cast(src: Tensor, dtype: DType): Tensor {
+    const t = this.hold(this.inner.cast(src, dtype));
+    this.count('cast', bytes(src), bytes(t));
+    return t;
+  }
   copyBox(src: Tensor, dst: Tensor, box: Box): void {
     this.inner.copyBox(src, dst, box);
     const n = box.size[0] * box.size[1] * numel(src.shape.slice(2));
     this.count('copyBox', n * bytesPerElement(src.dtype), n * bytesPerElement(dst.dtype));
   }
-  add(dst: Tensor, src: Tensor): void { this.inner.add(dst, src); this.count('add', bytes(dst) + bytes(src), bytes(dst)); }
-  upload(t: HostTensor): Tensor { return this.inner.upload(t); }
-  download(t: Tensor): Promise<HostTensor> { return this.inner.download(t); }
-  synchronize(): Promise<void> { return this.inner.synchronize(); }
+  add(dst: Tensor, src: Tensor): void {
+    this.inner.add(dst, src);
+    this.count('add', bytes(dst) + bytes(src), bytes(dst));
+  }
+  upload(t: HostTensor): Tensor {
+    return this.inner.upload(t);
+  }
+  download(t: Tensor): Promise<HostTensor> {
+    return this.inner.download(t);
+  }
+  synchronize(): Promise<void> {
+    return this.inner.synchronize();
+  }
 
   release(t: Tensor): void {
     if (this.released.has(t)) throw new Error('release of a released tensor');
     // a strategy releases only what it allocated, never its caller's inputs
-    if (!this.allocated.has(t)) throw new Error(`release of a tensor this device did not allocate (${JSON.stringify(t.shape)})`);
+    if (!this.allocated.has(t))
+      throw new Error(`release of a tensor this device did not allocate (${JSON.stringify(t.shape)})`);
     this.released.add(t);
     this.held -= bytes(t);
     this.inner.release(t);

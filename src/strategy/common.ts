@@ -25,7 +25,10 @@ export function mod(a: number, n: number): number {
   return ((a % n) + n) % n;
 }
 
-interface ConcatNode { next: WeakMap<Int32Array, ConcatNode>; value?: Int32Array }
+interface ConcatNode {
+  next: WeakMap<Int32Array, ConcatNode>;
+  value?: Int32Array;
+}
 const concatRoots = new Map<number, ConcatNode>();
 
 /** A part that contributes only padding (−1) to concatPositions. */
@@ -38,17 +41,26 @@ export const NO_POSITIONS = new Int32Array(0);
  */
 export function concatPositions(parts: readonly Int32Array[], stride = 0): Int32Array {
   let node: ConcatNode | undefined = concatRoots.get(stride);
-  if (!node) { node = { next: new WeakMap() }; concatRoots.set(stride, node); }
+  if (!node) {
+    node = { next: new WeakMap() };
+    concatRoots.set(stride, node);
+  }
   for (const p of parts) {
     let child: ConcatNode | undefined = node.next.get(p);
-    if (!child) { child = { next: new WeakMap() }; node.next.set(p, child); }
+    if (!child) {
+      child = { next: new WeakMap() };
+      node.next.set(p, child);
+    }
     node = child;
   }
   if (!node.value) {
     const total = stride ? stride * parts.length : parts.reduce((a, p) => a + p.length, 0);
     const out = new Int32Array(total).fill(-1);
     let at = 0;
-    parts.forEach((p, j) => { out.set(p, stride ? j * stride : at); at += p.length; });
+    parts.forEach((p, j) => {
+      out.set(p, stride ? j * stride : at);
+      at += p.length;
+    });
     node.value = out;
   }
   return node.value;
@@ -62,10 +74,16 @@ const emptyCache = new WeakMap<QueryRows, WeakMap<Int32Array, boolean>>();
  */
 export function isEmpty(view: MaskView): boolean {
   let byKeys = emptyCache.get(view.q);
-  if (!byKeys) { byKeys = new WeakMap(); emptyCache.set(view.q, byKeys); }
+  if (!byKeys) {
+    byKeys = new WeakMap();
+    emptyCache.set(view.q, byKeys);
+  }
   let empty = byKeys.get(view.kPos);
   if (empty === undefined) {
-    const c = view.kPos.length === 0 || view.q.lo.length === 0 ? 'empty' : classifyTile(view, 0, view.q.lo.length / view.q.m, 0, view.kPos.length);
+    const c =
+      view.kPos.length === 0 || view.q.lo.length === 0
+        ? 'empty'
+        : classifyTile(view, 0, view.q.lo.length / view.q.m, 0, view.kPos.length);
     empty = c === 'empty' || (c === 'partial' && viewArea(view) === 0);
     byKeys.set(view.kPos, empty);
   }
@@ -86,7 +104,14 @@ export interface PartialResult {
 }
 
 /** Attention of local queries against one local key block (no communication). */
-export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: Tensor, k: Tensor, v: Tensor): PartialResult {
+export function localAttention(
+  env: Env,
+  qRows: QueryRows,
+  kPos: Int32Array,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+): PartialResult {
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
   const view: MaskView = { q: qRows, kPos };
@@ -96,7 +121,11 @@ export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: 
   return {
     state,
     backward: async (dout) => {
-      const into = { dq: env.device.zeros(acc, q.shape), dk: env.device.zeros(acc, k.shape), dv: env.device.zeros(acc, v.shape) };
+      const into = {
+        dq: env.device.zeros(acc, q.shape),
+        dk: env.device.zeros(acc, k.shape),
+        dv: env.device.zeros(acc, v.shape),
+      };
       if (!empty) env.kernel.backward({ q, k, v, out: state.out, lse: state.lse, dout, view, scale: env.scale, into });
       return into;
     },
@@ -112,7 +141,10 @@ export function localAttention(env: Env, qRows: QueryRows, kPos: Int32Array, q: 
  */
 export function finish(env: Env, dtype: DType, p: PartialResult): StrategyResult {
   const out = castTo(env.device, p.state.out, dtype);
-  if (out !== p.state.out) { env.device.release(p.state.out); p.state.out = out; }
+  if (out !== p.state.out) {
+    env.device.release(p.state.out);
+    p.state.out = out;
+  }
   let done = false;
   return {
     out,

@@ -12,15 +12,20 @@ import { envOf, finish, freshState, isEmpty, isOwn, releaseAll } from './common.
 import { ringBackward, ringForward } from './ring-pass.js';
 import type { Strategy } from './types.js';
 
-export interface DoubleRingOptions { inner: number }
+export interface DoubleRingOptions {
+  inner: number;
+}
 
 export function doubleRing(opts: DoubleRingOptions): Strategy {
   return async (ctx, q, k, v) => {
-    const env = envOf(ctx), { device, shard } = ctx, me = ctx.comm.rank;
+    const env = envOf(ctx),
+      { device, shard } = ctx,
+      me = ctx.comm.rank;
     const n = ctx.comm.size;
     if (n % opts.inner !== 0) throw new Error(`double-ring: inner ring size ${opts.inner} does not divide ${n} ranks`);
     const mesh = doubleRingMesh(opts.inner, n / opts.inner);
-    const iComm = mesh.group(ctx.comm, 'inner', device), oComm = mesh.group(ctx.comm, 'outer', device);
+    const iComm = mesh.group(ctx.comm, 'inner', device),
+      oComm = mesh.group(ctx.comm, 'outer', device);
     const pos = (i: number, o: number): Int32Array => shard.positions(mesh.rankOf({ inner: i, outer: o }));
     const myI = iComm.rank;
     const [T, H, D] = q.shape as [number, number, number];
@@ -31,26 +36,67 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
     const state = freshState(device, acc, T, H, D);
     // the outer pass's last block starts the outer backward (kept, like ring's); the inner
     // passes keep nothing (one block per round would be O blocks), so each fetches its first
-    const lastOuter = await ringForward(env, oComm, (o) => pos(myI, o).length, [k, v], async (held, o, t) => {
-      const lastInner = await ringForward(env, iComm, (i) => pos(i, o).length, held, ([kb, vb], i) => {
-        const vw = view(i, o);
-        if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
-      }, `double-ring inner fwd (outer ${t})`);
-      if (!isOwn(lastInner, held)) releaseAll(device, lastInner);
-    }, 'double-ring outer fwd');
+    const lastOuter = await ringForward(
+      env,
+      oComm,
+      (o) => pos(myI, o).length,
+      [k, v],
+      async (held, o, t) => {
+        const lastInner = await ringForward(
+          env,
+          iComm,
+          (i) => pos(i, o).length,
+          held,
+          ([kb, vb], i) => {
+            const vw = view(i, o);
+            if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
+          },
+          `double-ring inner fwd (outer ${t})`,
+        );
+        if (!isOwn(lastInner, held)) releaseAll(device, lastInner);
+      },
+      'double-ring outer fwd',
+    );
 
     return finish(env, q.dtype, {
       state,
       backward: async (dout) => {
         const dq = device.zeros(acc, q.shape);
-        const [dk, dv] = await ringBackward(env, oComm, (o) => pos(myI, o).length, [k, v], [acc, acc], (held, o, t) =>
-          ringBackward(env, iComm, (i) => pos(i, o).length, held, [acc, acc], ([kb, vb], i) => {
-            const vw = view(i, o);
-            if (isEmpty(vw)) return null;
-            const into = { dq, dk: device.zeros(acc, kb!.shape), dv: device.zeros(acc, vb!.shape) };
-            env.kernel.backward({ q, k: kb!, v: vb!, out: state.out, lse: state.lse, dout, view: vw, scale: env.scale, into });
-            return [into.dk, into.dv];
-          }, `double-ring inner bwd (outer ${t})`), 'double-ring outer bwd', lastOuter);
+        const [dk, dv] = await ringBackward(
+          env,
+          oComm,
+          (o) => pos(myI, o).length,
+          [k, v],
+          [acc, acc],
+          (held, o, t) =>
+            ringBackward(
+              env,
+              iComm,
+              (i) => pos(i, o).length,
+              held,
+              [acc, acc],
+              ([kb, vb], i) => {
+                const vw = view(i, o);
+                if (isEmpty(vw)) return null;
+                const into = { dq, dk: device.zeros(acc, kb!.shape), dv: device.zeros(acc, vb!.shape) };
+                env.kernel.backward({
+                  q,
+                  k: kb!,
+                  v: vb!,
+                  out: state.out,
+                  lse: state.lse,
+                  dout,
+                  view: vw,
+                  scale: env.scale,
+                  into,
+                });
+                return [into.dk, into.dv];
+              },
+              `double-ring inner bwd (outer ${t})`,
+            ),
+          'double-ring outer bwd',
+          lastOuter,
+        );
         return { dq, dk: dk!, dv: dv! };
       },
     });

@@ -12,7 +12,11 @@ export class HeadPlan {
   readonly Hl: number; // query heads per member
   readonly G: number; // query heads per KV head
 
-  constructor(readonly u: number, readonly H: number, readonly Hkv: number) {
+  constructor(
+    readonly u: number,
+    readonly H: number,
+    readonly Hkv: number,
+  ) {
     if (H % u !== 0) throw new Error(`ulysses: degree ${u} does not divide ${H} heads`);
     if (H % Hkv !== 0) throw new Error(`ulysses: ${H} heads are not a multiple of ${Hkv} KV heads`);
     this.Hl = H / u;
@@ -31,7 +35,8 @@ export class HeadPlan {
 
   /** Can the kernel use member c's KV range as is (its query heads form regular GQA groups)? */
   regular(c: number): boolean {
-    const [g0, g1] = this.kv(c), n = g1 - g0;
+    const [g0, g1] = this.kv(c),
+      n = g1 - g0;
     if (this.Hl % n !== 0) return false;
     const per = this.Hl / n;
     for (let hl = 0; hl < this.Hl; hl++) if (Math.floor(hl / per) !== this.kvOf(c, hl) - g0) return false;
@@ -46,15 +51,18 @@ export class HeadPlan {
 
   /** Member c's KV range [T, n, D] expanded to one KV head per local query head [T, Hl, D]. */
   expand(device: Device, c: number, kv: Tensor): Tensor {
-    const T = kv.shape[0]!, g0 = this.kv(c)[0];
+    const T = kv.shape[0]!,
+      g0 = this.kv(c)[0];
     const out = device.zeros(kv.dtype, [T, this.Hl, ...kv.shape.slice(2)]);
-    for (let hl = 0; hl < this.Hl; hl++) device.copyBox(kv, out, { src: [0, this.kvOf(c, hl) - g0], dst: [0, hl], size: [T, 1] });
+    for (let hl = 0; hl < this.Hl; hl++)
+      device.copyBox(kv, out, { src: [0, this.kvOf(c, hl) - g0], dst: [0, hl], size: [T, 1] });
     return out;
   }
 
   /** The inverse of expand for gradients: sum each expanded head into its KV head. */
   reduce(device: Device, c: number, g: Tensor): Tensor {
-    const T = g.shape[0]!, [g0, g1] = this.kv(c);
+    const T = g.shape[0]!,
+      [g0, g1] = this.kv(c);
     const out = device.zeros(g.dtype, [T, g1 - g0, ...g.shape.slice(2)]);
     const one = device.zeros(g.dtype, [T, 1, ...g.shape.slice(2)]);
     for (let hl = 0; hl < this.Hl; hl++) {
@@ -68,7 +76,8 @@ export class HeadPlan {
 
 /** dst[:, h0 : h0 + n] += src, for src [T, n, …] (dtypes equal). */
 export function addHeads(device: Device, src: Tensor, dst: Tensor, h0: number): void {
-  const T = src.shape[0]!, n = src.shape[1]!;
+  const T = src.shape[0]!,
+    n = src.shape[1]!;
   const tmp = device.zeros(dst.dtype, src.shape);
   device.copyBox(dst, tmp, { src: [0, h0], dst: [0, 0], size: [T, n] });
   device.add(tmp, src);

@@ -22,18 +22,28 @@ export type BlockRows = (member: number) => number;
  * the last block held (member i + 1's), where the backward pass starts.
  */
 export async function ringForward(
-  env: Env, ring: Comm, rows: BlockRows, travel: readonly Tensor[],
-  visit: (held: readonly Tensor[], owner: number, step: number) => Promise<void> | void, label: string,
+  env: Env,
+  ring: Comm,
+  rows: BlockRows,
+  travel: readonly Tensor[],
+  visit: (held: readonly Tensor[], owner: number, step: number) => Promise<void> | void,
+  label: string,
 ): Promise<readonly Tensor[]> {
-  const n = ring.size, me = ring.rank, next = mod(me + 1, n), prev = mod(me - 1, n);
+  const n = ring.size,
+    me = ring.rank,
+    next = mod(me + 1, n),
+    prev = mod(me - 1, n);
   let held = travel;
   for (let s = 0; s < n; s++) {
     const owner = mod(me - s, n);
-    let work: Work = DONE, incoming: Tensor[] = [];
+    let work: Work = DONE,
+      incoming: Tensor[] = [];
     if (s < n - 1) {
       incoming = held.map((t) => recvRows(env.device, t, rows(mod(owner - 1, n))));
       env.trace.step(`${label} ${s + 1}`);
-      work = ring.sendRecv(held.map((t, i): P2POp => ({ send: { buf: t, peer: next }, recv: { buf: incoming[i]!, peer: prev } })));
+      work = ring.sendRecv(
+        held.map((t, i): P2POp => ({ send: { buf: t, peer: next }, recv: { buf: incoming[i]!, peer: prev } })),
+      );
     }
     await visit(held, owner, s);
     await work.wait();
@@ -55,16 +65,27 @@ export async function ringForward(
  * block, so the sum completes at home. Returns the own block's gradients.
  */
 export async function ringBackward(
-  env: Env, ring: Comm, rows: BlockRows, travel: readonly Tensor[], grads: readonly DType[],
-  visit: (held: readonly Tensor[], owner: number, step: number) => Promise<Tensor[] | null> | Tensor[] | null, label: string,
+  env: Env,
+  ring: Comm,
+  rows: BlockRows,
+  travel: readonly Tensor[],
+  grads: readonly DType[],
+  visit: (held: readonly Tensor[], owner: number, step: number) => Promise<Tensor[] | null> | Tensor[] | null,
+  label: string,
   start?: readonly Tensor[],
 ): Promise<Tensor[]> {
-  const n = ring.size, me = ring.rank, next = mod(me + 1, n), prev = mod(me - 1, n);
+  const n = ring.size,
+    me = ring.rank,
+    next = mod(me + 1, n),
+    prev = mod(me - 1, n);
   const like = (owner: number): Tensor[] => grads.map((dt, i) => rowsLike(env.device, travel[i]!, rows(owner), dt));
   /** send `out` to the previous member, receive into tensors shaped like member `from`'s block from the next */
   const pass = (out: readonly Tensor[], from: number, dtypes?: readonly DType[]): { ops: P2POp[]; got: Tensor[] } => {
     const got = out.map((t, i) => recvRows(env.device, travel[i]!, rows(from), dtypes?.[i] ?? t.dtype));
-    return { got, ops: out.map((t, i): P2POp => ({ send: { buf: t, peer: prev }, recv: { buf: got[i]!, peer: next } })) };
+    return {
+      got,
+      ops: out.map((t, i): P2POp => ({ send: { buf: t, peer: prev }, recv: { buf: got[i]!, peer: next } })),
+    };
   };
   let held = start ?? travel;
   if (!start && n > 1) {
@@ -77,20 +98,36 @@ export async function ringBackward(
   for (let s = 0; s < n; s++) {
     const owner = mod(me + 1 + s, n);
     const ops: P2POp[] = [];
-    let incoming: readonly Tensor[] = [], arriving: Tensor[] = [];
+    let incoming: readonly Tensor[] = [],
+      arriving: Tensor[] = [];
     if (s < n - 1) {
       const nextOwner = mod(owner + 1, n);
-      if (nextOwner === me) incoming = travel; // the last block is the own one: no transfer
-      else { const kv = pass(held, nextOwner); incoming = kv.got; ops.push(...kv.ops); }
+      if (nextOwner === me)
+        incoming = travel; // the last block is the own one: no transfer
+      else {
+        const kv = pass(held, nextOwner);
+        incoming = kv.got;
+        ops.push(...kv.ops);
+      }
     }
-    if (carry) { const g = pass(carry, owner, grads); arriving = g.got; ops.push(...g.ops); }
+    if (carry) {
+      const g = pass(carry, owner, grads);
+      arriving = g.got;
+      ops.push(...g.ops);
+    }
     let work: Work = DONE;
-    if (ops.length) { env.trace.step(`${label} ${s + 1}`); work = ring.sendRecv(ops); }
+    if (ops.length) {
+      env.trace.step(`${label} ${s + 1}`);
+      work = ring.sendRecv(ops);
+    }
     const local = await visit(held, owner, s);
     await work.wait();
     if (carry) releaseAll(env.device, carry); // passed on
     if (!isOwn(held, travel)) releaseAll(env.device, held); // visited and passed on (the kept `start` too)
-    if (local && arriving.length) { local.forEach((t, i) => env.device.add(t, arriving[i]!)); releaseAll(env.device, arriving); }
+    if (local && arriving.length) {
+      local.forEach((t, i) => env.device.add(t, arriving[i]!));
+      releaseAll(env.device, arriving);
+    }
     carry = local ?? (arriving.length ? arriving : like(owner));
     held = incoming;
   }

@@ -13,7 +13,15 @@ import type { Strategy } from './types.js';
  * Attention of this member's queries against the K/V blocks of every ring member.
  * `blocks(m)` gives the global positions of member m's rows (its queries and its K/V).
  */
-export async function ringAttention(env: Env, ring: Comm, blocks: (m: number) => Int32Array, q: Tensor, k: Tensor, v: Tensor, label: string): Promise<PartialResult> {
+export async function ringAttention(
+  env: Env,
+  ring: Comm,
+  blocks: (m: number) => Int32Array,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  label: string,
+): Promise<PartialResult> {
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
   const qRows = queryRows(env.mask, blocks(ring.rank));
@@ -22,21 +30,47 @@ export async function ringAttention(env: Env, ring: Comm, blocks: (m: number) =>
   const state = freshState(env.device, acc, T, H, D);
   // the forward's last block is where the backward starts: kept, so the backward needs no K/V hop
   // for it (for a ring of 2, none at all) at the cost of holding one more K/V block until then
-  const last = await ringForward(env, ring, rows, [k, v], ([kb, vb], owner) => {
-    const vw = view(owner);
-    if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
-  }, `${label} fwd`);
+  const last = await ringForward(
+    env,
+    ring,
+    rows,
+    [k, v],
+    ([kb, vb], owner) => {
+      const vw = view(owner);
+      if (!isEmpty(vw)) env.kernel.forward({ q, k: kb!, v: vb!, view: vw, scale: env.scale, state });
+    },
+    `${label} fwd`,
+  );
   return {
     state,
     backward: async (dout) => {
       const dq = env.device.zeros(acc, q.shape);
-      const [dk, dv] = await ringBackward(env, ring, rows, [k, v], [acc, acc], ([kb, vb], owner) => {
-        const vw = view(owner);
-        if (isEmpty(vw)) return null;
-        const into = { dq, dk: env.device.zeros(acc, kb!.shape), dv: env.device.zeros(acc, vb!.shape) };
-        env.kernel.backward({ q, k: kb!, v: vb!, out: state.out, lse: state.lse, dout, view: vw, scale: env.scale, into });
-        return [into.dk, into.dv];
-      }, `${label} bwd`, last);
+      const [dk, dv] = await ringBackward(
+        env,
+        ring,
+        rows,
+        [k, v],
+        [acc, acc],
+        ([kb, vb], owner) => {
+          const vw = view(owner);
+          if (isEmpty(vw)) return null;
+          const into = { dq, dk: env.device.zeros(acc, kb!.shape), dv: env.device.zeros(acc, vb!.shape) };
+          env.kernel.backward({
+            q,
+            k: kb!,
+            v: vb!,
+            out: state.out,
+            lse: state.lse,
+            dout,
+            view: vw,
+            scale: env.scale,
+            into,
+          });
+          return [into.dk, into.dv];
+        },
+        `${label} bwd`,
+        last,
+      );
       return { dq, dk: dk!, dv: dv! };
     },
   };

@@ -29,8 +29,18 @@ interface QueryPass {
  * sends the partial of step s − 1 to its owner and receives the partial rank me + s − 1
  * computed for it, all while computing step s.
  */
-async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, live: (owner: number, holder: number) => boolean, p: QueryPass, label: string): Promise<void> {
-  const n = comm.size, me = comm.rank, next = mod(me + 1, n), prev = mod(me - 1, n);
+async function queryPass(
+  env: Env,
+  comm: Comm,
+  rowsOf: (j: number) => number,
+  live: (owner: number, holder: number) => boolean,
+  p: QueryPass,
+  label: string,
+): Promise<void> {
+  const n = comm.size,
+    me = comm.rank,
+    next = mod(me + 1, n),
+    prev = mod(me - 1, n);
   const lead = (t: Tensor, rows: number): Tensor =>
     // lse [H, T] travels with rows on its second axis
     t.shape.length === 2 ? env.device.zeros(t.dtype, [t.shape[0]!, rows]) : rowsLike(env.device, t, rows);
@@ -55,13 +65,24 @@ async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, li
     }
     const { arriving } = exchange(ops, s);
     let work: Work = DONE;
-    if (ops.length) { env.trace.step(`${label} ${s}`); work = comm.sendRecv(ops); }
+    if (ops.length) {
+      env.trace.step(`${label} ${s}`);
+      work = comm.sendRecv(ops);
+    }
     const sent = pending;
-    if (s === 0) { p.own(); pending = null; }
-    else if (live(owner, me)) { const part = p.partial(owner); p.visit(held, owner, part); pending = { owner, part }; }
-    else pending = null;
+    if (s === 0) {
+      p.own();
+      pending = null;
+    } else if (live(owner, me)) {
+      const part = p.partial(owner);
+      p.visit(held, owner, part);
+      pending = { owner, part };
+    } else pending = null;
     await work.wait();
-    if (arriving) { p.combine(arriving); release(arriving); }
+    if (arriving) {
+      p.combine(arriving);
+      release(arriving);
+    }
     if (sent) release(sent.part);
     if (!isOwn(held, p.travel)) release(held); // visited and passed on
     held = incoming;
@@ -70,48 +91,95 @@ async function queryPass(env: Env, comm: Comm, rowsOf: (j: number) => number, li
   const ops: P2POp[] = [];
   const sent = pending;
   const { arriving } = exchange(ops, n);
-  if (ops.length) { env.trace.step(`${label} ${n}`); await comm.sendRecv(ops).wait(); }
-  if (arriving) { p.combine(arriving); release(arriving); }
+  if (ops.length) {
+    env.trace.step(`${label} ${n}`);
+    await comm.sendRecv(ops).wait();
+  }
+  if (arriving) {
+    p.combine(arriving);
+    release(arriving);
+  }
   if (sent) release(sent.part);
 }
 
 export const tokenring: Strategy = async (ctx, q, k, v) => {
-  const env = envOf(ctx), { device, shard, comm } = ctx, me = comm.rank;
+  const env = envOf(ctx),
+    { device, shard, comm } = ctx,
+    me = comm.rank;
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
   const rowsCache = new Map<number, QueryRows>();
   const rowsOf = (j: number): QueryRows => {
     let r = rowsCache.get(j);
-    if (!r) { r = queryRows(ctx.mask, shard.positions(j)); rowsCache.set(j, r); }
+    if (!r) {
+      r = queryRows(ctx.mask, shard.positions(j));
+      rowsCache.set(j, r);
+    }
     return r;
   };
   const view = (owner: number): MaskView => ({ q: rowsOf(owner), kPos: shard.positions(me) });
-  const live = (owner: number, holder: number): boolean => !isEmpty({ q: rowsOf(owner), kPos: shard.positions(holder) });
+  const live = (owner: number, holder: number): boolean =>
+    !isEmpty({ q: rowsOf(owner), kPos: shard.positions(holder) });
   const len = (j: number): number => shard.length(j);
 
   const state = freshState(device, acc, T, H, D);
-  await queryPass(env, comm, len, live, {
-    travel: [q],
-    partial: (j) => { const s = freshState(device, acc, len(j), H, D); return [s.out, s.lse]; },
-    visit: ([qj], j, [out, lse]) => { env.kernel.forward({ q: qj!, k, v, view: view(j), scale: env.scale, state: { out: out!, lse: lse! } }); },
-    own: () => { if (live(me, me)) env.kernel.forward({ q, k, v, view: view(me), scale: env.scale, state }); },
-    combine: ([out, lse]) => env.kernel.merge(state, { out: out!, lse: lse! }),
-  }, 'tokenring fwd');
+  await queryPass(
+    env,
+    comm,
+    len,
+    live,
+    {
+      travel: [q],
+      partial: (j) => {
+        const s = freshState(device, acc, len(j), H, D);
+        return [s.out, s.lse];
+      },
+      visit: ([qj], j, [out, lse]) => {
+        env.kernel.forward({ q: qj!, k, v, view: view(j), scale: env.scale, state: { out: out!, lse: lse! } });
+      },
+      own: () => {
+        if (live(me, me)) env.kernel.forward({ q, k, v, view: view(me), scale: env.scale, state });
+      },
+      combine: ([out, lse]) => env.kernel.merge(state, { out: out!, lse: lse! }),
+    },
+    'tokenring fwd',
+  );
 
   return finish(env, q.dtype, {
     state,
     backward: async (dout) => {
-      const dq = device.zeros(acc, q.shape), dk = device.zeros(acc, k.shape), dv = device.zeros(acc, v.shape);
+      const dq = device.zeros(acc, q.shape),
+        dk = device.zeros(acc, k.shape),
+        dv = device.zeros(acc, v.shape);
       const grad = (qj: Tensor, doutj: Tensor, outj: Tensor, lsej: Tensor, j: number, dqj: Tensor): void => {
-        env.kernel.backward({ q: qj, k, v, out: outj, lse: lsej, dout: doutj, view: view(j), scale: env.scale, into: { dq: dqj, dk, dv } });
+        env.kernel.backward({
+          q: qj,
+          k,
+          v,
+          out: outj,
+          lse: lsej,
+          dout: doutj,
+          view: view(j),
+          scale: env.scale,
+          into: { dq: dqj, dk, dv },
+        });
       };
-      await queryPass(env, comm, len, live, {
-        travel: [q, dout, state.out, state.lse],
-        partial: (j) => [device.zeros(acc, [len(j), H, D])],
-        visit: ([qj, dj, oj, lj], j, [dqj]) => grad(qj!, dj!, oj!, lj!, j, dqj!),
-        own: () => { if (live(me, me)) grad(q, dout, state.out, state.lse, me, dq); },
-        combine: ([part]) => device.add(dq, part!),
-      }, 'tokenring bwd');
+      await queryPass(
+        env,
+        comm,
+        len,
+        live,
+        {
+          travel: [q, dout, state.out, state.lse],
+          partial: (j) => [device.zeros(acc, [len(j), H, D])],
+          visit: ([qj, dj, oj, lj], j, [dqj]) => grad(qj!, dj!, oj!, lj!, j, dqj!),
+          own: () => {
+            if (live(me, me)) grad(q, dout, state.out, state.lse, me, dq);
+          },
+          combine: ([part]) => device.add(dq, part!),
+        },
+        'tokenring bwd',
+      );
       return { dq, dk, dv };
     },
   });

@@ -6,7 +6,16 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType, type DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { castReleasing, castTo, concatPositions, type Env, envOf, localAttention, type PartialResult, releaseAll } from './common.js';
+import {
+  castReleasing,
+  castTo,
+  concatPositions,
+  type Env,
+  envOf,
+  localAttention,
+  type PartialResult,
+  releaseAll,
+} from './common.js';
 import { addHeads, HeadPlan } from './heads.js';
 import type { Strategy, StrategyResult } from './types.js';
 
@@ -14,20 +23,36 @@ import type { Strategy, StrategyResult } from './types.js';
 export type HeadAttention = (qH: Tensor, kH: Tensor, vH: Tensor, pos: Int32Array) => Promise<PartialResult>;
 
 export async function ulyssesAttention(
-  env: Env, group: Comm, memberPos: (c: number) => Int32Array, q: Tensor, k: Tensor, v: Tensor, inner: HeadAttention, label: string,
+  env: Env,
+  group: Comm,
+  memberPos: (c: number) => Int32Array,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  inner: HeadAttention,
+  label: string,
 ): Promise<StrategyResult> {
-  const { device } = env, u = group.size, me = group.rank;
+  const { device } = env,
+    u = group.size,
+    me = group.rank;
   const [T, H, D] = q.shape as [number, number, number];
-  const dtype = q.dtype, acc = accumType(dtype);
-  const plan = new HeadPlan(u, H, k.shape[1]!), Hl = plan.Hl;
+  const dtype = q.dtype,
+    acc = accumType(dtype);
+  const plan = new HeadPlan(u, H, k.shape[1]!),
+    Hl = plan.Hl;
   const len = Array.from({ length: u }, (_, c) => memberPos(c).length);
   const off = len.map((_, c) => len.slice(0, c).reduce((a, b) => a + b, 0));
   const Ttot = off[u - 1]! + len[u - 1]!;
   const pos = concatPositions(Array.from({ length: u }, (_, c) => memberPos(c)));
-  const [g0, g1] = plan.kv(me), nR = g1 - g0;
+  const [g0, g1] = plan.kv(me),
+    nR = g1 - g0;
 
   /** Local tokens, heads [h0, h0 + n) for member c → gathered tokens of this member's heads. */
-  const scatterHeads = (t: Tensor, heads: (c: number) => [number, number], nMine: number): { send: Tensor[]; recv: Tensor[] } => ({
+  const scatterHeads = (
+    t: Tensor,
+    heads: (c: number) => [number, number],
+    nMine: number,
+  ): { send: Tensor[]; recv: Tensor[] } => ({
     send: Array.from({ length: u }, (_, c) => {
       const [h0, h1] = heads(c);
       const s = device.empty(t.dtype, [T, h1 - h0, D]);
@@ -56,20 +81,29 @@ export async function ulyssesAttention(
   /** `t` cast to `dt` for packing; `done` releases the cast copy (not `t`) once packed */
   const castFor = (t: Tensor, dt: DType): { t: Tensor; done: () => void } => {
     const c = castTo(device, t, dt);
-    return { t: c, done: () => { if (c !== t) device.release(c); } };
+    return {
+      t: c,
+      done: () => {
+        if (c !== t) device.release(c);
+      },
+    };
   };
 
   env.trace.step(`${label} fwd qkv`);
-  const xq = scatterHeads(q, qHeads, Hl), xk = scatterHeads(k, (c) => plan.kv(c), nR), xv = scatterHeads(v, (c) => plan.kv(c), nR);
+  const xq = scatterHeads(q, qHeads, Hl),
+    xk = scatterHeads(k, (c) => plan.kv(c), nR),
+    xv = scatterHeads(v, (c) => plan.kv(c), nR);
   const works = [xq, xk, xv].map((x) => group.allToAll(x.send, x.recv));
   for (const w of works) await w.wait();
   const qH = concat(xq.recv, Hl, dtype);
-  let kH = concat(xk.recv, nR, dtype), vH = concat(xv.recv, nR, dtype);
+  let kH = concat(xk.recv, nR, dtype),
+    vH = concat(xv.recv, nR, dtype);
   for (const x of [xq, xk, xv]) release(...x.send, ...x.recv);
   const regular = plan.regular(me);
   if (!regular) {
     const [k0, v0] = [kH, vH];
-    kH = plan.expand(device, me, k0); vH = plan.expand(device, me, v0);
+    kH = plan.expand(device, me, k0);
+    vH = plan.expand(device, me, v0);
     release(k0, v0);
   }
 
@@ -79,7 +113,10 @@ export async function ulyssesAttention(
   // the cast output is packed and kept for the backward's delta (common.ts finish); the
   // accumulation-type one goes
   const o = castTo(device, p.state.out, dtype);
-  if (o !== p.state.out) { device.release(p.state.out); p.state.out = o; }
+  if (o !== p.state.out) {
+    device.release(p.state.out);
+    p.state.out = o;
+  }
   const xo = splitRows(o, () => Hl);
   const lseSend = len.map((n, c) => {
     const s = device.empty(acc, [Hl, n]);
@@ -87,10 +124,12 @@ export async function ulyssesAttention(
     return s;
   });
   const lseRecv = len.map(() => device.empty(acc, [Hl, T]));
-  const wo = group.allToAll(xo.send, xo.recv), wl = group.allToAll(lseSend, lseRecv);
+  const wo = group.allToAll(xo.send, xo.recv),
+    wl = group.allToAll(lseSend, lseRecv);
   await wo.wait();
   await wl.wait();
-  const out = device.empty(dtype, [T, H, D]), lse = device.empty(acc, [H, T]); // every member's heads tile them
+  const out = device.empty(dtype, [T, H, D]),
+    lse = device.empty(acc, [H, T]); // every member's heads tile them
   for (let c = 0; c < u; c++) {
     device.copyBox(xo.recv[c]!, out, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
     device.copyBox(lseRecv[c]!, lse, { src: [0, 0], dst: [c * Hl, 0], size: [Hl, T] });
@@ -98,7 +137,8 @@ export async function ulyssesAttention(
   release(...xo.send, ...xo.recv, ...lseSend, ...lseRecv);
 
   return {
-    out, lse,
+    out,
+    lse,
     backward: async (dout) => {
       env.trace.step(`${label} bwd dout`);
       const xd = scatterHeads(dout, qHeads, Hl);
@@ -107,28 +147,37 @@ export async function ulyssesAttention(
       release(...xd.send, ...xd.recv);
       const g = await p.backward(doutH);
       release(doutH, p.state.out);
-      const dkR = regular ? g.dk : plan.reduce(device, me, g.dk), dvR = regular ? g.dv : plan.reduce(device, me, g.dv);
+      const dkR = regular ? g.dk : plan.reduce(device, me, g.dk),
+        dvR = regular ? g.dv : plan.reduce(device, me, g.dv);
       // a KV head shared by several members gets partial sums: move those in the accumulation type
-      const shared = plan.shared(), gdt = shared ? acc : dtype;
+      const shared = plan.shared(),
+        gdt = shared ? acc : dtype;
       env.trace.step(`${label} bwd grads`);
       const kvHeads = (c: number): number => plan.kv(c)[1] - plan.kv(c)[0];
       const split = (t: Tensor, dt: DType, heads: (c: number) => number): { send: Tensor[]; recv: Tensor[] } => {
-        const c = castFor(t, dt), x = splitRows(c.t, heads);
+        const c = castFor(t, dt),
+          x = splitRows(c.t, heads);
         c.done();
         release(t);
         return x;
       };
       if (!regular) release(g.dk, g.dv); // reduced into dkR, dvR
-      const xq2 = split(g.dq, dtype, () => Hl), xk2 = split(dkR, gdt, kvHeads), xv2 = split(dvR, gdt, kvHeads);
+      const xq2 = split(g.dq, dtype, () => Hl),
+        xk2 = split(dkR, gdt, kvHeads),
+        xv2 = split(dvR, gdt, kvHeads);
       const ws = [xq2, xk2, xv2].map((x) => group.allToAll(x.send, x.recv));
       for (const w of ws) await w.wait();
       const dq = device.empty(dtype, [T, H, D]);
       // shared KV heads are summed into; otherwise every member's KV heads tile dk, dv
-      const dk = shared ? device.zeros(gdt, k.shape) : device.empty(gdt, k.shape), dv = shared ? device.zeros(gdt, v.shape) : device.empty(gdt, v.shape);
+      const dk = shared ? device.zeros(gdt, k.shape) : device.empty(gdt, k.shape),
+        dv = shared ? device.zeros(gdt, v.shape) : device.empty(gdt, v.shape);
       for (let c = 0; c < u; c++) {
         device.copyBox(xq2.recv[c]!, dq, { src: [0, 0], dst: [0, c * Hl], size: [T, Hl] });
         const [h0, h1] = plan.kv(c);
-        for (const [part, into] of [[xk2.recv[c]!, dk], [xv2.recv[c]!, dv]] as const) {
+        for (const [part, into] of [
+          [xk2.recv[c]!, dk],
+          [xv2.recv[c]!, dv],
+        ] as const) {
           if (shared) addHeads(device, part, into, h0);
           else device.copyBox(part, into, { src: [0, 0], dst: [0, h0], size: [T, h1 - h0] });
         }
@@ -141,6 +190,14 @@ export async function ulyssesAttention(
 
 export const ulysses: Strategy = async (ctx, q, k, v) => {
   const env = envOf(ctx);
-  return ulyssesAttention(env, ctx.comm, (c) => ctx.shard.positions(c), q, k, v,
-    async (qH, kH, vH, pos) => localAttention(env, queryRows(ctx.mask, pos), pos, qH, kH, vH), 'ulysses');
+  return ulyssesAttention(
+    env,
+    ctx.comm,
+    (c) => ctx.shard.positions(c),
+    q,
+    k,
+    v,
+    async (qH, kH, vH, pos) => localAttention(env, queryRows(ctx.mask, pos), pos, qH, kH, vH),
+    'ulysses',
+  );
 };

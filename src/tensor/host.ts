@@ -33,7 +33,8 @@ export function hostZeros(dtype: DType, shape: readonly number[], shared = false
 export function hostTensor(dtype: DType, shape: readonly number[], data: HostData): HostTensor {
   const want = dtype === 'f64' ? Float64Array : dtype === 'f32' ? Float32Array : Uint16Array;
   if (!(data instanceof want)) throw new Error(`hostTensor: ${dtype} needs a ${want.name}`);
-  if (data.length !== numel(shape)) throw new Error(`hostTensor: ${data.length} elements for shape [${shape.join(',')}]`);
+  if (data.length !== numel(shape))
+    throw new Error(`hostTensor: ${data.length} elements for shape [${shape.join(',')}]`);
   return { dtype, shape: [...shape], data };
 }
 
@@ -48,16 +49,28 @@ export function getter(t: HostTensor): (i: number) => number {
 /** Stores a JS number at element i, rounding to the storage type. */
 export function setter(t: HostTensor): (i: number, x: number) => void {
   const d = t.data;
-  if (t.dtype === 'bf16') return (i, x) => { d[i] = toBf16(x); };
-  if (t.dtype === 'f16') return (i, x) => { d[i] = toF16(x); };
-  return (i, x) => { d[i] = x; };
+  if (t.dtype === 'bf16')
+    return (i, x) => {
+      d[i] = toBf16(x);
+    };
+  if (t.dtype === 'f16')
+    return (i, x) => {
+      d[i] = toF16(x);
+    };
+  return (i, x) => {
+    d[i] = x;
+  };
 }
 
 /** A copy in another dtype (rounding as the target requires). */
 export function castHost(t: HostTensor, dtype: DType, shared = false): HostTensor {
   const out = hostZeros(dtype, t.shape, shared);
-  if (dtype === t.dtype) { out.data.set(t.data as never); return out; }
-  const get = getter(t), set = setter(out);
+  if (dtype === t.dtype) {
+    out.data.set(t.data as never);
+    return out;
+  }
+  const get = getter(t),
+    set = setter(out);
   for (let i = 0; i < out.data.length; i++) set(i, get(i));
   return out;
 }
@@ -87,12 +100,17 @@ export function relError(a: HostTensor | Float64Array, b: HostTensor | Float64Ar
   const x = a instanceof Float64Array ? a : asF64(a);
   const y = b instanceof Float64Array ? b : asF64(b);
   if (x.length !== y.length) throw new Error(`relError: ${x.length} vs ${y.length} elements`);
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < x.length; i++) {
-    const xi = x[i]!, yi = y[i]!;
+    const xi = x[i]!,
+      yi = y[i]!;
     if (Number.isNaN(xi) || Number.isNaN(yi)) return NaN;
     // equal infinities (lse of fully masked rows) agree exactly
-    if (xi === yi) { if (Number.isFinite(yi)) den += yi * yi; continue; }
+    if (xi === yi) {
+      if (Number.isFinite(yi)) den += yi * yi;
+      continue;
+    }
     num += (xi - yi) ** 2;
     den += yi * yi;
   }

@@ -28,10 +28,18 @@ export interface DispatchOptions {
 }
 
 /** Tokens [start, end) (global positions) of one document, held by one rank. */
-export interface Piece { doc: number; start: number; end: number; rank: number }
+export interface Piece {
+  doc: number;
+  start: number;
+  end: number;
+  rank: number;
+}
 
 export interface DocPlacement {
-  doc: number; start: number; length: number; mask: string;
+  doc: number;
+  start: number;
+  length: number;
+  mask: string;
   /** the ranks holding its pieces, ascending: one = local (data parallel), more = a group */
   ranks: number[];
   /** how the group attends: queries stay, only the K/V rows the mask needs travel, point to point */
@@ -39,7 +47,13 @@ export interface DocPlacement {
 }
 
 /** K/V rows [start, end) of `from` that queries on `to` see; `area`: the pairs those queries compute against them. */
-export interface Transfer { from: number; to: number; ranges: [number, number][]; rows: number; area: number }
+export interface Transfer {
+  from: number;
+  to: number;
+  ranges: [number, number][];
+  rows: number;
+  area: number;
+}
 
 export interface RankLoad {
   rank: number;
@@ -48,14 +62,19 @@ export interface RankLoad {
   area: number;
   /** of which against its own keys (computed while the transfers run) */
   localArea: number;
-  recvRows: number; sendRows: number;
+  recvRows: number;
+  sendRows: number;
   /** tokens held at the peak: own rows plus every received K/V row (kept for the backward) */
   peakRows: number;
 }
 
 export interface DispatchPlan {
-  world: number; S: number; maxTokens: number; granularity: number;
-  lengths: readonly number[]; masks: readonly DocMask[];
+  world: number;
+  S: number;
+  maxTokens: number;
+  granularity: number;
+  lengths: readonly number[];
+  masks: readonly DocMask[];
   /** every piece, by start position */
   pieces: Piece[];
   docs: DocPlacement[];
@@ -68,7 +87,12 @@ export interface DispatchPlan {
 /** Pieces per rank the cuts aim at (in tokens and in area): enough for the greedy placement to even out. */
 const PIECES_PER_RANK = 8;
 
-interface Unit { doc: number; start: number; end: number; area: number }
+interface Unit {
+  doc: number;
+  start: number;
+  end: number;
+  area: number;
+}
 
 /** The global positions each rank holds, ascending. */
 export function rankPositions(plan: DispatchPlan): Int32Array[] {
@@ -78,17 +102,25 @@ export function rankPositions(plan: DispatchPlan): Int32Array[] {
 }
 
 export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
-  const N = o.world, lengths = batch.lengths, masks = batch.masks;
+  const N = o.world,
+    lengths = batch.lengths,
+    masks = batch.masks;
   if (!Number.isInteger(N) || N < 1) throw new UserError(`the world size must be a positive integer, not ${N}`);
   if (lengths.length === 0) throw new UserError('the batch has no documents');
-  if (masks.length !== lengths.length) throw new Error(`dispatch: ${masks.length} masks for ${lengths.length} documents`);
-  const cu = cuSeqlensOf(lengths), S = cu[cu.length - 1]!;
+  if (masks.length !== lengths.length)
+    throw new Error(`dispatch: ${masks.length} masks for ${lengths.length} documents`);
+  const cu = cuSeqlensOf(lengths),
+    S = cu[cu.length - 1]!;
   if (S < N) throw new UserError(`${S} tokens cannot give each of ${N} ranks one`);
   const maxTokens = o.maxTokens ?? Math.ceil((S / N) * (1 + (o.slack ?? 0.05)));
-  if (maxTokens * N < S) throw new UserError(`a limit of ${maxTokens} tokens per rank holds ${maxTokens * N} of the ${S} tokens on ${N} ranks`);
+  if (maxTokens * N < S)
+    throw new UserError(
+      `a limit of ${maxTokens} tokens per rank holds ${maxTokens * N} of the ${S} tokens on ${N} ranks`,
+    );
   const g = Math.max(1, Math.min(o.granularity ?? Math.ceil(S / (PIECES_PER_RANK * N)), maxTokens));
 
-  const area = (d: number, a: number, b: number): number => pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!);
+  const area = (d: number, a: number, b: number): number =>
+    pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!);
   const docs: Seg[] = lengths.map((L, d) => ({ doc: d, start: cu[d]!, end: cu[d]! + L }));
   const nodeSize = Math.max(1, o.nodeSize ?? 8);
   let placed: Piece[];
@@ -108,7 +140,11 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
 }
 
 /** Tokens [start, end) of one document, before placement. */
-interface Seg { doc: number; start: number; end: number }
+interface Seg {
+  doc: number;
+  start: number;
+  end: number;
+}
 
 /**
  * Place segments of documents on N bins (ranks, or nodes): cut them into pieces small in tokens
@@ -116,17 +152,29 @@ interface Seg { doc: number; start: number; end: number }
  * max(area / mean, tokens / mean) ends lowest within the token limit (beside a neighbouring piece
  * when that costs no balance), rebalance, and give every bin a token.
  */
-function place(segs: readonly Seg[], N: number, maxTokens: number, g: number, area: (d: number, a: number, b: number) => number): Piece[] {
+function place(
+  segs: readonly Seg[],
+  N: number,
+  maxTokens: number,
+  g: number,
+  area: (d: number, a: number, b: number) => number,
+): Piece[] {
   const S = segs.reduce((s, x) => s + x.end - x.start, 0);
   const totalArea = segs.reduce((s, x) => s + area(x.doc, x.start, x.end), 0);
-  const meanArea = Math.max(totalArea / N, 1), meanTok = S / N;
+  const meanArea = Math.max(totalArea / N, 1),
+    meanTok = S / N;
   // pieces small in tokens and in area, so that a heavy document's rows can spread evenly
   const areaCap = Math.max(1, meanArea / PIECES_PER_RANK);
   const units: Unit[] = [];
   for (const { doc: d, start, end } of segs) {
     for (let a = start; a < end;) {
-      let lo = a + 1, hi = Math.min(a + g, end); // the longest piece within both caps (at least one row)
-      while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (area(d, a, mid) <= areaCap) lo = mid; else hi = mid - 1; }
+      let lo = a + 1,
+        hi = Math.min(a + g, end); // the longest piece within both caps (at least one row)
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (area(d, a, mid) <= areaCap) lo = mid;
+        else hi = mid - 1;
+      }
       units.push({ doc: d, start: a, end: lo, area: area(d, a, lo) });
       a = lo;
     }
@@ -136,25 +184,31 @@ function place(segs: readonly Seg[], N: number, maxTokens: number, g: number, ar
   const density = (u: Unit): number => u.area / (u.end - u.start);
   units.sort((x, y) => density(y) - density(x) || x.start - y.start);
 
-  const rArea = new Float64Array(N), rTok = new Float64Array(N);
+  const rArea = new Float64Array(N),
+    rTok = new Float64Array(N);
   const placed: Piece[] = [];
   const holder = new Map<number, { bin: number; doc: number }>(); // a placed piece's first and last position → its bin
-  const score = (r: number, u: Unit): number => Math.max((rArea[r]! + u.area) / meanArea, (rTok[r]! + u.end - u.start) / meanTok);
+  const score = (r: number, u: Unit): number =>
+    Math.max((rArea[r]! + u.area) / meanArea, (rTok[r]! + u.end - u.start) / meanTok);
   const put = (u: Unit, r: number): void => {
     placed.push({ doc: u.doc, start: u.start, end: u.end, rank: r });
-    rArea[r]! += u.area; rTok[r]! += u.end - u.start;
-    holder.set(u.start, { bin: r, doc: u.doc }); holder.set(u.end - 1, { bin: r, doc: u.doc });
+    rArea[r]! += u.area;
+    rTok[r]! += u.end - u.start;
+    holder.set(u.start, { bin: r, doc: u.doc });
+    holder.set(u.end - 1, { bin: r, doc: u.doc });
   };
   const queue = [...units];
   for (let qi = 0; qi < queue.length; qi++) {
-    const u = queue[qi]!, len = u.end - u.start;
+    const u = queue[qi]!,
+      len = u.end - u.start;
     let best = -1;
     for (let r = 0; r < N; r++) if (rTok[r]! + len <= maxTokens && (best < 0 || score(r, u) < score(best, u))) best = r;
     if (best < 0) {
       // no bin has room for the whole unit: fill the roomiest, the rest goes back in the queue
       let roomy = 0;
       for (let r = 1; r < N; r++) if (rTok[r]! < rTok[roomy]!) roomy = r;
-      const fit = maxTokens - rTok[roomy]!, cut = u.start + fit;
+      const fit = maxTokens - rTok[roomy]!,
+        cut = u.start + fit;
       put({ ...u, end: cut, area: area(u.doc, u.start, cut) }, roomy);
       queue.push({ ...u, start: cut, area: area(u.doc, cut, u.end) });
       continue;
@@ -162,7 +216,15 @@ function place(segs: readonly Seg[], N: number, maxTokens: number, g: number, ar
     // a neighbour of this piece in its document, if it costs no balance
     for (const h of [holder.get(u.end), holder.get(u.start - 1)]) {
       const nb = h?.doc === u.doc ? h.bin : undefined;
-      if (nb !== undefined && nb !== best && rTok[nb]! + len <= maxTokens && score(nb, u) <= Math.max(1, score(best, u))) { best = nb; break; }
+      if (
+        nb !== undefined &&
+        nb !== best &&
+        rTok[nb]! + len <= maxTokens &&
+        score(nb, u) <= Math.max(1, score(best, u))
+      ) {
+        best = nb;
+        break;
+      }
     }
     put(u, best);
   }
@@ -175,8 +237,15 @@ function place(segs: readonly Seg[], N: number, maxTokens: number, g: number, ar
  * Move (or swap) whole pieces off the rank of most area, to the least loaded rank where that
  * lowers the maximum within the token limit; stop when no such move is left.
  */
-function rebalance(placed: Piece[], rArea: Float64Array, rTok: Float64Array, maxTokens: number, area: (d: number, a: number, b: number) => number): void {
-  const N = rArea.length, areas = placed.map((p) => area(p.doc, p.start, p.end));
+function rebalance(
+  placed: Piece[],
+  rArea: Float64Array,
+  rTok: Float64Array,
+  maxTokens: number,
+  area: (d: number, a: number, b: number) => number,
+): void {
+  const N = rArea.length,
+    areas = placed.map((p) => area(p.doc, p.start, p.end));
   const held: number[][] = Array.from({ length: N }, () => []);
   placed.forEach((p, i) => held[p.rank]!.push(i));
   const tokens = (i: number): number => placed[i]!.end - placed[i]!.start;
@@ -189,20 +258,27 @@ function rebalance(placed: Piece[], rArea: Float64Array, rTok: Float64Array, max
     const gap = rArea[hi]! - rArea[lo]!;
     let best: { i: number; j: number; after: number } | undefined;
     const consider = (i: number, j: number, d: number): void => {
-      if (d > 0 && d < gap && (!best || Math.abs(gap - 2 * d) < best.after)) best = { i, j, after: Math.abs(gap - 2 * d) };
+      if (d > 0 && d < gap && (!best || Math.abs(gap - 2 * d) < best.after))
+        best = { i, j, after: Math.abs(gap - 2 * d) };
     };
     for (const i of held[hi]!) if (rTok[lo]! + tokens(i) <= maxTokens) consider(i, -1, areas[i]!);
     if (best) return best;
-    for (const i of held[hi]!) for (const j of held[lo]!) {
-      const t = tokens(i), pj = placed[j]!;
-      if (tokens(j) < t) continue;
-      consider(i, j, areas[i]! - area(pj.doc, pj.start, pj.start + t));
-    }
+    for (const i of held[hi]!)
+      for (const j of held[lo]!) {
+        const t = tokens(i),
+          pj = placed[j]!;
+        if (tokens(j) < t) continue;
+        consider(i, j, areas[i]! - area(pj.doc, pj.start, pj.start + t));
+      }
     return best;
   };
   const move = (i: number, from: number, to: number): void => {
-    rArea[from]! -= areas[i]!; rArea[to]! += areas[i]!; rTok[from]! -= tokens(i); rTok[to]! += tokens(i);
-    held[from]!.splice(held[from]!.indexOf(i), 1); held[to]!.push(i);
+    rArea[from]! -= areas[i]!;
+    rArea[to]! += areas[i]!;
+    rTok[from]! -= tokens(i);
+    rTok[to]! += tokens(i);
+    held[from]!.splice(held[from]!.indexOf(i), 1);
+    held[to]!.push(i);
     placed[i]!.rank = to;
   };
   /** the first t tokens of piece j become a piece of their own (on j's rank) */
@@ -222,8 +298,16 @@ function rebalance(placed: Piece[], rArea: Float64Array, rTok: Float64Array, max
     let hi = 0;
     for (let r = 1; r < N; r++) if (rArea[r]! > rArea[hi]!) hi = r;
     order.sort((x, y) => rArea[x]! - rArea[y]! || x - y);
-    let m: { i: number; j: number } | undefined, lo = -1;
-    for (const r of order.slice(0, 8)) { if (r === hi) break; m = bestMove(hi, r); if (m) { lo = r; break; } }
+    let m: { i: number; j: number } | undefined,
+      lo = -1;
+    for (const r of order.slice(0, 8)) {
+      if (r === hi) break;
+      m = bestMove(hi, r);
+      if (m) {
+        lo = r;
+        break;
+      }
+    }
     if (!m) return;
     const back = m.j >= 0 ? splitFront(m.j, tokens(m.i)) : -1;
     move(m.i, hi, lo);
@@ -232,16 +316,26 @@ function rebalance(placed: Piece[], rArea: Float64Array, rTok: Float64Array, max
 }
 
 /** Every rank holds a token: an empty rank takes the last token of the longest piece. */
-function fillEmpty(placed: Piece[], rTok: Float64Array, rArea: Float64Array, area: (d: number, a: number, b: number) => number): void {
+function fillEmpty(
+  placed: Piece[],
+  rTok: Float64Array,
+  rArea: Float64Array,
+  area: (d: number, a: number, b: number) => number,
+): void {
   for (let r = 0; r < rTok.length; r++) {
     if (rTok[r]! > 0) continue;
     let longest = 0;
-    placed.forEach((p, i) => { if (p.end - p.start > placed[longest]!.end - placed[longest]!.start) longest = i; });
+    placed.forEach((p, i) => {
+      if (p.end - p.start > placed[longest]!.end - placed[longest]!.start) longest = i;
+    });
     const p = placed[longest]!;
     if (p.end - p.start < 2) throw new Error('dispatch: no piece to split for an empty rank');
     const moved = { doc: p.doc, start: p.end - 1, end: p.end, rank: r };
     const a = area(p.doc, moved.start, moved.end);
-    rArea[p.rank]! -= a; rTok[p.rank]! -= 1; rArea[r]! += a; rTok[r]! += 1;
+    rArea[p.rank]! -= a;
+    rTok[p.rank]! -= 1;
+    rArea[r]! += a;
+    rTok[r]! += 1;
     p.end -= 1;
     placed.push(moved);
   }
@@ -259,14 +353,32 @@ function merge(placed: readonly Piece[]): Piece[] {
   return out;
 }
 
-function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: number, cu: readonly number[], pieces: Piece[]): DispatchPlan {
+function finishPlan(
+  batch: Batch,
+  N: number,
+  S: number,
+  maxTokens: number,
+  g: number,
+  cu: readonly number[],
+  pieces: Piece[],
+): DispatchPlan {
   const { lengths, masks } = batch;
   const byDoc: Piece[][] = lengths.map(() => []);
   for (const p of pieces) byDoc[p.doc]!.push(p);
-  const ranks: RankLoad[] = Array.from({ length: N }, (_, rank) => ({ rank, tokens: 0, area: 0, localArea: 0, recvRows: 0, sendRows: 0, peakRows: 0 }));
+  const ranks: RankLoad[] = Array.from({ length: N }, (_, rank) => ({
+    rank,
+    tokens: 0,
+    area: 0,
+    localArea: 0,
+    recvRows: 0,
+    sendRows: 0,
+    peakRows: 0,
+  }));
   const need = new Map<string, { ranges: [number, number][]; area: number }>(); // `${from}>${to}`
   byDoc.forEach((ps, d) => {
-    const m = masks[d]!, L = lengths[d]!, s0 = cu[d]!;
+    const m = masks[d]!,
+      L = lengths[d]!,
+      s0 = cu[d]!;
     for (const p of ps) {
       const r = ranks[p.rank]!;
       r.tokens += p.end - p.start;
@@ -274,9 +386,13 @@ function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: nu
       // keys this piece sees: own pieces are local, others' travel
       const [lo, hi] = keySpan(m, L, p.start - s0, p.end - s0);
       for (const k of ps) {
-        const a = Math.max(lo + s0, k.start), b = Math.min(hi + s0, k.end);
+        const a = Math.max(lo + s0, k.start),
+          b = Math.min(hi + s0, k.end);
         if (a >= b) continue;
-        if (k.rank === p.rank) { r.localArea += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0); continue; }
+        if (k.rank === p.rank) {
+          r.localArea += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0);
+          continue;
+        }
         const key = `${k.rank}>${p.rank}`;
         const n = need.get(key) ?? { ranges: [], area: 0 };
         n.ranges.push([a, b]);
@@ -292,21 +408,42 @@ function finishPlan(batch: Batch, N: number, S: number, maxTokens: number, g: nu
     const ranges: [number, number][] = [];
     for (const [a, b] of list) {
       const last = ranges[ranges.length - 1];
-      if (last && a <= last[1]) last[1] = Math.max(last[1], b); else ranges.push([a, b]);
+      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+      else ranges.push([a, b]);
     }
     const rows = ranges.reduce((s, [a, b]) => s + b - a, 0);
     transfers.push({ from, to, ranges, rows, area });
-    ranks[from]!.sendRows += rows; ranks[to]!.recvRows += rows;
+    ranks[from]!.sendRows += rows;
+    ranks[to]!.recvRows += rows;
   }
   transfers.sort((x, y) => x.from - y.from || x.to - y.to);
   for (const r of ranks) r.peakRows = r.tokens + r.recvRows;
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
-    return { doc: d, start: cu[d]!, length: lengths[d]!, mask: docMaskName(masks[d]!), ranks: rs, mode: rs.length === 1 ? 'local' : 'group' };
+    return {
+      doc: d,
+      start: cu[d]!,
+      length: lengths[d]!,
+      mask: docMaskName(masks[d]!),
+      ranks: rs,
+      mode: rs.length === 1 ? 'local' : 'group',
+    };
   });
-  const ratio = (xs: number[]): number => { const mean = xs.reduce((a, b) => a + b, 0) / xs.length; return mean > 0 ? Math.max(...xs) / mean : 1; };
+  const ratio = (xs: number[]): number => {
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    return mean > 0 ? Math.max(...xs) / mean : 1;
+  };
   return {
-    world: N, S, maxTokens, granularity: g, lengths, masks, pieces, docs, ranks, transfers,
+    world: N,
+    S,
+    maxTokens,
+    granularity: g,
+    lengths,
+    masks,
+    pieces,
+    docs,
+    ranks,
+    transfers,
     balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
   };
 }

@@ -22,18 +22,28 @@ import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
 
 /** What one rank exchanges with one peer: local row indices it sends, and the peer's positions it receives. */
-export interface PeerExchange { peer: number; sendRows: Int32Array; recvPos: Int32Array }
+export interface PeerExchange {
+  peer: number;
+  sendRows: Int32Array;
+  recvPos: Int32Array;
+}
 
 /** Sorted, merged key intervals the rows at `positions` see. */
 function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][] {
   const iv: [number, number][] = [];
-  for (const p of positions) for (let i = 0; i < grid.m; i++) {
-    const lo = grid.lo[p * grid.m + i]!, hi = grid.hi[p * grid.m + i]!;
-    if (lo < hi) iv.push([lo, hi]);
-  }
+  for (const p of positions)
+    for (let i = 0; i < grid.m; i++) {
+      const lo = grid.lo[p * grid.m + i]!,
+        hi = grid.hi[p * grid.m + i]!;
+      if (lo < hi) iv.push([lo, hi]);
+    }
   iv.sort((a, b) => a[0] - b[0]);
   const out: [number, number][] = [];
-  for (const [a, b] of iv) { const last = out[out.length - 1]; if (last && a <= last[1]) last[1] = Math.max(last[1], b); else out.push([a, b]); }
+  for (const [a, b] of iv) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
   return out;
 }
 
@@ -41,8 +51,13 @@ function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][
 function inside(positions: Int32Array, iv: readonly [number, number][]): Int32Array {
   const out: number[] = [];
   positions.forEach((p, i) => {
-    let a = 0, b = iv.length; // the last interval starting at or before p
-    while (a < b) { const m = (a + b) >> 1; if (iv[m]![0] <= p) a = m + 1; else b = m; }
+    let a = 0,
+      b = iv.length; // the last interval starting at or before p
+    while (a < b) {
+      const m = (a + b) >> 1;
+      if (iv[m]![0] <= p) a = m + 1;
+      else b = m;
+    }
     if (a > 0 && p < iv[a - 1]![1]) out.push(i);
   });
   return Int32Array.from(out);
@@ -53,17 +68,25 @@ const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, PeerExchange[][]>>();
 /** Every rank's exchanges, from the mask and the placement alone (memoized: forward and backward ask again). */
 export function exchangePlan(grid: MaskGrid, shard: ShardMap): PeerExchange[][] {
   let byShard = plans.get(grid);
-  if (!byShard) { byShard = new WeakMap(); plans.set(grid, byShard); }
+  if (!byShard) {
+    byShard = new WeakMap();
+    plans.set(grid, byShard);
+  }
   let all = byShard.get(shard);
   if (all) return all;
   const N = shard.world;
   const seen = Array.from({ length: N }, (_, r) => seenIntervals(grid, shard.positions(r)));
-  const sendIdx: Int32Array[][] = Array.from({ length: N }, (_, owner) => Array.from({ length: N }, (_, to) => (to === owner ? new Int32Array(0) : inside(shard.positions(owner), seen[to]!))));
+  const sendIdx: Int32Array[][] = Array.from({ length: N }, (_, owner) =>
+    Array.from({ length: N }, (_, to) =>
+      to === owner ? new Int32Array(0) : inside(shard.positions(owner), seen[to]!),
+    ),
+  );
   all = Array.from({ length: N }, (_, me) => {
     const out: PeerExchange[] = [];
     for (let peer = 0; peer < N; peer++) {
       if (peer === me) continue;
-      const sendRows = sendIdx[me]![peer]!, fromPeer = sendIdx[peer]![me]!;
+      const sendRows = sendIdx[me]![peer]!,
+        fromPeer = sendIdx[peer]![me]!;
       const peerPos = shard.positions(peer);
       const recvPos = Int32Array.from(fromPeer, (i) => peerPos[i]!);
       if (sendRows.length || recvPos.length) out.push({ peer, sendRows, recvPos });
@@ -90,7 +113,10 @@ function runs(idx: Int32Array): [number, number][] {
 function gatherRows(device: Device, t: Tensor, idx: Int32Array): Tensor {
   const out = device.empty(t.dtype, [idx.length, ...t.shape.slice(1)]);
   let at = 0;
-  for (const [s, n] of runs(idx)) { device.copyBox(t, out, { src: [s, 0], dst: [at, 0], size: [n, t.shape[1] ?? 1] }); at += n; }
+  for (const [s, n] of runs(idx)) {
+    device.copyBox(t, out, { src: [s, 0], dst: [at, 0], size: [n, t.shape[1] ?? 1] });
+    at += n;
+  }
   return out;
 }
 
@@ -98,26 +124,39 @@ function gatherRows(device: Device, t: Tensor, idx: Int32Array): Tensor {
 function scatterAdd(device: Device, dst: Tensor, src: Tensor, idx: Int32Array): void {
   const spread = device.zeros(dst.dtype, dst.shape);
   let at = 0;
-  for (const [s, n] of runs(idx)) { device.copyBox(src, spread, { src: [at, 0], dst: [s, 0], size: [n, dst.shape[1] ?? 1] }); at += n; }
+  for (const [s, n] of runs(idx)) {
+    device.copyBox(src, spread, { src: [at, 0], dst: [s, 0], size: [n, dst.shape[1] ?? 1] });
+    at += n;
+  }
   device.add(dst, spread);
   device.release(spread);
 }
 
 /** The sparse K/V executor as a strategy: it runs on any ShardMap (a dispatcher's placement or a static shard). */
 export const sparseKV: Strategy = async (ctx, q, k, v) => {
-  const env = envOf(ctx), comm: Comm = ctx.comm, dev = env.device;
+  const env = envOf(ctx),
+    comm: Comm = ctx.comm,
+    dev = env.device;
   const [T, H, D] = q.shape as [number, number, number];
   const acc = accumType(q.dtype);
-  const me = comm.rank, mine = ctx.shard.positions(me);
+  const me = comm.rank,
+    mine = ctx.shard.positions(me);
   const peers = exchangePlan(ctx.mask, ctx.shard)[me]!;
   const qRows = queryRows(ctx.mask, mine);
 
-  const ops: P2POp[] = [], outgoing: Tensor[] = [];
+  const ops: P2POp[] = [],
+    outgoing: Tensor[] = [];
   const blocks: { peer: PeerExchange; k: Tensor; v: Tensor }[] = [];
   for (const p of peers) {
-    if (p.sendRows.length) for (const t of [k, v]) { const b = gatherRows(dev, t, p.sendRows); outgoing.push(b); ops.push({ send: { buf: b, peer: p.peer } }); }
+    if (p.sendRows.length)
+      for (const t of [k, v]) {
+        const b = gatherRows(dev, t, p.sendRows);
+        outgoing.push(b);
+        ops.push({ send: { buf: b, peer: p.peer } });
+      }
     if (p.recvPos.length) {
-      const kb = recvRows(dev, k, p.recvPos.length), vb = recvRows(dev, v, p.recvPos.length);
+      const kb = recvRows(dev, k, p.recvPos.length),
+        vb = recvRows(dev, v, p.recvPos.length);
       ops.push({ recv: { buf: kb, peer: p.peer } }, { recv: { buf: vb, peer: p.peer } });
       blocks.push({ peer: p, k: kb, v: vb });
     }
@@ -138,27 +177,57 @@ export const sparseKV: Strategy = async (ctx, q, k, v) => {
     state,
     backward: async (dout) => {
       const dq = dev.zeros(acc, q.shape);
-      const back: P2POp[] = [], sent: Tensor[] = [], arriving: { idx: Int32Array; dk: Tensor; dv: Tensor }[] = [];
+      const back: P2POp[] = [],
+        sent: Tensor[] = [],
+        arriving: { idx: Int32Array; dk: Tensor; dv: Tensor }[] = [];
       for (const b of blocks) {
         const view = { q: qRows, kPos: b.peer.recvPos };
         const into = { dq, dk: dev.zeros(acc, b.k.shape), dv: dev.zeros(acc, b.v.shape) };
-        if (!isEmpty(view)) env.kernel.backward({ q, k: b.k, v: b.v, out: state.out, lse: state.lse, dout, view, scale: env.scale, into });
+        if (!isEmpty(view))
+          env.kernel.backward({
+            q,
+            k: b.k,
+            v: b.v,
+            out: state.out,
+            lse: state.lse,
+            dout,
+            view,
+            scale: env.scale,
+            into,
+          });
         back.push({ send: { buf: into.dk, peer: b.peer.peer } }, { send: { buf: into.dv, peer: b.peer.peer } });
         sent.push(into.dk, into.dv, b.k, b.v);
       }
       for (const p of peers) {
         if (!p.sendRows.length) continue;
-        const dk = recvRows(dev, k, p.sendRows.length, acc), dv = recvRows(dev, v, p.sendRows.length, acc);
+        const dk = recvRows(dev, k, p.sendRows.length, acc),
+          dv = recvRows(dev, v, p.sendRows.length, acc);
         back.push({ recv: { buf: dk, peer: p.peer } }, { recv: { buf: dv, peer: p.peer } });
         arriving.push({ idx: p.sendRows, dk, dv });
       }
       env.trace.step('varlen bwd dkv');
       const w = back.length ? comm.sendRecv(back) : DONE;
-      const dk = dev.zeros(acc, k.shape), dv = dev.zeros(acc, v.shape);
-      if (!isEmpty(own)) env.kernel.backward({ q, k, v, out: state.out, lse: state.lse, dout, view: own, scale: env.scale, into: { dq, dk, dv } });
+      const dk = dev.zeros(acc, k.shape),
+        dv = dev.zeros(acc, v.shape);
+      if (!isEmpty(own))
+        env.kernel.backward({
+          q,
+          k,
+          v,
+          out: state.out,
+          lse: state.lse,
+          dout,
+          view: own,
+          scale: env.scale,
+          into: { dq, dk, dv },
+        });
       await w.wait();
       releaseAll(dev, sent);
-      for (const a of arriving) { scatterAdd(dev, dk, a.dk, a.idx); scatterAdd(dev, dv, a.dv, a.idx); releaseAll(dev, [a.dk, a.dv]); }
+      for (const a of arriving) {
+        scatterAdd(dev, dk, a.dk, a.idx);
+        scatterAdd(dev, dv, a.dv, a.idx);
+        releaseAll(dev, [a.dk, a.dv]);
+      }
       return { dq, dk, dv };
     },
   };

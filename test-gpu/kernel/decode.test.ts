@@ -34,14 +34,16 @@ const gpu = new CudaKernel(rt);
 const cpu = new CpuKernel();
 const BOUND: Record<string, number> = { bf16: 4.5e-3, f16: 7e-4 };
 const SDPA_ERROR = fileURLToPath(new URL('../../../tools/kernel-dev/sdpa_error.py', import.meta.url));
-const torchAt = spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available()'], { stdio: 'ignore' }).status === 0;
+const torchAt =
+  spawnSync('python3', ['-c', 'import torch; assert torch.cuda.is_available()'], { stdio: 'ignore' }).status === 0;
 
 function poison(...shapes: number[][]): void {
   for (const s of shapes) (dev.full('f32', s, NaN) as CudaTensor).release();
 }
 
 function lseError(a: HostTensor, b: HostTensor): number {
-  const x = asF64(a), y = asF64(b);
+  const x = asF64(a),
+    y = asF64(b);
   let m = 0;
   for (let i = 0; i < x.length; i++) {
     if (Number.isNaN(x[i]!)) return NaN;
@@ -58,11 +60,20 @@ function sdpaError(q: HostTensor, k: HostTensor, v: HostTensor, view: MaskView):
   const [tk, hkv] = k.shape as [number, number];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-decode-sdpa-'));
   try {
-    for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) writeFileSync(path.join(dir, `${name}.bin`), t.data as Uint16Array);
+    for (const [name, t] of [
+      ['q', q],
+      ['k', k],
+      ['v', v],
+    ] as const)
+      writeFileSync(path.join(dir, `${name}.bin`), t.data as Uint16Array);
     const mask = new Uint8Array(tq * tk);
     for (let r = 0; r < tq; r++) for (let c = 0; c < tk; c++) mask[r * tk + c] = sees(view.q, r, view.kPos[c]!) ? 1 : 0;
     writeFileSync(path.join(dir, 'mask.bin'), mask);
-    const res = spawnSync('python3', [SDPA_ERROR, dir, String(tq), String(tk), String(h), String(hkv), String(d), q.dtype], { encoding: 'utf8' });
+    const res = spawnSync(
+      'python3',
+      [SDPA_ERROR, dir, String(tq), String(tk), String(h), String(hkv), String(d), q.dtype],
+      { encoding: 'utf8' },
+    );
     if (res.status !== 0) throw new Error(`sdpa_error.py failed: ${res.stderr.slice(-400)}`);
     return (JSON.parse(res.stdout.trim().split('\n').pop()!) as { sdpa: number }).sdpa;
   } finally {
@@ -71,8 +82,14 @@ function sdpaError(q: HostTensor, k: HostTensor, v: HostTensor, view: MaskView):
 }
 
 interface Case {
-  name: string; dtype: DType; d: number; h: number; hkv: number;
-  view: MaskView; tq: number; tk: number;
+  name: string;
+  dtype: DType;
+  d: number;
+  h: number;
+  hkv: number;
+  view: MaskView;
+  tq: number;
+  tk: number;
   /** key blocks merged into a running state, as a ring over cache shards does */
   blocks?: [number, number][];
   /** expected m-tiles per CTA (which kernel variant runs) */
@@ -86,20 +103,36 @@ async function check(c: Case, seed: number): Promise<void> {
   assert.ok(plan, `${c.name}: the view should be decode-shaped`);
   if (c.wm) assert.equal(plan.wm, c.wm, `${c.name}: m-tiles per CTA`);
   const rng = new Rng(seed);
-  const q = randn(rng, c.dtype, [c.tq, c.h, c.d]), k = randn(rng, c.dtype, [c.tk, c.hkv, c.d]), v = randn(rng, c.dtype, [c.tk, c.hkv, c.d]);
+  const q = randn(rng, c.dtype, [c.tq, c.h, c.d]),
+    k = randn(rng, c.dtype, [c.tk, c.hkv, c.d]),
+    v = randn(rng, c.dtype, [c.tk, c.hkv, c.d]);
   const scale = defaultScale(c.d);
   const ref = cpu.forward({ q, k, v, view: c.view, scale });
-  const gq = dev.upload(q), gk = dev.upload(k), gv = dev.upload(v);
+  const gq = dev.upload(q),
+    gk = dev.upload(k),
+    gv = dev.upload(v);
   poison([c.tq, c.h, c.d], [c.h, c.tq]);
   let state;
   for (const [a, b] of c.blocks ?? [[0, c.tk]]) {
-    const kb = gk.view(a * c.hkv * c.d, [b - a, c.hkv, c.d]), vb = gv.view(a * c.hkv * c.d, [b - a, c.hkv, c.d]);
-    state = gpu.forward({ q: gq, k: kb, v: vb, view: { q: c.view.q, kPos: c.view.kPos.subarray(a, b) }, scale, ...(state ? { state } : {}) });
+    const kb = gk.view(a * c.hkv * c.d, [b - a, c.hkv, c.d]),
+      vb = gv.view(a * c.hkv * c.d, [b - a, c.hkv, c.d]);
+    state = gpu.forward({
+      q: gq,
+      k: kb,
+      v: vb,
+      view: { q: c.view.q, kPos: c.view.kPos.subarray(a, b) },
+      scale,
+      ...(state ? { state } : {}),
+    });
   }
-  const out = await dev.download(state!.out), lse = await dev.download(state!.lse);
-  const eo = relError(out, ref.out as HostTensor), el = lseError(lse, ref.lse as HostTensor);
+  const out = await dev.download(state!.out),
+    lse = await dev.download(state!.lse);
+  const eo = relError(out, ref.out as HostTensor),
+    el = lseError(lse, ref.lse as HostTensor);
   const es = c.sdpa ? sdpaError(q, k, v, c.view) : undefined;
-  console.log(`# ${c.name}: out ${eo.toExponential(2)} lse ${el.toExponential(1)}${es === undefined ? '' : ` (SDPA ${es.toExponential(2)})`} wm ${plan.wm} blocks ${plan.blocks.length / 2}`);
+  console.log(
+    `# ${c.name}: out ${eo.toExponential(2)} lse ${el.toExponential(1)}${es === undefined ? '' : ` (SDPA ${es.toExponential(2)})`} wm ${plan.wm} blocks ${plan.blocks.length / 2}`,
+  );
   assert.ok(eo <= BOUND[c.dtype]!, `${c.name}: out error ${eo}`);
   if (es !== undefined) assert.ok(eo <= 2 * es, `${c.name}: out error ${eo} above twice SDPA's ${es}`);
   assert.ok(el <= 2e-3, `${c.name}: lse error ${el}`);
@@ -110,8 +143,19 @@ const iota = (a: number, b: number): number[] => Array.from({ length: b - a }, (
 
 /** T new tokens at the end of one sequence of S tokens, keys = every position. */
 function tail(name: string, spec: MaskSpec, S: number, T: number, o: Partial<Case> = {}): Case {
-  const qPos = Int32Array.from(iota(S - T, S)), kPos = Int32Array.from(iota(0, S));
-  return { name, dtype: 'bf16', d: 128, h: 8, hkv: 2, view: maskView(MaskGrid.build(spec, S), qPos, kPos), tq: T, tk: S, ...o };
+  const qPos = Int32Array.from(iota(S - T, S)),
+    kPos = Int32Array.from(iota(0, S));
+  return {
+    name,
+    dtype: 'bf16',
+    d: 128,
+    h: 8,
+    hkv: 2,
+    view: maskView(MaskGrid.build(spec, S), qPos, kPos),
+    tq: T,
+    tk: S,
+    ...o,
+  };
 }
 
 /** A batch: sequences of these lengths packed (document-causal), the last T tokens of each are new. */
@@ -119,7 +163,8 @@ function batch(name: string, lens: number[], T: number, o: Partial<Case> = {}): 
   const cu = [0];
   for (const l of lens) cu.push(cu[cu.length - 1]! + l);
   const S = cu[cu.length - 1]!;
-  const qPos = Int32Array.from(lens.flatMap((_, i) => iota(cu[i + 1]! - T, cu[i + 1]!))), kPos = Int32Array.from(iota(0, S));
+  const qPos = Int32Array.from(lens.flatMap((_, i) => iota(cu[i + 1]! - T, cu[i + 1]!))),
+    kPos = Int32Array.from(iota(0, S));
   const grid = MaskGrid.build({ kind: 'document', cuSeqlens: cu, inner: { kind: 'causal' } }, S);
   return { name, dtype: 'bf16', d: 128, h: 8, hkv: 2, view: maskView(grid, qPos, kPos), tq: qPos.length, tk: S, ...o };
 }
@@ -130,30 +175,57 @@ const CASES: Case[] = [
   tail('8 new tokens, causal (2 m-tiles)', { kind: 'causal' }, 4100, 8, { wm: 2, sdpa: true }),
   tail('16 new tokens, causal (4 m-tiles)', { kind: 'causal' }, 4096, 16, { wm: 4 }),
   tail('3 new tokens, sliding 1000,0', { kind: 'sliding', left: 1000, right: 0 }, 7000, 3),
-  tail('2 new tokens, sliding window + 16 sink tokens (m = 2)', {
-    kind: 'slices', slices: [{ q: [0, 6000], k: [0, 6000], left: 700, right: 0 }, { q: [0, 6000], k: [0, 16], left: Infinity, right: Infinity }],
-  }, 6000, 2),
+  tail(
+    '2 new tokens, sliding window + 16 sink tokens (m = 2)',
+    {
+      kind: 'slices',
+      slices: [
+        { q: [0, 6000], k: [0, 6000], left: 700, right: 0 },
+        { q: [0, 6000], k: [0, 16], left: Infinity, right: Infinity },
+      ],
+    },
+    6000,
+    2,
+  ),
   tail('1 new token, f16, D 64, MQA 8/1', { kind: 'causal' }, 3000, 1, { dtype: 'f16', d: 64, hkv: 1 }),
   tail('4 new tokens, H 32 / Hkv 8', { kind: 'causal' }, 3000, 4, { h: 32, hkv: 8, sdpa: true }),
   batch('batch of 5 lengths 3000..9001, 1 new token each', [3000, 9001, 65, 4500, 1200], 1, { sdpa: true }),
   batch('batch of 3, 4 new tokens each, f16', [2500, 6100, 777], 4, { dtype: 'f16' }),
-  tail('ring over three cache shards into a running state', { kind: 'causal' }, 6000, 2, { blocks: [[0, 1999], [1999, 4100], [4100, 6000]] }),
+  tail('ring over three cache shards into a running state', { kind: 'causal' }, 6000, 2, {
+    blocks: [
+      [0, 1999],
+      [1999, 4100],
+      [4100, 6000],
+    ],
+  }),
 ];
 
 // a zigzag shard of the cache (4 ranks, rank 1's two chunks) with padding key rows; the new tokens
 // live on the last rank, so every cached key here is visible
 {
-  const S = 8192, N = 4, c = S / (2 * N);
+  const S = 8192,
+    N = 4,
+    c = S / (2 * N);
   const kPos = Int32Array.from([-1, ...iota(c, 2 * c), -1, ...iota((2 * N - 2) * c, (2 * N - 1) * c), -1, -1]);
   const qPos = Int32Array.from([S - 3, S - 2, S - 1]);
-  CASES.push({ name: 'zigzag cache shard with padding, 3 new tokens', dtype: 'bf16', d: 128, h: 8, hkv: 2,
-    view: maskView(MaskGrid.build({ kind: 'causal' }, S), qPos, kPos), tq: 3, tk: kPos.length });
+  CASES.push({
+    name: 'zigzag cache shard with padding, 3 new tokens',
+    dtype: 'bf16',
+    d: 128,
+    h: 8,
+    hkv: 2,
+    view: maskView(MaskGrid.build({ kind: 'causal' }, S), qPos, kPos),
+    tq: 3,
+    tk: kPos.length,
+  });
 }
 
 // a cache as the sharded KV cache lays a batch out after some decode steps: each sequence's
 // prefill contiguous, then the generated tokens of all sequences interleaved
 {
-  const lens = [2100, 3000, 1500], gen = 150, T = 2;
+  const lens = [2100, 3000, 1500],
+    gen = 150,
+    T = 2;
   const cu = [0];
   for (const l of lens) cu.push(cu[cu.length - 1]! + l + gen);
   const S = cu[cu.length - 1]!;
@@ -161,24 +233,40 @@ const CASES: Case[] = [
   for (let g = 0; g < gen; g++) lens.forEach((l, b) => k.push(cu[b]! + l + g));
   const qPos = Int32Array.from(lens.flatMap((_, b) => iota(cu[b + 1]! - T, cu[b + 1]!)));
   const grid = MaskGrid.build({ kind: 'document', cuSeqlens: cu, inner: { kind: 'causal' } }, S);
-  CASES.push({ name: 'batch of 3 in a cache with interleaved generated tokens, 2 new each', dtype: 'bf16', d: 128, h: 8, hkv: 2,
-    view: maskView(grid, qPos, Int32Array.from(k)), tq: qPos.length, tk: k.length, sdpa: true });
+  CASES.push({
+    name: 'batch of 3 in a cache with interleaved generated tokens, 2 new each',
+    dtype: 'bf16',
+    d: 128,
+    h: 8,
+    hkv: 2,
+    view: maskView(grid, qPos, Int32Array.from(k)),
+    tq: qPos.length,
+    tk: k.length,
+    sdpa: true,
+  });
 }
 
 for (const [i, c] of CASES.entries()) test(`decode kernel matches the CPU kernel: ${c.name}`, () => check(c, 200 + i));
 
 test('decode rows that see nothing: out 0 and lse −∞, no NaN; merging them leaves a state unchanged', async () => {
-  const S = 4096, T = 4;
+  const S = 4096,
+    T = 4;
   // rows: a padding row, a row before every key, two real rows
-  const qPos = Int32Array.from([-1, 3, S - 2, S - 1]), kPos = Int32Array.from(iota(1000, S));
+  const qPos = Int32Array.from([-1, 3, S - 2, S - 1]),
+    kPos = Int32Array.from(iota(1000, S));
   const view = maskView(MaskGrid.build({ kind: 'causal' }, S), qPos, kPos);
   assert.ok(decodePlan(view.q, 4));
   const rng = new Rng(5);
-  const q = randn(rng, 'bf16', [T, 8, 128]), k = randn(rng, 'bf16', [kPos.length, 2, 128]), v = randn(rng, 'bf16', [kPos.length, 2, 128]);
-  const gq = dev.upload(q), gk = dev.upload(k), gv = dev.upload(v);
+  const q = randn(rng, 'bf16', [T, 8, 128]),
+    k = randn(rng, 'bf16', [kPos.length, 2, 128]),
+    v = randn(rng, 'bf16', [kPos.length, 2, 128]);
+  const gq = dev.upload(q),
+    gk = dev.upload(k),
+    gv = dev.upload(v);
   poison([T, 8, 128], [8, T]);
   const st = gpu.forward({ q: gq, k: gk, v: gv, view, scale: 0.088 });
-  const out = (await dev.download(st.out)).data, lse = (await dev.download(st.lse)).data;
+  const out = (await dev.download(st.out)).data,
+    lse = (await dev.download(st.lse)).data;
   for (let r = 0; r < 2; r++) {
     for (let h = 0; h < 8; h++) {
       assert.equal(lse[h * T + r], -Infinity);

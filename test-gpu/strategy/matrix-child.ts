@@ -11,12 +11,19 @@ import { PLACEMENTS } from '../../src/mesh/mesh.js';
 
 const rank = await GpuRank.open();
 const N = rank.size;
-const S = 333, H = 4, Hkv = 2, D = 64; // odd and small: the f64 reference runs on the host for each of ~120 cases
+const S = 333,
+  H = 4,
+  Hkv = 2,
+  D = 64; // odd and small: the f64 reference runs on the host for each of ~120 cases
 
 const layouts: Layout[] = [
   ...SHARD_KINDS.map((shard): Layout => ({ strategy: 'ring', world: N, shard })),
-  { strategy: 'allgather', world: N }, { strategy: 'ulysses', world: N }, { strategy: 'tokenring', world: N },
-  ...divisors(N).flatMap((u) => PLACEMENTS.map((placement): Layout => ({ strategy: 'usp', world: N, ulysses: u, ring: N / u, placement }))),
+  { strategy: 'allgather', world: N },
+  { strategy: 'ulysses', world: N },
+  { strategy: 'tokenring', world: N },
+  ...divisors(N).flatMap((u) =>
+    PLACEMENTS.map((placement): Layout => ({ strategy: 'usp', world: N, ulysses: u, ring: N / u, placement })),
+  ),
   ...divisors(N).map((inner): Layout => ({ strategy: 'double-ring', world: N, inner })),
 ];
 

@@ -9,15 +9,28 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const git = (cwd: string, ...args: string[]): string => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, encoding: 'utf8' }).trim();
+const git = (cwd: string, ...args: string[]): string =>
+  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, encoding: 'utf8' }).trim();
 
 /** environment() of a copy of weft at `root`, run from `cwd`, as JSON. */
-function envOf(root: string, cwd: string, extra: Record<string, string> = {}): { weft: string; gitRevision: string; gitDirty?: boolean } {
+function envOf(
+  root: string,
+  cwd: string,
+  extra: Record<string, string> = {},
+): { weft: string; gitRevision: string; gitDirty?: boolean } {
   const env = { ...process.env, ...extra };
   if (!('WEFT_GIT_REVISION' in extra)) delete env.WEFT_GIT_REVISION;
   delete env.WEFT_GIT_DIRTY;
   const mod = path.join(root, 'dist/src/bench/record.js');
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(mod)}); const e = m.environment(); console.log(JSON.stringify({ weft: e.weft, gitRevision: e.gitRevision, gitDirty: e.gitDirty }));`], { cwd, env, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const m = await import(${JSON.stringify(mod)}); const e = m.environment(); console.log(JSON.stringify({ weft: e.weft, gitRevision: e.gitRevision, gitDirty: e.gitDirty }));`,
+    ],
+    { cwd, env, encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as { weft: string; gitRevision: string; gitDirty?: boolean };
 }

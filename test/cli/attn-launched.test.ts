@@ -14,10 +14,26 @@ import { weft } from '../helpers/cli.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-attn-launched-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function file(name: string, lead: number[], H: number, Hkv: number, D: number, dtype: 'f32' | 'bf16', cu?: number[]): string {
+function file(
+  name: string,
+  lead: number[],
+  H: number,
+  Hkv: number,
+  D: number,
+  dtype: 'f32' | 'bf16',
+  cu?: number[],
+): string {
   const rng = new Rng(11);
-  const t = (heads: number): StTensor => { const h = randn(rng, dtype, [...lead, heads, D]); return { dtype: dtype === 'f32' ? 'F32' : 'BF16', shape: [...h.shape], data: h.data as StTensor['data'] }; };
-  const m = new Map<string, StTensor>([['q', t(H)], ['k', t(Hkv)], ['v', t(Hkv)], ['dout', t(H)]]);
+  const t = (heads: number): StTensor => {
+    const h = randn(rng, dtype, [...lead, heads, D]);
+    return { dtype: dtype === 'f32' ? 'F32' : 'BF16', shape: [...h.shape], data: h.data as StTensor['data'] };
+  };
+  const m = new Map<string, StTensor>([
+    ['q', t(H)],
+    ['k', t(Hkv)],
+    ['v', t(Hkv)],
+    ['dout', t(H)],
+  ]);
   if (cu) m.set('cu_seqlens', { dtype: 'I64', shape: [cu.length], data: BigInt64Array.from(cu.map(BigInt)) });
   const f = path.join(dir, `${name}.safetensors`);
   writeSafetensors(f, m);
@@ -27,24 +43,51 @@ function file(name: string, lead: number[], H: number, Hkv: number, D: number, d
 test('weft launch -n N -- attn --strategy …: the same file as one process, for batches, documents and GQA', () => {
   const cases: [string, number[], number, number, string, string[], number[]?][] = [
     ['batch', [2, 29], 4, 2, 'causal', ['--strategy', 'ring', '--world', '3']],
-    ['docs', [50], 4, 1, 'document-causal', ['--strategy', 'usp', '--world', '4', '--ulysses', '2', '--ring', '2'], [0, 7, 30, 50]],
+    [
+      'docs',
+      [50],
+      4,
+      1,
+      'document-causal',
+      ['--strategy', 'usp', '--world', '4', '--ulysses', '2', '--ring', '2'],
+      [0, 7, 30, 50],
+    ],
     ['bf16', [33], 2, 2, 'sliding:5,0', ['--strategy', 'tokenring', '--world', '2']],
   ];
   for (const [name, lead, H, Hkv, mask, layout, cu] of cases) {
     const input = file(name, lead, H, Hkv, 8, name === 'bf16' ? 'bf16' : 'f32', cu);
-    const one = path.join(dir, `${name}-one.safetensors`), many = path.join(dir, `${name}-many.safetensors`);
+    const one = path.join(dir, `${name}-one.safetensors`),
+      many = path.join(dir, `${name}-many.safetensors`);
     const a = weft(['attn', '--in', input, '--out', one, '--mask', mask, '--dtype', 'f64']);
     assert.equal(a.code, 0, a.stderr);
     const world = layout[layout.indexOf('--world') + 1]!;
-    const b = weft(['launch', '-n', world, '--', 'attn', '--in', input, '--out', many, '--mask', mask, '--dtype', 'f64', '--json', ...layout]);
+    const b = weft([
+      'launch',
+      '-n',
+      world,
+      '--',
+      'attn',
+      '--in',
+      input,
+      '--out',
+      many,
+      '--mask',
+      mask,
+      '--dtype',
+      'f64',
+      '--json',
+      ...layout,
+    ]);
     assert.equal(b.code, 0, b.stderr);
     assert.match(b.stdout, new RegExp(`^\\[rank 0\\] \\{.*"where":"\\S+ on ${world} processes \\(weft\\)"`));
     assert.equal(b.stdout.trim().split('\n').length, 1, 'rank 0 alone reports');
-    const x = readSafetensors(one), y = readSafetensors(many);
+    const x = readSafetensors(one),
+      y = readSafetensors(many);
     assert.deepEqual([...y.keys()], ['out', 'lse', 'dq', 'dk', 'dv']);
     for (const [n, t] of x) {
       assert.deepEqual(y.get(n)!.shape, t.shape, `${name} ${n}`);
-      const p = t.data as Float64Array, q = y.get(n)!.data as Float64Array;
+      const p = t.data as Float64Array,
+        q = y.get(n)!.data as Float64Array;
       let worst = 0;
       for (let i = 0; i < p.length; i++) worst = Math.max(worst, Math.abs(p[i]! - q[i]!));
       assert.ok(worst < 1e-12, `${name} ${n}: ${worst}`);
@@ -58,7 +101,21 @@ test('under a launcher, attn needs a layout of the launched size; bad files fail
   const a = weft(['launch', '-n', '2', '--', 'attn', '--in', input, '--out', out]);
   assert.notEqual(a.code, 0);
   assert.match(a.stderr, /weft: under a launcher \(weft\) every process is one rank: give --strategy and --world 2/);
-  const b = weft(['launch', '-n', '2', '--', 'attn', '--in', input, '--out', out, '--strategy', 'ring', '--world', '3']);
+  const b = weft([
+    'launch',
+    '-n',
+    '2',
+    '--',
+    'attn',
+    '--in',
+    input,
+    '--out',
+    out,
+    '--strategy',
+    'ring',
+    '--world',
+    '3',
+  ]);
   assert.match(b.stderr, /--world 3 differs from the 2 processes/);
   const bad = path.join(dir, 'bad.safetensors');
   writeFileSync(bad, Buffer.from([1, 2, 3]));
@@ -75,12 +132,21 @@ test('the row reader reads any rows of any tensor exactly as the whole file hold
   const whole = readSafetensors(input);
   const r = new RowReader(input);
   try {
-    for (const [name, heads] of [['q', 4], ['k', 2]] as const) {
-      const all = whole.get(name)!.data as Uint16Array, row = heads * 8;
+    for (const [name, heads] of [
+      ['q', 4],
+      ['k', 2],
+    ] as const) {
+      const all = whole.get(name)!.data as Uint16Array,
+        row = heads * 8;
       const pos = Int32Array.from([0, 1, 2, 30, 31, 59, 5, 6]);
       const got = r.rows(name, pos, row);
       assert.deepEqual(got.shape, [8, row]);
-      pos.forEach((p, i) => assert.deepEqual(Array.from((got.data as Uint16Array).subarray(i * row, (i + 1) * row)), Array.from(all.subarray(p * row, (p + 1) * row))));
+      pos.forEach((p, i) =>
+        assert.deepEqual(
+          Array.from((got.data as Uint16Array).subarray(i * row, (i + 1) * row)),
+          Array.from(all.subarray(p * row, (p + 1) * row)),
+        ),
+      );
     }
   } finally {
     r.close();

@@ -12,41 +12,62 @@ function filled(dtype: DType, n: number, f: (i: number) => number, shared = true
   for (let i = 0; i < n; i++) set(i, f(i));
   return t;
 }
-const values = (t: HostTensor): number[] => { const g = getter(t); return Array.from({ length: t.data.length }, (_, i) => g(i)); };
+const values = (t: HostTensor): number[] => {
+  const g = getter(t);
+  return Array.from({ length: t.data.length }, (_, i) => g(i));
+};
 
 /** Ring exchange plus three back-to-back messages to the same peer (FIFO matching). */
-export async function exchange(comm: Comm, a: { dtype: DType; shared: boolean }): Promise<{ ring: number[]; fifo: number[][] }> {
-  const n = comm.size, me = comm.rank, next = (me + 1) % n, prev = (me + n - 1) % n;
-  const send = filled(a.dtype, 3, (i) => me * 10 + i, a.shared), recv = hostZeros(a.dtype, [3], a.shared);
+export async function exchange(
+  comm: Comm,
+  a: { dtype: DType; shared: boolean },
+): Promise<{ ring: number[]; fifo: number[][] }> {
+  const n = comm.size,
+    me = comm.rank,
+    next = (me + 1) % n,
+    prev = (me + n - 1) % n;
+  const send = filled(a.dtype, 3, (i) => me * 10 + i, a.shared),
+    recv = hostZeros(a.dtype, [3], a.shared);
   const w = comm.sendRecv([{ send: { buf: send, peer: next }, recv: { buf: recv, peer: prev } }]);
   await w.wait();
   const outs = [0, 1, 2].map((j) => filled(a.dtype, 2, () => me * 16 + j, a.shared));
   const ins = [0, 1, 2].map(() => hostZeros(a.dtype, [2], a.shared));
   // three separate batches, waited in reverse order: matching must still be first-in first-out
-  const works = outs.map((o, j) => comm.sendRecv([{ send: { buf: o, peer: next } }, { recv: { buf: ins[j]!, peer: prev } }]));
+  const works = outs.map((o, j) =>
+    comm.sendRecv([{ send: { buf: o, peer: next } }, { recv: { buf: ins[j]!, peer: prev } }]),
+  );
   for (const wk of [...works].reverse()) await wk.wait();
   return { ring: values(recv), fifo: ins.map(values) };
 }
 
 /** Every collective once, with rank-dependent (and uneven) data. */
 export async function collectives(comm: Comm, a: { dtype: DType }): Promise<Record<string, number[] | number[][]>> {
-  const n = comm.size, me = comm.rank;
+  const n = comm.size,
+    me = comm.rank;
   // all-to-all: rank me sends j + 1 copies of (me·10 + j) to rank j
   const send = Array.from({ length: n }, (_, j) => filled(a.dtype, j + 1, () => me * 10 + j));
   const recv = Array.from({ length: n }, () => hostZeros(a.dtype, [me + 1], true));
   await comm.allToAll(send, recv).wait();
   const g = hostZeros(a.dtype, [2 * n], true);
-  await comm.allGather(filled(a.dtype, 2, (i) => me + i / 4), g).wait();
-  const rsIn = filled(a.dtype, 3 * n, (i) => me + i), rsOut = hostZeros(a.dtype, [3], true);
+  await comm
+    .allGather(
+      filled(a.dtype, 2, (i) => me + i / 4),
+      g,
+    )
+    .wait();
+  const rsIn = filled(a.dtype, 3 * n, (i) => me + i),
+    rsOut = hostZeros(a.dtype, [3], true);
   await comm.reduceScatter(rsIn, rsOut).wait();
-  const ar = filled(a.dtype, 7, (i) => (me + 1) * (i + 1) / 8);
+  const ar = filled(a.dtype, 7, (i) => ((me + 1) * (i + 1)) / 8);
   await comm.allReduce(ar).wait();
   await comm.barrier();
   return { allToAll: recv.map(values), allGather: values(g), reduceScatter: values(rsOut), allReduce: values(ar) };
 }
 
 /** Nested splits; each sub-group sums its members' world ranks and reports its shape. */
-export async function splits(comm: Comm): Promise<{ half: [number, number, number]; quarter: [number, number, number]; rev: [number, number] }> {
+export async function splits(
+  comm: Comm,
+): Promise<{ half: [number, number, number]; quarter: [number, number, number]; rev: [number, number] }> {
   const half = comm.split(comm.rank % 2);
   const x = filled('f64', 1, () => comm.rank);
   await half.allReduce(x).wait();
@@ -57,8 +78,19 @@ export async function splits(comm: Comm): Promise<{ half: [number, number, numbe
   const rev = comm.split(7, -comm.rank);
   const z = hostZeros('f64', [1], true);
   const peer = (rev.rank + 1) % rev.size;
-  await rev.sendRecv([{ send: { buf: filled('f64', 1, () => comm.rank), peer }, recv: { buf: z, peer: (rev.rank + rev.size - 1) % rev.size } }]).wait();
-  return { half: [half.rank, half.size, x.data[0]!], quarter: [quarter.rank, quarter.size, y.data[0]!], rev: [rev.rank, z.data[0]!] };
+  await rev
+    .sendRecv([
+      {
+        send: { buf: filled('f64', 1, () => comm.rank), peer },
+        recv: { buf: z, peer: (rev.rank + rev.size - 1) % rev.size },
+      },
+    ])
+    .wait();
+  return {
+    half: [half.rank, half.size, x.data[0]!],
+    quarter: [quarter.rank, quarter.size, y.data[0]!],
+    rev: [rev.rank, z.data[0]!],
+  };
 }
 
 /** Rank `a.rank` throws after `a.delayMs`; everyone else waits for a message from it. */
@@ -84,9 +116,10 @@ export async function neverReceived(comm: Comm): Promise<void> {
 
 /** Rank 0 sends 4 elements, rank 1 expects 5. */
 export async function mismatch(comm: Comm): Promise<void> {
-  const w = comm.rank === 0
-    ? comm.sendRecv([{ send: { buf: hostZeros('f64', [4], true), peer: 1 } }])
-    : comm.sendRecv([{ recv: { buf: hostZeros('f64', [5], true), peer: 0 } }]);
+  const w =
+    comm.rank === 0
+      ? comm.sendRecv([{ send: { buf: hostZeros('f64', [4], true), peer: 1 } }])
+      : comm.sendRecv([{ recv: { buf: hostZeros('f64', [5], true), peer: 0 } }]);
   await w.wait();
 }
 
@@ -106,11 +139,24 @@ export async function exits(comm: Comm): Promise<void> {
 export async function counted(comm: Comm): Promise<ReturnType<CommLog['list']>> {
   const log = new CommLog();
   const c = new CountingComm(comm, log);
-  const n = c.size, me = c.rank;
+  const n = c.size,
+    me = c.rank;
   log.step('p2p');
-  await c.sendRecv([{ send: { buf: hostZeros('f64', [5], true), peer: (me + 1) % n }, recv: { buf: hostZeros('f64', [5], true), peer: (me + n - 1) % n } }]).wait();
+  await c
+    .sendRecv([
+      {
+        send: { buf: hostZeros('f64', [5], true), peer: (me + 1) % n },
+        recv: { buf: hostZeros('f64', [5], true), peer: (me + n - 1) % n },
+      },
+    ])
+    .wait();
   log.step('a2a');
-  await c.allToAll(Array.from({ length: n }, () => hostZeros('f32', [3], true)), Array.from({ length: n }, () => hostZeros('f32', [3], true))).wait();
+  await c
+    .allToAll(
+      Array.from({ length: n }, () => hostZeros('f32', [3], true)),
+      Array.from({ length: n }, () => hostZeros('f32', [3], true)),
+    )
+    .wait();
   log.step('gather');
   await c.allGather(hostZeros('f64', [2], true), hostZeros('f64', [2 * n], true)).wait();
   log.step('rs');
@@ -124,8 +170,14 @@ export async function counted(comm: Comm): Promise<ReturnType<CommLog['list']>> 
 }
 
 /** `collectives` on the group along axis 'b' of a mesh [a: world / b, b] (a SubgroupComm over the world). */
-export async function subgroupCollectives(comm: Comm, a: { dtype: DType; b: number }): Promise<{ rank: number; size: number; res: Record<string, number[] | number[][]> }> {
-  const mesh = new Mesh([{ name: 'a', size: comm.size / a.b }, { name: 'b', size: a.b }]);
+export async function subgroupCollectives(
+  comm: Comm,
+  a: { dtype: DType; b: number },
+): Promise<{ rank: number; size: number; res: Record<string, number[] | number[][]> }> {
+  const mesh = new Mesh([
+    { name: 'a', size: comm.size / a.b },
+    { name: 'b', size: a.b },
+  ]);
   const g = mesh.group(comm, 'b', new CpuDevice());
   const res = await collectives(g, a);
   await g.barrier();

@@ -11,16 +11,32 @@ const WIRE = new URL('../../src/backends/cpu/tcp/wire.js', import.meta.url).href
 const ENV = new URL('../../src/launch/env.js', import.meta.url).href;
 
 /** Run programs.ts `fn` on `world` processes over TCP; each rank prints its JSON result. */
-async function overTcp(world: number, fn: string, args: unknown): Promise<{ code: number; results: unknown[]; err: string; message?: string }> {
+async function overTcp(
+  world: number,
+  fn: string,
+  args: unknown,
+): Promise<{ code: number; results: unknown[]; err: string; message?: string }> {
   const script = `const { runTcpRank } = await import(${JSON.stringify(WIRE)}); const { distEnv, connectStore } = await import(${JSON.stringify(ENV)});
     const d = distEnv(); const store = await connectStore(d, 20000);
     const r = await runTcpRank({ module: ${JSON.stringify(PROGRAMS)}, fn: ${JSON.stringify(fn)} }, ${JSON.stringify(args)}, { rank: d.rank, size: d.worldSize, store, token: d.token, timeoutMs: 20000 });
     console.log(JSON.stringify(r)); store.close();`;
-  const out = new PassThrough(), err = new PassThrough();
-  let o = '', e = '';
-  out.on('data', (b: Buffer) => { o += b; });
-  err.on('data', (b: Buffer) => { e += b; });
-  const r = await launch({ nprocs: world, command: [process.execPath, '--input-type=module', '-e', script], stdout: out, stderr: err, graceMs: 1000 });
+  const out = new PassThrough(),
+    err = new PassThrough();
+  let o = '',
+    e = '';
+  out.on('data', (b: Buffer) => {
+    o += b;
+  });
+  err.on('data', (b: Buffer) => {
+    e += b;
+  });
+  const r = await launch({
+    nprocs: world,
+    command: [process.execPath, '--input-type=module', '-e', script],
+    stdout: out,
+    stderr: err,
+    graceMs: 1000,
+  });
   const results: unknown[] = [];
   for (const line of o.trim().split('\n').filter(Boolean)) {
     const m = /^\[rank (\d+)\] (.*)$/.exec(line)!;

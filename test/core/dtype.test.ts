@@ -28,13 +28,16 @@ test('f16 handles normals, subnormals, overflow and ties', () => {
 });
 
 test('round trips are exact for representable values and close for the rest', () => {
-  fc.assert(fc.property(fc.float({ noNaN: true, min: -60000, max: 60000 }), (x) => {
-    const b = fromBf16(toBf16(x)), h = fromF16(toF16(x));
-    assert.equal(fromBf16(toBf16(b)), b);
-    assert.equal(fromF16(toF16(h)), h);
-    assert.ok(Math.abs(b - x) <= Math.abs(x) * 2 ** -8 + 1e-40);
-    assert.ok(Math.abs(h - x) <= Math.abs(x) * 2 ** -11 + 2 ** -25);
-  }));
+  fc.assert(
+    fc.property(fc.float({ noNaN: true, min: -60000, max: 60000 }), (x) => {
+      const b = fromBf16(toBf16(x)),
+        h = fromF16(toF16(x));
+      assert.equal(fromBf16(toBf16(b)), b);
+      assert.equal(fromF16(toF16(h)), h);
+      assert.ok(Math.abs(b - x) <= Math.abs(x) * 2 ** -8 + 1e-40);
+      assert.ok(Math.abs(h - x) <= Math.abs(x) * 2 ** -11 + 2 ** -25);
+    }),
+  );
 });
 
 test('castHost converts between every pair of dtypes', () => {

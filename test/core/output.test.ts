@@ -1,6 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { resolveOutput, resolveOutputDir, writeOutput } from '../../src/io/output.js';
@@ -57,14 +69,22 @@ describe('refused before any work, with one line naming the path and the reason;
     ['a dangling symbolic link', at('dangling'), /dangling/],
     ['an empty path', '', /empty path/],
   ];
-  for (const [name, p, re] of cases) test(name, () => {
-    const before = readdirSync(dir).sort();
-    assert.throws(() => resolveOutput(p, [at('input.bin')]), (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes('\n') && e.message.startsWith(`cannot write ${p}`));
-    assert.throws(() => writeOutput({ given: p, file: p, inputs: [at('input.bin')] }, 'x'), re);
-    assert.deepEqual(readdirSync(dir).sort(), before);
-    assert.equal(readFileSync(at('input.bin'), 'utf8'), 'input');
-    assert.equal(readFileSync(at('readonly.txt'), 'utf8'), 'keep');
-  });
+  for (const [name, p, re] of cases)
+    test(name, () => {
+      const before = readdirSync(dir).sort();
+      assert.throws(
+        () => resolveOutput(p, [at('input.bin')]),
+        (e: unknown) =>
+          e instanceof UserError &&
+          re.test(e.message) &&
+          !e.message.includes('\n') &&
+          e.message.startsWith(`cannot write ${p}`),
+      );
+      assert.throws(() => writeOutput({ given: p, file: p, inputs: [at('input.bin')] }, 'x'), re);
+      assert.deepEqual(readdirSync(dir).sort(), before);
+      assert.equal(readFileSync(at('input.bin'), 'utf8'), 'input');
+      assert.equal(readFileSync(at('readonly.txt'), 'utf8'), 'keep');
+    });
 });
 
 test('an output folder: existing and writable, or creatable below an existing folder', () => {

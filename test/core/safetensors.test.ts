@@ -2,18 +2,25 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseSafetensors, readSafetensors, serializeSafetensors, type StTensor, writeSafetensors } from '../../src/io/safetensors.js';
+import {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  type StTensor,
+  writeSafetensors,
+} from '../../src/io/safetensors.js';
 import { tempDir } from '../helpers/temp.js';
 
-const sample = (): Map<string, StTensor> => new Map<string, StTensor>([
-  ['a', { dtype: 'F64', shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, -6.5]) }],
-  ['b', { dtype: 'F32', shape: [3], data: Float32Array.from([0.5, -1, 7]) }],
-  ['c', { dtype: 'BF16', shape: [1, 2], data: Uint16Array.from([0x3f80, 0xc000]) }],
-  ['d', { dtype: 'F16', shape: [2], data: Uint16Array.from([0x3c00, 0x7bff]) }],
-  ['e', { dtype: 'I32', shape: [3], data: Int32Array.from([0, 5, 9]) }],
-  ['f', { dtype: 'I64', shape: [2], data: BigInt64Array.from([0n, 1n << 40n]) }],
-  ['g', { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) }],
-]);
+const sample = (): Map<string, StTensor> =>
+  new Map<string, StTensor>([
+    ['a', { dtype: 'F64', shape: [2, 3], data: Float64Array.from([1, 2, 3, 4, 5, -6.5]) }],
+    ['b', { dtype: 'F32', shape: [3], data: Float32Array.from([0.5, -1, 7]) }],
+    ['c', { dtype: 'BF16', shape: [1, 2], data: Uint16Array.from([0x3f80, 0xc000]) }],
+    ['d', { dtype: 'F16', shape: [2], data: Uint16Array.from([0x3c00, 0x7bff]) }],
+    ['e', { dtype: 'I32', shape: [3], data: Int32Array.from([0, 5, 9]) }],
+    ['f', { dtype: 'I64', shape: [2], data: BigInt64Array.from([0n, 1n << 40n]) }],
+    ['g', { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) }],
+  ]);
 
 test('every dtype round-trips through bytes, with metadata and 8-byte aligned data', () => {
   const bytes = serializeSafetensors(sample(), { note: 'hi' });
@@ -24,12 +31,17 @@ test('every dtype round-trips through bytes, with metadata and 8-byte aligned da
     const b = back.get(k)!;
     assert.equal(b.dtype, t.dtype);
     assert.deepEqual(b.shape, t.shape);
-    assert.deepEqual(Array.from(b.data as ArrayLike<number | bigint>), Array.from(t.data as ArrayLike<number | bigint>));
+    assert.deepEqual(
+      Array.from(b.data as ArrayLike<number | bigint>),
+      Array.from(t.data as ArrayLike<number | bigint>),
+    );
   }
 });
 
 test('the header matches the format other tools read (offsets, names, dtype strings)', () => {
-  const bytes = serializeSafetensors(new Map([['x', { dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) } as StTensor]]));
+  const bytes = serializeSafetensors(
+    new Map([['x', { dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) } as StTensor]]),
+  );
   const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
   const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8'));
   assert.deepEqual(header, { x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } });
@@ -42,7 +54,16 @@ test('corrupt and truncated files are refused with a message naming the problem'
     ['tiny', good.subarray(0, 5), /not a safetensors file/],
     ['truncated header', good.subarray(0, 20), /truncated or corrupt/],
     ['truncated data', good.subarray(0, good.length - 3), /truncated/],
-    ['not json', (() => { const b = good.slice(); b[10] = 0x7b; b[11] = 0x7b; return b; })(), /not valid JSON|malformed/],
+    [
+      'not json',
+      (() => {
+        const b = good.slice();
+        b[10] = 0x7b;
+        b[11] = 0x7b;
+        return b;
+      })(),
+      /not valid JSON|malformed/,
+    ],
   ];
   const bad = (header: object | string): Uint8Array => {
     const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
@@ -61,14 +82,46 @@ test('corrupt and truncated files are refused with a message naming the problem'
   // strict as the format's own reader: one entry per name, ranges that tile the data exactly
   const x = '{"dtype":"F32","shape":[2],"data_offsets":[0,8]}';
   cases.push(['duplicate name', bad(`{"x":${x},"x":${x}}`), /tensor 'x' is named twice/]);
-  cases.push(['duplicate after nesting', bad(`{"__metadata__":{"x":"1"},"x":${x}, "x" :${x}}`), /tensor 'x' is named twice/]);
-  cases.push(['overlap', bad({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }), /'x' and 'y' overlap/]);
-  cases.push(['same range twice', bad({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }), /overlap/]);
-  cases.push(['gap', bad({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }), /bytes 0–4 of the data belong to no tensor/]);
-  cases.push(['trailing bytes', bad({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }), /4 bytes after the last tensor/]);
+  cases.push([
+    'duplicate after nesting',
+    bad(`{"__metadata__":{"x":"1"},"x":${x}, "x" :${x}}`),
+    /tensor 'x' is named twice/,
+  ]);
+  cases.push([
+    'overlap',
+    bad({
+      x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+    }),
+    /'x' and 'y' overlap/,
+  ]);
+  cases.push([
+    'same range twice',
+    bad({
+      x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      y: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    }),
+    /overlap/,
+  ]);
+  cases.push([
+    'gap',
+    bad({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }),
+    /bytes 0–4 of the data belong to no tensor/,
+  ]);
+  cases.push([
+    'trailing bytes',
+    bad({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }),
+    /4 bytes after the last tensor/,
+  ]);
   for (const [name, bytes, re] of cases) assert.throws(() => parseSafetensors(bytes, 'f.safetensors'), re, name);
   // ranges may be listed in any order, as long as together they tile the data
-  const any = parseSafetensors(bad({ y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] }, x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] } }));
+  const any = parseSafetensors(
+    bad({
+      y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+      x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+      e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] },
+    }),
+  );
   assert.deepEqual([...any.keys()], ['y', 'x', 'e']);
 });
 

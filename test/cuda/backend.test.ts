@@ -8,13 +8,28 @@ import { registerBackend, resolveBackend } from '../../src/backends/index.js';
 import { CpuDevice } from '../../src/backends/cpu/device.js';
 
 test('auto skips a backend that cannot start and keeps its reason; asking for it by name fails with that reason', async () => {
-  registerBackend('cuda', { priority: 10, init: async () => { throw new Error('CUDA driver library not found (tried libcuda.so.1 by name: nope)\nsecond line'); } });
+  registerBackend('cuda', {
+    priority: 10,
+    init: async () => {
+      throw new Error('CUDA driver library not found (tried libcuda.so.1 by name: nope)\nsecond line');
+    },
+  });
   const r = await resolveBackend('auto');
   assert.equal(r.backend.name, 'cpu');
-  assert.deepEqual(r.skipped, [{ name: 'cuda', reason: 'CUDA driver library not found (tried libcuda.so.1 by name: nope)' }]);
-  await assert.rejects(resolveBackend('cuda'), (e: Error) => e instanceof UserError && e.message === 'cuda backend unavailable: CUDA driver library not found (tried libcuda.so.1 by name: nope)');
+  assert.deepEqual(r.skipped, [
+    { name: 'cuda', reason: 'CUDA driver library not found (tried libcuda.so.1 by name: nope)' },
+  ]);
+  await assert.rejects(
+    resolveBackend('cuda'),
+    (e: Error) =>
+      e instanceof UserError &&
+      e.message === 'cuda backend unavailable: CUDA driver library not found (tried libcuda.so.1 by name: nope)',
+  );
   await assert.rejects(resolveBackend('tpu' as never), UserError);
-  registerBackend('cuda', { priority: 10, init: async () => ({ name: 'cuda', device: new CpuDevice(), description: 'fake' }) });
+  registerBackend('cuda', {
+    priority: 10,
+    init: async () => ({ name: 'cuda', device: new CpuDevice(), description: 'fake' }),
+  });
   assert.equal((await resolveBackend('auto')).backend.description, 'fake');
 });
 
@@ -24,7 +39,11 @@ test('the real CUDA backend on this machine either starts or says why in one lin
     const { resolveBackend } = await import(${JSON.stringify(new URL('../../src/backends/index.js', import.meta.url).href)});
     const r = await resolveBackend('auto');
     console.log(JSON.stringify({ name: r.backend.name, skipped: r.skipped }));`;
-  const p = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, WEFT_LIBCUDA: '/nonexistent/libcuda.so.1' }, timeout: 60_000 });
+  const p = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    env: { ...process.env, WEFT_LIBCUDA: '/nonexistent/libcuda.so.1' },
+    timeout: 60_000,
+  });
   assert.equal(p.status, 0, p.stderr);
   const r = JSON.parse(p.stdout) as { name: string; skipped: { name: string; reason: string }[] };
   assert.equal(r.name, 'cpu');

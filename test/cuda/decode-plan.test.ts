@@ -18,9 +18,14 @@ function batchRows(B: number, L: number, T: number): ReturnType<typeof maskView>
 }
 
 test('new tokens of one sequence: one run; m-tiles per CTA grow with run × group', () => {
-  const S = 1024, grid = MaskGrid.build({ kind: 'causal' }, S), all = Int32Array.from(iota(0, S));
+  const S = 1024,
+    grid = MaskGrid.build({ kind: 'causal' }, S),
+    all = Int32Array.from(iota(0, S));
   const plan = (T: number, g: number) => decodePlan(maskView(grid, Int32Array.from(iota(S - T, S)), all).q, g);
-  assert.deepEqual([plan(1, 4)?.wm, plan(4, 4)?.wm, plan(5, 4)?.wm, plan(8, 4)?.wm, plan(9, 4)?.wm, plan(16, 4)?.wm], [1, 1, 2, 2, 4, 4]);
+  assert.deepEqual(
+    [plan(1, 4)?.wm, plan(4, 4)?.wm, plan(5, 4)?.wm, plan(8, 4)?.wm, plan(9, 4)?.wm, plan(16, 4)?.wm],
+    [1, 1, 2, 2, 4, 4],
+  );
   assert.equal(plan(17, 4), undefined); // 17 rows × 4 heads > 64 vectors
   assert.equal(plan(1, 64)?.wm, 4);
   assert.equal(plan(1, 65), undefined);
@@ -28,9 +33,13 @@ test('new tokens of one sequence: one run; m-tiles per CTA grow with run × grou
 });
 
 test('prefill and training views are not decode-shaped', () => {
-  const S = 1024, all = Int32Array.from(iota(0, S));
+  const S = 1024,
+    all = Int32Array.from(iota(0, S));
   assert.equal(decodePlan(maskView(MaskGrid.build({ kind: 'causal' }, S), all, all).q, 4), undefined);
-  assert.equal(decodePlan(maskView(MaskGrid.build({ kind: 'sliding', left: 64, right: 0 }, S), all, all).q, 1), undefined);
+  assert.equal(
+    decodePlan(maskView(MaskGrid.build({ kind: 'sliding', left: 64, right: 0 }, S), all, all).q, 1),
+    undefined,
+  );
 });
 
 test('a batch: runs of different sequences pack whole into row blocks', () => {

@@ -2,11 +2,23 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LIBCUDA, LIBNCCL, LIBNVRTC, LibraryNotFound, openLibrary } from '../../src/backends/cuda/runtime/discovery.js';
 
-const fail = (why: string) => (p: string): never => { throw new Error(`Failed to load shared library: ${p}: ${why}`); };
+const fail =
+  (why: string) =>
+  (p: string): never => {
+    throw new Error(`Failed to load shared library: ${p}: ${why}`);
+  };
 
 test('the soname is tried before the known paths, and the first that loads wins', () => {
   const tried: string[] = [];
-  const r = openLibrary(LIBNVRTC, (p) => { tried.push(p); if (p !== LIBNVRTC.paths[0]) throw new Error('no'); return 'handle'; }, {});
+  const r = openLibrary(
+    LIBNVRTC,
+    (p) => {
+      tried.push(p);
+      if (p !== LIBNVRTC.paths[0]) throw new Error('no');
+      return 'handle';
+    },
+    {},
+  );
   assert.equal(r.path, '/usr/local/cuda-13.0/targets/x86_64-linux/lib/libnvrtc.so.13');
   assert.equal(r.handle, 'handle');
   assert.deepEqual(tried.slice(0, 2), ['libnvrtc.so.13', 'libnvrtc.so.12']);
@@ -14,11 +26,22 @@ test('the soname is tried before the known paths, and the first that loads wins'
 
 test('the environment override is the only candidate when set', () => {
   const tried: string[] = [];
-  const r = openLibrary(LIBNCCL, (p) => { tried.push(p); return p; }, { WEFT_LIBNCCL: '/opt/nccl/libnccl.so.2' });
+  const r = openLibrary(
+    LIBNCCL,
+    (p) => {
+      tried.push(p);
+      return p;
+    },
+    { WEFT_LIBNCCL: '/opt/nccl/libnccl.so.2' },
+  );
   assert.equal(r.path, '/opt/nccl/libnccl.so.2');
   assert.deepEqual(tried, ['/opt/nccl/libnccl.so.2']);
-  assert.throws(() => openLibrary(LIBNCCL, fail('cannot open shared object file'), { WEFT_LIBNCCL: '/nope/libnccl.so.2' }),
-    (e: Error) => e instanceof LibraryNotFound && /WEFT_LIBNCCL=\/nope\/libnccl\.so\.2: \/nope\/libnccl\.so\.2: cannot open/.test(e.message));
+  assert.throws(
+    () => openLibrary(LIBNCCL, fail('cannot open shared object file'), { WEFT_LIBNCCL: '/nope/libnccl.so.2' }),
+    (e: Error) =>
+      e instanceof LibraryNotFound &&
+      /WEFT_LIBNCCL=\/nope\/libnccl\.so\.2: \/nope\/libnccl\.so\.2: cannot open/.test(e.message),
+  );
 });
 
 test('a failure says what was looked for where, in one line, and how to override', () => {

@@ -2,10 +2,22 @@ import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { compileCached, CubinCache, cubinCacheKey, defaultCacheDir, type CompileRequest, type CompileTarget } from '../../src/backends/cuda/runtime/jit.js';
+import {
+  compileCached,
+  CubinCache,
+  cubinCacheKey,
+  defaultCacheDir,
+  type CompileRequest,
+  type CompileTarget,
+} from '../../src/backends/cuda/runtime/jit.js';
 import { tempDir } from '../helpers/temp.js';
 
-const req: CompileRequest = { source: 'extern "C" __global__ void k() {}', name: 'k.cu', options: ['--gpu-architecture=sm_90a'], nameExpressions: [] };
+const req: CompileRequest = {
+  source: 'extern "C" __global__ void k() {}',
+  name: 'k.cu',
+  options: ['--gpu-architecture=sm_90a'],
+  nameExpressions: [],
+};
 const target: CompileTarget = { device: 'NVIDIA H200', cc: [9, 0], driver: 13000, nvrtc: '13.0' };
 
 test('the cache key changes with source, options, device and driver', () => {
@@ -39,7 +51,10 @@ test('a second compile of the same request is a cache hit with the same cubin', 
 
 test('no cache directory means always compiling; the default honours WEFT_CACHE_DIR', () => {
   let compiles = 0;
-  const compile = () => { compiles++; return { cubin: new Uint8Array(1), log: '', lowered: {} }; };
+  const compile = () => {
+    compiles++;
+    return { cubin: new Uint8Array(1), log: '', lowered: {} };
+  };
   compileCached(req, target, new CubinCache(null), compile);
   compileCached(req, target, new CubinCache(null), compile);
   assert.equal(compiles, 2);

@@ -5,23 +5,44 @@ import { CachingAllocator, type Marker, type RawMemory, roundSize } from '../../
 
 /** A fake device: a bump allocator with a capacity, and markers completed by hand. */
 function fakeDevice(capacity = 1 << 30) {
-  let next = 0x1000n, used = 0;
+  let next = 0x1000n,
+    used = 0;
   const live = new Map<bigint, number>();
   const markers: { done: boolean; released: boolean }[] = [];
   const raw: RawMemory = {
     alloc: (bytes) => {
-      if (used + bytes > capacity) throw new GpuError('cuda', 'cuMemAlloc_v2', 2, 'CUDA_ERROR_OUT_OF_MEMORY', 'out of memory');
-      const p = next; next += BigInt(bytes); used += bytes; live.set(p, bytes); return p;
+      if (used + bytes > capacity)
+        throw new GpuError('cuda', 'cuMemAlloc_v2', 2, 'CUDA_ERROR_OUT_OF_MEMORY', 'out of memory');
+      const p = next;
+      next += BigInt(bytes);
+      used += bytes;
+      live.set(p, bytes);
+      return p;
     },
-    free: (p) => { used -= live.get(p)!; live.delete(p); },
-    mark: (): Marker => { const m = { done: false, released: false }; markers.push(m); return { done: () => m.done, release: () => { m.released = true; } }; },
-    synchronize: () => { for (const m of markers) m.done = true; },
+    free: (p) => {
+      used -= live.get(p)!;
+      live.delete(p);
+    },
+    mark: (): Marker => {
+      const m = { done: false, released: false };
+      markers.push(m);
+      return {
+        done: () => m.done,
+        release: () => {
+          m.released = true;
+        },
+      };
+    },
+    synchronize: () => {
+      for (const m of markers) m.done = true;
+    },
     info: () => ({ free: capacity - used, total: capacity }),
   };
   return { raw, live, markers, used: () => used };
 }
 
-const S1 = 1n, S2 = 2n;
+const S1 = 1n,
+  S2 = 2n;
 
 test('sizes round to 512 B below 1 MiB and to 2 MiB above', () => {
   assert.equal(roundSize(0), 512);
@@ -42,7 +63,10 @@ test('a freed block is reused on its own stream without going to the driver', ()
   a.free(b2);
   const b3 = a.alloc(1000, S2);
   assert.notEqual(b3.ptr, b1.ptr);
-  assert.throws(() => { a.free(b3); a.free(b3); }, /freed twice/);
+  assert.throws(() => {
+    a.free(b3);
+    a.free(b3);
+  }, /freed twice/);
 });
 
 test('large blocks are reused only when little is wasted', () => {
@@ -73,7 +97,12 @@ test('out of memory empties the cache and retries, then reports sizes', () => {
   const y = a.alloc(4 << 20, S1); // does not fit beside the cached block: cache emptied, retried
   assert.equal(d.used(), 4 << 20);
   assert.equal(a.stats().allocated, 4 << 20);
-  assert.throws(() => a.alloc(6 << 20, S1), (e: Error) => e instanceof GpuError && /out of device memory allocating 6\.0 MiB \(4\.0 MiB in use by weft, 4\.0 MiB free of 8\.0 MiB\)/.test(e.message));
+  assert.throws(
+    () => a.alloc(6 << 20, S1),
+    (e: Error) =>
+      e instanceof GpuError &&
+      /out of device memory allocating 6\.0 MiB \(4\.0 MiB in use by weft, 4\.0 MiB free of 8\.0 MiB\)/.test(e.message),
+  );
   a.free(y);
   a.emptyCache();
   assert.equal(d.live.size, 0);

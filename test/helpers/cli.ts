@@ -4,7 +4,11 @@ import { fileURLToPath } from 'node:url';
 
 export const WEFT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-export interface CliResult { code: number | null; stdout: string; stderr: string }
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 export function weft(args: string[], timeoutMs = 120_000): CliResult {
   const r = spawnSync(process.execPath, [WEFT, ...args], { encoding: 'utf8', timeout: timeoutMs });

@@ -14,7 +14,8 @@ export interface WorkerTracker {
 
 export function trackWorkers(): WorkerTracker {
   const ids = new Set<number>();
-  let created = 0, done = 0;
+  let created = 0,
+    done = 0;
   let waiting: { n: number; resolve: () => void }[] = [];
   const settle = (): void => {
     for (const w of waiting) if (done >= w.n) w.resolve();
@@ -33,14 +34,23 @@ export function trackWorkers(): WorkerTracker {
     },
   }).enable();
   return {
-    get created() { return created; },
+    get created() {
+      return created;
+    },
     // a terminated worker's handle may close after the event loop has run dry, so a timer keeps
     // the loop alive until the count is reached
-    exited: (n) => new Promise<void>((resolve) => {
-      const alive = setInterval(() => {}, 1000);
-      waiting.push({ n, resolve: () => { clearInterval(alive); resolve(); } });
-      settle();
-    }),
+    exited: (n) =>
+      new Promise<void>((resolve) => {
+        const alive = setInterval(() => {}, 1000);
+        waiting.push({
+          n,
+          resolve: () => {
+            clearInterval(alive);
+            resolve();
+          },
+        });
+        settle();
+      }),
     stop: () => void hook.disable(),
   };
 }

@@ -20,31 +20,50 @@ function snapshot(m: CacheMap): string {
   return JSON.stringify({
     slots: Array.from({ length: m.world }, (_, r) => Array.from(m.positions(r))),
     used: Array.from({ length: m.world }, (_, r) => m.usedRows(r)),
-    requests: m.requests.map((q) => ({ ...q })), free: m.free,
+    requests: m.requests.map((q) => ({ ...q })),
+    free: m.free,
   });
 }
 
 describe('KV cache map', () => {
   it('keeps every request balanced across ranks (within one row) through prefills and decode steps', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 3, maxLength: 3 }), { minLength: 1, maxLength: 8 }), (world, steps) => {
-      const total = steps.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0);
-      const m = new CacheMap(world, Math.max(1, total));
-      const limits = [0, 1, 2].map((b) => Math.max(1, steps.reduce((a, s) => a + s[b]!, 0)));
-      limits.forEach((l) => m.open(l, { kind: 'causal' }));
-      for (const counts of steps) {
-        const p = m.place(counts);
-        m.commit(p);
-        for (let b = 0; b < 3; b++) {
-          const r = m.requests[b]!;
-          const held = Array.from({ length: world }, (_, j) => Array.from(m.positions(j)).filter((x) => x >= r.base && x < r.base + r.limit).length);
-          if (Math.max(...held) - Math.min(...held) > 1) return false;
-          if (held.reduce((a, x) => a + x, 0) !== r.length) return false;
-        }
-      }
-      // every position held exactly once
-      const all = Array.from({ length: world }, (_, j) => Array.from(m.positions(j)).filter((x) => x >= 0)).flat();
-      return new Set(all).size === all.length && all.length === total;
-    }), { numRuns: 60, seed: 4 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 3, maxLength: 3 }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (world, steps) => {
+          const total = steps.reduce((a, s) => a + s.reduce((x, y) => x + y, 0), 0);
+          const m = new CacheMap(world, Math.max(1, total));
+          const limits = [0, 1, 2].map((b) =>
+            Math.max(
+              1,
+              steps.reduce((a, s) => a + s[b]!, 0),
+            ),
+          );
+          limits.forEach((l) => m.open(l, { kind: 'causal' }));
+          for (const counts of steps) {
+            const p = m.place(counts);
+            m.commit(p);
+            for (let b = 0; b < 3; b++) {
+              const r = m.requests[b]!;
+              const held = Array.from(
+                { length: world },
+                (_, j) => Array.from(m.positions(j)).filter((x) => x >= r.base && x < r.base + r.limit).length,
+              );
+              if (Math.max(...held) - Math.min(...held) > 1) return false;
+              if (held.reduce((a, x) => a + x, 0) !== r.length) return false;
+            }
+          }
+          // every position held exactly once
+          const all = Array.from({ length: world }, (_, j) => Array.from(m.positions(j)).filter((x) => x >= 0)).flat();
+          return new Set(all).size === all.length && all.length === total;
+        },
+      ),
+      { numRuns: 60, seed: 4 },
+    );
   });
 
   it('a step that does not fit is a UserError before any write, and the cache is unchanged', () => {
@@ -56,14 +75,30 @@ describe('KV cache map', () => {
     const rng = new Rng(1);
     const p = m.place([7, 2]);
     m.commit(p);
-    const k = randn(rng, 'f64', [9, 2, 3]), v = randn(rng, 'f64', [9, 2, 3]);
+    const k = randn(rng, 'f64', [9, 2, 3]),
+      v = randn(rng, 'f64', [9, 2, 3]);
     cache.write(0, p, k, v);
     cache.write(1, p, v, k);
-    const before = snapshot(m), data = cache.k.concat(cache.v).map((t) => Array.from(asF64(t as never)));
-    assert.throws(() => m.place([4, 0]), (e: Error) => e instanceof UserError && /KV cache full: the step needs 4 rows, 3 of 12 are free \(3 ranks × 4 rows reserved up front\); nothing was written/.test(e.message));
-    assert.throws(() => m.place([0, 4]), (e: Error) => e instanceof UserError && /request 1: 2 cached \+ 4 new tokens exceed its limit of 5/.test(e.message));
+    const before = snapshot(m),
+      data = cache.k.concat(cache.v).map((t) => Array.from(asF64(t as never)));
+    assert.throws(
+      () => m.place([4, 0]),
+      (e: Error) =>
+        e instanceof UserError &&
+        /KV cache full: the step needs 4 rows, 3 of 12 are free \(3 ranks × 4 rows reserved up front\); nothing was written/.test(
+          e.message,
+        ),
+    );
+    assert.throws(
+      () => m.place([0, 4]),
+      (e: Error) =>
+        e instanceof UserError && /request 1: 2 cached \+ 4 new tokens exceed its limit of 5/.test(e.message),
+    );
     assert.equal(snapshot(m), before);
-    assert.deepEqual(cache.k.concat(cache.v).map((t) => Array.from(asF64(t as never))), data);
+    assert.deepEqual(
+      cache.k.concat(cache.v).map((t) => Array.from(asF64(t as never))),
+      data,
+    );
     // the rows that do fit still go in, and freeing a request makes room again
     m.commit(m.place([3, 0]));
     assert.equal(m.free, 0);
@@ -75,28 +110,60 @@ describe('KV cache map', () => {
 
   it('refuses masks under which a token sees later ones', () => {
     const m = new CacheMap(2, 8);
-    for (const mask of [{ kind: 'full' } as const, { kind: 'sliding', left: 2, right: 1 } as const, { kind: 'prefix', prefix: 3 } as const]) {
-      assert.throws(() => m.open(8, mask), (e: Error) => e instanceof UserError && /a KV cache needs a mask where no token sees a later one/.test(e.message));
+    for (const mask of [
+      { kind: 'full' } as const,
+      { kind: 'sliding', left: 2, right: 1 } as const,
+      { kind: 'prefix', prefix: 3 } as const,
+    ]) {
+      assert.throws(
+        () => m.open(8, mask),
+        (e: Error) =>
+          e instanceof UserError && /a KV cache needs a mask where no token sees a later one/.test(e.message),
+      );
     }
     assert.equal(m.requests.length, 0);
   });
 
   it('a run whose script overflows the reserved capacity fails on the host, before the ranks start', async () => {
     const rng = new Rng(2);
-    const req = { mask: { kind: 'causal' } as const, q: randn(rng, 'f64', [10, 1, 2]), k: randn(rng, 'f64', [10, 1, 2]), v: randn(rng, 'f64', [10, 1, 2]) };
-    await assert.rejects(runInference({ world: 2, capacity: 4, dtype: 'f64', scale: 1, requests: [req], steps: [{ kind: 'prefill', pass: 'kv', counts: [7] }, { kind: 'decode', counts: [2] }] }),
-      (e: Error) => e instanceof UserError && /KV cache full: the step needs 2 rows, 1 of 8 are free/.test(e.message));
+    const req = {
+      mask: { kind: 'causal' } as const,
+      q: randn(rng, 'f64', [10, 1, 2]),
+      k: randn(rng, 'f64', [10, 1, 2]),
+      v: randn(rng, 'f64', [10, 1, 2]),
+    };
+    await assert.rejects(
+      runInference({
+        world: 2,
+        capacity: 4,
+        dtype: 'f64',
+        scale: 1,
+        requests: [req],
+        steps: [
+          { kind: 'prefill', pass: 'kv', counts: [7] },
+          { kind: 'decode', counts: [2] },
+        ],
+      }),
+      (e: Error) => e instanceof UserError && /KV cache full: the step needs 2 rows, 1 of 8 are free/.test(e.message),
+    );
   });
 
   it('layers are independent: each attends its own K/V over the same placement', async () => {
     const m = new CacheMap(1, 16);
     m.open(12, { kind: 'causal' });
-    const dev = new CpuDevice(), rng = new Rng(5);
+    const dev = new CpuDevice(),
+      rng = new Rng(5);
     const cache = new KvCache(dev, m, 0, 2, 1, 4, 'f64');
     const env = { kernel: new CpuKernel(), device: dev, mask: m.grid(), scale: 0.5, trace: NO_TRACE };
     const one = { rank: 0, size: 1 } as Comm; // world 1: no exchange is issued
-    const q = [0, 1].map(() => randn(rng, 'f64', [12, 2, 4])), k = [0, 1].map(() => randn(rng, 'f64', [12, 1, 4])), v = [0, 1].map(() => randn(rng, 'f64', [12, 1, 4]));
-    const rows = (t: typeof q[0], a: number, b: number): typeof t => ({ ...t, shape: [b - a, ...t.shape.slice(1)], data: t.data.slice(a * 4 * t.shape[1]!, b * 4 * t.shape[1]!) });
+    const q = [0, 1].map(() => randn(rng, 'f64', [12, 2, 4])),
+      k = [0, 1].map(() => randn(rng, 'f64', [12, 1, 4])),
+      v = [0, 1].map(() => randn(rng, 'f64', [12, 1, 4]));
+    const rows = (t: (typeof q)[0], a: number, b: number): typeof t => ({
+      ...t,
+      shape: [b - a, ...t.shape.slice(1)],
+      data: t.data.slice(a * 4 * t.shape[1]!, b * 4 * t.shape[1]!),
+    });
     const p1 = m.place([10]);
     m.commit(p1);
     const p2 = m.place([2]);

@@ -13,7 +13,26 @@ const dims = ['--heads', '4', '--kv-heads', '2', '--dim', '8'];
 
 describe('weft run --mode', () => {
   it('decode: k new tokens per request onto a cached context, checked, as JSON', () => {
-    const r = weft(['run', '--mode', 'decode', '--context', '150', '--new-tokens', '3', '--batch', '2', '--world', '5', ...dims, '--mask', 'sliding:40,0', '--dtype', 'f64', '--check', '--json']);
+    const r = weft([
+      'run',
+      '--mode',
+      'decode',
+      '--context',
+      '150',
+      '--new-tokens',
+      '3',
+      '--batch',
+      '2',
+      '--world',
+      '5',
+      ...dims,
+      '--mask',
+      'sliding:40,0',
+      '--dtype',
+      'f64',
+      '--check',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.mode, 'decode');
@@ -23,12 +42,48 @@ describe('weft run --mode', () => {
     assert.ok(j.step.perRank.every((p: { messages: number }) => p.messages > 0));
   });
 
-  it('prefill: --pass auto prints the planner\'s choice and its two prices; --pass q runs pass-Q', () => {
-    const auto = weft(['run', '--mode', 'prefill', '--context', '120', '--new-tokens', '24', '--world', '3', ...dims, '--check']);
+  it("prefill: --pass auto prints the planner's choice and its two prices; --pass q runs pass-Q", () => {
+    const auto = weft([
+      'run',
+      '--mode',
+      'prefill',
+      '--context',
+      '120',
+      '--new-tokens',
+      '24',
+      '--world',
+      '3',
+      ...dims,
+      '--check',
+    ]);
     assert.equal(auto.code, 0, auto.stderr);
-    assert.match(auto.stdout, /pass: pass-(KV|Q) \(auto: the planner, pricing one node of 3 H200s: pass-KV [\d.]+ ms, pass-Q [\d.]+ ms per layer/);
+    assert.match(
+      auto.stdout,
+      /pass: pass-(KV|Q) \(auto: the planner, pricing one node of 3 H200s: pass-KV [\d.]+ ms, pass-Q [\d.]+ ms per layer/,
+    );
     assert.match(auto.stdout, /— ok/);
-    const q = weft(['run', '--mode', 'prefill', '--context', '120', '--new-tokens', '24', '--world', '3', ...dims, '--pass', 'q', '--mask', 'document-causal', '--cu-seqlens', '0,50,144', '--dtype', 'f64', '--check', '--json']);
+    const q = weft([
+      'run',
+      '--mode',
+      'prefill',
+      '--context',
+      '120',
+      '--new-tokens',
+      '24',
+      '--world',
+      '3',
+      ...dims,
+      '--pass',
+      'q',
+      '--mask',
+      'document-causal',
+      '--cu-seqlens',
+      '0,50,144',
+      '--dtype',
+      'f64',
+      '--check',
+      '--json',
+    ]);
     assert.equal(q.code, 0, q.stderr);
     const j = JSON.parse(q.stdout);
     assert.equal(j.pass, 'q');
@@ -39,12 +94,27 @@ describe('weft run --mode', () => {
     const cases: [string[], RegExp][] = [
       [['--mode', 'train', '--world', '2', ...dims], /--mode: unknown value 'train' \(choose one of prefill, decode\)/],
       [['--mode', 'decode', '--world', '2', ...dims], /--mode decode needs --context/],
-      [['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--pass', 'q'], /--pass applies to --mode prefill/],
-      [['--mode', 'prefill', '--context', '8', '--world', '2', ...dims, '--strategy', 'ring'], /--strategy does not apply to --mode prefill/],
-      [['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--strategy', 'tokenring'], /--strategy allgather or none, not 'tokenring'/],
+      [
+        ['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--pass', 'q'],
+        /--pass applies to --mode prefill/,
+      ],
+      [
+        ['--mode', 'prefill', '--context', '8', '--world', '2', ...dims, '--strategy', 'ring'],
+        /--strategy does not apply to --mode prefill/,
+      ],
+      [
+        ['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--strategy', 'tokenring'],
+        /--strategy allgather or none, not 'tokenring'/,
+      ],
       [['--mode', 'prefill', '--context', '8', '--world', '2', ...dims, '--pass', 'x'], /--pass: unknown value 'x'/],
-      [['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--mask', 'full'], /a KV cache needs a mask where no token sees a later one/],
-      [['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--seq', '9'], /--seq does not apply to --mode decode/],
+      [
+        ['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--mask', 'full'],
+        /a KV cache needs a mask where no token sees a later one/,
+      ],
+      [
+        ['--mode', 'decode', '--context', '8', '--world', '2', ...dims, '--seq', '9'],
+        /--seq does not apply to --mode decode/,
+      ],
       [['--seq', '9', ...dims], /--strategy and --world are required/],
     ];
     for (const [args, msg] of cases) {
@@ -59,13 +129,36 @@ describe('weft run --mode', () => {
 
 describe('weft plan for inference', () => {
   it('decode: predicted.stepMs per layout, best first; prefill: the pass of each layout', () => {
-    const dec = path.join(dir, 'decode.json'), pre = path.join(dir, 'prefill.json');
-    writeFileSync(dec, JSON.stringify({ model: 'llama3-8b', mode: 'decode', seqLen: 131072, newTokens: 1, batchSeqs: 8, cluster: { nodes: 1, gpusPerNode: 8, gpu: 'h200' } }));
-    writeFileSync(pre, JSON.stringify({ model: 'llama3-70b', mode: 'prefill', seqLen: 126720, newTokens: 1280, cluster: { nodes: 4, gpusPerNode: 8, gpu: 'h100', interNode: { GBps: 50, latencyUs: 10 } } }));
+    const dec = path.join(dir, 'decode.json'),
+      pre = path.join(dir, 'prefill.json');
+    writeFileSync(
+      dec,
+      JSON.stringify({
+        model: 'llama3-8b',
+        mode: 'decode',
+        seqLen: 131072,
+        newTokens: 1,
+        batchSeqs: 8,
+        cluster: { nodes: 1, gpusPerNode: 8, gpu: 'h200' },
+      }),
+    );
+    writeFileSync(
+      pre,
+      JSON.stringify({
+        model: 'llama3-70b',
+        mode: 'prefill',
+        seqLen: 126720,
+        newTokens: 1280,
+        cluster: { nodes: 4, gpusPerNode: 8, gpu: 'h100', interNode: { GBps: 50, latencyUs: 10 } },
+      }),
+    );
     const j = weft(['plan', '--config', dec, '--json']);
     assert.equal(j.code, 0, j.stderr);
     const plans = JSON.parse(j.stdout).plans as { predicted: { stepMs: number }; feasible: boolean }[];
-    assert.ok(plans.length > 1 && plans.every((p, i) => i === 0 || !p.feasible || p.predicted.stepMs >= plans[i - 1]!.predicted.stepMs));
+    assert.ok(
+      plans.length > 1 &&
+        plans.every((p, i) => i === 0 || !p.feasible || p.predicted.stepMs >= plans[i - 1]!.predicted.stepMs),
+    );
     const t = weft(['plan', '--config', pre]);
     assert.equal(t.code, 0, t.stderr);
     assert.match(t.stdout, /time to first token/);

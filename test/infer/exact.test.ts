@@ -21,16 +21,33 @@ function arbCausalMask(L: number): fc.Arbitrary<MaskSpec> {
     fc.constant<MaskSpec>({ kind: 'causal' }),
     fc.integer({ min: 0, max: 6 }).map((left): MaskSpec => ({ kind: 'sliding', left, right: 0 })),
   );
-  const cuts = fc.uniqueArray(fc.integer({ min: 1, max: Math.max(1, L - 1) }), { maxLength: 3 })
+  const cuts = fc
+    .uniqueArray(fc.integer({ min: 1, max: Math.max(1, L - 1) }), { maxLength: 3 })
     .map((c) => [0, ...c.filter((x) => x < L).sort((a, b) => a - b), L]);
   return fc.oneof(inner, fc.record({ kind: fc.constant('document' as const), cuSeqlens: cuts, inner }));
 }
 
-function makeProblem(seed: number, world: number, lengths: number[], masks: MaskSpec[], steps: InferStep[], H = 4, Hkv = 2, D = 3): InferProblem {
+function makeProblem(
+  seed: number,
+  world: number,
+  lengths: number[],
+  masks: MaskSpec[],
+  steps: InferStep[],
+  H = 4,
+  Hkv = 2,
+  D = 3,
+): InferProblem {
   const rng = new Rng(seed);
   return {
-    world, dtype: 'f64', scale: 0.45,
-    requests: lengths.map((L, b) => ({ mask: masks[b]!, q: randn(rng, 'f64', [L, H, D]), k: randn(rng, 'f64', [L, Hkv, D]), v: randn(rng, 'f64', [L, Hkv, D]) })),
+    world,
+    dtype: 'f64',
+    scale: 0.45,
+    requests: lengths.map((L, b) => ({
+      mask: masks[b]!,
+      q: randn(rng, 'f64', [L, H, D]),
+      k: randn(rng, 'f64', [L, Hkv, D]),
+      v: randn(rng, 'f64', [L, Hkv, D]),
+    })),
     steps,
   };
 }
@@ -39,7 +56,8 @@ function makeProblem(seed: number, world: number, lengths: number[], masks: Mask
 function worstError(p: InferProblem, r: InferResult): number {
   let worst = 0;
   p.requests.forEach((req, b) => {
-    const [L, H, D] = req.q.shape as [number, number, number], Hkv = req.k.shape[1]!;
+    const [L, H, D] = req.q.shape as [number, number, number],
+      Hkv = req.k.shape[1]!;
     const ref = naiveAttention(asF64(req.q), asF64(req.k), asF64(req.v), L, H, Hkv, D, req.mask, p.scale);
     worst = Math.max(worst, relError(r.outs[b]!.out, ref.out), relError(r.outs[b]!.lse, ref.lse));
   });
@@ -51,12 +69,19 @@ function script(prompt: number[], lengths: number[], chunks: number, k: number, 
   const steps: InferStep[] = [];
   const fed = lengths.map(() => 0);
   for (let c = 0; c < chunks; c++) {
-    const counts = prompt.map((P, b) => { const end = Math.round((P * (c + 1)) / chunks); const n = end - fed[b]!; fed[b] = end; return n; });
+    const counts = prompt.map((P, b) => {
+      const end = Math.round((P * (c + 1)) / chunks);
+      const n = end - fed[b]!;
+      fed[b] = end;
+      return n;
+    });
     steps.push({ kind: 'prefill', pass: passes[c % passes.length]!, counts });
   }
   while (fed.some((f, b) => f < lengths[b]!)) {
     const counts = fed.map((f, b) => Math.min(k, lengths[b]! - f));
-    counts.forEach((n, b) => { fed[b] = fed[b]! + n; });
+    counts.forEach((n, b) => {
+      fed[b] = fed[b]! + n;
+    });
     steps.push({ kind: 'decode', counts });
   }
   return steps;
@@ -66,9 +91,16 @@ describe('inference over the sharded KV cache matches the f64 reference (1e-10)'
   it('random batches, masks, chunked prefills (pass-KV and pass-Q) and decode, world 1–8', async () => {
     const arbCase = fc.record({
       seed: fc.integer({ min: 1, max: 1e6 }),
-      reqs: fc.array(fc.integer({ min: 1, max: 40 }).chain((L) => fc.record({
-        L: fc.constant(L), prompt: fc.integer({ min: 0, max: L }), mask: arbCausalMask(L),
-      })), { minLength: 1, maxLength: 3 }),
+      reqs: fc.array(
+        fc.integer({ min: 1, max: 40 }).chain((L) =>
+          fc.record({
+            L: fc.constant(L),
+            prompt: fc.integer({ min: 0, max: L }),
+            mask: arbCausalMask(L),
+          }),
+        ),
+        { minLength: 1, maxLength: 3 },
+      ),
       chunks: fc.integer({ min: 1, max: 3 }),
       k: fc.integer({ min: 1, max: 4 }),
       passes: fc.constantFrom<('kv' | 'q')[]>(['kv'], ['q'], ['kv', 'q'], ['q', 'kv']),
@@ -81,25 +113,58 @@ describe('inference over the sharded KV cache matches the f64 reference (1e-10)'
       const cases = fc.sample(arbCase, { numRuns: 4, seed: 1600 + world });
       const problems = cases.map((c) => {
         const lengths = c.reqs.map((r) => r.L);
-        return makeProblem(c.seed, world, lengths, c.reqs.map((r) => r.mask), script(c.reqs.map((r) => r.prompt), lengths, c.chunks, c.k, c.passes), c.heads[0], c.heads[1], c.D);
+        return makeProblem(
+          c.seed,
+          world,
+          lengths,
+          c.reqs.map((r) => r.mask),
+          script(
+            c.reqs.map((r) => r.prompt),
+            lengths,
+            c.chunks,
+            c.k,
+            c.passes,
+          ),
+          c.heads[0],
+          c.heads[1],
+          c.D,
+        );
       });
       const results = await runInferenceBatch(problems);
       problems.forEach((p, i) => {
         const e = worstError(p, results[i]!);
-        if (!(e <= TOL) || !results[i]!.decodeAgree) bad.push(`world ${world} case ${i} ${JSON.stringify(cases[i])}: error ${e}, ranks agree ${results[i]!.decodeAgree}`);
+        if (!(e <= TOL) || !results[i]!.decodeAgree)
+          bad.push(
+            `world ${world} case ${i} ${JSON.stringify(cases[i])}: error ${e}, ranks agree ${results[i]!.decodeAgree}`,
+          );
       });
     }
     assert.deepEqual(bad, []);
   });
 
   it('long context + 1 new token: every world 1–8, uneven shards, causal / sliding / documents', async () => {
-    const P = 121, masks: MaskSpec[] = [
-      { kind: 'causal' }, { kind: 'sliding', left: 20, right: 0 },
-      { kind: 'document', cuSeqlens: [0, 50, 101, P + 1], inner: { kind: 'causal' } },
-    ];
+    const P = 121,
+      masks: MaskSpec[] = [
+        { kind: 'causal' },
+        { kind: 'sliding', left: 20, right: 0 },
+        { kind: 'document', cuSeqlens: [0, 50, 101, P + 1], inner: { kind: 'causal' } },
+      ];
     for (let world = 1; world <= 8; world++) {
-      const problems = (['kv', 'q'] as const).map((pass) => makeProblem(world, world, [P + 1, P + 1, P + 1], masks,
-        [{ kind: 'prefill', pass, counts: [P, P, P] }, { kind: 'decode', counts: [1, 1, 1] }], 2, 1, 4));
+      const problems = (['kv', 'q'] as const).map((pass) =>
+        makeProblem(
+          world,
+          world,
+          [P + 1, P + 1, P + 1],
+          masks,
+          [
+            { kind: 'prefill', pass, counts: [P, P, P] },
+            { kind: 'decode', counts: [1, 1, 1] },
+          ],
+          2,
+          1,
+          4,
+        ),
+      );
       const results = await runInferenceBatch(problems);
       problems.forEach((p, i) => {
         assert.ok(results[i]!.decodeAgree);
@@ -110,8 +175,14 @@ describe('inference over the sharded KV cache matches the f64 reference (1e-10)'
 
   it('k new tokens per step (speculative decoding) onto a batch of different lengths', async () => {
     const lengths = [90, 33, 61];
-    const masks: MaskSpec[] = [{ kind: 'causal' }, { kind: 'sliding', left: 9, right: 0 }, { kind: 'document', cuSeqlens: [0, 30, 61], inner: { kind: 'causal' } }];
-    const problems = [2, 4, 7].map((k) => makeProblem(100 + k, 5, lengths, masks, script([70, 20, 55], lengths, 1, k, ['kv', 'q'])));
+    const masks: MaskSpec[] = [
+      { kind: 'causal' },
+      { kind: 'sliding', left: 9, right: 0 },
+      { kind: 'document', cuSeqlens: [0, 30, 61], inner: { kind: 'causal' } },
+    ];
+    const problems = [2, 4, 7].map((k) =>
+      makeProblem(100 + k, 5, lengths, masks, script([70, 20, 55], lengths, 1, k, ['kv', 'q'])),
+    );
     const results = await runInferenceBatch(problems);
     problems.forEach((p, i) => {
       assert.ok(results[i]!.decodeAgree);
@@ -120,12 +191,21 @@ describe('inference over the sharded KV cache matches the f64 reference (1e-10)'
   });
 
   it('a prefill in chunks ends equal to the one-shot prefill, with either pass', async () => {
-    const L = 96, mask: MaskSpec = { kind: 'document', cuSeqlens: [0, 40, L], inner: { kind: 'sliding', left: 12, right: 0 } };
+    const L = 96,
+      mask: MaskSpec = { kind: 'document', cuSeqlens: [0, 40, L], inner: { kind: 'sliding', left: 12, right: 0 } };
     for (const world of [2, 5, 7]) {
       const one = makeProblem(7, world, [L], [mask], [{ kind: 'prefill', pass: 'kv', counts: [L] }]);
-      const chunked = makeProblem(7, world, [L], [mask], [
-        { kind: 'prefill', pass: 'q', counts: [17] }, { kind: 'prefill', pass: 'kv', counts: [40] }, { kind: 'prefill', pass: 'q', counts: [L - 57] },
-      ]);
+      const chunked = makeProblem(
+        7,
+        world,
+        [L],
+        [mask],
+        [
+          { kind: 'prefill', pass: 'q', counts: [17] },
+          { kind: 'prefill', pass: 'kv', counts: [40] },
+          { kind: 'prefill', pass: 'q', counts: [L - 57] },
+        ],
+      );
       const [a, b] = await runInferenceBatch([one, chunked]);
       if (!a || !b) throw new Error('missing results');
       assert.ok(worstError(one, a) <= TOL && worstError(chunked, b) <= TOL);
@@ -135,7 +215,16 @@ describe('inference over the sharded KV cache matches the f64 reference (1e-10)'
   });
 
   it('f32: the running state in f32, within 1e-5 of the f64 reference', async () => {
-    const p = { ...makeProblem(3, 4, [70, 50], [{ kind: 'causal' }, { kind: 'causal' }], script([60, 30], [70, 50], 2, 3, ['kv', 'q'])), dtype: 'f32' as const };
+    const p = {
+      ...makeProblem(
+        3,
+        4,
+        [70, 50],
+        [{ kind: 'causal' }, { kind: 'causal' }],
+        script([60, 30], [70, 50], 2, 3, ['kv', 'q']),
+      ),
+      dtype: 'f32' as const,
+    };
     const r = await runInference(p);
     assert.equal(r.outs[0]!.out.dtype, 'f32');
     assert.ok(worstError(p, r) <= 1e-5);

@@ -4,13 +4,19 @@ import { StoreClient, StoreError, StoreServer } from '../../src/launch/store.js'
 
 let server: StoreServer;
 const token = 'secret-token';
-const connect = (t = token) => StoreClient.connect({ host: '127.0.0.1', port: server.port, token: t, connectTimeoutMs: 2000, timeoutMs: 2000 });
+const connect = (t = token) =>
+  StoreClient.connect({ host: '127.0.0.1', port: server.port, token: t, connectTimeoutMs: 2000, timeoutMs: 2000 });
 
-before(async () => { server = await StoreServer.listen('127.0.0.1', 0, token); });
-after(async () => { await server.close(); });
+before(async () => {
+  server = await StoreServer.listen('127.0.0.1', 0, token);
+});
+after(async () => {
+  await server.close();
+});
 
 test('set/get round-trips binary values; get waits for a later set', async () => {
-  const a = await connect(), b = await connect();
+  const a = await connect(),
+    b = await connect();
   const id = new Uint8Array(128).map((_, i) => (i * 37) & 255);
   await a.set('uid', id);
   assert.deepEqual(new Uint8Array(await b.get('uid')), id);
@@ -22,7 +28,8 @@ test('set/get round-trips binary values; get waits for a later set', async () =>
   assert.equal(await a.check(['uid', 'missing']), false);
   assert.equal(await a.delete('uid'), true);
   assert.equal(await a.check(['uid']), false);
-  a.close(); b.close();
+  a.close();
+  b.close();
 });
 
 test('add is atomic across clients, and barrier releases all ranks together', async () => {
@@ -37,7 +44,10 @@ test('add is atomic across clients, and barrier releases all ranks together', as
 
 test('get and wait time out with the missing keys named', async () => {
   const c = await connect();
-  await assert.rejects(c.get('never', 100), (e: Error) => e instanceof StoreError && /timed out after 0\.1 s waiting for never/.test(e.message));
+  await assert.rejects(
+    c.get('never', 100),
+    (e: Error) => e instanceof StoreError && /timed out after 0\.1 s waiting for never/.test(e.message),
+  );
   await c.set('k1', 'x');
   await assert.rejects(c.wait(['k1', 'k2'], 100), /waiting for k2$/);
   c.close();
@@ -48,5 +58,8 @@ test('a client with the wrong token is turned away', async () => {
 });
 
 test('connecting retries until the server is up, then gives up with the address', async () => {
-  await assert.rejects(StoreClient.connect({ host: '127.0.0.1', port: 1, token, connectTimeoutMs: 300 }), /cannot reach the rendezvous store at 127\.0\.0\.1:1/);
+  await assert.rejects(
+    StoreClient.connect({ host: '127.0.0.1', port: 1, token, connectTimeoutMs: 300 }),
+    /cannot reach the rendezvous store at 127\.0\.0\.1:1/,
+  );
 });

@@ -14,30 +14,55 @@ function docs(S: number, cuts: number[]): number[] {
   return [0, ...inner, S];
 }
 
-const maskArb = (S: number): fc.Arbitrary<MaskSpec> => fc.oneof(
-  fc.constant<MaskSpec>({ kind: 'full' }),
-  fc.constant<MaskSpec>({ kind: 'causal' }),
-  fc.record({ left: fc.integer({ min: -1, max: S }), right: fc.integer({ min: -1, max: S }) }).map((b): MaskSpec => ({ kind: 'sliding', ...b })),
-  fc.integer({ min: 0, max: S }).map((prefix): MaskSpec => ({ kind: 'prefix', prefix })),
-  fc.tuple(fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 6 }), fc.constantFrom<MaskSpec>({ kind: 'full' }, { kind: 'causal' }, { kind: 'sliding', left: 3, right: 0 }))
-    .map(([cuts, inner]): MaskSpec => ({ kind: 'document', cuSeqlens: docs(S, cuts), inner })),
-);
+const maskArb = (S: number): fc.Arbitrary<MaskSpec> =>
+  fc.oneof(
+    fc.constant<MaskSpec>({ kind: 'full' }),
+    fc.constant<MaskSpec>({ kind: 'causal' }),
+    fc
+      .record({ left: fc.integer({ min: -1, max: S }), right: fc.integer({ min: -1, max: S }) })
+      .map((b): MaskSpec => ({ kind: 'sliding', ...b })),
+    fc.integer({ min: 0, max: S }).map((prefix): MaskSpec => ({ kind: 'prefix', prefix })),
+    fc
+      .tuple(
+        fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 6 }),
+        fc.constantFrom<MaskSpec>({ kind: 'full' }, { kind: 'causal' }, { kind: 'sliding', left: 3, right: 0 }),
+      )
+      .map(([cuts, inner]): MaskSpec => ({ kind: 'document', cuSeqlens: docs(S, cuts), inner })),
+  );
 
 test('rectangle areas equal the MaskGrid row sums for every mask kind', () => {
-  fc.assert(fc.property(
-    fc.integer({ min: 2, max: 70 }).chain((S) => fc.tuple(fc.constant(S), maskArb(S),
-      fc.tuple(fc.integer({ min: 0, max: S }), fc.integer({ min: 0, max: S }), fc.integer({ min: 0, max: S }), fc.integer({ min: 0, max: S })))),
-    ([S, spec, [a, b, c, d]]) => {
-      const grid = MaskGrid.build(spec, S), areas = new MaskAreas(spec, S);
-      const [q0, q1] = a <= b ? [a, b] : [b, a], [k0, k1] = c <= d ? [c, d] : [d, c];
-      assert.equal(areas.area(q0, q1, k0, k1), grid.area(q0, q1, k0, k1));
-      assert.equal(areas.total, grid.area());
-    },
-  ), { numRuns: 400 });
+  fc.assert(
+    fc.property(
+      fc
+        .integer({ min: 2, max: 70 })
+        .chain((S) =>
+          fc.tuple(
+            fc.constant(S),
+            maskArb(S),
+            fc.tuple(
+              fc.integer({ min: 0, max: S }),
+              fc.integer({ min: 0, max: S }),
+              fc.integer({ min: 0, max: S }),
+              fc.integer({ min: 0, max: S }),
+            ),
+          ),
+        ),
+      ([S, spec, [a, b, c, d]]) => {
+        const grid = MaskGrid.build(spec, S),
+          areas = new MaskAreas(spec, S);
+        const [q0, q1] = a <= b ? [a, b] : [b, a],
+          [k0, k1] = c <= d ? [c, d] : [d, c];
+        assert.equal(areas.area(q0, q1, k0, k1), grid.area(q0, q1, k0, k1));
+        assert.equal(areas.total, grid.area());
+      },
+    ),
+    { numRuns: 400 },
+  );
 });
 
 test('causal counts half: the density of a causal mask is (S+1)/2S', () => {
-  for (const S of [1, 7, 1000, 1 << 20]) assert.equal(new MaskAreas({ kind: 'causal' }, S).density(), (S + 1) / (2 * S));
+  for (const S of [1, 7, 1000, 1 << 20])
+    assert.equal(new MaskAreas({ kind: 'causal' }, S).density(), (S + 1) / (2 * S));
   // a million-token causal mask costs no grid: closed form only
   const big = new MaskAreas({ kind: 'causal' }, 1 << 20);
   assert.equal(big.area(0, 1 << 19, 1 << 19, 1 << 20), 0);
@@ -47,7 +72,8 @@ test('causal counts half: the density of a causal mask is (S+1)/2S', () => {
 /** Brute force over the shard map of the strategies: pairs and rows seen by rank i's queries in rank j's keys. */
 function bruteBlock(grid: MaskGrid, map: ShardMap, i: number, j: number): { area: number; rows: number } {
   const keys = new Set(map.positions(j));
-  let area = 0, rows = 0;
+  let area = 0,
+    rows = 0;
   for (const q of map.positions(i)) {
     let n = 0;
     for (const k of keys) if (grid.allowed(q, k)) n++;
@@ -67,15 +93,24 @@ test('ring blocks match the shard maps of src/shard (contiguous, zigzag, doc-zig
   ];
   for (const [kind, spec, cu] of cases) {
     for (const r of [2, 3, 4]) {
-      const grid = MaskGrid.build(spec, S), map = ShardMap.build(kind, S, r, cu);
+      const grid = MaskGrid.build(spec, S),
+        map = ShardMap.build(kind, S, r, cu);
       const work = new RingWork(new MaskAreas(spec, S), kind, r, cu);
       for (let i = 0; i < r; i++) {
         // doc-zigzag: tokens of short documents are spread evenly (fractions), within one token
-        assert.ok(Math.abs(work.tokens(i) - map.length(i)) <= (kind === 'doc-zigzag' ? 1 : 0), `${kind} r=${r} tokens of ${i}`);
+        assert.ok(
+          Math.abs(work.tokens(i) - map.length(i)) <= (kind === 'doc-zigzag' ? 1 : 0),
+          `${kind} r=${r} tokens of ${i}`,
+        );
         for (let j = 0; j < r; j++) {
-          const want = bruteBlock(grid, map, i, j), got = work.block(i, j);
+          const want = bruteBlock(grid, map, i, j),
+            got = work.block(i, j);
           // doc-zigzag deals short documents token by token; the planner spreads them evenly
-          if (kind === 'doc-zigzag') assert.ok(Math.abs(got.area - want.area) <= 0.1 * Math.max(want.area, 40), `${kind} r=${r} (${i},${j}) ${got.area} vs ${want.area}`);
+          if (kind === 'doc-zigzag')
+            assert.ok(
+              Math.abs(got.area - want.area) <= 0.1 * Math.max(want.area, 40),
+              `${kind} r=${r} (${i},${j}) ${got.area} vs ${want.area}`,
+            );
           else assert.equal(got.area, want.area, `${kind} r=${r} block (${i},${j})`);
           // rows: the planner counts whole shard chunks a kernel call touches; under a causal mask
           // every row of such a chunk sees a key, so the counts agree

@@ -18,15 +18,24 @@ describe('dry-run counts against the metered CPU ranks', () => {
       for (const [i, k] of all.entries()) {
         const u = k.l.strategy === 'ulysses' ? N : k.l.strategy === 'usp' ? k.l.ulysses! : 1;
         const c: CountCase = {
-          strategy: k.l.strategy, ulysses: u, ring: N / u, inner: k.l.inner ?? N / u, placement: k.l.placement ?? 'head-first',
-          H: k.s.H, Hkv: k.s.Hkv, D: k.s.D, e: k.dtype === 'bf16' ? 2 : 4,
+          strategy: k.l.strategy,
+          ulysses: u,
+          ring: N / u,
+          inner: k.l.inner ?? N / u,
+          placement: k.l.placement ?? 'head-first',
+          H: k.s.H,
+          Hkv: k.s.Hkv,
+          D: k.s.D,
+          e: k.dtype === 'bf16' ? 2 : 4,
         };
         for (let r = 0; r < N; r++) {
-          const got = await dryRank(c, N, r, k.s.S / N, false), want = metered[r]![i]!;
+          const got = await dryRank(c, N, r, k.s.S / N, false),
+            want = metered[r]![i]!;
           assert.deepEqual(
             { forward: got.heldForward, peak: got.heldPeak, trafficForward: got.trafficForward, traffic: got.traffic },
             { forward: want.forward, peak: want.peak, trafficForward: want.trafficForward, traffic: want.traffic },
-            `${caseName(k)} rank ${r}`);
+            `${caseName(k)} rank ${r}`,
+          );
         }
       }
       t.diagnostic(`${all.length} cases × ${N} ranks: all exact`);
@@ -49,12 +58,20 @@ it('long rings: the counts extended from three lengths equal the counts of the w
     const members = c.strategy === 'usp' ? 2 : 1;
     assert.ok(runs <= (c.strategy === 'double-ring' ? 9 : 3) * members, `${c.strategy}: ${runs} runs`);
     // the whole ring, every member, the largest taken as counts.ts takes it
-    let peak = -1, traffic = -1, whole;
+    let peak = -1,
+      traffic = -1,
+      whole;
     for (let m = 0; m < members; m++) {
       const x = await dryRank(c, c.ulysses * c.ring, m, 64);
-      if (x.heldPeak > peak) { peak = x.heldPeak; whole = { ...(whole ?? x), heldForward: x.heldForward, heldPeak: x.heldPeak }; }
+      if (x.heldPeak > peak) {
+        peak = x.heldPeak;
+        whole = { ...(whole ?? x), heldForward: x.heldForward, heldPeak: x.heldPeak };
+      }
       const b = x.traffic.total.readBytes + x.traffic.total.writeBytes;
-      if (b > traffic) { traffic = b; whole = { ...(whole ?? x), trafficForward: x.trafficForward, traffic: x.traffic }; }
+      if (b > traffic) {
+        traffic = b;
+        whole = { ...(whole ?? x), trafficForward: x.trafficForward, traffic: x.traffic };
+      }
     }
     assert.deepEqual(extended, whole, c.strategy);
   }

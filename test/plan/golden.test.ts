@@ -16,7 +16,8 @@ function compare(got: unknown, want: unknown, at: string, diffs: string[]): void
     if (Math.abs(got - want) > 1e-9 * Math.max(Math.abs(want), 1e-12)) diffs.push(`${at}: ${got} ≠ ${want}`);
   } else if (want && typeof want === 'object' && got && typeof got === 'object') {
     const keys = new Set([...Object.keys(want), ...Object.keys(got)]);
-    for (const k of keys) compare((got as Record<string, unknown>)[k], (want as Record<string, unknown>)[k], `${at}.${k}`, diffs);
+    for (const k of keys)
+      compare((got as Record<string, unknown>)[k], (want as Record<string, unknown>)[k], `${at}.${k}`, diffs);
   } else if (got !== want) diffs.push(`${at}: ${JSON.stringify(got)} ≠ ${JSON.stringify(want)}`);
 }
 

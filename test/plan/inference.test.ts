@@ -4,11 +4,26 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UserError } from '../../src/errors.js';
-import { inferenceConfig, type InferenceConfig, type InferencePlan, keysRead, planInference } from '../../src/plan/inference.js';
+import {
+  inferenceConfig,
+  type InferenceConfig,
+  type InferencePlan,
+  keysRead,
+  planInference,
+} from '../../src/plan/inference.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, PASS_CROSSOVER, SDPA_DECODE_H200 } from './inference-published.js';
 
-const ATTN_ONLY = { name: 'attn', layers: 1, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, ffnHidden: 1, vocab: 1 };
+const ATTN_ONLY = {
+  name: 'attn',
+  layers: 1,
+  hidden: 4096,
+  heads: 32,
+  kvHeads: 8,
+  headDim: 128,
+  ffnHidden: 1,
+  vocab: 1,
+};
 
 function plan(json: Record<string, unknown>, layout: { tp: number; cp: number }): InferencePlan {
   const cfg = inferenceConfig(json)!;
@@ -17,7 +32,12 @@ function plan(json: Record<string, unknown>, layout: { tp: number; cp: number })
 }
 
 const h200 = (gpus: number): Record<string, unknown> => ({ nodes: 1, gpusPerNode: gpus, gpu: 'h200' });
-const hosts = (nodes: number): Record<string, unknown> => ({ nodes, gpusPerNode: 8, gpu: 'h100', ...(nodes > 1 ? { interNode: { GBps: 50, latencyUs: 10 } } : {}) });
+const hosts = (nodes: number): Record<string, unknown> => ({
+  nodes,
+  gpusPerNode: 8,
+  gpu: 'h100',
+  ...(nodes > 1 ? { interNode: { GBps: 50, latencyUs: 10 } } : {}),
+});
 
 describe('planner: inference configs', () => {
   it('decode and cached-prefill configs are read; the other modes are left to config.ts', () => {
@@ -26,12 +46,27 @@ describe('planner: inference configs', () => {
     const p = inferenceConfig({ model: 'llama3-8b', mode: 'prefill', seqLen: 0, newTokens: 512, cluster: h200(2) })!;
     assert.deepEqual([p.mode, p.context, p.newTokens], ['prefill', 0, 512]);
     assert.equal(inferenceConfig({ model: 'llama3-8b', mode: 'prefill', seqLen: 512, cluster: h200(2) }), undefined);
-    assert.throws(() => inferenceConfig({ model: 'llama3-8b', mode: 'decode', seqLen: 10, newTokens: 0, cluster: h200(2) }), (e: Error) => e instanceof UserError && /newTokens: expected an integer ≥ 1/.test(e.message));
-    assert.throws(() => inferenceConfig({ model: 'llama3-8b', mode: 'decode', seqLen: 10, bogus: 1, cluster: h200(2) }), (e: Error) => e instanceof UserError && /bogus: unknown field/.test(e.message));
+    assert.throws(
+      () => inferenceConfig({ model: 'llama3-8b', mode: 'decode', seqLen: 10, newTokens: 0, cluster: h200(2) }),
+      (e: Error) => e instanceof UserError && /newTokens: expected an integer ≥ 1/.test(e.message),
+    );
+    assert.throws(
+      () => inferenceConfig({ model: 'llama3-8b', mode: 'decode', seqLen: 10, bogus: 1, cluster: h200(2) }),
+      (e: Error) => e instanceof UserError && /bogus: unknown field/.test(e.message),
+    );
   });
 
   it('keys a decode step reads follow the mask: causal all, a window its width, documents the last one', () => {
-    const cfg = (mask: string, extra: Record<string, unknown> = {}): InferenceConfig => inferenceConfig({ model: 'llama3-8b', mode: 'decode', seqLen: 1000, newTokens: 4, mask, cluster: h200(1), ...extra })!;
+    const cfg = (mask: string, extra: Record<string, unknown> = {}): InferenceConfig =>
+      inferenceConfig({
+        model: 'llama3-8b',
+        mode: 'decode',
+        seqLen: 1000,
+        newTokens: 4,
+        mask,
+        cluster: h200(1),
+        ...extra,
+      })!;
     assert.equal(keysRead(cfg('causal')), 1004);
     assert.equal(keysRead(cfg('sliding:100,0')), 104);
     assert.equal(keysRead(cfg('document-causal', { cuSeqlens: [0, 300, 1004] })), 704);
@@ -40,42 +75,73 @@ describe('planner: inference configs', () => {
 
 describe('planner: decode', () => {
   it('time per step follows the bytes of K/V read: twice the context, twice the read; twice the ranks, half', () => {
-    const read = (P: number, cp: number): number => plan({ model: ATTN_ONLY, mode: 'decode', seqLen: P, cluster: h200(8) }, { tp: 1, cp }).breakdown['kv read']!;
+    const read = (P: number, cp: number): number =>
+      plan({ model: ATTN_ONLY, mode: 'decode', seqLen: P, cluster: h200(8) }, { tp: 1, cp }).breakdown['kv read']!;
     const launches = read(1, 1); // two kernel launches, nothing to read
     assert.ok(Math.abs((read(1 << 20, 1) - launches) / (read(1 << 19, 1) - launches) - 2) < 1e-3);
     assert.ok(Math.abs((read(1 << 20, 4) - launches) / (read(1 << 20, 8) - launches) - 2) < 1e-3);
     const p = plan({ model: ATTN_ONLY, mode: 'decode', seqLen: 1 << 20, cluster: h200(8) }, { tp: 1, cp: 8 });
-    assert.ok(p.breakdown['partial gather']! > 0 && p.breakdown.merge! > 0, 'several ranks pay the exchange and the merge');
+    assert.ok(
+      p.breakdown['partial gather']! > 0 && p.breakdown.merge! > 0,
+      'several ranks pay the exchange and the merge',
+    );
   });
 
   it('PyTorch SDPA decode reads on one H200: the predicted read is within 5% of the best backend in every row', () => {
     const errors = SDPA_DECODE_H200.map((r) => {
-      const p = plan({ model: ATTN_ONLY, mode: 'decode', seqLen: r.context, batchSeqs: r.batch, cluster: h200(1) }, { tp: 1, cp: 1 });
+      const p = plan(
+        { model: ATTN_ONLY, mode: 'decode', seqLen: r.context, batchSeqs: r.batch, cluster: h200(1) },
+        { tp: 1, cp: 1 },
+      );
       const bytes = r.batch * (r.context + 1) * 2 * 8 * 128 * 2;
       const measured = bytes / (Math.max(r.fa2TBs, r.cudnnTBs) * 1e9); // ms
       return (p.breakdown['kv read']! - measured) / measured;
     });
     // −3.3%, +0.6%, +0.6%, +2.9% (docs/inference.md)
-    assert.ok(errors.every((e) => Math.abs(e) < 0.05), errors.join(', '));
+    assert.ok(
+      errors.every((e) => Math.abs(e) < 0.05),
+      errors.join(', '),
+    );
   });
 });
 
 describe('planner: prefill onto a cached context', () => {
   it('pass-Q for few new tokens on a long cache over slow links, pass-KV for many; the faster one is chosen', () => {
-    const at = (P: number, T: number): InferencePlan => plan({ model: LLAMA3_405B, mode: 'prefill', seqLen: P, newTokens: T, cluster: hosts(4) }, { tp: 8, cp: 4 });
-    const few = at(127000, 1000), many = at(64000, 64000);
+    const at = (P: number, T: number): InferencePlan =>
+      plan({ model: LLAMA3_405B, mode: 'prefill', seqLen: P, newTokens: T, cluster: hosts(4) }, { tp: 8, cp: 4 });
+    const few = at(127000, 1000),
+      many = at(64000, 64000);
     assert.equal(few.layout.pass, 'q');
     assert.equal(many.layout.pass, 'kv');
-    for (const p of [few, many]) assert.equal(p.predicted!.stepMs, Math.min(p.predicted!.passKvMs!, p.predicted!.passQMs!));
+    for (const p of [few, many])
+      assert.equal(p.predicted!.stepMs, Math.min(p.predicted!.passKvMs!, p.predicted!.passQMs!));
     // where K/V transfers hide behind compute (fast links, one node), pass-KV costs nothing extra
-    const fast = plan({ model: LLAMA3_405B, mode: 'prefill', seqLen: 0, newTokens: 65536, cluster: { nodes: 1, gpusPerNode: 8, gpu: 'h200' } }, { tp: 1, cp: 8 });
+    const fast = plan(
+      {
+        model: LLAMA3_405B,
+        mode: 'prefill',
+        seqLen: 0,
+        newTokens: 65536,
+        cluster: { nodes: 1, gpusPerNode: 8, gpu: 'h200' },
+      },
+      { tp: 1, cp: 8 },
+    );
     assert.equal(fast.layout.pass, 'kv');
   });
 
   it('the crossover on 4 hosts at 128K: pass-Q below it, pass-KV above, near the published ≈5% (model: 1–2%)', () => {
     const passAt = (miss: number): string | undefined => {
       const T = Math.round(PASS_CROSSOVER.total * miss);
-      return plan({ model: LLAMA3_405B, mode: 'prefill', seqLen: PASS_CROSSOVER.total - T, newTokens: T, cluster: hosts(PASS_CROSSOVER.nodes) }, { tp: 8, cp: 4 }).layout.pass;
+      return plan(
+        {
+          model: LLAMA3_405B,
+          mode: 'prefill',
+          seqLen: PASS_CROSSOVER.total - T,
+          newTokens: T,
+          cluster: hosts(PASS_CROSSOVER.nodes),
+        },
+        { tp: 8, cp: 4 },
+      ).layout.pass;
     };
     assert.equal(passAt(0.01), 'q');
     assert.equal(passAt(0.1), 'kv');
@@ -85,14 +151,26 @@ describe('planner: prefill onto a cached context', () => {
 
   it('arXiv 2411.01783 full-prefill TTFT rows: stated errors −36%, −36%, −2% (the model misses the 128K rows low)', () => {
     const errors = CP_INFERENCE_TTFT.map((r) => {
-      const p = plan({ model: LLAMA3_405B, mode: 'prefill', seqLen: 0, newTokens: r.tokens, cluster: hosts(r.nodes) }, { tp: 8, cp: r.nodes });
+      const p = plan(
+        { model: LLAMA3_405B, mode: 'prefill', seqLen: 0, newTokens: r.tokens, cluster: hosts(r.nodes) },
+        { tp: 8, cp: r.nodes },
+      );
       return (p.predicted!.stepMs / 1000 - r.seconds) / r.seconds;
     });
-    assert.deepEqual(errors.map((e) => Math.round(e * 100)), [-36, -36, -2]);
+    assert.deepEqual(
+      errors.map((e) => Math.round(e * 100)),
+      [-36, -36, -2],
+    );
   });
 
   it('a layout that cannot hold the cache is marked and sorted last', () => {
-    const cfg = inferenceConfig({ model: 'llama3-70b', mode: 'decode', seqLen: 1 << 20, batchSeqs: 8, cluster: h200(8) })!;
+    const cfg = inferenceConfig({
+      model: 'llama3-70b',
+      mode: 'decode',
+      seqLen: 1 << 20,
+      batchSeqs: 8,
+      cluster: h200(8),
+    })!;
     const ctx = buildContext(cfg.base);
     const plans = planInference(cfg, ctx.rates, ctx.net);
     const bad = plans.filter((p) => !p.feasible);

@@ -15,7 +15,12 @@ import { ShardMap } from '../../src/shard/shard.js';
 import { type DeviceTraffic, MeteredDevice } from '../../src/strategy/accounting.js';
 import { randn, Rng } from '../../src/tensor/random.js';
 
-export interface Shape { S: number; H: number; Hkv: number; D: number }
+export interface Shape {
+  S: number;
+  H: number;
+  Hkv: number;
+  D: number;
+}
 export const shapes = (N: number): Shape[] => [
   { S: 8 * N, H: 8, Hkv: 8, D: 4 },
   { S: 12 * N, H: 8, Hkv: 2, D: 2 }, // Ulysses 4 and 8: a KV head goes to several members (f32 partial sums)
@@ -28,23 +33,33 @@ export const layouts = (N: number, more = false): Layout[] => [
   { strategy: 'tokenring', world: N, shard: 'zigzag' },
   { strategy: 'ulysses', world: N, shard: 'zigzag' },
   { strategy: 'allgather', world: N, shard: 'zigzag' },
-  ...(N > 1 ? [
-    { strategy: 'usp', world: N, ulysses: 2, ring: N / 2, placement: 'head-first', shard: 'zigzag' },
-    { strategy: 'double-ring', world: N, inner: 2, shard: 'zigzag' },
-  ] as Layout[] : []),
-  ...(more && N === 8 ? [
-    { strategy: 'usp', world: N, ulysses: 4, ring: 2, placement: 'context-first', shard: 'zigzag' },
-    { strategy: 'double-ring', world: N, inner: 4, shard: 'zigzag' },
-  ] as Layout[] : []),
+  ...(N > 1
+    ? ([
+        { strategy: 'usp', world: N, ulysses: 2, ring: N / 2, placement: 'head-first', shard: 'zigzag' },
+        { strategy: 'double-ring', world: N, inner: 2, shard: 'zigzag' },
+      ] as Layout[])
+    : []),
+  ...(more && N === 8
+    ? ([
+        { strategy: 'usp', world: N, ulysses: 4, ring: 2, placement: 'context-first', shard: 'zigzag' },
+        { strategy: 'double-ring', world: N, inner: 4, shard: 'zigzag' },
+      ] as Layout[])
+    : []),
 ];
 
 const BYTES = { f64: 8, f32: 4, bf16: 2 } as const;
 export type Dt = keyof typeof BYTES;
-export interface MeteredCase { l: Layout; s: Shape; dtype: Dt }
+export interface MeteredCase {
+  l: Layout;
+  s: Shape;
+  dtype: Dt;
+}
 
 /** Every layout × shape × dtype on N ranks. */
 export const cases = (N: number, more = false): MeteredCase[] =>
-  layouts(N, more).flatMap((l) => shapes(N).flatMap((s) => (['f64', 'f32', 'bf16'] as const).map((dtype) => ({ l, s, dtype }))));
+  layouts(N, more).flatMap((l) =>
+    shapes(N).flatMap((s) => (['f64', 'f32', 'bf16'] as const).map((dtype) => ({ l, s, dtype }))),
+  );
 
 /** The Ulysses member a rank is (its group rank; 0 where there is none). */
 export function member(l: Layout, rank: number): number {
@@ -59,35 +74,67 @@ export const caseName = ({ l, s, dtype }: MeteredCase): string =>
 /** The f64 and f32 cases through runBatch (causal; its per-rank stats), in order. */
 export function viaRunBatch(cs: readonly MeteredCase[], seed: number): Promise<RunResult[]> {
   const rng = new Rng(seed);
-  return runBatch(cs.map(({ l, s, dtype }) => ({
-    layout: l,
-    problem: {
-      q: randn(rng, 'f64', [s.S, s.H, s.D]), k: randn(rng, 'f64', [s.S, s.Hkv, s.D]), v: randn(rng, 'f64', [s.S, s.Hkv, s.D]),
-      dout: randn(rng, 'f64', [s.S, s.H, s.D]), mask: { kind: 'causal' as const }, scale: 0.5, dtype: dtype as 'f64' | 'f32',
-    },
-  })));
+  return runBatch(
+    cs.map(({ l, s, dtype }) => ({
+      layout: l,
+      problem: {
+        q: randn(rng, 'f64', [s.S, s.H, s.D]),
+        k: randn(rng, 'f64', [s.S, s.Hkv, s.D]),
+        v: randn(rng, 'f64', [s.S, s.Hkv, s.D]),
+        dout: randn(rng, 'f64', [s.S, s.H, s.D]),
+        mask: { kind: 'causal' as const },
+        scale: 0.5,
+        dtype: dtype as 'f64' | 'f32',
+      },
+    })),
+  );
 }
 
 /** One rank's meters for a case: bytes held (peak after the forward, peak, at the end) and the device traffic (after the forward, in all). */
-export interface Metered { forward: number; peak: number; end: number; trafficForward: DeviceTraffic; traffic: DeviceTraffic }
+export interface Metered {
+  forward: number;
+  peak: number;
+  end: number;
+  trafficForward: DeviceTraffic;
+  traffic: DeviceTraffic;
+}
 
 /** Every case on N ranks through meteredRank; per rank, per case. */
 export function viaRanks(N: number, cs: readonly MeteredCase[]): Promise<Metered[][]> {
   const tasks = cs.map(({ l, s, dtype }) => ({ layout: resolveLayout(l, s), ...s, dtype }));
-  return runRanks<Metered[]>(N, { module: new URL('./metered-cases.js', import.meta.url), fn: 'meteredRank' }, () => tasks);
+  return runRanks<Metered[]>(
+    N,
+    { module: new URL('./metered-cases.js', import.meta.url), fn: 'meteredRank' },
+    () => tasks,
+  );
 }
 
-export async function meteredRank(comm: Comm, tasks: readonly (Shape & { layout: ReturnType<typeof resolveLayout>; dtype: Dt })[]): Promise<Metered[]> {
+export async function meteredRank(
+  comm: Comm,
+  tasks: readonly (Shape & { layout: ReturnType<typeof resolveLayout>; dtype: Dt })[],
+): Promise<Metered[]> {
   const out: Metered[] = [];
   for (const t of tasks) {
     const device = new MeteredDevice(new CpuDevice(true));
     const shard = ShardMap.build(t.layout.shard, t.S, comm.size);
-    const T = shard.length(comm.rank), rng = new Rng(17 + comm.rank);
+    const T = shard.length(comm.rank),
+      rng = new Rng(17 + comm.rank);
     const x = (h: number) => randn(rng, t.dtype, [T, h, t.D], 1, true);
-    const q = x(t.H), k = x(t.Hkv), v = x(t.Hkv), dout = x(t.H);
-    const ctx = { comm, kernel: new CpuKernel(), device, mask: MaskGrid.build({ kind: 'causal' }, t.S), shard, scale: 0.5 };
+    const q = x(t.H),
+      k = x(t.Hkv),
+      v = x(t.Hkv),
+      dout = x(t.H);
+    const ctx = {
+      comm,
+      kernel: new CpuKernel(),
+      device,
+      mask: MaskGrid.build({ kind: 'causal' }, t.S),
+      shard,
+      scale: 0.5,
+    };
     const res = await strategyFor(t.layout)(ctx, q, k, v);
-    const forward = device.peak, trafficForward = structuredClone(device.traffic);
+    const forward = device.peak,
+      trafficForward = structuredClone(device.traffic);
     await res.backward(dout);
     out.push({ forward, peak: device.peak, end: device.held, trafficForward, traffic: device.traffic });
   }

@@ -34,7 +34,19 @@ test('--json prints {"plans": [...]}: best first, every field the issue names, i
   assert.deepEqual(Object.keys(out), ['plans']);
   assert.ok(out.plans.length > 20);
   for (const p of out.plans) {
-    for (const k of ['tp', 'ulysses', 'ring', 'dp', 'strategy', 'placement', 'shard', 'feasible', 'reason', 'predicted']) assert.ok(k in p, `missing ${k}`);
+    for (const k of [
+      'tp',
+      'ulysses',
+      'ring',
+      'dp',
+      'strategy',
+      'placement',
+      'shard',
+      'feasible',
+      'reason',
+      'predicted',
+    ])
+      assert.ok(k in p, `missing ${k}`);
     assert.equal((p.tp as number) * (p.ulysses as number) * (p.ring as number) * (p.dp as number), 16);
     if (p.predicted) assert.deepEqual(Object.keys(p.predicted as object), ['stepMs', 'tflopsPerGpu', 'mfu', 'memGiB']);
     assert.equal(p.feasible, p.reason === null);
@@ -43,7 +55,11 @@ test('--json prints {"plans": [...]}: best first, every field the issue names, i
   const firstBad = out.plans.findIndex((p) => !p.feasible);
   assert.ok(firstBad === -1 || out.plans.slice(firstBad).every((p) => !p.feasible), 'infeasible plans come last');
   const times = feasible.map((p) => (p.predicted as { stepMs: number }).stepMs);
-  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'best first');
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    'best first',
+  );
 });
 
 test('the table and the explanation: winner, dominant term, runner-up, FLOP convention', async () => {
@@ -57,23 +73,37 @@ test('the table and the explanation: winner, dominant term, runner-up, FLOP conv
   // the longest sequence the winner fits, as maxSeqLen says
   const m = /^Longest sequence (.+) fits here: ([\d,]+) tokens/m.exec(r.stdout);
   assert.ok(m, r.stdout);
-  const cfg = parseConfig(base), best = (await plan(cfg)).results[0]!;
+  const cfg = parseConfig(base),
+    best = (await plan(cfg)).results[0]!;
   assert.equal(m[1], describeLayout(best.layout));
   assert.equal(Number(m[2]!.replaceAll(',', '')), await maxSeqLen(cfg, best.layout));
 });
 
 test('with candidates it evaluates exactly those, and says why one cannot run', async () => {
-  const cfg = parseConfig({ ...base, candidates: [{ tp: 1, ulysses: 4, ring: 4 }, { ulysses: 16 }, { tp: 16, ring: 1 }] });
-  const { results } = (await plan(cfg));
+  const cfg = parseConfig({
+    ...base,
+    candidates: [{ tp: 1, ulysses: 4, ring: 4 }, { ulysses: 16 }, { tp: 16, ring: 1 }],
+  });
+  const { results } = await plan(cfg);
   assert.equal(results.length, 3);
   const why = results.filter((r) => !r.feasible).map((r) => r.reason!);
-  assert.ok(why.some((w) => /tp 16 does not divide the 32 heads and 8 KV heads/.test(w)), why.join('; '));
+  assert.ok(
+    why.some((w) => /tp 16 does not divide the 32 heads and 8 KV heads/.test(w)),
+    why.join('; '),
+  );
   assert.ok(results[0]!.feasible && results[1]!.feasible);
 });
 
 test('memory: a layout too big is flagged with its need, and more sequence parallelism fits longer sequences', async () => {
-  const cfg = parseConfig({ ...base, seqLen: 1 << 20, candidates: [{ tp: 1, ulysses: 8, ring: 2 }, { tp: 8, ring: 2 }] });
-  const { results } = (await plan(cfg));
+  const cfg = parseConfig({
+    ...base,
+    seqLen: 1 << 20,
+    candidates: [
+      { tp: 1, ulysses: 8, ring: 2 },
+      { tp: 8, ring: 2 },
+    ],
+  });
+  const { results } = await plan(cfg);
   for (const r of results) {
     assert.equal(r.feasible, r.prediction!.memGiB <= 140.4);
     if (!r.feasible) assert.match(r.reason!, /^out of memory: needs [\d.]+ GiB of 140\.4 GiB per GPU$/);
@@ -99,14 +129,35 @@ test('tensor parallelism and ZeRO stages change memory the documented way', asyn
 test('masks: a causal attention layer costs half the FLOPs and about half the time of a full one', async () => {
   // one node: NVLink keeps the ring compute-bound, so the mask's work decides the time
   const node = { nodes: 1, gpusPerNode: 8, gpu: 'h200' };
-  const mk = (mask: string) => parseConfig({ ...base, cluster: node, mode: 'attention', mask, candidates: [{ ring: 8, shard: mask === 'full' ? 'contiguous' : 'zigzag' }] });
-  const full = (await plan(mk('full'))).results[0]!.prediction!, causal = (await plan(mk('causal'))).results[0]!.prediction!;
-  assert.ok(causal.stepMs < 0.6 * full.stepMs && causal.stepMs > 0.45 * full.stepMs, `${causal.stepMs} vs ${full.stepMs}`);
+  const mk = (mask: string) =>
+    parseConfig({
+      ...base,
+      cluster: node,
+      mode: 'attention',
+      mask,
+      candidates: [{ ring: 8, shard: mask === 'full' ? 'contiguous' : 'zigzag' }],
+    });
+  const full = (await plan(mk('full'))).results[0]!.prediction!,
+    causal = (await plan(mk('causal'))).results[0]!.prediction!;
+  assert.ok(
+    causal.stepMs < 0.6 * full.stepMs && causal.stepMs > 0.45 * full.stepMs,
+    `${causal.stepMs} vs ${full.stepMs}`,
+  );
   // the same TFLOP/s convention for both: within the kernel-efficiency difference
   assert.ok(Math.abs(causal.tflopsPerGpu / full.tflopsPerGpu - 1) < 0.15);
   // one long document and four short ones: contiguous shards leave the long one's tail heavy
   const cu = [0, 65536, 81920, 98304, 114688, 131072];
-  const docs = parseConfig({ ...base, cluster: node, mode: 'attention', mask: 'document-causal', cuSeqlens: cu, candidates: [{ ring: 8, shard: 'doc-zigzag' }, { ring: 8, shard: 'contiguous' }] });
+  const docs = parseConfig({
+    ...base,
+    cluster: node,
+    mode: 'attention',
+    mask: 'document-causal',
+    cuSeqlens: cu,
+    candidates: [
+      { ring: 8, shard: 'doc-zigzag' },
+      { ring: 8, shard: 'contiguous' },
+    ],
+  });
   const [a, b] = (await plan(docs)).results;
   assert.equal(a!.layout.shard, 'doc-zigzag', 'per-document zigzag balances documents');
   assert.ok(b!.balance > a!.balance);
@@ -115,14 +166,30 @@ test('masks: a causal attention layer costs half the FLOPs and about half the ti
 test('bench records update the calibration: kernel points, GEMM, link efficiencies', async () => {
   // shaped as the records in bench/results
   const env = { gpus: ['NVIDIA H200', 'NVIDIA H200'] };
-  const k = (name: string, pass: string, S: number, mask: string, tflops: number) => ({ kind: 'kernel', name, env, config: { pass, S, B: 1, H: 32, D: 128, mask }, derived: { tflops } });
-  const c = (name: string, op: string, bytes: number, algGBps: number, busGBps: number) => ({ kind: 'comm', name, env, config: { op, bytes, ranks: 2 }, derived: { algGBps, busGBps } });
+  const k = (name: string, pass: string, S: number, mask: string, tflops: number) => ({
+    kind: 'kernel',
+    name,
+    env,
+    config: { pass, S, B: 1, H: 32, D: 128, mask },
+    derived: { tflops },
+  });
+  const c = (name: string, op: string, bytes: number, algGBps: number, busGBps: number) => ({
+    kind: 'comm',
+    name,
+    env,
+    config: { op, bytes, ranks: 2 },
+    derived: { algGBps, busGBps },
+  });
   const records = [
-    k('weft_fwd', 'fwd', 32768, 'causal', 700), k('weft', 'fwd+bwd', 32768, 'causal', 620),
-    k('weft_fwd_sync', 'fwd', 32768, 'causal', 1), k('weft_bwd-abl1', 'bwd', 32768, 'causal', 1), k('weft_bwd', 'bwd', 32768, 'causal', 1),
+    k('weft_fwd', 'fwd', 32768, 'causal', 700),
+    k('weft', 'fwd+bwd', 32768, 'causal', 620),
+    k('weft_fwd_sync', 'fwd', 32768, 'causal', 1),
+    k('weft_bwd-abl1', 'bwd', 32768, 'causal', 1),
+    k('weft_bwd', 'bwd', 32768, 'causal', 1),
     k('sdpa-flash', 'fwd', 65536, 'causal', 340),
     { kind: 'kernel', name: 'gemm-bf16', env, config: { op: 'gemm' }, derived: { tflops: 800 } },
-    c('weft-nccl-sendrecv', 'sendrecv', 1 << 20, 5.3, 5.3), c('weft-nccl-sendrecv', 'sendrecv', 1 << 30, 378, 378),
+    c('weft-nccl-sendrecv', 'sendrecv', 1 << 20, 5.3, 5.3),
+    c('weft-nccl-sendrecv', 'sendrecv', 1 << 30, 378, 378),
     c('torch-nccl-alltoall', 'alltoall', 1 << 30, 661.8, 350),
     { kind: 'kernel', name: 'odd', env: { gpus: ['NVIDIA A100-SXM4-80GB'] }, config: {}, derived: { tflops: 1 } },
     { kind: 'cp', name: 'weft-ring', env, config: {}, derived: {} },
@@ -130,7 +197,11 @@ test('bench records update the calibration: kernel points, GEMM, link efficienci
   const { calibration, used, skipped } = applyRecords(H200, records);
   assert.equal(used, 7);
   assert.equal(skipped.length, 5);
-  assert.ok(calibration.attention.some((p) => p.kernel === 'weft' && p.pass === 'fwd' && p.seqLen === 32768 && p.mask === 'causal' && p.tflops === 700));
+  assert.ok(
+    calibration.attention.some(
+      (p) => p.kernel === 'weft' && p.pass === 'fwd' && p.seqLen === 32768 && p.mask === 'causal' && p.tflops === 700,
+    ),
+  );
   assert.ok(calibration.attention.some((p) => p.kernel === 'fa2' && p.seqLen === 65536 && p.tflops === 340));
   assert.ok(!calibration.attention.some((p) => p.tflops === 1), 'variants and backward-only records are not used');
   assert.equal(calibration.gemm.tflops, 800);
@@ -139,12 +210,18 @@ test('bench records update the calibration: kernel points, GEMM, link efficienci
   assert.equal(H200.gemm.tflops, 790, 'the shipped calibration is not modified');
   // a faster kernel and GEMM make training faster
   const cfg = parseConfig({ ...base, candidates: [{ ulysses: 8, ring: 2 }] });
-  assert.ok((await plan(cfg, calibration)).results[0]!.prediction!.stepMs < (await plan(cfg)).results[0]!.prediction!.stepMs);
+  assert.ok(
+    (await plan(cfg, calibration)).results[0]!.prediction!.stepMs < (await plan(cfg)).results[0]!.prediction!.stepMs,
+  );
   await assert.rejects(plan(parseConfig({ ...base, kernel: 'nope' })), /kernel: 'nope' has no forward/);
 });
 
-test('--calibration with `weft bench ops` records: weft\'s Device operation rates as measured, used for the current code', async () => {
-  const read = (f: string) => readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+test("--calibration with `weft bench ops` records: weft's Device operation rates as measured, used for the current code", async () => {
+  const read = (f: string) =>
+    readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   const now = applyRecords(H200, read('bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl'));
   // 8 fits and 8 calls of 4 KiB used, the other sizes skipped silently (they are in the fits)
   assert.equal(now.used, 16);
@@ -152,22 +229,40 @@ test('--calibration with `weft bench ops` records: weft\'s Device operation rate
   const shipped = IMPLEMENTATIONS.weft!.deviceOps!.ops;
   for (const [op, r] of Object.entries(now.calibration.deviceOps!.ops)) {
     const s = shipped[op as keyof typeof shipped];
-    assert.ok(Math.abs(r.hbmEfficiency - s.hbmEfficiency) < 0.006 && Math.abs(r.callUs - s.callUs) < 0.06, `${op}: ${JSON.stringify(r)} vs shipped ${JSON.stringify(s)}`);
+    assert.ok(
+      Math.abs(r.hbmEfficiency - s.hbmEfficiency) < 0.006 && Math.abs(r.callUs - s.callUs) < 0.06,
+      `${op}: ${JSON.stringify(r)} vs shipped ${JSON.stringify(s)}`,
+    );
   }
   // the old builtins' rates (casts at 0.26 of HBM) make weft's ring slower; other profiles keep theirs
   const old = applyRecords(H200, read('bench/results/ops-2026-11-28-18-17-10-cd1042c.jsonl')).calibration;
-  const attn = (implementation: string) => parseConfig({ model: 'llama3-8b', mode: 'attention', seqLen: 131072, mask: 'causal', implementation,
-    cluster: { nodes: 1, gpusPerNode: 2, gpu: 'h200' }, candidates: [{ ring: 2 }] });
-  const ms = async (implementation: string, cal?: Calibration) => (await plan(attn(implementation), cal)).results[0]!.prediction!.stepMs;
-  assert.ok(await ms('weft', old) > await ms('weft', now.calibration) + 1);
+  const attn = (implementation: string) =>
+    parseConfig({
+      model: 'llama3-8b',
+      mode: 'attention',
+      seqLen: 131072,
+      mask: 'causal',
+      implementation,
+      cluster: { nodes: 1, gpusPerNode: 2, gpu: 'h200' },
+      candidates: [{ ring: 2 }],
+    });
+  const ms = async (implementation: string, cal?: Calibration) =>
+    (await plan(attn(implementation), cal)).results[0]!.prediction!.stepMs;
+  assert.ok((await ms('weft', old)) > (await ms('weft', now.calibration)) + 1);
   assert.equal(await ms('pytorch', now.calibration), await ms('pytorch'));
   // only complete sets are used
-  assert.equal(applyRecords(H200, read('bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl').filter((r) => r.name !== 'cast-fit')).calibration.deviceOps, undefined);
+  assert.equal(
+    applyRecords(
+      H200,
+      read('bench/results/ops-2026-11-28-18-38-42-3c19881.jsonl').filter((r) => r.name !== 'cast-fit'),
+    ).calibration.deviceOps,
+    undefined,
+  );
 });
 
 test('explain says so when nothing fits', async () => {
   const c = parseConfig({ ...base, seqLen: 1 << 23 });
-  const { results } = (await plan(c));
+  const { results } = await plan(c);
   assert.ok(results.every((r) => !r.feasible));
   assert.match(explain(c, results), /^No layout fits/);
   assert.ok(FLOP_CONVENTION.includes('causal counts half'));
@@ -175,9 +270,12 @@ test('explain says so when nothing fits', async () => {
 
 test('work, counted: a 16,384-GPU search prices each layout once and runs the strategy code once per distinct case, long rings at three lengths', async () => {
   const before = { ...countStats };
-  const big = await plan(parseConfig({ ...base, model: 'llama3-70b', seqLen: 1 << 20, batchSeqs: 16, cluster: { ...cluster, nodes: 2048 } }));
+  const big = await plan(
+    parseConfig({ ...base, model: 'llama3-70b', seqLen: 1 << 20, batchSeqs: 16, cluster: { ...cluster, nodes: 2048 } }),
+  );
   assert.ok(big.results.length > 500);
-  const runs = countStats.runs - before.runs, steps = countStats.steps - before.steps;
+  const runs = countStats.runs - before.runs,
+    steps = countStats.steps - before.steps;
   // a case runs every Ulysses member at no more than three ring lengths of at most 10: far fewer
   // rank runs and traced steps than the layouts' rings have steps
   const ringSteps = big.results.reduce((s, r) => s + r.layout.ring, 0);
@@ -186,7 +284,13 @@ test('work, counted: a 16,384-GPU search prices each layout once and runs the st
 });
 
 test('candidates whose degrees do not multiply to the GPU count: an error naming the degrees (plan and the CLI, exit 2, one line)', async () => {
-  const body = { ...base, candidates: [{ ulysses: 8, ring: 2 }, { ulysses: 4, ring: 3 }] };
+  const body = {
+    ...base,
+    candidates: [
+      { ulysses: 8, ring: 2 },
+      { ulysses: 4, ring: 3 },
+    ],
+  };
   const want = /^candidates\[1\]: ulysses 4 × ring 3 × tp 1 × dp 1 = 12, not the 16 GPUs of the cluster$/;
   await assert.rejects(plan(parseConfig(body)), (e: unknown) => e instanceof UserError && want.test(e.message));
   for (const cmd of ['plan', 'simulate']) {
@@ -195,7 +299,11 @@ test('candidates whose degrees do not multiply to the GPU count: an error naming
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /^weft: candidates\[1\]: ulysses 4 × ring 3 × tp 1 × dp 1 = 12, not the 16 GPUs/);
   }
-  const flags = spawnSync(process.execPath, [main, 'simulate', '--config', writeConfig(base), '--ulysses', '4', '--ring', '3'], { encoding: 'utf8' });
+  const flags = spawnSync(
+    process.execPath,
+    [main, 'simulate', '--config', writeConfig(base), '--ulysses', '4', '--ring', '3'],
+    { encoding: 'utf8' },
+  );
   assert.equal(flags.status, 2, flags.stderr);
   assert.match(flags.stderr, /ulysses 4 × ring 3 × tp 1 × dp 1 = 12, not the 16 GPUs of the cluster/);
 });
@@ -203,11 +311,21 @@ test('candidates whose degrees do not multiply to the GPU count: an error naming
 test('a sequence too short to split over the GPUs: the error says so, not that no layout divides them', async () => {
   const big = { nodes: 128, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } };
   const cfg = parseConfig({ model: 'llama3-8b', mode: 'attention', seqLen: 256, mask: 'causal', cluster: big });
-  await assert.rejects(plan(cfg), (e: unknown) => e instanceof UserError
-    && /^the sequence of 256 tokens is too short to split over 1,024 GPUs: .* at least 1,024 pieces$/.test(e.message) && !/divides/.test(e.message));
+  await assert.rejects(
+    plan(cfg),
+    (e: unknown) =>
+      e instanceof UserError &&
+      /^the sequence of 256 tokens is too short to split over 1,024 GPUs: .* at least 1,024 pieces$/.test(e.message) &&
+      !/divides/.test(e.message),
+  );
   // training: tensor parallelism inside a node takes 8 of them, so 128 pieces are the fewest
   const train = parseConfig({ model: 'llama3-8b', mode: 'training', seqLen: 64, mask: 'causal', cluster: big });
-  await assert.rejects(plan(train), (e: unknown) => e instanceof UserError && /64 tokens is too short to split over 1,024 GPUs: with tp ≤ 8 .* at least 128 pieces/.test(e.message));
+  await assert.rejects(
+    plan(train),
+    (e: unknown) =>
+      e instanceof UserError &&
+      /64 tokens is too short to split over 1,024 GPUs: with tp ≤ 8 .* at least 128 pieces/.test(e.message),
+  );
 });
 
 test('infeasible rows are sorted by their predicted time too, those without a prediction last', async () => {
@@ -216,7 +334,10 @@ test('infeasible rows are sorted by their predicted time too, those without a pr
   const bad = results.filter((r) => !r.feasible);
   const timed = bad.filter((r) => r.prediction).map((r) => r.prediction!.stepMs);
   assert.ok(timed.length > 10, `${timed.length} infeasible rows with a prediction`);
-  assert.deepEqual(timed, [...timed].sort((a, b) => a - b));
+  assert.deepEqual(
+    timed,
+    [...timed].sort((a, b) => a - b),
+  );
   const firstUntimed = bad.findIndex((r) => !r.prediction);
   assert.ok(firstUntimed === -1 || bad.slice(firstUntimed).every((r) => !r.prediction));
 });

@@ -13,10 +13,23 @@ test('predictRun agrees with the planner on a weft layout', async () => {
   const got = await predictRun(shape, { strategy: 'ring', ulysses: 1, ring: 2, shard: 'zigzag' }, 'NVIDIA H200');
   assert.ok('ms' in got);
   const cfg = parseConfig({
-    model: { name: 'attention H32 D128', layers: 1, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, ffnHidden: 16384, vocab: 32000 },
-    mode: 'attention', seqLen: 131072, mask: 'causal', cluster: { nodes: 1, gpusPerNode: 2, gpu: 'h200' },
+    model: {
+      name: 'attention H32 D128',
+      layers: 1,
+      hidden: 4096,
+      heads: 32,
+      kvHeads: 8,
+      headDim: 128,
+      ffnHidden: 16384,
+      vocab: 32000,
+    },
+    mode: 'attention',
+    seqLen: 131072,
+    mask: 'causal',
+    cluster: { nodes: 1, gpusPerNode: 2, gpu: 'h200' },
   });
-  const want = (await evaluate(buildContext(cfg), completeLayout({ ring: 2, shard: 'zigzag' }, cfg))).prediction!.stepMs;
+  const want = (await evaluate(buildContext(cfg), completeLayout({ ring: 2, shard: 'zigzag' }, cfg))).prediction!
+    .stepMs;
   assert.equal(got.ms, want);
 });
 

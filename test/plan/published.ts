@@ -8,52 +8,402 @@
  * and sequence ranks, TP with sequence parallelism, no recomputation. "FLOPS/GPU" counts only
  * the computation a causal mask keeps (the paper says so), i.e. causal counts half.
  */
-export interface UspTrainingRow { table: string; model: 'llama2-7b' | 'llama3-8b'; nodes: number; seqK: number; batch: number; tp: number; ulysses: number; ring: number; tflops: number }
+export interface UspTrainingRow {
+  table: string;
+  model: 'llama2-7b' | 'llama3-8b';
+  nodes: number;
+  seqK: number;
+  batch: number;
+  tp: number;
+  ulysses: number;
+  ring: number;
+  tflops: number;
+}
 
 export const USP_TRAINING: UspTrainingRow[] = [
   // Table 5: LLaMA2-7B on a single 8×A800 node
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 64, batch: 1, tp: 4, ulysses: 2, ring: 1, tflops: 154.49 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 64, batch: 1, tp: 4, ulysses: 1, ring: 2, tflops: 151.40 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 64, batch: 1, tp: 8, ulysses: 1, ring: 1, tflops: 141.85 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 30, batch: 16, tp: 2, ulysses: 4, ring: 1, tflops: 155.98 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 30, batch: 16, tp: 2, ulysses: 1, ring: 4, tflops: 147.77 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 30, batch: 16, tp: 4, ulysses: 1, ring: 1, tflops: 150.05 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 30, batch: 16, tp: 1, ulysses: 8, ring: 1, tflops: 163.42 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 30, batch: 16, tp: 1, ulysses: 1, ring: 8, tflops: 142.16 },
-  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 30, batch: 16, tp: 8, ulysses: 1, ring: 1, tflops: 129.12 },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 64,
+    batch: 1,
+    tp: 4,
+    ulysses: 2,
+    ring: 1,
+    tflops: 154.49,
+  },
+  { table: 'USP Table 5', model: 'llama2-7b', nodes: 1, seqK: 64, batch: 1, tp: 4, ulysses: 1, ring: 2, tflops: 151.4 },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 64,
+    batch: 1,
+    tp: 8,
+    ulysses: 1,
+    ring: 1,
+    tflops: 141.85,
+  },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 30,
+    batch: 16,
+    tp: 2,
+    ulysses: 4,
+    ring: 1,
+    tflops: 155.98,
+  },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 30,
+    batch: 16,
+    tp: 2,
+    ulysses: 1,
+    ring: 4,
+    tflops: 147.77,
+  },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 30,
+    batch: 16,
+    tp: 4,
+    ulysses: 1,
+    ring: 1,
+    tflops: 150.05,
+  },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 30,
+    batch: 16,
+    tp: 1,
+    ulysses: 8,
+    ring: 1,
+    tflops: 163.42,
+  },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 30,
+    batch: 16,
+    tp: 1,
+    ulysses: 1,
+    ring: 8,
+    tflops: 142.16,
+  },
+  {
+    table: 'USP Table 5',
+    model: 'llama2-7b',
+    nodes: 1,
+    seqK: 30,
+    batch: 16,
+    tp: 8,
+    ulysses: 1,
+    ring: 1,
+    tflops: 129.12,
+  },
   // Table 6: LLaMA3-8B on two 8×A800 nodes
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 1, ulysses: 8, ring: 2, tflops: 136.31 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 1, ulysses: 4, ring: 4, tflops: 137.48 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 1, ulysses: 2, ring: 8, tflops: 129.44 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 1, ulysses: 1, ring: 16, tflops: 121.83 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 8, ulysses: 1, ring: 2, tflops: 129.75 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 4, ulysses: 2, ring: 2, tflops: 122.45 },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 1,
+    ulysses: 8,
+    ring: 2,
+    tflops: 136.31,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 1,
+    ulysses: 4,
+    ring: 4,
+    tflops: 137.48,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 1,
+    ulysses: 2,
+    ring: 8,
+    tflops: 129.44,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 1,
+    ulysses: 1,
+    ring: 16,
+    tflops: 121.83,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 8,
+    ulysses: 1,
+    ring: 2,
+    tflops: 129.75,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 4,
+    ulysses: 2,
+    ring: 2,
+    tflops: 122.45,
+  },
   { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 2, ulysses: 4, ring: 2, tflops: 87.67 },
   { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 2, ulysses: 2, ring: 4, tflops: 89.35 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 4, ulysses: 1, ring: 4, tflops: 122.57 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 1, tp: 2, ulysses: 1, ring: 8, tflops: 101.35 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 2, tp: 8, ulysses: 1, ring: 1, tflops: 141.20 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 1, ulysses: 8, ring: 2, tflops: 147.46 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 1, ulysses: 4, ring: 4, tflops: 148.90 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 1, ulysses: 2, ring: 8, tflops: 140.13 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 1, ulysses: 1, ring: 16, tflops: 132.86 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 8, ulysses: 1, ring: 2, tflops: 136.16 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 4, ulysses: 2, ring: 2, tflops: 137.49 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 2, ulysses: 4, ring: 2, tflops: 111.05 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 2, ulysses: 2, ring: 4, tflops: 110.81 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 4, ulysses: 1, ring: 4, tflops: 130.27 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 2, ulysses: 1, ring: 8, tflops: 121.14 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 2, tp: 8, ulysses: 1, ring: 1, tflops: 144.40 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 120, batch: 1, tp: 4, ulysses: 2, ring: 2, tflops: 152.51 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 120, batch: 1, tp: 2, ulysses: 4, ring: 2, tflops: 136.63 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 120, batch: 1, tp: 8, ulysses: 1, ring: 2, tflops: 145.92 },
-  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 120, batch: 1, tp: 4, ulysses: 1, ring: 4, tflops: 150.96 },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 4,
+    ulysses: 1,
+    ring: 4,
+    tflops: 122.57,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 64,
+    batch: 1,
+    tp: 2,
+    ulysses: 1,
+    ring: 8,
+    tflops: 101.35,
+  },
+  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 2, tp: 8, ulysses: 1, ring: 1, tflops: 141.2 },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 1,
+    ulysses: 8,
+    ring: 2,
+    tflops: 147.46,
+  },
+  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 1, tp: 1, ulysses: 4, ring: 4, tflops: 148.9 },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 1,
+    ulysses: 2,
+    ring: 8,
+    tflops: 140.13,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 1,
+    ulysses: 1,
+    ring: 16,
+    tflops: 132.86,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 8,
+    ulysses: 1,
+    ring: 2,
+    tflops: 136.16,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 4,
+    ulysses: 2,
+    ring: 2,
+    tflops: 137.49,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 2,
+    ulysses: 4,
+    ring: 2,
+    tflops: 111.05,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 2,
+    ulysses: 2,
+    ring: 4,
+    tflops: 110.81,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 4,
+    ulysses: 1,
+    ring: 4,
+    tflops: 130.27,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 80,
+    batch: 1,
+    tp: 2,
+    ulysses: 1,
+    ring: 8,
+    tflops: 121.14,
+  },
+  { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 80, batch: 2, tp: 8, ulysses: 1, ring: 1, tflops: 144.4 },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 120,
+    batch: 1,
+    tp: 4,
+    ulysses: 2,
+    ring: 2,
+    tflops: 152.51,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 120,
+    batch: 1,
+    tp: 2,
+    ulysses: 4,
+    ring: 2,
+    tflops: 136.63,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 120,
+    batch: 1,
+    tp: 8,
+    ulysses: 1,
+    ring: 2,
+    tflops: 145.92,
+  },
+  {
+    table: 'USP Table 6',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 120,
+    batch: 1,
+    tp: 4,
+    ulysses: 1,
+    ring: 4,
+    tflops: 150.96,
+  },
   // Table 7: upper bound of the sequence length, LLaMA3-8B on two nodes
-  { table: 'USP Table 7', model: 'llama3-8b', nodes: 2, seqK: 160, batch: 1, tp: 4, ulysses: 2, ring: 2, tflops: 158.64 },
-  { table: 'USP Table 7', model: 'llama3-8b', nodes: 2, seqK: 160, batch: 1, tp: 8, ulysses: 1, ring: 2, tflops: 156.63 },
-  { table: 'USP Table 7', model: 'llama3-8b', nodes: 2, seqK: 208, batch: 1, tp: 8, ulysses: 1, ring: 2, tflops: 147.26 },
-  { table: 'USP Table 7', model: 'llama3-8b', nodes: 2, seqK: 160, batch: 1, tp: 4, ulysses: 1, ring: 4, tflops: 159.37 },
-  { table: 'USP Table 7', model: 'llama3-8b', nodes: 2, seqK: 190, batch: 1, tp: 4, ulysses: 1, ring: 4, tflops: 157.08 },
+  {
+    table: 'USP Table 7',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 160,
+    batch: 1,
+    tp: 4,
+    ulysses: 2,
+    ring: 2,
+    tflops: 158.64,
+  },
+  {
+    table: 'USP Table 7',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 160,
+    batch: 1,
+    tp: 8,
+    ulysses: 1,
+    ring: 2,
+    tflops: 156.63,
+  },
+  {
+    table: 'USP Table 7',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 208,
+    batch: 1,
+    tp: 8,
+    ulysses: 1,
+    ring: 2,
+    tflops: 147.26,
+  },
+  {
+    table: 'USP Table 7',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 160,
+    batch: 1,
+    tp: 4,
+    ulysses: 1,
+    ring: 4,
+    tflops: 159.37,
+  },
+  {
+    table: 'USP Table 7',
+    model: 'llama3-8b',
+    nodes: 2,
+    seqK: 190,
+    batch: 1,
+    tp: 4,
+    ulysses: 1,
+    ring: 4,
+    tflops: 157.08,
+  },
 ];
 
 /**
@@ -62,13 +412,44 @@ export const USP_TRAINING: UspTrainingRow[] = [
  * (LLaMA3-8B on two nodes). The paper names the class ("SP-only"), not one layout, so every
  * SP-only layout of that size is expected to be flagged.
  */
-export const USP_OOM: { model: 'llama2-7b' | 'llama3-8b'; nodes: number; seqK: number; batch: number; note: string }[] = [
-  { model: 'llama2-7b', nodes: 1, seqK: 64, batch: 1, note: 'USP §5.4: "When seqlen=64K, SP-only will bring OOM issue"' },
-  { model: 'llama3-8b', nodes: 2, seqK: 64, batch: 2, note: 'USP §5.4: "SP-only always has an OOM issue with global-bs=2"' },
-  { model: 'llama3-8b', nodes: 2, seqK: 80, batch: 2, note: 'USP §5.4: "SP-only always has an OOM issue with global-bs=2"' },
-  { model: 'llama3-8b', nodes: 2, seqK: 120, batch: 1, note: 'USP §5.4: "At this sequence length, SP-only meets an OOM issue"' },
-  { model: 'llama3-8b', nodes: 2, seqK: 208, batch: 1, note: 'USP §5.4 (Table 7): "At this point, SP-only could not run due to OOM"' },
-];
+export const USP_OOM: { model: 'llama2-7b' | 'llama3-8b'; nodes: number; seqK: number; batch: number; note: string }[] =
+  [
+    {
+      model: 'llama2-7b',
+      nodes: 1,
+      seqK: 64,
+      batch: 1,
+      note: 'USP §5.4: "When seqlen=64K, SP-only will bring OOM issue"',
+    },
+    {
+      model: 'llama3-8b',
+      nodes: 2,
+      seqK: 64,
+      batch: 2,
+      note: 'USP §5.4: "SP-only always has an OOM issue with global-bs=2"',
+    },
+    {
+      model: 'llama3-8b',
+      nodes: 2,
+      seqK: 80,
+      batch: 2,
+      note: 'USP §5.4: "SP-only always has an OOM issue with global-bs=2"',
+    },
+    {
+      model: 'llama3-8b',
+      nodes: 2,
+      seqK: 120,
+      batch: 1,
+      note: 'USP §5.4: "At this sequence length, SP-only meets an OOM issue"',
+    },
+    {
+      model: 'llama3-8b',
+      nodes: 2,
+      seqK: 208,
+      batch: 1,
+      note: 'USP §5.4 (Table 7): "At this point, SP-only could not run due to OOM"',
+    },
+  ];
 
 /**
  * USP (arXiv 2405.07719) Tables 3 and 4: attention alone, forward only, throughput in iterations
@@ -91,7 +472,14 @@ export const USP_OOM: { model: 'llama2-7b' | 'llama3-8b'; nodes: number; seqK: n
  * or forward + backward (run without --fwd_only). Which, if either, is not established; the rows
  * are kept as printed and counted (docs/validation.md).
  */
-export interface UspAttentionRow { table: string; gpu: 'l20' | 'a100-80g'; seqK: number; ulysses: number; shard: 'contiguous' | 'zigzag'; itersPerSec: number }
+export interface UspAttentionRow {
+  table: string;
+  gpu: 'l20' | 'a100-80g';
+  seqK: number;
+  ulysses: number;
+  shard: 'contiguous' | 'zigzag';
+  itersPerSec: number;
+}
 
 const usp34 = (table: string, gpu: 'l20' | 'a100-80g', rows: [number, number, number, number][]): UspAttentionRow[] =>
   rows.flatMap(([seqK, ulysses, basic, lb]) => [
@@ -101,13 +489,28 @@ const usp34 = (table: string, gpu: 'l20' | 'a100-80g', rows: [number, number, nu
 
 export const USP_ATTENTION: UspAttentionRow[] = [
   ...usp34('USP Table 3', 'l20', [
-    [8, 8, 57.346, 57.098], [8, 4, 153.134, 152.189], [8, 2, 415.5, 454.93], [8, 1, 358.595, 361.969],
-    [32, 8, 15.229, 14.262], [32, 4, 28.584, 32.818], [32, 2, 44.348, 62.754], [32, 1, 40.478, 58.377],
-    [128, 8, 2.563, 2.586], [128, 4, 3.217, 4.235], [128, 2, 3.399, 5.476], [128, 1, 3.131, 5.186],
+    [8, 8, 57.346, 57.098],
+    [8, 4, 153.134, 152.189],
+    [8, 2, 415.5, 454.93],
+    [8, 1, 358.595, 361.969],
+    [32, 8, 15.229, 14.262],
+    [32, 4, 28.584, 32.818],
+    [32, 2, 44.348, 62.754],
+    [32, 1, 40.478, 58.377],
+    [128, 8, 2.563, 2.586],
+    [128, 4, 3.217, 4.235],
+    [128, 2, 3.399, 5.476],
+    [128, 1, 3.131, 5.186],
   ]),
   ...usp34('USP Table 4', 'a100-80g', [
-    [32, 8, 135.569, 136.375], [32, 4, 103.525, 132.979], [32, 2, 91.365, 132.979], [32, 1, 81.985, 113.79],
-    [128, 8, 2.782, 2.785], [128, 4, 2.024, 2.771], [128, 2, 1.73, 2.89], [128, 1, 1.628, 2.91],
+    [32, 8, 135.569, 136.375],
+    [32, 4, 103.525, 132.979],
+    [32, 2, 91.365, 132.979],
+    [32, 1, 81.985, 113.79],
+    [128, 8, 2.782, 2.785],
+    [128, 4, 2.024, 2.771],
+    [128, 2, 1.73, 2.89],
+    [128, 1, 1.628, 2.91],
   ]),
 ];
 
@@ -118,7 +521,13 @@ export const USP_ATTENTION: UspAttentionRow[] = [
  * = zigzag, stripe_attn = striped. Throughput in iterations per second; the README's efficiency
  * is that over (single-GPU flash_attn on 8K) / 8.
  */
-export interface RfaRow { gpu: 'h800' | 'a100-80g'; pass: 'fwd' | 'fwd+bwd'; shard: 'contiguous' | 'zigzag' | 'striped'; itersPerSec: number; efficiency: number }
+export interface RfaRow {
+  gpu: 'h800' | 'a100-80g';
+  pass: 'fwd' | 'fwd+bwd';
+  shard: 'contiguous' | 'zigzag' | 'striped';
+  itersPerSec: number;
+  efficiency: number;
+}
 
 export const RING_FLASH_ATTN: RfaRow[] = [
   { gpu: 'h800', pass: 'fwd', shard: 'contiguous', itersPerSec: 38.5, efficiency: 0.521 },
@@ -142,7 +551,13 @@ export const RING_FLASH_ATTN: RfaRow[] = [
  * the single-sequence-per-device baseline, Ring Attention splits one sequence over all devices.
  * Only the GPU rows are used (TPU memory is not modelled).
  */
-export interface RingAttentionRow { hardware: string; gpus: number; model: '3B' | '7B' | '13B'; baselineK: number; ringK: number }
+export interface RingAttentionRow {
+  hardware: string;
+  gpus: number;
+  model: '3B' | '7B' | '13B';
+  baselineK: number;
+  ringK: number;
+}
 
 export const RING_ATTENTION_MAX: RingAttentionRow[] = [
   { hardware: '8x A100 NVLink', gpus: 8, model: '3B', baselineK: 64, ringK: 512 },

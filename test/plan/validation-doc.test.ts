@@ -6,5 +6,9 @@ import { validationTable } from '../../tools/validation-table.js';
 import { repoFile } from './validation.js';
 
 test('docs/validation.md is up to date (npm run validation regenerates it)', async () => {
-  assert.equal(readFileSync(repoFile('docs/validation.md'), 'utf8'), await validationTable(), 'docs/validation.md is stale: run npm run validation');
+  assert.equal(
+    readFileSync(repoFile('docs/validation.md'), 'utf8'),
+    await validationTable(),
+    'docs/validation.md is stale: run npm run validation',
+  );
 });

@@ -11,12 +11,21 @@ import { completeLayout, type PlanLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluate, evaluateLayout, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
 import { RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING } from './published.js';
 
-export interface Check { source: string; label: string; group: string; published: number; predicted: number; unit: string }
+export interface Check {
+  source: string;
+  label: string;
+  group: string;
+  published: number;
+  predicted: number;
+  unit: string;
+}
 
 export const relErr = (c: Check): number => (c.predicted - c.published) / c.published;
 
 const A800_NODES = (nodes: number): Record<string, unknown> => ({
-  nodes, gpusPerNode: 8, gpu: 'a800',
+  nodes,
+  gpusPerNode: 8,
+  gpu: 'a800',
   // USP §5.2: nodes joined by 1.6 Tbps RDMA = 200 GB/s per node = 25 GB/s per GPU per direction
   ...(nodes > 1 ? { interNode: { GBps: 25, latencyUs: 10 } } : {}),
 });
@@ -24,10 +33,22 @@ const A800_NODES = (nodes: number): Record<string, unknown> => ({
 export function uspTrainingConfig(model: string, nodes: number, seqK: number, batch: number): PlanConfig {
   // Megatron-LM's context parallel and yunchang merge partial results with PyTorch operations;
   // the A800 runs FlashAttention-2
-  return parseConfig({ model, mode: 'training', seqLen: seqK * 1024, batchSeqs: batch, mask: 'causal', implementation: 'pytorch', kernel: 'fa2', cluster: A800_NODES(nodes) });
+  return parseConfig({
+    model,
+    mode: 'training',
+    seqLen: seqK * 1024,
+    batchSeqs: batch,
+    mask: 'causal',
+    implementation: 'pytorch',
+    kernel: 'fa2',
+    cluster: A800_NODES(nodes),
+  });
 }
 
-export function layoutFor(cfg: PlanConfig, c: { tp?: number; ulysses?: number; ring?: number; shard?: PlanLayout['shard']; dp?: number }): PlanLayout {
+export function layoutFor(
+  cfg: PlanConfig,
+  c: { tp?: number; ulysses?: number; ring?: number; shard?: PlanLayout['shard']; dp?: number },
+): PlanLayout {
   return completeLayout({ ...c, placement: 'head-first' }, cfg);
 }
 
@@ -41,9 +62,12 @@ export function uspTrainingChecks(): Check[] {
     const cfg = uspTrainingConfig(row.model, row.nodes, row.seqK, row.batch);
     const res = predictOne(cfg, layoutFor(cfg, row));
     return {
-      source: row.table, group: `${row.table} ${row.seqK}K bs${row.batch}`,
+      source: row.table,
+      group: `${row.table} ${row.seqK}K bs${row.batch}`,
       label: `${row.model} ${row.seqK}K bs${row.batch} tp${row.tp} u${row.ulysses} r${row.ring}`,
-      published: row.tflops, predicted: res.prediction!.tflopsPerGpu, unit: 'TFLOP/s/GPU',
+      published: row.tflops,
+      predicted: res.prediction!.tflopsPerGpu,
+      unit: 'TFLOP/s/GPU',
     };
   });
 }
@@ -53,7 +77,15 @@ const L20_BOX = { nodes: 1, gpusPerNode: 8, gpu: 'l20' };
 const A100_BOX = { nodes: 1, gpusPerNode: 8, gpu: 'a100-80g' };
 
 export function uspAttentionConfig(gpu: 'l20' | 'a100-80g', seqK: number): PlanConfig {
-  return parseConfig({ model: 'llama3-8b', mode: 'attention-forward', seqLen: seqK * 1024, mask: 'causal', implementation: 'pytorch', kernel: 'fa2', cluster: gpu === 'l20' ? L20_BOX : A100_BOX });
+  return parseConfig({
+    model: 'llama3-8b',
+    mode: 'attention-forward',
+    seqLen: seqK * 1024,
+    mask: 'causal',
+    implementation: 'pytorch',
+    kernel: 'fa2',
+    cluster: gpu === 'l20' ? L20_BOX : A100_BOX,
+  });
 }
 
 /** USP Tables 3–4: predicted vs published iterations per second (forward only). */
@@ -62,9 +94,12 @@ export function uspAttentionChecks(): Check[] {
     const cfg = uspAttentionConfig(row.gpu, row.seqK);
     const res = predictOne(cfg, layoutFor(cfg, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard }));
     return {
-      source: row.table, group: `${row.table} ${row.seqK}K`,
+      source: row.table,
+      group: `${row.table} ${row.seqK}K`,
       label: `${row.gpu} ${row.seqK}K u${row.ulysses} r${8 / row.ulysses} ${row.shard}`,
-      published: row.itersPerSec, predicted: 1000 / res.prediction!.stepMs, unit: 'iter/s',
+      published: row.itersPerSec,
+      predicted: 1000 / res.prediction!.stepMs,
+      unit: 'iter/s',
     };
   });
 }
@@ -77,7 +112,15 @@ export function uspAttentionChecks(): Check[] {
  */
 export function uspTable4Readings(): { label: string; published: number; readings: Record<string, number> }[] {
   const cfg = (seqK: number, mode: string): PlanConfig =>
-    parseConfig({ model: 'llama3-8b', mode, seqLen: seqK * 1024, mask: 'causal', implementation: 'pytorch', kernel: 'fa2', cluster: A100_BOX });
+    parseConfig({
+      model: 'llama3-8b',
+      mode,
+      seqLen: seqK * 1024,
+      mask: 'causal',
+      implementation: 'pytorch',
+      kernel: 'fa2',
+      cluster: A100_BOX,
+    });
   const readings: Record<string, PlanConfig> = {
     'as printed (128K fwd)': cfg(128, 'attention-forward'),
     '256K fwd': cfg(256, 'attention-forward'),
@@ -87,15 +130,26 @@ export function uspTable4Readings(): { label: string; published: number; reading
   return USP_ATTENTION.filter((r) => r.gpu === 'a100-80g' && r.seqK === 128).map((row) => ({
     label: `a100-80g 128K u${row.ulysses} r${8 / row.ulysses} ${row.shard}`,
     published: row.itersPerSec,
-    readings: Object.fromEntries(Object.entries(ctxs).map(([k, { c, ctx }]) =>
-      [k, 1000 / evaluateLayout(ctx, layoutFor(c, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard })).prediction!.stepMs])),
+    readings: Object.fromEntries(
+      Object.entries(ctxs).map(([k, { c, ctx }]) => [
+        k,
+        1000 /
+          evaluateLayout(ctx, layoutFor(c, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard }))
+            .prediction!.stepMs,
+      ]),
+    ),
   }));
 }
 
 export function rfaConfig(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', seqLen = 65536, gpus = 8): PlanConfig {
   return parseConfig({
-    model: 'llama3-8b', mode: pass === 'fwd' ? 'attention-forward' : 'attention', seqLen, mask: 'causal',
-    implementation: 'pytorch', kernel: 'fa2', cluster: { nodes: 1, gpusPerNode: gpus, gpu },
+    model: 'llama3-8b',
+    mode: pass === 'fwd' ? 'attention-forward' : 'attention',
+    seqLen,
+    mask: 'causal',
+    implementation: 'pytorch',
+    kernel: 'fa2',
+    cluster: { nodes: 1, gpusPerNode: gpus, gpu },
   });
 }
 
@@ -105,9 +159,12 @@ export function rfaChecks(): Check[] {
     const cfg = rfaConfig(row.gpu, row.pass);
     const res = predictOne(cfg, layoutFor(cfg, { ring: 8, shard: row.shard }));
     return {
-      source: 'ring-flash-attention README', group: `RFA ${row.gpu} ${row.pass}`,
+      source: 'ring-flash-attention README',
+      group: `RFA ${row.gpu} ${row.pass}`,
       label: `${row.gpu} ${row.pass} ring 8 ${row.shard}`,
-      published: row.itersPerSec, predicted: 1000 / res.prediction!.stepMs, unit: 'iter/s',
+      published: row.itersPerSec,
+      predicted: 1000 / res.prediction!.stepMs,
+      unit: 'iter/s',
     };
   });
 }
@@ -122,7 +179,15 @@ export function rfaEfficiency(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd',
 }
 
 export function torchCpConfig(seqK: number, gpus = 2): PlanConfig {
-  return parseConfig({ model: 'llama2-7b', mode: 'attention', seqLen: seqK * 1024, mask: 'causal', implementation: 'pytorch', kernel: 'cudnn', cluster: { nodes: 1, gpusPerNode: gpus, gpu: 'h200' } });
+  return parseConfig({
+    model: 'llama2-7b',
+    mode: 'attention',
+    seqLen: seqK * 1024,
+    mask: 'causal',
+    implementation: 'pytorch',
+    kernel: 'cudnn',
+    cluster: { nodes: 1, gpusPerNode: gpus, gpu: 'h200' },
+  });
 }
 
 /** PyTorch context parallel on 2 × H200 (published.ts TORCH_CP_H200): predicted vs measured TFLOP/s per GPU. */
@@ -131,40 +196,73 @@ export function torchCpChecks(): Check[] {
     const cfg = torchCpConfig(row.seqK);
     const res = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' }));
     return {
-      source: 'PyTorch CP on 2×H200', group: `PyTorch CP H200 ${row.seqK}K`, label: `h200 ${row.seqK}K ring 2 zigzag (cuDNN)`,
-      published: row.tflopsPerGpu, predicted: res.prediction!.tflopsPerGpu, unit: 'TFLOP/s/GPU',
+      source: 'PyTorch CP on 2×H200',
+      group: `PyTorch CP H200 ${row.seqK}K`,
+      label: `h200 ${row.seqK}K ring 2 zigzag (cuDNN)`,
+      published: row.tflopsPerGpu,
+      predicted: res.prediction!.tflopsPerGpu,
+      unit: 'TFLOP/s/GPU',
     };
   });
 }
 
 /** The Ring Attention paper's models (LLaMA architecture: OpenLLaMA-3B, LLaMA-7B, LLaMA-13B shapes). */
 const RA_MODELS = {
-  '3B': { name: 'open-llama-3b', layers: 26, hidden: 3200, heads: 32, kvHeads: 32, headDim: 100, ffnHidden: 8640, vocab: 32000 },
+  '3B': {
+    name: 'open-llama-3b',
+    layers: 26,
+    hidden: 3200,
+    heads: 32,
+    kvHeads: 32,
+    headDim: 100,
+    ffnHidden: 8640,
+    vocab: 32000,
+  },
   '7B': 'llama2-7b',
   '13B': 'llama2-13b',
 } as const;
 
 export function ringAttentionConfig(model: '3B' | '7B' | '13B', gpus: number): PlanConfig {
   return parseConfig({
-    model: RA_MODELS[model], mode: 'training', seqLen: 4096, batchSeqs: gpus, mask: 'causal', precision: 'fp32', recompute: 'full', zero: 3,
-    cluster: gpus <= 8 ? { nodes: 1, gpusPerNode: gpus, gpu: 'a100-80g' } : { nodes: gpus / 8, gpusPerNode: 8, gpu: 'a100-80g', interNode: { GBps: 25, latencyUs: 10 } },
+    model: RA_MODELS[model],
+    mode: 'training',
+    seqLen: 4096,
+    batchSeqs: gpus,
+    mask: 'causal',
+    precision: 'fp32',
+    recompute: 'full',
+    zero: 3,
+    cluster:
+      gpus <= 8
+        ? { nodes: 1, gpusPerNode: gpus, gpu: 'a100-80g' }
+        : { nodes: gpus / 8, gpusPerNode: 8, gpu: 'a100-80g', interNode: { GBps: 25, latencyUs: 10 } },
   });
 }
 
 /** Ring Attention Table 3: the longest power-of-two context (K tokens) predicted to fit. */
-export async function ringAttentionChecks(): Promise<(Check & { baselinePublished: number; baselinePredicted: number })[]> {
+export async function ringAttentionChecks(): Promise<
+  (Check & { baselinePublished: number; baselinePredicted: number })[]
+> {
   const pow2 = (n: number): number => (n <= 0 ? 0 : 2 ** Math.floor(Math.log2(n)));
-  return Promise.all(RING_ATTENTION_MAX.map(async (row) => {
-    const cfg = ringAttentionConfig(row.model, row.gpus);
-    // baseline: one sequence per GPU (FSDP over all GPUs); Ring Attention: one sequence over all GPUs
-    const base = pow2(await maxSeqLen(cfg, completeLayout({ dp: row.gpus, ring: 1 }, cfg)) / 1024);
-    const ringCfg = { ...cfg, batchSeqs: 1 };
-    const ring = pow2(await maxSeqLen(ringCfg, completeLayout({ ring: row.gpus, dp: 1 }, ringCfg)) / 1024);
-    return {
-      source: 'Ring Attention Table 3', group: 'Ring Attention max context', label: `${row.hardware} ${row.model}`,
-      published: row.ringK, predicted: ring, unit: 'K tokens', baselinePublished: row.baselineK, baselinePredicted: base,
-    };
-  }));
+  return Promise.all(
+    RING_ATTENTION_MAX.map(async (row) => {
+      const cfg = ringAttentionConfig(row.model, row.gpus);
+      // baseline: one sequence per GPU (FSDP over all GPUs); Ring Attention: one sequence over all GPUs
+      const base = pow2((await maxSeqLen(cfg, completeLayout({ dp: row.gpus, ring: 1 }, cfg))) / 1024);
+      const ringCfg = { ...cfg, batchSeqs: 1 };
+      const ring = pow2((await maxSeqLen(ringCfg, completeLayout({ ring: row.gpus, dp: 1 }, ringCfg))) / 1024);
+      return {
+        source: 'Ring Attention Table 3',
+        group: 'Ring Attention max context',
+        label: `${row.hardware} ${row.model}`,
+        published: row.ringK,
+        predicted: ring,
+        unit: 'K tokens',
+        baselinePublished: row.baselineK,
+        baselinePredicted: base,
+      };
+    }),
+  );
 }
 
 export function median(xs: readonly number[]): number {
@@ -185,7 +283,10 @@ export function repoFile(rel: string): string {
  * 1 warm-up). Records of older code are not validated against: git keeps them and the checks that
  * priced them (tag `planner-revision-profiles`).
  */
-export const WEFT_RECORDS = ['bench/results/cp-2026-11-28-19-08-07-b97f63e.jsonl', 'bench/results/cp-2026-11-28-19-08-51-b97f63e.jsonl'] as const;
+export const WEFT_RECORDS = [
+  'bench/results/cp-2026-11-28-19-08-07-b97f63e.jsonl',
+  'bench/results/cp-2026-11-28-19-08-51-b97f63e.jsonl',
+] as const;
 
 export interface CpRecord {
   name: string;
@@ -193,7 +294,14 @@ export interface CpRecord {
   summary: { n: number; median: number };
   derived: { tflopsPerGpu: number };
   extra?: {
-    layout?: { strategy: PlanLayout['strategy']; shard: PlanLayout['shard']; ulysses: number; ring: number; inner?: number; placement?: PlanLayout['placement'] };
+    layout?: {
+      strategy: PlanLayout['strategy'];
+      shard: PlanLayout['shard'];
+      ulysses: number;
+      ring: number;
+      inner?: number;
+      placement?: PlanLayout['placement'];
+    };
     /** the caching allocator's peak of live device memory per rank, GiB */
     peakGiB?: number[];
   };
@@ -201,14 +309,30 @@ export interface CpRecord {
 
 /** The records of one file. */
 export function cpRecords(file: string): CpRecord[] {
-  return readFileSync(repoFile(file), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as CpRecord);
+  return readFileSync(repoFile(file), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as CpRecord);
 }
 
 /** One attention layer of weft's benchmark shape on `gpus` H200s, priced as the current code. */
 export function weftCpConfig(seq: number, mask: string, gpus: number, kvHeads = 32): PlanConfig {
   return parseConfig({
-    model: { name: 'attention H32 D128', layers: 1, hidden: 4096, heads: 32, kvHeads, headDim: 128, ffnHidden: 14336, vocab: 32000 },
-    mode: 'attention', seqLen: seq, mask, implementation: 'weft', cluster: { nodes: 1, gpusPerNode: gpus, gpu: 'h200' },
+    model: {
+      name: 'attention H32 D128',
+      layers: 1,
+      hidden: 4096,
+      heads: 32,
+      kvHeads,
+      headDim: 128,
+      ffnHidden: 14336,
+      vocab: 32000,
+    },
+    mode: 'attention',
+    seqLen: seq,
+    mask,
+    implementation: 'weft',
+    cluster: { nodes: 1, gpusPerNode: gpus, gpu: 'h200' },
   });
 }
 
@@ -224,12 +348,21 @@ export async function recordCheck(file: string, r: CpRecord): Promise<Check> {
   const { seq, mask, world, kvHeads } = r.config;
   const l = r.extra!.layout!;
   const cfg = weftCpConfig(seq, mask, world, kvHeads);
-  const p = (await evaluate(buildContext(cfg), completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg))).prediction!;
+  const p = (
+    await evaluate(
+      buildContext(cfg),
+      completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg),
+    )
+  ).prediction!;
   const size = seq >= 1 << 20 ? `${seq / 2 ** 20}M` : `${seq >> 10}K`;
   const cold = r.summary.n === 1 ? `, ${COLD}` : '';
   return {
-    source: file, unit: 'TFLOP/s/GPU', published: (p.tflopsPerGpu * p.stepMs) / r.summary.median, predicted: p.tflopsPerGpu,
-    label: `${world}×h200 ${size} ${mask} ${l.strategy} ${l.shard}`, group: `weft ${world}×H200 ${size} ${mask}${cold}`,
+    source: file,
+    unit: 'TFLOP/s/GPU',
+    published: (p.tflopsPerGpu * p.stepMs) / r.summary.median,
+    predicted: p.tflopsPerGpu,
+    label: `${world}×h200 ${size} ${mask} ${l.strategy} ${l.shard}`,
+    group: `weft ${world}×H200 ${size} ${mask}${cold}`,
   };
 }
 
@@ -241,15 +374,25 @@ export async function weftMemoryChecks(): Promise<Check[]> {
   const out: Check[] = [];
   for (const f of WEFT_RECORDS) {
     for (const r of cpRecords(f)) {
-      const l = r.extra?.layout, peaks = r.extra?.peakGiB;
+      const l = r.extra?.layout,
+        peaks = r.extra?.peakGiB;
       if (!l || !peaks) continue;
       const { seq, mask, world, kvHeads } = r.config;
       const cfg = weftCpConfig(seq, mask, world, kvHeads);
-      const p = (await evaluate(buildContext(cfg), completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg))).memory!.parts;
+      const p = (
+        await evaluate(
+          buildContext(cfg),
+          completeLayout({ ulysses: l.ulysses, ring: l.ring, strategy: l.strategy, shard: l.shard }, cfg),
+        )
+      ).memory!.parts;
       const size = seq >= 1 << 20 ? `${seq / 2 ** 20}M` : `${seq >> 10}K`;
       out.push({
-        source: f, unit: 'GiB', published: Math.max(...peaks), predicted: p.inputs! + p.forward! + p.backward! + p.blockLists!,
-        label: `${world}×h200 ${size} ${mask} ${l.strategy} ${l.shard}`, group: 'weft memory',
+        source: f,
+        unit: 'GiB',
+        published: Math.max(...peaks),
+        predicted: p.inputs! + p.forward! + p.backward! + p.blockLists!,
+        label: `${world}×h200 ${size} ${mask} ${l.strategy} ${l.shard}`,
+        group: 'weft memory',
       });
     }
   }
@@ -258,7 +401,13 @@ export async function weftMemoryChecks(): Promise<Check[]> {
 
 /** Every record of WEFT_RECORDS as a check. */
 export function weftRecordChecks(): Promise<Check[]> {
-  return Promise.all(WEFT_RECORDS.flatMap((f) => cpRecords(f).filter((r) => r.extra?.layout).map((r) => recordCheck(f, r))));
+  return Promise.all(
+    WEFT_RECORDS.flatMap((f) =>
+      cpRecords(f)
+        .filter((r) => r.extra?.layout)
+        .map((r) => recordCheck(f, r)),
+    ),
+  );
 }
 
 /**
@@ -285,12 +434,16 @@ export function repeatSpread(): { median: number; max: number; configs: number }
 
 /** The rows a calibration was fitted on: left out of the error statistics. */
 function isCalibrationRow(c: Check): boolean {
-  const g = AMPERE_GEMM_REFERENCE, a = ADA_ATTENTION_REFERENCE, l = L20_BOX_REFERENCE;
+  const g = AMPERE_GEMM_REFERENCE,
+    a = ADA_ATTENTION_REFERENCE,
+    l = L20_BOX_REFERENCE;
   // the L20 root complex was calibrated on the basic-ring row; the lb-ring row of the same
   // Ulysses 4 × ring 2 at 8K measures the same all-to-all, so it is left out too
-  return c.label === `${g.model} ${g.seqK}K bs${g.batch} tp${g.tp} u${g.ulysses} r${g.ring}`
-    || c.label === `${a.gpu} ${a.seqK}K u${a.ulysses} r8 ${a.shard}`
-    || c.label.startsWith(`${l.gpu} ${l.seqK}K u${l.ulysses} r${8 / l.ulysses} `);
+  return (
+    c.label === `${g.model} ${g.seqK}K bs${g.batch} tp${g.tp} u${g.ulysses} r${g.ring}` ||
+    c.label === `${a.gpu} ${a.seqK}K u${a.ulysses} r8 ${a.shard}` ||
+    c.label.startsWith(`${l.gpu} ${l.seqK}K u${l.ulysses} r${8 / l.ulysses} `)
+  );
 }
 
 /** Every throughput check by source, calibration rows left out. */
@@ -337,7 +490,14 @@ export function rankGroups(checks: readonly Check[], sigma: number): GroupRank[]
     const exact = first.some(same);
     const margin = (winner.published - pub[1]!.published) / pub[1]!.published;
     const behind = 1 - Math.max(...cs.filter(same).map((c) => c.predicted)) / best;
-    out.push({ group, winner, margin, first: first[0]!, behind, verdict: exact ? 'first' : margin <= sigma && behind <= sigma ? 'tie' : 'miss' });
+    out.push({
+      group,
+      winner,
+      margin,
+      first: first[0]!,
+      behind,
+      verdict: exact ? 'first' : margin <= sigma && behind <= sigma ? 'tie' : 'miss',
+    });
   }
   return out;
 }

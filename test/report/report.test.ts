@@ -52,13 +52,20 @@ test('weft report skips a corrupt record with a warning naming file:line and rep
   const r = weft(['report', dir]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| S=1024 \| 300 \|/);
-  assert.match(r.stderr, /^weft: skipped .*kernel-.*\.jsonl:2: not a JSON record\nweft: skipped .*other\.jsonl:2: not a weft benchmark record.*\n$/);
+  assert.match(
+    r.stderr,
+    /^weft: skipped .*kernel-.*\.jsonl:2: not a JSON record\nweft: skipped .*other\.jsonl:2: not a weft benchmark record.*\n$/,
+  );
 });
 
 test('weft report --html: a bad page path is one line and exit 2, before the records are read', () => {
   const dir = tempDir();
   writeRecords(dir, [makeRecord('kernel', 'weft-fwd', { S: 1024 }, 'ms', [2])]);
-  for (const [page, re] of [[path.join(dir, 'missing', 'r.html'), /folder .*missing does not exist/], [dir, /it is a folder/], ['/dev/null', /not a regular file/]] as const) {
+  for (const [page, re] of [
+    [path.join(dir, 'missing', 'r.html'), /folder .*missing does not exist/],
+    [dir, /it is a folder/],
+    ['/dev/null', /not a regular file/],
+  ] as const) {
     const r = weft(['report', path.join(dir, 'nope'), '--html', page]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /^weft: cannot write [^\n]*\n$/);

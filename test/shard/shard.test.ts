@@ -9,8 +9,10 @@ import { randn, Rng } from '../../src/tensor/random.js';
 const arr = (p: Int32Array): number[] => Array.from(p);
 
 /** Random document boundaries over S tokens. */
-const docsArb = (S: number) => fc.uniqueArray(fc.integer({ min: 1, max: S - 1 }), { maxLength: Math.min(12, S - 1) })
-  .map((cuts) => [0, ...cuts.sort((a, b) => a - b), S]);
+const docsArb = (S: number) =>
+  fc
+    .uniqueArray(fc.integer({ min: 1, max: S - 1 }), { maxLength: Math.min(12, S - 1) })
+    .map((cuts) => [0, ...cuts.sort((a, b) => a - b), S]);
 
 describe('evenSplit', () => {
   it('splits into near-equal parts, larger ones first', () => {
@@ -22,31 +24,66 @@ describe('evenSplit', () => {
 
 describe('ShardMap', () => {
   it('every kind partitions [0, S), with at least one token a rank and increasing local order', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 90 }), fc.constantFrom(...SHARD_KINDS), fc.integer(), (world, extra, kind, seed) => {
-      const S = world + extra;
-      const cu = fc.sample(docsArb(Math.max(S, 2)), { numRuns: 1, seed })[0]!;
-      const m = ShardMap.build(kind, S, world, S >= 2 ? cu : undefined);
-      const seen = new Uint8Array(S);
-      for (let r = 0; r < world; r++) {
-        const p = m.positions(r);
-        assert.ok(p.length >= 1, `rank ${r} of ${world} holds nothing (${kind}, S=${S})`);
-        for (let i = 0; i < p.length; i++) {
-          if (i > 0) assert.ok(p[i]! > p[i - 1]!);
-          assert.equal(seen[p[i]!], 0);
-          seen[p[i]!] = 1;
-        }
-      }
-      assert.ok(seen.every((x) => x === 1));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 9 }),
+        fc.integer({ min: 0, max: 90 }),
+        fc.constantFrom(...SHARD_KINDS),
+        fc.integer(),
+        (world, extra, kind, seed) => {
+          const S = world + extra;
+          const cu = fc.sample(docsArb(Math.max(S, 2)), { numRuns: 1, seed })[0]!;
+          const m = ShardMap.build(kind, S, world, S >= 2 ? cu : undefined);
+          const seen = new Uint8Array(S);
+          for (let r = 0; r < world; r++) {
+            const p = m.positions(r);
+            assert.ok(p.length >= 1, `rank ${r} of ${world} holds nothing (${kind}, S=${S})`);
+            for (let i = 0; i < p.length; i++) {
+              if (i > 0) assert.ok(p[i]! > p[i - 1]!);
+              assert.equal(seen[p[i]!], 0);
+              seen[p[i]!] = 1;
+            }
+          }
+          assert.ok(seen.every((x) => x === 1));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('contiguous, zigzag and striped place tokens as their names say', () => {
-    assert.deepEqual([0, 1, 2].map((r) => arr(ShardMap.build('contiguous', 8, 3).positions(r))), [[0, 1, 2], [3, 4, 5], [6, 7]]);
+    assert.deepEqual(
+      [0, 1, 2].map((r) => arr(ShardMap.build('contiguous', 8, 3).positions(r))),
+      [
+        [0, 1, 2],
+        [3, 4, 5],
+        [6, 7],
+      ],
+    );
     // 2N = 4 chunks of 3: rank 0 holds chunks 0 and 3, rank 1 chunks 1 and 2
-    assert.deepEqual([0, 1].map((r) => arr(ShardMap.build('zigzag', 12, 2).positions(r))), [[0, 1, 2, 9, 10, 11], [3, 4, 5, 6, 7, 8]]);
+    assert.deepEqual(
+      [0, 1].map((r) => arr(ShardMap.build('zigzag', 12, 2).positions(r))),
+      [
+        [0, 1, 2, 9, 10, 11],
+        [3, 4, 5, 6, 7, 8],
+      ],
+    );
     // uneven: 10 tokens in 4 chunks of 3, 3, 2, 2
-    assert.deepEqual([0, 1].map((r) => arr(ShardMap.build('zigzag', 10, 2).positions(r))), [[0, 1, 2, 8, 9], [3, 4, 5, 6, 7]]);
-    assert.deepEqual([0, 1, 2].map((r) => arr(ShardMap.build('striped', 7, 3).positions(r))), [[0, 3, 6], [1, 4], [2, 5]]);
+    assert.deepEqual(
+      [0, 1].map((r) => arr(ShardMap.build('zigzag', 10, 2).positions(r))),
+      [
+        [0, 1, 2, 8, 9],
+        [3, 4, 5, 6, 7],
+      ],
+    );
+    assert.deepEqual(
+      [0, 1, 2].map((r) => arr(ShardMap.build('striped', 7, 3).positions(r))),
+      [
+        [0, 3, 6],
+        [1, 4],
+        [2, 5],
+      ],
+    );
   });
 
   it('doc-zigzag zigzags each long document and deals short ones round robin', () => {
@@ -55,14 +92,19 @@ describe('ShardMap', () => {
     assert.deepEqual(arr(m.positions(0)), [0, 1, 6, 7, 8, 10]);
     assert.deepEqual(arr(m.positions(1)), [2, 3, 4, 5, 9]);
     // without boundaries it is zigzag
-    assert.deepEqual(arr(ShardMap.build('doc-zigzag', 10, 2).positions(0)), arr(ShardMap.build('zigzag', 10, 2).positions(0)));
+    assert.deepEqual(
+      arr(ShardMap.build('doc-zigzag', 10, 2).positions(0)),
+      arr(ShardMap.build('zigzag', 10, 2).positions(0)),
+    );
   });
 
   it('doc-zigzag balances causal work per document where whole-sequence zigzag cannot', () => {
     const cu = [0, 40, 52, 64];
     const doc = (p: number): number => cu.findIndex((_, d) => cu[d + 1]! > p);
     const spread = (kind: 'zigzag' | 'doc-zigzag'): number => {
-      const w = [0, 1, 2, 3].map((r) => arr(ShardMap.build(kind, 64, 4, cu).positions(r)).reduce((a, p) => a + p - cu[doc(p)]! + 1, 0));
+      const w = [0, 1, 2, 3].map((r) =>
+        arr(ShardMap.build(kind, 64, 4, cu).positions(r)).reduce((a, p) => a + p - cu[doc(p)]! + 1, 0),
+      );
       return Math.max(...w) / Math.min(...w);
     };
     assert.ok(spread('doc-zigzag') < 1.1, `doc-zigzag max/min work ${spread('doc-zigzag')}`);
@@ -78,17 +120,30 @@ describe('ShardMap', () => {
       parts.forEach((p, r) => {
         assert.ok(p.data.buffer instanceof SharedArrayBuffer);
         const pos = m.positions(r);
-        for (let i = 0; i < pos.length; i++) assert.deepEqual(Array.from(p.data.subarray(i * 6, i * 6 + 6)), Array.from(t.data.subarray(pos[i]! * 6, pos[i]! * 6 + 6)));
+        for (let i = 0; i < pos.length; i++)
+          assert.deepEqual(
+            Array.from(p.data.subarray(i * 6, i * 6 + 6)),
+            Array.from(t.data.subarray(pos[i]! * 6, pos[i]! * 6 + 6)),
+          );
       });
       assert.deepEqual(m.gather(parts).data, t.data);
       const lse = randn(rng, 'f32', [3, 13]);
-      assert.deepEqual(m.gather([0, 1, 2, 3].map((r) => m.scatter(lse, r, 1)), 1).data, lse.data);
+      assert.deepEqual(
+        m.gather(
+          [0, 1, 2, 3].map((r) => m.scatter(lse, r, 1)),
+          1,
+        ).data,
+        lse.data,
+      );
     }
   });
 
   it('refuses a world larger than the sequence and mismatched parts', () => {
     assert.throws(() => ShardMap.build('zigzag', 3, 4), /3 tokens cannot give each of 4 ranks one/);
     const m = ShardMap.build('contiguous', 4, 2);
-    assert.throws(() => m.gather([hostZeros('f64', [2, 1]), hostZeros('f64', [1, 1])]), /rank 1 part f64\[1,1\], expected f64\[2,1\]/);
+    assert.throws(
+      () => m.gather([hostZeros('f64', [2, 1]), hostZeros('f64', [1, 1])]),
+      /rank 1 part f64\[1,1\], expected f64\[2,1\]/,
+    );
   });
 });

@@ -20,9 +20,13 @@ import { Progress } from '../../src/plan/progress.js';
 const node8 = { nodes: 1, gpusPerNode: 8, gpu: 'h200' };
 const two = { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 25, latencyUs: 10 } };
 
-async function run(config: Record<string, unknown>, cand: CandidateSpec): Promise<{ sim: number; ana: number; scaled: boolean; tasks: number }> {
+async function run(
+  config: Record<string, unknown>,
+  cand: CandidateSpec,
+): Promise<{ sim: number; ana: number; scaled: boolean; tasks: number }> {
   const cfg = parseConfig({ model: 'llama3-8b', mask: 'causal', ...config });
-  const ctx = buildContext(cfg), l = completeLayout(cand, cfg);
+  const ctx = buildContext(cfg),
+    l = completeLayout(cand, cfg);
   await prepare(ctx, [l]);
   const r = simulate(ctx, l);
   return { sim: r.stepMs, ana: r.analyticStepMs, scaled: r.scaled, tasks: r.tasks };
@@ -30,17 +34,38 @@ async function run(config: Record<string, unknown>, cand: CandidateSpec): Promis
 
 test('where every ring step is alike, the simulation reproduces the analytical model exactly', async () => {
   const cases: [Record<string, unknown>, CandidateSpec][] = [
-    [{ mode: 'attention', seqLen: 65536, mask: 'full', cluster: node8 }, { ring: 8, shard: 'contiguous' }],
-    [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ring: 8, shard: 'zigzag' }],
+    [
+      { mode: 'attention', seqLen: 65536, mask: 'full', cluster: node8 },
+      { ring: 8, shard: 'contiguous' },
+    ],
+    [
+      { mode: 'attention', seqLen: 65536, cluster: node8 },
+      { ring: 8, shard: 'zigzag' },
+    ],
     [{ mode: 'attention', seqLen: 65536, cluster: node8 }, { ulysses: 8 }],
-    [{ mode: 'attention-forward', seqLen: 262144, cluster: node8 }, { ulysses: 4, ring: 2 }],
-    [{ mode: 'training', seqLen: 131072, cluster: node8 }, { ulysses: 4, ring: 2 }],
-    [{ mode: 'training', seqLen: 81920, cluster: { ...two, gpu: 'a800' } }, { ulysses: 8, ring: 2 }],
-    [{ mode: 'prefill', seqLen: 262144, cluster: node8 }, { tp: 2, ring: 4 }],
+    [
+      { mode: 'attention-forward', seqLen: 262144, cluster: node8 },
+      { ulysses: 4, ring: 2 },
+    ],
+    [
+      { mode: 'training', seqLen: 131072, cluster: node8 },
+      { ulysses: 4, ring: 2 },
+    ],
+    [
+      { mode: 'training', seqLen: 81920, cluster: { ...two, gpu: 'a800' } },
+      { ulysses: 8, ring: 2 },
+    ],
+    [
+      { mode: 'prefill', seqLen: 262144, cluster: node8 },
+      { tp: 2, ring: 4 },
+    ],
   ];
   for (const [config, cand] of cases) {
     const r = await run(config, cand);
-    assert.ok(Math.abs(r.sim / r.ana - 1) < 1e-9, `${JSON.stringify(cand)} ${config.mode}: simulated ${r.sim} vs analytical ${r.ana}`);
+    assert.ok(
+      Math.abs(r.sim / r.ana - 1) < 1e-9,
+      `${JSON.stringify(cand)} ${config.mode}: simulated ${r.sim} vs analytical ${r.ana}`,
+    );
   }
 });
 
@@ -69,15 +94,26 @@ test('transfers through one port queue; through different ports they overlap', a
   const d = e.add('compute', e.labelId('k'), 0, COMPUTE, 3, 0); // compute runs beside the transfers
   assert.equal(d, 3);
   assert.equal(e.makespan(), 10);
-  assert.deepEqual(e.spans(1).map((s) => [s.role, s.peer, s.start, s.end]), [['recv', 0, 0, 5], ['recv', 2, 5, 10]]);
+  assert.deepEqual(
+    e.spans(1).map((s) => [s.role, s.peer, s.start, s.end]),
+    [
+      ['recv', 0, 0, 5],
+      ['recv', 2, 5, 10],
+    ],
+  );
 });
 
 test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect the streams', async () => {
   const dir = tempDir('weft-sim-');
-  const cfgFile = path.join(dir, 'c.json'), tl = path.join(dir, 'timeline.json');
+  const cfgFile = path.join(dir, 'c.json'),
+    tl = path.join(dir, 'timeline.json');
   writeFileSync(cfgFile, JSON.stringify({ model: 'llama3-8b', mode: 'attention', seqLen: 65536, cluster: two }));
   const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
-  const text = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', tl], { encoding: 'utf8' });
+  const text = spawnSync(
+    process.execPath,
+    [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', tl],
+    { encoding: 'utf8' },
+  );
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /simulated step [\d.]+ ms .* analytical [\d.]+ ms/);
   // Chrome trace event JSON: one process per rank, one thread per stream, complete events in µs
@@ -88,7 +124,10 @@ test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect
   const spans = t.traceEvents.filter((e) => e.ph === 'X') as Extract<TraceEvent, { ph: 'X' }>[];
   const ranks = (t.otherData as { ranks: { rank: number; standsFor: number; finishMs: number }[] }).ranks;
   assert.equal(ranks.length, 8);
-  assert.deepEqual([...names.entries()], ranks.map((r) => [r.rank, `rank ${r.rank} (stands for ${r.standsFor} GPUs)`]));
+  assert.deepEqual(
+    [...names.entries()],
+    ranks.map((r) => [r.rank, `rank ${r.rank} (stands for ${r.standsFor} GPUs)`]),
+  );
   for (const r of ranks) {
     const mine = spans.filter((e) => e.pid === r.rank);
     for (const e of mine) assert.ok(threads.has(`${e.pid}/${e.tid}`), 'every span sits on a named thread');
@@ -98,43 +137,82 @@ test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect
     // no two spans of one thread overlap (trace viewers need that); compute is one stream
     const byThread = new Map<number, typeof mine>();
     for (const e of mine) byThread.set(e.tid, [...(byThread.get(e.tid) ?? []), e]);
-    for (const list of byThread.values()) for (let i = 1; i < list.length; i++) assert.ok(list[i]!.ts >= list[i - 1]!.ts + list[i - 1]!.dur - 1e-3, 'no overlap in a thread');
-    assert.ok(mine.every((e) => e.ts + e.dur <= r.finishMs * 1000 + 1), 'ts and dur are microseconds (finishMs is rounded to 1 µs)');
+    for (const list of byThread.values())
+      for (let i = 1; i < list.length; i++)
+        assert.ok(list[i]!.ts >= list[i - 1]!.ts + list[i - 1]!.dur - 1e-3, 'no overlap in a thread');
+    assert.ok(
+      mine.every((e) => e.ts + e.dur <= r.finishMs * 1000 + 1),
+      'ts and dur are microseconds (finishMs is rounded to 1 µs)',
+    );
     assert.ok(mine.some((e) => e.cat === 'send') && mine.some((e) => e.cat === 'recv'));
   }
   // a bad --timeline path fails before the simulation, in one line
-  for (const [bad, re] of [[path.join(dir, 'missing', 't.json'), /folder .*missing does not exist/], [dir, /it is a folder/], [cfgFile, /it is the input/]] as const) {
-    const r = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', bad], { encoding: 'utf8' });
+  for (const [bad, re] of [
+    [path.join(dir, 'missing', 't.json'), /folder .*missing does not exist/],
+    [dir, /it is a folder/],
+    [cfgFile, /it is the input/],
+  ] as const) {
+    const r = spawnSync(
+      process.execPath,
+      [main, 'simulate', '--config', cfgFile, '--ulysses', '2', '--ring', '8', '--timeline', bad],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /^weft: cannot write [^\n]*\n$/);
     assert.match(r.stderr, re);
   }
-  const json = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--json'], { encoding: 'utf8' });
+  const json = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--json'], {
+    encoding: 'utf8',
+  });
   assert.equal(json.status, 0, json.stderr);
-  const j = JSON.parse(json.stdout) as { simulated: { stepMs: number }; analytical: { stepMs: number }; ranks: unknown[] };
+  const j = JSON.parse(json.stdout) as {
+    simulated: { stepMs: number };
+    analytical: { stepMs: number };
+    ranks: unknown[];
+  };
   assert.ok(j.simulated.stepMs > 0 && j.analytical.stepMs > 0 && j.ranks.length > 0);
-  const both = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--ring', '4'], { encoding: 'utf8' });
+  const both = spawnSync(process.execPath, [main, 'simulate', '--config', cfgFile, '--plan', '1', '--ring', '4'], {
+    encoding: 'utf8',
+  });
   assert.equal(both.status, 2);
 });
 
 // Counted work, not time: the simulator's event count bounds its cost at any machine load.
-test('16,384 GPUs: the best plan and a Ulysses 8 × ring 2048 layout simulate within the simulator\'s event budget', async () => {
-  const big = { model: 'llama3-70b', mode: 'training', seqLen: 1 << 20, batchSeqs: 1, mask: 'causal', cluster: { nodes: 2048, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 50, latencyUs: 10 } } };
-  for (const cand of [{ tp: 8, ulysses: 8, ring: 256 }, { tp: 1, ulysses: 8, ring: 2048 }]) {
+test("16,384 GPUs: the best plan and a Ulysses 8 × ring 2048 layout simulate within the simulator's event budget", async () => {
+  const big = {
+    model: 'llama3-70b',
+    mode: 'training',
+    seqLen: 1 << 20,
+    batchSeqs: 1,
+    mask: 'causal',
+    cluster: { nodes: 2048, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 50, latencyUs: 10 } },
+  };
+  for (const cand of [
+    { tp: 8, ulysses: 8, ring: 256 },
+    { tp: 1, ulysses: 8, ring: 2048 },
+  ]) {
     const r = await run(big, cand);
     assert.ok(r.tasks < 3e7, `${JSON.stringify(cand)}: ${r.tasks} events`);
     assert.ok(Math.abs(r.sim / r.ana - 1) < 0.02, `${r.sim} vs ${r.ana}`);
   }
-  await assert.rejects(run(big, { ring: 16384 }), (e: unknown) => e instanceof UserError && /smaller ring degree/.test(e.message));
+  await assert.rejects(
+    run(big, { ring: 16384 }),
+    (e: unknown) => e instanceof UserError && /smaller ring degree/.test(e.message),
+  );
 });
 
-test('weft simulate\'s progress counts the events simulated (the threshold injected)', async () => {
+test("weft simulate's progress counts the events simulated (the threshold injected)", async () => {
   const cfg = parseConfig({ model: 'llama3-8b', mask: 'causal', mode: 'attention', seqLen: 65536, cluster: two });
-  const ctx = buildContext(cfg), l = completeLayout({ ulysses: 2, ring: 8 }, cfg);
+  const ctx = buildContext(cfg),
+    l = completeLayout({ ulysses: 2, ring: 8 }, cfg);
   await prepare(ctx, [l]);
   const lines: string[] = [];
-  const r = simulate(ctx, l, (total) => new Progress('events simulated', total, { afterMs: 0, everyMs: 0, write: (x) => lines.push(x) }));
+  const r = simulate(
+    ctx,
+    l,
+    (total) => new Progress('events simulated', total, { afterMs: 0, everyMs: 0, write: (x) => lines.push(x) }),
+  );
   assert.ok(lines.length > 1);
   // the total is the estimate the simulator checks its budget with; the count is exact
   assert.match(lines.at(-1)!, new RegExp(`^weft: ${r.tasks} of \\d+ events simulated \\(\\d+%\\)$`));

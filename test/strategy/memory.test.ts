@@ -13,7 +13,9 @@ import { asF64, hostZeros } from '../../src/tensor/host.js';
 import { Rng } from '../../src/tensor/random.js';
 import { makeCase } from './cases.js';
 
-const S = 240, H = 16, D = 2;
+const S = 240,
+  H = 16,
+  D = 2;
 
 /** Each layout's largest per-rank peak, in units of one rank's query-sized f64 tensor (S/N · H · D · 8 bytes). */
 async function peaks(N: number, layouts: Layout[]): Promise<number[]> {
@@ -47,13 +49,23 @@ describe('memory a rank holds', () => {
   it('finish releases the accumulation-type output once cast (the backward reads the cast), the gradients as it casts them, and runs the backward once', async () => {
     const device = new MeteredDevice(new CpuDevice());
     const env = { device } as unknown as Env;
-    const f32 = (x: number) => { const t = device.full('f32', [3, 2, 4], x); return t; };
-    const out32 = f32(1.5), state = { out: out32, lse: device.zeros('f32', [2, 3]) };
+    const f32 = (x: number) => {
+      const t = device.full('f32', [3, 2, 4], x);
+      return t;
+    };
+    const out32 = f32(1.5),
+      state = { out: out32, lse: device.zeros('f32', [2, 3]) };
     const grads = { dq: f32(2), dk: f32(3), dv: f32(4) };
     const q = 3 * 2 * 4;
     const start = device.held;
     let seen: unknown;
-    const res = finish(env, 'bf16', { state, backward: async () => { seen = state.out; return grads; } });
+    const res = finish(env, 'bf16', {
+      state,
+      backward: async () => {
+        seen = state.out;
+        return grads;
+      },
+    });
     assert.equal(res.out.dtype, 'bf16');
     // the f32 output went at the cast: the partial's state now holds the returned bf16 output
     assert.equal(device.held - start, -q * 4 + q * 2);
@@ -61,10 +73,18 @@ describe('memory a rank holds', () => {
     const before = device.held;
     const g = await res.backward(hostZeros('bf16', [3, 2, 4]));
     assert.equal(seen, res.out, 'the backward sees the cast output');
-    assert.deepEqual([g.dq, g.dk, g.dv].map((t) => [t.dtype, asF64(t as never)[0]]), [['bf16', 2], ['bf16', 3], ['bf16', 4]]);
+    assert.deepEqual(
+      [g.dq, g.dk, g.dv].map((t) => [t.dtype, asF64(t as never)[0]]),
+      [
+        ['bf16', 2],
+        ['bf16', 3],
+        ['bf16', 4],
+      ],
+    );
     // three f32 gradients released, three bf16 casts made (half their size)
     assert.equal(device.held - before, -3 * q * 4 + 3 * q * 2);
-    for (const t of [grads.dq, grads.dk, grads.dv]) assert.ok(Number.isNaN(asF64(t as never)[0]!), 'released tensors are poisoned');
+    for (const t of [grads.dq, grads.dk, grads.dv])
+      assert.ok(Number.isNaN(asF64(t as never)[0]!), 'released tensors are poisoned');
     assert.ok(!Number.isNaN(asF64(state.lse as never)[0]!), 'lse is part of the result and stays');
     await assert.rejects(res.backward(hostZeros('bf16', [3, 2, 4])), /backward called twice/);
   });

@@ -33,14 +33,20 @@ function importGraph(): Map<string, string[]> {
       const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, '.ts');
       return path.relative(ROOT, target);
     });
-    graph.set(path.relative(ROOT, file), [...new Set(deps)].filter((d) => d.startsWith('src' + path.sep)));
+    graph.set(
+      path.relative(ROOT, file),
+      [...new Set(deps)].filter((d) => d.startsWith('src' + path.sep)),
+    );
   }
   return graph;
 }
 
 /** One cycle through each strongly connected group of files (Tarjan), so every tangle shows at once. */
 function cycles(graph: Map<string, string[]>): string[][] {
-  const index = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [], onStack = new Set<string>();
+  const index = new Map<string, number>(),
+    low = new Map<string, number>(),
+    stack: string[] = [],
+    onStack = new Set<string>();
   const groups: string[][] = [];
   const connect = (v: string): void => {
     index.set(v, index.size);
@@ -89,9 +95,28 @@ function shortestCycle(graph: Map<string, string[]>, group: Set<string>, start: 
 }
 
 test('the cycle finder prints one cycle per tangle', () => {
-  const g = new Map([['a', ['b']], ['b', ['c']], ['c', ['a', 'd']], ['d', []], ['e', ['f']], ['f', ['e']], ['g', ['a']]]);
-  assert.deepEqual(cycles(g), [['a', 'b', 'c', 'a'], ['e', 'f', 'e']]);
-  assert.deepEqual(cycles(new Map([['a', ['b']], ['b', []]])), []);
+  const g = new Map([
+    ['a', ['b']],
+    ['b', ['c']],
+    ['c', ['a', 'd']],
+    ['d', []],
+    ['e', ['f']],
+    ['f', ['e']],
+    ['g', ['a']],
+  ]);
+  assert.deepEqual(cycles(g), [
+    ['a', 'b', 'c', 'a'],
+    ['e', 'f', 'e'],
+  ]);
+  assert.deepEqual(
+    cycles(
+      new Map([
+        ['a', ['b']],
+        ['b', []],
+      ]),
+    ),
+    [],
+  );
 });
 
 test('the import parser sees static, re-export, side-effect and dynamic imports', () => {
@@ -116,11 +141,16 @@ test('every relative import in src/ resolves to a source file', () => {
 test('nothing outside src/cli imports src/cli', () => {
   const cli = path.join('src', 'cli') + path.sep;
   const upward = [...importGraph()].flatMap(([f, deps]) =>
-    f.startsWith(cli) ? [] : deps.filter((d) => d.startsWith(cli)).map((d) => `${f} -> ${d}`));
+    f.startsWith(cli) ? [] : deps.filter((d) => d.startsWith(cli)).map((d) => `${f} -> ${d}`),
+  );
   assert.deepEqual(upward, [], `imports into src/cli from below:\n  ${upward.join('\n  ')}`);
 });
 
 test('the import graph of src/ has no cycle', () => {
   const found = cycles(importGraph());
-  assert.deepEqual(found.map((c) => c.join(' -> ')), [], `import cycles:\n  ${found.map((c) => c.join(' -> ')).join('\n  ')}`);
+  assert.deepEqual(
+    found.map((c) => c.join(' -> ')),
+    [],
+    `import cycles:\n  ${found.map((c) => c.join(' -> ')).join('\n  ')}`,
+  );
 });

@@ -10,13 +10,27 @@ const BASE = ['run', '--strategy', 'varlen', '--heads', '2', '--kv-heads', '1', 
 
 describe('weft run --strategy varlen', () => {
   it('runs a cu_seqlens batch and reports stats and the check as JSON', () => {
-    const r = weft([...BASE, '--world', '3', '--cu-seqlens', '0,1,30,33,70', '--mask', 'document-sliding:5,0', '--dtype', 'f64', '--check', '--json']);
+    const r = weft([
+      ...BASE,
+      '--world',
+      '3',
+      '--cu-seqlens',
+      '0,1,30,33,70',
+      '--mask',
+      'document-sliding:5,0',
+      '--dtype',
+      'f64',
+      '--check',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.check.ok, true);
     assert.equal(j.check.tolerance, 1e-10);
     assert.equal(j.stats.perRank.length, 3);
-    for (const x of j.stats.perRank) for (const f of ['bytesSent', 'bytesReceived', 'area', 'tokens', 'peakHeldBytes']) assert.equal(typeof x[f], 'number', f);
+    for (const x of j.stats.perRank)
+      for (const f of ['bytesSent', 'bytesReceived', 'area', 'tokens', 'peakHeldBytes'])
+        assert.equal(typeof x[f], 'number', f);
     assert.equal(typeof j.stats.balance, 'number');
   });
 
@@ -31,7 +45,9 @@ describe('weft run --strategy varlen', () => {
       assert.equal(j.plan.S, 109);
       assert.equal(j.plan.docs.length, 4);
       assert.equal(j.stats, undefined);
-    } finally { rmSync(dir, { recursive: true }); }
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it('refuses bad input with one line and exit code 2', () => {

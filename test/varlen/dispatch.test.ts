@@ -16,7 +16,10 @@ describe('dispatch', () => {
     const p = dispatch(b, { world: 8 });
     const pos = rankPositions(p);
     const all = pos.flatMap((x) => [...x]).sort((x, y) => x - y);
-    assert.deepEqual(all, Array.from({ length: p.S }, (_, i) => i));
+    assert.deepEqual(
+      all,
+      Array.from({ length: p.S }, (_, i) => i),
+    );
     for (const x of pos) assert.ok(x.length >= 1 && x.length <= p.maxTokens);
     assert.deepEqual(dispatch(b, { world: 8 }), p);
   });
@@ -28,10 +31,18 @@ describe('dispatch', () => {
   });
 
   it('counts the area each rank holds as the mask grid does', () => {
-    const b: Batch = { lengths: [7, 30, 1, 19], masks: [{ kind: 'full' }, { kind: 'causal' }, { kind: 'causal' }, { kind: 'sliding', left: 4, right: 2 }] };
+    const b: Batch = {
+      lengths: [7, 30, 1, 19],
+      masks: [{ kind: 'full' }, { kind: 'causal' }, { kind: 'causal' }, { kind: 'sliding', left: 4, right: 2 }],
+    };
     const p = dispatch(b, { world: 3 });
     const grid = MaskGrid.build(batchMaskSpec(b), p.S);
-    rankPositions(p).forEach((pos, r) => assert.equal(p.ranks[r]!.area, [...pos].reduce((s, q) => s + grid.rowArea(q), 0)));
+    rankPositions(p).forEach((pos, r) =>
+      assert.equal(
+        p.ranks[r]!.area,
+        [...pos].reduce((s, q) => s + grid.rowArea(q), 0),
+      ),
+    );
     assert.equal(pairArea({ kind: 'causal' }, 10, 2, 6, 3, 5), 0 + 1 + 2 + 2); // rows 2–5 of a causal document against keys 3, 4
   });
 
@@ -42,7 +53,8 @@ describe('dispatch', () => {
   it('moves at most half the K/V of a ring on long-tail causal batches at world 8', () => {
     for (const seed of [1, 2, 3]) {
       const p = dispatch(causal(fillPack('longtail', 8 * 8192, seed)), { world: 8 });
-      const moved = p.transfers.reduce((s, t) => s + t.rows, 0), ring = 7 * p.S;
+      const moved = p.transfers.reduce((s, t) => s + t.rows, 0),
+        ring = 7 * p.S;
       assert.ok(moved <= ring / 2, `seed ${seed}: ${moved} rows against the ring's ${ring}`);
     }
   });
@@ -54,10 +66,13 @@ describe('distributions', () => {
     assert.ok(Math.abs(f.mu - LONGTAIL.mu) < 1e-3 && Math.abs(f.sigma - LONGTAIL.sigma) < 1e-3, JSON.stringify(f));
   });
 
-  it('packs fill exactly, reproduce from the seed, and follow MagiAttention\'s 128K rule', () => {
+  it("packs fill exactly, reproduce from the seed, and follow MagiAttention's 128K rule", () => {
     for (const d of ['longtail', 'magi'] as const) {
       const a = fillPack(d, 65536, 9);
-      assert.equal(a.reduce((s, x) => s + x, 0), 65536);
+      assert.equal(
+        a.reduce((s, x) => s + x, 0),
+        65536,
+      );
       assert.ok(a.every((x) => x >= 1));
       assert.deepEqual(fillPack(d, 65536, 9), a);
     }

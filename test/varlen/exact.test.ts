@@ -14,43 +14,69 @@ import { type Batch, batchMaskSpec, type DocMask } from '../../src/varlen/batch.
 import { dispatch } from '../../src/varlen/dispatch.js';
 
 const docMask: fc.Arbitrary<DocMask> = fc.oneof(
-  fc.constant<DocMask>({ kind: 'causal' }), fc.constant<DocMask>({ kind: 'full' }),
-  fc.record({ kind: fc.constant('sliding' as const), left: fc.integer({ min: -1, max: 6 }), right: fc.integer({ min: -1, max: 3 }) }),
+  fc.constant<DocMask>({ kind: 'causal' }),
+  fc.constant<DocMask>({ kind: 'full' }),
+  fc.record({
+    kind: fc.constant('sliding' as const),
+    left: fc.integer({ min: -1, max: 6 }),
+    right: fc.integer({ min: -1, max: 3 }),
+  }),
 );
 
 /** A batch on `world` ranks: short documents, one-token ones, and one longer than a rank's share. */
-const batchArb = fc.integer({ min: 1, max: 8 }).chain((world) => fc.record({
-  world: fc.constant(world),
-  short: fc.array(fc.record({ len: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 12 })), mask: docMask }), { minLength: 0, maxLength: 5 }),
-  long: fc.record({ len: fc.integer({ min: 8 * world, max: 24 * world }), mask: docMask }),
-  at: fc.nat(),
-  hkv: fc.constantFrom(1, 2), g: fc.constantFrom(1, 2), seed: fc.nat(),
-}));
+const batchArb = fc.integer({ min: 1, max: 8 }).chain((world) =>
+  fc.record({
+    world: fc.constant(world),
+    short: fc.array(fc.record({ len: fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 12 })), mask: docMask }), {
+      minLength: 0,
+      maxLength: 5,
+    }),
+    long: fc.record({ len: fc.integer({ min: 8 * world, max: 24 * world }), mask: docMask }),
+    at: fc.nat(),
+    hkv: fc.constantFrom(1, 2),
+    g: fc.constantFrom(1, 2),
+    seed: fc.nat(),
+  }),
+);
 
 describe('varlen executor', () => {
   it('matches the f64 reference, forward and backward, and moves exactly the planned K/V', async () => {
-    await fc.assert(fc.asyncProperty(batchArb, async (c) => {
-      const docs = [...c.short];
-      docs.splice(c.at % (docs.length + 1), 0, c.long);
-      const batch: Batch = { lengths: docs.map((d) => d.len), masks: docs.map((d) => d.mask) };
-      const plan = dispatch(batch, { world: c.world });
-      const S = plan.S, H = c.hkv * c.g, Hkv = c.hkv, D = 4, rng = new Rng(c.seed);
-      const q = randn(rng, 'f64', [S, H, D]), k = randn(rng, 'f64', [S, Hkv, D]), v = randn(rng, 'f64', [S, Hkv, D]), dout = randn(rng, 'f64', [S, H, D]);
-      const mask = batchMaskSpec(batch);
-      const res = await runVarlen({ q, k, v, dout, mask, scale: 0.4, dtype: 'f64' }, plan);
-      const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), 0.4, dout);
-      for (const n of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
-        const e = relError(res[n]!, ref[n]!);
-        assert.ok(e <= 1e-10, `${n}: relative error ${e} (world ${c.world}, lengths ${batch.lengths.join(',')})`);
-      }
-      // forward traffic: one K and one V row of Hkv·D f64 per planned row, nothing else
-      const rowBytes = 2 * Hkv * D * 8;
-      const fwd = res.stats.steps.filter((s) => s.label === 'varlen fwd kv');
-      for (let r = 0; r < c.world; r++) {
-        const sent = fwd.filter((s) => s.rank === r).reduce((a, s) => a + s.bytesSent, 0);
-        assert.equal(sent, plan.ranks[r]!.sendRows * rowBytes, `rank ${r} sent`);
-      }
-      assert.equal(res.stats.perRank.reduce((a, r) => a + r.area, 0), H * plan.ranks.reduce((a, r) => a + r.area, 0), 'kernel area = planned area');
-    }), { numRuns: 10, seed: 17 });
+    await fc.assert(
+      fc.asyncProperty(batchArb, async (c) => {
+        const docs = [...c.short];
+        docs.splice(c.at % (docs.length + 1), 0, c.long);
+        const batch: Batch = { lengths: docs.map((d) => d.len), masks: docs.map((d) => d.mask) };
+        const plan = dispatch(batch, { world: c.world });
+        const S = plan.S,
+          H = c.hkv * c.g,
+          Hkv = c.hkv,
+          D = 4,
+          rng = new Rng(c.seed);
+        const q = randn(rng, 'f64', [S, H, D]),
+          k = randn(rng, 'f64', [S, Hkv, D]),
+          v = randn(rng, 'f64', [S, Hkv, D]),
+          dout = randn(rng, 'f64', [S, H, D]);
+        const mask = batchMaskSpec(batch);
+        const res = await runVarlen({ q, k, v, dout, mask, scale: 0.4, dtype: 'f64' }, plan);
+        const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), 0.4, dout);
+        for (const n of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+          const e = relError(res[n]!, ref[n]!);
+          assert.ok(e <= 1e-10, `${n}: relative error ${e} (world ${c.world}, lengths ${batch.lengths.join(',')})`);
+        }
+        // forward traffic: one K and one V row of Hkv·D f64 per planned row, nothing else
+        const rowBytes = 2 * Hkv * D * 8;
+        const fwd = res.stats.steps.filter((s) => s.label === 'varlen fwd kv');
+        for (let r = 0; r < c.world; r++) {
+          const sent = fwd.filter((s) => s.rank === r).reduce((a, s) => a + s.bytesSent, 0);
+          assert.equal(sent, plan.ranks[r]!.sendRows * rowBytes, `rank ${r} sent`);
+        }
+        assert.equal(
+          res.stats.perRank.reduce((a, r) => a + r.area, 0),
+          H * plan.ranks.reduce((a, r) => a + r.area, 0),
+          'kernel area = planned area',
+        );
+      }),
+      { numRuns: 10, seed: 17 },
+    );
   });
 });

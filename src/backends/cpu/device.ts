@@ -1,7 +1,16 @@
 // The CPU device: tensors are host tensors, optionally in SharedArrayBuffers so worker ranks
 // can hand them to each other without copies.
 import { type DType } from '../../tensor/dtype.js';
-import { castHost, fmtShape, getter, type HostTensor, hostZeros, setter, shapeEq, type Tensor } from '../../tensor/host.js';
+import {
+  castHost,
+  fmtShape,
+  getter,
+  type HostTensor,
+  hostZeros,
+  setter,
+  shapeEq,
+  type Tensor,
+} from '../../tensor/host.js';
 import { type Box, checkBox, type Device } from '../../device/device.js';
 
 function host(t: Tensor): HostTensor {
@@ -29,12 +38,14 @@ export class CpuDevice implements Device {
   }
 
   copyBox(srcT: Tensor, dstT: Tensor, box: Box): void {
-    const src = host(srcT), dst = host(dstT);
+    const src = host(srcT),
+      dst = host(dstT);
     const { sb, db, inner } = checkBox(src, dst, box);
     const [na, nb] = box.size;
     const run = nb * inner;
     const same = src.dtype === dst.dtype;
-    const get = getter(src), set = setter(dst);
+    const get = getter(src),
+      set = setter(dst);
     for (let a = 0; a < na; a++) {
       const so = ((box.src[0] + a) * sb + box.src[1]) * inner;
       const dO = ((box.dst[0] + a) * db + box.dst[1]) * inner;
@@ -44,9 +55,12 @@ export class CpuDevice implements Device {
   }
 
   add(dstT: Tensor, srcT: Tensor): void {
-    const dst = host(dstT), src = host(srcT);
+    const dst = host(dstT),
+      src = host(srcT);
     if (!shapeEq(dst.shape, src.shape)) throw new Error(`add: ${fmtShape(dst.shape)} += ${fmtShape(src.shape)}`);
-    const get = getter(src), getD = getter(dst), set = setter(dst);
+    const get = getter(src),
+      getD = getter(dst),
+      set = setter(dst);
     for (let i = 0; i < dst.data.length; i++) set(i, getD(i) + get(i));
   }
 
@@ -63,7 +77,8 @@ export class CpuDevice implements Device {
   }
 
   release(t: Tensor): void {
-    const h = host(t), set = setter(h);
+    const h = host(t),
+      set = setter(h);
     for (let i = 0; i < h.data.length; i++) set(i, NaN);
   }
 

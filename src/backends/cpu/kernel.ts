@@ -11,16 +11,26 @@ import { mergeRows } from '../../kernel/merge.js';
 const BR = 32; // query rows per tile
 const BC = 64; // key columns per tile
 
-interface Dims { Tq: number; Tk: number; H: number; Hkv: number; D: number }
+interface Dims {
+  Tq: number;
+  Tk: number;
+  H: number;
+  Hkv: number;
+  D: number;
+}
 
 function dims(q: Tensor, k: Tensor, v: Tensor, view: MaskView): Dims {
   const [Tq, H, D] = q.shape as [number, number, number];
   const [Tk, Hkv, Dk] = k.shape as [number, number, number];
-  if (q.shape.length !== 3 || k.shape.length !== 3) throw new Error(`kernel: q ${fmtShape(q.shape)} and k ${fmtShape(k.shape)} must be [T, H, D]`);
-  if (v.shape.join() !== k.shape.join()) throw new Error(`kernel: v ${fmtShape(v.shape)} differs from k ${fmtShape(k.shape)}`);
+  if (q.shape.length !== 3 || k.shape.length !== 3)
+    throw new Error(`kernel: q ${fmtShape(q.shape)} and k ${fmtShape(k.shape)} must be [T, H, D]`);
+  if (v.shape.join() !== k.shape.join())
+    throw new Error(`kernel: v ${fmtShape(v.shape)} differs from k ${fmtShape(k.shape)}`);
   if (Dk !== D) throw new Error(`kernel: head dim of q (${D}) and k (${Dk}) differ`);
-  if (Hkv === 0 || H % Hkv !== 0) throw new Error(`kernel: ${H} query heads are not a multiple of ${Hkv} key/value heads`);
-  if (view.kPos.length !== Tk || view.q.lo.length !== Tq * view.q.m) throw new Error('kernel: mask view does not match the block');
+  if (Hkv === 0 || H % Hkv !== 0)
+    throw new Error(`kernel: ${H} query heads are not a multiple of ${Hkv} key/value heads`);
+  if (view.kPos.length !== Tk || view.q.lo.length !== Tq * view.q.m)
+    throw new Error('kernel: mask view does not match the block');
   return { Tq, Tk, H, Hkv, D };
 }
 
@@ -28,7 +38,8 @@ function dims(q: Tensor, k: Tensor, v: Tensor, view: MaskView): Dims {
 function tileClasses(view: MaskView, Tq: number, Tk: number): BlockClass[] {
   const out: BlockClass[] = [];
   for (let r0 = 0; r0 < Tq; r0 += BR)
-    for (let c0 = 0; c0 < Tk; c0 += BC) out.push(classifyTile(view, r0, Math.min(Tq, r0 + BR), c0, Math.min(Tk, c0 + BC)));
+    for (let c0 = 0; c0 < Tk; c0 += BC)
+      out.push(classifyTile(view, r0, Math.min(Tq, r0 + BR), c0, Math.min(Tk, c0 + BC)));
   return out;
 }
 
@@ -41,19 +52,27 @@ export class CpuKernel implements AttnKernel {
   forward(a: ForwardArgs): AttnState {
     const { Tq, Tk, H, Hkv, D } = dims(a.q, a.k, a.v, a.view);
     const acc = accumType(a.q.dtype);
-    const q = asF64(host(a.q)), k = asF64(host(a.k)), v = asF64(host(a.v));
+    const q = asF64(host(a.q)),
+      k = asF64(host(a.k)),
+      v = asF64(host(a.v));
     const part = { out: hostZeros(acc, [Tq, H, D]), lse: hostZeros(acc, [H, Tq]) };
-    const O = part.out.data as Float64Array | Float32Array, L = part.lse.data as Float64Array | Float32Array;
+    const O = part.out.data as Float64Array | Float32Array,
+      L = part.lse.data as Float64Array | Float32Array;
     L.fill(-Infinity);
     const classes = tileClasses(a.view, Tq, Tk);
-    const nct = Math.ceil(Tk / BC), group = H / Hkv, scale = a.scale;
-    const s = new Float64Array(BC), o = new Float64Array(D);
+    const nct = Math.ceil(Tk / BC),
+      group = H / Hkv,
+      scale = a.scale;
+    const s = new Float64Array(BC),
+      o = new Float64Array(D);
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group);
       for (let r0 = 0, rt = 0; r0 < Tq; r0 += BR, rt++) {
         const r1 = Math.min(Tq, r0 + BR);
         for (let r = r0; r < r1; r++) {
-          let mx = -Infinity, l = 0, poisoned = false;
+          let mx = -Infinity,
+            l = 0,
+            poisoned = false;
           o.fill(0);
           const qb = (r * H + h) * D;
           for (let c0 = 0, ct = 0; c0 < Tk; c0 += BC, ct++) {
@@ -62,7 +81,10 @@ export class CpuKernel implements AttnKernel {
             const c1 = Math.min(Tk, c0 + BC);
             let tmax = -Infinity;
             for (let c = c0; c < c1; c++) {
-              if (cls === 'partial' && !sees(a.view.q, r, a.view.kPos[c]!)) { s[c - c0] = -Infinity; continue; }
+              if (cls === 'partial' && !sees(a.view.q, r, a.view.kPos[c]!)) {
+                s[c - c0] = -Infinity;
+                continue;
+              }
               const kb = (c * Hkv + g) * D;
               let dot = 0;
               for (let d = 0; d < D; d++) dot += q[qb + d]! * k[kb + d]!;
@@ -104,16 +126,24 @@ export class CpuKernel implements AttnKernel {
   backward(a: BackwardArgs): AttnGrads {
     const { Tq, Tk, H, Hkv, D } = dims(a.q, a.k, a.v, a.view);
     const acc = accumType(a.q.dtype);
-    const q = asF64(host(a.q)), k = asF64(host(a.k)), v = asF64(host(a.v));
-    const out = asF64(host(a.out)), lse = asF64(host(a.lse)), dout = asF64(host(a.dout));
+    const q = asF64(host(a.q)),
+      k = asF64(host(a.k)),
+      v = asF64(host(a.v));
+    const out = asF64(host(a.out)),
+      lse = asF64(host(a.lse)),
+      dout = asF64(host(a.dout));
     const grads = {
       dq: (a.into?.dq as HostTensor | undefined) ?? hostZeros(acc, [Tq, H, D]),
       dk: (a.into?.dk as HostTensor | undefined) ?? hostZeros(acc, [Tk, Hkv, D]),
       dv: (a.into?.dv as HostTensor | undefined) ?? hostZeros(acc, [Tk, Hkv, D]),
     };
-    const dQ = grads.dq.data, dK = grads.dk.data, dV = grads.dv.data;
+    const dQ = grads.dq.data,
+      dK = grads.dk.data,
+      dV = grads.dv.data;
     const classes = tileClasses(a.view, Tq, Tk);
-    const nct = Math.ceil(Tk / BC), group = H / Hkv, scale = a.scale;
+    const nct = Math.ceil(Tk / BC),
+      group = H / Hkv,
+      scale = a.scale;
     const dq = new Float64Array(D);
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group);
@@ -133,8 +163,12 @@ export class CpuKernel implements AttnKernel {
             for (let c = c0; c < c1; c++) {
               if (cls === 'partial' && !sees(a.view.q, r, a.view.kPos[c]!)) continue;
               const kb = (c * Hkv + g) * D;
-              let dot = 0, dp = 0;
-              for (let d = 0; d < D; d++) { dot += q[qb + d]! * k[kb + d]!; dp += dout[qb + d]! * v[kb + d]!; }
+              let dot = 0,
+                dp = 0;
+              for (let d = 0; d < D; d++) {
+                dot += q[qb + d]! * k[kb + d]!;
+                dp += dout[qb + d]! * v[kb + d]!;
+              }
               const p = Math.exp(dot * scale - L);
               const ds = p * (dp - delta) * scale;
               for (let d = 0; d < D; d++) {
@@ -153,8 +187,19 @@ export class CpuKernel implements AttnKernel {
 
   merge(state: AttnState, part: AttnState): void {
     const [T, H, D] = state.out.shape as [number, number, number];
-    const so = host(state.out), sl = host(state.lse), po = host(part.out), pl = host(part.lse);
+    const so = host(state.out),
+      sl = host(state.lse),
+      po = host(part.out),
+      pl = host(part.lse);
     if (so.dtype !== 'f64' && so.dtype !== 'f32') throw new Error('merge: the running state must be f32 or f64');
-    mergeRows(so.data as Float64Array | Float32Array, sl.data as Float64Array | Float32Array, asF64(po), asF64(pl), T, H, D);
+    mergeRows(
+      so.data as Float64Array | Float32Array,
+      sl.data as Float64Array | Float32Array,
+      asF64(po),
+      asF64(pl),
+      T,
+      H,
+      D,
+    );
   }
 }

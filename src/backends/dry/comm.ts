@@ -7,16 +7,32 @@
 import { type Comm, DONE, type Work } from '../../comm/comm.js';
 
 export class DryComm implements Comm {
-  constructor(readonly rank: number, readonly size: number) {
-    if (!Number.isInteger(rank) || rank < 0 || rank >= size) throw new Error(`dry comm: rank ${rank} outside a group of ${size}`);
+  constructor(
+    readonly rank: number,
+    readonly size: number,
+  ) {
+    if (!Number.isInteger(rank) || rank < 0 || rank >= size)
+      throw new Error(`dry comm: rank ${rank} outside a group of ${size}`);
   }
-  sendRecv(): Work { return DONE; }
-  allToAll(): Work { return DONE; }
-  allGather(): Work { return DONE; }
-  reduceScatter(): Work { return DONE; }
-  allReduce(): Work { return DONE; }
-  barrier(): Promise<void> { return Promise.resolve(); }
+  sendRecv(): Work {
+    return DONE;
+  }
+  allToAll(): Work {
+    return DONE;
+  }
+  allGather(): Work {
+    return DONE;
+  }
+  reduceScatter(): Work {
+    return DONE;
+  }
+  allReduce(): Work {
+    return DONE;
+  }
+  barrier(): Promise<void> {
+    return Promise.resolve();
+  }
   split(): Comm {
-    throw new Error('dry comm: split needs the peers\' colours; make sub-groups from a Mesh over this group');
+    throw new Error("dry comm: split needs the peers' colours; make sub-groups from a Mesh over this group");
   }
 }

@@ -6,7 +6,9 @@ import type { DType } from '../../tensor/dtype.js';
 import type { HostTensor, Tensor } from '../../tensor/host.js';
 
 /** A tensor with no memory. */
-export interface DryTensor extends Tensor { readonly dry: true }
+export interface DryTensor extends Tensor {
+  readonly dry: true;
+}
 
 export class DryDevice implements Device {
   readonly kind = 'cuda' as const;
@@ -15,17 +17,34 @@ export class DryDevice implements Device {
     return { dtype, shape: [...shape], dry: true };
   }
 
-  zeros(dtype: DType, shape: readonly number[]): Tensor { return this.make(dtype, shape); }
-  empty(dtype: DType, shape: readonly number[]): Tensor { return this.make(dtype, shape); }
-  full(dtype: DType, shape: readonly number[]): Tensor { return this.make(dtype, shape); }
-  cast(src: Tensor, dtype: DType): Tensor { return this.make(dtype, src.shape); }
-  /** Checked as a real device checks it: a box outside either tensor is a bug in the caller. */
-  copyBox(src: Tensor, dst: Tensor, box: Box): void { checkBox(src, dst, box); }
-  add(dst: Tensor, src: Tensor): void {
-    if (dst.shape.join() !== src.shape.join()) throw new Error(`dry add: shapes ${JSON.stringify(dst.shape)} and ${JSON.stringify(src.shape)} differ`);
+  zeros(dtype: DType, shape: readonly number[]): Tensor {
+    return this.make(dtype, shape);
   }
-  upload(t: HostTensor): Tensor { return this.make(t.dtype, t.shape); }
+  empty(dtype: DType, shape: readonly number[]): Tensor {
+    return this.make(dtype, shape);
+  }
+  full(dtype: DType, shape: readonly number[]): Tensor {
+    return this.make(dtype, shape);
+  }
+  cast(src: Tensor, dtype: DType): Tensor {
+    return this.make(dtype, src.shape);
+  }
+  /** Checked as a real device checks it: a box outside either tensor is a bug in the caller. */
+  copyBox(src: Tensor, dst: Tensor, box: Box): void {
+    checkBox(src, dst, box);
+  }
+  add(dst: Tensor, src: Tensor): void {
+    if (dst.shape.join() !== src.shape.join())
+      throw new Error(`dry add: shapes ${JSON.stringify(dst.shape)} and ${JSON.stringify(src.shape)} differ`);
+  }
+  upload(t: HostTensor): Tensor {
+    return this.make(t.dtype, t.shape);
+  }
   release(): void {}
-  download(): Promise<HostTensor> { return Promise.reject(new Error('a dry-run tensor has no data to download')); }
-  synchronize(): Promise<void> { return Promise.resolve(); }
+  download(): Promise<HostTensor> {
+    return Promise.reject(new Error('a dry-run tensor has no data to download'));
+  }
+  synchronize(): Promise<void> {
+    return Promise.resolve();
+  }
 }

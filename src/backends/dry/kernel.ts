@@ -17,9 +17,14 @@ export class DryKernel implements AttnKernel, Trace {
   /** forward area (query, key, query head triples) per step label, and calls */
   readonly steps = new Map<string, { area: number; forwardCalls: number; backwardCalls: number }>();
   private label = '';
-  constructor(private readonly device: Device, private readonly opts: DryKernelOptions = {}) {}
+  constructor(
+    private readonly device: Device,
+    private readonly opts: DryKernelOptions = {},
+  ) {}
 
-  step(label: string): void { this.label = label; }
+  step(label: string): void {
+    this.label = label;
+  }
 
   private at(): { area: number; forwardCalls: number; backwardCalls: number } {
     let s = this.steps.get(this.label);

@@ -13,8 +13,16 @@ import type { Layout } from '../../run/index.js';
 import { checkWorld } from '../../run/launched.js';
 import { type AttnOpts, reportAttn, warnIgnored } from '../attn-setup.js';
 
-export async function attnGpu(o: AttnOpts, layout: Layout | undefined, d: DistEnv | undefined, scaleArg: number | undefined): Promise<void> {
-  if (!d && layout && layout.world > 1) throw new UserError(`--strategy ${layout.strategy} on ${layout.world} GPUs runs one process per GPU: weft launch -n ${layout.world} -- attn --backend cuda …`);
+export async function attnGpu(
+  o: AttnOpts,
+  layout: Layout | undefined,
+  d: DistEnv | undefined,
+  scaleArg: number | undefined,
+): Promise<void> {
+  if (!d && layout && layout.world > 1)
+    throw new UserError(
+      `--strategy ${layout.strategy} on ${layout.world} GPUs runs one process per GPU: weft launch -n ${layout.world} -- attn --backend cuda …`,
+    );
   if (d) checkWorld(layout!, d);
   const rank = d?.rank ?? 0;
   const out = rank === 0 ? resolveOutput(o.out, [o.in]) : undefined; // rank 0 writes: a bad --out fails before any work
@@ -28,6 +36,19 @@ export async function attnGpu(o: AttnOpts, layout: Layout | undefined, d: DistEn
   const t0 = performance.now();
   const r = d ? await attnGpuRank(f, scale) : await attnOneGpu(f, scale, 0);
   if (!r || !out) return;
-  saveOutputs(out, f.shape, r, half, { producer: 'weft attn', mask: maskName(f.shape.mask), scale: String(scale), backend: 'cuda' }, 'f32');
-  reportAttn(o, layout, { ...f.shape, dtype: half, scale, where: d ? `${layout!.strategy} on ${d.worldSize} GPUs (${d.launcher})` : 'one GPU', ms: performance.now() - t0 });
+  saveOutputs(
+    out,
+    f.shape,
+    r,
+    half,
+    { producer: 'weft attn', mask: maskName(f.shape.mask), scale: String(scale), backend: 'cuda' },
+    'f32',
+  );
+  reportAttn(o, layout, {
+    ...f.shape,
+    dtype: half,
+    scale,
+    where: d ? `${layout!.strategy} on ${d.worldSize} GPUs (${d.launcher})` : 'one GPU',
+    ms: performance.now() - t0,
+  });
 }

@@ -19,16 +19,23 @@ import { guard } from '../errors.js';
 import { addLayoutOptions, layoutFrom, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
 
-
 export function registerAttn(program: Command): void {
-  const cmd = program.command('attn')
+  const cmd = program
+    .command('attn')
     .description('exact attention: q, k, v (and optionally dout, cu_seqlens) in; out, lse (and dq, dk, dv) out');
   addLayoutOptions(cmd, false)
-    .requiredOption('--in <file>', 'input safetensors: q [S,H,D], k/v [S,Hkv,D], optional dout, cu_seqlens (a leading batch dim is accepted)')
+    .requiredOption(
+      '--in <file>',
+      'input safetensors: q [S,H,D], k/v [S,Hkv,D], optional dout, cu_seqlens (a leading batch dim is accepted)',
+    )
     .requiredOption('--out <file>', 'output safetensors: out, lse [H,S], and dq, dk, dv when dout is given')
-    .option('--mask <mask>', 'full | causal | sliding:L,R | prefix:N | document | document-causal | document-sliding:L,R', 'full')
+    .option(
+      '--mask <mask>',
+      'full | causal | sliding:L,R | prefix:N | document | document-causal | document-sliding:L,R',
+      'full',
+    )
     .option('--scale <x>', 'softmax scale (default 1/sqrt(D))')
-    .option('--dtype <t>', 'CPU arithmetic and output type: f64 | f32 (GPU: the inputs\' bf16/f16, lse f32)', 'f32')
+    .option('--dtype <t>', "CPU arithmetic and output type: f64 | f32 (GPU: the inputs' bf16/f16, lse f32)", 'f32')
     .option('--backend <b>', 'cpu | cuda (one GPU; one per process under weft launch, torchrun, srun or mpirun)', 'cpu')
     .option('--json', 'print a JSON summary on stdout')
     .action((o: AttnOpts) => guard(() => attn(o)));
@@ -39,7 +46,10 @@ async function attn(o: AttnOpts): Promise<void> {
   const scaleArg = o.scale === undefined ? undefined : parseNumber(o.scale, '--scale', { positive: true });
   const layout = layoutFrom(o);
   const dist = distEnv();
-  if (dist && !layout) throw new UserError(`under a launcher (${dist.launcher}) every process is one rank: give --strategy and --world ${dist.worldSize}`);
+  if (dist && !layout)
+    throw new UserError(
+      `under a launcher (${dist.launcher}) every process is one rank: give --strategy and --world ${dist.worldSize}`,
+    );
   // the GPU path lives in its own module so that CPU runs never load the CUDA backend
   if (backend === 'cuda') return (await import('./attn-gpu.js')).attnGpu(o, layout, dist, scaleArg);
   const dtype = parseChoice(o.dtype, '--dtype', ['f64', 'f32'] as const);
@@ -53,11 +63,24 @@ async function attn(o: AttnOpts): Promise<void> {
   const r = await solve(p, { scale, dtype, layout, timeoutMs: timeoutMs(o) });
   const ms = performance.now() - t0;
   saveOutputs(out, p, r, dtype, { producer: 'weft attn', mask: maskName(p.mask), scale: String(scale) });
-  reportAttn(o, layout, { ...p, backward: Boolean(p.dout), dtype, scale, where: layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank', ms });
+  reportAttn(o, layout, {
+    ...p,
+    backward: Boolean(p.dout),
+    dtype,
+    scale,
+    where: layout ? `${layout.strategy} on ${layout.world} ranks` : 'one rank',
+    ms,
+  });
 }
 
 /** One CPU rank of a launched job: this rank's rows from the file, rank 0 writes. */
-async function attnLaunched(o: AttnOpts, layout: Layout, d: DistEnv, dtype: 'f64' | 'f32', scaleArg: number | undefined): Promise<void> {
+async function attnLaunched(
+  o: AttnOpts,
+  layout: Layout,
+  d: DistEnv,
+  dtype: 'f64' | 'f32',
+  scaleArg: number | undefined,
+): Promise<void> {
   checkWorld(layout, d);
   const out = d.rank === 0 ? resolveOutput(o.out, [o.in]) : undefined; // rank 0 writes: a bad --out fails before any work
   const f = readFileShard(o.in, o.mask, layout, d.rank);
@@ -65,9 +88,31 @@ async function attnLaunched(o: AttnOpts, layout: Layout, d: DistEnv, dtype: 'f64
   const scale = scaleArg ?? defaultScale(f.shape.D);
   const store = await connectStore(d, timeoutMs(o));
   const t0 = performance.now();
-  const r = await runRankShards(f, { S: f.T, H: f.shape.H, Hkv: f.shape.Hkv, D: f.shape.D, mask: f.shape.mask, scale, dtype, layout: f.layout, shard: f.shard }, d, store, { timeoutMs: timeoutMs(o) });
+  const r = await runRankShards(
+    f,
+    {
+      S: f.T,
+      H: f.shape.H,
+      Hkv: f.shape.Hkv,
+      D: f.shape.D,
+      mask: f.shape.mask,
+      scale,
+      dtype,
+      layout: f.layout,
+      shard: f.shard,
+    },
+    d,
+    store,
+    { timeoutMs: timeoutMs(o) },
+  );
   store.close();
   if (!r || !out) return;
   saveOutputs(out, f.shape, r, dtype, { producer: 'weft attn', mask: maskName(f.shape.mask), scale: String(scale) });
-  reportAttn(o, layout, { ...f.shape, dtype, scale, where: `${layout.strategy} on ${d.worldSize} processes (${d.launcher})`, ms: performance.now() - t0 });
+  reportAttn(o, layout, {
+    ...f.shape,
+    dtype,
+    scale,
+    where: `${layout.strategy} on ${d.worldSize} processes (${d.launcher})`,
+    ms: performance.now() - t0,
+  });
 }

@@ -17,12 +17,49 @@ import { SHARD_KINDS } from '../../shard/shard.js';
 import { Rng } from '../../tensor/random.js';
 import { DEVICE_OPS } from '../../bench/ops.js'; // names only: ops.ts loads CUDA when it runs
 
-interface Common { torch: boolean; out: string; iters?: string; warmup?: string; python: string }
-interface KernelOpts extends Common { seqs: string; heads: string; dim: string; dtype: string; masks: string; passes: string }
-interface CommOpts extends Common { ops: string; sizes: string; dtype: string; blocking?: boolean }
-interface OpsOpts extends Omit<Common, 'torch' | 'python'> { ops: string; sizes: string }
-interface DecodeOpts extends Common { batches: string; contexts: string; newTokens: string; heads: string; kvHeads: string; dim: string; flexContexts?: string }
-interface CpOpts extends Common { seqs: string; layouts: string; masks: string; heads: string; kvHeads?: string; dim: string; single: boolean }
+interface Common {
+  torch: boolean;
+  out: string;
+  iters?: string;
+  warmup?: string;
+  python: string;
+}
+interface KernelOpts extends Common {
+  seqs: string;
+  heads: string;
+  dim: string;
+  dtype: string;
+  masks: string;
+  passes: string;
+}
+interface CommOpts extends Common {
+  ops: string;
+  sizes: string;
+  dtype: string;
+  blocking?: boolean;
+}
+interface OpsOpts extends Omit<Common, 'torch' | 'python'> {
+  ops: string;
+  sizes: string;
+}
+interface DecodeOpts extends Common {
+  batches: string;
+  contexts: string;
+  newTokens: string;
+  heads: string;
+  kvHeads: string;
+  dim: string;
+  flexContexts?: string;
+}
+interface CpOpts extends Common {
+  seqs: string;
+  layouts: string;
+  masks: string;
+  heads: string;
+  kvHeads?: string;
+  dim: string;
+  single: boolean;
+}
 
 /** `ring`, `ring:striped`, `allgather`, `ulysses`, `usp:UxR[:context-first]`, `double-ring:I`, `tokenring`. */
 function parseLayouts(text: string): Layout[] {
@@ -33,10 +70,12 @@ function parseLayouts(text: string): Layout[] {
     if (strategy === 'usp') {
       const m = /^(\d+)x(\d+)$/.exec(a ?? '');
       if (!m) throw new UserError(`--layouts: usp needs its degrees, e.g. usp:2x4 (Ulysses × ring), not '${item}'`);
-      l.ulysses = Number(m[1]); l.ring = Number(m[2]);
+      l.ulysses = Number(m[1]);
+      l.ring = Number(m[2]);
       if (b) l.placement = parseChoice(b, '--layouts', PLACEMENTS);
     } else if (strategy === 'double-ring') {
-      if (!a || !/^\d+$/.test(a)) throw new UserError(`--layouts: double-ring needs its inner ring size, e.g. double-ring:2, not '${item}'`);
+      if (!a || !/^\d+$/.test(a))
+        throw new UserError(`--layouts: double-ring needs its inner ring size, e.g. double-ring:2, not '${item}'`);
       l.inner = Number(a);
     } else if (a) l.shard = parseChoice(a, '--layouts', SHARD_KINDS);
     return l;
@@ -50,11 +89,19 @@ function parseMasks(text: string): { name: string; spec: (S: number) => MaskSpec
     const doc = /^document(-causal)?:(\d+)$/.exec(t);
     if (doc) {
       const n = Number(doc[2]);
-      return { name: t, spec: (S: number): MaskSpec => {
-        const rng = new Rng(7), cuts = new Set<number>();
-        while (cuts.size < Math.min(n, S) - 1) cuts.add(rng.int(1, S - 1));
-        return { kind: 'document', cuSeqlens: [0, ...[...cuts].sort((x, y) => x - y), S], inner: { kind: doc[1] ? 'causal' : 'full' } };
-      } };
+      return {
+        name: t,
+        spec: (S: number): MaskSpec => {
+          const rng = new Rng(7),
+            cuts = new Set<number>();
+          while (cuts.size < Math.min(n, S) - 1) cuts.add(rng.int(1, S - 1));
+          return {
+            kind: 'document',
+            cuSeqlens: [0, ...[...cuts].sort((x, y) => x - y), S],
+            inner: { kind: doc[1] ? 'causal' : 'full' },
+          };
+        },
+      };
     }
     const spec = parseMask(t);
     return { name: t, spec: () => spec };
@@ -86,74 +133,137 @@ function common(cmd: Command): Command {
 }
 
 export function registerBench(program: Command): void {
-  const bench = program.command('bench').description('GPU benchmarks with PyTorch peers in the same run; records under bench/results/');
-  common(bench.command('kernel')
-    .description('flash attention kernels on one GPU vs PyTorch SDPA (FlashAttention-2 and cuDNN)')
-    .option('--seqs <list>', 'sequence lengths', '8k,32k,128k')
-    .option('--heads <H>', 'heads', '32')
-    .option('--dim <D>', 'head dim: 64 | 128', '128')
-    .option('--dtype <t>', 'bf16 | f16', 'bf16')
-    .option('--masks <list>', 'semicolon-separated masks of the mask language (sliding:L,R; prefix:N; document-causal:N, N documents; ...)', 'causal;full')
-    .option('--passes <list>', 'fwd,fwd+bwd', 'fwd,fwd+bwd'))
-    .action((o: KernelOpts) => guard(async () => {
+  const bench = program
+    .command('bench')
+    .description('GPU benchmarks with PyTorch peers in the same run; records under bench/results/');
+  common(
+    bench
+      .command('kernel')
+      .description('flash attention kernels on one GPU vs PyTorch SDPA (FlashAttention-2 and cuDNN)')
+      .option('--seqs <list>', 'sequence lengths', '8k,32k,128k')
+      .option('--heads <H>', 'heads', '32')
+      .option('--dim <D>', 'head dim: 64 | 128', '128')
+      .option('--dtype <t>', 'bf16 | f16', 'bf16')
+      .option(
+        '--masks <list>',
+        'semicolon-separated masks of the mask language (sliding:L,R; prefix:N; document-causal:N, N documents; ...)',
+        'causal;full',
+      )
+      .option('--passes <list>', 'fwd,fwd+bwd', 'fwd,fwd+bwd'),
+  ).action((o: KernelOpts) =>
+    guard(async () => {
       const [heads] = ints(o.heads, '--heads');
       const options = {
-        sizes: ints(o.seqs, '--seqs'), heads: heads!, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        sizes: ints(o.seqs, '--seqs'),
+        heads: heads!,
+        headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
-        masks: parseMasks(o.masks), passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out),
+        masks: parseMasks(o.masks),
+        passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
+        iters: optInt(o.iters, 'iters'),
+        warmup: optInt(o.warmup, 'warmup', 0),
+        torch: o.torch,
+        python: o.python,
+        outDir: resolveOutputDir(o.out),
       };
       await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
       await (await import('../../bench/kernel.js')).benchKernel(options);
-    }));
-  common(bench.command('decode')
-    .description('one decode step (new tokens onto a KV cache) on one GPU vs PyTorch SDPA (FlashAttention-2, cuDNN) and FlexAttention: TB/s of K/V read beside the copy rate; under `weft launch -n N --`, the sharded KV cache\'s decode over the N GPUs')
-    .option('--batches <list>', 'sequences per batch', '1,4,16')
-    .option('--contexts <list>', 'cached tokens per sequence', '32k,128k,1m')
-    .option('--new-tokens <list>', 'new tokens per sequence', '1,4,8')
-    .option('--heads <H>', 'query heads', '32')
-    .option('--kv-heads <K>', 'key/value heads', '8')
-    .option('--dim <D>', 'head dim: 64 | 128', '128')
-    .option('--flex-contexts <list>', 'contexts at which FlexAttention runs too (each shape compiles; default: all)'))
-    .action((o: DecodeOpts) => guard(async () => {
-      const [heads] = ints(o.heads, '--heads'), [kvHeads] = ints(o.kvHeads, '--kv-heads');
-      if (!heads || !kvHeads || heads % kvHeads !== 0) throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
+    }),
+  );
+  common(
+    bench
+      .command('decode')
+      .description(
+        "one decode step (new tokens onto a KV cache) on one GPU vs PyTorch SDPA (FlashAttention-2, cuDNN) and FlexAttention: TB/s of K/V read beside the copy rate; under `weft launch -n N --`, the sharded KV cache's decode over the N GPUs",
+      )
+      .option('--batches <list>', 'sequences per batch', '1,4,16')
+      .option('--contexts <list>', 'cached tokens per sequence', '32k,128k,1m')
+      .option('--new-tokens <list>', 'new tokens per sequence', '1,4,8')
+      .option('--heads <H>', 'query heads', '32')
+      .option('--kv-heads <K>', 'key/value heads', '8')
+      .option('--dim <D>', 'head dim: 64 | 128', '128')
+      .option('--flex-contexts <list>', 'contexts at which FlexAttention runs too (each shape compiles; default: all)'),
+  ).action((o: DecodeOpts) =>
+    guard(async () => {
+      const [heads] = ints(o.heads, '--heads'),
+        [kvHeads] = ints(o.kvHeads, '--kv-heads');
+      if (!heads || !kvHeads || heads % kvHeads !== 0)
+        throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
       const options = {
-        batches: ints(o.batches, '--batches'), contexts: ints(o.contexts, '--contexts'), newTokens: ints(o.newTokens, '--new-tokens'),
-        heads, kvHeads, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        batches: ints(o.batches, '--batches'),
+        contexts: ints(o.contexts, '--contexts'),
+        newTokens: ints(o.newTokens, '--new-tokens'),
+        heads,
+        kvHeads,
+        headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
         flexContexts: o.flexContexts === undefined ? undefined : ints(o.flexContexts, '--flex-contexts'),
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), torch: o.torch, python: o.python, outDir: o.out,
+        iters: optInt(o.iters, 'iters'),
+        warmup: optInt(o.warmup, 'warmup', 0),
+        torch: o.torch,
+        python: o.python,
+        outDir: o.out,
       };
-      for (const [flag, xs] of [['--batches', options.batches], ['--contexts', options.contexts], ['--new-tokens', options.newTokens]] as const)
+      for (const [flag, xs] of [
+        ['--batches', options.batches],
+        ['--contexts', options.contexts],
+        ['--new-tokens', options.newTokens],
+      ] as const)
         if (xs.some((x) => x < 1)) throw new UserError(`${flag}: every entry must be at least 1`);
       await resolveBackend('cuda');
       // under `weft launch`: the decode step of the sharded KV cache over the job's GPUs
-      if (process.env.WORLD_SIZE !== undefined) await (await import('../../bench/decode-cache.js')).benchDecodeCache(options);
+      if (process.env.WORLD_SIZE !== undefined)
+        await (await import('../../bench/decode-cache.js')).benchDecodeCache(options);
       else await (await import('../../bench/decode.js')).benchDecode(options);
-    }));
-  common(bench.command('cp')
-    .description('context-parallel attention across the GPUs vs one GPU and PyTorch context_parallel; run under `weft launch -n N --`')
-    .option('--seqs <list>', 'global sequence lengths', '32k,128k,256k')
-    .option('--layouts <list>', 'ring[:shard], allgather, ulysses, usp:UxR[:placement], double-ring:I, tokenring', 'ring,allgather,ulysses,tokenring')
-    .option('--masks <list>', 'semicolon-separated: causal; full; sliding:L,R; document-causal:N', 'causal')
-    .option('--heads <H>', 'query heads', '32')
-    .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
-    .option('--dim <D>', 'head dim: 64 | 128', '128')
-    .option('--no-single', 'skip the one-GPU baseline (and the efficiency)'))
-    .action((o: CpOpts) => guard(async () => {
-      const layouts = parseLayouts(o.layouts), masks = parseMasks(o.masks);
+    }),
+  );
+  common(
+    bench
+      .command('cp')
+      .description(
+        'context-parallel attention across the GPUs vs one GPU and PyTorch context_parallel; run under `weft launch -n N --`',
+      )
+      .option('--seqs <list>', 'global sequence lengths', '32k,128k,256k')
+      .option(
+        '--layouts <list>',
+        'ring[:shard], allgather, ulysses, usp:UxR[:placement], double-ring:I, tokenring',
+        'ring,allgather,ulysses,tokenring',
+      )
+      .option('--masks <list>', 'semicolon-separated: causal; full; sliding:L,R; document-causal:N', 'causal')
+      .option('--heads <H>', 'query heads', '32')
+      .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
+      .option('--dim <D>', 'head dim: 64 | 128', '128')
+      .option('--no-single', 'skip the one-GPU baseline (and the efficiency)'),
+  ).action((o: CpOpts) =>
+    guard(async () => {
+      const layouts = parseLayouts(o.layouts),
+        masks = parseMasks(o.masks);
       const [heads] = ints(o.heads, '--heads');
       const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
       const options = {
-        seqs: ints(o.seqs, '--seqs'), layouts, masks, heads: heads!, kvHeads, dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
-        iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), single: o.single, torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out),
+        seqs: ints(o.seqs, '--seqs'),
+        layouts,
+        masks,
+        heads: heads!,
+        kvHeads,
+        dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        iters: optInt(o.iters, 'iters'),
+        warmup: optInt(o.warmup, 'warmup', 0),
+        single: o.single,
+        torch: o.torch,
+        python: o.python,
+        outDir: resolveOutputDir(o.out),
       };
-      if (distEnv() === undefined) throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
+      if (distEnv() === undefined)
+        throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
       await resolveBackend('cuda');
       await (await import('../../bench/cp.js')).benchCp(options);
-    }));
-  bench.command('varlen')
-    .description('varlen dispatch vs the static layouts on packed batches: counted on CPU ranks, priced on 8–1024 H200s (records)')
+    }),
+  );
+  bench
+    .command('varlen')
+    .description(
+      'varlen dispatch vs the static layouts on packed batches: counted on CPU ranks, priced on 8–1024 H200s (records)',
+    )
     .option('--worlds <list>', 'GPUs priced', '8,16,32,64,128,256,512,1024')
     .option('--per-gpu <list>', 'tokens per GPU priced', '8k,32k')
     .option('--seeds <list>', 'batches drawn per setting', '1,2,3')
@@ -161,41 +271,82 @@ export function registerBench(program: Command): void {
     .option('--cpu-per-rank <n>', 'tokens per rank of the counted CPU comparison', '512')
     .option('--out <dir>', 'where the JSON records go (and the measured runs are read from)', 'bench/results')
     .option('--summary <file>', 'print the tables of a varlen records file and run nothing')
-    .action((o: { worlds: string; perGpu: string; seeds: string; cpuWorld: string; cpuPerRank: string; out: string; summary?: string }) => guard(async () => {
-      const v = await import('../../bench/varlen.js');
-      if (o.summary) { process.stdout.write(v.varlenTables(v.readVarlenRecords(o.summary))); return; }
-      const file = await v.benchVarlen({
-        outDir: o.out, worlds: ints(o.worlds, '--worlds'), perGpu: ints(o.perGpu, '--per-gpu'), seeds: ints(o.seeds, '--seeds'),
-        cpuWorld: optInt(o.cpuWorld, 'cpu-world')!, cpuPerRank: optInt(o.cpuPerRank, 'cpu-per-rank')!, progress: (l) => process.stderr.write(`${l}\n`),
-      });
-      process.stdout.write(`${v.varlenTables(v.readVarlenRecords(file))}\nrecords: ${file}\n`);
-    }));
-  bench.command('ops')
-    .description("the Device's memsets, fills, box copies, adds and casts on one GPU: GB/s and cost per call (the planner's deviceOps)")
+    .action(
+      (o: {
+        worlds: string;
+        perGpu: string;
+        seeds: string;
+        cpuWorld: string;
+        cpuPerRank: string;
+        out: string;
+        summary?: string;
+      }) =>
+        guard(async () => {
+          const v = await import('../../bench/varlen.js');
+          if (o.summary) {
+            process.stdout.write(v.varlenTables(v.readVarlenRecords(o.summary)));
+            return;
+          }
+          const file = await v.benchVarlen({
+            outDir: o.out,
+            worlds: ints(o.worlds, '--worlds'),
+            perGpu: ints(o.perGpu, '--per-gpu'),
+            seeds: ints(o.seeds, '--seeds'),
+            cpuWorld: optInt(o.cpuWorld, 'cpu-world')!,
+            cpuPerRank: optInt(o.cpuPerRank, 'cpu-per-rank')!,
+            progress: (l) => process.stderr.write(`${l}\n`),
+          });
+          process.stdout.write(`${v.varlenTables(v.readVarlenRecords(file))}\nrecords: ${file}\n`);
+        }),
+    );
+  bench
+    .command('ops')
+    .description(
+      "the Device's memsets, fills, box copies, adds and casts on one GPU: GB/s and cost per call (the planner's deviceOps)",
+    )
     .option('--ops <list>', DEVICE_OPS.join(','), DEVICE_OPS.join(','))
     .option('--sizes <list>', 'destination bytes (k, m suffixes)', '1m,16m,256m,1024m')
     .option('--iters <n>', 'samples per size', '10')
     .option('--warmup <n>', 'untimed samples first', '2')
     .option('--out <dir>', 'where the JSON records go', 'bench/results')
-    .action((o: OpsOpts) => guard(async () => {
-      const options = { ops: list(o.ops, '--ops', DEVICE_OPS), sizes: ints(o.sizes, '--sizes'), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), outDir: resolveOutputDir(o.out) };
-      await resolveBackend('cuda');
-      await (await import('../../bench/ops.js')).benchOps(options);
-    }));
-  common(bench.command('comm')
-    .description('send/recv, all-to-all and all-gather bandwidth vs PyTorch; run under `weft launch -n N --`')
-    .option('--ops <list>', 'sendrecv,alltoall,allgather', 'sendrecv,alltoall,allgather')
-    .option('--sizes <list>', 'per-rank bytes (k, m suffixes)', '1m,16m,256m,1024m')
-    .option('--dtype <t>', 'bf16 | f32', 'bf16')
-    .option('--blocking', 'blocking NCCL communicators (lower latency for small messages)'))
-    .action((o: CommOpts) => guard(async () => {
+    .action((o: OpsOpts) =>
+      guard(async () => {
+        const options = {
+          ops: list(o.ops, '--ops', DEVICE_OPS),
+          sizes: ints(o.sizes, '--sizes'),
+          iters: optInt(o.iters, 'iters'),
+          warmup: optInt(o.warmup, 'warmup', 0),
+          outDir: resolveOutputDir(o.out),
+        };
+        await resolveBackend('cuda');
+        await (await import('../../bench/ops.js')).benchOps(options);
+      }),
+    );
+  common(
+    bench
+      .command('comm')
+      .description('send/recv, all-to-all and all-gather bandwidth vs PyTorch; run under `weft launch -n N --`')
+      .option('--ops <list>', 'sendrecv,alltoall,allgather', 'sendrecv,alltoall,allgather')
+      .option('--sizes <list>', 'per-rank bytes (k, m suffixes)', '1m,16m,256m,1024m')
+      .option('--dtype <t>', 'bf16 | f32', 'bf16')
+      .option('--blocking', 'blocking NCCL communicators (lower latency for small messages)'),
+  ).action((o: CommOpts) =>
+    guard(async () => {
       const options = {
-        ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const), sizes: ints(o.sizes, '--sizes'),
-        dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const), iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0),
-        torch: o.torch, python: o.python, outDir: resolveOutputDir(o.out), blocking: Boolean(o.blocking),
+        ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const),
+        sizes: ints(o.sizes, '--sizes'),
+        dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const),
+        iters: optInt(o.iters, 'iters'),
+        warmup: optInt(o.warmup, 'warmup', 0),
+        torch: o.torch,
+        python: o.python,
+        outDir: resolveOutputDir(o.out),
+        blocking: Boolean(o.blocking),
       };
-      if (distEnv() === undefined) throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
+      if (distEnv() === undefined)
+        throw new UserError('weft bench comm runs one process per GPU: weft launch -n 2 -- bench comm');
       await resolveBackend('cuda');
       await (await import('../../bench/comm.js')).benchComm(options);
-    }));
+    }),
+  );
 }

@@ -12,7 +12,14 @@ import { MaskGrid } from '../../mask/grid.js';
 import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
 import type { Calibration } from '../../plan/calibration/types.js';
 import { parseConfig } from '../../plan/config.js';
-import { choosePass, type InferenceConfig, inferenceConfig, type InferencePlan, planInference, type PassChoice } from '../../plan/inference.js';
+import {
+  choosePass,
+  type InferenceConfig,
+  inferenceConfig,
+  type InferencePlan,
+  planInference,
+  type PassChoice,
+} from '../../plan/inference.js';
 import { buildContext } from '../../plan/search.js';
 import { asF64, type HostTensor } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
@@ -24,25 +31,58 @@ export const INFER_MODES = ['prefill', 'decode'] as const;
 
 /** What `weft run` passes for --mode (its other options are refused or shared with the training mode). */
 export interface InferOpts extends LayoutOpts {
-  mode?: string; context?: string; newTokens?: string; batch?: string; pass?: string;
-  seq?: string; heads: string; kvHeads?: string; dim: string; mask: string; backend: string; dtype?: string;
-  docs?: string; cuSeqlens?: string; scale?: string; seed: string; check?: boolean; json?: boolean;
+  mode?: string;
+  context?: string;
+  newTokens?: string;
+  batch?: string;
+  pass?: string;
+  seq?: string;
+  heads: string;
+  kvHeads?: string;
+  dim: string;
+  mask: string;
+  backend: string;
+  dtype?: string;
+  docs?: string;
+  cuSeqlens?: string;
+  scale?: string;
+  seed: string;
+  check?: boolean;
+  json?: boolean;
 }
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
 function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let x = bytes, u = 0;
-  while (x >= 1024 && u < units.length - 1) { x /= 1024; u++; }
+  let x = bytes,
+    u = 0;
+  while (x >= 1024 && u < units.length - 1) {
+    x /= 1024;
+    u++;
+  }
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
 /** The planner's pass for a prefill on these ranks, priced as one node of H200s with weft's calibration. */
-export function plannedPass(P: number, T: number, B: number, H: number, Hkv: number, D: number, world: number, mask: string, cuSeqlens?: readonly number[]): PassChoice {
+export function plannedPass(
+  P: number,
+  T: number,
+  B: number,
+  H: number,
+  Hkv: number,
+  D: number,
+  world: number,
+  mask: string,
+  cuSeqlens?: readonly number[],
+): PassChoice {
   const base = parseConfig({
     model: { name: 'run', layers: 1, hidden: H * D, heads: H, kvHeads: Hkv, headDim: D, ffnHidden: H * D, vocab: 1 },
-    mode: 'prefill', seqLen: P + T, batchSeqs: B, mask, ...(cuSeqlens ? { cuSeqlens } : {}),
+    mode: 'prefill',
+    seqLen: P + T,
+    batchSeqs: B,
+    mask,
+    ...(cuSeqlens ? { cuSeqlens } : {}),
     cluster: { nodes: 1, gpusPerNode: world, gpu: 'h200' },
   });
   const cfg: InferenceConfig = { base, mode: 'prefill', context: P, newTokens: T, batch: B };
@@ -57,43 +97,75 @@ export async function runInferMode(o: InferOpts): Promise<void> {
     if (x === undefined) throw new UserError(`--mode ${mode} needs --${flag}`);
     return x;
   };
-  if (o.seq !== undefined) throw new UserError(`--seq does not apply to --mode ${mode}: give --context (cached tokens) and --new-tokens`);
-  const P = need(o.context, 'context', 0), T = optInt(o.newTokens, 'new-tokens') ?? 1, B = optInt(o.batch, 'batch') ?? 1;
-  const world = need(o.world, 'world'), H = need(o.heads, 'heads'), Hkv = optInt(o.kvHeads, 'kv-heads') ?? H, D = need(o.dim, 'dim');
+  if (o.seq !== undefined)
+    throw new UserError(`--seq does not apply to --mode ${mode}: give --context (cached tokens) and --new-tokens`);
+  const P = need(o.context, 'context', 0),
+    T = optInt(o.newTokens, 'new-tokens') ?? 1,
+    B = optInt(o.batch, 'batch') ?? 1;
+  const world = need(o.world, 'world'),
+    H = need(o.heads, 'heads'),
+    Hkv = optInt(o.kvHeads, 'kv-heads') ?? H,
+    D = need(o.dim, 'dim');
   if (H % Hkv !== 0) throw new UserError(`--heads ${H} must be a multiple of --kv-heads ${Hkv}`);
-  if (mode === 'decode' && o.pass !== undefined) throw new UserError('--pass applies to --mode prefill (decode exchanges partial results in one all-gather)');
+  if (mode === 'decode' && o.pass !== undefined)
+    throw new UserError('--pass applies to --mode prefill (decode exchanges partial results in one all-gather)');
   if (o.strategy !== undefined && !(mode === 'decode' && o.strategy === 'allgather'))
-    throw new UserError(mode === 'decode' ? `--mode decode exchanges partial (out, lse) by one all-gather: --strategy allgather or none, not '${o.strategy}'`
-      : '--strategy does not apply to --mode prefill: choose the pass with --pass kv|q|auto');
-  for (const f of ['shard', 'ulysses', 'ring', 'inner', 'placement'] as const) if (o[f] !== undefined) throw new UserError(`--${f} does not apply to --mode ${mode}`);
-  if (o.backend === 'cuda') throw new UserError(`--mode ${mode} runs on CPU ranks here; the GPU decode kernel is timed by weft bench decode`);
+    throw new UserError(
+      mode === 'decode'
+        ? `--mode decode exchanges partial (out, lse) by one all-gather: --strategy allgather or none, not '${o.strategy}'`
+        : '--strategy does not apply to --mode prefill: choose the pass with --pass kv|q|auto',
+    );
+  for (const f of ['shard', 'ulysses', 'ring', 'inner', 'placement'] as const)
+    if (o[f] !== undefined) throw new UserError(`--${f} does not apply to --mode ${mode}`);
+  if (o.backend === 'cuda')
+    throw new UserError(`--mode ${mode} runs on CPU ranks here; the GPU decode kernel is timed by weft bench decode`);
   const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
   const seed = optInt(o.seed, 'seed', 0)!;
   const rng = new Rng(seed);
   const S = P + T;
-  const cu = o.cuSeqlens !== undefined ? o.cuSeqlens.split(',').map((x) => {
-    if (!/^\s*\d+\s*$/.test(x)) throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
-    return Number(x);
-  }) : undefined;
-  if (o.docs !== undefined) throw new UserError(`--mode ${mode} takes document boundaries as --cu-seqlens 0,…,${S} (over cached + new tokens)`);
-  if (o.mask.startsWith('document') && !cu) throw new UserError(`mask '${o.mask}' needs --cu-seqlens 0,…,${S} (over the ${P} cached and ${T} new tokens of each request)`);
+  const cu =
+    o.cuSeqlens !== undefined
+      ? o.cuSeqlens.split(',').map((x) => {
+          if (!/^\s*\d+\s*$/.test(x))
+            throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
+          return Number(x);
+        })
+      : undefined;
+  if (o.docs !== undefined)
+    throw new UserError(`--mode ${mode} takes document boundaries as --cu-seqlens 0,…,${S} (over cached + new tokens)`);
+  if (o.mask.startsWith('document') && !cu)
+    throw new UserError(
+      `mask '${o.mask}' needs --cu-seqlens 0,…,${S} (over the ${P} cached and ${T} new tokens of each request)`,
+    );
   const mask: MaskSpec = parseMask(o.mask, cu);
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
+  if (!(scale > 0) || !Number.isFinite(scale))
+    throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
 
   const passOpt = parseChoice(o.pass ?? 'auto', '--pass', ['kv', 'q', 'auto'] as const);
-  const planned = mode === 'prefill' && passOpt === 'auto' ? plannedPass(P, T, B, H, Hkv, D, world, o.mask, cu) : undefined;
-  const pass = passOpt === 'auto' ? planned?.pass ?? 'kv' : passOpt;
-  const requests = Array.from({ length: B }, () => ({ mask, q: randn(rng, dtype, [S, H, D]), k: randn(rng, dtype, [S, Hkv, D]), v: randn(rng, dtype, [S, Hkv, D]) }));
+  const planned =
+    mode === 'prefill' && passOpt === 'auto' ? plannedPass(P, T, B, H, Hkv, D, world, o.mask, cu) : undefined;
+  const pass = passOpt === 'auto' ? (planned?.pass ?? 'kv') : passOpt;
+  const requests = Array.from({ length: B }, () => ({
+    mask,
+    q: randn(rng, dtype, [S, H, D]),
+    k: randn(rng, dtype, [S, Hkv, D]),
+    v: randn(rng, dtype, [S, Hkv, D]),
+  }));
   const steps: InferStep[] = [];
   if (P > 0) steps.push({ kind: 'fill', counts: requests.map(() => P) });
-  steps.push(mode === 'decode' ? { kind: 'decode', counts: requests.map(() => T) } : { kind: 'prefill', pass, counts: requests.map(() => T) });
+  steps.push(
+    mode === 'decode'
+      ? { kind: 'decode', counts: requests.map(() => T) }
+      : { kind: 'prefill', pass, counts: requests.map(() => T) },
+  );
   const res = await runInference({ world, dtype, scale, requests, steps }, { timeoutMs: timeoutMs(o) });
 
   let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
   if (o.check) {
     const grid = MaskGrid.build(mask, S);
-    let outErr = 0, lseErr = 0;
+    let outErr = 0,
+      lseErr = 0;
     requests.forEach((r, b) => {
       const ref = referenceAttention(r.q, r.k, r.v, grid, scale, undefined, [P, S]);
       const rowsOf = (t: HostTensor, lse: boolean): Float64Array => {
@@ -104,8 +176,16 @@ export async function runInferMode(o: InferOpts): Promise<void> {
         return out;
       };
       const rel = (a: Float64Array, w: Float64Array): number => {
-        let n = 0, d = 0;
-        for (let i = 0; i < w.length; i++) { if (a[i] === w[i]) { if (Number.isFinite(w[i]!)) d += w[i]! ** 2; continue; } n += (a[i]! - w[i]!) ** 2; d += w[i]! ** 2; }
+        let n = 0,
+          d = 0;
+        for (let i = 0; i < w.length; i++) {
+          if (a[i] === w[i]) {
+            if (Number.isFinite(w[i]!)) d += w[i]! ** 2;
+            continue;
+          }
+          n += (a[i]! - w[i]!) ** 2;
+          d += w[i]! ** 2;
+        }
         return d === 0 ? (n === 0 ? 0 : Infinity) : Math.sqrt(n / d);
       };
       outErr = Math.max(outErr, rel(rowsOf(res.outs[b]!.out, false), rowsOf(ref.out, false)));
@@ -117,34 +197,86 @@ export async function runInferMode(o: InferOpts): Promise<void> {
   }
   const last = res.steps[res.steps.length - 1]!;
   const summary = {
-    mode, world, dims: { H, Hkv, D }, context: P, newTokens: T, batch: B, mask: maskName(mask), dtype, seed,
-    ...(mode === 'prefill' ? { pass, passChoice: planned ? { by: 'planner (one node of H200s)', passKvMs: planned.kv.total, passQMs: planned.q.total, paperRule: planned.paperRule } : { by: '--pass' } } : { exchange: 'allgather' }),
+    mode,
+    world,
+    dims: { H, Hkv, D },
+    context: P,
+    newTokens: T,
+    batch: B,
+    mask: maskName(mask),
+    dtype,
+    seed,
+    ...(mode === 'prefill'
+      ? {
+          pass,
+          passChoice: planned
+            ? {
+                by: 'planner (one node of H200s)',
+                passKvMs: planned.kv.total,
+                passQMs: planned.q.total,
+                paperRule: planned.paperRule,
+              }
+            : { by: '--pass' },
+        }
+      : { exchange: 'allgather' }),
     cache: { rowsPerRank: res.capacity, bytesPerRank: res.cacheBytesPerRank },
-    step: last, check,
+    step: last,
+    check,
   };
   if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else process.stdout.write(describe(summary, res, planned));
   if (check && !check.ok) process.exitCode = 1;
 }
 
-function describe(s: { mode: string; world: number; dims: { H: number; Hkv: number; D: number }; context: number; newTokens: number; batch: number; mask: string; dtype: string; pass?: string;
-  cache: { rowsPerRank: number; bytesPerRank: number }; step: InferResult['steps'][number]; check?: { errors: Record<string, number>; tolerance: number; ok: boolean } }, res: InferResult, planned?: PassChoice): string {
+function describe(
+  s: {
+    mode: string;
+    world: number;
+    dims: { H: number; Hkv: number; D: number };
+    context: number;
+    newTokens: number;
+    batch: number;
+    mask: string;
+    dtype: string;
+    pass?: string;
+    cache: { rowsPerRank: number; bytesPerRank: number };
+    step: InferResult['steps'][number];
+    check?: { errors: Record<string, number>; tolerance: number; ok: boolean };
+  },
+  res: InferResult,
+  planned?: PassChoice,
+): string {
   const lines = [
     `${s.mode} on ${s.world} CPU ranks: ${s.batch} request(s) × ${s.context} cached + ${s.newTokens} new tokens, H=${s.dims.H} Hkv=${s.dims.Hkv} D=${s.dims.D} ${s.dtype}, mask ${s.mask}`,
     `KV cache: ${s.cache.rowsPerRank} rows per rank reserved up front (${human(s.cache.bytesPerRank)} of K/V per rank)`,
   ];
   if (s.mode === 'prefill') {
-    lines.push(planned
-      ? `pass: ${s.pass === 'q' ? 'pass-Q' : 'pass-KV'} (auto: the planner, pricing one node of ${s.world} H200s: pass-KV ${planned.kv.total.toFixed(3)} ms, pass-Q ${planned.q.total.toFixed(3)} ms per layer; arXiv 2411.01783's rule: pass-${planned.paperRule.toUpperCase()})`
-      : `pass: ${s.pass === 'q' ? 'pass-Q' : 'pass-KV'} (--pass)`);
-  } else lines.push('exchange: one all-gather of the partial (out, lse), merged in the accumulation type on every rank');
-  lines.push(`time: ${s.step.ms.toFixed(1)} ms (the ${s.mode} step, slowest rank; the cached K/V were written before, untimed)`, '',
+    lines.push(
+      planned
+        ? `pass: ${s.pass === 'q' ? 'pass-Q' : 'pass-KV'} (auto: the planner, pricing one node of ${s.world} H200s: pass-KV ${planned.kv.total.toFixed(3)} ms, pass-Q ${planned.q.total.toFixed(3)} ms per layer; arXiv 2411.01783's rule: pass-${planned.paperRule.toUpperCase()})`
+        : `pass: ${s.pass === 'q' ? 'pass-Q' : 'pass-KV'} (--pass)`,
+    );
+  } else
+    lines.push('exchange: one all-gather of the partial (out, lse), merged in the accumulation type on every rank');
+  lines.push(
+    `time: ${s.step.ms.toFixed(1)} ms (the ${s.mode} step, slowest rank; the cached K/V were written before, untimed)`,
+    '',
     'rank        area  messages        sent    received',
-    ...s.step.perRank.map((r) => `${String(r.rank).padStart(4)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`));
+    ...s.step.perRank.map(
+      (r) =>
+        `${String(r.rank).padStart(4)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`,
+    ),
+  );
   if (s.check) {
-    lines.push('', `check of the new tokens against the f64 reference (relative error, tolerance ${s.check.tolerance}): `
-      + Object.entries(s.check.errors).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ')
-      + (s.mode === 'decode' ? `, ranks ${res.decodeAgree ? 'agree' : 'DISAGREE'}` : '') + (s.check.ok ? ' — ok' : ' — FAILED'));
+    lines.push(
+      '',
+      `check of the new tokens against the f64 reference (relative error, tolerance ${s.check.tolerance}): ` +
+        Object.entries(s.check.errors)
+          .map(([n, e]) => `${n} ${e.toExponential(2)}`)
+          .join(', ') +
+        (s.mode === 'decode' ? `, ranks ${res.decodeAgree ? 'agree' : 'DISAGREE'}` : '') +
+        (s.check.ok ? ' — ok' : ' — FAILED'),
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -161,26 +293,47 @@ export function planInferenceCommand(file: string, json: boolean, top: number, c
   if (!cfg) return false;
   const ctx = buildContext(cfg.base, calibration);
   const plans = planInference(cfg, ctx.rates, ctx.net);
-  if (json) { process.stdout.write(`${JSON.stringify({ mode: cfg.mode, plans })}\n`); return true; }
-  const m = cfg.base.model, cl = cfg.base.cluster;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ mode: cfg.mode, plans })}\n`);
+    return true;
+  }
+  const m = cfg.base.model,
+    cl = cfg.base.cluster;
   const what = cfg.mode === 'decode' ? 'time per decode step' : 'time to first token';
-  process.stdout.write(`${m.name}, ${cfg.mode}, ${cfg.batch} request(s) × ${cfg.context} cached + ${cfg.newTokens} new tokens, mask ${cfg.base.maskText}; `
-    + `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${plans.length} layouts (tensor-parallel × cache-parallel), fastest first by ${what}\n\n`);
+  process.stdout.write(
+    `${m.name}, ${cfg.mode}, ${cfg.batch} request(s) × ${cfg.context} cached + ${cfg.newTokens} new tokens, mask ${cfg.base.maskText}; ` +
+      `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${plans.length} layouts (tensor-parallel × cache-parallel), fastest first by ${what}\n\n`,
+  );
   const rows = plans.slice(0, top).map((p: InferencePlan) => {
     const pr = p.predicted!;
     const layout = `tp ${p.layout.tp} × cp ${p.layout.cp}${p.layout.pass ? `, pass-${p.layout.pass.toUpperCase()}` : ''}`;
-    const extra = cfg.mode === 'decode'
-      ? { 'tokens/s': pr.tokensPerSecond!.toFixed(0), 'K/V read TB/s': pr.achievedTBs!.toFixed(2) }
-      : { 'pass-KV ms': pr.passKvMs!.toFixed(1), 'pass-Q ms': pr.passQMs!.toFixed(1), 'paper rule': `pass-${pr.paperRule!.toUpperCase()}` };
-    return { layout, [cfg.mode === 'decode' ? 'step ms' : 'TTFT ms']: pr.stepMs.toFixed(cfg.mode === 'decode' ? 3 : 1), ...extra, 'GiB/GPU': p.memory!.totalGiB.toFixed(1), fits: p.feasible ? 'yes' : 'no' };
+    const extra =
+      cfg.mode === 'decode'
+        ? { 'tokens/s': pr.tokensPerSecond!.toFixed(0), 'K/V read TB/s': pr.achievedTBs!.toFixed(2) }
+        : {
+            'pass-KV ms': pr.passKvMs!.toFixed(1),
+            'pass-Q ms': pr.passQMs!.toFixed(1),
+            'paper rule': `pass-${pr.paperRule!.toUpperCase()}`,
+          };
+    return {
+      layout,
+      [cfg.mode === 'decode' ? 'step ms' : 'TTFT ms']: pr.stepMs.toFixed(cfg.mode === 'decode' ? 3 : 1),
+      ...extra,
+      'GiB/GPU': p.memory!.totalGiB.toFixed(1),
+      fits: p.feasible ? 'yes' : 'no',
+    };
   });
   process.stdout.write(table(rows));
   const best = plans[0];
   if (best?.feasible) {
-    const top3 = Object.entries(best.breakdown).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, v]) => `${k} ${v.toFixed(3)} ms`).join(', ');
-    process.stdout.write(`\nBest: tp ${best.layout.tp} × cp ${best.layout.cp}${best.layout.pass ? ` with pass-${best.layout.pass.toUpperCase()}` : ''}: ${best.predicted!.stepMs.toFixed(3)} ms (${top3}).\n`);
+    const top3 = Object.entries(best.breakdown)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([k, v]) => `${k} ${v.toFixed(3)} ms`)
+      .join(', ');
+    process.stdout.write(
+      `\nBest: tp ${best.layout.tp} × cp ${best.layout.cp}${best.layout.pass ? ` with pass-${best.layout.pass.toUpperCase()}` : ''}: ${best.predicted!.stepMs.toFixed(3)} ms (${top3}).\n`,
+    );
   } else if (best) process.stdout.write(`\nNo layout fits: ${best.reason}\n`);
   return true;
 }
-
-

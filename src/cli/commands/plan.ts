@@ -13,15 +13,29 @@ import { parseInt } from '../options.js';
 import { table } from '../../report/table.js';
 import { planInferenceCommand } from './infer.js';
 
-interface PlanOpts { config: string; json?: boolean; top: string; calibration?: string }
+interface PlanOpts {
+  config: string;
+  json?: boolean;
+  top: string;
+  calibration?: string;
+}
 
 export function registerPlan(program: Command): void {
-  program.command('plan')
-    .description('choose a context-parallel layout: predicted step time, TFLOP/s, MFU and memory of every layout, best first')
-    .requiredOption('--config <file>', 'JSON: model, mode, seqLen, batchSeqs, mask, cluster, optional candidates (docs/plan.md)')
+  program
+    .command('plan')
+    .description(
+      'choose a context-parallel layout: predicted step time, TFLOP/s, MFU and memory of every layout, best first',
+    )
+    .requiredOption(
+      '--config <file>',
+      'JSON: model, mode, seqLen, batchSeqs, mask, cluster, optional candidates (docs/plan.md)',
+    )
     .option('--json', 'print {"plans": [...]} (all layouts, best first, infeasible last)')
     .option('--top <n>', 'rows of the table', '15')
-    .option('--calibration <file>', 'a calibration (JSON) or weft bench records (JSON lines) to use instead of the shipped figures')
+    .option(
+      '--calibration <file>',
+      'a calibration (JSON) or weft bench records (JSON lines) to use instead of the shipped figures',
+    )
     .action((o: PlanOpts) => guard(() => run(o)));
 }
 
@@ -29,7 +43,10 @@ export function registerPlan(program: Command): void {
 export function calibrationOption(file: string | undefined): Calibration | undefined {
   if (!file) return undefined;
   const c = loadCalibration(file);
-  if (c.used || c.skipped.length) process.stderr.write(`weft: calibration from ${file}: ${c.used} record(s) used${c.skipped.length ? `, ${c.skipped.length} skipped (${c.skipped[0]})` : ''}\n`);
+  if (c.used || c.skipped.length)
+    process.stderr.write(
+      `weft: calibration from ${file}: ${c.used} record(s) used${c.skipped.length ? `, ${c.skipped.length} skipped (${c.skipped[0]})` : ''}\n`,
+    );
   return c.calibration;
 }
 
@@ -43,9 +60,12 @@ async function run(o: PlanOpts): Promise<void> {
     return;
   }
   const { results } = await plan(cfg, calibration, {}); // progress on stderr past 2 s
-  const m = cfg.model, cl = cfg.cluster;
-  process.stdout.write(`${m.name}, ${cfg.mode}, S=${cfg.seqLen}, ${cfg.batchSeqs} sequence(s) per step, mask ${cfg.maskText}; `
-    + `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${results.length} layouts\n\n`);
+  const m = cfg.model,
+    cl = cfg.cluster;
+  process.stdout.write(
+    `${m.name}, ${cfg.mode}, S=${cfg.seqLen}, ${cfg.batchSeqs} sequence(s) per step, mask ${cfg.maskText}; ` +
+      `${cl.nodes}×${cl.gpusPerNode} ${cl.gpu.name} — ${results.length} layouts\n\n`,
+  );
   process.stdout.write(table(tableRows(results, top)));
   if (results.length > top) process.stdout.write(`(${results.length - top} more; --top N or --json for all)\n`);
   process.stdout.write('\n' + explain(cfg, results));
@@ -53,6 +73,8 @@ async function run(o: PlanOpts): Promise<void> {
   if (best?.feasible) {
     // the question after "which layout": how far can it go on this cluster (memory alone)
     const S = await maxSeqLen(cfg, best.layout, calibration);
-    process.stdout.write(`\nLongest sequence ${describeLayout(best.layout)} fits here: ${S.toLocaleString('en-US')} tokens (memory model, multiples of 1024).\n`);
+    process.stdout.write(
+      `\nLongest sequence ${describeLayout(best.layout)} fits here: ${S.toLocaleString('en-US')} tokens (memory model, multiples of 1024).\n`,
+    );
   }
 }

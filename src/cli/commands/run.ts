@@ -22,8 +22,12 @@ const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
 function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let x = bytes, u = 0;
-  while (x >= 1024 && u < units.length - 1) { x /= 1024; u++; }
+  let x = bytes,
+    u = 0;
+  while (x >= 1024 && u < units.length - 1) {
+    x /= 1024;
+    u++;
+  }
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
@@ -36,17 +40,26 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
   const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
   const dist = distEnv();
   const launched = dist !== undefined;
-  if (backend === 'cuda' && !launched) throw new UserError('--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda … (or torchrun, srun, mpirun)');
+  if (backend === 'cuda' && !launched)
+    throw new UserError(
+      '--backend cuda runs one process per GPU: weft launch -n N -- run --backend cuda … (or torchrun, srun, mpirun)',
+    );
   if (launched && backend !== 'cpu') {
     const { backend: b, skipped } = await resolveBackend(backend);
     // the GPU path lives in its own module so that CPU runs never load the CUDA backend
     if (b.name === 'cuda') return (await import('./run-gpu.js')).runGpu(o, su);
-    for (const s of skipped) process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
+    for (const s of skipped)
+      process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
   }
   const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
-  if (o.timeline !== undefined) throw new UserError('--timeline records GPU runs (CUDA events per stream); CPU ranks keep none: drop it, or run under weft launch with --backend cuda');
+  if (o.timeline !== undefined)
+    throw new UserError(
+      '--timeline records GPU runs (CUDA events per stream); CPU ranks keep none: drop it, or run under weft launch with --backend cuda',
+    );
   const seed = optInt(o.seed, 'seed', 0)!;
-  const q = randn(rng, dtype, [S, H, D]), k = randn(rng, dtype, [S, Hkv, D]), v = randn(rng, dtype, [S, Hkv, D]);
+  const q = randn(rng, dtype, [S, H, D]),
+    k = randn(rng, dtype, [S, Hkv, D]),
+    v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
   const problem = { q, k, v, dout, mask, scale, dtype };
   let res: RunResult;
@@ -66,7 +79,8 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
     const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout);
     const errors: Record<string, number> = {};
     for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
-      const got = res[name] as HostTensor | undefined, want = ref[name];
+      const got = res[name] as HostTensor | undefined,
+        want = ref[name];
       if (got && want) errors[name] = relError(got, want);
     }
     const tolerance = TOLERANCE[dtype];
@@ -75,63 +89,99 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
 
   const shard = layout.shard ?? (mask.kind === 'document' ? 'doc-zigzag' : 'zigzag');
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ layout: { ...layout, shard }, dims: { S, H, Hkv, D }, mask: maskName(mask), dtype, seed, stats: res.stats, check })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ layout: { ...layout, shard }, dims: { S, H, Hkv, D }, mask: maskName(mask), dtype, seed, stats: res.stats, check })}\n`,
+    );
   } else {
     process.stdout.write(table(layout, shard, { S, H, Hkv, D }, maskName(mask), dtype, res, check));
   }
   if (check && !check.ok) process.exitCode = 1;
 }
 
-function table(l: Layout, shard: string, d: { S: number; H: number; Hkv: number; D: number }, mask: string, dtype: string, res: RunResult,
-  check?: { errors: Record<string, number>; tolerance: number; ok: boolean }): string {
+function table(
+  l: Layout,
+  shard: string,
+  d: { S: number; H: number; Hkv: number; D: number },
+  mask: string,
+  dtype: string,
+  res: RunResult,
+  check?: { errors: Record<string, number>; tolerance: number; ok: boolean },
+): string {
   const s = res.stats;
-  const degrees = l.strategy === 'usp' ? ` (ulysses ${l.ulysses ?? l.world / l.ring!} × ring ${l.ring ?? l.world / l.ulysses!}, ${l.placement ?? 'head-first'})`
-    : l.strategy === 'double-ring' ? ` (inner ${l.inner} × outer ${l.world / l.inner!})` : '';
+  const degrees =
+    l.strategy === 'usp'
+      ? ` (ulysses ${l.ulysses ?? l.world / l.ring!} × ring ${l.ring ?? l.world / l.ulysses!}, ${l.placement ?? 'head-first'})`
+      : l.strategy === 'double-ring'
+        ? ` (inner ${l.inner} × outer ${l.world / l.inner!})`
+        : '';
   const lines = [
     `${l.strategy}${degrees} on ${l.world} ranks, ${shard} shards, mask ${mask}, S=${d.S} H=${d.H} Hkv=${d.Hkv} D=${d.D} ${dtype}`,
     `time: forward ${s.forwardMs.toFixed(1)} ms${res.dq ? `, backward ${s.backwardMs.toFixed(1)} ms` : ''} (slowest rank)`,
     `work balance (max/mean unmasked area): ${s.balance.toFixed(3)}`,
     '',
     'rank  compute ms        area  messages        sent    received',
-    ...s.perRank.map((r) => `${String(r.rank).padStart(4)}  ${r.computeMs.toFixed(1).padStart(10)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`),
+    ...s.perRank.map(
+      (r) =>
+        `${String(r.rank).padStart(4)}  ${r.computeMs.toFixed(1).padStart(10)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`,
+    ),
   ];
   if (check) {
-    lines.push('', `check against the f64 reference (relative error, tolerance ${check.tolerance}): ` +
-      Object.entries(check.errors).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ') + (check.ok ? ' — ok' : ' — FAILED'));
+    lines.push(
+      '',
+      `check against the f64 reference (relative error, tolerance ${check.tolerance}): ` +
+        Object.entries(check.errors)
+          .map(([n, e]) => `${n} ${e.toExponential(2)}`)
+          .join(', ') +
+        (check.ok ? ' — ok' : ' — FAILED'),
+    );
   }
   return `${lines.join('\n')}\n`;
 }
 
 export function registerRun(program: Command): void {
-  const cmd = program.command('run')
-    .description('run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch');
+  const cmd = program
+    .command('run')
+    .description(
+      'run a context-parallel strategy with random inputs: N CPU ranks, or one GPU per process under weft launch',
+    );
   addLayoutOptions(cmd, false, 'required, except with --mode')
     .option('--seq <S>', 'sequence length (varlen: the tokens a --dist draw fills)')
-    .option('--mode <m>', 'prefill | decode: inference over a sharded KV cache (--context, --new-tokens, --batch, --pass)')
+    .option(
+      '--mode <m>',
+      'prefill | decode: inference over a sharded KV cache (--context, --new-tokens, --batch, --pass)',
+    )
     .option('--context <P>', 'inference: cached tokens per request')
     .option('--new-tokens <T>', 'inference: new tokens per request (default 1)')
     .option('--batch <B>', 'inference: requests (default 1)')
-    .option('--pass <p>', 'prefill: kv | q | auto (default auto: the planner\'s choice, printed)')
+    .option('--pass <p>', "prefill: kv | q | auto (default auto: the planner's choice, printed)")
     .requiredOption('--heads <H>', 'query heads')
     .option('--kv-heads <K>', 'key/value heads (default: the query heads)')
     .requiredOption('--dim <D>', 'head dimension')
-    .option('--mask <mask>', 'full, causal, sliding:L,R, prefix:N, document, document-causal, document-sliding:L,R', 'causal')
-    .option('--backend <b>', 'auto | cpu | cuda: cuda (and auto, under weft launch with GPUs) runs one process per GPU', 'auto')
+    .option(
+      '--mask <mask>',
+      'full, causal, sliding:L,R, prefix:N, document, document-causal, document-sliding:L,R',
+      'causal',
+    )
+    .option(
+      '--backend <b>',
+      'auto | cpu | cuda: cuda (and auto, under weft launch with GPUs) runs one process per GPU',
+      'auto',
+    )
     .option('--dtype <t>', 'CPU: f64 | f32 (default f32); GPU: bf16 | f16 (default bf16)')
     .option('--iters <n>', 'GPU: timed iterations', '5')
     .option('--warmup <n>', 'GPU: untimed iterations first', '2')
-    .option('--timeline <file>', 'GPU: write each rank\'s compute and communication spans of the last iteration (JSON)')
+    .option('--timeline <file>', "GPU: write each rank's compute and communication spans of the last iteration (JSON)")
     .option('--docs <N>', 'N random documents (for document masks)')
     .option('--cu-seqlens <list>', 'document boundaries 0,…,S (for document masks)')
     .option('--lengths <file>', 'varlen: document lengths, one per line or comma separated')
     .option('--dist <name>', 'varlen: longtail | magi, drawn from --seed for --docs N or --seq S')
     .option('--rank-tokens <n>', 'varlen: most tokens one rank may hold (default: 5% above an even share)')
-    .option('--token-slack <x>', 'varlen: the default limit\'s headroom over an even share (default 0.05)')
+    .option('--token-slack <x>', "varlen: the default limit's headroom over an even share (default 0.05)")
     .option('--dry-plan', 'varlen: print the dispatch plan and run nothing')
     .option('--scale <x>', 'softmax scale (default 1/√D)')
     .option('--seed <n>', 'random seed', '1')
     .option('--no-backward', 'forward only')
-    .option('--no-memory-check', 'GPU: run even when weft\'s memory count says the layer does not fit')
+    .option('--no-memory-check', "GPU: run even when weft's memory count says the layer does not fit")
     .option('--check', 'compare with the f64 reference')
     .option('--json', 'one JSON object instead of the table')
     .action((o: RunOpts & InferOpts) => guard(() => run(o)));

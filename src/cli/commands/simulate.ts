@@ -18,15 +18,29 @@ import { table } from '../../report/table.js';
 import { calibrationOption } from './plan.js';
 
 interface SimOpts {
-  config: string; plan?: string; json?: boolean; timeline?: string; calibration?: string;
-  tp?: string; ulysses?: string; ring?: string; dp?: string; strategy?: string; placement?: string; shard?: string; inner?: string;
+  config: string;
+  plan?: string;
+  json?: boolean;
+  timeline?: string;
+  calibration?: string;
+  tp?: string;
+  ulysses?: string;
+  ring?: string;
+  dp?: string;
+  strategy?: string;
+  placement?: string;
+  shard?: string;
+  inner?: string;
 }
 
 export function registerSimulate(program: Command): void {
-  program.command('simulate')
-    .description('simulate a plan event by event (per-rank compute and communication streams, shared links) and compare with the prediction')
+  program
+    .command('simulate')
+    .description(
+      'simulate a plan event by event (per-rank compute and communication streams, shared links) and compare with the prediction',
+    )
     .requiredOption('--config <file>', 'the JSON config of weft plan')
-    .option('--plan <index>', 'row of weft plan\'s ranking to simulate (1 = best; default 1)')
+    .option('--plan <index>', "row of weft plan's ranking to simulate (1 = best; default 1)")
     .option('--tp <n>', 'tensor-parallel degree (a layout of your own instead of --plan)')
     .option('--ulysses <n>', 'Ulysses degree')
     .option('--ring <n>', 'ring degree')
@@ -56,9 +70,13 @@ function layoutFlags(o: SimOpts): CandidateSpec | undefined {
 
 async function run(o: SimOpts): Promise<void> {
   const flags = layoutFlags(o);
-  if (flags && o.plan !== undefined) throw new UserError('--plan: give either a plan index or layout flags (--tp, --ulysses, ...), not both');
+  if (flags && o.plan !== undefined)
+    throw new UserError('--plan: give either a plan index or layout flags (--tp, --ulysses, ...), not both');
   const index = o.plan === undefined ? 1 : parseInt(o.plan, '--plan');
-  const out = o.timeline === undefined ? undefined : resolveOutput(o.timeline, [o.config, ...(o.calibration ? [o.calibration] : [])]); // before any work
+  const out =
+    o.timeline === undefined
+      ? undefined
+      : resolveOutput(o.timeline, [o.config, ...(o.calibration ? [o.calibration] : [])]); // before any work
   const cfg = loadConfig(o.config);
   const cal = calibrationOption(o.calibration);
   let l: PlanLayout;
@@ -70,7 +88,8 @@ async function run(o: SimOpts): Promise<void> {
     const { results } = await plan(cfg, cal, {}); // progress on stderr past 2 s
     const pick = results[index - 1];
     if (!pick) throw new UserError(`--plan: ${index} is beyond the ${results.length} layouts of this config`);
-    if (!pick.prediction) throw new UserError(`--plan: layout ${index} (${describeLayout(pick.layout)}) cannot run: ${pick.reason}`);
+    if (!pick.prediction)
+      throw new UserError(`--plan: layout ${index} (${describeLayout(pick.layout)}) cannot run: ${pick.reason}`);
     l = pick.layout;
   }
   const ctx = buildContext(cfg, cal);
@@ -81,28 +100,49 @@ async function run(o: SimOpts): Promise<void> {
   const diff = (sim.stepMs - sim.analyticStepMs) / sim.analyticStepMs;
   if (out) writeOutput(out, JSON.stringify(timeline(l, sim)) + '\n');
   if (o.json) {
-    process.stdout.write(JSON.stringify({
-      layout: { ...l, description: describeLayout(l) },
-      simulated: { stepMs: sim.stepMs, layerMs: sim.layerMs, tasks: sim.tasks, scope: sim.scaled ? 'one layer' : 'full step', wallMs: Math.round(wallMs) },
-      analytical: { stepMs: sim.analyticStepMs, layerMs: sim.analyticLayerMs },
-      ranks: sim.ranks,
-    }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        layout: { ...l, description: describeLayout(l) },
+        simulated: {
+          stepMs: sim.stepMs,
+          layerMs: sim.layerMs,
+          tasks: sim.tasks,
+          scope: sim.scaled ? 'one layer' : 'full step',
+          wallMs: Math.round(wallMs),
+        },
+        analytical: { stepMs: sim.analyticStepMs, layerMs: sim.analyticLayerMs },
+        ranks: sim.ranks,
+      }) + '\n',
+    );
     return;
   }
   const f = (x: number): string => x.toFixed(x < 10 ? 3 : 1);
-  process.stdout.write(`${describeLayout(l)} on ${cfg.cluster.nodes}×${cfg.cluster.gpusPerNode} ${cfg.cluster.gpu.name}\n`);
-  process.stdout.write(`simulated step ${f(sim.stepMs)} ms (layer ${f(sim.layerMs)} ms); analytical ${f(sim.analyticStepMs)} ms (layer ${f(sim.analyticLayerMs)} ms): ${diff >= 0 ? '+' : ''}${(100 * diff).toFixed(2)}%\n`);
-  process.stdout.write(`${sim.tasks.toLocaleString('en')} events over ${sim.ranks.length} simulated rank(s), each standing for ${sim.ranks[0]!.standsFor} GPU(s) with the same timeline; `
-    + `${sim.scaled ? 'one layer simulated, the step assembled from it' : 'the whole step simulated'}; ${Math.round(wallMs)} ms\n\n`);
+  process.stdout.write(
+    `${describeLayout(l)} on ${cfg.cluster.nodes}×${cfg.cluster.gpusPerNode} ${cfg.cluster.gpu.name}\n`,
+  );
+  process.stdout.write(
+    `simulated step ${f(sim.stepMs)} ms (layer ${f(sim.layerMs)} ms); analytical ${f(sim.analyticStepMs)} ms (layer ${f(sim.analyticLayerMs)} ms): ${diff >= 0 ? '+' : ''}${(100 * diff).toFixed(2)}%\n`,
+  );
+  process.stdout.write(
+    `${sim.tasks.toLocaleString('en')} events over ${sim.ranks.length} simulated rank(s), each standing for ${sim.ranks[0]!.standsFor} GPU(s) with the same timeline; ` +
+      `${sim.scaled ? 'one layer simulated, the step assembled from it' : 'the whole step simulated'}; ${Math.round(wallMs)} ms\n\n`,
+  );
   const row = (x: (typeof sim.ranks)[number]): Record<string, string | number> => ({
-    rank: x.rank, 'finish ms': f(x.finishMs), 'compute ms': f(x.computeMs), 'collective ms': f(x.collectiveMs), 'ring send ms': f(x.sendMs), 'ring recv ms': f(x.recvMs),
+    rank: x.rank,
+    'finish ms': f(x.finishMs),
+    'compute ms': f(x.computeMs),
+    'collective ms': f(x.collectiveMs),
+    'ring send ms': f(x.sendMs),
+    'ring recv ms': f(x.recvMs),
   });
   const rows = sim.ranks.map(row);
   if (rows.length <= 16) process.stdout.write(table(rows));
   else {
     const sorted = [...sim.ranks].sort((a, b) => b.finishMs - a.finishMs);
     const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * (sorted.length - 1)))]!.finishMs;
-    process.stdout.write(`finish ms over ${rows.length} simulated ranks: max ${f(q(0))}, median ${f(q(0.5))}, min ${f(q(1))}; the slowest:\n`);
+    process.stdout.write(
+      `finish ms over ${rows.length} simulated ranks: max ${f(q(0))}, median ${f(q(0.5))}, min ${f(q(1))}; the slowest:\n`,
+    );
     process.stdout.write(table(sorted.slice(0, 5).map(row)));
   }
   if (o.timeline) process.stdout.write(`\ntimeline → ${o.timeline}\n`);

@@ -9,7 +9,7 @@ import type { Calibration } from './types.js';
 // H=32, Hkv=8, D=128, causal, bf16): single-GPU flash_attn rows. FLOPs per iteration, fwd
 // causal: 4·8192²·32·128/2 = 5.498e11; fwd+bwd = 3.5 × that.
 const RFA = 'zhuzilin/ring-flash-attention README, flash_attn single-GPU row';
-const FWD_FLOP = 4 * 8192 * 8192 * 32 * 128 / 2;
+const FWD_FLOP = (4 * 8192 * 8192 * 32 * 128) / 2;
 
 /**
  * No published Ampere GEMM measurement of the shapes that matter was found, and the H200 ratio
@@ -20,15 +20,45 @@ const FWD_FLOP = 4 * 8192 * 8192 * 32 * 128 / 2;
  * non-attention work (kernel launches, small GEMMs, PyTorch overhead). That row is excluded from
  * the validation statistics (test/plan/validation.test.ts re-derives the value).
  */
-export const AMPERE_GEMM_REFERENCE = { table: 'USP Table 6', model: 'llama3-8b', nodes: 2, seqK: 64, batch: 2, tp: 8, ulysses: 1, ring: 1, tflops: 141.2 } as const;
+export const AMPERE_GEMM_REFERENCE = {
+  table: 'USP Table 6',
+  model: 'llama3-8b',
+  nodes: 2,
+  seqK: 64,
+  batch: 2,
+  tp: 8,
+  ulysses: 1,
+  ring: 1,
+  tflops: 141.2,
+} as const;
 
 export const AMPERE: Calibration = {
   gpu: 'a100-80g',
   class: 'ampere',
-  gemm: { tflops: 212.2, source: 'calibrated on USP Table 6 (LLaMA3-8B, 64K, batch 2, TP 8, 2×8 A800: 141.20 TFLOP/s per GPU); 0.680 of peak' },
+  gemm: {
+    tflops: 212.2,
+    source:
+      'calibrated on USP Table 6 (LLaMA3-8B, 64K, batch 2, TP 8, 2×8 A800: 141.20 TFLOP/s per GPU); 0.680 of peak',
+  },
   attention: [
-    { kernel: 'fa2', pass: 'fwd', seqLen: 8192, mask: 'causal', headDim: 128, tflops: 373.4 * FWD_FLOP / 1e12, source: `${RFA}: 8×A100 fwd 373.4 iter/s` },
-    { kernel: 'fa2', pass: 'fwd+bwd', seqLen: 8192, mask: 'causal', headDim: 128, tflops: 94.7 * 3.5 * FWD_FLOP / 1e12, source: `${RFA}: 8×A100 fwd+bwd 94.7 iter/s` },
+    {
+      kernel: 'fa2',
+      pass: 'fwd',
+      seqLen: 8192,
+      mask: 'causal',
+      headDim: 128,
+      tflops: (373.4 * FWD_FLOP) / 1e12,
+      source: `${RFA}: 8×A100 fwd 373.4 iter/s`,
+    },
+    {
+      kernel: 'fa2',
+      pass: 'fwd+bwd',
+      seqLen: 8192,
+      mask: 'causal',
+      headDim: 128,
+      tflops: (94.7 * 3.5 * FWD_FLOP) / 1e12,
+      source: `${RFA}: 8×A100 fwd+bwd 94.7 iter/s`,
+    },
   ],
   defaultKernel: 'fa2',
   links: { ...H200.links, source: `assumption: H200-measured link efficiencies (${H200.links.source})` },
@@ -42,16 +72,27 @@ export const AMPERE: Calibration = {
  * FA2 on L20 at 1.2455 × the Ampere efficiency (0.82 of the L20's 119.5 TFLOP/s at 8K causal).
  * That row is excluded from the validation statistics. GEMM and links: the Ampere figures (assumed).
  */
-export const ADA_ATTENTION_REFERENCE = { table: 'USP Table 3', gpu: 'l20', seqK: 128, ulysses: 1, shard: 'zigzag', itersPerSec: 5.186 } as const;
+export const ADA_ATTENTION_REFERENCE = {
+  table: 'USP Table 3',
+  gpu: 'l20',
+  seqK: 128,
+  ulysses: 1,
+  shard: 'zigzag',
+  itersPerSec: 5.186,
+} as const;
 const ADA_FA2_OVER_AMPERE = 1.2455;
 
 export const ADA: Calibration = {
   ...AMPERE,
   gpu: 'l20',
   class: 'ada',
-  gemm: { tflops: AMPERE.gemm.tflops * (119.5 / 312), source: `assumption: the Ampere GEMM efficiency (${AMPERE.gemm.source})` },
+  gemm: {
+    tflops: AMPERE.gemm.tflops * (119.5 / 312),
+    source: `assumption: the Ampere GEMM efficiency (${AMPERE.gemm.source})`,
+  },
   attention: AMPERE.attention.map((p) => ({
-    ...p, tflops: p.tflops * (119.5 / 312) * ADA_FA2_OVER_AMPERE,
+    ...p,
+    tflops: p.tflops * (119.5 / 312) * ADA_FA2_OVER_AMPERE,
     source: `calibrated on USP Table 3 (L20, 128K, ring 8 lb-ring): ${ADA_FA2_OVER_AMPERE} × the Ampere efficiency of ${p.source}`,
   })),
 };

@@ -22,7 +22,13 @@ import type { Calibration, DeviceOpRate, KernelPoint } from './types.js';
 import { CLASS_CALIBRATIONS } from './classes.js';
 
 export interface RecordLike {
-  kind?: unknown; name?: unknown; config?: unknown; derived?: unknown; env?: unknown; time?: unknown; summary?: unknown;
+  kind?: unknown;
+  name?: unknown;
+  config?: unknown;
+  derived?: unknown;
+  env?: unknown;
+  time?: unknown;
+  summary?: unknown;
 }
 
 function gpuOfRecord(r: RecordLike): GpuSpec | undefined {
@@ -41,15 +47,26 @@ const str = (o: Record<string, unknown>, ...keys: string[]): string | undefined 
 
 /** The kernel a bench record name measures, or undefined for a variant (see the header). */
 function kernelOfName(name: string): string | undefined {
-  const tokens = name.toLowerCase().split(/[-_]/).filter((t) => t && !['torch', 'sdpa', 'fwd', 'bwd', 'fwdbwd'].includes(t));
+  const tokens = name
+    .toLowerCase()
+    .split(/[-_]/)
+    .filter((t) => t && !['torch', 'sdpa', 'fwd', 'bwd', 'fwdbwd'].includes(t));
   if (tokens.length !== 1) return undefined;
   const t = tokens[0]!;
   return t === 'flash' || t === 'flashattention' ? 'fa2' : t;
 }
 
 /** A copy of `base` with every usable record applied; the reasons records were skipped. */
-export function applyRecords(base: Calibration, records: readonly RecordLike[]): { calibration: Calibration; used: number; skipped: string[] } {
-  const cal: Calibration = { ...base, attention: [...base.attention], gemm: { ...base.gemm }, links: { ...base.links } };
+export function applyRecords(
+  base: Calibration,
+  records: readonly RecordLike[],
+): { calibration: Calibration; used: number; skipped: string[] } {
+  const cal: Calibration = {
+    ...base,
+    attention: [...base.attention],
+    gemm: { ...base.gemm },
+    links: { ...base.links },
+  };
   const target = GPU_PRESETS[cal.gpu]!;
   const skipped: string[] = [];
   let used = 0;
@@ -59,28 +76,54 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
   records.forEach((r, i) => {
     const where = `record ${i + 1}${typeof r.name === 'string' ? ` (${r.name})` : ''}`;
     const gpu = gpuOfRecord(r);
-    if (!gpu) { skipped.push(`${where}: GPU unknown (env.gpus)`); return; }
-    if (gpu.class !== cal.class) { skipped.push(`${where}: measured on ${gpu.name}, not a ${cal.class} GPU`); return; }
-    const config = (r.config ?? {}) as Record<string, unknown>, derived = (r.derived ?? {}) as Record<string, unknown>;
+    if (!gpu) {
+      skipped.push(`${where}: GPU unknown (env.gpus)`);
+      return;
+    }
+    if (gpu.class !== cal.class) {
+      skipped.push(`${where}: measured on ${gpu.name}, not a ${cal.class} GPU`);
+      return;
+    }
+    const config = (r.config ?? {}) as Record<string, unknown>,
+      derived = (r.derived ?? {}) as Record<string, unknown>;
     const source = `weft bench ${String(r.kind)} ${typeof r.name === 'string' ? r.name : ''} on ${gpu.name}${typeof r.time === 'string' ? `, ${r.time}` : ''}`;
     const scale = target.bf16Tflops / gpu.bf16Tflops;
     if (r.kind === 'kernel') {
       const tflops = num(derived, 'tflops');
-      if (tflops === undefined) { skipped.push(`${where}: no derived.tflops`); return; }
+      if (tflops === undefined) {
+        skipped.push(`${where}: no derived.tflops`);
+        return;
+      }
       const name = typeof r.name === 'string' ? r.name : '';
-      if (str(config, 'op') === 'gemm' || name.startsWith('gemm')) { cal.gemm = { tflops: tflops * scale, source }; used++; return; }
-      const seqLen = num(config, 'seqLen', 'seq', 'S'), headDim = num(config, 'headDim', 'dim', 'D');
-      const mask = str(config, 'mask'), pass = str(config, 'pass', 'mode', 'direction');
-      if (pass === 'bwd') { skipped.push(`${where}: a backward-only record (the fwd+bwd record of the same shape is used)`); return; }
+      if (str(config, 'op') === 'gemm' || name.startsWith('gemm')) {
+        cal.gemm = { tflops: tflops * scale, source };
+        used++;
+        return;
+      }
+      const seqLen = num(config, 'seqLen', 'seq', 'S'),
+        headDim = num(config, 'headDim', 'dim', 'D');
+      const mask = str(config, 'mask'),
+        pass = str(config, 'pass', 'mode', 'direction');
+      if (pass === 'bwd') {
+        skipped.push(`${where}: a backward-only record (the fwd+bwd record of the same shape is used)`);
+        return;
+      }
       if (!seqLen || !headDim || (mask !== 'causal' && mask !== 'full') || (pass !== 'fwd' && pass !== 'fwd+bwd')) {
         skipped.push(`${where}: needs config.seqLen, headDim, mask (causal|full) and pass (fwd|fwd+bwd)`);
         return;
       }
       const kernel = str(config, 'kernel') ?? kernelOfName(name);
-      if (!kernel) { skipped.push(`${where}: a variant of a kernel (name '${name}'), not its plain measurement`); return; }
+      if (!kernel) {
+        skipped.push(`${where}: a variant of a kernel (name '${name}'), not its plain measurement`);
+        return;
+      }
       const p: KernelPoint = { kernel, pass, seqLen, mask, headDim, tflops: tflops * scale, source };
-      const same = cal.attention.findIndex((q) => q.kernel === kernel && q.pass === pass && q.seqLen === seqLen && q.mask === mask && q.headDim === headDim);
-      if (same >= 0) cal.attention[same] = p; else cal.attention.push(p);
+      const same = cal.attention.findIndex(
+        (q) =>
+          q.kernel === kernel && q.pass === pass && q.seqLen === seqLen && q.mask === mask && q.headDim === headDim,
+      );
+      if (same >= 0) cal.attention[same] = p;
+      else cal.attention.push(p);
       used++;
       return;
     }
@@ -88,15 +131,27 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
       const op = (str(config, 'op') ?? '').toLowerCase().replace(/[-_]/g, '');
       if (op === 'sendrecv' || op === 'p2p') {
         const g = num(derived, 'algGBps', 'GBps');
-        if (g === undefined) { skipped.push(`${where}: no derived.algGBps`); return; }
-        if (g > best.p2p) { best.p2p = g; cal.links = { ...cal.links, p2pEfficiency: g / gpu.intraNode.GBps, source }; }
+        if (g === undefined) {
+          skipped.push(`${where}: no derived.algGBps`);
+          return;
+        }
+        if (g > best.p2p) {
+          best.p2p = g;
+          cal.links = { ...cal.links, p2pEfficiency: g / gpu.intraNode.GBps, source };
+        }
         used++;
         return;
       }
       if (op === 'allreduce' || op === 'alltoall') {
         const g = num(derived, 'busGBps', 'GBps');
-        if (g === undefined) { skipped.push(`${where}: no derived.busGBps`); return; }
-        if (g > best.coll) { best.coll = g; cal.links = { ...cal.links, collectiveEfficiency: g / gpu.intraNode.GBps, source }; }
+        if (g === undefined) {
+          skipped.push(`${where}: no derived.busGBps`);
+          return;
+        }
+        if (g > best.coll) {
+          best.coll = g;
+          cal.links = { ...cal.links, collectiveEfficiency: g / gpu.intraNode.GBps, source };
+        }
         used++;
         return;
       }
@@ -106,12 +161,16 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
     if (r.kind === 'ops') {
       // `weft bench ops`: '<op>-fit' records give the rate (derived.GBps over this GPU's HBM), the
       // 4 KiB record of the op its cost per call
-      const op = str(config, 'op'), GBps = num(derived, 'GBps');
-      if (!op || GBps === undefined) { skipped.push(`${where}: needs config.op and derived.GBps`); return; }
+      const op = str(config, 'op'),
+        GBps = num(derived, 'GBps');
+      if (!op || GBps === undefined) {
+        skipped.push(`${where}: needs config.op and derived.GBps`);
+        return;
+      }
       const name = typeof r.name === 'string' ? r.name : '';
       const o = (ops[op] ??= {});
       if (name === `${op}-fit`) o.eff = GBps / (gpu.hbmTBs * 1000);
-      else if (num(config, 'bytes') === 4096) o.callUs = num(r.summary as Record<string, unknown> ?? {}, 'median');
+      else if (num(config, 'bytes') === 4096) o.callUs = num((r.summary as Record<string, unknown>) ?? {}, 'median');
       else return; // the other sizes are in the fit
       opsSource = source;
       used++;
@@ -129,13 +188,21 @@ export function applyRecords(base: Calibration, records: readonly RecordLike[]):
  * contiguous and half strided rows in the strategies (the harmonic mean of 'copy' and
  * 'copy-quarter', their mean call); undefined unless every operation needed was measured.
  */
-function deviceOpRates(m: Record<string, { eff?: number; callUs?: number }>): Record<ElementwiseOp, DeviceOpRate> | undefined {
+function deviceOpRates(
+  m: Record<string, { eff?: number; callUs?: number }>,
+): Record<ElementwiseOp, DeviceOpRate> | undefined {
   const need = ['zeros', 'full', 'copy', 'copy-quarter', 'add', 'cast'];
   if (!need.every((k) => m[k]?.eff !== undefined && m[k]?.callUs !== undefined)) return undefined;
   const r = (k: string): DeviceOpRate => ({ hbmEfficiency: m[k]!.eff!, callUs: m[k]!.callUs! });
   return {
-    zeros: r('zeros'), full: r('full'), add: r('add'), cast: r('cast'),
-    copyBox: { hbmEfficiency: 2 / (1 / m.copy!.eff! + 1 / m['copy-quarter']!.eff!), callUs: (m.copy!.callUs! + m['copy-quarter']!.callUs!) / 2 },
+    zeros: r('zeros'),
+    full: r('full'),
+    add: r('add'),
+    cast: r('cast'),
+    copyBox: {
+      hbmEfficiency: 2 / (1 / m.copy!.eff! + 1 / m['copy-quarter']!.eff!),
+      callUs: (m.copy!.callUs! + m['copy-quarter']!.callUs!) / 2,
+    },
   };
 }
 
@@ -148,14 +215,19 @@ export function loadCalibration(file: string): { calibration: Calibration; used:
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UserError(`--calibration: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UserError(
+      `--calibration: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   const trimmed = text.trim();
   try {
     const whole = JSON.parse(trimmed) as unknown;
     if (whole && typeof whole === 'object' && !Array.isArray(whole) && 'attention' in whole && 'gemm' in whole) {
       const c = whole as Calibration;
-      if (!GPU_PRESETS[c.gpu]) throw new UserError(`--calibration: gpu '${String(c.gpu)}' is not a preset (${Object.keys(GPU_PRESETS).join(', ')})`);
+      if (!GPU_PRESETS[c.gpu])
+        throw new UserError(
+          `--calibration: gpu '${String(c.gpu)}' is not a preset (${Object.keys(GPU_PRESETS).join(', ')})`,
+        );
       return { calibration: c, used: 0, skipped: [] };
     }
   } catch (e) {

@@ -7,7 +7,10 @@ import type { GpuClass } from '../types.js';
 export type KernelPass = 'fwd' | 'fwd+bwd';
 
 /** One class's rate: achieved / datasheet HBM bandwidth on large tensors, and the time of a small call back to back (µs). */
-export interface DeviceOpRate { hbmEfficiency: number; callUs: number }
+export interface DeviceOpRate {
+  hbmEfficiency: number;
+  callUs: number;
+}
 
 /** One measured attention kernel throughput (FLOP convention: fwd 4·S²·H·D × unmasked fraction, bwd 2.5 × fwd). */
 export interface KernelPoint {
@@ -87,18 +90,39 @@ export interface Implementation {
 // (cuMemcpy, 0.86) and strided (the rows kernel, 0.70) boxes, as the strategies copy about half
 // of each (docs/runtime.md has the table).
 const WEFT_OPS: Record<ElementwiseOp, DeviceOpRate> = {
-  zeros: { hbmEfficiency: 0.93, callUs: 5.1 }, full: { hbmEfficiency: 0.93, callUs: 4.1 },
-  copyBox: { hbmEfficiency: 0.77, callUs: 9.3 }, add: { hbmEfficiency: 0.85, callUs: 9.0 }, cast: { hbmEfficiency: 0.85, callUs: 11.5 },
+  zeros: { hbmEfficiency: 0.93, callUs: 5.1 },
+  full: { hbmEfficiency: 0.93, callUs: 4.1 },
+  copyBox: { hbmEfficiency: 0.77, callUs: 9.3 },
+  add: { hbmEfficiency: 0.85, callUs: 9.0 },
+  cast: { hbmEfficiency: 0.85, callUs: 11.5 },
 };
-const WEFT_OPS_SOURCE = 'counted by running the strategy code on the dry-run backend (src/plan/counts.ts); each class at its rate measured by weft bench ops on an H200 (bench/results/ops-*.jsonl)';
+const WEFT_OPS_SOURCE =
+  'counted by running the strategy code on the dry-run backend (src/plan/counts.ts); each class at its rate measured by weft bench ops on an H200 (bench/results/ops-*.jsonl)';
 
 /** The profiles: weft's current code, and PyTorch context parallelism (ring-flash-attention, Megatron, yunchang) with the kernel the config names. */
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // a fused merge reads the running out (f32) and the block's out (f32) and writes out: 12 bytes;
   // the backward's adds of arriving sums are Device operations (deviceOps), so it prices no merge
-  weft: { name: 'weft', mergeBytesPerElement: 12, stepOverheadUs: 10, ringBackward: 'turn-back', footprint: 'weft', deviceOps: { ops: WEFT_OPS, source: WEFT_OPS_SOURCE }, source: 'merge: one fused f32 merge per step (the kernel epilogue); step overhead assumed; memory and Device operations counted by running the strategy code (dry-run backend), the kernels at the calibrated rates; checked against weft bench cp records (docs/validation.md)' },
+  weft: {
+    name: 'weft',
+    mergeBytesPerElement: 12,
+    stepOverheadUs: 10,
+    ringBackward: 'turn-back',
+    footprint: 'weft',
+    deviceOps: { ops: WEFT_OPS, source: WEFT_OPS_SOURCE },
+    source:
+      'merge: one fused f32 merge per step (the kernel epilogue); step overhead assumed; memory and Device operations counted by running the strategy code (dry-run backend), the kernels at the calibrated rates; checked against weft bench cp records (docs/validation.md)',
+  },
   // ring-flash-attention / yunchang update_out_and_lse: cast block out bf16→f32 (2+4), then
   // out − σ(·)·(out − block) as three elementwise passes over f32 tensors (3·12), ≈ 38–42 bytes;
   // its backward sends dK/dV on with every step and waits for the last hop home (ring_flash_attn.py)
-  pytorch: { name: 'pytorch', mergeBytesPerElement: 40, stepOverheadUs: 30, ringBackward: 'home-hop', footprint: 'generic', source: 'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch' },
+  pytorch: {
+    name: 'pytorch',
+    mergeBytesPerElement: 40,
+    stepOverheadUs: 30,
+    ringBackward: 'home-hop',
+    footprint: 'generic',
+    source:
+      'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch',
+  },
 };

@@ -16,7 +16,11 @@ export class SplitBoard {
     return new SharedArrayBuffer(4 * (world + world * CAP * ENTRY));
   }
 
-  constructor(sab: SharedArrayBuffer, private readonly world: number, private readonly timeoutMs: number) {
+  constructor(
+    sab: SharedArrayBuffer,
+    private readonly world: number,
+    private readonly timeoutMs: number,
+  ) {
     this.i32 = new Int32Array(sab);
   }
 
@@ -24,7 +28,9 @@ export class SplitBoard {
     const n = Atomics.load(this.i32, rank);
     if (n >= CAP) throw new Error(`rank ${rank} made more than ${CAP} splits`);
     const at = this.world + (rank * CAP + n) * ENTRY;
-    this.i32[at] = tag; this.i32[at + 1] = color; this.i32[at + 2] = key;
+    this.i32[at] = tag;
+    this.i32[at + 1] = color;
+    this.i32[at + 2] = key;
     Atomics.store(this.i32, rank, n + 1); // publishes the entry (Atomics orders the writes above)
     Atomics.notify(this.i32, rank);
   }
@@ -40,7 +46,10 @@ export class SplitBoard {
         if (this.i32[at] === tag) return [this.i32[at + 1]!, this.i32[at + 2]!];
       }
       const left = deadline - Date.now();
-      if (left <= 0 || Atomics.wait(this.i32, member, n, left) === 'timed-out' && Atomics.load(this.i32, member) === n) {
+      if (
+        left <= 0 ||
+        (Atomics.wait(this.i32, member, n, left) === 'timed-out' && Atomics.load(this.i32, member) === n)
+      ) {
         throw new CommTimeout(`${what} timed out after ${this.timeoutMs} ms: rank ${member} has not called split`);
       }
     }
@@ -49,7 +58,12 @@ export class SplitBoard {
 
 /** A board whose own entries also go to `relay`: the TCP wire (../tcp) forwards them to the other processes, which publish them on their boards. */
 export class RelayedBoard extends SplitBoard {
-  constructor(sab: SharedArrayBuffer, world: number, timeoutMs: number, private readonly relay: MessagePort) {
+  constructor(
+    sab: SharedArrayBuffer,
+    world: number,
+    timeoutMs: number,
+    private readonly relay: MessagePort,
+  ) {
     super(sab, world, timeoutMs);
   }
 

@@ -34,7 +34,8 @@ export class LocalComm implements Comm {
   }
 
   private peer(p: number, op: string): number {
-    if (!Number.isInteger(p) || p < 0 || p >= this.size) throw new Error(`${op}: peer ${p} outside group ${this.id} of ${this.size} ranks`);
+    if (!Number.isInteger(p) || p < 0 || p >= this.size)
+      throw new Error(`${op}: peer ${p} outside group ${this.id} of ${this.size} ranks`);
     return this.members[p]!;
   }
 
@@ -74,29 +75,47 @@ export class LocalComm implements Comm {
   }
 
   allToAll(send: readonly Tensor[], recv: readonly Tensor[]): Work {
-    if (send.length !== this.size || recv.length !== this.size) throw new Error(`allToAll: ${send.length} send and ${recv.length} recv buffers for ${this.size} ranks`);
-    return this.exchange('allToAll', (j) => data(send[j]!, 'allToAll'), (j) => data(recv[j]!, 'allToAll'));
+    if (send.length !== this.size || recv.length !== this.size)
+      throw new Error(`allToAll: ${send.length} send and ${recv.length} recv buffers for ${this.size} ranks`);
+    return this.exchange(
+      'allToAll',
+      (j) => data(send[j]!, 'allToAll'),
+      (j) => data(recv[j]!, 'allToAll'),
+    );
   }
 
   allGather(sendT: Tensor, recvT: Tensor): Work {
-    const s = data(sendT, 'allGather'), r = data(recvT, 'allGather'), n = s.length;
-    if (r.length !== n * this.size) throw new Error(`allGather: recv holds ${r.length} elements, not ${this.size} × ${n}`);
-    return this.exchange('allGather', () => s, (j) => r.subarray(j * n, (j + 1) * n));
+    const s = data(sendT, 'allGather'),
+      r = data(recvT, 'allGather'),
+      n = s.length;
+    if (r.length !== n * this.size)
+      throw new Error(`allGather: recv holds ${r.length} elements, not ${this.size} × ${n}`);
+    return this.exchange(
+      'allGather',
+      () => s,
+      (j) => r.subarray(j * n, (j + 1) * n),
+    );
   }
 
   /** send(j) goes to rank j, recv(j) comes from rank j; the own block is copied locally. */
   private exchange(op: string, send: (j: number) => HostData, recv: (j: number) => HostData): Work {
     const parts: Pending[] = [];
     for (let j = 0; j < this.size; j++) {
-      if (j === this.rank) { recv(j).set(send(j) as never); continue; }
+      if (j === this.rank) {
+        recv(j).set(send(j) as never);
+        continue;
+      }
       parts.push(this.send('coll', j, send(j), op), this.recv('coll', j, recv(j), op));
     }
     return this.started(op, parts);
   }
 
   reduceScatter(sendT: Tensor, recvT: Tensor): Work {
-    const s = data(sendT, 'reduceScatter'), r = data(recvT, 'reduceScatter'), n = r.length;
-    if (s.length !== n * this.size) throw new Error(`reduceScatter: send holds ${s.length} elements, not ${this.size} × ${n}`);
+    const s = data(sendT, 'reduceScatter'),
+      r = data(recvT, 'reduceScatter'),
+      n = r.length;
+    if (s.length !== n * this.size)
+      throw new Error(`reduceScatter: send holds ${s.length} elements, not ${this.size} × ${n}`);
     const bounds = Int32Array.from({ length: this.size + 1 }, (_, j) => j * n);
     return this.work('reduceScatter', (parts) => this.reduceChunks('reduceScatter', recvT.dtype, s, bounds, r, parts));
   }
@@ -123,12 +142,23 @@ export class LocalComm implements Comm {
    * Send chunk j of `src` to rank j; sum the chunks every rank sends here, in rank order, into
    * `dst`. Resolves once the sum is written and every own send has been taken.
    */
-  private async reduceChunks(op: string, dtype: HostTensor['dtype'], src: HostData, bounds: Int32Array, dst: HostData, parts: Pending[]): Promise<void> {
-    const me = this.rank, len = bounds[me + 1]! - bounds[me]!;
+  private async reduceChunks(
+    op: string,
+    dtype: HostTensor['dtype'],
+    src: HostData,
+    bounds: Int32Array,
+    dst: HostData,
+    parts: Pending[],
+  ): Promise<void> {
+    const me = this.rank,
+      len = bounds[me + 1]! - bounds[me]!;
     const blocks: HostTensor[] = [];
     const mine: Pending[] = [];
     for (let j = 0; j < this.size; j++) {
-      if (j === me) { blocks.push({ dtype, shape: [len], data: src.subarray(bounds[me]!, bounds[me + 1]!) }); continue; }
+      if (j === me) {
+        blocks.push({ dtype, shape: [len], data: src.subarray(bounds[me]!, bounds[me + 1]!) });
+        continue;
+      }
       const blk = hostZeros(dtype, [len]);
       blocks.push(blk);
       mine.push(this.send('coll', j, src.subarray(bounds[j]!, bounds[j + 1]!), op), this.recv('coll', j, blk.data, op));
@@ -136,7 +166,10 @@ export class LocalComm implements Comm {
     parts.push(...mine);
     await Promise.all(mine.map((p) => p.promise));
     const sum = new Float64Array(len);
-    for (const blk of blocks) { const get = getter(blk); for (let i = 0; i < len; i++) sum[i] = sum[i]! + get(i); }
+    for (const blk of blocks) {
+      const get = getter(blk);
+      for (let i = 0; i < len; i++) sum[i] = sum[i]! + get(i);
+    }
     const set = setter({ dtype, shape: [len], data: dst });
     for (let i = 0; i < len; i++) set(i, sum[i]!);
   }
@@ -145,13 +178,19 @@ export class LocalComm implements Comm {
     const none = new Float64Array(0);
     const parts: Pending[] = [];
     for (let j = 0; j < this.size; j++) {
-      if (j !== this.rank) parts.push(this.send('coll', j, none, 'barrier'), this.recv('coll', j, new Float64Array(0), 'barrier'));
+      if (j !== this.rank)
+        parts.push(this.send('coll', j, none, 'barrier'), this.recv('coll', j, new Float64Array(0), 'barrier'));
     }
     await this.started('barrier', parts).wait();
   }
 
   split(color: number, key: number = this.rank): Comm {
-    if (!Number.isInteger(color) || !Number.isInteger(key) || Math.abs(color) > 2 ** 31 - 1 || Math.abs(key) > 2 ** 31 - 1) {
+    if (
+      !Number.isInteger(color) ||
+      !Number.isInteger(key) ||
+      Math.abs(color) > 2 ** 31 - 1 ||
+      Math.abs(key) > 2 ** 31 - 1
+    ) {
       throw new Error(`split: color ${color} and key ${key} must be 32-bit integers`);
     }
     const seq = this.splits++;
@@ -164,7 +203,12 @@ export class LocalComm implements Comm {
     }
     mates.sort((a, b) => a.key - b.key || a.rank - b.rank);
     const id = `${this.id === 'world' ? '' : `${this.id}/`}${seq}:${color}`;
-    return new LocalComm(this.t, this.board, id, mates.map((m) => this.members[m.rank]!), mates.findIndex((m) => m.rank === this.rank));
+    return new LocalComm(
+      this.t,
+      this.board,
+      id,
+      mates.map((m) => this.members[m.rank]!),
+      mates.findIndex((m) => m.rank === this.rank),
+    );
   }
 }
-

@@ -23,7 +23,12 @@ export interface LaunchOptions {
 
 /** An error raised in one rank, carrying that rank's own stack and whether it was bad input or a run-time failure. */
 export class RankError extends Error {
-  constructor(readonly rank: number, readonly rankMessage: string, rankStack?: string, readonly rankErrorName?: ErrorKind) {
+  constructor(
+    readonly rank: number,
+    readonly rankMessage: string,
+    rankStack?: string,
+    readonly rankErrorName?: ErrorKind,
+  ) {
     super(`rank ${rank}: ${rankMessage}`);
     if (rankStack) this.stack = `${this.message}\n  in rank ${rank}: ${rankStack}`;
   }
@@ -34,10 +39,19 @@ export class RankError extends Error {
  * rank order. Arguments and results are structured-cloned; SharedArrayBuffer-backed tensors are
  * shared, not copied.
  */
-export function runRanks<R>(world: number, program: RankProgram, args: (rank: number) => unknown, opts: LaunchOptions = {}): Promise<R[]> {
-  if (!Number.isInteger(world) || world < 1) throw new Error(`runRanks: world size ${world} must be a positive integer`);
+export function runRanks<R>(
+  world: number,
+  program: RankProgram,
+  args: (rank: number) => unknown,
+  opts: LaunchOptions = {},
+): Promise<R[]> {
+  if (!Number.isInteger(world) || world < 1)
+    throw new Error(`runRanks: world size ${world} must be a positive integer`);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const ports: (MessagePort | undefined)[][] = Array.from({ length: world }, () => new Array<MessagePort | undefined>(world));
+  const ports: (MessagePort | undefined)[][] = Array.from(
+    { length: world },
+    () => new Array<MessagePort | undefined>(world),
+  );
   for (let a = 0; a < world; a++) {
     for (let b = a + 1; b < world; b++) {
       const { port1, port2 } = new MessageChannel();
@@ -52,8 +66,12 @@ export function runRanks<R>(world: number, program: RankProgram, args: (rank: nu
     const workers: Worker[] = [];
     const results = new Array<R>(world);
     const finished = new Array<boolean>(world).fill(false);
-    let left = world, settled = false;
-    const end = (): void => { settled = true; for (const w of workers) void w.terminate(); };
+    let left = world,
+      settled = false;
+    const end = (): void => {
+      settled = true;
+      for (const w of workers) void w.terminate();
+    };
     const fail = (rank: number, message: string, stack?: string, kind?: ErrorKind): void => {
       if (settled) return;
       end();
@@ -68,18 +86,38 @@ export function runRanks<R>(world: number, program: RankProgram, args: (rank: nu
     }
 
     function start(r: number): void {
-      const init: WorkerInit = { rank: r, size: world, ports: ports[r]!, board, timeoutMs, module, fn: program.fn, args: args(r) };
-      const w = new Worker(WORKER, { workerData: init, transferList: ports[r]!.filter((p): p is MessagePort => p !== undefined) });
+      const init: WorkerInit = {
+        rank: r,
+        size: world,
+        ports: ports[r]!,
+        board,
+        timeoutMs,
+        module,
+        fn: program.fn,
+        args: args(r),
+      };
+      const w = new Worker(WORKER, {
+        workerData: init,
+        transferList: ports[r]!.filter((p): p is MessagePort => p !== undefined),
+      });
       workers.push(w);
       w.on('message', (m: WorkerReply) => {
-        if (m.t === 'error') { fail(r, m.message, m.stack, m.kind); return; }
+        if (m.t === 'error') {
+          fail(r, m.message, m.stack, m.kind);
+          return;
+        }
         if (finished[r]) return;
         finished[r] = true;
         results[r] = m.result as R;
-        if (--left === 0 && !settled) { end(); resolve(results); }
+        if (--left === 0 && !settled) {
+          end();
+          resolve(results);
+        }
       });
       w.on('error', (e: Error) => fail(r, e.message, e.stack));
-      w.on('exit', (code) => { if (!finished[r]) fail(r, `exited with code ${code} before finishing`); });
+      w.on('exit', (code) => {
+        if (!finished[r]) fail(r, `exited with code ${code} before finishing`);
+      });
     }
   });
 }

@@ -10,14 +10,32 @@ import type { HostData } from '../../../tensor/host.js';
 
 export type Channel = 'p2p' | 'coll';
 
-interface SendMsg { t: 's'; key: string; id: number; data: HostData; copied: boolean; what: string }
-interface AckMsg { t: 'a'; id: number }
+interface SendMsg {
+  t: 's';
+  key: string;
+  id: number;
+  data: HostData;
+  copied: boolean;
+  what: string;
+}
+interface AckMsg {
+  t: 'a';
+  id: number;
+}
 type Msg = SendMsg | AckMsg;
 
-interface Posted { dst: HostData; done: () => void; what: string }
+interface Posted {
+  dst: HostData;
+  done: () => void;
+  what: string;
+}
 
 /** One transfer in flight, as a wait can report it. */
-export interface Pending { readonly promise: Promise<void>; readonly what: string; done: boolean }
+export interface Pending {
+  readonly promise: Promise<void>;
+  readonly what: string;
+  done: boolean;
+}
 
 /** A wait that ran past the timeout: a run-time failure (one line, exit 1), not a bug. */
 export class CommTimeout extends RunFailure {}
@@ -28,7 +46,12 @@ export class Transport {
   private readonly acks = new Map<number, () => void>();
   private nextId = 0;
 
-  constructor(readonly rank: number, readonly size: number, private readonly ports: readonly (MessagePort | undefined)[], readonly timeoutMs: number) {
+  constructor(
+    readonly rank: number,
+    readonly size: number,
+    private readonly ports: readonly (MessagePort | undefined)[],
+    readonly timeoutMs: number,
+  ) {
     ports.forEach((p, peer) => p?.on('message', (m: Msg) => this.onMessage(peer, m)));
   }
 
@@ -38,7 +61,10 @@ export class Transport {
     const id = this.nextId++;
     // an ordinary ArrayBuffer is copied by postMessage, so such a send is complete at once
     const copied = peer !== this.rank && !shared;
-    const pending = this.pending(`${label}: send to ${this.name(peer)} not yet received`, (done) => { if (copied) done(); else this.acks.set(id, done); });
+    const pending = this.pending(`${label}: send to ${this.name(peer)} not yet received`, (done) => {
+      if (copied) done();
+      else this.acks.set(id, done);
+    });
     const msg: SendMsg = { t: 's', key: `${group}|${channel}`, id, data, copied, what: label };
     if (peer === this.rank) queueMicrotask(() => this.onMessage(peer, msg));
     else this.port(peer).postMessage(msg);
@@ -60,7 +86,12 @@ export class Transport {
 
   private pending(what: string, start: (done: () => void) => void): Pending {
     const p: { promise?: Promise<void>; what: string; done: boolean } = { what, done: false };
-    p.promise = new Promise<void>((resolve) => start(() => { p.done = true; resolve(); }));
+    p.promise = new Promise<void>((resolve) =>
+      start(() => {
+        p.done = true;
+        resolve();
+      }),
+    );
     return p as Pending;
   }
 
@@ -90,12 +121,17 @@ export class Transport {
   }
 
   private match(key: string, src: number): void {
-    const sends = this.inbox.get(key), recvs = this.posted.get(key);
+    const sends = this.inbox.get(key),
+      recvs = this.posted.get(key);
     while (sends?.length && recvs?.length) {
-      const s = sends.shift()!, r = recvs.shift()!;
-      const sType = s.data.constructor.name, rType = r.dst.constructor.name;
+      const s = sends.shift()!,
+        r = recvs.shift()!;
+      const sType = s.data.constructor.name,
+        rType = r.dst.constructor.name;
       if (s.data.length !== r.dst.length || sType !== rType) {
-        throw new Error(`${r.what}: rank ${src} sent ${s.data.length} ${sType} elements (${s.what}) but rank ${this.rank} expected ${r.dst.length} ${rType} elements`);
+        throw new Error(
+          `${r.what}: rank ${src} sent ${s.data.length} ${sType} elements (${s.what}) but rank ${this.rank} expected ${r.dst.length} ${rType} elements`,
+        );
       }
       r.dst.set(s.data as never);
       r.done();
@@ -107,13 +143,29 @@ export class Transport {
 }
 
 /** Wait for transfers, failing with the outstanding ones named after `timeoutMs`. */
-export function waitFor(op: string, parts: () => readonly Pending[], all: Promise<void>, timeoutMs: number): Promise<void> {
+export function waitFor(
+  op: string,
+  parts: () => readonly Pending[],
+  all: Promise<void>,
+  timeoutMs: number,
+): Promise<void> {
   if (parts().every((p) => p.done)) return all;
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      const open = parts().filter((p) => !p.done).map((p) => p.what);
+      const open = parts()
+        .filter((p) => !p.done)
+        .map((p) => p.what);
       reject(new CommTimeout(`${op} timed out after ${timeoutMs} ms: ${open.join('; ') || 'no transfer outstanding'}`));
     }, timeoutMs);
-    all.then(() => { clearTimeout(timer); resolve(); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+    all.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
   });
 }

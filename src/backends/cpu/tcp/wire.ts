@@ -22,20 +22,39 @@ const ARRAYS = { Float64Array, Float32Array, Uint16Array, Int32Array } as const;
 type ArrayName = keyof typeof ARRAYS;
 
 /** A frame: 4-byte header length, the JSON header, then `n` payload bytes. */
-interface Header { t: 's' | 'b' | 'hello' | 'bye'; key?: string; what?: string; type?: ArrayName; n?: number; entry?: [number, number, number]; rank?: number; token?: string }
-interface SendMsg { t: 's'; key: string; id: number; data: ArrayBufferView; copied: boolean; what: string }
+interface Header {
+  t: 's' | 'b' | 'hello' | 'bye';
+  key?: string;
+  what?: string;
+  type?: ArrayName;
+  n?: number;
+  entry?: [number, number, number];
+  rank?: number;
+  token?: string;
+}
+interface SendMsg {
+  t: 's';
+  key: string;
+  id: number;
+  data: ArrayBufferView;
+  copied: boolean;
+  what: string;
+}
 
 function frame(h: Header, payload?: ArrayBufferView): Buffer[] {
   const json = Buffer.from(JSON.stringify(h), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
   // copy the payload: the sender's buffer is reused as soon as the worker has its acknowledgement
-  return payload ? [len, json, Buffer.from(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength))] : [len, json];
+  return payload
+    ? [len, json, Buffer.from(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength))]
+    : [len, json];
 }
 
 /** Calls `on` for each complete frame arriving on `sock`. */
 function frames(sock: net.Socket, on: (h: Header, payload: Uint8Array) => void): void {
-  let chunks: Buffer[] = [], have = 0;
+  let chunks: Buffer[] = [],
+    have = 0;
   let need: { h: Header; n: number } | undefined;
   const take = (n: number): Buffer => {
     const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
@@ -90,7 +109,14 @@ async function mesh(o: TcpRankOptions, prefix: string): Promise<net.Socket[]> {
         // the hello frame arrives first and alone: the peer waits for nothing before sending it
         const len = d.readUInt32LE(0);
         const h = JSON.parse(d.subarray(4, 4 + len).toString('utf8')) as Header;
-        if (h.t !== 'hello' || h.token !== o.token || typeof h.rank !== 'number' || h.rank <= o.rank || h.rank >= o.size || socks[h.rank]) {
+        if (
+          h.t !== 'hello' ||
+          h.token !== o.token ||
+          typeof h.rank !== 'number' ||
+          h.rank <= o.rank ||
+          h.rank >= o.size ||
+          socks[h.rank]
+        ) {
           s.destroy();
           return;
         }
@@ -106,7 +132,10 @@ async function mesh(o: TcpRankOptions, prefix: string): Promise<net.Socket[]> {
   for (let j = 0; j < o.rank; j++) {
     const port = Number(await o.store.getString(`${prefix}/port/${j}`));
     const s = await new Promise<net.Socket>((resolve, reject) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.off('error', reject); resolve(c); });
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.off('error', reject);
+        resolve(c);
+      });
       c.once('error', reject);
     });
     s.write(Buffer.concat(frame({ t: 'hello', rank: o.rank, token: o.token })));
@@ -130,7 +159,8 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
   const socks = await mesh(o, prefix);
   const sab = SplitBoard.allocate(o.size);
   const board = new SplitBoard(sab, o.size, timeoutMs);
-  const mains: (MessagePort | undefined)[] = new Array(o.size), theirs: (MessagePort | undefined)[] = new Array(o.size);
+  const mains: (MessagePort | undefined)[] = new Array(o.size),
+    theirs: (MessagePort | undefined)[] = new Array(o.size);
   for (let j = 0; j < o.size; j++) {
     if (j === o.rank) continue;
     const { port1, port2 } = new MessageChannel();
@@ -139,7 +169,17 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
   }
   const relay = new MessageChannel();
   const module = program.module instanceof URL ? program.module.href : program.module;
-  const init: WorkerInit = { rank: o.rank, size: o.size, ports: theirs, board: sab, relay: relay.port2, timeoutMs, module, fn: program.fn, args };
+  const init: WorkerInit = {
+    rank: o.rank,
+    size: o.size,
+    ports: theirs,
+    board: sab,
+    relay: relay.port2,
+    timeoutMs,
+    module,
+    fn: program.fn,
+    args,
+  };
   const transfer = [...theirs.filter((p): p is MessagePort => p !== undefined), relay.port2];
 
   return new Promise<R>((resolve, reject) => {
@@ -154,7 +194,11 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
       relay.port1.close();
       for (const p of mains) p?.close();
       // a finished rank's sends are all on the wire before its bye
-      for (const s of socks) if (s) { if (graceful) s.end(Buffer.concat(frame({ t: 'bye' }))); else s.destroy(); }
+      for (const s of socks)
+        if (s) {
+          if (graceful) s.end(Buffer.concat(frame({ t: 'bye' })));
+          else s.destroy();
+        }
     };
     const fail = (rank: number, message: string, stack?: string, kind?: ErrorKind): void => {
       if (settled) return;
@@ -163,7 +207,10 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
     };
     worker.on('message', (m: WorkerReply) => {
       if (settled) return;
-      if (m.t === 'error') { fail(o.rank, m.message, m.stack, m.kind); return; }
+      if (m.t === 'error') {
+        fail(o.rank, m.message, m.stack, m.kind);
+        return;
+      }
       end(true);
       resolve(m.result as R);
     });
@@ -184,13 +231,25 @@ export async function runTcpRank<R>(program: RankProgram, args: unknown, o: TcpR
         if (!m.copied) port.postMessage({ t: 'a', id: m.id });
       });
       frames(sock, (h, payload) => {
-        if (h.t === 'bye') { finished[j] = true; return; }
-        if (h.t === 'b') { board.publish(j, ...h.entry!); return; }
-        const data = new ARRAYS[h.type!](payload.buffer as ArrayBuffer, 0, payload.byteLength / ARRAYS[h.type!].BYTES_PER_ELEMENT);
+        if (h.t === 'bye') {
+          finished[j] = true;
+          return;
+        }
+        if (h.t === 'b') {
+          board.publish(j, ...h.entry!);
+          return;
+        }
+        const data = new ARRAYS[h.type!](
+          payload.buffer as ArrayBuffer,
+          0,
+          payload.byteLength / ARRAYS[h.type!].BYTES_PER_ELEMENT,
+        );
         port.postMessage({ t: 's', key: h.key!, id: -1, data, copied: true, what: h.what! } satisfies SendMsg);
       });
       sock.on('error', (e) => fail(j, `connection to rank ${j} failed: ${e.message}`));
-      sock.on('close', () => { if (!finished[j]) fail(j, `rank ${j} closed its connection before finishing (its process ended or failed)`); });
+      sock.on('close', () => {
+        if (!finished[j]) fail(j, `rank ${j} closed its connection before finishing (its process ended or failed)`);
+      });
     });
   });
 }

@@ -17,7 +17,9 @@ import type { MaskView, QueryRows } from '../../../mask/view.js';
 import type { AttnState } from '../../../kernel/kernel.js';
 import type { HalfType } from './source.js';
 
-export const DECODE_SOURCE_PATH = fileURLToPath(new URL('../../../../../src/backends/cuda/kernel/decode.cu', import.meta.url));
+export const DECODE_SOURCE_PATH = fileURLToPath(
+  new URL('../../../../../src/backends/cuda/kernel/decode.cu', import.meta.url),
+);
 
 /** Query vectors (row, head of a GQA group) one CTA holds: 16 per m-tile, at most 4 m-tiles. */
 export const DECODE_MAX_VECTORS = 64;
@@ -38,10 +40,15 @@ export interface DecodePlan {
 
 /** The key hull [lo, hi) of row r, or undefined when it sees nothing. */
 function hull(q: QueryRows, r: number): [number, number] | undefined {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let i = 0; i < q.m; i++) {
-    const a = q.lo[r * q.m + i]!, b = q.hi[r * q.m + i]!;
-    if (a < b) { lo = Math.min(lo, a); hi = Math.max(hi, b); }
+    const a = q.lo[r * q.m + i]!,
+      b = q.hi[r * q.m + i]!;
+    if (a < b) {
+      lo = Math.min(lo, a);
+      hi = Math.max(hi, b);
+    }
   }
   return lo < hi ? [lo, hi] : undefined;
 }
@@ -55,11 +62,15 @@ export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined 
   const rows = q.lo.length / q.m;
   if (rows === 0 || group > DECODE_MAX_VECTORS) return undefined;
   const runs: [number, number][] = [];
-  let start = 0, prev: [number, number] | undefined;
+  let start = 0,
+    prev: [number, number] | undefined;
   for (let r = 0; r < rows; r++) {
     const h = hull(q, r);
     if (!h) continue;
-    if (prev && !(h[0] < prev[1] && prev[0] < h[1])) { runs.push([start, r]); start = r; }
+    if (prev && !(h[0] < prev[1] && prev[0] < h[1])) {
+      runs.push([start, r]);
+      start = r;
+    }
     prev = h;
   }
   runs.push([start, rows]);
@@ -70,7 +81,10 @@ export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined 
   const blocks: number[] = [];
   let b0 = 0;
   for (const [a, b] of runs) {
-    if (b - b0 > cap) { blocks.push(b0, a); b0 = a; }
+    if (b - b0 > cap) {
+      blocks.push(b0, a);
+      b0 = a;
+    }
   }
   blocks.push(b0, rows);
   return { wm, blocks: Int32Array.from(blocks), run };
@@ -83,12 +97,32 @@ export interface DecodeOptions {
   ctasPerSm?: number;
 }
 
-interface Kernels { decode: Kernel; tiles: Kernel; count: Kernel; list: Kernel; shared: number }
+interface Kernels {
+  decode: Kernel;
+  tiles: Kernel;
+  count: Kernel;
+  list: Kernel;
+  shared: number;
+}
 
 /** A view prepared for one GQA group size: the row-block table and each block's list of key tiles. */
-interface Prepared { plan: DecodePlan; nb: number; rows: CudaTensor; list: CudaTensor; total: CudaTensor; stride: number }
+interface Prepared {
+  plan: DecodePlan;
+  nb: number;
+  rows: CudaTensor;
+  list: CudaTensor;
+  total: CudaTensor;
+  stride: number;
+}
 
-export interface DecodeDims { tq: number; tk: number; h: number; hkv: number; d: 64 | 128; dtype: HalfType }
+export interface DecodeDims {
+  tq: number;
+  tk: number;
+  h: number;
+  hkv: number;
+  d: 64 | 128;
+  dtype: HalfType;
+}
 
 export class DecodeKernel {
   private readonly modules = new Map<string, Kernels>();
@@ -100,7 +134,10 @@ export class DecodeKernel {
   private readonly ctasPerSm: number;
   private source: string | undefined;
 
-  constructor(readonly rt: CudaRuntime, o: DecodeOptions = {}) {
+  constructor(
+    readonly rt: CudaRuntime,
+    o: DecodeOptions = {},
+  ) {
     this.stages = o.stages ?? 3;
     this.ctasPerSm = o.ctasPerSm ?? 2;
   }
@@ -113,9 +150,15 @@ export class DecodeKernel {
   plan(view: MaskView, group: number): DecodePlan | undefined {
     if (view.kPos.length < 4 * (view.q.lo.length / view.q.m)) return undefined;
     let byGroup = this.plans.get(view.q);
-    if (!byGroup) { byGroup = new Map(); this.plans.set(view.q, byGroup); }
+    if (!byGroup) {
+      byGroup = new Map();
+      this.plans.set(view.q, byGroup);
+    }
     let p = byGroup.get(group);
-    if (p === undefined) { p = decodePlan(view.q, group) ?? null; byGroup.set(group, p); }
+    if (p === undefined) {
+      p = decodePlan(view.q, group) ?? null;
+      byGroup.set(group, p);
+    }
     return p ?? undefined;
   }
 
@@ -124,9 +167,18 @@ export class DecodeKernel {
     let k = this.modules.get(key);
     if (!k) {
       this.source ??= readFileSync(DECODE_SOURCE_PATH, 'utf8');
-      const options = ['-std=c++17', `-DWEFT_D=${d}`, `-DWEFT_F16=${dtype === 'f16' ? 1 : 0}`, `-DWEFT_M=${m}`, `-DWEFT_WM=${wm}`, `-DWEFT_STAGES=${this.stages}`];
+      const options = [
+        '-std=c++17',
+        `-DWEFT_D=${d}`,
+        `-DWEFT_F16=${dtype === 'f16' ? 1 : 0}`,
+        `-DWEFT_M=${m}`,
+        `-DWEFT_WM=${wm}`,
+        `-DWEFT_STAGES=${this.stages}`,
+      ];
       const mod: CudaModule = this.rt.compile(this.source, { name: 'decode.cu', options });
-      const P = 'ptr' as const, I = 'i32' as const, F = 'f32' as const;
+      const P = 'ptr' as const,
+        I = 'i32' as const,
+        F = 'f32' as const;
       const shared = this.stages * (2 * KT * d * 2 + KT * 4);
       k = {
         decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, P, P, P, P, P, I, I, I, I, F, I]),
@@ -143,7 +195,10 @@ export class DecodeKernel {
 
   private ints(a: Int32Array): CudaTensor {
     let t = this.arrays.get(a);
-    if (!t) { t = this.rt.device.uploadInt32(a); this.arrays.set(a, t); }
+    if (!t) {
+      t = this.rt.device.uploadInt32(a);
+      this.arrays.set(a, t);
+    }
     return t;
   }
 
@@ -152,17 +207,31 @@ export class DecodeKernel {
     const plan = this.plan(view, group);
     if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
     let byKeys = this.views.get(view.q);
-    if (!byKeys) { byKeys = new WeakMap(); this.views.set(view.q, byKeys); }
+    if (!byKeys) {
+      byKeys = new WeakMap();
+      this.views.set(view.q, byKeys);
+    }
     let byGroup = byKeys.get(view.kPos);
-    if (!byGroup) { byGroup = new Map(); byKeys.set(view.kPos, byGroup); }
+    if (!byGroup) {
+      byGroup = new Map();
+      byKeys.set(view.kPos, byGroup);
+    }
     let p = byGroup.get(group);
     if (!p) {
-      const dev = this.rt.device, tk = view.kPos.length, ntiles = Math.ceil(tk / KT), nb = plan.blocks.length / 2;
-      const rows = this.ints(plan.blocks), tiles = dev.empty('f32', [ntiles, 2]);
-      const qlo = this.ints(view.q.lo), qhi = this.ints(view.q.hi), kpos = this.ints(view.kPos);
-      const chunks = Math.ceil(ntiles / LIST_CHUNK), counts = dev.empty('f32', [nb, chunks]);
+      const dev = this.rt.device,
+        tk = view.kPos.length,
+        ntiles = Math.ceil(tk / KT),
+        nb = plan.blocks.length / 2;
+      const rows = this.ints(plan.blocks),
+        tiles = dev.empty('f32', [ntiles, 2]);
+      const qlo = this.ints(view.q.lo),
+        qhi = this.ints(view.q.hi),
+        kpos = this.ints(view.kPos);
+      const chunks = Math.ceil(ntiles / LIST_CHUNK),
+        counts = dev.empty('f32', [nb, chunks]);
       // int32 contents in f32-typed buffers, as CudaKernel's block lists
-      const list = dev.empty('f32', [nb, ntiles]), total = dev.empty('f32', [nb]);
+      const list = dev.empty('f32', [nb, ntiles]),
+        total = dev.empty('f32', [nb]);
       ks.tiles.launch({ grid: Math.ceil(ntiles / 8), block: 256 }, kpos, tk, ntiles, tiles);
       ks.count.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts);
       ks.list.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts, list, total, ntiles);
@@ -182,7 +251,15 @@ export class DecodeKernel {
   }
 
   /** out, lse of the view's queries over these keys, or merged into `state` (f32, checked by the caller). */
-  forward(q: CudaTensor, k: CudaTensor, v: CudaTensor, view: MaskView, scale: number, dims: DecodeDims, state?: AttnState): AttnState {
+  forward(
+    q: CudaTensor,
+    k: CudaTensor,
+    v: CudaTensor,
+    view: MaskView,
+    scale: number,
+    dims: DecodeDims,
+    state?: AttnState,
+  ): AttnState {
     const { tq, tk, h, hkv, d, dtype } = dims;
     const group = h / hkv;
     const plan = this.plan(view, group);
@@ -190,17 +267,41 @@ export class DecodeKernel {
     const ks = this.kernels(d, dtype, view.q.m, plan.wm);
     const p = this.prepare(view, group, ks);
     const dev = this.rt.device;
-    const splits = this.splits(p.nb, hkv, tk), vb = 16 * plan.wm, groups = p.nb * hkv;
+    const splits = this.splits(p.nb, hkv, tk),
+      vb = 16 * plan.wm,
+      groups = p.nb * hkv;
     if (!this.counters || this.counters.numel < groups) {
       this.counters?.release();
       this.counters = dev.zeros('f32', [Math.max(groups, 256)]); // int 0 bits; the kernel leaves them 0
     }
-    const po = dev.empty('f32', [groups * splits * vb * d]), pl = dev.empty('f32', [groups * splits * vb]);
+    const po = dev.empty('f32', [groups * splits * vb * d]),
+      pl = dev.empty('f32', [groups * splits * vb]);
     const merge = state !== undefined;
     state ??= { out: dev.empty('f32', [tq, h, d]), lse: dev.empty('f32', [h, tq]) };
-    ks.decode.launch({ grid: [splits, p.nb, hkv], block: THREADS, shared: ks.shared },
-      q, k, v, this.ints(view.q.lo), this.ints(view.q.hi), this.ints(view.kPos), p.rows, p.list, p.total, p.stride, po, pl, this.counters,
-      asCuda(state.out, 'decode'), asCuda(state.lse, 'decode'), tq, tk, h, hkv, scale, merge ? 1 : 0);
+    ks.decode.launch(
+      { grid: [splits, p.nb, hkv], block: THREADS, shared: ks.shared },
+      q,
+      k,
+      v,
+      this.ints(view.q.lo),
+      this.ints(view.q.hi),
+      this.ints(view.kPos),
+      p.rows,
+      p.list,
+      p.total,
+      p.stride,
+      po,
+      pl,
+      this.counters,
+      asCuda(state.out, 'decode'),
+      asCuda(state.lse, 'decode'),
+      tq,
+      tk,
+      h,
+      hkv,
+      scale,
+      merge ? 1 : 0,
+    );
     po.release();
     pl.release();
     return state;

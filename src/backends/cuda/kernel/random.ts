@@ -17,7 +17,9 @@ export class DeviceRandom {
     this.byRows = mod.kernel('weft_randn16_rows', ['ptr', 'ptr', 'u64', 'u64', 'u64', 'f32', 'i32']);
   }
 
-  private grid(): number { return this.rt.info.sms * 8; }
+  private grid(): number {
+    return this.rt.info.sms * 8;
+  }
 
   /** The global tensor of `seed`. */
   tensor(dtype: HalfType, shape: readonly number[], seed: number, scale = 1): CudaTensor {
@@ -34,10 +36,20 @@ export class DeviceRandom {
   /** The same rows written into `t` [positions.length, ...] (bf16 or f16), in place; returns it. */
   rowsInto(t: CudaTensor, positions: Int32Array, seed: number, scale = 1): CudaTensor {
     if (t.dtype !== 'bf16' && t.dtype !== 'f16') throw new Error(`DeviceRandom: ${t.dtype} is not a 16-bit type`);
-    if (t.shape[0] !== positions.length) throw new Error(`DeviceRandom: ${positions.length} positions for ${t.shape[0]} rows`);
+    if (t.shape[0] !== positions.length)
+      throw new Error(`DeviceRandom: ${positions.length} positions for ${t.shape[0]} rows`);
     if (!t.numel) return t;
     const pos = this.rt.device.uploadInt32(positions);
-    this.byRows.launch({ grid: this.grid(), block: 256 }, t, pos, positions.length, numel(t.shape.slice(1)), seed, scale, t.dtype === 'f16' ? 1 : 0);
+    this.byRows.launch(
+      { grid: this.grid(), block: 256 },
+      t,
+      pos,
+      positions.length,
+      numel(t.shape.slice(1)),
+      seed,
+      scale,
+      t.dtype === 'f16' ? 1 : 0,
+    );
     pos.release();
     return t;
   }

@@ -37,7 +37,13 @@ function fwdStages(d: 64 | 128): number {
 }
 
 export function variantOptions(v: Variant): string[] {
-  return ['-std=c++17', `-DWEFT_D=${v.d}`, `-DWEFT_F16=${v.dtype === 'f16' ? 1 : 0}`, `-DWEFT_M=${v.m}`, `-DWEFT_STAGES=${fwdStages(v.d)}`];
+  return [
+    '-std=c++17',
+    `-DWEFT_D=${v.d}`,
+    `-DWEFT_F16=${v.dtype === 'f16' ? 1 : 0}`,
+    `-DWEFT_M=${v.m}`,
+    `-DWEFT_STAGES=${fwdStages(v.d)}`,
+  ];
 }
 
 export const FWD_THREADS = 384;
@@ -50,7 +56,8 @@ export const BWD_QTILE = 64;
 
 /** Dynamic shared memory of the warp-specialized forward (tiles, 1 KiB alignment slack, mbarriers). */
 export function fwdSharedBytes(d: 64 | 128): number {
-  const tile = 128 * d * 2, st = fwdStages(d);
+  const tile = 128 * d * 2,
+    st = fwdStages(d);
   return 1024 + (1 + 2 * st) * tile + 8 * (1 + 4 * st);
 }
 

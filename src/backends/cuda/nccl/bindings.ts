@@ -12,7 +12,8 @@ const PROTOS = {
   ncclGetUniqueId: 'int ncclGetUniqueId(void *id)',
   ncclGetErrorString: 'const char *ncclGetErrorString(int result)',
   ncclGetLastError: 'const char *ncclGetLastError(void *comm)',
-  ncclCommInitRankConfig: 'int ncclCommInitRankConfig(void *comm, int nranks, weft_ncclUniqueId commId, int rank, void *config)',
+  ncclCommInitRankConfig:
+    'int ncclCommInitRankConfig(void *comm, int nranks, weft_ncclUniqueId commId, int rank, void *config)',
   ncclCommSplit: 'int ncclCommSplit(void *comm, int color, int key, void *newcomm, void *config)',
   ncclCommFinalize: 'int ncclCommFinalize(void *comm)',
   ncclCommDestroy: 'int ncclCommDestroy(void *comm)',
@@ -24,9 +25,12 @@ const PROTOS = {
   ncclGroupEnd: 'int ncclGroupEnd()',
   ncclSend: 'int ncclSend(uint64_t buf, size_t count, int datatype, int peer, void *comm, void *stream)',
   ncclRecv: 'int ncclRecv(uint64_t buf, size_t count, int datatype, int peer, void *comm, void *stream)',
-  ncclAllGather: 'int ncclAllGather(uint64_t send, uint64_t recv, size_t sendcount, int datatype, void *comm, void *stream)',
-  ncclReduceScatter: 'int ncclReduceScatter(uint64_t send, uint64_t recv, size_t recvcount, int datatype, int op, void *comm, void *stream)',
-  ncclAllReduce: 'int ncclAllReduce(uint64_t send, uint64_t recv, size_t count, int datatype, int op, void *comm, void *stream)',
+  ncclAllGather:
+    'int ncclAllGather(uint64_t send, uint64_t recv, size_t sendcount, int datatype, void *comm, void *stream)',
+  ncclReduceScatter:
+    'int ncclReduceScatter(uint64_t send, uint64_t recv, size_t recvcount, int datatype, int op, void *comm, void *stream)',
+  ncclAllReduce:
+    'int ncclAllReduce(uint64_t send, uint64_t recv, size_t count, int datatype, int op, void *comm, void *stream)',
 } as const;
 
 export type NcclFns = Record<keyof typeof PROTOS, NativeFn>;
@@ -39,7 +43,9 @@ export const NCCL_DTYPE: Record<DType, number> = { f16: 6, f32: 7, f64: 8, bf16:
 
 /** NCCL's version code (e.g. 22805) as 2.28.5. */
 export function ncclVersionString(code: number): string {
-  return code >= 10000 ? `${Math.floor(code / 10000)}.${Math.floor(code / 100) % 100}.${code % 100}` : `${Math.floor(code / 1000)}.${Math.floor(code / 100) % 10}.${code % 100}`;
+  return code >= 10000
+    ? `${Math.floor(code / 10000)}.${Math.floor(code / 100) % 100}.${code % 100}`
+    : `${Math.floor(code / 1000)}.${Math.floor(code / 100) % 10}.${code % 100}`;
 }
 
 /**
@@ -64,14 +70,22 @@ let uniqueIdDeclared = false;
 export class Nccl {
   readonly checker: Checker;
 
-  private constructor(readonly fn: NcclFns, readonly path: string, readonly version: number) {
-    this.checker = new Checker('nccl', (code) => ({ name: '', text: (fn.ncclGetErrorString(code) as string | null) ?? '' }));
+  private constructor(
+    readonly fn: NcclFns,
+    readonly path: string,
+    readonly version: number,
+  ) {
+    this.checker = new Checker('nccl', (code) => ({
+      name: '',
+      text: (fn.ncclGetErrorString(code) as string | null) ?? '',
+    }));
   }
 
   static async open(): Promise<Nccl> {
     const koffi = await loadKoffi();
     const { handle, path } = openLibrary(LIBNCCL, (p) => koffi.load(p));
-    if (!uniqueIdDeclared) koffiSync().struct('weft_ncclUniqueId', { internal: koffiSync().array('uint8_t', 128, 'Typed') });
+    if (!uniqueIdDeclared)
+      koffiSync().struct('weft_ncclUniqueId', { internal: koffiSync().array('uint8_t', 128, 'Typed') });
     uniqueIdDeclared = true;
     const fn = bind(handle, path, PROTOS);
     const v = new Int32Array(1);
@@ -83,13 +97,21 @@ export class Nccl {
 
   /** NCCL's last error text for a communicator (empty when it has none). */
   lastError(comm: bigint | null): string {
-    try { return ((this.fn.ncclGetLastError(comm) as string | null) ?? '').trim(); } catch { return ''; }
+    try {
+      return ((this.fn.ncclGetLastError(comm) as string | null) ?? '').trim();
+    } catch {
+      return '';
+    }
   }
 
   /** Throw a GpuError for a failed call, with NCCL's last error message as detail. */
   error(call: string, code: number, comm: bigint | null, extra?: string) {
     const last = this.lastError(comm);
-    return this.checker.error(call, code, [extra, last && `NCCL says: ${last}`].filter(Boolean).join('; ') || undefined);
+    return this.checker.error(
+      call,
+      code,
+      [extra, last && `NCCL says: ${last}`].filter(Boolean).join('; ') || undefined,
+    );
   }
 
   check(call: string, code: number, comm: bigint | null): void {

@@ -38,12 +38,21 @@ export function defaultTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 class NcclError extends Error {
-  constructor(message: string) { super(message); this.name = 'NcclError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'NcclError';
+  }
 }
 
 class NcclWork implements Work {
   done = false;
-  constructor(private readonly comm: NcclComm, readonly event: CudaEvent, readonly op: string, readonly seq: number, readonly started: number) {}
+  constructor(
+    private readonly comm: NcclComm,
+    readonly event: CudaEvent,
+    readonly op: string,
+    readonly seq: number,
+    readonly started: number,
+  ) {}
 
   async wait(): Promise<void> {
     this.comm.check();
@@ -67,8 +76,14 @@ export class NcclComm implements Comm {
   readonly timeoutMs: number;
   private readonly watchdogMs: number;
 
-  private constructor(readonly rt: CudaRuntime, readonly nccl: Nccl, readonly handle: bigint,
-    readonly rank: number, readonly size: number, private readonly opts: NcclOptions) {
+  private constructor(
+    readonly rt: CudaRuntime,
+    readonly nccl: Nccl,
+    readonly handle: bigint,
+    readonly rank: number,
+    readonly size: number,
+    private readonly opts: NcclOptions,
+  ) {
     this.timeoutMs = opts.timeoutMs ?? defaultTimeoutMs();
     this.watchdogMs = opts.watchdogMs ?? Math.min(1000, Math.max(50, this.timeoutMs / 20));
     this.ready = rt.event(false);
@@ -79,7 +94,14 @@ export class NcclComm implements Comm {
    * Join a communicator of `size` ranks as `rank`; every rank passes the same 128-byte id
    * (rank 0 makes it with nccl.uniqueId() and shares it, e.g. through the rendezvous store).
    */
-  static async init(rt: CudaRuntime, nccl: Nccl, rank: number, size: number, id: Uint8Array, opts: NcclOptions = {}): Promise<NcclComm> {
+  static async init(
+    rt: CudaRuntime,
+    nccl: Nccl,
+    rank: number,
+    size: number,
+    id: Uint8Array,
+    opts: NcclOptions = {},
+  ): Promise<NcclComm> {
     if (id.length !== 128) throw new Error(`NCCL unique id has ${id.length} bytes, not 128`);
     const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs();
     rt.makeCurrent();
@@ -97,7 +119,9 @@ export class NcclComm implements Comm {
       }
       if (Date.now() - t0 > timeoutMs) {
         nccl.fn.ncclCommAbort(handle);
-        throw new NcclError(`NCCL communicator of ${size} ranks not formed within ${timeoutMs / 1000} s on rank ${rank} (are all ranks running, with the same unique id?)`);
+        throw new NcclError(
+          `NCCL communicator of ${size} ranks not formed within ${timeoutMs / 1000} s on rank ${rank} (are all ranks running, with the same unique id?)`,
+        );
       }
       await sleep(2);
     }
@@ -123,12 +147,23 @@ export class NcclComm implements Comm {
     }
     const state = this.nccl.asyncError(this.handle);
     if (state !== NCCL_SUCCESS && state !== NCCL_IN_PROGRESS) {
-      this.fail(this.nccl.error('NCCL communicator', state, this.handle, `asynchronous error on rank ${this.rank} of ${this.size}`));
+      this.fail(
+        this.nccl.error(
+          'NCCL communicator',
+          state,
+          this.handle,
+          `asynchronous error on rank ${this.rank} of ${this.size}`,
+        ),
+      );
       return;
     }
     const oldest = this.pending[0];
     if (oldest && Date.now() - oldest.started > this.timeoutMs)
-      this.fail(new NcclError(`NCCL ${oldest.op} (operation #${oldest.seq}) on rank ${this.rank} of ${this.size} not complete after ${this.timeoutMs / 1000} s: a peer died or is stuck; communicator aborted`));
+      this.fail(
+        new NcclError(
+          `NCCL ${oldest.op} (operation #${oldest.seq}) on rank ${this.rank} of ${this.size} not complete after ${this.timeoutMs / 1000} s: a peer died or is stuck; communicator aborted`,
+        ),
+      );
     if (!this.pending.length) this.stopTimer();
   }
 
@@ -141,16 +176,25 @@ export class NcclComm implements Comm {
   }
 
   private stopTimer(): void {
-    if (this.timer) { clearInterval(this.timer); this.timer = undefined; }
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   /** Spin until a non-blocking call on `comm` has finished (bounded by the timeout). */
   private settle(call: string, comm: bigint): void {
     const t0 = Date.now();
     for (let state = this.nccl.asyncError(comm); state !== NCCL_SUCCESS; state = this.nccl.asyncError(comm)) {
-      if (state !== NCCL_IN_PROGRESS) { const e = this.nccl.error(call, state, comm); this.fail(e); throw e; }
+      if (state !== NCCL_IN_PROGRESS) {
+        const e = this.nccl.error(call, state, comm);
+        this.fail(e);
+        throw e;
+      }
       if (Date.now() - t0 > this.timeoutMs) {
-        const e = new NcclError(`${call} on rank ${this.rank} of ${this.size} not complete after ${this.timeoutMs / 1000} s: a peer died or is stuck; communicator aborted`);
+        const e = new NcclError(
+          `${call} on rank ${this.rank} of ${this.size} not complete after ${this.timeoutMs / 1000} s: a peer died or is stuck; communicator aborted`,
+        );
         this.fail(e);
         throw e;
       }
@@ -164,16 +208,27 @@ export class NcclComm implements Comm {
     rt.comm.wait(this.ready);
     nccl.check('ncclGroupStart', nccl.fn.ncclGroupStart() as number, this.handle);
     let thrown: unknown;
-    try { body(rt.comm.handle); } catch (e) { thrown = e; }
+    try {
+      body(rt.comm.handle);
+    } catch (e) {
+      thrown = e;
+    }
     const end = nccl.fn.ncclGroupEnd() as number;
     rt.keepCurrent(`ncclGroupEnd(${op})`);
     if (thrown) throw thrown;
     if (end === NCCL_IN_PROGRESS) this.settle(`ncclGroupEnd(${op})`, this.handle);
-    else if (end !== NCCL_SUCCESS) { const e = nccl.error(`ncclGroupEnd(${op})`, end, this.handle); this.fail(e); throw e; }
+    else if (end !== NCCL_SUCCESS) {
+      const e = nccl.error(`ncclGroupEnd(${op})`, end, this.handle);
+      this.fail(e);
+      throw e;
+    }
     for (const b of buffers) rt.recordUse(b, rt.comm);
     const work = new NcclWork(this, rt.borrowEvent().record(rt.comm), op, this.seq++, Date.now());
     this.pending.push(work);
-    if (!this.timer) { this.timer = setInterval(() => this.watch(), this.watchdogMs); this.timer.unref(); }
+    if (!this.timer) {
+      this.timer = setInterval(() => this.watch(), this.watchdogMs);
+      this.timer.unref();
+    }
     return work;
   }
 
@@ -182,7 +237,8 @@ export class NcclComm implements Comm {
   }
 
   private peer(p: number, what: string): number {
-    if (!Number.isInteger(p) || p < 0 || p >= this.size) throw new Error(`${what}: peer ${p} outside 0..${this.size - 1}`);
+    if (!Number.isInteger(p) || p < 0 || p >= this.size)
+      throw new Error(`${what}: peer ${p} outside 0..${this.size - 1}`);
     return p;
   }
 
@@ -192,22 +248,57 @@ export class NcclComm implements Comm {
       send: o.send && { t: asCuda(o.send.buf, 'sendRecv'), peer: this.peer(o.send.peer, 'sendRecv') },
       recv: o.recv && { t: asCuda(o.recv.buf, 'sendRecv'), peer: this.peer(o.recv.peer, 'sendRecv') },
     }));
-    for (const o of list) { if (o.send) bufs.push(o.send.t); if (o.recv) bufs.push(o.recv.t); }
+    for (const o of list) {
+      if (o.send) bufs.push(o.send.t);
+      if (o.recv) bufs.push(o.recv.t);
+    }
     return this.enqueue('sendRecv', bufs, (s) => {
       for (const o of list) {
-        if (o.send && o.send.t.numel) this.call('ncclSend', this.nccl.fn.ncclSend(o.send.t.ptr, o.send.t.numel, NCCL_DTYPE[o.send.t.dtype], o.send.peer, this.handle, s) as number);
-        if (o.recv && o.recv.t.numel) this.call('ncclRecv', this.nccl.fn.ncclRecv(o.recv.t.ptr, o.recv.t.numel, NCCL_DTYPE[o.recv.t.dtype], o.recv.peer, this.handle, s) as number);
+        if (o.send && o.send.t.numel)
+          this.call(
+            'ncclSend',
+            this.nccl.fn.ncclSend(
+              o.send.t.ptr,
+              o.send.t.numel,
+              NCCL_DTYPE[o.send.t.dtype],
+              o.send.peer,
+              this.handle,
+              s,
+            ) as number,
+          );
+        if (o.recv && o.recv.t.numel)
+          this.call(
+            'ncclRecv',
+            this.nccl.fn.ncclRecv(
+              o.recv.t.ptr,
+              o.recv.t.numel,
+              NCCL_DTYPE[o.recv.t.dtype],
+              o.recv.peer,
+              this.handle,
+              s,
+            ) as number,
+          );
       }
     });
   }
 
   allToAll(send: readonly Tensor[], recv: readonly Tensor[]): Work {
-    if (send.length !== this.size || recv.length !== this.size) throw new Error(`allToAll: ${send.length} send and ${recv.length} recv buffers for ${this.size} ranks`);
-    const s = send.map((t) => asCuda(t, 'allToAll')), r = recv.map((t) => asCuda(t, 'allToAll'));
+    if (send.length !== this.size || recv.length !== this.size)
+      throw new Error(`allToAll: ${send.length} send and ${recv.length} recv buffers for ${this.size} ranks`);
+    const s = send.map((t) => asCuda(t, 'allToAll')),
+      r = recv.map((t) => asCuda(t, 'allToAll'));
     return this.enqueue('allToAll', [...s, ...r], (stream) => {
       for (let j = 0; j < this.size; j++) {
-        if (s[j]!.numel) this.call('ncclSend', this.nccl.fn.ncclSend(s[j]!.ptr, s[j]!.numel, NCCL_DTYPE[s[j]!.dtype], j, this.handle, stream) as number);
-        if (r[j]!.numel) this.call('ncclRecv', this.nccl.fn.ncclRecv(r[j]!.ptr, r[j]!.numel, NCCL_DTYPE[r[j]!.dtype], j, this.handle, stream) as number);
+        if (s[j]!.numel)
+          this.call(
+            'ncclSend',
+            this.nccl.fn.ncclSend(s[j]!.ptr, s[j]!.numel, NCCL_DTYPE[s[j]!.dtype], j, this.handle, stream) as number,
+          );
+        if (r[j]!.numel)
+          this.call(
+            'ncclRecv',
+            this.nccl.fn.ncclRecv(r[j]!.ptr, r[j]!.numel, NCCL_DTYPE[r[j]!.dtype], j, this.handle, stream) as number,
+          );
       }
     });
   }
@@ -215,27 +306,58 @@ export class NcclComm implements Comm {
   private same(a: CudaTensor, b: CudaTensor, op: string, factor: 'recv' | 'send'): void {
     if (a.dtype !== b.dtype) throw new Error(`${op}: ${a.dtype} send and ${b.dtype} recv`);
     const [big, small] = factor === 'recv' ? [b, a] : [a, b];
-    if (big.numel !== this.size * small.numel) throw new Error(`${op}: ${factor} must hold ${this.size} × ${small.numel} elements, has ${big.numel}`);
+    if (big.numel !== this.size * small.numel)
+      throw new Error(`${op}: ${factor} must hold ${this.size} × ${small.numel} elements, has ${big.numel}`);
   }
 
   allGather(sendT: Tensor, recvT: Tensor): Work {
-    const send = asCuda(sendT, 'allGather'), recv = asCuda(recvT, 'allGather');
+    const send = asCuda(sendT, 'allGather'),
+      recv = asCuda(recvT, 'allGather');
     this.same(send, recv, 'allGather', 'recv');
     return this.enqueue('allGather', [send, recv], (s) =>
-      this.call('ncclAllGather', this.nccl.fn.ncclAllGather(send.ptr, recv.ptr, send.numel, NCCL_DTYPE[send.dtype], this.handle, s) as number));
+      this.call(
+        'ncclAllGather',
+        this.nccl.fn.ncclAllGather(send.ptr, recv.ptr, send.numel, NCCL_DTYPE[send.dtype], this.handle, s) as number,
+      ),
+    );
   }
 
   reduceScatter(sendT: Tensor, recvT: Tensor): Work {
-    const send = asCuda(sendT, 'reduceScatter'), recv = asCuda(recvT, 'reduceScatter');
+    const send = asCuda(sendT, 'reduceScatter'),
+      recv = asCuda(recvT, 'reduceScatter');
     this.same(send, recv, 'reduceScatter', 'send');
     return this.enqueue('reduceScatter', [send, recv], (s) =>
-      this.call('ncclReduceScatter', this.nccl.fn.ncclReduceScatter(send.ptr, recv.ptr, recv.numel, NCCL_DTYPE[send.dtype], NCCL_SUM, this.handle, s) as number));
+      this.call(
+        'ncclReduceScatter',
+        this.nccl.fn.ncclReduceScatter(
+          send.ptr,
+          recv.ptr,
+          recv.numel,
+          NCCL_DTYPE[send.dtype],
+          NCCL_SUM,
+          this.handle,
+          s,
+        ) as number,
+      ),
+    );
   }
 
   allReduce(bufT: Tensor): Work {
     const buf = asCuda(bufT, 'allReduce');
     return this.enqueue('allReduce', [buf], (s) =>
-      this.call('ncclAllReduce', this.nccl.fn.ncclAllReduce(buf.ptr, buf.ptr, buf.numel, NCCL_DTYPE[buf.dtype], NCCL_SUM, this.handle, s) as number));
+      this.call(
+        'ncclAllReduce',
+        this.nccl.fn.ncclAllReduce(
+          buf.ptr,
+          buf.ptr,
+          buf.numel,
+          NCCL_DTYPE[buf.dtype],
+          NCCL_SUM,
+          this.handle,
+          s,
+        ) as number,
+      ),
+    );
   }
 
   /** Every rank has reached this point and all earlier work of this rank is done. */
@@ -253,14 +375,24 @@ export class NcclComm implements Comm {
     // in an ArrayBuffer's off-heap store, which the garbage collector never moves.
     this.rt.makeCurrent();
     const out = new BigUint64Array(new ArrayBuffer(8));
-    const code = this.nccl.fn.ncclCommSplit(this.handle, color, key ?? this.rank, out, commConfig(this.opts.blocking)) as number;
+    const code = this.nccl.fn.ncclCommSplit(
+      this.handle,
+      color,
+      key ?? this.rank,
+      out,
+      commConfig(this.opts.blocking),
+    ) as number;
     if (code !== NCCL_SUCCESS && code !== NCCL_IN_PROGRESS) throw this.nccl.error('ncclCommSplit', code, this.handle);
     this.settle('ncclCommSplit', this.handle);
     const child = out[0]!;
-    if (child === 0n) throw new NcclError(`ncclCommSplit(color ${color}) on rank ${this.rank} of ${this.size} completed without a communicator`);
+    if (child === 0n)
+      throw new NcclError(
+        `ncclCommSplit(color ${color}) on rank ${this.rank} of ${this.size} completed without a communicator`,
+      );
     this.settle('ncclCommSplit (child)', child);
     this.rt.keepCurrent('ncclCommSplit');
-    const rank = new Int32Array(1), size = new Int32Array(1);
+    const rank = new Int32Array(1),
+      size = new Int32Array(1);
     this.nccl.check('ncclCommUserRank', this.nccl.fn.ncclCommUserRank(child, rank) as number, child);
     this.nccl.check('ncclCommCount', this.nccl.fn.ncclCommCount(child, size) as number, child);
     return new NcclComm(this.rt, this.nccl, child, rank[0]!, size[0]!, this.opts);

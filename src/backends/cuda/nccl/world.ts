@@ -18,7 +18,10 @@ let generation = 0;
 let ncclLib: Promise<Nccl> | undefined;
 
 function openNccl(): Promise<Nccl> {
-  ncclLib ??= Nccl.open().catch((e) => { ncclLib = undefined; throw e; });
+  ncclLib ??= Nccl.open().catch((e) => {
+    ncclLib = undefined;
+    throw e;
+  });
   return ncclLib;
 }
 
@@ -29,7 +32,7 @@ export async function ncclWorld(opts: NcclOptions & { store?: StoreClient } = {}
   const rt = await openCuda({ device: dist.localRank });
   const nccl = await openNccl();
   const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs();
-  const store = opts.store ?? await connectStore(dist, timeoutMs);
+  const store = opts.store ?? (await connectStore(dist, timeoutMs));
   const key = `weft/nccl/uid/${generation++}`;
   let id: Uint8Array;
   if (dist.rank === 0) {

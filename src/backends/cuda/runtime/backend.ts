@@ -21,5 +21,10 @@ export async function initCudaBackend(): Promise<CudaBackend> {
   }
   const i = rt.info;
   const drv = `${Math.floor(i.driverVersion / 1000)}.${(i.driverVersion % 1000) / 10}`;
-  return { name: 'cuda', device: rt.device, runtime: rt, description: `${i.name} #${i.ordinal} (${i.arch}), CUDA driver ${drv}, NVRTC ${i.nvrtcVersion}` };
+  return {
+    name: 'cuda',
+    device: rt.device,
+    runtime: rt,
+    description: `${i.name} #${i.ordinal} (${i.arch}), CUDA driver ${drv}, NVRTC ${i.nvrtcVersion}`,
+  };
 }

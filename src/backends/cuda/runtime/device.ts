@@ -24,7 +24,12 @@ export interface DeviceRuntime {
 
 const CU_MEMORYTYPE_DEVICE = 2n;
 
-interface Builtins { fill: Kernel; add: Kernel; copyBox: Kernel; rows4: Kernel }
+interface Builtins {
+  fill: Kernel;
+  add: Kernel;
+  copyBox: Kernel;
+  rows4: Kernel;
+}
 
 /** One element's bits for a memset of 2 or 4 bytes; undefined for f64 (no 8-byte memset). */
 function fillPattern(dtype: DType, value: number): number | undefined {
@@ -35,7 +40,14 @@ function fillPattern(dtype: DType, value: number): number | undefined {
 }
 
 /** A run of rows, four elements at a time: pointers, row count, quads per row and row strides in quads. */
-interface Rows4 { src: bigint; dst: bigint; rows: number; quads: number; ss: number; ds: number }
+interface Rows4 {
+  src: bigint;
+  dst: bigint;
+  rows: number;
+  quads: number;
+  ss: number;
+  ds: number;
+}
 
 export class CudaDevice implements Device {
   readonly kind = 'cuda' as const;
@@ -49,7 +61,21 @@ export class CudaDevice implements Device {
       this.builtins = {
         fill: m.kernel('weft_fill', ['ptr', 'i32', 'u64', 'f64']),
         add: m.kernel('weft_add', ['ptr', 'i32', 'ptr', 'i32', 'u64']),
-        copyBox: m.kernel('weft_copy_box', ['ptr', 'i32', 'ptr', 'i32', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64', 'u64']),
+        copyBox: m.kernel('weft_copy_box', [
+          'ptr',
+          'i32',
+          'ptr',
+          'i32',
+          'u64',
+          'u64',
+          'u64',
+          'u64',
+          'u64',
+          'u64',
+          'u64',
+          'u64',
+          'u64',
+        ]),
         rows4: m.kernel('weft_rows4', ['ptr', 'i32', 'ptr', 'i32', 'u64', 'u64', 'u64', 'u64', 'i32']),
       };
     }
@@ -77,7 +103,14 @@ export class CudaDevice implements Device {
     if (t.numel === 0) return t;
     const bits = fillPattern(dtype, value);
     if (bits === undefined) this.kernels().fill.launch(this.grid(t.numel), t, DTYPE_CODE[dtype], t.numel, value);
-    else this.rt.driver.call(dtype === 'f32' ? 'cuMemsetD32Async' : 'cuMemsetD16Async', t.ptr, bits, t.numel, this.rt.compute.handle);
+    else
+      this.rt.driver.call(
+        dtype === 'f32' ? 'cuMemsetD32Async' : 'cuMemsetD16Async',
+        t.ptr,
+        bits,
+        t.numel,
+        this.rt.compute.handle,
+      );
     return t;
   }
 
@@ -89,51 +122,114 @@ export class CudaDevice implements Device {
     if (st === 'f64' || dt === 'f64') return false;
     const [se, de] = [bytesPerElement(st), bytesPerElement(dt)];
     if (r.src % BigInt(4 * se) !== 0n || r.dst % BigInt(4 * de) !== 0n) return false;
-    const bx = Math.min(256, 2 ** Math.ceil(Math.log2(r.quads))), by = 256 / bx;
+    const bx = Math.min(256, 2 ** Math.ceil(Math.log2(r.quads))),
+      by = 256 / bx;
     const gx = Math.min(Math.ceil(r.quads / bx), this.rt.info.sms * 16);
     const gy = Math.min(Math.ceil(r.rows / by), 65535, Math.max(1, Math.floor((this.rt.info.sms * 16) / gx)));
-    this.kernels().rows4.launch({ grid: [gx, gy], block: [bx, by] }, r.src, DTYPE_CODE[st], r.dst, DTYPE_CODE[dt], r.rows, r.quads, r.ss, r.ds, add ? 1 : 0);
+    this.kernels().rows4.launch(
+      { grid: [gx, gy], block: [bx, by] },
+      r.src,
+      DTYPE_CODE[st],
+      r.dst,
+      DTYPE_CODE[dt],
+      r.rows,
+      r.quads,
+      r.ss,
+      r.ds,
+      add ? 1 : 0,
+    );
     return true;
   }
 
   copyBox(srcT: Tensor, dstT: Tensor, box: Box): void {
-    const src = asCuda(srcT, 'copyBox'), dst = asCuda(dstT, 'copyBox');
+    const src = asCuda(srcT, 'copyBox'),
+      dst = asCuda(dstT, 'copyBox');
     const { sb, db, inner } = checkBox(src, dst, box);
     const [na, nb] = box.size;
     if (na === 0 || nb === 0 || inner === 0) return;
     const run = nb * inner; // contiguous elements per row of the box on both sides
     if (src.dtype !== dst.dtype || (na > 1 && (run !== sb * inner || run !== db * inner))) {
       // converting, or strided rows (cuMemcpy2D reached 0.60–0.67 of HBM on narrow rows): the rows kernel
-      const so = (box.src[0] * sb + box.src[1]) * inner, dof = (box.dst[0] * db + box.dst[1]) * inner;
-      if (run % 4 === 0 && (sb * inner) % 4 === 0 && (db * inner) % 4 === 0 &&
-        this.rows4(src.dtype, dst.dtype, { src: src.ptr + BigInt(so * bytesPerElement(src.dtype)), dst: dst.ptr + BigInt(dof * bytesPerElement(dst.dtype)), rows: na, quads: run / 4, ss: (sb * inner) / 4, ds: (db * inner) / 4 }, false)) return;
+      const so = (box.src[0] * sb + box.src[1]) * inner,
+        dof = (box.dst[0] * db + box.dst[1]) * inner;
+      if (
+        run % 4 === 0 &&
+        (sb * inner) % 4 === 0 &&
+        (db * inner) % 4 === 0 &&
+        this.rows4(
+          src.dtype,
+          dst.dtype,
+          {
+            src: src.ptr + BigInt(so * bytesPerElement(src.dtype)),
+            dst: dst.ptr + BigInt(dof * bytesPerElement(dst.dtype)),
+            rows: na,
+            quads: run / 4,
+            ss: (sb * inner) / 4,
+            ds: (db * inner) / 4,
+          },
+          false,
+        )
+      )
+        return;
     }
     if (src.dtype !== dst.dtype) {
       const n = na * nb * inner;
-      this.kernels().copyBox.launch(this.grid(n), src, DTYPE_CODE[src.dtype], dst, DTYPE_CODE[dst.dtype],
-        na, nb, inner, sb, db, box.src[0], box.src[1], box.dst[0], box.dst[1]);
+      this.kernels().copyBox.launch(
+        this.grid(n),
+        src,
+        DTYPE_CODE[src.dtype],
+        dst,
+        DTYPE_CODE[dst.dtype],
+        na,
+        nb,
+        inner,
+        sb,
+        db,
+        box.src[0],
+        box.src[1],
+        box.dst[0],
+        box.dst[1],
+      );
       return;
     }
     const e = bytesPerElement(src.dtype);
-    const width = nb * inner * e, srcPitch = sb * inner * e, dstPitch = db * inner * e;
-    const srcOff = BigInt((box.src[0] * sb + box.src[1]) * inner * e), dstOff = BigInt((box.dst[0] * db + box.dst[1]) * inner * e);
+    const width = nb * inner * e,
+      srcPitch = sb * inner * e,
+      dstPitch = db * inner * e;
+    const srcOff = BigInt((box.src[0] * sb + box.src[1]) * inner * e),
+      dstOff = BigInt((box.dst[0] * db + box.dst[1]) * inner * e);
     if ((width === srcPitch && width === dstPitch) || na === 1) {
       this.rt.driver.call('cuMemcpyDtoDAsync', dst.ptr + dstOff, src.ptr + srcOff, width * na, this.rt.compute.handle);
       return;
     }
     // CUDA_MEMCPY2D as 16 eight-byte slots (the two memory-type enums sit in padded slots)
     const p = new BigUint64Array(16);
-    p[2] = CU_MEMORYTYPE_DEVICE; p[4] = src.ptr + srcOff; p[6] = BigInt(srcPitch);
-    p[9] = CU_MEMORYTYPE_DEVICE; p[11] = dst.ptr + dstOff; p[13] = BigInt(dstPitch);
-    p[14] = BigInt(width); p[15] = BigInt(na);
+    p[2] = CU_MEMORYTYPE_DEVICE;
+    p[4] = src.ptr + srcOff;
+    p[6] = BigInt(srcPitch);
+    p[9] = CU_MEMORYTYPE_DEVICE;
+    p[11] = dst.ptr + dstOff;
+    p[13] = BigInt(dstPitch);
+    p[14] = BigInt(width);
+    p[15] = BigInt(na);
     this.rt.driver.call('cuMemcpy2DAsync', p, this.rt.compute.handle);
   }
 
   add(dstT: Tensor, srcT: Tensor): void {
-    const dst = asCuda(dstT, 'add'), src = asCuda(srcT, 'add');
+    const dst = asCuda(dstT, 'add'),
+      src = asCuda(srcT, 'add');
     if (!shapeEq(dst.shape, src.shape)) throw new Error(`add: ${fmtShape(dst.shape)} += ${fmtShape(src.shape)}`);
     if (dst.numel === 0) return;
-    if (dst.numel % 4 === 0 && this.rows4(src.dtype, dst.dtype, { src: src.ptr, dst: dst.ptr, rows: 1, quads: dst.numel / 4, ss: 0, ds: 0 }, true)) return;
+    if (
+      dst.numel % 4 === 0 &&
+      this.rows4(
+        src.dtype,
+        dst.dtype,
+        { src: src.ptr, dst: dst.ptr, rows: 1, quads: dst.numel / 4, ss: 0, ds: 0 },
+        true,
+      )
+    )
+      return;
     this.kernels().add.launch(this.grid(dst.numel), dst, DTYPE_CODE[dst.dtype], src, DTYPE_CODE[src.dtype], dst.numel);
   }
 
@@ -141,9 +237,28 @@ export class CudaDevice implements Device {
     const src = asCuda(srcT, 'cast');
     const out = this.empty(dtype, src.shape);
     if (src.numel === 0) return out;
-    if (dtype === src.dtype) this.rt.driver.call('cuMemcpyDtoDAsync', out.ptr, src.ptr, src.bytes, this.rt.compute.handle);
-    else if (src.numel % 4 !== 0 || !this.rows4(src.dtype, dtype, { src: src.ptr, dst: out.ptr, rows: 1, quads: src.numel / 4, ss: 0, ds: 0 }, false))
-      this.kernels().copyBox.launch(this.grid(src.numel), src, DTYPE_CODE[src.dtype], out, DTYPE_CODE[dtype], 1, 1, src.numel, 1, 1, 0, 0, 0, 0);
+    if (dtype === src.dtype)
+      this.rt.driver.call('cuMemcpyDtoDAsync', out.ptr, src.ptr, src.bytes, this.rt.compute.handle);
+    else if (
+      src.numel % 4 !== 0 ||
+      !this.rows4(src.dtype, dtype, { src: src.ptr, dst: out.ptr, rows: 1, quads: src.numel / 4, ss: 0, ds: 0 }, false)
+    )
+      this.kernels().copyBox.launch(
+        this.grid(src.numel),
+        src,
+        DTYPE_CODE[src.dtype],
+        out,
+        DTYPE_CODE[dtype],
+        1,
+        1,
+        src.numel,
+        1,
+        1,
+        0,
+        0,
+        0,
+        0,
+      );
     return out;
   }
 

@@ -21,7 +21,12 @@ export const LIBCUDA: LibrarySpec = {
   what: 'CUDA driver',
   env: 'WEFT_LIBCUDA',
   sonames: ['libcuda.so.1'],
-  paths: ['/usr/lib/x86_64-linux-gnu/libcuda.so.1', '/usr/local/nvidia/lib64/libcuda.so.1', '/usr/lib64/libcuda.so.1', '/usr/lib/wsl/lib/libcuda.so.1'],
+  paths: [
+    '/usr/lib/x86_64-linux-gnu/libcuda.so.1',
+    '/usr/local/nvidia/lib64/libcuda.so.1',
+    '/usr/lib64/libcuda.so.1',
+    '/usr/lib/wsl/lib/libcuda.so.1',
+  ],
 };
 
 export const LIBNVRTC: LibrarySpec = {
@@ -46,7 +51,10 @@ export const CUDA_INCLUDE_DIRS = [
 ];
 
 export class LibraryNotFound extends Error {
-  constructor(readonly spec: LibrarySpec, readonly attempts: readonly string[]) {
+  constructor(
+    readonly spec: LibrarySpec,
+    readonly attempts: readonly string[],
+  ) {
     super(`${spec.what} library not found (tried ${attempts.join('; ')}); set ${spec.env} to its path`);
     this.name = 'LibraryNotFound';
   }
@@ -55,15 +63,23 @@ export class LibraryNotFound extends Error {
 function reason(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
   // koffi's message starts with a generic prefix; the dlopen reason after it is what helps
-  return m.replace(/^Failed to load shared library:\s*/i, '').split('\n')[0]!.trim() || 'failed to load';
+  return (
+    m
+      .replace(/^Failed to load shared library:\s*/i, '')
+      .split('\n')[0]!
+      .trim() || 'failed to load'
+  );
 }
 
 /**
  * Open the first candidate that loads. `open` is the loader (koffi.load in production, a fake
  * in tests); it throws when a candidate cannot be loaded.
  */
-export function openLibrary<T>(spec: LibrarySpec, open: (path: string) => T,
-  env: Readonly<Record<string, string | undefined>> = process.env): { handle: T; path: string } {
+export function openLibrary<T>(
+  spec: LibrarySpec,
+  open: (path: string) => T,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { handle: T; path: string } {
   const override = env[spec.env];
   if (override) {
     try {

@@ -48,7 +48,8 @@ const PROTOS = {
   cuModuleGetFunction: 'int cuModuleGetFunction(void *fn, void *module, const char *name)',
   cuFuncGetAttribute: 'int cuFuncGetAttribute(void *value, int attrib, void *fn)',
   cuFuncSetAttribute: 'int cuFuncSetAttribute(void *fn, int attrib, int value)',
-  cuLaunchKernel: 'int cuLaunchKernel(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, void *stream, void **params, void **extra)',
+  cuLaunchKernel:
+    'int cuLaunchKernel(void *fn, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared, void *stream, void **params, void **extra)',
 } as const;
 
 export type DriverFns = Record<keyof typeof PROTOS, NativeFn>;
@@ -56,7 +57,16 @@ export type DriverFns = Record<keyof typeof PROTOS, NativeFn>;
 /** Device attributes weft reads (values of CUdevice_attribute). */
 export const ATTR = { smCount: 16, l2Bytes: 38, ccMajor: 75, ccMinor: 76, maxSharedOptin: 97 } as const;
 /** Function attributes (CUfunction_attribute). */
-export const FUNC_ATTR = { maxThreads: 0, sharedBytes: 1, constBytes: 2, localBytes: 3, numRegs: 4, ptxVersion: 5, binaryVersion: 6, maxDynamicShared: 8 } as const;
+export const FUNC_ATTR = {
+  maxThreads: 0,
+  sharedBytes: 1,
+  constBytes: 2,
+  localBytes: 3,
+  numRegs: 4,
+  ptxVersion: 5,
+  binaryVersion: 6,
+  maxDynamicShared: 8,
+} as const;
 export const CU_STREAM_NON_BLOCKING = 1;
 export const CU_EVENT_DISABLE_TIMING = 2;
 
@@ -64,14 +74,20 @@ export class Driver {
   readonly check: (call: string, code: number) => void;
   readonly checker: Checker;
 
-  private constructor(readonly fn: DriverFns, readonly path: string) {
+  private constructor(
+    readonly fn: DriverFns,
+    readonly path: string,
+  ) {
     this.checker = new Checker('cuda', (code) => {
-      const name = [null as string | null], text = [null as string | null];
+      const name = [null as string | null],
+        text = [null as string | null];
       fn.cuGetErrorName(code, name);
       fn.cuGetErrorString(code, text);
       return { name: name[0] ?? '', text: text[0] ?? '' };
     });
-    this.check = (call, code) => { if (code !== 0) throw this.checker.error(call, code); };
+    this.check = (call, code) => {
+      if (code !== 0) throw this.checker.error(call, code);
+    };
   }
 
   /** Load libcuda and initialise the driver. Throws LibraryNotFound or a GpuError (e.g. no device). */
@@ -101,9 +117,15 @@ export class Driver {
     return out[0]!;
   }
 
-  version(): number { return this.int('cuDriverGetVersion'); }
-  deviceCount(): number { return this.int('cuDeviceGetCount'); }
-  attribute(attr: number, dev: number): number { return this.int('cuDeviceGetAttribute', attr, dev); }
+  version(): number {
+    return this.int('cuDriverGetVersion');
+  }
+  deviceCount(): number {
+    return this.int('cuDeviceGetCount');
+  }
+  attribute(attr: number, dev: number): number {
+    return this.int('cuDeviceGetAttribute', attr, dev);
+  }
 
   deviceName(dev: number): string {
     const buf = new Uint8Array(256);

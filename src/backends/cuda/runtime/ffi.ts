@@ -25,13 +25,16 @@ class FfiUnavailable extends Error {}
 /** koffi, imported on first use. Throws FfiUnavailable with one line when it is missing. */
 export async function loadKoffi(): Promise<Koffi> {
   if (koffi) return koffi;
-  if (!isMainThread) throw new FfiUnavailable('the CUDA backend runs only on the main thread of a process, not in worker_threads');
+  if (!isMainThread)
+    throw new FfiUnavailable('the CUDA backend runs only on the main thread of a process, not in worker_threads');
   const name = 'koffi'; // a variable, so that TypeScript does not require the optional package
   try {
     const mod = (await import(name)) as { default?: Koffi } & Koffi;
     koffi = mod.default ?? mod;
   } catch (e) {
-    throw new FfiUnavailable(`the koffi package (optional dependency, needed for CUDA) could not be loaded: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    throw new FfiUnavailable(
+      `the koffi package (optional dependency, needed for CUDA) could not be loaded: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+    );
   }
   return koffi;
 }
@@ -46,7 +49,11 @@ export function koffiSync(): Koffi {
  * Bind each prototype; a missing symbol names the library. Entries whose name is a list of
  * alternatives ('cuEventElapsedTime_v2|cuEventElapsedTime') take the first that exists.
  */
-export function bind<K extends string>(lib: NativeLib, libName: string, protos: Record<K, string>): Record<K, NativeFn> {
+export function bind<K extends string>(
+  lib: NativeLib,
+  libName: string,
+  protos: Record<K, string>,
+): Record<K, NativeFn> {
   const out = {} as Record<K, NativeFn>;
   for (const key of Object.keys(protos) as K[]) {
     const proto = protos[key];
@@ -56,7 +63,12 @@ export function bind<K extends string>(lib: NativeLib, libName: string, protos: 
     let fn: NativeFn | undefined;
     const errors: string[] = [];
     for (const n of names) {
-      try { fn = lib.func(`${m[1]}${n}${m[3]}`); break; } catch (e) { errors.push(`${n}: ${e instanceof Error ? e.message : e}`); }
+      try {
+        fn = lib.func(`${m[1]}${n}${m[3]}`);
+        break;
+      } catch (e) {
+        errors.push(`${n}: ${e instanceof Error ? e.message : e}`);
+      }
     }
     if (!fn) throw new Error(`${libName} lacks ${names.join(' or ')} (${errors.join('; ')})`);
     out[key] = fn;

@@ -34,7 +34,9 @@ const FORMAT = 1;
 
 export function cubinCacheKey(req: CompileRequest, target: CompileTarget): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ format: FORMAT, name: req.name, options: req.options, names: req.nameExpressions, target }));
+  h.update(
+    JSON.stringify({ format: FORMAT, name: req.name, options: req.options, names: req.nameExpressions, target }),
+  );
   h.update('\0');
   h.update(req.source);
   return h.digest('hex');
@@ -59,10 +61,18 @@ export class CubinCache {
   get(key: string): Program | undefined {
     if (!this.dir) return undefined;
     let buf: Buffer;
-    try { buf = readFileSync(this.file(key)); } catch { return undefined; }
+    try {
+      buf = readFileSync(this.file(key));
+    } catch {
+      return undefined;
+    }
     try {
       const hlen = buf.readUInt32LE(0);
-      const header = JSON.parse(buf.subarray(4, 4 + hlen).toString('utf8')) as { log: string; lowered: Record<string, string>; bytes: number };
+      const header = JSON.parse(buf.subarray(4, 4 + hlen).toString('utf8')) as {
+        log: string;
+        lowered: Record<string, string>;
+        bytes: number;
+      };
       const cubin = new Uint8Array(buf.subarray(4 + hlen));
       if (cubin.length !== header.bytes) return undefined; // truncated: recompile
       return { cubin, log: header.log, lowered: header.lowered };
@@ -75,7 +85,10 @@ export class CubinCache {
     if (!this.dir) return;
     try {
       mkdirSync(this.dir, { recursive: true });
-      const header = Buffer.from(JSON.stringify({ log: prog.log, lowered: prog.lowered, bytes: prog.cubin.length }), 'utf8');
+      const header = Buffer.from(
+        JSON.stringify({ log: prog.log, lowered: prog.lowered, bytes: prog.cubin.length }),
+        'utf8',
+      );
       const len = Buffer.alloc(4);
       len.writeUInt32LE(header.length, 0);
       const tmp = `${this.file(key)}.${process.pid}.tmp`;
@@ -83,16 +96,29 @@ export class CubinCache {
       renameSync(tmp, this.file(key));
     } catch (e) {
       // an unwritable cache slows later runs but must not fail this one
-      if (!this.warned) process.stderr.write(`weft: cubin cache ${this.dir} not writable (${e instanceof Error ? e.message : e}); compiling without it\n`);
+      if (!this.warned)
+        process.stderr.write(
+          `weft: cubin cache ${this.dir} not writable (${e instanceof Error ? e.message : e}); compiling without it\n`,
+        );
       this.warned = true;
     }
   }
 }
 
-export interface Compiled { program: Program; key: string; hit: boolean; ms: number }
+export interface Compiled {
+  program: Program;
+  key: string;
+  hit: boolean;
+  ms: number;
+}
 
 /** Look the request up in the cache; compile and store it on a miss. */
-export function compileCached(req: CompileRequest, target: CompileTarget, cache: CubinCache, compile: (req: CompileRequest) => Program): Compiled {
+export function compileCached(
+  req: CompileRequest,
+  target: CompileTarget,
+  cache: CubinCache,
+  compile: (req: CompileRequest) => Program,
+): Compiled {
   const t0 = performance.now();
   const key = cubinCacheKey(req, target);
   const cached = cache.get(key);

@@ -106,9 +106,16 @@ export class CachingAllocator {
   /** Return every cached block to the driver (waits for the device first). */
   emptyCache(): void {
     this.raw.synchronize();
-    for (const p of this.pending) { for (const m of p.markers) m.release(); this.insert(p.block); }
+    for (const p of this.pending) {
+      for (const m of p.markers) m.release();
+      this.insert(p.block);
+    }
     this.pending = [];
-    for (const pool of this.pools.values()) for (const b of pool) { this.raw.free(b.ptr); this.st.reserved -= b.size; }
+    for (const pool of this.pools.values())
+      for (const b of pool) {
+        this.raw.free(b.ptr);
+        this.st.reserved -= b.size;
+      }
     this.pools.clear();
   }
 
@@ -116,8 +123,10 @@ export class CachingAllocator {
     if (this.pending.length === 0) return;
     const still: typeof this.pending = [];
     for (const p of this.pending) {
-      if (p.markers.every((m) => m.done())) { for (const m of p.markers) m.release(); this.insert(p.block); }
-      else still.push(p);
+      if (p.markers.every((m) => m.done())) {
+        for (const m of p.markers) m.release();
+        this.insert(p.block);
+      } else still.push(p);
     }
     this.pending = still;
   }
@@ -125,8 +134,13 @@ export class CachingAllocator {
   private insert(block: Block): void {
     let pool = this.pools.get(block.stream);
     if (!pool) this.pools.set(block.stream, (pool = []));
-    let lo = 0, hi = pool.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (pool[mid]!.size < block.size) lo = mid + 1; else hi = mid; }
+    let lo = 0,
+      hi = pool.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pool[mid]!.size < block.size) lo = mid + 1;
+      else hi = mid;
+    }
     pool.splice(lo, 0, block);
   }
 
@@ -134,8 +148,13 @@ export class CachingAllocator {
   private take(size: number, stream: bigint): Block | undefined {
     const pool = this.pools.get(stream);
     if (!pool?.length) return undefined;
-    let lo = 0, hi = pool.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (pool[mid]!.size < size) lo = mid + 1; else hi = mid; }
+    let lo = 0,
+      hi = pool.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pool[mid]!.size < size) lo = mid + 1;
+      else hi = mid;
+    }
     const b = pool[lo];
     const limit = size < SMALL ? size : size + Math.floor(size / 4);
     if (!b || b.size > limit) return undefined;
@@ -155,9 +174,15 @@ export class CachingAllocator {
       } catch (e2) {
         if (!(e2 instanceof GpuError && e2.code === CU_OUT_OF_MEMORY)) throw e2;
         const info = this.raw.info?.();
-        throw new GpuError('cuda', 'cuMemAlloc_v2', e2.code, e2.codeName,
+        throw new GpuError(
+          'cuda',
+          'cuMemAlloc_v2',
+          e2.code,
+          e2.codeName,
           `out of device memory allocating ${fmtBytes(size)} (${fmtBytes(this.st.allocated)} in use by weft` +
-          (info ? `, ${fmtBytes(info.free)} free of ${fmtBytes(info.total)}` : '') + ')');
+            (info ? `, ${fmtBytes(info.free)} free of ${fmtBytes(info.total)}` : '') +
+            ')',
+        );
       }
     }
     this.st.driverAllocs++;

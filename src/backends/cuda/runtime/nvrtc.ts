@@ -7,7 +7,8 @@ import type { CompileRequest, Program } from './jit.js';
 const PROTOS = {
   nvrtcGetErrorString: 'const char *nvrtcGetErrorString(int result)',
   nvrtcVersion: 'int nvrtcVersion(void *major, void *minor)',
-  nvrtcCreateProgram: 'int nvrtcCreateProgram(void *prog, const char *src, const char *name, int numHeaders, const char **headers, const char **includeNames)',
+  nvrtcCreateProgram:
+    'int nvrtcCreateProgram(void *prog, const char *src, const char *name, int numHeaders, const char **headers, const char **includeNames)',
   nvrtcDestroyProgram: 'int nvrtcDestroyProgram(void *prog)',
   nvrtcCompileProgram: 'int nvrtcCompileProgram(void *prog, int numOptions, const char **options)',
   nvrtcGetProgramLogSize: 'int nvrtcGetProgramLogSize(void *prog, void *size)',
@@ -22,7 +23,11 @@ const NVRTC_ERROR_COMPILATION = 6;
 
 /** A kernel source that NVRTC rejected; `log` is NVRTC's full log. */
 export class CompileError extends Error {
-  constructor(readonly programName: string, readonly log: string, readonly options: readonly string[]) {
+  constructor(
+    readonly programName: string,
+    readonly log: string,
+    readonly options: readonly string[],
+  ) {
     super(`NVRTC could not compile ${programName} (options ${options.join(' ')}):\n${log.trim()}`);
     this.name = 'CompileError';
   }
@@ -31,15 +36,23 @@ export class CompileError extends Error {
 export class Nvrtc {
   private readonly checker: Checker;
 
-  private constructor(private readonly fn: Record<keyof typeof PROTOS, NativeFn>, readonly path: string, readonly version: string) {
-    this.checker = new Checker('nvrtc', (code) => ({ name: '', text: (fn.nvrtcGetErrorString(code) as string | null) ?? '' }));
+  private constructor(
+    private readonly fn: Record<keyof typeof PROTOS, NativeFn>,
+    readonly path: string,
+    readonly version: string,
+  ) {
+    this.checker = new Checker('nvrtc', (code) => ({
+      name: '',
+      text: (fn.nvrtcGetErrorString(code) as string | null) ?? '',
+    }));
   }
 
   static async open(): Promise<Nvrtc> {
     const koffi = await loadKoffi();
     const { handle, path } = openLibrary(LIBNVRTC, (p) => koffi.load(p));
     const fn = bind(handle, path, PROTOS);
-    const major = new Int32Array(1), minor = new Int32Array(1);
+    const major = new Int32Array(1),
+      minor = new Int32Array(1);
     const code = fn.nvrtcVersion(major, minor) as number;
     const n = new Nvrtc(fn, path, `${major[0]}.${minor[0]}`);
     n.checker.check('nvrtcVersion', code);
@@ -65,7 +78,9 @@ export class Nvrtc {
       const code = this.fn.nvrtcCompileProgram(prog, req.options.length, [...req.options]) as number;
       const logBuf = new Uint8Array(Math.max(1, this.size('nvrtcGetProgramLogSize', prog)));
       this.call('nvrtcGetProgramLog', prog, logBuf);
-      const log = new TextDecoder().decode(logBuf.subarray(0, Math.max(0, logBuf.indexOf(0) < 0 ? logBuf.length : logBuf.indexOf(0))));
+      const log = new TextDecoder().decode(
+        logBuf.subarray(0, Math.max(0, logBuf.indexOf(0) < 0 ? logBuf.length : logBuf.indexOf(0))),
+      );
       if (code === NVRTC_ERROR_COMPILATION) throw new CompileError(req.name, log, req.options);
       this.checker.check('nvrtcCompileProgram', code);
       const cubin = new Uint8Array(this.size('nvrtcGetCUBINSize', prog));

@@ -67,11 +67,15 @@ let openedOrdinal: number | undefined;
 export function openCuda(opts: OpenOptions = {}): Promise<CudaRuntime> {
   const ordinal = opts.device ?? detectLaunch()?.localRank ?? 0; // the launcher's local rank (torchrun, srun, mpirun)
   if (opened) {
-    if (ordinal !== openedOrdinal) throw new Error(`this process already uses CUDA device ${openedOrdinal}; one device per process`);
+    if (ordinal !== openedOrdinal)
+      throw new Error(`this process already uses CUDA device ${openedOrdinal}; one device per process`);
     return opened;
   }
   openedOrdinal = ordinal;
-  opened = CudaRuntime.create(ordinal, opts).catch((e) => { opened = undefined; throw e; });
+  opened = CudaRuntime.create(ordinal, opts).catch((e) => {
+    opened = undefined;
+    throw e;
+  });
   return opened;
 }
 
@@ -86,14 +90,24 @@ export class CudaRuntime {
   private readonly eventPool: CudaEvent[] = [];
   private readonly monitors = new Set<() => void>();
 
-  private constructor(readonly driver: Driver, readonly nvrtc: Nvrtc, readonly info: CudaInfo, readonly ctx: bigint, cacheDir: string | null) {
+  private constructor(
+    readonly driver: Driver,
+    readonly nvrtc: Nvrtc,
+    readonly info: CudaInfo,
+    readonly ctx: bigint,
+    cacheDir: string | null,
+  ) {
     this.compute = Stream.create(driver, 'compute');
     // transfers first: a kernel on the compute stream fills every SM with its waves of blocks, and
     // a collective's blocks on a stream of equal priority start only when that kernel's last wave
     // does — the ring's "overlapped" hop then runs after the kernel (docs/runtime.md). At the
     // highest priority the block scheduler gives NCCL the next SM that frees. WEFT_COMM_PRIORITY=0
     // keeps the normal priority (to measure the difference).
-    this.comm = Stream.create(driver, 'comm', process.env.WEFT_COMM_PRIORITY === '0' ? undefined : Stream.highestPriority(driver));
+    this.comm = Stream.create(
+      driver,
+      'comm',
+      process.env.WEFT_COMM_PRIORITY === '0' ? undefined : Stream.highestPriority(driver),
+    );
     const raw: RawMemory = {
       alloc: (bytes) => driver.u64('cuMemAlloc', bytes),
       free: (ptr) => driver.call('cuMemFree', ptr),
@@ -112,17 +126,26 @@ export class CudaRuntime {
   static async create(ordinal: number, opts: OpenOptions): Promise<CudaRuntime> {
     const driver = await Driver.open();
     const count = driver.deviceCount();
-    if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= count) throw new Error(`CUDA device ${ordinal} requested, but ${count} present`);
+    if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= count)
+      throw new Error(`CUDA device ${ordinal} requested, but ${count} present`);
     const dev = driver.int('cuDeviceGet', ordinal);
     const ctx = driver.u64('cuDevicePrimaryCtxRetain', dev);
     driver.call('cuCtxSetCurrent', ctx);
     const nvrtc = await Nvrtc.open();
     const cc: [number, number] = [driver.attribute(ATTR.ccMajor, dev), driver.attribute(ATTR.ccMinor, dev)];
     const info: CudaInfo = {
-      ordinal, name: driver.deviceName(dev), cc, arch: archOf(cc, process.env),
-      sms: driver.attribute(ATTR.smCount, dev), l2Bytes: driver.attribute(ATTR.l2Bytes, dev),
-      totalMem: Number(driver.u64('cuDeviceTotalMem', dev)), maxSharedOptin: driver.attribute(ATTR.maxSharedOptin, dev),
-      driverVersion: driver.version(), nvrtcVersion: nvrtc.version, libcuda: driver.path, libnvrtc: nvrtc.path,
+      ordinal,
+      name: driver.deviceName(dev),
+      cc,
+      arch: archOf(cc, process.env),
+      sms: driver.attribute(ATTR.smCount, dev),
+      l2Bytes: driver.attribute(ATTR.l2Bytes, dev),
+      totalMem: Number(driver.u64('cuDeviceTotalMem', dev)),
+      maxSharedOptin: driver.attribute(ATTR.maxSharedOptin, dev),
+      driverVersion: driver.version(),
+      nvrtcVersion: nvrtc.version,
+      libcuda: driver.path,
+      libnvrtc: nvrtc.path,
     };
     return new CudaRuntime(driver, nvrtc, info, ctx, opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir);
   }
@@ -143,12 +166,16 @@ export class CudaRuntime {
     const cur = this.driver.u64('cuCtxGetCurrent');
     if (cur === this.ctx) return;
     this.makeCurrent();
-    if (!this.contextWarned) process.stderr.write(`weft: ${after} left another CUDA context current on device ${this.info.ordinal} (0x${cur.toString(16)}); restored\n`);
+    if (!this.contextWarned)
+      process.stderr.write(
+        `weft: ${after} left another CUDA context current on device ${this.info.ordinal} (0x${cur.toString(16)}); restored\n`,
+      );
     this.contextWarned = true;
   }
 
   memInfo(): { free: number; total: number } {
-    const free = new BigUint64Array(1), total = new BigUint64Array(1);
+    const free = new BigUint64Array(1),
+      total = new BigUint64Array(1);
     this.driver.call('cuMemGetInfo', free, total);
     return { free: Number(free[0]), total: Number(total[0]) };
   }
@@ -156,7 +183,8 @@ export class CudaRuntime {
   /** Compile CUDA C++ for this GPU (or load it from the cubin cache) and load the module. */
   compile(source: string, opts: CompileOptions = {}): CudaModule {
     const req = {
-      source, name: opts.name ?? 'weft.cu',
+      source,
+      name: opts.name ?? 'weft.cu',
       options: [...this.baseOptions, ...(opts.options ?? [])],
       nameExpressions: [...(opts.nameExpressions ?? [])],
     };
@@ -219,12 +247,19 @@ export class CudaRuntime {
 
   /** Resolve once `event` has completed; rejects if a health monitor reports a failure first. */
   async waitEvent(event: CudaEvent): Promise<void> {
-    await pollUntil(() => event.done(), () => this.checkHealth());
+    await pollUntil(
+      () => event.done(),
+      () => this.checkHealth(),
+    );
   }
 
   /** Resolve once all work enqueued on `stream` so far has completed. */
   async synchronize(stream: Stream = this.compute): Promise<void> {
     const e = this.borrowEvent().record(stream);
-    try { await this.waitEvent(e); } finally { this.releaseEvent(e); }
+    try {
+      await this.waitEvent(e);
+    } finally {
+      this.releaseEvent(e);
+    }
   }
 }

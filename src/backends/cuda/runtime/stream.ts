@@ -4,7 +4,11 @@
 import { CU_EVENT_DISABLE_TIMING, CU_STREAM_NON_BLOCKING, type Driver } from './driver.js';
 
 export class CudaEvent {
-  constructor(private readonly driver: Driver, readonly handle: bigint, readonly timing: boolean) {}
+  constructor(
+    private readonly driver: Driver,
+    readonly handle: bigint,
+    readonly timing: boolean,
+  ) {}
 
   /** Capture the work enqueued on `stream` so far. */
   record(stream: Stream): this {
@@ -29,17 +33,25 @@ export class CudaEvent {
 }
 
 export class Stream {
-  constructor(private readonly driver: Driver, readonly handle: bigint, readonly name: string) {}
+  constructor(
+    private readonly driver: Driver,
+    readonly handle: bigint,
+    readonly name: string,
+  ) {}
 
   /** A non-blocking stream; `priority` as CUDA numbers it (lower runs first), default the normal one. */
   static create(driver: Driver, name: string, priority?: number): Stream {
-    const handle = priority === undefined ? driver.u64('cuStreamCreate', CU_STREAM_NON_BLOCKING) : driver.u64('cuStreamCreateWithPriority', CU_STREAM_NON_BLOCKING, priority);
+    const handle =
+      priority === undefined
+        ? driver.u64('cuStreamCreate', CU_STREAM_NON_BLOCKING)
+        : driver.u64('cuStreamCreateWithPriority', CU_STREAM_NON_BLOCKING, priority);
     return new Stream(driver, handle, name);
   }
 
   /** The highest priority this context offers (CUDA's `greatest`, a negative number on current GPUs). */
   static highestPriority(driver: Driver): number {
-    const least = new Int32Array(1), greatest = new Int32Array(1);
+    const least = new Int32Array(1),
+      greatest = new Int32Array(1);
     driver.call('cuCtxGetStreamPriorityRange', least, greatest);
     return greatest[0]!;
   }

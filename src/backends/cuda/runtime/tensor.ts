@@ -15,12 +15,20 @@ export class CudaTensor implements Tensor {
   readonly bytes: number;
   private owner?: { allocator: CachingAllocator; block: Block };
 
-  constructor(readonly dtype: DType, shape: readonly number[], readonly ptr: bigint,
-    owner?: { allocator: CachingAllocator; block: Block }, private readonly base?: CudaTensor) {
+  constructor(
+    readonly dtype: DType,
+    shape: readonly number[],
+    readonly ptr: bigint,
+    owner?: { allocator: CachingAllocator; block: Block },
+    private readonly base?: CudaTensor,
+  ) {
     this.shape = Object.freeze([...shape]);
     this.numel = numel(shape);
     this.bytes = this.numel * bytesPerElement(dtype);
-    if (owner) { this.owner = owner; registry.register(this, owner, this); }
+    if (owner) {
+      this.owner = owner;
+      registry.register(this, owner, this);
+    }
   }
 
   /** The allocator block behind this tensor (its base's for a view), if any. */
@@ -33,7 +41,13 @@ export class CudaTensor implements Tensor {
     const n = numel(shape);
     if (!Number.isInteger(offset) || offset < 0 || offset + n > this.numel)
       throw new Error(`view of ${n} elements at ${offset} outside a tensor of ${this.numel} (${fmtShape(this.shape)})`);
-    return new CudaTensor(this.dtype, shape, this.ptr + BigInt(offset * bytesPerElement(this.dtype)), undefined, this.base ?? this);
+    return new CudaTensor(
+      this.dtype,
+      shape,
+      this.ptr + BigInt(offset * bytesPerElement(this.dtype)),
+      undefined,
+      this.base ?? this,
+    );
   }
 
   /** Give the memory back to the pool now (stream-ordered: pending work on it still runs). */
@@ -52,6 +66,7 @@ export class CudaTensor implements Tensor {
 
 /** The tensor as a CudaTensor, or an error naming the operation. */
 export function asCuda(t: Tensor, what: string): CudaTensor {
-  if (!(t instanceof CudaTensor)) throw new Error(`${what}: expected a CUDA tensor, got ${'data' in t ? 'a host tensor' : typeof t}`);
+  if (!(t instanceof CudaTensor))
+    throw new Error(`${what}: expected a CUDA tensor, got ${'data' in t ? 'a host tensor' : typeof t}`);
   return t;
 }
