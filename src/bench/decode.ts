@@ -21,9 +21,8 @@ import { defaultScale } from '../kernel/kernel.js';
 import { MaskGrid } from '../mask/grid.js';
 import { maskView, type MaskView } from '../mask/view.js';
 import { benchOps } from './ops.js';
-import { peerScript } from './peer.js';
+import { peerScript, streamPeer } from './peer.js';
 import { type BenchRecord, makeRecord, recordFile, summarize, writeRecords } from './record.js';
-import { spawn } from 'node:child_process';
 
 export interface DecodeBenchOptions {
   batches?: readonly number[];
@@ -89,44 +88,18 @@ interface PeerLine {
   form?: string;
 }
 
-async function runPeer(
+function runPeer(
   python: string,
   configs: readonly DecodeConfig[],
   log: (l: string) => void,
 ): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
-  const script = peerScript('decode_peer.py');
-  const child = spawn(python, [script, JSON.stringify({ configs })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '',
-    err = '';
-  const lines: PeerLine[] = [];
-  let info: Record<string, unknown> = {};
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (!line) continue;
-      const j = JSON.parse(line) as PeerLine & Record<string, unknown>;
-      if (j.name === undefined) {
-        info = j;
-        continue;
-      }
-      lines.push(j);
-      log(
-        j.samples
-          ? `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: median ${summarize(j.samples).median.toFixed(3)} ms (${j.form})`
-          : `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: cannot run: ${j.error}`,
-      );
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  if (code !== 0)
-    throw new Error(`the PyTorch peer (${python} ${script}) failed with code ${code}: ${err.trim().slice(-500)}`);
-  return { info, lines };
+  return streamPeer<PeerLine>(python, peerScript('decode_peer.py'), JSON.stringify({ configs }), (j) =>
+    log(
+      j.samples
+        ? `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: median ${summarize(j.samples).median.toFixed(3)} ms (${j.form})`
+        : `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: cannot run: ${j.error}`,
+    ),
+  );
 }
 
 export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchRecord[]> {

@@ -8,7 +8,6 @@
 //
 // The mask view of a configuration is built once through the mask language, as a strategy does;
 // its device copy and block lists are made during warm-up and reused, as across ring steps.
-import { spawn } from 'node:child_process';
 import { openCuda } from '../backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
@@ -18,7 +17,7 @@ import { attentionFlops, type Pass } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import { lower, maskName, type MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
-import { peerScript } from './peer.js';
+import { peerScript, streamPeer } from './peer.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
 
 /** The passes the benchmark times (the backward alone needs the forward's outputs). */
@@ -93,44 +92,19 @@ function peersFor(kind: Config['kind']): string[] {
   return kind === 'full' ? ['sdpa-flash', 'sdpa-cudnn'] : ['sdpa-flash', 'sdpa-cudnn', 'flex'];
 }
 
-async function runPeer(
+function runPeer(
   python: string,
   configs: readonly Config[],
   log: (l: string) => void,
 ): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
   const arg = JSON.stringify({ configs: configs.map((c) => ({ ...c, peers: peersFor(c.kind) })) });
-  const child = spawn(python, [PEER, arg], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '',
-    err = '';
-  const lines: PeerLine[] = [];
-  let info: Record<string, unknown> = {};
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (!line) continue;
-      const j = JSON.parse(line) as PeerLine & Record<string, unknown>;
-      if (j.name === undefined) {
-        info = j;
-        continue;
-      }
-      lines.push(j);
-      log(
-        j.samples
-          ? `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: median ${summarize(j.samples).median.toFixed(3)} ms`
-          : `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: not run — ${j.error}`,
-      );
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const code = await new Promise<number | null>((res) => child.on('close', res));
-  if (code !== 0)
-    throw new Error(`the PyTorch peer (${python} ${PEER}) failed with code ${code}: ${err.trim().slice(-500)}`);
-  return { info, lines };
+  return streamPeer<PeerLine>(python, PEER, arg, (j) =>
+    log(
+      j.samples
+        ? `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: median ${summarize(j.samples).median.toFixed(3)} ms`
+        : `  ${j.name.padEnd(10)} S=${j.S} ${j.mask} ${j.pass}: not run — ${j.error}`,
+    ),
+  );
 }
 
 export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchRecord[]> {

@@ -58,3 +58,44 @@ export async function runPeer<T>(
     .filter((l) => l.startsWith('RESULT '))
     .map((l) => JSON.parse(l.slice(7)) as T);
 }
+
+/**
+ * Run a one-GPU peer script (`python script arg`) that prints one JSON object a line: an info
+ * object first (no `name`), then one line per measurement, each passed to `onLine` as it arrives
+ * so long sweeps show progress. Returns the info and the measurement lines.
+ */
+export async function streamPeer<L extends { name?: string }>(
+  python: string,
+  script: string,
+  arg: string,
+  onLine: (line: L) => void,
+): Promise<{ info: Record<string, unknown>; lines: L[] }> {
+  const child = spawn(python, [script, arg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '',
+    err = '';
+  const lines: L[] = [];
+  let info: Record<string, unknown> = {};
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (!line) continue;
+      const j = JSON.parse(line) as L & Record<string, unknown>;
+      if (j.name === undefined) {
+        info = j;
+        continue;
+      }
+      lines.push(j);
+      onLine(j);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  if (code !== 0)
+    throw new Error(`the PyTorch peer (${python} ${script}) failed with code ${code}: ${err.trim().slice(-500)}`);
+  return { info, lines };
+}
