@@ -3,7 +3,7 @@
 // elements, so a rank reads only the runs of rows its shard holds — never the whole file.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../errors.js';
-import { SafetensorsError, type StData, type StDType, type StTensor } from './safetensors.js';
+import { SafetensorsError, type StDType, type StTensor, typedView } from './safetensors.js';
 import type { TensorEntry } from './problem.js';
 
 /** Bytes per element of each safetensors dtype weft reads (the format's own sizes). */
@@ -25,23 +25,6 @@ function readAt(fd: number, length: number, position: number, path: string): Uin
     got += n;
   }
   return buf;
-}
-
-function typed(dtype: StDType, bytes: Uint8Array): StData {
-  const b = bytes.buffer as ArrayBuffer;
-  switch (dtype) {
-    case 'F64':
-      return new Float64Array(b);
-    case 'F32':
-      return new Float32Array(b);
-    case 'BF16':
-    case 'F16':
-      return new Uint16Array(b);
-    case 'I32':
-      return new Int32Array(b);
-    case 'I64':
-      return new BigInt64Array(b);
-  }
 }
 
 /** An open safetensors file read by byte ranges: its header, and the rows a rank asks for. */
@@ -119,7 +102,7 @@ export class RowReader {
     return {
       dtype: t.dtype,
       shape: t.shape,
-      data: typed(t.dtype, readAt(this.fd, t.end - t.begin, t.begin, this.path)),
+      data: typedView(t.dtype, readAt(this.fd, t.end - t.begin, t.begin, this.path).buffer as ArrayBuffer),
     };
   }
 
@@ -137,7 +120,7 @@ export class RowReader {
       out.set(readAt(this.fd, (j - i) * rowBytes, t.begin + positions[i]! * rowBytes, this.path), i * rowBytes);
       i = j;
     }
-    return { dtype: t.dtype, shape: [positions.length, rowElems], data: typed(t.dtype, out) };
+    return { dtype: t.dtype, shape: [positions.length, rowElems], data: typedView(t.dtype, out.buffer as ArrayBuffer) };
   }
 
   close(): void {

@@ -30,7 +30,11 @@ function isStDType(s: unknown): s is StDType {
 
 function viewOf(dtype: StDType, bytes: Uint8Array): StData {
   // copy so the typed array is aligned whatever the header length was
-  const buf = bytes.slice().buffer;
+  return typedView(dtype, bytes.slice().buffer);
+}
+
+/** A typed array of `dtype` over a whole (aligned) buffer. */
+export function typedView(dtype: StDType, buf: ArrayBuffer): StData {
   switch (dtype) {
     case 'F64':
       return new Float64Array(buf);
