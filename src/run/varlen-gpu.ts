@@ -98,21 +98,23 @@ function launchedWorld(g: GpuRank): GpuWorld {
   };
 }
 
-/** This process's GPU of a `world`-rank run: under a launcher its rank (collective), else one GPU for world 1. */
-export async function openGpuWorld(world: number): Promise<GpuWorld> {
+/** That a `world`-rank GPU run can start here: alone only world 1, under a launcher its size (before any GPU is touched). */
+export function checkGpuWorld(world: number): void {
   const d = distEnv();
-  if (!d) {
-    if (world !== 1)
-      throw new UserError(
-        `--backend cuda runs one process per GPU: weft launch -n ${world} -- run --strategy varlen --backend cuda --world ${world} … (alone, only --world 1)`,
-      );
-    return OneGpu.open();
-  }
-  if (d.worldSize !== world)
+  if (!d && world !== 1)
+    throw new UserError(
+      `--backend cuda runs one process per GPU: weft launch -n ${world} -- run --strategy varlen --backend cuda --world ${world} … (alone, only --world 1)`,
+    );
+  if (d && d.worldSize !== world)
     throw new UserError(
       `--world ${world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
     );
-  return launchedWorld(await GpuRank.open());
+}
+
+/** This process's GPU of a `world`-rank run: under a launcher its rank (collective), else one GPU for world 1. */
+export async function openGpuWorld(world: number): Promise<GpuWorld> {
+  checkGpuWorld(world);
+  return distEnv() ? launchedWorld(await GpuRank.open()) : OneGpu.open();
 }
 
 export interface VarlenGpuRun {

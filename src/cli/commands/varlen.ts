@@ -118,10 +118,10 @@ export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
   }
   const mask = batchMaskSpec(batch);
   const head = { world, dims: { S: plan.S, H, Hkv, D }, mask: maskName(mask), seed };
-  if (await onGpu(backend, dist !== undefined)) {
+  if (await onGpu(backend, dist !== undefined, world)) {
     const dtype = gpuDtype(o);
     if (D !== 64 && D !== 128) throw new UserError(`--dim ${D}: the GPU kernels take head dims 64 and 128`);
-    const { openGpuWorld, runVarlenGpu } = await import('../../run/varlen-gpu.js'); // CPU runs never load CUDA
+    const { openGpuWorld, runVarlenGpu } = await import('../../run/varlen-gpu.js');
     const iters = need(optInt(o.iters, 'iters', 1), 'iters'),
       warmup = need(optInt(o.warmup, 'warmup', 0), 'warmup');
     const g = await openGpuWorld(world);
@@ -193,8 +193,10 @@ const gpuDtype = (o: VarlenOpts) => parseChoice(o.dtype ?? 'bf16', '--dtype', ['
 const rowBytes = (Hkv: number, D: number, dtype: DType): number => 2 * Hkv * D * bytesPerElement(dtype);
 
 /** GPUs when asked for, or (auto) under a launcher on a machine with CUDA, as weft run decides. */
-async function onGpu(backend: 'auto' | 'cpu' | 'cuda', launched: boolean): Promise<boolean> {
+async function onGpu(backend: 'auto' | 'cpu' | 'cuda', launched: boolean, world: number): Promise<boolean> {
   if (backend === 'cuda') {
+    // the GPU module loads CUDA only when a GPU is opened: CPU runs never get here
+    (await import('../../run/varlen-gpu.js')).checkGpuWorld(world);
     await resolveBackend('cuda'); // a one-line error when there is none
     return true;
   }
