@@ -281,13 +281,14 @@ function checkJson(text: string, world: number, dtype: string): RunJson {
 }
 
 const CLI = ['run', '--strategy', 'varlen', '--backend', 'cuda', '--check', '--json', '--iters', '2', '--warmup', '1'];
+// small batches: the f64 reference on the host scans every key for every row (O(S²·H·D))
 const CASES: [string, string, string[]][] = [
   [
     'bf16',
     'document-causal',
     ['--cu-seqlens', '0,1,2,300,301,700,701', '--heads', '8', '--kv-heads', '2', '--dim', '128'],
   ],
-  ['f16', 'document-sliding:64,0', ['--docs', '9', '--dist', 'longtail', '--seed', '4', '--heads', '4', '--dim', '64']],
+  ['f16', 'document-sliding:64,0', ['--docs', '4', '--dist', 'longtail', '--seed', '5', '--heads', '4', '--dim', '64']],
   ['bf16', 'document', ['--cu-seqlens', '0,1,90,91,400', '--heads', '4', '--kv-heads', '1', '--dim', '64']],
 ];
 
