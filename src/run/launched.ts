@@ -91,7 +91,8 @@ export async function runLaunched(
   );
 }
 
-export function checkWorld(layout: Layout, d: DistEnv): void {
+/** That the run's world is the number of processes the launcher started. */
+export function checkWorld(layout: { world: number }, d: DistEnv): void {
   if (layout.world !== d.worldSize)
     throw new UserError(
       `--world ${layout.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,

@@ -28,6 +28,7 @@ import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/h
 import { type DispatchPlan, rankPositions } from '../varlen/dispatch.js';
 import { sparseKV } from '../varlen/execute.js';
 import { GpuRank, SEEDS } from './gpu.js';
+import { checkWorld } from './launched.js';
 import type { RankOutput } from './rank.js';
 import { type RankStats, statsOf, type RunStats } from './run.js';
 import { varlenStats } from './varlen.js';
@@ -105,10 +106,7 @@ export function checkGpuWorld(world: number): void {
     throw new UserError(
       `--backend cuda runs one process per GPU: weft launch -n ${world} -- run --strategy varlen --backend cuda --world ${world} … (alone, only --world 1)`,
     );
-  if (d && d.worldSize !== world)
-    throw new UserError(
-      `--world ${world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
-    );
+  if (d) checkWorld({ world }, d);
 }
 
 /** This process's GPU of a `world`-rank run: under a launcher its rank (collective), else one GPU for world 1. */

@@ -4,14 +4,13 @@
 // runDistributed and runLaunched, with each rank's tokens and the plan's figures beside what the
 // ranks counted.
 import { runRanks } from '../backends/cpu/comm/launch.js';
-import { UserError } from '../errors.js';
 import type { DistEnv } from '../launch/cluster.js';
 import type { StoreClient } from '../launch/store.js';
 import { MaskGrid } from '../mask/grid.js';
 import { ShardMap } from '../shard/shard.js';
 import { castHost, type HostTensor } from '../tensor/host.js';
 import { type DispatchPlan, rankPositions } from '../varlen/dispatch.js';
-import { runRankShards } from './launched.js';
+import { checkWorld, runRankShards } from './launched.js';
 import type { RankOutput, RankTask } from './rank.js';
 import {
   checkProblem,
@@ -87,10 +86,7 @@ export async function runVarlenLaunched(
   store: StoreClient,
   o: { timeoutMs?: number } = {},
 ): Promise<VarlenResult | undefined> {
-  if (plan.world !== d.worldSize)
-    throw new UserError(
-      `--world ${plan.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
-    );
+  checkWorld(plan, d);
   const { S, H, Hkv, D } = checkProblem(problem);
   if (S !== plan.S) throw new Error(`runVarlenLaunched: the problem has ${S} tokens, the plan ${plan.S}`);
   MaskGrid.build(problem.mask, S);
