@@ -76,7 +76,8 @@ export function checkPasses(c: GpuCheck): boolean {
   );
 }
 
-const SEEDS = { q: 1, k: 2, v: 3, dout: 4 } as const;
+/** The seeds of the random q, k, v, dout (DeviceRandom): every GPU run of one problem draws the same tensors. */
+export const SEEDS = { q: 1, k: 2, v: 3, dout: 4 } as const;
 /** The f64 reference runs on the host in JS: only for problems that take it seconds. */
 const REFERENCE_FLOP_LIMIT = 2e10;
 
@@ -342,7 +343,7 @@ export class GpuRank {
   }
 
   /** Rank 0 receives every rank's rows (dimension `axis`) and places them at their global positions. */
-  private async gatherRows(shard: ShardMap, t: CudaTensor, axis: 0 | 1): Promise<HostTensor | undefined> {
+  async gatherRows(shard: ShardMap, t: CudaTensor, axis: 0 | 1): Promise<HostTensor | undefined> {
     const dev = this.world.rt.device;
     if (this.rank !== 0) {
       await this.comm.sendRecv([{ send: { buf: t, peer: 0 } }]).wait();
@@ -369,7 +370,7 @@ export class GpuRank {
   }
 
   /** Every rank's JSON value, on rank 0 (through the rendezvous store). */
-  private async gatherJson<T>(what: string, value: T): Promise<T[] | undefined> {
+  async gatherJson<T>(what: string, value: T): Promise<T[] | undefined> {
     const store = this.world.store;
     const key = `${what}/${this.exchanges++}`; // every rank counts its exchanges alike
     await store.set(`weft/run/${key}/${this.rank}`, JSON.stringify(value));

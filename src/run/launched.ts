@@ -12,7 +12,7 @@ import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';
 import { castHost, hostZeros, type HostTensor } from '../tensor/host.js';
-import { type Layout, resolveLayout, type ResolvedLayout } from './layout.js';
+import { type Layout, resolveLayout } from './layout.js';
 import { documentsOf, rankMain, type RankOutput, type RankTask } from './rank.js';
 import { type Problem, type RunResult, statsOf } from './run.js';
 
@@ -91,7 +91,8 @@ export async function runLaunched(
   );
 }
 
-export function checkWorld(layout: Layout, d: DistEnv): void {
+/** That the run's world is the number of processes the launcher started. */
+export function checkWorld(layout: { world: number }, d: DistEnv): void {
   if (layout.world !== d.worldSize)
     throw new UserError(
       `--world ${layout.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
@@ -106,7 +107,7 @@ export interface ShardRun {
   mask: MaskSpec;
   scale: number;
   dtype: 'f64' | 'f32';
-  layout: ResolvedLayout;
+  layout: RankTask['layout'];
   shard: ShardMap;
 }
 

@@ -142,7 +142,8 @@ export async function runDistributed(problem: Problem, layout: Layout, options: 
   return (await runBatch([{ problem, layout }], options))[0]!;
 }
 
-export function statsOf(outs: readonly RankOutput[]): RunStats {
+/** The run's stats from each rank's counts (the tensors are not read). */
+export function statsOf(outs: readonly Omit<RankOutput, 'out' | 'lse' | 'dq' | 'dk' | 'dv'>[]): RunStats {
   const steps: StepStats[] = outs.flatMap((o, rank) => o.steps.map((s) => ({ rank, ...s })));
   const perRank: RankStats[] = outs.map((o, rank) => {
     const t = { messages: 0, bytesSent: 0, bytesReceived: 0 };

@@ -1,15 +1,21 @@
 // `weft run --strategy varlen`: a packed variable-length batch through the dispatcher and the
-// sparse K/V executor on N CPU ranks. The batch comes from --cu-seqlens, --lengths FILE, or a seeded
+// sparse K/V executor — on N CPU ranks (worker threads, or one process per rank under weft launch,
+// over TCP), or on GPUs (--backend cuda: one GPU alone for --world 1, else one process per GPU under
+// weft launch, over NCCL). The batch comes from --cu-seqlens, --lengths FILE, or a seeded
 // distribution (--docs N or --seq S with --dist longtail|magi); --dry-plan prints the dispatch plan
-// and runs nothing. JSON: the plan's figures, weft run's stats (perRank[].bytesSent, balance, …)
-// with each rank's tokens, and with --check {errors, tolerance, ok}.
+// and runs nothing. Under a launcher every rank computes the same plan and rank 0 alone reports.
+// JSON: the plan's figures, weft run's stats (perRank[].bytesSent, balance, …) with each rank's
+// tokens, and with --check {errors, tolerance, ok}.
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName } from '../../mask/spec.js';
-import { runVarlen } from '../../run/varlen.js';
+import { runVarlen, runVarlenLaunched, type VarlenStats } from '../../run/varlen.js';
+import type { GpuVarlenCheck, VarlenGpuStats } from '../../run/varlen-gpu.js';
+import { resolveBackend } from '../../backends/index.js';
+import { connectStore, distEnv } from '../../launch/env.js';
 import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
-import { bytesPerElement } from '../../tensor/dtype.js';
+import { bytesPerElement, type DType } from '../../tensor/dtype.js';
 import { UserError } from '../../errors.js';
 import { type Batch, batchMaskSpec, docMaskOf, lengthsFrom } from '../../varlen/batch.js';
 import { dispatch, type DispatchPlan } from '../../varlen/dispatch.js';
@@ -69,15 +75,19 @@ function planTable(plan: DispatchPlan, rowBytes: number): string {
   return lines.join('\n');
 }
 
+type Check = { errors: Record<string, number>; tolerance: number; ok: boolean };
+
 export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
   const world = need(optInt(o.world, 'world'), 'world');
   for (const f of ['shard', 'ulysses', 'ring', 'inner', 'placement'] as const)
     if (o[f] !== undefined)
       throw new UserError(`--${f} does not apply to --strategy varlen (the dispatcher places the tokens)`);
+  if (o.timeline !== undefined) throw new UserError('--timeline is not recorded for --strategy varlen');
   const H = need(optInt(o.heads, 'heads'), 'heads'),
     Hkv = optInt(o.kvHeads, 'kv-heads') ?? H,
     D = need(optInt(o.dim, 'dim'), 'dim');
   if (H % Hkv !== 0) throw new UserError(`${H} heads are not a multiple of ${Hkv} KV heads`);
+  const backend = parseChoice(o.backend ?? 'auto', '--backend', ['auto', 'cpu', 'cuda'] as const);
   const seed = optInt(o.seed, 'seed', 0)!;
   const lengths = lengthsFrom({
     cuSeqlens: o.cuSeqlens,
@@ -91,29 +101,79 @@ export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
   const batch: Batch = { lengths, masks: lengths.map(() => docMask) };
   const slack = o.tokenSlack === undefined ? undefined : parseNumber(o.tokenSlack, '--token-slack', { min: 0 });
   const plan = dispatch(batch, { world, maxTokens: optInt(o.rankTokens, 'rank-tokens'), slack });
-  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
-  const rowBytes = 2 * Hkv * D * bytesPerElement(dtype); // one K row and one V row
-  if (o.dryPlan) {
-    process.stdout.write(
-      o.json
-        ? `${JSON.stringify({ strategy: 'varlen', dims: { S: plan.S, H, Hkv, D }, mask: o.mask, dtype, seed, plan: planJson(plan, rowBytes) })}\n`
-        : planTable(plan, rowBytes),
-    );
-    return;
-  }
-  if (o.backend === 'cuda') throw new UserError('--strategy varlen runs on CPU ranks only so far');
-  const S = plan.S,
-    rng = new Rng(seed);
-  const mask = batchMaskSpec(batch);
+  const dist = distEnv();
+  const lead = (dist?.rank ?? 0) === 0;
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
   if (!(scale > 0) || !Number.isFinite(scale))
     throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
+  if (o.dryPlan) {
+    const dtype = backend === 'cuda' ? gpuDtype(o) : cpuDtype(o);
+    if (lead)
+      process.stdout.write(
+        o.json
+          ? `${JSON.stringify({ strategy: 'varlen', dims: { S: plan.S, H, Hkv, D }, mask: o.mask, dtype, seed, plan: planJson(plan, rowBytes(Hkv, D, dtype)) })}\n`
+          : planTable(plan, rowBytes(Hkv, D, dtype)),
+      );
+    return;
+  }
+  const mask = batchMaskSpec(batch);
+  const head = { world, dims: { S: plan.S, H, Hkv, D }, mask: maskName(mask), seed };
+  if (await onGpu(backend, dist !== undefined, world)) {
+    const dtype = gpuDtype(o);
+    if (D !== 64 && D !== 128) throw new UserError(`--dim ${D}: the GPU kernels take head dims 64 and 128`);
+    const { openGpuWorld, runVarlenGpu } = await import('../../run/varlen-gpu.js');
+    const iters = need(optInt(o.iters, 'iters', 1), 'iters'),
+      warmup = need(optInt(o.warmup, 'warmup', 0), 'warmup');
+    const g = await openGpuWorld(world);
+    let res;
+    try {
+      res = await runVarlenGpu(g, {
+        plan,
+        H,
+        Hkv,
+        D,
+        mask,
+        dtype,
+        scale,
+        backward: o.backward,
+        check: o.check === true,
+        warmup,
+        iters,
+        progress: (i, ms) => {
+          // long iterations say when each is done; short ones stay quiet
+          if (g.rank === 0 && ms > 2000)
+            process.stderr.write(
+              `weft: iteration ${i + 1} of ${warmup + iters}${i < warmup ? ' (warm-up)' : ''}: ${(ms / 1000).toFixed(1)} s\n`,
+            );
+        },
+      });
+    } finally {
+      await g.close();
+    }
+    if (res) report(o, { ...head, backend: 'cuda', dtype }, plan, res.stats, res.check);
+    return;
+  }
+
+  const dtype = cpuDtype(o);
+  const rng = new Rng(seed);
+  const S = plan.S;
   const q = randn(rng, dtype, [S, H, D]),
     k = randn(rng, dtype, [S, Hkv, D]),
     v = randn(rng, dtype, [S, Hkv, D]);
   const dout = o.backward ? randn(rng, dtype, [S, H, D]) : undefined;
-  const res = await runVarlen({ q, k, v, dout, mask, scale, dtype }, plan, { timeoutMs: timeoutMs(o) });
-  let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
+  const problem = { q, k, v, dout, mask, scale, dtype };
+  let res;
+  if (dist) {
+    // one CPU rank per launched process, over TCP; every rank holds the same plan and inputs
+    const store = await connectStore(dist, timeoutMs(o));
+    try {
+      res = await runVarlenLaunched(problem, plan, dist, store, { timeoutMs: timeoutMs(o) });
+    } finally {
+      store.close();
+    }
+    if (!res) return;
+  } else res = await runVarlen(problem, plan, { timeoutMs: timeoutMs(o) });
+  let check: Check | undefined;
   if (o.check) {
     const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout);
     const errors: Record<string, number> = {};
@@ -124,16 +184,59 @@ export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
     }
     check = { errors, tolerance: TOLERANCE[dtype], ok: Object.values(errors).every((e) => e <= TOLERANCE[dtype]) };
   }
-  const s = res.stats;
+  report(o, { ...head, backend: 'cpu', dtype }, plan, res.stats, check);
+}
+
+const cpuDtype = (o: VarlenOpts) => parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+const gpuDtype = (o: VarlenOpts) => parseChoice(o.dtype ?? 'bf16', '--dtype', ['bf16', 'f16'] as const);
+/** One K row and one V row. */
+const rowBytes = (Hkv: number, D: number, dtype: DType): number => 2 * Hkv * D * bytesPerElement(dtype);
+
+/** GPUs when asked for, or (auto) under a launcher on a machine with CUDA, as weft run decides. */
+async function onGpu(backend: 'auto' | 'cpu' | 'cuda', launched: boolean, world: number): Promise<boolean> {
+  if (backend === 'cuda') {
+    // the GPU module loads CUDA only when a GPU is opened: CPU runs never get here
+    (await import('../../run/varlen-gpu.js')).checkGpuWorld(world);
+    await resolveBackend('cuda'); // a one-line error when there is none
+    return true;
+  }
+  if (backend === 'cpu' || !launched) return false;
+  const { backend: b, skipped } = await resolveBackend('auto');
+  if (b.name === 'cuda') return true;
+  for (const s of skipped)
+    process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
+  return false;
+}
+
+function report(
+  o: VarlenOpts,
+  h: {
+    world: number;
+    dims: { S: number; H: number; Hkv: number; D: number };
+    mask: string;
+    seed: number;
+    backend: 'cpu' | 'cuda';
+    dtype: DType;
+  },
+  plan: DispatchPlan,
+  s: VarlenStats | VarlenGpuStats,
+  check: Check | GpuVarlenCheck | undefined,
+): void {
+  const rb = rowBytes(h.dims.Hkv, h.dims.D, h.dtype);
   if (o.json) {
-    const { docs: _d, pieces: _p, transfers: _t, ...summary } = planJson(plan, rowBytes) as Record<string, unknown>;
+    const { docs: _d, pieces: _p, transfers: _t, ...summary } = planJson(plan, rb) as Record<string, unknown>;
+    const { world, backend, ...rest } = h;
     process.stdout.write(
-      `${JSON.stringify({ layout: { strategy: 'varlen', world }, dims: { S, H, Hkv, D }, mask: maskName(mask), dtype, seed, plan: summary, stats: s, check })}\n`,
+      `${JSON.stringify({ layout: { strategy: 'varlen', world }, backend, ...rest, plan: summary, stats: s, check })}\n`,
     );
   } else {
+    const gpu = 'tflopsPerGpu' in s;
     const lines = [
-      planTable(plan, rowBytes),
-      `time: forward ${s.forwardMs.toFixed(1)} ms${res.dq ? `, backward ${s.backwardMs.toFixed(1)} ms` : ''} (slowest rank); work balance (max/mean area) ${s.balance.toFixed(3)}, tokens ${s.tokenBalance.toFixed(3)}`,
+      planTable(plan, rb),
+      gpu
+        ? `on ${h.world} GPU${h.world > 1 ? 's' : ''}, ${h.dtype}: median ${s.wallMs.toFixed(2)} ms over ${s.iters} iterations (slowest rank), ${s.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU (unmasked area; backward counted 2.5×)`
+        : `time: forward ${s.forwardMs.toFixed(1)} ms${o.backward ? `, backward ${s.backwardMs.toFixed(1)} ms` : ''} (slowest rank)`,
+      `work balance (max/mean area) ${s.balance.toFixed(3)}, tokens ${s.tokenBalance.toFixed(3)}`,
       '',
       table(
         s.perRank.map((r) => ({
@@ -144,6 +247,13 @@ export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
           'sent B': r.bytesSent,
           'received B': r.bytesReceived,
           'peak held B': r.peakHeldBytes,
+          ...('peakDeviceBytes' in r
+            ? {
+                'fwd ms': r.forwardMs.toFixed(2),
+                'bwd ms': o.backward ? r.backwardMs.toFixed(2) : '-',
+                'peak GiB': (r.peakDeviceBytes / 2 ** 30).toFixed(2),
+              }
+            : {}),
         })),
       ),
     ];
@@ -153,7 +263,10 @@ export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
           Object.entries(check.errors)
             .map(([n, e]) => `${n} ${e.toExponential(2)}`)
             .join(', ') +
-          (check.ok ? ' — ok' : ' — FAILED'),
+          (check.ok ? ' — ok' : ' — FAILED') +
+          ('zeroRef' in check && check.zeroRef
+            ? ` (${check.zeroRef.join(', ')}: zero in the reference, absolute)`
+            : ''),
       );
     process.stdout.write(`${lines.join('\n')}\n`);
   }
