@@ -9,6 +9,7 @@
 //   WEFT_M       key intervals per query row (mask slots)
 //   WEFT_WM      16-vector m-tiles per CTA (1, 2, 4); the 4 warps split each key tile WN = 4 / WM ways
 //   WEFT_STAGES  K/V shared-memory stages of the cp.async pipeline
+//   WEFT_MINB    CTAs per SM the launch aims at (the register bound of __launch_bounds__)
 //
 // Layouts as the AttnKernel seam: q [Tq, H, D], k/v [Tk, Hkv, D] (16-bit), out [Tq, H, D] f32,
 // lse [H, Tq] f32 (natural log). Masks as MaskView: per query row WEFT_M key intervals [lo, hi) of
@@ -42,7 +43,10 @@ typedef unsigned long long u64;
 #define WEFT_WM 1
 #endif
 #ifndef WEFT_STAGES
-#define WEFT_STAGES 3
+#define WEFT_STAGES 4
+#endif
+#ifndef WEFT_MINB
+#define WEFT_MINB 1
 #endif
 
 #define NEG_INF (__int_as_float(0xff800000))
@@ -242,6 +246,12 @@ extern "C" __global__ void weft_decode_list(const int* __restrict__ qlo, const i
   if (ch == nch - 1 && tid == 255) total[b] = at;
 }
 
+// A decode step's edit of the key positions the device already holds: kpos[rows[i]] = rows[n + i].
+extern "C" __global__ void weft_decode_scatter(int* __restrict__ kpos, const int* __restrict__ rows, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) kpos[rows[i]] = rows[n + i];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The decode
 
@@ -266,7 +276,7 @@ __device__ __forceinline__ void load_stage(u32 st, const u16* __restrict__ k, co
 // grid (splits, row blocks, kv heads), 128 threads. part_o [Hkv][blocks][splits][VB][D] and
 // part_lse [..][VB] hold each split's normalized output and natural-log lse; counters[Hkv][blocks]
 // start at 0 and the last CTA of each (row block, kv head) puts them back to 0.
-extern "C" __global__ void __launch_bounds__(THREADS, 2)
+extern "C" __global__ void __launch_bounds__(THREADS, WEFT_MINB)
 weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
             const int* __restrict__ qlo, const int* __restrict__ qhi, const int* __restrict__ kpos,
             const int2* __restrict__ rows, const int* __restrict__ list, const int* __restrict__ total, int stride,
@@ -454,22 +464,43 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   const float* gpo = part_o + grp * splits * VB * D;
   const float* gpl = part_lse + grp * splits * VB;
   const int nv = min(VB, (rr.y - rr.x) * G);  // vectors of real rows
-  float* lv = (float*)smem;                   // [VB] merged lse of each vector
-  float* ls = lv + VB;                        // [VB] the running state's lse (merge)
-  for (int vi = warp; vi < nv; vi += WARPS) {
-    float M = NEG_INF;
-    for (int s2 = lane; s2 < splits; s2 += 32) M = fmaxf(M, __ldcg(gpl + s2 * VB + vi));
-#pragma unroll
-    for (int o2 = 16; o2; o2 >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o2));
-    float sum = 0.f;
-    if (M != NEG_INF)
-      for (int s2 = lane; s2 < splits; s2 += 32) sum += __expf(__ldcg(gpl + s2 * VB + vi) - M);
-#pragma unroll
-    for (int o2 = 16; o2; o2 >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o2);
-    if (lane == 0) {
-      lv[vi] = M == NEG_INF ? NEG_INF : M + __logf(sum);
-      ls[vi] = merge ? lse[(long long)(hk * G + vi % G) * Tq + rr.x + vi / G] : NEG_INF;
+  // merged lse per vector in one pass over the splits' lse: thread t folds (max, sum) of vector
+  // t % VB over every (THREADS / VB)-th split, then one thread per vector combines them
+  constexpr int PER = THREADS / VB;
+  float* lv = (float*)smem;   // [VB] merged lse of each vector
+  float* ls = lv + VB;        // [VB] the running state's lse (merge)
+  float* fm = ls + VB;        // [THREADS] each thread's max
+  float* fs = fm + THREADS;   // [THREADS] each thread's sum of exp(lse − max)
+  {
+    const int vi = tid % VB;
+    float M = NEG_INF, S = 0.f;
+#pragma unroll 4
+    for (int s2 = tid / VB; s2 < splits; s2 += PER) {
+      const float x = __ldcg(gpl + s2 * VB + vi);
+      if (x > M) {
+        S = S * __expf(M - x) + 1.f;  // M = −∞ at first: exp(−∞) = 0
+        M = x;
+      } else if (x != NEG_INF) {
+        S += __expf(x - M);
+      }
     }
+    fm[tid] = M;
+    fs[tid] = S;
+  }
+  __syncthreads();
+  if (tid < nv) {
+    float M = NEG_INF;
+#pragma unroll
+    for (int j = 0; j < PER; j++) M = fmaxf(M, fm[tid + j * VB]);
+    float S = 0.f;
+    if (M != NEG_INF)
+#pragma unroll
+      for (int j = 0; j < PER; j++) {
+        const float mj = fm[tid + j * VB];
+        if (mj != NEG_INF) S += fs[tid + j * VB] * __expf(mj - M);
+      }
+    lv[tid] = M == NEG_INF ? NEG_INF : M + __logf(S);
+    ls[tid] = merge ? lse[(long long)(hk * G + tid % G) * Tq + rr.x + tid / G] : NEG_INF;
   }
   __syncthreads();
   // every thread takes (vector, 4 columns) items; the splits' loads are independent, so they overlap
@@ -481,7 +512,7 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
     if (L != NEG_INF) {
       const float* pls = gpl + vi;
       const float4* pos = (const float4*)(gpo + vi * D) + c;
-#pragma unroll 8
+#pragma unroll 16
       for (int s2 = 0; s2 < splits; s2++) {
         const float w = __expf(__ldcg(pls + s2 * VB) - L);  // a split that saw nothing: exp(−∞) = 0
         const float4 x = __ldcg(pos + s2 * (VB * C4));
