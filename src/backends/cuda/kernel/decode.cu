@@ -503,37 +503,61 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
     ls[tid] = merge ? lse[(long long)(hk * G + tid % G) * Tq + rr.x + tid / G] : NEG_INF;
   }
   __syncthreads();
-  // every thread takes (vector, 4 columns) items; the splits' loads are independent, so they overlap
+  // Every thread takes J (vector, 4 columns) items — the same columns of vectors VS apart — and
+  // sums the weighted partials over the splits in batches of FB: the J × FB loads of a batch are
+  // independent and in flight together (32 float4), so the merge costs few L2 round trips.
   constexpr int C4 = D / 4;
-  for (int it = tid; it < nv * C4; it += THREADS) {
-    const int vi = it / C4, c = it % C4, r = rr.x + vi / G, h = hk * G + vi % G;
-    const float L = lv[vi];
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (L != NEG_INF) {
-      const float* pls = gpl + vi;
-      const float4* pos = (const float4*)(gpo + vi * D) + c;
-#pragma unroll 16
-      for (int s2 = 0; s2 < splits; s2++) {
-        const float w = __expf(__ldcg(pls + s2 * VB) - L);  // a split that saw nothing: exp(−∞) = 0
-        const float4 x = __ldcg(pos + s2 * (VB * C4));
-        acc.x += w * x.x; acc.y += w * x.y; acc.z += w * x.z; acc.w += w * x.w;
+  constexpr int VS = THREADS / C4;               // vectors between a thread's items
+  constexpr int J = VB / VS;                     // items per thread
+  constexpr int FB = J >= 32 ? 1 : 32 / J;       // splits per batch
+  const int c = tid % C4, v0 = tid / C4;
+  float4 acc[J];
+#pragma unroll
+  for (int j = 0; j < J; j++) acc[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int s0 = 0; s0 < splits; s0 += FB) {
+    float w[J][FB];
+    float4 x[J][FB];
+#pragma unroll
+    for (int j = 0; j < J; j++)
+#pragma unroll
+      for (int f = 0; f < FB; f++) {
+        const int vi = v0 + j * VS, s2 = s0 + f;
+        const bool ok = vi < nv && s2 < splits;
+        w[j][f] = ok ? __ldcg(gpl + s2 * VB + vi) : NEG_INF;
+        x[j][f] = ok ? __ldcg((const float4*)(gpo + (s2 * VB + vi) * D) + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+      const float L = v0 + j * VS < nv ? lv[v0 + j * VS] : NEG_INF;
+      if (L == NEG_INF) continue;
+#pragma unroll
+      for (int f = 0; f < FB; f++) {
+        const float wf = __expf(w[j][f] - L);  // a split that saw nothing: exp(−∞) = 0
+        acc[j].x += wf * x[j][f].x; acc[j].y += wf * x[j][f].y; acc[j].z += wf * x[j][f].z; acc[j].w += wf * x[j][f].w;
       }
     }
+  }
+#pragma unroll
+  for (int j = 0; j < J; j++) {
+    const int vi = v0 + j * VS;
+    if (vi >= nv) continue;
+    const int r = rr.x + vi / G, h = hk * G + vi % G;
+    const float L = lv[vi];
     float4* dst = (float4*)(out + ((long long)r * H + h) * D) + c;
     float* dl = lse + (long long)h * Tq + r;
     const float lst = ls[vi];
     if (!merge || lst == NEG_INF) {
       if (merge && L == NEG_INF) continue;
-      *dst = acc;
+      *dst = acc[j];
       if (c == 0) *dl = L;
     } else if (L != NEG_INF) {
       // state ← merge(state, part) in log-sigmoid form: out −= σ(L − lst)·(out − part)
-      const float x = L - lst;
-      const float sg = x >= 0.f ? 1.f / (1.f + __expf(-x)) : __expf(x) / (1.f + __expf(x));
+      const float xl = L - lst;
+      const float sg = xl >= 0.f ? 1.f / (1.f + __expf(-xl)) : __expf(xl) / (1.f + __expf(xl));
       float4 o4 = *dst;
-      o4.x -= sg * (o4.x - acc.x); o4.y -= sg * (o4.y - acc.y); o4.z -= sg * (o4.z - acc.z); o4.w -= sg * (o4.w - acc.w);
+      o4.x -= sg * (o4.x - acc[j].x); o4.y -= sg * (o4.y - acc[j].y); o4.z -= sg * (o4.z - acc[j].z); o4.w -= sg * (o4.w - acc[j].w);
       *dst = o4;
-      if (c == 0) *dl = lst - (x <= 0.f ? -log1pf(__expf(x)) : -x - log1pf(__expf(-x)));  // lst − log σ(lst − L)
+      if (c == 0) *dl = lst - (xl <= 0.f ? -log1pf(__expf(xl)) : -xl - log1pf(__expf(-xl)));  // lst − log σ(lst − L)
     }
   }
 }

@@ -100,18 +100,14 @@ export interface DecodeLaunch {
   waves: number;
 }
 
-/** The launch settings launchFor chooses among (the GPU tests run each). */
-export const DECODE_LAUNCHES: readonly DecodeLaunch[] = [
-  { stages: 4, ctasPerSm: 1, waves: 1 },
-  { stages: 3, ctasPerSm: 2, waves: 1 },
-  { stages: 3, ctasPerSm: 2, waves: 2 },
-  { stages: 3, ctasPerSm: 2, waves: 4 },
-  { stages: 2, ctasPerSm: 3, waves: 1 },
-  { stages: 2, ctasPerSm: 3, waves: 2 },
-  { stages: 4, ctasPerSm: 1, waves: 3 },
-];
+/**
+ * Four stages at one CTA per SM, one wave: the fastest measured on every shape of the bench
+ * (batch 1–16 × context 32K–1M × 1–8 new tokens; docs/decode.md) against two or three CTAs per SM
+ * with fewer stages and against more, shorter splits than resident CTAs.
+ */
+export const DECODE_LAUNCH: DecodeLaunch = { stages: 4, ctasPerSm: 1, waves: 1 };
 
-/** Fixed launch settings for development sweeps (tools/kernel-dev/decode-dev.mjs); default: launchFor. */
+/** Other launch settings, for development sweeps (tools/kernel-dev/decode-dev.mjs); default DECODE_LAUNCH. */
 export interface DecodeOptions extends Partial<DecodeLaunch> {
   /** the CUDA source to compile (default decode.cu) */
   source?: string;
@@ -153,12 +149,18 @@ export class DecodeKernel {
   private counters: CudaTensor | undefined;
   private source: string | undefined;
   private uploaded = 0;
+  private readonly launch: DecodeLaunch;
 
   constructor(
     readonly rt: CudaRuntime,
-    private readonly fixed: DecodeOptions = {},
+    fixed: DecodeOptions = {},
   ) {
     this.source = fixed.source;
+    this.launch = {
+      stages: fixed.stages ?? DECODE_LAUNCH.stages,
+      ctasPerSm: fixed.ctasPerSm ?? DECODE_LAUNCH.ctasPerSm,
+      waves: fixed.waves ?? DECODE_LAUNCH.waves,
+    };
   }
 
   /** Bytes copied host → device so far (mask views: query intervals, key positions, row blocks). */
@@ -300,21 +302,6 @@ export class DecodeKernel {
     return p;
   }
 
-  /**
-   * Pipeline depth, CTAs per SM and split granularity for nb row blocks × hkv heads over tk keys:
-   * measured fastest per shape (docs/decode.md), unless fixed by the options.
-   */
-  launchFor(nb: number, hkv: number, tk: number): DecodeLaunch {
-    void nb;
-    void hkv;
-    void tk;
-    return {
-      stages: this.fixed.stages ?? 4,
-      ctasPerSm: this.fixed.ctasPerSm ?? 1,
-      waves: this.fixed.waves ?? 1,
-    };
-  }
-
   /** Splits per (row block, kv head): `waves` CTAs per resident slot over the GPU, at least two tiles each. */
   splits(nb: number, hkv: number, tk: number, l: DecodeLaunch): number {
     const fill = Math.floor((this.rt.info.sms * l.ctasPerSm * l.waves) / (nb * hkv));
@@ -337,7 +324,7 @@ export class DecodeKernel {
     const plan = this.plan(view, group);
     if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
     const nb = plan.blocks.length / 2,
-      launch = this.launchFor(nb, hkv, tk);
+      launch = this.launch;
     const ks = this.kernels(d, dtype, view.q.m, plan.wm, launch);
     const p = this.prepare(view, group, ks);
     const dev = this.rt.device;
