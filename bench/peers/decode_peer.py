@@ -14,6 +14,7 @@ bytes reported stay those of the Hkv-head cache) and says so in "form". T > 1: F
 gets the lower-right causal bias (torch.nn.attention.bias.causal_lower_right, which it runs
 natively), cuDNN an explicit boolean mask (the bias object would dispatch around the backend
 choice)."""
+import gc
 import json
 import sys
 
@@ -116,4 +117,7 @@ for c in req['configs']:
     else:
         print(json.dumps({**key, 'name': 'flex', 'error': 'not asked for at this context (--flex-contexts)'}), flush=True)
     del q, k, v
+    # a failed compile's traceback holds the inputs in reference cycles: free them before the next shape
+    torch._dynamo.reset()
+    gc.collect()
     torch.cuda.empty_cache()
