@@ -1,7 +1,8 @@
 """PyTorch peers for `weft bench decode`: one decode step — B sequences, T new query tokens each,
 attending to P cached + T new keys (causal, aligned at the bottom right) — through
 scaled_dot_product_attention's FlashAttention-2 and cuDNN backends and FlexAttention, timed like
-weft (CUDA events around `reps` back-to-back calls after warm-up, divided by reps). One JSON line per measurement, or per peer
+weft (CUDA events around `reps` back-to-back calls after warm-up and one untimed lead call, divided
+by reps). One JSON line per measurement, or per peer
 that cannot run with the reason.
 
     python3 decode_peer.py '{"configs": [{"B": 1, "P": 131072, "T": 1, "H": 32, "Hkv": 8, "D": 128,
@@ -13,6 +14,7 @@ bytes reported stay those of the Hkv-head cache) and says so in "form". T > 1: F
 gets the lower-right causal bias (torch.nn.attention.bias.causal_lower_right, which it runs
 natively), cuDNN an explicit boolean mask (the bias object would dispatch around the backend
 choice)."""
+import gc
 import json
 import sys
 
@@ -34,6 +36,7 @@ def timed(fn, warmup, iters, reps):
     ms = []
     for _ in range(iters):
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        fn()  # a lead call: the GPU runs it while the timed ones are enqueued
         e0.record()
         for _ in range(reps):
             fn()
@@ -114,4 +117,7 @@ for c in req['configs']:
     else:
         print(json.dumps({**key, 'name': 'flex', 'error': 'not asked for at this context (--flex-contexts)'}), flush=True)
     del q, k, v
+    # a failed compile's traceback holds the inputs in reference cycles: free them before the next shape
+    torch._dynamo.reset()
+    gc.collect()
     torch.cuda.empty_cache()

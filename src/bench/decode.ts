@@ -12,7 +12,9 @@
 // Inputs are random on the device; the view is prepared once (a decode loop reuses its cache's
 // views), and that first call is timed and recorded apart. A sample times `reps` calls back to
 // back (about a millisecond of work) and divides, for weft and the peers alike: the GPU's time per
-// step, with the host's enqueueing hidden behind it as in a decode loop that runs ahead.
+// step, with the host's enqueueing hidden behind it as in a decode loop that runs ahead. The
+// timing event follows one untimed lead call, so the GPU is busy from the start of the sample
+// while the host enqueues (else the first call's host latency would count as GPU time).
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { openCuda } from '../backends/cuda/runtime/runtime.js';
@@ -91,15 +93,9 @@ interface PeerLine {
 function runPeer(
   python: string,
   configs: readonly DecodeConfig[],
-  log: (l: string) => void,
-): Promise<{ info: Record<string, unknown>; lines: PeerLine[] }> {
-  return streamPeer<PeerLine>(python, peerScript('decode_peer.py'), JSON.stringify({ configs }), (j) =>
-    log(
-      j.samples
-        ? `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: median ${summarize(j.samples).median.toFixed(3)} ms (${j.form})`
-        : `  ${j.name.padEnd(11)} B=${j.B} P=${j.P} T=${j.T}: cannot run: ${j.error}`,
-    ),
-  );
+  onLine: (l: PeerLine, info: Record<string, unknown>) => void,
+): Promise<unknown> {
+  return streamPeer<PeerLine>(python, peerScript('decode_peer.py'), JSON.stringify({ configs }), onLine);
 }
 
 export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchRecord[]> {
@@ -184,6 +180,7 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
         const samples: number[] = [],
           host: number[] = [];
         for (let i = 0; i < iters; i++) {
+          once(); // a lead call: the GPU runs it while the host enqueues the timed ones
           t0.record(rt.compute);
           const h0 = performance.now();
           for (let j = 0; j < reps; j++) once();
@@ -228,42 +225,46 @@ export async function benchDecode(o: DecodeBenchOptions = {}): Promise<BenchReco
     else {
       rt.allocator.emptyCache(); // the peer needs the memory
       log('PyTorch peers (SDPA FlashAttention-2, cuDNN; FlexAttention):');
-      try {
-        const { info, lines } = await runPeer(o.python ?? 'python3', configs, log);
-        for (const l of lines) {
-          const cfg = { B: l.B, P: l.P, T: l.T, H, Hkv, D, dtype };
-          if (!l.samples) {
-            // a peer that cannot run: its reason goes beside weft's measurement
-            const w = records.find(
-              (r) => r.name === 'weft' && r.config.B === l.B && r.config.P === l.P && r.config.T === l.T,
-            );
-            if (w) {
-              const extra = (w.extra ??= {}),
-                unavailable = (extra.unavailable ??= {}) as Record<string, string | undefined>;
-              unavailable[l.name] = l.error;
-            }
-            continue;
-          }
-          const med = summarize(l.samples).median,
-            GBps = decodeBytes({ B: l.B, P: l.P, T: l.T, Hkv, D }) / (med * 1e-3) / 1e9;
-          records.push(
-            makeRecord(
-              'decode',
-              l.name,
-              cfg,
-              'ms',
-              l.samples,
-              { GBps, copyRatio: GBps / copyGBps },
-              {
-                form: l.form,
-                reps: configs.find((c) => c.B === l.B && c.P === l.P && c.T === l.T)?.reps,
-                torch: info.torch,
-                cudnn: info.cudnn,
-                copyGBps,
-              },
-            ),
+      // each measurement is recorded (and the file rewritten) as it arrives
+      const onLine = (l: PeerLine, info: Record<string, unknown>): void => {
+        const cfg = { B: l.B, P: l.P, T: l.T, H, Hkv, D, dtype };
+        if (!l.samples) {
+          log(`  ${l.name.padEnd(11)} B=${l.B} P=${l.P} T=${l.T}: cannot run: ${l.error}`);
+          // a peer that cannot run: its reason goes beside weft's measurement
+          const w = records.find(
+            (r) => r.name === 'weft' && r.config.B === l.B && r.config.P === l.P && r.config.T === l.T,
           );
+          if (w) {
+            const extra = (w.extra ??= {}),
+              unavailable = (extra.unavailable ??= {}) as Record<string, string | undefined>;
+            unavailable[l.name] = l.error;
+          }
+          return;
         }
+        const med = summarize(l.samples).median,
+          GBps = decodeBytes({ B: l.B, P: l.P, T: l.T, Hkv, D }) / (med * 1e-3) / 1e9;
+        log(`  ${l.name.padEnd(11)} B=${l.B} P=${l.P} T=${l.T}: median ${med.toFixed(3)} ms (${l.form})`);
+        records.push(
+          makeRecord(
+            'decode',
+            l.name,
+            cfg,
+            'ms',
+            l.samples,
+            { GBps, copyRatio: GBps / copyGBps },
+            {
+              form: l.form,
+              reps: configs.find((c) => c.B === l.B && c.P === l.P && c.T === l.T)?.reps,
+              torch: info.torch,
+              cudnn: info.cudnn,
+              copyGBps,
+            },
+          ),
+        );
+        save();
+      };
+      try {
+        await runPeer(o.python ?? 'python3', configs, onLine);
       } catch (e) {
         log(`  ${(e as Error).message}`);
       }

@@ -61,14 +61,14 @@ export async function runPeer<T>(
 
 /**
  * Run a one-GPU peer script (`python script arg`) that prints one JSON object a line: an info
- * object first (no `name`), then one line per measurement, each passed to `onLine` as it arrives
- * so long sweeps show progress. Returns the info and the measurement lines.
+ * object first (no `name`), then one line per measurement, each passed to `onLine` (with the info)
+ * as it arrives, so long sweeps show progress and keep what they measured. Returns the info and the measurement lines.
  */
 export async function streamPeer<L extends { name?: string }>(
   python: string,
   script: string,
   arg: string,
-  onLine: (line: L) => void,
+  onLine: (line: L, info: Record<string, unknown>) => void,
 ): Promise<{ info: Record<string, unknown>; lines: L[] }> {
   const child = spawn(python, [script, arg], { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '',
@@ -88,7 +88,7 @@ export async function streamPeer<L extends { name?: string }>(
         continue;
       }
       lines.push(j);
-      onLine(j);
+      onLine(j, info);
     }
   });
   child.stderr.on('data', (d: Buffer) => {

@@ -14,6 +14,7 @@ import type { Device } from '../device/device.js';
 import { UserError } from '../errors.js';
 import { MaskGrid } from '../mask/grid.js';
 import { lower, maskName, type MaskSpec, type Slice } from '../mask/spec.js';
+import { editPositions } from '../mask/view.js';
 import type { DType } from '../tensor/dtype.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
@@ -199,13 +200,15 @@ export class CacheMap {
 
   /** Record a placement (every rank and the host do it in the same order). */
   commit(p: Placement): void {
-    const changed = new Set<number>(p.rank);
-    for (const j of changed) this.slots[j] = Int32Array.from(this.slots[j]!);
-    for (let i = 0; i < p.pos.length; i++) {
-      const j = p.rank[i]!;
-      this.slots[j]![p.slot[i]!] = p.pos[i]!;
-      this.used[j]!++;
-    }
+    p.byRank.forEach((ix, j) => {
+      if (ix.length === 0) return;
+      this.slots[j] = editPositions(
+        this.slots[j]!,
+        ix.map((i) => p.slot[i]!),
+        ix.map((i) => p.pos[i]!),
+      );
+      this.used[j]! += ix.length;
+    });
     p.counts.forEach((c, b) => {
       this.requests[b]!.length += c;
     });
@@ -216,13 +219,11 @@ export class CacheMap {
   close(b: number): void {
     const r = this.requests[b]!;
     for (let j = 0; j < this.world; j++) {
-      const s = Int32Array.from(this.slots[j]!);
-      for (let i = 0; i < s.length; i++)
-        if (s[i]! >= r.base && s[i]! < r.base + r.limit) {
-          s[i] = -1;
-          this.used[j]!--;
-        }
-      this.slots[j] = s;
+      const s = this.slots[j]!,
+        freed: number[] = [];
+      for (let i = 0; i < s.length; i++) if (s[i]! >= r.base && s[i]! < r.base + r.limit) freed.push(i);
+      this.slots[j] = editPositions(s, Int32Array.from(freed), new Int32Array(freed.length).fill(-1));
+      this.used[j]! -= freed.length;
       this.held[j]![b] = 0;
     }
     r.length = 0;

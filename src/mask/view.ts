@@ -54,6 +54,33 @@ function computeRows(grid: MaskGrid, positions: Int32Array): QueryRows {
   return { m, lo, hi };
 }
 
+/** How a key-position array was made from an earlier one: `rows` set to `values` (a KV cache's step). */
+export interface PositionEdit {
+  /** the earlier array (held weakly: a chain of edits keeps no old snapshot alive) */
+  readonly base: WeakRef<Int32Array>;
+  readonly rows: Int32Array;
+  readonly values: Int32Array;
+}
+
+const edits = new WeakMap<Int32Array, PositionEdit>();
+
+/**
+ * A new positions array: `base` with `rows[i]` set to `values[i]`. Position arrays are never
+ * changed once made; this one remembers the edit, so a kernel that holds `base` on its device
+ * updates those rows there instead of copying the whole array again.
+ */
+export function editPositions(base: Int32Array, rows: Int32Array, values: Int32Array): Int32Array {
+  const out = base.slice();
+  rows.forEach((r, i) => (out[r] = values[i]!));
+  edits.set(out, { base: new WeakRef(base), rows, values });
+  return out;
+}
+
+/** The edit that made `kPos`, when editPositions made it. */
+export function positionEdit(kPos: Int32Array): PositionEdit | undefined {
+  return edits.get(kPos);
+}
+
 export function maskView(grid: MaskGrid, qPos: Int32Array, kPos: Int32Array): MaskView {
   return { q: queryRows(grid, qPos), kPos };
 }

@@ -17,11 +17,12 @@ import { openCuda } from '../../src/backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../../src/backends/cuda/runtime/tensor.js';
 import { CpuKernel } from '../../src/backends/cpu/kernel.js';
 import { CudaKernel } from '../../src/backends/cuda/kernel/kernel.js';
-import { decodePlan } from '../../src/backends/cuda/kernel/decode.js';
-import { defaultScale } from '../../src/kernel/kernel.js';
+import { decodePlan, DecodeKernel } from '../../src/backends/cuda/kernel/decode.js';
+import { CacheMap } from '../../src/infer/cache.js';
+import { type AttnState, defaultScale } from '../../src/kernel/kernel.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import type { MaskSpec } from '../../src/mask/spec.js';
-import { type MaskView, maskView, sees } from '../../src/mask/view.js';
+import { type MaskView, maskView, queryRows, sees } from '../../src/mask/view.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { asF64, type HostTensor, relError } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';
@@ -98,7 +99,33 @@ interface Case {
   sdpa?: boolean;
 }
 
-async function check(c: Case, seed: number): Promise<void> {
+/** forward through CudaKernel, or straight through one DecodeKernel (fixed launch settings) */
+type Forward = (a: {
+  q: CudaTensor;
+  k: CudaTensor;
+  v: CudaTensor;
+  view: MaskView;
+  scale: number;
+  state?: AttnState;
+}) => AttnState;
+const viaCuda: Forward = (a) => gpu.forward(a);
+function via(dk: DecodeKernel): Forward {
+  return (a) => {
+    const [tq, h, d] = a.q.shape as [number, number, 64 | 128];
+    const [tk, hkv] = a.k.shape as [number, number];
+    return dk.forward(
+      a.q,
+      a.k,
+      a.v,
+      a.view,
+      a.scale,
+      { tq, tk, h, hkv, d, dtype: a.q.dtype as 'bf16' | 'f16' },
+      a.state,
+    );
+  };
+}
+
+async function check(c: Case, seed: number, forward: Forward = viaCuda): Promise<void> {
   const plan = decodePlan(c.view.q, c.h / c.hkv);
   assert.ok(plan, `${c.name}: the view should be decode-shaped`);
   if (c.wm) assert.equal(plan.wm, c.wm, `${c.name}: m-tiles per CTA`);
@@ -116,7 +143,7 @@ async function check(c: Case, seed: number): Promise<void> {
   for (const [a, b] of c.blocks ?? [[0, c.tk]]) {
     const kb = gk.view(a * c.hkv * c.d, [b - a, c.hkv, c.d]),
       vb = gv.view(a * c.hkv * c.d, [b - a, c.hkv, c.d]);
-    state = gpu.forward({
+    state = forward({
       q: gq,
       k: kb,
       v: vb,
@@ -279,4 +306,57 @@ test('decode rows that see nothing: out 0 and lse −∞, no NaN; merging them l
   const before = [...out];
   gpu.forward({ q: gq, k: gk, v: gv, view: { q: view.q, kPos: none }, scale: 0.088, state: st });
   assert.deepEqual([...(await dev.download(st.out)).data], before);
+});
+
+// other launch settings than the default (fewer stages at two CTAs per SM, twice the splits of
+// the resident CTAs), on cases that take each m-tile variant and the merge into a running state
+for (const [i, launch] of [{ stages: 3, ctasPerSm: 2, waves: 2 }].entries()) {
+  const dk = new DecodeKernel(rt, launch);
+  for (const j of [1, 2, 8, 10])
+    test(`decode launch ${JSON.stringify(launch)}: ${CASES[j]!.name}`, () =>
+      check({ ...CASES[j]!, sdpa: false }, 500 + 10 * i + j, via(dk)));
+}
+
+test('a decode loop over a KV cache keeps the key positions on the device: a step uploads its new rows only', async () => {
+  const H = 32,
+    Hkv = 8,
+    D = 128,
+    capacity = 20000,
+    steps = 4;
+  const map = new CacheMap(1, capacity);
+  const lens = [3000, 9001, 2500];
+  for (const l of lens) map.open(l + steps, { kind: 'causal' });
+  map.commit(map.place(lens));
+  const rng = new Rng(77);
+  const k = randn(rng, 'bf16', [capacity, Hkv, D]),
+    v = randn(rng, 'bf16', [capacity, Hkv, D]);
+  const gk = dev.upload(k),
+    gv = dev.upload(v);
+  const dk = new DecodeKernel(rt);
+  const scale = defaultScale(D);
+  for (let s = 0; s < steps; s++) {
+    const p = map.place(lens.map(() => 1));
+    map.commit(p);
+    const view: MaskView = { q: queryRows(map.grid(), p.pos), kPos: map.positions(0) };
+    const q = randn(rng, 'bf16', [p.pos.length, H, D]);
+    const gq = dev.upload(q);
+    const before = dk.uploadBytes;
+    const st = via(dk)({ q: gq, k: gk, v: gv, view, scale });
+    const up = dk.uploadBytes - before;
+    const ref = cpu.forward({ q, k, v, view, scale });
+    const eo = relError(await dev.download(st.out), ref.out as HostTensor);
+    const rows = p.pos.length,
+      plan = decodePlan(view.q, H / Hkv)!;
+    // the new rows' slots and positions, the query rows' intervals, the row-block table
+    const small = 8 * rows + 8 * rows * view.q.m + 4 * plan.blocks.length;
+    console.log(`# decode step ${s}: ${up} bytes uploaded (cache of ${capacity} rows), out ${eo.toExponential(2)}`);
+    assert.ok(eo <= BOUND.bf16!, `step ${s}: out error ${eo}`);
+    if (s === 0) assert.ok(up >= 4 * capacity, `step ${s}: the first step uploads the positions once (${up} bytes)`);
+    else assert.equal(up, small, `step ${s}: ${up} bytes uploaded, expected ${small}`);
+    (st.out as CudaTensor).release();
+    (st.lse as CudaTensor).release();
+    gq.release();
+  }
+  gk.release();
+  gv.release();
 });

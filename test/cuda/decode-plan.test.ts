@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodePlan } from '../../src/backends/cuda/kernel/decode.js';
 import { MaskGrid } from '../../src/mask/grid.js';
-import { maskView } from '../../src/mask/view.js';
+import { maskView, positionEdit } from '../../src/mask/view.js';
+import { CacheMap } from '../../src/infer/cache.js';
 
 const iota = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
 
@@ -53,4 +54,39 @@ test('a batch: runs of different sequences pack whole into row blocks', () => {
   const v = maskView(grid, Int32Array.from([-1, 97, -1, 98, 99]), Int32Array.from(iota(0, 100)));
   assert.deepEqual([...decodePlan(v.q, 4)!.blocks], [0, 5]);
   assert.equal(decodePlan(v.q, 4)!.wm, 2);
+});
+
+test('a KV cache step makes its key positions as an edit of the last (what the decode kernel uploads)', () => {
+  const map = new CacheMap(2, 64);
+  map.open(40, { kind: 'causal' });
+  map.open(40, { kind: 'causal' });
+  map.commit(map.place([10, 6]));
+  const before = [map.positions(0), map.positions(1)];
+  const p = map.place([1, 1]);
+  map.commit(p);
+  for (const r of [0, 1]) {
+    const now = map.positions(r),
+      e = positionEdit(now)!;
+    assert.ok(e, `rank ${r}: the new positions remember their edit`);
+    assert.equal(e.base.deref(), before[r], 'made from the previous snapshot, which is left as it was');
+    const mine = [...p.byRank[r]!];
+    assert.deepEqual(
+      [...e.rows],
+      mine.map((i) => p.slot[i]!),
+    );
+    assert.deepEqual(
+      [...e.values],
+      mine.map((i) => p.pos[i]!),
+    );
+    for (let s = 0; s < now.length; s++) {
+      const k = e.rows.indexOf(s);
+      assert.equal(now[s], k >= 0 ? e.values[k] : before[r]![s]);
+    }
+  }
+  const held = map.positions(0);
+  map.close(0);
+  const e = positionEdit(map.positions(0))!;
+  assert.equal(e.base.deref(), held);
+  assert.ok(e.values.every((x) => x === -1) && e.rows.every((s) => held[s]! >= 0 && held[s]! < 40));
+  assert.equal(e.rows.length, [...held].filter((x) => x >= 0 && x < 40).length);
 });

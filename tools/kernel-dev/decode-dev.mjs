@@ -1,31 +1,32 @@
 // Development runs of the decode kernel on the GPU machine (needs dist/: npx tsc -p .):
-//   node tools/kernel-dev/decode-dev.mjs smoke          one small forward (for compute-sanitizer)
-//   node tools/kernel-dev/decode-dev.mjs sweep          pipeline stages × CTAs per SM on a few shapes
+//   node tools/kernel-dev/decode-dev.mjs smoke [out.json]   small forwards (for compute-sanitizer)
+//   node tools/kernel-dev/decode-dev.mjs sweep [out.json]   launch settings (stages, CTAs per SM,
+//                                                          waves) on the bench's shapes, TB/s
+//                                                          (WEFT_SWEEP_ALL=1: every setting measured)
+// The sweep also times the default with the last-CTA merge cut out of the source ("no merge"): the
+// difference is what the merge tail costs. Timing as `weft bench decode`: a lead call, then about a
+// millisecond of back-to-back calls, median of 10.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { openCuda } from '../../dist/src/backends/cuda/runtime/runtime.js';
-import { DecodeKernel } from '../../dist/src/backends/cuda/kernel/decode.js';
+import { DecodeKernel, DECODE_SOURCE_PATH } from '../../dist/src/backends/cuda/kernel/decode.js';
 import { DeviceRandom } from '../../dist/src/backends/cuda/kernel/random.js';
 import { decodeView, decodeBytes, repsFor } from '../../dist/src/bench/decode.js';
 
 const mode = process.argv[2] ?? 'smoke';
+const outFile = process.argv[3];
 const rt = await openCuda();
 const rand = new DeviceRandom(rt);
 const H = 32,
   Hkv = 8,
   D = 128;
 
-async function time(dk, B, P, T, iters) {
-  const view = decodeView(B, P, T),
-    tk = B * (P + T);
-  const q = rand.tensor('bf16', [B * T, H, D], 1),
-    k = rand.tensor('bf16', [tk, Hkv, D], 2),
-    v = rand.tensor('bf16', [tk, Hkv, D], 3);
-  const dims = { tq: B * T, tk, h: H, hkv: Hkv, d: D, dtype: 'bf16' };
+async function time(dk, q, k, v, view, dims, iters) {
   const once = () => {
     const s = dk.forward(q, k, v, view, 0.088, dims);
     s.out.release();
     s.lse.release();
   };
-  const reps = mode === 'smoke' ? 1 : repsFor(decodeBytes({ B, P, T, Hkv, D }));
+  const reps = mode === 'smoke' ? 1 : repsFor(decodeBytes({ B: 1, P: dims.tk, T: 0, Hkv, D }));
   once();
   once();
   await rt.synchronize();
@@ -33,6 +34,7 @@ async function time(dk, B, P, T, iters) {
     e1 = rt.event(true),
     ms = [];
   for (let i = 0; i < iters; i++) {
+    once();
     e0.record(rt.compute);
     for (let j = 0; j < reps; j++) once();
     e1.record(rt.compute);
@@ -40,41 +42,84 @@ async function time(dk, B, P, T, iters) {
     ms.push(e1.since(e0) / reps);
   }
   ms.sort((a, b) => a - b);
-  for (const t of [q, k, v]) t.release();
   return ms[Math.floor(ms.length / 2)];
 }
 
+function inputs(B, P, T) {
+  const view = decodeView(B, P, T),
+    tk = B * (P + T);
+  return {
+    view,
+    q: rand.tensor('bf16', [B * T, H, D], 1),
+    k: rand.tensor('bf16', [tk, Hkv, D], 2),
+    v: rand.tensor('bf16', [tk, Hkv, D], 3),
+    dims: { tq: B * T, tk, h: H, hkv: Hkv, d: D, dtype: 'bf16' },
+  };
+}
+
+const results = [];
 if (mode === 'smoke') {
-  const dk = new DecodeKernel(rt);
-  for (const [B, P, T] of [
-    [1, 1000, 1],
-    [3, 700, 4],
-    [2, 500, 8],
-  ]) {
-    const ms = await time(dk, B, P, T, 1);
-    console.log(`smoke B=${B} P=${P} T=${T}: ${ms.toFixed(3)} ms`);
+  for (const launch of [{}, { stages: 3, ctasPerSm: 2, waves: 2 }]) {
+    const dk = new DecodeKernel(rt, launch);
+    for (const [B, P, T] of [
+      [1, 1000, 1],
+      [3, 700, 4],
+      [2, 500, 8],
+    ]) {
+      const x = inputs(B, P, T);
+      const ms = await time(dk, x.q, x.k, x.v, x.view, x.dims, 1);
+      for (const t of [x.q, x.k, x.v]) t.release();
+      console.log(`smoke ${JSON.stringify(launch)} B=${B} P=${P} T=${T}: ${ms.toFixed(3)} ms`);
+    }
   }
 } else {
-  for (const [stages, ctasPerSm] of [
-    [3, 2],
-    [2, 2],
-    [4, 1],
-    [4, 2],
-    [6, 1],
-  ]) {
-    const dk = new DecodeKernel(rt, { stages, ctasPerSm });
+  const source = readFileSync(DECODE_SOURCE_PATH, 'utf8');
+  const cut = source.replace('  if (!last) return;', '  return;');
+  if (cut === source) throw new Error('decode-dev: the merge cut did not apply');
+  // the default, the default without its merge, and others measured slower (docs/decode.md)
+  const variants = [
+    ['4x1 w1', { stages: 4, ctasPerSm: 1, waves: 1 }],
+    ['4x1 nomerge', { stages: 4, ctasPerSm: 1, waves: 1, source: cut }],
+    ['3x2 w1', { stages: 3, ctasPerSm: 2, waves: 1 }],
+    ...(process.env.WEFT_SWEEP_ALL
+      ? [
+          ['3x2 w2', { stages: 3, ctasPerSm: 2, waves: 2 }],
+          ['3x2 w4', { stages: 3, ctasPerSm: 2, waves: 4 }],
+          ['2x3 w1', { stages: 2, ctasPerSm: 3, waves: 1 }],
+          ['2x3 w2', { stages: 2, ctasPerSm: 3, waves: 2 }],
+          ['4x1 w3', { stages: 4, ctasPerSm: 1, waves: 3 }],
+        ]
+      : []),
+  ].map(([name, o]) => [name, new DecodeKernel(rt, o)]);
+  const shapes = [
+    [1, 32768, 1],
+    [4, 32768, 1],
+    [16, 32768, 1],
+    [1, 131072, 1],
+    [4, 131072, 1],
+    [16, 131072, 1],
+    [1, 1048576, 1],
+    [4, 1048576, 1],
+    [16, 1048576, 1],
+    [1, 32768, 8],
+    [4, 32768, 4],
+    [16, 32768, 8],
+    [1, 131072, 4],
+    [4, 131072, 8],
+  ];
+  console.log(`shape        ${variants.map(([n]) => n.padStart(12)).join('')}   (TB/s)`);
+  for (const [B, P, T] of shapes) {
+    rt.allocator.emptyCache();
+    const x = inputs(B, P, T);
     const row = [];
-    for (const [B, P, T] of [
-      [1, 32768, 1],
-      [1, 131072, 1],
-      [1, 1048576, 1],
-      [16, 65536, 1],
-      [1, 131072, 4],
-      [16, 32768, 8],
-    ]) {
-      const ms = await time(dk, B, P, T, 10);
-      row.push(`B${B} P${P} T${T} ${(decodeBytes({ B, P, T, Hkv, D }) / (ms * 1e-3) / 1e12).toFixed(2)}`);
+    for (const [name, dk] of variants) {
+      const ms = await time(dk, x.q, x.k, x.v, x.view, x.dims, 10);
+      const TBps = decodeBytes({ B, P, T, Hkv, D }) / (ms * 1e-3) / 1e12;
+      row.push(TBps);
+      results.push({ B, P, T, variant: name, ms, TBps });
     }
-    console.log(`stages ${stages} ctas/SM ${ctasPerSm}: ${row.join(' | ')} TB/s`);
+    for (const t of [x.q, x.k, x.v]) t.release();
+    console.log(`${`${B}x${P / 1024}K T${T}`.padEnd(13)}${row.map((r) => r.toFixed(2).padStart(12)).join('')}`);
   }
 }
+if (outFile) writeFileSync(outFile, JSON.stringify({ gpu: rt.info.name, results }, null, 1));

@@ -9,6 +9,7 @@
 //   WEFT_M       key intervals per query row (mask slots)
 //   WEFT_WM      16-vector m-tiles per CTA (1, 2, 4); the 4 warps split each key tile WN = 4 / WM ways
 //   WEFT_STAGES  K/V shared-memory stages of the cp.async pipeline
+//   WEFT_MINB    CTAs per SM the launch aims at (the register bound of __launch_bounds__)
 //
 // Layouts as the AttnKernel seam: q [Tq, H, D], k/v [Tk, Hkv, D] (16-bit), out [Tq, H, D] f32,
 // lse [H, Tq] f32 (natural log). Masks as MaskView: per query row WEFT_M key intervals [lo, hi) of
@@ -42,7 +43,10 @@ typedef unsigned long long u64;
 #define WEFT_WM 1
 #endif
 #ifndef WEFT_STAGES
-#define WEFT_STAGES 3
+#define WEFT_STAGES 4
+#endif
+#ifndef WEFT_MINB
+#define WEFT_MINB 1
 #endif
 
 #define NEG_INF (__int_as_float(0xff800000))
@@ -242,6 +246,12 @@ extern "C" __global__ void weft_decode_list(const int* __restrict__ qlo, const i
   if (ch == nch - 1 && tid == 255) total[b] = at;
 }
 
+// A decode step's edit of the key positions the device already holds: kpos[rows[i]] = rows[n + i].
+extern "C" __global__ void weft_decode_scatter(int* __restrict__ kpos, const int* __restrict__ rows, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) kpos[rows[i]] = rows[n + i];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The decode
 
@@ -266,7 +276,7 @@ __device__ __forceinline__ void load_stage(u32 st, const u16* __restrict__ k, co
 // grid (splits, row blocks, kv heads), 128 threads. part_o [Hkv][blocks][splits][VB][D] and
 // part_lse [..][VB] hold each split's normalized output and natural-log lse; counters[Hkv][blocks]
 // start at 0 and the last CTA of each (row block, kv head) puts them back to 0.
-extern "C" __global__ void __launch_bounds__(THREADS, 2)
+extern "C" __global__ void __launch_bounds__(THREADS, WEFT_MINB)
 weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
             const int* __restrict__ qlo, const int* __restrict__ qhi, const int* __restrict__ kpos,
             const int2* __restrict__ rows, const int* __restrict__ list, const int* __restrict__ total, int stride,
@@ -454,55 +464,100 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   const float* gpo = part_o + grp * splits * VB * D;
   const float* gpl = part_lse + grp * splits * VB;
   const int nv = min(VB, (rr.y - rr.x) * G);  // vectors of real rows
-  float* lv = (float*)smem;                   // [VB] merged lse of each vector
-  float* ls = lv + VB;                        // [VB] the running state's lse (merge)
-  for (int vi = warp; vi < nv; vi += WARPS) {
-    float M = NEG_INF;
-    for (int s2 = lane; s2 < splits; s2 += 32) M = fmaxf(M, __ldcg(gpl + s2 * VB + vi));
-#pragma unroll
-    for (int o2 = 16; o2; o2 >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o2));
-    float sum = 0.f;
-    if (M != NEG_INF)
-      for (int s2 = lane; s2 < splits; s2 += 32) sum += __expf(__ldcg(gpl + s2 * VB + vi) - M);
-#pragma unroll
-    for (int o2 = 16; o2; o2 >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o2);
-    if (lane == 0) {
-      lv[vi] = M == NEG_INF ? NEG_INF : M + __logf(sum);
-      ls[vi] = merge ? lse[(long long)(hk * G + vi % G) * Tq + rr.x + vi / G] : NEG_INF;
-    }
-  }
-  __syncthreads();
-  // every thread takes (vector, 4 columns) items; the splits' loads are independent, so they overlap
-  constexpr int C4 = D / 4;
-  for (int it = tid; it < nv * C4; it += THREADS) {
-    const int vi = it / C4, c = it % C4, r = rr.x + vi / G, h = hk * G + vi % G;
-    const float L = lv[vi];
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (L != NEG_INF) {
-      const float* pls = gpl + vi;
-      const float4* pos = (const float4*)(gpo + vi * D) + c;
-#pragma unroll 8
-      for (int s2 = 0; s2 < splits; s2++) {
-        const float w = __expf(__ldcg(pls + s2 * VB) - L);  // a split that saw nothing: exp(−∞) = 0
-        const float4 x = __ldcg(pos + s2 * (VB * C4));
-        acc.x += w * x.x; acc.y += w * x.y; acc.z += w * x.z; acc.w += w * x.w;
+  // merged lse per vector in one pass over the splits' lse: thread t folds (max, sum) of vector
+  // t % VB over every (THREADS / VB)-th split, then one thread per vector combines them
+  constexpr int PER = THREADS / VB;
+  float* lv = (float*)smem;   // [VB] merged lse of each vector
+  float* ls = lv + VB;        // [VB] the running state's lse (merge)
+  float* fm = ls + VB;        // [THREADS] each thread's max
+  float* fs = fm + THREADS;   // [THREADS] each thread's sum of exp(lse − max)
+  {
+    const int vi = tid % VB;
+    float M = NEG_INF, S = 0.f;
+#pragma unroll 4
+    for (int s2 = tid / VB; s2 < splits; s2 += PER) {
+      const float x = __ldcg(gpl + s2 * VB + vi);
+      if (x > M) {
+        S = S * __expf(M - x) + 1.f;  // M = −∞ at first: exp(−∞) = 0
+        M = x;
+      } else if (x != NEG_INF) {
+        S += __expf(x - M);
       }
     }
+    fm[tid] = M;
+    fs[tid] = S;
+  }
+  __syncthreads();
+  if (tid < nv) {
+    float M = NEG_INF;
+#pragma unroll
+    for (int j = 0; j < PER; j++) M = fmaxf(M, fm[tid + j * VB]);
+    float S = 0.f;
+    if (M != NEG_INF)
+#pragma unroll
+      for (int j = 0; j < PER; j++) {
+        const float mj = fm[tid + j * VB];
+        if (mj != NEG_INF) S += fs[tid + j * VB] * __expf(mj - M);
+      }
+    lv[tid] = M == NEG_INF ? NEG_INF : M + __logf(S);
+    ls[tid] = merge ? lse[(long long)(hk * G + tid % G) * Tq + rr.x + tid / G] : NEG_INF;
+  }
+  __syncthreads();
+  // Every thread takes J (vector, 4 columns) items — the same columns of vectors VS apart — and
+  // sums the weighted partials over the splits in batches of FB: the J × FB loads of a batch are
+  // independent and in flight together (32 float4), so the merge costs few L2 round trips.
+  constexpr int C4 = D / 4;
+  constexpr int VS = THREADS / C4;               // vectors between a thread's items
+  constexpr int J = VB / VS;                     // items per thread
+  constexpr int FB = J >= 32 ? 1 : 32 / J;       // splits per batch
+  const int c = tid % C4, v0 = tid / C4;
+  float4 acc[J];
+#pragma unroll
+  for (int j = 0; j < J; j++) acc[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int s0 = 0; s0 < splits; s0 += FB) {
+    float w[J][FB];
+    float4 x[J][FB];
+#pragma unroll
+    for (int j = 0; j < J; j++)
+#pragma unroll
+      for (int f = 0; f < FB; f++) {
+        const int vi = v0 + j * VS, s2 = s0 + f;
+        const bool ok = vi < nv && s2 < splits;
+        w[j][f] = ok ? __ldcg(gpl + s2 * VB + vi) : NEG_INF;
+        x[j][f] = ok ? __ldcg((const float4*)(gpo + (s2 * VB + vi) * D) + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+      const float L = v0 + j * VS < nv ? lv[v0 + j * VS] : NEG_INF;
+      if (L == NEG_INF) continue;
+#pragma unroll
+      for (int f = 0; f < FB; f++) {
+        const float wf = __expf(w[j][f] - L);  // a split that saw nothing: exp(−∞) = 0
+        acc[j].x += wf * x[j][f].x; acc[j].y += wf * x[j][f].y; acc[j].z += wf * x[j][f].z; acc[j].w += wf * x[j][f].w;
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < J; j++) {
+    const int vi = v0 + j * VS;
+    if (vi >= nv) continue;
+    const int r = rr.x + vi / G, h = hk * G + vi % G;
+    const float L = lv[vi];
     float4* dst = (float4*)(out + ((long long)r * H + h) * D) + c;
     float* dl = lse + (long long)h * Tq + r;
     const float lst = ls[vi];
     if (!merge || lst == NEG_INF) {
       if (merge && L == NEG_INF) continue;
-      *dst = acc;
+      *dst = acc[j];
       if (c == 0) *dl = L;
     } else if (L != NEG_INF) {
       // state ← merge(state, part) in log-sigmoid form: out −= σ(L − lst)·(out − part)
-      const float x = L - lst;
-      const float sg = x >= 0.f ? 1.f / (1.f + __expf(-x)) : __expf(x) / (1.f + __expf(x));
+      const float xl = L - lst;
+      const float sg = xl >= 0.f ? 1.f / (1.f + __expf(-xl)) : __expf(xl) / (1.f + __expf(xl));
       float4 o4 = *dst;
-      o4.x -= sg * (o4.x - acc.x); o4.y -= sg * (o4.y - acc.y); o4.z -= sg * (o4.z - acc.z); o4.w -= sg * (o4.w - acc.w);
+      o4.x -= sg * (o4.x - acc[j].x); o4.y -= sg * (o4.y - acc[j].y); o4.z -= sg * (o4.z - acc[j].z); o4.w -= sg * (o4.w - acc[j].w);
       *dst = o4;
-      if (c == 0) *dl = lst - (x <= 0.f ? -log1pf(__expf(x)) : -x - log1pf(__expf(-x)));  // lst − log σ(lst − L)
+      if (c == 0) *dl = lst - (xl <= 0.f ? -log1pf(__expf(xl)) : -xl - log1pf(__expf(-xl)));  // lst − log σ(lst − L)
     }
   }
 }

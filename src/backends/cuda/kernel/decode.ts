@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import type { CudaModule, Kernel } from '../runtime/module.js';
 import type { CudaRuntime } from '../runtime/runtime.js';
 import { asCuda, type CudaTensor } from '../runtime/tensor.js';
-import type { MaskView, QueryRows } from '../../../mask/view.js';
+import { positionEdit, type MaskView, type QueryRows } from '../../../mask/view.js';
 import type { AttnState } from '../../../kernel/kernel.js';
 import type { HalfType } from './source.js';
 
@@ -90,11 +90,27 @@ export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined 
   return { wm, blocks: Int32Array.from(blocks), run };
 }
 
-export interface DecodeOptions {
-  /** K/V pipeline stages (default 3: two CTAs of 97 KiB per SM at D = 128) */
-  stages?: number;
-  /** resident CTAs per SM the split count aims at (default 2) */
-  ctasPerSm?: number;
+/** How one decode launch uses the GPU. */
+export interface DecodeLaunch {
+  /** K/V pipeline stages: 32 KiB of shared memory each at D = 128 */
+  stages: number;
+  /** resident CTAs per SM the split count aims at */
+  ctasPerSm: number;
+  /** CTAs per resident slot: more, shorter splits, which the GPU hands to SMs as others finish */
+  waves: number;
+}
+
+/**
+ * Four stages at one CTA per SM, one wave: the fastest measured on every shape of the bench
+ * (batch 1–16 × context 32K–1M × 1–8 new tokens; docs/decode.md) against two or three CTAs per SM
+ * with fewer stages and against more, shorter splits than resident CTAs.
+ */
+export const DECODE_LAUNCH: DecodeLaunch = { stages: 4, ctasPerSm: 1, waves: 1 };
+
+/** Other launch settings, for development sweeps (tools/kernel-dev/decode-dev.mjs); default DECODE_LAUNCH. */
+export interface DecodeOptions extends Partial<DecodeLaunch> {
+  /** the CUDA source to compile (default decode.cu) */
+  source?: string;
 }
 
 interface Kernels {
@@ -102,6 +118,7 @@ interface Kernels {
   tiles: Kernel;
   count: Kernel;
   list: Kernel;
+  scatter: Kernel;
   shared: number;
 }
 
@@ -130,16 +147,25 @@ export class DecodeKernel {
   private readonly views = new WeakMap<QueryRows, WeakMap<Int32Array, Map<number, Prepared>>>();
   private readonly arrays = new WeakMap<Int32Array, CudaTensor>();
   private counters: CudaTensor | undefined;
-  private readonly stages: number;
-  private readonly ctasPerSm: number;
   private source: string | undefined;
+  private uploaded = 0;
+  private readonly launch: DecodeLaunch;
 
   constructor(
     readonly rt: CudaRuntime,
-    o: DecodeOptions = {},
+    fixed: DecodeOptions = {},
   ) {
-    this.stages = o.stages ?? 3;
-    this.ctasPerSm = o.ctasPerSm ?? 2;
+    this.source = fixed.source;
+    this.launch = {
+      stages: fixed.stages ?? DECODE_LAUNCH.stages,
+      ctasPerSm: fixed.ctasPerSm ?? DECODE_LAUNCH.ctasPerSm,
+      waves: fixed.waves ?? DECODE_LAUNCH.waves,
+    };
+  }
+
+  /** Bytes copied host → device so far (mask views: query intervals, key positions, row blocks). */
+  get uploadBytes(): number {
+    return this.uploaded;
   }
 
   /**
@@ -162,8 +188,9 @@ export class DecodeKernel {
     return p ?? undefined;
   }
 
-  private kernels(d: 64 | 128, dtype: HalfType, m: number, wm: number): Kernels {
-    const key = `${d}/${dtype}/${m}/${wm}`;
+  private kernels(d: 64 | 128, dtype: HalfType, m: number, wm: number, launch: DecodeLaunch): Kernels {
+    const { stages, ctasPerSm } = launch;
+    const key = `${d}/${dtype}/${m}/${wm}/${stages}/${ctasPerSm}`;
     let k = this.modules.get(key);
     if (!k) {
       this.source ??= readFileSync(DECODE_SOURCE_PATH, 'utf8');
@@ -173,18 +200,20 @@ export class DecodeKernel {
         `-DWEFT_F16=${dtype === 'f16' ? 1 : 0}`,
         `-DWEFT_M=${m}`,
         `-DWEFT_WM=${wm}`,
-        `-DWEFT_STAGES=${this.stages}`,
+        `-DWEFT_STAGES=${stages}`,
+        `-DWEFT_MINB=${ctasPerSm}`,
       ];
       const mod: CudaModule = this.rt.compile(this.source, { name: 'decode.cu', options });
       const P = 'ptr' as const,
         I = 'i32' as const,
         F = 'f32' as const;
-      const shared = this.stages * (2 * KT * d * 2 + KT * 4);
+      const shared = stages * (2 * KT * d * 2 + KT * 4);
       k = {
         decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, P, P, P, P, P, I, I, I, I, F, I]),
         tiles: mod.kernel('weft_decode_tiles', [P, I, I, P]),
         count: mod.kernel('weft_decode_count', [P, P, P, P, I, P]),
         list: mod.kernel('weft_decode_list', [P, P, P, P, I, P, P, P, I]),
+        scatter: mod.kernel('weft_decode_scatter', [P, P, I]),
         shared,
       };
       k.decode.setMaxDynamicSharedMemory(shared);
@@ -197,7 +226,37 @@ export class DecodeKernel {
     let t = this.arrays.get(a);
     if (!t) {
       t = this.rt.device.uploadInt32(a);
+      this.uploaded += 4 * a.length;
       this.arrays.set(a, t);
+    }
+    return t;
+  }
+
+  /**
+   * Key positions on the device. A decode loop makes a new positions array every step
+   * (editPositions: the appended rows); when this kernel holds the array it was made from, that
+   * device copy moves on to the new array and only the edited rows are uploaded and scattered.
+   * Calls enqueued before read the old rows (one stream); a later call with the old array
+   * uploads it afresh.
+   */
+  private keyPositions(kPos: Int32Array, ks: Kernels): CudaTensor {
+    const had = this.arrays.get(kPos);
+    if (had) return had;
+    const e = positionEdit(kPos),
+      base = e?.base.deref(),
+      t = base && base.length === kPos.length ? this.arrays.get(base) : undefined;
+    if (!e || !base || !t || 2 * e.rows.length > kPos.length) return this.ints(kPos);
+    this.arrays.delete(base);
+    this.arrays.set(kPos, t);
+    const n = e.rows.length;
+    if (n > 0) {
+      const edit = new Int32Array(2 * n);
+      edit.set(e.rows);
+      edit.set(e.values, n);
+      const up = this.rt.device.uploadInt32(edit);
+      this.uploaded += 8 * n;
+      ks.scatter.launch({ grid: Math.ceil(n / 256), block: 256 }, t, up, n);
+      up.release();
     }
     return t;
   }
@@ -226,7 +285,7 @@ export class DecodeKernel {
         tiles = dev.empty('f32', [ntiles, 2]);
       const qlo = this.ints(view.q.lo),
         qhi = this.ints(view.q.hi),
-        kpos = this.ints(view.kPos);
+        kpos = this.keyPositions(view.kPos, ks);
       const chunks = Math.ceil(ntiles / LIST_CHUNK),
         counts = dev.empty('f32', [nb, chunks]);
       // int32 contents in f32-typed buffers, as CudaKernel's block lists
@@ -243,9 +302,9 @@ export class DecodeKernel {
     return p;
   }
 
-  /** Splits per (row block, kv head): enough CTAs to fill the GPU, at least two tiles each. */
-  splits(nb: number, hkv: number, tk: number): number {
-    const fill = Math.floor((this.rt.info.sms * this.ctasPerSm) / (nb * hkv));
+  /** Splits per (row block, kv head): `waves` CTAs per resident slot over the GPU, at least two tiles each. */
+  splits(nb: number, hkv: number, tk: number, l: DecodeLaunch): number {
+    const fill = Math.floor((this.rt.info.sms * l.ctasPerSm * l.waves) / (nb * hkv));
     const tilesPerBlock = Math.ceil(tk / KT) / nb;
     return Math.max(1, Math.min(fill, Math.floor(tilesPerBlock / 2), 4096));
   }
@@ -264,10 +323,12 @@ export class DecodeKernel {
     const group = h / hkv;
     const plan = this.plan(view, group);
     if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
-    const ks = this.kernels(d, dtype, view.q.m, plan.wm);
+    const nb = plan.blocks.length / 2,
+      launch = this.launch;
+    const ks = this.kernels(d, dtype, view.q.m, plan.wm, launch);
     const p = this.prepare(view, group, ks);
     const dev = this.rt.device;
-    const splits = this.splits(p.nb, hkv, tk),
+    const splits = this.splits(nb, hkv, tk, launch),
       vb = 16 * plan.wm,
       groups = p.nb * hkv;
     if (!this.counters || this.counters.numel < groups) {
@@ -285,7 +346,7 @@ export class DecodeKernel {
       v,
       this.ints(view.q.lo),
       this.ints(view.q.hi),
-      this.ints(view.kPos),
+      this.keyPositions(view.kPos, ks),
       p.rows,
       p.list,
       p.total,
