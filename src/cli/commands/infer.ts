@@ -6,7 +6,9 @@
 // step of --new-tokens per request; --check compares that step's rows with the f64 reference.
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../errors.js';
-import { type InferResult, type InferStep, runInference } from '../../infer/index.js';
+import { type InferResult, type InferStep, type PassKind, runInference } from '../../infer/index.js';
+import { resolveBackend } from '../../backends/index.js';
+import { distEnv } from '../../launch/env.js';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
@@ -49,6 +51,8 @@ export interface InferOpts extends LayoutOpts {
   seed: string;
   check?: boolean;
   json?: boolean;
+  iters?: string;
+  warmup?: string;
 }
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
@@ -90,7 +94,25 @@ export function plannedPass(
   return choosePass(cfg, ctx.rates, ctx.net, { tp: 1, cp: world });
 }
 
-export async function runInferMode(o: InferOpts): Promise<void> {
+/** What both backends take from the options, checked. */
+export interface InferSetup {
+  mode: (typeof INFER_MODES)[number];
+  P: number;
+  T: number;
+  B: number;
+  world: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  mask: MaskSpec;
+  scale: number;
+  seed: number;
+  pass: PassKind;
+  /** the planner's prices when --pass auto */
+  planned?: PassChoice;
+}
+
+function inferSetup(o: InferOpts): InferSetup {
   const mode = parseChoice(o.mode!, '--mode', INFER_MODES);
   const need = (v: string | undefined, flag: string, min = 1): number => {
     const x = optInt(v, flag, min);
@@ -117,11 +139,7 @@ export async function runInferMode(o: InferOpts): Promise<void> {
     );
   for (const f of ['shard', 'ulysses', 'ring', 'inner', 'placement'] as const)
     if (o[f] !== undefined) throw new UserError(`--${f} does not apply to --mode ${mode}`);
-  if (o.backend === 'cuda')
-    throw new UserError(`--mode ${mode} runs on CPU ranks here; the GPU decode kernel is timed by weft bench decode`);
-  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
   const seed = optInt(o.seed, 'seed', 0)!;
-  const rng = new Rng(seed);
   const S = P + T;
   const cu =
     o.cuSeqlens !== undefined
@@ -141,11 +159,32 @@ export async function runInferMode(o: InferOpts): Promise<void> {
   const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
   if (!(scale > 0) || !Number.isFinite(scale))
     throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-
   const passOpt = parseChoice(o.pass ?? 'auto', '--pass', ['kv', 'q', 'auto'] as const);
   const planned =
     mode === 'prefill' && passOpt === 'auto' ? plannedPass(P, T, B, H, Hkv, D, world, o.mask, cu) : undefined;
   const pass = passOpt === 'auto' ? (planned?.pass ?? 'kv') : passOpt;
+  return { mode, P, T, B, world, H, Hkv, D, mask, scale, seed, pass, ...(planned ? { planned } : {}) };
+}
+
+export async function runInferMode(o: InferOpts): Promise<void> {
+  const su = inferSetup(o);
+  const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
+  const dist = distEnv();
+  if (backend === 'cuda' && !dist)
+    throw new UserError(
+      `--backend cuda runs one process per GPU: weft launch -n ${su.world} -- run --mode ${su.mode} --backend cuda … (or torchrun, srun, mpirun)`,
+    );
+  if (dist && backend !== 'cpu') {
+    const { backend: b, skipped } = await resolveBackend(backend);
+    // the GPU path lives in its own module so that CPU runs never load the CUDA backend
+    if (b.name === 'cuda') return (await import('./infer-gpu.js')).runInferGpuCommand(o, su);
+    for (const s of skipped)
+      process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
+  }
+  const { mode, P, T, B, world, H, Hkv, D, mask, scale, seed, pass, planned } = su;
+  const S = P + T;
+  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+  const rng = new Rng(seed);
   const requests = Array.from({ length: B }, () => ({
     mask,
     q: randn(rng, dtype, [S, H, D]),
