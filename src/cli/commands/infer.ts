@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../../errors.js';
 import { type InferResult, type InferStep, type PassKind, runInference } from '../../infer/index.js';
 import { resolveBackend } from '../../backends/index.js';
-import { distEnv } from '../../launch/env.js';
+import { connectStore, distEnv } from '../../launch/env.js';
+import { runInferenceLaunched } from '../../infer/launched.js';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
@@ -198,7 +199,16 @@ export async function runInferMode(o: InferOpts): Promise<void> {
       ? { kind: 'decode', counts: requests.map(() => T) }
       : { kind: 'prefill', pass, counts: requests.map(() => T) },
   );
-  const res = await runInference({ world, dtype, scale, requests, steps }, { timeoutMs: timeoutMs(o) });
+  const problem = { world, dtype, scale, requests, steps };
+  let res: InferResult;
+  if (dist) {
+    // one CPU rank per launched process, over TCP; rank 0 reports
+    const store = await connectStore(dist, timeoutMs(o));
+    const r = await runInferenceLaunched(problem, dist, store, { timeoutMs: timeoutMs(o) });
+    store.close();
+    if (!r) return;
+    res = r;
+  } else res = await runInference(problem, { timeoutMs: timeoutMs(o) });
 
   let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
   if (o.check) {
