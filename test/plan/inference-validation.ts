@@ -19,7 +19,7 @@ export const DECODE_RECORDS = [
   'bench/results/decode-2026-12-04-17-24-59-a33aa6b.jsonl',
 ] as const;
 /** weft's one-GPU prefill records: 1K and 8K new tokens onto 120K cached ones, both passes. */
-export const PREFILL_RECORDS = ['bench/results/prefill-2026-12-04-18-34-16-unknown.jsonl'] as const;
+export const PREFILL_RECORDS = ['bench/results/prefill-2026-12-04-18-42-21-ab9f734.jsonl'] as const;
 
 interface Rec {
   name: string;
