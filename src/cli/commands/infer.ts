@@ -247,6 +247,7 @@ export async function runInferMode(o: InferOpts): Promise<void> {
   const last = res.steps[res.steps.length - 1]!;
   const summary = {
     mode,
+    backend: 'cpu',
     world,
     dims: { H, Hkv, D },
     context: P,
