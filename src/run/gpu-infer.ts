@@ -106,6 +106,7 @@ class InferRank {
     this.step = this.map.place(new Array<number>(p.B).fill(p.T));
     this.map.commit(this.step);
     this.cache = new KvCache(rt.device, this.map, me, 1, p.Hkv, p.D, p.dtype);
+    // the cached rows by position; the step's slots (still free in `cached`) get theirs from the step's own write
     this.random.rowsInto(this.cache.k[0] as CudaTensor, cached, SEEDS.k);
     this.random.rowsInto(this.cache.v[0] as CudaTensor, cached, SEEDS.v);
     // decode: every rank holds the whole batch's new rows; prefill: its placed rows

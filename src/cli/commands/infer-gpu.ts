@@ -8,7 +8,7 @@ import { maskName } from '../../mask/spec.js';
 import { runInferGpu } from '../../run/gpu-infer.js';
 import { optInt } from '../layout-options.js';
 import { parseChoice } from '../options.js';
-import type { InferOpts, InferSetup } from './infer.js';
+import type { InferOpts, InferSetup } from '../infer-setup.js';
 
 const gib = (b: number): string => (b / 2 ** 30).toFixed(2);
 
