@@ -16,6 +16,7 @@ import {
   weftMemoryChecks,
   WEFT_RECORDS,
 } from '../test/plan/validation.js';
+import { DECODE_RECORDS, inferenceChecks, PREFILL_RECORDS } from '../test/plan/inference-validation.js';
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 const num = (x: number): string => x.toFixed(x < 10 ? 2 : 1);
@@ -103,6 +104,41 @@ export async function validationTable(): Promise<string> {
     md += mdTable(
       ['setup', 'published', 'predicted', 'unit', 'error'],
       cs.map((c) => [c.label, num(c.published), num(c.predicted), c.unit, pct(relErr(c))]),
+    );
+  }
+  md += inferenceSection();
+  return md;
+}
+
+/** The inference planner's checks (test/plan/inference-validation.ts), apart from the training statistics above. */
+function inferenceSection(): string {
+  const bySource = inferenceChecks();
+  const all = Object.values(bySource).flat();
+  const within = (cs: readonly Check[]): number => cs.filter((c) => Math.abs(relErr(c)) <= 0.15).length;
+  let md = '\n## Inference: decode and prefill\n\n';
+  md +=
+    'The inference planner (`weft plan` with `mode: "decode"` or a cached prefill; docs/inference.md) against weft\'s own ' +
+    `one-GPU records (${[...DECODE_RECORDS, ...PREFILL_RECORDS].map((f) => `\`${f}\``).join(', ')}) and published rows. ` +
+    "weft's records are priced as one attention layer of the record's shape on one H200, and only the attention terms are " +
+    "compared: the decode step's K/V read (the bytes at the streaming rate and two launches: `predicted.stepMs` less the " +
+    "weights, which a kernel benchmark does not read) and the prefill's attention under its pass. The published time-to-first-" +
+    'token rows are whole models and compare `predicted.stepMs` itself. These checks are not in the statistics above.\n\n';
+  md += mdTable(
+    ['source', 'checks', 'median error (absolute)', 'worst', 'within 15%'],
+    Object.entries(bySource).map(([s, cs]) => [
+      s,
+      String(cs.length),
+      pct(medAbs(cs)),
+      pct(Math.max(...cs.map((c) => Math.abs(relErr(c))))),
+      `${within(cs)} of ${cs.length}`,
+    ]),
+  );
+  md += `\nAll inference checks: median |error| **${pct(medAbs(all))}**, ${within(all)} of ${all.length} within 15%.\n`;
+  for (const [source, cs] of Object.entries(bySource)) {
+    md += `\n### ${source}\n\n`;
+    md += mdTable(
+      ['setup', 'measured', 'predicted', 'unit', 'error'],
+      cs.map((c) => [c.label, c.published.toPrecision(4), c.predicted.toPrecision(4), c.unit, pct(relErr(c))]),
     );
   }
   return md;

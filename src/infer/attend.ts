@@ -24,15 +24,31 @@ import { type Env, freshState, isEmpty, isOwn, releaseAll } from '../strategy/co
 import { ringForward } from '../strategy/ring-pass.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import type { KvCache, Placement } from './cache.js';
+import { type KvCache, type Placement, runs } from './cache.js';
 
 export type PassKind = 'kv' | 'q';
 
 /** A new tensor of the given rows of `src` (viewed as [rows, B, …]), in that order. */
 export function pickRows(device: Device, src: Tensor, rows: Int32Array): Tensor {
   const out = device.empty(src.dtype, [rows.length, ...src.shape.slice(1)]);
-  rows.forEach((r, i) => device.copyBox(src, out, { src: [r, 0], dst: [i, 0], size: [1, src.shape[1] ?? 1] }));
+  for (const [from, to, n] of runs(
+    rows,
+    Int32Array.from(rows, (_, i) => i),
+  ))
+    device.copyBox(src, out, { src: [from, 0], dst: [to, 0], size: [n, src.shape[1] ?? 1] });
   return out;
+}
+
+const prefixes = new WeakMap<Int32Array, Int32Array>();
+
+/** The first `e` slot positions of a snapshot, the same array for the same snapshot (kernels memoize on it). */
+function usedPrefix(positions: Int32Array, e: number): Int32Array {
+  let v = prefixes.get(positions);
+  if (!v || v.length !== e) {
+    v = positions.slice(0, e);
+    prefixes.set(positions, v);
+  }
+  return v;
 }
 
 /** Attend `q` (rows at global positions qPos) to this rank's slots of one layer, into a fresh state. */
@@ -106,28 +122,30 @@ export async function prefillPassKv(
   const [T, H, D] = q.shape as [number, number, number];
   const state = freshState(device, accumType(q.dtype), T, H, D);
   const qRows = queryRows(env.mask, p.posByRank[me]!);
-  // each member sends only its used prefix of slots
+  // each member sends only its used prefix of slots; its own block is read in place
   const extent = Array.from({ length: n }, (_, j) => map.extent(j));
-  const kPos = extent.map((e, j) => map.positions(j).slice(0, e));
+  const kPos = extent.map((e, j) => (j === me ? cache.positions : usedPrefix(map.positions(j), e)));
   const prefix = (t: Tensor): Tensor => {
     const c = device.empty(t.dtype, [extent[me]!, ...t.shape.slice(1)]);
     if (extent[me]! > 0) device.copyBox(t, c, { src: [0, 0], dst: [0, 0], size: [extent[me]!, t.shape[1]!] });
     return c;
   };
-  const travel = [prefix(cache.k[layer]!), prefix(cache.v[layer]!)];
+  const own = [cache.k[layer]!, cache.v[layer]!];
+  const travel = n === 1 ? own : own.map(prefix);
   const last = await ringForward(
     env,
     comm,
     (j) => extent[j]!,
     travel,
-    ([k, v], owner) => {
+    (held, owner) => {
+      const [k, v] = owner === me ? own : held;
       const view: MaskView = { q: qRows, kPos: kPos[owner]! };
       if (!isEmpty(view)) env.kernel.forward({ q, k: k!, v: v!, view, scale: env.scale, state });
     },
     'pass-kv',
   );
   if (!isOwn(last, travel)) releaseAll(device, last); // the block a backward would start from: none here
-  releaseAll(device, travel);
+  if (travel !== own) releaseAll(device, travel);
   return state;
 }
 

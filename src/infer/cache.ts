@@ -264,15 +264,32 @@ export class KvCache {
    */
   write(layer: number, p: Placement, kNew: Tensor, vNew: Tensor, local = false): void {
     const mine = p.byRank[this.rank]!;
-    mine.forEach((t, i) => {
-      const box = { src: [local ? i : t, 0] as const, dst: [p.slot[t]!, 0] as const, size: [1, this.kvHeads] as const };
+    const src = local ? Int32Array.from(mine, (_, i) => i) : mine;
+    // one copy per run of rows that are consecutive on both sides (a GPU pays per copy)
+    for (const [from, to, n] of runs(
+      src,
+      Int32Array.from(mine, (t) => p.slot[t]!),
+    )) {
+      const box = { src: [from, 0] as const, dst: [to, 0] as const, size: [n, this.kvHeads] as const };
       this.device.copyBox(kNew, this.k[layer]!, box);
       this.device.copyBox(vNew, this.v[layer]!, box);
-    });
+    }
   }
 
   /** The slot positions of this rank (the kernel view's kPos for the whole buffer). */
   get positions(): Int32Array {
     return this.map.positions(this.rank);
   }
+}
+
+/** Runs [src, dst, length] of index pairs that advance together by one: copies of many rows in few boxes. */
+export function runs(src: Int32Array, dst: Int32Array): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let i = 0; i < src.length;) {
+    let n = 1;
+    while (i + n < src.length && src[i + n] === src[i]! + n && dst[i + n] === dst[i]! + n) n++;
+    out.push([src[i]!, dst[i]!, n]);
+    i += n;
+  }
+  return out;
 }

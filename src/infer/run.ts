@@ -108,12 +108,13 @@ export async function runInferenceBatch(
   return prepared.map((p, i) => p.finish(perRank.map((o) => o[i]!)));
 }
 
-interface Prepared {
+export interface Prepared {
   task: InferTask;
   finish(outs: InferRankOutput[]): InferResult;
 }
 
-function prepare(problem: InferProblem): Prepared {
+/** The ranks' task of a problem (checked; a step that does not fit throws here), and how their outputs become the result. */
+export function prepare(problem: InferProblem): Prepared {
   const { world } = problem;
   const { H, Hkv, D } = dims(problem);
   const B = problem.requests.length;

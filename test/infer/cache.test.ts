@@ -8,6 +8,8 @@ import { UserError } from '../../src/errors.js';
 import { CpuKernel } from '../../src/backends/cpu/kernel.js';
 import type { Comm } from '../../src/comm/comm.js';
 import { CacheMap, decode, KvCache, prefillPassKv, runInference } from '../../src/infer/index.js';
+import { runs } from '../../src/infer/cache.js';
+import type { Box } from '../../src/device/device.js';
 import { referenceAttention } from '../../src/kernel/reference.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import { NO_TRACE } from '../../src/strategy/types.js';
@@ -106,6 +108,43 @@ describe('KV cache map', () => {
     assert.equal(m.free, 2);
     m.commit(m.place([0, 2]));
     assert.equal(m.free, 0);
+  });
+
+  it('writes new rows in one copy per run of consecutive rows and slots (a GPU pays per copy)', () => {
+    assert.deepEqual(runs(Int32Array.of(0, 1, 2, 5, 6, 9), Int32Array.of(10, 11, 12, 13, 14, 20)), [
+      [0, 10, 3],
+      [5, 13, 2],
+      [9, 20, 1],
+    ]);
+    assert.deepEqual(runs(new Int32Array(0), new Int32Array(0)), []);
+    const boxes: Box[] = [];
+    const device = new CpuDevice(true);
+    const copyBox = device.copyBox.bind(device);
+    device.copyBox = (src, dst, box) => {
+      boxes.push(box);
+      copyBox(src, dst, box);
+    };
+    const rng = new Rng(3);
+    for (const world of [1, 3]) {
+      const m = new CacheMap(world, 60);
+      m.open(60, { kind: 'causal' });
+      m.commit(m.place([20]));
+      const p = m.place([30]);
+      m.commit(p);
+      const cache = new KvCache(device, m, 0, 1, 2, 4, 'f64');
+      const k = randn(rng, 'f64', [30, 2, 4]),
+        v = randn(rng, 'f64', [30, 2, 4]);
+      boxes.length = 0;
+      cache.write(0, p, k, v);
+      // one rank: the 30 new rows lie in order after the cached ones, one copy each for K and V;
+      // three ranks: rank 0 holds every third new row, and its slots follow one another
+      assert.equal(boxes.length, world === 1 ? 2 : 2 * p.byRank[0]!.length);
+      const kc = asF64(cache.k[0] as never);
+      p.byRank[0]!.forEach((t) => {
+        const s = p.slot[t]!;
+        assert.deepEqual(Array.from(kc.subarray(s * 8, s * 8 + 8)), Array.from(asF64(k).subarray(t * 8, t * 8 + 8)));
+      });
+    }
   });
 
   it('refuses masks under which a token sees later ones', () => {

@@ -116,6 +116,10 @@ describe('weft run --mode', () => {
         /--seq does not apply to --mode decode/,
       ],
       [['--seq', '9', ...dims], /--strategy and --world are required/],
+      [
+        ['--mode', 'decode', '--context', '8', '--world', '1', ...dims, '--backend', 'cuda'],
+        /--backend cuda runs one process per GPU: weft launch -n 1 -- run --mode decode --backend cuda/,
+      ],
     ];
     for (const [args, msg] of cases) {
       const r = weft(['run', ...args]);
@@ -124,6 +128,54 @@ describe('weft run --mode', () => {
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.equal(r.stdout, '');
     }
+  });
+});
+
+describe('weft launch -n N -- run --mode (CPU ranks as processes, over TCP)', () => {
+  const cases: [number, string[]][] = [
+    [2, ['--mode', 'decode', '--context', '90', '--new-tokens', '3', '--batch', '2', '--mask', 'sliding:30,0']],
+    [3, ['--mode', 'prefill', '--context', '100', '--new-tokens', '20', '--batch', '2', '--pass', 'kv']],
+    [
+      4,
+      [
+        '--mode',
+        'prefill',
+        '--context',
+        '70',
+        '--new-tokens',
+        '30',
+        '--pass',
+        'q',
+        '--mask',
+        'document-causal',
+        '--cu-seqlens',
+        '0,45,100',
+      ],
+    ],
+  ];
+  for (const [n, args] of cases)
+    it(`${args[1]}${args.includes('--pass') ? ` pass-${args[args.indexOf('--pass') + 1]}` : ''} on ${n} processes: rank 0 alone reports, the same result as worker-thread ranks`, () => {
+      const common = ['run', ...args, '--world', String(n), ...dims, '--dtype', 'f64', '--check', '--json'];
+      const launched = weft(['launch', '-n', String(n), '--', ...common, '--backend', 'cpu']);
+      assert.equal(launched.code, 0, launched.stderr);
+      const lines = launched.stdout.trim().split('\n');
+      assert.equal(lines.length, 1, 'rank 0 alone reports');
+      assert.match(lines[0]!, /^\[rank 0\] \{/);
+      const a = JSON.parse(lines[0]!.slice('[rank 0] '.length)),
+        b = JSON.parse(weft(common).stdout);
+      assert.ok(a.check.ok && a.check.errors.out <= 1e-10, JSON.stringify(a.check));
+      // the same schedule in the same order: bit-identical rows, so identical errors and counts
+      assert.deepEqual(a.check, b.check);
+      assert.deepEqual(
+        a.step.perRank.map((r: { area: number; bytesSent: number }) => [r.area, r.bytesSent]),
+        b.step.perRank.map((r: { area: number; bytesSent: number }) => [r.area, r.bytesSent]),
+      );
+    });
+
+  it('a --world other than the launched size: one line, exit 2', () => {
+    const r = weft(['launch', '-n', '2', '--', 'run', '--mode', 'decode', '--context', '8', '--world', '3', ...dims]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--world 3 differs from the 2 processes/);
   });
 });
 

@@ -13,6 +13,8 @@ import {
 } from '../../src/plan/inference.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, PASS_CROSSOVER, SDPA_DECODE_H200 } from './inference-published.js';
+import { weftDecodeChecks, weftPrefillChecks } from './inference-validation.js';
+import { relErr } from './validation.js';
 
 const ATTN_ONLY = {
   name: 'attn',
@@ -102,6 +104,25 @@ describe('planner: decode', () => {
       errors.every((e) => Math.abs(e) < 0.05),
       errors.join(', '),
     );
+  });
+});
+
+describe("planner: weft's own one-GPU records (docs/validation.md)", () => {
+  it('decode: every step of 1–4 new tokens within 15%; the 8-token misses are short reads the kernel does not stream', () => {
+    const checks = weftDecodeChecks();
+    assert.ok(checks.length >= 30);
+    const off = (cs: typeof checks): string[] =>
+      cs.filter((c) => Math.abs(relErr(c)) > 0.15).map((c) => `${c.label}: ${(100 * relErr(c)).toFixed(1)}%`);
+    assert.deepEqual(off(checks.filter((c) => !/\+ 8 new/.test(c.label))), []);
+    // the model prices a stream of the K/V bytes; with 8 new tokens and a read under ~0.3 GB the
+    // kernel stays short of it (1 × 32K, 1 × 128K): a kernel shortfall, not a term the model lacks
+    assert.deepEqual(off(checks), ['kernel: 1 × 32K + 8 new: -32.6%', 'kernel: 1 × 128K + 8 new: -17.9%']);
+  });
+
+  it('prefill onto a 120K cache: both passes within 15% of the recorded step', () => {
+    const checks = weftPrefillChecks();
+    assert.equal(checks.length, 4);
+    for (const c of checks) assert.ok(Math.abs(relErr(c)) <= 0.15, `${c.label}: ${(100 * relErr(c)).toFixed(1)}%`);
   });
 });
 

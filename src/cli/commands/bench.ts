@@ -51,6 +51,13 @@ interface DecodeOpts extends Common {
   dim: string;
   flexContexts?: string;
 }
+interface PrefillOpts extends Common {
+  contexts: string;
+  newTokens: string;
+  heads: string;
+  kvHeads: string;
+  dim: string;
+}
 interface CpOpts extends Common {
   seqs: string;
   layouts: string;
@@ -216,6 +223,39 @@ export function registerBench(program: Command): void {
       else await (await import('../../bench/decode.js')).benchDecode(options);
     }),
   );
+  bench
+    .command('prefill')
+    .description(
+      "a prefill of new tokens onto a cached context on one GPU (the KV cache's prefill step) against the causal rate of weft's flash kernel in the same run",
+    )
+    .option('--contexts <list>', 'cached tokens', '120k')
+    .option('--new-tokens <list>', 'new tokens', '8k')
+    .option('--heads <H>', 'query heads', '32')
+    .option('--kv-heads <K>', 'key/value heads', '8')
+    .option('--dim <D>', 'head dim: 64 | 128', '128')
+    .option('--iters <n>', 'timed repetitions (default 5)')
+    .option('--warmup <n>', 'untimed repetitions first (default 2)')
+    .option('--out <dir>', 'where the JSON records go', 'bench/results')
+    .action((o: PrefillOpts) =>
+      guard(async () => {
+        const [heads] = ints(o.heads, '--heads'),
+          [kvHeads] = ints(o.kvHeads, '--kv-heads');
+        if (!heads || !kvHeads || heads % kvHeads !== 0)
+          throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
+        const options = {
+          contexts: ints(o.contexts, '--contexts'),
+          newTokens: ints(o.newTokens, '--new-tokens'),
+          heads,
+          kvHeads,
+          headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+          iters: optInt(o.iters, 'iters'),
+          warmup: optInt(o.warmup, 'warmup', 0),
+          outDir: resolveOutputDir(o.out),
+        };
+        await resolveBackend('cuda');
+        await (await import('../../bench/prefill.js')).benchPrefill(options);
+      }),
+    );
   common(
     bench
       .command('cp')

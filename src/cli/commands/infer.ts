@@ -1,55 +1,30 @@
-// The inference side of `weft run` (--mode prefill | decode on CPU ranks) and of `weft plan`
-// (configs with "mode": "decode", or "prefill" with "newTokens"). `weft run --mode` fills a
-// sharded KV cache with the K/V of --context cached tokens per request (written, as an earlier
-// prefill would have left them; untimed), then times one
-// step: a prefill of --new-tokens by pass-KV or pass-Q (--pass; auto asks the planner), or a decode
-// step of --new-tokens per request; --check compares that step's rows with the f64 reference.
+// The inference side of `weft run` (--mode prefill | decode on CPU ranks: worker threads, or one
+// process per rank under a launcher) and of `weft plan` (configs with "mode": "decode", or
+// "prefill" with "newTokens"). `weft run --mode` fills a sharded KV cache with the K/V of --context
+// cached tokens per request (written, as an earlier prefill would have left them; untimed), then
+// times one step: a prefill of --new-tokens by pass-KV or pass-Q (--pass; auto asks the planner),
+// or a decode step of --new-tokens per request; --check compares that step's rows with the f64
+// reference. GPUs (--backend cuda under a launcher) run in infer-gpu.ts.
 import { readFileSync } from 'node:fs';
-import { UserError } from '../../errors.js';
 import { type InferResult, type InferStep, runInference } from '../../infer/index.js';
+import { resolveBackend } from '../../backends/index.js';
+import { connectStore, distEnv } from '../../launch/env.js';
+import { runInferenceLaunched } from '../../infer/launched.js';
 import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
-import { maskName, type MaskSpec, parseMask } from '../../mask/spec.js';
+import { maskName } from '../../mask/spec.js';
 import type { Calibration } from '../../plan/calibration/types.js';
-import { parseConfig } from '../../plan/config.js';
-import {
-  choosePass,
-  type InferenceConfig,
-  inferenceConfig,
-  type InferencePlan,
-  planInference,
-  type PassChoice,
-} from '../../plan/inference.js';
+import { inferenceConfig, type InferencePlan, planInference, type PassChoice } from '../../plan/inference.js';
 import { buildContext } from '../../plan/search.js';
 import { asF64, type HostTensor } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
+import { UserError } from '../../errors.js';
 import { parseChoice } from '../options.js';
-import { type LayoutOpts, optInt, timeoutMs } from '../layout-options.js';
+import { timeoutMs } from '../layout-options.js';
 import { table } from '../../report/table.js';
+import { type InferOpts, inferSetup } from '../infer-setup.js';
 
-export const INFER_MODES = ['prefill', 'decode'] as const;
-
-/** What `weft run` passes for --mode (its other options are refused or shared with the training mode). */
-export interface InferOpts extends LayoutOpts {
-  mode?: string;
-  context?: string;
-  newTokens?: string;
-  batch?: string;
-  pass?: string;
-  seq?: string;
-  heads: string;
-  kvHeads?: string;
-  dim: string;
-  mask: string;
-  backend: string;
-  dtype?: string;
-  docs?: string;
-  cuSeqlens?: string;
-  scale?: string;
-  seed: string;
-  check?: boolean;
-  json?: boolean;
-}
+export type { InferOpts } from '../infer-setup.js';
 
 const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
@@ -64,88 +39,25 @@ function human(bytes: number): string {
   return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
 }
 
-/** The planner's pass for a prefill on these ranks, priced as one node of H200s with weft's calibration. */
-export function plannedPass(
-  P: number,
-  T: number,
-  B: number,
-  H: number,
-  Hkv: number,
-  D: number,
-  world: number,
-  mask: string,
-  cuSeqlens?: readonly number[],
-): PassChoice {
-  const base = parseConfig({
-    model: { name: 'run', layers: 1, hidden: H * D, heads: H, kvHeads: Hkv, headDim: D, ffnHidden: H * D, vocab: 1 },
-    mode: 'prefill',
-    seqLen: P + T,
-    batchSeqs: B,
-    mask,
-    ...(cuSeqlens ? { cuSeqlens } : {}),
-    cluster: { nodes: 1, gpusPerNode: world, gpu: 'h200' },
-  });
-  const cfg: InferenceConfig = { base, mode: 'prefill', context: P, newTokens: T, batch: B };
-  const ctx = buildContext(base);
-  return choosePass(cfg, ctx.rates, ctx.net, { tp: 1, cp: world });
-}
-
 export async function runInferMode(o: InferOpts): Promise<void> {
-  const mode = parseChoice(o.mode!, '--mode', INFER_MODES);
-  const need = (v: string | undefined, flag: string, min = 1): number => {
-    const x = optInt(v, flag, min);
-    if (x === undefined) throw new UserError(`--mode ${mode} needs --${flag}`);
-    return x;
-  };
-  if (o.seq !== undefined)
-    throw new UserError(`--seq does not apply to --mode ${mode}: give --context (cached tokens) and --new-tokens`);
-  const P = need(o.context, 'context', 0),
-    T = optInt(o.newTokens, 'new-tokens') ?? 1,
-    B = optInt(o.batch, 'batch') ?? 1;
-  const world = need(o.world, 'world'),
-    H = need(o.heads, 'heads'),
-    Hkv = optInt(o.kvHeads, 'kv-heads') ?? H,
-    D = need(o.dim, 'dim');
-  if (H % Hkv !== 0) throw new UserError(`--heads ${H} must be a multiple of --kv-heads ${Hkv}`);
-  if (mode === 'decode' && o.pass !== undefined)
-    throw new UserError('--pass applies to --mode prefill (decode exchanges partial results in one all-gather)');
-  if (o.strategy !== undefined && !(mode === 'decode' && o.strategy === 'allgather'))
+  const su = inferSetup(o);
+  const backend = parseChoice(o.backend, '--backend', ['auto', 'cpu', 'cuda'] as const);
+  const dist = distEnv();
+  if (backend === 'cuda' && !dist)
     throw new UserError(
-      mode === 'decode'
-        ? `--mode decode exchanges partial (out, lse) by one all-gather: --strategy allgather or none, not '${o.strategy}'`
-        : '--strategy does not apply to --mode prefill: choose the pass with --pass kv|q|auto',
+      `--backend cuda runs one process per GPU: weft launch -n ${su.world} -- run --mode ${su.mode} --backend cuda … (or torchrun, srun, mpirun)`,
     );
-  for (const f of ['shard', 'ulysses', 'ring', 'inner', 'placement'] as const)
-    if (o[f] !== undefined) throw new UserError(`--${f} does not apply to --mode ${mode}`);
-  if (o.backend === 'cuda')
-    throw new UserError(`--mode ${mode} runs on CPU ranks here; the GPU decode kernel is timed by weft bench decode`);
-  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
-  const seed = optInt(o.seed, 'seed', 0)!;
-  const rng = new Rng(seed);
+  if (dist && backend !== 'cpu') {
+    const { backend: b, skipped } = await resolveBackend(backend);
+    // the GPU path lives in its own module so that CPU runs never load the CUDA backend
+    if (b.name === 'cuda') return (await import('./infer-gpu.js')).runInferGpuCommand(o, su);
+    for (const s of skipped)
+      process.stderr.write(`weft run: ${s.name} backend unavailable (${s.reason}); using CPU ranks\n`);
+  }
+  const { mode, P, T, B, world, H, Hkv, D, mask, scale, seed, pass, planned } = su;
   const S = P + T;
-  const cu =
-    o.cuSeqlens !== undefined
-      ? o.cuSeqlens.split(',').map((x) => {
-          if (!/^\s*\d+\s*$/.test(x))
-            throw new UserError(`--cu-seqlens must be integers separated by commas, not '${o.cuSeqlens}'`);
-          return Number(x);
-        })
-      : undefined;
-  if (o.docs !== undefined)
-    throw new UserError(`--mode ${mode} takes document boundaries as --cu-seqlens 0,…,${S} (over cached + new tokens)`);
-  if (o.mask.startsWith('document') && !cu)
-    throw new UserError(
-      `mask '${o.mask}' needs --cu-seqlens 0,…,${S} (over the ${P} cached and ${T} new tokens of each request)`,
-    );
-  const mask: MaskSpec = parseMask(o.mask, cu);
-  const scale = o.scale === undefined ? 1 / Math.sqrt(D) : Number(o.scale);
-  if (!(scale > 0) || !Number.isFinite(scale))
-    throw new UserError(`--scale must be a positive number, not '${o.scale}'`);
-
-  const passOpt = parseChoice(o.pass ?? 'auto', '--pass', ['kv', 'q', 'auto'] as const);
-  const planned =
-    mode === 'prefill' && passOpt === 'auto' ? plannedPass(P, T, B, H, Hkv, D, world, o.mask, cu) : undefined;
-  const pass = passOpt === 'auto' ? (planned?.pass ?? 'kv') : passOpt;
+  const dtype = parseChoice(o.dtype ?? 'f32', '--dtype', ['f64', 'f32'] as const);
+  const rng = new Rng(seed);
   const requests = Array.from({ length: B }, () => ({
     mask,
     q: randn(rng, dtype, [S, H, D]),
@@ -159,7 +71,16 @@ export async function runInferMode(o: InferOpts): Promise<void> {
       ? { kind: 'decode', counts: requests.map(() => T) }
       : { kind: 'prefill', pass, counts: requests.map(() => T) },
   );
-  const res = await runInference({ world, dtype, scale, requests, steps }, { timeoutMs: timeoutMs(o) });
+  const problem = { world, dtype, scale, requests, steps };
+  let res: InferResult;
+  if (dist) {
+    // one CPU rank per launched process, over TCP; rank 0 reports
+    const store = await connectStore(dist, timeoutMs(o));
+    const r = await runInferenceLaunched(problem, dist, store, { timeoutMs: timeoutMs(o) });
+    store.close();
+    if (!r) return;
+    res = r;
+  } else res = await runInference(problem, { timeoutMs: timeoutMs(o) });
 
   let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
   if (o.check) {
@@ -198,6 +119,7 @@ export async function runInferMode(o: InferOpts): Promise<void> {
   const last = res.steps[res.steps.length - 1]!;
   const summary = {
     mode,
+    backend: 'cpu',
     world,
     dims: { H, Hkv, D },
     context: P,
