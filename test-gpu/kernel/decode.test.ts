@@ -17,7 +17,7 @@ import { openCuda } from '../../src/backends/cuda/runtime/runtime.js';
 import type { CudaTensor } from '../../src/backends/cuda/runtime/tensor.js';
 import { CpuKernel } from '../../src/backends/cpu/kernel.js';
 import { CudaKernel } from '../../src/backends/cuda/kernel/kernel.js';
-import { decodePlan, DecodeKernel } from '../../src/backends/cuda/kernel/decode.js';
+import { decodePlan, DecodeKernel, keysAscend } from '../../src/backends/cuda/kernel/decode.js';
 import { CacheMap } from '../../src/infer/cache.js';
 import { type AttnState, defaultScale } from '../../src/kernel/kernel.js';
 import { MaskGrid } from '../../src/mask/grid.js';
@@ -126,7 +126,7 @@ function via(dk: DecodeKernel): Forward {
 }
 
 async function check(c: Case, seed: number, forward: Forward = viaCuda): Promise<void> {
-  const plan = decodePlan(c.view.q, c.h / c.hkv);
+  const plan = decodePlan(c.view.q, c.h / c.hkv, keysAscend(c.view.kPos)); // as DecodeKernel.plan
   assert.ok(plan, `${c.name}: the view should be decode-shaped`);
   if (c.wm) assert.equal(plan.wm, c.wm, `${c.name}: m-tiles per CTA`);
   const rng = new Rng(seed);
@@ -346,7 +346,7 @@ test('a decode loop over a KV cache keeps the key positions on the device: a ste
     const ref = cpu.forward({ q, k, v, view, scale });
     const eo = relError(await dev.download(st.out), ref.out as HostTensor);
     const rows = p.pos.length,
-      plan = decodePlan(view.q, H / Hkv)!;
+      plan = decodePlan(view.q, H / Hkv, keysAscend(view.kPos))!;
     // the new rows' slots and positions, the query rows' intervals, the row-block table
     const small = 8 * rows + 8 * rows * view.q.m + 4 * plan.blocks.length;
     console.log(`# decode step ${s}: ${up} bytes uploaded (cache of ${capacity} rows), out ${eo.toExponential(2)}`);

@@ -3,9 +3,9 @@
 // each sequence — packed whole into row blocks of at most 64 query vectors.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodePlan } from '../../src/backends/cuda/kernel/decode.js';
+import { decodePlan, keysAscend } from '../../src/backends/cuda/kernel/decode.js';
 import { MaskGrid } from '../../src/mask/grid.js';
-import { maskView, positionEdit } from '../../src/mask/view.js';
+import { editPositions, maskView, positionEdit } from '../../src/mask/view.js';
 import { CacheMap } from '../../src/infer/cache.js';
 
 const iota = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
@@ -54,6 +54,30 @@ test('a batch: runs of different sequences pack whole into row blocks', () => {
   const v = maskView(grid, Int32Array.from([-1, 97, -1, 98, 99]), Int32Array.from(iota(0, 100)));
   assert.deepEqual([...decodePlan(v.q, 4)!.blocks], [0, 5]);
   assert.equal(decodePlan(v.q, 4)!.wm, 2);
+});
+
+test('keys that ascend with the slots: a row block per run', () => {
+  assert.deepEqual([...decodePlan(batchRows(4, 100, 1).q, 4, true)!.blocks], [0, 1, 1, 2, 2, 3, 3, 4]);
+  assert.deepEqual([...decodePlan(batchRows(3, 100, 2).q, 4, true)!.blocks], [0, 2, 2, 4, 4, 6]);
+  assert.deepEqual([...decodePlan(batchRows(3, 100, 2).q, 4)!.blocks], [0, 4, 4, 6]); // packed: 2 runs of 8 vectors a block
+  const packed = Int32Array.from(iota(0, 300));
+  assert.equal(keysAscend(packed), true);
+  assert.equal(keysAscend(Int32Array.from([-1, 0, 1, -1, -1, 5, 9, -1])), true);
+  assert.equal(keysAscend(Int32Array.from([0, 1, 2, 1])), false);
+  // edits are judged from their rows' neighbours: an append in order keeps the verdict, one out of order loses it
+  const pad = Int32Array.from([...iota(0, 300), ...Array<number>(200).fill(-1)]);
+  assert.equal(keysAscend(pad), true);
+  const next = editPositions(pad, Int32Array.from([300, 301]), Int32Array.from([300, 301]));
+  assert.equal(keysAscend(next), true);
+  assert.equal(keysAscend(editPositions(next, Int32Array.from([302]), Int32Array.from([150]))), false);
+  // a sharded cache after a decode step: the sequences' generated tokens interleave
+  const map = new CacheMap(1, 400);
+  map.open(150, { kind: 'causal' });
+  map.open(150, { kind: 'causal' });
+  map.commit(map.place([100, 100]));
+  assert.equal(keysAscend(map.positions(0)), true);
+  map.commit(map.place([1, 1]));
+  assert.equal(keysAscend(map.positions(0)), false);
 });
 
 test('a KV cache step makes its key positions as an edit of the last (what the decode kernel uploads)', () => {

@@ -3,12 +3,14 @@
 //   node tools/kernel-dev/decode-dev.mjs sweep [out.json]   launch settings (stages, CTAs per SM,
 //                                                          waves) on the bench's shapes, TB/s
 //                                                          (WEFT_SWEEP_ALL=1: every setting measured)
-// The sweep also times the default with the last-CTA merge cut out of the source ("no merge"): the
-// difference is what the merge tail costs. Timing as `weft bench decode`: a lead call, then about a
+// The sweep also times the default with the last-CTA merge cut out of the source ("nomerge": what
+// the merge tail costs), with runs packed into row blocks whatever the key layout ("packed"), and
+// with one split fewer ("fewer": 120 of 132 SMs at 8 (row block, kv head) pairs), and checks every
+// variant's output against the default's. Timing as `weft bench decode`: a lead call, then about a
 // millisecond of back-to-back calls, median of 10.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { openCuda } from '../../dist/src/backends/cuda/runtime/runtime.js';
-import { DecodeKernel, DECODE_SOURCE_PATH } from '../../dist/src/backends/cuda/kernel/decode.js';
+import { DecodeKernel, DECODE_SOURCE_PATH, decodePlan } from '../../dist/src/backends/cuda/kernel/decode.js';
 import { DeviceRandom } from '../../dist/src/backends/cuda/kernel/random.js';
 import { decodeView, decodeBytes, repsFor } from '../../dist/src/bench/decode.js';
 
@@ -65,6 +67,7 @@ if (mode === 'smoke') {
       [1, 1000, 1],
       [3, 700, 4],
       [2, 500, 8],
+      [1, 20000, 1],
     ]) {
       const x = inputs(B, P, T);
       const ms = await time(dk, x.q, x.k, x.v, x.view, x.dims, 1);
@@ -76,21 +79,36 @@ if (mode === 'smoke') {
   const source = readFileSync(DECODE_SOURCE_PATH, 'utf8');
   const cut = source.replace('  if (!last) return;', '  return;');
   if (cut === source) throw new Error('decode-dev: the merge cut did not apply');
+  // runs packed into row blocks whatever the key layout (the default packs only when the slots interleave sequences)
+  class Packed extends DecodeKernel {
+    plan(view, group) {
+      const p = super.plan(view, group);
+      return p && decodePlan(view.q, group, false);
+    }
+  }
+  // one split fewer: 120 of the 132 SMs at 8 (row block, kv head) pairs (does the SM count bound the rate?)
+  class Fewer extends DecodeKernel {
+    splits(nb, hkv, tk, l) {
+      return Math.max(1, super.splits(nb, hkv, tk, l) - 1);
+    }
+  }
   // the default, the default without its merge, and others measured slower (docs/decode.md)
   const variants = [
-    ['4x1 w1', { stages: 4, ctasPerSm: 1, waves: 1 }],
-    ['4x1 nomerge', { stages: 4, ctasPerSm: 1, waves: 1, source: cut }],
-    ['3x2 w1', { stages: 3, ctasPerSm: 2, waves: 1 }],
+    ['4x1', new DecodeKernel(rt, {})],
+    ['4x1 nomerge', new DecodeKernel(rt, { source: cut })],
+    ['4x1 packed', new Packed(rt, {})],
+    ['4x1 fewer', new Fewer(rt, {})],
+    ['3x1', new DecodeKernel(rt, { stages: 3 })],
+    ['6x1', new DecodeKernel(rt, { stages: 6 })],
+    ['3x2', new DecodeKernel(rt, { stages: 3, ctasPerSm: 2 })],
     ...(process.env.WEFT_SWEEP_ALL
       ? [
-          ['3x2 w2', { stages: 3, ctasPerSm: 2, waves: 2 }],
-          ['3x2 w4', { stages: 3, ctasPerSm: 2, waves: 4 }],
-          ['2x3 w1', { stages: 2, ctasPerSm: 3, waves: 1 }],
-          ['2x3 w2', { stages: 2, ctasPerSm: 3, waves: 2 }],
-          ['4x1 w3', { stages: 4, ctasPerSm: 1, waves: 3 }],
+          ['3x2 w2', new DecodeKernel(rt, { stages: 3, ctasPerSm: 2, waves: 2 })],
+          ['2x3 w1', new DecodeKernel(rt, { stages: 2, ctasPerSm: 3, waves: 1 })],
+          ['4x1 w3', new DecodeKernel(rt, { stages: 4, ctasPerSm: 1, waves: 3 })],
         ]
       : []),
-  ].map(([name, o]) => [name, new DecodeKernel(rt, o)]);
+  ];
   const shapes = [
     [1, 32768, 1],
     [4, 32768, 1],
@@ -112,14 +130,26 @@ if (mode === 'smoke') {
     rt.allocator.emptyCache();
     const x = inputs(B, P, T);
     const row = [];
+    let ref;
     for (const [name, dk] of variants) {
       const ms = await time(dk, x.q, x.k, x.v, x.view, x.dims, 10);
+      // the same out as the base kernel (which the GPU tests hold to the f64 reference)?
+      const st = dk.forward(x.q, x.k, x.v, x.view, 0.088, x.dims);
+      const o = (await rt.device.download(st.out)).data;
+      st.out.release();
+      st.lse.release();
+      if (!ref) ref = o;
+      else if (name !== '4x1 nomerge') {
+        let e = 0;
+        for (let i = 0; i < o.length; i++) e = Math.max(e, Math.abs(o[i] - ref[i]));
+        if (!(e < 1e-4)) console.log(`MISMATCH ${name} ${B}x${P} T${T}: max |out − base| = ${e}`);
+      }
       const TBps = decodeBytes({ B, P, T, Hkv, D }) / (ms * 1e-3) / 1e12;
       row.push(TBps);
       results.push({ B, P, T, variant: name, ms, TBps });
     }
     for (const t of [x.q, x.k, x.v]) t.release();
-    console.log(`${`${B}x${P / 1024}K T${T}`.padEnd(13)}${row.map((r) => r.toFixed(2).padStart(12)).join('')}`);
+    console.log(`${`${B}x${P / 1024}K T${T}`.padEnd(13)}${row.map((r) => r.toFixed(3).padStart(12)).join('')}`);
   }
 }
 if (outFile) writeFileSync(outFile, JSON.stringify({ gpu: rt.info.name, results }, null, 1));

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One call on the GPU machine for the decode kernel: its GPU tests (against the CPU kernel and
 # PyTorch SDPA's error), `weft bench decode` (weft, SDPA FlashAttention-2 and cuDNN, FlexAttention,
-# and the copy rate, in one run), then optionally a launch-settings sweep (WEFT_SWEEP=1) and
-# compute-sanitizer on small cases (WEFT_SANITIZE="memcheck racecheck"). Logs and records go to
-# $OUT. Run from the project root after `source .device/prelude.sh`; needs dist/ (npx tsc -p .).
+# and the copy rate, in one run), optionally `weft bench ops` (WEFT_OPS=1), compute-sanitizer on
+# small cases (WEFT_SANITIZE, default "memcheck racecheck"), and optionally the launch-settings
+# sweep (WEFT_SWEEP=1). Logs and records go to $OUT. Run from the project root after
+# `source .device/prelude.sh`; needs dist/ (npx tsc -p .).
 set -uo pipefail
 out=${OUT:-device-out}
 mkdir -p "$out/results"
@@ -20,11 +21,15 @@ timeout ${WEFT_BENCH_TIMEOUT:-330} node dist/src/cli/main.js bench decode --out 
 echo "bench exit $?"
 grep -v '^  weft\|^  sdpa\|^  flex' "$out/bench.log" | tail -n 40
 grep 'cannot run' "$out/bench.log" | cut -c1-200 | head -n 12
-if [[ ${WEFT_SWEEP:-0} == 1 ]]; then
-  timeout 120 node tools/kernel-dev/decode-dev.mjs sweep "$out/sweep.json" >"$out/sweep.log" 2>&1
-  echo "sweep exit $?"; tail -n 16 "$out/sweep.log"
+if [[ ${WEFT_OPS:-0} == 1 ]]; then
+  timeout 120 node dist/src/cli/main.js bench ops --out "$out/results" >/tmp/weft-ops.log 2>&1
+  echo "bench ops exit $?"; tail -n 12 /tmp/weft-ops.log
 fi
 for tool in ${WEFT_SANITIZE:-memcheck racecheck}; do
   timeout 60 compute-sanitizer --tool $tool node tools/kernel-dev/decode-dev.mjs smoke >"$out/sanitizer-$tool.log" 2>&1
   echo "compute-sanitizer $tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tr '\n' ' ')"
 done
+if [[ ${WEFT_SWEEP:-0} == 1 ]]; then
+  timeout 120 node tools/kernel-dev/decode-dev.mjs sweep >"$out/sweep.log" 2>&1
+  echo "sweep exit $?"; tail -n 18 "$out/sweep.log"
+fi

@@ -56,9 +56,10 @@ function hull(q: QueryRows, r: number): [number, number] | undefined {
 /**
  * Row blocks for the decode kernel, or undefined when the view is not decode-shaped. A run is a
  * stretch of consecutive rows whose key hulls overlap their predecessor's (the new tokens of one
- * sequence; rows that see nothing join any run); runs go whole into blocks of ⌊16·wm / group⌋ rows.
+ * sequence; rows that see nothing join any run). With `separate`, every run is a row block of its
+ * own; else runs go whole into blocks of ⌊16·wm / group⌋ rows.
  */
-export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined {
+export function decodePlan(q: QueryRows, group: number, separate = false): DecodePlan | undefined {
   const rows = q.lo.length / q.m;
   if (rows === 0 || group > DECODE_MAX_VECTORS) return undefined;
   const runs: [number, number][] = [];
@@ -81,13 +82,60 @@ export function decodePlan(q: QueryRows, group: number): DecodePlan | undefined 
   const blocks: number[] = [];
   let b0 = 0;
   for (const [a, b] of runs) {
-    if (b - b0 > cap) {
+    if (a > b0 && (separate || b - b0 > cap)) {
       blocks.push(b0, a);
       b0 = a;
     }
   }
   blocks.push(b0, rows);
   return { wm, blocks: Int32Array.from(blocks), run };
+}
+
+const ascend = new WeakMap<Int32Array, boolean>();
+
+/**
+ * Whether the key positions ascend with the slots, padding (−1) anywhere: a batch packed sequence
+ * after sequence. Then the runs of different sequences read disjoint key tiles (but one at each
+ * boundary), and a row block per run costs no extra reads. An array made by editPositions from
+ * one already judged inherits its verdict, with its edited rows checked against their nearest
+ * keys within a tile on either side (a sharded cache's decode step: no scan of the whole cache).
+ * The answer only steers the packing: any packing is exact.
+ */
+export function keysAscend(kPos: Int32Array): boolean {
+  let v = ascend.get(kPos);
+  if (v !== undefined) return v;
+  const e = positionEdit(kPos),
+    base = e?.base.deref(),
+    was = base && base.length === kPos.length ? ascend.get(base) : undefined;
+  if (e && was !== undefined) {
+    v = was;
+    for (let i = 0; v && i < e.rows.length; i++) {
+      const s = e.rows[i]!,
+        p = e.values[i]!;
+      if (p < 0) continue;
+      for (let j = s - 1; j >= Math.max(0, s - KT); j--)
+        if (kPos[j]! >= 0) {
+          v = kPos[j]! < p;
+          break;
+        }
+      for (let j = s + 1; v && j < Math.min(kPos.length, s + KT + 1); j++)
+        if (kPos[j]! >= 0) {
+          v = kPos[j]! > p;
+          break;
+        }
+    }
+  } else {
+    v = true;
+    let last = -1;
+    for (let i = 0; v && i < kPos.length; i++) {
+      const p = kPos[i]!;
+      if (p < 0) continue;
+      v = p > last;
+      last = p;
+    }
+  }
+  ascend.set(kPos, v);
+  return v;
 }
 
 /** How one decode launch uses the GPU. */
@@ -143,7 +191,7 @@ export interface DecodeDims {
 
 export class DecodeKernel {
   private readonly modules = new Map<string, Kernels>();
-  private readonly plans = new WeakMap<QueryRows, Map<number, DecodePlan | null>>();
+  private readonly plans = new WeakMap<QueryRows, Map<string, DecodePlan | null>>();
   private readonly views = new WeakMap<QueryRows, WeakMap<Int32Array, Map<number, Prepared>>>();
   private readonly arrays = new WeakMap<Int32Array, CudaTensor>();
   private counters: CudaTensor | undefined;
@@ -171,7 +219,11 @@ export class DecodeKernel {
   /**
    * The decode plan of a view for `group` query heads per key head (memoized), or undefined when
    * the flash forward suits it better: rows that do not fall into short runs, or keys fewer than
-   * four times the rows (then tiles would be read by many row blocks).
+   * four times the rows (then tiles would be read by many row blocks). A row block per run when
+   * the keys ascend with the slots (keysAscend): each block's split merge is then over its own
+   * sequence's vectors only (a quarter of them at one new token and GQA 4); when the slots
+   * interleave sequences (generated tokens in the sharded cache), runs are packed, so a tile
+   * they share is read once per block.
    */
   plan(view: MaskView, group: number): DecodePlan | undefined {
     if (view.kPos.length < 4 * (view.q.lo.length / view.q.m)) return undefined;
@@ -180,10 +232,12 @@ export class DecodeKernel {
       byGroup = new Map();
       this.plans.set(view.q, byGroup);
     }
-    let p = byGroup.get(group);
+    const separate = keysAscend(view.kPos),
+      key = `${group}/${separate}`;
+    let p = byGroup.get(key);
     if (p === undefined) {
-      p = decodePlan(view.q, group) ?? null;
-      byGroup.set(group, p);
+      p = decodePlan(view.q, group, separate) ?? null;
+      byGroup.set(key, p);
     }
     return p ?? undefined;
   }
