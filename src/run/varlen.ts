@@ -5,7 +5,7 @@ import { runRanks } from '../backends/cpu/comm/launch.js';
 import { MaskGrid } from '../mask/grid.js';
 import { ShardMap } from '../shard/shard.js';
 import { castHost, type HostTensor } from '../tensor/host.js';
-import { type DispatchPlan, rankPositions } from '../varlen/dispatch.js';
+import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
 import type { RankOutput, RankTask } from './rank.js';
 import {
   checkProblem,
@@ -43,7 +43,7 @@ export async function runVarlen(problem: Problem, plan: DispatchPlan, options: R
   const cast = (t: HostTensor): HostTensor => castHost(t, problem.dtype);
   const g = { q: cast(problem.q), k: cast(problem.k), v: cast(problem.v), dout: problem.dout && cast(problem.dout) };
   const tasks: RankTask[] = positions.map((_, r) => ({
-    layout: { strategy: 'varlen', positions },
+    layout: { strategy: 'varlen', positions, relay: relaySpans(plan), chunks: plan.chunks },
     S,
     mask: problem.mask,
     scale: problem.scale,

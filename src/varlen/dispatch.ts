@@ -14,6 +14,7 @@
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
 import { UserError } from '../errors.js';
 import { type Batch, cuSeqlensOf, type DocMask, docMaskName, keySpan, pairArea } from './batch.js';
+import { mergeRanges, routeHops } from './routes.js';
 
 export interface DispatchOptions {
   world: number;
@@ -25,6 +26,14 @@ export interface DispatchOptions {
   nodeSize?: number;
   /** longest piece a document is cut into; default ⌈S / (8N)⌉ (pieces are also cut to at most 1/8 of a rank's mean area) */
   granularity?: number;
+  /**
+   * which groups pass their K/V by relay (routes.ts) instead of straight from the owner: 'none'
+   * (default), 'all', or the groups of at least that many ranks. plan/varlen.ts chooses per group
+   * by priced cost (chooseRoutes).
+   */
+  relay?: 'none' | 'all' | number;
+  /** rounds a star transfer is cut into (routes.ts); default 1 */
+  chunks?: number;
 }
 
 /** Tokens [start, end) (global positions) of one document, held by one rank. */
@@ -44,15 +53,22 @@ export interface DocPlacement {
   ranks: number[];
   /** how the group attends: queries stay, only the K/V rows the mask needs travel, point to point */
   mode: 'local' | 'group';
+  /** a group's K/V travel along a ring of its ranks, one hop a round (routes.ts), not straight from the owner */
+  relay: boolean;
 }
 
-/** K/V rows [start, end) of `from` that queries on `to` see; `area`: the pairs those queries compute against them. */
+/**
+ * K/V rows [start, end) of `origin` that `from` sends `to` in `round` (a star: round 0, from the
+ * origin; a relay: hop `round + 1` of the ring); `area`: the pairs `to`'s queries compute against them.
+ */
 export interface Transfer {
   from: number;
   to: number;
   ranges: [number, number][];
   rows: number;
   area: number;
+  round: number;
+  origin: number;
 }
 
 export interface RankLoad {
@@ -80,6 +96,8 @@ export interface DispatchPlan {
   docs: DocPlacement[];
   ranks: RankLoad[];
   transfers: Transfer[];
+  /** rounds each star transfer is cut into */
+  chunks: number;
   /** max / mean of the ranks' area and tokens */
   balance: { area: number; tokens: number };
 }
@@ -136,7 +154,37 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
       for (const p of place(mine, nodeSize, maxTokens, g, area)) placed.push({ ...p, rank: n * nodeSize + p.rank });
     }
   }
-  return finishPlan(batch, N, S, maxTokens, g, cu, merge(placed));
+  const pieces = merge(placed);
+  const chunks = Math.max(1, Math.floor(o.chunks ?? 1));
+  const plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks);
+  const relay = o.relay ?? 'none';
+  if (relay === 'none') return plan;
+  return withRoutes(
+    plan,
+    plan.docs.filter((d) => d.mode === 'group' && (relay === 'all' || d.ranks.length >= relay)).map((d) => d.doc),
+    chunks,
+  );
+}
+
+/** The plan with these documents' groups passing K/V by relay, the others straight from the owner in `chunks` rounds. */
+export function withRoutes(plan: DispatchPlan, relayDocs: Iterable<number>, chunks = plan.chunks): DispatchPlan {
+  const batch = { lengths: plan.lengths, masks: plan.masks };
+  return finishPlan(
+    batch,
+    plan.world,
+    plan.S,
+    plan.maxTokens,
+    plan.granularity,
+    cuSeqlensOf(plan.lengths),
+    plan.pieces,
+    new Set(relayDocs),
+    chunks,
+  );
+}
+
+/** The position spans whose K/V travel by relay (what the executor takes), sorted. */
+export function relaySpans(plan: DispatchPlan): [number, number][] {
+  return plan.docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length]);
 }
 
 /** Tokens [start, end) of one document, before placement. */
@@ -361,6 +409,8 @@ function finishPlan(
   g: number,
   cu: readonly number[],
   pieces: Piece[],
+  relayDocs: ReadonlySet<number>,
+  chunks: number,
 ): DispatchPlan {
   const { lengths, masks } = batch;
   const byDoc: Piece[][] = lengths.map(() => []);
@@ -374,7 +424,9 @@ function finishPlan(
     sendRows: 0,
     peakRows: 0,
   }));
-  const need = new Map<string, { ranges: [number, number][]; area: number }>(); // `${from}>${to}`
+  const need: [number, number][][] = Array.from({ length: N }, () => []);
+  /** a rank's pieces of a document */
+  const mineOf = new Map<number, Piece[]>(); // rank · docs + doc
   byDoc.forEach((ps, d) => {
     const m = masks[d]!,
       L = lengths[d]!,
@@ -383,41 +435,51 @@ function finishPlan(
       const r = ranks[p.rank]!;
       r.tokens += p.end - p.start;
       r.area += pairArea(m, L, p.start - s0, p.end - s0, 0, L);
-      // keys this piece sees: own pieces are local, others' travel
       const [lo, hi] = keySpan(m, L, p.start - s0, p.end - s0);
-      for (const k of ps) {
-        const a = Math.max(lo + s0, k.start),
-          b = Math.min(hi + s0, k.end);
-        if (a >= b) continue;
-        if (k.rank === p.rank) {
-          r.localArea += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0);
-          continue;
-        }
-        const key = `${k.rank}>${p.rank}`;
-        const n = need.get(key) ?? { ranges: [], area: 0 };
-        n.ranges.push([a, b]);
-        n.area += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0);
-        need.set(key, n);
-      }
+      need[p.rank]!.push([lo + s0, hi + s0]);
+      const key = p.rank * lengths.length + d;
+      const l = mineOf.get(key);
+      if (l) l.push(p);
+      else mineOf.set(key, [p]);
     }
   });
-  const transfers: Transfer[] = [];
-  for (const [key, { ranges: list, area }] of need) {
-    const [from, to] = key.split('>').map(Number) as [number, number];
-    list.sort((x, y) => x[0] - y[0]);
-    const ranges: [number, number][] = [];
-    for (const [a, b] of list) {
-      const last = ranges[ranges.length - 1];
-      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-      else ranges.push([a, b]);
-    }
-    const rows = ranges.reduce((s, [a, b]) => s + b - a, 0);
-    transfers.push({ from, to, ranges, rows, area });
-    ranks[from]!.sendRows += rows;
-    ranks[to]!.recvRows += rows;
+  for (const [key, ps] of mineOf) {
+    const d = key % lengths.length,
+      s0 = cu[d]!;
+    for (const p of ps)
+      for (const k of ps)
+        ranks[p.rank]!.localArea += pairArea(
+          masks[d]!,
+          lengths[d]!,
+          p.start - s0,
+          p.end - s0,
+          k.start - s0,
+          k.end - s0,
+        );
   }
-  transfers.sort((x, y) => x.from - y.from || x.to - y.to);
-  for (const r of ranks) r.peakRows = r.tokens + r.recvRows;
+  const docAt = (x: number): number => {
+    let a = 0,
+      b = lengths.length - 1; // last doc starting at or before x
+    while (a < b) {
+      const mid = (a + b + 1) >> 1;
+      if (cu[mid]! <= x) a = mid;
+      else b = mid - 1;
+    }
+    return a;
+  };
+  /** pairs rank `to`'s queries compute against the keys [a, b) */
+  const areaAgainst = (to: number, a: number, b: number): number => {
+    let n = 0;
+    for (let d = docAt(a); d < lengths.length && cu[d]! < b; d++) {
+      const s0 = cu[d]!,
+        L = lengths[d]!;
+      const c = Math.max(a, s0) - s0,
+        e = Math.min(b, s0 + L) - s0;
+      for (const p of mineOf.get(to * lengths.length + d) ?? [])
+        n += pairArea(masks[d]!, L, p.start - s0, p.end - s0, c, e);
+    }
+    return n;
+  };
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
     return {
@@ -427,8 +489,21 @@ function finishPlan(
       mask: docMaskName(masks[d]!),
       ranks: rs,
       mode: rs.length === 1 ? 'local' : 'group',
+      relay: rs.length > 1 && relayDocs.has(d),
     };
   });
+  const relay = docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length] as [number, number]);
+  const transfers: Transfer[] = routeHops(
+    pieces.map(({ start, end, rank }) => ({ start, end, rank })),
+    need.map((l) => mergeRanges(l)),
+    relay,
+    chunks,
+  ).map((h) => ({ ...h, area: h.ranges.reduce((s, [a, b]) => s + areaAgainst(h.to, a, b), 0) }));
+  for (const t of transfers) {
+    ranks[t.from]!.sendRows += t.rows;
+    ranks[t.to]!.recvRows += t.rows;
+  }
+  for (const r of ranks) r.peakRows = r.tokens + r.recvRows;
   const ratio = (xs: number[]): number => {
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
     return mean > 0 ? Math.max(...xs) / mean : 1;
@@ -444,6 +519,7 @@ function finishPlan(
     docs,
     ranks,
     transfers,
+    chunks,
     balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
   };
 }

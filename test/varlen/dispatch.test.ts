@@ -6,7 +6,16 @@ import { describe, it } from 'node:test';
 import { MaskGrid } from '../../src/mask/grid.js';
 import { type Batch, batchMaskSpec, pairArea } from '../../src/varlen/batch.js';
 import { dispatch, rankPositions } from '../../src/varlen/dispatch.js';
-import { fillPack, fitLogNormal, LONGTAIL, MAGI_LONG, MAGI_SHORT, magiBins } from '../../src/varlen/distributions.js';
+import {
+  fillPack,
+  fitWordSample,
+  LONGTAIL,
+  MAGI_LONG,
+  MAGI_SHORT,
+  magiBins,
+  SLIMPAJAMA_TOKENS_PER_WORD,
+  SLIMPAJAMA_WORDS,
+} from '../../src/varlen/distributions.js';
 
 const causal = (lengths: number[]): Batch => ({ lengths, masks: lengths.map(() => ({ kind: 'causal' as const })) });
 
@@ -61,8 +70,9 @@ describe('dispatch', () => {
 });
 
 describe('distributions', () => {
-  it('longtail is the log-normal fitted to the published histogram', () => {
-    const f = fitLogNormal(MAGI_SHORT);
+  it("longtail is the log-normal fitted to SlimPajama's published word counts and tokens per word", () => {
+    assert.equal(SLIMPAJAMA_WORDS.length, 266);
+    const f = fitWordSample(SLIMPAJAMA_WORDS, SLIMPAJAMA_TOKENS_PER_WORD);
     assert.ok(Math.abs(f.mu - LONGTAIL.mu) < 1e-3 && Math.abs(f.sigma - LONGTAIL.sigma) < 1e-3, JSON.stringify(f));
   });
 
