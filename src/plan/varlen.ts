@@ -8,7 +8,7 @@
 // its round and ends when the sender's and the receiver's ports are through that round's bytes
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
-import type { DispatchPlan, Transfer } from '../varlen/dispatch.js';
+import { type DispatchPlan, type Transfer, withRoutes } from '../varlen/dispatch.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
 
@@ -80,23 +80,44 @@ export function priceDispatch(
       bwd: rates.attnMs('bwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
     };
   });
-  // the blocks a rank receives in one round are attended in one kernel call (their K/V side by side)
+  // the blocks a rank receives in one round are attended in one kernel call (their K/V side by
+  // side); the query rows that see them are the rank's rows of the documents they belong to
+  const D0 = plan.lengths.length,
+    cu = [0];
+  for (const L of plan.lengths) cu.push(cu[cu.length - 1]! + L);
+  const rowsOf = new Map<number, number>(); // rank · documents + document → the rank's rows of it
+  for (const p of plan.pieces) {
+    const key = p.rank * D0 + p.doc;
+    rowsOf.set(key, (rowsOf.get(key) ?? 0) + p.end - p.start);
+  }
+  const docAt = (x: number): number => {
+    let a = 0,
+      b = D0 - 1;
+    while (a < b) {
+      const m = (a + b + 1) >> 1;
+      if (cu[m]! <= x) a = m;
+      else b = m - 1;
+    }
+    return a;
+  };
   const blockFwd = Array.from({ length: rounds }, () => new Float64Array(N)),
     blockBwd = Array.from({ length: rounds }, () => new Float64Array(N));
   for (let t = 0; t < rounds; t++) {
     const area = new Float64Array(N),
-      widest = new Float64Array(N);
+      docs = new Map<number, Set<number>>();
     for (const x of byRound[t]!) {
+      if (x.area <= 0) continue; // passed on only: no query here sees it
       area[x.to]! += x.area;
-      widest[x.to] = Math.max(widest[x.to]!, Math.min(x.rows, x.area));
+      const set = docs.get(x.to) ?? new Set<number>();
+      for (const [a, b] of x.ranges) for (let d = docAt(a); d < D0 && cu[d]! < b; d++) set.add(d);
+      docs.set(x.to, set);
     }
-    for (let r = 0; r < N; r++) {
-      if (area[r]! <= 0) continue; // passed on only: no query here sees it
-      const tokens = plan.ranks[r]!.tokens;
-      // keys per query row: at least the round's area over the rank's rows, at least the widest block's
-      const kbar = Math.max(1, area[r]! / tokens, widest[r]!);
+    for (const [r, set] of docs) {
+      let rows = 0;
+      for (const d of set) rows += rowsOf.get(r * D0 + d) ?? 0;
+      const kbar = Math.max(1, area[r]! / Math.max(1, rows));
       blockFwd[t]![r] =
-        rates.attnMs('fwd', flops(area[r]!), kbar, D, mask) + rates.mergeMs(tokens * H * D) + rates.stepOverheadMs();
+        rates.attnMs('fwd', flops(area[r]!), kbar, D, mask) + rates.mergeMs(rows * H * D) + rates.stepOverheadMs();
       blockBwd[t]![r] = rates.attnMs('bwd', flops(area[r]!), kbar, D, mask) + rates.stepOverheadMs();
     }
   }
@@ -199,4 +220,40 @@ export function priceDispatch(
     bwdBytes: rowsMoved * gradRow,
     ranks,
   };
+}
+
+/** Rounds a star transfer may be cut into: more hide more of the transfer, each costs a kernel call and a merge. */
+const CHUNK_CHOICES = [1, 2, 3, 4, 6, 8];
+
+/**
+ * The routes of a dispatch plan chosen by priced cost: first the rounds the direct transfers are
+ * cut into, then which groups relay — those of at least k ranks, for each group size k the plan
+ * has (large groups gain most from a relay). Keeps the cheapest; the placement is unchanged.
+ */
+export function chooseRoutes(
+  plan: DispatchPlan,
+  dims: VarlenDims,
+  rates: Rates,
+  net: Network,
+  gpusPerNode: number,
+): { plan: DispatchPlan; price: VarlenPrice } {
+  const price = (p: DispatchPlan): VarlenPrice => priceDispatch(p, dims, rates, net, gpusPerNode);
+  let best = { plan, price: price(plan) };
+  const consider = (p: DispatchPlan): void => {
+    const x = price(p);
+    if (x.stepMs < best.price.stepMs) best = { plan: p, price: x };
+  };
+  const groups = plan.docs.filter((d) => d.mode === 'group');
+  for (const chunks of CHUNK_CHOICES) if (chunks !== plan.chunks) consider(withRoutes(plan, [], chunks));
+  const sizes = [...new Set(groups.map((d) => d.ranks.length))].sort((a, b) => b - a).filter((k) => k >= 3);
+  const base = best.plan;
+  for (const k of sizes.slice(0, 6))
+    consider(
+      withRoutes(
+        base,
+        groups.filter((d) => d.ranks.length >= k).map((d) => d.doc),
+        base.chunks,
+      ),
+    );
+  return best;
 }

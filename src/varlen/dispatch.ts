@@ -34,6 +34,12 @@ export interface DispatchOptions {
   relay?: 'none' | 'all' | number;
   /** rounds a star transfer is cut into (routes.ts); default 1 */
   chunks?: number;
+  /**
+   * the work of a query row beside its pairs, in pairs: balance area + rowCost · tokens rather
+   * than area alone (an attention kernel's time is about c · (pairs + k0 · rows), k0 its
+   * half-efficiency keys per row; plan/varlen.ts rowCostOf reads it from the calibrated curves); default 0
+   */
+  rowCost?: number;
 }
 
 /** Tokens [start, end) (global positions) of one document, held by one rank. */
@@ -102,6 +108,9 @@ export interface DispatchPlan {
   balance: { area: number; tokens: number };
 }
 
+/** The rebalance stops once the busiest bin is within this of the mean. */
+const REBALANCE_TOLERANCE = 0.01;
+
 /** Pieces per rank the cuts aim at (in tokens and in area): enough for the greedy placement to even out. */
 const PIECES_PER_RANK = 8;
 
@@ -137,8 +146,10 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
     );
   const g = Math.max(1, Math.min(o.granularity ?? Math.ceil(S / (PIECES_PER_RANK * N)), maxTokens));
 
+  // the work a piece costs: its area, plus rowCost per row (a kernel's fixed cost per query row)
+  const rowCost = Math.max(0, o.rowCost ?? 0);
   const area = (d: number, a: number, b: number): number =>
-    pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!);
+    pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!) + rowCost * (b - a);
   const docs: Seg[] = lengths.map((L, d) => ({ doc: d, start: cu[d]!, end: cu[d]! + L }));
   const nodeSize = Math.max(1, o.nodeSize ?? 8);
   let placed: Piece[];
@@ -298,25 +309,34 @@ function rebalance(
   placed.forEach((p, i) => held[p.rank]!.push(i));
   const tokens = (i: number): number => placed[i]!.end - placed[i]!.start;
   /**
-   * The exchange that best narrows the gap between hi and lo: piece i of hi moves to lo and, when lo
-   * has no room for it, as many tokens of the front of a piece j of lo (its lightest rows when
-   * causal) move back to hi — a swap, splitting j where it is longer.
+   * The exchange that best narrows the gap between hi and lo: piece i of hi moves to lo or, when lo
+   * has no room for it, is swapped for as many tokens of the front of a piece j of lo (its lightest
+   * rows when causal); failing that, t tokens of the back of i (its densest) for t of the front of j.
    */
-  const bestMove = (hi: number, lo: number): { i: number; j: number; after: number } | undefined => {
+  const bestMove = (hi: number, lo: number): { i: number; j: number; t: number; after: number } | undefined => {
     const gap = rArea[hi]! - rArea[lo]!;
-    let best: { i: number; j: number; after: number } | undefined;
-    const consider = (i: number, j: number, d: number): void => {
+    let best: { i: number; j: number; t: number; after: number } | undefined;
+    const consider = (i: number, j: number, t: number, d: number): void => {
       if (d > 0 && d < gap && (!best || Math.abs(gap - 2 * d) < best.after))
-        best = { i, j, after: Math.abs(gap - 2 * d) };
+        best = { i, j, t, after: Math.abs(gap - 2 * d) };
     };
-    for (const i of held[hi]!) if (rTok[lo]! + tokens(i) <= maxTokens) consider(i, -1, areas[i]!);
+    for (const i of held[hi]!) if (rTok[lo]! + tokens(i) <= maxTokens) consider(i, -1, tokens(i), areas[i]!);
     if (best) return best;
+    // a swap: the whole of i for as many tokens of the front of j (its lightest rows when causal)
     for (const i of held[hi]!)
       for (const j of held[lo]!) {
         const t = tokens(i),
           pj = placed[j]!;
-        if (tokens(j) < t) continue;
-        consider(i, j, areas[i]! - area(pj.doc, pj.start, pj.start + t));
+        if (tokens(j) >= t) consider(i, j, t, areas[i]! - area(pj.doc, pj.start, pj.start + t));
+      }
+    if (best) return best;
+    // else a swap of t tokens: the last t rows of i (its densest when causal) for the first t of j
+    for (const i of held[hi]!)
+      for (const j of held[lo]!) {
+        const pi = placed[i]!,
+          pj = placed[j]!;
+        for (let t = Math.min(tokens(i), tokens(j)); t >= 1; t >>= 1)
+          consider(i, j, t, area(pi.doc, pi.end - t, pi.end) - area(pj.doc, pj.start, pj.start + t));
       }
     return best;
   };
@@ -341,14 +361,28 @@ function rebalance(
     held[front.rank]!.push(placed.length - 1);
     return placed.length - 1;
   };
+  /** the last t tokens of piece i become a piece of their own (on i's rank) */
+  const splitBack = (i: number, t: number): number => {
+    const pi = placed[i]!;
+    if (tokens(i) === t) return i;
+    const back: Piece = { doc: pi.doc, start: pi.end - t, end: pi.end, rank: pi.rank };
+    pi.end -= t;
+    placed.push(back);
+    areas.push(area(back.doc, back.start, back.end));
+    areas[i] = area(pi.doc, pi.start, pi.end);
+    held[back.rank]!.push(placed.length - 1);
+    return placed.length - 1;
+  };
   const order = Array.from({ length: N }, (_, r) => r);
+  const enough = (1 + REBALANCE_TOLERANCE) * (rArea.reduce((a, b) => a + b, 0) / N);
   for (let pass = 0, budget = 4 * placed.length + 8 * N; pass < budget; pass++) {
     let hi = 0;
     for (let r = 1; r < N; r++) if (rArea[r]! > rArea[hi]!) hi = r;
+    if (rArea[hi]! <= enough) return; // every further cut costs a piece, and pieces cost transfers
     order.sort((x, y) => rArea[x]! - rArea[y]! || x - y);
-    let m: { i: number; j: number } | undefined,
+    let m: { i: number; j: number; t: number } | undefined,
       lo = -1;
-    for (const r of order.slice(0, 8)) {
+    for (const r of order.slice(0, 32)) {
       if (r === hi) break;
       m = bestMove(hi, r);
       if (m) {
@@ -357,8 +391,8 @@ function rebalance(
       }
     }
     if (!m) return;
-    const back = m.j >= 0 ? splitFront(m.j, tokens(m.i)) : -1;
-    move(m.i, hi, lo);
+    const back = m.j >= 0 ? splitFront(m.j, m.t) : -1;
+    move(splitBack(m.i, m.t), hi, lo);
     if (back >= 0) move(back, lo, hi);
   }
 }
@@ -498,7 +532,11 @@ function finishPlan(
     need.map((l) => mergeRanges(l)),
     relay,
     chunks,
-  ).map((h) => ({ ...h, area: h.ranges.reduce((s, [a, b]) => s + areaAgainst(h.to, a, b), 0) }));
+  ) as Transfer[];
+  for (const t of transfers) {
+    t.area = 0;
+    for (const [a, b] of t.ranges) t.area += areaAgainst(t.to, a, b);
+  }
   for (const t of transfers) {
     ranks[t.from]!.sendRows += t.rows;
     ranks[t.to]!.recvRows += t.rows;

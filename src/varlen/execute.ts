@@ -130,23 +130,23 @@ function gather(
   return out;
 }
 
-/** into[s][i…] += packed rows of src at the located places, through a zero tensor shaped like each target. */
+/** into[s][i…] += packed rows of src at the located places, through a zero tensor shaped like each target touched. */
 function scatterAdd(
   device: Device,
   into: readonly Tensor[],
   src: Tensor,
   at: readonly [number, number, number][],
 ): void {
-  const spread = into.map((t) => device.zeros(t.dtype, t.shape));
+  const spread = new Map<number, Tensor>();
   let o = 0;
   for (const [s, i, n] of at) {
-    device.copyBox(src, spread[s]!, { src: [o, 0], dst: [i, 0], size: [n, src.shape[1] ?? 1] });
+    let z = spread.get(s);
+    if (!z) spread.set(s, (z = device.zeros(into[s]!.dtype, into[s]!.shape)));
+    device.copyBox(src, z, { src: [o, 0], dst: [i, 0], size: [n, src.shape[1] ?? 1] });
     o += n;
   }
-  into.forEach((t, s) => {
-    if (at.some((x) => x[0] === s)) device.add(t, spread[s]!);
-  });
-  releaseAll(device, spread);
+  for (const [s, z] of spread) device.add(into[s]!, z);
+  releaseAll(device, [...spread.values()]);
 }
 
 /** The blocks one round brought, side by side in position order: one kernel call attends them all. */
@@ -218,8 +218,8 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
     const own: Held = { pos: mine, k, v };
     /** what each round brought, joined; kept to the backward */
     const got: Held[] = [];
-    /** where the rows a hop sends lie here: the own shard, or what came the round before */
-    const sourceOf = (h: Hop): Held => (h.from === h.origin ? own : got[h.round - 1]!);
+    /** where the rows a hop sends lie here: the own shard, or what came in earlier rounds */
+    const sourcesOf = (h: Hop): Held[] => (h.from === h.origin ? [own] : got.slice(0, h.round));
     const viewOf = (b: Held) => ({ q: qRows, kPos: b.pos });
 
     const state = freshState(dev, acc, T, H, D);
@@ -234,9 +234,22 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
         parts: Held[] = [];
       if (t + 1 < rounds) {
         for (const h of outOf[t + 1]!) {
-          const src = sourceOf(h),
-            at = locate([src], positionsOf(h.ranges));
-          for (const b of [gather(dev, [src.k], at, h.rows), gather(dev, [src.v], at, h.rows)]) {
+          const src = sourcesOf(h),
+            at = locate(src, positionsOf(h.ranges));
+          for (const b of [
+            gather(
+              dev,
+              src.map((x) => x.k),
+              at,
+              h.rows,
+            ),
+            gather(
+              dev,
+              src.map((x) => x.v),
+              at,
+              h.rows,
+            ),
+          ]) {
             outgoing.push(b);
             ops.push({ send: { buf: b, peer: h.to } });
           }
@@ -306,11 +319,20 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
           await w.wait();
           releaseAll(dev, [...sent, g.dk, g.dv, got[t]!.k, got[t]!.v]);
           for (const a of arriving) {
-            const src = sourceOf(a.hop),
-              at = locate([src], positionsOf(a.hop.ranges)),
-              into = grads.get(src)!;
-            scatterAdd(dev, [into.dk], a.dk, at);
-            scatterAdd(dev, [into.dv], a.dv, at);
+            const src = sourcesOf(a.hop),
+              at = locate(src, positionsOf(a.hop.ranges));
+            scatterAdd(
+              dev,
+              src.map((x) => grads.get(x)!.dk),
+              a.dk,
+              at,
+            );
+            scatterAdd(
+              dev,
+              src.map((x) => grads.get(x)!.dv),
+              a.dv,
+              at,
+            );
             releaseAll(dev, [a.dk, a.dv]);
           }
         }

@@ -4,11 +4,12 @@
 // star   the owner sends each peer the rows its queries see, directly, in round 0. Cheap for small
 //        groups; in a large causal group the owner of the first rows sends them to every later rank
 //        through its one port.
-// relay  for a span of positions (a document), its holders form a ring ordered by their first
-//        position in the span; each holder's rows travel along the ring, one hop a round, carrying
-//        at each hop what this or any later holder on the way still needs, and stop after the last
-//        one that needs them. Each rank then sends one block per round per span, overlapped with
-//        the compute on the block it received the round before — ring-pass, cut to what the mask needs.
+// relay  for a span of positions (a document), each holder's rows reach the other holders that
+//        need them by a group-cast tree: round 0 sends them half way down the list of those holders,
+//        then everyone holding them sends half of the remaining distance, … (⌈log2 n⌉ rounds for n
+//        holders); each hop carries what its subtree needs. The sending is spread over the group
+//        (a rank forwards about as much as it receives), and each round's transfers overlap the
+//        compute on what came before.
 // Gradients go back along the same hops in reverse round order, summed on the way.
 
 /** Positions [start, end) held by one rank. */
@@ -91,10 +92,11 @@ const count = (r: Ranges): number => r.reduce((s, [a, b]) => s + b - a, 0);
  * any rank needs; `need[r]`: sorted disjoint key ranges rank r's queries see (its own rows may be
  * among them); `relay`: sorted disjoint spans whose rows travel by relay (the rest go star). Hops
  * of one (from, to, round, origin) are merged (a star's apart from a relay's); the list is sorted by
- * round, from, to, origin. `chunks` > 1 cuts every star transfer into that many rounds.
+ * round, from, to, origin. `chunks` > 1 cuts every star transfer into that many rounds (split).
  */
 export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: Ranges, chunks = 1): Hop[] {
-  const hops = new Map<string, Hop>();
+  const N = need.length;
+  const hops = new Map<number, Hop>();
   const star = new Set<Hop>();
   const add = (
     from: number,
@@ -105,11 +107,11 @@ export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: 
     direct = false,
   ): void => {
     if (!ranges.length) return;
-    const key = `${direct ? 's' : 'r'}${round}/${from}/${to}/${origin}`;
+    const key = (((round * 2 + (direct ? 1 : 0)) * N + from) * N + to) * N + origin;
     const h = hops.get(key);
-    if (h) h.ranges.push(...ranges);
+    if (h) for (const r of ranges) h.ranges.push(r);
     else {
-      const hop = { from, to, round, origin, ranges: [...ranges], rows: 0 };
+      const hop = { from, to, round, origin, ranges, rows: 0 };
       hops.set(key, hop);
       if (direct) star.add(hop);
     }
@@ -133,7 +135,7 @@ export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: 
       for (const run of runsIn(a, b))
         if (run.rank !== to) add(run.rank, to, 0, run.rank, [[Math.max(a, run.start), Math.min(b, run.end)]], true);
   });
-  // relay: around the ring of the span's holders
+  // relay: a group-cast tree over the holders that need the block, halving the distance each round
   for (const [a, b] of relay) {
     const own = new Map<number, [number, number][]>();
     for (const run of runsIn(a, b)) {
@@ -142,38 +144,51 @@ export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: 
       if (l) l.push(piece);
       else own.set(run.rank, [piece]);
     }
-    const ring = [...own.keys()]; // by first position in the span: insertion order
-    const k = ring.length;
-    ring.forEach((origin, i) => {
+    const holders = [...own.keys()].sort((x, y) => x - y);
+    holders.forEach((origin, i) => {
       const block = own.get(origin)!;
-      const needs = Array.from({ length: k }, (_, d) => (d === 0 ? [] : intersect(block, need[ring[(i + d) % k]!]!)));
-      let last = k - 1;
-      while (last > 0 && !needs[last]!.length) last--;
-      let carry: [number, number][] = [];
-      const carried: [number, number][][] = [];
-      for (let d = last; d >= 1; d--) carried[d] = carry = mergeRanges([...carry, ...needs[d]!]);
-      for (let d = 1; d <= last; d++) add(ring[(i + d - 1) % k]!, ring[(i + d) % k]!, d - 1, origin, carried[d]!);
+      // the others that need some of the block, in rank order from the origin on (neighbours last: the last rounds stay on a node)
+      const list: { rank: number; need: [number, number][] }[] = [{ rank: origin, need: [] }];
+      for (let d = 1; d < holders.length; d++) {
+        const rank = holders[(i + d) % holders.length]!,
+          got = intersect(block, need[rank]!);
+        if (got.length) list.push({ rank, need: got });
+      }
+      const n = list.length;
+      if (n < 2) return;
+      const rounds = Math.ceil(Math.log2(n));
+      // node j, reached with step s, forwards to j + s/2, j + s/4, …: its subtree is [j, j + s)
+      const carry = (lo: number, hi: number): [number, number][] =>
+        mergeRanges(list.slice(lo, hi).flatMap((x) => x.need.map(([p, q]) => [p, q] as [number, number])));
+      for (let t = 0; t < rounds; t++) {
+        const step = 2 ** (rounds - 1 - t);
+        for (let j = 0; j + step < n; j += 2 * step)
+          add(list[j]!.rank, list[j + step]!.rank, t, origin, carry(j + step, Math.min(n, j + 2 * step)));
+      }
     });
   }
   let out = [...hops.values()];
   for (const h of out) {
-    h.ranges = mergeRanges(h.ranges);
+    if (h.ranges.length > 1) h.ranges = mergeRanges(h.ranges);
     h.rows = count(h.ranges);
   }
-  // a star's transfers in `chunks` rounds of about equal rows each, so that the compute on one
-  // chunk hides the next chunk's transfer
+  // a star's transfers in `chunks` rounds, so that the compute on one chunk hides the next one's transfer
   if (chunks > 1) out = out.flatMap((h) => (star.has(h) ? split(h, chunks) : [h]));
   return out.sort((x, y) => x.round - y.round || x.from - y.from || x.to - y.to || x.origin - y.origin);
 }
 
-/** A star hop cut into `n` rounds of about equal rows (the empty ones left out). */
+/**
+ * A star hop cut into `n` rounds growing 1 : 2 : … : n in rows (the empty ones left out): round 0
+ * runs beside the own block alone and its gradients return last, beside the own block's backward,
+ * so it is the smallest; each later round runs beside the compute on a smaller one before it.
+ */
 function split(h: Hop, n: number): Hop[] {
   const out: Hop[] = [];
   const left = h.ranges.map(([a, b]) => [a, b] as [number, number]);
   let i = 0,
     done = 0;
   for (let t = 0; t < n; t++) {
-    let want = Math.round(((t + 1) * h.rows) / n) - done;
+    let want = Math.round((((t + 1) * (t + 2)) / (n * (n + 1))) * h.rows) - done;
     const ranges: [number, number][] = [];
     while (want > 0) {
       const r = left[i]!,
