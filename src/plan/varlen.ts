@@ -8,6 +8,7 @@
 // its round and ends when the sender's and the receiver's ports are through that round's bytes
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
+import { pairArea } from '../varlen/batch.js';
 import { type DispatchPlan, type Transfer, withRoutes } from '../varlen/dispatch.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
@@ -223,7 +224,7 @@ export function priceDispatch(
 }
 
 /** Rounds a star transfer may be cut into: more hide more of the transfer, each costs a kernel call and a merge. */
-const CHUNK_CHOICES = [1, 2, 3, 4, 6, 8];
+const CHUNK_CHOICES = [1, 2, 4, 6];
 
 /**
  * The routes of a dispatch plan chosen by priced cost: first the rounds the direct transfers are
@@ -247,7 +248,7 @@ export function chooseRoutes(
   for (const chunks of CHUNK_CHOICES) if (chunks !== plan.chunks) consider(withRoutes(plan, [], chunks));
   const sizes = [...new Set(groups.map((d) => d.ranks.length))].sort((a, b) => b - a).filter((k) => k >= 3);
   const base = best.plan;
-  for (const k of sizes.slice(0, 6))
+  for (const k of sizes.slice(0, 4))
     consider(
       withRoutes(
         base,
@@ -256,4 +257,24 @@ export function chooseRoutes(
       ),
     );
   return best;
+}
+
+/**
+ * The bound a dispatch can approach: every document attended whole on one GPU at the kernel's rate
+ * for its keys per row, the work spread perfectly evenly, nothing moved — forward + backward ms per
+ * GPU. Where a plan's step sits between this and its slowest rank's compute, and between that
+ * compute and the step, says what is lost to cutting documents, to imbalance, and to exposed transfers.
+ */
+export function wholeDocumentsMs(plan: DispatchPlan, dims: VarlenDims, rates: Rates): number {
+  const { H, D } = dims;
+  let ms = 0;
+  plan.lengths.forEach((L, d) => {
+    const m = plan.masks[d]!,
+      area = pairArea(m, L, 0, L, 0, L),
+      f = 4 * area * D * H,
+      mask: BlockMask = m.kind === 'full' ? 'full' : 'causal';
+    ms +=
+      rates.attnMs('fwd', f, Math.max(1, area / L), D, mask) + rates.attnMs('bwd', f, Math.max(1, area / L), D, mask);
+  });
+  return ms / plan.world;
 }

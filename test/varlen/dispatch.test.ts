@@ -69,6 +69,24 @@ describe('dispatch', () => {
   });
 });
 
+describe('dispatch at scale', () => {
+  it('balances area within 5% on 256 and 1024 ranks, in a bounded number of pieces', () => {
+    for (const [world, dist] of [
+      [256, 'magi'],
+      [1024, 'longtail'],
+    ] as const) {
+      const p = dispatch(causal(fillPack(dist, world * 8192, 1)), { world });
+      assert.ok(p.balance.area <= 1.05, `${dist} on ${world}: area balance ${p.balance.area}`);
+      assert.ok(
+        p.ranks.every((r) => r.tokens <= p.maxTokens),
+        `${dist} on ${world}: over the token limit`,
+      );
+      // the work of routing and pricing grows with the pieces: a few per rank, not one per token
+      assert.ok(p.pieces.length <= 16 * world, `${dist} on ${world}: ${p.pieces.length} pieces`);
+    }
+  });
+});
+
 describe('distributions', () => {
   it("longtail is the log-normal fitted to SlimPajama's published word counts and tokens per word", () => {
     assert.equal(SLIMPAJAMA_WORDS.length, 266);
