@@ -14,7 +14,7 @@ import { MaskGrid } from '../mask/grid.js';
 import { parseConfig, type PlanConfig } from '../plan/config.js';
 import { completeLayout, type PlanLayout, layoutProblem } from '../plan/layout.js';
 import { buildContext, evaluate } from '../plan/search.js';
-import { priceDispatch } from '../plan/varlen.js';
+import { chooseRoutes, wholeDocumentsMs } from '../plan/varlen.js';
 import { runDistributed } from '../run/run.js';
 import { runVarlen } from '../run/varlen.js';
 import { simulate } from '../sim/simulate.js';
@@ -184,10 +184,14 @@ async function priced(
   const lengths = fillPack(dist, world * perGpu, seed),
     S = world * perGpu,
     cu = cuSeqlensOf(lengths);
-  const plan = dispatch(causalBatch(lengths), { world });
+  const t0 = performance.now();
+  const placed = dispatch(causalBatch(lengths), { world });
+  const dispatchMs = performance.now() - t0;
   const docCfg = h200Config(world, S, 'document-causal', cu),
     ctx = buildContext(docCfg);
-  const price = priceDispatch(plan, SHAPE, ctx.rates, ctx.net, docCfg.cluster.gpusPerNode);
+  const { plan, price } = chooseRoutes(placed, SHAPE, ctx.rates, ctx.net, docCfg.cluster.gpusPerNode);
+  const compute = price.ranks.map((r) => r.computeMs);
+  const boundMs = wholeDocumentsMs(plan, SHAPE, ctx.rates);
   const config = {
     dist,
     seed,
@@ -216,7 +220,14 @@ async function priced(
         fwdBytes: price.fwdBytes,
         bwdBytes: price.bwdBytes,
         groups: plan.docs.filter((d) => d.mode === 'group').length,
+        relayGroups: plan.docs.filter((d) => d.relay).length,
+        chunks: plan.chunks,
         peakRows: Math.max(...plan.ranks.map((r) => r.peakRows)),
+        computeMaxMs: Math.max(...compute),
+        computeMeanMs: compute.reduce((a, b) => a + b, 0) / compute.length,
+        boundMs,
+        boundTflopsPerGpu: (price.tflopsPerGpu * price.stepMs) / boundMs,
+        dispatchMs,
       }),
     ),
   ];
@@ -438,12 +449,31 @@ export function varlenTables(records: readonly BenchRecord[]): string {
               '÷ static': best ? (tv / best.derived!.tflopsPerGpu!).toFixed(2) : '-',
               'plain causal': plain ? plain.derived!.tflopsPerGpu!.toFixed(0) : '-',
               '÷ causal': plain ? (tv / plain.derived!.tflopsPerGpu!).toFixed(2) : '-',
+              ...lossColumns(v),
             };
           }),
       ),
     );
   }
   return out.join('\n');
+}
+
+/**
+ * Where a priced varlen step goes, from the bound (every document whole, perfectly spread, nothing
+ * moved) to the step: cutting documents (mean compute over the bound), imbalance (slowest rank's
+ * compute over the mean) and exposed transfers (step over the slowest compute); and the routes chosen.
+ */
+function lossColumns(v: BenchRecord): Record<string, string> {
+  const d = v.derived!;
+  if (d.boundMs === undefined) return {};
+  const pct = (a: number, b: number): string => `${(100 * (a / b - 1)).toFixed(0)}%`;
+  return {
+    bound: d.boundTflopsPerGpu!.toFixed(0),
+    'cut +': pct(d.computeMeanMs!, d.boundMs),
+    'imbal +': pct(d.computeMaxMs!, d.computeMeanMs!),
+    'comm +': pct(v.summary.median, d.computeMaxMs!),
+    routes: `${d.chunks}×${d.relayGroups ? ` relay ${d.relayGroups}` : ''}`,
+  };
 }
 
 /** The records of a file written by benchVarlen. */

@@ -1,12 +1,15 @@
-// Pricing a dispatch plan (src/varlen) with the calibrated model: per rank, the forward starts the
-// K/V exchange, computes its own block meanwhile, then the received blocks (each merged into the
-// running state); the backward computes the received blocks' gradients, returns them (f32) while
-// its own block's backward runs, and adds them in. Kernel times come from the fitted curves
-// (Rates.attnMs: keys per query row, block mask), transfers from the link model (links.ts): a
-// rank's transfers share its port in each direction, NVLink inside a node, the network across.
-// The layer ends when the slowest rank does, forward and backward alike.
+// Pricing a dispatch plan (src/varlen) with the calibrated model, round by round as the executor
+// runs it (varlen/execute.ts): per rank, the forward posts round 0's transfers and attends its own
+// block meanwhile; round t + 1's transfers (a relay's next hop) go while the blocks of round t are
+// attended (each merged into the running state); the backward walks the rounds in reverse, returning
+// each round's dK/dV (f32) while the previous round's blocks (at last the own block) run their
+// backward. Kernel times come from the fitted curves (Rates.attnMs: keys per query row, block
+// mask), transfers from the link model (links.ts): a transfer starts when both ends have posted
+// its round and ends when the sender's and the receiver's ports are through that round's bytes
+// (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
-import type { DispatchPlan } from '../varlen/dispatch.js';
+import { pairArea } from '../varlen/batch.js';
+import { type DispatchPlan, type Transfer, withRoutes } from '../varlen/dispatch.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
 
@@ -21,7 +24,9 @@ export interface VarlenRankPrice {
   rank: number;
   fwdMs: number;
   bwdMs: number;
+  /** kernels, merges and the adds of returned gradients */
   computeMs: number;
+  /** time spent waiting on transfers (fwdMs + bwdMs − computeMs) */
   commMs: number;
   recvBytes: number;
   sendBytes: number;
@@ -64,64 +69,212 @@ export function priceDispatch(
   const mask: BlockMask = plan.masks.every((m) => m.kind === 'full') ? 'full' : 'causal';
   const cls = (a: number, b: number): LinkClass =>
     Math.floor(a / gpusPerNode) === Math.floor(b / gpusPerNode) ? 'intra' : 'inter';
-  const zero = (): Record<LinkClass, number> => ({ intra: 0, inter: 0 });
-  const fwdIn = Array.from({ length: N }, zero),
-    fwdOut = Array.from({ length: N }, zero);
-  const bwdIn = Array.from({ length: N }, zero),
-    bwdOut = Array.from({ length: N }, zero);
-  const remote = Array.from({ length: N }, () => ({ fwd: 0, bwd: 0 }));
-  const senders: number[][] = Array.from({ length: N }, () => []);
-  for (const t of plan.transfers) {
-    const c = cls(t.from, t.to);
-    fwdOut[t.from]![c] += t.rows * kvRow;
-    fwdIn[t.to]![c] += t.rows * kvRow;
-    bwdOut[t.to]![c] += t.rows * gradRow;
-    bwdIn[t.from]![c] += t.rows * gradRow;
-    const kbar = Math.max(1, Math.min(t.rows, t.area));
-    // the merge touches the rows that see the block: at least area / keys of them
-    const rows = Math.min(plan.ranks[t.to]!.tokens, Math.ceil(t.area / kbar));
-    remote[t.to]!.fwd +=
-      rates.attnMs('fwd', flops(t.area), kbar, D, mask) + rates.mergeMs(rows * H * D) + rates.stepOverheadMs();
-    remote[t.to]!.bwd += rates.attnMs('bwd', flops(t.area), kbar, D, mask) + rates.stepOverheadMs();
-    senders[t.to]!.push(t.from);
-  }
-  const sum = (r: Record<LinkClass, number>): number => r.intra + r.inter;
-  const returnsTo: number[][] = Array.from({ length: N }, () => []);
-  for (const t of plan.transfers) returnsTo[t.from]!.push(t.to);
-  const ranks: VarlenRankPrice[] = plan.ranks.map((r) => {
+  const rounds = plan.transfers.reduce((m, t) => Math.max(m, t.round + 1), 0);
+  const byRound: Transfer[][] = Array.from({ length: rounds }, () => []);
+  for (const t of plan.transfers) byRound[t.round]!.push(t);
+
+  // compute: the own block, and each received block (forward with its merge, backward)
+  const own = plan.ranks.map((r) => {
     const kbar = r.tokens > 0 ? Math.max(1, r.localArea / r.tokens) : 1;
-    const localFwd = rates.attnMs('fwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs();
-    const localBwd = rates.attnMs('bwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs();
-    const me = remote[r.rank]!;
-    // a transfer ends when both ports are through: this rank's receiving one and its senders' sending ones
-    const fwdComm = Math.max(0, portMs(net, fwdIn[r.rank]!), ...senders[r.rank]!.map((s) => portMs(net, fwdOut[s]!)));
-    // the gradients of a rank's rows come back once each receiver has finished its received blocks
-    const back = Math.max(
-      0,
-      portMs(net, bwdIn[r.rank]!),
-      ...returnsTo[r.rank]!.map((to) => remote[to]!.bwd + portMs(net, bwdOut[to]!)),
-    );
     return {
-      rank: r.rank,
-      fwdMs: Math.max(localFwd, fwdComm) + me.fwd,
-      bwdMs: Math.max(me.bwd + localBwd, back) + rates.hbmMs(3 * sum(bwdIn[r.rank]!)), // spread, read and add the returned rows
-      computeMs: localFwd + localBwd + me.fwd + me.bwd,
-      commMs: fwdComm + back,
-      recvBytes: sum(fwdIn[r.rank]!),
-      sendBytes: sum(fwdOut[r.rank]!),
+      fwd: rates.attnMs('fwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
+      bwd: rates.attnMs('bwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
     };
   });
-  const fwdMs = Math.max(...ranks.map((x) => x.fwdMs)),
-    bwdMs = Math.max(...ranks.map((x) => x.bwdMs)),
+  // the blocks a rank receives in one round are attended in one kernel call (their K/V side by
+  // side); the query rows that see them are the rank's rows of the documents they belong to
+  const D0 = plan.lengths.length,
+    cu = [0];
+  for (const L of plan.lengths) cu.push(cu[cu.length - 1]! + L);
+  const rowsOf = new Map<number, number>(); // rank · documents + document → the rank's rows of it
+  for (const p of plan.pieces) {
+    const key = p.rank * D0 + p.doc;
+    rowsOf.set(key, (rowsOf.get(key) ?? 0) + p.end - p.start);
+  }
+  const docAt = (x: number): number => {
+    let a = 0,
+      b = D0 - 1;
+    while (a < b) {
+      const m = (a + b + 1) >> 1;
+      if (cu[m]! <= x) a = m;
+      else b = m - 1;
+    }
+    return a;
+  };
+  const blockFwd = Array.from({ length: rounds }, () => new Float64Array(N)),
+    blockBwd = Array.from({ length: rounds }, () => new Float64Array(N));
+  for (let t = 0; t < rounds; t++) {
+    const area = new Float64Array(N),
+      docs = new Map<number, Set<number>>();
+    for (const x of byRound[t]!) {
+      if (x.area <= 0) continue; // passed on only: no query here sees it
+      area[x.to]! += x.area;
+      const set = docs.get(x.to) ?? new Set<number>();
+      for (const [a, b] of x.ranges) for (let d = docAt(a); d < D0 && cu[d]! < b; d++) set.add(d);
+      docs.set(x.to, set);
+    }
+    for (const [r, set] of docs) {
+      let rows = 0;
+      for (const d of set) rows += rowsOf.get(r * D0 + d) ?? 0;
+      const kbar = Math.max(1, area[r]! / Math.max(1, rows));
+      blockFwd[t]![r] =
+        rates.attnMs('fwd', flops(area[r]!), kbar, D, mask) + rates.mergeMs(rows * H * D) + rates.stepOverheadMs();
+      blockBwd[t]![r] = rates.attnMs('bwd', flops(area[r]!), kbar, D, mask) + rates.stepOverheadMs();
+    }
+  }
+  const computeMs = plan.ranks.map((r) => own[r.rank]!.fwd + own[r.rank]!.bwd);
+  for (let t = 0; t < rounds; t++) for (let r = 0; r < N; r++) computeMs[r]! += blockFwd[t]![r]! + blockBwd[t]![r]!;
+
+  /**
+   * One pass of rounds: each rank posts round t when its clock says, computes `during(t, r)`
+   * meanwhile, and waits for its transfers of that round (each ends when both ends have posted and
+   * both ports are through the round's bytes); `after(t, r)` runs once they are in.
+   */
+  const pass = (
+    order: number[],
+    dir: 'fwd' | 'bwd',
+    clock: Float64Array,
+    during: (t: number, r: number) => number,
+    after: (t: number, r: number) => number,
+  ): void => {
+    for (const t of order) {
+      const list = byRound[t]!;
+      const rowBytes = dir === 'fwd' ? kvRow : gradRow;
+      const zero = (): Record<LinkClass, number> => ({ intra: 0, inter: 0 });
+      const out = new Map<number, Record<LinkClass, number>>(),
+        inn = new Map<number, Record<LinkClass, number>>();
+      // forward: from → to; backward: the gradients go back to → from
+      const src = (x: Transfer): number => (dir === 'fwd' ? x.from : x.to),
+        dst = (x: Transfer): number => (dir === 'fwd' ? x.to : x.from);
+      for (const x of list) {
+        const c = cls(x.from, x.to);
+        const o = out.get(src(x)) ?? zero(),
+          i = inn.get(dst(x)) ?? zero();
+        o[c] += x.rows * rowBytes;
+        i[c] += x.rows * rowBytes;
+        out.set(src(x), o);
+        inn.set(dst(x), i);
+      }
+      const posted = Float64Array.from(clock);
+      for (let r = 0; r < N; r++) clock[r] = posted[r]! + during(t, r);
+      for (const x of list) {
+        const end =
+          Math.max(posted[src(x)]!, posted[dst(x)]!) +
+          Math.max(portMs(net, out.get(src(x))!), portMs(net, inn.get(dst(x))!));
+        clock[src(x)] = Math.max(clock[src(x)]!, end);
+        clock[dst(x)] = Math.max(clock[dst(x)]!, end);
+      }
+      for (let r = 0; r < N; r++) clock[r]! += after(t, r);
+    }
+  };
+  // forward: round 0 runs beside the own block, round t + 1 beside the blocks of round t
+  const fwdClock = new Float64Array(N);
+  pass(
+    Array.from({ length: rounds }, (_, t) => t),
+    'fwd',
+    fwdClock,
+    (t, r) => (t === 0 ? own[r]!.fwd : blockFwd[t - 1]![r]!),
+    () => 0,
+  );
+  for (let r = 0; r < N; r++) fwdClock[r]! += rounds ? blockFwd[rounds - 1]![r]! : own[r]!.fwd;
+  // backward: the last round's blocks first; round t's returns beside the blocks of round t − 1
+  // (round 0's beside the own block); returned rows are spread, read and added (3 passes over them)
+  const returned = Array.from({ length: rounds }, () => new Float64Array(N));
+  for (const x of plan.transfers) returned[x.round]![x.from] += x.rows * gradRow;
+  const bwdClock = new Float64Array(N);
+  for (let r = 0; r < N; r++) bwdClock[r] = rounds ? blockBwd[rounds - 1]![r]! : own[r]!.bwd;
+  pass(
+    Array.from({ length: rounds }, (_, i) => rounds - 1 - i),
+    'bwd',
+    bwdClock,
+    (t, r) => (t === 0 ? own[r]!.bwd : blockBwd[t - 1]![r]!),
+    (t, r) => rates.hbmMs(3 * returned[t]![r]!),
+  );
+  for (let r = 0; r < N; r++) computeMs[r]! += returned.reduce((s, x) => s + rates.hbmMs(3 * x[r]!), 0);
+
+  const sent = new Float64Array(N),
+    got = new Float64Array(N);
+  for (const x of plan.transfers) {
+    sent[x.from]! += x.rows * kvRow;
+    got[x.to]! += x.rows * kvRow;
+  }
+  const ranks: VarlenRankPrice[] = plan.ranks.map((r) => ({
+    rank: r.rank,
+    fwdMs: fwdClock[r.rank]!,
+    bwdMs: bwdClock[r.rank]!,
+    computeMs: computeMs[r.rank]!,
+    commMs: Math.max(0, fwdClock[r.rank]! + bwdClock[r.rank]! - computeMs[r.rank]!),
+    recvBytes: got[r.rank]!,
+    sendBytes: sent[r.rank]!,
+  }));
+  const fwdMs = Math.max(...fwdClock),
+    bwdMs = Math.max(...bwdClock),
     stepMs = fwdMs + bwdMs;
   const totalFlops = 3.5 * flops(plan.ranks.reduce((s, r) => s + r.area, 0));
+  const rowsMoved = plan.transfers.reduce((s, t) => s + t.rows, 0);
   return {
     stepMs,
     fwdMs,
     bwdMs,
     tflopsPerGpu: totalFlops / (stepMs * 1e-3) / N / 1e12,
-    fwdBytes: plan.transfers.reduce((s, t) => s + t.rows, 0) * kvRow,
-    bwdBytes: plan.transfers.reduce((s, t) => s + t.rows, 0) * gradRow,
+    fwdBytes: rowsMoved * kvRow,
+    bwdBytes: rowsMoved * gradRow,
     ranks,
   };
+}
+
+/** Rounds a star transfer may be cut into: more hide more of the transfer, each costs a kernel call and a merge. */
+const CHUNK_CHOICES = [1, 2, 4, 6];
+
+/**
+ * The routes of a dispatch plan chosen by priced cost: first the rounds the direct transfers are
+ * cut into, then which groups relay — those of at least k ranks, for each group size k the plan
+ * has (large groups gain most from a relay). Keeps the cheapest; the placement is unchanged.
+ */
+export function chooseRoutes(
+  plan: DispatchPlan,
+  dims: VarlenDims,
+  rates: Rates,
+  net: Network,
+  gpusPerNode: number,
+): { plan: DispatchPlan; price: VarlenPrice } {
+  const price = (p: DispatchPlan): VarlenPrice => priceDispatch(p, dims, rates, net, gpusPerNode);
+  let best = { plan, price: price(plan) };
+  const consider = (p: DispatchPlan): void => {
+    const x = price(p);
+    if (x.stepMs < best.price.stepMs) best = { plan: p, price: x };
+  };
+  const groups = plan.docs.filter((d) => d.mode === 'group');
+  for (const chunks of CHUNK_CHOICES) if (chunks !== plan.chunks) consider(withRoutes(plan, [], chunks));
+  const sizes = [...new Set(groups.map((d) => d.ranks.length))].sort((a, b) => b - a).filter((k) => k >= 3);
+  const base = best.plan;
+  for (const k of sizes.slice(0, 4))
+    consider(
+      withRoutes(
+        base,
+        groups.filter((d) => d.ranks.length >= k).map((d) => d.doc),
+        base.chunks,
+      ),
+    );
+  return best;
+}
+
+/**
+ * The bound a dispatch can approach: every document attended whole on one GPU at the kernel's rate
+ * for its keys per row, the work spread perfectly evenly, nothing moved — forward + backward ms per
+ * GPU. Where a plan's step sits between this and its slowest rank's compute, and between that
+ * compute and the step, says what is lost to cutting documents, to imbalance, and to exposed transfers.
+ */
+export function wholeDocumentsMs(plan: DispatchPlan, dims: VarlenDims, rates: Rates): number {
+  const { H, D } = dims;
+  let ms = 0;
+  plan.lengths.forEach((L, d) => {
+    const m = plan.masks[d]!,
+      area = pairArea(m, L, 0, L, 0, L),
+      f = 4 * area * D * H,
+      mask: BlockMask = m.kind === 'full' ? 'full' : 'causal';
+    ms +=
+      rates.attnMs('fwd', f, Math.max(1, area / L), D, mask) + rates.attnMs('bwd', f, Math.max(1, area / L), D, mask);
+  });
+  return ms / plan.world;
 }

@@ -25,8 +25,8 @@ import { ShardMap } from '../shard/shard.js';
 import { CommLog, CountingComm, CountingKernel, MeteredDevice } from '../strategy/accounting.js';
 import type { StrategyCtx } from '../strategy/types.js';
 import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/host.js';
-import { type DispatchPlan, rankPositions } from '../varlen/dispatch.js';
-import { sparseKV } from '../varlen/execute.js';
+import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
+import { routedKV } from '../varlen/execute.js';
 import { GpuRank, SEEDS } from './gpu.js';
 import { checkWorld } from './launched.js';
 import type { RankOutput } from './rank.js';
@@ -190,6 +190,7 @@ export async function runVarlenGpu(
   if (g.size !== plan.world) throw new Error(`runVarlenGpu: a plan for ${plan.world} ranks on ${g.size}`);
   const grid = MaskGrid.build(r.mask, S);
   const positions = rankPositions(plan);
+  const strategy = routedKV(relaySpans(plan), plan.chunks);
   const shard = ShardMap.fromPositions(S, positions);
   const rows = (pos: Int32Array, heads: number, seed: number): CudaTensor =>
     g.random.rows(r.dtype, pos, [heads, r.D], seed);
@@ -216,7 +217,7 @@ export async function runVarlenGpu(
   const log = new CommLog(),
     kernel = new CountingKernel(g.kernel),
     metered = new MeteredDevice(dev);
-  const res = await sparseKV(ctx(new CountingComm(g.comm, log), kernel, metered, log), x.q, x.k, x.v);
+  const res = await strategy(ctx(new CountingComm(g.comm, log), kernel, metered, log), x.q, x.k, x.v);
   const grads = x.dout ? await res.backward(x.dout) : undefined;
   const parts: Partial<Record<(typeof OUTPUTS)[number], Tensor>> = { out: res.out, lse: res.lse, ...grads };
   const gathered: Partial<Record<(typeof OUTPUTS)[number], HostTensor>> = {};
@@ -236,7 +237,7 @@ export async function runVarlenGpu(
   for (let i = 0; i < r.warmup + r.iters; i++) {
     await g.comm.barrier();
     const e0 = rt.event(true).record(rt.compute);
-    const it = await sparseKV(ctx(g.comm, g.kernel, dev), x.q, x.k, x.v);
+    const it = await strategy(ctx(g.comm, g.kernel, dev), x.q, x.k, x.v);
     const e1 = rt.event(true).record(rt.compute);
     const gr = x.dout ? await it.backward(x.dout) : undefined;
     const e2 = rt.event(true).record(rt.compute);

@@ -9,7 +9,7 @@ import type { StoreClient } from '../launch/store.js';
 import { MaskGrid } from '../mask/grid.js';
 import { ShardMap } from '../shard/shard.js';
 import { castHost, type HostTensor } from '../tensor/host.js';
-import { type DispatchPlan, rankPositions } from '../varlen/dispatch.js';
+import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
 import { checkWorld, runRankShards } from './launched.js';
 import type { RankOutput, RankTask } from './rank.js';
 import {
@@ -39,6 +39,11 @@ export interface VarlenResult extends Omit<RunResult, 'stats'> {
   stats: VarlenStats;
 }
 
+/** The rank task's layout of a plan: every rank's positions and the routes its transfers take. */
+function varlenLayout(plan: DispatchPlan, positions: Int32Array[]): RankTask['layout'] {
+  return { strategy: 'varlen', positions, relay: relaySpans(plan), chunks: plan.chunks };
+}
+
 export async function runVarlen(problem: Problem, plan: DispatchPlan, options: RunOptions = {}): Promise<VarlenResult> {
   const { S } = checkProblem(problem);
   if (S !== plan.S) throw new Error(`runVarlen: the problem has ${S} tokens, the plan ${plan.S}`);
@@ -47,8 +52,9 @@ export async function runVarlen(problem: Problem, plan: DispatchPlan, options: R
   const shard = ShardMap.fromPositions(S, positions);
   const cast = (t: HostTensor): HostTensor => castHost(t, problem.dtype);
   const g = { q: cast(problem.q), k: cast(problem.k), v: cast(problem.v), dout: problem.dout && cast(problem.dout) };
+  const layout = varlenLayout(plan, positions);
   const tasks: RankTask[] = positions.map((_, r) => ({
-    layout: { strategy: 'varlen', positions },
+    layout,
     S,
     mask: problem.mask,
     scale: problem.scale,
@@ -103,7 +109,7 @@ export async function runVarlenLaunched(
       mask: problem.mask,
       scale: problem.scale,
       dtype: problem.dtype,
-      layout: { strategy: 'varlen', positions },
+      layout: varlenLayout(plan, positions),
       shard,
     },
     d,

@@ -14,6 +14,7 @@
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
 import { UserError } from '../errors.js';
 import { type Batch, cuSeqlensOf, type DocMask, docMaskName, keySpan, pairArea } from './batch.js';
+import { mergeRanges, routeHops } from './routes.js';
 
 export interface DispatchOptions {
   world: number;
@@ -25,6 +26,20 @@ export interface DispatchOptions {
   nodeSize?: number;
   /** longest piece a document is cut into; default ⌈S / (8N)⌉ (pieces are also cut to at most 1/8 of a rank's mean area) */
   granularity?: number;
+  /**
+   * which groups pass their K/V by relay (routes.ts) instead of straight from the owner: 'none'
+   * (default), 'all', or the groups of at least that many ranks. plan/varlen.ts chooses per group
+   * by priced cost (chooseRoutes).
+   */
+  relay?: 'none' | 'all' | number;
+  /** rounds a star transfer is cut into (routes.ts); default 1 */
+  chunks?: number;
+  /**
+   * the work of a query row beside its pairs, in pairs: balance area + rowCost · tokens rather
+   * than area alone (an attention kernel's time is about c · (pairs + k0 · rows), k0 its
+   * half-efficiency keys per row; plan/varlen.ts rowCostOf reads it from the calibrated curves); default 0
+   */
+  rowCost?: number;
 }
 
 /** Tokens [start, end) (global positions) of one document, held by one rank. */
@@ -44,15 +59,22 @@ export interface DocPlacement {
   ranks: number[];
   /** how the group attends: queries stay, only the K/V rows the mask needs travel, point to point */
   mode: 'local' | 'group';
+  /** a group's K/V travel along a ring of its ranks, one hop a round (routes.ts), not straight from the owner */
+  relay: boolean;
 }
 
-/** K/V rows [start, end) of `from` that queries on `to` see; `area`: the pairs those queries compute against them. */
+/**
+ * K/V rows [start, end) of `origin` that `from` sends `to` in `round` (a star: round 0, from the
+ * origin; a relay: hop `round + 1` of the ring); `area`: the pairs `to`'s queries compute against them.
+ */
 export interface Transfer {
   from: number;
   to: number;
   ranges: [number, number][];
   rows: number;
   area: number;
+  round: number;
+  origin: number;
 }
 
 export interface RankLoad {
@@ -80,9 +102,14 @@ export interface DispatchPlan {
   docs: DocPlacement[];
   ranks: RankLoad[];
   transfers: Transfer[];
+  /** rounds each star transfer is cut into */
+  chunks: number;
   /** max / mean of the ranks' area and tokens */
   balance: { area: number; tokens: number };
 }
+
+/** The rebalance stops once the busiest bin is within this of the mean. */
+const REBALANCE_TOLERANCE = 0.01;
 
 /** Pieces per rank the cuts aim at (in tokens and in area): enough for the greedy placement to even out. */
 const PIECES_PER_RANK = 8;
@@ -119,8 +146,10 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
     );
   const g = Math.max(1, Math.min(o.granularity ?? Math.ceil(S / (PIECES_PER_RANK * N)), maxTokens));
 
+  // the work a piece costs: its area, plus rowCost per row (a kernel's fixed cost per query row)
+  const rowCost = Math.max(0, o.rowCost ?? 0);
   const area = (d: number, a: number, b: number): number =>
-    pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!);
+    pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!) + rowCost * (b - a);
   const docs: Seg[] = lengths.map((L, d) => ({ doc: d, start: cu[d]!, end: cu[d]! + L }));
   const nodeSize = Math.max(1, o.nodeSize ?? 8);
   let placed: Piece[];
@@ -136,7 +165,37 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
       for (const p of place(mine, nodeSize, maxTokens, g, area)) placed.push({ ...p, rank: n * nodeSize + p.rank });
     }
   }
-  return finishPlan(batch, N, S, maxTokens, g, cu, merge(placed));
+  const pieces = merge(placed);
+  const chunks = Math.max(1, Math.floor(o.chunks ?? 1));
+  const plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks);
+  const relay = o.relay ?? 'none';
+  if (relay === 'none') return plan;
+  return withRoutes(
+    plan,
+    plan.docs.filter((d) => d.mode === 'group' && (relay === 'all' || d.ranks.length >= relay)).map((d) => d.doc),
+    chunks,
+  );
+}
+
+/** The plan with these documents' groups passing K/V by relay, the others straight from the owner in `chunks` rounds. */
+export function withRoutes(plan: DispatchPlan, relayDocs: Iterable<number>, chunks = plan.chunks): DispatchPlan {
+  const batch = { lengths: plan.lengths, masks: plan.masks };
+  return finishPlan(
+    batch,
+    plan.world,
+    plan.S,
+    plan.maxTokens,
+    plan.granularity,
+    cuSeqlensOf(plan.lengths),
+    plan.pieces,
+    new Set(relayDocs),
+    chunks,
+  );
+}
+
+/** The position spans whose K/V travel by relay (what the executor takes), sorted. */
+export function relaySpans(plan: DispatchPlan): [number, number][] {
+  return plan.docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length]);
 }
 
 /** Tokens [start, end) of one document, before placement. */
@@ -250,25 +309,34 @@ function rebalance(
   placed.forEach((p, i) => held[p.rank]!.push(i));
   const tokens = (i: number): number => placed[i]!.end - placed[i]!.start;
   /**
-   * The exchange that best narrows the gap between hi and lo: piece i of hi moves to lo and, when lo
-   * has no room for it, as many tokens of the front of a piece j of lo (its lightest rows when
-   * causal) move back to hi — a swap, splitting j where it is longer.
+   * The exchange that best narrows the gap between hi and lo: piece i of hi moves to lo or, when lo
+   * has no room for it, is swapped for as many tokens of the front of a piece j of lo (its lightest
+   * rows when causal); failing that, t tokens of the back of i (its densest) for t of the front of j.
    */
-  const bestMove = (hi: number, lo: number): { i: number; j: number; after: number } | undefined => {
+  const bestMove = (hi: number, lo: number): { i: number; j: number; t: number; after: number } | undefined => {
     const gap = rArea[hi]! - rArea[lo]!;
-    let best: { i: number; j: number; after: number } | undefined;
-    const consider = (i: number, j: number, d: number): void => {
+    let best: { i: number; j: number; t: number; after: number } | undefined;
+    const consider = (i: number, j: number, t: number, d: number): void => {
       if (d > 0 && d < gap && (!best || Math.abs(gap - 2 * d) < best.after))
-        best = { i, j, after: Math.abs(gap - 2 * d) };
+        best = { i, j, t, after: Math.abs(gap - 2 * d) };
     };
-    for (const i of held[hi]!) if (rTok[lo]! + tokens(i) <= maxTokens) consider(i, -1, areas[i]!);
+    for (const i of held[hi]!) if (rTok[lo]! + tokens(i) <= maxTokens) consider(i, -1, tokens(i), areas[i]!);
     if (best) return best;
+    // a swap: the whole of i for as many tokens of the front of j (its lightest rows when causal)
     for (const i of held[hi]!)
       for (const j of held[lo]!) {
         const t = tokens(i),
           pj = placed[j]!;
-        if (tokens(j) < t) continue;
-        consider(i, j, areas[i]! - area(pj.doc, pj.start, pj.start + t));
+        if (tokens(j) >= t) consider(i, j, t, areas[i]! - area(pj.doc, pj.start, pj.start + t));
+      }
+    if (best) return best;
+    // else a swap of t tokens: the last t rows of i (its densest when causal) for the first t of j
+    for (const i of held[hi]!)
+      for (const j of held[lo]!) {
+        const pi = placed[i]!,
+          pj = placed[j]!;
+        for (let t = Math.min(tokens(i), tokens(j)); t >= 1; t >>= 1)
+          consider(i, j, t, area(pi.doc, pi.end - t, pi.end) - area(pj.doc, pj.start, pj.start + t));
       }
     return best;
   };
@@ -293,14 +361,28 @@ function rebalance(
     held[front.rank]!.push(placed.length - 1);
     return placed.length - 1;
   };
+  /** the last t tokens of piece i become a piece of their own (on i's rank) */
+  const splitBack = (i: number, t: number): number => {
+    const pi = placed[i]!;
+    if (tokens(i) === t) return i;
+    const back: Piece = { doc: pi.doc, start: pi.end - t, end: pi.end, rank: pi.rank };
+    pi.end -= t;
+    placed.push(back);
+    areas.push(area(back.doc, back.start, back.end));
+    areas[i] = area(pi.doc, pi.start, pi.end);
+    held[back.rank]!.push(placed.length - 1);
+    return placed.length - 1;
+  };
   const order = Array.from({ length: N }, (_, r) => r);
+  const enough = (1 + REBALANCE_TOLERANCE) * (rArea.reduce((a, b) => a + b, 0) / N);
   for (let pass = 0, budget = 4 * placed.length + 8 * N; pass < budget; pass++) {
     let hi = 0;
     for (let r = 1; r < N; r++) if (rArea[r]! > rArea[hi]!) hi = r;
+    if (rArea[hi]! <= enough) return; // every further cut costs a piece, and pieces cost transfers
     order.sort((x, y) => rArea[x]! - rArea[y]! || x - y);
-    let m: { i: number; j: number } | undefined,
+    let m: { i: number; j: number; t: number } | undefined,
       lo = -1;
-    for (const r of order.slice(0, 8)) {
+    for (const r of order.slice(0, 32)) {
       if (r === hi) break;
       m = bestMove(hi, r);
       if (m) {
@@ -309,8 +391,8 @@ function rebalance(
       }
     }
     if (!m) return;
-    const back = m.j >= 0 ? splitFront(m.j, tokens(m.i)) : -1;
-    move(m.i, hi, lo);
+    const back = m.j >= 0 ? splitFront(m.j, m.t) : -1;
+    move(splitBack(m.i, m.t), hi, lo);
     if (back >= 0) move(back, lo, hi);
   }
 }
@@ -361,6 +443,8 @@ function finishPlan(
   g: number,
   cu: readonly number[],
   pieces: Piece[],
+  relayDocs: ReadonlySet<number>,
+  chunks: number,
 ): DispatchPlan {
   const { lengths, masks } = batch;
   const byDoc: Piece[][] = lengths.map(() => []);
@@ -374,7 +458,9 @@ function finishPlan(
     sendRows: 0,
     peakRows: 0,
   }));
-  const need = new Map<string, { ranges: [number, number][]; area: number }>(); // `${from}>${to}`
+  const need: [number, number][][] = Array.from({ length: N }, () => []);
+  /** a rank's pieces of a document */
+  const mineOf = new Map<number, Piece[]>(); // rank · docs + doc
   byDoc.forEach((ps, d) => {
     const m = masks[d]!,
       L = lengths[d]!,
@@ -383,41 +469,51 @@ function finishPlan(
       const r = ranks[p.rank]!;
       r.tokens += p.end - p.start;
       r.area += pairArea(m, L, p.start - s0, p.end - s0, 0, L);
-      // keys this piece sees: own pieces are local, others' travel
       const [lo, hi] = keySpan(m, L, p.start - s0, p.end - s0);
-      for (const k of ps) {
-        const a = Math.max(lo + s0, k.start),
-          b = Math.min(hi + s0, k.end);
-        if (a >= b) continue;
-        if (k.rank === p.rank) {
-          r.localArea += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0);
-          continue;
-        }
-        const key = `${k.rank}>${p.rank}`;
-        const n = need.get(key) ?? { ranges: [], area: 0 };
-        n.ranges.push([a, b]);
-        n.area += pairArea(m, L, p.start - s0, p.end - s0, k.start - s0, k.end - s0);
-        need.set(key, n);
-      }
+      need[p.rank]!.push([lo + s0, hi + s0]);
+      const key = p.rank * lengths.length + d;
+      const l = mineOf.get(key);
+      if (l) l.push(p);
+      else mineOf.set(key, [p]);
     }
   });
-  const transfers: Transfer[] = [];
-  for (const [key, { ranges: list, area }] of need) {
-    const [from, to] = key.split('>').map(Number) as [number, number];
-    list.sort((x, y) => x[0] - y[0]);
-    const ranges: [number, number][] = [];
-    for (const [a, b] of list) {
-      const last = ranges[ranges.length - 1];
-      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-      else ranges.push([a, b]);
-    }
-    const rows = ranges.reduce((s, [a, b]) => s + b - a, 0);
-    transfers.push({ from, to, ranges, rows, area });
-    ranks[from]!.sendRows += rows;
-    ranks[to]!.recvRows += rows;
+  for (const [key, ps] of mineOf) {
+    const d = key % lengths.length,
+      s0 = cu[d]!;
+    for (const p of ps)
+      for (const k of ps)
+        ranks[p.rank]!.localArea += pairArea(
+          masks[d]!,
+          lengths[d]!,
+          p.start - s0,
+          p.end - s0,
+          k.start - s0,
+          k.end - s0,
+        );
   }
-  transfers.sort((x, y) => x.from - y.from || x.to - y.to);
-  for (const r of ranks) r.peakRows = r.tokens + r.recvRows;
+  const docAt = (x: number): number => {
+    let a = 0,
+      b = lengths.length - 1; // last doc starting at or before x
+    while (a < b) {
+      const mid = (a + b + 1) >> 1;
+      if (cu[mid]! <= x) a = mid;
+      else b = mid - 1;
+    }
+    return a;
+  };
+  /** pairs rank `to`'s queries compute against the keys [a, b) */
+  const areaAgainst = (to: number, a: number, b: number): number => {
+    let n = 0;
+    for (let d = docAt(a); d < lengths.length && cu[d]! < b; d++) {
+      const s0 = cu[d]!,
+        L = lengths[d]!;
+      const c = Math.max(a, s0) - s0,
+        e = Math.min(b, s0 + L) - s0;
+      for (const p of mineOf.get(to * lengths.length + d) ?? [])
+        n += pairArea(masks[d]!, L, p.start - s0, p.end - s0, c, e);
+    }
+    return n;
+  };
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
     return {
@@ -427,8 +523,25 @@ function finishPlan(
       mask: docMaskName(masks[d]!),
       ranks: rs,
       mode: rs.length === 1 ? 'local' : 'group',
+      relay: rs.length > 1 && relayDocs.has(d),
     };
   });
+  const relay = docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length] as [number, number]);
+  const transfers: Transfer[] = routeHops(
+    pieces.map(({ start, end, rank }) => ({ start, end, rank })),
+    need.map((l) => mergeRanges(l)),
+    relay,
+    chunks,
+  ) as Transfer[];
+  for (const t of transfers) {
+    t.area = 0;
+    for (const [a, b] of t.ranges) t.area += areaAgainst(t.to, a, b);
+  }
+  for (const t of transfers) {
+    ranks[t.from]!.sendRows += t.rows;
+    ranks[t.to]!.recvRows += t.rows;
+  }
+  for (const r of ranks) r.peakRows = r.tokens + r.recvRows;
   const ratio = (xs: number[]): number => {
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
     return mean > 0 ? Math.max(...xs) / mean : 1;
@@ -444,6 +557,7 @@ function finishPlan(
     docs,
     ranks,
     transfers,
+    chunks,
     balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
   };
 }

@@ -7,11 +7,15 @@
 // 64:8, head dim 128). A pack is drawn as their generate_seqlens draws it: pick a bin by weight, a
 // length uniformly in [lo, hi] (both ends), cut to what is left of the pack, at least 1, until full.
 //
-// `longtail`: a log-normal fitted by maximum likelihood over the bins of that published short-pack
-// histogram (the only document-length statistics found in a public repository this session; the
-// repository does not name the corpus they were measured on). Unlike the binned table it has an
-// unbounded tail: a draw may be a document longer than a rank's share, the case that needs a group.
-// fitLogNormal reproduces the constants from the table (test/varlen/distributions.test.ts).
+// `longtail`: a log-normal fitted to SlimPajama-627B (cerebras/SlimPajama-627B, a public deduplicated
+// RedPajama) by the statistics CroissantLLM published for its shards: huggingface.co/datasets/
+// croissantllm/croissant_dataset, english_660B_13/dataset_stats.csv, row
+// Slimpajama627bTrainChunk4W0.jsonl.zstTrain — its `word_distribution` sample of per-document word
+// counts (SLIMPAJAMA_WORDS: the first 266 entries) and its avg_tokens / avg_word (1140.84 / 685.926,
+// tokens per word of that shard). The fit is maximum likelihood on ln(words) (mean and deviation),
+// shifted by ln(tokens per word). Unlike a binned table it has an unbounded tail: a draw may be a
+// document longer than a rank's share, the case that needs a group. fitWordSample reproduces the
+// constants from the cited numbers (test/varlen/dispatch.test.ts).
 import { Rng } from '../tensor/random.js';
 
 /** [lo, hi] token bounds (inclusive, as Python's randint) and the bin's weight. */
@@ -62,71 +66,44 @@ export function magiBins(packTokens: number): readonly Bin[] {
   return packTokens > 128 * K ? MAGI_LONG : MAGI_SHORT;
 }
 
-/** The log-normal fitted to MAGI_SHORT by fitLogNormal (ln tokens: mean mu, deviation sigma). */
-export const LONGTAIL = { mu: 7.0535, sigma: 1.0975 } as const;
+/**
+ * Per-document word counts of SlimPajama-627B (train chunk 4, shard W0): the first 266 entries of
+ * the `word_distribution` sample in CroissantLLM's english_660B_13/dataset_stats.csv.
+ */
+export const SLIMPAJAMA_WORDS: readonly number[] = [
+  227, 205, 2309, 394, 99, 408, 77, 750, 83, 439, 142, 394, 358, 139, 396, 163, 1654, 384, 211, 55, 2797, 198, 1914,
+  359, 670, 431, 287, 819, 211, 275, 516, 751, 440, 64, 40, 106, 217, 430, 30, 1282, 949, 492, 150, 153, 277, 144, 92,
+  97, 9355, 123, 1477, 557, 180, 151, 105, 68, 10382, 57, 581, 1083, 338, 584, 381, 4721, 773, 444, 177, 590, 381, 352,
+  1456, 460, 720, 784, 250, 76, 87, 155, 1436, 129, 342, 3303, 57, 1831, 100, 61, 129, 457, 702, 135, 710, 98, 438, 654,
+  8472, 969, 357, 446, 128, 779, 627, 218, 433, 492, 501, 383, 1199, 346, 133, 1438, 283, 409, 760, 517, 359, 79, 89,
+  562, 197, 554, 323, 370, 428, 389, 198, 471, 72, 412, 1976, 290, 463, 1300, 827, 55, 2278, 151, 3174, 393, 2160, 454,
+  512, 299, 99, 141, 139, 271, 67, 742, 335, 72, 122, 543, 1036, 43, 3292, 96, 289, 177, 1010, 103, 70, 40, 199, 3761,
+  156, 319, 184, 97, 857, 318, 1445, 428, 152, 421, 265, 306, 264, 304, 421, 37, 631, 646, 229, 126, 891, 357, 44, 135,
+  174, 217, 162, 229, 267, 399, 167, 243, 366, 962, 356, 90, 89, 647, 224, 818, 685, 578, 44, 881, 105, 123, 276, 104,
+  132, 113, 67, 100, 2137, 4036, 37, 229, 561, 164, 2010, 389, 841, 367, 256, 1529, 133, 140, 783, 1270, 56, 409, 206,
+  56, 379, 126, 204, 390, 225, 557, 925, 233, 481, 506, 151, 215, 53, 209, 78, 169, 200, 736, 796, 463, 69, 560, 39,
+  173, 997, 133, 624, 384, 122, 128,
+];
+
+/** Tokens per word of that shard in the same table: avg_tokens / avg_word. */
+export const SLIMPAJAMA_TOKENS_PER_WORD = 1140.84 / 685.926;
+
+/** Log-normal in tokens by maximum likelihood on a sample of word counts: ln(tokens) = ln(words) + ln(tokens per word). */
+export function fitWordSample(words: readonly number[], tokensPerWord: number): { mu: number; sigma: number } {
+  const l = words.map(Math.log),
+    n = l.length;
+  const mean = l.reduce((a, b) => a + b, 0) / n;
+  return {
+    mu: mean + Math.log(tokensPerWord),
+    sigma: Math.sqrt(l.reduce((a, b) => a + (b - mean) ** 2, 0) / n),
+  };
+}
+
+/** fitWordSample(SLIMPAJAMA_WORDS, SLIMPAJAMA_TOKENS_PER_WORD), rounded: median e^mu ≈ 519 tokens, mean ≈ 938. */
+export const LONGTAIL = { mu: 6.2515, sigma: 1.088 } as const;
 
 export type DistName = 'longtail' | 'magi';
 export const DIST_NAMES: readonly DistName[] = ['longtail', 'magi'];
-
-function erf(x: number): number {
-  // the Chebyshev fit of erfc in Numerical Recipes (erfcc): fractional error below 1.2e-7
-  const t = 1 / (1 + 0.5 * Math.abs(x));
-  const y =
-    1 -
-    t *
-      Math.exp(
-        -x * x -
-          1.26551223 +
-          t *
-            (1.00002368 +
-              t *
-                (0.37409196 +
-                  t *
-                    (0.09678418 +
-                      t *
-                        (-0.18628806 +
-                          t *
-                            (0.27886807 +
-                              t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-      );
-  return x >= 0 ? y : -y;
-}
-
-function lognormalCdf(x: number, mu: number, sigma: number): number {
-  return x <= 0 ? 0 : 0.5 * (1 + erf((Math.log(x) - mu) / (sigma * Math.SQRT2)));
-}
-
-/**
- * Maximum-likelihood log-normal over binned counts: maximise Σ w·log P(bin) with bin i = (lo, hi + 1)
- * in tokens, by a coarse grid and two refinements (the likelihood is smooth and unimodal here).
- */
-export function fitLogNormal(bins: readonly Bin[]): { mu: number; sigma: number } {
-  const ll = (mu: number, sigma: number): number =>
-    bins.reduce((s, [lo, hi, w]) => {
-      const p = lognormalCdf(hi + 1, mu, sigma) - lognormalCdf(lo, mu, sigma);
-      return s + w * Math.log(Math.max(p, 1e-300));
-    }, 0);
-  let best = { mu: 7, sigma: 1 },
-    span = { mu: 3, sigma: 0.9 };
-  for (let round = 0; round < 4; round++) {
-    let top = -Infinity,
-      pick = best;
-    for (let i = 0; i <= 60; i++)
-      for (let j = 0; j <= 60; j++) {
-        const mu = best.mu - span.mu + (2 * span.mu * i) / 60,
-          sigma = best.sigma - span.sigma + (2 * span.sigma * j) / 60;
-        if (sigma <= 0.05) continue;
-        const v = ll(mu, sigma);
-        if (v > top) {
-          top = v;
-          pick = { mu, sigma };
-        }
-      }
-    best = pick;
-    span = { mu: span.mu / 10, sigma: span.sigma / 10 };
-  }
-  return best;
-}
 
 /** One document length from a distribution, before the cut to the pack. */
 function drawOne(rng: Rng, dist: DistName, packTokens: number): number {

@@ -1,13 +1,18 @@
 // The executor: attention over any placement of tokens on ranks, moving only what the mask needs.
 //
-// Schedule (per rank; every rank knows every rank's positions, so the exchange plan is computed
-// locally, without communication):
-//   forward   start one batched exchange: to each peer the K/V rows its queries see (nothing to
-//             peers that see none: ranks sharing no document never talk, so groups of any size run
-//             side by side on one world); attend the own K/V block while it runs; wait; attend each
-//             received block into the running state (the online-softmax merge of the kernel).
-//   backward  gradients of the received blocks first, then one batched exchange returns their dK/dV
-//             to the owners while the own block's backward runs; wait; add what came back.
+// Schedule (per rank; every rank knows every rank's positions, so the routes (routes.ts) are
+// computed locally, without communication). A route is a list of hops in rounds: a star sends
+// everything in round 0; a relay forwards a block one hop a round.
+//   forward   round 0: start one batched exchange (to each peer the K/V rows its queries see, or
+//             the first hop of a relay; ranks sharing no document never talk, so groups of any size
+//             run side by side on one world); attend the own K/V block while it runs; wait.
+//             Round t ≥ 1: start the exchange forwarding what came in round t − 1; attend the
+//             blocks of round t − 1 meanwhile (online-softmax merge into the running state); wait.
+//             Then the blocks of the last round.
+//   backward  the same rounds in reverse: the gradients of the last round's blocks first; round t
+//             returns the dK/dV of the blocks received in round t (their own part plus what came
+//             back from further hops) while the blocks of round t − 1 (at round 0: the own block)
+//             run their backward; what comes back is added at the rows it belongs to.
 // Received K/V blocks are kept from the forward to the backward (no second fetch): the memory a
 // plan needs beyond its own rows is exactly the rows it receives (DispatchPlan.ranks[].peakRows).
 import type { Comm, P2POp } from '../comm/comm.js';
@@ -20,13 +25,7 @@ import { envOf, finish, freshState, isEmpty, type PartialResult, recvRows, relea
 import type { Strategy } from '../strategy/types.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-
-/** What one rank exchanges with one peer: local row indices it sends, and the peer's positions it receives. */
-export interface PeerExchange {
-  peer: number;
-  sendRows: Int32Array;
-  recvPos: Int32Array;
-}
+import { type Hop, mergeRanges, type Ranges, routeHops, type Run } from './routes.js';
 
 /** Sorted, merged key intervals the rows at `positions` see. */
 function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][] {
@@ -37,153 +36,252 @@ function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][
         hi = grid.hi[p * grid.m + i]!;
       if (lo < hi) iv.push([lo, hi]);
     }
-  iv.sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const [a, b] of iv) {
-    const last = out[out.length - 1];
-    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-    else out.push([a, b]);
-  }
-  return out;
+  return mergeRanges(iv);
 }
 
-/** Indices into `positions` of the entries inside the intervals. */
-function inside(positions: Int32Array, iv: readonly [number, number][]): Int32Array {
-  const out: number[] = [];
-  positions.forEach((p, i) => {
-    let a = 0,
-      b = iv.length; // the last interval starting at or before p
-    while (a < b) {
-      const m = (a + b) >> 1;
-      if (iv[m]![0] <= p) a = m + 1;
-      else b = m;
+/** Runs of consecutive positions of every rank, sorted by start. */
+function heldRuns(shard: ShardMap): Run[] {
+  const out: Run[] = [];
+  for (let rank = 0; rank < shard.world; rank++) {
+    const pos = shard.positions(rank);
+    for (let i = 0; i < pos.length;) {
+      let j = i + 1;
+      while (j < pos.length && pos[j] === pos[j - 1]! + 1) j++;
+      out.push({ start: pos[i]!, end: pos[j - 1]! + 1, rank });
+      i = j;
     }
-    if (a > 0 && p < iv[a - 1]![1]) out.push(i);
-  });
-  return Int32Array.from(out);
+  }
+  return out.sort((a, b) => a.start - b.start);
 }
 
-const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, PeerExchange[][]>>();
+const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Hop[]>>>();
 
-/** Every rank's exchanges, from the mask and the placement alone (memoized: forward and backward ask again). */
-export function exchangePlan(grid: MaskGrid, shard: ShardMap): PeerExchange[][] {
+/** Every hop of the step, from the mask, the placement and the relay spans alone (memoized: forward and backward ask again). */
+export function exchangeHops(grid: MaskGrid, shard: ShardMap, relay: Ranges = [], chunks = 1): Hop[] {
   let byShard = plans.get(grid);
-  if (!byShard) {
-    byShard = new WeakMap();
-    plans.set(grid, byShard);
+  if (!byShard) plans.set(grid, (byShard = new WeakMap()));
+  let byRelay = byShard.get(shard);
+  if (!byRelay) byShard.set(shard, (byRelay = new Map()));
+  const key = `${chunks}:${relay.map(([a, b]) => `${a}-${b}`).join(',')}`;
+  let hops = byRelay.get(key);
+  if (!hops) {
+    const need = Array.from({ length: shard.world }, (_, r) => seenIntervals(grid, shard.positions(r)));
+    byRelay.set(key, (hops = routeHops(heldRuns(shard), need, relay, chunks)));
   }
-  let all = byShard.get(shard);
-  if (all) return all;
-  const N = shard.world;
-  const seen = Array.from({ length: N }, (_, r) => seenIntervals(grid, shard.positions(r)));
-  const sendIdx: Int32Array[][] = Array.from({ length: N }, (_, owner) =>
-    Array.from({ length: N }, (_, to) =>
-      to === owner ? new Int32Array(0) : inside(shard.positions(owner), seen[to]!),
-    ),
-  );
-  all = Array.from({ length: N }, (_, me) => {
-    const out: PeerExchange[] = [];
-    for (let peer = 0; peer < N; peer++) {
-      if (peer === me) continue;
-      const sendRows = sendIdx[me]![peer]!,
-        fromPeer = sendIdx[peer]![me]!;
-      const peerPos = shard.positions(peer);
-      const recvPos = Int32Array.from(fromPeer, (i) => peerPos[i]!);
-      if (sendRows.length || recvPos.length) out.push({ peer, sendRows, recvPos });
+  return hops;
+}
+
+/** The positions of sorted ranges, ascending. */
+function positionsOf(ranges: Ranges): Int32Array {
+  const out = new Int32Array(ranges.reduce((s, [a, b]) => s + b - a, 0));
+  let at = 0;
+  for (const [a, b] of ranges) for (let p = a; p < b; p++) out[at++] = p;
+  return out;
+}
+
+/** Index of p in sorted positions, or −1. */
+function indexOf(pos: Int32Array, p: number): number {
+  let a = 0,
+    b = pos.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (pos[m]! < p) a = m + 1;
+    else b = m;
+  }
+  return a < pos.length && pos[a] === p ? a : -1;
+}
+
+/** Rows held at sorted positions: the own shard, or a received block. */
+interface Held {
+  pos: Int32Array;
+  k: Tensor;
+  v: Tensor;
+}
+
+/** Where each wanted position lies: runs of (source, first row, length), in the order of `want`. */
+function locate(sources: readonly Held[], want: Int32Array): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (const p of want) {
+    let s = -1,
+      i = -1;
+    for (let x = 0; x < sources.length && i < 0; x++) if ((i = indexOf(sources[x]!.pos, p)) >= 0) s = x;
+    if (i < 0) throw new Error(`varlen: row ${p} is to be sent but is not held`);
+    const last = out[out.length - 1];
+    if (last && last[0] === s && last[1] + last[2] === i) last[2]++;
+    else out.push([s, i, 1]);
+  }
+  return out;
+}
+
+/** The located rows of one tensor per source, packed into a new tensor. */
+function gather(
+  device: Device,
+  from: readonly Tensor[],
+  at: readonly [number, number, number][],
+  rows: number,
+): Tensor {
+  const t0 = from[0]!;
+  const out = device.empty(t0.dtype, [rows, ...t0.shape.slice(1)]);
+  let o = 0;
+  for (const [s, i, n] of at) {
+    device.copyBox(from[s]!, out, { src: [i, 0], dst: [o, 0], size: [n, t0.shape[1] ?? 1] });
+    o += n;
+  }
+  return out;
+}
+
+/** into[s][i…] += packed rows of src at the located places, through a zero tensor shaped like each target touched. */
+function scatterAdd(
+  device: Device,
+  into: readonly Tensor[],
+  src: Tensor,
+  at: readonly [number, number, number][],
+): void {
+  const spread = new Map<number, Tensor>();
+  let o = 0;
+  for (const [s, i, n] of at) {
+    let z = spread.get(s);
+    if (!z) spread.set(s, (z = device.zeros(into[s]!.dtype, into[s]!.shape)));
+    device.copyBox(src, z, { src: [o, 0], dst: [i, 0], size: [n, src.shape[1] ?? 1] });
+    o += n;
+  }
+  for (const [s, z] of spread) device.add(into[s]!, z);
+  releaseAll(device, [...spread.values()]);
+}
+
+/** The blocks one round brought, side by side in position order: one kernel call attends them all. */
+function joinRound(device: Device, parts: readonly Held[]): Held {
+  if (parts.length === 1) return parts[0]!;
+  const segs: [number, number, number][] = []; // [first position, part, first row] of each run
+  parts.forEach((b, i) => {
+    for (let r = 0; r < b.pos.length;) {
+      let e = r + 1;
+      while (e < b.pos.length && b.pos[e] === b.pos[e - 1]! + 1) e++;
+      segs.push([b.pos[r]!, i, r]);
+      r = e;
     }
-    return out;
   });
-  byShard.set(shard, all);
-  return all;
-}
-
-/** Runs [start, length) of consecutive indices. */
-function runs(idx: Int32Array): [number, number][] {
-  const out: [number, number][] = [];
-  for (let i = 0; i < idx.length;) {
-    let j = i + 1;
-    while (j < idx.length && idx[j] === idx[j - 1]! + 1) j++;
-    out.push([idx[i]!, j - i]);
-    i = j;
+  segs.sort((x, y) => x[0] - y[0]);
+  const rows = parts.reduce((s, b) => s + b.pos.length, 0);
+  const pos = new Int32Array(rows);
+  const at: [number, number, number][] = [];
+  let o = 0;
+  for (const [, i, r] of segs) {
+    const b = parts[i]!.pos;
+    let e = r + 1;
+    while (e < b.length && b[e] === b[e - 1]! + 1) e++;
+    pos.set(b.subarray(r, e), o);
+    at.push([i, r, e - r]);
+    o += e - r;
   }
-  return out;
+  const held = {
+    pos,
+    k: gather(
+      device,
+      parts.map((b) => b.k),
+      at,
+      rows,
+    ),
+    v: gather(
+      device,
+      parts.map((b) => b.v),
+      at,
+      rows,
+    ),
+  };
+  releaseAll(
+    device,
+    parts.flatMap((b) => [b.k, b.v]),
+  );
+  return held;
 }
 
-/** The rows `idx` of t, packed into a new tensor. */
-function gatherRows(device: Device, t: Tensor, idx: Int32Array): Tensor {
-  const out = device.empty(t.dtype, [idx.length, ...t.shape.slice(1)]);
-  let at = 0;
-  for (const [s, n] of runs(idx)) {
-    device.copyBox(t, out, { src: [s, 0], dst: [at, 0], size: [n, t.shape[1] ?? 1] });
-    at += n;
-  }
-  return out;
-}
+/**
+ * The sparse K/V executor over the relay spans given (sorted, disjoint global position ranges whose
+ * rows travel by relay) and the rounds each direct transfer is cut into (routes.ts). It runs on
+ * any ShardMap.
+ */
+export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
+  return async (ctx, q, k, v) => {
+    const env = envOf(ctx),
+      comm: Comm = ctx.comm,
+      dev = env.device;
+    const [T, H, D] = q.shape as [number, number, number];
+    const acc = accumType(q.dtype);
+    const me = comm.rank,
+      mine = ctx.shard.positions(me);
+    const hops = exchangeHops(ctx.mask, ctx.shard, relay, chunks);
+    const rounds = hops.length ? hops[hops.length - 1]!.round + 1 : 0;
+    const outOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.from === me));
+    const inOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.to === me));
+    const qRows = queryRows(ctx.mask, mine);
+    const own: Held = { pos: mine, k, v };
+    /** what each round brought, joined; kept to the backward */
+    const got: Held[] = [];
+    /** where the rows a hop sends lie here: the own shard, or what came in earlier rounds */
+    const sourcesOf = (h: Hop): Held[] => (h.from === h.origin ? [own] : got.slice(0, h.round));
+    const viewOf = (b: Held) => ({ q: qRows, kPos: b.pos });
 
-/** dst[idx] += src (src packed, one row per index), through a zero tensor shaped like dst. */
-function scatterAdd(device: Device, dst: Tensor, src: Tensor, idx: Int32Array): void {
-  const spread = device.zeros(dst.dtype, dst.shape);
-  let at = 0;
-  for (const [s, n] of runs(idx)) {
-    device.copyBox(src, spread, { src: [at, 0], dst: [s, 0], size: [n, dst.shape[1] ?? 1] });
-    at += n;
-  }
-  device.add(dst, spread);
-  device.release(spread);
-}
-
-/** The sparse K/V executor as a strategy: it runs on any ShardMap (a dispatcher's placement or a static shard). */
-export const sparseKV: Strategy = async (ctx, q, k, v) => {
-  const env = envOf(ctx),
-    comm: Comm = ctx.comm,
-    dev = env.device;
-  const [T, H, D] = q.shape as [number, number, number];
-  const acc = accumType(q.dtype);
-  const me = comm.rank,
-    mine = ctx.shard.positions(me);
-  const peers = exchangePlan(ctx.mask, ctx.shard)[me]!;
-  const qRows = queryRows(ctx.mask, mine);
-
-  const ops: P2POp[] = [],
-    outgoing: Tensor[] = [];
-  const blocks: { peer: PeerExchange; k: Tensor; v: Tensor }[] = [];
-  for (const p of peers) {
-    if (p.sendRows.length)
-      for (const t of [k, v]) {
-        const b = gatherRows(dev, t, p.sendRows);
-        outgoing.push(b);
-        ops.push({ send: { buf: b, peer: p.peer } });
+    const state = freshState(dev, acc, T, H, D);
+    const attend = (b: Held): void => {
+      if (b.pos.length && !isEmpty(viewOf(b)))
+        env.kernel.forward({ q, k: b.k, v: b.v, view: viewOf(b), scale: env.scale, state });
+    };
+    for (let t = -1; t < rounds; t++) {
+      // exchange round t + 1 while attending what round t brought (t = −1: the own block)
+      const ops: P2POp[] = [],
+        outgoing: Tensor[] = [],
+        parts: Held[] = [];
+      if (t + 1 < rounds) {
+        for (const h of outOf[t + 1]!) {
+          const src = sourcesOf(h),
+            at = locate(src, positionsOf(h.ranges));
+          for (const b of [
+            gather(
+              dev,
+              src.map((x) => x.k),
+              at,
+              h.rows,
+            ),
+            gather(
+              dev,
+              src.map((x) => x.v),
+              at,
+              h.rows,
+            ),
+          ]) {
+            outgoing.push(b);
+            ops.push({ send: { buf: b, peer: h.to } });
+          }
+        }
+        for (const h of inOf[t + 1]!) {
+          const kb = recvRows(dev, k, h.rows),
+            vb = recvRows(dev, v, h.rows);
+          ops.push({ recv: { buf: kb, peer: h.from } }, { recv: { buf: vb, peer: h.from } });
+          parts.push({ pos: positionsOf(h.ranges), k: kb, v: vb });
+        }
       }
-    if (p.recvPos.length) {
-      const kb = recvRows(dev, k, p.recvPos.length),
-        vb = recvRows(dev, v, p.recvPos.length);
-      ops.push({ recv: { buf: kb, peer: p.peer } }, { recv: { buf: vb, peer: p.peer } });
-      blocks.push({ peer: p, k: kb, v: vb });
+      env.trace.step('varlen fwd kv');
+      const work = ops.length ? comm.sendRecv(ops) : DONE;
+      attend(t < 0 ? own : got[t]!);
+      await work.wait();
+      releaseAll(dev, outgoing);
+      if (t + 1 < rounds)
+        got.push(
+          parts.length
+            ? joinRound(dev, parts)
+            : { pos: new Int32Array(0), k: recvRows(dev, k, 0), v: recvRows(dev, v, 0) },
+        );
     }
-  }
-  env.trace.step('varlen fwd kv');
-  const work = ops.length ? comm.sendRecv(ops) : DONE;
-  const state = freshState(dev, acc, T, H, D);
-  const own = { q: qRows, kPos: mine };
-  if (!isEmpty(own)) env.kernel.forward({ q, k, v, view: own, scale: env.scale, state });
-  await work.wait();
-  releaseAll(dev, outgoing);
-  for (const b of blocks) {
-    const view = { q: qRows, kPos: b.peer.recvPos };
-    if (!isEmpty(view)) env.kernel.forward({ q, k: b.k, v: b.v, view, scale: env.scale, state });
-  }
 
-  const partial: PartialResult = {
-    state,
-    backward: async (dout) => {
-      const dq = dev.zeros(acc, q.shape);
-      const back: P2POp[] = [],
-        sent: Tensor[] = [],
-        arriving: { idx: Int32Array; dk: Tensor; dv: Tensor }[] = [];
-      for (const b of blocks) {
-        const view = { q: qRows, kPos: b.peer.recvPos };
-        const into = { dq, dk: dev.zeros(acc, b.k.shape), dv: dev.zeros(acc, b.v.shape) };
-        if (!isEmpty(view))
+    const partial: PartialResult = {
+      state,
+      backward: async (dout) => {
+        const dq = dev.zeros(acc, q.shape);
+        const grads = new Map<Held, { dk: Tensor; dv: Tensor }>();
+        for (const b of [own, ...got]) grads.set(b, { dk: dev.zeros(acc, b.k.shape), dv: dev.zeros(acc, b.v.shape) });
+        const back = (b: Held): void => {
+          if (!b.pos.length || isEmpty(viewOf(b))) return;
           env.kernel.backward({
             q,
             k: b.k,
@@ -191,45 +289,61 @@ export const sparseKV: Strategy = async (ctx, q, k, v) => {
             out: state.out,
             lse: state.lse,
             dout,
-            view,
+            view: viewOf(b),
             scale: env.scale,
-            into,
+            into: { dq, ...grads.get(b)! },
           });
-        back.push({ send: { buf: into.dk, peer: b.peer.peer } }, { send: { buf: into.dv, peer: b.peer.peer } });
-        sent.push(into.dk, into.dv, b.k, b.v);
-      }
-      for (const p of peers) {
-        if (!p.sendRows.length) continue;
-        const dk = recvRows(dev, k, p.sendRows.length, acc),
-          dv = recvRows(dev, v, p.sendRows.length, acc);
-        back.push({ recv: { buf: dk, peer: p.peer } }, { recv: { buf: dv, peer: p.peer } });
-        arriving.push({ idx: p.sendRows, dk, dv });
-      }
-      env.trace.step('varlen bwd dkv');
-      const w = back.length ? comm.sendRecv(back) : DONE;
-      const dk = dev.zeros(acc, k.shape),
-        dv = dev.zeros(acc, v.shape);
-      if (!isEmpty(own))
-        env.kernel.backward({
-          q,
-          k,
-          v,
-          out: state.out,
-          lse: state.lse,
-          dout,
-          view: own,
-          scale: env.scale,
-          into: { dq, dk, dv },
-        });
-      await w.wait();
-      releaseAll(dev, sent);
-      for (const a of arriving) {
-        scatterAdd(dev, dk, a.dk, a.idx);
-        scatterAdd(dev, dv, a.dv, a.idx);
-        releaseAll(dev, [a.dk, a.dv]);
-      }
-      return { dq, dk, dv };
-    },
+        };
+        if (rounds) back(got[rounds - 1]!);
+        // round t returns the gradients of what it brought while the blocks of round t − 1 (at
+        // round 0: the own block) run their backward
+        for (let t = rounds - 1; t >= 0; t--) {
+          const ops: P2POp[] = [],
+            sent: Tensor[] = [];
+          const g = grads.get(got[t]!)!;
+          for (const h of inOf[t]!) {
+            const at = locate([got[t]!], positionsOf(h.ranges));
+            for (const b of [gather(dev, [g.dk], at, h.rows), gather(dev, [g.dv], at, h.rows)]) {
+              sent.push(b);
+              ops.push({ send: { buf: b, peer: h.from } });
+            }
+          }
+          const arriving = outOf[t]!.map((h) => {
+            const r = { hop: h, dk: recvRows(dev, k, h.rows, acc), dv: recvRows(dev, v, h.rows, acc) };
+            ops.push({ recv: { buf: r.dk, peer: h.to } }, { recv: { buf: r.dv, peer: h.to } });
+            return r;
+          });
+          env.trace.step('varlen bwd dkv');
+          const w = ops.length ? comm.sendRecv(ops) : DONE;
+          back(t > 0 ? got[t - 1]! : own);
+          await w.wait();
+          releaseAll(dev, [...sent, g.dk, g.dv, got[t]!.k, got[t]!.v]);
+          for (const a of arriving) {
+            const src = sourcesOf(a.hop),
+              at = locate(src, positionsOf(a.hop.ranges));
+            scatterAdd(
+              dev,
+              src.map((x) => grads.get(x)!.dk),
+              a.dk,
+              at,
+            );
+            scatterAdd(
+              dev,
+              src.map((x) => grads.get(x)!.dv),
+              a.dv,
+              at,
+            );
+            releaseAll(dev, [a.dk, a.dv]);
+          }
+        }
+        if (!rounds) back(own);
+        const { dk, dv } = grads.get(own)!;
+        return { dq, dk, dv };
+      },
+    };
+    return finish(env, q.dtype, partial);
   };
-  return finish(env, q.dtype, partial);
-};
+}
+
+/** The executor with every row sent straight from its owner in one round (no relay). */
+export const sparseKV: Strategy = routedKV();

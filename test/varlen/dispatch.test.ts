@@ -6,7 +6,16 @@ import { describe, it } from 'node:test';
 import { MaskGrid } from '../../src/mask/grid.js';
 import { type Batch, batchMaskSpec, pairArea } from '../../src/varlen/batch.js';
 import { dispatch, rankPositions } from '../../src/varlen/dispatch.js';
-import { fillPack, fitLogNormal, LONGTAIL, MAGI_LONG, MAGI_SHORT, magiBins } from '../../src/varlen/distributions.js';
+import {
+  fillPack,
+  fitWordSample,
+  LONGTAIL,
+  MAGI_LONG,
+  MAGI_SHORT,
+  magiBins,
+  SLIMPAJAMA_TOKENS_PER_WORD,
+  SLIMPAJAMA_WORDS,
+} from '../../src/varlen/distributions.js';
 
 const causal = (lengths: number[]): Batch => ({ lengths, masks: lengths.map(() => ({ kind: 'causal' as const })) });
 
@@ -60,9 +69,28 @@ describe('dispatch', () => {
   });
 });
 
+describe('dispatch at scale', () => {
+  it('balances area within 5% on 256 and 1024 ranks, in a bounded number of pieces', () => {
+    for (const [world, dist] of [
+      [256, 'magi'],
+      [1024, 'longtail'],
+    ] as const) {
+      const p = dispatch(causal(fillPack(dist, world * 8192, 1)), { world });
+      assert.ok(p.balance.area <= 1.05, `${dist} on ${world}: area balance ${p.balance.area}`);
+      assert.ok(
+        p.ranks.every((r) => r.tokens <= p.maxTokens),
+        `${dist} on ${world}: over the token limit`,
+      );
+      // the work of routing and pricing grows with the pieces: a few per rank, not one per token
+      assert.ok(p.pieces.length <= 16 * world, `${dist} on ${world}: ${p.pieces.length} pieces`);
+    }
+  });
+});
+
 describe('distributions', () => {
-  it('longtail is the log-normal fitted to the published histogram', () => {
-    const f = fitLogNormal(MAGI_SHORT);
+  it("longtail is the log-normal fitted to SlimPajama's published word counts and tokens per word", () => {
+    assert.equal(SLIMPAJAMA_WORDS.length, 266);
+    const f = fitWordSample(SLIMPAJAMA_WORDS, SLIMPAJAMA_TOKENS_PER_WORD);
     assert.ok(Math.abs(f.mu - LONGTAIL.mu) < 1e-3 && Math.abs(f.sigma - LONGTAIL.sigma) < 1e-3, JSON.stringify(f));
   });
 

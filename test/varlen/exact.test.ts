@@ -35,18 +35,20 @@ const batchArb = fc.integer({ min: 1, max: 8 }).chain((world) =>
     at: fc.nat(),
     hkv: fc.constantFrom(1, 2),
     g: fc.constantFrom(1, 2),
+    relay: fc.constantFrom<'none' | 'all' | number>('none', 'all', 3),
+    chunks: fc.constantFrom(1, 2, 3),
     seed: fc.nat(),
   }),
 );
 
 describe('varlen executor', () => {
-  it('matches the f64 reference, forward and backward, and moves exactly the planned K/V', async () => {
+  it('matches the f64 reference, forward and backward, and moves exactly the planned K/V (star and relay)', async () => {
     await fc.assert(
       fc.asyncProperty(batchArb, async (c) => {
         const docs = [...c.short];
         docs.splice(c.at % (docs.length + 1), 0, c.long);
         const batch: Batch = { lengths: docs.map((d) => d.len), masks: docs.map((d) => d.mask) };
-        const plan = dispatch(batch, { world: c.world });
+        const plan = dispatch(batch, { world: c.world, relay: c.relay, chunks: c.chunks });
         const S = plan.S,
           H = c.hkv * c.g,
           Hkv = c.hkv,
@@ -65,10 +67,13 @@ describe('varlen executor', () => {
         }
         // forward traffic: one K and one V row of Hkv·D f64 per planned row, nothing else
         const rowBytes = 2 * Hkv * D * 8;
-        const fwd = res.stats.steps.filter((s) => s.label === 'varlen fwd kv');
+        const fwd = res.stats.steps.filter((s) => s.label === 'varlen fwd kv'),
+          bwd = res.stats.steps.filter((s) => s.label === 'varlen bwd dkv');
         for (let r = 0; r < c.world; r++) {
           const sent = fwd.filter((s) => s.rank === r).reduce((a, s) => a + s.bytesSent, 0);
           assert.equal(sent, plan.ranks[r]!.sendRows * rowBytes, `rank ${r} sent`);
+          const returned = bwd.filter((s) => s.rank === r).reduce((a, s) => a + s.bytesSent, 0);
+          assert.equal(returned, plan.ranks[r]!.recvRows * rowBytes, `rank ${r} returned`);
         }
         assert.equal(
           res.stats.perRank.reduce((a, r) => a + r.area, 0),
@@ -76,7 +81,7 @@ describe('varlen executor', () => {
           'kernel area = planned area',
         );
       }),
-      { numRuns: 10, seed: 17 },
+      { numRuns: 16, seed: 17 },
     );
   });
 });

@@ -1,0 +1,205 @@
+// Which K/V rows travel where, and by which path: the one routing rule that the dispatcher's plan,
+// its pricing and the executor all follow, so that what is priced is what runs.
+//
+// star   the owner sends each peer the rows its queries see, directly, in round 0. Cheap for small
+//        groups; in a large causal group the owner of the first rows sends them to every later rank
+//        through its one port.
+// relay  for a span of positions (a document), each holder's rows reach the other holders that
+//        need them by a group-cast tree: round 0 sends them half way down the list of those holders,
+//        then everyone holding them sends half of the remaining distance, … (⌈log2 n⌉ rounds for n
+//        holders); each hop carries what its subtree needs. The sending is spread over the group
+//        (a rank forwards about as much as it receives), and each round's transfers overlap the
+//        compute on what came before.
+// Gradients go back along the same hops in reverse round order, summed on the way.
+
+/** Positions [start, end) held by one rank. */
+export interface Run {
+  start: number;
+  end: number;
+  rank: number;
+}
+
+/** One transfer: K/V rows (global position ranges) of `origin`, sent by `from` to `to` in `round`. */
+export interface Hop {
+  from: number;
+  to: number;
+  round: number;
+  origin: number;
+  ranges: [number, number][];
+  rows: number;
+}
+
+export type Ranges = readonly (readonly [number, number])[];
+
+/** Sorted, disjoint ranges, merged where they touch. */
+export function mergeRanges(list: [number, number][]): [number, number][] {
+  list.sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [];
+  for (const [a, b] of list) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+/** First index of sorted disjoint ranges whose end is above x. */
+function firstEndingAfter(r: Ranges, x: number): number {
+  let a = 0,
+    b = r.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (r[m]![1] <= x) a = m + 1;
+    else b = m;
+  }
+  return a;
+}
+
+/** a ∩ b, both sorted and disjoint. */
+export function intersect(a: Ranges, b: Ranges): [number, number][] {
+  const out: [number, number][] = [];
+  if (!a.length || !b.length) return out;
+  let j = firstEndingAfter(b, a[0]![0]);
+  for (const [s, e] of a) {
+    while (j < b.length && b[j]![1] <= s) j++;
+    for (let k = j; k < b.length && b[k]![0] < e; k++) {
+      const lo = Math.max(s, b[k]![0]),
+        hi = Math.min(e, b[k]![1]);
+      if (lo < hi) out.push([lo, hi]);
+    }
+  }
+  return out;
+}
+
+/** a minus b, both sorted and disjoint. */
+function subtract(a: Ranges, b: Ranges): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [s, e] of a) {
+    let at = s;
+    for (let k = firstEndingAfter(b, s); k < b.length && b[k]![0] < e; k++) {
+      if (b[k]![0] > at) out.push([at, b[k]![0]]);
+      at = Math.max(at, b[k]![1]);
+    }
+    if (at < e) out.push([at, e]);
+  }
+  return out;
+}
+
+const count = (r: Ranges): number => r.reduce((s, [a, b]) => s + b - a, 0);
+
+/**
+ * Every hop of one step. `held`: the runs of positions, sorted by start, disjoint, covering what
+ * any rank needs; `need[r]`: sorted disjoint key ranges rank r's queries see (its own rows may be
+ * among them); `relay`: sorted disjoint spans whose rows travel by relay (the rest go star). Hops
+ * of one (from, to, round, origin) are merged (a star's apart from a relay's); the list is sorted by
+ * round, from, to, origin. `chunks` > 1 cuts every star transfer into that many rounds (split).
+ */
+export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: Ranges, chunks = 1): Hop[] {
+  const N = need.length;
+  const hops = new Map<number, Hop>();
+  const star = new Set<Hop>();
+  const add = (
+    from: number,
+    to: number,
+    round: number,
+    origin: number,
+    ranges: [number, number][],
+    direct = false,
+  ): void => {
+    if (!ranges.length) return;
+    const key = (((round * 2 + (direct ? 1 : 0)) * N + from) * N + to) * N + origin;
+    const h = hops.get(key);
+    if (h) for (const r of ranges) h.ranges.push(r);
+    else {
+      const hop = { from, to, round, origin, ranges, rows: 0 };
+      hops.set(key, hop);
+      if (direct) star.add(hop);
+    }
+  };
+  const starts = held.map((r) => r.start);
+  const runsIn = (a: number, b: number): Run[] => {
+    let lo = 0,
+      hi = held.length; // first run ending after a
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (held[m]!.end <= a) lo = m + 1;
+      else hi = m;
+    }
+    const out: Run[] = [];
+    for (let i = lo; i < held.length && starts[i]! < b; i++) out.push(held[i]!);
+    return out;
+  };
+  // star: the rows outside relay spans, straight from their owner
+  need.forEach((ranges, to) => {
+    for (const [a, b] of subtract(ranges, relay))
+      for (const run of runsIn(a, b))
+        if (run.rank !== to) add(run.rank, to, 0, run.rank, [[Math.max(a, run.start), Math.min(b, run.end)]], true);
+  });
+  // relay: a group-cast tree over the holders that need the block, halving the distance each round
+  for (const [a, b] of relay) {
+    const own = new Map<number, [number, number][]>();
+    for (const run of runsIn(a, b)) {
+      const piece: [number, number] = [Math.max(a, run.start), Math.min(b, run.end)];
+      const l = own.get(run.rank);
+      if (l) l.push(piece);
+      else own.set(run.rank, [piece]);
+    }
+    const holders = [...own.keys()].sort((x, y) => x - y);
+    holders.forEach((origin, i) => {
+      const block = own.get(origin)!;
+      // the others that need some of the block, in rank order from the origin on (neighbours last: the last rounds stay on a node)
+      const list: { rank: number; need: [number, number][] }[] = [{ rank: origin, need: [] }];
+      for (let d = 1; d < holders.length; d++) {
+        const rank = holders[(i + d) % holders.length]!,
+          got = intersect(block, need[rank]!);
+        if (got.length) list.push({ rank, need: got });
+      }
+      const n = list.length;
+      if (n < 2) return;
+      const rounds = Math.ceil(Math.log2(n));
+      // node j, reached with step s, forwards to j + s/2, j + s/4, …: its subtree is [j, j + s)
+      const carry = (lo: number, hi: number): [number, number][] =>
+        mergeRanges(list.slice(lo, hi).flatMap((x) => x.need.map(([p, q]) => [p, q] as [number, number])));
+      for (let t = 0; t < rounds; t++) {
+        const step = 2 ** (rounds - 1 - t);
+        for (let j = 0; j + step < n; j += 2 * step)
+          add(list[j]!.rank, list[j + step]!.rank, t, origin, carry(j + step, Math.min(n, j + 2 * step)));
+      }
+    });
+  }
+  let out = [...hops.values()];
+  for (const h of out) {
+    if (h.ranges.length > 1) h.ranges = mergeRanges(h.ranges);
+    h.rows = count(h.ranges);
+  }
+  // a star's transfers in `chunks` rounds, so that the compute on one chunk hides the next one's transfer
+  if (chunks > 1) out = out.flatMap((h) => (star.has(h) ? split(h, chunks) : [h]));
+  return out.sort((x, y) => x.round - y.round || x.from - y.from || x.to - y.to || x.origin - y.origin);
+}
+
+/**
+ * A star hop cut into `n` rounds growing 1 : 2 : … : n in rows (the empty ones left out): round 0
+ * runs beside the own block alone and its gradients return last, beside the own block's backward,
+ * so it is the smallest; each later round runs beside the compute on a smaller one before it.
+ */
+function split(h: Hop, n: number): Hop[] {
+  const out: Hop[] = [];
+  const left = h.ranges.map(([a, b]) => [a, b] as [number, number]);
+  let i = 0,
+    done = 0;
+  for (let t = 0; t < n; t++) {
+    let want = Math.round((((t + 1) * (t + 2)) / (n * (n + 1))) * h.rows) - done;
+    const ranges: [number, number][] = [];
+    while (want > 0) {
+      const r = left[i]!,
+        take = Math.min(r[1] - r[0], want);
+      ranges.push([r[0], r[0] + take]);
+      r[0] += take;
+      want -= take;
+      done += take;
+      if (r[0] === r[1]) i++;
+    }
+    if (ranges.length) out.push({ ...h, round: t, ranges, rows: count(ranges) });
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+// The routes (star, chunked star, group-cast relay) deliver exactly what each rank needs, and the
+// relay spreads the sending of a large causal group; the pricing charges what the routes move and
+// chooseRoutes never picks routes priced slower than the plain star.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig } from '../../src/plan/config.js';
+import { buildContext } from '../../src/plan/search.js';
+import { chooseRoutes, priceDispatch, wholeDocumentsMs } from '../../src/plan/varlen.js';
+import { type Batch } from '../../src/varlen/batch.js';
+import { dispatch, type DispatchPlan, withRoutes } from '../../src/varlen/dispatch.js';
+import { fillPack } from '../../src/varlen/distributions.js';
+import { intersect, mergeRanges } from '../../src/varlen/routes.js';
+
+const causal = (lengths: number[]): Batch => ({ lengths, masks: lengths.map(() => ({ kind: 'causal' as const })) });
+
+/** What each rank ends up holding of others' rows, following the hops round by round (a hop may only send what its sender has). */
+function delivered(plan: DispatchPlan): [number, number][][] {
+  const has: [number, number][][] = Array.from({ length: plan.world }, () => []);
+  const own: [number, number][][] = Array.from({ length: plan.world }, () => []);
+  for (const p of plan.pieces) own[p.rank]!.push([p.start, p.end]);
+  const rounds = Math.max(0, ...plan.transfers.map((t) => t.round + 1));
+  for (let r = 0; r < rounds; r++) {
+    const now = plan.transfers.filter((t) => t.round === r);
+    for (const t of now) {
+      const src = mergeRanges([...own[t.from]!, ...has[t.from]!].map(([a, b]) => [a, b] as [number, number]));
+      assert.deepEqual(intersect(t.ranges, src), t.ranges, `round ${r}: ${t.from} sends rows it does not hold`);
+    }
+    for (const t of now)
+      has[t.to] = mergeRanges([...has[t.to]!, ...t.ranges.map(([a, b]) => [a, b] as [number, number])]);
+  }
+  return has;
+}
+
+/** The key rows each rank's queries see and it does not hold. */
+function needed(plan: DispatchPlan): [number, number][][] {
+  const cu = [0];
+  for (const L of plan.lengths) cu.push(cu[cu.length - 1]! + L);
+  const out: [number, number][][] = Array.from({ length: plan.world }, () => []);
+  const mine = Array.from({ length: plan.world }, () => [] as [number, number][]);
+  for (const p of plan.pieces) {
+    mine[p.rank]!.push([p.start, p.end]);
+    if (plan.masks[p.doc]!.kind === 'causal') out[p.rank]!.push([cu[p.doc]!, p.end]);
+  }
+  return out.map((l, r) => {
+    const m = mergeRanges(mine[r]!);
+    const all = mergeRanges(l);
+    // all minus own
+    const res: [number, number][] = [];
+    for (const [a, b] of all) {
+      let at = a;
+      for (const [c, d] of m) {
+        if (d <= at || c >= b) continue;
+        if (c > at) res.push([at, c]);
+        at = Math.max(at, d);
+      }
+      if (at < b) res.push([at, b]);
+    }
+    return res;
+  });
+}
+
+describe('routes', () => {
+  const batch = causal(fillPack('magi', 16 * 4096, 3));
+  const star = dispatch(batch, { world: 16, nodeSize: 4 });
+
+  it('star, chunked star and relay deliver exactly the rows each rank needs, each sent by a rank holding it', () => {
+    const want = needed(star);
+    for (const plan of [
+      star,
+      withRoutes(star, [], 3),
+      withRoutes(
+        star,
+        star.docs.map((d) => d.doc),
+        2,
+      ),
+    ]) {
+      const got = delivered(plan);
+      for (let r = 0; r < plan.world; r++)
+        assert.deepEqual(intersect(got[r]!, want[r]!), want[r], `rank ${r} misses rows (chunks ${plan.chunks})`);
+    }
+  });
+
+  it('a chunked star moves the same rows as the star, in growing rounds', () => {
+    const c = withRoutes(star, [], 4);
+    assert.equal(
+      c.transfers.reduce((s, t) => s + t.rows, 0),
+      star.transfers.reduce((s, t) => s + t.rows, 0),
+    );
+    const perRound = [0, 1, 2, 3].map((r) => c.transfers.filter((t) => t.round === r).reduce((s, t) => s + t.rows, 0));
+    for (let r = 1; r < 4; r++) assert.ok(perRound[r]! > perRound[r - 1]!, JSON.stringify(perRound));
+  });
+
+  it("the relay spreads a large group's sending: the busiest sender sends less than under the star, in ⌈log2 n⌉ rounds", () => {
+    const big = star.docs.filter((d) => d.ranks.length >= 4);
+    assert.ok(big.length > 0, 'the batch has a large group');
+    const relay = withRoutes(
+      star,
+      big.map((d) => d.doc),
+    );
+    const maxSend = (p: DispatchPlan): number => Math.max(...p.ranks.map((r) => r.sendRows));
+    assert.ok(maxSend(relay) < maxSend(star), `relay ${maxSend(relay)} vs star ${maxSend(star)}`);
+    const widest = Math.max(...big.map((d) => d.ranks.length));
+    assert.ok(Math.max(...relay.transfers.map((t) => t.round + 1)) <= Math.ceil(Math.log2(widest)));
+  });
+});
+
+describe('priced routes', () => {
+  const cfg = parseConfig({
+    model: { name: 'a', layers: 1, hidden: 8192, heads: 64, kvHeads: 8, headDim: 128, ffnHidden: 32768, vocab: 32000 },
+    mode: 'attention',
+    seqLen: 16 * 8192,
+    mask: 'causal',
+    implementation: 'weft',
+    cluster: { nodes: 2, gpusPerNode: 8, gpu: 'h200', interNode: { GBps: 50, latencyUs: 10 } },
+  });
+  const ctx = buildContext(cfg);
+  const dims = { H: 64, Hkv: 8, D: 128 };
+  const plan = dispatch(causal(fillPack('magi', 16 * 8192, 1)), { world: 16 });
+
+  it('charges the bytes the routes move, and chooseRoutes is never priced slower than the star', () => {
+    const p = priceDispatch(plan, dims, ctx.rates, ctx.net, 8);
+    assert.equal(p.fwdBytes, plan.transfers.reduce((s, t) => s + t.rows, 0) * 2 * 8 * 128 * 2);
+    const best = chooseRoutes(plan, dims, ctx.rates, ctx.net, 8);
+    assert.ok(best.price.stepMs <= p.stepMs);
+    assert.equal(best.price.stepMs, priceDispatch(best.plan, dims, ctx.rates, ctx.net, 8).stepMs);
+  });
+
+  it('prices no step faster than the whole-document bound', () => {
+    for (const chunks of [1, 2, 4]) {
+      const p = priceDispatch(withRoutes(plan, [], chunks), dims, ctx.rates, ctx.net, 8);
+      assert.ok(p.stepMs >= wholeDocumentsMs(plan, dims, ctx.rates) * 0.999);
+    }
+  });
+});
