@@ -7,7 +7,8 @@
 //
 // Decode, per layer and rank (memory-bound):
 //   read    the rank's K/V rows the new queries see: B·keys/cp·2·Hkv/tp·D·e bytes ÷ the streaming
-//           rate (streamMs), and the split-K kernel's two launches
+//           rate (streamMs), and two step overheads: the split-K kernel's fixed cost (launch, tile
+//           list, the last CTA's merge of the splits)
 //   gather  one all-gather of the partial (out, lse) in f32 over the cache-parallel group
 //   merge   cp partials folded in f32: mergeBytesPerElement · (cp−1) · B·T·H/tp·D ÷ the HBM rate
 //   weights the layer's weights read once (GEMV): params/tp · e ÷ the HBM rate, and the tensor-
@@ -128,9 +129,9 @@ function hbmMs(rates: Rates, bytes: number): number {
 /**
  * A decode step's K/V read: a pure stream, priced at the fill rate `weft bench ops` measured (its
  * memset, the one streaming operation the Device has; the calibrated elementwise rate where the
- * implementation has no measured operations), plus two kernel launches — the split-K partials and
- * their combine. PyTorch SDPA's decode reads on one H200 (test/plan/inference-published.ts) come
- * within 4% of this from 64K to 1M cached tokens; weft's own decode records are to replace it.
+ * implementation has no measured operations), plus two step overheads for the kernel's fixed cost
+ * (launch, tile list, the last CTA's merge of the splits). docs/validation.md holds this against
+ * weft's decode records and PyTorch SDPA's decode reads on one H200.
  */
 function streamMs(rates: Rates, bytes: number): number {
   const eff = rates.impl.deviceOps?.ops.zeros.hbmEfficiency ?? rates.hbmGBps / (rates.gpu.hbmTBs * 1000);

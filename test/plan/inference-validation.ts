@@ -15,7 +15,7 @@ import { type Check, repoFile } from './validation.js';
  * sharded cache's decode step on a world of one (`weft-cache`).
  */
 export const DECODE_RECORDS = [
-  'bench/results/decode-2026-12-04-17-23-48-a33aa6b.jsonl',
+  'bench/results/decode-2026-12-04-19-18-55-f50e34d.jsonl',
   'bench/results/decode-2026-12-04-17-24-59-a33aa6b.jsonl',
 ] as const;
 /** weft's one-GPU prefill records: 1K and 8K new tokens onto 120K cached ones, both passes. */

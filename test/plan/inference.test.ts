@@ -79,7 +79,7 @@ describe('planner: decode', () => {
   it('time per step follows the bytes of K/V read: twice the context, twice the read; twice the ranks, half', () => {
     const read = (P: number, cp: number): number =>
       plan({ model: ATTN_ONLY, mode: 'decode', seqLen: P, cluster: h200(8) }, { tp: 1, cp }).breakdown['kv read']!;
-    const launches = read(1, 1); // two kernel launches, nothing to read
+    const launches = read(1, 1); // the fixed cost, nothing to read
     assert.ok(Math.abs((read(1 << 20, 1) - launches) / (read(1 << 19, 1) - launches) - 2) < 1e-3);
     assert.ok(Math.abs((read(1 << 20, 4) - launches) / (read(1 << 20, 8) - launches) - 2) < 1e-3);
     const p = plan({ model: ATTN_ONLY, mode: 'decode', seqLen: 1 << 20, cluster: h200(8) }, { tp: 1, cp: 8 });
@@ -108,15 +108,14 @@ describe('planner: decode', () => {
 });
 
 describe("planner: weft's own one-GPU records (docs/validation.md)", () => {
-  it('decode: every step of 1–4 new tokens within 15%; the 8-token misses are short reads the kernel does not stream', () => {
+  it('decode: every step within 15% but the smallest read (1 × 32K, 128 MiB), where the kernel beats the fixed cost the model charges', () => {
     const checks = weftDecodeChecks();
     assert.ok(checks.length >= 30);
     const off = (cs: typeof checks): string[] =>
       cs.filter((c) => Math.abs(relErr(c)) > 0.15).map((c) => `${c.label}: ${(100 * relErr(c)).toFixed(1)}%`);
-    assert.deepEqual(off(checks.filter((c) => !/\+ 8 new/.test(c.label))), []);
-    // the model prices a stream of the K/V bytes; with 8 new tokens and a read under ~0.3 GB the
-    // kernel stays short of it (1 × 32K, 1 × 128K): a kernel shortfall, not a term the model lacks
-    assert.deepEqual(off(checks), ['kernel: 1 × 32K + 8 new: -32.6%', 'kernel: 1 × 128K + 8 new: -17.9%']);
+    // the model prices a stream of the K/V bytes plus a fixed step cost fitted to PyTorch SDPA's
+    // decode reads; weft's kernel pays less than that at the smallest read
+    assert.deepEqual(off(checks), ['kernel: 1 × 32K + 1 new: 16.2%']);
   });
 
   it('prefill onto a 120K cache: both passes within 15% of the recorded step', () => {
