@@ -100,9 +100,10 @@ function memberRanks(c: CountCase, ringN: number): number[] {
   return Array.from({ length: c.ulysses }, (_, m) => mesh.rankOf({ ulysses: m, ring: 0 }));
 }
 
-/** How a rank is run: rows per rank, the mask and shard (a full mask over zigzag shards by default). */
+/** How a rank is run: rows per rank (or the sequence length), the mask and shard (a full mask over zigzag shards by default). */
 export interface RunOptions {
   T?: number;
+  S?: number;
   /** hold the GPU kernel's backward delta (off to compare with CPU ranks) */
   kernelTemps?: boolean;
   mask?: MaskSpec;
@@ -144,7 +145,7 @@ async function runRank(
   const dry = new DryDevice(trace),
     device = new MeteredDevice(dry);
   const kernel = new DryKernel(device, { trace, kernelTemps: o.kernelTemps ?? true });
-  const S = T * world,
+  const S = o.S ?? T * world,
     dtype = c.e === 2 ? 'bf16' : 'f32';
   const shard = ShardMap.build(o.shard ?? 'zigzag', S, world),
     mask = MaskGrid.build(o.mask ?? { kind: 'full' }, S);
