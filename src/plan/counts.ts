@@ -110,6 +110,8 @@ export interface RunOptions {
   shard?: ShardKind;
   /** count each kernel call's unmasked area (O(view rows) per call) */
   countArea?: boolean;
+  /** record the run (default); off where only the counts matter */
+  trace?: boolean;
 }
 
 /** One rank's forward and backward on the dry-run backend: its counts, and the trace of what it did. */
@@ -142,9 +144,10 @@ async function runRank(
 ): Promise<{ counts: StrategyCounts; trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap }> {
   const T = o.T ?? T0;
   const trace = new RunTrace(o.countArea ?? false);
-  const dry = new DryDevice(trace),
+  const traced = (o.trace ?? true) ? trace : undefined;
+  const dry = new DryDevice(traced),
     device = new MeteredDevice(dry);
-  const kernel = new DryKernel(device, { trace, kernelTemps: o.kernelTemps ?? true });
+  const kernel = new DryKernel(device, { trace: traced, kernelTemps: o.kernelTemps ?? true });
   const S = o.S ?? T * world,
     dtype = c.e === 2 ? 'bf16' : 'f32';
   const shard = ShardMap.build(o.shard ?? 'zigzag', S, world),
@@ -155,7 +158,7 @@ async function runRank(
     v = input(c.Hkv),
     dout = input(c.H);
   const ctx = {
-    comm: new TraceComm(new DryComm(rank, world), trace),
+    comm: traced ? new TraceComm(new DryComm(rank, world), traced) : new DryComm(rank, world),
     kernel,
     device,
     mask,
@@ -258,18 +261,28 @@ function ringPasses(
   rows: number,
 ): RingSchedule {
   const { trace, shard, mask } = run;
-  const owner = new Int32Array(shard.S),
-    qOwner = new Map<object, number>();
-  for (let w = 0; w < shard.world; w++) {
-    for (const p of shard.positions(w)) owner[p] = w;
-    qOwner.set(queryRows(mask, shard.positions(w)), w);
-  }
+  const owner = new Int32Array(shard.S);
+  for (let w = 0; w < shard.world; w++) for (const p of shard.positions(w)) owner[p] = w;
+  // whose queries a call holds, where they travel (TokenRing): the rank whose rows they are, by
+  // identity (queryRows is memoised per positions)
+  let qOwner: Map<object, number> | undefined;
+  const queriesOf = (e: TraceEvent & { kind: 'call' }): number => {
+    if (!qOwner) {
+      qOwner = new Map();
+      for (let w = 0; w < shard.world; w++) qOwner.set(queryRows(mask, shard.positions(w)), w);
+    }
+    const w = qOwner.get(e.view.q);
+    if (w === undefined) throw new Error("counts: a ring's kernel calls hold queries of no rank");
+    return w;
+  };
   const pass = (events: readonly TraceEvent[]): RingPass => {
     const calls = events.filter((e) => e.kind === 'call');
-    if (calls.length !== outer * inner) throw new Error(`counts: a ring pass of ${outer * inner} made ${calls.length} kernel calls`);
+    if (calls.length !== outer * inner)
+      throw new Error(`counts: a ring pass of ${outer * inner} made ${calls.length} kernel calls`);
     const at = (w: number): readonly [number, number] => posOf(w);
     const [g0, p0] = at(me);
-    const q = calls.map((e) => at(qOwner.get(e.view.q) ?? me)),
+    const moving = calls.some((e) => e.view.q !== calls[0]!.view.q);
+    const q = calls.map((e) => at(moving ? queriesOf(e) : me)),
       k = calls.map((e) => at(owner[e.view.kPos.find((p) => p >= 0)!]!));
     const fit = (pos: (readonly [number, number])[]): Walk => {
       const dg = (s: number): number => pos[s]![0] - g0,
@@ -312,14 +325,11 @@ function ringPasses(
       if (trace.operands.has(e.tensor)) {
         (waited.get(e.batch) === c ? fetch : block)[hop]![c]! += e.bytes;
         if (hop === 0) dirs.add(signed(p - p0, inner));
-      } else if (c > 0 && e.peer === qOwnerOf(calls[c - 1]!)) partials[hop]![c]! += e.bytes;
+      } else if (c > 0 && moving && e.peer === queriesOf(calls[c - 1]!)) partials[hop]![c]! += e.bytes;
       else {
         sums[hop]![c]! += e.bytes;
         if (hop === 0) dirs.add(signed(p - p0, inner));
       }
-    }
-    function qOwnerOf(e: TraceEvent): number {
-      return e.kind === 'call' ? (qOwner.get(e.view.q) ?? me) : me;
     }
     if (dirs.size > 1) throw new Error('counts: a ring pass moves blocks both ways');
     // what is folded in once the last transfers are waited for
@@ -329,7 +339,11 @@ function ringPasses(
     });
     const tail = { merge: 0, add: 0 };
     for (const e of events.slice(last + 1)) if (e.kind === 'fold') tail[e.how] += e.elems / rows;
-    const per = (xs: Float64Array[], what: string): number => common(xs.flatMap((x) => [...x]), what) / rows;
+    const per = (xs: Float64Array[], what: string): number =>
+      common(
+        xs.flatMap((x) => [...x]),
+        what,
+      ) / rows;
     const any = (xs: Float64Array[]): boolean => xs.some((x) => x.some((y) => y > 0));
     return {
       q: qw,
@@ -358,14 +372,17 @@ async function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
   const u = c.strategy === 'ulysses' || c.strategy === 'usp' ? c.ulysses : 1;
   const world = c.strategy === 'ulysses' ? u : c.strategy === 'local' ? 1 : u * n;
   const s = strategyOf({ ...c, ring: n }, inner);
-  const rings = c.strategy === 'ring' || c.strategy === 'usp' || c.strategy === 'double-ring' || c.strategy === 'tokenring';
+  const rings =
+    c.strategy === 'ring' || c.strategy === 'usp' || c.strategy === 'double-ring' || c.strategy === 'tokenring';
   const mesh = c.strategy === 'usp' ? uspMesh(c.ulysses, n, c.placement) : undefined;
   const posOf = (w: number): readonly [number, number] =>
     mesh ? [0, mesh.coord(w, 'ring')] : [Math.floor(w / inner), w % inner];
-  let peak: StrategyCounts | undefined, traffic: StrategyCounts | undefined, ring: RingSchedule | null = null;
+  let peak: StrategyCounts | undefined,
+    traffic: StrategyCounts | undefined,
+    ring: RingSchedule | null = null;
   const bytes = (x: StrategyCounts): number => x.traffic.total.readBytes + x.traffic.total.writeBytes;
   for (const rank of memberRanks(c, n)) {
-    const run = await runRank(c, s, world, rank);
+    const run = await runRank(c, s, world, rank, { trace: rings && n > 1 });
     const x = run.counts;
     if (!peak || x.heldPeak > peak.heldPeak) peak = x;
     if (!traffic || bytes(x) > bytes(traffic)) traffic = x;

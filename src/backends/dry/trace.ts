@@ -31,7 +31,7 @@ export function tensorBytes(t: Tensor): number {
 export class RunTrace implements Trace {
   readonly events: TraceEvent[] = [];
   /** tensors a kernel read as q, k, v, out, lse or dout (not a state or gradient it wrote) */
-  readonly operands = new WeakSet<Tensor>();
+  readonly operands = new Set<Tensor>();
   private label = '';
   private batches = 0;
   constructor(readonly countArea = false) {}
