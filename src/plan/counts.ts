@@ -248,6 +248,81 @@ const signed = (a: number, n: number): number => {
   return m > n / 2 ? m - n : m;
 };
 
+/** The walk through ring positions [g, p] a position at [g0, p0] takes, one per step; throws if it is none. */
+function fitWalk(
+  pos: readonly (readonly [number, number])[],
+  g0: number,
+  p0: number,
+  outer: number,
+  inner: number,
+): Walk {
+  const dg = (s: number): number => pos[s]![0] - g0,
+    dp = (s: number): number => pos[s]![1] - p0;
+  const w: Walk = {
+    outer: [signed(dg(0), outer), outer > 1 ? signed(dg(inner) - dg(0), outer) : 0],
+    inner: [signed(dp(0), inner), inner > 1 ? signed(dp(1) - dp(0), inner) : 0],
+  };
+  pos.forEach(([g, p], s) => {
+    if (walkAt(w, outer * inner, inner, s, g0 * inner + p0) !== g * inner + p)
+      throw new Error(`counts: the ring's step ${s} is not a walk around the ring`);
+  });
+  return w;
+}
+
+/** Bytes a pass sends per step (index: the calls made before), for hops inside the inner ring [0] and to another [1]. */
+interface StepBytes {
+  block: Float64Array[];
+  /** blocks waited for before the next call: nothing overlaps them */
+  fetch: Float64Array[];
+  sums: Float64Array[];
+  partials: Float64Array[];
+  /** directions around the inner ring of the blocks and sums (+1 next, −1 previous) */
+  dirs: Set<number>;
+}
+
+/**
+ * A pass's sends by the step they overlap (started after call s − 1, before call s). A tensor a
+ * kernel reads is a block; else one sent to the owner of the queries last computed with is a
+ * partial result (they travel: `queriesOf`), else a sum.
+ */
+function stepBytes(
+  events: readonly TraceEvent[],
+  operands: ReadonlySet<unknown>,
+  posOf: (rank: number) => readonly [number, number],
+  me: number,
+  inner: number,
+  queriesOf?: (call: number) => number,
+): StepBytes {
+  const n = events.filter((e) => e.kind === 'call').length;
+  const sized = (): Float64Array[] => [new Float64Array(n + 1), new Float64Array(n + 1)];
+  const out: StepBytes = { block: sized(), fetch: sized(), sums: sized(), partials: sized(), dirs: new Set() };
+  const waited = new Map<number, number>(); // batch → calls made before its wait
+  let c = 0;
+  for (const e of events) {
+    if (e.kind === 'call') c++;
+    else if (e.kind === 'wait' && !waited.has(e.batch)) waited.set(e.batch, c);
+  }
+  const [g0, p0] = posOf(me);
+  c = 0;
+  for (const e of events) {
+    if (e.kind === 'call') c++;
+    if (e.kind !== 'transfer' || e.op !== 'send') continue;
+    const [g, p] = posOf(e.peer);
+    if (g === g0 && p === p0) continue; // not around the ring (USP's Ulysses exchanges)
+    const hop = g === g0 ? 0 : 1;
+    const kind = operands.has(e.tensor)
+      ? waited.get(e.batch) === c
+        ? out.fetch
+        : out.block
+      : c > 0 && queriesOf && e.peer === queriesOf(c - 1)
+        ? out.partials
+        : out.sums;
+    kind[hop]![c]! += e.bytes;
+    if (hop === 0 && kind !== out.partials) out.dirs.add(signed(p - p0, inner));
+  }
+  return out;
+}
+
 /**
  * The ring passes of one traced rank: `posOf` gives a world rank's ring position [outer group g,
  * inner position p]; `rows` the rows of a position's block.
@@ -276,62 +351,15 @@ function ringPasses(
     return w;
   };
   const pass = (events: readonly TraceEvent[]): RingPass => {
-    const calls = events.filter((e) => e.kind === 'call');
-    if (calls.length !== outer * inner)
-      throw new Error(`counts: a ring pass of ${outer * inner} made ${calls.length} kernel calls`);
-    const at = (w: number): readonly [number, number] => posOf(w);
-    const [g0, p0] = at(me);
+    const calls = events.filter((e) => e.kind === 'call'),
+      n = calls.length;
+    if (n !== outer * inner) throw new Error(`counts: a ring pass of ${outer * inner} made ${n} kernel calls`);
+    const [g0, p0] = posOf(me);
     const moving = calls.some((e) => e.view.q !== calls[0]!.view.q);
-    const q = calls.map((e) => at(moving ? queriesOf(e) : me)),
-      k = calls.map((e) => at(owner[e.view.kPos.find((p) => p >= 0)!]!));
-    const fit = (pos: (readonly [number, number])[]): Walk => {
-      const dg = (s: number): number => pos[s]![0] - g0,
-        dp = (s: number): number => pos[s]![1] - p0;
-      const w: Walk = {
-        outer: [signed(dg(0), outer), outer > 1 ? signed(dg(inner) - dg(0), outer) : 0],
-        inner: [signed(dp(0), inner), inner > 1 ? signed(dp(1) - dp(0), inner) : 0],
-      };
-      pos.forEach(([g, p], s) => {
-        if (walkAt(w, outer * inner, inner, s, g0 * inner + p0) !== g * inner + p)
-          throw new Error(`counts: the ring's step ${s} is not a walk around the ring`);
-      });
-      return w;
-    };
-    const qw = fit(q),
-      kw = fit(k);
-    // transfers by the step they overlap (started after call s − 1, before call s); those waited
-    // for before the next call are exposed
-    const n = calls.length;
-    // per step, and apart for hops to another inner ring (a double ring's outer transfers)
-    const sized = (): Float64Array[] => [new Float64Array(n + 1), new Float64Array(n + 1)];
-    const block = sized(),
-      fetch = sized(),
-      sums = sized(),
-      partials = sized();
-    const waited = new Map<number, number>(); // batch → calls made before its wait
-    let c = 0;
-    for (const e of events) {
-      if (e.kind === 'call') c++;
-      else if (e.kind === 'wait' && !waited.has(e.batch)) waited.set(e.batch, c);
-    }
-    const dirs = new Set<number>();
-    c = 0;
-    for (const e of events) {
-      if (e.kind === 'call') c++;
-      if (e.kind !== 'transfer' || e.op !== 'send') continue;
-      const [g, p] = at(e.peer);
-      if (g === g0 && p === p0) continue; // not around the ring (USP's Ulysses exchanges)
-      const hop = g === g0 ? 0 : 1;
-      if (trace.operands.has(e.tensor)) {
-        (waited.get(e.batch) === c ? fetch : block)[hop]![c]! += e.bytes;
-        if (hop === 0) dirs.add(signed(p - p0, inner));
-      } else if (c > 0 && moving && e.peer === queriesOf(calls[c - 1]!)) partials[hop]![c]! += e.bytes;
-      else {
-        sums[hop]![c]! += e.bytes;
-        if (hop === 0) dirs.add(signed(p - p0, inner));
-      }
-    }
-    if (dirs.size > 1) throw new Error('counts: a ring pass moves blocks both ways');
+    const q = calls.map((e) => posOf(moving ? queriesOf(e) : me)),
+      k = calls.map((e) => posOf(owner[e.view.kPos.find((p) => p >= 0)!]!));
+    const b = stepBytes(events, trace.operands, posOf, me, inner, moving ? (i) => queriesOf(calls[i]!) : undefined);
+    if (b.dirs.size > 1) throw new Error('counts: a ring pass moves blocks both ways');
     // what is folded in once the last transfers are waited for
     let last = -1;
     events.forEach((e, i) => {
@@ -346,16 +374,16 @@ function ringPasses(
       ) / rows;
     const any = (xs: Float64Array[]): boolean => xs.some((x) => x.some((y) => y > 0));
     return {
-      q: qw,
-      k: kw,
-      block: common([per(block, 'blocks'), per(fetch, 'blocks')], 'blocks'),
+      q: fitWalk(q, g0, p0, outer, inner),
+      k: fitWalk(k, g0, p0, outer, inner),
+      block: common([per(b.block, 'blocks'), per(b.fetch, 'blocks')], 'blocks'),
       // the sums complete at home (none leaves after the last step), moving against the forward
       // (on a ring of 2 the two directions are one)
-      back: any(sums) && sums.every((x) => x[n] === 0) && (inner <= 2 || !dirs.has(1)),
-      fetchFirst: any(fetch),
-      sums: per(sums, 'sums'),
-      partials: per(partials, 'partial results'),
-      tail: any(partials) ? tail : { merge: 0, add: 0 },
+      back: any(b.sums) && b.sums.every((x) => x[n] === 0) && (inner <= 2 || !b.dirs.has(1)),
+      fetchFirst: any(b.fetch),
+      sums: per(b.sums, 'sums'),
+      partials: per(b.partials, 'partial results'),
+      tail: any(b.partials) ? tail : { merge: 0, add: 0 },
     };
   };
   return { fwd: pass(trace.events.slice(0, run.backwardAt)), bwd: pass(trace.events.slice(run.backwardAt)) };

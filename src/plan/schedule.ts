@@ -3,6 +3,9 @@
 // model (cost.ts) and the event-driven simulator (src/sim) read the same phases, so they differ
 // only in how they run them: the model in lock step (each step takes its slowest rank's
 // max(compute, transfer)), the simulator with real dependencies, FIFO streams and shared ports.
+// What a ring phase moves and whose blocks meet at each step is read from the strategy code run
+// dry (counts.ts: RingSchedule); the areas of those blocks come from the mask at the real size
+// (work.ts); this file prices them with the calibration.
 import { attentionFlops } from '../kernel/flops.js';
 import { elemBytes, type PlanConfig } from './config.js';
 import type { MaskAreas } from './area.js';
@@ -57,23 +60,24 @@ export interface RingPhase {
   /** compute ms = scale × unit + overhead when the unit has work */
   scale: number;
   overheadMs: number;
-  /** bytes sent at the start of a step to the next position (K,V — or Q for TokenRing) */
+  /** bytes of the travelling block sent at the start of a step to the next position (K,V — or Q and what travels with it for TokenRing) */
   preBytes: number;
-  /** bytes sent after a step's compute to the next position (dK,dV accumulators) */
+  /** bytes sent after a step's compute to the next position (dK,dV sums) */
   postBytes: number;
   /**
-   * A backward turned back (the implementation's `ringBackward` 'turn-back'; units on the turned
-   * grid): K,V and the dK,dV sums go to the previous position, step s holds position i+1+s's
+   * A backward turned back (weft's code, read from its trace: RingPass.back; the units on its
+   * walks): K,V and the dK,dV sums go to the previous position, step s holds position i+1+s's
    * block, K,V move only before steps 1..inner−2 of a pass, each sum moves under the next step
-   * and completes at its owner on the last one — no hop home. Otherwise ('home-hop') they follow
-   * the forward's rotation and a final hop brings the sums home.
+   * and completes at its owner on the last one — no hop home. Otherwise (the implementation's
+   * `ringBackward` 'home-hop': PyTorch's) they follow the forward's rotation and a final hop
+   * brings the sums home.
    */
   turned: boolean;
-  /** double ring, turned back: its inner passes keep no block from the forward, so each fetches its first, exposed */
+  /** turned back: each inner pass fetches its first block and waits for it (a double ring's: they keep none from the forward) */
   fetchFirst: boolean;
-  /** bytes sent after a step's compute back to the previous position (TokenRing partial results) */
+  /** bytes sent after a step's compute to the owner of the queries (TokenRing partial results) */
   backBytes: number;
-  /** ms after the last step on each position (final merge of returned partials) */
+  /** ms after the last step on each position (the fold of the last partial returned) */
   tailMs: number;
   patterns: RingPattern[];
 }
@@ -469,8 +473,8 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
     const ring = preparedRing(ringCase(cfg, l));
     const tokens = (B * S) / r; // per ring position (shards may differ by a token; priced at the mean)
     const run = ring[pass];
-    // a backward turned back where the implementation is weft's code; otherwise the sums follow
-    // the forward's rotation and hop home at the end
+    // a backward turned back where the implementation is weft's code; PyTorch's (home-hop) rotates
+    // K,V the forward's way, the sums following and hopping home at the end
     const turned = pass === 'bwd' && rates.impl.ringBackward === 'turn-back' && run.back;
     const walks = pass === 'fwd' || turned || moves(run.q) ? run : { ...ring.fwd, back: false };
     // folds after the last step: merges, and adds where those are not priced as Device operations
