@@ -4,7 +4,8 @@
 // the strategy names) and kernel calls (pass, unmasked area) and merges, in order, must equal
 // the dry run of that rank. And the planner's ring phases are held to the dry run at the real
 // size: per (step, position) the block it prices is the one the code computes with, of the same
-// area, and the bytes it moves per step are the code's.
+// area, and the bytes it moves per step are the code's (long rings too, whose schedule is read
+// at three shorter lengths).
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import { runRanks } from '../../src/backends/cpu/comm/launch.js';
@@ -89,6 +90,11 @@ test("the planner's ring phases equal the dry run at the real size: the block of
     ['double-ring', 4, 2],
     ['double-ring', 6, 3],
     ['double-ring', 8, 2],
+    // read at 8, 9 and 10 positions and extended: held to the whole ring's run
+    ['ring', 12, undefined],
+    ['tokenring', 12, undefined],
+    ['double-ring', 24, 12],
+    ['double-ring', 22, 2],
   ] as const) {
     for (const shard of ['contiguous', 'zigzag'] as const) {
       for (const mask of ['causal', 'sliding:5,0', 'full']) {
