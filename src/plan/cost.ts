@@ -14,6 +14,7 @@ import {
   headsOf,
   layerSchedule,
   microbatches,
+  ringCase,
   savedBytesPerToken,
   seqsAtOnce,
   stepPhases,
@@ -359,10 +360,11 @@ export function fits(cfg: PlanConfig, mem: Memory): boolean {
   return mem.totalGiB <= cfg.cluster.gpu.memGiB;
 }
 
-/** The strategy-code runs (counts.ts) pricing `l` needs: its Device operations, and in attention modes its memory. */
+/** The strategy-code runs (counts.ts) pricing `l` needs: its ring schedule, its Device operations, and in attention modes its memory. */
 export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
   const { cfg, rates } = ctx,
     out: CountCase[] = [];
+  if (l.ring > 1 && l.strategy !== 'allgather') out.push(ringCase(cfg, l));
   if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
   if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward'))
     out.push(footprintCase(cfg, l));

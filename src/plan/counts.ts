@@ -12,10 +12,12 @@
 // largest taken. A ring of n runs n steps; past LONG members the counts are affine in n (every
 // step between the first and the last few repeats the same allocations, releases and copies), so
 // long rings are run at two lengths and extended, and a third length checks that they are affine.
-import { DryComm, DryDevice, DryKernel } from '../backends/dry/index.js';
+import { DryComm, DryDevice, DryKernel, RunTrace, TraceComm, type TraceEvent } from '../backends/dry/index.js';
 import { MaskGrid } from '../mask/grid.js';
+import type { MaskSpec } from '../mask/spec.js';
+import { queryRows } from '../mask/view.js';
 import { uspMesh, type Placement } from '../mesh/mesh.js';
-import { ShardMap } from '../shard/shard.js';
+import { type ShardKind, ShardMap } from '../shard/shard.js';
 import { allgather, doubleRing, ring, type Strategy, tokenring, ulysses, usp } from '../strategy/index.js';
 import { type DeviceTraffic, type ElementwiseOp, MeteredDevice, noTraffic } from '../strategy/accounting.js';
 import type { Tensor } from '../tensor/host.js';
@@ -98,10 +100,31 @@ function memberRanks(c: CountCase, ringN: number): number[] {
   return Array.from({ length: c.ulysses }, (_, m) => mesh.rankOf({ ulysses: m, ring: 0 }));
 }
 
-/**
- * One rank's forward and backward on the dry-run backend, T rows per rank (zigzag shards of a
- * full mask); `kernelTemps`: hold the GPU kernel's backward delta (off to compare with CPU ranks).
- */
+/** How a rank is run: rows per rank (or the sequence length), the mask and shard (a full mask over zigzag shards by default). */
+export interface RunOptions {
+  T?: number;
+  S?: number;
+  /** hold the GPU kernel's backward delta (off to compare with CPU ranks) */
+  kernelTemps?: boolean;
+  mask?: MaskSpec;
+  shard?: ShardKind;
+  /** count each kernel call's unmasked area (O(view rows) per call) */
+  countArea?: boolean;
+  /** record the run (default); off where only the counts matter */
+  trace?: boolean;
+}
+
+/** One rank's forward and backward on the dry-run backend: its counts, and the trace of what it did. */
+export async function traceRank(
+  c: CountCase,
+  world: number,
+  rank: number,
+  o: RunOptions = {},
+): Promise<{ counts: StrategyCounts; trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap }> {
+  return runRank(c, strategyOf(c, c.inner), world, rank, o);
+}
+
+/** dryRank's counts alone, T rows per rank of a full mask over zigzag shards. */
 export async function dryRank(
   c: CountCase,
   world: number,
@@ -109,7 +132,7 @@ export async function dryRank(
   T = T0,
   kernelTemps = true,
 ): Promise<StrategyCounts> {
-  return runRank(c, strategyOf(c, c.inner), world, rank, T, kernelTemps);
+  return (await traceRank(c, world, rank, { T, kernelTemps })).counts;
 }
 
 async function runRank(
@@ -117,57 +140,303 @@ async function runRank(
   strategy: Strategy,
   world: number,
   rank: number,
-  T = T0,
-  kernelTemps = true,
-): Promise<StrategyCounts> {
-  const dry = new DryDevice(),
+  o: RunOptions = {},
+): Promise<{ counts: StrategyCounts; trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap }> {
+  const T = o.T ?? T0;
+  const trace = new RunTrace(o.countArea ?? false);
+  const traced = (o.trace ?? true) ? trace : undefined;
+  const dry = new DryDevice(traced),
     device = new MeteredDevice(dry);
-  const kernel = new DryKernel(device, { kernelTemps });
-  const S = T * world,
+  const kernel = new DryKernel(device, { trace: traced, kernelTemps: o.kernelTemps ?? true });
+  const S = o.S ?? T * world,
     dtype = c.e === 2 ? 'bf16' : 'f32';
-  const input = (h: number): Tensor => dry.empty(dtype, [T, h, c.D]);
+  const shard = ShardMap.build(o.shard ?? 'zigzag', S, world),
+    mask = MaskGrid.build(o.mask ?? { kind: 'full' }, S);
+  const input = (h: number): Tensor => dry.empty(dtype, [shard.length(rank), h, c.D]);
   const q = input(c.H),
     k = input(c.Hkv),
     v = input(c.Hkv),
     dout = input(c.H);
   const ctx = {
-    comm: new DryComm(rank, world),
+    comm: traced ? new TraceComm(new DryComm(rank, world), traced) : new DryComm(rank, world),
     kernel,
     device,
-    mask: MaskGrid.build({ kind: 'full' }, S),
-    shard: ShardMap.build('zigzag', S, world),
+    mask,
+    shard,
     scale: 1,
     trace: {
       step: (l: string) => {
         countStats.steps++;
-        kernel.step(l);
+        trace.step(l);
       },
     },
   };
   countStats.runs++;
   const res = await strategy(ctx, q, k, v);
   const heldForward = device.peak,
-    trafficForward = structuredClone(device.traffic);
+    trafficForward = structuredClone(device.traffic),
+    backwardAt = trace.events.length;
   await res.backward(dout);
-  return { heldForward, heldPeak: device.peak, trafficForward, traffic: device.traffic };
+  return {
+    counts: { heldForward, heldPeak: device.peak, trafficForward, traffic: device.traffic },
+    trace,
+    backwardAt,
+    mask,
+    shard,
+  };
+}
+
+/**
+ * The steps of a ring of n = outer × inner positions: position i = g·inner + p computes at step
+ * s = o·inner + t with the block of position ((g + outer[0] + outer[1]·o) mod n/inner)·inner +
+ * (p + inner[0] + inner[1]·t) mod inner (a plain ring: inner = n).
+ */
+export interface Walk {
+  outer: readonly [number, number];
+  inner: readonly [number, number];
+}
+
+const mod = (a: number, n: number): number => ((a % n) + n) % n;
+
+export function walkAt(w: Walk, n: number, inner: number, s: number, i: number): number {
+  const o = Math.floor(s / inner),
+    t = s % inner,
+    g = Math.floor(i / inner),
+    p = i % inner;
+  return mod(g + w.outer[0] + w.outer[1] * o, n / inner) * inner + mod(p + w.inner[0] + w.inner[1] * t, inner);
+}
+
+/**
+ * One pass of a ring as the strategy code ran it: whose queries (q) meet whose keys (k) at each
+ * step, and what moves, in bytes per sequence and per token of a ring position's block.
+ */
+export interface RingPass {
+  q: Walk;
+  k: Walk;
+  /** the travelling block (K,V; or the queries and what travels with them), each time it moves */
+  block: number;
+  /**
+   * A backward turned back: the block and its sums move to the previous position, and the sums
+   * complete at their owner on the last step (no hop after it)
+   */
+  back: boolean;
+  /** every inner pass first fetches its block and waits for it (nothing to overlap) */
+  fetchFirst: boolean;
+  /** the sums that follow the blocks (dK,dV), each step */
+  sums: number;
+  /** partial results sent straight to their owners, each step */
+  partials: number;
+  /** elements per token folded into the result after the last step: merged by the kernel, added by the Device */
+  tail: { merge: number; add: number };
+}
+
+export interface RingSchedule {
+  fwd: RingPass;
+  bwd: RingPass;
+}
+
+/** The value every step agrees on (0 where none moved); the strategy code moving blocks of several sizes is not priced. */
+function common(xs: readonly number[], what: string): number {
+  const v = xs.filter((x) => x > 0);
+  if (v.some((x) => x !== v[0])) throw new Error(`counts: a ring moves ${what} of different sizes (${v.join(', ')})`);
+  return v[0] ?? 0;
+}
+
+/** Signed, nearest to 0: how a walk's offsets are compared across ring lengths. */
+const signed = (a: number, n: number): number => {
+  const m = mod(a, n);
+  return m > n / 2 ? m - n : m;
+};
+
+/** The walk through ring positions [g, p] a position at [g0, p0] takes, one per step; throws if it is none. */
+function fitWalk(
+  pos: readonly (readonly [number, number])[],
+  g0: number,
+  p0: number,
+  outer: number,
+  inner: number,
+): Walk {
+  const dg = (s: number): number => pos[s]![0] - g0,
+    dp = (s: number): number => pos[s]![1] - p0;
+  const w: Walk = {
+    outer: [signed(dg(0), outer), outer > 1 ? signed(dg(inner) - dg(0), outer) : 0],
+    inner: [signed(dp(0), inner), inner > 1 ? signed(dp(1) - dp(0), inner) : 0],
+  };
+  pos.forEach(([g, p], s) => {
+    if (walkAt(w, outer * inner, inner, s, g0 * inner + p0) !== g * inner + p)
+      throw new Error(`counts: the ring's step ${s} is not a walk around the ring`);
+  });
+  return w;
+}
+
+/** Bytes a pass sends per step (index: the calls made before), for hops inside the inner ring [0] and to another [1]. */
+interface StepBytes {
+  block: Float64Array[];
+  /** blocks waited for before the next call: nothing overlaps them */
+  fetch: Float64Array[];
+  sums: Float64Array[];
+  partials: Float64Array[];
+  /** directions around the inner ring of the blocks and sums (+1 next, −1 previous) */
+  dirs: Set<number>;
+}
+
+/**
+ * A pass's sends by the step they overlap (started after call s − 1, before call s). A tensor a
+ * kernel reads is a block; else one sent to the owner of the queries last computed with is a
+ * partial result (they travel: `queriesOf`), else a sum.
+ */
+function stepBytes(
+  events: readonly TraceEvent[],
+  operands: ReadonlySet<unknown>,
+  posOf: (rank: number) => readonly [number, number],
+  me: number,
+  inner: number,
+  queriesOf?: (call: number) => number,
+): StepBytes {
+  const n = events.filter((e) => e.kind === 'call').length;
+  const sized = (): Float64Array[] => [new Float64Array(n + 1), new Float64Array(n + 1)];
+  const out: StepBytes = { block: sized(), fetch: sized(), sums: sized(), partials: sized(), dirs: new Set() };
+  const waited = new Map<number, number>(); // batch → calls made before its wait
+  let c = 0;
+  for (const e of events) {
+    if (e.kind === 'call') c++;
+    else if (e.kind === 'wait' && !waited.has(e.batch)) waited.set(e.batch, c);
+  }
+  const [g0, p0] = posOf(me);
+  c = 0;
+  for (const e of events) {
+    if (e.kind === 'call') c++;
+    if (e.kind !== 'transfer' || e.op !== 'send') continue;
+    const [g, p] = posOf(e.peer);
+    if (g === g0 && p === p0) continue; // not around the ring (USP's Ulysses exchanges)
+    const hop = g === g0 ? 0 : 1;
+    const kind = operands.has(e.tensor)
+      ? waited.get(e.batch) === c
+        ? out.fetch
+        : out.block
+      : c > 0 && queriesOf && e.peer === queriesOf(c - 1)
+        ? out.partials
+        : out.sums;
+    kind[hop]![c]! += e.bytes;
+    if (hop === 0 && kind !== out.partials) out.dirs.add(signed(p - p0, inner));
+  }
+  return out;
+}
+
+/**
+ * The ring passes of one traced rank: `posOf` gives a world rank's ring position [outer group g,
+ * inner position p]; `rows` the rows of a position's block.
+ */
+function ringPasses(
+  run: { trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap },
+  me: number,
+  posOf: (rank: number) => readonly [number, number],
+  outer: number,
+  inner: number,
+  rows: number,
+): RingSchedule {
+  const { trace, shard, mask } = run;
+  const owner = new Int32Array(shard.S);
+  for (let w = 0; w < shard.world; w++) for (const p of shard.positions(w)) owner[p] = w;
+  // whose queries a call holds, where they travel (TokenRing): the rank whose rows they are, by
+  // identity (queryRows is memoised per positions)
+  let qOwner: Map<object, number> | undefined;
+  const queriesOf = (e: TraceEvent & { kind: 'call' }): number => {
+    if (!qOwner) {
+      qOwner = new Map();
+      for (let w = 0; w < shard.world; w++) qOwner.set(queryRows(mask, shard.positions(w)), w);
+    }
+    const w = qOwner.get(e.view.q);
+    if (w === undefined) throw new Error("counts: a ring's kernel calls hold queries of no rank");
+    return w;
+  };
+  const pass = (events: readonly TraceEvent[]): RingPass => {
+    const calls = events.filter((e) => e.kind === 'call'),
+      n = calls.length;
+    if (n !== outer * inner) throw new Error(`counts: a ring pass of ${outer * inner} made ${n} kernel calls`);
+    const [g0, p0] = posOf(me);
+    const moving = calls.some((e) => e.view.q !== calls[0]!.view.q);
+    const q = calls.map((e) => posOf(moving ? queriesOf(e) : me)),
+      k = calls.map((e) => posOf(owner[e.view.kPos.find((p) => p >= 0)!]!));
+    const b = stepBytes(events, trace.operands, posOf, me, inner, moving ? (i) => queriesOf(calls[i]!) : undefined);
+    if (b.dirs.size > 1) throw new Error('counts: a ring pass moves blocks both ways');
+    // what is folded in once the last transfers are waited for
+    let last = -1;
+    events.forEach((e, i) => {
+      if (e.kind === 'wait') last = i;
+    });
+    const tail = { merge: 0, add: 0 };
+    for (const e of events.slice(last + 1)) if (e.kind === 'fold') tail[e.how] += e.elems / rows;
+    const per = (xs: Float64Array[], what: string): number =>
+      common(
+        xs.flatMap((x) => [...x]),
+        what,
+      ) / rows;
+    const any = (xs: Float64Array[]): boolean => xs.some((x) => x.some((y) => y > 0));
+    return {
+      q: fitWalk(q, g0, p0, outer, inner),
+      k: fitWalk(k, g0, p0, outer, inner),
+      block: common([per(b.block, 'blocks'), per(b.fetch, 'blocks')], 'blocks'),
+      // the sums complete at home (none leaves after the last step), moving against the forward
+      // (on a ring of 2 the two directions are one)
+      back: any(b.sums) && b.sums.every((x) => x[n] === 0) && (inner <= 2 || !b.dirs.has(1)),
+      fetchFirst: any(b.fetch),
+      sums: per(b.sums, 'sums'),
+      partials: per(b.partials, 'partial results'),
+      tail: any(b.partials) ? tail : { merge: 0, add: 0 },
+    };
+  };
+  return { fwd: pass(trace.events.slice(0, run.backwardAt)), bwd: pass(trace.events.slice(run.backwardAt)) };
+}
+
+/** What one length's runs give: the counts as a vector (toVec) and the ring's schedule. */
+interface Counted {
+  vec: number[];
+  ring: RingSchedule | null;
 }
 
 /** The rank's counts at T0 rows for a ring of `n` (double ring: `inner` × n / inner): the largest over the members. */
-async function runAt(c: CountCase, n: number, inner: number): Promise<number[]> {
+async function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
   const u = c.strategy === 'ulysses' || c.strategy === 'usp' ? c.ulysses : 1;
   const world = c.strategy === 'ulysses' ? u : c.strategy === 'local' ? 1 : u * n;
   const s = strategyOf({ ...c, ring: n }, inner);
-  let peak: StrategyCounts | undefined, traffic: StrategyCounts | undefined;
+  const rings =
+    c.strategy === 'ring' || c.strategy === 'usp' || c.strategy === 'double-ring' || c.strategy === 'tokenring';
+  const mesh = c.strategy === 'usp' ? uspMesh(c.ulysses, n, c.placement) : undefined;
+  const posOf = (w: number): readonly [number, number] =>
+    mesh ? [0, mesh.coord(w, 'ring')] : [Math.floor(w / inner), w % inner];
+  let peak: StrategyCounts | undefined,
+    traffic: StrategyCounts | undefined,
+    ring: RingSchedule | null = null;
   const bytes = (x: StrategyCounts): number => x.traffic.total.readBytes + x.traffic.total.writeBytes;
   for (const rank of memberRanks(c, n)) {
-    const x = await runRank(c, s, world, rank);
+    const run = await runRank(c, s, world, rank, { trace: rings && n > 1 });
+    const x = run.counts;
     if (!peak || x.heldPeak > peak.heldPeak) peak = x;
     if (!traffic || bytes(x) > bytes(traffic)) traffic = x;
+    if (rings && n > 1) ring = widest(ring, ringPasses(run, rank, posOf, n / inner, inner, T0 * u));
   }
   const v = toVec(traffic!);
   v[0] = peak!.heldForward;
   v[1] = peak!.heldPeak;
-  return v;
+  return { vec: v, ring };
+}
+
+/** Two members' schedules: the same walks and flags (else throws), the larger transfers. */
+function widest(a: RingSchedule | null, b: RingSchedule): RingSchedule {
+  if (!a) return b;
+  const one = (x: RingPass, y: RingPass): RingPass => {
+    const shape = (p: RingPass): string => JSON.stringify([p.q, p.k, p.back, p.fetchFirst]);
+    if (shape(x) !== shape(y)) throw new Error('counts: Ulysses members run different ring schedules');
+    return {
+      ...x,
+      block: Math.max(x.block, y.block),
+      sums: Math.max(x.sums, y.sums),
+      partials: Math.max(x.partials, y.partials),
+      tail: { merge: Math.max(x.tail.merge, y.tail.merge), add: Math.max(x.tail.add, y.tail.add) },
+    };
+  };
+  return { fwd: one(a.fwd, b.fwd), bwd: one(a.bwd, b.bwd) };
 }
 
 /** f at `x` from f at a and a + 1, f affine past LONG; `check` is f at a + 2, which must agree. */
@@ -187,18 +456,26 @@ function extend(
   return out;
 }
 
-const cache = new Map<string, Promise<number[]>>();
-const settled = new Map<string, number[]>();
+const cache = new Map<string, Promise<Counted>>();
+const settled = new Map<string, Counted>();
+
+/** Counts at lengths a, a + 1, a + 2 → at x; the schedules must agree. */
+function extendAll(fa: Counted, fb: Counted, fc: Counted, a: number, x: number, what: string): Counted {
+  const same = (p: RingSchedule | null): string => JSON.stringify(p);
+  if (same(fa.ring) !== same(fb.ring) || same(fa.ring) !== same(fc.ring))
+    throw new Error(`counts: ${what}: the ring schedule changes with the ring length past ${LONG}`);
+  return { vec: extend(fa.vec, fb.vec, fc.vec, a, x, what), ring: fa.ring };
+}
 
 /** The counts at T0 rows, ring lengths extended where long. */
-function countsAtT0(c: CountCase): Promise<number[]> {
+function countsAtT0(c: CountCase): Promise<Counted> {
   const key = JSON.stringify(c);
   const hit = cache.get(key);
   if (hit) {
     countStats.cached++;
     return hit;
   }
-  const p = (async (): Promise<number[]> => {
+  const p = (async (): Promise<Counted> => {
     if (c.strategy === 'local' || c.strategy === 'ulysses') return runAt(c, 1, 1);
     const what = `${c.strategy} counts`;
     if (c.strategy !== 'double-ring') {
@@ -208,18 +485,18 @@ function countsAtT0(c: CountCase): Promise<number[]> {
         await runAt(c, LONG + 1, LONG + 1),
         await runAt(c, LONG + 2, LONG + 2),
       ];
-      return extend(fa, fb, fc, LONG, c.ring, what);
+      return extendAll(fa, fb, fc, LONG, c.ring, what);
     }
     // double ring: affine in the inner length for a fixed outer one, and in the outer for a fixed inner
     const i = c.inner,
       o = c.ring / c.inner;
-    const at = (x: number, y: number): Promise<number[]> => runAt(c, x * y, x);
-    const alongOuter = async (x: number): Promise<number[]> => {
+    const at = (x: number, y: number): Promise<Counted> => runAt(c, x * y, x);
+    const alongOuter = async (x: number): Promise<Counted> => {
       if (o <= LONG + 2) return at(x, o);
-      return extend(await at(x, LONG), await at(x, LONG + 1), await at(x, LONG + 2), LONG, o, what);
+      return extendAll(await at(x, LONG), await at(x, LONG + 1), await at(x, LONG + 2), LONG, o, what);
     };
     if (i <= LONG + 2) return alongOuter(i);
-    return extend(await alongOuter(LONG), await alongOuter(LONG + 1), await alongOuter(LONG + 2), LONG, i, what);
+    return extendAll(await alongOuter(LONG), await alongOuter(LONG + 1), await alongOuter(LONG + 2), LONG, i, what);
   })();
   cache.set(
     key,
@@ -239,7 +516,7 @@ function scaled(v: readonly number[], T: number): StrategyCounts {
 
 /** One rank's counts at T rows per rank (T may be fractional: the mean of uneven shards). */
 export async function strategyCounts(c: CountCase, T: number): Promise<StrategyCounts> {
-  return scaled(await countsAtT0(c), T);
+  return scaled((await countsAtT0(c)).vec, T);
 }
 
 /** Counts for every case, run ahead (the planner's pricing is synchronous): the key → counts at T0 rows. */
@@ -249,8 +526,19 @@ export async function prepareCounts(cases: Iterable<CountCase>): Promise<void> {
 
 /** The counts of a case prepared before (prepareCounts), at T rows; throws if it was not. */
 export function preparedCounts(c: CountCase, T: number): StrategyCounts {
+  return scaled(prepared(c).vec, T);
+}
+
+/** The ring schedule of a case prepared before (prepareCounts): transfers per token of a ring position's block. */
+export function preparedRing(c: CountCase): RingSchedule {
+  const r = prepared(c).ring;
+  if (!r) throw new Error(`counts: ${JSON.stringify(c)} runs no ring`);
+  return r;
+}
+
+function prepared(c: CountCase): Counted {
   const key = JSON.stringify(c);
   const v = settled.get(key);
   if (!v) throw new Error(`counts: ${key} was not prepared`);
-  return scaled(v, T);
+  return v;
 }

@@ -3,6 +3,9 @@
 // model (cost.ts) and the event-driven simulator (src/sim) read the same phases, so they differ
 // only in how they run them: the model in lock step (each step takes its slowest rank's
 // max(compute, transfer)), the simulator with real dependencies, FIFO streams and shared ports.
+// What a ring phase moves and whose blocks meet at each step is read from the strategy code run
+// dry (counts.ts: RingSchedule); the areas of those blocks come from the mask at the real size
+// (work.ts); this file prices them with the calibration.
 import { attentionFlops } from '../kernel/flops.js';
 import { elemBytes, type PlanConfig } from './config.js';
 import type { MaskAreas } from './area.js';
@@ -17,7 +20,7 @@ import {
   totalParams,
 } from './model.js';
 import type { Rates } from './rates.js';
-import { type CountCase, ELEMENTWISE_OPS, preparedCounts } from './counts.js';
+import { type CountCase, ELEMENTWISE_OPS, preparedCounts, preparedRing, type Walk, walkAt } from './counts.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
@@ -57,23 +60,24 @@ export interface RingPhase {
   /** compute ms = scale × unit + overhead when the unit has work */
   scale: number;
   overheadMs: number;
-  /** bytes sent at the start of a step to the next position (K,V — or Q for TokenRing) */
+  /** bytes of the travelling block sent at the start of a step to the next position (K,V — or Q and what travels with it for TokenRing) */
   preBytes: number;
-  /** bytes sent after a step's compute to the next position (dK,dV accumulators) */
+  /** bytes sent after a step's compute to the next position (dK,dV sums) */
   postBytes: number;
   /**
-   * A backward turned back (the implementation's `ringBackward` 'turn-back'; units on the turned
-   * grid): K,V and the dK,dV sums go to the previous position, step s holds position i+1+s's
+   * A backward turned back (weft's code, read from its trace: RingPass.back; the units on its
+   * walks): K,V and the dK,dV sums go to the previous position, step s holds position i+1+s's
    * block, K,V move only before steps 1..inner−2 of a pass, each sum moves under the next step
-   * and completes at its owner on the last one — no hop home. Otherwise ('home-hop') they follow
-   * the forward's rotation and a final hop brings the sums home.
+   * and completes at its owner on the last one — no hop home. Otherwise (the implementation's
+   * `ringBackward` 'home-hop': PyTorch's) they follow the forward's rotation and a final hop
+   * brings the sums home.
    */
   turned: boolean;
-  /** double ring, turned back: its inner passes keep no block from the forward, so each fetches its first, exposed */
+  /** turned back: each inner pass fetches its first block and waits for it (a double ring's: they keep none from the forward) */
   fetchFirst: boolean;
-  /** bytes sent after a step's compute back to the previous position (TokenRing partial results) */
+  /** bytes sent after a step's compute to the owner of the queries (TokenRing partial results) */
   backBytes: number;
-  /** ms after the last step on each position (final merge of returned partials) */
+  /** ms after the last step on each position (the fold of the last partial returned) */
   tailMs: number;
   patterns: RingPattern[];
 }
@@ -87,10 +91,22 @@ export function ringCompute(p: RingPhase, s: number, i: number): number {
 /** Plain rings longer than this are priced on an even sample of their steps. */
 export const STEP_LIMIT = 2048;
 
+/** Does the walk's block change from step to step? */
+function moves(w: Walk): boolean {
+  return w.inner[1] !== 0 || w.outer[1] !== 0;
+}
+
+/** Is walk b, step by step, walk a run backwards on a ring of r = outer × inner? */
+function reversed(a: Walk, b: Walk, r: number, inner: number): boolean {
+  const level = (x: readonly [number, number], y: readonly [number, number], n: number): boolean =>
+    n === 1 || ((y[1] + x[1]) % n === 0 && (((y[0] - x[0] - x[1] * (n - 1)) % n) + n) % n === 0);
+  return level(a.inner, b.inner, inner) && level(a.outer, b.outer, r / inner);
+}
+
 /**
- * The blocks of a ring schedule on its priced (step, position) pairs: whose queries meet whose
- * keys at each step, and the areas. Shared by the forward and the backward, and by every layout
- * with the same shard, ring size and schedule.
+ * The blocks of a ring pass on its priced (step, position) pairs: whose queries meet whose keys
+ * at each step (the walks the strategy code ran: counts.ts), and the areas. Shared by every layout
+ * with the same shard, ring size and walks.
  */
 export class RingGrid {
   /** the steps priced: all of them, or for plain rings above STEP_LIMIT an even sample */
@@ -102,30 +118,30 @@ export class RingGrid {
   readonly area: Float64Array;
   readonly rows: Float64Array;
   readonly full: Uint8Array;
-  private partialSteps?: Uint8Array;
+  /** the queries travel (TokenRing), not the keys */
+  readonly token: boolean;
 
   /**
-   * `turned`: the order of a backward turned back (RingPhase.turned): at step s position i holds
-   * the block of position i+1+s (nested: the outer block of group g+1+o, inner position p+1+t) —
-   * the forward's step r−1−s, so with every step priced the blocks are `forward`'s, reversed.
+   * `walks.back`: a backward turned back (RingPhase.turned): no K,V move during its last two steps.
+   * `reverse`: a grid whose walks these run backwards, whose blocks are reused when every step is priced.
    */
   constructor(
     readonly work: RingWork,
     readonly r: number,
     readonly inner: number,
-    readonly token: boolean,
-    readonly turned = false,
-    forward?: RingGrid,
+    readonly walks: { q: Walk; k: Walk; back: boolean },
+    reverse?: RingGrid,
   ) {
     const sample = work.rankSample;
     this.sample = sample;
-    if (r <= STEP_LIMIT || inner !== r || token) {
+    this.token = moves(walks.q);
+    if (r <= STEP_LIMIT || inner !== r || this.token) {
       this.steps = Int32Array.from({ length: r }, (_, s) => s);
       this.weights = new Float64Array(r).fill(1);
     } else {
       // first and last steps exactly (no transfer before / after them), the middle by stride;
       // turned, the last two (no K,V transfer during either)
-      const tail = turned ? 2 : 1;
+      const tail = walks.back ? 2 : 1;
       const mid = STEP_LIMIT - 1 - tail,
         span = r - 1 - tail;
       const steps = [0],
@@ -147,15 +163,21 @@ export class RingGrid {
     }
     const n = this.steps.length,
       m = sample.length;
-    if (turned && forward && n === r && forward.steps.length === r) {
+    if (
+      reverse &&
+      n === r &&
+      reverse.steps.length === r &&
+      reversed(reverse.walks.q, walks.q, r, inner) &&
+      reversed(reverse.walks.k, walks.k, r, inner)
+    ) {
       const rev = <T extends Float64Array | Uint8Array>(a: T): T => {
         const b = a.slice() as T;
         for (let k = 0; k < n; k++) b.set(a.subarray((r - 1 - k) * m, (r - k) * m), k * m);
         return b;
       };
-      this.area = rev(forward.area);
-      this.rows = rev(forward.rows);
-      this.full = rev(forward.full);
+      this.area = rev(reverse.area);
+      this.rows = rev(reverse.rows);
+      this.full = rev(reverse.full);
       return;
     }
     this.area = new Float64Array(n * m);
@@ -172,64 +194,14 @@ export class RingGrid {
     }
   }
 
-  /** Per priced step: does any priced position's view have partially masked pairs (neither empty nor all pairs)? Only host-preparing implementations ask. */
-  get stepPartial(): Uint8Array {
-    if (!this.partialSteps) {
-      const n = this.steps.length,
-        m = this.sample.length;
-      this.partialSteps = new Uint8Array(n);
-      for (let k = 0; k < n; k++) {
-        for (let j = 0; j < m; j++) {
-          const [q, kk] = this.owners(this.steps[k]!, this.sample[j]!);
-          if (this.partial(q, kk, this.area[k * m + j]!)) {
-            this.partialSteps[k] = 1;
-            break;
-          }
-        }
-      }
-    }
-    return this.partialSteps;
-  }
-
-  /** Is the view of q-owner's rows against k-owner's keys partially masked (what a per-element check must see)? */
-  partial(q: number, k: number, area: number): boolean {
-    return area > 0 && area < this.work.tokens(q) * this.work.tokens(k) - 0.5;
-  }
-
   /** Whose queries meet whose keys at step s on position i. */
   owners(s: number, i: number): [number, number] {
-    return [this.qOwner(s, i), this.kOwner(s, i)];
-  }
-
-  qOwner(s: number, i: number): number {
-    return this.token ? (((i - s) % this.r) + this.r) % this.r : i;
-  }
-
-  kOwner(s: number, i: number): number {
-    const r = this.r,
-      inner = this.inner;
-    if (this.token) return i;
-    if (this.turned) {
-      if (inner === r) return (i + 1 + s) % r;
-      const outer = r / inner,
-        o = Math.floor(s / inner),
-        t = s % inner;
-      const g = Math.floor(i / inner),
-        p = i % inner;
-      return ((g + 1 + o) % outer) * inner + ((p + 1 + t) % inner);
-    }
-    if (inner === r) return (((i - s) % r) + r) % r;
-    const outer = r / inner,
-      o = Math.floor(s / inner),
-      t = s % inner;
-    const g = Math.floor(i / inner),
-      p = i % inner;
-    return ((((g - o) % outer) + outer) % outer) * inner + ((((p - t) % inner) + inner) % inner);
+    return [walkAt(this.walks.q, this.r, this.inner, s, i), walkAt(this.walks.k, this.r, this.inner, s, i)];
   }
 
   /** The block that moves around the ring: K,V (its key owner), or Q for TokenRing (its query owner). */
   moving(s: number, i: number): number {
-    return this.token ? this.qOwner(s, i) : this.kOwner(s, i);
+    return walkAt(this.token ? this.walks.q : this.walks.k, this.r, this.inner, s, i);
   }
 }
 
@@ -297,19 +269,12 @@ export class RingUnits {
 
   /** Any (step, position), priced or not (the simulator runs them all). */
   at(s: number, i: number): number {
-    return this.cost(this.grid.work.block(this.grid.qOwner(s, i), this.grid.kOwner(s, i)), s > 0);
+    const [q, k] = this.grid.owners(s, i);
+    return this.cost(this.grid.work.block(q, k), s > 0);
   }
 
   moving(s: number, i: number): number {
     return this.grid.moving(s, i);
-  }
-
-  /** Is the view at (step, position) partially masked? */
-  partialAt(s: number, i: number): boolean {
-    const g = this.grid,
-      q = g.qOwner(s, i),
-      k = g.kOwner(s, i);
-    return g.partial(q, k, g.work.block(q, k).area);
   }
 }
 
@@ -327,14 +292,14 @@ export interface Context {
   net: Network;
   areas: MaskAreas;
   ringWork(shard: PlanLayout['shard'], r: number): RingWork;
-  /** `turned`: a backward turned back (RingPhase.turned) */
+  /** `walks`: the pass's (RingGrid); `reverse`: walks these may run backwards (the forward's) */
   ringUnits(
     shard: PlanLayout['shard'],
     r: number,
     inner: number,
-    token: boolean,
     pass: 'fwd' | 'bwd',
-    turned?: boolean,
+    walks: RingGrid['walks'],
+    reverse?: RingGrid['walks'],
   ): RingUnits;
   patterns(l: PlanLayout): RingPattern[];
 }
@@ -359,8 +324,9 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       }
       return w;
     },
-    ringUnits(shard, r, inner, token, pass, turned = false) {
-      const key = `${shard}/${r}/${inner}/${token}/${pass}/${turned}`;
+    ringUnits(shard, r, inner, pass, walks, reverse) {
+      const wk = (w: RingGrid['walks']): string => JSON.stringify([w.q, w.k, w.back]);
+      const key = `${shard}/${r}/${inner}/${pass}/${wk(walks)}`;
       let u = units.get(key);
       if (!u) {
         // the backward's adds of arriving sums are Device operations where those are counted (deviceOps)
@@ -375,17 +341,16 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
                 D,
                 b.full ? 'full' : 'causal',
               ) + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
-        const grid = (turn: boolean): RingGrid => {
-          const gk = `${shard}/${r}/${inner}/${token}/${turn}`;
+        const grid = (w: RingGrid['walks'], rev?: RingGrid['walks']): RingGrid => {
+          const gk = `${shard}/${r}/${inner}/${wk(w)}`;
           let g = grids.get(gk);
           if (!g) {
-            g = new RingGrid(ctx.ringWork(shard, r), r, inner, token, turn, turn ? grid(false) : undefined);
+            g = new RingGrid(ctx.ringWork(shard, r), r, inner, w, rev && grid(rev));
             grids.set(gk, g);
           }
           return g;
         };
-        const g = grid(turned);
-        u = new RingUnits(g, cost);
+        u = new RingUnits(grid(walks, reverse), cost);
         units.set(key, u);
       }
       return u;
@@ -504,41 +469,31 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
   } else {
     const r = l.ring,
       inner = l.strategy === 'double-ring' ? l.inner! : r;
+    // what moves, per token of a position's block, as the strategy code ran it (counts.ts)
+    const ring = preparedRing(ringCase(cfg, l));
     const tokens = (B * S) / r; // per ring position (shards may differ by a token; priced at the mean)
-    const token = l.strategy === 'tokenring';
-    const kvBytes = tokens * 2 * h.kv * D * BF16;
-    let preBytes: number,
-      postBytes = 0,
-      backBytes = 0,
-      tailMs = 0,
-      turned = false;
-    if (token) {
-      // Q travels forward; partial results (f32 out + lse) come back; K,V and dK,dV stay home. In
-      // the backward q, dO, the output and lse travel
-      preBytes = pass === 'fwd' ? tokens * h.q * D * BF16 : tokens * h.q * (3 * D * BF16 + F32);
-      backBytes = pass === 'fwd' ? tokens * h.q * (D + 1) * F32 : tokens * h.q * D * F32;
-      tailMs = pass === 'bwd' && rates.impl.deviceOps ? 0 : rates.mergeMs(h.q * tokens * D);
-    } else {
-      preBytes = kvBytes;
-      if (pass === 'bwd') {
-        postBytes = tokens * 2 * h.kv * D * F32;
-        turned = rates.impl.ringBackward === 'turn-back';
-      }
-    }
+    const run = ring[pass];
+    // a backward turned back where the implementation is weft's code; PyTorch's (home-hop) rotates
+    // K,V the forward's way, the sums following and hopping home at the end
+    const turned = pass === 'bwd' && rates.impl.ringBackward === 'turn-back' && run.back;
+    const walks = pass === 'fwd' || turned || moves(run.q) ? run : { ...ring.fwd, back: false };
+    // folds after the last step: merges, and adds where those are not priced as Device operations
+    const tail = run.tail.merge + (rates.impl.deviceOps ? 0 : run.tail.add);
     phases.push({
       kind: 'ring',
       name: `${l.strategy} ${pass}`,
       r,
       inner,
-      units: ctx.ringUnits(l.shard, r, inner, token, pass, turned),
+      units: ctx.ringUnits(l.shard, r, inner, pass, walks, turned ? ring.fwd : undefined),
       scale: B * h.q,
       overheadMs: rates.stepOverheadMs(),
-      preBytes,
-      postBytes,
-      backBytes,
-      tailMs,
+      // a backward that moves no block (a ring of 2 turned back) prices the forward's where it moves one
+      preBytes: (run.block || ring.fwd.block) * tokens,
+      postBytes: run.sums * tokens,
+      backBytes: run.partials * tokens,
+      tailMs: tail > 0 ? rates.mergeMs(tail * tokens) : 0,
       turned,
-      fetchFirst: turned && l.strategy === 'double-ring',
+      fetchFirst: turned && run.fetchFirst,
       patterns: ctx.patterns(l),
     });
   }
@@ -588,6 +543,19 @@ export function deviceOpsCase(cfg: PlanConfig, l: PlanLayout): CountCase {
     D: m.headDim,
     e: elemBytes(cfg) === 4 ? 4 : 2,
   };
+}
+
+/**
+ * The dry run whose ring schedule a ring phase prices: the layout's own strategy — USP with its
+ * Ulysses members — or, where a layout puts Ulysses around a ring strategy that has no combined
+ * code (TokenRing, double ring), that ring alone on one member's heads.
+ */
+export function ringCase(cfg: PlanConfig, l: PlanLayout): CountCase {
+  const c = deviceOpsCase(cfg, l);
+  if (l.ulysses === 1 || l.strategy === 'usp') return c;
+  const h = headsOf(cfg, l);
+  // a fractional share of KV heads rounds up: a member holds whole heads
+  return { ...c, ulysses: 1, H: h.q, Hkv: Math.ceil(h.kv) };
 }
 
 export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {

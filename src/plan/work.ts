@@ -60,7 +60,7 @@ export interface Block {
 }
 
 /** Rings up to this size are priced on every rank; larger ones on an even sample (ends included). */
-export const EXACT_RING_LIMIT = 256;
+const EXACT_RING_LIMIT = 256;
 
 function sampleSize(r: number): number {
   return r <= EXACT_RING_LIMIT ? r : r <= 2048 ? 64 : 32;

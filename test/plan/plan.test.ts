@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/plan/config.js';
 import { explain, FLOP_CONVENTION } from '../../src/plan/explain.js';
 import { completeLayout, describeLayout } from '../../src/plan/layout.js';
 import { countStats } from '../../src/plan/counts.js';
-import { buildContext, evaluateLayout, maxSeqLen, plan } from '../../src/plan/search.js';
+import { buildContext, evaluate, maxSeqLen, plan } from '../../src/plan/search.js';
 import { UserError } from '../../src/errors.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -117,12 +117,13 @@ test('memory: a layout too big is flagged with its need, and more sequence paral
 test('tensor parallelism and ZeRO stages change memory the documented way', async () => {
   const c = parseConfig({ ...base, seqLen: 8192 });
   const ctx = buildContext(c);
-  const one = evaluateLayout(ctx, completeLayout({ ulysses: 8, ring: 2 }, c)).memory!.parts;
-  const tp8 = evaluateLayout(ctx, completeLayout({ tp: 8, ring: 2 }, c)).memory!.parts;
+  const one = (await evaluate(ctx, completeLayout({ ulysses: 8, ring: 2 }, c))).memory!.parts;
+  const tp8 = (await evaluate(ctx, completeLayout({ tp: 8, ring: 2 }, c))).memory!.parts;
   assert.ok(Math.abs(tp8.weights! * 8 - one.weights!) < 1e-9);
   // ZeRO-1 shards the optimizer state over data × sequence ranks (16 here, 2 with tp 8)
   assert.ok(Math.abs(one.optimizer! * 16 - tp8.optimizer! * 8 * 2) < 1e-9);
-  const z3 = evaluateLayout(buildContext({ ...c, zero: 3 }), completeLayout({ ulysses: 8, ring: 2 }, c)).memory!.parts;
+  const z3 = (await evaluate(buildContext({ ...c, zero: 3 }), completeLayout({ ulysses: 8, ring: 2 }, c))).memory!
+    .parts;
   assert.ok(Math.abs(z3.weights! * 16 - one.weights!) < 1e-9 && Math.abs(z3.gradients! * 16 - one.gradients!) < 1e-9);
 });
 

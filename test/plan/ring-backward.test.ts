@@ -1,9 +1,10 @@
 // The ring backward's two orders as the planner and the simulator describe them (Implementation
-// `ringBackward`): 'home-hop' (weft up to 7c54dd9d, ring-flash-attention: K/V rotate the forward
-// way, the f32 dK/dV sums follow and a last hop brings them home) and 'turn-back' (weft since
-// 84c36db, src/strategy/ring-pass.ts: K/V rotate back from the block the forward ended with, step s
-// holds position i+1+s's block, N−2 K/V hops, N−1 sum hops under the next step's kernel, none
-// home; a double ring keeps its outer pass's first block and its inner passes fetch theirs).
+// `ringBackward`): 'home-hop' (ring-flash-attention: K/V rotate the forward way, the f32 dK/dV
+// sums follow and a last hop brings them home) and 'turn-back' (weft, src/strategy/ring-pass.ts:
+// K/V rotate back from the block the forward ended with, step s holds position i+1+s's block,
+// N−2 K/V hops, N−1 sum hops under the next step's kernel, none home; a double ring keeps its
+// outer pass's first block and its inner passes fetch theirs). weft's order is read from its code
+// run dry (counts.ts); these tests hold the walks read there to the order above.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IMPLEMENTATIONS } from '../../src/plan/calibration/types.js';
@@ -72,7 +73,7 @@ test("the turned order: step s holds position i+1+s's block (nested: outer g+1+o
       r = g.r,
       inner = g.inner,
       outer = r / inner;
-    assert.ok(g.turned);
+    assert.ok(g.walks.back);
     for (let s = 0; s < r; s++) {
       for (let i = 0; i < r; i++) {
         const expect =
@@ -80,21 +81,23 @@ test("the turned order: step s holds position i+1+s's block (nested: outer g+1+o
             ? (i + 1 + s) % r
             : ((Math.floor(i / inner) + 1 + Math.floor(s / inner)) % outer) * inner +
               (((i % inner) + 1 + (s % inner)) % inner);
-        assert.equal(g.kOwner(s, i), expect);
+        assert.equal(g.owners(s, i)[1], expect);
+        assert.equal(g.owners(s, i)[0], i);
       }
     }
     // the last step of every pass is the position's own block (of the pass); the first is the next one's
-    for (let i = 0; i < r; i++) assert.equal(g.kOwner(r - 1, i), i);
+    for (let i = 0; i < r; i++) assert.equal(g.owners(r - 1, i)[1], i);
     // blocks mirrored from the forward grid equal blocks computed directly
-    const direct = new RingGrid(g.work, r, inner, false, true);
+    const direct = new RingGrid(g.work, r, inner, g.walks);
     assert.deepEqual([...direct.area], [...g.area]);
     assert.deepEqual([...direct.rows], [...g.rows]);
     assert.deepEqual([...direct.full], [...g.full]);
   }
   // a plain ring above STEP_LIMIT is priced on a sample of its steps: turned, the last two (which
   // move no K/V) are priced exactly, as the first
-  const work = (await setup({ seqLen: 1 << 20, cluster: node8 }, { ring: 8 })).ctx.ringWork('zigzag', 4096);
-  const sampled = new RingGrid(work, 4096, 4096, false, true);
+  const small = await setup({ seqLen: 1 << 20, cluster: node8 }, { ring: 8 });
+  const work = small.ctx.ringWork('zigzag', 4096);
+  const sampled = new RingGrid(work, 4096, 4096, small.ring.units.grid.walks);
   assert.deepEqual([sampled.steps[0], ...sampled.steps.slice(-2)], [0, 4094, 4095]);
   assert.deepEqual([sampled.weights[0], ...sampled.weights.slice(-2)], [1, 1, 1]);
   assert.equal(

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { ADA_ATTENTION_REFERENCE, AMPERE, AMPERE_GEMM_REFERENCE } from '../../src/plan/calibration/classes.js';
 import { L20_BOX, L20_BOX_REFERENCE } from '../../src/plan/hardware.js';
 import { completeLayout } from '../../src/plan/layout.js';
-import { buildContext, evaluateLayout } from '../../src/plan/search.js';
+import { buildContext, evaluate } from '../../src/plan/search.js';
 import { USP_ATTENTION, USP_OOM, USP_TRAINING } from './published.js';
 import {
   layoutFor,
@@ -101,10 +101,10 @@ test('the measured winner ranks first wherever its margin exceeds the run-to-run
   );
 });
 
-test('layouts the USP paper ran fit in memory; those it reports out of memory are flagged', () => {
+test('layouts the USP paper ran fit in memory; those it reports out of memory are flagged', async () => {
   for (const row of USP_TRAINING) {
     const cfg = uspTrainingConfig(row.model, row.nodes, row.seqK, row.batch);
-    const r = evaluateLayout(buildContext(cfg), layoutFor(cfg, row));
+    const r = await evaluate(buildContext(cfg), layoutFor(cfg, row));
     assert.ok(r.feasible, `${row.table} ${row.seqK}K tp${row.tp} u${row.ulysses} r${row.ring}: ${r.reason}`);
   }
   for (const o of USP_OOM) {
@@ -113,7 +113,7 @@ test('layouts the USP paper ran fit in memory; those it reports out of memory ar
     // SP-only: no tensor parallelism, every Ulysses × ring split of the sequence-parallel ranks
     for (const ulysses of [1, 2, 4, 8, 16].filter((u) => u <= world / o.batch && cfg.model.heads % u === 0)) {
       const l = completeLayout({ tp: 1, ulysses, ring: world / o.batch / ulysses, dp: o.batch }, cfg);
-      const r = evaluateLayout(buildContext(cfg), l);
+      const r = await evaluate(buildContext(cfg), l);
       assert.ok(
         !r.feasible && /^out of memory/.test(r.reason!),
         `${o.note}: ${o.seqK}K u${ulysses} predicted to fit (${r.prediction?.memGiB.toFixed(1)} GiB)`,
@@ -143,25 +143,27 @@ test('Ring Attention, Table 3: the maximum context grows with the device count a
   }
 });
 
-test('ring-flash-attention efficiencies: zigzag and stripe near 0.8–0.9, the unbalanced ring near one half', () => {
+test('ring-flash-attention efficiencies: zigzag and stripe near 0.8–0.9, the unbalanced ring near one half', async () => {
   for (const gpu of ['h800', 'a100-80g'] as const) {
     for (const pass of ['fwd', 'fwd+bwd'] as const) {
-      const ring = rfaEfficiency(gpu, pass, 'contiguous'),
-        zig = rfaEfficiency(gpu, pass, 'zigzag');
+      const ring = await rfaEfficiency(gpu, pass, 'contiguous'),
+        zig = await rfaEfficiency(gpu, pass, 'zigzag');
       assert.ok(ring > 0.45 && ring < 0.6, `${gpu} ${pass} ring ${ring}`);
       assert.ok(zig > 0.78 && zig < 0.95, `${gpu} ${pass} zigzag ${zig}`);
-      assert.ok(zig > rfaEfficiency(gpu, pass, 'striped'));
+      assert.ok(zig > (await rfaEfficiency(gpu, pass, 'striped')));
     }
   }
 });
 
-test('the class calibrations reproduce the rows they were fitted on', () => {
+test('the class calibrations reproduce the rows they were fitted on', async () => {
   const pc = uspAttentionConfig(l20Ref.gpu, l20Ref.seqK);
   const pit =
     1000 /
-    evaluateLayout(
-      buildContext(pc),
-      layoutFor(pc, { ulysses: l20Ref.ulysses, ring: 8 / l20Ref.ulysses, shard: l20Ref.shard }),
+    (
+      await evaluate(
+        buildContext(pc),
+        layoutFor(pc, { ulysses: l20Ref.ulysses, ring: 8 / l20Ref.ulysses, shard: l20Ref.shard }),
+      )
     ).prediction!.stepMs;
   assert.ok(
     Math.abs(pit / l20Ref.itersPerSec - 1) < 0.005,
@@ -169,7 +171,7 @@ test('the class calibrations reproduce the rows they were fitted on', () => {
   );
   const r = AMPERE_GEMM_REFERENCE;
   const cfg = uspTrainingConfig(r.model, r.nodes, r.seqK, r.batch);
-  const got = evaluateLayout(buildContext(cfg), layoutFor(cfg, r)).prediction!.tflopsPerGpu;
+  const got = (await evaluate(buildContext(cfg), layoutFor(cfg, r))).prediction!.tflopsPerGpu;
   assert.ok(
     Math.abs(got / r.tflops - 1) < 0.005,
     `Ampere GEMM reference: ${got} vs ${r.tflops} (gemm ${AMPERE.gemm.tflops})`,
@@ -178,7 +180,7 @@ test('the class calibrations reproduce the rows they were fitted on', () => {
   const acfg = uspAttentionConfig(a.gpu, a.seqK);
   const it =
     1000 /
-    evaluateLayout(buildContext(acfg), layoutFor(acfg, { ulysses: a.ulysses, ring: 8, shard: a.shard })).prediction!
+    (await evaluate(buildContext(acfg), layoutFor(acfg, { ulysses: a.ulysses, ring: 8, shard: a.shard }))).prediction!
       .stepMs;
   assert.ok(Math.abs(it / a.itersPerSec - 1) < 0.005, `Ada attention reference: ${it} vs ${a.itersPerSec}`);
 });
@@ -193,7 +195,7 @@ test('the class calibrations reproduce the rows they were fitted on', () => {
  * of what the 128K runs did (published.ts): each brings the rows to the size of the 32K rows'
  * errors. Reported, not used: the rows stay in the statistics as printed.
  */
-test('USP Table 4 at 128K: the A100 rows contradict the same tables at 32K and the L20 rows; two readings of them', (t) => {
+test('USP Table 4 at 128K: the A100 rows contradict the same tables at 32K and the L20 rows; two readings of them', async (t) => {
   const get = (gpu: string, seqK: number, u: number, shard: string): number =>
     USP_ATTENTION.find((r) => r.gpu === gpu && r.seqK === seqK && r.ulysses === u && r.shard === shard)!.itersPerSec;
   const flopRatio = (128 / 32) ** 2;
@@ -211,7 +213,7 @@ test('USP Table 4 at 128K: the A100 rows contradict the same tables at 32K and t
       assert.ok(vs32 >= 1.9 && vs128 <= 1.1, `u${u} ${shard}: A100/L20 ${vs32} at 32K, ${vs128} at 128K`);
     }
   }
-  const rows = uspTable4Readings();
+  const rows = await uspTable4Readings();
   for (const reading of Object.keys(rows[0]!.readings)) {
     const errs = rows.map((r) => r.readings[reading]! / r.published - 1);
     t.diagnostic(
@@ -236,16 +238,16 @@ test('USP Table 4 at 128K: the A100 rows contradict the same tables at 32K and t
  * run all-to-alls of nearly the same volume inside a node ((u−1)/u of the same buffer), so even a
  * tenth of it leaves Ulysses 8 ahead. The gap is the per-ring-step work of ring 4.
  */
-test('USP Table 6 64K/80K: the Ampere all-to-all efficiency does not decide Ulysses 8 × ring 2 against Ulysses 4 × ring 4', (t) => {
+test('USP Table 6 64K/80K: the Ampere all-to-all efficiency does not decide Ulysses 8 × ring 2 against Ulysses 4 × ring 4', async (t) => {
   for (const eff of [AMPERE.links.collectiveEfficiency, 0.3, 0.15, 0.08]) {
     const cal = { ...AMPERE, links: { ...AMPERE.links, collectiveEfficiency: eff } };
     for (const seqK of [64, 80]) {
       const cfg = uspTrainingConfig('llama3-8b', 2, seqK, 1);
       const ctx = buildContext(cfg, cal);
-      const tf = (u: number): number =>
-        evaluateLayout(ctx, layoutFor(cfg, { tp: 1, ulysses: u, ring: 16 / u })).prediction!.tflopsPerGpu;
-      const u8 = tf(8),
-        u4 = tf(4);
+      const tf = async (u: number): Promise<number> =>
+        (await evaluate(ctx, layoutFor(cfg, { tp: 1, ulysses: u, ring: 16 / u }))).prediction!.tflopsPerGpu;
+      const u8 = await tf(8),
+        u4 = await tf(4);
       t.diagnostic(
         `collective efficiency ${eff.toFixed(2)}, ${seqK}K: u8 r2 ${u8.toFixed(1)}, u4 r4 ${u4.toFixed(1)} TFLOP/s (u8 r2 ahead by ${pct(u8 / u4 - 1)})`,
       );

@@ -8,7 +8,7 @@ import { ADA_ATTENTION_REFERENCE, AMPERE_GEMM_REFERENCE } from '../../src/plan/c
 import { L20_BOX_REFERENCE } from '../../src/plan/hardware.js';
 import { parseConfig, type PlanConfig } from '../../src/plan/config.js';
 import { completeLayout, type PlanLayout } from '../../src/plan/layout.js';
-import { buildContext, evaluate, evaluateLayout, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
+import { buildContext, evaluate, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
 import { RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING } from './published.js';
 
 export interface Check {
@@ -52,15 +52,22 @@ export function layoutFor(
   return completeLayout({ ...c, placement: 'head-first' }, cfg);
 }
 
-function predictOne(cfg: PlanConfig, l: PlanLayout): PlanResult {
-  return evaluateLayout(buildContext(cfg), l);
+/** `f` of every row, in order (the counts each prediction needs are run once, cached). */
+async function each<T, U>(rows: readonly T[], f: (row: T) => Promise<U>): Promise<U[]> {
+  const out: U[] = [];
+  for (const r of rows) out.push(await f(r));
+  return out;
+}
+
+function predictOne(cfg: PlanConfig, l: PlanLayout): Promise<PlanResult> {
+  return evaluate(buildContext(cfg), l);
 }
 
 /** USP Tables 5–7: predicted vs published TFLOP/s per GPU (causal counts half). */
-export function uspTrainingChecks(): Check[] {
-  return USP_TRAINING.map((row) => {
+export function uspTrainingChecks(): Promise<Check[]> {
+  return each(USP_TRAINING, async (row) => {
     const cfg = uspTrainingConfig(row.model, row.nodes, row.seqK, row.batch);
-    const res = predictOne(cfg, layoutFor(cfg, row));
+    const res = await predictOne(cfg, layoutFor(cfg, row));
     return {
       source: row.table,
       group: `${row.table} ${row.seqK}K bs${row.batch}`,
@@ -89,10 +96,13 @@ export function uspAttentionConfig(gpu: 'l20' | 'a100-80g', seqK: number): PlanC
 }
 
 /** USP Tables 3–4: predicted vs published iterations per second (forward only). */
-export function uspAttentionChecks(): Check[] {
-  return USP_ATTENTION.map((row) => {
+export function uspAttentionChecks(): Promise<Check[]> {
+  return each(USP_ATTENTION, async (row) => {
     const cfg = uspAttentionConfig(row.gpu, row.seqK);
-    const res = predictOne(cfg, layoutFor(cfg, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard }));
+    const res = await predictOne(
+      cfg,
+      layoutFor(cfg, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard }),
+    );
     return {
       source: row.table,
       group: `${row.table} ${row.seqK}K`,
@@ -110,7 +120,9 @@ export function uspAttentionChecks(): Check[] {
  * benchmark script would run it), `128K forward+backward`. The published iterations per second
  * are compared with each; nothing is fitted.
  */
-export function uspTable4Readings(): { label: string; published: number; readings: Record<string, number> }[] {
+export async function uspTable4Readings(): Promise<
+  { label: string; published: number; readings: Record<string, number> }[]
+> {
   const cfg = (seqK: number, mode: string): PlanConfig =>
     parseConfig({
       model: 'llama3-8b',
@@ -126,19 +138,22 @@ export function uspTable4Readings(): { label: string; published: number; reading
     '256K fwd': cfg(256, 'attention-forward'),
     '128K fwd+bwd': cfg(128, 'attention'),
   };
-  const ctxs = Object.fromEntries(Object.entries(readings).map(([k, c]) => [k, { c, ctx: buildContext(c) }]));
-  return USP_ATTENTION.filter((r) => r.gpu === 'a100-80g' && r.seqK === 128).map((row) => ({
-    label: `a100-80g 128K u${row.ulysses} r${8 / row.ulysses} ${row.shard}`,
-    published: row.itersPerSec,
-    readings: Object.fromEntries(
-      Object.entries(ctxs).map(([k, { c, ctx }]) => [
-        k,
-        1000 /
-          evaluateLayout(ctx, layoutFor(c, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard }))
-            .prediction!.stepMs,
-      ]),
-    ),
-  }));
+  const ctxs = Object.entries(readings).map(([k, c]) => ({ k, c, ctx: buildContext(c) }));
+  return each(
+    USP_ATTENTION.filter((r) => r.gpu === 'a100-80g' && r.seqK === 128),
+    async (row) => {
+      const got: Record<string, number> = {};
+      for (const { k, c, ctx } of ctxs) {
+        const l = layoutFor(c, { ulysses: row.ulysses, ring: 8 / row.ulysses, shard: row.shard });
+        got[k] = 1000 / (await evaluate(ctx, l)).prediction!.stepMs;
+      }
+      return {
+        label: `a100-80g 128K u${row.ulysses} r${8 / row.ulysses} ${row.shard}`,
+        published: row.itersPerSec,
+        readings: got,
+      };
+    },
+  );
 }
 
 export function rfaConfig(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', seqLen = 65536, gpus = 8): PlanConfig {
@@ -154,10 +169,10 @@ export function rfaConfig(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', seq
 }
 
 /** ring-flash-attention README: predicted vs published iterations per second. */
-export function rfaChecks(): Check[] {
-  return RING_FLASH_ATTN.map((row) => {
+export function rfaChecks(): Promise<Check[]> {
+  return each(RING_FLASH_ATTN, async (row) => {
     const cfg = rfaConfig(row.gpu, row.pass);
-    const res = predictOne(cfg, layoutFor(cfg, { ring: 8, shard: row.shard }));
+    const res = await predictOne(cfg, layoutFor(cfg, { ring: 8, shard: row.shard }));
     return {
       source: 'ring-flash-attention README',
       group: `RFA ${row.gpu} ${row.pass}`,
@@ -170,11 +185,15 @@ export function rfaChecks(): Check[] {
 }
 
 /** The README's efficiency: ring throughput over (single-GPU flash_attn on 8K) / 8, both predicted. */
-export function rfaEfficiency(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', shard: PlanLayout['shard']): number {
+export async function rfaEfficiency(
+  gpu: 'h800' | 'a100-80g',
+  pass: 'fwd' | 'fwd+bwd',
+  shard: PlanLayout['shard'],
+): Promise<number> {
   const ringCfg = rfaConfig(gpu, pass);
-  const ring = predictOne(ringCfg, layoutFor(ringCfg, { ring: 8, shard }));
+  const ring = await predictOne(ringCfg, layoutFor(ringCfg, { ring: 8, shard }));
   const oneCfg = rfaConfig(gpu, pass, 8192, 1);
-  const one = predictOne(oneCfg, layoutFor(oneCfg, {}));
+  const one = await predictOne(oneCfg, layoutFor(oneCfg, {}));
   return (8 * one.prediction!.stepMs) / ring.prediction!.stepMs;
 }
 
@@ -191,10 +210,10 @@ export function torchCpConfig(seqK: number, gpus = 2): PlanConfig {
 }
 
 /** PyTorch context parallel on 2 × H200 (published.ts TORCH_CP_H200): predicted vs measured TFLOP/s per GPU. */
-export function torchCpChecks(): Check[] {
-  return TORCH_CP_H200.map((row) => {
+export function torchCpChecks(): Promise<Check[]> {
+  return each(TORCH_CP_H200, async (row) => {
     const cfg = torchCpConfig(row.seqK);
-    const res = predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' }));
+    const res = await predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' }));
     return {
       source: 'PyTorch CP on 2×H200',
       group: `PyTorch CP H200 ${row.seqK}K`,
@@ -449,10 +468,10 @@ function isCalibrationRow(c: Check): boolean {
 /** Every throughput check by source, calibration rows left out. */
 export async function validationChecks(): Promise<Record<string, Check[]>> {
   return {
-    'USP Tables 5–7 (training, A800)': uspTrainingChecks().filter((c) => !isCalibrationRow(c)),
-    'USP Tables 3–4 (attention, L20 / A100)': uspAttentionChecks().filter((c) => !isCalibrationRow(c)),
-    'ring-flash-attention README (8 GPUs)': rfaChecks(),
-    'PyTorch CP on 2×H200': torchCpChecks(),
+    'USP Tables 5–7 (training, A800)': (await uspTrainingChecks()).filter((c) => !isCalibrationRow(c)),
+    'USP Tables 3–4 (attention, L20 / A100)': (await uspAttentionChecks()).filter((c) => !isCalibrationRow(c)),
+    'ring-flash-attention README (8 GPUs)': await rfaChecks(),
+    'PyTorch CP on 2×H200': await torchCpChecks(),
     'weft bench cp records (H200)': await weftRecordChecks(),
   };
 }

@@ -1,7 +1,7 @@
 // The dry-run Comm: one rank of a group of any size, alone. Every operation completes at once and
 // writes nothing (the buffers are shape-only), which is all a strategy needs to run its schedule:
 // what it sends and receives depends on shapes and positions, never on data. Wrapped in
-// CountingComm (strategy/accounting.ts) it records the bytes of every step the strategy names.
+// TraceComm (trace.ts) it records every transfer under the step the strategy names.
 // Sub-groups come from a Mesh over this group (SubgroupComm), which knows its members without
 // asking the peers; split, which would need the peers' colours, is refused.
 import { type Comm, DONE, type Work } from '../../comm/comm.js';

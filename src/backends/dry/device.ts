@@ -4,6 +4,7 @@
 import { checkBox, type Box, type Device } from '../../device/device.js';
 import type { DType } from '../../tensor/dtype.js';
 import type { HostTensor, Tensor } from '../../tensor/host.js';
+import type { RunTrace } from './trace.js';
 
 /** A tensor with no memory. */
 export interface DryTensor extends Tensor {
@@ -12,6 +13,8 @@ export interface DryTensor extends Tensor {
 
 export class DryDevice implements Device {
   readonly kind = 'cuda' as const;
+  /** `trace`: where adds (folds of arriving sums and partials) are recorded */
+  constructor(private readonly trace?: RunTrace) {}
 
   private make(dtype: DType, shape: readonly number[]): DryTensor {
     return { dtype, shape: [...shape], dry: true };
@@ -36,6 +39,7 @@ export class DryDevice implements Device {
   add(dst: Tensor, src: Tensor): void {
     if (dst.shape.join() !== src.shape.join())
       throw new Error(`dry add: shapes ${JSON.stringify(dst.shape)} and ${JSON.stringify(src.shape)} differ`);
+    this.trace?.fold('add', dst);
   }
   upload(t: HostTensor): Tensor {
     return this.make(t.dtype, t.shape);
