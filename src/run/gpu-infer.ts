@@ -9,21 +9,20 @@
 import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
-import type { HalfType } from '../backends/cuda/kernel/source.js';
 import { ncclWorld, type World } from '../backends/cuda/nccl/world.js';
 import { decode, type PassKind, prefill } from '../infer/attend.js';
 import { CacheMap, cacheBytes, KvCache, type Placement } from '../infer/cache.js';
 import type { AttnState } from '../kernel/kernel.js';
 import { referenceAttention } from '../kernel/reference.js';
 import { MaskGrid } from '../mask/grid.js';
-import type { MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
 import type { Env } from '../strategy/common.js';
 import { NO_TRACE } from '../strategy/types.js';
 import { asF64, relError } from '../tensor/host.js';
-import { checkPasses, type GpuCheck } from './gpu.js';
+import { checkPasses, type GpuCheck, type GpuShape } from './gpu.js';
 
-export interface GpuInferProblem {
+/** `mask` is each request's mask over its P + T tokens. */
+export interface GpuInferProblem extends GpuShape {
   mode: 'decode' | 'prefill';
   /** prefill only */
   pass: PassKind;
@@ -31,13 +30,6 @@ export interface GpuInferProblem {
   P: number;
   T: number;
   B: number;
-  H: number;
-  Hkv: number;
-  D: 64 | 128;
-  /** each request's mask over its P + T tokens */
-  mask: MaskSpec;
-  dtype: HalfType;
-  scale: number;
 }
 
 export interface GpuInferCheck {

@@ -22,14 +22,18 @@ import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
 import { type Span, TimedComm, TimedKernel, Timeline } from './timeline.js';
 
-export interface GpuProblem {
-  S: number;
+/** The attention shape every GPU run takes (the kernels' head dims and half types). */
+export interface GpuShape {
   H: number;
   Hkv: number;
   D: 64 | 128;
   mask: MaskSpec;
   dtype: HalfType;
   scale: number;
+}
+
+export interface GpuProblem extends GpuShape {
+  S: number;
   seed: number;
 }
 export interface GpuTiming {

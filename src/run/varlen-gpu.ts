@@ -20,14 +20,13 @@ import { attentionFlops } from '../kernel/flops.js';
 import { referenceAttention } from '../kernel/reference.js';
 import { distEnv } from '../launch/env.js';
 import { MaskGrid } from '../mask/grid.js';
-import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';
 import { CommLog, CountingComm, CountingKernel, MeteredDevice } from '../strategy/accounting.js';
 import type { StrategyCtx } from '../strategy/types.js';
 import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/host.js';
 import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
 import { routedKV } from '../varlen/execute.js';
-import { GpuRank, SEEDS } from './gpu.js';
+import { GpuRank, type GpuShape, SEEDS } from './gpu.js';
 import { checkWorld } from './launched.js';
 import type { RankOutput } from './rank.js';
 import { type RankStats, statsOf, type RunStats } from './run.js';
@@ -115,15 +114,9 @@ export async function openGpuWorld(world: number): Promise<GpuWorld> {
   return distEnv() ? launchedWorld(await GpuRank.open()) : OneGpu.open();
 }
 
-export interface VarlenGpuRun {
+/** `mask` is the batch's document mask (batchMaskSpec). */
+export interface VarlenGpuRun extends GpuShape {
   plan: DispatchPlan;
-  H: number;
-  Hkv: number;
-  D: 64 | 128;
-  /** the batch's document mask (batchMaskSpec) */
-  mask: MaskSpec;
-  dtype: HalfType;
-  scale: number;
   backward: boolean;
   check: boolean;
   warmup: number;
