@@ -6,31 +6,20 @@ import { type MaskSpec, parseMask } from '../mask/spec.js';
 import { parseConfig } from '../plan/config.js';
 import { choosePass, type InferenceConfig, type PassChoice } from '../plan/inference.js';
 import { buildContext } from '../plan/search.js';
-import { type LayoutOpts, optInt } from './layout-options.js';
+import { optInt } from './layout-options.js';
+import type { RunCommonOpts } from './run-setup.js';
 import { parseChoice } from './options.js';
 
 export const INFER_MODES = ['prefill', 'decode'] as const;
 
 /** What `weft run` passes for --mode (its other options are refused or shared with the training mode). */
-export interface InferOpts extends LayoutOpts {
+export interface InferOpts extends RunCommonOpts {
   mode?: string;
   context?: string;
   newTokens?: string;
   batch?: string;
   pass?: string;
   seq?: string;
-  heads: string;
-  kvHeads?: string;
-  dim: string;
-  mask: string;
-  backend: string;
-  dtype?: string;
-  docs?: string;
-  cuSeqlens?: string;
-  scale?: string;
-  seed: string;
-  check?: boolean;
-  json?: boolean;
   iters?: string;
   warmup?: string;
 }

@@ -9,8 +9,8 @@ import { distEnv } from '../launch/env.js';
 import { layoutFrom, type LayoutOpts, optInt, timeoutMs } from './layout-options.js';
 import { parseNumber } from './options.js';
 
-export interface RunOpts extends LayoutOpts {
-  seq: string;
+/** The options every mode of `weft run` reads (training, varlen, prefill and decode). */
+export interface RunCommonOpts extends LayoutOpts {
   heads: string;
   kvHeads?: string;
   dim: string;
@@ -21,12 +21,16 @@ export interface RunOpts extends LayoutOpts {
   cuSeqlens?: string;
   scale?: string;
   seed: string;
+  check?: boolean;
+  json?: boolean;
+}
+
+export interface RunOpts extends RunCommonOpts {
+  seq: string;
   iters: string;
   warmup: string;
   timeline?: string;
   backward: boolean;
-  check?: boolean;
-  json?: boolean;
   memoryCheck: boolean;
   /** --strategy varlen (commands/varlen.ts) */
   dist?: string;

@@ -16,28 +16,16 @@ import { maskName } from '../../mask/spec.js';
 import type { Calibration } from '../../plan/calibration/types.js';
 import { inferenceConfig, type InferencePlan, planInference, type PassChoice } from '../../plan/inference.js';
 import { buildContext } from '../../plan/search.js';
-import { asF64, type HostTensor } from '../../tensor/host.js';
+import { asF64, type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { UserError } from '../../errors.js';
 import { parseChoice } from '../options.js';
 import { timeoutMs } from '../layout-options.js';
 import { table } from '../../report/table.js';
 import { type InferOpts, inferSetup } from '../infer-setup.js';
+import { type Check, checkErrors, checkLine, formatBytes, rankTable } from '../check.js';
 
 export type { InferOpts } from '../infer-setup.js';
-
-const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
-
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let x = bytes,
-    u = 0;
-  while (x >= 1024 && u < units.length - 1) {
-    x /= 1024;
-    u++;
-  }
-  return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
-}
 
 export async function runInferMode(o: InferOpts): Promise<void> {
   const su = inferSetup(o);
@@ -82,7 +70,7 @@ export async function runInferMode(o: InferOpts): Promise<void> {
     res = r;
   } else res = await runInference(problem, { timeoutMs: timeoutMs(o) });
 
-  let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
+  let check: Check | undefined;
   if (o.check) {
     const grid = MaskGrid.build(mask, S);
     let outErr = 0,
@@ -96,25 +84,10 @@ export async function runInferMode(o: InferOpts): Promise<void> {
         for (let h = 0; h < H; h++) out.set(x.subarray(h * S + P, h * S + S), h * T);
         return out;
       };
-      const rel = (a: Float64Array, w: Float64Array): number => {
-        let n = 0,
-          d = 0;
-        for (let i = 0; i < w.length; i++) {
-          if (a[i] === w[i]) {
-            if (Number.isFinite(w[i]!)) d += w[i]! ** 2;
-            continue;
-          }
-          n += (a[i]! - w[i]!) ** 2;
-          d += w[i]! ** 2;
-        }
-        return d === 0 ? (n === 0 ? 0 : Infinity) : Math.sqrt(n / d);
-      };
-      outErr = Math.max(outErr, rel(rowsOf(res.outs[b]!.out, false), rowsOf(ref.out, false)));
-      lseErr = Math.max(lseErr, rel(rowsOf(res.outs[b]!.lse, true), rowsOf(ref.lse, true)));
+      outErr = Math.max(outErr, relError(rowsOf(res.outs[b]!.out, false), rowsOf(ref.out, false)));
+      lseErr = Math.max(lseErr, relError(rowsOf(res.outs[b]!.lse, true), rowsOf(ref.lse, true)));
     });
-    const tolerance = TOLERANCE[dtype];
-    const errors = { out: outErr, lse: lseErr };
-    check = { errors, tolerance, ok: outErr <= tolerance && lseErr <= tolerance && res.decodeAgree };
+    check = checkErrors({ out: outErr, lse: lseErr }, dtype, res.decodeAgree);
   }
   const last = res.steps[res.steps.length - 1]!;
   const summary = {
@@ -163,14 +136,14 @@ function describe(
     pass?: string;
     cache: { rowsPerRank: number; bytesPerRank: number };
     step: InferResult['steps'][number];
-    check?: { errors: Record<string, number>; tolerance: number; ok: boolean };
+    check?: Check;
   },
   res: InferResult,
   planned?: PassChoice,
 ): string {
   const lines = [
     `${s.mode} on ${s.world} CPU ranks: ${s.batch} request(s) × ${s.context} cached + ${s.newTokens} new tokens, H=${s.dims.H} Hkv=${s.dims.Hkv} D=${s.dims.D} ${s.dtype}, mask ${s.mask}`,
-    `KV cache: ${s.cache.rowsPerRank} rows per rank reserved up front (${human(s.cache.bytesPerRank)} of K/V per rank)`,
+    `KV cache: ${s.cache.rowsPerRank} rows per rank reserved up front (${formatBytes(s.cache.bytesPerRank)} of K/V per rank)`,
   ];
   if (s.mode === 'prefill') {
     lines.push(
@@ -183,22 +156,11 @@ function describe(
   lines.push(
     `time: ${s.step.ms.toFixed(1)} ms (the ${s.mode} step, slowest rank; the cached K/V were written before, untimed)`,
     '',
-    'rank        area  messages        sent    received',
-    ...s.step.perRank.map(
-      (r) =>
-        `${String(r.rank).padStart(4)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`,
-    ),
+    ...rankTable(s.step.perRank),
   );
   if (s.check) {
-    lines.push(
-      '',
-      `check of the new tokens against the f64 reference (relative error, tolerance ${s.check.tolerance}): ` +
-        Object.entries(s.check.errors)
-          .map(([n, e]) => `${n} ${e.toExponential(2)}`)
-          .join(', ') +
-        (s.mode === 'decode' ? `, ranks ${res.decodeAgree ? 'agree' : 'DISAGREE'}` : '') +
-        (s.check.ok ? ' — ok' : ' — FAILED'),
-    );
+    const agree = s.mode === 'decode' ? `, ranks ${res.decodeAgree ? 'agree' : 'DISAGREE'}` : '';
+    lines.push('', checkLine(s.check, 'of the new tokens against the f64 reference', agree));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -6,7 +6,6 @@ import { referenceAttention } from '../../kernel/reference.js';
 import { MaskGrid } from '../../mask/grid.js';
 import { maskName } from '../../mask/spec.js';
 import { type Layout, runDistributed, type RunResult } from '../../run/index.js';
-import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn } from '../../tensor/random.js';
 import { resolveBackend } from '../../backends/index.js';
 import { connectStore, distEnv } from '../../launch/env.js';
@@ -16,20 +15,8 @@ import { guard } from '../errors.js';
 import { parseChoice } from '../options.js';
 import { addLayoutOptions, optInt, timeoutMs } from '../layout-options.js';
 import { type RunOpts, setup } from '../run-setup.js';
+import { type Check, checkLine, checkTensors, rankTable } from '../check.js';
 import { type InferOpts, runInferMode } from './infer.js';
-
-const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
-
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let x = bytes,
-    u = 0;
-  while (x >= 1024 && u < units.length - 1) {
-    x /= 1024;
-    u++;
-  }
-  return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
-}
 
 async function run(o: RunOpts & InferOpts): Promise<void> {
   if (o.strategy === 'varlen') return (await import('./varlen.js')).runVarlenCommand(o);
@@ -74,18 +61,9 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
     res = await runDistributed(problem, layout, { timeoutMs: timeoutMs(o) });
   }
 
-  let check: { errors: Record<string, number>; tolerance: number; ok: boolean } | undefined;
-  if (o.check) {
-    const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout);
-    const errors: Record<string, number> = {};
-    for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
-      const got = res[name] as HostTensor | undefined,
-        want = ref[name];
-      if (got && want) errors[name] = relError(got, want);
-    }
-    const tolerance = TOLERANCE[dtype];
-    check = { errors, tolerance, ok: Object.values(errors).every((e) => e <= tolerance) };
-  }
+  const check = o.check
+    ? checkTensors(res, referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout), dtype)
+    : undefined;
 
   const shard = layout.shard ?? (mask.kind === 'document' ? 'doc-zigzag' : 'zigzag');
   if (o.json) {
@@ -105,7 +83,7 @@ function table(
   mask: string,
   dtype: string,
   res: RunResult,
-  check?: { errors: Record<string, number>; tolerance: number; ok: boolean },
+  check?: Check,
 ): string {
   const s = res.stats;
   const degrees =
@@ -119,22 +97,9 @@ function table(
     `time: forward ${s.forwardMs.toFixed(1)} ms${res.dq ? `, backward ${s.backwardMs.toFixed(1)} ms` : ''} (slowest rank)`,
     `work balance (max/mean unmasked area): ${s.balance.toFixed(3)}`,
     '',
-    'rank  compute ms        area  messages        sent    received',
-    ...s.perRank.map(
-      (r) =>
-        `${String(r.rank).padStart(4)}  ${r.computeMs.toFixed(1).padStart(10)}  ${String(r.area).padStart(10)}  ${String(r.messages).padStart(8)}  ${human(r.bytesSent).padStart(10)}  ${human(r.bytesReceived).padStart(10)}`,
-    ),
+    ...rankTable(s.perRank),
   ];
-  if (check) {
-    lines.push(
-      '',
-      `check against the f64 reference (relative error, tolerance ${check.tolerance}): ` +
-        Object.entries(check.errors)
-          .map(([n, e]) => `${n} ${e.toExponential(2)}`)
-          .join(', ') +
-        (check.ok ? ' — ok' : ' — FAILED'),
-    );
-  }
+  if (check) lines.push('', checkLine(check, 'against the f64 reference'));
   return `${lines.join('\n')}\n`;
 }
 

@@ -13,7 +13,6 @@ import { runVarlen, runVarlenLaunched, type VarlenStats } from '../../run/varlen
 import type { GpuVarlenCheck, VarlenGpuStats } from '../../run/varlen-gpu.js';
 import { resolveBackend } from '../../backends/index.js';
 import { connectStore, distEnv } from '../../launch/env.js';
-import { type HostTensor, relError } from '../../tensor/host.js';
 import { randn, Rng } from '../../tensor/random.js';
 import { bytesPerElement, type DType } from '../../tensor/dtype.js';
 import { UserError } from '../../errors.js';
@@ -23,10 +22,9 @@ import { optInt, timeoutMs } from '../layout-options.js';
 import { parseChoice, parseNumber } from '../options.js';
 import { table } from '../../report/table.js';
 import { need, type RunOpts } from '../run-setup.js';
+import { type Check, checkLine, checkTensors } from '../check.js';
 
 export type VarlenOpts = RunOpts;
-
-const TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
 /** The plan as scripts read it: per-document placement, per-rank load, transfers in rows and bytes. */
 export function planJson(plan: DispatchPlan, rowBytes: number): object {
@@ -74,8 +72,6 @@ function planTable(plan: DispatchPlan, rowBytes: number): string {
     );
   return lines.join('\n');
 }
-
-type Check = { errors: Record<string, number>; tolerance: number; ok: boolean };
 
 export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
   const world = need(optInt(o.world, 'world'), 'world');
@@ -173,17 +169,9 @@ export async function runVarlenCommand(o: VarlenOpts): Promise<void> {
     }
     if (!res) return;
   } else res = await runVarlen(problem, plan, { timeoutMs: timeoutMs(o) });
-  let check: Check | undefined;
-  if (o.check) {
-    const ref = referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout);
-    const errors: Record<string, number> = {};
-    for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
-      const got = res[name] as HostTensor | undefined,
-        want = ref[name];
-      if (got && want) errors[name] = relError(got, want);
-    }
-    check = { errors, tolerance: TOLERANCE[dtype], ok: Object.values(errors).every((e) => e <= TOLERANCE[dtype]) };
-  }
+  const check = o.check
+    ? checkTensors(res, referenceAttention(q, k, v, MaskGrid.build(mask, S), scale, dout), dtype)
+    : undefined;
   report(o, { ...head, backend: 'cpu', dtype }, plan, res.stats, check);
 }
 
@@ -259,14 +247,11 @@ function report(
     ];
     if (check)
       lines.push(
-        `check against the f64 reference (relative error, tolerance ${check.tolerance}): ` +
-          Object.entries(check.errors)
-            .map(([n, e]) => `${n} ${e.toExponential(2)}`)
-            .join(', ') +
-          (check.ok ? ' — ok' : ' — FAILED') +
-          ('zeroRef' in check && check.zeroRef
-            ? ` (${check.zeroRef.join(', ')}: zero in the reference, absolute)`
-            : ''),
+        checkLine(
+          check,
+          'against the f64 reference',
+          'zeroRef' in check && check.zeroRef ? ` (${check.zeroRef.join(', ')}: zero in the reference, absolute)` : '',
+        ),
       );
     process.stdout.write(`${lines.join('\n')}\n`);
   }
