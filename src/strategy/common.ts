@@ -95,6 +95,25 @@ export function freshState(device: Device, acc: DType, T: number, H: number, D: 
   return { out: device.zeros(acc, [T, H, D]), lse: device.full(acc, [H, T], -Infinity) };
 }
 
+/**
+ * A ring backward's visit: the held key block's dK/dV contributions into fresh tensors of dq's
+ * (accumulation) type, which travel on to the block's owner, and dQ into `g.dq` in place; null
+ * when the mask leaves the block empty, so no kernel call and no zeros are sent.
+ */
+export function keyBlockGrads(
+  env: Env,
+  g: { q: Tensor; state: AttnState; dout: Tensor; dq: Tensor },
+  k: Tensor,
+  v: Tensor,
+  view: MaskView,
+): [Tensor, Tensor] | null {
+  if (isEmpty(view)) return null;
+  const into = { dq: g.dq, dk: env.device.zeros(g.dq.dtype, k.shape), dv: env.device.zeros(g.dq.dtype, v.shape) };
+  const { q, state, dout } = g;
+  env.kernel.backward({ q, k, v, out: state.out, lse: state.lse, dout, view, scale: env.scale, into });
+  return [into.dk, into.dv];
+}
+
 /** A result over local queries before the final cast: running state and gradients in the accumulation type. */
 export interface PartialResult {
   /** the running state; `finish` (and Ulysses) replace its out by the cast output, which the backward reads */

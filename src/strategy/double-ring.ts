@@ -8,7 +8,7 @@
 import { doubleRingMesh } from '../mesh/mesh.js';
 import { type MaskView, queryRows } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
-import { envOf, finish, freshState, isEmpty, isOwn, releaseAll } from './common.js';
+import { envOf, finish, freshState, isEmpty, isOwn, keyBlockGrads, releaseAll } from './common.js';
 import { ringBackward, ringForward } from './ring-pass.js';
 import type { Strategy } from './types.js';
 
@@ -75,23 +75,7 @@ export function doubleRing(opts: DoubleRingOptions): Strategy {
               (i) => pos(i, o).length,
               held,
               [acc, acc],
-              ([kb, vb], i) => {
-                const vw = view(i, o);
-                if (isEmpty(vw)) return null;
-                const into = { dq, dk: device.zeros(acc, kb!.shape), dv: device.zeros(acc, vb!.shape) };
-                env.kernel.backward({
-                  q,
-                  k: kb!,
-                  v: vb!,
-                  out: state.out,
-                  lse: state.lse,
-                  dout,
-                  view: vw,
-                  scale: env.scale,
-                  into,
-                });
-                return [into.dk, into.dv];
-              },
+              ([kb, vb], i) => keyBlockGrads(env, { q, state, dout, dq }, kb!, vb!, view(i, o)),
               `double-ring inner bwd (outer ${t})`,
             ),
           'double-ring outer bwd',

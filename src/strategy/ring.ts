@@ -5,7 +5,7 @@ import type { Comm } from '../comm/comm.js';
 import { queryRows } from '../mask/view.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type Env, envOf, finish, freshState, isEmpty, type PartialResult } from './common.js';
+import { type Env, envOf, finish, freshState, isEmpty, keyBlockGrads, type PartialResult } from './common.js';
 import { ringBackward, ringForward } from './ring-pass.js';
 import type { Strategy } from './types.js';
 
@@ -51,23 +51,7 @@ export async function ringAttention(
         rows,
         [k, v],
         [acc, acc],
-        ([kb, vb], owner) => {
-          const vw = view(owner);
-          if (isEmpty(vw)) return null;
-          const into = { dq, dk: env.device.zeros(acc, kb!.shape), dv: env.device.zeros(acc, vb!.shape) };
-          env.kernel.backward({
-            q,
-            k: kb!,
-            v: vb!,
-            out: state.out,
-            lse: state.lse,
-            dout,
-            view: vw,
-            scale: env.scale,
-            into,
-          });
-          return [into.dk, into.dv];
-        },
+        ([kb, vb], owner) => keyBlockGrads(env, { q, state, dout, dq }, kb!, vb!, view(owner)),
         `${label} bwd`,
         last,
       );
