@@ -11,6 +11,7 @@ import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerTok
 import type { Context, Phase, RingPhase, Term } from './schedule.js';
 import {
   deviceOpsCase,
+  exchangeCase,
   headsOf,
   layerSchedule,
   microbatches,
@@ -78,17 +79,19 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
     /**
      * Step s (priced as `k`) of a round: what leaves one GPU's ports meanwhile — the block for the
      * next step (not after a round's last), the previous step's accumulators (over the outer hop
-     * at a round's start), TokenRing's partial results going straight to their owners.
+     * at a round's start), TokenRing's partial results going straight to their owners (the
+     * previous step's, from the step the code first sends one: backFrom).
      */
     const stepMs = (k: number, s: number, t: number): number => {
       const pre = t < p.inner - 1 ? worstHop(ctx, p.preBytes, hops, sh) : 0;
       const post = s > 0 ? worstHop(ctx, p.postBytes, t === 0 ? outer : hops, sh) : 0;
       let out = pre + post;
-      if (p.backBytes > 0 && s > 0) {
+      if (p.backBytes > 0 && s >= p.backFrom) {
         out = 0;
         for (const i of sample) {
+          // the partial of step s − 1 goes to the owner of the queries computed then
           const f = pat.hops[i]!,
-            b = cls(i, (((i - s) % p.r) + p.r) % p.r);
+            b = cls(i, u.owners(s - 1, i)[0]);
           const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f, f === 'intra' ? sh : 1) : 0,
             y = p2pMs(ctx.net, p.backBytes, b, b === 'intra' ? sh : 1);
           out = Math.max(out, f === b ? x + y : Math.max(x, y));
@@ -366,6 +369,7 @@ export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
     out: CountCase[] = [];
   if (l.ring > 1 && l.strategy !== 'allgather') out.push(ringCase(cfg, l));
   if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
+  if (rates.impl.exchanges === 'counted' && l.ulysses > 1) out.push(exchangeCase(cfg, l));
   if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward'))
     out.push(footprintCase(cfg, l));
   return out;

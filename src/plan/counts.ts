@@ -226,6 +226,11 @@ export interface RingPass {
   sums: number;
   /** partial results sent straight to their owners, each step */
   partials: number;
+  /**
+   * The first step during which a partial result travels (the steps before hold the rank's own
+   * queries, or wait for the first foreign ones); the last one travels after the last step
+   */
+  partialsFrom: number;
   /** elements per token folded into the result after the last step: merged by the kernel, added by the Device */
   tail: { merge: number; add: number };
 }
@@ -383,16 +388,49 @@ function ringPasses(
       fetchFirst: any(b.fetch),
       sums: per(b.sums, 'sums'),
       partials: per(b.partials, 'partial results'),
+      partialsFrom: Math.max(
+        0,
+        b.partials[0]!.findIndex((x, c) => x + b.partials[1]![c]! > 0),
+      ),
       tail: any(b.partials) ? tail : { merge: 0, add: 0 },
     };
   };
   return { fwd: pass(trace.events.slice(0, run.backwardAt)), bwd: pass(trace.events.slice(run.backwardAt)) };
 }
 
-/** What one length's runs give: the counts as a vector (toVec) and the ring's schedule. */
+/**
+ * What a rank's Ulysses all-to-alls send, bytes per token of its shard (every send buffer, its
+ * own included): before the kernel and after it, forward and backward.
+ */
+export interface Exchanges {
+  fwdIn: number;
+  fwdOut: number;
+  bwdIn: number;
+  bwdOut: number;
+}
+
+/** A pass's all-to-all bytes before its first kernel call and after its last. */
+function exchangeBytes(events: readonly TraceEvent[]): [number, number] {
+  let calls = 0,
+    before = 0,
+    after = 0;
+  const total = events.filter((e) => e.kind === 'call').length;
+  for (const e of events) {
+    if (e.kind === 'call') calls++;
+    else if (e.kind === 'transfer' && e.op === 'all-to-all') {
+      if (calls === 0) before += e.bytes;
+      else if (calls === total) after += e.bytes;
+      else throw new Error('counts: an all-to-all between kernel calls');
+    }
+  }
+  return [before, after];
+}
+
+/** What one length's runs give: the counts as a vector (toVec), the ring's schedule, the all-to-alls (Ulysses). */
 interface Counted {
   vec: number[];
   ring: RingSchedule | null;
+  exchanges: Exchanges | null;
 }
 
 /** The rank's counts at T0 rows for a ring of `n` (double ring: `inner` × n / inner): the largest over the members. */
@@ -407,19 +445,35 @@ async function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
     mesh ? [0, mesh.coord(w, 'ring')] : [Math.floor(w / inner), w % inner];
   let peak: StrategyCounts | undefined,
     traffic: StrategyCounts | undefined,
-    ring: RingSchedule | null = null;
+    ring: RingSchedule | null = null,
+    exchanges: Exchanges | null = null;
   const bytes = (x: StrategyCounts): number => x.traffic.total.readBytes + x.traffic.total.writeBytes;
+  const exchanging = c.strategy === 'ulysses' && u > 1;
   for (const rank of memberRanks(c, n)) {
-    const run = await runRank(c, s, world, rank, { trace: rings && n > 1 });
+    const run = await runRank(c, s, world, rank, { trace: (rings && n > 1) || exchanging });
     const x = run.counts;
     if (!peak || x.heldPeak > peak.heldPeak) peak = x;
     if (!traffic || bytes(x) > bytes(traffic)) traffic = x;
     if (rings && n > 1) ring = widest(ring, ringPasses(run, rank, posOf, n / inner, inner, T0 * u));
+    if (exchanging) {
+      const ev = run.trace.events;
+      const [fwdIn, fwdOut] = exchangeBytes(ev.slice(0, run.backwardAt)),
+        [bwdIn, bwdOut] = exchangeBytes(ev.slice(run.backwardAt));
+      const e = { fwdIn: fwdIn / T0, fwdOut: fwdOut / T0, bwdIn: bwdIn / T0, bwdOut: bwdOut / T0 };
+      exchanges = exchanges
+        ? {
+            fwdIn: Math.max(exchanges.fwdIn, e.fwdIn),
+            fwdOut: Math.max(exchanges.fwdOut, e.fwdOut),
+            bwdIn: Math.max(exchanges.bwdIn, e.bwdIn),
+            bwdOut: Math.max(exchanges.bwdOut, e.bwdOut),
+          }
+        : e;
+    }
   }
   const v = toVec(traffic!);
   v[0] = peak!.heldForward;
   v[1] = peak!.heldPeak;
-  return { vec: v, ring };
+  return { vec: v, ring, exchanges };
 }
 
 /** Two members' schedules: the same walks and flags (else throws), the larger transfers. */
@@ -464,7 +518,7 @@ function extendAll(fa: Counted, fb: Counted, fc: Counted, a: number, x: number, 
   const same = (p: RingSchedule | null): string => JSON.stringify(p);
   if (same(fa.ring) !== same(fb.ring) || same(fa.ring) !== same(fc.ring))
     throw new Error(`counts: ${what}: the ring schedule changes with the ring length past ${LONG}`);
-  return { vec: extend(fa.vec, fb.vec, fc.vec, a, x, what), ring: fa.ring };
+  return { vec: extend(fa.vec, fb.vec, fc.vec, a, x, what), ring: fa.ring, exchanges: null };
 }
 
 /** The counts at T0 rows, ring lengths extended where long. */
@@ -534,6 +588,13 @@ export function preparedRing(c: CountCase): RingSchedule {
   const r = prepared(c).ring;
   if (!r) throw new Error(`counts: ${JSON.stringify(c)} runs no ring`);
   return r;
+}
+
+/** The all-to-alls of a Ulysses case prepared before (prepareCounts): bytes per token of a rank's shard. */
+export function preparedExchanges(c: CountCase): Exchanges {
+  const x = prepared(c).exchanges;
+  if (!x) throw new Error(`counts: ${JSON.stringify(c)} runs no all-to-all`);
+  return x;
 }
 
 function prepared(c: CountCase): Counted {

@@ -20,7 +20,16 @@ import {
   totalParams,
 } from './model.js';
 import type { Rates } from './rates.js';
-import { type CountCase, ELEMENTWISE_OPS, preparedCounts, preparedRing, type Walk, walkAt } from './counts.js';
+import {
+  type CountCase,
+  ELEMENTWISE_OPS,
+  type Exchanges,
+  preparedCounts,
+  preparedExchanges,
+  preparedRing,
+  type Walk,
+  walkAt,
+} from './counts.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
@@ -77,6 +86,8 @@ export interface RingPhase {
   fetchFirst: boolean;
   /** bytes sent after a step's compute to the owner of the queries (TokenRing partial results) */
   backBytes: number;
+  /** the first step under which a partial result travels (as the code sends them: RingPass.partialsFrom); the last one after the last step */
+  backFrom: number;
   /** ms after the last step on each position (the fold of the last partial returned) */
   tailMs: number;
   patterns: RingPattern[];
@@ -400,30 +411,17 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
   const cl = cfg.cluster;
   const phases: Phase[] = [];
   const localTokens = (B * S) / (l.ulysses * l.ring);
-  const qkvBytes = localTokens * (cfg.model.heads / l.tp + 2 * h.kvMoved) * D * BF16;
-  const oBytes = localTokens * (cfg.model.heads / l.tp) * D * BF16;
+  const x = l.ulysses > 1 ? exchangeBytes(ctx, l, localTokens) : undefined;
   const uGroup = ulyssesGroup(l, cl);
-  if (l.ulysses > 1) {
-    phases.push(
-      pass === 'fwd'
-        ? {
-            kind: 'collective',
-            name: 'all-to-all q,k,v',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: qkvBytes,
-            group: uGroup,
-          }
-        : {
-            kind: 'collective',
-            name: 'all-to-all dO',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: oBytes,
-            group: uGroup,
-          },
-    );
-  }
+  const exchange = (name: string, bytes: number): CollectivePhase => ({
+    kind: 'collective',
+    name,
+    term: 'all-to-all',
+    op: 'all-to-all',
+    bytes,
+    group: uGroup,
+  });
+  if (x) phases.push(pass === 'fwd' ? exchange('all-to-all q,k,v', x.fwdIn) : exchange('all-to-all dO', x.bwdIn));
   const blockMs = (b: Block, merge: boolean): number => {
     if (b.area <= 0) return 0;
     const flops = attentionFlops(b.area, B * h.q, D, 'fwd');
@@ -491,36 +489,48 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
       preBytes: (run.block || ring.fwd.block) * tokens,
       postBytes: run.sums * tokens,
       backBytes: run.partials * tokens,
+      backFrom: run.partialsFrom,
       tailMs: tail > 0 ? rates.mergeMs(tail * tokens) : 0,
       turned,
       fetchFirst: turned && run.fetchFirst,
       patterns: ctx.patterns(l),
     });
   }
-  if (l.ulysses > 1) {
-    phases.push(
-      pass === 'fwd'
-        ? {
-            kind: 'collective',
-            name: 'all-to-all out',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: oBytes,
-            group: uGroup,
-          }
-        : {
-            kind: 'collective',
-            name: 'all-to-all dq,dk,dv',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: qkvBytes,
-            group: uGroup,
-          },
-    );
-  }
+  if (x) phases.push(pass === 'fwd' ? exchange('all-to-all out', x.fwdOut) : exchange('all-to-all dq,dk,dv', x.bwdOut));
   const ops = deviceOpsMs(ctx, l, pass);
   if (ops > 0) phases.push({ kind: 'compute', name: `device ops ${pass}`, term: 'elementwise', ms: ops });
   return phases;
+}
+
+/**
+ * Bytes of a layout's Ulysses all-to-alls (every send buffer of a GPU, its own included), for
+ * `tokens` tokens per GPU: weft's as its exchange code sends them (counted: exchangeCase), the
+ * PyTorch peers' from their model (peerExchangeBytes).
+ */
+function exchangeBytes(ctx: Context, l: PlanLayout, tokens: number): Exchanges {
+  if (ctx.rates.impl.exchanges === 'peer') return peerExchangeBytes(ctx.cfg, l, tokens);
+  const x = preparedExchanges(exchangeCase(ctx.cfg, l));
+  return { fwdIn: x.fwdIn * tokens, fwdOut: x.fwdOut * tokens, bwdIn: x.bwdIn * tokens, bwdOut: x.bwdOut * tokens };
+}
+
+/**
+ * The PyTorch peers' Ulysses exchanges (yunchang; not weft code, so a model of it): q, k, v with
+ * the KV heads repeated up to the degree where it exceeds them, the output without its lse, dO,
+ * and dq, dk, dv, all in the input type.
+ */
+function peerExchangeBytes(cfg: PlanConfig, l: PlanLayout, tokens: number): Exchanges {
+  const m = cfg.model,
+    D = m.headDim,
+    e = elemBytes(cfg);
+  const kvMoved = Math.max(m.kvHeads / l.tp, l.ulysses);
+  const qkv = tokens * (m.heads / l.tp + 2 * kvMoved) * D * e,
+    o = tokens * (m.heads / l.tp) * D * e;
+  return { fwdIn: qkv, fwdOut: o, bwdIn: o, bwdOut: qkv };
+}
+
+/** The dry run whose all-to-alls a layout's Ulysses exchanges are: Ulysses alone, on the layout's degree and heads (USP runs the same exchange code). */
+export function exchangeCase(cfg: PlanConfig, l: PlanLayout): CountCase {
+  return { ...deviceOpsCase(cfg, l), strategy: 'ulysses', ring: 1, inner: 1, placement: 'head-first' };
 }
 
 /**
