@@ -3,12 +3,12 @@
 // max(compute, transfer) — and collectives are exposed (nothing overlaps them).
 import { attentionFlops } from '../kernel/flops.js';
 import { elemBytes, type PlanConfig } from './config.js';
-import type { PlanLayout } from './layout.js';
+import type { PlanLayout, RingPattern } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
 import type { CountCase } from './counts.js';
 import { footprintCase, weftFootprint } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
-import type { Context, Phase, RingPhase, Term } from './schedule.js';
+import type { Context, Phase, RingGrid, RingPhase, Term } from './schedule.js';
 import {
   deviceOpsCase,
   exchangeCase,
@@ -54,6 +54,33 @@ function worstHop(ctx: Context, bytes: number, c: Classes, share = 1): number {
   return Math.max(c.intra ? p2pMs(ctx.net, bytes, 'intra', share) : 0, c.inter ? p2pMs(ctx.net, bytes, 'inter') : 0);
 }
 
+const SAME_INTRA = 1,
+  SAME_INTER = 2,
+  INTRA_INTER = 4,
+  INTER_INTRA = 8;
+const partialMemo = new WeakMap<RingGrid, WeakMap<RingPattern, Uint8Array>>();
+
+/**
+ * Per step s ≥ 1 of a ring with partial results (TokenRing), which pairs of link classes its
+ * sampled positions use: the hop forward (f) and the hop of the partial of step s − 1 to the
+ * owner of the queries computed then (b), as bits (SAME_INTRA: both intra, … INTER_INTRA: f inter, b intra).
+ */
+function partialClasses(grid: RingGrid, pat: RingPattern): Uint8Array {
+  let byPat = partialMemo.get(grid);
+  if (!byPat) partialMemo.set(grid, (byPat = new WeakMap()));
+  let m = byPat.get(pat);
+  if (m) return m;
+  m = new Uint8Array(grid.r);
+  for (let s = 1; s < grid.r; s++)
+    for (const i of grid.sample) {
+      const f = pat.hops[i]!,
+        b: LinkClass = pat.nodes[i] === pat.nodes[grid.queries(s - 1, i)] ? 'intra' : 'inter';
+      m[s]! |= f === b ? (f === 'intra' ? SAME_INTRA : SAME_INTER) : f === 'intra' ? INTRA_INTER : INTER_INTRA;
+    }
+  byPat.set(pat, m);
+  return m;
+}
+
 /**
  * A ring phase in lock step: total ms, and the compute of the slowest and of the mean position.
  */
@@ -69,8 +96,6 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
   }
   let total = 0;
   for (const pat of p.patterns) {
-    const sample = u.sample;
-    const cls = (a: number, b: number): LinkClass => (pat.nodes[a] === pat.nodes[b] ? 'intra' : 'inter');
     const hops = classesOf(pat.hops),
       outer = pat.outer ? classesOf(pat.outer) : hops;
     // lock step: every intra-node hop as slow as the most shared one (PCIe uplinks)
@@ -82,20 +107,27 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
      * at a round's start), TokenRing's partial results going straight to their owners (the
      * previous step's, from the step the code first sends one: backFrom).
      */
+    // the transfers' times, the same every step: computed once
+    const preMs = worstHop(ctx, p.preBytes, hops, sh),
+      postIn = worstHop(ctx, p.postBytes, hops, sh),
+      postOuter = worstHop(ctx, p.postBytes, outer, sh);
+    const link = (bytes: number, c: LinkClass): number => p2pMs(ctx.net, bytes, c, c === 'intra' ? sh : 1);
+    const preBy = { intra: link(p.preBytes, 'intra'), inter: link(p.preBytes, 'inter') },
+      backBy = { intra: link(p.backBytes, 'intra'), inter: link(p.backBytes, 'inter') };
+    const backClasses = p.backBytes > 0 ? partialClasses(u.grid, pat) : new Uint8Array(0);
     const stepMs = (k: number, s: number, t: number): number => {
-      const pre = t < p.inner - 1 ? worstHop(ctx, p.preBytes, hops, sh) : 0;
-      const post = s > 0 ? worstHop(ctx, p.postBytes, t === 0 ? outer : hops, sh) : 0;
+      const pre = t < p.inner - 1 ? preMs : 0;
+      const post = s > 0 ? (t === 0 ? postOuter : postIn) : 0;
       let out = pre + post;
       if (p.backBytes > 0 && s >= p.backFrom) {
+        // the slowest sampled position: its forward hop's class f with its partial's class b
+        const m = backClasses[s]!,
+          x = t < p.inner - 1 ? preBy : { intra: 0, inter: 0 };
         out = 0;
-        for (const i of sample) {
-          // the partial of step s − 1 goes to the owner of the queries computed then
-          const f = pat.hops[i]!,
-            b = cls(i, u.owners(s - 1, i)[0]);
-          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f, f === 'intra' ? sh : 1) : 0,
-            y = p2pMs(ctx.net, p.backBytes, b, b === 'intra' ? sh : 1);
-          out = Math.max(out, f === b ? x + y : Math.max(x, y));
-        }
+        if (m & SAME_INTRA) out = Math.max(out, x.intra + backBy.intra);
+        if (m & SAME_INTER) out = Math.max(out, x.inter + backBy.inter);
+        if (m & INTRA_INTER) out = Math.max(out, Math.max(x.intra, backBy.inter));
+        if (m & INTER_INTRA) out = Math.max(out, Math.max(x.inter, backBy.intra));
       }
       return Math.max(stepC(k), out);
     };

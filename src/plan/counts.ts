@@ -19,6 +19,7 @@ import { queryRows } from '../mask/view.js';
 import { uspMesh, type Placement } from '../mesh/mesh.js';
 import { type ShardKind, ShardMap } from '../shard/shard.js';
 import { allgather, doubleRing, ring, type Strategy, tokenring, ulysses, usp } from '../strategy/index.js';
+import { HeadPlan } from '../strategy/heads.js';
 import { type DeviceTraffic, type ElementwiseOp, MeteredDevice, noTraffic } from '../strategy/accounting.js';
 import type { Tensor } from '../tensor/host.js';
 import type { PlanStrategy } from './types.js';
@@ -92,12 +93,24 @@ function strategyOf(c: CountCase, inner: number): Strategy {
   }
 }
 
-/** The ranks that stand for every Ulysses member (ranks differ only there). */
-function memberRanks(c: CountCase, ringN: number): number[] {
-  if (c.strategy === 'ulysses') return Array.from({ length: c.ulysses }, (_, m) => m);
-  if (c.strategy !== 'usp') return [0];
+/**
+ * The ranks that stand for every Ulysses member. Ranks differ only there, and members only by
+ * their KV head range (strategy/heads.ts): its size and whether its query heads form regular
+ * groups. One member of each kind is run.
+ */
+export function memberRanks(c: CountCase, ringN: number): number[] {
+  if (c.strategy !== 'ulysses' && c.strategy !== 'usp') return [0];
+  const plan = new HeadPlan(c.ulysses, c.H, c.Hkv),
+    kinds = new Map<string, number>();
+  for (let m = 0; m < c.ulysses; m++) {
+    const [g0, g1] = plan.kv(m),
+      kind = `${g1 - g0}/${plan.regular(m)}`;
+    if (!kinds.has(kind)) kinds.set(kind, m);
+  }
+  const members = [...kinds.values()];
+  if (c.strategy === 'ulysses') return members;
   const mesh = uspMesh(c.ulysses, ringN, c.placement);
-  return Array.from({ length: c.ulysses }, (_, m) => mesh.rankOf({ ulysses: m, ring: 0 }));
+  return members.map((m) => mesh.rankOf({ ulysses: m, ring: 0 }));
 }
 
 /** How a rank is run: rows per rank (or the sequence length), the mask and shard (a full mask over zigzag shards by default). */
@@ -433,8 +446,23 @@ interface Counted {
   exchanges: Exchanges | null;
 }
 
-/** The rank's counts at T0 rows for a ring of `n` (double ring: `inner` × n / inner): the largest over the members. */
-async function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
+const runs = new Map<string, Promise<Counted>>();
+
+/**
+ * The rank's counts at T0 rows for a ring of `n` (double ring: `inner` × n / inner): the largest
+ * over the members. Memoised: long rings of every length run the same few lengths.
+ */
+function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
+  const key = JSON.stringify({ ...c, ring: n, inner });
+  let p = runs.get(key);
+  if (!p) {
+    p = runMembers(c, n, inner);
+    runs.set(key, p);
+  }
+  return p;
+}
+
+async function runMembers(c: CountCase, n: number, inner: number): Promise<Counted> {
   const u = c.strategy === 'ulysses' || c.strategy === 'usp' ? c.ulysses : 1;
   const world = c.strategy === 'ulysses' ? u : c.strategy === 'local' ? 1 : u * n;
   const s = strategyOf({ ...c, ring: n }, inner);

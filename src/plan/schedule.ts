@@ -196,8 +196,9 @@ export class RingGrid {
     this.full = new Uint8Array(n * m);
     for (let k = 0; k < n; k++) {
       for (let j = 0; j < m; j++) {
-        const [q, kk] = this.owners(this.steps[k]!, sample[j]!);
-        const b = work.block(q, kk);
+        const s = this.steps[k]!,
+          i = sample[j]!;
+        const b = work.block(walkAt(walks.q, r, inner, s, i), walkAt(walks.k, r, inner, s, i));
         this.area[k * m + j] = b.area;
         this.rows[k * m + j] = b.rows;
         this.full[k * m + j] = b.full ? 1 : 0;
@@ -213,6 +214,11 @@ export class RingGrid {
   /** The block that moves around the ring: K,V (its key owner), or Q for TokenRing (its query owner). */
   moving(s: number, i: number): number {
     return walkAt(this.token ? this.walks.q : this.walks.k, this.r, this.inner, s, i);
+  }
+
+  /** Whose queries position i computes at step s. */
+  queries(s: number, i: number): number {
+    return walkAt(this.walks.q, this.r, this.inner, s, i);
   }
 }
 

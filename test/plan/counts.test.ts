@@ -133,3 +133,30 @@ it('TokenRing sends a partial result from its second foreign step on (the first 
     assert.equal(r.bwd.partialsFrom, 2, `ring ${ring} backward`);
   }
 });
+
+it('one Ulysses member of each kind (KV range size, regular or not) stands for all: the counts equal the largest over every member', async () => {
+  for (const [H, Hkv, u] of [
+    [24, 6, 8],
+    [32, 8, 16],
+    [8, 1, 4],
+    [12, 4, 6],
+  ] as const) {
+    for (const strategy of ['ulysses', 'usp'] as const) {
+      const ring = strategy === 'usp' ? 2 : 1;
+      const c: CountCase = { strategy, ulysses: u, ring, inner: ring, placement: 'head-first', H, Hkv, D: 8, e: 2 };
+      const got = await strategyCounts(c, 64);
+      let peak = -1,
+        traffic = -1,
+        held = { heldForward: 0, heldPeak: 0 },
+        moved = { trafficForward: got.trafficForward, traffic: got.traffic };
+      for (let m = 0; m < u; m++) {
+        // the USP mesh puts Ulysses members on consecutive ranks (head-first)
+        const x = await dryRank(c, u * ring, m, 64);
+        if (x.heldPeak > peak) [peak, held] = [x.heldPeak, { heldForward: x.heldForward, heldPeak: x.heldPeak }];
+        const b = x.traffic.total.readBytes + x.traffic.total.writeBytes;
+        if (b > traffic) [traffic, moved] = [b, { trafficForward: x.trafficForward, traffic: x.traffic }];
+      }
+      assert.deepEqual(got, { ...held, ...moved }, `${strategy} H${H} Hkv${Hkv} u${u}`);
+    }
+  }
+});
