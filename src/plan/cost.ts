@@ -256,25 +256,23 @@ export const WORKSPACE_GIB = 1.5;
 /** allocator fragmentation, as a share of the dynamic (activation and buffer) memory: an assumption */
 export const FRAGMENTATION = 0.05;
 
-/** Bytes each GPU holds at its peak. */
-export function memory(ctx: Context, l: PlanLayout): Memory {
-  const cfg = ctx.cfg,
-    m = cfg.model,
-    S = cfg.seqLen,
-    D = m.headDim;
+/**
+ * The generic model of a context-parallel implementation's attention buffers (the larger of
+ * forward and backward: K,V blocks in flight, f32 accumulators, gathered K,V, the Ulysses
+ * send-side copy). It describes code that is not weft's strategy code — the PyTorch peers — and
+ * serves training and prefill for every profile (their memory is the model's, layers and all);
+ * weft's own attention-mode memory is counted by running its code (footprint.ts).
+ */
+function genericBuffers(cfg: PlanConfig, l: PlanLayout): number {
+  const m = cfg.model,
+    D = m.headDim,
+    S = cfg.seqLen;
   const B = seqsAtOnce(cfg, l),
     h = headsOf(cfg, l),
     e = elemBytes(cfg);
-  const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
-  const localTokens = (B * S) / (l.ulysses * l.ring);
-  const tokenEquiv = localTokens / l.tp; // activation token-equivalents one GPU keeps
-  const parts: Record<string, number> = {};
-  const dataN = l.ulysses * l.ring * l.dp;
-  const P = totalParams(m) / l.tp;
-  const training = cfg.mode === 'training';
+  const T = (B * S) / l.ring,
+    localTokens = (B * S) / (l.ulysses * l.ring);
   const bwd = cfg.mode === 'training' || cfg.mode === 'attention';
-
-  // attention strategy buffers, the larger of forward and backward
   const kvBlock = T * 2 * h.kv * D;
   let buffers = 0;
   switch (l.strategy) {
@@ -300,6 +298,30 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
       buffers = 0;
   }
   if (l.ulysses > 1) buffers += localTokens * (m.heads / l.tp + 2 * h.kvMoved) * D * e; // send-side copy of q,k,v
+  return buffers;
+}
+
+/** Bytes each GPU holds at its peak. */
+export function memory(ctx: Context, l: PlanLayout): Memory {
+  const cfg = ctx.cfg,
+    m = cfg.model,
+    S = cfg.seqLen,
+    D = m.headDim;
+  const B = seqsAtOnce(cfg, l),
+    h = headsOf(cfg, l),
+    e = elemBytes(cfg);
+  const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
+  const localTokens = (B * S) / (l.ulysses * l.ring);
+  const tokenEquiv = localTokens / l.tp; // activation token-equivalents one GPU keeps
+  const parts: Record<string, number> = {};
+  const dataN = l.ulysses * l.ring * l.dp;
+  const P = totalParams(m) / l.tp;
+  const training = cfg.mode === 'training';
+  const bwd = cfg.mode === 'training' || cfg.mode === 'attention';
+
+  const kvBlock = T * 2 * h.kv * D;
+  const weftCounted = cfg.mode.startsWith('attention') && ctx.rates.impl.footprint === 'weft';
+  let buffers = weftCounted ? 0 : genericBuffers(cfg, l);
 
   const layerAct = (activationBytesPerTokenLayer(m) * e) / 2;
   if (training) {
@@ -332,16 +354,15 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
     parts.transient = tokenEquiv * layerAct;
-  } else if (ctx.rates.impl.footprint !== 'generic') {
+  } else if (weftCounted) {
     // weft's own code (footprint.ts): what it holds at its peak
     const f = weftFootprint(cfg, l);
     parts.inputs = f.inputs;
     parts.forward = f.forward;
     parts.backward = f.backward;
     parts.blockLists = f.blockLists;
-    buffers = 0;
   } else {
-    // q, k, v, out (and dO, dq, dk, dv), lse in f32, for the local heads and tokens
+    // the generic model (the PyTorch peers): q, k, v, out (and dO, dq, dk, dv), lse in f32, for the local heads and tokens
     const tensors = T * (2 * h.q + 2 * h.kv) * D * e + T * h.q * 4;
     parts.tensors = tensors * (bwd ? 2 : 1);
   }

@@ -65,7 +65,8 @@ export interface Implementation {
   /**
    * Device memory of attention modes: 'weft' — the peak weft's strategy code holds (allocations
    * minus releases, counted by running it on the dry-run backend: plan/counts.ts), plus the inputs
-   * and the kernel's cached block lists; 'generic' — q, k, v, out and their gradients plus the
+   * and the kernel's cached block lists; 'generic' — the generic model of an implementation that is not
+   * weft's code (the PyTorch peers): q, k, v, out and their gradients plus the
    * larger of the forward's and the backward's strategy buffers (an implementation that frees what
    * it no longer needs). Training and prefill use the generic count for every implementation.
    */
