@@ -84,7 +84,7 @@ function partialClasses(grid: RingGrid, pat: RingPattern): Uint8Array {
 /**
  * A ring phase in lock step: total ms, and the compute of the slowest and of the mean position.
  */
-export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
+function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
   const u = p.units,
     outerN = p.r / p.inner;
   const stepC = (k: number): number => (u.stepMax[k]! > 0 ? p.scale * u.stepMax[k]! + p.overheadMs : 0);
@@ -227,7 +227,7 @@ export function timing(ctx: Context, l: PlanLayout): Timing {
 }
 
 /** Model FLOPs of one step (training: backward = 2 × forward; attention modes: backward = 2.5 × forward). */
-export function stepFlops(ctx: Context): number {
+function stepFlops(ctx: Context): number {
   const cfg = ctx.cfg,
     m = cfg.model,
     S = cfg.seqLen,
@@ -252,9 +252,9 @@ export interface Memory {
 
 const GiB = 1024 ** 3;
 /** CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers: an assumption, not measured. */
-export const WORKSPACE_GIB = 1.5;
+const WORKSPACE_GIB = 1.5;
 /** allocator fragmentation, as a share of the dynamic (activation and buffer) memory: an assumption */
-export const FRAGMENTATION = 0.05;
+const FRAGMENTATION = 0.05;
 
 /**
  * The generic model of a context-parallel implementation's attention buffers (the larger of

@@ -40,7 +40,7 @@ export interface CountCase {
 }
 
 /** A rank's counts: bytes held (peak over the forward; over forward and backward), Device traffic (forward; in all). */
-export interface StrategyCounts {
+interface StrategyCounts {
   heldForward: number;
   heldPeak: number;
   trafficForward: DeviceTraffic;
@@ -98,7 +98,7 @@ function strategyOf(c: CountCase, inner: number): Strategy {
  * their KV head range (strategy/heads.ts): its size and whether its query heads form regular
  * groups. One member of each kind is run.
  */
-export function memberRanks(c: CountCase, ringN: number): number[] {
+function memberRanks(c: CountCase, ringN: number): number[] {
   if (c.strategy !== 'ulysses' && c.strategy !== 'usp') return [0];
   const plan = new HeadPlan(c.ulysses, c.H, c.Hkv),
     kinds = new Map<string, number>();
@@ -223,7 +223,7 @@ export function walkAt(w: Walk, n: number, inner: number, s: number, i: number):
  * One pass of a ring as the strategy code ran it: whose queries (q) meet whose keys (k) at each
  * step, and what moves, in bytes per sequence and per token of a ring position's block.
  */
-export interface RingPass {
+interface RingPass {
   q: Walk;
   k: Walk;
   /** the travelling block (K,V; or the queries and what travels with them), each time it moves */
@@ -248,7 +248,7 @@ export interface RingPass {
   tail: { merge: number; add: number };
 }
 
-export interface RingSchedule {
+interface RingSchedule {
   fwd: RingPass;
   bwd: RingPass;
 }

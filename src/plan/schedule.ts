@@ -45,13 +45,13 @@ export type Term =
   | 'grad-sync'
   | 'optimizer';
 
-export interface ComputePhase {
+interface ComputePhase {
   kind: 'compute';
   name: string;
   term: Term;
   ms: number;
 }
-export interface CollectivePhase {
+interface CollectivePhase {
   kind: 'collective';
   name: string;
   term: Term;
@@ -100,7 +100,7 @@ export function ringCompute(p: RingPhase, s: number, i: number): number {
 }
 
 /** Plain rings longer than this are priced on an even sample of their steps. */
-export const STEP_LIMIT = 2048;
+const STEP_LIMIT = 2048;
 
 /** Does the walk's block change from step to step? */
 function moves(w: Walk): boolean {
@@ -228,7 +228,7 @@ export class RingGrid {
  * by a scale (heads × sequences per GPU) and a per-step overhead. Per-step maxima and means over
  * the priced positions are kept for the analytical model.
  */
-export class RingUnits {
+class RingUnits {
   readonly stepMax: Float64Array;
   readonly stepMean: Float64Array;
   readonly stepBusy: Float64Array; // fraction of priced positions with work
@@ -264,9 +264,6 @@ export class RingUnits {
     }
   }
 
-  get r(): number {
-    return this.grid.r;
-  }
   get token(): boolean {
     return this.grid.token;
   }
@@ -275,13 +272,6 @@ export class RingUnits {
   }
   get weights(): Float64Array {
     return this.grid.weights;
-  }
-  get sample(): readonly number[] {
-    return this.grid.sample;
-  }
-
-  owners(s: number, i: number): [number, number] {
-    return this.grid.owners(s, i);
   }
 
   /** Any (step, position), priced or not (the simulator runs them all). */
@@ -297,7 +287,7 @@ export class RingUnits {
 
 export type Phase = ComputePhase | CollectivePhase | RingPhase;
 
-export interface LayerSchedule {
+interface LayerSchedule {
   fwd: Phase[];
   bwd: Phase[];
 }
@@ -574,7 +564,7 @@ export function ringCase(cfg: PlanConfig, l: PlanLayout): CountCase {
   return { ...c, ulysses: 1, H: h.q, Hkv: Math.ceil(h.kv) };
 }
 
-export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {
+function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {
   const { cfg, rates } = ctx,
     ops = rates.impl.deviceOps;
   if (!ops || (l.ring === 1 && l.ulysses === 1)) return 0;
