@@ -138,10 +138,9 @@ function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: num
       // (the sums complete at home). A double ring keeps the outer pass's first block from the
       // forward and fetches each inner pass's first, exposed, at the start of every round; the outer K,V for the next round
       // (o ≤ outer−3) and the previous round's outer sum (o ≥ 1) travel under the whole round.
-      const kvMs = worstHop(ctx, p.preBytes, hops, sh),
-        accMs = worstHop(ctx, p.postBytes, hops, sh);
+      const kvMs = preMs;
       const step = (k: number, tt: number): number =>
-        Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
+        Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? postIn : 0));
       const run = (k: number, tt: number): void => {
         t += u.weights[k]! * step(k, tt);
       };

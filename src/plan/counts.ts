@@ -487,15 +487,9 @@ async function runMembers(c: CountCase, n: number, inner: number): Promise<Count
       const ev = run.trace.events;
       const [fwdIn, fwdOut] = exchangeBytes(ev.slice(0, run.backwardAt)),
         [bwdIn, bwdOut] = exchangeBytes(ev.slice(run.backwardAt));
-      const e = { fwdIn: fwdIn / T0, fwdOut: fwdOut / T0, bwdIn: bwdIn / T0, bwdOut: bwdOut / T0 };
-      exchanges = exchanges
-        ? {
-            fwdIn: Math.max(exchanges.fwdIn, e.fwdIn),
-            fwdOut: Math.max(exchanges.fwdOut, e.fwdOut),
-            bwdIn: Math.max(exchanges.bwdIn, e.bwdIn),
-            bwdOut: Math.max(exchanges.bwdOut, e.bwdOut),
-          }
-        : e;
+      const e: Exchanges = { fwdIn: fwdIn / T0, fwdOut: fwdOut / T0, bwdIn: bwdIn / T0, bwdOut: bwdOut / T0 };
+      if (exchanges) for (const k of Object.keys(e) as (keyof Exchanges)[]) e[k] = Math.max(e[k], exchanges[k]);
+      exchanges = e;
     }
   }
   const v = toVec(traffic!);
