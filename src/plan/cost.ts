@@ -6,7 +6,7 @@ import { elemBytes, type PlanConfig } from './config.js';
 import type { PlanLayout, RingPattern } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
 import type { CountCase } from './counts.js';
-import { footprintCase, weftFootprint } from './footprint.js';
+import { weftFootprint } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Context, Phase, RingGrid, RingPhase, Term } from './schedule.js';
 import {
@@ -423,6 +423,6 @@ export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
   if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
   if (rates.impl.exchanges === 'counted' && l.ulysses > 1) out.push(exchangeCase(cfg, l));
   if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward'))
-    out.push(footprintCase(cfg, l));
+    out.push(deviceOpsCase(cfg, l)); // the footprint's run: attention modes have tp 1, so the layout's own case
   return out;
 }

@@ -55,11 +55,6 @@ function blockLists(l: Pick<PlanLayout, 'strategy' | 'ring' | 'ulysses'>, T: num
   }
 }
 
-/** The dry run a footprint needs (counts.ts). */
-export function footprintCase(cfg: PlanConfig, l: PlanLayout): CountCase {
-  return footprintCaseOf({ ...l, H: cfg.model.heads, Hkv: cfg.model.kvHeads, D: cfg.model.headDim, e: elemBytes(cfg) });
-}
-
 /** weft's memory per GPU for one attention layer of `l` (attention modes; tp 1); its counts prepared. */
 export function weftFootprint(cfg: PlanConfig, l: PlanLayout): Footprint {
   const m = cfg.model,
