@@ -137,17 +137,6 @@ export async function traceRank(
   return runRank(c, strategyOf(c, c.inner), world, rank, o);
 }
 
-/** dryRank's counts alone, T rows per rank of a full mask over zigzag shards. */
-export async function dryRank(
-  c: CountCase,
-  world: number,
-  rank: number,
-  T = T0,
-  kernelTemps = true,
-): Promise<StrategyCounts> {
-  return (await traceRank(c, world, rank, { T, kernelTemps })).counts;
-}
-
 async function runRank(
   c: CountCase,
   strategy: Strategy,

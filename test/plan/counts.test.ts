@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   countStats,
-  dryRank,
+  traceRank,
   prepareCounts,
   preparedExchanges,
   preparedRing,
@@ -17,6 +17,10 @@ import {
   type CountCase,
 } from '../../src/plan/counts.js';
 import { caseName, cases, viaRanks } from './metered-cases.js';
+
+/** One rank's counts from its dry run: T rows per rank of a full mask over zigzag shards. */
+const dryRank = async (c: CountCase, world: number, rank: number, T: number, kernelTemps = true) =>
+  (await traceRank(c, world, rank, { T, kernelTemps })).counts;
 
 describe('dry-run counts against the metered CPU ranks', () => {
   for (const N of [1, 2, 4, 8]) {
