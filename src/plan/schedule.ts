@@ -107,13 +107,6 @@ function moves(w: Walk): boolean {
   return w.inner[1] !== 0 || w.outer[1] !== 0;
 }
 
-/** Is walk b, step by step, walk a run backwards on a ring of r = outer × inner? */
-function reversed(a: Walk, b: Walk, r: number, inner: number): boolean {
-  const level = (x: readonly [number, number], y: readonly [number, number], n: number): boolean =>
-    n === 1 || ((y[1] + x[1]) % n === 0 && (((y[0] - x[0] - x[1] * (n - 1)) % n) + n) % n === 0);
-  return level(a.inner, b.inner, inner) && level(a.outer, b.outer, r / inner);
-}
-
 /**
  * The blocks of a ring pass on its priced (step, position) pairs: whose queries meet whose keys
  * at each step (the walks the strategy code ran: counts.ts), and the areas. Shared by every layout
@@ -134,14 +127,12 @@ export class RingGrid {
 
   /**
    * `walks.back`: a backward turned back (RingPhase.turned): no K,V move during its last two steps.
-   * `reverse`: a grid whose walks these run backwards, whose blocks are reused when every step is priced.
    */
   constructor(
     readonly work: RingWork,
     readonly r: number,
     readonly inner: number,
     readonly walks: { q: Walk; k: Walk; back: boolean },
-    reverse?: RingGrid,
   ) {
     const sample = work.rankSample;
     this.sample = sample;
@@ -174,23 +165,6 @@ export class RingGrid {
     }
     const n = this.steps.length,
       m = sample.length;
-    if (
-      reverse &&
-      n === r &&
-      reverse.steps.length === r &&
-      reversed(reverse.walks.q, walks.q, r, inner) &&
-      reversed(reverse.walks.k, walks.k, r, inner)
-    ) {
-      const rev = <T extends Float64Array | Uint8Array>(a: T): T => {
-        const b = a.slice() as T;
-        for (let k = 0; k < n; k++) b.set(a.subarray((r - 1 - k) * m, (r - k) * m), k * m);
-        return b;
-      };
-      this.area = rev(reverse.area);
-      this.rows = rev(reverse.rows);
-      this.full = rev(reverse.full);
-      return;
-    }
     this.area = new Float64Array(n * m);
     this.rows = new Float64Array(n * m);
     this.full = new Uint8Array(n * m);
@@ -299,14 +273,13 @@ export interface Context {
   net: Network;
   areas: MaskAreas;
   ringWork(shard: PlanLayout['shard'], r: number): RingWork;
-  /** `walks`: the pass's (RingGrid); `reverse`: walks these may run backwards (the forward's) */
+  /** `walks`: the pass's (RingGrid) */
   ringUnits(
     shard: PlanLayout['shard'],
     r: number,
     inner: number,
     pass: 'fwd' | 'bwd',
     walks: RingGrid['walks'],
-    reverse?: RingGrid['walks'],
   ): RingUnits;
   patterns(l: PlanLayout): RingPattern[];
 }
@@ -331,7 +304,7 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       }
       return w;
     },
-    ringUnits(shard, r, inner, pass, walks, reverse) {
+    ringUnits(shard, r, inner, pass, walks) {
       const wk = (w: RingGrid['walks']): string => JSON.stringify([w.q, w.k, w.back]);
       const key = `${shard}/${r}/${inner}/${pass}/${wk(walks)}`;
       let u = units.get(key);
@@ -348,16 +321,13 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
                 D,
                 b.full ? 'full' : 'causal',
               ) + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
-        const grid = (w: RingGrid['walks'], rev?: RingGrid['walks']): RingGrid => {
-          const gk = `${shard}/${r}/${inner}/${wk(w)}`;
-          let g = grids.get(gk);
-          if (!g) {
-            g = new RingGrid(ctx.ringWork(shard, r), r, inner, w, rev && grid(rev));
-            grids.set(gk, g);
-          }
-          return g;
-        };
-        u = new RingUnits(grid(walks, reverse), cost);
+        const gk = `${shard}/${r}/${inner}/${wk(walks)}`;
+        let g = grids.get(gk);
+        if (!g) {
+          g = new RingGrid(ctx.ringWork(shard, r), r, inner, walks);
+          grids.set(gk, g);
+        }
+        u = new RingUnits(g, cost);
         units.set(key, u);
       }
       return u;
@@ -478,7 +448,7 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
       name: `${l.strategy} ${pass}`,
       r,
       inner,
-      units: ctx.ringUnits(l.shard, r, inner, pass, walks, turned ? ring.fwd : undefined),
+      units: ctx.ringUnits(l.shard, r, inner, pass, walks),
       scale: B * h.q,
       overheadMs: rates.stepOverheadMs(),
       // a backward that moves no block (a ring of 2 turned back) prices the forward's where it moves one
