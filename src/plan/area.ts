@@ -24,7 +24,7 @@ function sumPositiveLinear(x0: number, x1: number, c: number, m: number): number
  * [max(K0, q + b), min(K1, q + a)) where the diagonal offset and band give a and b; the count
  * min(A, q+a) − max(B, q+b) is piecewise linear in q with breakpoints at A−a and B−b.
  */
-export function sliceArea(s: Slice, q0: number, q1: number, k0: number, k1: number): number {
+function sliceArea(s: Slice, q0: number, q1: number, k0: number, k1: number): number {
   const lo = Math.max(q0, s.q[0]),
     hi = Math.min(q1, s.q[1]);
   if (hi <= lo) return 0;

@@ -3,14 +3,15 @@
 // max(compute, transfer) — and collectives are exposed (nothing overlaps them).
 import { attentionFlops } from '../kernel/flops.js';
 import { elemBytes, type PlanConfig } from './config.js';
-import type { PlanLayout } from './layout.js';
+import type { PlanLayout, RingPattern } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
 import type { CountCase } from './counts.js';
-import { footprintCase, weftFootprint } from './footprint.js';
+import { weftFootprint } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
-import type { Context, Phase, RingPhase, Term } from './schedule.js';
+import type { Context, Phase, RingGrid, RingPhase, Term } from './schedule.js';
 import {
   deviceOpsCase,
+  exchangeCase,
   headsOf,
   layerSchedule,
   microbatches,
@@ -53,10 +54,37 @@ function worstHop(ctx: Context, bytes: number, c: Classes, share = 1): number {
   return Math.max(c.intra ? p2pMs(ctx.net, bytes, 'intra', share) : 0, c.inter ? p2pMs(ctx.net, bytes, 'inter') : 0);
 }
 
+const SAME_INTRA = 1,
+  SAME_INTER = 2,
+  INTRA_INTER = 4,
+  INTER_INTRA = 8;
+const partialMemo = new WeakMap<RingGrid, WeakMap<RingPattern, Uint8Array>>();
+
+/**
+ * Per step s ≥ 1 of a ring with partial results (TokenRing), which pairs of link classes its
+ * sampled positions use: the hop forward (f) and the hop of the partial of step s − 1 to the
+ * owner of the queries computed then (b), as bits (SAME_INTRA: both intra, … INTER_INTRA: f inter, b intra).
+ */
+function partialClasses(grid: RingGrid, pat: RingPattern): Uint8Array {
+  let byPat = partialMemo.get(grid);
+  if (!byPat) partialMemo.set(grid, (byPat = new WeakMap()));
+  let m = byPat.get(pat);
+  if (m) return m;
+  m = new Uint8Array(grid.r);
+  for (let s = 1; s < grid.r; s++)
+    for (const i of grid.sample) {
+      const f = pat.hops[i]!,
+        b: LinkClass = pat.nodes[i] === pat.nodes[grid.queries(s - 1, i)] ? 'intra' : 'inter';
+      m[s]! |= f === b ? (f === 'intra' ? SAME_INTRA : SAME_INTER) : f === 'intra' ? INTRA_INTER : INTER_INTRA;
+    }
+  byPat.set(pat, m);
+  return m;
+}
+
 /**
  * A ring phase in lock step: total ms, and the compute of the slowest and of the mean position.
  */
-export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
+function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critical: number; mean: number } {
   const u = p.units,
     outerN = p.r / p.inner;
   const stepC = (k: number): number => (u.stepMax[k]! > 0 ? p.scale * u.stepMax[k]! + p.overheadMs : 0);
@@ -68,8 +96,6 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
   }
   let total = 0;
   for (const pat of p.patterns) {
-    const sample = u.sample;
-    const cls = (a: number, b: number): LinkClass => (pat.nodes[a] === pat.nodes[b] ? 'intra' : 'inter');
     const hops = classesOf(pat.hops),
       outer = pat.outer ? classesOf(pat.outer) : hops;
     // lock step: every intra-node hop as slow as the most shared one (PCIe uplinks)
@@ -78,21 +104,30 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
     /**
      * Step s (priced as `k`) of a round: what leaves one GPU's ports meanwhile — the block for the
      * next step (not after a round's last), the previous step's accumulators (over the outer hop
-     * at a round's start), TokenRing's partial results going straight to their owners.
+     * at a round's start), TokenRing's partial results going straight to their owners (the
+     * previous step's, from the step the code first sends one: backFrom).
      */
+    // the transfers' times, the same every step: computed once
+    const preMs = worstHop(ctx, p.preBytes, hops, sh),
+      postIn = worstHop(ctx, p.postBytes, hops, sh),
+      postOuter = worstHop(ctx, p.postBytes, outer, sh);
+    const link = (bytes: number, c: LinkClass): number => p2pMs(ctx.net, bytes, c, c === 'intra' ? sh : 1);
+    const preBy = { intra: link(p.preBytes, 'intra'), inter: link(p.preBytes, 'inter') },
+      backBy = { intra: link(p.backBytes, 'intra'), inter: link(p.backBytes, 'inter') };
+    const backClasses = p.backBytes > 0 ? partialClasses(u.grid, pat) : new Uint8Array(0);
     const stepMs = (k: number, s: number, t: number): number => {
-      const pre = t < p.inner - 1 ? worstHop(ctx, p.preBytes, hops, sh) : 0;
-      const post = s > 0 ? worstHop(ctx, p.postBytes, t === 0 ? outer : hops, sh) : 0;
+      const pre = t < p.inner - 1 ? preMs : 0;
+      const post = s > 0 ? (t === 0 ? postOuter : postIn) : 0;
       let out = pre + post;
-      if (p.backBytes > 0 && s > 0) {
+      if (p.backBytes > 0 && s >= p.backFrom) {
+        // the slowest sampled position: its forward hop's class f with its partial's class b
+        const m = backClasses[s]!,
+          x = t < p.inner - 1 ? preBy : { intra: 0, inter: 0 };
         out = 0;
-        for (const i of sample) {
-          const f = pat.hops[i]!,
-            b = cls(i, (((i - s) % p.r) + p.r) % p.r);
-          const x = t < p.inner - 1 ? p2pMs(ctx.net, p.preBytes, f, f === 'intra' ? sh : 1) : 0,
-            y = p2pMs(ctx.net, p.backBytes, b, b === 'intra' ? sh : 1);
-          out = Math.max(out, f === b ? x + y : Math.max(x, y));
-        }
+        if (m & SAME_INTRA) out = Math.max(out, x.intra + backBy.intra);
+        if (m & SAME_INTER) out = Math.max(out, x.inter + backBy.inter);
+        if (m & INTRA_INTER) out = Math.max(out, Math.max(x.intra, backBy.inter));
+        if (m & INTER_INTRA) out = Math.max(out, Math.max(x.inter, backBy.intra));
       }
       return Math.max(stepC(k), out);
     };
@@ -103,10 +138,9 @@ export function ringPhaseMs(ctx: Context, p: RingPhase): { total: number; critic
       // (the sums complete at home). A double ring keeps the outer pass's first block from the
       // forward and fetches each inner pass's first, exposed, at the start of every round; the outer K,V for the next round
       // (o ≤ outer−3) and the previous round's outer sum (o ≥ 1) travel under the whole round.
-      const kvMs = worstHop(ctx, p.preBytes, hops, sh),
-        accMs = worstHop(ctx, p.postBytes, hops, sh);
+      const kvMs = preMs;
       const step = (k: number, tt: number): number =>
-        Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? accMs : 0));
+        Math.max(stepC(k), (tt <= p.inner - 3 ? kvMs : 0) + (tt >= 1 ? postIn : 0));
       const run = (k: number, tt: number): void => {
         t += u.weights[k]! * step(k, tt);
       };
@@ -192,7 +226,7 @@ export function timing(ctx: Context, l: PlanLayout): Timing {
 }
 
 /** Model FLOPs of one step (training: backward = 2 × forward; attention modes: backward = 2.5 × forward). */
-export function stepFlops(ctx: Context): number {
+function stepFlops(ctx: Context): number {
   const cfg = ctx.cfg,
     m = cfg.model,
     S = cfg.seqLen,
@@ -217,29 +251,27 @@ export interface Memory {
 
 const GiB = 1024 ** 3;
 /** CUDA context, cuBLAS/cuDNN workspaces and NCCL buffers: an assumption, not measured. */
-export const WORKSPACE_GIB = 1.5;
+const WORKSPACE_GIB = 1.5;
 /** allocator fragmentation, as a share of the dynamic (activation and buffer) memory: an assumption */
-export const FRAGMENTATION = 0.05;
+const FRAGMENTATION = 0.05;
 
-/** Bytes each GPU holds at its peak. */
-export function memory(ctx: Context, l: PlanLayout): Memory {
-  const cfg = ctx.cfg,
-    m = cfg.model,
-    S = cfg.seqLen,
-    D = m.headDim;
+/**
+ * The generic model of a context-parallel implementation's attention buffers (the larger of
+ * forward and backward: K,V blocks in flight, f32 accumulators, gathered K,V, the Ulysses
+ * send-side copy). It describes code that is not weft's strategy code — the PyTorch peers — and
+ * serves training and prefill for every profile (their memory is the model's, layers and all);
+ * weft's own attention-mode memory is counted by running its code (footprint.ts).
+ */
+function genericBuffers(cfg: PlanConfig, l: PlanLayout): number {
+  const m = cfg.model,
+    D = m.headDim,
+    S = cfg.seqLen;
   const B = seqsAtOnce(cfg, l),
     h = headsOf(cfg, l),
     e = elemBytes(cfg);
-  const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
-  const localTokens = (B * S) / (l.ulysses * l.ring);
-  const tokenEquiv = localTokens / l.tp; // activation token-equivalents one GPU keeps
-  const parts: Record<string, number> = {};
-  const dataN = l.ulysses * l.ring * l.dp;
-  const P = totalParams(m) / l.tp;
-  const training = cfg.mode === 'training';
+  const T = (B * S) / l.ring,
+    localTokens = (B * S) / (l.ulysses * l.ring);
   const bwd = cfg.mode === 'training' || cfg.mode === 'attention';
-
-  // attention strategy buffers, the larger of forward and backward
   const kvBlock = T * 2 * h.kv * D;
   let buffers = 0;
   switch (l.strategy) {
@@ -265,6 +297,30 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
       buffers = 0;
   }
   if (l.ulysses > 1) buffers += localTokens * (m.heads / l.tp + 2 * h.kvMoved) * D * e; // send-side copy of q,k,v
+  return buffers;
+}
+
+/** Bytes each GPU holds at its peak. */
+export function memory(ctx: Context, l: PlanLayout): Memory {
+  const cfg = ctx.cfg,
+    m = cfg.model,
+    S = cfg.seqLen,
+    D = m.headDim;
+  const B = seqsAtOnce(cfg, l),
+    h = headsOf(cfg, l),
+    e = elemBytes(cfg);
+  const T = (B * S) / l.ring; // tokens per ring position (after the all-to-all, for h.q heads)
+  const localTokens = (B * S) / (l.ulysses * l.ring);
+  const tokenEquiv = localTokens / l.tp; // activation token-equivalents one GPU keeps
+  const parts: Record<string, number> = {};
+  const dataN = l.ulysses * l.ring * l.dp;
+  const P = totalParams(m) / l.tp;
+  const training = cfg.mode === 'training';
+  const bwd = cfg.mode === 'training' || cfg.mode === 'attention';
+
+  const kvBlock = T * 2 * h.kv * D;
+  const weftCounted = cfg.mode.startsWith('attention') && ctx.rates.impl.footprint === 'weft';
+  let buffers = weftCounted ? 0 : genericBuffers(cfg, l);
 
   const layerAct = (activationBytesPerTokenLayer(m) * e) / 2;
   if (training) {
@@ -297,16 +353,15 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
     parts.transient = tokenEquiv * layerAct;
-  } else if (ctx.rates.impl.footprint !== 'generic') {
+  } else if (weftCounted) {
     // weft's own code (footprint.ts): what it holds at its peak
     const f = weftFootprint(cfg, l);
     parts.inputs = f.inputs;
     parts.forward = f.forward;
     parts.backward = f.backward;
     parts.blockLists = f.blockLists;
-    buffers = 0;
   } else {
-    // q, k, v, out (and dO, dq, dk, dv), lse in f32, for the local heads and tokens
+    // the generic model (the PyTorch peers): q, k, v, out (and dO, dq, dk, dv), lse in f32, for the local heads and tokens
     const tensors = T * (2 * h.q + 2 * h.kv) * D * e + T * h.q * 4;
     parts.tensors = tensors * (bwd ? 2 : 1);
   }
@@ -366,7 +421,8 @@ export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
     out: CountCase[] = [];
   if (l.ring > 1 && l.strategy !== 'allgather') out.push(ringCase(cfg, l));
   if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
+  if (rates.impl.exchanges === 'counted' && l.ulysses > 1) out.push(exchangeCase(cfg, l));
   if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward'))
-    out.push(footprintCase(cfg, l));
+    out.push(deviceOpsCase(cfg, l)); // the footprint's run: attention modes have tp 1, so the layout's own case
   return out;
 }

@@ -19,6 +19,7 @@ import { queryRows } from '../mask/view.js';
 import { uspMesh, type Placement } from '../mesh/mesh.js';
 import { type ShardKind, ShardMap } from '../shard/shard.js';
 import { allgather, doubleRing, ring, type Strategy, tokenring, ulysses, usp } from '../strategy/index.js';
+import { HeadPlan } from '../strategy/heads.js';
 import { type DeviceTraffic, type ElementwiseOp, MeteredDevice, noTraffic } from '../strategy/accounting.js';
 import type { Tensor } from '../tensor/host.js';
 import type { PlanStrategy } from './types.js';
@@ -39,7 +40,7 @@ export interface CountCase {
 }
 
 /** A rank's counts: bytes held (peak over the forward; over forward and backward), Device traffic (forward; in all). */
-export interface StrategyCounts {
+interface StrategyCounts {
   heldForward: number;
   heldPeak: number;
   trafficForward: DeviceTraffic;
@@ -92,12 +93,24 @@ function strategyOf(c: CountCase, inner: number): Strategy {
   }
 }
 
-/** The ranks that stand for every Ulysses member (ranks differ only there). */
+/**
+ * The ranks that stand for every Ulysses member. Ranks differ only there, and members only by
+ * their KV head range (strategy/heads.ts): its size and whether its query heads form regular
+ * groups. One member of each kind is run.
+ */
 function memberRanks(c: CountCase, ringN: number): number[] {
-  if (c.strategy === 'ulysses') return Array.from({ length: c.ulysses }, (_, m) => m);
-  if (c.strategy !== 'usp') return [0];
+  if (c.strategy !== 'ulysses' && c.strategy !== 'usp') return [0];
+  const plan = new HeadPlan(c.ulysses, c.H, c.Hkv),
+    kinds = new Map<string, number>();
+  for (let m = 0; m < c.ulysses; m++) {
+    const [g0, g1] = plan.kv(m),
+      kind = `${g1 - g0}/${plan.regular(m)}`;
+    if (!kinds.has(kind)) kinds.set(kind, m);
+  }
+  const members = [...kinds.values()];
+  if (c.strategy === 'ulysses') return members;
   const mesh = uspMesh(c.ulysses, ringN, c.placement);
-  return Array.from({ length: c.ulysses }, (_, m) => mesh.rankOf({ ulysses: m, ring: 0 }));
+  return members.map((m) => mesh.rankOf({ ulysses: m, ring: 0 }));
 }
 
 /** How a rank is run: rows per rank (or the sequence length), the mask and shard (a full mask over zigzag shards by default). */
@@ -122,17 +135,6 @@ export async function traceRank(
   o: RunOptions = {},
 ): Promise<{ counts: StrategyCounts; trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap }> {
   return runRank(c, strategyOf(c, c.inner), world, rank, o);
-}
-
-/** dryRank's counts alone, T rows per rank of a full mask over zigzag shards. */
-export async function dryRank(
-  c: CountCase,
-  world: number,
-  rank: number,
-  T = T0,
-  kernelTemps = true,
-): Promise<StrategyCounts> {
-  return (await traceRank(c, world, rank, { T, kernelTemps })).counts;
 }
 
 async function runRank(
@@ -210,7 +212,7 @@ export function walkAt(w: Walk, n: number, inner: number, s: number, i: number):
  * One pass of a ring as the strategy code ran it: whose queries (q) meet whose keys (k) at each
  * step, and what moves, in bytes per sequence and per token of a ring position's block.
  */
-export interface RingPass {
+interface RingPass {
   q: Walk;
   k: Walk;
   /** the travelling block (K,V; or the queries and what travels with them), each time it moves */
@@ -226,11 +228,16 @@ export interface RingPass {
   sums: number;
   /** partial results sent straight to their owners, each step */
   partials: number;
+  /**
+   * The first step during which a partial result travels (the steps before hold the rank's own
+   * queries, or wait for the first foreign ones); the last one travels after the last step
+   */
+  partialsFrom: number;
   /** elements per token folded into the result after the last step: merged by the kernel, added by the Device */
   tail: { merge: number; add: number };
 }
 
-export interface RingSchedule {
+interface RingSchedule {
   fwd: RingPass;
   bwd: RingPass;
 }
@@ -383,20 +390,68 @@ function ringPasses(
       fetchFirst: any(b.fetch),
       sums: per(b.sums, 'sums'),
       partials: per(b.partials, 'partial results'),
+      partialsFrom: Math.max(
+        0,
+        b.partials[0]!.findIndex((x, c) => x + b.partials[1]![c]! > 0),
+      ),
       tail: any(b.partials) ? tail : { merge: 0, add: 0 },
     };
   };
   return { fwd: pass(trace.events.slice(0, run.backwardAt)), bwd: pass(trace.events.slice(run.backwardAt)) };
 }
 
-/** What one length's runs give: the counts as a vector (toVec) and the ring's schedule. */
+/**
+ * What a rank's Ulysses all-to-alls send, bytes per token of its shard (every send buffer, its
+ * own included): before the kernel and after it, forward and backward.
+ */
+export interface Exchanges {
+  fwdIn: number;
+  fwdOut: number;
+  bwdIn: number;
+  bwdOut: number;
+}
+
+/** A pass's all-to-all bytes before its first kernel call and after its last. */
+function exchangeBytes(events: readonly TraceEvent[]): [number, number] {
+  let calls = 0,
+    before = 0,
+    after = 0;
+  const total = events.filter((e) => e.kind === 'call').length;
+  for (const e of events) {
+    if (e.kind === 'call') calls++;
+    else if (e.kind === 'transfer' && e.op === 'all-to-all') {
+      if (calls === 0) before += e.bytes;
+      else if (calls === total) after += e.bytes;
+      else throw new Error('counts: an all-to-all between kernel calls');
+    }
+  }
+  return [before, after];
+}
+
+/** What one length's runs give: the counts as a vector (toVec), the ring's schedule, the all-to-alls (Ulysses). */
 interface Counted {
   vec: number[];
   ring: RingSchedule | null;
+  exchanges: Exchanges | null;
 }
 
-/** The rank's counts at T0 rows for a ring of `n` (double ring: `inner` × n / inner): the largest over the members. */
-async function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
+const runs = new Map<string, Promise<Counted>>();
+
+/**
+ * The rank's counts at T0 rows for a ring of `n` (double ring: `inner` × n / inner): the largest
+ * over the members. Memoised: long rings of every length run the same few lengths.
+ */
+function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
+  const key = JSON.stringify({ ...c, ring: n, inner });
+  let p = runs.get(key);
+  if (!p) {
+    p = runMembers(c, n, inner);
+    runs.set(key, p);
+  }
+  return p;
+}
+
+async function runMembers(c: CountCase, n: number, inner: number): Promise<Counted> {
   const u = c.strategy === 'ulysses' || c.strategy === 'usp' ? c.ulysses : 1;
   const world = c.strategy === 'ulysses' ? u : c.strategy === 'local' ? 1 : u * n;
   const s = strategyOf({ ...c, ring: n }, inner);
@@ -407,19 +462,29 @@ async function runAt(c: CountCase, n: number, inner: number): Promise<Counted> {
     mesh ? [0, mesh.coord(w, 'ring')] : [Math.floor(w / inner), w % inner];
   let peak: StrategyCounts | undefined,
     traffic: StrategyCounts | undefined,
-    ring: RingSchedule | null = null;
+    ring: RingSchedule | null = null,
+    exchanges: Exchanges | null = null;
   const bytes = (x: StrategyCounts): number => x.traffic.total.readBytes + x.traffic.total.writeBytes;
+  const exchanging = c.strategy === 'ulysses' && u > 1;
   for (const rank of memberRanks(c, n)) {
-    const run = await runRank(c, s, world, rank, { trace: rings && n > 1 });
+    const run = await runRank(c, s, world, rank, { trace: (rings && n > 1) || exchanging });
     const x = run.counts;
     if (!peak || x.heldPeak > peak.heldPeak) peak = x;
     if (!traffic || bytes(x) > bytes(traffic)) traffic = x;
     if (rings && n > 1) ring = widest(ring, ringPasses(run, rank, posOf, n / inner, inner, T0 * u));
+    if (exchanging) {
+      const ev = run.trace.events;
+      const [fwdIn, fwdOut] = exchangeBytes(ev.slice(0, run.backwardAt)),
+        [bwdIn, bwdOut] = exchangeBytes(ev.slice(run.backwardAt));
+      const e: Exchanges = { fwdIn: fwdIn / T0, fwdOut: fwdOut / T0, bwdIn: bwdIn / T0, bwdOut: bwdOut / T0 };
+      if (exchanges) for (const k of Object.keys(e) as (keyof Exchanges)[]) e[k] = Math.max(e[k], exchanges[k]);
+      exchanges = e;
+    }
   }
   const v = toVec(traffic!);
   v[0] = peak!.heldForward;
   v[1] = peak!.heldPeak;
-  return { vec: v, ring };
+  return { vec: v, ring, exchanges };
 }
 
 /** Two members' schedules: the same walks and flags (else throws), the larger transfers. */
@@ -464,7 +529,7 @@ function extendAll(fa: Counted, fb: Counted, fc: Counted, a: number, x: number, 
   const same = (p: RingSchedule | null): string => JSON.stringify(p);
   if (same(fa.ring) !== same(fb.ring) || same(fa.ring) !== same(fc.ring))
     throw new Error(`counts: ${what}: the ring schedule changes with the ring length past ${LONG}`);
-  return { vec: extend(fa.vec, fb.vec, fc.vec, a, x, what), ring: fa.ring };
+  return { vec: extend(fa.vec, fb.vec, fc.vec, a, x, what), ring: fa.ring, exchanges: null };
 }
 
 /** The counts at T0 rows, ring lengths extended where long. */
@@ -534,6 +599,13 @@ export function preparedRing(c: CountCase): RingSchedule {
   const r = prepared(c).ring;
   if (!r) throw new Error(`counts: ${JSON.stringify(c)} runs no ring`);
   return r;
+}
+
+/** The all-to-alls of a Ulysses case prepared before (prepareCounts): bytes per token of a rank's shard. */
+export function preparedExchanges(c: CountCase): Exchanges {
+  const x = prepared(c).exchanges;
+  if (!x) throw new Error(`counts: ${JSON.stringify(c)} runs no all-to-all`);
+  return x;
 }
 
 function prepared(c: CountCase): Counted {

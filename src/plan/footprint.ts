@@ -17,7 +17,7 @@ const FWD_QTILE = 128,
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
 /** Bytes of the kernel's block lists for one mask view of tq query rows and tk keys (f32 entries and per-row counts). */
-export function blockListBytes(tq: number, tk: number, backward: boolean): number {
+function blockListBytes(tq: number, tk: number, backward: boolean): number {
   const nq = cdiv(tq, FWD_QTILE),
     nk = cdiv(tk, KTILE);
   const fwd = 4 * (nq * nk + nq);
@@ -28,7 +28,7 @@ export function blockListBytes(tq: number, tk: number, backward: boolean): numbe
  * One weft iteration's memory per GPU, bytes: inputs, the highest the forward holds, how much
  * higher the backward goes, block lists; the peak is the sum of the four.
  */
-export interface Footprint {
+interface Footprint {
   inputs: number;
   forward: number;
   backward: number;
@@ -55,11 +55,6 @@ function blockLists(l: Pick<PlanLayout, 'strategy' | 'ring' | 'ulysses'>, T: num
   }
 }
 
-/** The dry run a footprint needs (counts.ts). */
-export function footprintCase(cfg: PlanConfig, l: PlanLayout): CountCase {
-  return footprintCaseOf({ ...l, H: cfg.model.heads, Hkv: cfg.model.kvHeads, D: cfg.model.headDim, e: elemBytes(cfg) });
-}
-
 /** weft's memory per GPU for one attention layer of `l` (attention modes; tp 1); its counts prepared. */
 export function weftFootprint(cfg: PlanConfig, l: PlanLayout): Footprint {
   const m = cfg.model,
@@ -77,7 +72,7 @@ export function weftFootprint(cfg: PlanConfig, l: PlanLayout): Footprint {
 }
 
 /** One rank of an attention layer of S tokens (equal shards). */
-export interface AttentionShape {
+interface AttentionShape {
   strategy: PlanLayout['strategy'];
   S: number;
   H: number;

@@ -31,7 +31,7 @@ export function rankOf(l: PlanLayout, t: number, u: number, r: number, d: number
   return t + l.tp * (sp + l.ulysses * l.ring * d);
 }
 
-export function shapeOf(cl: Cluster, ranks: readonly number[]): GroupShape {
+function shapeOf(cl: Cluster, ranks: readonly number[]): GroupShape {
   const perNode = new Map<number, number>();
   for (const x of ranks) {
     const n = Math.floor(x / cl.gpusPerNode);
@@ -82,7 +82,7 @@ export function hopClass(l: PlanLayout, cl: Cluster, u: number, d: number, a: nu
 }
 
 /** The rank that follows `rank` in its (inner) ring. */
-export function ringSuccessor(l: PlanLayout, rank: number): number {
+function ringSuccessor(l: PlanLayout, rank: number): number {
   const U = l.ulysses,
     R = l.ring,
     inner = l.strategy === 'double-ring' ? (l.inner ?? R) : R;

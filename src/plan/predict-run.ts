@@ -31,7 +31,7 @@ export interface RunShape {
   world: number;
 }
 
-export interface RunPrediction {
+interface RunPrediction {
   /** forward + backward, ms */
   ms: number;
   /** what a rank's allocator holds at its peak, GiB (weft layouts of the current code only) */

@@ -10,12 +10,12 @@ import { UserError } from '../errors.js';
  * kernels lose efficiency at small D as the softmax share grows); measured points at other D
  * replace it through the fit, which divides it out.
  */
-export function headDimFactor(D: number): number {
+function headDimFactor(D: number): number {
   return D / (D + 32) / (128 / 160);
 }
 
 /** eff(k̄) = eInf · k̄ / (k̄ + k0): fraction of peak when each query row sees k̄ keys. */
-export interface Curve {
+interface Curve {
   eInf: number;
   k0: number;
 }
@@ -51,7 +51,7 @@ function fitPoints(points: readonly KernelPoint[], peak: number, k0Default: numb
   return { eInf: 1 / a, k0: k0Default };
 }
 
-export function kernelNames(cal: Calibration): string[] {
+function kernelNames(cal: Calibration): string[] {
   return [...new Set(cal.attention.map((p) => p.kernel))];
 }
 

@@ -20,7 +20,16 @@ import {
   totalParams,
 } from './model.js';
 import type { Rates } from './rates.js';
-import { type CountCase, ELEMENTWISE_OPS, preparedCounts, preparedRing, type Walk, walkAt } from './counts.js';
+import {
+  type CountCase,
+  ELEMENTWISE_OPS,
+  type Exchanges,
+  preparedCounts,
+  preparedExchanges,
+  preparedRing,
+  type Walk,
+  walkAt,
+} from './counts.js';
 import { type Block, RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
@@ -36,13 +45,13 @@ export type Term =
   | 'grad-sync'
   | 'optimizer';
 
-export interface ComputePhase {
+interface ComputePhase {
   kind: 'compute';
   name: string;
   term: Term;
   ms: number;
 }
-export interface CollectivePhase {
+interface CollectivePhase {
   kind: 'collective';
   name: string;
   term: Term;
@@ -77,6 +86,8 @@ export interface RingPhase {
   fetchFirst: boolean;
   /** bytes sent after a step's compute to the owner of the queries (TokenRing partial results) */
   backBytes: number;
+  /** the first step under which a partial result travels (as the code sends them: RingPass.partialsFrom); the last one after the last step */
+  backFrom: number;
   /** ms after the last step on each position (the fold of the last partial returned) */
   tailMs: number;
   patterns: RingPattern[];
@@ -89,18 +100,11 @@ export function ringCompute(p: RingPhase, s: number, i: number): number {
 }
 
 /** Plain rings longer than this are priced on an even sample of their steps. */
-export const STEP_LIMIT = 2048;
+const STEP_LIMIT = 2048;
 
 /** Does the walk's block change from step to step? */
 function moves(w: Walk): boolean {
   return w.inner[1] !== 0 || w.outer[1] !== 0;
-}
-
-/** Is walk b, step by step, walk a run backwards on a ring of r = outer × inner? */
-function reversed(a: Walk, b: Walk, r: number, inner: number): boolean {
-  const level = (x: readonly [number, number], y: readonly [number, number], n: number): boolean =>
-    n === 1 || ((y[1] + x[1]) % n === 0 && (((y[0] - x[0] - x[1] * (n - 1)) % n) + n) % n === 0);
-  return level(a.inner, b.inner, inner) && level(a.outer, b.outer, r / inner);
 }
 
 /**
@@ -123,14 +127,12 @@ export class RingGrid {
 
   /**
    * `walks.back`: a backward turned back (RingPhase.turned): no K,V move during its last two steps.
-   * `reverse`: a grid whose walks these run backwards, whose blocks are reused when every step is priced.
    */
   constructor(
     readonly work: RingWork,
     readonly r: number,
     readonly inner: number,
     readonly walks: { q: Walk; k: Walk; back: boolean },
-    reverse?: RingGrid,
   ) {
     const sample = work.rankSample;
     this.sample = sample;
@@ -163,30 +165,14 @@ export class RingGrid {
     }
     const n = this.steps.length,
       m = sample.length;
-    if (
-      reverse &&
-      n === r &&
-      reverse.steps.length === r &&
-      reversed(reverse.walks.q, walks.q, r, inner) &&
-      reversed(reverse.walks.k, walks.k, r, inner)
-    ) {
-      const rev = <T extends Float64Array | Uint8Array>(a: T): T => {
-        const b = a.slice() as T;
-        for (let k = 0; k < n; k++) b.set(a.subarray((r - 1 - k) * m, (r - k) * m), k * m);
-        return b;
-      };
-      this.area = rev(reverse.area);
-      this.rows = rev(reverse.rows);
-      this.full = rev(reverse.full);
-      return;
-    }
     this.area = new Float64Array(n * m);
     this.rows = new Float64Array(n * m);
     this.full = new Uint8Array(n * m);
     for (let k = 0; k < n; k++) {
       for (let j = 0; j < m; j++) {
-        const [q, kk] = this.owners(this.steps[k]!, sample[j]!);
-        const b = work.block(q, kk);
+        const s = this.steps[k]!,
+          i = sample[j]!;
+        const b = work.block(walkAt(walks.q, r, inner, s, i), walkAt(walks.k, r, inner, s, i));
         this.area[k * m + j] = b.area;
         this.rows[k * m + j] = b.rows;
         this.full[k * m + j] = b.full ? 1 : 0;
@@ -203,6 +189,11 @@ export class RingGrid {
   moving(s: number, i: number): number {
     return walkAt(this.token ? this.walks.q : this.walks.k, this.r, this.inner, s, i);
   }
+
+  /** Whose queries position i computes at step s. */
+  queries(s: number, i: number): number {
+    return walkAt(this.walks.q, this.r, this.inner, s, i);
+  }
 }
 
 /**
@@ -211,7 +202,7 @@ export class RingGrid {
  * by a scale (heads × sequences per GPU) and a per-step overhead. Per-step maxima and means over
  * the priced positions are kept for the analytical model.
  */
-export class RingUnits {
+class RingUnits {
   readonly stepMax: Float64Array;
   readonly stepMean: Float64Array;
   readonly stepBusy: Float64Array; // fraction of priced positions with work
@@ -247,9 +238,6 @@ export class RingUnits {
     }
   }
 
-  get r(): number {
-    return this.grid.r;
-  }
   get token(): boolean {
     return this.grid.token;
   }
@@ -258,13 +246,6 @@ export class RingUnits {
   }
   get weights(): Float64Array {
     return this.grid.weights;
-  }
-  get sample(): readonly number[] {
-    return this.grid.sample;
-  }
-
-  owners(s: number, i: number): [number, number] {
-    return this.grid.owners(s, i);
   }
 
   /** Any (step, position), priced or not (the simulator runs them all). */
@@ -280,7 +261,7 @@ export class RingUnits {
 
 export type Phase = ComputePhase | CollectivePhase | RingPhase;
 
-export interface LayerSchedule {
+interface LayerSchedule {
   fwd: Phase[];
   bwd: Phase[];
 }
@@ -292,14 +273,13 @@ export interface Context {
   net: Network;
   areas: MaskAreas;
   ringWork(shard: PlanLayout['shard'], r: number): RingWork;
-  /** `walks`: the pass's (RingGrid); `reverse`: walks these may run backwards (the forward's) */
+  /** `walks`: the pass's (RingGrid) */
   ringUnits(
     shard: PlanLayout['shard'],
     r: number,
     inner: number,
     pass: 'fwd' | 'bwd',
     walks: RingGrid['walks'],
-    reverse?: RingGrid['walks'],
   ): RingUnits;
   patterns(l: PlanLayout): RingPattern[];
 }
@@ -324,7 +304,7 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       }
       return w;
     },
-    ringUnits(shard, r, inner, pass, walks, reverse) {
+    ringUnits(shard, r, inner, pass, walks) {
       const wk = (w: RingGrid['walks']): string => JSON.stringify([w.q, w.k, w.back]);
       const key = `${shard}/${r}/${inner}/${pass}/${wk(walks)}`;
       let u = units.get(key);
@@ -341,16 +321,13 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
                 D,
                 b.full ? 'full' : 'causal',
               ) + (merge && merges ? rates.mergeMs(b.rows * D) : 0);
-        const grid = (w: RingGrid['walks'], rev?: RingGrid['walks']): RingGrid => {
-          const gk = `${shard}/${r}/${inner}/${wk(w)}`;
-          let g = grids.get(gk);
-          if (!g) {
-            g = new RingGrid(ctx.ringWork(shard, r), r, inner, w, rev && grid(rev));
-            grids.set(gk, g);
-          }
-          return g;
-        };
-        u = new RingUnits(grid(walks, reverse), cost);
+        const gk = `${shard}/${r}/${inner}/${wk(walks)}`;
+        let g = grids.get(gk);
+        if (!g) {
+          g = new RingGrid(ctx.ringWork(shard, r), r, inner, walks);
+          grids.set(gk, g);
+        }
+        u = new RingUnits(g, cost);
         units.set(key, u);
       }
       return u;
@@ -400,30 +377,17 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
   const cl = cfg.cluster;
   const phases: Phase[] = [];
   const localTokens = (B * S) / (l.ulysses * l.ring);
-  const qkvBytes = localTokens * (cfg.model.heads / l.tp + 2 * h.kvMoved) * D * BF16;
-  const oBytes = localTokens * (cfg.model.heads / l.tp) * D * BF16;
+  const x = l.ulysses > 1 ? exchangeBytes(ctx, l, localTokens) : undefined;
   const uGroup = ulyssesGroup(l, cl);
-  if (l.ulysses > 1) {
-    phases.push(
-      pass === 'fwd'
-        ? {
-            kind: 'collective',
-            name: 'all-to-all q,k,v',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: qkvBytes,
-            group: uGroup,
-          }
-        : {
-            kind: 'collective',
-            name: 'all-to-all dO',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: oBytes,
-            group: uGroup,
-          },
-    );
-  }
+  const exchange = (name: string, bytes: number): CollectivePhase => ({
+    kind: 'collective',
+    name,
+    term: 'all-to-all',
+    op: 'all-to-all',
+    bytes,
+    group: uGroup,
+  });
+  if (x) phases.push(pass === 'fwd' ? exchange('all-to-all q,k,v', x.fwdIn) : exchange('all-to-all dO', x.bwdIn));
   const blockMs = (b: Block, merge: boolean): number => {
     if (b.area <= 0) return 0;
     const flops = attentionFlops(b.area, B * h.q, D, 'fwd');
@@ -484,43 +448,55 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
       name: `${l.strategy} ${pass}`,
       r,
       inner,
-      units: ctx.ringUnits(l.shard, r, inner, pass, walks, turned ? ring.fwd : undefined),
+      units: ctx.ringUnits(l.shard, r, inner, pass, walks),
       scale: B * h.q,
       overheadMs: rates.stepOverheadMs(),
       // a backward that moves no block (a ring of 2 turned back) prices the forward's where it moves one
       preBytes: (run.block || ring.fwd.block) * tokens,
       postBytes: run.sums * tokens,
       backBytes: run.partials * tokens,
+      backFrom: run.partialsFrom,
       tailMs: tail > 0 ? rates.mergeMs(tail * tokens) : 0,
       turned,
       fetchFirst: turned && run.fetchFirst,
       patterns: ctx.patterns(l),
     });
   }
-  if (l.ulysses > 1) {
-    phases.push(
-      pass === 'fwd'
-        ? {
-            kind: 'collective',
-            name: 'all-to-all out',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: oBytes,
-            group: uGroup,
-          }
-        : {
-            kind: 'collective',
-            name: 'all-to-all dq,dk,dv',
-            term: 'all-to-all',
-            op: 'all-to-all',
-            bytes: qkvBytes,
-            group: uGroup,
-          },
-    );
-  }
+  if (x) phases.push(pass === 'fwd' ? exchange('all-to-all out', x.fwdOut) : exchange('all-to-all dq,dk,dv', x.bwdOut));
   const ops = deviceOpsMs(ctx, l, pass);
   if (ops > 0) phases.push({ kind: 'compute', name: `device ops ${pass}`, term: 'elementwise', ms: ops });
   return phases;
+}
+
+/**
+ * Bytes of a layout's Ulysses all-to-alls (every send buffer of a GPU, its own included), for
+ * `tokens` tokens per GPU: weft's as its exchange code sends them (counted: exchangeCase), the
+ * PyTorch peers' from their model (peerExchangeBytes).
+ */
+function exchangeBytes(ctx: Context, l: PlanLayout, tokens: number): Exchanges {
+  if (ctx.rates.impl.exchanges === 'peer') return peerExchangeBytes(ctx.cfg, l, tokens);
+  const x = preparedExchanges(exchangeCase(ctx.cfg, l));
+  return { fwdIn: x.fwdIn * tokens, fwdOut: x.fwdOut * tokens, bwdIn: x.bwdIn * tokens, bwdOut: x.bwdOut * tokens };
+}
+
+/**
+ * The PyTorch peers' Ulysses exchanges (yunchang; not weft code, so a model of it): q, k, v with
+ * the KV heads repeated up to the degree where it exceeds them, the output without its lse, dO,
+ * and dq, dk, dv, all in the input type.
+ */
+function peerExchangeBytes(cfg: PlanConfig, l: PlanLayout, tokens: number): Exchanges {
+  const m = cfg.model,
+    D = m.headDim,
+    e = elemBytes(cfg);
+  const kvMoved = Math.max(m.kvHeads / l.tp, l.ulysses);
+  const qkv = tokens * (m.heads / l.tp + 2 * kvMoved) * D * e,
+    o = tokens * (m.heads / l.tp) * D * e;
+  return { fwdIn: qkv, fwdOut: o, bwdIn: o, bwdOut: qkv };
+}
+
+/** The dry run whose all-to-alls a layout's Ulysses exchanges are: Ulysses alone, on the layout's degree and heads (USP runs the same exchange code). */
+export function exchangeCase(cfg: PlanConfig, l: PlanLayout): CountCase {
+  return { ...deviceOpsCase(cfg, l), strategy: 'ulysses', ring: 1, inner: 1, placement: 'head-first' };
 }
 
 /**
@@ -558,7 +534,7 @@ export function ringCase(cfg: PlanConfig, l: PlanLayout): CountCase {
   return { ...c, ulysses: 1, H: h.q, Hkv: Math.ceil(h.kv) };
 }
 
-export function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {
+function deviceOpsMs(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): number {
   const { cfg, rates } = ctx,
     ops = rates.impl.deviceOps;
   if (!ops || (l.ring === 1 && l.ulysses === 1)) return 0;

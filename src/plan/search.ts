@@ -28,7 +28,7 @@ function defaultK0(): number {
 }
 
 /** The calibration for the config's GPU class: the shipped one, or `override` when it is of that class. */
-export function calibrationFor(cfg: PlanConfig, override?: Calibration): Calibration {
+function calibrationFor(cfg: PlanConfig, override?: Calibration): Calibration {
   const cls = cfg.cluster.gpu.class;
   if (override && override.class === cls) return override;
   return CLASS_CALIBRATIONS[cls];
@@ -89,7 +89,7 @@ export async function evaluate(ctx: Context, l: PlanLayout): Promise<PlanResult>
 }
 
 /** A layout's prediction; its counts must be prepared (prepare, evaluate). */
-export function evaluateLayout(ctx: Context, l: PlanLayout): PlanResult {
+function evaluateLayout(ctx: Context, l: PlanLayout): PlanResult {
   const problem = layoutProblem(l, ctx.cfg);
   if (problem)
     return { layout: l, feasible: false, reason: problem, prediction: null, timing: null, memory: null, balance: 1 };

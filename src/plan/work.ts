@@ -76,8 +76,12 @@ export class RingWork {
   // documents dealt round robin: their total area and tokens, shared evenly by all blocks
   private spreadArea = 0;
   private spreadTokens = 0;
-  private readonly memo = new Map<number, Block>();
   readonly rankSample: number[];
+  /** a sampled rank's index in rankSample, or −1 */
+  private readonly sampleIndex: Int32Array;
+  /** blocks met by a sampled rank, computed once: its queries against every rank's keys, every rank's queries against its keys */
+  private rowTable?: BlockTable;
+  private colTable?: BlockTable;
 
   constructor(
     readonly areas: MaskAreas,
@@ -101,6 +105,8 @@ export class RingWork {
       for (let k = 0; k < n; k++) set.add(Math.floor((k * r) / n));
       this.rankSample = [...set].sort((a, b) => a - b);
     }
+    this.sampleIndex = new Int32Array(r).fill(-1);
+    this.rankSample.forEach((i, j) => (this.sampleIndex[i] = j));
   }
 
   /** Tokens rank i holds. */
@@ -111,13 +117,19 @@ export class RingWork {
     return n;
   }
 
+  /** Every ring pass prices the blocks of its sampled positions, so those are kept (a ring's passes share them). */
   block(i: number, j: number): Block {
-    const key = i * this.r + j;
-    const hit = this.memo.get(key);
-    if (hit) return hit;
-    const b = this.compute(i, j);
-    if (this.r <= EXACT_RING_LIMIT) this.memo.set(key, b);
-    return b;
+    const si = this.sampleIndex[i]!;
+    if (si >= 0)
+      return (this.rowTable ??= new BlockTable(this.rankSample.length * this.r)).get(si * this.r + j, () =>
+        this.compute(i, j),
+      );
+    const sj = this.sampleIndex[j]!;
+    if (sj >= 0)
+      return (this.colTable ??= new BlockTable(this.rankSample.length * this.r)).get(sj * this.r + i, () =>
+        this.compute(i, j),
+      );
+    return this.compute(i, j);
   }
 
   private compute(i: number, j: number): Block {
@@ -174,5 +186,27 @@ export class RingWork {
       sum += a;
     }
     return sum === 0 ? 1 : max / (sum / this.rankSample.length);
+  }
+}
+
+/** Blocks by index, each computed on first use. */
+class BlockTable {
+  private readonly area: Float64Array;
+  private readonly rows: Float64Array;
+  private readonly full: Uint8Array;
+  constructor(n: number) {
+    this.area = new Float64Array(n).fill(NaN);
+    this.rows = new Float64Array(n);
+    this.full = new Uint8Array(n);
+  }
+  get(k: number, compute: () => Block): Block {
+    if (Number.isNaN(this.area[k]!)) {
+      const b = compute();
+      this.area[k] = b.area;
+      this.rows[k] = b.rows;
+      this.full[k] = b.full ? 1 : 0;
+      return b;
+    }
+    return { area: this.area[k]!, rows: this.rows[k]!, full: this.full[k] === 1 };
   }
 }

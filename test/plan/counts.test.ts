@@ -7,8 +7,20 @@
 // And the extension of long rings (three lengths, affine past them) equals running them out.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { countStats, dryRank, strategyCounts, type CountCase } from '../../src/plan/counts.js';
+import {
+  countStats,
+  traceRank,
+  prepareCounts,
+  preparedExchanges,
+  preparedRing,
+  strategyCounts,
+  type CountCase,
+} from '../../src/plan/counts.js';
 import { caseName, cases, viaRanks } from './metered-cases.js';
+
+/** One rank's counts from its dry run: T rows per rank of a full mask over zigzag shards. */
+const dryRank = async (c: CountCase, world: number, rank: number, T: number, kernelTemps = true) =>
+  (await traceRank(c, world, rank, { T, kernelTemps })).counts;
 
 describe('dry-run counts against the metered CPU ranks', () => {
   for (const N of [1, 2, 4, 8]) {
@@ -74,5 +86,81 @@ it('long rings: the counts extended from three lengths equal the counts of the w
       }
     }
     assert.deepEqual(extended, whole, c.strategy);
+  }
+});
+
+it("Ulysses all-to-alls as the code sends them: the output with its f32 lse, f32 partial dK,dV where members share KV heads, the members' KV ranges", async () => {
+  const x = (H: number, Hkv: number, u: number, e: 2 | 4): CountCase => ({
+    strategy: 'ulysses',
+    ulysses: u,
+    ring: 1,
+    inner: 1,
+    placement: 'head-first',
+    H,
+    Hkv,
+    D: 128,
+    e,
+  });
+  // bytes per token of a rank's shard, every send buffer (its own included)
+  for (const [c, want] of [
+    // MHA-like GQA, degree ≤ KV heads: q, k, v in bf16; out + lse; dO; dq, dk, dv in bf16
+    [x(32, 8, 4, 2), { fwdIn: 48 * 256, fwdOut: 32 * (256 + 4), bwdIn: 32 * 256, bwdOut: 48 * 256 }],
+    // degree 16 > 8 KV heads: each member gets one KV head, the two sharing it send f32 sums
+    [x(32, 8, 16, 2), { fwdIn: 64 * 256, fwdOut: 32 * (256 + 4), bwdIn: 32 * 256, bwdOut: 32 * 256 + 32 * 512 }],
+    // irregular: 3 query heads a member over KV heads of 4; ranges of 1 or 2 heads (12 in all)
+    // forward, each member sends its rows of every range; backward all rows of its own range (2 at most)
+    [x(24, 6, 8, 2), { fwdIn: 48 * 256, fwdOut: 24 * (256 + 4), bwdIn: 24 * 256, bwdOut: 24 * 256 + 32 * 512 }],
+    // f32 inputs: the sums are in the input type
+    [x(32, 8, 16, 4), { fwdIn: 64 * 512, fwdOut: 32 * (512 + 4), bwdIn: 32 * 512, bwdOut: 64 * 512 }],
+  ] as const) {
+    await prepareCounts([c]);
+    assert.deepEqual(preparedExchanges(c), want, JSON.stringify(c));
+  }
+});
+
+it('TokenRing sends a partial result from its second foreign step on (the first is its own queries), the last after the last step: r − 1 in all', async () => {
+  for (const ring of [2, 3, 4, 8, 12]) {
+    const c: CountCase = {
+      strategy: 'tokenring',
+      ulysses: 1,
+      ring,
+      inner: ring,
+      placement: 'head-first',
+      H: 4,
+      Hkv: 2,
+      D: 8,
+      e: 2,
+    };
+    await prepareCounts([c]);
+    const r = preparedRing(c);
+    assert.equal(r.fwd.partialsFrom, 2, `ring ${ring} forward`);
+    assert.equal(r.bwd.partialsFrom, 2, `ring ${ring} backward`);
+  }
+});
+
+it('one Ulysses member of each kind (KV range size, regular or not) stands for all: the counts equal the largest over every member', async () => {
+  for (const [H, Hkv, u] of [
+    [24, 6, 8],
+    [32, 8, 16],
+    [8, 1, 4],
+    [12, 4, 6],
+  ] as const) {
+    for (const strategy of ['ulysses', 'usp'] as const) {
+      const ring = strategy === 'usp' ? 2 : 1;
+      const c: CountCase = { strategy, ulysses: u, ring, inner: ring, placement: 'head-first', H, Hkv, D: 8, e: 2 };
+      const got = await strategyCounts(c, 64);
+      let peak = -1,
+        traffic = -1,
+        held = { heldForward: 0, heldPeak: 0 },
+        moved = { trafficForward: got.trafficForward, traffic: got.traffic };
+      for (let m = 0; m < u; m++) {
+        // the USP mesh puts Ulysses members on consecutive ranks (head-first)
+        const x = await dryRank(c, u * ring, m, 64);
+        if (x.heldPeak > peak) [peak, held] = [x.heldPeak, { heldForward: x.heldForward, heldPeak: x.heldPeak }];
+        const b = x.traffic.total.readBytes + x.traffic.total.writeBytes;
+        if (b > traffic) [traffic, moved] = [b, { trafficForward: x.trafficForward, traffic: x.traffic }];
+      }
+      assert.deepEqual(got, { ...held, ...moved }, `${strategy} H${H} Hkv${Hkv} u${u}`);
+    }
   }
 });

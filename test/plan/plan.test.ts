@@ -269,7 +269,7 @@ test('explain says so when nothing fits', async () => {
   assert.ok(FLOP_CONVENTION.includes('causal counts half'));
 });
 
-test('work, counted: a 16,384-GPU search prices each layout once and runs the strategy code once per distinct case, long rings at three lengths', async () => {
+test('work, counted: a 16,384-GPU search prices each layout once and runs the strategy code once per distinct case, long rings at three lengths shared by every length', async () => {
   const before = { ...countStats };
   const big = await plan(
     parseConfig({ ...base, model: 'llama3-70b', seqLen: 1 << 20, batchSeqs: 16, cluster: { ...cluster, nodes: 2048 } }),
@@ -277,10 +277,11 @@ test('work, counted: a 16,384-GPU search prices each layout once and runs the st
   assert.ok(big.results.length > 500);
   const runs = countStats.runs - before.runs,
     steps = countStats.steps - before.steps;
-  // a case runs every Ulysses member at no more than three ring lengths of at most 10: far fewer
-  // rank runs and traced steps than the layouts' rings have steps
+  // a case runs one member of each kind at no more than three ring lengths of at most 10, and
+  // long rings of every length share those runs: fewer rank runs than layouts, and far fewer
+  // traced steps than the layouts' rings have steps
   const ringSteps = big.results.reduce((s, r) => s + r.layout.ring, 0);
-  assert.ok(runs < 10 * big.results.length, `${runs} rank runs`);
+  assert.ok(runs < big.results.length, `${runs} rank runs for ${big.results.length} layouts`);
   assert.ok(steps < ringSteps, `${steps} steps traced for rings of ${ringSteps} steps in all`);
 });
 

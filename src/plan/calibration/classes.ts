@@ -82,7 +82,7 @@ export const ADA_ATTENTION_REFERENCE = {
 } as const;
 const ADA_FA2_OVER_AMPERE = 1.2455;
 
-export const ADA: Calibration = {
+const ADA: Calibration = {
   ...AMPERE,
   gpu: 'l20',
   class: 'ada',

@@ -21,7 +21,7 @@ import type { ElementwiseOp } from '../../strategy/accounting.js';
 import type { Calibration, DeviceOpRate, KernelPoint } from './types.js';
 import { CLASS_CALIBRATIONS } from './classes.js';
 
-export interface RecordLike {
+interface RecordLike {
   kind?: unknown;
   name?: unknown;
   config?: unknown;

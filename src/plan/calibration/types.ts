@@ -65,7 +65,8 @@ export interface Implementation {
   /**
    * Device memory of attention modes: 'weft' — the peak weft's strategy code holds (allocations
    * minus releases, counted by running it on the dry-run backend: plan/counts.ts), plus the inputs
-   * and the kernel's cached block lists; 'generic' — q, k, v, out and their gradients plus the
+   * and the kernel's cached block lists; 'generic' — the generic model of an implementation that is not
+   * weft's code (the PyTorch peers): q, k, v, out and their gradients plus the
    * larger of the forward's and the backward's strategy buffers (an implementation that frees what
    * it no longer needs). Training and prefill use the generic count for every implementation.
    */
@@ -80,6 +81,14 @@ export interface Implementation {
    * backward prices no merge. Absent: not priced (the merges stand for it).
    */
   deviceOps?: { ops: Record<ElementwiseOp, DeviceOpRate>; source: string };
+  /**
+   * What the Ulysses all-to-alls move: 'counted' — what weft's exchange code (strategy/ulysses.ts,
+   * which USP runs too) sends, read from its dry run (plan/counts.ts): the output travels with
+   * its f32 lse, and KV heads shared by several members send f32 partial dK,dV sums; 'peer' — the
+   * PyTorch peers' exchanges (yunchang): q, k, v with the KV heads repeated up to the degree, the
+   * output and the gradients, all in the input type.
+   */
+  exchanges: 'counted' | 'peer';
   source: string;
 }
 
@@ -110,6 +119,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     ringBackward: 'turn-back',
     footprint: 'weft',
     deviceOps: { ops: WEFT_OPS, source: WEFT_OPS_SOURCE },
+    exchanges: 'counted',
     source:
       'merge: one fused f32 merge per step (the kernel epilogue); step overhead assumed; memory and Device operations counted by running the strategy code (dry-run backend), the kernels at the calibrated rates; checked against weft bench cp records (docs/validation.md)',
   },
@@ -122,6 +132,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     stepOverheadUs: 30,
     ringBackward: 'home-hop',
     footprint: 'generic',
+    exchanges: 'peer',
     source:
       'counted from zhuzilin/ring-flash-attention ring_flash_attn/utils.py update_out_and_lse (one cast + three f32 elementwise passes); overhead: ~10 PyTorch ops at ~3 µs dispatch',
   },
