@@ -166,7 +166,6 @@ interface Kernels {
   tiles: Kernel;
   count: Kernel;
   list: Kernel;
-  offsets: Kernel;
   scatter: Kernel;
   shared: number;
 }
@@ -177,8 +176,7 @@ interface Prepared {
   nb: number;
   rows: CudaTensor;
   list: CudaTensor;
-  /** per row block, the listed tiles of the blocks before it (nb + 1 entries) */
-  offs: CudaTensor;
+  total: CudaTensor;
   stride: number;
 }
 
@@ -263,14 +261,12 @@ export class DecodeKernel {
       const P = 'ptr' as const,
         I = 'i32' as const,
         F = 'f32' as const;
-      // the stages, then the warps' partial states of a segment and the merge's scratch
-      const shared = stages * (2 * KT * d * 2 + KT * 4) + 4 * (4 * 16 * d + 2 * 4 * 16 + 2 * 16 * wm + 2 * THREADS);
+      const shared = stages * (2 * KT * d * 2 + KT * 4);
       k = {
-        decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, I, P, P, P, P, P, I, I, I, I, F, I]),
+        decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, P, P, P, P, P, I, I, I, I, F, I]),
         tiles: mod.kernel('weft_decode_tiles', [P, I, I, P]),
         count: mod.kernel('weft_decode_count', [P, P, P, P, I, P]),
         list: mod.kernel('weft_decode_list', [P, P, P, P, I, P, P, P, I]),
-        offsets: mod.kernel('weft_decode_offsets', [P, I, P]),
         scatter: mod.kernel('weft_decode_scatter', [P, P, I]),
         shared,
       };
@@ -348,28 +344,23 @@ export class DecodeKernel {
         counts = dev.empty('f32', [nb, chunks]);
       // int32 contents in f32-typed buffers, as CudaKernel's block lists
       const list = dev.empty('f32', [nb, ntiles]),
-        total = dev.empty('f32', [nb]),
-        offs = dev.empty('f32', [nb + 1]);
+        total = dev.empty('f32', [nb]);
       ks.tiles.launch({ grid: Math.ceil(ntiles / 8), block: 256 }, kpos, tk, ntiles, tiles);
       ks.count.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts);
       ks.list.launch({ grid: [nb, chunks], block: 256 }, qlo, qhi, rows, tiles, ntiles, counts, list, total, ntiles);
-      ks.offsets.launch({ grid: 1, block: 1024 }, total, nb, offs);
       tiles.release();
       counts.release();
-      total.release();
-      p = { plan, nb, rows, list, offs, stride: ntiles };
+      p = { plan, nb, rows, list, total, stride: ntiles };
       byGroup.set(group, p);
     }
     return p;
   }
 
-  /**
-   * CTAs of a launch: `waves` per resident slot over the GPU, at most one per two of the (kv head,
-   * key tile) units the view can list (about Hkv × the tiles, each row block's boundary tile apart).
-   */
-  ctas(hkv: number, tk: number, l: DecodeLaunch): number {
-    const fill = this.rt.info.sms * l.ctasPerSm * l.waves;
-    return Math.max(1, Math.min(fill, Math.floor((hkv * Math.ceil(tk / KT)) / 2)));
+  /** Splits per (row block, kv head): `waves` CTAs per resident slot over the GPU, at least two tiles each. */
+  splits(nb: number, hkv: number, tk: number, l: DecodeLaunch): number {
+    const fill = Math.floor((this.rt.info.sms * l.ctasPerSm * l.waves) / (nb * hkv));
+    const tilesPerBlock = Math.ceil(tk / KT) / nb;
+    return Math.max(1, Math.min(fill, Math.floor(tilesPerBlock / 2), 4096));
   }
 
   /** out, lse of the view's queries over these keys, or merged into `state` (f32, checked by the caller). */
@@ -386,24 +377,24 @@ export class DecodeKernel {
     const group = h / hkv;
     const plan = this.plan(view, group);
     if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
-    const launch = this.launch;
+    const nb = plan.blocks.length / 2,
+      launch = this.launch;
     const ks = this.kernels(d, dtype, view.q.m, plan.wm, launch);
     const p = this.prepare(view, group, ks);
     const dev = this.rt.device;
-    const ctas = this.ctas(hkv, tk, launch),
+    const splits = this.splits(nb, hkv, tk, launch),
       vb = 16 * plan.wm,
       groups = p.nb * hkv;
     if (!this.counters || this.counters.numel < groups) {
       this.counters?.release();
       this.counters = dev.zeros('f32', [Math.max(groups, 256)]); // int 0 bits; the kernel leaves them 0
     }
-    // two partials a CTA: the pairs its range starts and ends inside
-    const po = dev.empty('f32', [ctas * 2 * vb * d]),
-      pl = dev.empty('f32', [ctas * 2 * vb]);
+    const po = dev.empty('f32', [groups * splits * vb * d]),
+      pl = dev.empty('f32', [groups * splits * vb]);
     const merge = state !== undefined;
     state ??= { out: dev.empty('f32', [tq, h, d]), lse: dev.empty('f32', [h, tq]) };
     ks.decode.launch(
-      { grid: ctas, block: THREADS, shared: ks.shared },
+      { grid: [splits, p.nb, hkv], block: THREADS, shared: ks.shared },
       q,
       k,
       v,
@@ -412,9 +403,8 @@ export class DecodeKernel {
       this.keyPositions(view.kPos, ks),
       p.rows,
       p.list,
-      p.offs,
+      p.total,
       p.stride,
-      p.nb,
       po,
       pl,
       this.counters,
