@@ -120,7 +120,7 @@ function inferenceSection(): string {
     'The inference planner (`weft plan` with `mode: "decode"` or a cached prefill; docs/inference.md) against weft\'s own ' +
     `one-GPU records (${[...DECODE_RECORDS, ...PREFILL_RECORDS].map((f) => `\`${f}\``).join(', ')}) and published rows. ` +
     "weft's records are priced as one attention layer of the record's shape on one H200, and only the attention terms are " +
-    "compared: the decode step's K/V read (the bytes at the streaming rate and two launches: `predicted.stepMs` less the " +
+    "compared: the decode step's K/V read (the bytes at the streaming rate and the kernel's fixed cost: `predicted.stepMs` less the " +
     "weights, which a kernel benchmark does not read) and the prefill's attention under its pass. The published time-to-first-" +
     'token rows are whole models and compare `predicted.stepMs` itself. These checks are not in the statistics above.\n\n';
   md += mdTable(

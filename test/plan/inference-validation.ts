@@ -2,10 +2,16 @@
 // (`weft bench decode`, `weft bench prefill`) and the published rows of inference-published.ts.
 // Each record is priced with a one-layer model of the record's heads and head dim on one H200, and
 // only the attention terms are compared: the decode step's K/V read (`kv read`: the bytes at the
-// streaming rate plus two launches), the prefill's attention under its pass (ring of one rank: the
+// streaming rate plus the kernel's fixed cost), the prefill's attention under its pass (ring of one rank: the
 // forward kernel curve at the rows' mean key count plus a step overhead).
 import { readFileSync } from 'node:fs';
-import { choosePass, inferenceConfig, type InferenceConfig, planInference } from '../../src/plan/inference.js';
+import {
+  choosePass,
+  DECODE_FIXED_US,
+  inferenceConfig,
+  type InferenceConfig,
+  planInference,
+} from '../../src/plan/inference.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, SDPA_DECODE_H200 } from './inference-published.js';
 import { type Check, repoFile } from './validation.js';
@@ -62,6 +68,27 @@ export function decodeReadMs(c: Rec['config']): number {
   const cfg = config('decode', c);
   const ctx = buildContext(cfg.base);
   return planInference(cfg, ctx.rates, ctx.net, [{ tp: 1, cp: 1 }])[0]!.breakdown['kv read']!;
+}
+
+/**
+ * The kernel's fixed cost per step (µs) that minimises the largest relative error over the kernel
+ * rows of the first decode record, the stream priced at the fill rate: DECODE_FIXED_US's source.
+ * The error's largest magnitude is convex in the cost, so a ternary search finds it.
+ */
+export function decodeFixedFit(): number {
+  const rows = records(DECODE_RECORDS[0]).filter((r) => r.name === 'weft');
+  const stream = rows.map((r) => decodeReadMs(r.config) - DECODE_FIXED_US / 1000);
+  const worst = (us: number): number =>
+    Math.max(...rows.map((r, i) => Math.abs((stream[i]! + us / 1000) / r.summary.median - 1)));
+  let lo = 0,
+    hi = 200;
+  for (let i = 0; i < 100; i++) {
+    const a = lo + (hi - lo) / 3,
+      b = hi - (hi - lo) / 3;
+    if (worst(a) < worst(b)) hi = b;
+    else lo = a;
+  }
+  return (lo + hi) / 2;
 }
 
 export function weftDecodeChecks(): Check[] {

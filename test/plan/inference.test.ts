@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UserError } from '../../src/errors.js';
 import {
+  DECODE_FIXED_US,
   inferenceConfig,
   type InferenceConfig,
   type InferencePlan,
@@ -13,7 +14,7 @@ import {
 } from '../../src/plan/inference.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, PASS_CROSSOVER, SDPA_DECODE_H200 } from './inference-published.js';
-import { weftDecodeChecks, weftPrefillChecks } from './inference-validation.js';
+import { decodeFixedFit, weftDecodeChecks, weftPrefillChecks } from './inference-validation.js';
 import { relErr } from './validation.js';
 
 const ATTN_ONLY = {
@@ -89,7 +90,7 @@ describe('planner: decode', () => {
     );
   });
 
-  it('PyTorch SDPA decode reads on one H200: the predicted read is within 5% of the best backend in every row', () => {
+  it('PyTorch SDPA decode reads on one H200: the predicted read is within 6% of the best backend in every row', () => {
     const errors = SDPA_DECODE_H200.map((r) => {
       const p = plan(
         { model: ATTN_ONLY, mode: 'decode', seqLen: r.context, batchSeqs: r.batch, cluster: h200(1) },
@@ -99,23 +100,28 @@ describe('planner: decode', () => {
       const measured = bytes / (Math.max(r.fa2TBs, r.cudnnTBs) * 1e9); // ms
       return (p.breakdown['kv read']! - measured) / measured;
     });
-    // −3.3%, +0.6%, +0.6%, +2.9% (docs/inference.md)
+    // −5.1%, +0.3%, +0.4%, +2.6% (docs/inference.md): the fixed cost is weft's kernel's, and
+    // SDPA's best at 1 × 128K (3.7 TB/s) pays more than that
     assert.ok(
-      errors.every((e) => Math.abs(e) < 0.05),
+      errors.every((e) => Math.abs(e) < 0.06),
       errors.join(', '),
     );
   });
 });
 
 describe("planner: weft's own one-GPU records (docs/validation.md)", () => {
-  it('decode: every step within 15% but the smallest read (1 × 32K, 128 MiB), where the kernel beats the fixed cost the model charges', () => {
+  it('decode: every kernel row and cache step within 15%', () => {
     const checks = weftDecodeChecks();
     assert.ok(checks.length >= 30);
-    const off = (cs: typeof checks): string[] =>
-      cs.filter((c) => Math.abs(relErr(c)) > 0.15).map((c) => `${c.label}: ${(100 * relErr(c)).toFixed(1)}%`);
-    // the model prices a stream of the K/V bytes plus a fixed step cost fitted to PyTorch SDPA's
-    // decode reads; weft's kernel pays less than that at the smallest read
-    assert.deepEqual(off(checks), ['kernel: 1 × 32K + 1 new: 16.2%']);
+    const off = checks
+      .filter((c) => Math.abs(relErr(c)) > 0.15)
+      .map((c) => `${c.label}: ${(100 * relErr(c)).toFixed(1)}%`);
+    assert.deepEqual(off, []);
+  });
+
+  it("decode: the kernel's fixed cost is the minimax fit over the record's kernel rows", () => {
+    // DECODE_FIXED_US is not set by hand: it is the record's fit, rounded to 0.1 µs
+    assert.ok(Math.abs(decodeFixedFit() - DECODE_FIXED_US) < 0.05, `fit ${decodeFixedFit()} µs`);
   });
 
   it('prefill onto a 120K cache: both passes within 15% of the recorded step', () => {
