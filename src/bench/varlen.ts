@@ -44,8 +44,14 @@ const SHAPE = { H: 64, Hkv: 8, D: 128 } as const;
 /** Across nodes: one 400 Gb/s NIC per GPU (50 GB/s a direction), an assumption of a typical H200 cluster. */
 const INTER = { GBps: 50, latencyUs: 10 };
 
-/** Static layouts on document masks are priced up to this many tokens in all (see priced()). */
+/**
+ * Static layouts on document masks are priced in full up to this many tokens; beyond, only on
+ * batches of at most STATIC_MANY_DOCS documents and only USP with Ulysses over a node and over 64
+ * ranks (the planner prices a ring over a document mask block by block and document by document:
+ * a long-tail batch of thousands of documents on 128+ GPUs takes minutes per layout).
+ */
 export const STATIC_PRICED_UP_TO = 64 * 8192;
+const STATIC_MANY_DOCS = 100;
 
 const causalBatch = (lengths: number[]): Batch => ({
   lengths,
@@ -231,16 +237,34 @@ async function priced(
       }),
     ),
   ];
-  let best: { name: string; layout: PlanLayout; tflops: number } | undefined;
+  let best: { name: string; layout: PlanLayout; tflops: number; ms: number } | undefined;
   // the planner prices a ring over a document mask block by block: minutes beyond 512K tokens
-  for (const { name, layout } of S <= STATIC_PRICED_UP_TO ? staticLayouts(docCfg, 'doc-zigzag') : []) {
+  const statics =
+    S <= STATIC_PRICED_UP_TO
+      ? staticLayouts(docCfg, 'doc-zigzag')
+      : lengths.length <= STATIC_MANY_DOCS
+        ? staticLayouts(docCfg, 'doc-zigzag').filter(({ layout: l }) => l.ulysses === 8 || l.ulysses === 64)
+        : [];
+  for (const { name, layout } of statics) {
     const p = (await evaluate(ctx, layout)).prediction;
     if (!p) continue;
     out.push(
       makeRecord('varlen', `priced ${name}`, config, 'ms', [p.stepMs], withErr({ tflopsPerGpu: p.tflopsPerGpu })),
     );
-    if (!best || p.tflopsPerGpu > best.tflops) best = { name, layout, tflops: p.tflopsPerGpu };
+    if (!best || p.tflopsPerGpu > best.tflops) best = { name, layout, tflops: p.tflopsPerGpu, ms: p.stepMs };
   }
+  // the plan-level choice: the dispatch, or the whole world as one static layout where that prices faster
+  out.push(
+    makeRecord(
+      'varlen',
+      'priced varlen chosen',
+      config,
+      'ms',
+      [best && best.ms < price.stepMs ? best.ms : price.stepMs],
+      withErr({ tflopsPerGpu: Math.max(price.tflopsPerGpu, best?.tflops ?? 0) }),
+      { chosen: best && best.ms < price.stepMs ? best.name : 'dispatch' },
+    ),
+  );
   if (best) {
     const sim = simulate(ctx, best.layout);
     out.push(
@@ -431,13 +455,17 @@ export function varlenTables(records: readonly BenchRecord[]): string {
             const v = at.find((r) => r.name === 'priced varlen')!,
               plain = at.find((r) => r.name.startsWith('priced plain causal'));
             const stat = at.filter(
-              (r) => r.name.startsWith('priced ') && r.name !== 'priced varlen' && !r.name.startsWith('priced plain'),
+              (r) =>
+                r.name.startsWith('priced ') &&
+                !r.name.startsWith('priced varlen') &&
+                !r.name.startsWith('priced plain'),
             );
             const best = stat.reduce<BenchRecord | undefined>(
               (b, r) => (!b || r.derived!.tflopsPerGpu! > b.derived!.tflopsPerGpu! ? r : b),
               undefined,
             );
             const sim = at.find((r) => r.name.startsWith('simulated '));
+            const chosen = at.find((r) => r.name === 'priced varlen chosen');
             const tv = v.derived!.tflopsPerGpu!;
             return {
               GPUs: w,
@@ -447,6 +475,7 @@ export function varlenTables(records: readonly BenchRecord[]): string {
               'best static': best ? `${best.name.slice(7)} ${best.derived!.tflopsPerGpu!.toFixed(0)}` : '-',
               simulated: sim ? sim.derived!.tflopsPerGpu!.toFixed(0) : '-',
               '÷ static': best ? (tv / best.derived!.tflopsPerGpu!).toFixed(2) : '-',
+              chosen: chosen ? `${chosen.extra?.chosen} ${chosen.derived!.tflopsPerGpu!.toFixed(0)}` : '-',
               'plain causal': plain ? plain.derived!.tflopsPerGpu!.toFixed(0) : '-',
               '÷ causal': plain ? (tv / plain.derived!.tflopsPerGpu!).toFixed(2) : '-',
               ...lossColumns(v),

@@ -9,7 +9,8 @@
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
 import { pairArea } from '../varlen/batch.js';
-import { type DispatchPlan, type Transfer, withRoutes } from '../varlen/dispatch.js';
+import { areaCounter, type DispatchPlan, withRoutes } from '../varlen/dispatch.js';
+import { chunkHop } from '../varlen/routes.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
 
@@ -45,6 +46,15 @@ export interface VarlenPrice {
   ranks: VarlenRankPrice[];
 }
 
+/** One round's transfers, side by side: sender, receiver, rows. */
+interface RoundTransfers {
+  from: number[];
+  to: number[];
+  rows: number[];
+  /** 1 for a rank that forwards rows it did not own this round (a relay hop): its returns come back into what it received */
+  forwards: Uint8Array;
+}
+
 /** Transfers of one rank in one direction, by link class: latency once, bytes at the port's rate. */
 function portMs(net: Network, byClass: Record<LinkClass, number>): number {
   return Math.max(
@@ -69,9 +79,64 @@ export function priceDispatch(
   const mask: BlockMask = plan.masks.every((m) => m.kind === 'full') ? 'full' : 'causal';
   const cls = (a: number, b: number): LinkClass =>
     Math.floor(a / gpusPerNode) === Math.floor(b / gpusPerNode) ? 'intra' : 'inter';
-  const rounds = plan.transfers.reduce((m, t) => Math.max(m, t.round + 1), 0);
-  const byRound: Transfer[][] = Array.from({ length: rounds }, () => []);
-  for (const t of plan.transfers) byRound[t.round]!.push(t);
+  // each round's transfers, the star's chunks read off without listing them (chunkRows)
+  const chunks = Math.max(1, plan.chunks);
+  const rounds = plan.transfers.reduce((m, t) => Math.max(m, t.direct ? chunks : t.round + 1), 0);
+  const byRound: RoundTransfers[] = Array.from({ length: rounds }, () => ({
+    from: [],
+    to: [],
+    rows: [],
+    forwards: new Uint8Array(N),
+  }));
+  const D0 = plan.lengths.length,
+    cu = [0];
+  for (const L of plan.lengths) cu.push(cu[cu.length - 1]! + L);
+  const docAt = (x: number): number => {
+    let a = 0,
+      b = D0 - 1;
+    while (a < b) {
+      const m = (a + b + 1) >> 1;
+      if (cu[m]! <= x) a = m;
+      else b = m - 1;
+    }
+    return a;
+  };
+  // per round: the area each rank computes against what it brought, and the documents it belongs to
+  const roundArea = Array.from({ length: rounds }, () => new Float64Array(N));
+  const roundDocs = Array.from({ length: rounds }, () => new Map<number, Set<number>>());
+  const against = chunks > 1 ? areaCounter(plan) : undefined;
+  const seen = (t: number, to: number, ranges: readonly (readonly [number, number])[], area: number): void => {
+    if (area <= 0) return; // passed on only: no query here sees it
+    roundArea[t]![to]! += area;
+    const docs = roundDocs[t]!,
+      set = docs.get(to) ?? new Set<number>();
+    for (const [a, b] of ranges) for (let d = docAt(a); d < D0 && cu[d]! < b; d++) set.add(d);
+    docs.set(to, set);
+  };
+  const add = (t: number, from: number, to: number, rows: number, origin: number): void => {
+    const r = byRound[t]!;
+    if (from !== origin) r.forwards[from] = 1;
+    r.from.push(from);
+    r.to.push(to);
+    r.rows.push(rows);
+  };
+  for (const x of plan.transfers) {
+    if (!x.direct || chunks === 1) {
+      add(x.round, x.from, x.to, x.rows, x.origin);
+      seen(x.round, x.to, x.ranges, x.area);
+      continue;
+    }
+    for (const c of chunkHop(x, chunks)) {
+      add(c.round, c.from, c.to, c.rows, c.origin);
+      if (x.area > 0)
+        seen(
+          c.round,
+          c.to,
+          c.ranges,
+          c.ranges.reduce((s, [a, b]) => s + against!(c.to, a, b), 0),
+        );
+    }
+  }
 
   // compute: the own block, and each received block (forward with its merge, backward)
   const own = plan.ranks.map((r) => {
@@ -83,37 +148,16 @@ export function priceDispatch(
   });
   // the blocks a rank receives in one round are attended in one kernel call (their K/V side by
   // side); the query rows that see them are the rank's rows of the documents they belong to
-  const D0 = plan.lengths.length,
-    cu = [0];
-  for (const L of plan.lengths) cu.push(cu[cu.length - 1]! + L);
   const rowsOf = new Map<number, number>(); // rank · documents + document → the rank's rows of it
   for (const p of plan.pieces) {
     const key = p.rank * D0 + p.doc;
     rowsOf.set(key, (rowsOf.get(key) ?? 0) + p.end - p.start);
   }
-  const docAt = (x: number): number => {
-    let a = 0,
-      b = D0 - 1;
-    while (a < b) {
-      const m = (a + b + 1) >> 1;
-      if (cu[m]! <= x) a = m;
-      else b = m - 1;
-    }
-    return a;
-  };
   const blockFwd = Array.from({ length: rounds }, () => new Float64Array(N)),
     blockBwd = Array.from({ length: rounds }, () => new Float64Array(N));
   for (let t = 0; t < rounds; t++) {
-    const area = new Float64Array(N),
-      docs = new Map<number, Set<number>>();
-    for (const x of byRound[t]!) {
-      if (x.area <= 0) continue; // passed on only: no query here sees it
-      area[x.to]! += x.area;
-      const set = docs.get(x.to) ?? new Set<number>();
-      for (const [a, b] of x.ranges) for (let d = docAt(a); d < D0 && cu[d]! < b; d++) set.add(d);
-      docs.set(x.to, set);
-    }
-    for (const [r, set] of docs) {
+    const area = roundArea[t]!;
+    for (const [r, set] of roundDocs[t]!) {
       let rows = 0;
       for (const d of set) rows += rowsOf.get(r * D0 + d) ?? 0;
       const kbar = Math.max(1, area[r]! / Math.max(1, rows));
@@ -128,7 +172,9 @@ export function priceDispatch(
   /**
    * One pass of rounds: each rank posts round t when its clock says, computes `during(t, r)`
    * meanwhile, and waits for its transfers of that round (each ends when both ends have posted and
-   * both ports are through the round's bytes); `after(t, r)` runs once they are in.
+   * both ports are through the round's bytes and any earlier round's still on them); `after(t, r)`
+   * runs once they are in. A rank for which `defer(t, r)` holds does not wait: it goes on, and
+   * waits for every deferred transfer, then runs their `after`, at the end of the pass.
    */
   const pass = (
     order: number[],
@@ -136,36 +182,52 @@ export function priceDispatch(
     clock: Float64Array,
     during: (t: number, r: number) => number,
     after: (t: number, r: number) => number,
+    defer: (t: number, r: number) => boolean = () => false,
   ): void => {
+    const rowBytes = dir === 'fwd' ? kvRow : gradRow;
+    const outFree = new Float64Array(N),
+      inFree = new Float64Array(N),
+      pending = new Float64Array(N),
+      late = new Float64Array(N);
     for (const t of order) {
       const list = byRound[t]!;
-      const rowBytes = dir === 'fwd' ? kvRow : gradRow;
-      const zero = (): Record<LinkClass, number> => ({ intra: 0, inter: 0 });
-      const out = new Map<number, Record<LinkClass, number>>(),
-        inn = new Map<number, Record<LinkClass, number>>();
       // forward: from → to; backward: the gradients go back to → from
-      const src = (x: Transfer): number => (dir === 'fwd' ? x.from : x.to),
-        dst = (x: Transfer): number => (dir === 'fwd' ? x.to : x.from);
-      for (const x of list) {
-        const c = cls(x.from, x.to);
-        const o = out.get(src(x)) ?? zero(),
-          i = inn.get(dst(x)) ?? zero();
-        o[c] += x.rows * rowBytes;
-        i[c] += x.rows * rowBytes;
-        out.set(src(x), o);
-        inn.set(dst(x), i);
+      const [src, dst] = dir === 'fwd' ? [list.from, list.to] : [list.to, list.from];
+      // each rank's bytes out and in this round, by link class: [intra, inter]
+      const out = new Float64Array(2 * N),
+        inn = new Float64Array(2 * N);
+      for (let i = 0; i < list.rows.length; i++) {
+        const c = cls(src[i]!, dst[i]!) === 'intra' ? 0 : 1;
+        out[2 * src[i]! + c]! += list.rows[i]! * rowBytes;
+        inn[2 * dst[i]! + c]! += list.rows[i]! * rowBytes;
       }
-      const posted = Float64Array.from(clock);
+      const port = (bytes: Float64Array): Float64Array =>
+        Float64Array.from({ length: N }, (_, r) => portMs(net, { intra: bytes[2 * r]!, inter: bytes[2 * r + 1]! }));
+      const outMs = port(out),
+        inMs = port(inn);
+      const posted = Float64Array.from(clock),
+        waits = Float64Array.from(posted);
       for (let r = 0; r < N; r++) clock[r] = posted[r]! + during(t, r);
-      for (const x of list) {
-        const end =
-          Math.max(posted[src(x)]!, posted[dst(x)]!) +
-          Math.max(portMs(net, out.get(src(x))!), portMs(net, inn.get(dst(x))!));
-        clock[src(x)] = Math.max(clock[src(x)]!, end);
-        clock[dst(x)] = Math.max(clock[dst(x)]!, end);
+      const ends = new Float64Array(list.rows.length);
+      for (let i = 0; i < list.rows.length; i++) {
+        const s = src[i]!,
+          d = dst[i]!;
+        ends[i] = Math.max(posted[s]!, posted[d]!, outFree[s]!, inFree[d]!) + Math.max(outMs[s]!, inMs[d]!);
+        waits[s] = Math.max(waits[s]!, ends[i]!);
+        waits[d] = Math.max(waits[d]!, ends[i]!);
       }
-      for (let r = 0; r < N; r++) clock[r]! += after(t, r);
+      for (let i = 0; i < list.rows.length; i++) {
+        outFree[src[i]!] = Math.max(outFree[src[i]!]!, ends[i]!);
+        inFree[dst[i]!] = Math.max(inFree[dst[i]!]!, ends[i]!);
+      }
+      for (let r = 0; r < N; r++) {
+        if (defer(t, r)) {
+          pending[r] = Math.max(pending[r]!, waits[r]!);
+          late[r]! += after(t, r);
+        } else clock[r] = Math.max(clock[r]!, waits[r]!) + after(t, r);
+      }
     }
+    for (let r = 0; r < N; r++) clock[r] = Math.max(clock[r]!, pending[r]!) + late[r]!;
   };
   // forward: round 0 runs beside the own block, round t + 1 beside the blocks of round t
   const fwdClock = new Float64Array(N);
@@ -177,10 +239,14 @@ export function priceDispatch(
     () => 0,
   );
   for (let r = 0; r < N; r++) fwdClock[r]! += rounds ? blockFwd[rounds - 1]![r]! : own[r]!.fwd;
-  // backward: the last round's blocks first; round t's returns beside the blocks of round t − 1
-  // (round 0's beside the own block); returned rows are spread, read and added (3 passes over them)
+  // backward: the last round's blocks first; round t's returns start beside the blocks of round
+  // t − 1 (round 0's beside the own block) and, where the rank forwarded nothing that round, may run
+  // on under the rest of the backward; returned rows are spread, read and added (3 passes over them)
   const returned = Array.from({ length: rounds }, () => new Float64Array(N));
-  for (const x of plan.transfers) returned[x.round]![x.from] += x.rows * gradRow;
+  for (let t = 0; t < rounds; t++) {
+    const list = byRound[t]!;
+    for (let i = 0; i < list.rows.length; i++) returned[t]![list.from[i]!]! += list.rows[i]! * gradRow;
+  }
   const bwdClock = new Float64Array(N);
   for (let r = 0; r < N; r++) bwdClock[r] = rounds ? blockBwd[rounds - 1]![r]! : own[r]!.bwd;
   pass(
@@ -189,6 +255,9 @@ export function priceDispatch(
     bwdClock,
     (t, r) => (t === 0 ? own[r]!.bwd : blockBwd[t - 1]![r]!),
     (t, r) => rates.hbmMs(3 * returned[t]![r]!),
+    // a rank that forwarded nothing in round t gets back gradients of its own rows only: it goes on
+    // with the backward and adds them at the end (the executor's deferred returns)
+    (t, r) => !byRound[t]!.forwards[r],
   );
   for (let r = 0; r < N; r++) computeMs[r]! += returned.reduce((s, x) => s + rates.hbmMs(3 * x[r]!), 0);
 
@@ -245,7 +314,7 @@ export function chooseRoutes(
     if (x.stepMs < best.price.stepMs) best = { plan: p, price: x };
   };
   const groups = plan.docs.filter((d) => d.mode === 'group');
-  for (const chunks of CHUNK_CHOICES) if (chunks !== plan.chunks) consider(withRoutes(plan, [], chunks));
+  for (const chunks of CHUNK_CHOICES) if (chunks !== plan.chunks) consider({ ...plan, chunks });
   const sizes = [...new Set(groups.map((d) => d.ranks.length))].sort((a, b) => b - a).filter((k) => k >= 3);
   const base = best.plan;
   for (const k of sizes.slice(0, 4))

@@ -14,7 +14,7 @@
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
 import { UserError } from '../errors.js';
 import { type Batch, cuSeqlensOf, type DocMask, docMaskName, keySpan, pairArea } from './batch.js';
-import { mergeRanges, routeHops } from './routes.js';
+import { chunkHops, type Hop, mergeRanges, routeHops } from './routes.js';
 
 export interface DispatchOptions {
   world: number;
@@ -65,16 +65,12 @@ export interface DocPlacement {
 
 /**
  * K/V rows [start, end) of `origin` that `from` sends `to` in `round` (a star: round 0, from the
- * origin; a relay: hop `round + 1` of the ring); `area`: the pairs `to`'s queries compute against them.
+ * origin, `direct`; a relay: hop `round + 1` of its tree); `area`: the pairs `to`'s queries compute
+ * against them. A star transfer is listed once however many rounds it is cut into (plan.chunks;
+ * roundsOf lists the rounds).
  */
-export interface Transfer {
-  from: number;
-  to: number;
-  ranges: [number, number][];
-  rows: number;
+export interface Transfer extends Hop {
   area: number;
-  round: number;
-  origin: number;
 }
 
 export interface RankLoad {
@@ -101,8 +97,9 @@ export interface DispatchPlan {
   pieces: Piece[];
   docs: DocPlacement[];
   ranks: RankLoad[];
+  /** every route hop, a star's whole (one per owner and peer) */
   transfers: Transfer[];
-  /** rounds each star transfer is cut into */
+  /** rounds each star transfer is cut into (routes.ts chunkHop) */
   chunks: number;
   /** max / mean of the ranks' area and tokens */
   balance: { area: number; tokens: number };
@@ -491,29 +488,7 @@ function finishPlan(
           k.end - s0,
         );
   }
-  const docAt = (x: number): number => {
-    let a = 0,
-      b = lengths.length - 1; // last doc starting at or before x
-    while (a < b) {
-      const mid = (a + b + 1) >> 1;
-      if (cu[mid]! <= x) a = mid;
-      else b = mid - 1;
-    }
-    return a;
-  };
-  /** pairs rank `to`'s queries compute against the keys [a, b) */
-  const areaAgainst = (to: number, a: number, b: number): number => {
-    let n = 0;
-    for (let d = docAt(a); d < lengths.length && cu[d]! < b; d++) {
-      const s0 = cu[d]!,
-        L = lengths[d]!;
-      const c = Math.max(a, s0) - s0,
-        e = Math.min(b, s0 + L) - s0;
-      for (const p of mineOf.get(to * lengths.length + d) ?? [])
-        n += pairArea(masks[d]!, L, p.start - s0, p.end - s0, c, e);
-    }
-    return n;
-  };
+  const areaAgainst = pairsAgainst(lengths, masks, cu, mineOf);
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
     return {
@@ -531,7 +506,6 @@ function finishPlan(
     pieces.map(({ start, end, rank }) => ({ start, end, rank })),
     need.map((l) => mergeRanges(l)),
     relay,
-    chunks,
   ) as Transfer[];
   for (const t of transfers) {
     t.area = 0;
@@ -560,4 +534,60 @@ function finishPlan(
     chunks,
     balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
   };
+}
+
+/** The pairs rank `to`'s queries compute against keys [a, b), from its pieces (`mineOf`: rank · documents + document → pieces). */
+function pairsAgainst(
+  lengths: readonly number[],
+  masks: readonly DocMask[],
+  cu: readonly number[],
+  mineOf: ReadonlyMap<number, readonly Piece[]>,
+): (to: number, a: number, b: number) => number {
+  const docAt = (x: number): number => {
+    let a = 0,
+      b = lengths.length - 1; // last doc starting at or before x
+    while (a < b) {
+      const mid = (a + b + 1) >> 1;
+      if (cu[mid]! <= x) a = mid;
+      else b = mid - 1;
+    }
+    return a;
+  };
+  return (to, a, b) => {
+    let n = 0;
+    for (let d = docAt(a); d < lengths.length && cu[d]! < b; d++) {
+      const s0 = cu[d]!,
+        L = lengths[d]!;
+      const c = Math.max(a, s0) - s0,
+        e = Math.min(b, s0 + L) - s0;
+      for (const p of mineOf.get(to * lengths.length + d) ?? [])
+        n += pairArea(masks[d]!, L, p.start - s0, p.end - s0, c, e);
+    }
+    return n;
+  };
+}
+
+/** The pairs each rank's queries compute against keys [a, b) of others, as finishPlan counts a transfer's area. */
+export function areaCounter(plan: DispatchPlan): (to: number, a: number, b: number) => number {
+  const D = plan.lengths.length,
+    mineOf = new Map<number, Piece[]>();
+  for (const p of plan.pieces) {
+    const key = p.rank * D + p.doc,
+      l = mineOf.get(key);
+    if (l) l.push(p);
+    else mineOf.set(key, [p]);
+  }
+  return pairsAgainst(plan.lengths, plan.masks, cuSeqlensOf(plan.lengths), mineOf);
+}
+
+/**
+ * Every transfer in its round, the star's cut into plan.chunks rounds with each chunk's area — what
+ * the executor sends. Lists them all: for inspection and tests; the pricing reads the rounds without it.
+ */
+export function roundsOf(plan: DispatchPlan): Transfer[] {
+  if (plan.chunks <= 1) return plan.transfers;
+  const against = areaCounter(plan);
+  return chunkHops(plan.transfers, plan.chunks).map((t) =>
+    t.direct ? { ...t, area: t.ranges.reduce((s, [a, b]) => s + against(t.to, a, b), 0) } : t,
+  );
 }

@@ -15,7 +15,7 @@
 //             run their backward; what comes back is added at the rows it belongs to.
 // Received K/V blocks are kept from the forward to the backward (no second fetch): the memory a
 // plan needs beyond its own rows is exactly the rows it receives (DispatchPlan.ranks[].peakRows).
-import type { Comm, P2POp } from '../comm/comm.js';
+import type { Comm, P2POp, Work } from '../comm/comm.js';
 import { DONE } from '../comm/comm.js';
 import type { Device } from '../device/device.js';
 import type { MaskGrid } from '../mask/grid.js';
@@ -25,7 +25,7 @@ import { envOf, finish, freshState, isEmpty, type PartialResult, recvRows, relea
 import type { Strategy } from '../strategy/types.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type Hop, mergeRanges, type Ranges, routeHops, type Run } from './routes.js';
+import { chunkHops, type Hop, mergeRanges, type Ranges, routeHops, type Run } from './routes.js';
 
 /** Sorted, merged key intervals the rows at `positions` see. */
 function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][] {
@@ -66,7 +66,7 @@ export function exchangeHops(grid: MaskGrid, shard: ShardMap, relay: Ranges = []
   let hops = byRelay.get(key);
   if (!hops) {
     const need = Array.from({ length: shard.world }, (_, r) => seenIntervals(grid, shard.positions(r)));
-    byRelay.set(key, (hops = routeHops(heldRuns(shard), need, relay, chunks)));
+    byRelay.set(key, (hops = chunkHops(routeHops(heldRuns(shard), need, relay), chunks)));
   }
   return hops;
 }
@@ -295,6 +295,8 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
           });
         };
         if (rounds) back(got[rounds - 1]!);
+        /** what came back for rows of the own block, added once it is in (the returns run on under the backward) */
+        const deferred: { work: Work; done: () => void }[] = [];
         // round t returns the gradients of what it brought while the blocks of round t − 1 (at
         // round 0: the own block) run their backward
         for (let t = rounds - 1; t >= 0; t--) {
@@ -316,8 +318,28 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
           env.trace.step('varlen bwd dkv');
           const w = ops.length ? comm.sendRecv(ops) : DONE;
           back(t > 0 ? got[t - 1]! : own);
-          await w.wait();
-          releaseAll(dev, [...sent, g.dk, g.dv, got[t]!.k, got[t]!.v]);
+          const added = (): void => {
+            releaseAll(dev, [...sent, g.dk, g.dv, got[t]!.k, got[t]!.v]);
+            addReturned(arriving);
+          };
+          // what comes back this round is added into the own block's gradients alone unless this
+          // rank forwarded rows of earlier rounds (a relay), whose gradients go back in those
+          // rounds: then wait now, else let the transfer run on under the rest of the backward
+          if (outOf[t]!.every((h) => h.from === h.origin)) deferred.push({ work: w, done: added });
+          else {
+            await w.wait();
+            added();
+          }
+        }
+        for (const x of deferred) {
+          await x.work.wait();
+          x.done();
+        }
+        if (!rounds) back(own);
+        const { dk, dv } = grads.get(own)!;
+        return { dq, dk, dv };
+
+        function addReturned(arriving: { hop: Hop; dk: Tensor; dv: Tensor }[]): void {
           for (const a of arriving) {
             const src = sourcesOf(a.hop),
               at = locate(src, positionsOf(a.hop.ranges));
@@ -336,9 +358,6 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
             releaseAll(dev, [a.dk, a.dv]);
           }
         }
-        if (!rounds) back(own);
-        const { dk, dv } = grads.get(own)!;
-        return { dq, dk, dv };
       },
     };
     return finish(env, q.dtype, partial);

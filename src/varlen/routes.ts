@@ -27,6 +27,8 @@ export interface Hop {
   origin: number;
   ranges: [number, number][];
   rows: number;
+  /** sent straight from its owner (a star hop): with chunks n, it goes in rounds 0 … n − 1 (chunkHop) */
+  direct: boolean;
 }
 
 export type Ranges = readonly (readonly [number, number])[];
@@ -92,28 +94,28 @@ const count = (r: Ranges): number => r.reduce((s, [a, b]) => s + b - a, 0);
  * any rank needs; `need[r]`: sorted disjoint key ranges rank r's queries see (its own rows may be
  * among them); `relay`: sorted disjoint spans whose rows travel by relay (the rest go star). Hops
  * of one (from, to, round, origin) are merged (a star's apart from a relay's); the list is sorted by
- * round, from, to, origin. `chunks` > 1 cuts every star transfer into that many rounds (split).
+ * round, from, to, origin. A star's hops are listed whole, in round 0, whatever the chunks: one per
+ * (owner, peer) pair; chunkHops cuts them into rounds where the rounds themselves are needed (the
+ * executor), and the pricing reads each chunk's rows from chunkRows without listing them — a group
+ * of k ranks has ~k²/2 star pairs, and 6 chunks of each on 1024 ranks do not fit in memory.
  */
-export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: Ranges, chunks = 1): Hop[] {
+export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: Ranges): Hop[] {
   const N = need.length;
   const hops = new Map<number, Hop>();
-  const star = new Set<Hop>();
   const add = (
     from: number,
     to: number,
     round: number,
     origin: number,
     ranges: [number, number][],
-    direct = false,
+    direct: boolean,
   ): void => {
     if (!ranges.length) return;
     const key = (((round * 2 + (direct ? 1 : 0)) * N + from) * N + to) * N + origin;
     const h = hops.get(key);
     if (h) for (const r of ranges) h.ranges.push(r);
     else {
-      const hop = { from, to, round, origin, ranges, rows: 0 };
-      hops.set(key, hop);
-      if (direct) star.add(hop);
+      hops.set(key, { from, to, round, origin, ranges, rows: 0, direct });
     }
   };
   const starts = held.map((r) => r.start);
@@ -163,43 +165,54 @@ export function routeHops(held: readonly Run[], need: readonly Ranges[], relay: 
       for (let t = 0; t < rounds; t++) {
         const step = 2 ** (rounds - 1 - t);
         for (let j = 0; j + step < n; j += 2 * step)
-          add(list[j]!.rank, list[j + step]!.rank, t, origin, carry(j + step, Math.min(n, j + 2 * step)));
+          add(list[j]!.rank, list[j + step]!.rank, t, origin, carry(j + step, Math.min(n, j + 2 * step)), false);
       }
     });
   }
-  let out = [...hops.values()];
+  const out = [...hops.values()];
   for (const h of out) {
     if (h.ranges.length > 1) h.ranges = mergeRanges(h.ranges);
     h.rows = count(h.ranges);
   }
-  // a star's transfers in `chunks` rounds, so that the compute on one chunk hides the next one's transfer
-  if (chunks > 1) out = out.flatMap((h) => (star.has(h) ? split(h, chunks) : [h]));
-  return out.sort((x, y) => x.round - y.round || x.from - y.from || x.to - y.to || x.origin - y.origin);
+  return sortHops(out);
 }
 
+const sortHops = <T extends Hop>(hops: T[]): T[] =>
+  hops.sort((x, y) => x.round - y.round || x.from - y.from || x.to - y.to || x.origin - y.origin);
+
 /**
- * A star hop cut into `n` rounds growing 1 : 2 : … : n in rows (the empty ones left out): round 0
+ * Rows of chunk t of a star hop of `rows` rows cut into `n` rounds growing 1 : 2 : … : n: round 0
  * runs beside the own block alone and its gradients return last, beside the own block's backward,
  * so it is the smallest; each later round runs beside the compute on a smaller one before it.
  */
-function split(h: Hop, n: number): Hop[] {
-  const out: Hop[] = [];
-  const left = h.ranges.map(([a, b]) => [a, b] as [number, number]);
+export function chunkRows(rows: number, n: number, t: number): number {
+  const upTo = (u: number): number => (u < 0 ? 0 : Math.round((((u + 1) * (u + 2)) / (n * (n + 1))) * rows));
+  return upTo(t) - upTo(t - 1);
+}
+
+/** A star hop cut into `n` rounds (chunkRows; the empty ones left out), each taking the next rows of its ranges. */
+export function chunkHop<T extends Hop>(h: T, n: number): T[] {
+  if (!h.direct || n <= 1) return [h];
+  const out: T[] = [];
   let i = 0,
-    done = 0;
+    at = h.ranges[0]![0];
   for (let t = 0; t < n; t++) {
-    let want = Math.round((((t + 1) * (t + 2)) / (n * (n + 1))) * h.rows) - done;
+    let want = chunkRows(h.rows, n, t);
     const ranges: [number, number][] = [];
     while (want > 0) {
-      const r = left[i]!,
-        take = Math.min(r[1] - r[0], want);
-      ranges.push([r[0], r[0] + take]);
-      r[0] += take;
+      const r = h.ranges[i]!,
+        take = Math.min(r[1] - at, want);
+      ranges.push([at, at + take]);
+      at += take;
       want -= take;
-      done += take;
-      if (r[0] === r[1]) i++;
+      if (at === r[1] && ++i < h.ranges.length) at = h.ranges[i]![0];
     }
     if (ranges.length) out.push({ ...h, round: t, ranges, rows: count(ranges) });
   }
   return out;
+}
+
+/** Every hop in its round: the star's cut into `chunks` rounds (what the executor sends). */
+export function chunkHops<T extends Hop>(hops: readonly T[], chunks: number): T[] {
+  return chunks > 1 ? sortHops(hops.flatMap((h) => chunkHop(h, chunks))) : [...hops];
 }

@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/plan/config.js';
 import { buildContext } from '../../src/plan/search.js';
 import { chooseRoutes, priceDispatch, wholeDocumentsMs } from '../../src/plan/varlen.js';
 import { type Batch } from '../../src/varlen/batch.js';
-import { dispatch, type DispatchPlan, withRoutes } from '../../src/varlen/dispatch.js';
+import { dispatch, type DispatchPlan, roundsOf, withRoutes } from '../../src/varlen/dispatch.js';
 import { fillPack } from '../../src/varlen/distributions.js';
 import { intersect, mergeRanges } from '../../src/varlen/routes.js';
 
@@ -18,9 +18,10 @@ function delivered(plan: DispatchPlan): [number, number][][] {
   const has: [number, number][][] = Array.from({ length: plan.world }, () => []);
   const own: [number, number][][] = Array.from({ length: plan.world }, () => []);
   for (const p of plan.pieces) own[p.rank]!.push([p.start, p.end]);
-  const rounds = Math.max(0, ...plan.transfers.map((t) => t.round + 1));
+  const all = roundsOf(plan);
+  const rounds = Math.max(0, ...all.map((t) => t.round + 1));
   for (let r = 0; r < rounds; r++) {
-    const now = plan.transfers.filter((t) => t.round === r);
+    const now = all.filter((t) => t.round === r);
     for (const t of now) {
       const src = mergeRanges([...own[t.from]!, ...has[t.from]!].map(([a, b]) => [a, b] as [number, number]));
       assert.deepEqual(intersect(t.ranges, src), t.ranges, `round ${r}: ${t.from} sends rows it does not hold`);
@@ -81,13 +82,29 @@ describe('routes', () => {
   });
 
   it('a chunked star moves the same rows as the star, in growing rounds', () => {
-    const c = withRoutes(star, [], 4);
+    const c = roundsOf(withRoutes(star, [], 4));
     assert.equal(
-      c.transfers.reduce((s, t) => s + t.rows, 0),
+      c.reduce((s, t) => s + t.rows, 0),
       star.transfers.reduce((s, t) => s + t.rows, 0),
     );
-    const perRound = [0, 1, 2, 3].map((r) => c.transfers.filter((t) => t.round === r).reduce((s, t) => s + t.rows, 0));
+    const perRound = [0, 1, 2, 3].map((r) => c.filter((t) => t.round === r).reduce((s, t) => s + t.rows, 0));
     for (let r = 1; r < 4; r++) assert.ok(perRound[r]! > perRound[r - 1]!, JSON.stringify(perRound));
+    // each chunk's area is what its rows cost, and the chunks' areas add up to the whole transfer's
+    assert.equal(
+      c.reduce((s, t) => s + t.area, 0),
+      star.transfers.reduce((s, t) => s + t.area, 0),
+    );
+  });
+
+  it('lists a star transfer once whatever its chunks: one per (owner, peer) pair', () => {
+    // a long causal document over 48 ranks: ~48²/2 star pairs; cut into 6 chunks they were listed 6 times
+    const wide = dispatch(causal([40, 48 * 1024, 17]), { world: 48 });
+    const chunked = dispatch(causal([40, 48 * 1024, 17]), { world: 48, chunks: 6 });
+    const pairs = new Set(wide.transfers.map((t) => t.from * 48 + t.to));
+    assert.ok(pairs.size > 1000, `${pairs.size} pairs`);
+    assert.equal(wide.transfers.length, pairs.size);
+    assert.equal(chunked.transfers.length, pairs.size);
+    assert.ok(roundsOf(chunked).length > 5 * pairs.size);
   });
 
   it("the relay spreads a large group's sending: the busiest sender sends less than under the star, in ⌈log2 n⌉ rounds", () => {
@@ -123,6 +140,18 @@ describe('priced routes', () => {
     const best = chooseRoutes(plan, dims, ctx.rates, ctx.net, 8);
     assert.ok(best.price.stepMs <= p.stepMs);
     assert.equal(best.price.stepMs, priceDispatch(best.plan, dims, ctx.rates, ctx.net, 8).stepMs);
+  });
+
+  it('prices a chunked star from its whole transfers as from its listed rounds', () => {
+    for (const chunks of [2, 4]) {
+      const c = withRoutes(plan, [], chunks);
+      // the same plan with every round listed as a transfer of its own (not direct: not cut again)
+      const listed = { ...c, chunks: 1, transfers: roundsOf(c).map((t) => ({ ...t, direct: false })) };
+      assert.equal(
+        priceDispatch(c, dims, ctx.rates, ctx.net, 8).stepMs,
+        priceDispatch(listed, dims, ctx.rates, ctx.net, 8).stepMs,
+      );
+    }
   });
 
   it('prices no step faster than the whole-document bound', () => {

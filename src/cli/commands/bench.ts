@@ -302,9 +302,9 @@ export function registerBench(program: Command): void {
   bench
     .command('varlen')
     .description(
-      'varlen dispatch vs the static layouts on packed batches: counted on CPU ranks, priced on 8–512 H200s (records)',
+      'varlen dispatch vs the static layouts on packed batches: counted on CPU ranks, priced on 8–1024 H200s (records)',
     )
-    .option('--worlds <list>', 'GPUs priced', '8,16,32,64,128,256,512')
+    .option('--worlds <list>', 'GPUs priced', '8,16,32,64,128,256,512,1024')
     .option('--per-gpu <list>', 'tokens per GPU priced', '8k,32k')
     .option('--seeds <list>', 'batches drawn per setting', '1,2,3')
     .option('--cpu-world <n>', 'ranks of the counted CPU comparison', '8')
