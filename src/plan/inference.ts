@@ -8,7 +8,7 @@
 // Decode, per layer and rank (memory-bound):
 //   read    the rank's K/V rows the new queries see: B·keys/cp·2·Hkv/tp·D·e bytes ÷ the streaming
 //           rate (streamMs), and the split-K kernel's fixed cost (launch, pipeline fill, the last
-//           CTA's merge of the splits), fitted to weft's decode record (DECODE_FIXED_US)
+//           CTA's merge of the splits), fitted to weft's decode record (the weft profile's decodeFixedUs)
 //   gather  one all-gather of the partial (out, lse) in f32 over the cache-parallel group
 //   merge   cp partials folded in f32: mergeBytesPerElement · (cp−1) · B·T·H/tp·D ÷ the HBM rate
 //   weights the layer's weights read once (GEMV): params/tp · e ÷ the HBM rate, and the tensor-
@@ -127,25 +127,15 @@ function hbmMs(rates: Rates, bytes: number): number {
 }
 
 /**
- * weft's split-K decode kernel's fixed cost per step, µs: launch, pipeline fill and the last CTA's
- * merge of the splits, which the stream below does not price. The minimax fit, at the fill rate,
- * over the kernel rows of weft's decode record on one H200 (batch 1–16 × context 32K–1M × 1, 4
- * and 8 new tokens): only the smallest reads constrain it, 1 × 32K with one new token (43 µs) and
- * with eight (53 µs, the two-m-tile variant). test/plan/inference-validation.ts (decodeFixedFit)
- * recomputes it from the record, and a test holds this constant to it.
- */
-export const DECODE_FIXED_US = 17.4;
-
-/**
  * A decode step's K/V read: a pure stream, priced at the fill rate `weft bench ops` measured (its
  * memset, the one streaming operation the Device has; the calibrated elementwise rate where the
  * implementation has no measured operations), plus the kernel's fixed cost: weft's measured one
- * (DECODE_FIXED_US), two step overheads for other implementations. docs/validation.md holds this
+ * (the profile's decodeFixedUs), two step overheads where none is measured. docs/validation.md holds this
  * against weft's decode records and PyTorch SDPA's decode reads on one H200.
  */
 export function streamMs(rates: Rates, bytes: number): number {
   const eff = rates.impl.deviceOps?.ops.zeros.hbmEfficiency ?? rates.hbmGBps / (rates.gpu.hbmTBs * 1000);
-  const fixedUs = rates.impl.name === 'weft' ? DECODE_FIXED_US : 2 * rates.impl.stepOverheadUs;
+  const fixedUs = rates.impl.decodeFixedUs ?? 2 * rates.impl.stepOverheadUs;
   return bytes / (eff * rates.gpu.hbmTBs * 1e9) + fixedUs / 1000;
 }
 

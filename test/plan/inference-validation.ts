@@ -5,13 +5,8 @@
 // streaming rate plus the kernel's fixed cost), the prefill's attention under its pass (ring of one rank: the
 // forward kernel curve at the rows' mean key count plus a step overhead).
 import { readFileSync } from 'node:fs';
-import {
-  choosePass,
-  DECODE_FIXED_US,
-  inferenceConfig,
-  type InferenceConfig,
-  planInference,
-} from '../../src/plan/inference.js';
+import { choosePass, inferenceConfig, type InferenceConfig, planInference } from '../../src/plan/inference.js';
+import { DECODE_FIXED_US } from '../../src/plan/calibration/types.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, SDPA_DECODE_H200 } from './inference-published.js';
 import { type Check, repoFile } from './validation.js';

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UserError } from '../../src/errors.js';
 import {
-  DECODE_FIXED_US,
   inferenceConfig,
   type InferenceConfig,
   type InferencePlan,
   keysRead,
   planInference,
 } from '../../src/plan/inference.js';
+import { DECODE_FIXED_US } from '../../src/plan/calibration/types.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, PASS_CROSSOVER, SDPA_DECODE_H200 } from './inference-published.js';
 import { decodeFixedFit, weftDecodeChecks, weftPrefillChecks } from './inference-validation.js';

@@ -89,6 +89,8 @@ export interface Implementation {
    * output and the gradients, all in the input type.
    */
   exchanges: 'counted' | 'peer';
+  /** the decode kernel's fixed cost per step, µs, where measured; absent: two step overheads */
+  decodeFixedUs?: number;
   source: string;
 }
 
@@ -108,6 +110,16 @@ const WEFT_OPS: Record<ElementwiseOp, DeviceOpRate> = {
 const WEFT_OPS_SOURCE =
   'counted by running the strategy code on the dry-run backend (src/plan/counts.ts); each class at its rate measured by weft bench ops on an H200 (bench/results/ops-*.jsonl)';
 
+/**
+ * weft's split-K decode kernel's fixed cost per step, µs: launch, pipeline fill and the last CTA's
+ * merge of the splits, which the stream below does not price. The minimax fit, at the fill rate,
+ * over the kernel rows of weft's decode record on one H200 (batch 1–16 × context 32K–1M × 1, 4
+ * and 8 new tokens): only the smallest reads constrain it, 1 × 32K with one new token (43 µs) and
+ * with eight (53 µs, the two-m-tile variant). test/plan/inference-validation.ts (decodeFixedFit)
+ * recomputes it from the record, and a test holds this constant to it.
+ */
+export const DECODE_FIXED_US = 17.4;
+
 /** The profiles: weft's current code, and PyTorch context parallelism (ring-flash-attention, Megatron, yunchang) with the kernel the config names. */
 export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
   // a fused merge reads the running out (f32) and the block's out (f32) and writes out: 12 bytes;
@@ -120,6 +132,7 @@ export const IMPLEMENTATIONS: Readonly<Record<string, Implementation>> = {
     footprint: 'weft',
     deviceOps: { ops: WEFT_OPS, source: WEFT_OPS_SOURCE },
     exchanges: 'counted',
+    decodeFixedUs: DECODE_FIXED_US,
     source:
       'merge: one fused f32 merge per step (the kernel epilogue); step overhead assumed; memory and Device operations counted by running the strategy code (dry-run backend), the kernels at the calibrated rates; checked against weft bench cp records (docs/validation.md)',
   },
