@@ -130,6 +130,18 @@ function ints(text: string, flag: string): number[] {
   });
 }
 
+/** --heads, --kv-heads (default: the query heads) and --dim, checked together. */
+function headShape(o: { heads: string; kvHeads?: string; dim: string }): {
+  heads: number;
+  kvHeads: number;
+  headDim: 64 | 128;
+} {
+  const heads = ints(o.heads, '--heads')[0]!;
+  const kvHeads = o.kvHeads === undefined ? heads : ints(o.kvHeads, '--kv-heads')[0]!;
+  if (heads % kvHeads !== 0) throw new UserError(`--heads ${o.heads} must be a multiple of --kv-heads ${o.kvHeads}`);
+  return { heads, kvHeads, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128 };
+}
+
 function common(cmd: Command): Command {
   return cmd
     .option('--no-torch', 'skip the PyTorch peers')
@@ -192,17 +204,11 @@ export function registerBench(program: Command): void {
       .option('--flex-contexts <list>', 'contexts at which FlexAttention runs too (each shape compiles; default: all)'),
   ).action((o: DecodeOpts) =>
     guard(async () => {
-      const [heads] = ints(o.heads, '--heads'),
-        [kvHeads] = ints(o.kvHeads, '--kv-heads');
-      if (!heads || !kvHeads || heads % kvHeads !== 0)
-        throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
       const options = {
         batches: ints(o.batches, '--batches'),
         contexts: ints(o.contexts, '--contexts'),
         newTokens: ints(o.newTokens, '--new-tokens'),
-        heads,
-        kvHeads,
-        headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        ...headShape(o),
         flexContexts: o.flexContexts === undefined ? undefined : ints(o.flexContexts, '--flex-contexts'),
         iters: optInt(o.iters, 'iters'),
         warmup: optInt(o.warmup, 'warmup', 0),
@@ -238,16 +244,10 @@ export function registerBench(program: Command): void {
     .option('--out <dir>', 'where the JSON records go', 'bench/results')
     .action((o: PrefillOpts) =>
       guard(async () => {
-        const [heads] = ints(o.heads, '--heads'),
-          [kvHeads] = ints(o.kvHeads, '--kv-heads');
-        if (!heads || !kvHeads || heads % kvHeads !== 0)
-          throw new UserError(`--heads ${o.heads} must be a positive multiple of --kv-heads ${o.kvHeads}`);
         const options = {
           contexts: ints(o.contexts, '--contexts'),
           newTokens: ints(o.newTokens, '--new-tokens'),
-          heads,
-          kvHeads,
-          headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+          ...headShape(o),
           iters: optInt(o.iters, 'iters'),
           warmup: optInt(o.warmup, 'warmup', 0),
           outDir: resolveOutputDir(o.out),
@@ -277,15 +277,14 @@ export function registerBench(program: Command): void {
     guard(async () => {
       const layouts = parseLayouts(o.layouts),
         masks = parseMasks(o.masks);
-      const [heads] = ints(o.heads, '--heads');
-      const kvHeads = o.kvHeads === undefined ? heads! : ints(o.kvHeads, '--kv-heads')[0]!;
+      const { heads, kvHeads, headDim } = headShape(o);
       const options = {
         seqs: ints(o.seqs, '--seqs'),
         layouts,
         masks,
-        heads: heads!,
+        heads,
         kvHeads,
-        dim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128,
+        dim: headDim,
         iters: optInt(o.iters, 'iters'),
         warmup: optInt(o.warmup, 'warmup', 0),
         single: o.single,
