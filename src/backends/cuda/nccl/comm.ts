@@ -254,32 +254,18 @@ export class NcclComm implements Comm {
     }
     return this.enqueue('sendRecv', bufs, (s) => {
       for (const o of list) {
-        if (o.send && o.send.t.numel)
-          this.call(
-            'ncclSend',
-            this.nccl.fn.ncclSend(
-              o.send.t.ptr,
-              o.send.t.numel,
-              NCCL_DTYPE[o.send.t.dtype],
-              o.send.peer,
-              this.handle,
-              s,
-            ) as number,
-          );
-        if (o.recv && o.recv.t.numel)
-          this.call(
-            'ncclRecv',
-            this.nccl.fn.ncclRecv(
-              o.recv.t.ptr,
-              o.recv.t.numel,
-              NCCL_DTYPE[o.recv.t.dtype],
-              o.recv.peer,
-              this.handle,
-              s,
-            ) as number,
-          );
+        if (o.send) this.p2p('send', o.send.t, o.send.peer, s);
+        if (o.recv) this.p2p('recv', o.recv.t, o.recv.peer, s);
       }
     });
+  }
+
+  /** One ncclSend or ncclRecv on `stream`, inside a group the caller opened; empty buffers move nothing. */
+  private p2p(dir: 'send' | 'recv', t: CudaTensor, peer: number, stream: bigint): void {
+    if (!t.numel) return;
+    const fn = dir === 'send' ? this.nccl.fn.ncclSend : this.nccl.fn.ncclRecv;
+    const name = dir === 'send' ? 'ncclSend' : 'ncclRecv';
+    this.call(name, fn(t.ptr, t.numel, NCCL_DTYPE[t.dtype], peer, this.handle, stream) as number);
   }
 
   allToAll(send: readonly Tensor[], recv: readonly Tensor[]): Work {
@@ -289,16 +275,8 @@ export class NcclComm implements Comm {
       r = recv.map((t) => asCuda(t, 'allToAll'));
     return this.enqueue('allToAll', [...s, ...r], (stream) => {
       for (let j = 0; j < this.size; j++) {
-        if (s[j]!.numel)
-          this.call(
-            'ncclSend',
-            this.nccl.fn.ncclSend(s[j]!.ptr, s[j]!.numel, NCCL_DTYPE[s[j]!.dtype], j, this.handle, stream) as number,
-          );
-        if (r[j]!.numel)
-          this.call(
-            'ncclRecv',
-            this.nccl.fn.ncclRecv(r[j]!.ptr, r[j]!.numel, NCCL_DTYPE[r[j]!.dtype], j, this.handle, stream) as number,
-          );
+        this.p2p('send', s[j]!, j, stream);
+        this.p2p('recv', r[j]!, j, stream);
       }
     });
   }
