@@ -142,6 +142,16 @@ function headShape(o: { heads: string; kvHeads?: string; dim: string }): {
   return { heads, kvHeads, headDim: Number(parseChoice(o.dim, '--dim', ['64', '128'] as const)) as 64 | 128 };
 }
 
+/** The repetitions and the records folder every GPU benchmark takes. */
+function timing(o: Pick<Common, 'iters' | 'warmup' | 'out'>): { iters?: number; warmup?: number; outDir: string } {
+  return { iters: optInt(o.iters, 'iters'), warmup: optInt(o.warmup, 'warmup', 0), outDir: resolveOutputDir(o.out) };
+}
+
+/** Whether and with which Python the PyTorch peers run. */
+function peers(o: Pick<Common, 'torch' | 'python'>): { torch: boolean; python: string } {
+  return { torch: o.torch, python: o.python };
+}
+
 function common(cmd: Command): Command {
   return cmd
     .option('--no-torch', 'skip the PyTorch peers')
@@ -179,11 +189,8 @@ export function registerBench(program: Command): void {
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f16'] as const),
         masks: parseMasks(o.masks),
         passes: list(o.passes, '--passes', ['fwd', 'fwd+bwd'] as const),
-        iters: optInt(o.iters, 'iters'),
-        warmup: optInt(o.warmup, 'warmup', 0),
-        torch: o.torch,
-        python: o.python,
-        outDir: resolveOutputDir(o.out),
+        ...timing(o),
+        ...peers(o),
       };
       await resolveBackend('cuda'); // after the options are checked: one line and exit 2 when there is no GPU
       await (await import('../../bench/kernel.js')).benchKernel(options);
@@ -248,9 +255,7 @@ export function registerBench(program: Command): void {
           contexts: ints(o.contexts, '--contexts'),
           newTokens: ints(o.newTokens, '--new-tokens'),
           ...headShape(o),
-          iters: optInt(o.iters, 'iters'),
-          warmup: optInt(o.warmup, 'warmup', 0),
-          outDir: resolveOutputDir(o.out),
+          ...timing(o),
         };
         await resolveBackend('cuda');
         await (await import('../../bench/prefill.js')).benchPrefill(options);
@@ -285,12 +290,9 @@ export function registerBench(program: Command): void {
         heads,
         kvHeads,
         dim: headDim,
-        iters: optInt(o.iters, 'iters'),
-        warmup: optInt(o.warmup, 'warmup', 0),
         single: o.single,
-        torch: o.torch,
-        python: o.python,
-        outDir: resolveOutputDir(o.out),
+        ...timing(o),
+        ...peers(o),
       };
       if (distEnv() === undefined)
         throw new UserError('weft bench cp runs one process per GPU: weft launch -n 2 -- bench cp');
@@ -353,9 +355,7 @@ export function registerBench(program: Command): void {
         const options = {
           ops: list(o.ops, '--ops', DEVICE_OPS),
           sizes: ints(o.sizes, '--sizes'),
-          iters: optInt(o.iters, 'iters'),
-          warmup: optInt(o.warmup, 'warmup', 0),
-          outDir: resolveOutputDir(o.out),
+          ...timing(o),
         };
         await resolveBackend('cuda');
         await (await import('../../bench/ops.js')).benchOps(options);
@@ -375,11 +375,8 @@ export function registerBench(program: Command): void {
         ops: list(o.ops, '--ops', ['sendrecv', 'alltoall', 'allgather'] as const),
         sizes: ints(o.sizes, '--sizes'),
         dtype: parseChoice(o.dtype, '--dtype', ['bf16', 'f32'] as const),
-        iters: optInt(o.iters, 'iters'),
-        warmup: optInt(o.warmup, 'warmup', 0),
-        torch: o.torch,
-        python: o.python,
-        outDir: resolveOutputDir(o.out),
+        ...timing(o),
+        ...peers(o),
         blocking: Boolean(o.blocking),
       };
       if (distEnv() === undefined)
