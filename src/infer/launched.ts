@@ -5,9 +5,8 @@
 // into their requests as runInference does; the timings and counts travel through the job's store.
 import { runTcpRank } from '../backends/cpu/tcp/wire.js';
 import type { Comm, P2POp } from '../comm/comm.js';
-import type { DistEnv } from '../launch/cluster.js';
+import { checkWorld, type DistEnv } from '../launch/cluster.js';
 import type { StoreClient } from '../launch/store.js';
-import { UserError } from '../errors.js';
 import { hostZeros, type HostTensor } from '../tensor/host.js';
 import { CacheMap } from './cache.js';
 import { inferMain, type InferRankOutput, type InferTask } from './rank.js';
@@ -69,10 +68,7 @@ export async function runInferenceLaunched(
   store: StoreClient,
   o: { timeoutMs?: number } = {},
 ): Promise<InferResult | undefined> {
-  if (problem.world !== d.worldSize)
-    throw new UserError(
-      `--world ${problem.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
-    );
+  checkWorld(problem, d);
   const prepared = prepare(problem);
   const tag = `infer-${launches++}`;
   const res = await runTcpRank<{ stats: Stats; all?: Rows[] }>(PROGRAM, prepared.task, {

@@ -32,6 +32,14 @@ export interface DistEnv {
   hostsStore: boolean;
 }
 
+/** That a run asking for `world` ranks runs under a launcher that started that many processes. */
+export function checkWorld(run: { world: number }, d: Pick<DistEnv, 'worldSize' | 'launcher'>): void {
+  if (run.world !== d.worldSize)
+    throw new UserError(
+      `--world ${run.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
+    );
+}
+
 /** A bad launch environment: the message names the variable. */
 export class LaunchEnvError extends UserError {}
 

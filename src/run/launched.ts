@@ -5,9 +5,8 @@
 // counts travel through the job's store.
 import type { Comm } from '../comm/comm.js';
 import { runTcpRank } from '../backends/cpu/tcp/wire.js';
-import type { DistEnv } from '../launch/cluster.js';
+import { checkWorld, type DistEnv } from '../launch/cluster.js';
 import type { StoreClient } from '../launch/store.js';
-import { UserError } from '../errors.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { ShardMap } from '../shard/shard.js';
@@ -89,14 +88,6 @@ export async function runLaunched(
     store,
     o,
   );
-}
-
-/** That the run's world is the number of processes the launcher started. */
-export function checkWorld(layout: { world: number }, d: DistEnv): void {
-  if (layout.world !== d.worldSize)
-    throw new UserError(
-      `--world ${layout.world} differs from the ${d.worldSize} processes the launcher (${d.launcher}) started`,
-    );
 }
 
 export interface ShardRun {

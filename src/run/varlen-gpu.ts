@@ -27,7 +27,7 @@ import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/h
 import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
 import { routedKV } from '../varlen/execute.js';
 import { GpuRank, type GpuShape, SEEDS } from './gpu.js';
-import { checkWorld } from './launched.js';
+import { checkWorld } from '../launch/cluster.js';
 import type { RankOutput } from './rank.js';
 import { type RankStats, statsOf, type RunStats } from './run.js';
 import { varlenStats } from './varlen.js';

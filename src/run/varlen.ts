@@ -10,7 +10,8 @@ import { MaskGrid } from '../mask/grid.js';
 import { ShardMap } from '../shard/shard.js';
 import { castHost, type HostTensor } from '../tensor/host.js';
 import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
-import { checkWorld, runRankShards } from './launched.js';
+import { checkWorld } from '../launch/cluster.js';
+import { runRankShards } from './launched.js';
 import type { RankOutput, RankTask } from './rank.js';
 import {
   checkProblem,

@@ -10,7 +10,7 @@ import { maskName } from '../../mask/spec.js';
 import { readFileShard } from '../../run/file-shards.js';
 import { attnGpuRank, attnOneGpu, checkDims, gpuInputType } from '../../run/gpu-attn.js';
 import type { Layout } from '../../run/index.js';
-import { checkWorld } from '../../run/launched.js';
+import { checkWorld } from '../../launch/cluster.js';
 import { type AttnOpts, reportAttn, warnIgnored } from '../attn-setup.js';
 
 export async function attnGpu(

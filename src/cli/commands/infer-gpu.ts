@@ -3,6 +3,7 @@
 // views) over NCCL, timed with CUDA events; rank 0 prints the table (or JSON) for the job.
 import { summarize } from '../../bench/record.js';
 import { UserError } from '../../errors.js';
+import { checkWorld } from '../../launch/cluster.js';
 import { distEnv } from '../../launch/env.js';
 import { maskName } from '../../mask/spec.js';
 import { runInferGpu } from '../../run/gpu-infer.js';
@@ -16,10 +17,7 @@ export async function runInferGpuCommand(o: InferOpts, su: InferSetup): Promise<
   const dtype = parseChoice(o.dtype ?? 'bf16', '--dtype', ['bf16', 'f16'] as const);
   if (su.D !== 64 && su.D !== 128) throw new UserError(`--dim ${su.D}: the GPU kernels take head dims 64 and 128`);
   const dist = distEnv()!;
-  if (su.world !== dist.worldSize)
-    throw new UserError(
-      `--world ${su.world} differs from the ${dist.worldSize} processes the launcher (${dist.launcher}) started`,
-    );
+  checkWorld(su, dist);
   const iters = optInt(o.iters ?? '5', 'iters')!,
     warmup = optInt(o.warmup ?? '2', 'warmup', 0)!;
   const lead = dist.rank === 0;

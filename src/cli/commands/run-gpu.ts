@@ -10,6 +10,7 @@ import { resolveLayout } from '../../run/layout.js';
 import { runTrace } from '../../run/timeline.js';
 import { attentionFootprint, footprintBytes } from '../../plan/footprint.js';
 import { UserError } from '../../errors.js';
+import { checkWorld } from '../../launch/cluster.js';
 import { distEnv } from '../../launch/env.js';
 import { parseChoice } from '../options.js';
 import type { RunOpts, RunSetup } from '../run-setup.js';
@@ -23,10 +24,7 @@ export async function runGpu(o: RunOpts, su: RunSetup): Promise<void> {
   if (d.D !== 64 && d.D !== 128) throw new UserError(`--dim ${d.D}: the GPU kernels take head dims 64 and 128`);
   const dist = distEnv()!;
   const world = dist.worldSize;
-  if (layout.world !== world)
-    throw new UserError(
-      `--world ${layout.world} differs from the ${world} processes the launcher (${dist.launcher}) started`,
-    );
+  checkWorld(layout, dist);
   const l = resolveLayout(layout, d, mask);
   const p: GpuProblem = { ...d, D: d.D, mask, dtype, scale, seed: 1 };
   const { iters, warmup } = su;
