@@ -121,7 +121,7 @@ export interface RunOptions {
   kernelTemps?: boolean;
   mask?: MaskSpec;
   shard?: ShardKind;
-  /** count each kernel call's unmasked area (O(view rows) per call) */
+  /** count each kernel call's unmasked area (mask/area.ts over the view's intervals) */
   countArea?: boolean;
   /** record the run (default); off where only the counts matter */
   trace?: boolean;
