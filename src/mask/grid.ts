@@ -12,6 +12,8 @@ export class MaskGrid {
     readonly m: number,
     readonly lo: Int32Array,
     readonly hi: Int32Array,
+    /** what it was built from: the areas over intervals read these (area.ts) */
+    readonly slices: readonly Slice[],
   ) {}
 
   static build(spec: MaskSpec, S: number): MaskGrid {
@@ -72,7 +74,7 @@ export class MaskGrid {
         hi[q * m] = hi1[q]!;
       }
     }
-    return new MaskGrid(S, m, lo, hi);
+    return new MaskGrid(S, m, lo, hi, slices);
   }
 
   allowed(q: number, k: number): boolean {

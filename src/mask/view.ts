@@ -2,13 +2,16 @@
 // local query row and the global position of each local key row. Positions are global, so a
 // block may hold any set of tokens (zigzag chunks, stripes, documents, gathered shards). A row
 // at position −1 is padding: it sees nothing and nothing sees it.
-import type { MaskGrid } from './grid.js';
-import type { BlockClass } from './grid.js';
+import { areasOf, runsOf } from './area.js';
+import type { BlockClass, MaskGrid } from './grid.js';
 
 export interface QueryRows {
   readonly m: number;
   readonly lo: Int32Array; // [rows * m]
   readonly hi: Int32Array;
+  /** the mask and the rows' global positions they were read from */
+  readonly grid: MaskGrid;
+  readonly positions: Int32Array;
 }
 
 export interface MaskView {
@@ -51,7 +54,7 @@ function computeRows(grid: MaskGrid, positions: Int32Array): QueryRows {
       hi[r * m + i] = grid.hi[p * m + i]!;
     }
   }
-  return { m, lo, hi };
+  return { m, lo, hi, grid, positions };
 }
 
 /** How a key-position array was made from an earlier one: `rows` set to `values` (a KV cache's step). */
@@ -129,8 +132,21 @@ export function classifyTile(view: MaskView, r0: number, r1: number, c0: number,
   return allCover ? 'full' : anyHit ? 'partial' : 'empty';
 }
 
-/** Unmasked pairs in the whole view (for work accounting and load balance). */
+/**
+ * Unmasked pairs in the whole view (for work accounting and load balance): the mask's areas over
+ * the intervals the query and key positions form (area.ts), the one area code the planner also
+ * prices with. Views of few intervals (contiguous, zigzag, document shards, gathered blocks) cost
+ * O(intervals²); a striped view, an interval per token, is counted row by row instead.
+ */
 export function viewArea(view: MaskView): number {
+  const qs = runsOf(view.q.positions),
+    ks = runsOf(view.kPos);
+  if (qs.length * ks.length <= view.q.positions.length + view.kPos.length)
+    return areasOf(view.q.grid).block(qs, ks).area;
+  return rowByRowArea(view);
+}
+
+function rowByRowArea(view: MaskView): number {
   const keys = Int32Array.from(view.kPos)
     .filter((p) => p >= 0)
     .sort();

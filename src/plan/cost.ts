@@ -6,7 +6,7 @@ import { elemBytes, type PlanConfig } from './config.js';
 import type { PlanLayout, RingPattern } from './layout.js';
 import { collectiveMs, type LinkClass, p2pMs } from './links.js';
 import type { CountCase } from './counts.js';
-import { weftFootprint } from './footprint.js';
+import { weftFootprint, weftLayerMemory } from './footprint.js';
 import { activationBytesPerTokenLayer, headFlopsPerToken, layerLinearFlopsPerToken, totalParams } from './model.js';
 import type { Context, Phase, RingGrid, RingPhase, Term } from './schedule.js';
 import {
@@ -258,9 +258,8 @@ const FRAGMENTATION = 0.05;
 /**
  * The generic model of a context-parallel implementation's attention buffers (the larger of
  * forward and backward: K,V blocks in flight, f32 accumulators, gathered K,V, the Ulysses
- * send-side copy). It describes code that is not weft's strategy code — the PyTorch peers — and
- * serves training and prefill for every profile (their memory is the model's, layers and all);
- * weft's own attention-mode memory is counted by running its code (footprint.ts).
+ * send-side copy). It describes code that is not weft's strategy code: the PyTorch peers'.
+ * weft's own memory is counted by running its code (footprint.ts), in every mode.
  */
 function genericBuffers(cfg: PlanConfig, l: PlanLayout): number {
   const m = cfg.model,
@@ -318,8 +317,7 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
   const training = cfg.mode === 'training';
   const bwd = cfg.mode === 'training' || cfg.mode === 'attention';
 
-  const kvBlock = T * 2 * h.kv * D;
-  const weftCounted = cfg.mode.startsWith('attention') && ctx.rates.impl.footprint === 'weft';
+  const weftCounted = ctx.rates.impl.footprint === 'weft';
   let buffers = weftCounted ? 0 : genericBuffers(cfg, l);
 
   const layerAct = (activationBytesPerTokenLayer(m) * e) / 2;
@@ -338,21 +336,12 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
     const working = 2 * tokenEquiv * layerAct;
     if (logits >= working) parts.logits = logits;
     else parts.transient = working;
-    // a ring backward turned back starts from the block the forward ended with: ring and USP keep
-    // it from each layer's forward to its backward (a double ring its outer pass's; with full
-    // recomputation the forward that keeps it runs inside the backward)
-    if (
-      l.ring > 1 &&
-      (l.strategy === 'ring' || l.strategy === 'usp' || l.strategy === 'double-ring') &&
-      cfg.recompute === 'none' &&
-      ctx.rates.impl.ringBackward === 'turn-back'
-    ) {
-      parts.keptKv = m.layers * kvBlock * e;
-    }
+    if (weftCounted) ({ kept: parts.kept, buffers } = weftLayerMemory(cfg, l));
   } else if (cfg.mode === 'prefill') {
     parts.weights = P * e;
     parts.kvCache = m.layers * T * 2 * h.kv * D * e;
     parts.transient = tokenEquiv * layerAct;
+    if (weftCounted) buffers = weftLayerMemory(cfg, l).buffers;
   } else if (weftCounted) {
     // weft's own code (footprint.ts): what it holds at its peak
     const f = weftFootprint(cfg, l);
@@ -368,7 +357,7 @@ export function memory(ctx: Context, l: PlanLayout): Memory {
   if (parts.inputs === undefined) parts.buffers = buffers;
   const dynamic =
     (parts.activations ?? 0) +
-    (parts.keptKv ?? 0) +
+    (parts.kept ?? 0) +
     (parts.logits ?? 0) +
     (parts.transient ?? 0) +
     (parts.tensors ?? 0) +
@@ -422,7 +411,6 @@ export function countCases(ctx: Context, l: PlanLayout): CountCase[] {
   if (l.ring > 1 && l.strategy !== 'allgather') out.push(ringCase(cfg, l));
   if (rates.impl.deviceOps && !(l.ring === 1 && l.ulysses === 1)) out.push(deviceOpsCase(cfg, l));
   if (rates.impl.exchanges === 'counted' && l.ulysses > 1) out.push(exchangeCase(cfg, l));
-  if (rates.impl.footprint === 'weft' && (cfg.mode === 'attention' || cfg.mode === 'attention-forward'))
-    out.push(deviceOpsCase(cfg, l)); // the footprint's run: attention modes have tp 1, so the layout's own case
+  if (rates.impl.footprint === 'weft') out.push(deviceOpsCase(cfg, l)); // the memory's run
   return out;
 }

@@ -39,10 +39,14 @@ export interface CountCase {
   e: 2 | 4;
 }
 
-/** A rank's counts: bytes held (peak over the forward; over forward and backward), Device traffic (forward; in all). */
+/**
+ * A rank's counts: bytes held (peak over the forward; over forward and backward; when the forward
+ * returns: what it keeps for the backward), Device traffic (forward; in all).
+ */
 interface StrategyCounts {
   heldForward: number;
   heldPeak: number;
+  heldKept: number;
   trafficForward: DeviceTraffic;
   traffic: DeviceTraffic;
 }
@@ -57,22 +61,23 @@ const LONG = 8;
 /** How much work the counting did (tests assert it, never time). */
 export const countStats = { runs: 0, steps: 0, cached: 0 };
 
-// the counts as vectors: held forward, held peak, then calls, read and write bytes of each op, forward and in all
+// the counts as vectors: the HELD bytes held, then calls, read and write bytes of each op, forward and in all
+const HELD = 3;
 function toVec(c: StrategyCounts): number[] {
-  const v = [c.heldForward, c.heldPeak];
+  const v = [c.heldForward, c.heldPeak, c.heldKept];
   for (const t of [c.trafficForward, c.traffic])
     for (const o of OPS) v.push(t[o].calls, t[o].readBytes, t[o].writeBytes);
   return v;
 }
 function fromVec(v: readonly number[]): StrategyCounts {
   const t = [noTraffic(), noTraffic()];
-  let i = 2;
+  let i = HELD;
   for (const x of t)
     for (const o of OPS) {
       x[o] = { calls: v[i]!, readBytes: v[i + 1]!, writeBytes: v[i + 2]! };
       i += 3;
     }
-  return { heldForward: v[0]!, heldPeak: v[1]!, trafficForward: t[0]!, traffic: t[1]! };
+  return { heldForward: v[0]!, heldPeak: v[1]!, heldKept: v[2]!, trafficForward: t[0]!, traffic: t[1]! };
 }
 
 function strategyOf(c: CountCase, inner: number): Strategy {
@@ -121,7 +126,7 @@ export interface RunOptions {
   kernelTemps?: boolean;
   mask?: MaskSpec;
   shard?: ShardKind;
-  /** count each kernel call's unmasked area (O(view rows) per call) */
+  /** count each kernel call's unmasked area (mask/area.ts over the view's intervals) */
   countArea?: boolean;
   /** record the run (default); off where only the counts matter */
   trace?: boolean;
@@ -176,11 +181,12 @@ async function runRank(
   countStats.runs++;
   const res = await strategy(ctx, q, k, v);
   const heldForward = device.peak,
+    heldKept = device.held,
     trafficForward = structuredClone(device.traffic),
     backwardAt = trace.events.length;
   await res.backward(dout);
   return {
-    counts: { heldForward, heldPeak: device.peak, trafficForward, traffic: device.traffic },
+    counts: { heldForward, heldPeak: device.peak, heldKept, trafficForward, traffic: device.traffic },
     trace,
     backwardAt,
     mask,
@@ -484,6 +490,7 @@ async function runMembers(c: CountCase, n: number, inner: number): Promise<Count
   const v = toVec(traffic!);
   v[0] = peak!.heldForward;
   v[1] = peak!.heldPeak;
+  v[2] = peak!.heldKept;
   return { vec: v, ring, exchanges };
 }
 
@@ -576,7 +583,7 @@ function countsAtT0(c: CountCase): Promise<Counted> {
 /** Counts at T0 rows → at T rows. */
 function scaled(v: readonly number[], T: number): StrategyCounts {
   const f = T / T0;
-  return fromVec(v.map((x, i) => (i >= 2 && (i - 2) % 3 === 0 ? x : x * f)));
+  return fromVec(v.map((x, i) => (i >= HELD && (i - HELD) % 3 === 0 ? x : x * f)));
 }
 
 /** One rank's counts at T rows per rank (T may be fractional: the mean of uneven shards). */

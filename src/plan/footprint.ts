@@ -8,7 +8,7 @@ import type { Placement } from '../mesh/mesh.js';
 import { elemBytes } from './config.js';
 import { type CountCase, preparedCounts, prepareCounts } from './counts.js';
 import type { PlanLayout } from './layout.js';
-import { seqsAtOnce } from './schedule.js';
+import { deviceOpsCase, seqsAtOnce } from './schedule.js';
 import type { PlanConfig } from './types.js';
 
 const FWD_QTILE = 128,
@@ -118,4 +118,22 @@ function footprintOf(x: AttentionShape): Footprint {
 export async function attentionFootprint(x: AttentionShape): Promise<Footprint> {
   await prepareCounts([footprintCaseOf(x)]);
   return footprintOf(x);
+}
+
+/**
+ * weft's strategy memory per GPU in a model's layers (training, prefill), bytes, from its code run
+ * dry on the layer's tensor-parallel share of the heads (as its Device work is counted). `kept`:
+ * in training each layer's forward keeps what its backward reads until that backward runs, beyond
+ * the output (an activation); with full recomputation that forward runs inside the backward, one
+ * layer at a time. `buffers`: the layer running holds its peak beyond its output (prefill: the
+ * forward's, each layer's forward state reclaimed before the next).
+ */
+export function weftLayerMemory(cfg: PlanConfig, l: PlanLayout): { kept: number; buffers: number } {
+  const T = (seqsAtOnce(cfg, l) * cfg.seqLen) / (l.ulysses * l.ring),
+    c = deviceOpsCase(cfg, l);
+  const h = preparedCounts(c, T),
+    out = T * c.H * c.D * elemBytes(cfg);
+  if (cfg.mode === 'prefill') return { kept: 0, buffers: h.heldForward - out };
+  const keptLayers = cfg.recompute === 'none' ? cfg.model.layers - 1 : 0;
+  return { kept: keptLayers * (h.heldKept - out), buffers: h.heldPeak - out };
 }

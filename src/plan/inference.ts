@@ -23,7 +23,7 @@
 import { attentionFlops } from '../kernel/flops.js';
 import { UserError } from '../errors.js';
 import { lower, sliceRow } from '../mask/spec.js';
-import { MaskAreas } from './area.js';
+import { MaskAreas } from '../mask/area.js';
 import { elemBytes, parseConfig, type PlanConfig } from './config.js';
 import { collectiveMs, type GroupShape, p2pMs } from './links.js';
 import { layerParams } from './model.js';

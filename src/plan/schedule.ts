@@ -7,8 +7,9 @@
 // dry (counts.ts: RingSchedule); the areas of those blocks come from the mask at the real size
 // (work.ts); this file prices them with the calibration.
 import { attentionFlops } from '../kernel/flops.js';
+import type { MaskAreas } from '../mask/area.js';
+import { ShardMap } from '../shard/shard.js';
 import { elemBytes, type PlanConfig } from './config.js';
-import type { MaskAreas } from './area.js';
 import type { PlanLayout, RingPattern } from './layout.js';
 import { dataGroup, ringGroup, ringPatterns, tpGroup, ulyssesGroup } from './layout.js';
 import type { CollectiveOp, GroupShape, Network } from './links.js';
@@ -299,7 +300,7 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       const key = `${shard}/${r}`;
       let w = works.get(key);
       if (!w) {
-        w = new RingWork(areas, shard, r, cfg.cuSeqlens);
+        w = new RingWork(areas, ShardMap.build(shard, areas.S, r, cfg.cuSeqlens));
         works.set(key, w);
       }
       return w;

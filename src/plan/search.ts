@@ -1,6 +1,6 @@
 // The search: every layout of the config (or exactly its candidates), each priced by the
 // analytical model and judged against memory, ranked fastest first with infeasible ones last.
-import { MaskAreas } from './area.js';
+import { MaskAreas } from '../mask/area.js';
 import { CLASS_CALIBRATIONS } from './calibration/classes.js';
 import { H200 } from './calibration/h200.js';
 import { IMPLEMENTATIONS, type Calibration, type Implementation } from './calibration/types.js';

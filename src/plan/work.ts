@@ -1,63 +1,12 @@
 // Who computes what: the unmasked area of every (query shard × key shard) block of a ring, from
-// the shard kind (the same kinds src/shard builds) and the mask's closed-form areas. Per-rank
-// balance and per-step work of every strategy follow from these blocks.
-import type { ShardKind } from '../shard/shard.js';
-import type { MaskAreas } from './area.js';
+// the intervals the ShardMap gives each rank and the mask's areas over them (src/mask/area.ts,
+// the code the kernels' views count with). Per-rank balance and per-step work of every strategy
+// follow from these blocks.
+import type { BlockArea, MaskAreas } from '../mask/area.js';
+import type { ShardMap } from '../shard/shard.js';
 
-type Interval = readonly [number, number];
-
-/** Integer boundaries of an even split of n into k parts (the first n mod k parts one longer). */
-function split(start: number, n: number, k: number): number[] {
-  const b = [start];
-  const q = Math.floor(n / k),
-    rem = n % k;
-  for (let i = 0; i < k; i++) b.push(b[i]! + q + (i < rem ? 1 : 0));
-  return b;
-}
-
-/**
- * The position intervals each of r ranks holds (striped is handled apart: it is not intervals).
- * doc-zigzag deals documents shorter than 2r token by token round robin (as src/shard does);
- * those are returned as `spread`: every rank holds 1/r of each, so they add the same share of
- * their area to every block instead of one interval per token.
- */
-function chunks(
-  kind: Exclude<ShardKind, 'striped'>,
-  S: number,
-  r: number,
-  cu: readonly number[],
-): { parts: Interval[][]; spread: Interval[] } {
-  const parts: Interval[][] = Array.from({ length: r }, () => []);
-  const spread: Interval[] = [];
-  const zig = (s0: number, len: number): void => {
-    const b = split(s0, len, 2 * r);
-    for (let i = 0; i < r; i++) {
-      parts[i]!.push([b[i]!, b[i + 1]!]);
-      parts[i]!.push([b[2 * r - 1 - i]!, b[2 * r - i]!]);
-    }
-  };
-  if (kind === 'contiguous') {
-    const b = split(0, S, r);
-    for (let i = 0; i < r; i++) parts[i]!.push([b[i]!, b[i + 1]!]);
-  } else if (kind === 'zigzag') {
-    zig(0, S);
-  } else {
-    for (let d = 0; d + 1 < cu.length; d++) {
-      const s0 = cu[d]!,
-        len = cu[d + 1]! - s0;
-      if (len >= 2 * r) zig(s0, len);
-      else spread.push([s0, s0 + len]);
-    }
-  }
-  return { parts, spread };
-}
-
-/** `full`: every (query chunk × key chunk) rectangle with work is wholly unmasked (no partial tiles). */
-export interface Block {
-  area: number;
-  rows: number;
-  full: boolean;
-}
+/** A block's work; `full`: no partial tiles. */
+export type Block = BlockArea;
 
 /** Rings up to this size are priced on every rank; larger ones on an even sample (ends included). */
 const EXACT_RING_LIMIT = 256;
@@ -72,10 +21,12 @@ function sampleSize(r: number): number {
  * kernel call and a merge touch).
  */
 export class RingWork {
-  private readonly parts?: Interval[][];
-  // documents dealt round robin: their total area and tokens, shared evenly by all blocks
-  private spreadArea = 0;
-  private spreadTokens = 0;
+  readonly r: number;
+  // tokens dealt round robin (striped, doc-zigzag's short documents) are priced as spread evenly:
+  // every block gets 1/r² of each dealt range's area with itself (a range sees only itself under
+  // the document masks doc-zigzag is for; striped deals one range, the whole sequence)
+  private readonly dealtArea: number;
+  private readonly dealtFull: boolean;
   readonly rankSample: number[];
   /** a sampled rank's index in rankSample, or −1 */
   private readonly sampleIndex: Int32Array;
@@ -85,19 +36,14 @@ export class RingWork {
 
   constructor(
     readonly areas: MaskAreas,
-    readonly kind: ShardKind,
-    readonly r: number,
-    cuSeqlens?: readonly number[],
+    readonly shard: ShardMap,
   ) {
-    const S = areas.S;
-    if (kind !== 'striped') {
-      const c = chunks(kind, S, r, cuSeqlens ?? [0, S]);
-      this.parts = c.parts;
-      for (const [a, b] of c.spread) {
-        this.spreadArea += areas.area(a, b, a, b);
-        this.spreadTokens += b - a;
-      }
-    }
+    const r = (this.r = shard.world);
+    const dealt = shard.dealt();
+    this.dealtArea = dealt.reduce((n, [a, b]) => n + areas.area(a, b, a, b), 0);
+    // a block holds tokens of every dealt range: wholly unmasked only if there is one, unmasked with itself
+    this.dealtFull =
+      this.dealtArea === 0 || (dealt.length === 1 && this.dealtArea === (dealt[0]![1] - dealt[0]![0]) ** 2);
     const n = sampleSize(r);
     if (n === r) this.rankSample = Array.from({ length: r }, (_, i) => i);
     else {
@@ -109,11 +55,10 @@ export class RingWork {
     this.rankSample.forEach((i, j) => (this.sampleIndex[i] = j));
   }
 
-  /** Tokens rank i holds. */
-  tokens(i: number): number {
-    if (!this.parts) return Math.floor(this.areas.S / this.r) + (i < this.areas.S % this.r ? 1 : 0);
-    let n = this.spreadTokens / this.r;
-    for (const [a, b] of this.parts[i]!) n += b - a;
+  /** Rank i's dealt tokens. */
+  private dealtTokens(i: number): number {
+    let n = this.shard.length(i);
+    for (const [a, b] of this.shard.runs(i)) n -= b - a;
     return n;
   }
 
@@ -133,47 +78,16 @@ export class RingWork {
   }
 
   private compute(i: number, j: number): Block {
-    if (!this.parts) {
-      // striped: every rank holds every r-th token, so each block sees the mask's average
-      // density; the ±1/n difference between blocks on and off the diagonal is ignored
-      const n = this.tokens(i);
-      const area = this.areas.total / (this.r * this.r);
-      return { area, rows: area > 0 ? n : 0, full: this.areas.isFull() };
-    }
-    let area = this.spreadArea / (this.r * this.r),
-      rows = area > 0 ? this.spreadTokens / this.r : 0;
-    let full = this.spreadArea === 0;
-    const ks = this.parts[j]!,
-      qs = this.parts[i]!;
-    for (let x = 0; x < qs.length; x++) {
-      const q0 = qs[x]![0],
-        q1 = qs[x]![1];
-      let a = 0;
-      for (let y = 0; y < ks.length; y++) {
-        const k0 = ks[y]![0],
-          k1 = ks[y]![1];
-        const c = this.areas.area(q0, q1, k0, k1);
-        if (c > 0 && c < (q1 - q0) * (k1 - k0)) full = false;
-        a += c;
-      }
-      if (a > 0) rows += q1 - q0;
-      area += a;
-    }
-    return { area, rows, full };
+    const b = this.areas.block(this.shard.runs(i), this.shard.runs(j));
+    if (this.dealtArea === 0) return b;
+    const dealt = this.dealtArea / (this.r * this.r);
+    return { area: dealt + b.area, rows: this.dealtTokens(i) + b.rows, full: b.full && this.dealtFull };
   }
 
   /** Rank i's queries against every key: its whole share of the work. */
   rowTotal(i: number): Block {
-    const full = this.areas.isFull();
-    if (!this.parts) return { area: this.areas.total / this.r, rows: this.tokens(i), full };
-    let area = this.spreadArea / this.r,
-      rows = this.spreadTokens / this.r;
-    for (const [q0, q1] of this.parts[i]!) {
-      const a = this.areas.area(q0, q1, 0, this.areas.S);
-      if (a > 0) rows += q1 - q0;
-      area += a;
-    }
-    return { area, rows, full };
+    const b = this.areas.block(this.shard.runs(i), [[0, this.areas.S]]);
+    return { area: this.dealtArea / this.r + b.area, rows: this.dealtTokens(i) + b.rows, full: this.areas.isFull() };
   }
 
   /** max / mean of the per-rank work (1 = perfectly balanced). */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { type Interval, MaskAreas, runsOf } from '../../src/mask/area.js';
 import { MaskGrid } from '../../src/mask/grid.js';
 import { MaskError, type MaskSpec, parseMask } from '../../src/mask/spec.js';
 import { classifyTile, maskView, viewArea } from '../../src/mask/view.js';
@@ -69,6 +70,45 @@ test('block classification and area match brute force, also for scattered positi
       },
     ),
     { numRuns: 200 },
+  );
+});
+
+test('areas over intervals: a view of few runs (shards, gathered blocks, padding) counts as brute force does, as MaskAreas.block does', () => {
+  fc.assert(
+    fc.property(
+      fc
+        .integer({ min: 2, max: 60 })
+        .chain((S) =>
+          fc.tuple(
+            fc.constant(S),
+            arbMask(S),
+            fc.uniqueArray(fc.integer({ min: 0, max: S }), { minLength: 2, maxLength: 6 }),
+            fc.uniqueArray(fc.integer({ min: 0, max: S }), { minLength: 2, maxLength: 6 }),
+          ),
+        ),
+      ([S, spec, qc, kc]) => {
+        // positions from alternate stretches between sorted cut points, padding (−1) between them
+        const runs = (cuts: number[]): Interval[] => {
+          const c = [...cuts].sort((a, b) => a - b),
+            out: Interval[] = [];
+          for (let i = 0; i + 1 < c.length; i += 2) if (c[i]! < c[i + 1]!) out.push([c[i]!, c[i + 1]!]);
+          return out;
+        };
+        const pos = (rs: Interval[]): Int32Array =>
+          Int32Array.from(rs.flatMap(([a, b]) => [-1, ...Array.from({ length: b - a }, (_, i) => a + i)]));
+        const g = MaskGrid.build(spec, S),
+          qs = runs(qc),
+          ks = runs(kc);
+        const qp = pos(qs),
+          kp = pos(ks);
+        let n = 0;
+        for (const i of qp) for (const j of kp) if (i >= 0 && j >= 0 && g.allowed(i, j)) n++;
+        assert.deepEqual(runsOf(qp), qs);
+        assert.equal(viewArea(maskView(g, qp, kp)), n);
+        assert.equal(new MaskAreas(spec, S).block(qs, ks).area, n);
+      },
+    ),
+    { numRuns: 300 },
   );
 });
 

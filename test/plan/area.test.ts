@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { MaskGrid } from '../../src/mask/grid.js';
 import type { MaskSpec } from '../../src/mask/spec.js';
 import { ShardMap, type ShardKind } from '../../src/shard/shard.js';
-import { MaskAreas } from '../../src/plan/area.js';
+import { MaskAreas } from '../../src/mask/area.js';
 import { RingWork } from '../../src/plan/work.js';
 
 function docs(S: number, cuts: number[]): number[] {
@@ -95,13 +95,8 @@ test('ring blocks match the shard maps of src/shard (contiguous, zigzag, doc-zig
     for (const r of [2, 3, 4]) {
       const grid = MaskGrid.build(spec, S),
         map = ShardMap.build(kind, S, r, cu);
-      const work = new RingWork(new MaskAreas(spec, S), kind, r, cu);
+      const work = new RingWork(new MaskAreas(spec, S), map);
       for (let i = 0; i < r; i++) {
-        // doc-zigzag: tokens of short documents are spread evenly (fractions), within one token
-        assert.ok(
-          Math.abs(work.tokens(i) - map.length(i)) <= (kind === 'doc-zigzag' ? 1 : 0),
-          `${kind} r=${r} tokens of ${i}`,
-        );
         for (let j = 0; j < r; j++) {
           const want = bruteBlock(grid, map, i, j),
             got = work.block(i, j);
@@ -123,7 +118,31 @@ test('ring blocks match the shard maps of src/shard (contiguous, zigzag, doc-zig
 
 test('zigzag balances a causal mask; contiguous does not', () => {
   const areas = new MaskAreas({ kind: 'causal' }, 1 << 16);
-  assert.ok(new RingWork(areas, 'zigzag', 8).imbalance() < 1.001);
+  assert.ok(new RingWork(areas, ShardMap.build('zigzag', 1 << 16, 8)).imbalance() < 1.001);
   // the last of 8 contiguous ranks does (2·8−1)/8 ≈ 1.9 × the mean
-  assert.ok(Math.abs(new RingWork(areas, 'contiguous', 8).imbalance() - 15 / 8) < 0.01);
+  assert.ok(Math.abs(new RingWork(areas, ShardMap.build('contiguous', 1 << 16, 8)).imbalance() - 15 / 8) < 0.01);
+});
+
+test("a 16,384-rank ring over a million tokens: blocks from the ShardMap's intervals (4 rectangles a zigzag block), no position array made", () => {
+  const S = 1 << 20,
+    r = 16384;
+  class Counted extends MaskAreas {
+    rectangles = 0;
+    override area(q0: number, q1: number, k0: number, k1: number): number {
+      this.rectangles++;
+      return super.area(q0, q1, k0, k1);
+    }
+  }
+  const areas = new Counted({ kind: 'causal' }, S),
+    map = ShardMap.build('zigzag', S, r);
+  const work = new RingWork(areas, map);
+  areas.rectangles = 0;
+  const b = work.block(3, 7000);
+  assert.equal(areas.rectangles, 4);
+  assert.equal(b.area, 2 * (S / (2 * r)) ** 2); // rank 3's late chunk sees both of rank 7000's chunks, its early one neither
+  assert.ok(work.imbalance() < 1.001);
+  assert.ok(
+    (map as unknown as { pos: unknown[] }).pos.every((p) => p === undefined),
+    'the planner made position arrays',
+  );
 });

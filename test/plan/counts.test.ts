@@ -4,6 +4,7 @@
 // and shared Ulysses head ranges), f32 and bf16 inputs (f32 accumulation: the GPU's casts). Each
 // CPU rank's MeteredDevice (bytes held after the forward and at the peak; every elementwise
 // operation's calls and bytes, forward and in all) must equal the dry run of that rank, exactly.
+// (Bytes held when the forward returns too: what a training layer keeps for its backward.)
 // And the extension of long rings (three lengths, affine past them) equals running them out.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -44,8 +45,20 @@ describe('dry-run counts against the metered CPU ranks', () => {
           const got = await dryRank(c, N, r, k.s.S / N, false),
             want = metered[r]![i]!;
           assert.deepEqual(
-            { forward: got.heldForward, peak: got.heldPeak, trafficForward: got.trafficForward, traffic: got.traffic },
-            { forward: want.forward, peak: want.peak, trafficForward: want.trafficForward, traffic: want.traffic },
+            {
+              forward: got.heldForward,
+              peak: got.heldPeak,
+              kept: got.heldKept,
+              trafficForward: got.trafficForward,
+              traffic: got.traffic,
+            },
+            {
+              forward: want.forward,
+              peak: want.peak,
+              kept: want.kept,
+              trafficForward: want.trafficForward,
+              traffic: want.traffic,
+            },
             `${caseName(k)} rank ${r}`,
           );
         }
@@ -77,7 +90,7 @@ it('long rings: the counts extended from three lengths equal the counts of the w
       const x = await dryRank(c, c.ulysses * c.ring, m, 64);
       if (x.heldPeak > peak) {
         peak = x.heldPeak;
-        whole = { ...(whole ?? x), heldForward: x.heldForward, heldPeak: x.heldPeak };
+        whole = { ...(whole ?? x), heldForward: x.heldForward, heldPeak: x.heldPeak, heldKept: x.heldKept };
       }
       const b = x.traffic.total.readBytes + x.traffic.total.writeBytes;
       if (b > traffic) {
@@ -151,12 +164,13 @@ it('one Ulysses member of each kind (KV range size, regular or not) stands for a
       const got = await strategyCounts(c, 64);
       let peak = -1,
         traffic = -1,
-        held = { heldForward: 0, heldPeak: 0 },
+        held = { heldForward: 0, heldPeak: 0, heldKept: 0 },
         moved = { trafficForward: got.trafficForward, traffic: got.traffic };
       for (let m = 0; m < u; m++) {
         // the USP mesh puts Ulysses members on consecutive ranks (head-first)
         const x = await dryRank(c, u * ring, m, 64);
-        if (x.heldPeak > peak) [peak, held] = [x.heldPeak, { heldForward: x.heldForward, heldPeak: x.heldPeak }];
+        if (x.heldPeak > peak)
+          [peak, held] = [x.heldPeak, { heldForward: x.heldForward, heldPeak: x.heldPeak, heldKept: x.heldKept }];
         const b = x.traffic.total.readBytes + x.traffic.total.writeBytes;
         if (b > traffic) [traffic, moved] = [b, { trafficForward: x.trafficForward, traffic: x.traffic }];
       }

@@ -90,10 +90,11 @@ export function viaRunBatch(cs: readonly MeteredCase[], seed: number): Promise<R
   );
 }
 
-/** One rank's meters for a case: bytes held (peak after the forward, peak, at the end) and the device traffic (after the forward, in all). */
+/** One rank's meters for a case: bytes held (peak after the forward, peak, when the forward returns, at the end) and the device traffic (after the forward, in all). */
 export interface Metered {
   forward: number;
   peak: number;
+  kept: number;
   end: number;
   trafficForward: DeviceTraffic;
   traffic: DeviceTraffic;
@@ -134,9 +135,10 @@ export async function meteredRank(
     };
     const res = await strategyFor(t.layout)(ctx, q, k, v);
     const forward = device.peak,
+      kept = device.held,
       trafficForward = structuredClone(device.traffic);
     await res.backward(dout);
-    out.push({ forward, peak: device.peak, end: device.held, trafficForward, traffic: device.traffic });
+    out.push({ forward, peak: device.peak, kept, end: device.held, trafficForward, traffic: device.traffic });
   }
   return out;
 }

@@ -51,6 +51,48 @@ describe('ShardMap', () => {
     );
   });
 
+  it("each rank's positions are its runs and its round-robin share of the dealt ranges, and nothing else", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 9 }),
+        fc.integer({ min: 0, max: 90 }),
+        fc.constantFrom(...SHARD_KINDS),
+        fc.integer(),
+        (world, extra, kind, seed) => {
+          const S = world + extra;
+          const cu = fc.sample(docsArb(Math.max(S, 2)), { numRuns: 1, seed })[0]!;
+          const m = ShardMap.build(kind, S, world, S >= 2 ? cu : undefined);
+          const dealt = m.dealt();
+          let dealtSeen = 0;
+          for (let r = 0; r < world; r++) {
+            const inRuns = m.runs(r).flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
+            const rest = arr(m.positions(r)).filter((p) => !inRuns.includes(p));
+            assert.equal(
+              m.positions(r).length - rest.length,
+              inRuns.length,
+              `${kind} rank ${r}: a run outside its positions`,
+            );
+            for (const p of rest)
+              assert.ok(
+                dealt.some(([a, b]) => a <= p && p < b),
+                `${kind}: ${p} in no run, dealt by no range`,
+              );
+            assert.equal(m.length(r), m.positions(r).length);
+            dealtSeen += rest.length;
+          }
+          // the dealt ranges hold exactly the positions no run holds, spread within one token per range
+          assert.equal(
+            dealtSeen,
+            dealt.reduce((n, [a, b]) => n + b - a, 0),
+          );
+          if (kind === 'striped') assert.deepEqual(dealt, [[0, S]]);
+          if (kind === 'contiguous' || kind === 'zigzag') assert.deepEqual(dealt, []);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('contiguous, zigzag and striped place tokens as their names say', () => {
     assert.deepEqual(
       [0, 1, 2].map((r) => arr(ShardMap.build('contiguous', 8, 3).positions(r))),

@@ -1,9 +1,21 @@
-// Unmasked (query, key) pairs in a rectangle of the attention matrix, computed from the mask
-// language's slices in closed form: O(slices touching the rectangle), never O(S). This is what
-// lets the planner price S = 1M tokens per candidate without building a MaskGrid; the tests check
-// it against MaskGrid.area.
-import { MaskGrid } from '../mask/grid.js';
-import { lower, type MaskSpec, type Slice } from '../mask/spec.js';
+// Unmasked (query, key) pairs between sets of positions given as intervals, computed from the mask
+// language's slices in closed form: O(slices touching each rectangle), never O(S). The one area
+// code of the tree: the planner prices S = 1M tokens with it without building a MaskGrid, and the
+// kernels' views (viewArea, so the dry-run kernel and the metered one) count their calls with it.
+// The tests check it against MaskGrid.area.
+import { MaskGrid } from './grid.js';
+import { lower, type MaskSpec, type Slice } from './spec.js';
+
+/** Positions [lo, hi). */
+export type Interval = readonly [number, number];
+
+/** Pairs a query set sees in a key set: `rows` counts whole query intervals that see any key. */
+export interface BlockArea {
+  area: number;
+  rows: number;
+  /** every (query interval × key interval) rectangle with work is wholly unmasked */
+  full: boolean;
+}
 
 /** Σ_{q=x0}^{x1-1} max(0, c + m·q) for a slope m ∈ {−1, 0, 1}, exactly. */
 function sumPositiveLinear(x0: number, x1: number, c: number, m: number): number {
@@ -88,14 +100,16 @@ export class MaskAreas {
   private readonly grid?: MaskGrid;
   readonly total: number;
 
+  /** `grid`: the mask's grid where one is built already (the fallback for overlapping slices) */
   constructor(
     readonly spec: MaskSpec,
     readonly S: number,
+    grid?: MaskGrid,
   ) {
     this.slices = lower(spec, S).sort((x, y) => x.q[0] - y.q[0]);
     this.disjoint = this.slices.every((s, i) => i === 0 || s.q[0] >= this.slices[i - 1]!.q[1]);
     this.starts = this.slices.map((s) => s.q[1]);
-    if (!this.disjoint) this.grid = MaskGrid.fromSlices(this.slices, S);
+    if (!this.disjoint) this.grid = grid ?? MaskGrid.fromSlices(this.slices, S);
     this.total = this.area(0, S, 0, S);
   }
 
@@ -119,6 +133,24 @@ export class MaskAreas {
     return n;
   }
 
+  /** Every query interval against every key interval: O(|qs| · |ks|) rectangles. */
+  block(qs: readonly Interval[], ks: readonly Interval[]): BlockArea {
+    let area = 0,
+      rows = 0,
+      full = true;
+    for (const [q0, q1] of qs) {
+      let a = 0;
+      for (const [k0, k1] of ks) {
+        const c = this.area(q0, q1, k0, k1);
+        if (c > 0 && c < (q1 - q0) * (k1 - k0)) full = false;
+        a += c;
+      }
+      if (a > 0) rows += q1 - q0;
+      area += a;
+    }
+    return { area, rows, full };
+  }
+
   /** No masked pair at all. */
   isFull(): boolean {
     return this.total === this.S * this.S;
@@ -128,4 +160,25 @@ export class MaskAreas {
   density(): number {
     return this.S === 0 ? 0 : this.total / (this.S * this.S);
   }
+}
+
+const gridAreas = new WeakMap<MaskGrid, MaskAreas>();
+
+/** The areas of a grid's mask (memoised: grids are never changed once made). */
+export function areasOf(grid: MaskGrid): MaskAreas {
+  let a = gridAreas.get(grid);
+  if (!a) gridAreas.set(grid, (a = new MaskAreas({ kind: 'slices', slices: grid.slices }, grid.S, grid)));
+  return a;
+}
+
+/** The runs of consecutive positions, in the order given, padding (−1) left out: the same set (a multiset) as intervals. */
+export function runsOf(positions: Int32Array): Interval[] {
+  const out: [number, number][] = [];
+  for (const p of positions) {
+    if (p < 0) continue;
+    const last = out[out.length - 1];
+    if (last && last[1] === p) last[1]++;
+    else out.push([p, p + 1]);
+  }
+  return out;
 }
