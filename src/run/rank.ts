@@ -22,7 +22,15 @@ import { routedKV } from '../varlen/execute.js';
 
 export interface RankTask {
   /** a layout, or a dispatcher's placement run by the sparse K/V executor (src/varlen) */
-  layout: ResolvedLayout | { strategy: 'varlen'; positions: Int32Array[]; relay?: [number, number][]; chunks?: number };
+  layout:
+    | ResolvedLayout
+    | {
+        strategy: 'varlen';
+        positions: Int32Array[];
+        relay?: [number, number][];
+        chunks?: number;
+        visits?: [number, number][];
+      };
   S: number;
   mask: MaskSpec;
   scale: number;
@@ -78,7 +86,8 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
         ? ShardMap.fromPositions(t.S, t.layout.positions)
         : ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
   };
-  const strategy = t.layout.strategy === 'varlen' ? routedKV(t.layout.relay, t.layout.chunks) : strategyFor(t.layout);
+  const strategy =
+    t.layout.strategy === 'varlen' ? routedKV(t.layout.relay, t.layout.chunks, t.layout.visits) : strategyFor(t.layout);
   await comm.barrier();
   const t0 = performance.now();
   const res = await strategy(ctx, t.q, t.k, t.v);

@@ -13,8 +13,8 @@
 // What a rank then needs from its group is exact, from the mask: the keys the rows of its pieces
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
 import { UserError } from '../errors.js';
-import { type Batch, cuSeqlensOf, type DocMask, docMaskName, keySpan, pairArea } from './batch.js';
-import { chunkHops, type Hop, mergeRanges, routeHops } from './routes.js';
+import { type Batch, cuSeqlensOf, type DocMask, docMaskName, docRow, keySpan, pairArea } from './batch.js';
+import { chunkHops, type Hop, mergeRanges, type Ranges, routeHops, takeVisits, type Visit } from './routes.js';
 
 export interface DispatchOptions {
   world: number;
@@ -34,6 +34,14 @@ export interface DispatchOptions {
   relay?: 'none' | 'all' | number;
   /** rounds a star transfer is cut into (routes.ts); default 1 */
   chunks?: number;
+  /**
+   * key splitting: which star pairs send the queries to the keys' owner instead of the keys to the
+   * queries (routes.ts Visit) — 'none' (default), 'all' (every star pair; for tests), or a number
+   * x: a pair visits when its query rows · x are fewer than its key rows and the owner's area stays
+   * within the plan's busiest (chooseVisits). x is a query row's traffic over a K/V row's, forward
+   * and backward (plan/varlen.ts visitWeight).
+   */
+  visit?: 'none' | 'all' | number;
   /**
    * the work of a query row beside its pairs, in pairs: balance area + rowCost · tokens rather
    * than area alone (an attention kernel's time is about c · (pairs + k0 · rows), k0 its
@@ -73,6 +81,11 @@ export interface Transfer extends Hop {
   area: number;
 }
 
+/** A visit (routes.ts) with the pairs it computes, which move from the visitor's area to the owner's. */
+export interface PlanVisit extends Visit {
+  area: number;
+}
+
 export interface RankLoad {
   rank: number;
   tokens: number;
@@ -84,6 +97,10 @@ export interface RankLoad {
   sendRows: number;
   /** tokens held at the peak: own rows plus every received K/V row (kept for the backward) */
   peakRows: number;
+  /** visiting query rows attended here (kept for the backward; each H/Hkv K/V rows' worth of one of K or V) */
+  guestRows: number;
+  /** of `area`, the pairs of visiting queries against the own keys */
+  guestArea: number;
 }
 
 export interface DispatchPlan {
@@ -101,6 +118,8 @@ export interface DispatchPlan {
   transfers: Transfer[];
   /** rounds each star transfer is cut into (routes.ts chunkHop) */
   chunks: number;
+  /** queries attended on the keys' owner instead of the keys travelling (key splitting) */
+  visits: PlanVisit[];
   /** max / mean of the ranks' area and tokens */
   balance: { area: number; tokens: number };
 }
@@ -164,18 +183,142 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
   }
   const pieces = merge(placed);
   const chunks = Math.max(1, Math.floor(o.chunks ?? 1));
-  const plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks);
+  let plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks, []);
   const relay = o.relay ?? 'none';
-  if (relay === 'none') return plan;
-  return withRoutes(
-    plan,
-    plan.docs.filter((d) => d.mode === 'group' && (relay === 'all' || d.ranks.length >= relay)).map((d) => d.doc),
-    chunks,
-  );
+  if (relay !== 'none')
+    plan = withRoutes(
+      plan,
+      plan.docs.filter((d) => d.mode === 'group' && (relay === 'all' || d.ranks.length >= relay)).map((d) => d.doc),
+      chunks,
+    );
+  const visit = o.visit ?? 'none';
+  if (visit === 'none') return plan;
+  const pairs =
+    visit === 'all'
+      ? plan.transfers.filter((t) => t.direct).map((t): [number, number] => [t.to, t.from])
+      : chooseVisits(plan, visit);
+  return withRoutes(plan, relayOf(plan), chunks, pairs);
 }
 
-/** The plan with these documents' groups passing K/V by relay, the others straight from the owner in `chunks` rounds. */
-export function withRoutes(plan: DispatchPlan, relayDocs: Iterable<number>, chunks = plan.chunks): DispatchPlan {
+/** The documents whose groups relay. */
+function relayOf(plan: DispatchPlan): number[] {
+  return plan.docs.filter((d) => d.relay).map((d) => d.doc);
+}
+
+/** The visiting pairs of a plan, [query rank, key owner] (what the executor takes). */
+export function visitPairs(plan: DispatchPlan): [number, number][] {
+  return plan.visits.map((x) => [x.from, x.to]);
+}
+
+/**
+ * Which star pairs visit (key splitting), greedily by traffic saved: a pair's queries go to the
+ * keys' owner when its query rows · weight are fewer than the key rows it would receive, and the
+ * owner's area, with the pairs it takes on, stays within VISIT_AREA_LIMIT of the mean (the area
+ * moves with the queries; the visitor's falls). Most saved first; ties by pair.
+ */
+function chooseVisits(plan: DispatchPlan, weight: number): [number, number][] {
+  const N = plan.world;
+  const rowsOf = new Map<number, number>(); // rank · documents + document → its rows
+  const D = plan.lengths.length,
+    cu = cuSeqlensOf(plan.lengths);
+  for (const p of plan.pieces) rowsOf.set(p.rank * D + p.doc, (rowsOf.get(p.rank * D + p.doc) ?? 0) + p.end - p.start);
+  const queriesOf = queryRowsOf(plan);
+  const cands: { t: Transfer; saved: number }[] = [];
+  for (const t of plan.transfers) {
+    if (!t.direct) continue;
+    // a cheap bound first: the visitor's rows of the documents the keys belong to
+    let upper = 0;
+    for (const d of docsIn(cu, t.ranges)) upper += rowsOf.get(t.to * D + d) ?? 0;
+    if (upper * weight >= t.rows) continue;
+    const rows = queriesOf(t.to, t.ranges).reduce((s, [a, b]) => s + b - a, 0);
+    if (rows * weight < t.rows) cands.push({ t, saved: t.rows - rows * weight });
+  }
+  cands.sort((x, y) => y.saved - x.saved || x.t.to - y.t.to || x.t.from - y.t.from);
+  const area = Float64Array.from(plan.ranks, (r) => r.area);
+  const limit = (1 + VISIT_AREA_LIMIT) * (area.reduce((a, b) => a + b, 0) / N);
+  const out: [number, number][] = [];
+  for (const { t } of cands) {
+    if (area[t.from]! + t.area > limit) continue;
+    area[t.from]! += t.area;
+    area[t.to]! -= t.area;
+    out.push([t.to, t.from]);
+  }
+  return out;
+}
+
+/** How far above the mean a key owner's area may grow by the visits it takes on (the ≤ 1.05 balance target, less a margin). */
+const VISIT_AREA_LIMIT = 0.04;
+
+/** The documents that sorted global ranges touch. */
+function docsIn(cu: readonly number[], ranges: Ranges): Set<number> {
+  const out = new Set<number>();
+  for (const [a, b] of ranges) for (let d = docAt(cu, a); d < cu.length - 1 && cu[d]! < b; d++) out.add(d);
+  return out;
+}
+
+/** The last document starting at or before position x. */
+function docAt(cu: readonly number[], x: number): number {
+  let a = 0,
+    b = cu.length - 2;
+  while (a < b) {
+    const mid = (a + b + 1) >> 1;
+    if (cu[mid]! <= x) a = mid;
+    else b = mid - 1;
+  }
+  return a;
+}
+
+/**
+ * The rows of rank `from` (global position ranges) that see any key in `keys`, from the documents'
+ * masks: in one document the rows that see a key range are one run (rows' intervals rise with the
+ * row), found by binary search in each of the rank's pieces of it.
+ */
+function queryRowsOf(plan: { pieces: readonly Piece[]; lengths: readonly number[]; masks: readonly DocMask[] }) {
+  const cu = cuSeqlensOf(plan.lengths),
+    D = plan.lengths.length;
+  const mine = new Map<number, Piece[]>();
+  for (const p of plan.pieces) {
+    const l = mine.get(p.rank * D + p.doc);
+    if (l) l.push(p);
+    else mine.set(p.rank * D + p.doc, [p]);
+  }
+  return (from: number, keys: Ranges): [number, number][] => {
+    const out: [number, number][] = [];
+    for (const [a, b] of keys)
+      for (let d = docAt(cu, a); d < D && cu[d]! < b; d++) {
+        const s0 = cu[d]!,
+          L = plan.lengths[d]!,
+          m = plan.masks[d]!;
+        const c = Math.max(a, s0) - s0,
+          e = Math.min(b, s0 + L) - s0;
+        for (const p of mine.get(from * D + d) ?? []) {
+          // first row whose interval ends after c, first row whose interval starts at or after e
+          const first = (ok: (i: number) => boolean): number => {
+            let lo = p.start - s0,
+              hi = p.end - s0;
+            while (lo < hi) {
+              const mid = (lo + hi) >> 1;
+              if (ok(mid)) hi = mid;
+              else lo = mid + 1;
+            }
+            return lo;
+          };
+          const i0 = first((i) => docRow(m, L, i)[1] > c),
+            i1 = first((i) => docRow(m, L, i)[0] >= e);
+          if (i0 < i1) out.push([s0 + i0, s0 + i1]);
+        }
+      }
+    return mergeRanges(out);
+  };
+}
+
+/** The plan with these documents' groups passing K/V by relay, the others straight from the owner in `chunks` rounds, and these pairs visiting. */
+export function withRoutes(
+  plan: DispatchPlan,
+  relayDocs: Iterable<number>,
+  chunks = plan.chunks,
+  visits: readonly (readonly [number, number])[] = visitPairs(plan),
+): DispatchPlan {
   const batch = { lengths: plan.lengths, masks: plan.masks };
   return finishPlan(
     batch,
@@ -187,6 +330,7 @@ export function withRoutes(plan: DispatchPlan, relayDocs: Iterable<number>, chun
     plan.pieces,
     new Set(relayDocs),
     chunks,
+    visits,
   );
 }
 
@@ -442,6 +586,7 @@ function finishPlan(
   pieces: Piece[],
   relayDocs: ReadonlySet<number>,
   chunks: number,
+  visitPairs: readonly (readonly [number, number])[],
 ): DispatchPlan {
   const { lengths, masks } = batch;
   const byDoc: Piece[][] = lengths.map(() => []);
@@ -454,6 +599,8 @@ function finishPlan(
     recvRows: 0,
     sendRows: 0,
     peakRows: 0,
+    guestRows: 0,
+    guestArea: 0,
   }));
   const need: [number, number][][] = Array.from({ length: N }, () => []);
   /** a rank's pieces of a document */
@@ -502,14 +649,31 @@ function finishPlan(
     };
   });
   const relay = docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length] as [number, number]);
-  const transfers: Transfer[] = routeHops(
-    pieces.map(({ start, end, rank }) => ({ start, end, rank })),
-    need.map((l) => mergeRanges(l)),
-    relay,
-  ) as Transfer[];
+  const routed = takeVisits(
+    routeHops(
+      pieces.map(({ start, end, rank }) => ({ start, end, rank })),
+      need.map((l) => mergeRanges(l)),
+      relay,
+    ),
+    new Set(visitPairs.map(([q, o]) => q * N + o)),
+    N,
+    queryRowsOf({ pieces, lengths, masks }),
+  );
+  const transfers = routed.hops as Transfer[];
   for (const t of transfers) {
     t.area = 0;
     for (const [a, b] of t.ranges) t.area += areaAgainst(t.to, a, b);
+  }
+  // a visit's pairs are computed on the keys' owner
+  const visits: PlanVisit[] = routed.visits.map((x) => ({
+    ...x,
+    area: x.keys.reduce((s, [a, b]) => s + areaAgainst(x.from, a, b), 0),
+  }));
+  for (const x of visits) {
+    ranks[x.from]!.area -= x.area;
+    ranks[x.to]!.area += x.area;
+    ranks[x.to]!.guestArea += x.area;
+    ranks[x.to]!.guestRows += x.rows;
   }
   for (const t of transfers) {
     ranks[t.from]!.sendRows += t.rows;
@@ -532,6 +696,7 @@ function finishPlan(
     ranks,
     transfers,
     chunks,
+    visits,
     balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
   };
 }

@@ -18,6 +18,7 @@
 import type { Comm, P2POp, Work } from '../comm/comm.js';
 import { DONE } from '../comm/comm.js';
 import type { Device } from '../device/device.js';
+import type { AttnState } from '../kernel/kernel.js';
 import type { MaskGrid } from '../mask/grid.js';
 import { queryRows } from '../mask/view.js';
 import type { ShardMap } from '../shard/shard.js';
@@ -25,7 +26,17 @@ import { envOf, finish, freshState, isEmpty, type PartialResult, recvRows, relea
 import type { Strategy } from '../strategy/types.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { chunkHops, type Hop, mergeRanges, type Ranges, routeHops, type Run } from './routes.js';
+import {
+  chunkHops,
+  type Hop,
+  intersect,
+  mergeRanges,
+  type Ranges,
+  routeHops,
+  type Run,
+  takeVisits,
+  type Visit,
+} from './routes.js';
 
 /** Sorted, merged key intervals the rows at `positions` see. */
 function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][] {
@@ -54,21 +65,61 @@ function heldRuns(shard: ShardMap): Run[] {
   return out.sort((a, b) => a.start - b.start);
 }
 
-const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Hop[]>>>();
+/** The positions among `positions` whose rows see any key in `keys` (sorted ranges), as ranges. */
+function rowsSeeing(grid: MaskGrid, positions: Int32Array, keys: Ranges): [number, number][] {
+  const out: [number, number][] = [];
+  for (const p of positions) {
+    let sees = false;
+    for (let i = 0; i < grid.m && !sees; i++) {
+      const lo = grid.lo[p * grid.m + i]!,
+        hi = grid.hi[p * grid.m + i]!;
+      sees = lo < hi && intersect([[lo, hi]], keys).length > 0;
+    }
+    if (!sees) continue;
+    const last = out[out.length - 1];
+    if (last && last[1] === p) last[1] = p + 1;
+    else out.push([p, p + 1]);
+  }
+  return out;
+}
 
-/** Every hop of the step, from the mask, the placement and the relay spans alone (memoized: forward and backward ask again). */
-export function exchangeHops(grid: MaskGrid, shard: ShardMap, relay: Ranges = [], chunks = 1): Hop[] {
+/** A step's routes: the K/V hops in their rounds, and the visiting queries. */
+export interface Exchange {
+  hops: Hop[];
+  visits: Visit[];
+}
+
+const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Exchange>>>();
+
+/**
+ * Every hop and visit of the step, from the mask, the placement, the relay spans and the visiting
+ * pairs ([query rank, key owner]) alone (memoized: forward and backward ask again).
+ */
+export function exchangeHops(
+  grid: MaskGrid,
+  shard: ShardMap,
+  relay: Ranges = [],
+  chunks = 1,
+  visits: readonly (readonly [number, number])[] = [],
+): Exchange {
   let byShard = plans.get(grid);
   if (!byShard) plans.set(grid, (byShard = new WeakMap()));
   let byRelay = byShard.get(shard);
   if (!byRelay) byShard.set(shard, (byRelay = new Map()));
-  const key = `${chunks}:${relay.map(([a, b]) => `${a}-${b}`).join(',')}`;
-  let hops = byRelay.get(key);
-  if (!hops) {
-    const need = Array.from({ length: shard.world }, (_, r) => seenIntervals(grid, shard.positions(r)));
-    byRelay.set(key, (hops = chunkHops(routeHops(heldRuns(shard), need, relay), chunks)));
+  const key = `${chunks}:${relay.map(([a, b]) => `${a}-${b}`).join(',')}:${visits.map(([q, o]) => `${q}>${o}`).join(',')}`;
+  let ex = byRelay.get(key);
+  if (!ex) {
+    const N = shard.world;
+    const need = Array.from({ length: N }, (_, r) => seenIntervals(grid, shard.positions(r)));
+    const taken = takeVisits(
+      routeHops(heldRuns(shard), need, relay),
+      new Set(visits.map(([q, o]) => q * N + o)),
+      N,
+      (from, keys) => rowsSeeing(grid, shard.positions(from), keys),
+    );
+    byRelay.set(key, (ex = { hops: chunkHops(taken.hops, chunks), visits: taken.visits }));
   }
-  return hops;
+  return ex;
 }
 
 /** The positions of sorted ranges, ascending. */
@@ -196,12 +247,66 @@ function joinRound(device: Device, parts: readonly Held[]): Held {
   return held;
 }
 
+/** Columns of lse-shaped tensors ([H, T]) at the located rows, packed into a new [H, rows] tensor. */
+function gatherCols(device: Device, from: Tensor, at: readonly [number, number, number][], rows: number): Tensor {
+  const H = from.shape[0]!,
+    out = device.empty(from.dtype, [H, rows]);
+  let o = 0;
+  for (const [, i, n] of at) {
+    device.copyBox(from, out, { src: [0, i], dst: [0, o], size: [H, n] });
+    o += n;
+  }
+  return out;
+}
+
+/**
+ * The queries visiting this rank (key splitting, routes.ts Visit): their rows, kept from the
+ * forward to the backward, and the keys of the own block they are attended against (the others −1).
+ */
+interface Guest {
+  visit: Visit;
+  pos: Int32Array;
+  q: Tensor;
+  kPos: Int32Array;
+  state?: AttnState;
+}
+
+/** The own positions with those outside `keys` masked out (−1: seen by nothing), or `mine` itself when all are in. */
+function keysAmong(mine: Int32Array, keys: Ranges): Int32Array {
+  const held = mergeRanges(Array.from(mine, (p): [number, number] => [p, p + 1]));
+  if (intersect(held, keys).reduce((s, [a, b]) => s + b - a, 0) === mine.length) return mine;
+  return Int32Array.from(mine, (p) => (intersect([[p, p + 1]], keys).length ? p : -1));
+}
+
+/** One batch of sends and receives ([buffer, peer] each), or nothing when there are none. */
+function exchange(
+  comm: Comm,
+  sends: readonly (readonly [Tensor, number])[],
+  recvs: readonly (readonly [Tensor, number])[],
+): Work {
+  const ops: P2POp[] = [
+    ...sends.map(([buf, peer]) => ({ send: { buf, peer } })),
+    ...recvs.map(([buf, peer]) => ({ recv: { buf, peer } })),
+  ];
+  return ops.length ? comm.sendRecv(ops) : DONE;
+}
+
 /**
  * The sparse K/V executor over the relay spans given (sorted, disjoint global position ranges whose
- * rows travel by relay) and the rounds each direct transfer is cut into (routes.ts). It runs on
- * any ShardMap.
+ * rows travel by relay), the rounds each direct transfer is cut into, and the pairs [query rank, key
+ * owner] whose queries visit the keys instead (routes.ts). It runs on any ShardMap.
+ *
+ * Visits: the queries go out beside round 0 (before it, in their own batch); the owner attends
+ * them against its own keys once they are in and sends the partial (out, lse) back while the
+ * rounds go on; the visitor merges it at the end of the forward. The backward sends the visited
+ * rows' dout, out and lse first, while the last round's blocks run their backward; the owner adds
+ * their dK/dV into its own block's and returns dQ, which is added at the end.
  */
-export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
+export function routedKV(
+  relay: Ranges = [],
+  chunks = 1,
+  visitPairs: readonly (readonly [number, number])[] = [],
+): Strategy {
   return async (ctx, q, k, v) => {
     const env = envOf(ctx),
       comm: Comm = ctx.comm,
@@ -210,7 +315,16 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
     const acc = accumType(q.dtype);
     const me = comm.rank,
       mine = ctx.shard.positions(me);
-    const hops = exchangeHops(ctx.mask, ctx.shard, relay, chunks);
+    const { hops, visits } = exchangeHops(ctx.mask, ctx.shard, relay, chunks, visitPairs);
+    const away = visits.filter((x) => x.from === me),
+      guests: Guest[] = visits
+        .filter((x) => x.to === me)
+        .map((x) => ({
+          visit: x,
+          pos: positionsOf(x.queries),
+          q: recvRows(dev, q, x.rows),
+          kPos: keysAmong(mine, x.keys),
+        }));
     const rounds = hops.length ? hops[hops.length - 1]!.round + 1 : 0;
     const outOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.from === me));
     const inOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.to === me));
@@ -226,6 +340,36 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
     const attend = (b: Held): void => {
       if (b.pos.length && !isEmpty(viewOf(b)))
         env.kernel.forward({ q, k: b.k, v: b.v, view: viewOf(b), scale: env.scale, state });
+    };
+    /** this rank's rows among its own positions */
+    const rowsAt = (ranges: Ranges): [number, number, number][] => locate([own], positionsOf(ranges));
+    // the visiting queries go out first, in their own batch; their partials come back in another
+    const leaving = away.map((x) => gather(dev, [q], rowsAt(x.queries), x.rows));
+    env.trace.step('varlen fwd q');
+    const qWork = exchange(
+      comm,
+      away.map((x, i) => [leaving[i]!, x.to]),
+      guests.map((g) => [g.q, g.visit.from]),
+    );
+    let partials: { work: Work; out: Tensor[]; lse: Tensor[] } | undefined;
+    /** attend the guests against the own keys and send their partials back (the visitors' receives beside) */
+    const attendGuests = async (): Promise<void> => {
+      await qWork.wait();
+      releaseAll(dev, leaving);
+      for (const g of guests) {
+        g.state = freshState(dev, acc, g.visit.rows, H, D);
+        const view = { q: queryRows(ctx.mask, g.pos), kPos: g.kPos };
+        if (!isEmpty(view)) env.kernel.forward({ q: g.q, k, v, view, scale: env.scale, state: g.state });
+      }
+      const out = away.map((x) => recvRows(dev, q, x.rows, acc)),
+        lse = away.map((x) => dev.empty(acc, [H, x.rows]));
+      env.trace.step('varlen fwd partial');
+      const work = exchange(
+        comm,
+        guests.flatMap((g) => [[g.state!.out, g.visit.from] as const, [g.state!.lse, g.visit.from] as const]),
+        away.flatMap((x, i) => [[out[i]!, x.to] as const, [lse[i]!, x.to] as const]),
+      );
+      partials = { work, out, lse };
     };
     for (let t = -1; t < rounds; t++) {
       // exchange round t + 1 while attending what round t brought (t = −1: the own block)
@@ -266,6 +410,7 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
       attend(t < 0 ? own : got[t]!);
       await work.wait();
       releaseAll(dev, outgoing);
+      if (t < 0) await attendGuests();
       if (t + 1 < rounds)
         got.push(
           parts.length
@@ -273,6 +418,23 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
             : { pos: new Int32Array(0), k: recvRows(dev, k, 0), v: recvRows(dev, v, 0) },
         );
     }
+
+    // the visits' partials, merged into the running state (exact: the online-softmax merge)
+    if (partials) {
+      await partials.work.wait();
+      away.forEach((x, i) => {
+        const part = freshState(dev, acc, T, H, D);
+        let o = 0;
+        for (const [, r, n] of rowsAt(x.queries)) {
+          dev.copyBox(partials!.out[i]!, part.out, { src: [o, 0], dst: [r, 0], size: [n, H] });
+          dev.copyBox(partials!.lse[i]!, part.lse, { src: [0, o], dst: [0, r], size: [H, n] });
+          o += n;
+        }
+        env.kernel.merge(state, part);
+        releaseAll(dev, [part.out, part.lse, partials!.out[i]!, partials!.lse[i]!]);
+      });
+    }
+    for (const g of guests) releaseAll(dev, [g.state!.out]);
 
     const partial: PartialResult = {
       state,
@@ -294,9 +456,66 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
             into: { dq, ...grads.get(b)! },
           });
         };
-        if (rounds) back(got[rounds - 1]!);
         /** what came back for rows of the own block, added once it is in (the returns run on under the backward) */
         const deferred: { work: Work; done: () => void }[] = [];
+        // the visited rows' dout, out and lse go to the keys' owners while the last blocks run their backward
+        const sentV = away.flatMap((x) => {
+          const at = rowsAt(x.queries);
+          return [
+            gather(dev, [dout], at, x.rows),
+            gather(dev, [state.out], at, x.rows),
+            gatherCols(dev, state.lse, at, x.rows),
+          ];
+        });
+        const gIn = guests.map((g) => ({
+          dout: recvRows(dev, dout, g.visit.rows),
+          out: recvRows(dev, state.out, g.visit.rows),
+          lse: dev.empty(state.lse.dtype, [H, g.visit.rows]),
+        }));
+        env.trace.step('varlen bwd q');
+        const vWork = exchange(
+          comm,
+          away.flatMap((x, i) => [0, 1, 2].map((j) => [sentV[3 * i + j]!, x.to] as const)),
+          guests.flatMap((g, i) => [gIn[i]!.dout, gIn[i]!.out, gIn[i]!.lse].map((b) => [b, g.visit.from] as const)),
+        );
+        if (rounds) back(got[rounds - 1]!);
+        await vWork.wait();
+        releaseAll(dev, sentV);
+        // the guests' dK/dV go into the own block's, their dQ back to the visitors (added at the end)
+        const dqOut = guests.map((g, i) => {
+          const dqG = dev.zeros(acc, g.q.shape),
+            view = { q: queryRows(ctx.mask, g.pos), kPos: g.kPos },
+            { out, lse, dout: dO } = gIn[i]!;
+          if (!isEmpty(view))
+            env.kernel.backward({
+              q: g.q,
+              k,
+              v,
+              out,
+              lse,
+              dout: dO,
+              view,
+              scale: env.scale,
+              into: { ...grads.get(own)!, dq: dqG },
+            });
+          releaseAll(dev, [out, lse, dO, g.q, g.state!.lse]);
+          return dqG;
+        });
+        const dqBack = away.map((x) => recvRows(dev, q, x.rows, acc));
+        env.trace.step('varlen bwd dq');
+        const dqWork = exchange(
+          comm,
+          guests.map((g, i) => [dqOut[i]!, g.visit.from]),
+          away.map((x, i) => [dqBack[i]!, x.to]),
+        );
+        deferred.push({
+          work: dqWork,
+          done: () => {
+            releaseAll(dev, dqOut);
+            away.forEach((x, i) => scatterAdd(dev, [dq], dqBack[i]!, rowsAt(x.queries)));
+            releaseAll(dev, dqBack);
+          },
+        });
         // round t returns the gradients of what it brought while the blocks of round t − 1 (at
         // round 0: the own block) run their backward
         for (let t = rounds - 1; t >= 0; t--) {
