@@ -9,7 +9,7 @@
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
 import { pairArea } from '../varlen/batch.js';
-import { areaCounter, type DispatchPlan, withRoutes } from '../varlen/dispatch.js';
+import { areaCounter, type DispatchPlan, withRoutes, withVisits } from '../varlen/dispatch.js';
 import { chunkHop } from '../varlen/routes.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
@@ -40,17 +40,18 @@ export interface VarlenPrice {
   bwdMs: number;
   /** forward + backward FLOPs (4·pairs·D·H forward, 2.5 × that backward) per GPU per second */
   tflopsPerGpu: number;
-  /** bytes of K/V the forward moves, and of dK/dV the backward returns */
+  /** bytes the forward moves (K/V, visiting queries and their partials), and the backward (dK/dV; the visits' dout, out, lse and dQ) */
   fwdBytes: number;
   bwdBytes: number;
   ranks: VarlenRankPrice[];
 }
 
-/** One round's transfers, side by side: sender, receiver, rows. */
+/** One round's transfers, side by side: sender, receiver, bytes forward, bytes of what goes back the other way in the backward. */
 interface RoundTransfers {
   from: number[];
   to: number[];
-  rows: number[];
+  fwdBytes: number[];
+  bwdBytes: number[];
   /** 1 for a rank that forwards rows it did not own this round (a relay hop): its returns come back into what it received */
   forwards: Uint8Array;
 }
@@ -81,11 +82,15 @@ export function priceDispatch(
     Math.floor(a / gpusPerNode) === Math.floor(b / gpusPerNode) ? 'intra' : 'inter';
   // each round's transfers, the star's chunks read off without listing them (chunkRows)
   const chunks = Math.max(1, plan.chunks);
-  const rounds = plan.transfers.reduce((m, t) => Math.max(m, t.direct ? chunks : t.round + 1), 0);
+  const rounds = plan.transfers.reduce(
+    (m, t) => Math.max(m, t.direct ? chunks : t.round + 1),
+    plan.visits.length ? 1 : 0,
+  );
   const byRound: RoundTransfers[] = Array.from({ length: rounds }, () => ({
     from: [],
     to: [],
-    rows: [],
+    fwdBytes: [],
+    bwdBytes: [],
     forwards: new Uint8Array(N),
   }));
   const D0 = plan.lengths.length,
@@ -118,8 +123,20 @@ export function priceDispatch(
     if (from !== origin) r.forwards[from] = 1;
     r.from.push(from);
     r.to.push(to);
-    r.rows.push(rows);
+    r.fwdBytes.push(rows * kvRow);
+    r.bwdBytes.push(rows * gradRow);
   };
+  // visits, priced in round 0: the queries out and the partial (out, lse, f32) back; in the
+  // backward (the reverse direction) dQ (f32) back and dout, out, lse out. The executor sends the
+  // backward's first, beside the last round's blocks: pricing them at round 0 is the late bound.
+  const qRow = H * D * e;
+  for (const x of plan.visits) {
+    const r = byRound[0]!;
+    r.from.push(x.from, x.to);
+    r.to.push(x.to, x.from);
+    r.fwdBytes.push(x.rows * qRow, x.rows * (H * D + H) * 4);
+    r.bwdBytes.push(x.rows * H * D * 4, x.rows * (2 * qRow + H * 4));
+  }
   for (const x of plan.transfers) {
     if (!x.direct || chunks === 1) {
       add(x.round, x.from, x.to, x.rows, x.origin);
@@ -166,6 +183,18 @@ export function priceDispatch(
       blockBwd[t]![r] = rates.attnMs('bwd', flops(area[r]!), kbar, D, mask) + rates.stepOverheadMs();
     }
   }
+  // guests (visiting queries) are attended against the own keys beside the own block; the
+  // visitor merges their partials
+  const guestKbar = (r: (typeof plan.ranks)[number]): number => Math.max(1, r.guestArea / Math.max(1, r.guestRows));
+  const visitedRows = new Float64Array(N);
+  for (const x of plan.visits) visitedRows[x.from]! += x.rows;
+  for (const r of plan.ranks) {
+    if (r.guestArea > 0) {
+      own[r.rank]!.fwd += rates.attnMs('fwd', flops(r.guestArea), guestKbar(r), D, mask) + rates.stepOverheadMs();
+      own[r.rank]!.bwd += rates.attnMs('bwd', flops(r.guestArea), guestKbar(r), D, mask) + rates.stepOverheadMs();
+    }
+    if (visitedRows[r.rank]! > 0) own[r.rank]!.fwd += rates.mergeMs(visitedRows[r.rank]! * H * D);
+  }
   const computeMs = plan.ranks.map((r) => own[r.rank]!.fwd + own[r.rank]!.bwd);
   for (let t = 0; t < rounds; t++) for (let r = 0; r < N; r++) computeMs[r]! += blockFwd[t]![r]! + blockBwd[t]![r]!;
 
@@ -184,7 +213,6 @@ export function priceDispatch(
     after: (t: number, r: number) => number,
     defer: (t: number, r: number) => boolean = () => false,
   ): void => {
-    const rowBytes = dir === 'fwd' ? kvRow : gradRow;
     const outFree = new Float64Array(N),
       inFree = new Float64Array(N),
       pending = new Float64Array(N),
@@ -196,10 +224,11 @@ export function priceDispatch(
       // each rank's bytes out and in this round, by link class: [intra, inter]
       const out = new Float64Array(2 * N),
         inn = new Float64Array(2 * N);
-      for (let i = 0; i < list.rows.length; i++) {
+      const bytes = dir === 'fwd' ? list.fwdBytes : list.bwdBytes;
+      for (let i = 0; i < bytes.length; i++) {
         const c = cls(src[i]!, dst[i]!) === 'intra' ? 0 : 1;
-        out[2 * src[i]! + c]! += list.rows[i]! * rowBytes;
-        inn[2 * dst[i]! + c]! += list.rows[i]! * rowBytes;
+        out[2 * src[i]! + c]! += bytes[i]!;
+        inn[2 * dst[i]! + c]! += bytes[i]!;
       }
       const port = (bytes: Float64Array): Float64Array =>
         Float64Array.from({ length: N }, (_, r) => portMs(net, { intra: bytes[2 * r]!, inter: bytes[2 * r + 1]! }));
@@ -208,15 +237,15 @@ export function priceDispatch(
       const posted = Float64Array.from(clock),
         waits = Float64Array.from(posted);
       for (let r = 0; r < N; r++) clock[r] = posted[r]! + during(t, r);
-      const ends = new Float64Array(list.rows.length);
-      for (let i = 0; i < list.rows.length; i++) {
+      const ends = new Float64Array(bytes.length);
+      for (let i = 0; i < bytes.length; i++) {
         const s = src[i]!,
           d = dst[i]!;
         ends[i] = Math.max(posted[s]!, posted[d]!, outFree[s]!, inFree[d]!) + Math.max(outMs[s]!, inMs[d]!);
         waits[s] = Math.max(waits[s]!, ends[i]!);
         waits[d] = Math.max(waits[d]!, ends[i]!);
       }
-      for (let i = 0; i < list.rows.length; i++) {
+      for (let i = 0; i < bytes.length; i++) {
         outFree[src[i]!] = Math.max(outFree[src[i]!]!, ends[i]!);
         inFree[dst[i]!] = Math.max(inFree[dst[i]!]!, ends[i]!);
       }
@@ -245,7 +274,7 @@ export function priceDispatch(
   const returned = Array.from({ length: rounds }, () => new Float64Array(N));
   for (let t = 0; t < rounds; t++) {
     const list = byRound[t]!;
-    for (let i = 0; i < list.rows.length; i++) returned[t]![list.from[i]!]! += list.rows[i]! * gradRow;
+    for (let i = 0; i < list.bwdBytes.length; i++) returned[t]![list.from[i]!]! += list.bwdBytes[i]!;
   }
   const bwdClock = new Float64Array(N);
   for (let r = 0; r < N; r++) bwdClock[r] = rounds ? blockBwd[rounds - 1]![r]! : own[r]!.bwd;
@@ -280,16 +309,28 @@ export function priceDispatch(
     bwdMs = Math.max(...bwdClock),
     stepMs = fwdMs + bwdMs;
   const totalFlops = 3.5 * flops(plan.ranks.reduce((s, r) => s + r.area, 0));
-  const rowsMoved = plan.transfers.reduce((s, t) => s + t.rows, 0);
+  const rowsMoved = plan.transfers.reduce((s, t) => s + t.rows, 0),
+    visited = plan.visits.reduce((s, x) => s + x.rows, 0);
   return {
     stepMs,
     fwdMs,
     bwdMs,
     tflopsPerGpu: totalFlops / (stepMs * 1e-3) / N / 1e12,
-    fwdBytes: rowsMoved * kvRow,
-    bwdBytes: rowsMoved * gradRow,
+    fwdBytes: rowsMoved * kvRow + visited * (qRow + (H * D + H) * 4),
+    bwdBytes: rowsMoved * gradRow + visited * (2 * qRow + H * 4 + H * D * 4),
     ranks,
   };
+}
+
+/**
+ * A visiting query row's traffic over a K/V row's, forward and backward (the weight chooseVisits
+ * takes): the query out, its partial (out, lse in f32) back, then dout, out and lse out and dQ (f32)
+ * back — against K and V out and their f32 gradients back.
+ */
+export function visitWeight(dims: VarlenDims): number {
+  const { H, Hkv, D } = dims,
+    e = bytesPerElement(dims.dtype ?? 'bf16');
+  return (H * D * (3 * e + 8) + 2 * H * 4) / (2 * Hkv * D * (e + 4));
 }
 
 /** Rounds a star transfer may be cut into: more hide more of the transfer, each costs a kernel call and a merge. */
@@ -298,7 +339,8 @@ const CHUNK_CHOICES = [1, 2, 4, 6];
 /**
  * The routes of a dispatch plan chosen by priced cost: first the rounds the direct transfers are
  * cut into, then which groups relay — those of at least k ranks, for each group size k the plan
- * has (large groups gain most from a relay). Keeps the cheapest; the placement is unchanged.
+ * has (large groups gain most from a relay) — then whether the star pairs chooseVisits picks send
+ * their queries instead (key splitting). Keeps the cheapest; the placement is unchanged.
  */
 export function chooseRoutes(
   plan: DispatchPlan,
@@ -325,6 +367,8 @@ export function chooseRoutes(
         base.chunks,
       ),
     );
+  // key splitting: the star pairs whose queries are cheaper to move than their keys visit
+  consider(withVisits(best.plan, visitWeight(dims)));
   return best;
 }
 

@@ -14,6 +14,7 @@
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
 import { UserError } from '../errors.js';
 import { type Batch, cuSeqlensOf, type DocMask, docMaskName, docRow, keySpan, pairArea } from './batch.js';
+import type { HeadGroup } from './heads.js';
 import { chunkHops, type Hop, mergeRanges, type Ranges, routeHops, takeVisits, type Visit } from './routes.js';
 
 export interface DispatchOptions {
@@ -43,11 +44,23 @@ export interface DispatchOptions {
    */
   visit?: 'none' | 'all' | number;
   /**
+   * documents attended head-parallel on a sub-group (heads.ts): Ulysses over `ulysses` consecutive
+   * ranks, `ring` such groups (default 1) across; placed first, on the least loaded ranks.
+   */
+  heads?: readonly HeadChoice[];
+  /**
    * the work of a query row beside its pairs, in pairs: balance area + rowCost · tokens rather
    * than area alone (an attention kernel's time is about c · (pairs + k0 · rows), k0 its
    * half-efficiency keys per row; plan/varlen.ts rowCostOf reads it from the calibrated curves); default 0
    */
   rowCost?: number;
+}
+
+/** A document to attend head-parallel, and its sub-group's shape. */
+export interface HeadChoice {
+  doc: number;
+  ulysses: number;
+  ring?: number;
 }
 
 /** Tokens [start, end) (global positions) of one document, held by one rank. */
@@ -65,8 +78,13 @@ export interface DocPlacement {
   mask: string;
   /** the ranks holding its pieces, ascending: one = local (data parallel), more = a group */
   ranks: number[];
-  /** how the group attends: queries stay, only the K/V rows the mask needs travel, point to point */
-  mode: 'local' | 'group';
+  /**
+   * how it is attended: `local` on one rank; `group`: queries stay, only the K/V rows the mask
+   * needs travel, point to point; `heads`: head-parallel on `members` (Ulysses × ring, heads.ts)
+   */
+  mode: 'local' | 'group' | 'heads';
+  /** a head-parallel document's sub-group, in member order (heads.ts HeadGroup) */
+  heads?: { ulysses: number; ring: number; members: number[] };
   /** a group's K/V travel along a ring of its ranks, one hop a round (routes.ts), not straight from the owner */
   relay: boolean;
 }
@@ -168,22 +186,33 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
     pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!) + rowCost * (b - a);
   const docs: Seg[] = lengths.map((L, d) => ({ doc: d, start: cu[d]!, end: cu[d]! + L }));
   const nodeSize = Math.max(1, o.nodeSize ?? 8);
+  const hp = placeHeads(o.heads ?? [], lengths, masks, cu, N, maxTokens);
+  const rest = docs.filter((d) => !hp.groups.has(d.doc));
   let placed: Piece[];
-  if (N <= nodeSize || N % nodeSize !== 0) placed = place(docs, N, maxTokens, g, area);
+  if (N <= nodeSize || N % nodeSize !== 0) placed = place(rest, N, maxTokens, g, area, hp.load);
   else {
     // two levels: documents onto nodes first (a group then stays on one node's fast links unless
     // it outgrows the node), then each node's share onto its ranks
     const nodes = N / nodeSize;
     placed = [];
-    const onNodes = place(docs, nodes, maxTokens * nodeSize, g * nodeSize, area);
+    const sum = (x: Float64Array): Float64Array =>
+      Float64Array.from({ length: nodes }, (_, n) =>
+        x.subarray(n * nodeSize, (n + 1) * nodeSize).reduce((a, b) => a + b, 0),
+      );
+    const onNodes = place(rest, nodes, maxTokens * nodeSize, g * nodeSize, area, {
+      area: sum(hp.load.area),
+      tok: sum(hp.load.tok),
+    });
     for (let n = 0; n < nodes; n++) {
       const mine = onNodes.filter((p) => p.rank === n).map(({ doc, start, end }) => ({ doc, start, end }));
-      for (const p of place(mine, nodeSize, maxTokens, g, area)) placed.push({ ...p, rank: n * nodeSize + p.rank });
+      const slice = (x: Float64Array): Float64Array => x.slice(n * nodeSize, (n + 1) * nodeSize);
+      for (const p of place(mine, nodeSize, maxTokens, g, area, { area: slice(hp.load.area), tok: slice(hp.load.tok) }))
+        placed.push({ ...p, rank: n * nodeSize + p.rank });
     }
   }
-  const pieces = merge(placed);
+  const pieces = merge([...placed, ...hp.pieces]);
   const chunks = Math.max(1, Math.floor(o.chunks ?? 1));
-  let plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks, []);
+  let plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks, [], hp.groups);
   const relay = o.relay ?? 'none';
   if (relay !== 'none')
     plan = withRoutes(
@@ -203,6 +232,12 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
 /** The documents whose groups relay. */
 function relayOf(plan: DispatchPlan): number[] {
   return plan.docs.filter((d) => d.relay).map((d) => d.doc);
+}
+
+/** The plan with the star pairs that visit chosen by chooseVisits for this weight (the rest of its routes kept). */
+export function withVisits(plan: DispatchPlan, weight: number): DispatchPlan {
+  const bare = plan.visits.length ? withRoutes(plan, relayOf(plan), plan.chunks, []) : plan;
+  return withRoutes(bare, relayOf(bare), bare.chunks, chooseVisits(bare, weight));
 }
 
 /** The visiting pairs of a plan, [query rank, key owner] (what the executor takes). */
@@ -247,7 +282,7 @@ function chooseVisits(plan: DispatchPlan, weight: number): [number, number][] {
 }
 
 /** How far above the mean a key owner's area may grow by the visits it takes on (the ≤ 1.05 balance target, less a margin). */
-const VISIT_AREA_LIMIT = 0.04;
+const VISIT_AREA_LIMIT = Number(process.env.VL ?? 0.04);
 
 /** The documents that sorted global ranges touch. */
 function docsIn(cu: readonly number[], ranges: Ranges): Set<number> {
@@ -331,7 +366,28 @@ export function withRoutes(
     new Set(relayDocs),
     chunks,
     visits,
+    headPlaces(plan),
   );
+}
+
+/** The head-parallel documents' sub-groups, by document. */
+function headPlaces(plan: DispatchPlan): Map<number, HeadPlace> {
+  return new Map(plan.docs.filter((d) => d.heads).map((d) => [d.doc, d.heads!]));
+}
+
+/** The routes of a plan as the executor takes them (execute.ts routedKV). */
+export function routesOf(plan: DispatchPlan): {
+  relay: [number, number][];
+  chunks: number;
+  visits: [number, number][];
+  heads: HeadGroup[];
+} {
+  return { relay: relaySpans(plan), chunks: plan.chunks, visits: visitPairs(plan), heads: headGroups(plan) };
+}
+
+/** The head-parallel documents as the executor takes them (heads.ts HeadGroup). */
+export function headGroups(plan: DispatchPlan): HeadGroup[] {
+  return plan.docs.filter((d) => d.heads).map((d) => ({ start: d.start, end: d.start + d.length, ...d.heads! }));
 }
 
 /** The position spans whose K/V travel by relay (what the executor takes), sorted. */
@@ -358,9 +414,10 @@ function place(
   maxTokens: number,
   g: number,
   area: (d: number, a: number, b: number) => number,
+  pre: Load = { area: new Float64Array(N), tok: new Float64Array(N) },
 ): Piece[] {
-  const S = segs.reduce((s, x) => s + x.end - x.start, 0);
-  const totalArea = segs.reduce((s, x) => s + area(x.doc, x.start, x.end), 0);
+  const S = segs.reduce((s, x) => s + x.end - x.start, 0) + pre.tok.reduce((a, b) => a + b, 0);
+  const totalArea = segs.reduce((s, x) => s + area(x.doc, x.start, x.end), 0) + pre.area.reduce((a, b) => a + b, 0);
   const meanArea = Math.max(totalArea / N, 1),
     meanTok = S / N;
   // pieces small in tokens and in area, so that a heavy document's rows can spread evenly
@@ -384,8 +441,8 @@ function place(
   const density = (u: Unit): number => u.area / (u.end - u.start);
   units.sort((x, y) => density(y) - density(x) || x.start - y.start);
 
-  const rArea = new Float64Array(N),
-    rTok = new Float64Array(N);
+  const rArea = Float64Array.from(pre.area),
+    rTok = Float64Array.from(pre.tok);
   const placed: Piece[] = [];
   const holder = new Map<number, { bin: number; doc: number }>(); // a placed piece's first and last position → its bin
   const score = (r: number, u: Unit): number =>
@@ -431,6 +488,88 @@ function place(
   rebalance(placed, rArea, rTok, maxTokens, area);
   fillEmpty(placed, rTok, rArea, area);
   return placed;
+}
+
+/** Area and tokens per bin already taken (by head-parallel documents) before the pieces are placed. */
+interface Load {
+  area: Float64Array;
+  tok: Float64Array;
+}
+
+/** A head-parallel document's sub-group (DocPlacement.heads). */
+type HeadPlace = NonNullable<DocPlacement['heads']>;
+
+/**
+ * Place the head-parallel documents: each on ulysses × ring consecutive ranks starting at a
+ * multiple of `ulysses` (a Ulysses group stays on one node when ulysses divides the node), the
+ * start where the members' largest area ends lowest (ties: the lowest rank). The document is cut in
+ * 2 · ring chunks, ring group j taking chunks j and 2·ring − 1 − j (zigzag: equal causal area),
+ * each group's rows split evenly over its members. A member computes its group's rows against the
+ * whole document for 1/ulysses of the heads: that area, per head, is what it carries.
+ */
+function placeHeads(
+  choices: readonly HeadChoice[],
+  lengths: readonly number[],
+  masks: readonly DocMask[],
+  cu: readonly number[],
+  N: number,
+  maxTokens: number,
+): { pieces: Piece[]; load: Load; groups: Map<number, HeadPlace> } {
+  const load: Load = { area: new Float64Array(N), tok: new Float64Array(N) },
+    pieces: Piece[] = [],
+    groups = new Map<number, HeadPlace>();
+  for (const c of choices) {
+    const u = c.ulysses,
+      r = c.ring ?? 1,
+      k = u * r,
+      L = lengths[c.doc];
+    if (L === undefined || groups.has(c.doc))
+      throw new UserError(`head-parallel: no document ${c.doc}, or named twice`);
+    if (!(u >= 1 && r >= 1 && k <= N && L >= k))
+      throw new UserError(`head-parallel: ${u} × ${r} ranks for a document of ${L} tokens on ${N} ranks`);
+    // each ring group's rows, relative to the document
+    const chunk = (j: number): [number, number] => [Math.floor((j * L) / (2 * r)), Math.floor(((j + 1) * L) / (2 * r))];
+    const rowsOf = (j: number): [number, number][] => (r === 1 ? [[0, L]] : [chunk(j), chunk(2 * r - 1 - j)]);
+    const share = Array.from({ length: k }, (_, i) => {
+      const j = Math.floor(i / u),
+        runs = rowsOf(j);
+      const area = runs.reduce((s, [a, b]) => s + pairArea(masks[c.doc]!, L, a, b, 0, L), 0) / u;
+      // member i mod u takes its slice of the group's rows, in order
+      const total = runs.reduce((s, [a, b]) => s + b - a, 0),
+        from = Math.floor(((i % u) * total) / u),
+        to = Math.floor((((i % u) + 1) * total) / u);
+      const mine: [number, number][] = [];
+      let at = 0;
+      for (const [a, b] of runs) {
+        const lo = Math.max(a, a + from - at),
+          hi = Math.min(b, a + to - at);
+        if (lo < hi) mine.push([lo, hi]);
+        at += b - a;
+      }
+      return { area, runs: mine, tokens: to - from };
+    });
+    let best = -1,
+      bestMax = Infinity;
+    for (let s0 = 0; s0 + k <= N; s0 += u) {
+      let worst = 0,
+        fits = true;
+      for (let i = 0; i < k; i++) {
+        worst = Math.max(worst, load.area[s0 + i]! + share[i]!.area);
+        fits &&= load.tok[s0 + i]! + share[i]!.tokens <= maxTokens;
+      }
+      if (fits && worst < bestMax) [best, bestMax] = [s0, worst];
+    }
+    if (best < 0) throw new UserError(`head-parallel: no ${k} ranks have room for document ${c.doc}`);
+    const members = Array.from({ length: k }, (_, i) => best + i);
+    share.forEach((x, i) => {
+      load.area[best + i]! += x.area;
+      load.tok[best + i]! += x.tokens;
+      for (const [a, b] of x.runs)
+        pieces.push({ doc: c.doc, start: cu[c.doc]! + a, end: cu[c.doc]! + b, rank: best + i });
+    });
+    groups.set(c.doc, { ulysses: u, ring: r, members });
+  }
+  return { pieces, load, groups };
 }
 
 /**
@@ -587,6 +726,7 @@ function finishPlan(
   relayDocs: ReadonlySet<number>,
   chunks: number,
   visitPairs: readonly (readonly [number, number])[],
+  heads: ReadonlyMap<number, HeadPlace>,
 ): DispatchPlan {
   const { lengths, masks } = batch;
   const byDoc: Piece[][] = lengths.map(() => []);
@@ -609,6 +749,21 @@ function finishPlan(
     const m = masks[d]!,
       L = lengths[d]!,
       s0 = cu[d]!;
+    const hp = heads.get(d);
+    if (hp) {
+      // a member attends its ring group's rows against the whole document for 1/ulysses of the heads
+      const u = hp.ulysses;
+      hp.members.forEach((r, i) => {
+        const group = new Set(hp.members.slice(Math.floor(i / u) * u, (Math.floor(i / u) + 1) * u));
+        const a =
+          ps.filter((p) => group.has(p.rank)).reduce((x, p) => x + pairArea(m, L, p.start - s0, p.end - s0, 0, L), 0) /
+          u;
+        ranks[r]!.area += a;
+        ranks[r]!.localArea += a;
+      });
+      for (const p of ps) ranks[p.rank]!.tokens += p.end - p.start;
+      return;
+    }
     for (const p of ps) {
       const r = ranks[p.rank]!;
       r.tokens += p.end - p.start;
@@ -638,6 +793,18 @@ function finishPlan(
   const areaAgainst = pairsAgainst(lengths, masks, cu, mineOf);
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
+    const hp = heads.get(d);
+    if (hp)
+      return {
+        doc: d,
+        start: cu[d]!,
+        length: lengths[d]!,
+        mask: docMaskName(masks[d]!),
+        ranks: rs,
+        mode: 'heads',
+        relay: false,
+        heads: hp,
+      };
     return {
       doc: d,
       start: cu[d]!,

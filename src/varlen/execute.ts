@@ -22,10 +22,20 @@ import type { AttnState } from '../kernel/kernel.js';
 import type { MaskGrid } from '../mask/grid.js';
 import { queryRows } from '../mask/view.js';
 import type { ShardMap } from '../shard/shard.js';
-import { envOf, finish, freshState, isEmpty, type PartialResult, recvRows, releaseAll } from '../strategy/common.js';
-import type { Strategy } from '../strategy/types.js';
+import {
+  type Env,
+  envOf,
+  finish,
+  freshState,
+  isEmpty,
+  type PartialResult,
+  recvRows,
+  releaseAll,
+} from '../strategy/common.js';
+import type { Strategy, StrategyCtx, StrategyResult } from '../strategy/types.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
+import { attendHeads, type HeadGroup, rowSlice, rowsIn } from './heads.js';
 import {
   chunkHops,
   type Hop,
@@ -34,6 +44,7 @@ import {
   type Ranges,
   routeHops,
   type Run,
+  subtract,
   takeVisits,
   type Visit,
 } from './routes.js';
@@ -92,8 +103,8 @@ export interface Exchange {
 const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Exchange>>>();
 
 /**
- * Every hop and visit of the step, from the mask, the placement, the relay spans and the visiting
- * pairs ([query rank, key owner]) alone (memoized: forward and backward ask again).
+ * Every hop and visit of the step, from the mask, the placement, the relay spans, the visiting
+ * pairs ([query rank, key owner]) and the spans attended head-parallel (`hidden`) alone (memoized: forward and backward ask again).
  */
 export function exchangeHops(
   grid: MaskGrid,
@@ -101,16 +112,19 @@ export function exchangeHops(
   relay: Ranges = [],
   chunks = 1,
   visits: readonly (readonly [number, number])[] = [],
+  hidden: Ranges = [],
 ): Exchange {
   let byShard = plans.get(grid);
   if (!byShard) plans.set(grid, (byShard = new WeakMap()));
   let byRelay = byShard.get(shard);
   if (!byRelay) byShard.set(shard, (byRelay = new Map()));
-  const key = `${chunks}:${relay.map(([a, b]) => `${a}-${b}`).join(',')}:${visits.map(([q, o]) => `${q}>${o}`).join(',')}`;
+  const spans = (r: Ranges): string => r.map(([a, b]) => `${a}-${b}`).join(',');
+  const key = `${chunks}:${spans(relay)}:${visits.map(([q, o]) => `${q}>${o}`).join(',')}:${spans(hidden)}`;
   let ex = byRelay.get(key);
   if (!ex) {
     const N = shard.world;
-    const need = Array.from({ length: N }, (_, r) => seenIntervals(grid, shard.positions(r)));
+    // the head-parallel documents' keys travel in their sub-groups' all-to-alls, not here
+    const need = Array.from({ length: N }, (_, r) => subtract(seenIntervals(grid, shard.positions(r)), hidden));
     const taken = takeVisits(
       routeHops(heldRuns(shard), need, relay),
       new Set(visits.map(([q, o]) => q * N + o)),
@@ -302,12 +316,94 @@ function exchange(
  * rows' dout, out and lse first, while the last round's blocks run their backward; the owner adds
  * their dK/dV into its own block's and returns dQ, which is added at the end.
  */
-export function routedKV(
-  relay: Ranges = [],
-  chunks = 1,
-  visitPairs: readonly (readonly [number, number])[] = [],
-): Strategy {
+export function routedKV(routes: Routes = {}): Strategy {
+  const { relay = [], chunks = 1, visits: visitPairs = [], heads = [] } = routes;
+  const hidden: Ranges = heads.map((g) => [g.start, g.end] as const).sort((x, y) => x[0] - y[0]);
   return async (ctx, q, k, v) => {
+    const env = envOf(ctx),
+      me = ctx.comm.rank,
+      mine = ctx.shard.positions(me);
+    // the head-parallel documents this rank is a member of first, each in its sub-group (every
+    // rank in document order, so transfers between two ranks are posted in the same order)
+    const mineHeads = heads
+      .filter((g) => g.members.includes(me))
+      .map((g) => ({ g, rows: rowsIn(mine, g.start, g.end) }));
+    const headResults: StrategyResult[] = [];
+    for (const { g, rows } of mineHeads) {
+      const [i0, n] = rows,
+        part = [q, k, v].map((t) => rowSlice(env.device, t, i0, n));
+      headResults.push(await attendHeads(env, ctx.comm, ctx.shard, g, part[0]!, part[1]!, part[2]!));
+      releaseAll(env.device, part);
+    }
+    const routed = await routedRows(ctx, q, k, v, hidden, relay, chunks, visitPairs);
+    if (!mineHeads.length) return routed;
+    return withHeads(env, routed, mineHeads, headResults);
+  };
+}
+
+/** What routedKV takes: the relay spans, the rounds of a star transfer, the visiting pairs, the head-parallel documents. */
+export interface Routes {
+  /** sorted, disjoint global position ranges whose rows travel by relay */
+  relay?: Ranges;
+  chunks?: number;
+  /** [query rank, key owner] */
+  visits?: readonly (readonly [number, number])[];
+  heads?: readonly HeadGroup[];
+}
+
+/**
+ * The head-parallel documents' rows put into a routed result (where they were padding: nothing
+ * seen, nothing seeing them): out and lse copied in, and in the backward their dout goes to the
+ * sub-group and the gradients come back into the rank's.
+ */
+function withHeads(
+  env: Env,
+  routed: StrategyResult,
+  mineHeads: readonly { rows: [number, number] }[],
+  results: readonly StrategyResult[],
+): StrategyResult {
+  const dev = env.device,
+    H = routed.out.shape[1]!;
+  mineHeads.forEach(({ rows: [i0, n] }, j) => {
+    const r = results[j]!;
+    dev.copyBox(r.out, routed.out, { src: [0, 0], dst: [i0, 0], size: [n, H] });
+    dev.copyBox(r.lse, routed.lse, { src: [0, 0], dst: [0, i0], size: [H, n] });
+    releaseAll(dev, [r.out]);
+  });
+  return {
+    out: routed.out,
+    lse: routed.lse,
+    backward: async (dout) => {
+      const g = await routed.backward(dout);
+      for (let j = 0; j < mineHeads.length; j++) {
+        const [i0, n] = mineHeads[j]!.rows,
+          d = rowSlice(dev, dout, i0, n);
+        const h = await results[j]!.backward(d);
+        for (const [from, into] of [
+          [h.dq, g.dq],
+          [h.dk, g.dk],
+          [h.dv, g.dv],
+        ] as const)
+          dev.copyBox(from, into, { src: [0, 0], dst: [i0, 0], size: [n, into.shape[1]!] });
+        releaseAll(dev, [d, h.dq, h.dk, h.dv]);
+      }
+      return g;
+    },
+  };
+}
+
+/** The sparse K/V executor's part: every row outside the `hidden` spans (those are padding here). */
+async function routedRows(
+  ctx: StrategyCtx,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  hidden: Ranges,
+  relay: Ranges,
+  chunks: number,
+  visitPairs: readonly (readonly [number, number])[],
+): Promise<StrategyResult> {
+  {
     const env = envOf(ctx),
       comm: Comm = ctx.comm,
       dev = env.device;
@@ -315,7 +411,7 @@ export function routedKV(
     const acc = accumType(q.dtype);
     const me = comm.rank,
       mine = ctx.shard.positions(me);
-    const { hops, visits } = exchangeHops(ctx.mask, ctx.shard, relay, chunks, visitPairs);
+    const { hops, visits } = exchangeHops(ctx.mask, ctx.shard, relay, chunks, visitPairs, hidden);
     const away = visits.filter((x) => x.from === me),
       guests: Guest[] = visits
         .filter((x) => x.to === me)
@@ -328,13 +424,17 @@ export function routedKV(
     const rounds = hops.length ? hops[hops.length - 1]!.round + 1 : 0;
     const outOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.from === me));
     const inOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.to === me));
-    const qRows = queryRows(ctx.mask, mine);
+    // the own block as the kernel sees it: the head-parallel rows as padding
+    const ownKPos = hidden.length
+      ? Int32Array.from(mine, (p) => (intersect([[p, p + 1]], hidden).length ? -1 : p))
+      : mine;
+    const qRows = queryRows(ctx.mask, ownKPos);
     const own: Held = { pos: mine, k, v };
     /** what each round brought, joined; kept to the backward */
     const got: Held[] = [];
     /** where the rows a hop sends lie here: the own shard, or what came in earlier rounds */
     const sourcesOf = (h: Hop): Held[] => (h.from === h.origin ? [own] : got.slice(0, h.round));
-    const viewOf = (b: Held) => ({ q: qRows, kPos: b.pos });
+    const viewOf = (b: Held) => ({ q: qRows, kPos: b === own ? ownKPos : b.pos });
 
     const state = freshState(dev, acc, T, H, D);
     const attend = (b: Held): void => {
@@ -580,7 +680,7 @@ export function routedKV(
       },
     };
     return finish(env, q.dtype, partial);
-  };
+  }
 }
 
 /** The executor with every row sent straight from its owner in one round (no relay). */

@@ -74,7 +74,7 @@ export function intersect(a: Ranges, b: Ranges): [number, number][] {
 }
 
 /** a minus b, both sorted and disjoint. */
-function subtract(a: Ranges, b: Ranges): [number, number][] {
+export function subtract(a: Ranges, b: Ranges): [number, number][] {
   const out: [number, number][] = [];
   for (const [s, e] of a) {
     let at = s;
