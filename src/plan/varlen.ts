@@ -9,7 +9,17 @@
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
 import { pairArea } from '../varlen/batch.js';
-import { areaCounter, type DispatchPlan, withRoutes, withVisits } from '../varlen/dispatch.js';
+import { UserError } from '../errors.js';
+import { type Batch, pairArea as docArea } from '../varlen/batch.js';
+import {
+  areaCounter,
+  dispatch,
+  type DispatchOptions,
+  type DispatchPlan,
+  type HeadChoice,
+  withRoutes,
+  withVisits,
+} from '../varlen/dispatch.js';
 import { chunkHop } from '../varlen/routes.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
@@ -155,12 +165,17 @@ export function priceDispatch(
     }
   }
 
+  const heads = headParts(plan, dims, rates, net, gpusPerNode, mask);
+  const headRows = new Float64Array(N);
+  for (const p of plan.pieces) if (plan.docs[p.doc]!.heads) headRows[p.rank]! += p.end - p.start;
   // compute: the own block, and each received block (forward with its merge, backward)
   const own = plan.ranks.map((r) => {
-    const kbar = r.tokens > 0 ? Math.max(1, r.localArea / r.tokens) : 1;
+    const local = r.localArea - r.headArea,
+      rows = r.tokens - headRows[r.rank]!;
+    const kbar = rows > 0 ? Math.max(1, local / rows) : 1;
     return {
-      fwd: rates.attnMs('fwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
-      bwd: rates.attnMs('bwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
+      fwd: rates.attnMs('fwd', flops(local), kbar, D, mask) + rates.stepOverheadMs(),
+      bwd: rates.attnMs('bwd', flops(local), kbar, D, mask) + rates.stepOverheadMs(),
     };
   });
   // the blocks a rank receives in one round are attended in one kernel call (their K/V side by
@@ -195,7 +210,7 @@ export function priceDispatch(
     }
     if (visitedRows[r.rank]! > 0) own[r.rank]!.fwd += rates.mergeMs(visitedRows[r.rank]! * H * D);
   }
-  const computeMs = plan.ranks.map((r) => own[r.rank]!.fwd + own[r.rank]!.bwd);
+  const computeMs = plan.ranks.map((r) => own[r.rank]!.fwd + own[r.rank]!.bwd + heads.computeMs[r.rank]!);
   for (let t = 0; t < rounds; t++) for (let r = 0; r < N; r++) computeMs[r]! += blockFwd[t]![r]! + blockBwd[t]![r]!;
 
   /**
@@ -258,8 +273,10 @@ export function priceDispatch(
     }
     for (let r = 0; r < N; r++) clock[r] = Math.max(clock[r]!, pending[r]!) + late[r]!;
   };
-  // forward: round 0 runs beside the own block, round t + 1 beside the blocks of round t
+  // forward: the head-parallel documents first (heads.ts), then round 0 beside the own block,
+  // round t + 1 beside the blocks of round t
   const fwdClock = new Float64Array(N);
+  heads.run(fwdClock, 'fwd');
   pass(
     Array.from({ length: rounds }, (_, t) => t),
     'fwd',
@@ -289,6 +306,7 @@ export function priceDispatch(
     (t, r) => !byRound[t]!.forwards[r],
   );
   for (let r = 0; r < N; r++) computeMs[r]! += returned.reduce((s, x) => s + rates.hbmMs(3 * x[r]!), 0);
+  heads.run(bwdClock, 'bwd');
 
   const sent = new Float64Array(N),
     got = new Float64Array(N);
@@ -331,6 +349,86 @@ export function visitWeight(dims: VarlenDims): number {
   const { H, Hkv, D } = dims,
     e = bytesPerElement(dims.dtype ?? 'bf16');
   return (H * D * (3 * e + 8) + 2 * H * 4) / (2 * Hkv * D * (e + 4));
+}
+
+/**
+ * The head-parallel documents (heads.ts) priced: per member, the Ulysses all-to-alls (forward:
+ * q, k, v in, out and lse back; backward: dout in, dq, dk, dv back, the KV gradients in f32), each
+ * member sending (u − 1)/u of its rows' bytes; the ring steps across groups (forward K/V, backward
+ * K/V and dK/dV in f32, of the group's rows for Hkv/u heads) under the kernels, one call a step; the
+ * kernels at the group's keys per row. `run` advances a pass's clocks: every member of a group
+ * starts when the last is ready (a collective) and ends when the slowest is through.
+ */
+function headParts(
+  plan: DispatchPlan,
+  dims: VarlenDims,
+  rates: Rates,
+  net: Network,
+  gpusPerNode: number,
+  mask: BlockMask,
+): { computeMs: Float64Array; run: (clock: Float64Array, dir: 'fwd' | 'bwd') => void } {
+  const { H, Hkv, D } = dims,
+    e = bytesPerElement(dims.dtype ?? 'bf16'),
+    N = plan.world;
+  const computeMs = new Float64Array(N);
+  const groups: { members: number[]; fwd: number[]; bwd: number[] }[] = [];
+  const rowsOf = new Map<number, number>();
+  for (const p of plan.pieces)
+    rowsOf.set(
+      p.rank * plan.lengths.length + p.doc,
+      (rowsOf.get(p.rank * plan.lengths.length + p.doc) ?? 0) + p.end - p.start,
+    );
+  for (const d of plan.docs) {
+    if (!d.heads) continue;
+    const { ulysses: u, ring: r, members } = d.heads;
+    const rows = members.map((m) => rowsOf.get(m * plan.lengths.length + d.doc) ?? 0);
+    const groupRows = (i: number): number =>
+      rows.slice(Math.floor(i / u) * u, (Math.floor(i / u) + 1) * u).reduce((a, b) => a + b, 0);
+    const node = (m: number): number => Math.floor(m / gpusPerNode);
+    // a Ulysses group's all-to-all: on NVLink when its members share a node
+    const a2a = (i: number, perRow: number): number => {
+      const g0 = Math.floor(i / u) * u;
+      return u > 1
+        ? p2pMs(
+            net,
+            (rows[i]! * (u - 1) * perRow) / u,
+            node(members[g0]!) === node(members[g0 + u - 1]!) ? 'intra' : 'inter',
+          )
+        : 0;
+    };
+    const fwd: number[] = [],
+      bwd: number[] = [];
+    members.forEach((m, i) => {
+      const gr = groupRows(i),
+        area = plan.ranks[m]!.headArea,
+        kbar = Math.max(1, area / Math.max(1, gr)),
+        kvHeads = Math.max(1, Hkv / u);
+      const ringCls: LinkClass = node(m) === node(members[(i + u) % members.length]!) ? 'intra' : 'inter';
+      const step = (perRow: number): number => (r > 1 ? p2pMs(net, gr * perRow, ringCls) : 0);
+      const kf =
+          rates.attnMs('fwd', 4 * area * D * H, kbar, D, mask) +
+          r * rates.stepOverheadMs() +
+          (r > 1 ? rates.mergeMs(gr * (H / u) * D * (r - 1)) : 0),
+        kb = rates.attnMs('bwd', 4 * area * D * H, kbar, D, mask) + r * rates.stepOverheadMs();
+      computeMs[m]! += kf + kb;
+      // the ring's r − 1 steps run under the kernels: the slower of the two, a step at a time
+      const ringF = (r - 1) * Math.max(kf / r, step(2 * kvHeads * D * e)),
+        ringB = (r - 1) * Math.max(kb / r, step(2 * kvHeads * D * (e + 4)));
+      fwd.push(a2a(i, (H + 2 * Hkv) * D * e) + kf / r + ringF + a2a(i, H * D * e + H * 4));
+      bwd.push(a2a(i, H * D * e) + kb / r + ringB + a2a(i, H * D * e + 2 * Hkv * D * 4));
+    });
+    groups.push({ members, fwd, bwd });
+  }
+  return {
+    computeMs,
+    run: (clock, dir) => {
+      for (const g of groups) {
+        const start = Math.max(...g.members.map((m) => clock[m]!)),
+          end = start + Math.max(...(dir === 'fwd' ? g.fwd : g.bwd));
+        for (const m of g.members) clock[m] = end;
+      }
+    },
+  };
 }
 
 /** Rounds a star transfer may be cut into: more hide more of the transfer, each costs a kernel call and a merge. */
@@ -390,4 +488,59 @@ export function wholeDocumentsMs(plan: DispatchPlan, dims: VarlenDims, rates: Ra
       rates.attnMs('fwd', f, Math.max(1, area / L), D, mask) + rates.attnMs('bwd', f, Math.max(1, area / L), D, mask);
   });
   return ms / plan.world;
+}
+
+/**
+ * The documents that may go head-parallel, heaviest first: those of more than two ranks' mean area
+ * (a star would spread their rows thin and send each rank most of their keys). Ulysses over the
+ * largest divisor of the heads within a node; rings of such groups enough that a member's share is
+ * at most a rank's mean area and its tokens fit.
+ */
+export function headCandidates(
+  batch: Batch,
+  world: number,
+  H: number,
+  gpusPerNode: number,
+  maxTokens: number,
+): HeadChoice[] {
+  const areas = batch.lengths.map((L, d) => docArea(batch.masks[d]!, L, 0, L, 0, L));
+  const mean = areas.reduce((a, b) => a + b, 0) / world;
+  let u = Math.min(gpusPerNode, world);
+  while (H % u !== 0) u--;
+  const out: (HeadChoice & { area: number })[] = [];
+  areas.forEach((a, d) => {
+    if (a <= 2 * mean) return;
+    const ring = Math.max(1, Math.ceil(a / (u * mean)), Math.ceil(batch.lengths[d]! / (u * maxTokens)));
+    if (u * ring <= world) out.push({ doc: d, ulysses: u, ring, area: a });
+  });
+  return out.sort((x, y) => y.area - x.area || x.doc - y.doc).map(({ doc, ulysses, ring }) => ({ doc, ulysses, ring }));
+}
+
+/**
+ * The dispatch by priced time: the plain dispatch with its routes chosen (chooseRoutes), against the
+ * dispatches with the 1, 2, 4, … heaviest candidates (headCandidates) head-parallel, each with its
+ * routes chosen. Keeps the cheapest; a candidate set the ranks cannot hold ends the search.
+ */
+export function dispatchPriced(
+  batch: Batch,
+  o: DispatchOptions,
+  dims: VarlenDims,
+  rates: Rates,
+  net: Network,
+  gpusPerNode: number,
+): { plan: DispatchPlan; price: VarlenPrice } {
+  let best = chooseRoutes(dispatch(batch, o), dims, rates, net, gpusPerNode);
+  const cands = headCandidates(batch, o.world, dims.H, gpusPerNode, best.plan.maxTokens);
+  for (let j = 1; j <= cands.length; j = j * 2 > cands.length && j < cands.length ? cands.length : j * 2) {
+    let placed: DispatchPlan;
+    try {
+      placed = dispatch(batch, { ...o, heads: cands.slice(0, j) });
+    } catch (e) {
+      if (e instanceof UserError) break;
+      throw e;
+    }
+    const x = chooseRoutes(placed, dims, rates, net, gpusPerNode);
+    if (x.price.stepMs < best.price.stepMs) best = x;
+  }
+  return best;
 }

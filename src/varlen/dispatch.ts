@@ -119,6 +119,8 @@ export interface RankLoad {
   guestRows: number;
   /** of `area`, the pairs of visiting queries against the own keys */
   guestArea: number;
+  /** of `area` (and `localArea`), the pairs of head-parallel documents (per head: their whole area over ulysses) */
+  headArea: number;
 }
 
 export interface DispatchPlan {
@@ -282,7 +284,7 @@ function chooseVisits(plan: DispatchPlan, weight: number): [number, number][] {
 }
 
 /** How far above the mean a key owner's area may grow by the visits it takes on (the ≤ 1.05 balance target, less a margin). */
-const VISIT_AREA_LIMIT = Number(process.env.VL ?? 0.04);
+const VISIT_AREA_LIMIT = 0.04;
 
 /** The documents that sorted global ranges touch. */
 function docsIn(cu: readonly number[], ranges: Ranges): Set<number> {
@@ -741,6 +743,7 @@ function finishPlan(
     peakRows: 0,
     guestRows: 0,
     guestArea: 0,
+    headArea: 0,
   }));
   const need: [number, number][][] = Array.from({ length: N }, () => []);
   /** a rank's pieces of a document */
@@ -760,6 +763,7 @@ function finishPlan(
           u;
         ranks[r]!.area += a;
         ranks[r]!.localArea += a;
+        ranks[r]!.headArea += a;
       });
       for (const p of ps) ranks[p.rank]!.tokens += p.end - p.start;
       return;
