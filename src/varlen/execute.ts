@@ -306,9 +306,10 @@ function exchange(
 }
 
 /**
- * The sparse K/V executor over the relay spans given (sorted, disjoint global position ranges whose
- * rows travel by relay), the rounds each direct transfer is cut into, and the pairs [query rank, key
- * owner] whose queries visit the keys instead (routes.ts). It runs on any ShardMap.
+ * The executor of a plan's routes (Routes): the relay spans, the rounds each direct transfer is
+ * cut into, the pairs whose queries visit the keys instead (routes.ts), and the documents attended
+ * head-parallel on sub-groups (heads.ts) — those first, then the sparse K/V exchange on every other
+ * row. It runs on any ShardMap.
  *
  * Visits: the queries go out beside round 0 (before it, in their own batch); the owner attends
  * them against its own keys once they are in and sends the partial (out, lse) back while the
