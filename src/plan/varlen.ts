@@ -519,7 +519,8 @@ export function headCandidates(
 /**
  * The dispatch by priced time: the plain dispatch with its routes chosen (chooseRoutes), against the
  * dispatches with the 1, 2, 4, … heaviest candidates (headCandidates) head-parallel, each with its
- * routes chosen. Keeps the cheapest; a candidate set the ranks cannot hold ends the search.
+ * routes chosen. Keeps the cheapest within the area balance target (1.05); a candidate set the
+ * ranks cannot hold ends the search.
  */
 export function dispatchPriced(
   batch: Batch,
@@ -540,7 +541,11 @@ export function dispatchPriced(
       throw e;
     }
     const x = chooseRoutes(placed, dims, rates, net, gpusPerNode);
-    if (x.price.stepMs < best.price.stepMs) best = x;
+    // the area balance target holds: a cheaper plan that breaks it is not taken
+    if (x.price.stepMs < best.price.stepMs && x.plan.balance.area <= AREA_BALANCE_TARGET) best = x;
   }
   return best;
 }
+
+/** The dispatch's area balance target (max / mean): head-parallel plans beyond it are not chosen. */
+const AREA_BALANCE_TARGET = 1.05;
