@@ -14,7 +14,7 @@ import { MaskGrid } from '../mask/grid.js';
 import { parseConfig, type PlanConfig } from '../plan/config.js';
 import { completeLayout, type PlanLayout, layoutProblem } from '../plan/layout.js';
 import { buildContext, evaluate } from '../plan/search.js';
-import { chooseRoutes, wholeDocumentsMs } from '../plan/varlen.js';
+import { dispatchPriced, wholeDocumentsMs } from '../plan/varlen.js';
 import { runDistributed } from '../run/run.js';
 import { runVarlen } from '../run/varlen.js';
 import { simulate } from '../sim/simulate.js';
@@ -190,12 +190,19 @@ async function priced(
   const lengths = fillPack(dist, world * perGpu, seed),
     S = world * perGpu,
     cu = cuSeqlensOf(lengths);
-  const t0 = performance.now();
-  const placed = dispatch(causalBatch(lengths), { world });
-  const dispatchMs = performance.now() - t0;
   const docCfg = h200Config(world, S, 'document-causal', cu),
     ctx = buildContext(docCfg);
-  const { plan, price } = chooseRoutes(placed, SHAPE, ctx.rates, ctx.net, docCfg.cluster.gpusPerNode);
+  const t0 = performance.now();
+  const { plan, price } = dispatchPriced(
+    causalBatch(lengths),
+    { world },
+    SHAPE,
+    ctx.rates,
+    ctx.net,
+    docCfg.cluster.gpusPerNode,
+  );
+  // the whole choice: dispatches with and without head-parallel documents, their routes priced
+  const dispatchMs = performance.now() - t0;
   const compute = price.ranks.map((r) => r.computeMs);
   const boundMs = wholeDocumentsMs(plan, SHAPE, ctx.rates);
   const config = {
@@ -227,6 +234,8 @@ async function priced(
         bwdBytes: price.bwdBytes,
         groups: plan.docs.filter((d) => d.mode === 'group').length,
         relayGroups: plan.docs.filter((d) => d.relay).length,
+        headDocs: plan.docs.filter((d) => d.heads).length,
+        visits: plan.visits.length,
         chunks: plan.chunks,
         peakRows: Math.max(...plan.ranks.map((r) => r.peakRows)),
         computeMaxMs: Math.max(...compute),

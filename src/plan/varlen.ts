@@ -9,7 +9,17 @@
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
 import { pairArea } from '../varlen/batch.js';
-import { areaCounter, type DispatchPlan, withRoutes } from '../varlen/dispatch.js';
+import { UserError } from '../errors.js';
+import { type Batch, pairArea as docArea } from '../varlen/batch.js';
+import {
+  areaCounter,
+  dispatch,
+  type DispatchOptions,
+  type DispatchPlan,
+  type HeadChoice,
+  withRoutes,
+  withVisits,
+} from '../varlen/dispatch.js';
 import { chunkHop } from '../varlen/routes.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
@@ -40,17 +50,18 @@ export interface VarlenPrice {
   bwdMs: number;
   /** forward + backward FLOPs (4·pairs·D·H forward, 2.5 × that backward) per GPU per second */
   tflopsPerGpu: number;
-  /** bytes of K/V the forward moves, and of dK/dV the backward returns */
+  /** bytes the forward moves (K/V, visiting queries and their partials), and the backward (dK/dV; the visits' dout, out, lse and dQ) */
   fwdBytes: number;
   bwdBytes: number;
   ranks: VarlenRankPrice[];
 }
 
-/** One round's transfers, side by side: sender, receiver, rows. */
+/** One round's transfers, side by side: sender, receiver, bytes forward, bytes of what goes back the other way in the backward. */
 interface RoundTransfers {
   from: number[];
   to: number[];
-  rows: number[];
+  fwdBytes: number[];
+  bwdBytes: number[];
   /** 1 for a rank that forwards rows it did not own this round (a relay hop): its returns come back into what it received */
   forwards: Uint8Array;
 }
@@ -81,11 +92,15 @@ export function priceDispatch(
     Math.floor(a / gpusPerNode) === Math.floor(b / gpusPerNode) ? 'intra' : 'inter';
   // each round's transfers, the star's chunks read off without listing them (chunkRows)
   const chunks = Math.max(1, plan.chunks);
-  const rounds = plan.transfers.reduce((m, t) => Math.max(m, t.direct ? chunks : t.round + 1), 0);
+  const rounds = plan.transfers.reduce(
+    (m, t) => Math.max(m, t.direct ? chunks : t.round + 1),
+    plan.visits.length ? 1 : 0,
+  );
   const byRound: RoundTransfers[] = Array.from({ length: rounds }, () => ({
     from: [],
     to: [],
-    rows: [],
+    fwdBytes: [],
+    bwdBytes: [],
     forwards: new Uint8Array(N),
   }));
   const D0 = plan.lengths.length,
@@ -118,8 +133,20 @@ export function priceDispatch(
     if (from !== origin) r.forwards[from] = 1;
     r.from.push(from);
     r.to.push(to);
-    r.rows.push(rows);
+    r.fwdBytes.push(rows * kvRow);
+    r.bwdBytes.push(rows * gradRow);
   };
+  // visits, priced in round 0: the queries out and the partial (out, lse, f32) back; in the
+  // backward (the reverse direction) dQ (f32) back and dout, out, lse out. The executor sends the
+  // backward's first, beside the last round's blocks: pricing them at round 0 is the late bound.
+  const qRow = H * D * e;
+  for (const x of plan.visits) {
+    const r = byRound[0]!;
+    r.from.push(x.from, x.to);
+    r.to.push(x.to, x.from);
+    r.fwdBytes.push(x.rows * qRow, x.rows * (H * D + H) * 4);
+    r.bwdBytes.push(x.rows * H * D * 4, x.rows * (2 * qRow + H * 4));
+  }
   for (const x of plan.transfers) {
     if (!x.direct || chunks === 1) {
       add(x.round, x.from, x.to, x.rows, x.origin);
@@ -138,12 +165,17 @@ export function priceDispatch(
     }
   }
 
+  const heads = headParts(plan, dims, rates, net, gpusPerNode, mask);
+  const headRows = new Float64Array(N);
+  for (const p of plan.pieces) if (plan.docs[p.doc]!.heads) headRows[p.rank]! += p.end - p.start;
   // compute: the own block, and each received block (forward with its merge, backward)
   const own = plan.ranks.map((r) => {
-    const kbar = r.tokens > 0 ? Math.max(1, r.localArea / r.tokens) : 1;
+    const local = r.localArea - r.headArea,
+      rows = r.tokens - headRows[r.rank]!;
+    const kbar = rows > 0 ? Math.max(1, local / rows) : 1;
     return {
-      fwd: rates.attnMs('fwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
-      bwd: rates.attnMs('bwd', flops(r.localArea), kbar, D, mask) + rates.stepOverheadMs(),
+      fwd: rates.attnMs('fwd', flops(local), kbar, D, mask) + rates.stepOverheadMs(),
+      bwd: rates.attnMs('bwd', flops(local), kbar, D, mask) + rates.stepOverheadMs(),
     };
   });
   // the blocks a rank receives in one round are attended in one kernel call (their K/V side by
@@ -166,7 +198,19 @@ export function priceDispatch(
       blockBwd[t]![r] = rates.attnMs('bwd', flops(area[r]!), kbar, D, mask) + rates.stepOverheadMs();
     }
   }
-  const computeMs = plan.ranks.map((r) => own[r.rank]!.fwd + own[r.rank]!.bwd);
+  // guests (visiting queries) are attended against the own keys beside the own block; the
+  // visitor merges their partials
+  const guestKbar = (r: (typeof plan.ranks)[number]): number => Math.max(1, r.guestArea / Math.max(1, r.guestRows));
+  const visitedRows = new Float64Array(N);
+  for (const x of plan.visits) visitedRows[x.from]! += x.rows;
+  for (const r of plan.ranks) {
+    if (r.guestArea > 0) {
+      own[r.rank]!.fwd += rates.attnMs('fwd', flops(r.guestArea), guestKbar(r), D, mask) + rates.stepOverheadMs();
+      own[r.rank]!.bwd += rates.attnMs('bwd', flops(r.guestArea), guestKbar(r), D, mask) + rates.stepOverheadMs();
+    }
+    if (visitedRows[r.rank]! > 0) own[r.rank]!.fwd += rates.mergeMs(visitedRows[r.rank]! * H * D);
+  }
+  const computeMs = plan.ranks.map((r) => own[r.rank]!.fwd + own[r.rank]!.bwd + heads.computeMs[r.rank]!);
   for (let t = 0; t < rounds; t++) for (let r = 0; r < N; r++) computeMs[r]! += blockFwd[t]![r]! + blockBwd[t]![r]!;
 
   /**
@@ -184,7 +228,6 @@ export function priceDispatch(
     after: (t: number, r: number) => number,
     defer: (t: number, r: number) => boolean = () => false,
   ): void => {
-    const rowBytes = dir === 'fwd' ? kvRow : gradRow;
     const outFree = new Float64Array(N),
       inFree = new Float64Array(N),
       pending = new Float64Array(N),
@@ -196,10 +239,11 @@ export function priceDispatch(
       // each rank's bytes out and in this round, by link class: [intra, inter]
       const out = new Float64Array(2 * N),
         inn = new Float64Array(2 * N);
-      for (let i = 0; i < list.rows.length; i++) {
+      const bytes = dir === 'fwd' ? list.fwdBytes : list.bwdBytes;
+      for (let i = 0; i < bytes.length; i++) {
         const c = cls(src[i]!, dst[i]!) === 'intra' ? 0 : 1;
-        out[2 * src[i]! + c]! += list.rows[i]! * rowBytes;
-        inn[2 * dst[i]! + c]! += list.rows[i]! * rowBytes;
+        out[2 * src[i]! + c]! += bytes[i]!;
+        inn[2 * dst[i]! + c]! += bytes[i]!;
       }
       const port = (bytes: Float64Array): Float64Array =>
         Float64Array.from({ length: N }, (_, r) => portMs(net, { intra: bytes[2 * r]!, inter: bytes[2 * r + 1]! }));
@@ -208,15 +252,15 @@ export function priceDispatch(
       const posted = Float64Array.from(clock),
         waits = Float64Array.from(posted);
       for (let r = 0; r < N; r++) clock[r] = posted[r]! + during(t, r);
-      const ends = new Float64Array(list.rows.length);
-      for (let i = 0; i < list.rows.length; i++) {
+      const ends = new Float64Array(bytes.length);
+      for (let i = 0; i < bytes.length; i++) {
         const s = src[i]!,
           d = dst[i]!;
         ends[i] = Math.max(posted[s]!, posted[d]!, outFree[s]!, inFree[d]!) + Math.max(outMs[s]!, inMs[d]!);
         waits[s] = Math.max(waits[s]!, ends[i]!);
         waits[d] = Math.max(waits[d]!, ends[i]!);
       }
-      for (let i = 0; i < list.rows.length; i++) {
+      for (let i = 0; i < bytes.length; i++) {
         outFree[src[i]!] = Math.max(outFree[src[i]!]!, ends[i]!);
         inFree[dst[i]!] = Math.max(inFree[dst[i]!]!, ends[i]!);
       }
@@ -229,8 +273,10 @@ export function priceDispatch(
     }
     for (let r = 0; r < N; r++) clock[r] = Math.max(clock[r]!, pending[r]!) + late[r]!;
   };
-  // forward: round 0 runs beside the own block, round t + 1 beside the blocks of round t
+  // forward: the head-parallel documents first (heads.ts), then round 0 beside the own block,
+  // round t + 1 beside the blocks of round t
   const fwdClock = new Float64Array(N);
+  heads.run(fwdClock, 'fwd');
   pass(
     Array.from({ length: rounds }, (_, t) => t),
     'fwd',
@@ -245,7 +291,7 @@ export function priceDispatch(
   const returned = Array.from({ length: rounds }, () => new Float64Array(N));
   for (let t = 0; t < rounds; t++) {
     const list = byRound[t]!;
-    for (let i = 0; i < list.rows.length; i++) returned[t]![list.from[i]!]! += list.rows[i]! * gradRow;
+    for (let i = 0; i < list.bwdBytes.length; i++) returned[t]![list.from[i]!]! += list.bwdBytes[i]!;
   }
   const bwdClock = new Float64Array(N);
   for (let r = 0; r < N; r++) bwdClock[r] = rounds ? blockBwd[rounds - 1]![r]! : own[r]!.bwd;
@@ -260,6 +306,7 @@ export function priceDispatch(
     (t, r) => !byRound[t]!.forwards[r],
   );
   for (let r = 0; r < N; r++) computeMs[r]! += returned.reduce((s, x) => s + rates.hbmMs(3 * x[r]!), 0);
+  heads.run(bwdClock, 'bwd');
 
   const sent = new Float64Array(N),
     got = new Float64Array(N);
@@ -280,15 +327,107 @@ export function priceDispatch(
     bwdMs = Math.max(...bwdClock),
     stepMs = fwdMs + bwdMs;
   const totalFlops = 3.5 * flops(plan.ranks.reduce((s, r) => s + r.area, 0));
-  const rowsMoved = plan.transfers.reduce((s, t) => s + t.rows, 0);
+  const rowsMoved = plan.transfers.reduce((s, t) => s + t.rows, 0),
+    visited = plan.visits.reduce((s, x) => s + x.rows, 0);
   return {
     stepMs,
     fwdMs,
     bwdMs,
     tflopsPerGpu: totalFlops / (stepMs * 1e-3) / N / 1e12,
-    fwdBytes: rowsMoved * kvRow,
-    bwdBytes: rowsMoved * gradRow,
+    fwdBytes: rowsMoved * kvRow + visited * (qRow + (H * D + H) * 4),
+    bwdBytes: rowsMoved * gradRow + visited * (2 * qRow + H * 4 + H * D * 4),
     ranks,
+  };
+}
+
+/**
+ * A visiting query row's traffic over a K/V row's, forward and backward (the weight chooseVisits
+ * takes): the query out, its partial (out, lse in f32) back, then dout, out and lse out and dQ (f32)
+ * back — against K and V out and their f32 gradients back.
+ */
+export function visitWeight(dims: VarlenDims): number {
+  const { H, Hkv, D } = dims,
+    e = bytesPerElement(dims.dtype ?? 'bf16');
+  return (H * D * (3 * e + 8) + 2 * H * 4) / (2 * Hkv * D * (e + 4));
+}
+
+/**
+ * The head-parallel documents (heads.ts) priced: per member, the Ulysses all-to-alls (forward:
+ * q, k, v in, out and lse back; backward: dout in, dq, dk, dv back, the KV gradients in f32), each
+ * member sending (u − 1)/u of its rows' bytes; the ring steps across groups (forward K/V, backward
+ * K/V and dK/dV in f32, of the group's rows for Hkv/u heads) under the kernels, one call a step; the
+ * kernels at the group's keys per row. `run` advances a pass's clocks: every member of a group
+ * starts when the last is ready (a collective) and ends when the slowest is through.
+ */
+function headParts(
+  plan: DispatchPlan,
+  dims: VarlenDims,
+  rates: Rates,
+  net: Network,
+  gpusPerNode: number,
+  mask: BlockMask,
+): { computeMs: Float64Array; run: (clock: Float64Array, dir: 'fwd' | 'bwd') => void } {
+  const { H, Hkv, D } = dims,
+    e = bytesPerElement(dims.dtype ?? 'bf16'),
+    N = plan.world;
+  const computeMs = new Float64Array(N);
+  const groups: { members: number[]; fwd: number[]; bwd: number[] }[] = [];
+  const rowsOf = new Map<number, number>();
+  for (const p of plan.pieces)
+    rowsOf.set(
+      p.rank * plan.lengths.length + p.doc,
+      (rowsOf.get(p.rank * plan.lengths.length + p.doc) ?? 0) + p.end - p.start,
+    );
+  for (const d of plan.docs) {
+    if (!d.heads) continue;
+    const { ulysses: u, ring: r, members } = d.heads;
+    const rows = members.map((m) => rowsOf.get(m * plan.lengths.length + d.doc) ?? 0);
+    const groupRows = (i: number): number =>
+      rows.slice(Math.floor(i / u) * u, (Math.floor(i / u) + 1) * u).reduce((a, b) => a + b, 0);
+    const node = (m: number): number => Math.floor(m / gpusPerNode);
+    // a Ulysses group's all-to-all: on NVLink when its members share a node
+    const a2a = (i: number, perRow: number): number => {
+      const g0 = Math.floor(i / u) * u;
+      return u > 1
+        ? p2pMs(
+            net,
+            (rows[i]! * (u - 1) * perRow) / u,
+            node(members[g0]!) === node(members[g0 + u - 1]!) ? 'intra' : 'inter',
+          )
+        : 0;
+    };
+    const fwd: number[] = [],
+      bwd: number[] = [];
+    members.forEach((m, i) => {
+      const gr = groupRows(i),
+        area = plan.ranks[m]!.headArea,
+        kbar = Math.max(1, area / Math.max(1, gr)),
+        kvHeads = Math.max(1, Hkv / u);
+      const ringCls: LinkClass = node(m) === node(members[(i + u) % members.length]!) ? 'intra' : 'inter';
+      const step = (perRow: number): number => (r > 1 ? p2pMs(net, gr * perRow, ringCls) : 0);
+      const kf =
+          rates.attnMs('fwd', 4 * area * D * H, kbar, D, mask) +
+          r * rates.stepOverheadMs() +
+          (r > 1 ? rates.mergeMs(gr * (H / u) * D * (r - 1)) : 0),
+        kb = rates.attnMs('bwd', 4 * area * D * H, kbar, D, mask) + r * rates.stepOverheadMs();
+      computeMs[m]! += kf + kb;
+      // the ring's r − 1 steps run under the kernels: the slower of the two, a step at a time
+      const ringF = (r - 1) * Math.max(kf / r, step(2 * kvHeads * D * e)),
+        ringB = (r - 1) * Math.max(kb / r, step(2 * kvHeads * D * (e + 4)));
+      fwd.push(a2a(i, (H + 2 * Hkv) * D * e) + kf / r + ringF + a2a(i, H * D * e + H * 4));
+      bwd.push(a2a(i, H * D * e) + kb / r + ringB + a2a(i, H * D * e + 2 * Hkv * D * 4));
+    });
+    groups.push({ members, fwd, bwd });
+  }
+  return {
+    computeMs,
+    run: (clock, dir) => {
+      for (const g of groups) {
+        const start = Math.max(...g.members.map((m) => clock[m]!)),
+          end = start + Math.max(...(dir === 'fwd' ? g.fwd : g.bwd));
+        for (const m of g.members) clock[m] = end;
+      }
+    },
   };
 }
 
@@ -298,7 +437,8 @@ const CHUNK_CHOICES = [1, 2, 4, 6];
 /**
  * The routes of a dispatch plan chosen by priced cost: first the rounds the direct transfers are
  * cut into, then which groups relay — those of at least k ranks, for each group size k the plan
- * has (large groups gain most from a relay). Keeps the cheapest; the placement is unchanged.
+ * has (large groups gain most from a relay) — then whether the star pairs chooseVisits picks send
+ * their queries instead (key splitting). Keeps the cheapest; the placement is unchanged.
  */
 export function chooseRoutes(
   plan: DispatchPlan,
@@ -325,6 +465,8 @@ export function chooseRoutes(
         base.chunks,
       ),
     );
+  // key splitting: the star pairs whose queries are cheaper to move than their keys visit
+  consider(withVisits(best.plan, visitWeight(dims)));
   return best;
 }
 
@@ -347,3 +489,63 @@ export function wholeDocumentsMs(plan: DispatchPlan, dims: VarlenDims, rates: Ra
   });
   return ms / plan.world;
 }
+
+/**
+ * The documents that may go head-parallel, heaviest first: those of more than two ranks' mean area
+ * (a star would spread their rows thin and send each rank most of their keys). Ulysses over the
+ * largest divisor of the heads within a node; rings of such groups enough that a member's share is
+ * at most a rank's mean area and its tokens fit.
+ */
+export function headCandidates(
+  batch: Batch,
+  world: number,
+  H: number,
+  gpusPerNode: number,
+  maxTokens: number,
+): HeadChoice[] {
+  const areas = batch.lengths.map((L, d) => docArea(batch.masks[d]!, L, 0, L, 0, L));
+  const mean = areas.reduce((a, b) => a + b, 0) / world;
+  let u = Math.min(gpusPerNode, world);
+  while (H % u !== 0) u--;
+  const out: (HeadChoice & { area: number })[] = [];
+  areas.forEach((a, d) => {
+    if (a <= 2 * mean) return;
+    const ring = Math.max(1, Math.ceil(a / (u * mean)), Math.ceil(batch.lengths[d]! / (u * maxTokens)));
+    if (u * ring <= world) out.push({ doc: d, ulysses: u, ring, area: a });
+  });
+  return out.sort((x, y) => y.area - x.area || x.doc - y.doc).map(({ doc, ulysses, ring }) => ({ doc, ulysses, ring }));
+}
+
+/**
+ * The dispatch by priced time: the plain dispatch with its routes chosen (chooseRoutes), against the
+ * dispatches with the 1, 2, 4, … heaviest candidates (headCandidates) head-parallel, each with its
+ * routes chosen. Keeps the cheapest within the area balance target (1.05); a candidate set the
+ * ranks cannot hold ends the search.
+ */
+export function dispatchPriced(
+  batch: Batch,
+  o: DispatchOptions,
+  dims: VarlenDims,
+  rates: Rates,
+  net: Network,
+  gpusPerNode: number,
+): { plan: DispatchPlan; price: VarlenPrice } {
+  let best = chooseRoutes(dispatch(batch, o), dims, rates, net, gpusPerNode);
+  const cands = headCandidates(batch, o.world, dims.H, gpusPerNode, best.plan.maxTokens);
+  for (let j = 1; j <= cands.length; j = j * 2 > cands.length && j < cands.length ? cands.length : j * 2) {
+    let placed: DispatchPlan;
+    try {
+      placed = dispatch(batch, { ...o, heads: cands.slice(0, j) });
+    } catch (e) {
+      if (e instanceof UserError) break;
+      throw e;
+    }
+    const x = chooseRoutes(placed, dims, rates, net, gpusPerNode);
+    // the area balance target holds: a cheaper plan that breaks it is not taken
+    if (x.price.stepMs < best.price.stepMs && x.plan.balance.area <= AREA_BALANCE_TARGET) best = x;
+  }
+  return best;
+}
+
+/** The dispatch's area balance target (max / mean): head-parallel plans beyond it are not chosen. */
+const AREA_BALANCE_TARGET = 1.05;

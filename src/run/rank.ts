@@ -19,10 +19,20 @@ import type { HostTensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
 import { routedKV } from '../varlen/execute.js';
+import type { HeadGroup } from '../varlen/heads.js';
 
 export interface RankTask {
   /** a layout, or a dispatcher's placement run by the sparse K/V executor (src/varlen) */
-  layout: ResolvedLayout | { strategy: 'varlen'; positions: Int32Array[]; relay?: [number, number][]; chunks?: number };
+  layout:
+    | ResolvedLayout
+    | {
+        strategy: 'varlen';
+        positions: Int32Array[];
+        relay?: [number, number][];
+        chunks?: number;
+        visits?: [number, number][];
+        heads?: HeadGroup[];
+      };
   S: number;
   mask: MaskSpec;
   scale: number;
@@ -78,7 +88,7 @@ async function runTask(comm: Comm, t: RankTask): Promise<RankOutput> {
         ? ShardMap.fromPositions(t.S, t.layout.positions)
         : ShardMap.build(t.layout.shard, t.S, comm.size, documentsOf(t.mask)),
   };
-  const strategy = t.layout.strategy === 'varlen' ? routedKV(t.layout.relay, t.layout.chunks) : strategyFor(t.layout);
+  const strategy = t.layout.strategy === 'varlen' ? routedKV(t.layout) : strategyFor(t.layout);
   await comm.barrier();
   const t0 = performance.now();
   const res = await strategy(ctx, t.q, t.k, t.v);

@@ -24,7 +24,7 @@ import { ShardMap } from '../shard/shard.js';
 import { CommLog, CountingComm, CountingKernel, MeteredDevice } from '../strategy/accounting.js';
 import type { StrategyCtx } from '../strategy/types.js';
 import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/host.js';
-import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
+import { type DispatchPlan, rankPositions, routesOf } from '../varlen/dispatch.js';
 import { routedKV } from '../varlen/execute.js';
 import { GpuRank, type GpuShape, SEEDS } from './gpu.js';
 import { checkWorld } from '../launch/cluster.js';
@@ -183,7 +183,7 @@ export async function runVarlenGpu(
   if (g.size !== plan.world) throw new Error(`runVarlenGpu: a plan for ${plan.world} ranks on ${g.size}`);
   const grid = MaskGrid.build(r.mask, S);
   const positions = rankPositions(plan);
-  const strategy = routedKV(relaySpans(plan), plan.chunks);
+  const strategy = routedKV(routesOf(plan));
   const shard = ShardMap.fromPositions(S, positions);
   const rows = (pos: Int32Array, heads: number, seed: number): CudaTensor =>
     g.random.rows(r.dtype, pos, [heads, r.D], seed);

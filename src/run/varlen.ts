@@ -9,7 +9,7 @@ import type { StoreClient } from '../launch/store.js';
 import { MaskGrid } from '../mask/grid.js';
 import { ShardMap } from '../shard/shard.js';
 import { castHost, type HostTensor } from '../tensor/host.js';
-import { type DispatchPlan, rankPositions, relaySpans } from '../varlen/dispatch.js';
+import { type DispatchPlan, rankPositions, routesOf } from '../varlen/dispatch.js';
 import { checkWorld } from '../launch/cluster.js';
 import { runRankShards } from './launched.js';
 import type { RankOutput, RankTask } from './rank.js';
@@ -42,7 +42,7 @@ export interface VarlenResult extends Omit<RunResult, 'stats'> {
 
 /** The rank task's layout of a plan: every rank's positions and the routes its transfers take. */
 function varlenLayout(plan: DispatchPlan, positions: Int32Array[]): RankTask['layout'] {
-  return { strategy: 'varlen', positions, relay: relaySpans(plan), chunks: plan.chunks };
+  return { strategy: 'varlen', positions, ...routesOf(plan) };
 }
 
 export async function runVarlen(problem: Problem, plan: DispatchPlan, options: RunOptions = {}): Promise<VarlenResult> {

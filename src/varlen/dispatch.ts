@@ -13,8 +13,9 @@
 // What a rank then needs from its group is exact, from the mask: the keys the rows of its pieces
 // see (one interval per piece: rows' intervals rise with the row), minus what it holds itself.
 import { UserError } from '../errors.js';
-import { type Batch, cuSeqlensOf, type DocMask, docMaskName, keySpan, pairArea } from './batch.js';
-import { chunkHops, type Hop, mergeRanges, routeHops } from './routes.js';
+import { type Batch, cuSeqlensOf, type DocMask, docMaskName, docRow, keySpan, pairArea } from './batch.js';
+import type { HeadGroup } from './heads.js';
+import { chunkHops, type Hop, mergeRanges, type Ranges, routeHops, takeVisits, type Visit } from './routes.js';
 
 export interface DispatchOptions {
   world: number;
@@ -35,11 +36,31 @@ export interface DispatchOptions {
   /** rounds a star transfer is cut into (routes.ts); default 1 */
   chunks?: number;
   /**
+   * key splitting: which star pairs send the queries to the keys' owner instead of the keys to the
+   * queries (routes.ts Visit) — 'none' (default), 'all' (every star pair; for tests), or a number
+   * x: a pair visits when its query rows · x are fewer than its key rows and the owner's area stays
+   * within the plan's busiest (chooseVisits). x is a query row's traffic over a K/V row's, forward
+   * and backward (plan/varlen.ts visitWeight).
+   */
+  visit?: 'none' | 'all' | number;
+  /**
+   * documents attended head-parallel on a sub-group (heads.ts): Ulysses over `ulysses` consecutive
+   * ranks, `ring` such groups (default 1) across; placed first, on the least loaded ranks.
+   */
+  heads?: readonly HeadChoice[];
+  /**
    * the work of a query row beside its pairs, in pairs: balance area + rowCost · tokens rather
    * than area alone (an attention kernel's time is about c · (pairs + k0 · rows), k0 its
    * half-efficiency keys per row; plan/varlen.ts rowCostOf reads it from the calibrated curves); default 0
    */
   rowCost?: number;
+}
+
+/** A document to attend head-parallel, and its sub-group's shape. */
+export interface HeadChoice {
+  doc: number;
+  ulysses: number;
+  ring?: number;
 }
 
 /** Tokens [start, end) (global positions) of one document, held by one rank. */
@@ -57,8 +78,13 @@ export interface DocPlacement {
   mask: string;
   /** the ranks holding its pieces, ascending: one = local (data parallel), more = a group */
   ranks: number[];
-  /** how the group attends: queries stay, only the K/V rows the mask needs travel, point to point */
-  mode: 'local' | 'group';
+  /**
+   * how it is attended: `local` on one rank; `group`: queries stay, only the K/V rows the mask
+   * needs travel, point to point; `heads`: head-parallel on `members` (Ulysses × ring, heads.ts)
+   */
+  mode: 'local' | 'group' | 'heads';
+  /** a head-parallel document's sub-group, in member order (heads.ts HeadGroup) */
+  heads?: { ulysses: number; ring: number; members: number[] };
   /** a group's K/V travel along a ring of its ranks, one hop a round (routes.ts), not straight from the owner */
   relay: boolean;
 }
@@ -73,6 +99,11 @@ export interface Transfer extends Hop {
   area: number;
 }
 
+/** A visit (routes.ts) with the pairs it computes, which move from the visitor's area to the owner's. */
+export interface PlanVisit extends Visit {
+  area: number;
+}
+
 export interface RankLoad {
   rank: number;
   tokens: number;
@@ -84,6 +115,12 @@ export interface RankLoad {
   sendRows: number;
   /** tokens held at the peak: own rows plus every received K/V row (kept for the backward) */
   peakRows: number;
+  /** visiting query rows attended here (kept for the backward; each H/Hkv K/V rows' worth of one of K or V) */
+  guestRows: number;
+  /** of `area`, the pairs of visiting queries against the own keys */
+  guestArea: number;
+  /** of `area` (and `localArea`), the pairs of head-parallel documents (per head: their whole area over ulysses) */
+  headArea: number;
 }
 
 export interface DispatchPlan {
@@ -101,6 +138,8 @@ export interface DispatchPlan {
   transfers: Transfer[];
   /** rounds each star transfer is cut into (routes.ts chunkHop) */
   chunks: number;
+  /** queries attended on the keys' owner instead of the keys travelling (key splitting) */
+  visits: PlanVisit[];
   /** max / mean of the ranks' area and tokens */
   balance: { area: number; tokens: number };
 }
@@ -149,33 +188,174 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
     pairArea(masks[d]!, lengths[d]!, a - cu[d]!, b - cu[d]!, 0, lengths[d]!) + rowCost * (b - a);
   const docs: Seg[] = lengths.map((L, d) => ({ doc: d, start: cu[d]!, end: cu[d]! + L }));
   const nodeSize = Math.max(1, o.nodeSize ?? 8);
+  const hp = placeHeads(o.heads ?? [], lengths, masks, cu, N, maxTokens);
+  const rest = docs.filter((d) => !hp.groups.has(d.doc));
   let placed: Piece[];
-  if (N <= nodeSize || N % nodeSize !== 0) placed = place(docs, N, maxTokens, g, area);
+  if (N <= nodeSize || N % nodeSize !== 0) placed = place(rest, N, maxTokens, g, area, hp.load);
   else {
     // two levels: documents onto nodes first (a group then stays on one node's fast links unless
     // it outgrows the node), then each node's share onto its ranks
     const nodes = N / nodeSize;
     placed = [];
-    const onNodes = place(docs, nodes, maxTokens * nodeSize, g * nodeSize, area);
+    const sum = (x: Float64Array): Float64Array =>
+      Float64Array.from({ length: nodes }, (_, n) =>
+        x.subarray(n * nodeSize, (n + 1) * nodeSize).reduce((a, b) => a + b, 0),
+      );
+    const onNodes = place(rest, nodes, maxTokens * nodeSize, g * nodeSize, area, {
+      area: sum(hp.load.area),
+      tok: sum(hp.load.tok),
+    });
     for (let n = 0; n < nodes; n++) {
       const mine = onNodes.filter((p) => p.rank === n).map(({ doc, start, end }) => ({ doc, start, end }));
-      for (const p of place(mine, nodeSize, maxTokens, g, area)) placed.push({ ...p, rank: n * nodeSize + p.rank });
+      const slice = (x: Float64Array): Float64Array => x.slice(n * nodeSize, (n + 1) * nodeSize);
+      for (const p of place(mine, nodeSize, maxTokens, g, area, { area: slice(hp.load.area), tok: slice(hp.load.tok) }))
+        placed.push({ ...p, rank: n * nodeSize + p.rank });
     }
   }
-  const pieces = merge(placed);
+  const pieces = merge([...placed, ...hp.pieces]);
   const chunks = Math.max(1, Math.floor(o.chunks ?? 1));
-  const plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks);
+  let plan = finishPlan(batch, N, S, maxTokens, g, cu, pieces, new Set(), chunks, [], hp.groups);
   const relay = o.relay ?? 'none';
-  if (relay === 'none') return plan;
-  return withRoutes(
-    plan,
-    plan.docs.filter((d) => d.mode === 'group' && (relay === 'all' || d.ranks.length >= relay)).map((d) => d.doc),
-    chunks,
-  );
+  if (relay !== 'none')
+    plan = withRoutes(
+      plan,
+      plan.docs.filter((d) => d.mode === 'group' && (relay === 'all' || d.ranks.length >= relay)).map((d) => d.doc),
+      chunks,
+    );
+  const visit = o.visit ?? 'none';
+  if (visit === 'none') return plan;
+  const pairs =
+    visit === 'all'
+      ? plan.transfers.filter((t) => t.direct).map((t): [number, number] => [t.to, t.from])
+      : chooseVisits(plan, visit);
+  return withRoutes(plan, relayOf(plan), chunks, pairs);
 }
 
-/** The plan with these documents' groups passing K/V by relay, the others straight from the owner in `chunks` rounds. */
-export function withRoutes(plan: DispatchPlan, relayDocs: Iterable<number>, chunks = plan.chunks): DispatchPlan {
+/** The documents whose groups relay. */
+function relayOf(plan: DispatchPlan): number[] {
+  return plan.docs.filter((d) => d.relay).map((d) => d.doc);
+}
+
+/** The plan with the star pairs that visit chosen by chooseVisits for this weight (the rest of its routes kept). */
+export function withVisits(plan: DispatchPlan, weight: number): DispatchPlan {
+  const bare = plan.visits.length ? withRoutes(plan, relayOf(plan), plan.chunks, []) : plan;
+  return withRoutes(bare, relayOf(bare), bare.chunks, chooseVisits(bare, weight));
+}
+
+/** The visiting pairs of a plan, [query rank, key owner] (what the executor takes). */
+export function visitPairs(plan: DispatchPlan): [number, number][] {
+  return plan.visits.map((x) => [x.from, x.to]);
+}
+
+/**
+ * Which star pairs visit (key splitting), greedily by traffic saved: a pair's queries go to the
+ * keys' owner when its query rows · weight are fewer than the key rows it would receive, and the
+ * owner's area, with the pairs it takes on, stays within VISIT_AREA_LIMIT of the mean (the area
+ * moves with the queries; the visitor's falls). Most saved first; ties by pair.
+ */
+function chooseVisits(plan: DispatchPlan, weight: number): [number, number][] {
+  const N = plan.world;
+  const rowsOf = new Map<number, number>(); // rank · documents + document → its rows
+  const D = plan.lengths.length,
+    cu = cuSeqlensOf(plan.lengths);
+  for (const p of plan.pieces) rowsOf.set(p.rank * D + p.doc, (rowsOf.get(p.rank * D + p.doc) ?? 0) + p.end - p.start);
+  const queriesOf = queryRowsOf(plan);
+  const cands: { t: Transfer; saved: number }[] = [];
+  for (const t of plan.transfers) {
+    if (!t.direct) continue;
+    // a cheap bound first: the visitor's rows of the documents the keys belong to
+    let upper = 0;
+    for (const d of docsIn(cu, t.ranges)) upper += rowsOf.get(t.to * D + d) ?? 0;
+    if (upper * weight >= t.rows) continue;
+    const rows = queriesOf(t.to, t.ranges).reduce((s, [a, b]) => s + b - a, 0);
+    if (rows * weight < t.rows) cands.push({ t, saved: t.rows - rows * weight });
+  }
+  cands.sort((x, y) => y.saved - x.saved || x.t.to - y.t.to || x.t.from - y.t.from);
+  const area = Float64Array.from(plan.ranks, (r) => r.area);
+  const limit = (1 + VISIT_AREA_LIMIT) * (area.reduce((a, b) => a + b, 0) / N);
+  const out: [number, number][] = [];
+  for (const { t } of cands) {
+    if (area[t.from]! + t.area > limit) continue;
+    area[t.from]! += t.area;
+    area[t.to]! -= t.area;
+    out.push([t.to, t.from]);
+  }
+  return out;
+}
+
+/** How far above the mean a key owner's area may grow by the visits it takes on (the ≤ 1.05 balance target, less a margin). */
+const VISIT_AREA_LIMIT = 0.04;
+
+/** The documents that sorted global ranges touch. */
+function docsIn(cu: readonly number[], ranges: Ranges): Set<number> {
+  const out = new Set<number>();
+  for (const [a, b] of ranges) for (let d = docAt(cu, a); d < cu.length - 1 && cu[d]! < b; d++) out.add(d);
+  return out;
+}
+
+/** The last document starting at or before position x. */
+function docAt(cu: readonly number[], x: number): number {
+  let a = 0,
+    b = cu.length - 2;
+  while (a < b) {
+    const mid = (a + b + 1) >> 1;
+    if (cu[mid]! <= x) a = mid;
+    else b = mid - 1;
+  }
+  return a;
+}
+
+/**
+ * The rows of rank `from` (global position ranges) that see any key in `keys`, from the documents'
+ * masks: in one document the rows that see a key range are one run (rows' intervals rise with the
+ * row), found by binary search in each of the rank's pieces of it.
+ */
+function queryRowsOf(plan: { pieces: readonly Piece[]; lengths: readonly number[]; masks: readonly DocMask[] }) {
+  const cu = cuSeqlensOf(plan.lengths),
+    D = plan.lengths.length;
+  const mine = new Map<number, Piece[]>();
+  for (const p of plan.pieces) {
+    const l = mine.get(p.rank * D + p.doc);
+    if (l) l.push(p);
+    else mine.set(p.rank * D + p.doc, [p]);
+  }
+  return (from: number, keys: Ranges): [number, number][] => {
+    const out: [number, number][] = [];
+    for (const [a, b] of keys)
+      for (let d = docAt(cu, a); d < D && cu[d]! < b; d++) {
+        const s0 = cu[d]!,
+          L = plan.lengths[d]!,
+          m = plan.masks[d]!;
+        const c = Math.max(a, s0) - s0,
+          e = Math.min(b, s0 + L) - s0;
+        for (const p of mine.get(from * D + d) ?? []) {
+          // first row whose interval ends after c, first row whose interval starts at or after e
+          const first = (ok: (i: number) => boolean): number => {
+            let lo = p.start - s0,
+              hi = p.end - s0;
+            while (lo < hi) {
+              const mid = (lo + hi) >> 1;
+              if (ok(mid)) hi = mid;
+              else lo = mid + 1;
+            }
+            return lo;
+          };
+          const i0 = first((i) => docRow(m, L, i)[1] > c),
+            i1 = first((i) => docRow(m, L, i)[0] >= e);
+          if (i0 < i1) out.push([s0 + i0, s0 + i1]);
+        }
+      }
+    return mergeRanges(out);
+  };
+}
+
+/** The plan with these documents' groups passing K/V by relay, the others straight from the owner in `chunks` rounds, and these pairs visiting. */
+export function withRoutes(
+  plan: DispatchPlan,
+  relayDocs: Iterable<number>,
+  chunks = plan.chunks,
+  visits: readonly (readonly [number, number])[] = visitPairs(plan),
+): DispatchPlan {
   const batch = { lengths: plan.lengths, masks: plan.masks };
   return finishPlan(
     batch,
@@ -187,7 +367,29 @@ export function withRoutes(plan: DispatchPlan, relayDocs: Iterable<number>, chun
     plan.pieces,
     new Set(relayDocs),
     chunks,
+    visits,
+    headPlaces(plan),
   );
+}
+
+/** The head-parallel documents' sub-groups, by document. */
+function headPlaces(plan: DispatchPlan): Map<number, HeadPlace> {
+  return new Map(plan.docs.filter((d) => d.heads).map((d) => [d.doc, d.heads!]));
+}
+
+/** The routes of a plan as the executor takes them (execute.ts routedKV). */
+export function routesOf(plan: DispatchPlan): {
+  relay: [number, number][];
+  chunks: number;
+  visits: [number, number][];
+  heads: HeadGroup[];
+} {
+  return { relay: relaySpans(plan), chunks: plan.chunks, visits: visitPairs(plan), heads: headGroups(plan) };
+}
+
+/** The head-parallel documents as the executor takes them (heads.ts HeadGroup). */
+export function headGroups(plan: DispatchPlan): HeadGroup[] {
+  return plan.docs.filter((d) => d.heads).map((d) => ({ start: d.start, end: d.start + d.length, ...d.heads! }));
 }
 
 /** The position spans whose K/V travel by relay (what the executor takes), sorted. */
@@ -214,9 +416,10 @@ function place(
   maxTokens: number,
   g: number,
   area: (d: number, a: number, b: number) => number,
+  pre: Load = { area: new Float64Array(N), tok: new Float64Array(N) },
 ): Piece[] {
-  const S = segs.reduce((s, x) => s + x.end - x.start, 0);
-  const totalArea = segs.reduce((s, x) => s + area(x.doc, x.start, x.end), 0);
+  const S = segs.reduce((s, x) => s + x.end - x.start, 0) + pre.tok.reduce((a, b) => a + b, 0);
+  const totalArea = segs.reduce((s, x) => s + area(x.doc, x.start, x.end), 0) + pre.area.reduce((a, b) => a + b, 0);
   const meanArea = Math.max(totalArea / N, 1),
     meanTok = S / N;
   // pieces small in tokens and in area, so that a heavy document's rows can spread evenly
@@ -240,8 +443,8 @@ function place(
   const density = (u: Unit): number => u.area / (u.end - u.start);
   units.sort((x, y) => density(y) - density(x) || x.start - y.start);
 
-  const rArea = new Float64Array(N),
-    rTok = new Float64Array(N);
+  const rArea = Float64Array.from(pre.area),
+    rTok = Float64Array.from(pre.tok);
   const placed: Piece[] = [];
   const holder = new Map<number, { bin: number; doc: number }>(); // a placed piece's first and last position → its bin
   const score = (r: number, u: Unit): number =>
@@ -287,6 +490,88 @@ function place(
   rebalance(placed, rArea, rTok, maxTokens, area);
   fillEmpty(placed, rTok, rArea, area);
   return placed;
+}
+
+/** Area and tokens per bin already taken (by head-parallel documents) before the pieces are placed. */
+interface Load {
+  area: Float64Array;
+  tok: Float64Array;
+}
+
+/** A head-parallel document's sub-group (DocPlacement.heads). */
+type HeadPlace = NonNullable<DocPlacement['heads']>;
+
+/**
+ * Place the head-parallel documents: each on ulysses × ring consecutive ranks starting at a
+ * multiple of `ulysses` (a Ulysses group stays on one node when ulysses divides the node), the
+ * start where the members' largest area ends lowest (ties: the lowest rank). The document is cut in
+ * 2 · ring chunks, ring group j taking chunks j and 2·ring − 1 − j (zigzag: equal causal area),
+ * each group's rows split evenly over its members. A member computes its group's rows against the
+ * whole document for 1/ulysses of the heads: that area, per head, is what it carries.
+ */
+function placeHeads(
+  choices: readonly HeadChoice[],
+  lengths: readonly number[],
+  masks: readonly DocMask[],
+  cu: readonly number[],
+  N: number,
+  maxTokens: number,
+): { pieces: Piece[]; load: Load; groups: Map<number, HeadPlace> } {
+  const load: Load = { area: new Float64Array(N), tok: new Float64Array(N) },
+    pieces: Piece[] = [],
+    groups = new Map<number, HeadPlace>();
+  for (const c of choices) {
+    const u = c.ulysses,
+      r = c.ring ?? 1,
+      k = u * r,
+      L = lengths[c.doc];
+    if (L === undefined || groups.has(c.doc))
+      throw new UserError(`head-parallel: no document ${c.doc}, or named twice`);
+    if (!(u >= 1 && r >= 1 && k <= N && L >= k))
+      throw new UserError(`head-parallel: ${u} × ${r} ranks for a document of ${L} tokens on ${N} ranks`);
+    // each ring group's rows, relative to the document
+    const chunk = (j: number): [number, number] => [Math.floor((j * L) / (2 * r)), Math.floor(((j + 1) * L) / (2 * r))];
+    const rowsOf = (j: number): [number, number][] => (r === 1 ? [[0, L]] : [chunk(j), chunk(2 * r - 1 - j)]);
+    const share = Array.from({ length: k }, (_, i) => {
+      const j = Math.floor(i / u),
+        runs = rowsOf(j);
+      const area = runs.reduce((s, [a, b]) => s + pairArea(masks[c.doc]!, L, a, b, 0, L), 0) / u;
+      // member i mod u takes its slice of the group's rows, in order
+      const total = runs.reduce((s, [a, b]) => s + b - a, 0),
+        from = Math.floor(((i % u) * total) / u),
+        to = Math.floor((((i % u) + 1) * total) / u);
+      const mine: [number, number][] = [];
+      let at = 0;
+      for (const [a, b] of runs) {
+        const lo = Math.max(a, a + from - at),
+          hi = Math.min(b, a + to - at);
+        if (lo < hi) mine.push([lo, hi]);
+        at += b - a;
+      }
+      return { area, runs: mine, tokens: to - from };
+    });
+    let best = -1,
+      bestMax = Infinity;
+    for (let s0 = 0; s0 + k <= N; s0 += u) {
+      let worst = 0,
+        fits = true;
+      for (let i = 0; i < k; i++) {
+        worst = Math.max(worst, load.area[s0 + i]! + share[i]!.area);
+        fits &&= load.tok[s0 + i]! + share[i]!.tokens <= maxTokens;
+      }
+      if (fits && worst < bestMax) [best, bestMax] = [s0, worst];
+    }
+    if (best < 0) throw new UserError(`head-parallel: no ${k} ranks have room for document ${c.doc}`);
+    const members = Array.from({ length: k }, (_, i) => best + i);
+    share.forEach((x, i) => {
+      load.area[best + i]! += x.area;
+      load.tok[best + i]! += x.tokens;
+      for (const [a, b] of x.runs)
+        pieces.push({ doc: c.doc, start: cu[c.doc]! + a, end: cu[c.doc]! + b, rank: best + i });
+    });
+    groups.set(c.doc, { ulysses: u, ring: r, members });
+  }
+  return { pieces, load, groups };
 }
 
 /**
@@ -442,6 +727,8 @@ function finishPlan(
   pieces: Piece[],
   relayDocs: ReadonlySet<number>,
   chunks: number,
+  visitPairs: readonly (readonly [number, number])[],
+  heads: ReadonlyMap<number, HeadPlace>,
 ): DispatchPlan {
   const { lengths, masks } = batch;
   const byDoc: Piece[][] = lengths.map(() => []);
@@ -454,6 +741,9 @@ function finishPlan(
     recvRows: 0,
     sendRows: 0,
     peakRows: 0,
+    guestRows: 0,
+    guestArea: 0,
+    headArea: 0,
   }));
   const need: [number, number][][] = Array.from({ length: N }, () => []);
   /** a rank's pieces of a document */
@@ -462,6 +752,22 @@ function finishPlan(
     const m = masks[d]!,
       L = lengths[d]!,
       s0 = cu[d]!;
+    const hp = heads.get(d);
+    if (hp) {
+      // a member attends its ring group's rows against the whole document for 1/ulysses of the heads
+      const u = hp.ulysses;
+      hp.members.forEach((r, i) => {
+        const group = new Set(hp.members.slice(Math.floor(i / u) * u, (Math.floor(i / u) + 1) * u));
+        const a =
+          ps.filter((p) => group.has(p.rank)).reduce((x, p) => x + pairArea(m, L, p.start - s0, p.end - s0, 0, L), 0) /
+          u;
+        ranks[r]!.area += a;
+        ranks[r]!.localArea += a;
+        ranks[r]!.headArea += a;
+      });
+      for (const p of ps) ranks[p.rank]!.tokens += p.end - p.start;
+      return;
+    }
     for (const p of ps) {
       const r = ranks[p.rank]!;
       r.tokens += p.end - p.start;
@@ -491,6 +797,18 @@ function finishPlan(
   const areaAgainst = pairsAgainst(lengths, masks, cu, mineOf);
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
+    const hp = heads.get(d);
+    if (hp)
+      return {
+        doc: d,
+        start: cu[d]!,
+        length: lengths[d]!,
+        mask: docMaskName(masks[d]!),
+        ranks: rs,
+        mode: 'heads',
+        relay: false,
+        heads: hp,
+      };
     return {
       doc: d,
       start: cu[d]!,
@@ -502,14 +820,31 @@ function finishPlan(
     };
   });
   const relay = docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length] as [number, number]);
-  const transfers: Transfer[] = routeHops(
-    pieces.map(({ start, end, rank }) => ({ start, end, rank })),
-    need.map((l) => mergeRanges(l)),
-    relay,
-  ) as Transfer[];
+  const routed = takeVisits(
+    routeHops(
+      pieces.map(({ start, end, rank }) => ({ start, end, rank })),
+      need.map((l) => mergeRanges(l)),
+      relay,
+    ),
+    new Set(visitPairs.map(([q, o]) => q * N + o)),
+    N,
+    queryRowsOf({ pieces, lengths, masks }),
+  );
+  const transfers = routed.hops as Transfer[];
   for (const t of transfers) {
     t.area = 0;
     for (const [a, b] of t.ranges) t.area += areaAgainst(t.to, a, b);
+  }
+  // a visit's pairs are computed on the keys' owner
+  const visits: PlanVisit[] = routed.visits.map((x) => ({
+    ...x,
+    area: x.keys.reduce((s, [a, b]) => s + areaAgainst(x.from, a, b), 0),
+  }));
+  for (const x of visits) {
+    ranks[x.from]!.area -= x.area;
+    ranks[x.to]!.area += x.area;
+    ranks[x.to]!.guestArea += x.area;
+    ranks[x.to]!.guestRows += x.rows;
   }
   for (const t of transfers) {
     ranks[t.from]!.sendRows += t.rows;
@@ -532,6 +867,7 @@ function finishPlan(
     ranks,
     transfers,
     chunks,
+    visits,
     balance: { area: ratio(ranks.map((r) => r.area)), tokens: ratio(ranks.map((r) => r.tokens)) },
   };
 }

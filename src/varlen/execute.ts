@@ -18,14 +18,36 @@
 import type { Comm, P2POp, Work } from '../comm/comm.js';
 import { DONE } from '../comm/comm.js';
 import type { Device } from '../device/device.js';
+import type { AttnState } from '../kernel/kernel.js';
 import type { MaskGrid } from '../mask/grid.js';
 import { queryRows } from '../mask/view.js';
 import type { ShardMap } from '../shard/shard.js';
-import { envOf, finish, freshState, isEmpty, type PartialResult, recvRows, releaseAll } from '../strategy/common.js';
-import type { Strategy } from '../strategy/types.js';
+import {
+  type Env,
+  envOf,
+  finish,
+  freshState,
+  isEmpty,
+  type PartialResult,
+  recvRows,
+  releaseAll,
+} from '../strategy/common.js';
+import type { Strategy, StrategyCtx, StrategyResult } from '../strategy/types.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { chunkHops, type Hop, mergeRanges, type Ranges, routeHops, type Run } from './routes.js';
+import { attendHeads, type HeadGroup, rowSlice, rowsIn } from './heads.js';
+import {
+  chunkHops,
+  type Hop,
+  intersect,
+  mergeRanges,
+  type Ranges,
+  routeHops,
+  type Run,
+  subtract,
+  takeVisits,
+  type Visit,
+} from './routes.js';
 
 /** Sorted, merged key intervals the rows at `positions` see. */
 function seenIntervals(grid: MaskGrid, positions: Int32Array): [number, number][] {
@@ -54,21 +76,64 @@ function heldRuns(shard: ShardMap): Run[] {
   return out.sort((a, b) => a.start - b.start);
 }
 
-const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Hop[]>>>();
+/** The positions among `positions` whose rows see any key in `keys` (sorted ranges), as ranges. */
+function rowsSeeing(grid: MaskGrid, positions: Int32Array, keys: Ranges): [number, number][] {
+  const out: [number, number][] = [];
+  for (const p of positions) {
+    let sees = false;
+    for (let i = 0; i < grid.m && !sees; i++) {
+      const lo = grid.lo[p * grid.m + i]!,
+        hi = grid.hi[p * grid.m + i]!;
+      sees = lo < hi && intersect([[lo, hi]], keys).length > 0;
+    }
+    if (!sees) continue;
+    const last = out[out.length - 1];
+    if (last && last[1] === p) last[1] = p + 1;
+    else out.push([p, p + 1]);
+  }
+  return out;
+}
 
-/** Every hop of the step, from the mask, the placement and the relay spans alone (memoized: forward and backward ask again). */
-export function exchangeHops(grid: MaskGrid, shard: ShardMap, relay: Ranges = [], chunks = 1): Hop[] {
+/** A step's routes: the K/V hops in their rounds, and the visiting queries. */
+export interface Exchange {
+  hops: Hop[];
+  visits: Visit[];
+}
+
+const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Exchange>>>();
+
+/**
+ * Every hop and visit of the step, from the mask, the placement, the relay spans, the visiting
+ * pairs ([query rank, key owner]) and the spans attended head-parallel (`hidden`) alone (memoized: forward and backward ask again).
+ */
+export function exchangeHops(
+  grid: MaskGrid,
+  shard: ShardMap,
+  relay: Ranges = [],
+  chunks = 1,
+  visits: readonly (readonly [number, number])[] = [],
+  hidden: Ranges = [],
+): Exchange {
   let byShard = plans.get(grid);
   if (!byShard) plans.set(grid, (byShard = new WeakMap()));
   let byRelay = byShard.get(shard);
   if (!byRelay) byShard.set(shard, (byRelay = new Map()));
-  const key = `${chunks}:${relay.map(([a, b]) => `${a}-${b}`).join(',')}`;
-  let hops = byRelay.get(key);
-  if (!hops) {
-    const need = Array.from({ length: shard.world }, (_, r) => seenIntervals(grid, shard.positions(r)));
-    byRelay.set(key, (hops = chunkHops(routeHops(heldRuns(shard), need, relay), chunks)));
+  const spans = (r: Ranges): string => r.map(([a, b]) => `${a}-${b}`).join(',');
+  const key = `${chunks}:${spans(relay)}:${visits.map(([q, o]) => `${q}>${o}`).join(',')}:${spans(hidden)}`;
+  let ex = byRelay.get(key);
+  if (!ex) {
+    const N = shard.world;
+    // the head-parallel documents' keys travel in their sub-groups' all-to-alls, not here
+    const need = Array.from({ length: N }, (_, r) => subtract(seenIntervals(grid, shard.positions(r)), hidden));
+    const taken = takeVisits(
+      routeHops(heldRuns(shard), need, relay),
+      new Set(visits.map(([q, o]) => q * N + o)),
+      N,
+      (from, keys) => rowsSeeing(grid, shard.positions(from), keys),
+    );
+    byRelay.set(key, (ex = { hops: chunkHops(taken.hops, chunks), visits: taken.visits }));
   }
-  return hops;
+  return ex;
 }
 
 /** The positions of sorted ranges, ascending. */
@@ -196,13 +261,150 @@ function joinRound(device: Device, parts: readonly Held[]): Held {
   return held;
 }
 
+/** Columns of lse-shaped tensors ([H, T]) at the located rows, packed into a new [H, rows] tensor. */
+function gatherCols(device: Device, from: Tensor, at: readonly [number, number, number][], rows: number): Tensor {
+  const H = from.shape[0]!,
+    out = device.empty(from.dtype, [H, rows]);
+  let o = 0;
+  for (const [, i, n] of at) {
+    device.copyBox(from, out, { src: [0, i], dst: [0, o], size: [H, n] });
+    o += n;
+  }
+  return out;
+}
+
 /**
- * The sparse K/V executor over the relay spans given (sorted, disjoint global position ranges whose
- * rows travel by relay) and the rounds each direct transfer is cut into (routes.ts). It runs on
- * any ShardMap.
+ * The queries visiting this rank (key splitting, routes.ts Visit): their rows, kept from the
+ * forward to the backward, and the keys of the own block they are attended against (the others −1).
  */
-export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
+interface Guest {
+  visit: Visit;
+  pos: Int32Array;
+  q: Tensor;
+  kPos: Int32Array;
+  state?: AttnState;
+}
+
+/** The own positions with those outside `keys` masked out (−1: seen by nothing), or `mine` itself when all are in. */
+function keysAmong(mine: Int32Array, keys: Ranges): Int32Array {
+  const held = mergeRanges(Array.from(mine, (p): [number, number] => [p, p + 1]));
+  if (intersect(held, keys).reduce((s, [a, b]) => s + b - a, 0) === mine.length) return mine;
+  return Int32Array.from(mine, (p) => (intersect([[p, p + 1]], keys).length ? p : -1));
+}
+
+/** One batch of sends and receives ([buffer, peer] each), or nothing when there are none. */
+function exchange(
+  comm: Comm,
+  sends: readonly (readonly [Tensor, number])[],
+  recvs: readonly (readonly [Tensor, number])[],
+): Work {
+  const ops: P2POp[] = [
+    ...sends.map(([buf, peer]) => ({ send: { buf, peer } })),
+    ...recvs.map(([buf, peer]) => ({ recv: { buf, peer } })),
+  ];
+  return ops.length ? comm.sendRecv(ops) : DONE;
+}
+
+/**
+ * The executor of a plan's routes (Routes): the relay spans, the rounds each direct transfer is
+ * cut into, the pairs whose queries visit the keys instead (routes.ts), and the documents attended
+ * head-parallel on sub-groups (heads.ts) — those first, then the sparse K/V exchange on every other
+ * row. It runs on any ShardMap.
+ *
+ * Visits: the queries go out beside round 0 (before it, in their own batch); the owner attends
+ * them against its own keys once they are in and sends the partial (out, lse) back while the
+ * rounds go on; the visitor merges it at the end of the forward. The backward sends the visited
+ * rows' dout, out and lse first, while the last round's blocks run their backward; the owner adds
+ * their dK/dV into its own block's and returns dQ, which is added at the end.
+ */
+export function routedKV(routes: Routes = {}): Strategy {
+  const { relay = [], chunks = 1, visits: visitPairs = [], heads = [] } = routes;
+  const hidden: Ranges = heads.map((g) => [g.start, g.end] as const).sort((x, y) => x[0] - y[0]);
   return async (ctx, q, k, v) => {
+    const env = envOf(ctx),
+      me = ctx.comm.rank,
+      mine = ctx.shard.positions(me);
+    // the head-parallel documents this rank is a member of first, each in its sub-group (every
+    // rank in document order, so transfers between two ranks are posted in the same order)
+    const mineHeads = heads
+      .filter((g) => g.members.includes(me))
+      .map((g) => ({ g, rows: rowsIn(mine, g.start, g.end) }));
+    const headResults: StrategyResult[] = [];
+    for (const { g, rows } of mineHeads) {
+      const [i0, n] = rows,
+        part = [q, k, v].map((t) => rowSlice(env.device, t, i0, n));
+      headResults.push(await attendHeads(env, ctx.comm, ctx.shard, g, part[0]!, part[1]!, part[2]!));
+      releaseAll(env.device, part);
+    }
+    const routed = await routedRows(ctx, q, k, v, hidden, relay, chunks, visitPairs);
+    if (!mineHeads.length) return routed;
+    return withHeads(env, routed, mineHeads, headResults);
+  };
+}
+
+/** What routedKV takes: the relay spans, the rounds of a star transfer, the visiting pairs, the head-parallel documents. */
+export interface Routes {
+  /** sorted, disjoint global position ranges whose rows travel by relay */
+  relay?: Ranges;
+  chunks?: number;
+  /** [query rank, key owner] */
+  visits?: readonly (readonly [number, number])[];
+  heads?: readonly HeadGroup[];
+}
+
+/**
+ * The head-parallel documents' rows put into a routed result (where they were padding: nothing
+ * seen, nothing seeing them): out and lse copied in, and in the backward their dout goes to the
+ * sub-group and the gradients come back into the rank's.
+ */
+function withHeads(
+  env: Env,
+  routed: StrategyResult,
+  mineHeads: readonly { rows: [number, number] }[],
+  results: readonly StrategyResult[],
+): StrategyResult {
+  const dev = env.device,
+    H = routed.out.shape[1]!;
+  mineHeads.forEach(({ rows: [i0, n] }, j) => {
+    const r = results[j]!;
+    dev.copyBox(r.out, routed.out, { src: [0, 0], dst: [i0, 0], size: [n, H] });
+    dev.copyBox(r.lse, routed.lse, { src: [0, 0], dst: [0, i0], size: [H, n] });
+    releaseAll(dev, [r.out]);
+  });
+  return {
+    out: routed.out,
+    lse: routed.lse,
+    backward: async (dout) => {
+      const g = await routed.backward(dout);
+      for (let j = 0; j < mineHeads.length; j++) {
+        const [i0, n] = mineHeads[j]!.rows,
+          d = rowSlice(dev, dout, i0, n);
+        const h = await results[j]!.backward(d);
+        for (const [from, into] of [
+          [h.dq, g.dq],
+          [h.dk, g.dk],
+          [h.dv, g.dv],
+        ] as const)
+          dev.copyBox(from, into, { src: [0, 0], dst: [i0, 0], size: [n, into.shape[1]!] });
+        releaseAll(dev, [d, h.dq, h.dk, h.dv]);
+      }
+      return g;
+    },
+  };
+}
+
+/** The sparse K/V executor's part: every row outside the `hidden` spans (those are padding here). */
+async function routedRows(
+  ctx: StrategyCtx,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  hidden: Ranges,
+  relay: Ranges,
+  chunks: number,
+  visitPairs: readonly (readonly [number, number])[],
+): Promise<StrategyResult> {
+  {
     const env = envOf(ctx),
       comm: Comm = ctx.comm,
       dev = env.device;
@@ -210,22 +412,65 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
     const acc = accumType(q.dtype);
     const me = comm.rank,
       mine = ctx.shard.positions(me);
-    const hops = exchangeHops(ctx.mask, ctx.shard, relay, chunks);
+    const { hops, visits } = exchangeHops(ctx.mask, ctx.shard, relay, chunks, visitPairs, hidden);
+    const away = visits.filter((x) => x.from === me),
+      guests: Guest[] = visits
+        .filter((x) => x.to === me)
+        .map((x) => ({
+          visit: x,
+          pos: positionsOf(x.queries),
+          q: recvRows(dev, q, x.rows),
+          kPos: keysAmong(mine, x.keys),
+        }));
     const rounds = hops.length ? hops[hops.length - 1]!.round + 1 : 0;
     const outOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.from === me));
     const inOf = Array.from({ length: rounds }, (_, t) => hops.filter((h) => h.round === t && h.to === me));
-    const qRows = queryRows(ctx.mask, mine);
+    // the own block as the kernel sees it: the head-parallel rows as padding
+    const ownKPos = hidden.length
+      ? Int32Array.from(mine, (p) => (intersect([[p, p + 1]], hidden).length ? -1 : p))
+      : mine;
+    const qRows = queryRows(ctx.mask, ownKPos);
     const own: Held = { pos: mine, k, v };
     /** what each round brought, joined; kept to the backward */
     const got: Held[] = [];
     /** where the rows a hop sends lie here: the own shard, or what came in earlier rounds */
     const sourcesOf = (h: Hop): Held[] => (h.from === h.origin ? [own] : got.slice(0, h.round));
-    const viewOf = (b: Held) => ({ q: qRows, kPos: b.pos });
+    const viewOf = (b: Held) => ({ q: qRows, kPos: b === own ? ownKPos : b.pos });
 
     const state = freshState(dev, acc, T, H, D);
     const attend = (b: Held): void => {
       if (b.pos.length && !isEmpty(viewOf(b)))
         env.kernel.forward({ q, k: b.k, v: b.v, view: viewOf(b), scale: env.scale, state });
+    };
+    /** this rank's rows among its own positions */
+    const rowsAt = (ranges: Ranges): [number, number, number][] => locate([own], positionsOf(ranges));
+    // the visiting queries go out first, in their own batch; their partials come back in another
+    const leaving = away.map((x) => gather(dev, [q], rowsAt(x.queries), x.rows));
+    env.trace.step('varlen fwd q');
+    const qWork = exchange(
+      comm,
+      away.map((x, i) => [leaving[i]!, x.to]),
+      guests.map((g) => [g.q, g.visit.from]),
+    );
+    let partials: { work: Work; out: Tensor[]; lse: Tensor[] } | undefined;
+    /** attend the guests against the own keys and send their partials back (the visitors' receives beside) */
+    const attendGuests = async (): Promise<void> => {
+      await qWork.wait();
+      releaseAll(dev, leaving);
+      for (const g of guests) {
+        g.state = freshState(dev, acc, g.visit.rows, H, D);
+        const view = { q: queryRows(ctx.mask, g.pos), kPos: g.kPos };
+        if (!isEmpty(view)) env.kernel.forward({ q: g.q, k, v, view, scale: env.scale, state: g.state });
+      }
+      const out = away.map((x) => recvRows(dev, q, x.rows, acc)),
+        lse = away.map((x) => dev.empty(acc, [H, x.rows]));
+      env.trace.step('varlen fwd partial');
+      const work = exchange(
+        comm,
+        guests.flatMap((g) => [[g.state!.out, g.visit.from] as const, [g.state!.lse, g.visit.from] as const]),
+        away.flatMap((x, i) => [[out[i]!, x.to] as const, [lse[i]!, x.to] as const]),
+      );
+      partials = { work, out, lse };
     };
     for (let t = -1; t < rounds; t++) {
       // exchange round t + 1 while attending what round t brought (t = −1: the own block)
@@ -266,6 +511,7 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
       attend(t < 0 ? own : got[t]!);
       await work.wait();
       releaseAll(dev, outgoing);
+      if (t < 0) await attendGuests();
       if (t + 1 < rounds)
         got.push(
           parts.length
@@ -273,6 +519,23 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
             : { pos: new Int32Array(0), k: recvRows(dev, k, 0), v: recvRows(dev, v, 0) },
         );
     }
+
+    // the visits' partials, merged into the running state (exact: the online-softmax merge)
+    if (partials) {
+      await partials.work.wait();
+      away.forEach((x, i) => {
+        const part = freshState(dev, acc, T, H, D);
+        let o = 0;
+        for (const [, r, n] of rowsAt(x.queries)) {
+          dev.copyBox(partials!.out[i]!, part.out, { src: [o, 0], dst: [r, 0], size: [n, H] });
+          dev.copyBox(partials!.lse[i]!, part.lse, { src: [0, o], dst: [0, r], size: [H, n] });
+          o += n;
+        }
+        env.kernel.merge(state, part);
+        releaseAll(dev, [part.out, part.lse, partials!.out[i]!, partials!.lse[i]!]);
+      });
+    }
+    for (const g of guests) releaseAll(dev, [g.state!.out]);
 
     const partial: PartialResult = {
       state,
@@ -294,9 +557,66 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
             into: { dq, ...grads.get(b)! },
           });
         };
-        if (rounds) back(got[rounds - 1]!);
         /** what came back for rows of the own block, added once it is in (the returns run on under the backward) */
         const deferred: { work: Work; done: () => void }[] = [];
+        // the visited rows' dout, out and lse go to the keys' owners while the last blocks run their backward
+        const sentV = away.flatMap((x) => {
+          const at = rowsAt(x.queries);
+          return [
+            gather(dev, [dout], at, x.rows),
+            gather(dev, [state.out], at, x.rows),
+            gatherCols(dev, state.lse, at, x.rows),
+          ];
+        });
+        const gIn = guests.map((g) => ({
+          dout: recvRows(dev, dout, g.visit.rows),
+          out: recvRows(dev, state.out, g.visit.rows),
+          lse: dev.empty(state.lse.dtype, [H, g.visit.rows]),
+        }));
+        env.trace.step('varlen bwd q');
+        const vWork = exchange(
+          comm,
+          away.flatMap((x, i) => [0, 1, 2].map((j) => [sentV[3 * i + j]!, x.to] as const)),
+          guests.flatMap((g, i) => [gIn[i]!.dout, gIn[i]!.out, gIn[i]!.lse].map((b) => [b, g.visit.from] as const)),
+        );
+        if (rounds) back(got[rounds - 1]!);
+        await vWork.wait();
+        releaseAll(dev, sentV);
+        // the guests' dK/dV go into the own block's, their dQ back to the visitors (added at the end)
+        const dqOut = guests.map((g, i) => {
+          const dqG = dev.zeros(acc, g.q.shape),
+            view = { q: queryRows(ctx.mask, g.pos), kPos: g.kPos },
+            { out, lse, dout: dO } = gIn[i]!;
+          if (!isEmpty(view))
+            env.kernel.backward({
+              q: g.q,
+              k,
+              v,
+              out,
+              lse,
+              dout: dO,
+              view,
+              scale: env.scale,
+              into: { ...grads.get(own)!, dq: dqG },
+            });
+          releaseAll(dev, [out, lse, dO, g.q, g.state!.lse]);
+          return dqG;
+        });
+        const dqBack = away.map((x) => recvRows(dev, q, x.rows, acc));
+        env.trace.step('varlen bwd dq');
+        const dqWork = exchange(
+          comm,
+          guests.map((g, i) => [dqOut[i]!, g.visit.from]),
+          away.map((x, i) => [dqBack[i]!, x.to]),
+        );
+        deferred.push({
+          work: dqWork,
+          done: () => {
+            releaseAll(dev, dqOut);
+            away.forEach((x, i) => scatterAdd(dev, [dq], dqBack[i]!, rowsAt(x.queries)));
+            releaseAll(dev, dqBack);
+          },
+        });
         // round t returns the gradients of what it brought while the blocks of round t − 1 (at
         // round 0: the own block) run their backward
         for (let t = rounds - 1; t >= 0; t--) {
@@ -361,7 +681,7 @@ export function routedKV(relay: Ranges = [], chunks = 1): Strategy {
       },
     };
     return finish(env, q.dtype, partial);
-  };
+  }
 }
 
 /** The executor with every row sent straight from its owner in one round (no relay). */

@@ -74,7 +74,7 @@ export function intersect(a: Ranges, b: Ranges): [number, number][] {
 }
 
 /** a minus b, both sorted and disjoint. */
-function subtract(a: Ranges, b: Ranges): [number, number][] {
+export function subtract(a: Ranges, b: Ranges): [number, number][] {
   const out: [number, number][] = [];
   for (const [s, e] of a) {
     let at = s;
@@ -215,4 +215,45 @@ export function chunkHop<T extends Hop>(h: T, n: number): T[] {
 /** Every hop in its round: the star's cut into `chunks` rounds (what the executor sends). */
 export function chunkHops<T extends Hop>(hops: readonly T[], chunks: number): T[] {
   return chunks > 1 ? sortHops(hops.flatMap((h) => chunkHop(h, chunks))) : [...hops];
+}
+
+/**
+ * Query rows of `from` attended on `to`, the owner of the keys they see (key splitting): the queries
+ * go there instead of the keys coming here, and their partial (out, lse) comes back to be merged. A
+ * visit replaces one star hop (to → from) whole: `keys` are that hop's rows, `queries` the rows of
+ * `from` that see any of them (rowsSeeing, computed by the plan from the documents' masks and by the
+ * executor from the mask grid).
+ */
+export interface Visit {
+  from: number;
+  to: number;
+  keys: [number, number][];
+  queries: [number, number][];
+  /** query rows */
+  rows: number;
+}
+
+/**
+ * The star hops of the visiting pairs (`pairs`: queryRank · N + keyOwner) taken out of `hops` (still
+ * whole, before chunkHops) and turned into visits, their query rows from `queriesOf`. Relay hops stay.
+ */
+export function takeVisits(
+  hops: readonly Hop[],
+  pairs: ReadonlySet<number>,
+  N: number,
+  queriesOf: (from: number, keys: Ranges) => [number, number][],
+): { hops: Hop[]; visits: Visit[] } {
+  if (!pairs.size) return { hops: [...hops], visits: [] };
+  const kept: Hop[] = [],
+    visits: Visit[] = [];
+  for (const h of hops) {
+    if (!h.direct || !pairs.has(h.to * N + h.from)) {
+      kept.push(h);
+      continue;
+    }
+    const queries = queriesOf(h.to, h.ranges);
+    visits.push({ from: h.to, to: h.from, keys: h.ranges, queries, rows: count(queries) });
+  }
+  visits.sort((x, y) => x.from - y.from || x.to - y.to);
+  return { hops: kept, visits };
 }

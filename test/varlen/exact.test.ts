@@ -37,20 +37,32 @@ const batchArb = fc.integer({ min: 1, max: 8 }).chain((world) =>
     g: fc.constantFrom(1, 2),
     relay: fc.constantFrom<'none' | 'all' | number>('none', 'all', 3),
     chunks: fc.constantFrom(1, 2, 3),
+    visit: fc.constantFrom<'none' | 'all' | number>('none', 'all', 0.5),
+    heads: fc.record({ on: fc.boolean(), u: fc.constantFrom(1, 2, 4), ring: fc.constantFrom(1, 2) }),
     seed: fc.nat(),
   }),
 );
 
 describe('varlen executor', () => {
-  it('matches the f64 reference, forward and backward, and moves exactly the planned K/V (star and relay)', async () => {
+  it('matches the f64 reference, forward and backward, and moves exactly the planned K/V (star, relay, visiting queries, head-parallel documents)', async () => {
     await fc.assert(
       fc.asyncProperty(batchArb, async (c) => {
         const docs = [...c.short];
         docs.splice(c.at % (docs.length + 1), 0, c.long);
         const batch: Batch = { lengths: docs.map((d) => d.len), masks: docs.map((d) => d.mask) };
-        const plan = dispatch(batch, { world: c.world, relay: c.relay, chunks: c.chunks });
+        const H = c.hkv * c.g,
+          S0 = batch.lengths.reduce((a, b) => a + b, 0),
+          longDoc = docs.indexOf(c.long);
+        // the long document head-parallel on u × ring ranks, where the heads split u ways and its share fits a rank
+        const u = Math.min(c.heads.u, H),
+          heads =
+            c.heads.on &&
+            u * c.heads.ring <= c.world &&
+            Math.ceil(c.long.len / (u * c.heads.ring)) <= Math.ceil((S0 / c.world) * 1.05) - 1
+              ? [{ doc: longDoc, ulysses: u, ring: c.heads.ring }]
+              : [];
+        const plan = dispatch(batch, { world: c.world, relay: c.relay, chunks: c.chunks, visit: c.visit, heads });
         const S = plan.S,
-          H = c.hkv * c.g,
           Hkv = c.hkv,
           D = 4,
           rng = new Rng(c.seed);
@@ -74,14 +86,28 @@ describe('varlen executor', () => {
           assert.equal(sent, plan.ranks[r]!.sendRows * rowBytes, `rank ${r} sent`);
           const returned = bwd.filter((s) => s.rank === r).reduce((a, s) => a + s.bytesSent, 0);
           assert.equal(returned, plan.ranks[r]!.recvRows * rowBytes, `rank ${r} returned`);
+          // visits: the query rows out, the partial (out, lse) back; dout, out, lse out, dQ back
+          const qRow = H * D * 8,
+            byLabel = (label: string): number =>
+              res.stats.steps.filter((s) => s.rank === r && s.label === label).reduce((a, s) => a + s.bytesSent, 0);
+          const visiting = plan.visits.filter((x) => x.from === r).reduce((a, x) => a + x.rows, 0),
+            guests = plan.ranks[r]!.guestRows;
+          assert.equal(byLabel('varlen fwd q'), visiting * qRow, `rank ${r} visiting queries`);
+          assert.equal(byLabel('varlen fwd partial'), guests * (qRow + H * 8), `rank ${r} partials`);
+          assert.equal(byLabel('varlen bwd q'), visiting * (2 * qRow + H * 8), `rank ${r} dout, out, lse`);
+          assert.equal(byLabel('varlen bwd dq'), guests * qRow, `rank ${r} dq`);
         }
+        for (let r = 0; r < c.world; r++)
+          assert.equal(res.stats.perRank[r]!.area, H * plan.ranks[r]!.area, `rank ${r} kernel area = planned area`);
+        if (heads.length) assert.equal(plan.docs[longDoc]!.mode, 'heads');
+        if (c.visit === 'all') assert.equal(plan.transfers.filter((t) => t.direct).length, 0, 'every star pair visits');
         assert.equal(
           res.stats.perRank.reduce((a, r) => a + r.area, 0),
           H * plan.ranks.reduce((a, r) => a + r.area, 0),
           'kernel area = planned area',
         );
       }),
-      { numRuns: 16, seed: 17 },
+      { numRuns: 24, seed: 17 },
     );
   });
 });

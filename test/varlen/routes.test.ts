@@ -5,9 +5,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/plan/config.js';
 import { buildContext } from '../../src/plan/search.js';
-import { chooseRoutes, priceDispatch, wholeDocumentsMs } from '../../src/plan/varlen.js';
+import {
+  chooseRoutes,
+  dispatchPriced,
+  headCandidates,
+  priceDispatch,
+  wholeDocumentsMs,
+} from '../../src/plan/varlen.js';
 import { type Batch } from '../../src/varlen/batch.js';
-import { dispatch, type DispatchPlan, roundsOf, withRoutes } from '../../src/varlen/dispatch.js';
+import { dispatch, type DispatchPlan, roundsOf, withRoutes, withVisits } from '../../src/varlen/dispatch.js';
 import { fillPack } from '../../src/varlen/distributions.js';
 import { intersect, mergeRanges } from '../../src/varlen/routes.js';
 
@@ -152,6 +158,53 @@ describe('priced routes', () => {
         priceDispatch(listed, dims, ctx.rates, ctx.net, 8).stepMs,
       );
     }
+  });
+
+  it('places a head-parallel document on ulysses × ring consecutive ranks, moves none of its rows point to point, and prices it', () => {
+    const lengths = [300, 40 * 1024, ...Array.from({ length: 180 }, (_, i) => 200 + ((i * 37) % 400))];
+    const batch = causal(lengths);
+    const hp = dispatch(batch, { world: 16, heads: [{ doc: 1, ulysses: 8, ring: 2 }] });
+    const d = hp.docs[1]!;
+    assert.equal(d.mode, 'heads');
+    assert.deepEqual(
+      d.heads!.members,
+      Array.from({ length: 16 }, (_, i) => i),
+    );
+    const [s0, s1] = [d.start, d.start + d.length];
+    for (const t of hp.transfers)
+      for (const [a, b] of t.ranges) assert.ok(b <= s0 || a >= s1, 'no hop carries its rows');
+    // zigzag: every member computes a sixteenth of its causal area (per head), within a row's worth
+    const area = (d.length * (d.length + 1)) / 2;
+    for (const r of hp.ranks) assert.ok(Math.abs(r.headArea - area / 16) <= d.length, `rank ${r.rank}: ${r.headArea}`);
+    assert.ok(hp.balance.area <= 1.05, `area balance ${hp.balance.area}`);
+    assert.ok(hp.ranks.every((r) => r.tokens <= hp.maxTokens));
+    const p = priceDispatch(hp, dims, ctx.rates, ctx.net, 8);
+    assert.equal(p.fwdBytes, hp.transfers.reduce((s, t) => s + t.rows, 0) * 2 * 8 * 128 * 2);
+    assert.ok(p.stepMs >= wholeDocumentsMs(hp, dims, ctx.rates) * 0.999);
+    // the choice by priced time takes it, and is never slower than the plain dispatch's routes
+    const plain = chooseRoutes(dispatch(batch, { world: 16 }), dims, ctx.rates, ctx.net, 8);
+    const chosen = dispatchPriced(batch, { world: 16 }, dims, ctx.rates, ctx.net, 8);
+    assert.ok(chosen.price.stepMs <= plain.price.stepMs);
+    assert.equal(chosen.plan.docs[1]!.mode, 'heads');
+    assert.deepEqual(
+      headCandidates(batch, 16, 64, 8, hp.maxTokens).map((c) => c.doc),
+      [1],
+    );
+  });
+
+  it('prices visits by the bytes they move: the queries out and their partials back', () => {
+    const v = withVisits(plan, 0.01);
+    assert.ok(v.visits.length > 0, 'some pairs visit');
+    const p = priceDispatch(v, dims, ctx.rates, ctx.net, 8);
+    const rows = v.visits.reduce((s, x) => s + x.rows, 0),
+      kv = v.transfers.reduce((s, t) => s + t.rows, 0);
+    assert.equal(p.fwdBytes, kv * 2 * 8 * 128 * 2 + rows * (64 * 128 * 2 + (64 * 128 + 64) * 4));
+    assert.equal(
+      v.ranks.reduce((s, r) => s + r.area, 0),
+      plan.ranks.reduce((s, r) => s + r.area, 0),
+      'the area moves with the queries',
+    );
+    assert.ok(v.balance.area <= 1.05, `area balance ${v.balance.area}`);
   });
 
   it('prices no step faster than the whole-document bound', () => {

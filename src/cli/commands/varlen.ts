@@ -40,11 +40,12 @@ export function planJson(plan: DispatchPlan, rowBytes: number): object {
     pieces: plan.pieces,
     ranks: plan.ranks.map((r) => ({ ...r, recvBytes: r.recvRows * rowBytes, sendBytes: r.sendRows * rowBytes })),
     transfers: plan.transfers,
+    visits: plan.visits,
   };
 }
 
 function planTable(plan: DispatchPlan, rowBytes: number): string {
-  const groups = plan.docs.filter((d) => d.mode === 'group');
+  const groups = plan.docs.filter((d) => d.mode !== 'local');
   const lines = [
     `dispatch of ${plan.lengths.length} documents (${plan.S} tokens) on ${plan.world} ranks: ${plan.docs.length - groups.length} local, ${groups.length} on groups; ` +
       `balance area ${plan.balance.area.toFixed(3)}, tokens ${plan.balance.tokens.toFixed(3)} (limit ${plan.maxTokens} tokens a rank)`,
