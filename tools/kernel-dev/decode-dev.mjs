@@ -96,35 +96,15 @@ if (mode === 'smoke') {
   const variants = [
     ['4x1', new DecodeKernel(rt, {})],
     ['4x1 nomerge', new DecodeKernel(rt, { source: cut })],
-    ['4x1 packed', new Packed(rt, {})],
-    ['4x1 fewer', new Fewer(rt, {})],
+    ['hint', new DecodeKernel(rt, { hint: true })],
+    ['pf256', new DecodeKernel(rt, { pf: true })],
     ['3x1', new DecodeKernel(rt, { stages: 3 })],
-    ['6x1', new DecodeKernel(rt, { stages: 6 })],
-    ['3x2', new DecodeKernel(rt, { stages: 3, ctasPerSm: 2 })],
-    ...(process.env.WEFT_SWEEP_ALL
-      ? [
-          ['3x2 w2', new DecodeKernel(rt, { stages: 3, ctasPerSm: 2, waves: 2 })],
-          ['2x3 w1', new DecodeKernel(rt, { stages: 2, ctasPerSm: 3, waves: 1 })],
-          ['4x1 w3', new DecodeKernel(rt, { stages: 4, ctasPerSm: 1, waves: 3 })],
-        ]
-      : []),
+    ['hpc2 3x1', new DecodeKernel(rt, { hpc: 2, stages: 3 })],
+    ['4x1 again', new DecodeKernel(rt, {})],
   ];
-  const shapes = [
-    [1, 32768, 1],
-    [4, 32768, 1],
-    [16, 32768, 1],
-    [1, 131072, 1],
-    [4, 131072, 1],
-    [16, 131072, 1],
-    [1, 1048576, 1],
-    [4, 1048576, 1],
-    [16, 1048576, 1],
-    [1, 32768, 8],
-    [4, 32768, 4],
-    [16, 32768, 8],
-    [1, 131072, 4],
-    [4, 131072, 8],
-  ];
+  const shapes = (process.env.WEFT_SHAPES ?? '1x32768x1,4x32768x1,1x131072x1,16x131072x1,1x1048576x1,16x1048576x1,4x32768x4,1x131072x4,1x32768x8')
+    .split(',')
+    .map((x) => x.split('x').map(Number));
   console.log(`shape        ${variants.map(([n]) => n.padStart(12)).join('')}   (TB/s)`);
   for (const [B, P, T] of shapes) {
     rt.allocator.emptyCache();
