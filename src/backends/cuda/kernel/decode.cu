@@ -48,15 +48,6 @@ typedef unsigned long long u64;
 #ifndef WEFT_MINB
 #define WEFT_MINB 1
 #endif
-#ifndef WEFT_HPC
-#define WEFT_HPC 1
-#endif
-#ifndef WEFT_HINT
-#define WEFT_HINT 0
-#endif
-#ifndef WEFT_PF
-#define WEFT_PF 0
-#endif
 
 #define NEG_INF (__int_as_float(0xff800000))
 
@@ -66,22 +57,19 @@ constexpr int STAGES = WEFT_STAGES;
 constexpr int WARPS = 4;
 constexpr int THREADS = WARPS * 32;
 constexpr int WN = WARPS / WM;     // warps sharing one m-tile, each on its own keys of the tile
-constexpr int HPC = WEFT_HPC;      // kv heads per CTA
-constexpr int WPH = WN / HPC;      // warps per (m-tile, head)
 constexpr int KT = 64;             // keys per tile
-constexpr int NK = KT / WPH;       // keys per warp per tile: 16, 32, 64
+constexpr int NK = KT / WN;        // keys per warp per tile: 16, 32, 64
 constexpr int NT = NK / 8;         // 8-key n-tiles per warp
 constexpr int VB = 16 * WM;        // query vectors per CTA
 constexpr int CH = D / 8;          // 16-byte chunks per row
 constexpr int TILE_BYTES = KT * D * 2;
-constexpr int STAGE_BYTES = 2 * HPC * TILE_BYTES + KT * 4;  // K [HPC], V [HPC], key positions
+constexpr int STAGE_BYTES = 2 * TILE_BYTES + KT * 4;  // K, V, key positions
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
 static_assert(D == 64 || D == 128, "head dim must be 64 or 128");
 static_assert(WM == 1 || WM == 2 || WM == 4, "WEFT_WM must be 1, 2 or 4");
 static_assert(STAGES >= 2, "at least two stages");
-static_assert(WN % HPC == 0, "heads per CTA must divide the warps of an m-tile");
 static_assert(WARPS * 16 * D * 4 + 2 * WARPS * 16 * 4 <= STAGES * STAGE_BYTES, "the warp merge reuses the stage memory");
 
 // ---------------------------------------------------------------------------------------------
@@ -111,15 +99,7 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
 }
 
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, bool valid) {
-#if WEFT_HINT
-  u64 pol;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0), "l"(pol) : "memory");
-#elif WEFT_PF
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-#endif
 }
 __device__ __forceinline__ void cp_async4(u32 dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0) : "memory");
@@ -275,28 +255,23 @@ extern "C" __global__ void weft_decode_scatter(int* __restrict__ kpos, const int
 // ---------------------------------------------------------------------------------------------
 // The decode
 
-// one stage: K and V rows [c0, c0 + 64) of kv heads [hk, hk + HPC), and their positions; rows past
-// Tk read as 0. Consecutive threads take consecutive 16-byte chunks of a key row's HPC heads.
+// one stage: K and V rows [c0, c0 + 64) of kv head hk, and their positions; rows past Tk read as 0
 __device__ __forceinline__ void load_stage(u32 st, const u16* __restrict__ k, const u16* __restrict__ v, const int* __restrict__ kpos,
                                            int c0, int Tk, int Hkv, int hk, int tid) {
 #pragma unroll
-  for (int j = 0; j < KT * CH * HPC / THREADS; j++) {
-    const int idx = tid + j * THREADS, row = idx / (CH * HPC), hh = (idx / CH) % HPC, ch = idx % CH, c = c0 + row;
+  for (int j = 0; j < KT * CH / THREADS; j++) {
+    const int idx = tid + j * THREADS, row = idx / CH, ch = idx % CH, c = c0 + row;
     const bool ok = c < Tk;
-    const long long off = ((long long)(ok ? c : 0) * Hkv + hk + hh) * D + ch * 8;
-    const u32 dst = st + hh * TILE_BYTES + row * (D * 2) + ((ch ^ (row & 7)) << 4);
+    const long long off = ((long long)(ok ? c : 0) * Hkv + hk) * D + ch * 8;
+    const u32 dst = st + row * (D * 2) + ((ch ^ (row & 7)) << 4);
     cp_async16(dst, k + off, ok);
-    cp_async16(dst + HPC * TILE_BYTES, v + off, ok);
+    cp_async16(dst + TILE_BYTES, v + off, ok);
   }
   if (tid < KT) {
     const int c = c0 + tid;
-    cp_async4(st + 2 * HPC * TILE_BYTES + tid * 4, kpos + (c < Tk ? c : 0), c < Tk);
+    cp_async4(st + 2 * TILE_BYTES + tid * 4, kpos + (c < Tk ? c : 0), c < Tk);
   }
 }
-
-__device__ __forceinline__ void merge_head(const float* __restrict__ part_o, const float* __restrict__ part_lse, long long grp, int splits,
-                                           int2 rr, int G, int hk, float* __restrict__ out, float* __restrict__ lse, int Tq, int H, int merge,
-                                           unsigned char* smem, int tid);
 
 // grid (splits, row blocks, kv heads), 128 threads. part_o [Hkv][blocks][splits][VB][D] and
 // part_lse [..][VB] hold each split's normalized output and natural-log lse; counters[Hkv][blocks]
@@ -309,8 +284,8 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
             float* __restrict__ out, float* __restrict__ lse, int Tq, int Tk, int H, int Hkv, float scale, int merge) {
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int wm = warp / WN, hw = (warp % WN) / WPH, wn = warp % WPH;  // m-tile, head, keys of this warp
-  const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.y, nb = gridDim.y, hk0 = blockIdx.z * HPC, hk = hk0 + hw;
+  const int wm = warp / WN, wn = warp % WN;
+  const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.y, nb = gridDim.y, hk = blockIdx.z;
   const int G = H / Hkv;
   const int2 rr = rows[b];
   // this split's tiles: an equal share of the row block's list
@@ -321,7 +296,7 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
   // the first tiles are on their way before the query fragments load
 #pragma unroll
   for (int i = 0; i < STAGES - 1; i++) {
-    if (i < n) load_stage(sbase + i * STAGE_BYTES, k, v, kpos, tl[i] * KT, Tk, Hkv, hk0, tid);
+    if (i < n) load_stage(sbase + i * STAGE_BYTES, k, v, kpos, tl[i] * KT, Tk, Hkv, hk, tid);
     cp_async_commit();
   }
 
@@ -354,11 +329,11 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
     __syncthreads();
     {
       const int nx = i + STAGES - 1;
-      if (nx < n) load_stage(sbase + (nx % STAGES) * STAGE_BYTES, k, v, kpos, tl[nx] * KT, Tk, Hkv, hk0, tid);
+      if (nx < n) load_stage(sbase + (nx % STAGES) * STAGE_BYTES, k, v, kpos, tl[nx] * KT, Tk, Hkv, hk, tid);
       cp_async_commit();
     }
-    const u32 ks = sbase + (i % STAGES) * STAGE_BYTES + hw * TILE_BYTES, vs = ks + HPC * TILE_BYTES;
-    const int* kp = (const int*)(smem + (i % STAGES) * STAGE_BYTES + 2 * HPC * TILE_BYTES);
+    const u32 ks = sbase + (i % STAGES) * STAGE_BYTES, vs = ks + TILE_BYTES;
+    const int* kp = (const int*)(smem + (i % STAGES) * STAGE_BYTES + 2 * TILE_BYTES);
     const int kw = wn * NK, c0 = tl[i] * KT;
 
     // S = Q Kᵀ over this warp's NK keys
@@ -455,18 +430,18 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
     }
   }
   __syncthreads();
-  for (int idx = tid; idx < HPC * VB * D; idx += THREADS) {
-    const int hh = idx / (VB * D), vi = (idx / D) % VB, d = idx % D, w0 = (vi / 16) * WN + hh * WPH, r = vi % 16;
-    const long long g = (long long)(hk0 + hh) * nb + b;
-    float* po = part_o + (g * splits + split) * VB * D;
-    float* pl = part_lse + (g * splits + split) * VB;
+  const long long grp = (long long)hk * nb + b;
+  float* po = part_o + (grp * splits + split) * VB * D;
+  float* pl = part_lse + (grp * splits + split) * VB;
+  for (int idx = tid; idx < VB * D; idx += THREADS) {
+    const int vi = idx / D, d = idx % D, w0 = (vi / 16) * WN, r = vi % 16;
     float M = NEG_INF;
 #pragma unroll
-    for (int w = 0; w < WPH; w++) M = fmaxf(M, red_m[(w0 + w) * 16 + r]);
+    for (int w = 0; w < WN; w++) M = fmaxf(M, red_m[(w0 + w) * 16 + r]);
     float L = 0.f, O = 0.f;
     if (M != NEG_INF) {
 #pragma unroll
-      for (int w = 0; w < WPH; w++) {
+      for (int w = 0; w < WN; w++) {
         const float mw = red_m[(w0 + w) * 16 + r];
         const float c = mw == NEG_INF ? 0.f : ex2(mw - M);
         L += c * red_l[(w0 + w) * 16 + r];
@@ -477,25 +452,15 @@ weft_decode(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __r
     if (d == 0) pl[vi] = L > 0.f ? (M + __log2f(L)) * LN2 : NEG_INF;
   }
 
-  // the last CTA of this (row block, kv heads) merges the splits, head after head
+  // the last CTA of this (row block, kv head) merges the splits
   __shared__ int last;
   __threadfence();
   __syncthreads();
-  const long long cnt = (long long)hk0 * nb + b;
-  if (tid == 0) last = atomicAdd(&counters[cnt], 1) == splits - 1;
+  if (tid == 0) last = atomicAdd(&counters[grp], 1) == splits - 1;
   __syncthreads();
   if (!last) return;
   __threadfence();
-  if (tid == 0) counters[cnt] = 0;
-  for (int hm = hk0; hm < hk0 + HPC; hm++) {
-  merge_head(part_o, part_lse, (long long)hm * nb + b, splits, rr, G, hm, out, lse, Tq, H, merge, smem, tid);
-  __syncthreads();
-  }
-}
-
-__device__ __forceinline__ void merge_head(const float* __restrict__ part_o, const float* __restrict__ part_lse, long long grp, int splits,
-                                           int2 rr, int G, int hk, float* __restrict__ out, float* __restrict__ lse, int Tq, int H, int merge,
-                                           unsigned char* smem, int tid) {
+  if (tid == 0) counters[grp] = 0;
   const float* gpo = part_o + grp * splits * VB * D;
   const float* gpl = part_lse + grp * splits * VB;
   const int nv = min(VB, (rr.y - rr.x) * G);  // vectors of real rows

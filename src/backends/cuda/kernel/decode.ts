@@ -146,12 +146,6 @@ export interface DecodeLaunch {
   ctasPerSm: number;
   /** CTAs per resident slot: more, shorter splits, which the GPU hands to SMs as others finish */
   waves: number;
-  /** kv heads per CTA (dev) */
-  hpc?: number;
-  /** L2 evict_first hint on the K/V loads (dev) */
-  hint?: boolean;
-  /** L2::256B prefetch hint on the K/V loads (dev) */
-  pf?: boolean;
 }
 
 /**
@@ -214,9 +208,6 @@ export class DecodeKernel {
       stages: fixed.stages ?? DECODE_LAUNCH.stages,
       ctasPerSm: fixed.ctasPerSm ?? DECODE_LAUNCH.ctasPerSm,
       waves: fixed.waves ?? DECODE_LAUNCH.waves,
-      hpc: fixed.hpc ?? 1,
-      hint: fixed.hint ?? false,
-      pf: fixed.pf ?? false,
     };
   }
 
@@ -251,9 +242,9 @@ export class DecodeKernel {
     return p ?? undefined;
   }
 
-  private kernels(d: 64 | 128, dtype: HalfType, m: number, wm: number, launch: DecodeLaunch, hpc: number): Kernels {
+  private kernels(d: 64 | 128, dtype: HalfType, m: number, wm: number, launch: DecodeLaunch): Kernels {
     const { stages, ctasPerSm } = launch;
-    const key = `${d}/${dtype}/${m}/${wm}/${stages}/${ctasPerSm}/${hpc}`;
+    const key = `${d}/${dtype}/${m}/${wm}/${stages}/${ctasPerSm}`;
     let k = this.modules.get(key);
     if (!k) {
       this.source ??= readFileSync(DECODE_SOURCE_PATH, 'utf8');
@@ -265,15 +256,12 @@ export class DecodeKernel {
         `-DWEFT_WM=${wm}`,
         `-DWEFT_STAGES=${stages}`,
         `-DWEFT_MINB=${ctasPerSm}`,
-        `-DWEFT_HPC=${hpc}`,
-        `-DWEFT_HINT=${launch.hint ? 1 : 0}`,
-        `-DWEFT_PF=${launch.pf ? 1 : 0}`,
       ];
       const mod: CudaModule = this.rt.compile(this.source, { name: 'decode.cu', options });
       const P = 'ptr' as const,
         I = 'i32' as const,
         F = 'f32' as const;
-      const shared = stages * (2 * KT * d * 2 * hpc + KT * 4);
+      const shared = stages * (2 * KT * d * 2 + KT * 4);
       k = {
         decode: mod.kernel('weft_decode', [P, P, P, P, P, P, P, P, P, I, P, P, P, P, P, I, I, I, I, F, I]),
         tiles: mod.kernel('weft_decode_tiles', [P, I, I, P]),
@@ -391,12 +379,10 @@ export class DecodeKernel {
     if (!plan) throw new Error('decode kernel: the mask view is not decode-shaped');
     const nb = plan.blocks.length / 2,
       launch = this.launch;
-    let hpc = Math.min(launch.hpc ?? 1, 4 / plan.wm);
-    while (hkv % hpc) hpc >>= 1;
-    const ks = this.kernels(d, dtype, view.q.m, plan.wm, launch, hpc);
+    const ks = this.kernels(d, dtype, view.q.m, plan.wm, launch);
     const p = this.prepare(view, group, ks);
     const dev = this.rt.device;
-    const splits = this.splits(nb, hkv / hpc, tk, launch),
+    const splits = this.splits(nb, hkv, tk, launch),
       vb = 16 * plan.wm,
       groups = p.nb * hkv;
     if (!this.counters || this.counters.numel < groups) {
@@ -408,7 +394,7 @@ export class DecodeKernel {
     const merge = state !== undefined;
     state ??= { out: dev.empty('f32', [tq, h, d]), lse: dev.empty('f32', [h, tq]) };
     ks.decode.launch(
-      { grid: [splits, p.nb, hkv / hpc], block: THREADS, shared: ks.shared },
+      { grid: [splits, p.nb, hkv], block: THREADS, shared: ks.shared },
       q,
       k,
       v,
