@@ -85,7 +85,10 @@ if (mode === 'smoke') {
     ['4x1 again', new DecodeKernel(rt, {})],
     ['3x1 again', new DecodeKernel(rt, { stages: 3 })],
   ];
-  const shapes = (process.env.WEFT_SHAPES ?? '1x32768x1,4x32768x1,1x131072x1,16x131072x1,1x1048576x1,16x1048576x1,4x32768x4,1x131072x4,1x32768x8')
+  const shapes = (
+    process.env.WEFT_SHAPES ??
+    '1x32768x1,4x32768x1,1x131072x1,16x131072x1,1x1048576x1,16x1048576x1,4x32768x4,1x131072x4,1x32768x8'
+  )
     .split(',')
     .map((x) => x.split('x').map(Number));
   console.log(`shape        ${variants.map(([n]) => n.padStart(12)).join('')}   (TB/s)`);
