@@ -149,12 +149,11 @@ export interface DecodeLaunch {
 }
 
 /**
- * Three stages at one CTA per SM, one wave: two 32 KiB stages in flight while one is computed on.
- * Faster than four stages in the same runs (docs/decode.md: more bytes in flight per SM only add
- * contention once the read is at the memory's rate), and than two or three CTAs per SM and more,
- * shorter splits than resident CTAs.
+ * Four stages at one CTA per SM, one wave: the fastest measured on every shape of the bench
+ * (batch 1–16 × context 32K–1M × 1–8 new tokens; docs/decode.md) against two or three CTAs per SM
+ * with fewer stages and against more, shorter splits than resident CTAs.
  */
-export const DECODE_LAUNCH: DecodeLaunch = { stages: 3, ctasPerSm: 1, waves: 1 };
+export const DECODE_LAUNCH: DecodeLaunch = { stages: 4, ctasPerSm: 1, waves: 1 };
 
 /** Other launch settings, for development sweeps (tools/kernel-dev/decode-dev.mjs); default DECODE_LAUNCH. */
 export interface DecodeOptions extends Partial<DecodeLaunch> {
