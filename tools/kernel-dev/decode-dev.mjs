@@ -1,16 +1,14 @@
 // Development runs of the decode kernel on the GPU machine (needs dist/: npx tsc -p .):
 //   node tools/kernel-dev/decode-dev.mjs smoke [out.json]   small forwards (for compute-sanitizer)
-//   node tools/kernel-dev/decode-dev.mjs sweep [out.json]   launch settings (stages, CTAs per SM,
-//                                                          waves) on the bench's shapes, TB/s
-//                                                          (WEFT_SWEEP_ALL=1: every setting measured)
+//   node tools/kernel-dev/decode-dev.mjs sweep [out.json]   the default launch beside other stage
+//                                                          counts on the bench's shapes, TB/s
+//                                                          (WEFT_SHAPES=BxPxT,… to choose shapes)
 // The sweep also times the default with the last-CTA merge cut out of the source ("nomerge": what
-// the merge tail costs), with runs packed into row blocks whatever the key layout ("packed"), and
-// with one split fewer ("fewer": 120 of 132 SMs at 8 (row block, kv head) pairs), and checks every
-// variant's output against the default's. Timing as `weft bench decode`: a lead call, then about a
-// millisecond of back-to-back calls, median of 10.
+// the merge tail costs), and checks every variant's output against the default's. Timing as
+// `weft bench decode`: a lead call, then about a millisecond of back-to-back calls, median of 10.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { openCuda } from '../../dist/src/backends/cuda/runtime/runtime.js';
-import { DecodeKernel, DECODE_SOURCE_PATH, decodePlan } from '../../dist/src/backends/cuda/kernel/decode.js';
+import { DecodeKernel, DECODE_SOURCE_PATH } from '../../dist/src/backends/cuda/kernel/decode.js';
 import { DeviceRandom } from '../../dist/src/backends/cuda/kernel/random.js';
 import { decodeView, decodeBytes, repsFor } from '../../dist/src/bench/decode.js';
 
@@ -79,52 +77,20 @@ if (mode === 'smoke') {
   const source = readFileSync(DECODE_SOURCE_PATH, 'utf8');
   const cut = source.replace('  if (!last) return;', '  return;');
   if (cut === source) throw new Error('decode-dev: the merge cut did not apply');
-  // runs packed into row blocks whatever the key layout (the default packs only when the slots interleave sequences)
-  class Packed extends DecodeKernel {
-    plan(view, group) {
-      const p = super.plan(view, group);
-      return p && decodePlan(view.q, group, false);
-    }
-  }
-  // one split fewer: 120 of the 132 SMs at 8 (row block, kv head) pairs (does the SM count bound the rate?)
-  class Fewer extends DecodeKernel {
-    splits(nb, hkv, tk, l) {
-      return Math.max(1, super.splits(nb, hkv, tk, l) - 1);
-    }
-  }
-  // the default, the default without its merge, and others measured slower (docs/decode.md)
+  // the default, the default without its merge, and three stages (docs/decode.md), each timed twice
   const variants = [
     ['4x1', new DecodeKernel(rt, {})],
     ['4x1 nomerge', new DecodeKernel(rt, { source: cut })],
-    ['4x1 packed', new Packed(rt, {})],
-    ['4x1 fewer', new Fewer(rt, {})],
     ['3x1', new DecodeKernel(rt, { stages: 3 })],
-    ['6x1', new DecodeKernel(rt, { stages: 6 })],
-    ['3x2', new DecodeKernel(rt, { stages: 3, ctasPerSm: 2 })],
-    ...(process.env.WEFT_SWEEP_ALL
-      ? [
-          ['3x2 w2', new DecodeKernel(rt, { stages: 3, ctasPerSm: 2, waves: 2 })],
-          ['2x3 w1', new DecodeKernel(rt, { stages: 2, ctasPerSm: 3, waves: 1 })],
-          ['4x1 w3', new DecodeKernel(rt, { stages: 4, ctasPerSm: 1, waves: 3 })],
-        ]
-      : []),
+    ['4x1 again', new DecodeKernel(rt, {})],
+    ['3x1 again', new DecodeKernel(rt, { stages: 3 })],
   ];
-  const shapes = [
-    [1, 32768, 1],
-    [4, 32768, 1],
-    [16, 32768, 1],
-    [1, 131072, 1],
-    [4, 131072, 1],
-    [16, 131072, 1],
-    [1, 1048576, 1],
-    [4, 1048576, 1],
-    [16, 1048576, 1],
-    [1, 32768, 8],
-    [4, 32768, 4],
-    [16, 32768, 8],
-    [1, 131072, 4],
-    [4, 131072, 8],
-  ];
+  const shapes = (
+    process.env.WEFT_SHAPES ??
+    '1x32768x1,4x32768x1,1x131072x1,16x131072x1,1x1048576x1,16x1048576x1,4x32768x4,1x131072x4,1x32768x8'
+  )
+    .split(',')
+    .map((x) => x.split('x').map(Number));
   console.log(`shape        ${variants.map(([n]) => n.padStart(12)).join('')}   (TB/s)`);
   for (const [B, P, T] of shapes) {
     rt.allocator.emptyCache();
