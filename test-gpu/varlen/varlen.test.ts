@@ -4,7 +4,8 @@
 //   CudaDevice and CudaKernel, the ranks' transfers device copies on the one stream (a loopback
 //   Comm: NCCL cannot run two ranks on one GPU) — the exchange, the merges and the returned dK/dV
 //   on the GPU; causal, sliding and full documents, one-token documents, a document longer than a
-//   rank's share, bf16 and f16, GQA; the counted traffic and area equal to the plan's;
+//   rank's share, bf16 and f16, GQA; visiting queries and head-parallel documents (Ulysses on
+//   sub-groups, over the same loopback transfers); the counted traffic and area equal to the plan's;
 // - `weft run --strategy varlen --backend cuda` alone on one GPU and under `weft launch -n 1`, and
 //   under `weft launch -n N` when there are N GPUs (NCCL between processes).
 import assert from 'node:assert/strict';
@@ -25,8 +26,14 @@ import { CommLog, CountingComm, CountingKernel } from '../../src/strategy/accoun
 import { asF64, type HostTensor, norm, relError, type Tensor } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';
 import { type Batch, batchMaskSpec, type DocMask } from '../../src/varlen/batch.js';
-import { dispatch, rankPositions } from '../../src/varlen/dispatch.js';
-import { sparseKV } from '../../src/varlen/execute.js';
+import {
+  dispatch,
+  type DispatchOptions,
+  type DispatchPlan,
+  rankPositions,
+  routesOf,
+} from '../../src/varlen/dispatch.js';
+import { routedKV, sparseKV } from '../../src/varlen/execute.js';
 import { gpuCount, runJob } from '../job.js';
 
 const WEFT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -117,96 +124,129 @@ describe('the varlen executor on one GPU, ranks in one process', { skip: needs(1
     { dtype: 'bf16', H: 8, Hkv: 2, D: 128 },
     { dtype: 'f16', H: 4, Hkv: 4, D: 64 },
   ] as const;
+  const batchOf = (lengths: number[], masks: DocMask[]): Batch => ({
+    lengths,
+    masks: lengths.map((_, i) => masks[i % masks.length]!),
+  });
   for (const world of [1, 2, 3, 4])
     for (const [name, lengths, masks] of batches)
       for (const sh of shapes)
-        test(`world ${world}, ${name}, ${sh.dtype} H ${sh.H}:${sh.Hkv} D ${sh.D}`, async () => {
-          const dev = rt!.device;
-          const batch: Batch = { lengths, masks: lengths.map((_, i) => masks[i % masks.length]!) };
-          const plan = dispatch(batch, { world });
-          const S = plan.S,
-            mask = batchMaskSpec(batch),
-            grid = MaskGrid.build(mask, S),
-            scale = 1 / Math.sqrt(sh.D);
-          const positions = rankPositions(plan),
-            shard = ShardMap.fromPositions(S, positions);
-          assert.ok(
-            world === 1 || plan.docs.some((d) => d.mode === 'group'),
-            'a document spans ranks: K/V rows travel',
-          );
-          const rng = new Rng(world * 100 + lengths.length);
-          const host = {
-            q: randn(rng, sh.dtype, [S, sh.H, sh.D]),
-            k: randn(rng, sh.dtype, [S, sh.Hkv, sh.D]),
-            v: randn(rng, sh.dtype, [S, sh.Hkv, sh.D]),
-            dout: randn(rng, sh.dtype, [S, sh.H, sh.D]),
-          };
-          const up = (t: HostTensor, r: number): Tensor => dev.upload(shard.scatter(t, r, 0));
-          const hub = new Loopback(dev),
-            gpu = new CudaKernel(rt!);
-          const ranks = positions.map((_, r) => {
-            const log = new CommLog(),
-              kernel = new CountingKernel(gpu);
-            const ctx = { comm: new CountingComm(hub.comm(r, world), log), kernel, device: dev, mask: grid, shard };
-            return {
-              log,
-              kernel,
-              ctx: { ...ctx, scale, trace: log },
-              x: { q: up(host.q, r), k: up(host.k, r), v: up(host.v, r), dout: up(host.dout, r) },
-            };
-          });
-          const fwd = await Promise.all(ranks.map((k) => sparseKV(k.ctx, k.x.q, k.x.k, k.x.v)));
-          const bwd = await Promise.all(ranks.map((k, r) => fwd[r]!.backward(k.x.dout)));
-          const got: Record<string, HostTensor> = {};
-          for (const n of OUTPUTS) {
-            const parts = await Promise.all(
-              ranks.map((_, r) => dev.download((n === 'out' || n === 'lse' ? fwd[r]![n] : bwd[r]![n]) as CudaTensor)),
-            );
-            got[n] = shard.gather(parts, n === 'lse' ? 1 : 0);
-          }
-          // one GPU's kernel over the whole batch: the error every GPU check measures against
-          const all = Int32Array.from({ length: S }, (_, i) => i),
-            view = maskView(grid, all, all);
-          const whole = {
-            q: dev.upload(host.q),
-            k: dev.upload(host.k),
-            v: dev.upload(host.v),
-            dout: dev.upload(host.dout),
-          };
-          const st = gpu.forward({ ...whole, view, scale });
-          const sg = gpu.backward({ ...whole, out: st.out, lse: st.lse, view, scale });
-          const single: Record<string, HostTensor> = {
-            out: await dev.download(dev.cast(st.out, sh.dtype)),
-            lse: await dev.download(st.lse),
-            dq: await dev.download(dev.cast(sg.dq, sh.dtype)),
-            dk: await dev.download(dev.cast(sg.dk, sh.dtype)),
-            dv: await dev.download(dev.cast(sg.dv, sh.dtype)),
-          };
-          const ref = referenceAttention(host.q, host.k, host.v, grid, scale, host.dout);
-          const tol = GPU_TOLERANCE[sh.dtype],
-            line: string[] = [];
-          for (const n of OUTPUTS) {
-            assert.ok(!asF64(ref[n]!).every((y) => y === 0), `${n}: the reference is not all zero`);
-            const e = relError(got[n]!, ref[n]!),
-              e1 = relError(single[n]!, ref[n]!);
-            line.push(`${n} ${e.toExponential(2)} (one GPU ${e1.toExponential(2)})`);
-            assert.ok(e <= tol, `${n}: error ${e} > ${tol}`);
-            assert.ok(e <= 1.5 * e1 + 1e-3, `${n}: error ${e}, one GPU's ${e1}`);
-          }
-          console.log(`# world ${world} ${name} ${sh.dtype}: ${line.join(', ')}`);
-          // the forward moved exactly the planned rows; the kernels covered exactly the planned area
-          const rowBytes = 2 * sh.Hkv * sh.D * 2;
-          ranks.forEach((k, r) => {
-            const sent = k.log.list().find((s) => s.label === 'varlen fwd kv')?.bytesSent ?? 0;
-            assert.equal(sent, plan.ranks[r]!.sendRows * rowBytes, `rank ${r} sent`);
-          });
-          assert.equal(
-            ranks.reduce((a, k) => a + k.kernel.count.area, 0),
-            sh.H * plan.ranks.reduce((a, r) => a + r.area, 0),
-            'kernel area = planned area',
-          );
-          for (const t of [...Object.values(whole), ...ranks.flatMap((k) => Object.values(k.x))]) dev.release(t);
-        });
+        test(`world ${world}, ${name}, ${sh.dtype} H ${sh.H}:${sh.Hkv} D ${sh.D}`, () =>
+          exchanged(
+            dispatch(batchOf(lengths, masks), { world }),
+            batchOf(lengths, masks),
+            sh,
+            `world ${world} ${name}`,
+          ));
+
+  // the routes beside the star: visiting queries (the partial (out, lse) and dQ come back) and a
+  // head-parallel document (Ulysses over a sub-group run on the same transfers), with relay
+  const [, causalLengths, causalMasks] = batches[0]!;
+  const routed: [string, number, Omit<DispatchOptions, 'world'>][] = [
+    ['every star pair visiting', 2, { visit: 'all' }],
+    ['every star pair visiting', 4, { visit: 'all', chunks: 2 }],
+    ['the long document head-parallel, Ulysses 2', 2, { heads: [{ doc: 2, ulysses: 2 }], visit: 'all' }],
+    [
+      'the long document head-parallel, Ulysses 2 × ring 2',
+      4,
+      { heads: [{ doc: 2, ulysses: 2, ring: 2 }], relay: 'all' },
+    ],
+    ['the long document head-parallel, Ulysses 4', 4, { heads: [{ doc: 2, ulysses: 4 }], visit: 'all' }],
+  ];
+  for (const [name, world, options] of routed)
+    test(`world ${world}, causal, ${name}, bf16 H 8:2 D 128`, async () => {
+      const batch = batchOf(causalLengths, causalMasks),
+        plan = dispatch(batch, { world, ...options });
+      if (options.heads) assert.equal(plan.docs[2]!.mode, 'heads', 'the document is head-parallel');
+      if (options.visit) assert.ok(plan.visits.length > 0, 'queries visit');
+      await exchanged(plan, batch, shapes[0], `world ${world} ${name}`);
+    });
+
+  /** The plan through the executor on one GPU, its ranks in this process: the outputs against the reference, the traffic and area against the plan. */
+  async function exchanged(plan: DispatchPlan, batch: Batch, sh: (typeof shapes)[number], name: string): Promise<void> {
+    const world = plan.ranks.length,
+      dev = rt!.device;
+    const S = plan.S,
+      mask = batchMaskSpec(batch),
+      grid = MaskGrid.build(mask, S),
+      scale = 1 / Math.sqrt(sh.D);
+    const positions = rankPositions(plan),
+      shard = ShardMap.fromPositions(S, positions);
+    assert.ok(world === 1 || plan.docs.some((d) => d.mode !== 'local'), 'a document spans ranks: rows travel');
+    const rng = new Rng(world * 100 + batch.lengths.length);
+    const host = {
+      q: randn(rng, sh.dtype, [S, sh.H, sh.D]),
+      k: randn(rng, sh.dtype, [S, sh.Hkv, sh.D]),
+      v: randn(rng, sh.dtype, [S, sh.Hkv, sh.D]),
+      dout: randn(rng, sh.dtype, [S, sh.H, sh.D]),
+    };
+    const up = (t: HostTensor, r: number): Tensor => dev.upload(shard.scatter(t, r, 0));
+    const hub = new Loopback(dev),
+      gpu = new CudaKernel(rt!);
+    const ranks = positions.map((_, r) => {
+      const log = new CommLog(),
+        kernel = new CountingKernel(gpu);
+      const ctx = { comm: new CountingComm(hub.comm(r, world), log), kernel, device: dev, mask: grid, shard };
+      return {
+        log,
+        kernel,
+        ctx: { ...ctx, scale, trace: log },
+        x: { q: up(host.q, r), k: up(host.k, r), v: up(host.v, r), dout: up(host.dout, r) },
+      };
+    });
+    const strategy = routedKV(routesOf(plan)),
+      fwd = await Promise.all(ranks.map((k) => strategy(k.ctx, k.x.q, k.x.k, k.x.v)));
+    const bwd = await Promise.all(ranks.map((k, r) => fwd[r]!.backward(k.x.dout)));
+    const got: Record<string, HostTensor> = {};
+    for (const n of OUTPUTS) {
+      const parts = await Promise.all(
+        ranks.map((_, r) => dev.download((n === 'out' || n === 'lse' ? fwd[r]![n] : bwd[r]![n]) as CudaTensor)),
+      );
+      got[n] = shard.gather(parts, n === 'lse' ? 1 : 0);
+    }
+    // one GPU's kernel over the whole batch: the error every GPU check measures against
+    const all = Int32Array.from({ length: S }, (_, i) => i),
+      view = maskView(grid, all, all);
+    const whole = {
+      q: dev.upload(host.q),
+      k: dev.upload(host.k),
+      v: dev.upload(host.v),
+      dout: dev.upload(host.dout),
+    };
+    const st = gpu.forward({ ...whole, view, scale });
+    const sg = gpu.backward({ ...whole, out: st.out, lse: st.lse, view, scale });
+    const single: Record<string, HostTensor> = {
+      out: await dev.download(dev.cast(st.out, sh.dtype)),
+      lse: await dev.download(st.lse),
+      dq: await dev.download(dev.cast(sg.dq, sh.dtype)),
+      dk: await dev.download(dev.cast(sg.dk, sh.dtype)),
+      dv: await dev.download(dev.cast(sg.dv, sh.dtype)),
+    };
+    const ref = referenceAttention(host.q, host.k, host.v, grid, scale, host.dout);
+    const tol = GPU_TOLERANCE[sh.dtype],
+      line: string[] = [];
+    for (const n of OUTPUTS) {
+      assert.ok(!asF64(ref[n]!).every((y) => y === 0), `${n}: the reference is not all zero`);
+      const e = relError(got[n]!, ref[n]!),
+        e1 = relError(single[n]!, ref[n]!);
+      line.push(`${n} ${e.toExponential(2)} (one GPU ${e1.toExponential(2)})`);
+      assert.ok(e <= tol, `${n}: error ${e} > ${tol}`);
+      assert.ok(e <= 1.5 * e1 + 1e-3, `${n}: error ${e}, one GPU's ${e1}`);
+    }
+    console.log(`# world ${world} ${name} ${sh.dtype}: ${line.join(', ')}`);
+    // the forward moved exactly the planned rows; the kernels covered exactly the planned area
+    const rowBytes = 2 * sh.Hkv * sh.D * 2;
+    ranks.forEach((k, r) => {
+      const sent = k.log.list().find((s) => s.label === 'varlen fwd kv')?.bytesSent ?? 0;
+      assert.equal(sent, plan.ranks[r]!.sendRows * rowBytes, `rank ${r} sent`);
+    });
+    assert.equal(
+      ranks.reduce((a, k) => a + k.kernel.count.area, 0),
+      sh.H * plan.ranks.reduce((a, r) => a + r.area, 0),
+      'kernel area = planned area',
+    );
+    for (const t of [...Object.values(whole), ...ranks.flatMap((k) => Object.values(k.x))]) dev.release(t);
+  }
 
   test('every document one token: dq and dk are zero in the reference, and rounding noise here', async () => {
     const dev = rt!.device,
