@@ -132,12 +132,7 @@ describe('the varlen executor on one GPU, ranks in one process', { skip: needs(1
     for (const [name, lengths, masks] of batches)
       for (const sh of shapes)
         test(`world ${world}, ${name}, ${sh.dtype} H ${sh.H}:${sh.Hkv} D ${sh.D}`, () =>
-          exchanged(
-            dispatch(batchOf(lengths, masks), { world }),
-            batchOf(lengths, masks),
-            sh,
-            `world ${world} ${name}`,
-          ));
+          exchanged(dispatch(batchOf(lengths, masks), { world }), batchOf(lengths, masks), sh, name));
 
   // the routes beside the star: visiting queries (the partial (out, lse) and dQ come back) and a
   // head-parallel document (Ulysses over a sub-group run on the same transfers), with relay
@@ -159,7 +154,7 @@ describe('the varlen executor on one GPU, ranks in one process', { skip: needs(1
         plan = dispatch(batch, { world, ...options });
       if (options.heads) assert.equal(plan.docs[2]!.mode, 'heads', 'the document is head-parallel');
       if (options.visit) assert.ok(plan.visits.length > 0, 'queries visit');
-      await exchanged(plan, batch, shapes[0], `world ${world} ${name}`);
+      await exchanged(plan, batch, shapes[0], name);
     });
 
   /** The plan through the executor on one GPU, its ranks in this process: the outputs against the reference, the traffic and area against the plan. */
