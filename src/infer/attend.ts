@@ -153,7 +153,7 @@ export async function prefillPassKv(
  * Prefill, pass-Q: as prefillPassKv, but the queries rotate and the partial results return to
  * their owners in one allToAll.
  */
-export async function prefillPassQ(
+async function prefillPassQ(
   env: Env,
   comm: Comm,
   cache: KvCache,

@@ -84,7 +84,7 @@ function planScript(
 }
 
 /** The most rows any rank holds at the end of the script, placed on an unbounded cache. */
-export function rowsNeeded(world: number, problem: InferProblem, limits: number[]): number {
+function rowsNeeded(world: number, problem: InferProblem, limits: number[]): number {
   const total = limits.reduce((a, b) => a + b, 0);
   const { map } = planScript(world, Math.max(1, total), problem, limits);
   return Math.max(1, ...Array.from({ length: world }, (_, r) => map.usedRows(r)));

@@ -96,7 +96,7 @@ export function keysRead(cfg: InferenceConfig): number {
 }
 
 /** (tp, cp) splits of the cluster: tp a power of two within a node dividing the KV heads, cp any count of what is left. */
-export function inferenceLayouts(cfg: InferenceConfig): InferenceLayout[] {
+function inferenceLayouts(cfg: InferenceConfig): InferenceLayout[] {
   const cl = cfg.base.cluster,
     m = cfg.base.model,
     out: InferenceLayout[] = [];
@@ -133,7 +133,7 @@ function hbmMs(rates: Rates, bytes: number): number {
  * (the profile's decodeFixedUs), two step overheads where none is measured. docs/validation.md holds this
  * against weft's decode records and PyTorch SDPA's decode reads on one H200.
  */
-export function streamMs(rates: Rates, bytes: number): number {
+function streamMs(rates: Rates, bytes: number): number {
   const eff = rates.impl.deviceOps?.ops.zeros.hbmEfficiency ?? rates.hbmGBps / (rates.gpu.hbmTBs * 1000);
   const fixedUs = rates.impl.decodeFixedUs ?? 2 * rates.impl.stepOverheadUs;
   return bytes / (eff * rates.gpu.hbmTBs * 1e9) + fixedUs / 1000;

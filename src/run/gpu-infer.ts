@@ -65,7 +65,7 @@ const VS_SINGLE = 2e-2;
 const iota = (n: number, from = 0): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
 
 /** Rows every rank reserves: each request stays balanced within one row per rank (CacheMap.place). */
-export function inferCapacity(world: number, B: number, S: number): number {
+function inferCapacity(world: number, B: number, S: number): number {
   return B * Math.ceil(S / world);
 }
 
