@@ -11,7 +11,7 @@ import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { ncclWorld, type World } from '../backends/cuda/nccl/world.js';
 import { decode, type PassKind, prefill } from '../infer/attend.js';
-import { CacheMap, cacheBytes, KvCache, type Placement } from '../infer/cache.js';
+import { CacheMap, cacheBytes, KvCache, type TokenPlacement } from '../infer/cache.js';
 import type { AttnState } from '../kernel/kernel.js';
 import { referenceAttention } from '../kernel/reference.js';
 import { MaskGrid } from '../mask/grid.js';
@@ -73,7 +73,7 @@ class InferRank {
   readonly kernel: CudaKernel;
   readonly random: DeviceRandom;
   readonly map: CacheMap;
-  readonly step: Placement;
+  readonly step: TokenPlacement;
   readonly cache: KvCache;
   private readonly q: CudaTensor;
   private readonly k: CudaTensor;
