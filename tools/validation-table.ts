@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { RING_ATTENTION_MAX } from '../test/plan/published.js';
 import {
-  type Check,
+  type ValidationCheck,
   median,
   rankGroups,
   relErr,
@@ -20,7 +20,7 @@ import { DECODE_RECORDS, inferenceChecks, PREFILL_RECORDS } from '../test/plan/i
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 const num = (x: number): string => x.toFixed(x < 10 ? 2 : 1);
-const medAbs = (cs: readonly Check[]): number => median(cs.map((c) => Math.abs(relErr(c))));
+const medAbs = (cs: readonly ValidationCheck[]): number => median(cs.map((c) => Math.abs(relErr(c))));
 
 function mdTable(head: string[], rows: string[][]): string {
   return (
@@ -114,7 +114,7 @@ export async function validationTable(): Promise<string> {
 function inferenceSection(): string {
   const bySource = inferenceChecks();
   const all = Object.values(bySource).flat();
-  const within = (cs: readonly Check[]): number => cs.filter((c) => Math.abs(relErr(c)) <= 0.15).length;
+  const within = (cs: readonly ValidationCheck[]): number => cs.filter((c) => Math.abs(relErr(c)) <= 0.15).length;
   let md = '\n## Inference: decode and prefill\n\n';
   md +=
     'The inference planner (`weft plan` with `mode: "decode"` or a cached prefill; docs/inference.md) against weft\'s own ' +

@@ -3,7 +3,7 @@
 import { CpuDevice } from './cpu/device.js';
 import { registerBackend } from './registry.js';
 
-export { resolveBackend, registerBackend, type Backend, type BackendName, type Resolved } from './registry.js';
+export { resolveBackend, registerBackend } from './registry.js';
 
 registerBackend('cuda', {
   priority: 10,

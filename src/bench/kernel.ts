@@ -13,15 +13,12 @@ import type { CudaTensor } from '../backends/cuda/runtime/tensor.js';
 import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { defaultScale } from '../kernel/kernel.js';
-import { attentionFlops, type Pass } from '../kernel/flops.js';
+import { attentionFlops, type KernelPass } from '../kernel/flops.js';
 import { MaskGrid } from '../mask/grid.js';
 import { lower, maskName, type MaskSpec } from '../mask/spec.js';
 import { maskView } from '../mask/view.js';
 import { peerScript, streamPeer } from './peer.js';
 import { type BenchRecord, makeRecord, summarize, writeRecords } from './record.js';
-
-/** The passes the benchmark times (the backward alone needs the forward's outputs). */
-export type KernelPass = Exclude<Pass, 'bwd'>;
 
 /** A mask of the mask language at any length (document masks place their boundaries per length). */
 export interface KernelMask {
@@ -224,7 +221,7 @@ export async function benchKernel(o: KernelBenchOptions = {}): Promise<BenchReco
 }
 
 /** The summary table: TFLOP/s of weft and the peers per configuration, and weft's ratios. */
-export function table(records: readonly BenchRecord[]): string {
+function table(records: readonly BenchRecord[]): string {
   const rows = new Map<string, Map<string, number>>();
   const mw = Math.max(6, ...records.map((r) => String((r.config as { mask: string }).mask).length));
   for (const r of records) {

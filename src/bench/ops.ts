@@ -1,8 +1,9 @@
 // `weft bench ops`: the Device's elementwise operations on one GPU — the memsets, fills, box
 // copies, adds and casts that strategies run between the attention kernels (src/backends/cuda/runtime/device.ts) —
 // timed with CUDA events on the compute stream, as bytes moved per second and as a cost per call.
-// The planner prices the strategies' Device work from these two figures (src/plan/elementwise.ts:
-// bytes and calls per rank; calibration `deviceOps`), which were assumptions until measured here.
+// The planner prices the strategies' Device work from these two figures (bytes and calls per rank
+// counted by running the strategy code, src/plan/counts.ts; priced in src/plan/schedule.ts
+// deviceOpsMs with the calibration's `deviceOps`), which were assumptions until measured here.
 //
 // Each operation is the Device call a strategy makes, shaped as the strategies use it: tensors
 // [T, H, D] with H = 32, D = 128; a box of a quarter of the heads (Ulysses' packing over 4

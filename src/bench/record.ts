@@ -74,7 +74,7 @@ let cached: Environment | undefined;
  * top level of a git work tree (weft's own checkout, not a copy inside another repository), its
  * HEAD and whether tracked files changed; else 'unknown'.
  */
-export function gitProvenance(
+function gitProvenance(
   env: NodeJS.ProcessEnv = process.env,
   root: string = packageRoot(),
 ): { gitRevision: string; gitDirty?: boolean } {

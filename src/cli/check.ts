@@ -3,7 +3,7 @@
 // per-rank table every mode prints. One place, so the modes cannot drift apart.
 import { type HostTensor, relError } from '../tensor/host.js';
 
-export const CPU_TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
+const CPU_TOLERANCE = { f64: 1e-10, f32: 1e-5 } as const;
 
 export interface Check {
   errors: Record<string, number>;

@@ -7,7 +7,7 @@ import { RankError } from '../backends/cpu/comm/launch.js';
 import { CU_OUT_OF_MEMORY, GpuError } from '../backends/cuda/runtime/errors.js';
 import { RunFailure, UserError } from '../errors.js';
 
-export function isUserError(e: unknown): e is UserError {
+function isUserError(e: unknown): e is UserError {
   return e instanceof UserError || (e instanceof RankError && e.rankErrorName === 'UserError');
 }
 

@@ -10,7 +10,7 @@ import { optInt } from './layout-options.js';
 import type { RunCommonOpts } from './run-setup.js';
 import { parseChoice } from './options.js';
 
-export const INFER_MODES = ['prefill', 'decode'] as const;
+const INFER_MODES = ['prefill', 'decode'] as const;
 
 /** What `weft run` passes for --mode (its other options are refused or shared with the training mode). */
 export interface InferOpts extends RunCommonOpts {
@@ -25,7 +25,7 @@ export interface InferOpts extends RunCommonOpts {
 }
 
 /** The planner's pass for a prefill on these ranks, priced as one node of H200s with weft's calibration. */
-export function plannedPass(
+function plannedPass(
   P: number,
   T: number,
   B: number,

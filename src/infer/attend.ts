@@ -24,7 +24,7 @@ import { type Env, freshState, isEmpty, isOwn, releaseAll } from '../strategy/co
 import { ringForward } from '../strategy/ring-pass.js';
 import { accumType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/host.js';
-import { type KvCache, type Placement, runs } from './cache.js';
+import { type KvCache, type TokenPlacement, runs } from './cache.js';
 
 export type PassKind = 'kv' | 'q';
 
@@ -113,7 +113,7 @@ export async function prefillPassKv(
   cache: KvCache,
   layer: number,
   q: Tensor,
-  p: Placement,
+  p: TokenPlacement,
 ): Promise<AttnState> {
   const me = comm.rank,
     n = comm.size,
@@ -153,13 +153,13 @@ export async function prefillPassKv(
  * Prefill, pass-Q: as prefillPassKv, but the queries rotate and the partial results return to
  * their owners in one allToAll.
  */
-export async function prefillPassQ(
+async function prefillPassQ(
   env: Env,
   comm: Comm,
   cache: KvCache,
   layer: number,
   q: Tensor,
-  p: Placement,
+  p: TokenPlacement,
 ): Promise<AttnState> {
   const n = comm.size,
     device = env.device;
@@ -211,7 +211,7 @@ export function prefill(
   cache: KvCache,
   layer: number,
   q: Tensor,
-  p: Placement,
+  p: TokenPlacement,
 ): Promise<AttnState> {
   return (pass === 'kv' ? prefillPassKv : prefillPassQ)(env, comm, cache, layer, q, p);
 }

@@ -31,7 +31,7 @@ export interface RequestInfo {
 }
 
 /** Where one step's new tokens go: in request order, then token order. */
-export interface Placement {
+export interface TokenPlacement {
   /** new tokens per request */
   readonly counts: readonly number[];
   /** global position, rank and slot of every new token (step order) */
@@ -143,7 +143,7 @@ export class CacheMap {
    * Checks everything before it returns and changes nothing: a step that does not fit throws a
    * UserError and leaves the cache as it was.
    */
-  place(counts: readonly number[]): Placement {
+  place(counts: readonly number[]): TokenPlacement {
     if (counts.length !== this.requests.length)
       throw new Error(`place: ${counts.length} counts for ${this.requests.length} requests`);
     const total = counts.reduce((a, b) => a + b, 0);
@@ -199,7 +199,7 @@ export class CacheMap {
   }
 
   /** Record a placement (every rank and the host do it in the same order). */
-  commit(p: Placement): void {
+  commit(p: TokenPlacement): void {
     p.byRank.forEach((ix, j) => {
       if (ix.length === 0) return;
       this.slots[j] = editPositions(
@@ -262,7 +262,7 @@ export class KvCache {
    * Write this rank's new rows of one layer: `kNew`/`vNew` hold the step's rows at `rows[i]`
    * (step order, or indices into a rank-local block), going to the slots the placement chose.
    */
-  write(layer: number, p: Placement, kNew: Tensor, vNew: Tensor, local = false): void {
+  write(layer: number, p: TokenPlacement, kNew: Tensor, vNew: Tensor, local = false): void {
     const mine = p.byRank[this.rank]!;
     const src = local ? Int32Array.from(mine, (_, i) => i) : mine;
     // one copy per run of rows that are consecutive on both sides (a GPU pays per copy)

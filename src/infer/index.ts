@@ -1,11 +1,4 @@
-export { CacheMap, KvCache, cacheBytes, type Placement, type RequestInfo } from './cache.js';
-export { decode, prefill, prefillPassKv, prefillPassQ, type PassKind } from './attend.js';
-export {
-  runInference,
-  runInferenceBatch,
-  rowsNeeded,
-  type InferProblem,
-  type InferResult,
-  type InferRequestInput,
-} from './run.js';
-export type { InferStep, StepKind } from './rank.js';
+export { CacheMap, KvCache } from './cache.js';
+export { decode, prefillPassKv, type PassKind } from './attend.js';
+export { runInference, runInferenceBatch, type InferProblem, type InferResult } from './run.js';
+export type { InferStep } from './rank.js';

@@ -10,7 +10,7 @@ import type { StoreClient } from '../launch/store.js';
 import { hostZeros, type HostTensor } from '../tensor/host.js';
 import { CacheMap } from './cache.js';
 import { inferMain, type InferRankOutput, type InferTask } from './rank.js';
-import { type InferProblem, type InferResult, prepare } from './run.js';
+import { type InferProblem, type InferResult, prepareInference } from './run.js';
 
 type Rows = { out: HostTensor; lse: HostTensor }[];
 type Stats = Omit<InferRankOutput, 'steps'> & { steps: Omit<InferRankOutput['steps'][number], 'out' | 'lse'>[] };
@@ -69,7 +69,7 @@ export async function runInferenceLaunched(
   o: { timeoutMs?: number } = {},
 ): Promise<InferResult | undefined> {
   checkWorld(problem, d);
-  const prepared = prepare(problem);
+  const prepared = prepareInference(problem);
   const tag = `infer-${launches++}`;
   const res = await runTcpRank<{ stats: Stats; all?: Rows[] }>(PROGRAM, prepared.task, {
     rank: d.rank,

@@ -2,11 +2,11 @@
 // and decode steps, every token's output out. The host keeps its own copy of the CacheMap (the
 // same deterministic placement the ranks compute), so a step that does not fit fails here, before
 // any rank starts, and the ranks' rows go back to their requests by position.
-import { runRanks, type LaunchOptions } from '../backends/cpu/comm/launch.js';
+import { runRanks, type RanksOptions } from '../backends/cpu/comm/launch.js';
 import { UserError } from '../errors.js';
 import type { MaskSpec } from '../mask/spec.js';
 import { castHost, fmtShape, type HostTensor, hostZeros } from '../tensor/host.js';
-import { CacheMap, cacheBytes, type Placement } from './cache.js';
+import { CacheMap, cacheBytes, type TokenPlacement } from './cache.js';
 import type { InferRankOutput, InferStep, InferTask, StepInputs } from './rank.js';
 
 export interface InferRequestInput {
@@ -27,7 +27,7 @@ export interface InferProblem {
   steps: InferStep[];
 }
 
-export interface StepStats {
+export interface InferStepStats {
   kind: InferStep['kind'];
   pass?: InferStep['pass'];
   counts: number[];
@@ -39,7 +39,7 @@ export interface StepStats {
 export interface InferResult {
   /** per request: out [L, H, D] and lse [H, L] for every token a prefill or decode step attended (in the run's dtype; rows of fill steps stay 0 and −∞) */
   outs: { out: HostTensor; lse: HostTensor }[];
-  steps: StepStats[];
+  steps: InferStepStats[];
   /** every rank returned bit-identical decode results */
   decodeAgree: boolean;
   capacity: number;
@@ -72,7 +72,7 @@ function planScript(
   capacity: number,
   problem: InferProblem,
   limits: number[],
-): { map: CacheMap; placements: Placement[] } {
+): { map: CacheMap; placements: TokenPlacement[] } {
   const map = new CacheMap(world, capacity);
   problem.requests.forEach((r, b) => map.open(limits[b]!, r.mask));
   const placements = problem.steps.map((s) => {
@@ -84,26 +84,26 @@ function planScript(
 }
 
 /** The most rows any rank holds at the end of the script, placed on an unbounded cache. */
-export function rowsNeeded(world: number, problem: InferProblem, limits: number[]): number {
+function rowsNeeded(world: number, problem: InferProblem, limits: number[]): number {
   const total = limits.reduce((a, b) => a + b, 0);
   const { map } = planScript(world, Math.max(1, total), problem, limits);
   return Math.max(1, ...Array.from({ length: world }, (_, r) => map.usedRows(r)));
 }
 
 /** One problem on `problem.world` CPU ranks. */
-export async function runInference(problem: InferProblem, options: LaunchOptions = {}): Promise<InferResult> {
+export async function runInference(problem: InferProblem, options: RanksOptions = {}): Promise<InferResult> {
   return (await runInferenceBatch([problem], options))[0]!;
 }
 
 /** Several problems of one world size on one launch of the ranks. */
 export async function runInferenceBatch(
   problems: readonly InferProblem[],
-  options: LaunchOptions = {},
+  options: RanksOptions = {},
 ): Promise<InferResult[]> {
   if (problems.length === 0) return [];
   const world = problems[0]!.world;
   if (problems.some((p) => p.world !== world)) throw new Error('runInferenceBatch: one world size per batch');
-  const prepared = problems.map(prepare);
+  const prepared = problems.map(prepareInference);
   const perRank = await runRanks<InferRankOutput[]>(world, PROGRAM, () => prepared.map((p) => p.task), options);
   return prepared.map((p, i) => p.finish(perRank.map((o) => o[i]!)));
 }
@@ -114,7 +114,7 @@ export interface Prepared {
 }
 
 /** The ranks' task of a problem (checked; a step that does not fit throws here), and how their outputs become the result. */
-export function prepare(problem: InferProblem): Prepared {
+export function prepareInference(problem: InferProblem): Prepared {
   const { world } = problem;
   const { H, Hkv, D } = dims(problem);
   const B = problem.requests.length;
@@ -170,7 +170,7 @@ export function prepare(problem: InferProblem): Prepared {
 function gather(
   problem: InferProblem,
   map: CacheMap,
-  placements: Placement[],
+  placements: TokenPlacement[],
   limits: number[],
   capacity: number,
   { H, Hkv, D }: { H: number; Hkv: number; D: number },
@@ -182,7 +182,13 @@ function gather(
   }));
   result.forEach((r) => r.lse.data.fill(-Infinity));
   let decodeAgree = true;
-  const put = (p: Placement, t: number, src: { out: HostTensor; lse: HostTensor }, row: number, Tsrc: number): void => {
+  const put = (
+    p: TokenPlacement,
+    t: number,
+    src: { out: HostTensor; lse: HostTensor },
+    row: number,
+    Tsrc: number,
+  ): void => {
     const pos = p.pos[t]!,
       b = map.requestOf(pos),
       i = pos - map.requests[b]!.base,
@@ -206,7 +212,7 @@ function gather(
       });
     }
   });
-  const stepStats: StepStats[] = problem.steps.map((s, k) => ({
+  const stepStats: InferStepStats[] = problem.steps.map((s, k) => ({
     kind: s.kind,
     pass: s.kind === 'prefill' ? (s.pass ?? 'kv') : undefined,
     counts: [...s.counts],

@@ -15,7 +15,7 @@ export interface TraceSpan {
   args?: Record<string, unknown>;
 }
 
-export type TraceEvent =
+export type ChromeEvent =
   | {
       ph: 'X';
       name: string;
@@ -35,7 +35,7 @@ export type TraceEvent =
     };
 
 export interface ChromeTrace {
-  traceEvents: TraceEvent[];
+  traceEvents: ChromeEvent[];
   displayTimeUnit: 'ms';
   /** what the timeline shows, for people and scripts (trace viewers ignore it) */
   otherData?: Record<string, unknown>;
@@ -53,7 +53,7 @@ export function chromeTrace(
   spans: readonly TraceSpan[],
   otherData?: Record<string, unknown>,
 ): ChromeTrace {
-  const events: TraceEvent[] = [];
+  const events: ChromeEvent[] = [];
   processes.forEach((p, i) => {
     events.push({ ph: 'M', name: 'process_name', pid: p.pid, args: { name: p.name } });
     events.push({ ph: 'M', name: 'process_sort_index', pid: p.pid, args: { sort_index: i } });
@@ -76,7 +76,7 @@ export function chromeTrace(
       events.push({ ph: 'M', name: 'thread_sort_index', pid: s.pid, tid: lane.tid, args: { sort_index: lane.tid } });
     }
     lane.end = s.endMs;
-    const e: TraceEvent = {
+    const e: ChromeEvent = {
       ph: 'X',
       name: s.name,
       cat: s.stream,

@@ -4,6 +4,9 @@
 
 export type Pass = 'fwd' | 'bwd' | 'fwd+bwd';
 
+/** The passes a kernel is timed on (the backward alone needs the forward's outputs). */
+export type KernelPass = Exclude<Pass, 'bwd'>;
+
 /** FLOPs of each pass in forwards. */
 export const PASS_FACTOR: Record<Pass, number> = { fwd: 1, bwd: 2.5, 'fwd+bwd': 3.5 };
 

@@ -119,7 +119,7 @@ function memberRanks(c: CountCase, ringN: number): number[] {
 }
 
 /** How a rank is run: rows per rank (or the sequence length), the mask and shard (a full mask over zigzag shards by default). */
-export interface RunOptions {
+export interface CountOptions {
   T?: number;
   S?: number;
   /** hold the GPU kernel's backward delta (off to compare with CPU ranks) */
@@ -137,7 +137,7 @@ export async function traceRank(
   c: CountCase,
   world: number,
   rank: number,
-  o: RunOptions = {},
+  o: CountOptions = {},
 ): Promise<{ counts: StrategyCounts; trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap }> {
   return runRank(c, strategyOf(c, c.inner), world, rank, o);
 }
@@ -147,7 +147,7 @@ async function runRank(
   strategy: Strategy,
   world: number,
   rank: number,
-  o: RunOptions = {},
+  o: CountOptions = {},
 ): Promise<{ counts: StrategyCounts; trace: RunTrace; backwardAt: number; mask: MaskGrid; shard: ShardMap }> {
   const T = o.T ?? T0;
   const trace = new RunTrace(o.countArea ?? false);

@@ -20,6 +20,7 @@
 //   and then returns (cp−1) partials of B·T/cp·H/tp·(D+1)·4 bytes by one all-to-all, and merges.
 // The faster pass is chosen (arXiv 2411.01783's rule falls out: pass-Q wins when T/(T+P) is below
 // about 2·Hkv/H and the K/V transfers do not hide behind compute); their rule is reported beside.
+import type { PassKind } from '../infer/attend.js';
 import { attentionFlops } from '../kernel/flops.js';
 import { UserError } from '../errors.js';
 import { lower, sliceRow } from '../mask/spec.js';
@@ -31,7 +32,6 @@ import type { Rates } from './rates.js';
 import type { Network } from './links.js';
 
 export type InferenceMode = 'decode' | 'prefill';
-export type Pass = 'kv' | 'q';
 
 export interface InferenceConfig {
   /** the shared planner fields: model, cluster, precision, mask over the whole sequence (cached + new) */
@@ -51,7 +51,7 @@ export interface InferenceLayout {
 }
 
 export interface InferencePlan {
-  layout: InferenceLayout & { pass?: Pass };
+  layout: InferenceLayout & { pass?: PassKind };
   feasible: boolean;
   reason: string | null;
   predicted: {
@@ -65,7 +65,7 @@ export interface InferencePlan {
     /** prefill: both passes' time to first token, and arXiv 2411.01783's rule */
     passKvMs?: number;
     passQMs?: number;
-    paperRule?: Pass;
+    paperRule?: PassKind;
   } | null;
   /** ms per step, all layers, by term */
   breakdown: Record<string, number>;
@@ -96,7 +96,7 @@ export function keysRead(cfg: InferenceConfig): number {
 }
 
 /** (tp, cp) splits of the cluster: tp a power of two within a node dividing the KV heads, cp any count of what is left. */
-export function inferenceLayouts(cfg: InferenceConfig): InferenceLayout[] {
+function inferenceLayouts(cfg: InferenceConfig): InferenceLayout[] {
   const cl = cfg.base.cluster,
     m = cfg.base.model,
     out: InferenceLayout[] = [];
@@ -133,7 +133,7 @@ function hbmMs(rates: Rates, bytes: number): number {
  * (the profile's decodeFixedUs), two step overheads where none is measured. docs/validation.md holds this
  * against weft's decode records and PyTorch SDPA's decode reads on one H200.
  */
-export function streamMs(rates: Rates, bytes: number): number {
+function streamMs(rates: Rates, bytes: number): number {
   const eff = rates.impl.deviceOps?.ops.zeros.hbmEfficiency ?? rates.hbmGBps / (rates.gpu.hbmTBs * 1000);
   const fixedUs = rates.impl.decodeFixedUs ?? 2 * rates.impl.stepOverheadUs;
   return bytes / (eff * rates.gpu.hbmTBs * 1e9) + fixedUs / 1000;
@@ -210,7 +210,7 @@ function decodePlan(env: Env, l: InferenceLayout): InferencePlan {
 }
 
 /** One pass's attention time per layer: the ring of ring-pass.ts, then pass-Q's return and merge. */
-function passMs(env: Env, l: InferenceLayout, pass: Pass, attnMs: number): { total: number; exposed: number } {
+function passMs(env: Env, l: InferenceLayout, pass: PassKind, attnMs: number): { total: number; exposed: number } {
   const { cfg, rates, net } = env,
     m = cfg.base.model,
     e = elemBytes(cfg.base);
@@ -240,7 +240,7 @@ function passMs(env: Env, l: InferenceLayout, pass: Pass, attnMs: number): { tot
 }
 
 /** arXiv 2411.01783's rule (its section on choosing the pass): pass-KV when the miss rate T/(T+P) ≥ 2·Hkv/H, or when T is large enough for the K/V transfer to hide. */
-function paperRule(cfg: InferenceConfig, l: InferenceLayout, env: Env): Pass {
+function paperRule(cfg: InferenceConfig, l: InferenceLayout, env: Env): PassKind {
   const m = cfg.base.model,
     T = cfg.newTokens,
     P = cfg.context,
@@ -253,12 +253,12 @@ function paperRule(cfg: InferenceConfig, l: InferenceLayout, env: Env): Pass {
 }
 
 export interface PassChoice {
-  pass: Pass;
+  pass: PassKind;
   /** attention of one layer on one rank, and each pass's time for it (ms) */
   attnMs: number;
   kv: { total: number; exposed: number };
   q: { total: number; exposed: number };
-  paperRule: Pass;
+  paperRule: PassKind;
 }
 
 /** The pass a prefill of this layout should use: the one the model prices faster. */

@@ -1,7 +1,7 @@
 // What one GPU achieves: attention kernel throughput as a curve in the keys each query row sees,
 // GEMM and HBM rates, link efficiencies — a calibration scaled to the GPU's datasheet peak.
-import { PASS_FACTOR } from '../kernel/flops.js';
-import type { Calibration, Implementation, KernelPass, KernelPoint } from './calibration/types.js';
+import { type KernelPass, PASS_FACTOR } from '../kernel/flops.js';
+import type { Calibration, Implementation, KernelPoint } from './calibration/types.js';
 import { GPU_PRESETS, type GpuSpec } from './hardware.js';
 import { UserError } from '../errors.js';
 

@@ -7,7 +7,7 @@
 // dry (counts.ts: RingSchedule); the areas of those blocks come from the mask at the real size
 // (work.ts); this file prices them with the calibration.
 import { attentionFlops } from '../kernel/flops.js';
-import type { MaskAreas } from '../mask/area.js';
+import type { BlockArea, MaskAreas } from '../mask/area.js';
 import { ShardMap } from '../shard/shard.js';
 import { elemBytes, type PlanConfig } from './config.js';
 import type { PlanLayout, RingPattern } from './layout.js';
@@ -31,7 +31,7 @@ import {
   type Walk,
   walkAt,
 } from './counts.js';
-import { type Block, RingWork } from './work.js';
+import { RingWork } from './work.js';
 
 /** The terms a step time is broken into (the explanation names the largest). */
 export type Term =
@@ -210,7 +210,7 @@ class RingUnits {
 
   constructor(
     readonly grid: RingGrid,
-    private readonly cost: (b: Block, merge: boolean) => number,
+    private readonly cost: (b: BlockArea, merge: boolean) => number,
   ) {
     const n = grid.steps.length,
       m = grid.sample.length;
@@ -312,7 +312,7 @@ export function makeContext(cfg: PlanConfig, rates: Rates, net: Network, areas: 
       if (!u) {
         // the backward's adds of arriving sums are Device operations where those are counted (deviceOps)
         const merges = pass === 'fwd' || !rates.impl.deviceOps;
-        const cost = (b: Block, merge: boolean): number =>
+        const cost = (b: BlockArea, merge: boolean): number =>
           b.area <= 0
             ? 0
             : rates.attnMs(
@@ -389,7 +389,7 @@ function attentionPhases(ctx: Context, l: PlanLayout, pass: 'fwd' | 'bwd'): Phas
     group: uGroup,
   });
   if (x) phases.push(pass === 'fwd' ? exchange('all-to-all q,k,v', x.fwdIn) : exchange('all-to-all dO', x.bwdIn));
-  const blockMs = (b: Block, merge: boolean): number => {
+  const blockMs = (b: BlockArea, merge: boolean): number => {
     if (b.area <= 0) return 0;
     const flops = attentionFlops(b.area, B * h.q, D, 'fwd');
     const kbar = b.area / Math.max(1, b.rows);

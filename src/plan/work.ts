@@ -5,9 +5,6 @@
 import type { BlockArea, MaskAreas } from '../mask/area.js';
 import type { ShardMap } from '../shard/shard.js';
 
-/** A block's work; `full`: no partial tiles. */
-export type Block = BlockArea;
-
 /** Rings up to this size are priced on every rank; larger ones on an even sample (ends included). */
 const EXACT_RING_LIMIT = 256;
 
@@ -63,7 +60,7 @@ export class RingWork {
   }
 
   /** Every ring pass prices the blocks of its sampled positions, so those are kept (a ring's passes share them). */
-  block(i: number, j: number): Block {
+  block(i: number, j: number): BlockArea {
     const si = this.sampleIndex[i]!;
     if (si >= 0)
       return (this.rowTable ??= new BlockTable(this.rankSample.length * this.r)).get(si * this.r + j, () =>
@@ -77,7 +74,7 @@ export class RingWork {
     return this.compute(i, j);
   }
 
-  private compute(i: number, j: number): Block {
+  private compute(i: number, j: number): BlockArea {
     const b = this.areas.block(this.shard.runs(i), this.shard.runs(j));
     if (this.dealtArea === 0) return b;
     const dealt = this.dealtArea / (this.r * this.r);
@@ -85,7 +82,7 @@ export class RingWork {
   }
 
   /** Rank i's queries against every key: its whole share of the work. */
-  rowTotal(i: number): Block {
+  rowTotal(i: number): BlockArea {
     const b = this.areas.block(this.shard.runs(i), [[0, this.areas.S]]);
     return { area: this.dealtArea / this.r + b.area, rows: this.dealtTokens(i) + b.rows, full: this.areas.isFull() };
   }
@@ -113,7 +110,7 @@ class BlockTable {
     this.rows = new Float64Array(n);
     this.full = new Uint8Array(n);
   }
-  get(k: number, compute: () => Block): Block {
+  get(k: number, compute: () => BlockArea): BlockArea {
     if (Number.isNaN(this.area[k]!)) {
       const b = compute();
       this.area[k] = b.area;

@@ -11,7 +11,7 @@ import { CudaKernel } from '../backends/cuda/kernel/kernel.js';
 import { DeviceRandom } from '../backends/cuda/kernel/random.js';
 import { ncclWorld, type World } from '../backends/cuda/nccl/world.js';
 import { decode, type PassKind, prefill } from '../infer/attend.js';
-import { CacheMap, cacheBytes, KvCache, type Placement } from '../infer/cache.js';
+import { CacheMap, cacheBytes, KvCache, type TokenPlacement } from '../infer/cache.js';
 import type { AttnState } from '../kernel/kernel.js';
 import { referenceAttention } from '../kernel/reference.js';
 import { MaskGrid } from '../mask/grid.js';
@@ -65,7 +65,7 @@ const VS_SINGLE = 2e-2;
 const iota = (n: number, from = 0): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
 
 /** Rows every rank reserves: each request stays balanced within one row per rank (CacheMap.place). */
-export function inferCapacity(world: number, B: number, S: number): number {
+function inferCapacity(world: number, B: number, S: number): number {
   return B * Math.ceil(S / world);
 }
 
@@ -73,7 +73,7 @@ class InferRank {
   readonly kernel: CudaKernel;
   readonly random: DeviceRandom;
   readonly map: CacheMap;
-  readonly step: Placement;
+  readonly step: TokenPlacement;
   readonly cache: KvCache;
   private readonly q: CudaTensor;
   private readonly k: CudaTensor;

@@ -20,7 +20,7 @@ import { ShardMap } from '../shard/shard.js';
 import { asF64, type HostTensor, norm, relError, type Tensor } from '../tensor/host.js';
 import type { ResolvedLayout } from './layout.js';
 import { strategyFor } from './strategies.js';
-import { type Span, TimedComm, TimedKernel, Timeline } from './timeline.js';
+import { type StreamSpan, TimedComm, TimedKernel, Timeline } from './timeline.js';
 
 /** The attention shape every GPU run takes (the kernels' head dims and half types). */
 export interface GpuShape {
@@ -50,7 +50,7 @@ export interface RankTiming {
   forwardMs: number[];
   backwardMs: number[];
   /** spans of the last iteration (with `timeline`) */
-  spans?: Span[];
+  spans?: StreamSpan[];
   /** the caching allocator's peak of live device memory over the timed run, bytes */
   peakBytes: number;
 }
@@ -188,7 +188,7 @@ export class GpuRank {
    */
   private async timed(
     forward: () => Promise<(() => Promise<void>) | undefined>,
-  ): Promise<{ forward: number; backward: number; spans?: Span[] }> {
+  ): Promise<{ forward: number; backward: number; spans?: StreamSpan[] }> {
     const rt = this.world.rt;
     const e0 = rt.event(true).record(rt.compute);
     const backward = await forward();

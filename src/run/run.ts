@@ -1,6 +1,6 @@
 // The host-side runner: global tensors in, global tensors out. It validates the layout, shards
 // the inputs into shared memory, runs N worker ranks, gathers their results and counts.
-import { type LaunchOptions, runRanks } from '../backends/cpu/comm/launch.js';
+import { type RanksOptions, runRanks } from '../backends/cpu/comm/launch.js';
 import { UserError } from '../errors.js';
 import { MaskGrid } from '../mask/grid.js';
 import type { MaskSpec } from '../mask/spec.js';
@@ -66,7 +66,7 @@ export interface RunResult {
   stats: RunStats;
 }
 
-export type RunOptions = LaunchOptions;
+export type RunOptions = RanksOptions;
 
 export const RANK_PROGRAM = { module: new URL('./rank.js', import.meta.url), fn: 'rankMain' };
 

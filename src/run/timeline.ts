@@ -9,7 +9,7 @@ import type { AttnGrads, AttnKernel, AttnState, BackwardArgs, ForwardArgs } from
 import type { Tensor } from '../tensor/host.js';
 import type { Trace } from '../strategy/types.js';
 
-export interface Span {
+export interface StreamSpan {
   stream: 'compute' | 'comm';
   label: string;
   start: number;
@@ -18,7 +18,7 @@ export interface Span {
 
 /** The trace of one iteration: each rank's spans as a process with a compute and a comm thread. */
 export function runTrace(
-  ranks: readonly { rank: number; spans: readonly Span[] }[],
+  ranks: readonly { rank: number; spans: readonly StreamSpan[] }[],
   about?: Record<string, unknown>,
 ): ChromeTrace {
   const spans = ranks.flatMap((r) =>
@@ -67,7 +67,7 @@ export class Timeline implements Trace {
   }
 
   /** Spans relative to `origin` (recorded on the compute stream); call after the work is done. */
-  collect(origin: CudaEvent): Span[] {
+  collect(origin: CudaEvent): StreamSpan[] {
     const spans = this.pending.map((p) => ({
       stream: p.stream,
       label: p.label,

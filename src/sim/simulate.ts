@@ -17,10 +17,10 @@ import { timing } from '../plan/cost.js';
 import type { Progress } from '../plan/progress.js';
 import { COMPUTE, Engine, IN_INTER, IN_INTRA, OUT_INTER, OUT_INTRA } from './engine.js';
 
-export const FULL_STEP_TASKS = 3_000_000;
+const FULL_STEP_TASKS = 3_000_000;
 /** ranks whose spans are kept for the timeline */
-export const TRACED_RANKS = 64;
-export const MAX_TASKS = 60_000_000;
+const TRACED_RANKS = 64;
+const MAX_TASKS = 60_000_000;
 
 export interface SimRank {
   /** the global rank this simulated rank stands for */

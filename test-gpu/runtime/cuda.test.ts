@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { CompileError } from '../../src/backends/cuda/runtime/nvrtc.js';
 import { openCuda } from '../../src/backends/cuda/runtime/runtime.js';
 import { CpuDevice } from '../../src/backends/cpu/device.js';
-import type { DType } from '../../src/tensor/dtype.js';
+import { type DType, DTYPES } from '../../src/tensor/dtype.js';
 import { castHost, type HostTensor, hostTensor } from '../../src/tensor/host.js';
 import { randn, Rng } from '../../src/tensor/random.js';
 import { tempDir } from '../../test/helpers/temp.js';
@@ -14,7 +14,6 @@ const cacheDir = tempDir('weft-gpu-cubin-');
 const rt = await openCuda({ device: 0, cacheDir });
 const dev = rt.device;
 const cpu = new CpuDevice();
-const DTYPES: DType[] = ['f64', 'f32', 'bf16', 'f16'];
 
 function bits(t: HostTensor): number[] {
   return Array.from(

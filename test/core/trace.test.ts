@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { TraceEvent } from '../../src/io/trace.js';
+import type { ChromeEvent } from '../../src/io/trace.js';
 import { runTrace } from '../../src/run/timeline.js';
 
 test('weft run --timeline: Chrome trace events, one process per rank, one thread per stream, overlapping spans on lanes', () => {
@@ -22,7 +22,7 @@ test('weft run --timeline: Chrome trace events, one process per rank, one thread
   assert.equal(JSON.parse(JSON.stringify(t)).displayTimeUnit, 'ms');
   assert.deepEqual(t.otherData, { layout: 'ring' });
   const meta = (name: string): [number, number | undefined, string | number | undefined][] =>
-    (t.traceEvents.filter((e) => e.ph === 'M' && e.name === name) as Extract<TraceEvent, { ph: 'M' }>[]).map((e) => [
+    (t.traceEvents.filter((e) => e.ph === 'M' && e.name === name) as Extract<ChromeEvent, { ph: 'M' }>[]).map((e) => [
       e.pid,
       e.tid,
       e.args.name ?? e.args.sort_index,
@@ -37,7 +37,7 @@ test('weft run --timeline: Chrome trace events, one process per rank, one thread
     [0, 102, 'comm 2'],
     [1, 1, 'compute'],
   ]);
-  const x = (t.traceEvents.filter((e) => e.ph === 'X') as Extract<TraceEvent, { ph: 'X' }>[]).map((e) => [
+  const x = (t.traceEvents.filter((e) => e.ph === 'X') as Extract<ChromeEvent, { ph: 'X' }>[]).map((e) => [
     e.pid,
     e.tid,
     e.name,

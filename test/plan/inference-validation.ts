@@ -9,7 +9,7 @@ import { choosePass, inferenceConfig, type InferenceConfig, planInference } from
 import { DECODE_FIXED_US } from '../../src/plan/calibration/types.js';
 import { buildContext } from '../../src/plan/search.js';
 import { CP_INFERENCE_TTFT, LLAMA3_405B, SDPA_DECODE_H200 } from './inference-published.js';
-import { type Check, repoFile } from './validation.js';
+import { type ValidationCheck, repoFile } from './validation.js';
 
 /**
  * weft's one-GPU decode records: the split-K kernel alone (`weft`, B × P × T on one H200) and the
@@ -86,7 +86,7 @@ export function decodeFixedFit(): number {
   return (lo + hi) / 2;
 }
 
-export function weftDecodeChecks(): Check[] {
+export function weftDecodeChecks(): ValidationCheck[] {
   return DECODE_RECORDS.flatMap((f) =>
     records(f)
       .filter((r) => r.name === 'weft' || (r.name === 'weft-cache' && r.config.world === 1))
@@ -105,7 +105,7 @@ export function weftDecodeChecks(): Check[] {
   );
 }
 
-export function weftPrefillChecks(): Check[] {
+export function weftPrefillChecks(): ValidationCheck[] {
   return PREFILL_RECORDS.flatMap((f) =>
     records(f)
       .filter((r) => r.name === 'weft-pass-kv' || r.name === 'weft-pass-q')
@@ -128,7 +128,7 @@ export function weftPrefillChecks(): Check[] {
 }
 
 /** PyTorch SDPA's decode reads (issue 16's table), as milliseconds of the best backend. */
-export function sdpaDecodeChecks(): Check[] {
+export function sdpaDecodeChecks(): ValidationCheck[] {
   return SDPA_DECODE_H200.map((r) => {
     const c = { B: r.batch, P: r.context, T: 1, H: 32, Hkv: 8, D: 128 };
     const bytes = r.batch * (r.context + 1) * 2 * 8 * 128 * 2;
@@ -144,7 +144,7 @@ export function sdpaDecodeChecks(): Check[] {
 }
 
 /** arXiv 2411.01783's full-prefill times to first token (Llama3 405B, TP8 per host, CP across hosts). */
-export function ttftChecks(): Check[] {
+export function ttftChecks(): ValidationCheck[] {
   return CP_INFERENCE_TTFT.map((r) => {
     const cfg = inferenceConfig({
       model: LLAMA3_405B,
@@ -172,9 +172,9 @@ export function ttftChecks(): Check[] {
 }
 
 /** Every inference check by source. */
-export function inferenceChecks(): Record<string, Check[]> {
+export function inferenceChecks(): Record<string, ValidationCheck[]> {
   const all = [...weftDecodeChecks(), ...weftPrefillChecks(), ...sdpaDecodeChecks(), ...ttftChecks()];
-  const out: Record<string, Check[]> = {};
+  const out: Record<string, ValidationCheck[]> = {};
   for (const c of all) (out[c.source] ??= []).push(c);
   return out;
 }

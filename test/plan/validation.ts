@@ -11,7 +11,7 @@ import { completeLayout, type PlanLayout } from '../../src/plan/layout.js';
 import { buildContext, evaluate, maxSeqLen, type PlanResult } from '../../src/plan/search.js';
 import { RING_ATTENTION_MAX, RING_FLASH_ATTN, TORCH_CP_H200, USP_ATTENTION, USP_TRAINING } from './published.js';
 
-export interface Check {
+export interface ValidationCheck {
   source: string;
   label: string;
   group: string;
@@ -20,7 +20,7 @@ export interface Check {
   unit: string;
 }
 
-export const relErr = (c: Check): number => (c.predicted - c.published) / c.published;
+export const relErr = (c: ValidationCheck): number => (c.predicted - c.published) / c.published;
 
 const A800_NODES = (nodes: number): Record<string, unknown> => ({
   nodes,
@@ -64,7 +64,7 @@ function predictOne(cfg: PlanConfig, l: PlanLayout): Promise<PlanResult> {
 }
 
 /** USP Tables 5–7: predicted vs published TFLOP/s per GPU (causal counts half). */
-export function uspTrainingChecks(): Promise<Check[]> {
+export function uspTrainingChecks(): Promise<ValidationCheck[]> {
   return each(USP_TRAINING, async (row) => {
     const cfg = uspTrainingConfig(row.model, row.nodes, row.seqK, row.batch);
     const res = await predictOne(cfg, layoutFor(cfg, row));
@@ -96,7 +96,7 @@ export function uspAttentionConfig(gpu: 'l20' | 'a100-80g', seqK: number): PlanC
 }
 
 /** USP Tables 3–4: predicted vs published iterations per second (forward only). */
-export function uspAttentionChecks(): Promise<Check[]> {
+export function uspAttentionChecks(): Promise<ValidationCheck[]> {
   return each(USP_ATTENTION, async (row) => {
     const cfg = uspAttentionConfig(row.gpu, row.seqK);
     const res = await predictOne(
@@ -169,7 +169,7 @@ export function rfaConfig(gpu: 'h800' | 'a100-80g', pass: 'fwd' | 'fwd+bwd', seq
 }
 
 /** ring-flash-attention README: predicted vs published iterations per second. */
-export function rfaChecks(): Promise<Check[]> {
+export function rfaChecks(): Promise<ValidationCheck[]> {
   return each(RING_FLASH_ATTN, async (row) => {
     const cfg = rfaConfig(row.gpu, row.pass);
     const res = await predictOne(cfg, layoutFor(cfg, { ring: 8, shard: row.shard }));
@@ -210,7 +210,7 @@ export function torchCpConfig(seqK: number, gpus = 2): PlanConfig {
 }
 
 /** PyTorch context parallel on 2 × H200 (published.ts TORCH_CP_H200): predicted vs measured TFLOP/s per GPU. */
-export function torchCpChecks(): Promise<Check[]> {
+export function torchCpChecks(): Promise<ValidationCheck[]> {
   return each(TORCH_CP_H200, async (row) => {
     const cfg = torchCpConfig(row.seqK);
     const res = await predictOne(cfg, layoutFor(cfg, { ring: 2, shard: 'zigzag' }));
@@ -260,7 +260,7 @@ export function ringAttentionConfig(model: '3B' | '7B' | '13B', gpus: number): P
 
 /** Ring Attention Table 3: the longest power-of-two context (K tokens) predicted to fit. */
 export async function ringAttentionChecks(): Promise<
-  (Check & { baselinePublished: number; baselinePredicted: number })[]
+  (ValidationCheck & { baselinePublished: number; baselinePredicted: number })[]
 > {
   const pow2 = (n: number): number => (n <= 0 ? 0 : 2 ** Math.floor(Math.log2(n)));
   return Promise.all(
@@ -363,7 +363,7 @@ export const COLD = 'one cold iteration';
  * the measured milliseconds with the model's FLOP count (one convention). The strategies of one
  * sequence and GPU count compete in a group.
  */
-export async function recordCheck(file: string, r: CpRecord): Promise<Check> {
+export async function recordCheck(file: string, r: CpRecord): Promise<ValidationCheck> {
   const { seq, mask, world, kvHeads } = r.config;
   const l = r.extra!.layout!;
   const cfg = weftCpConfig(seq, mask, world, kvHeads);
@@ -389,8 +389,8 @@ export async function recordCheck(file: string, r: CpRecord): Promise<Check> {
  * weft's counted footprint (inputs, the strategy code's peak from the dry run, block lists) against
  * the allocator's peak each record measured (the largest over its ranks), GiB.
  */
-export async function weftMemoryChecks(): Promise<Check[]> {
-  const out: Check[] = [];
+export async function weftMemoryChecks(): Promise<ValidationCheck[]> {
+  const out: ValidationCheck[] = [];
   for (const f of WEFT_RECORDS) {
     for (const r of cpRecords(f)) {
       const l = r.extra?.layout,
@@ -419,7 +419,7 @@ export async function weftMemoryChecks(): Promise<Check[]> {
 }
 
 /** Every record of WEFT_RECORDS as a check. */
-export function weftRecordChecks(): Promise<Check[]> {
+export function weftRecordChecks(): Promise<ValidationCheck[]> {
   return Promise.all(
     WEFT_RECORDS.flatMap((f) =>
       cpRecords(f)
@@ -452,7 +452,7 @@ export function repeatSpread(): { median: number; max: number; configs: number }
 }
 
 /** The rows a calibration was fitted on: left out of the error statistics. */
-function isCalibrationRow(c: Check): boolean {
+function isCalibrationRow(c: ValidationCheck): boolean {
   const g = AMPERE_GEMM_REFERENCE,
     a = ADA_ATTENTION_REFERENCE,
     l = L20_BOX_REFERENCE;
@@ -466,7 +466,7 @@ function isCalibrationRow(c: Check): boolean {
 }
 
 /** Every throughput check by source, calibration rows left out. */
-export async function validationChecks(): Promise<Record<string, Check[]>> {
+export async function validationChecks(): Promise<Record<string, ValidationCheck[]>> {
   return {
     'USP Tables 5–7 (training, A800)': (await uspTrainingChecks()).filter((c) => !isCalibrationRow(c)),
     'USP Tables 3–4 (attention, L20 / A100)': (await uspAttentionChecks()).filter((c) => !isCalibrationRow(c)),
@@ -478,11 +478,11 @@ export async function validationChecks(): Promise<Record<string, Check[]>> {
 
 export interface GroupRank {
   group: string;
-  winner: Check;
+  winner: ValidationCheck;
   /** the measured winner's margin over the runner-up */
   margin: number;
   /** the model's first choice */
-  first: Check;
+  first: ValidationCheck;
   /** how far behind the model's first choice it puts the measured winner */
   behind: number;
   verdict: 'first' | 'tie' | 'miss';
@@ -492,8 +492,8 @@ export interface GroupRank {
  * Each group of competing layouts (two or more, timed warm): does the model put the measured
  * winner first? Within σ both ways (the run-to-run spread) the group is a near tie, else a miss.
  */
-export function rankGroups(checks: readonly Check[], sigma: number): GroupRank[] {
-  const groups = new Map<string, Check[]>();
+export function rankGroups(checks: readonly ValidationCheck[], sigma: number): GroupRank[] {
+  const groups = new Map<string, ValidationCheck[]>();
   for (const c of checks) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
   const out: GroupRank[] = [];
   for (const [group, cs] of groups) {
@@ -504,8 +504,9 @@ export function rankGroups(checks: readonly Check[], sigma: number): GroupRank[]
     const first = cs.filter((c) => c.predicted >= best * (1 - 1e-9)); // equal predictions share first place
     const winner = pub[0]!;
     // Ulysses-only rows of USP Table 3/4 are listed once per shard, the same layout: either counts
-    const stem = (c: Check): string => c.label.split(' ').slice(0, -1).join(' ');
-    const same = (c: Check): boolean => c === winner || (winner.label.includes(' r1 ') && stem(c) === stem(winner));
+    const stem = (c: ValidationCheck): string => c.label.split(' ').slice(0, -1).join(' ');
+    const same = (c: ValidationCheck): boolean =>
+      c === winner || (winner.label.includes(' r1 ') && stem(c) === stem(winner));
     const exact = first.some(same);
     const margin = (winner.published - pub[1]!.published) / pub[1]!.published;
     const behind = 1 - Math.max(...cs.filter(same).map((c) => c.predicted)) / best;

@@ -14,6 +14,15 @@ const docsArb = (S: number) =>
     .uniqueArray(fc.integer({ min: 1, max: S - 1 }), { maxLength: Math.min(12, S - 1) })
     .map((cuts) => [0, ...cuts.sort((a, b) => a - b), S]);
 
+/** Any shard kind over 1–9 ranks and up to 90 tokens more than ranks, with random documents (from 2 tokens). */
+const shardCase = fc
+  .tuple(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 90 }), fc.constantFrom(...SHARD_KINDS), fc.integer())
+  .map(([world, extra, kind, seed]) => {
+    const S = world + extra;
+    const cu = S >= 2 ? fc.sample(docsArb(S), { numRuns: 1, seed })[0]! : undefined;
+    return { world, S, kind, cu };
+  });
+
 describe('evenSplit', () => {
   it('splits into near-equal parts, larger ones first', () => {
     assert.deepEqual(Array.from(evenSplit(10, 4)), [0, 3, 6, 8, 10]);
@@ -25,70 +34,54 @@ describe('evenSplit', () => {
 describe('ShardMap', () => {
   it('every kind partitions [0, S), with at least one token a rank and increasing local order', () => {
     fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 9 }),
-        fc.integer({ min: 0, max: 90 }),
-        fc.constantFrom(...SHARD_KINDS),
-        fc.integer(),
-        (world, extra, kind, seed) => {
-          const S = world + extra;
-          const cu = fc.sample(docsArb(Math.max(S, 2)), { numRuns: 1, seed })[0]!;
-          const m = ShardMap.build(kind, S, world, S >= 2 ? cu : undefined);
-          const seen = new Uint8Array(S);
-          for (let r = 0; r < world; r++) {
-            const p = m.positions(r);
-            assert.ok(p.length >= 1, `rank ${r} of ${world} holds nothing (${kind}, S=${S})`);
-            for (let i = 0; i < p.length; i++) {
-              if (i > 0) assert.ok(p[i]! > p[i - 1]!);
-              assert.equal(seen[p[i]!], 0);
-              seen[p[i]!] = 1;
-            }
+      fc.property(shardCase, ({ world, S, kind, cu }) => {
+        const m = ShardMap.build(kind, S, world, cu);
+        const seen = new Uint8Array(S);
+        for (let r = 0; r < world; r++) {
+          const p = m.positions(r);
+          assert.ok(p.length >= 1, `rank ${r} of ${world} holds nothing (${kind}, S=${S})`);
+          for (let i = 0; i < p.length; i++) {
+            if (i > 0) assert.ok(p[i]! > p[i - 1]!);
+            assert.equal(seen[p[i]!], 0);
+            seen[p[i]!] = 1;
           }
-          assert.ok(seen.every((x) => x === 1));
-        },
-      ),
+        }
+        assert.ok(seen.every((x) => x === 1));
+      }),
       { numRuns: 300 },
     );
   });
 
   it("each rank's positions are its runs and its round-robin share of the dealt ranges, and nothing else", () => {
     fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 9 }),
-        fc.integer({ min: 0, max: 90 }),
-        fc.constantFrom(...SHARD_KINDS),
-        fc.integer(),
-        (world, extra, kind, seed) => {
-          const S = world + extra;
-          const cu = fc.sample(docsArb(Math.max(S, 2)), { numRuns: 1, seed })[0]!;
-          const m = ShardMap.build(kind, S, world, S >= 2 ? cu : undefined);
-          const dealt = m.dealt();
-          let dealtSeen = 0;
-          for (let r = 0; r < world; r++) {
-            const inRuns = m.runs(r).flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
-            const rest = arr(m.positions(r)).filter((p) => !inRuns.includes(p));
-            assert.equal(
-              m.positions(r).length - rest.length,
-              inRuns.length,
-              `${kind} rank ${r}: a run outside its positions`,
-            );
-            for (const p of rest)
-              assert.ok(
-                dealt.some(([a, b]) => a <= p && p < b),
-                `${kind}: ${p} in no run, dealt by no range`,
-              );
-            assert.equal(m.length(r), m.positions(r).length);
-            dealtSeen += rest.length;
-          }
-          // the dealt ranges hold exactly the positions no run holds, spread within one token per range
+      fc.property(shardCase, ({ world, S, kind, cu }) => {
+        const m = ShardMap.build(kind, S, world, cu);
+        const dealt = m.dealt();
+        let dealtSeen = 0;
+        for (let r = 0; r < world; r++) {
+          const inRuns = m.runs(r).flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
+          const rest = arr(m.positions(r)).filter((p) => !inRuns.includes(p));
           assert.equal(
-            dealtSeen,
-            dealt.reduce((n, [a, b]) => n + b - a, 0),
+            m.positions(r).length - rest.length,
+            inRuns.length,
+            `${kind} rank ${r}: a run outside its positions`,
           );
-          if (kind === 'striped') assert.deepEqual(dealt, [[0, S]]);
-          if (kind === 'contiguous' || kind === 'zigzag') assert.deepEqual(dealt, []);
-        },
-      ),
+          for (const p of rest)
+            assert.ok(
+              dealt.some(([a, b]) => a <= p && p < b),
+              `${kind}: ${p} in no run, dealt by no range`,
+            );
+          assert.equal(m.length(r), m.positions(r).length);
+          dealtSeen += rest.length;
+        }
+        // the dealt ranges hold exactly the positions no run holds, spread within one token per range
+        assert.equal(
+          dealtSeen,
+          dealt.reduce((n, [a, b]) => n + b - a, 0),
+        );
+        if (kind === 'striped') assert.deepEqual(dealt, [[0, S]]);
+        if (kind === 'contiguous' || kind === 'zigzag') assert.deepEqual(dealt, []);
+      }),
       { numRuns: 300 },
     );
   });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
-import type { ChromeTrace, TraceEvent } from '../../src/io/trace.js';
+import type { ChromeTrace, ChromeEvent } from '../../src/io/trace.js';
 import { parseConfig, type CandidateSpec } from '../../src/plan/config.js';
 import { completeLayout } from '../../src/plan/layout.js';
 import { buildContext, prepare } from '../../src/plan/search.js';
@@ -118,10 +118,10 @@ test('weft simulate: table, JSON and a per-rank Chrome trace whose spans respect
   assert.match(text.stdout, /simulated step [\d.]+ ms .* analytical [\d.]+ ms/);
   // Chrome trace event JSON: one process per rank, one thread per stream, complete events in µs
   const t = JSON.parse(readFileSync(tl, 'utf8')) as ChromeTrace;
-  const meta = t.traceEvents.filter((e) => e.ph === 'M') as Extract<TraceEvent, { ph: 'M' }>[];
+  const meta = t.traceEvents.filter((e) => e.ph === 'M') as Extract<ChromeEvent, { ph: 'M' }>[];
   const names = new Map(meta.filter((e) => e.name === 'process_name').map((e) => [e.pid, e.args.name!]));
   const threads = new Map(meta.filter((e) => e.name === 'thread_name').map((e) => [`${e.pid}/${e.tid}`, e.args.name!]));
-  const spans = t.traceEvents.filter((e) => e.ph === 'X') as Extract<TraceEvent, { ph: 'X' }>[];
+  const spans = t.traceEvents.filter((e) => e.ph === 'X') as Extract<ChromeEvent, { ph: 'X' }>[];
   const ranks = (t.otherData as { ranks: { rank: number; standsFor: number; finishMs: number }[] }).ranks;
   assert.equal(ranks.length, 8);
   assert.deepEqual(

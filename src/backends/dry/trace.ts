@@ -24,7 +24,7 @@ export type TraceEvent =
   /** a partial result folded in: `elems` of the output */
   | { kind: 'fold'; label: string; how: 'merge' | 'add'; elems: number };
 
-export function tensorBytes(t: Tensor): number {
+function tensorBytes(t: Tensor): number {
   return numel(t.shape) * bytesPerElement(t.dtype);
 }
 

@@ -1,15 +1,16 @@
 // Calibrations for GPU classes measured elsewhere than on this project's machine. Each figure is a
 // published single-GPU measurement; everything not measured is inherited from the H200
 // calibration as an efficiency (fraction of datasheet peak) and says so.
+import { attentionFlops } from '../../kernel/flops.js';
 import type { GpuClass } from '../types.js';
 import { H200 } from './h200.js';
 import type { Calibration } from './types.js';
 
 // zhuzilin/ring-flash-attention README (benchmark/benchmark_kvpacked_func.py: B=1, S=8K per GPU,
-// H=32, Hkv=8, D=128, causal, bf16): single-GPU flash_attn rows. FLOPs per iteration, fwd
-// causal: 4·8192²·32·128/2 = 5.498e11; fwd+bwd = 3.5 × that.
+// H=32, Hkv=8, D=128, causal, bf16): single-GPU flash_attn rows, counted over the causal area
+// 8192²/2 (fwd 5.498e11 FLOPs per iteration).
 const RFA = 'zhuzilin/ring-flash-attention README, flash_attn single-GPU row';
-const FWD_FLOP = (4 * 8192 * 8192 * 32 * 128) / 2;
+const RFA_AREA = (8192 * 8192) / 2;
 
 /**
  * No published Ampere GEMM measurement of the shapes that matter was found, and the H200 ratio
@@ -47,7 +48,7 @@ export const AMPERE: Calibration = {
       seqLen: 8192,
       mask: 'causal',
       headDim: 128,
-      tflops: (373.4 * FWD_FLOP) / 1e12,
+      tflops: (373.4 * attentionFlops(RFA_AREA, 32, 128, 'fwd')) / 1e12,
       source: `${RFA}: 8×A100 fwd 373.4 iter/s`,
     },
     {
@@ -56,7 +57,7 @@ export const AMPERE: Calibration = {
       seqLen: 8192,
       mask: 'causal',
       headDim: 128,
-      tflops: (94.7 * 3.5 * FWD_FLOP) / 1e12,
+      tflops: (94.7 * attentionFlops(RFA_AREA, 32, 128, 'fwd+bwd')) / 1e12,
       source: `${RFA}: 8×A100 fwd+bwd 94.7 iter/s`,
     },
   ],

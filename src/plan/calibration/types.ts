@@ -1,10 +1,9 @@
 // A calibration says what a GPU class achieves of its datasheet rates, from measurements. Every
 // figure carries its source. Rates are stored as TFLOP/s or GB/s as measured on `gpu` and used
 // as fractions of that GPU's datasheet peak, so one calibration serves every GPU of its class.
+import type { KernelPass } from '../../kernel/flops.js';
 import type { ElementwiseOp } from '../../strategy/accounting.js';
 import type { GpuClass } from '../types.js';
-
-export type KernelPass = 'fwd' | 'fwd+bwd';
 
 /** One class's rate: achieved / datasheet HBM bandwidth on large tensors, and the time of a small call back to back (µs). */
 export interface DeviceOpRate {

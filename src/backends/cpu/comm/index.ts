@@ -1,3 +1,1 @@
-export { DEFAULT_TIMEOUT_MS, type LaunchOptions, RankError, type RankProgram, runRanks } from './launch.js';
-export { LocalComm } from './group.js';
-export { CommTimeout } from './transport.js';
+export { RankError, runRanks } from './launch.js';

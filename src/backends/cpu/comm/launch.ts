@@ -17,7 +17,7 @@ export interface RankProgram {
   fn: string;
 }
 
-export interface LaunchOptions {
+export interface RanksOptions {
   timeoutMs?: number;
 }
 
@@ -43,7 +43,7 @@ export function runRanks<R>(
   world: number,
   program: RankProgram,
   args: (rank: number) => unknown,
-  opts: LaunchOptions = {},
+  opts: RanksOptions = {},
 ): Promise<R[]> {
   if (!Number.isInteger(world) || world < 1)
     throw new Error(`runRanks: world size ${world} must be a positive integer`);

@@ -22,7 +22,7 @@ export const DECODE_SOURCE_PATH = fileURLToPath(
 );
 
 /** Query vectors (row, head of a GQA group) one CTA holds: 16 per m-tile, at most 4 m-tiles. */
-export const DECODE_MAX_VECTORS = 64;
+const DECODE_MAX_VECTORS = 64;
 const KT = 64;
 const THREADS = 128;
 /** tiles per CTA of the list kernels */
@@ -153,7 +153,7 @@ export interface DecodeLaunch {
  * (batch 1–16 × context 32K–1M × 1–8 new tokens; docs/decode.md) against two or three CTAs per SM
  * with fewer stages and against more, shorter splits than resident CTAs.
  */
-export const DECODE_LAUNCH: DecodeLaunch = { stages: 4, ctasPerSm: 1, waves: 1 };
+const DECODE_LAUNCH: DecodeLaunch = { stages: 4, ctasPerSm: 1, waves: 1 };
 
 /** Other launch settings, for development sweeps (tools/kernel-dev/decode-dev.mjs); default DECODE_LAUNCH. */
 export interface DecodeOptions extends Partial<DecodeLaunch> {

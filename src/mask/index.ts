@@ -1,4 +1,0 @@
-export * from './spec.js';
-export * from './grid.js';
-export * from './view.js';
-export * from './area.js';

@@ -1,2 +1,0 @@
-export * from './shard.js';
-export * from './split.js';
