@@ -137,7 +137,7 @@ function choiceTable(r: DispatchReport, world: number): string {
   const where = `${world} H200s, ${p.gpusPerNode} a node (NVLink)${p.interNode ? `, ${p.interNode.GBps} GB/s a GPU across nodes` : ''}, ${p.calibration} calibration`;
   const head = `dispatch: ${r.how}, priced on ${where} (one layer, forward + backward, bf16):`;
   const rows = r.considered.map((c, i) => ({
-    'head-parallel': c.heads.length ? c.heads.map((h) => `${h.doc} (${h.ulysses}×${h.ring ?? 1})`).join(' ') : 'none',
+    'head-parallel': headsText(c.heads),
     routes: routesText(c),
     'step ms': c.stepMs === undefined ? '-' : c.stepMs.toFixed(4),
     'area balance': c.areaBalance === undefined ? '-' : c.areaBalance.toFixed(3),
@@ -145,6 +145,13 @@ function choiceTable(r: DispatchReport, world: number): string {
     note: c.note ?? '',
   }));
   return `${head}\n${table(rows)}`;
+}
+
+/** Documents (Ulysses × ring), the first three of many: the JSON lists them all. */
+function headsText(heads: readonly HeadChoice[]): string {
+  if (!heads.length) return 'none';
+  const some = heads.slice(0, 3).map((h) => `${h.doc} (${h.ulysses}×${h.ring ?? 1})`);
+  return heads.length > 3 ? `${heads.length} docs: ${some.join(' ')} …` : some.join(' ');
 }
 
 function routesText(c: WeighedDispatch): string {
