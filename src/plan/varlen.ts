@@ -25,6 +25,7 @@ import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
 import type { Calibration } from './calibration/types.js';
 import { parseConfig, type PlanConfig } from './config.js';
+import { attentionModel } from './model.js';
 import { buildContext } from './search.js';
 
 export interface VarlenDims {
@@ -666,18 +667,8 @@ export function varlenConfig(
 ): PlanConfig {
   const nodes = Math.max(1, Math.ceil(world / perNode)),
     gpusPerNode = Math.min(world, perNode);
-  const { H, Hkv, D } = dims;
   return parseConfig({
-    model: {
-      name: `attention H${H}:${Hkv} D${D}`,
-      layers: 1,
-      hidden: H * D,
-      heads: H,
-      kvHeads: Hkv,
-      headDim: D,
-      ffnHidden: 4 * H * D,
-      vocab: 32000,
-    },
+    model: attentionModel(dims.H, dims.Hkv, dims.D),
     mode: 'attention',
     seqLen: S,
     mask,

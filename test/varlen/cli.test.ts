@@ -8,6 +8,8 @@ import { weft } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 
 const BASE = ['run', '--strategy', 'varlen', '--heads', '2', '--kv-heads', '1', '--dim', '4'];
+const SMALL = ['--cu-seqlens', '0,1,30,33,70'];
+const CHECKED = ['--dtype', 'f64', '--check', '--json'];
 
 // a document of 128 tokens among 32 of 32 on 8 ranks, 16 heads of 128: priced on H200s, the long
 // document head-parallel (Ulysses 8) beats the plain dispatch's K/V exchange
@@ -18,19 +20,7 @@ const PRICED_DIMS = ['--heads', '16', '--dim', '128'];
 
 describe('weft run --strategy varlen', () => {
   it('runs a cu_seqlens batch and reports stats and the check as JSON', () => {
-    const r = weft([
-      ...BASE,
-      '--world',
-      '3',
-      '--cu-seqlens',
-      '0,1,30,33,70',
-      '--mask',
-      'document-sliding:5,0',
-      '--dtype',
-      'f64',
-      '--check',
-      '--json',
-    ]);
+    const r = weft([...BASE, '--world', '3', ...SMALL, '--mask', 'document-sliding:5,0', ...CHECKED]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.check.ok, true);
@@ -59,7 +49,7 @@ describe('weft run --strategy varlen', () => {
   });
 
   it('chooses head-parallel documents by priced time and runs them exactly (f64)', () => {
-    const r = weft([...PRICED, ...PRICED_DIMS, '--dtype', 'f64', '--check', '--json']);
+    const r = weft([...PRICED, ...PRICED_DIMS, ...CHECKED]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.check.ok, true);
@@ -110,16 +100,12 @@ describe('weft run --strategy varlen', () => {
       ...BASE,
       '--world',
       '4',
-      '--cu-seqlens',
-      '0,1,30,33,70',
+      ...SMALL,
       '--mask',
       'document-causal',
       '--head-docs',
       '3:2x2',
-      '--dtype',
-      'f64',
-      '--check',
-      '--json',
+      ...CHECKED,
     ]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
