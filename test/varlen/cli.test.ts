@@ -14,8 +14,12 @@ const CHECKED = ['--dtype', 'f64', '--check', '--json'];
 // a document of 128 tokens among 32 of 32 on 8 ranks, 16 heads of 128: priced on H200s, the long
 // document head-parallel (Ulysses 8) beats the plain dispatch's K/V exchange
 const LONG = [128, ...Array.from({ length: 32 }, () => 32)];
-const LONG_CU = LONG.reduce((cu, l) => [...cu, cu[cu.length - 1]! + l], [0]).join(',');
-const PRICED = ['run', '--strategy', 'varlen', '--world', '8', '--cu-seqlens', LONG_CU, '--mask', 'document-causal'];
+/** A causal batch of these document lengths on 8 ranks. */
+const on8 = (lengths: number[]): string[] => {
+  const cu = lengths.reduce((c, l) => [...c, c[c.length - 1]! + l], [0]).join(',');
+  return ['run', '--strategy', 'varlen', '--world', '8', '--cu-seqlens', cu, '--mask', 'document-causal'];
+};
+const PRICED = on8(LONG);
 const PRICED_DIMS = ['--heads', '16', '--dim', '128'];
 
 describe('weft run --strategy varlen', () => {
@@ -63,6 +67,27 @@ describe('weft run --strategy varlen', () => {
     assert.equal(j.stats.perRank.length, 8);
     for (const x of j.stats.perRank) assert.equal(typeof x.bytesSent, 'number');
     assert.equal(typeof j.stats.balance, 'number');
+  });
+
+  it('chooses visiting queries by priced time and runs them exactly (f64)', () => {
+    // 64 and 32 tokens among 24 of 16 on 8 ranks, 32 heads of 128: a few star pairs price faster
+    // sending their queries to the keys' owner than the keys to the queries
+    const r = weft([
+      ...on8([64, 32, ...Array.from({ length: 24 }, () => 16)]),
+      '--heads',
+      '32',
+      '--dim',
+      '128',
+      ...CHECKED,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.check.ok, true);
+    for (const e of Object.values(j.check.errors)) assert.ok((e as number) <= 1e-10, `${e}`);
+    const d = j.dispatch;
+    assert.ok(d.considered[d.chosen].visits > 0, 'the chosen plan has visits');
+    assert.equal(j.plan.visits.length, d.considered[d.chosen].visits);
+    assert.ok(d.considered[d.chosen].stepMs < d.considered[0].stepMs);
   });
 
   it('shows the choice in the dry plan, the same every time', () => {

@@ -139,7 +139,7 @@ function choiceTable(r: DispatchReport, world: number): string {
   const rows = r.considered.map((c, i) => ({
     'head-parallel': headsText(c.heads),
     routes: routesText(c),
-    'step ms': c.stepMs === undefined ? '-' : c.stepMs.toFixed(4),
+    'step ms': c.stepMs === undefined ? '-' : c.stepMs.toPrecision(5),
     'area balance': c.areaBalance === undefined ? '-' : c.areaBalance.toFixed(3),
     chosen: i === r.chosen ? '←' : '',
     note: c.note ?? '',
