@@ -9,7 +9,6 @@ import { tempDir } from '../helpers/temp.js';
 
 const BASE = ['run', '--strategy', 'varlen', '--heads', '2', '--kv-heads', '1', '--dim', '4'];
 const SMALL = ['--cu-seqlens', '0,1,30,33,70'];
-const CHECKED = ['--dtype', 'f64', '--check', '--json'];
 
 // a document of 128 tokens among 32 of 32 on 8 ranks, 16 heads of 128: priced on H200s, the long
 // document head-parallel (Ulysses 8) beats the plain dispatch's K/V exchange
@@ -20,15 +19,22 @@ const on8 = (lengths: number[]): string[] => {
   return ['run', '--strategy', 'varlen', '--world', '8', '--cu-seqlens', cu, '--mask', 'document-causal'];
 };
 const PRICED = on8(LONG);
+
+/** Runs weft with these arguments and --check in f64; the JSON, once the check passed within 1e-10. */
+function checked(args: string[]): any {
+  const r = weft([...args, '--dtype', 'f64', '--check', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.check.ok, true);
+  assert.equal(j.check.tolerance, 1e-10);
+  for (const e of Object.values(j.check.errors)) assert.ok((e as number) <= 1e-10, `${e}`);
+  return j;
+}
 const PRICED_DIMS = ['--heads', '16', '--dim', '128'];
 
 describe('weft run --strategy varlen', () => {
   it('runs a cu_seqlens batch and reports stats and the check as JSON', () => {
-    const r = weft([...BASE, '--world', '3', ...SMALL, '--mask', 'document-sliding:5,0', ...CHECKED]);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout);
-    assert.equal(j.check.ok, true);
-    assert.equal(j.check.tolerance, 1e-10);
+    const j = checked([...BASE, '--world', '3', ...SMALL, '--mask', 'document-sliding:5,0']);
     assert.equal(j.stats.perRank.length, 3);
     for (const x of j.stats.perRank)
       for (const f of ['bytesSent', 'bytesReceived', 'area', 'tokens', 'peakHeldBytes'])
@@ -53,12 +59,7 @@ describe('weft run --strategy varlen', () => {
   });
 
   it('chooses head-parallel documents by priced time and runs them exactly (f64)', () => {
-    const r = weft([...PRICED, ...PRICED_DIMS, ...CHECKED]);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout);
-    assert.equal(j.check.ok, true);
-    assert.equal(j.check.tolerance, 1e-10);
-    for (const e of Object.values(j.check.errors)) assert.ok((e as number) <= 1e-10, `${e}`);
+    const j = checked([...PRICED, ...PRICED_DIMS]);
     const d = j.dispatch;
     assert.equal(d.how, 'auto');
     assert.deepEqual(d.considered[d.chosen].heads, [{ doc: 0, ulysses: 8, ring: 1 }]);
@@ -72,18 +73,7 @@ describe('weft run --strategy varlen', () => {
   it('chooses visiting queries by priced time and runs them exactly (f64)', () => {
     // 64 and 32 tokens among 24 of 16 on 8 ranks, 32 heads of 128: a few star pairs price faster
     // sending their queries to the keys' owner than the keys to the queries
-    const r = weft([
-      ...on8([64, 32, ...Array.from({ length: 24 }, () => 16)]),
-      '--heads',
-      '32',
-      '--dim',
-      '128',
-      ...CHECKED,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout);
-    assert.equal(j.check.ok, true);
-    for (const e of Object.values(j.check.errors)) assert.ok((e as number) <= 1e-10, `${e}`);
+    const j = checked([...on8([64, 32, ...Array.from({ length: 24 }, () => 16)]), '--heads', '32', '--dim', '128']);
     const d = j.dispatch;
     assert.ok(d.considered[d.chosen].visits > 0, 'the chosen plan has visits');
     assert.equal(j.plan.visits.length, d.considered[d.chosen].visits);
@@ -121,20 +111,7 @@ describe('weft run --strategy varlen', () => {
   });
 
   it('runs documents forced head-parallel exactly (f64)', () => {
-    const r = weft([
-      ...BASE,
-      '--world',
-      '4',
-      ...SMALL,
-      '--mask',
-      'document-causal',
-      '--head-docs',
-      '3:2x2',
-      ...CHECKED,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout);
-    assert.equal(j.check.ok, true);
+    const j = checked([...BASE, '--world', '4', ...SMALL, '--mask', 'document-causal', '--head-docs', '3:2x2']);
     const d = j.dispatch;
     assert.deepEqual(d.considered[d.chosen].heads, [{ doc: 3, ulysses: 2, ring: 2 }]);
     assert.equal(d.considered[d.chosen].note, 'named by --head-docs');
