@@ -567,7 +567,7 @@ export interface WeighedDispatch {
   /** one layer, forward + backward, ms; absent where the ranks could not hold it */
   stepMs?: number;
   areaBalance?: number;
-  /** why it was not taken though priced faster, or could not be placed */
+  /** why it was not taken though priced faster (the area balance target), or could not be placed */
   note?: string;
 }
 
