@@ -11,10 +11,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { referenceAttention } from '../kernel/reference.js';
 import { MaskGrid } from '../mask/grid.js';
-import { parseConfig, type PlanConfig } from '../plan/config.js';
+import type { PlanConfig } from '../plan/config.js';
 import { completeLayout, type PlanLayout, layoutProblem } from '../plan/layout.js';
 import { buildContext, evaluate } from '../plan/search.js';
-import { dispatchPriced, wholeDocumentsMs } from '../plan/varlen.js';
+import { dispatchPriced, VARLEN_INTER_NODE, varlenConfig, wholeDocumentsMs } from '../plan/varlen.js';
 import { runDistributed } from '../run/run.js';
 import { runVarlen } from '../run/varlen.js';
 import { simulate } from '../sim/simulate.js';
@@ -41,9 +41,6 @@ export interface VarlenBenchOptions {
 
 /** MagiAttention's benchmark shape (exps/dist_attn/benchmark_conf.py): GQA 64:8, head dim 128. */
 const SHAPE = { H: 64, Hkv: 8, D: 128 } as const;
-/** Across nodes: one 400 Gb/s NIC per GPU (50 GB/s a direction), an assumption of a typical H200 cluster. */
-const INTER = { GBps: 50, latencyUs: 10 };
-
 /**
  * Static layouts on document masks are priced in full up to this many tokens; beyond, only on
  * batches of at most STATIC_MANY_DOCS documents and only USP with Ulysses over a node and over 64
@@ -57,37 +54,6 @@ const causalBatch = (lengths: number[]): Batch => ({
   lengths,
   masks: lengths.map(() => ({ kind: 'causal' as const })),
 });
-
-function h200Config(
-  world: number,
-  S: number,
-  mask: string,
-  cu?: number[],
-  implementation = 'weft',
-  shape: { H: number; Hkv: number; D: number } = SHAPE,
-  perNode = 8,
-): PlanConfig {
-  const nodes = Math.max(1, Math.ceil(world / perNode)),
-    gpusPerNode = Math.min(world, perNode);
-  return parseConfig({
-    model: {
-      name: `attention H${shape.H}:${shape.Hkv} D${shape.D}`,
-      layers: 1,
-      hidden: shape.H * shape.D,
-      heads: shape.H,
-      kvHeads: shape.Hkv,
-      headDim: shape.D,
-      ffnHidden: 4 * shape.H * shape.D,
-      vocab: 32000,
-    },
-    mode: 'attention',
-    seqLen: S,
-    mask,
-    ...(cu ? { cuSeqlens: cu } : {}),
-    implementation,
-    cluster: { nodes, gpusPerNode, gpu: 'h200', ...(nodes > 1 ? { interNode: INTER } : {}) },
-  });
-}
 
 /** Static layouts over the whole world: ring, Ulysses, USP with every Ulysses degree the heads allow. */
 function staticLayouts(cfg: PlanConfig, shard: PlanLayout['shard']): { name: string; layout: PlanLayout }[] {
@@ -190,7 +156,7 @@ async function priced(
   const lengths = fillPack(dist, world * perGpu, seed),
     S = world * perGpu,
     cu = cuSeqlensOf(lengths);
-  const docCfg = h200Config(world, S, 'document-causal', cu),
+  const docCfg = varlenConfig(world, S, SHAPE, 'document-causal', cu),
     ctx = buildContext(docCfg);
   const t0 = performance.now();
   const { plan, price } = dispatchPriced(
@@ -214,7 +180,7 @@ async function priced(
     documents: lengths.length,
     ...SHAPE,
     gpu: 'h200',
-    interNode: INTER,
+    interNode: VARLEN_INTER_NODE,
     mask: 'document-causal',
   };
   const withErr = (d: Record<string, number>): Record<string, number> =>
@@ -287,7 +253,7 @@ async function priced(
       ),
     );
   }
-  const causalCfg = h200Config(world, S, 'causal'),
+  const causalCfg = varlenConfig(world, S, SHAPE),
     cctx = buildContext(causalCfg);
   let plain: { name: string; tflops: number; ms: number } | undefined;
   for (const { name, layout } of staticLayouts(causalCfg, 'zigzag')) {
@@ -350,11 +316,14 @@ async function validation(
       const impl = 'weft';
       let cfg: PlanConfig;
       try {
-        cfg = h200Config(r.config.world, r.config.seq, r.config.mask, benchDocuments(r.config.seq, 8), impl, {
-          H: r.config.heads,
-          Hkv: r.config.kvHeads,
-          D: r.config.dim,
-        });
+        cfg = varlenConfig(
+          r.config.world,
+          r.config.seq,
+          { H: r.config.heads, Hkv: r.config.kvHeads, D: r.config.dim },
+          r.config.mask,
+          benchDocuments(r.config.seq, 8),
+          impl,
+        );
       } catch {
         continue;
       }

@@ -38,6 +38,9 @@ export interface RunOpts extends RunCommonOpts {
   dryPlan?: boolean;
   rankTokens?: string;
   tokenSlack?: string;
+  dispatch?: string;
+  headDocs?: string;
+  calibration?: string;
 }
 
 export function need(x: number | undefined, flag: string): number {

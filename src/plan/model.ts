@@ -13,6 +13,11 @@ export interface ModelSpec {
   vocab: number;
 }
 
+/** One attention layer of H query heads, Hkv key/value heads and head dim D, as the planner prices a layer alone. */
+export function attentionModel(H: number, Hkv: number, D: number, name = `attention H${H}:${Hkv} D${D}`): ModelSpec {
+  return { name, layers: 1, hidden: H * D, heads: H, kvHeads: Hkv, headDim: D, ffnHidden: 4 * H * D, vocab: 32000 };
+}
+
 /** Shapes from the models' published config.json files. */
 export const MODEL_PRESETS: Readonly<Record<string, ModelSpec>> = {
   'llama2-7b': {

@@ -5,6 +5,7 @@
 import type { MaskSpec } from '../mask/spec.js';
 import { maskName } from '../mask/spec.js';
 import { parseConfig, type PlanConfig } from './config.js';
+import { attentionModel } from './model.js';
 import { attentionFootprint, footprintBytes } from './footprint.js';
 import { completeLayout, type PlanLayout } from './layout.js';
 import { buildContext, evaluate } from './search.js';
@@ -46,16 +47,7 @@ function plannerGpu(name: string): string | undefined {
 function config(x: RunShape, gpus: number, gpu: string, implementation: string, kernel?: string): PlanConfig {
   const docs = x.mask.kind === 'document' ? { cuSeqlens: [...x.mask.cuSeqlens] } : {};
   return parseConfig({
-    model: {
-      name: `attention H${x.H} D${x.D}`,
-      layers: 1,
-      hidden: x.H * x.D,
-      heads: x.H,
-      kvHeads: x.Hkv,
-      headDim: x.D,
-      ffnHidden: 4 * x.H * x.D,
-      vocab: 32000,
-    },
+    model: attentionModel(x.H, x.Hkv, x.D, `attention H${x.H} D${x.D}`),
     mode: 'attention',
     seqLen: x.S,
     mask: maskName(x.mask),

@@ -23,6 +23,10 @@ import {
 import { chunkHop } from '../varlen/routes.js';
 import { type LinkClass, type Network, p2pMs } from './links.js';
 import type { BlockMask, Rates } from './rates.js';
+import type { Calibration } from './calibration/types.js';
+import { parseConfig, type PlanConfig } from './config.js';
+import { attentionModel } from './model.js';
+import { buildContext } from './search.js';
 
 export interface VarlenDims {
   H: number;
@@ -438,7 +442,8 @@ const CHUNK_CHOICES = [1, 2, 4, 6];
  * The routes of a dispatch plan chosen by priced cost: first the rounds the direct transfers are
  * cut into, then which groups relay — those of at least k ranks, for each group size k the plan
  * has (large groups gain most from a relay) — then whether the star pairs chooseVisits picks send
- * their queries instead (key splitting). Keeps the cheapest; the placement is unchanged.
+ * their queries instead (key splitting). Keeps the cheapest; the placement is unchanged. `given`:
+ * the plan as it came, priced.
  */
 export function chooseRoutes(
   plan: DispatchPlan,
@@ -446,9 +451,10 @@ export function chooseRoutes(
   rates: Rates,
   net: Network,
   gpusPerNode: number,
-): { plan: DispatchPlan; price: VarlenPrice } {
+): { plan: DispatchPlan; price: VarlenPrice; given: VarlenPrice } {
   const price = (p: DispatchPlan): VarlenPrice => priceDispatch(p, dims, rates, net, gpusPerNode);
-  let best = { plan, price: price(plan) };
+  const given = price(plan);
+  let best = { plan, price: given };
   const consider = (p: DispatchPlan): void => {
     const x = price(p);
     if (x.stepMs < best.price.stepMs) best = { plan: p, price: x };
@@ -467,7 +473,7 @@ export function chooseRoutes(
     );
   // key splitting: the star pairs whose queries are cheaper to move than their keys visit
   consider(withVisits(best.plan, visitWeight(dims)));
-  return best;
+  return { ...best, given };
 }
 
 /**
@@ -492,9 +498,8 @@ export function wholeDocumentsMs(plan: DispatchPlan, dims: VarlenDims, rates: Ra
 
 /**
  * The documents that may go head-parallel, heaviest first: those of more than two ranks' mean area
- * (a star would spread their rows thin and send each rank most of their keys). Ulysses over the
- * largest divisor of the heads within a node; rings of such groups enough that a member's share is
- * at most a rank's mean area and its tokens fit.
+ * (a star would spread their rows thin and send each rank most of their keys), each in the shape
+ * headShape gives it where the world holds that shape.
  */
 export function headCandidates(
   batch: Batch,
@@ -503,24 +508,98 @@ export function headCandidates(
   gpusPerNode: number,
   maxTokens: number,
 ): HeadChoice[] {
-  const areas = batch.lengths.map((L, d) => docArea(batch.masks[d]!, L, 0, L, 0, L));
+  const areas = docAreas(batch);
   const mean = areas.reduce((a, b) => a + b, 0) / world;
-  let u = Math.min(gpusPerNode, world);
-  while (H % u !== 0) u--;
   const out: (HeadChoice & { area: number })[] = [];
   areas.forEach((a, d) => {
     if (a <= 2 * mean) return;
-    const ring = Math.max(1, Math.ceil(a / (u * mean)), Math.ceil(batch.lengths[d]! / (u * maxTokens)));
-    if (u * ring <= world) out.push({ doc: d, ulysses: u, ring, area: a });
+    const c = shapeOf(d, a, batch.lengths[d]!, mean, world, H, gpusPerNode, maxTokens);
+    if (c.ulysses * c.ring! <= world) out.push({ ...c, area: a });
   });
   return out.sort((x, y) => y.area - x.area || x.doc - y.doc).map(({ doc, ulysses, ring }) => ({ doc, ulysses, ring }));
+}
+
+/**
+ * The head-parallel shape of document `doc`: Ulysses over the largest divisor of the heads within
+ * a node; rings of such groups enough that a member's share is at most a rank's mean area and its
+ * tokens fit under `maxTokens`.
+ */
+export function headShape(
+  batch: Batch,
+  doc: number,
+  world: number,
+  H: number,
+  gpusPerNode: number,
+  maxTokens: number,
+): HeadChoice {
+  const areas = docAreas(batch);
+  const mean = areas.reduce((a, b) => a + b, 0) / world;
+  return shapeOf(doc, areas[doc]!, batch.lengths[doc]!, mean, world, H, gpusPerNode, maxTokens);
+}
+
+const docAreas = (batch: Batch): number[] => batch.lengths.map((L, d) => docArea(batch.masks[d]!, L, 0, L, 0, L));
+
+function shapeOf(
+  doc: number,
+  area: number,
+  L: number,
+  mean: number,
+  world: number,
+  H: number,
+  gpusPerNode: number,
+  maxTokens: number,
+): HeadChoice {
+  let u = Math.min(gpusPerNode, world);
+  while (H % u !== 0) u--;
+  return { doc, ulysses: u, ring: Math.max(1, Math.ceil(area / (u * mean)), Math.ceil(L / (u * maxTokens))) };
+}
+
+/** One dispatch the choice by priced time weighed. */
+export interface WeighedDispatch {
+  /** its head-parallel documents */
+  heads: HeadChoice[];
+  /** routes chosen by price (chooseRoutes), or plain: the star in one round, no visits */
+  routesPriced: boolean;
+  /** its routes: rounds a star transfer is cut into, groups that relay, star pairs that visit */
+  chunks?: number;
+  relayGroups?: number;
+  visits?: number;
+  /** one layer, forward + backward, ms; absent where the ranks could not hold it */
+  stepMs?: number;
+  areaBalance?: number;
+  /** why it was not taken though priced faster (the area balance target), or could not be placed */
+  note?: string;
+}
+
+export interface PricedDispatch {
+  plan: DispatchPlan;
+  price: VarlenPrice;
+  /** what was weighed, the plain dispatch first; `chosen` indexes the plan taken */
+  considered: WeighedDispatch[];
+  chosen: number;
+}
+
+function weighed(plan: DispatchPlan, price: VarlenPrice, routesPriced: boolean): WeighedDispatch {
+  return {
+    heads: plan.docs
+      .filter((d) => d.heads)
+      .map((d) => ({ doc: d.doc, ulysses: d.heads!.ulysses, ring: d.heads!.ring })),
+    routesPriced,
+    chunks: plan.chunks,
+    relayGroups: plan.docs.filter((d) => d.relay).length,
+    visits: plan.visits.length,
+    stepMs: price.stepMs,
+    areaBalance: plan.balance.area,
+  };
 }
 
 /**
  * The dispatch by priced time: the plain dispatch with its routes chosen (chooseRoutes), against the
  * dispatches with the 1, 2, 4, … heaviest candidates (headCandidates) head-parallel, each with its
  * routes chosen. Keeps the cheapest within the area balance target (1.05); a candidate set the
- * ranks cannot hold ends the search.
+ * ranks cannot hold ends the search. Documents named in `o.heads` are head-parallel whatever the
+ * price (no search; their routes are still chosen). `plain`: no choice, the dispatch as asked,
+ * priced. Deterministic: the same batch, options and rates give the same plan.
  */
 export function dispatchPriced(
   batch: Batch,
@@ -529,23 +608,86 @@ export function dispatchPriced(
   rates: Rates,
   net: Network,
   gpusPerNode: number,
-): { plan: DispatchPlan; price: VarlenPrice } {
-  let best = chooseRoutes(dispatch(batch, o), dims, rates, net, gpusPerNode);
-  const cands = headCandidates(batch, o.world, dims.H, gpusPerNode, best.plan.maxTokens);
+  plain = false,
+): PricedDispatch {
+  const route = (p: DispatchPlan): ReturnType<typeof chooseRoutes> => chooseRoutes(p, dims, rates, net, gpusPerNode);
+  if (plain) {
+    const plan = dispatch(batch, o),
+      price = priceDispatch(plan, dims, rates, net, gpusPerNode);
+    return { plan, price, considered: [weighed(plan, price, false)], chosen: 0 };
+  }
+  const bare = dispatch(batch, { ...o, heads: [] }),
+    first = route(bare);
+  const considered = [weighed(bare, first.given, false), weighed(first.plan, first.price, true)];
+  if (o.heads?.length) {
+    const x = route(dispatch(batch, o));
+    return { ...x, considered: [...considered, weighed(x.plan, x.price, true)], chosen: 2 };
+  }
+  let best = { ...first, chosen: 1 };
+  const cands = headCandidates(batch, o.world, dims.H, gpusPerNode, first.plan.maxTokens);
   for (let j = 1; j <= cands.length; j = j * 2 > cands.length && j < cands.length ? cands.length : j * 2) {
+    const heads = cands.slice(0, j);
     let placed: DispatchPlan;
     try {
-      placed = dispatch(batch, { ...o, heads: cands.slice(0, j) });
+      placed = dispatch(batch, { ...o, heads });
     } catch (e) {
-      if (e instanceof UserError) break;
-      throw e;
+      if (!(e instanceof UserError)) throw e;
+      considered.push({ heads, routesPriced: true, note: e.message });
+      break;
     }
-    const x = chooseRoutes(placed, dims, rates, net, gpusPerNode);
+    const x = route(placed),
+      w = weighed(x.plan, x.price, true);
     // the area balance target holds: a cheaper plan that breaks it is not taken
-    if (x.price.stepMs < best.price.stepMs && x.plan.balance.area <= AREA_BALANCE_TARGET) best = x;
+    const over = x.plan.balance.area > AREA_BALANCE_TARGET;
+    considered.push(over ? { ...w, note: `area balance over the target ${AREA_BALANCE_TARGET}` } : w);
+    if (x.price.stepMs < best.price.stepMs && !over) best = { ...x, chosen: considered.length - 1 };
   }
-  return best;
+  return { plan: best.plan, price: best.price, considered, chosen: best.chosen };
 }
 
 /** The dispatch's area balance target (max / mean): head-parallel plans beyond it are not chosen. */
 const AREA_BALANCE_TARGET = 1.05;
+
+/** Across nodes: one 400 Gb/s NIC per GPU (50 GB/s a direction), an assumption of a typical H200 cluster. */
+export const VARLEN_INTER_NODE = { GBps: 50, latencyUs: 10 } as const;
+
+/**
+ * The planner's config for attention of `dims` on `world` H200s, `perNode` a node (NVLink) and
+ * VARLEN_INTER_NODE across nodes: the cluster varlen plans are priced on (weft bench varlen, weft
+ * run --strategy varlen).
+ */
+export function varlenConfig(
+  world: number,
+  S: number,
+  dims: VarlenDims,
+  mask = 'causal',
+  cuSeqlens?: number[],
+  implementation = 'weft',
+  perNode = 8,
+): PlanConfig {
+  const nodes = Math.max(1, Math.ceil(world / perNode)),
+    gpusPerNode = Math.min(world, perNode);
+  return parseConfig({
+    model: attentionModel(dims.H, dims.Hkv, dims.D),
+    mode: 'attention',
+    seqLen: S,
+    mask,
+    ...(cuSeqlens ? { cuSeqlens } : {}),
+    implementation,
+    cluster: { nodes, gpusPerNode, gpu: 'h200', ...(nodes > 1 ? { interNode: VARLEN_INTER_NODE } : {}) },
+  });
+}
+
+/** What priceDispatch takes of a cluster: the calibrated rates, the links, GPUs per node. */
+export interface VarlenPricing {
+  rates: Rates;
+  net: Network;
+  gpusPerNode: number;
+}
+
+/** Pricing on varlenConfig's cluster, with `calibration` in place of the shipped figures where given. */
+export function varlenPricing(world: number, S: number, dims: VarlenDims, calibration?: Calibration): VarlenPricing {
+  const cfg = varlenConfig(world, S, dims);
+  const { rates, net } = buildContext(cfg, calibration);
+  return { rates, net, gpusPerNode: cfg.cluster.gpusPerNode };
+}

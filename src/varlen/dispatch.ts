@@ -164,6 +164,11 @@ export function rankPositions(plan: DispatchPlan): Int32Array[] {
   return lists.map((l) => Int32Array.from(l.sort((a, b) => a - b)));
 }
 
+/** The most tokens a rank may hold: `o.maxTokens`, or ⌈S/N · (1 + slack)⌉. */
+export function rankTokenLimit(S: number, o: Pick<DispatchOptions, 'world' | 'maxTokens' | 'slack'>): number {
+  return o.maxTokens ?? Math.ceil((S / o.world) * (1 + (o.slack ?? 0.05)));
+}
+
 export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
   const N = o.world,
     lengths = batch.lengths,
@@ -175,7 +180,7 @@ export function dispatch(batch: Batch, o: DispatchOptions): DispatchPlan {
   const cu = cuSeqlensOf(lengths),
     S = cu[cu.length - 1]!;
   if (S < N) throw new UserError(`${S} tokens cannot give each of ${N} ranks one`);
-  const maxTokens = o.maxTokens ?? Math.ceil((S / N) * (1 + (o.slack ?? 0.05)));
+  const maxTokens = rankTokenLimit(S, o);
   if (maxTokens * N < S)
     throw new UserError(
       `a limit of ${maxTokens} tokens per rank holds ${maxTokens * N} of the ${S} tokens on ${N} ranks`,

@@ -20,6 +20,8 @@ import { type InferOpts, runInferMode } from './infer.js';
 
 async function run(o: RunOpts & InferOpts): Promise<void> {
   if (o.strategy === 'varlen') return (await import('./varlen.js')).runVarlenCommand(o);
+  for (const [f, flag] of VARLEN_ONLY)
+    if (o[f] !== undefined) throw new UserError(`--${flag} applies to --strategy varlen`);
   if (o.mode !== undefined) return runInferMode(o); // inference over a sharded KV cache (infer.ts)
   if (o.strategy === undefined || o.world === undefined) throw new UserError('--strategy and --world are required');
   const su = setup(o);
@@ -75,6 +77,18 @@ async function run(o: RunOpts & InferOpts): Promise<void> {
   }
   if (check && !check.ok) process.exitCode = 1;
 }
+
+/** Options only --strategy varlen reads, with their flags. */
+const VARLEN_ONLY = [
+  ['dist', 'dist'],
+  ['lengths', 'lengths'],
+  ['dryPlan', 'dry-plan'],
+  ['rankTokens', 'rank-tokens'],
+  ['tokenSlack', 'token-slack'],
+  ['dispatch', 'dispatch'],
+  ['headDocs', 'head-docs'],
+  ['calibration', 'calibration'],
+] as const;
 
 function table(
   l: Layout,
@@ -142,6 +156,15 @@ export function registerRun(program: Command): void {
     .option('--dist <name>', 'varlen: longtail | magi, drawn from --seed for --docs N or --seq S')
     .option('--rank-tokens <n>', 'varlen: most tokens one rank may hold (default: 5% above an even share)')
     .option('--token-slack <x>', "varlen: the default limit's headroom over an even share (default 0.05)")
+    .option(
+      '--dispatch <how>',
+      "varlen: auto (default: the planner's choice by priced time, printed) | plain (no head-parallel documents, the star in one round, no visits)",
+    )
+    .option(
+      '--head-docs <list>',
+      'varlen: documents attended head-parallel, DOC[:U[xR]] (index from 0, Ulysses × ring)',
+    )
+    .option('--calibration <file>', 'varlen: calibration (JSON) or weft bench records to price the dispatch with')
     .option('--dry-plan', 'varlen: print the dispatch plan and run nothing')
     .option('--scale <x>', 'softmax scale (default 1/√D)')
     .option('--seed <n>', 'random seed', '1')
