@@ -47,7 +47,7 @@ const SHAPE = { H: 64, Hkv: 8, D: 128 } as const;
  * ranks (the planner prices a ring over a document mask block by block and document by document:
  * a long-tail batch of thousands of documents on 128+ GPUs takes minutes per layout).
  */
-export const STATIC_PRICED_UP_TO = 64 * 8192;
+const STATIC_PRICED_UP_TO = 64 * 8192;
 const STATIC_MANY_DOCS = 100;
 
 const causalBatch = (lengths: number[]): Batch => ({

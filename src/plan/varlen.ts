@@ -8,7 +8,7 @@
 // its round and ends when the sender's and the receiver's ports are through that round's bytes
 // (NVLink inside a node, the network across). The layer ends when the slowest rank does.
 import { bytesPerElement } from '../tensor/dtype.js';
-import { pairArea } from '../varlen/batch.js';
+import { attentionFlops } from '../kernel/flops.js';
 import { UserError } from '../errors.js';
 import { type Batch, pairArea as docArea } from '../varlen/batch.js';
 import {
@@ -90,7 +90,7 @@ export function priceDispatch(
   const N = plan.world,
     kvRow = 2 * Hkv * D * e,
     gradRow = 2 * Hkv * D * 4;
-  const flops = (area: number): number => 4 * area * D * H;
+  const flops = (area: number): number => attentionFlops(area, H, D, 'fwd');
   const mask: BlockMask = plan.masks.every((m) => m.kind === 'full') ? 'full' : 'causal';
   const cls = (a: number, b: number): LinkClass =>
     Math.floor(a / gpusPerNode) === Math.floor(b / gpusPerNode) ? 'intra' : 'inter';
@@ -330,7 +330,12 @@ export function priceDispatch(
   const fwdMs = Math.max(...fwdClock),
     bwdMs = Math.max(...bwdClock),
     stepMs = fwdMs + bwdMs;
-  const totalFlops = 3.5 * flops(plan.ranks.reduce((s, r) => s + r.area, 0));
+  const totalFlops = attentionFlops(
+    plan.ranks.reduce((s, r) => s + r.area, 0),
+    H,
+    D,
+    'fwd+bwd',
+  );
   const rowsMoved = plan.transfers.reduce((s, t) => s + t.rows, 0),
     visited = plan.visits.reduce((s, x) => s + x.rows, 0);
   return {
@@ -349,7 +354,7 @@ export function priceDispatch(
  * takes): the query out, its partial (out, lse in f32) back, then dout, out and lse out and dQ (f32)
  * back — against K and V out and their f32 gradients back.
  */
-export function visitWeight(dims: VarlenDims): number {
+function visitWeight(dims: VarlenDims): number {
   const { H, Hkv, D } = dims,
     e = bytesPerElement(dims.dtype ?? 'bf16');
   return (H * D * (3 * e + 8) + 2 * H * 4) / (2 * Hkv * D * (e + 4));
@@ -410,10 +415,10 @@ function headParts(
       const ringCls: LinkClass = node(m) === node(members[(i + u) % members.length]!) ? 'intra' : 'inter';
       const step = (perRow: number): number => (r > 1 ? p2pMs(net, gr * perRow, ringCls) : 0);
       const kf =
-          rates.attnMs('fwd', 4 * area * D * H, kbar, D, mask) +
+          rates.attnMs('fwd', attentionFlops(area, H, D, 'fwd'), kbar, D, mask) +
           r * rates.stepOverheadMs() +
           (r > 1 ? rates.mergeMs(gr * (H / u) * D * (r - 1)) : 0),
-        kb = rates.attnMs('bwd', 4 * area * D * H, kbar, D, mask) + r * rates.stepOverheadMs();
+        kb = rates.attnMs('bwd', attentionFlops(area, H, D, 'fwd'), kbar, D, mask) + r * rates.stepOverheadMs();
       computeMs[m]! += kf + kb;
       // the ring's r − 1 steps run under the kernels: the slower of the two, a step at a time
       const ringF = (r - 1) * Math.max(kf / r, step(2 * kvHeads * D * e)),
@@ -487,8 +492,8 @@ export function wholeDocumentsMs(plan: DispatchPlan, dims: VarlenDims, rates: Ra
   let ms = 0;
   plan.lengths.forEach((L, d) => {
     const m = plan.masks[d]!,
-      area = pairArea(m, L, 0, L, 0, L),
-      f = 4 * area * D * H,
+      area = docArea(m, L, 0, L, 0, L),
+      f = attentionFlops(area, H, D, 'fwd'),
       mask: BlockMask = m.kind === 'full' ? 'full' : 'causal';
     ms +=
       rates.attnMs('fwd', f, Math.max(1, area / L), D, mask) + rates.attnMs('bwd', f, Math.max(1, area / L), D, mask);

@@ -54,7 +54,7 @@ export function batchMaskSpec(b: Batch): MaskSpec {
   return { kind: 'slices', slices };
 }
 
-export function innerSpec(m: DocMask): MaskSpec {
+function innerSpec(m: DocMask): MaskSpec {
   return m.kind === 'sliding' ? { kind: 'sliding', left: m.left, right: m.right } : { kind: m.kind };
 }
 
@@ -97,7 +97,7 @@ export function keySpan(m: DocMask, L: number, a: number, b: number): [number, n
 }
 
 /** A cu_seqlens list as the CLI takes it: 0,…,S, strictly increasing. */
-export function parseCuSeqlens(text: string): number[] {
+function parseCuSeqlens(text: string): number[] {
   const parts = text.split(',').map((x) => x.trim());
   if (parts.some((x) => !/^\d+$/.test(x)))
     throw new UserError(`--cu-seqlens must be integers separated by commas, not '${text}'`);
@@ -110,7 +110,7 @@ export function parseCuSeqlens(text: string): number[] {
 }
 
 /** Document lengths from a file: positive integers separated by white space or commas; '#' starts a comment. */
-export function readLengths(file: string): number[] {
+function readLengths(file: string): number[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -248,7 +248,7 @@ export function withVisits(plan: DispatchPlan, weight: number): DispatchPlan {
 }
 
 /** The visiting pairs of a plan, [query rank, key owner] (what the executor takes). */
-export function visitPairs(plan: DispatchPlan): [number, number][] {
+function visitPairs(plan: DispatchPlan): [number, number][] {
   return plan.visits.map((x) => [x.from, x.to]);
 }
 
@@ -393,12 +393,12 @@ export function routesOf(plan: DispatchPlan): {
 }
 
 /** The head-parallel documents as the executor takes them (heads.ts HeadGroup). */
-export function headGroups(plan: DispatchPlan): HeadGroup[] {
+function headGroups(plan: DispatchPlan): HeadGroup[] {
   return plan.docs.filter((d) => d.heads).map((d) => ({ start: d.start, end: d.start + d.length, ...d.heads! }));
 }
 
 /** The position spans whose K/V travel by relay (what the executor takes), sorted. */
-export function relaySpans(plan: DispatchPlan): [number, number][] {
+function relaySpans(plan: DispatchPlan): [number, number][] {
   return plan.docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length]);
 }
 

@@ -106,7 +106,7 @@ const plans = new WeakMap<MaskGrid, WeakMap<ShardMap, Map<string, Exchange>>>();
  * Every hop and visit of the step, from the mask, the placement, the relay spans, the visiting
  * pairs ([query rank, key owner]) and the spans attended head-parallel (`hidden`) alone (memoized: forward and backward ask again).
  */
-export function exchangeHops(
+function exchangeHops(
   grid: MaskGrid,
   shard: ShardMap,
   relay: Ranges = [],

@@ -185,7 +185,7 @@ const sortHops = <T extends Hop>(hops: T[]): T[] =>
  * runs beside the own block alone and its gradients return last, beside the own block's backward,
  * so it is the smallest; each later round runs beside the compute on a smaller one before it.
  */
-export function chunkRows(rows: number, n: number, t: number): number {
+function chunkRows(rows: number, n: number, t: number): number {
   const upTo = (u: number): number => (u < 0 ? 0 : Math.round((((u + 1) * (u + 2)) / (n * (n + 1))) * rows));
   return upTo(t) - upTo(t - 1);
 }
