@@ -149,11 +149,13 @@ export interface DecodeLaunch {
 }
 
 /**
- * Four stages at one CTA per SM, one wave: the fastest measured on every shape of the bench
- * (batch 1–16 × context 32K–1M × 1–8 new tokens; docs/decode.md) against two or three CTAs per SM
- * with fewer stages and against more, shorter splits than resident CTAs.
+ * Three stages at one CTA per SM, one wave: two 32 KiB stages in flight while one is computed on,
+ * 8 MiB over 132 SMs, more than the memory's rate × latency needs. Four stages were 1.1% slower
+ * (geometric mean over the bench's shapes, the same runs; docs/decode.md): once the read is at the
+ * memory's rate, more bytes in flight only add contention. Two or three CTAs per SM and more,
+ * shorter splits than resident CTAs were slower still.
  */
-const DECODE_LAUNCH: DecodeLaunch = { stages: 4, ctasPerSm: 1, waves: 1 };
+const DECODE_LAUNCH: DecodeLaunch = { stages: 3, ctasPerSm: 1, waves: 1 };
 
 /** Other launch settings, for development sweeps (tools/kernel-dev/decode-dev.mjs); default DECODE_LAUNCH. */
 export interface DecodeOptions extends Partial<DecodeLaunch> {
