@@ -803,26 +803,9 @@ function finishPlan(
   const docs: DocPlacement[] = byDoc.map((ps, d) => {
     const rs = [...new Set(ps.map((p) => p.rank))].sort((a, b) => a - b);
     const hp = heads.get(d);
-    if (hp)
-      return {
-        doc: d,
-        start: cu[d]!,
-        length: lengths[d]!,
-        mask: docMaskName(masks[d]!),
-        ranks: rs,
-        mode: 'heads',
-        relay: false,
-        heads: hp,
-      };
-    return {
-      doc: d,
-      start: cu[d]!,
-      length: lengths[d]!,
-      mask: docMaskName(masks[d]!),
-      ranks: rs,
-      mode: rs.length === 1 ? 'local' : 'group',
-      relay: rs.length > 1 && relayDocs.has(d),
-    };
+    const base = { doc: d, start: cu[d]!, length: lengths[d]!, mask: docMaskName(masks[d]!), ranks: rs };
+    if (hp) return { ...base, mode: 'heads', relay: false, heads: hp };
+    return { ...base, mode: rs.length === 1 ? 'local' : 'group', relay: rs.length > 1 && relayDocs.has(d) };
   });
   const relay = docs.filter((d) => d.relay).map((d) => [d.start, d.start + d.length] as [number, number]);
   const routed = takeVisits(
